@@ -1,0 +1,101 @@
+//! Boot information: what the proxy tells kernel-min and libos about the partition.
+//! Written once by the proxy before the first vCPU runs; read-only afterwards.
+
+use core::mem::{offset_of, size_of};
+use static_assertions::const_assert_eq;
+
+/// `BootInfo::magic`: "MOTEBOOT".
+pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"MOTEBOOT");
+/// Version of this layout; bumped on any change.
+pub const BOOT_VERSION: u32 = 1;
+
+/// At `layout::BOOT_INFO_GPA`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BootInfo {
+    /// `BOOT_MAGIC`.
+    pub magic: u64,
+    /// `BOOT_VERSION`.
+    pub version: u32,
+    /// Number of LWK cores.
+    pub ncores: u32,
+    /// Bytes of guest-physical memory.
+    pub mem_size: u64,
+    /// First guest-physical address libos may allocate frames from.
+    pub pool_start: u64,
+    /// Guest-physical base of the runtime region.
+    pub runtime_gpa: u64,
+    /// Entry point of the runtime (virtual).
+    pub runtime_entry: u64,
+    /// Runtime text range `[text_start, text_end)` (virtual): `syscall` from here is a
+    /// kernel call, not a Linux system call.
+    pub runtime_text_start: u64,
+    /// End of the runtime's text.
+    pub runtime_text_end: u64,
+    /// End of the runtime image (virtual, page aligned); its heap starts after it.
+    pub runtime_image_end: u64,
+    /// Guest-physical address of the top-level page table.
+    pub pml4_gpa: u64,
+    /// Next free page of the boot page-table pool (kernel-min allocates tables from
+    /// here until `PT_POOL_END`, then from the frames libos gives it).
+    pub pt_pool_next: u64,
+    /// Linux process id of the proxy, which is the application's pid.
+    pub pid: u32,
+    /// Flags, `BOOT_F_*`.
+    pub flags: u32,
+    /// TSC frequency in kHz (0 if unknown).
+    pub tsc_khz: u64,
+    /// Length of the argv/envp block at `layout::ARGS_VA`.
+    pub args_len: u64,
+    /// Number of argv strings in the block (the first is the program path).
+    pub argc: u32,
+    /// Number of envp strings following argv in the block.
+    pub envc: u32,
+    /// AT_HWCAP value for the application.
+    pub hwcap: u64,
+    /// AT_HWCAP2 value.
+    pub hwcap2: u64,
+    /// 16 random bytes for AT_RANDOM.
+    pub random: [u8; 16],
+}
+
+/// The CPU supports `wrfsbase` at CPL3 (CR4.FSGSBASE is set).
+pub const BOOT_F_FSGSBASE: u32 = 1 << 0;
+/// Print libos's decisions on the debug console (`MOTE_DEBUG=1`).
+pub const BOOT_F_DEBUG: u32 = 1 << 1;
+
+const_assert_eq!(size_of::<BootInfo>(), 152);
+const_assert_eq!(offset_of!(BootInfo, pid), 88);
+const_assert_eq!(offset_of!(BootInfo, random), 136);
+
+/// The argv/envp block: `argc` NUL-terminated strings, then `envc` NUL-terminated
+/// strings, back to back. The first argv string is the resolved program path that
+/// libos opens; the second is the application's `argv[0]` as the user typed it.
+pub fn parse_strings(block: &[u8], count: usize) -> (impl Iterator<Item = &[u8]>, usize) {
+    let mut end = 0;
+    let mut n = 0;
+    while n < count && end < block.len() {
+        match block[end..].iter().position(|&b| b == 0) {
+            Some(p) => end += p + 1,
+            None => end = block.len(),
+        }
+        n += 1;
+    }
+    let it = block[..end].split(|&b| b == 0).take(count);
+    (it, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_round_trip() {
+        let block = b"/bin/x\0x\0-a\0HOME=/\0";
+        let (argv, used) = parse_strings(block, 3);
+        let argv: Vec<_> = argv.collect();
+        assert_eq!(argv, [&b"/bin/x"[..], b"x", b"-a"]);
+        let (env, _) = parse_strings(&block[used..], 1);
+        assert_eq!(env.collect::<Vec<_>>(), [&b"HOME=/"[..]]);
+    }
+}

@@ -1,0 +1,298 @@
+//! Inter-kernel communication: one request slot per LWK core, in shared memory.
+//!
+//! # Protocol (the only place it is written down)
+//!
+//! Each core has a `CorePage` in the IKC area; its `slot` carries one call at a time.
+//!
+//! * **LWK side (requester, one per core, the core's running thread):**
+//!   1. writes `op`, `nr`, `args` (Relaxed — published by step 2);
+//!   2. `req_seq.store(s, Release)` with `s = previous + 1`;
+//!   3. `fence(SeqCst)`; if `proxy_waiting != 0` the proxy sleeps: `out NOTIFY`;
+//!   4. spins until `resp_seq.load(Acquire) == s`, bounded; then sets
+//!      `lwk_waiting = 1`, `fence(SeqCst)`, re-checks and if still not answered does
+//!      `out WAIT` (the vCPU thread sleeps on `resp_seq`); clears `lwk_waiting`;
+//!   5. reads `ret` (Relaxed — ordered by the Acquire of step 4).
+//! * **Proxy side (one offload thread per core):**
+//!   1. spins until `req_seq.load(Acquire) != last`, bounded; then sets
+//!      `proxy_waiting = 1`, `fence(SeqCst)`, re-checks and sleeps on `req_seq`
+//!      (futex) until it changes; clears `proxy_waiting`;
+//!   2. reads `op`, `nr`, `args`, executes the call;
+//!   3. `ret.store(Relaxed)`, `resp_seq.store(s, Release)`;
+//!   4. `fence(SeqCst)`; if `lwk_waiting != 0`, futex-wakes `resp_seq`.
+//!
+//! The SeqCst fences make the flag/sequence pairs a Dekker handshake: a side that
+//! goes to sleep either sees the other's sequence number or is seen as waiting.
+//! Requester and responder fields live on different cache lines.
+
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use static_assertions::const_assert_eq;
+
+use crate::trap::FaultReport;
+
+/// What the LWK asks of the proxy.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Execute Linux system call `nr` with `args` in the unified address space.
+    Syscall = 1,
+    /// The application exited: `args[0]` is the status (0–255).
+    Exit = 2,
+    /// The application was killed by signal `args[0]`; `CorePage::fault` says why
+    /// when `args[1] != 0`.
+    Fatal = 3,
+    /// Print `args[1]` bytes at virtual address `args[0]` on the proxy's stderr
+    /// (diagnostics from libos; not the application's output).
+    Log = 4,
+    /// Do nothing (used to make the proxy apply pending map-log entries).
+    Nop = 5,
+}
+
+impl Op {
+    /// Decode, rejecting unknown values.
+    pub fn from_u32(v: u32) -> Option<Op> {
+        Some(match v {
+            1 => Op::Syscall,
+            2 => Op::Exit,
+            3 => Op::Fatal,
+            4 => Op::Log,
+            5 => Op::Nop,
+            _ => return None,
+        })
+    }
+}
+
+/// One core's request slot.
+#[repr(C, align(64))]
+pub struct Slot {
+    // --- written by the LWK ---
+    pub req_seq: AtomicU32,
+    pub lwk_waiting: AtomicU32,
+    pub op: AtomicU32,
+    _pad0: u32,
+    pub nr: AtomicU64,
+    pub args: [AtomicU64; 6],
+    _pad1: [u64; 7],
+    // --- written by the proxy (own cache lines) ---
+    pub resp_seq: AtomicU32,
+    pub proxy_waiting: AtomicU32,
+    pub ret: AtomicI64,
+    _pad2: [u64; 6],
+}
+
+const_assert_eq!(size_of::<Slot>(), 192);
+const_assert_eq!(offset_of!(Slot, resp_seq), 128);
+
+/// A request read out of a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub seq: u32,
+    pub op: u32,
+    pub nr: u64,
+    pub args: [u64; 6],
+}
+
+/// How a side sleeps and wakes the other when spinning is not enough.
+pub trait Doorbell {
+    /// LWK: the proxy is asleep; wake it (`out NOTIFY`).
+    fn notify_proxy(&self, slot: &Slot);
+    /// LWK: sleep until `resp_seq` differs from `seen` (`out WAIT`).
+    fn wait_response(&self, slot: &Slot, seen: u32);
+}
+
+/// Spins before a side goes to sleep (each iteration is one `pause`).
+pub const SPIN_LIMIT: u32 = 1 << 14;
+
+impl Slot {
+    /// LWK side: make a call and wait for its result.
+    pub fn call(&self, op: Op, nr: u64, args: [u64; 6], bell: &impl Doorbell) -> i64 {
+        self.op.store(op as u32, Ordering::Relaxed);
+        self.nr.store(nr, Ordering::Relaxed);
+        for (a, v) in self.args.iter().zip(args) {
+            a.store(v, Ordering::Relaxed);
+        }
+        let s = self.req_seq.load(Ordering::Relaxed).wrapping_add(1);
+        self.req_seq.store(s, Ordering::Release);
+        fence(Ordering::SeqCst);
+        if self.proxy_waiting.load(Ordering::Relaxed) != 0 {
+            bell.notify_proxy(self);
+        }
+        let mut spins = 0u32;
+        loop {
+            let r = self.resp_seq.load(Ordering::Acquire);
+            if r == s {
+                break;
+            }
+            if spins < SPIN_LIMIT {
+                spins += 1;
+                core::hint::spin_loop();
+                continue;
+            }
+            self.lwk_waiting.store(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if self.resp_seq.load(Ordering::Acquire) != s {
+                bell.wait_response(self, r);
+            }
+            self.lwk_waiting.store(0, Ordering::Relaxed);
+        }
+        self.ret.load(Ordering::Relaxed)
+    }
+
+    /// Proxy side: a new request, if one is published after `last`.
+    pub fn poll(&self, last: u32) -> Option<Request> {
+        let seq = self.req_seq.load(Ordering::Acquire);
+        if seq == last {
+            return None;
+        }
+        Some(Request {
+            seq,
+            op: self.op.load(Ordering::Relaxed),
+            nr: self.nr.load(Ordering::Relaxed),
+            args: core::array::from_fn(|i| self.args[i].load(Ordering::Relaxed)),
+        })
+    }
+
+    /// Proxy side: announce sleep; returns false if a request arrived meanwhile
+    /// (then do not sleep). Call `end_sleep` after waking.
+    pub fn begin_sleep(&self, last: u32) -> bool {
+        self.proxy_waiting.store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.req_seq.load(Ordering::Acquire) != last {
+            self.proxy_waiting.store(0, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Proxy side: done sleeping.
+    pub fn end_sleep(&self) {
+        self.proxy_waiting.store(0, Ordering::Relaxed);
+    }
+
+    /// Proxy side: publish the result of request `seq`. Returns true when the LWK
+    /// side sleeps and must be woken (futex wake on `resp_seq`).
+    pub fn respond(&self, seq: u32, ret: i64) -> bool {
+        self.ret.store(ret, Ordering::Relaxed);
+        self.resp_seq.store(seq, Ordering::Release);
+        fence(Ordering::SeqCst);
+        self.lwk_waiting.load(Ordering::Relaxed) != 0
+    }
+}
+
+/// One core's page in the IKC area.
+#[repr(C, align(4096))]
+pub struct CorePage {
+    /// The request slot.
+    pub slot: Slot,
+    /// Top of the upcall stack kernel-min hands the next trap to (virtual; written by
+    /// libos, read by kernel-min).
+    pub upcall_rsp: AtomicU64,
+    /// Set by kernel-min while it handles a trap from this core (diagnostics).
+    pub in_kernel: AtomicU64,
+    _pad: [u64; 6],
+    /// The fault that ended the run, if any.
+    pub fault: FaultReport,
+}
+
+const_assert_eq!(size_of::<CorePage>(), 4096);
+const_assert_eq!(offset_of!(CorePage, upcall_rsp), 192);
+const_assert_eq!(offset_of!(CorePage, fault), 256);
+
+/// Offset of core `i`'s page inside the IKC area.
+pub const fn core_page_offset(i: usize) -> u64 {
+    (i as u64) * size_of::<CorePage>() as u64
+}
+
+/// Offset of the map log inside the IKC area (after the core pages).
+pub const MAPLOG_OFFSET: u64 = core_page_offset(crate::layout::MAX_CORES);
+
+static_assertions::const_assert!(
+    MAPLOG_OFFSET + size_of::<crate::maplog::MapLog>() as u64 <= crate::layout::IKC_SIZE
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Doorbell that counts rings and just spins (stands in for port I/O).
+    struct Spin;
+    impl Doorbell for Spin {
+        fn notify_proxy(&self, _slot: &Slot) {}
+        fn wait_response(&self, slot: &Slot, seen: u32) {
+            while slot.resp_seq.load(Ordering::Acquire) == seen {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    fn new_slot() -> Arc<Slot> {
+        // SAFETY: Slot is all atomics and padding integers; all-zero is a valid,
+        // idle slot, exactly what a fresh memfd page holds.
+        Arc::new(unsafe { core::mem::zeroed() })
+    }
+
+    #[test]
+    fn many_calls_round_trip_in_order() {
+        let slot = new_slot();
+        let server = {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                let mut last = 0;
+                let mut served = 0u64;
+                loop {
+                    let Some(r) = slot.poll(last) else {
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    last = r.seq;
+                    if r.op == Op::Exit as u32 {
+                        slot.respond(r.seq, 0);
+                        return served;
+                    }
+                    served += 1;
+                    slot.respond(r.seq, (r.nr + r.args[5]) as i64);
+                }
+            })
+        };
+        for i in 0..20_000u64 {
+            let ret = slot.call(Op::Syscall, i, [0, 0, 0, 0, 0, 7], &Spin);
+            assert_eq!(ret, (i + 7) as i64);
+        }
+        slot.call(Op::Exit, 0, [0; 6], &Spin);
+        assert_eq!(server.join().unwrap(), 20_000);
+    }
+
+    #[test]
+    fn sleeping_proxy_is_seen_by_requester() {
+        let slot = new_slot();
+        assert!(slot.begin_sleep(0));
+        // A request published after begin_sleep must be noticed by the requester
+        // as "proxy waiting", so it rings the doorbell.
+        struct Count(std::sync::atomic::AtomicU32);
+        impl Doorbell for Count {
+            fn notify_proxy(&self, _s: &Slot) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+            fn wait_response(&self, _s: &Slot, _seen: u32) {}
+        }
+        let bell = Count(AtomicU32::new(0));
+        let s2 = slot.clone();
+        let h = std::thread::spawn(move || {
+            while s2.poll(0).is_none() {}
+            s2.end_sleep();
+            s2.respond(1, -38)
+        });
+        assert_eq!(slot.call(Op::Syscall, 1, [0; 6], &bell), -38);
+        h.join().unwrap();
+        assert_eq!(bell.0.load(Ordering::Relaxed), 1);
+        assert!(!slot.begin_sleep(0), "a published request cancels sleep");
+    }
+
+    #[test]
+    fn op_decoding_rejects_unknown() {
+        assert_eq!(Op::from_u32(1), Some(Op::Syscall));
+        assert_eq!(Op::from_u32(0), None);
+        assert_eq!(Op::from_u32(99), None);
+    }
+}

@@ -1,0 +1,28 @@
+//! Kernel calls: the few things libos asks kernel-min to do.
+//!
+//! A kernel call is a `syscall` instruction executed from the runtime's text
+//! (`BootInfo::runtime_text_*`); the same instruction anywhere else is an
+//! application's Linux system call, handed up to the shim. Registers follow the
+//! Linux convention: number in `rax`, arguments in `rdi, rsi, rdx, r10, r8, r9`,
+//! result in `rax` (0 or a value on success, `-errno` on failure).
+
+/// `map(va, gpa, len, prot)`: map `[va, va+len)` to guest-physical `[gpa, gpa+len)`
+/// with `PROT_*` bits; uses 2 MiB pages where alignment allows. Fails with
+/// `EEXIST` if any page is already mapped, `EINVAL` for a range outside the user
+/// half or the frame pool.
+pub const MAP: u64 = 1;
+/// `unmap(va, len)`: remove the mappings in `[va, va+len)` (holes are fine).
+pub const UNMAP: u64 = 2;
+/// `protect(va, len, prot)`: change protection of mapped pages in the range.
+pub const PROTECT: u64 = 3;
+/// `give_tables(gpa, len)`: hand kernel-min frames to build page tables from.
+pub const GIVE_TABLES: u64 = 4;
+/// `set_fs(base)`: set the FS base (when `wrfsbase` is not usable at CPL3).
+pub const SET_FS: u64 = 5;
+
+/// `PROT_READ`, as in Linux.
+pub const PROT_READ: u64 = 1;
+/// `PROT_WRITE`, as in Linux.
+pub const PROT_WRITE: u64 = 2;
+/// `PROT_EXEC`, as in Linux.
+pub const PROT_EXEC: u64 = 4;

@@ -1,0 +1,121 @@
+//! The map log: how libos tells the proxy which guest-physical memory backs which
+//! application addresses, so the proxy can map the same memory at the same virtual
+//! addresses (the unified address space).
+//!
+//! # Protocol
+//! Single producer (libos, under its address-space lock), single consumer (the
+//! proxy's offload threads, under the proxy's mirror lock). The producer writes entry
+//! `head % LEN`, then `head.store(head + 1, Release)`. The consumer applies entries
+//! `[tail, head)` (Acquire on `head`) before it executes any forwarded call, then
+//! `tail.store(head, Release)`. A producer that finds the log full
+//! (`head - tail == LEN`) makes an `ikc::Op::Nop` call, which drains it.
+
+use core::mem::size_of;
+use core::sync::atomic::{AtomicU64, Ordering};
+use static_assertions::const_assert_eq;
+
+/// Entries in the log.
+pub const LEN: usize = 2048;
+
+/// `Entry::kind`: `[va, va+len)` is now backed by guest-physical `[gpa, gpa+len)`.
+pub const KIND_MAP: u64 = 1;
+/// `Entry::kind`: `[va, va+len)` is no longer mapped.
+pub const KIND_UNMAP: u64 = 2;
+
+/// One change of the application's address space.
+#[repr(C)]
+pub struct Entry {
+    pub kind: AtomicU64,
+    pub va: AtomicU64,
+    pub len: AtomicU64,
+    pub gpa: AtomicU64,
+}
+
+/// A decoded entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub kind: u64,
+    pub va: u64,
+    pub len: u64,
+    pub gpa: u64,
+}
+
+/// The log, at `ikc::MAPLOG_OFFSET` in the IKC area.
+#[repr(C)]
+pub struct MapLog {
+    pub head: AtomicU64,
+    _pad0: [u64; 7],
+    pub tail: AtomicU64,
+    _pad1: [u64; 7],
+    pub entries: [Entry; LEN],
+}
+
+const_assert_eq!(size_of::<Entry>(), 32);
+const_assert_eq!(size_of::<MapLog>(), 128 + 32 * LEN);
+
+impl MapLog {
+    /// Producer: append; returns false when full (drain, then retry).
+    pub fn push(&self, c: Change) -> bool {
+        let head = self.head.load(Ordering::Relaxed);
+        if head - self.tail.load(Ordering::Acquire) >= LEN as u64 {
+            return false;
+        }
+        let e = &self.entries[(head % LEN as u64) as usize];
+        e.kind.store(c.kind, Ordering::Relaxed);
+        e.va.store(c.va, Ordering::Relaxed);
+        e.len.store(c.len, Ordering::Relaxed);
+        e.gpa.store(c.gpa, Ordering::Relaxed);
+        self.head.store(head + 1, Ordering::Release);
+        true
+    }
+
+    /// Consumer: apply every pending change with `f`, then release the entries.
+    pub fn drain(&self, mut f: impl FnMut(Change)) -> usize {
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Relaxed);
+        for i in tail..head {
+            let e = &self.entries[(i % LEN as u64) as usize];
+            f(Change {
+                kind: e.kind.load(Ordering::Relaxed),
+                va: e.va.load(Ordering::Relaxed),
+                len: e.len.load(Ordering::Relaxed),
+                gpa: e.gpa.load(Ordering::Relaxed),
+            });
+        }
+        self.tail.store(head, Ordering::Release);
+        (head - tail) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_log() -> Box<MapLog> {
+        // SAFETY: MapLog is atomics and integers; all-zero is an empty log, as a
+        // fresh memfd page holds.
+        unsafe { Box::new_zeroed().assume_init() }
+    }
+
+    #[test]
+    fn push_drain_wraps_and_reports_full() {
+        let log = new_log();
+        let c = |i: u64| Change {
+            kind: KIND_MAP,
+            va: i << 12,
+            len: 4096,
+            gpa: i << 12,
+        };
+        for round in 0..3u64 {
+            for i in 0..LEN as u64 {
+                assert!(log.push(c(round * 10_000 + i)));
+            }
+            assert!(!log.push(c(0)), "full log refuses");
+            let mut seen = Vec::new();
+            assert_eq!(log.drain(|ch| seen.push(ch)), LEN);
+            assert_eq!(seen[0], c(round * 10_000));
+            assert_eq!(seen[LEN - 1], c(round * 10_000 + LEN as u64 - 1));
+        }
+        assert_eq!(log.drain(|_| panic!("empty")), 0);
+    }
+}

@@ -1,0 +1,356 @@
+//! x86-64 4-level page tables, edited through a `PhysMem` view of physical memory.
+//!
+//! One implementation serves both sides: the proxy builds the boot page tables with
+//! it (over the guest memory it holds), and kernel-min edits the live tables with it
+//! (over its direct map). Format: Intel SDM vol. 3A §4.5. Uses 2 MiB pages where
+//! virtual and physical alignment allow, and splits a 2 MiB page into 4 KiB pages
+//! when an operation covers only part of it.
+
+use x86_64::structures::paging::PageTableFlags as F;
+
+use crate::errno::Errno;
+use crate::kcall::{PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::layout::{LARGE_PAGE_SIZE, PAGE_SIZE};
+
+/// Physical address bits of an entry.
+pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+const ENTRIES: u64 = 512;
+
+/// Access to physical memory holding page tables.
+pub trait PhysMem {
+    /// Read the 8-byte entry at physical address `pa`.
+    fn read(&self, pa: u64) -> u64;
+    /// Write the 8-byte entry at physical address `pa`.
+    fn write(&mut self, pa: u64, v: u64);
+    /// A zeroed page for a new table, or `None` when out of table frames.
+    fn alloc_table(&mut self) -> Option<u64>;
+}
+
+/// Leaf flags for a user mapping with Linux `PROT_*` bits. `PROT_NONE` gives an entry
+/// that is not present but keeps its frame, so a later `protect` can restore it.
+pub fn user_flags(prot: u64) -> F {
+    let mut f = F::USER_ACCESSIBLE;
+    if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+        f |= F::PRESENT;
+    }
+    if prot & PROT_WRITE != 0 {
+        f |= F::WRITABLE;
+    }
+    if prot & PROT_EXEC == 0 {
+        f |= F::NO_EXECUTE;
+    }
+    f
+}
+
+/// Intermediate-table flags: permissive; the leaf decides.
+fn table_flags(user: bool) -> F {
+    let f = F::PRESENT | F::WRITABLE;
+    if user {
+        f | F::USER_ACCESSIBLE
+    } else {
+        f
+    }
+}
+
+fn index(va: u64, level: u32) -> u64 {
+    (va >> (12 + 9 * (level - 1))) & (ENTRIES - 1)
+}
+
+/// Where a virtual address is mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// Physical address.
+    pub pa: u64,
+    /// Leaf flags.
+    pub flags: F,
+    /// Size of the page that maps it.
+    pub page_size: u64,
+}
+
+/// An address space rooted at a PML4.
+pub struct PageTables<'m, M: PhysMem> {
+    pub mem: &'m mut M,
+    pub pml4: u64,
+}
+
+impl<'m, M: PhysMem> PageTables<'m, M> {
+    /// Tables rooted at `pml4` (a zeroed page for a new address space).
+    pub fn new(mem: &'m mut M, pml4: u64) -> Self {
+        PageTables { mem, pml4 }
+    }
+
+    /// Physical address of the entry for `va` at `level` (1 = PTE, 2 = PDE), creating
+    /// tables on the way. Fails with ENOMEM when out of tables, EEXIST when a large
+    /// page is in the way.
+    fn entry_create(&mut self, va: u64, level: u32, user: bool) -> Result<u64, Errno> {
+        let mut table = self.pml4;
+        for l in (level + 1..=4).rev() {
+            let e_pa = table + index(va, l) * 8;
+            let e = self.mem.read(e_pa);
+            if e & F::PRESENT.bits() == 0 {
+                let t = self.mem.alloc_table().ok_or(Errno::ENOMEM)?;
+                self.mem.write(e_pa, t | table_flags(user).bits());
+                table = t;
+            } else if e & F::HUGE_PAGE.bits() != 0 {
+                return Err(Errno::EEXIST);
+            } else {
+                if user && e & F::USER_ACCESSIBLE.bits() == 0 {
+                    self.mem.write(e_pa, e | F::USER_ACCESSIBLE.bits());
+                }
+                table = e & ADDR_MASK;
+            }
+        }
+        Ok(table + index(va, level) * 8)
+    }
+
+    /// Physical address of the leaf entry mapping `va` and its level, if any entry
+    /// (present or a kept PROT_NONE one) exists.
+    fn leaf(&self, va: u64) -> Option<(u64, u32)> {
+        let mut table = self.pml4;
+        for l in (1..=4).rev() {
+            let e_pa = table + index(va, l) * 8;
+            let e = self.mem.read(e_pa);
+            if l == 1 || (l == 2 && e & F::HUGE_PAGE.bits() != 0) {
+                return (e != 0).then_some((e_pa, l));
+            }
+            if e & F::PRESENT.bits() == 0 {
+                return None;
+            }
+            table = e & ADDR_MASK;
+        }
+        None
+    }
+
+    /// Look up `va`.
+    pub fn translate(&self, va: u64) -> Option<Translation> {
+        let (e_pa, level) = self.leaf(va)?;
+        let e = self.mem.read(e_pa);
+        let page_size = if level == 2 {
+            LARGE_PAGE_SIZE
+        } else {
+            PAGE_SIZE
+        };
+        let base = e & ADDR_MASK & !(page_size - 1);
+        Some(Translation {
+            pa: base + (va & (page_size - 1)),
+            flags: F::from_bits_truncate(e & !ADDR_MASK),
+            page_size,
+        })
+    }
+
+    /// Map `[va, va+len)` to `[pa, pa+len)` with leaf `flags`. Nothing may be mapped
+    /// there yet (EEXIST, and nothing is changed). `large` allows 2 MiB pages.
+    pub fn map(&mut self, va: u64, pa: u64, len: u64, flags: F, large: bool) -> Result<(), Errno> {
+        if va % PAGE_SIZE != 0 || pa % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let user = flags.contains(F::USER_ACCESSIBLE);
+        let mut off = 0;
+        while off < len {
+            let (v, p) = (va + off, pa + off);
+            let big = large
+                && v % LARGE_PAGE_SIZE == 0
+                && p % LARGE_PAGE_SIZE == 0
+                && len - off >= LARGE_PAGE_SIZE;
+            let res = if big {
+                self.entry_create(v, 2, user).and_then(|e| {
+                    if self.mem.read(e) != 0 {
+                        return Err(Errno::EEXIST);
+                    }
+                    self.mem.write(e, p | (flags | F::HUGE_PAGE).bits());
+                    Ok(LARGE_PAGE_SIZE)
+                })
+            } else {
+                self.entry_create(v, 1, user).and_then(|e| {
+                    if self.mem.read(e) != 0 {
+                        return Err(Errno::EEXIST);
+                    }
+                    self.mem.write(e, p | flags.bits());
+                    Ok(PAGE_SIZE)
+                })
+            };
+            match res {
+                Ok(step) => off += step,
+                Err(e) => {
+                    self.unmap(va, off)?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replace the 2 MiB leaf at `e_pa` by a table of 512 4 KiB leaves, same frames,
+    /// same flags.
+    fn split(&mut self, e_pa: u64) -> Result<(), Errno> {
+        let e = self.mem.read(e_pa);
+        let t = self.mem.alloc_table().ok_or(Errno::ENOMEM)?;
+        let flags = (e & !ADDR_MASK) & !F::HUGE_PAGE.bits();
+        let base = e & ADDR_MASK & !(LARGE_PAGE_SIZE - 1);
+        for i in 0..ENTRIES {
+            self.mem.write(t + i * 8, (base + i * PAGE_SIZE) | flags);
+        }
+        let user = e & F::USER_ACCESSIBLE.bits();
+        self.mem.write(e_pa, t | table_flags(user != 0).bits());
+        Ok(())
+    }
+
+    /// Apply `f` to the leaf entries covering `[va, va+len)`, splitting 2 MiB pages
+    /// that are only partly covered. Unmapped holes are skipped.
+    fn for_each_leaf(
+        &mut self,
+        va: u64,
+        len: u64,
+        mut f: impl FnMut(u64) -> u64,
+    ) -> Result<(), Errno> {
+        if va % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = va + len;
+        let mut v = va;
+        while v < end {
+            match self.leaf(v) {
+                None => v += PAGE_SIZE,
+                Some((e_pa, 1)) => {
+                    let e = self.mem.read(e_pa);
+                    self.mem.write(e_pa, f(e));
+                    v += PAGE_SIZE;
+                }
+                Some((e_pa, _)) => {
+                    if v % LARGE_PAGE_SIZE == 0 && end - v >= LARGE_PAGE_SIZE {
+                        let e = self.mem.read(e_pa);
+                        self.mem.write(e_pa, f(e));
+                        v += LARGE_PAGE_SIZE;
+                    } else {
+                        self.split(e_pa)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove mappings in `[va, va+len)`.
+    pub fn unmap(&mut self, va: u64, len: u64) -> Result<(), Errno> {
+        self.for_each_leaf(va, len, |_| 0)
+    }
+
+    /// Change the leaf flags of mapped pages in `[va, va+len)` (frames unchanged).
+    pub fn protect(&mut self, va: u64, len: u64, flags: F) -> Result<(), Errno> {
+        let keep = F::HUGE_PAGE.bits();
+        self.for_each_leaf(va, len, |e| (e & ADDR_MASK) | (e & keep) | flags.bits())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Physical memory as a Vec, tables allocated from its top.
+    struct Mem {
+        words: Vec<u64>,
+        next_table: u64,
+    }
+    impl PhysMem for Mem {
+        fn read(&self, pa: u64) -> u64 {
+            self.words[(pa / 8) as usize]
+        }
+        fn write(&mut self, pa: u64, v: u64) {
+            self.words[(pa / 8) as usize] = v;
+        }
+        fn alloc_table(&mut self) -> Option<u64> {
+            if self.next_table + PAGE_SIZE > (self.words.len() * 8) as u64 {
+                return None;
+            }
+            let t = self.next_table;
+            self.next_table += PAGE_SIZE;
+            Some(t)
+        }
+    }
+    fn mem() -> Mem {
+        Mem {
+            words: vec![0; 64 * 512],
+            next_table: PAGE_SIZE,
+        }
+    }
+
+    const RW: u64 = PROT_READ | PROT_WRITE;
+
+    #[test]
+    fn large_and_small_pages_by_alignment() {
+        let mut m = mem();
+        let mut pt = PageTables::new(&mut m, 0);
+        let va = 0x40_0000 - 0x1000; // one 4K page, then a 2M page, then 4K
+        pt.map(va, 0x1000_0000 - 0x1000, 0x20_2000, user_flags(RW), true)
+            .unwrap();
+        assert_eq!(pt.translate(va).unwrap().page_size, PAGE_SIZE);
+        let t = pt.translate(0x40_0000 + 0x1234).unwrap();
+        assert_eq!((t.pa, t.page_size), (0x1000_0000 + 0x1234, LARGE_PAGE_SIZE));
+        assert_eq!(pt.translate(0x60_0000).unwrap().page_size, PAGE_SIZE);
+        assert!(pt.translate(0x60_1000).is_none());
+        assert_eq!(
+            pt.map(0x40_1000, 0, 0x1000, user_flags(RW), true),
+            Err(Errno::EEXIST)
+        );
+    }
+
+    #[test]
+    fn partial_unmap_splits_large_page() {
+        let mut m = mem();
+        let mut pt = PageTables::new(&mut m, 0);
+        pt.map(0x20_0000, 0x80_0000, 0x20_0000, user_flags(RW), true)
+            .unwrap();
+        pt.unmap(0x20_1000, 0x1000).unwrap();
+        assert!(pt.translate(0x20_1000).is_none());
+        assert_eq!(pt.translate(0x20_2000).unwrap().pa, 0x80_2000);
+        assert_eq!(pt.translate(0x20_0000).unwrap().page_size, PAGE_SIZE);
+    }
+
+    #[test]
+    fn protect_none_keeps_frame_and_restores() {
+        let mut m = mem();
+        let mut pt = PageTables::new(&mut m, 0);
+        pt.map(0x1000, 0x5000, 0x2000, user_flags(RW), false)
+            .unwrap();
+        pt.protect(0x1000, 0x1000, user_flags(0)).unwrap();
+        let t = pt.translate(0x1000).unwrap();
+        assert!(!t.flags.contains(F::PRESENT));
+        assert_eq!(t.pa, 0x5000);
+        pt.protect(0x1000, 0x1000, user_flags(PROT_READ)).unwrap();
+        let t = pt.translate(0x1000).unwrap();
+        assert!(t.flags.contains(F::PRESENT) && !t.flags.contains(F::WRITABLE));
+        assert!(t.flags.contains(F::NO_EXECUTE));
+        // A PROT_NONE page still counts as mapped.
+        assert_eq!(
+            pt.map(0x1000, 0, 0x1000, user_flags(RW), false),
+            Err(Errno::EEXIST)
+        );
+    }
+
+    #[test]
+    fn failed_map_changes_nothing() {
+        let mut m = mem();
+        let mut pt = PageTables::new(&mut m, 0);
+        pt.map(0x3000, 0x9000, 0x1000, user_flags(RW), false)
+            .unwrap();
+        assert_eq!(
+            pt.map(0x1000, 0x1000, 0x4000, user_flags(RW), false),
+            Err(Errno::EEXIST)
+        );
+        assert!(pt.translate(0x1000).is_none() && pt.translate(0x2000).is_none());
+        assert_eq!(pt.translate(0x3000).unwrap().pa, 0x9000);
+    }
+
+    #[test]
+    fn out_of_tables_is_enomem() {
+        let mut m = Mem {
+            words: vec![0; 3 * 512],
+            next_table: PAGE_SIZE,
+        };
+        let mut pt = PageTables::new(&mut m, 0);
+        assert_eq!(
+            pt.map(0x1000, 0, 0x1000, user_flags(RW), false),
+            Err(Errno::ENOMEM)
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! I/O ports the partition uses to leave the guest. Each `out` is a VM exit
+//! (5–27 µs on software KVM), so they are used only off the hot path: debug
+//! output, fatal kernel faults, and waking a sleeping peer of an IKC slot.
+
+/// Debug console: one byte per `out` (kernel-min's `kprint!`).
+pub const DEBUG: u16 = 0xe9;
+/// Kernel-min hit a fault it cannot hand to libos; the report is in the core page.
+/// Data: the core index.
+pub const FATAL: u16 = 0x4d0;
+/// The proxy's offload thread sleeps; wake it. Data: the core index. Allowed at CPL3.
+pub const NOTIFY: u16 = 0x4d1;
+/// The LWK core has nothing to do until the response with sequence number `data`
+/// arrives; the vCPU thread sleeps until then. Allowed at CPL3.
+pub const WAIT: u16 = 0x4d2;
