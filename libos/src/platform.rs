@@ -1,0 +1,52 @@
+//! The `Platform` interface: everything libos needs from what it runs on.
+//!
+//! kernel-min implements it in the partition (through `shims`: kernel calls, IKC
+//! slot, direct memory access); a Linux-hosted platform can implement it in an
+//! ordinary process; tests implement it with a fake. libos logic never touches
+//! hardware or raw pointers itself.
+
+use mote_abi::errno::Errno;
+use mote_abi::maplog::Change;
+use mote_abi::trap::FaultReport;
+
+/// What libos runs on.
+pub trait Platform {
+    /// Map user `[va, va+len)` to guest-physical `[gpa, gpa+len)` with Linux `PROT_*`
+    /// bits (kernel call `MAP`). Page aligned. Uses 2 MiB pages where aligned.
+    fn map(&self, va: u64, gpa: u64, len: u64, prot: u64) -> Result<(), Errno>;
+    /// Remove mappings in `[va, va+len)` (kernel call `UNMAP`).
+    fn unmap(&self, va: u64, len: u64) -> Result<(), Errno>;
+    /// Change protection in `[va, va+len)` (kernel call `PROTECT`).
+    fn protect(&self, va: u64, len: u64, prot: u64) -> Result<(), Errno>;
+    /// Hand kernel-min `[gpa, gpa+len)` (frames from the pool, 4 KiB aligned) to build
+    /// page tables from (kernel call `GIVE_TABLES`). `map` fails with ENOMEM when
+    /// kernel-min is out of table frames; give more and retry.
+    fn give_tables(&self, gpa: u64, len: u64) -> Result<(), Errno>;
+    /// Set the FS base of the running thread (`arch_prctl(ARCH_SET_FS)`).
+    fn set_fs(&self, base: u64);
+    /// Tell the proxy about a change of the application's address space (map log), so
+    /// it keeps the same memory at the same virtual addresses.
+    fn publish(&self, change: Change);
+    /// Fill mapped user memory `[va, va+len)` with zeroes.
+    fn zero(&self, va: u64, len: u64);
+    /// Copy `data` to mapped user memory at `va`.
+    fn write_mem(&self, va: u64, data: &[u8]);
+    /// Copy mapped user memory at `va` into `buf`.
+    fn read_mem(&self, va: u64, buf: &mut [u8]);
+    /// Forward Linux system call `nr` to the proxy; returns Linux's raw result
+    /// (negative errno on failure). Pointers in `args` must be mapped user memory
+    /// or runtime memory (both are in the unified address space).
+    fn forward(&self, nr: u64, args: [u64; 6]) -> i64;
+    /// Virtual address of `buf` as the proxy sees it (runtime memory is in the
+    /// unified address space, so this is the pointer value).
+    fn addr_of(&self, buf: &[u8]) -> u64 {
+        buf.as_ptr() as u64
+    }
+    /// End the run: the application exited with `status` (0–255).
+    fn exit(&self, status: i32) -> !;
+    /// End the run: the application was killed by `signal`; `fault` describes the
+    /// exception that caused it, if one did.
+    fn die(&self, signal: u32, fault: Option<&FaultReport>) -> !;
+    /// Diagnostics from libos itself (not application output), shown by the proxy.
+    fn log(&self, msg: &str);
+}

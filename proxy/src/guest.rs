@@ -1,0 +1,136 @@
+//! Guest-physical memory of a partition: one memfd, mapped once into the proxy for
+//! KVM (slot 0 at GPA 0) and, piece by piece, at the application's own virtual
+//! addresses by `mirror` (the unified address space).
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use mote_abi::ikc::{core_page_offset, CorePage, MAPLOG_OFFSET};
+use mote_abi::layout::{IKC_GPA, IKC_SIZE};
+use mote_abi::maplog::MapLog;
+
+/// Failure to set up guest memory.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestMemError {
+    #[error("cannot create guest memory (memfd_create): {0}")]
+    Memfd(std::io::Error),
+    #[error("cannot size guest memory to {size} bytes (ftruncate): {err}")]
+    Size { size: u64, err: std::io::Error },
+    #[error("cannot map guest memory of {size} bytes: {err}")]
+    Map { size: u64, err: std::io::Error },
+}
+
+/// The partition's memory as the proxy holds it.
+pub struct GuestMem {
+    fd: OwnedFd,
+    base: *mut u8,
+    size: u64,
+}
+
+// SAFETY: the mapping is shared memory accessed with atomics (IKC) or before the
+// vCPUs start (loading); the raw pointer is valid for the life of GuestMem.
+unsafe impl Send for GuestMem {}
+// SAFETY: as above.
+unsafe impl Sync for GuestMem {}
+
+impl GuestMem {
+    /// Create `size` bytes (a multiple of 2 MiB) of zeroed guest memory.
+    pub fn new(size: u64) -> Result<GuestMem, GuestMemError> {
+        // SAFETY: plain syscall with a static C string; the result is checked.
+        let raw = unsafe { libc::memfd_create(c"mote-guest".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(GuestMemError::Memfd(std::io::Error::last_os_error()));
+        }
+        // SAFETY: raw is a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: ftruncate on our own fd.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } != 0 {
+            return Err(GuestMemError::Size { size, err: std::io::Error::last_os_error() });
+        }
+        // SAFETY: new shared mapping of our memfd; the kernel picks the address.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(GuestMemError::Map { size, err: std::io::Error::last_os_error() });
+        }
+        // Transparent huge pages for the KVM view where the kernel allows it.
+        // SAFETY: advice on our own mapping; failure is harmless.
+        unsafe { libc::madvise(base, size as usize, libc::MADV_HUGEPAGE) };
+        Ok(GuestMem { fd, base: base.cast(), size })
+    }
+
+    /// The memfd (for mirror mappings and KVM).
+    pub fn fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Host address of the KVM view.
+    pub fn host_base(&self) -> u64 {
+        self.base as u64
+    }
+
+    /// Host pointer to guest-physical `gpa`, if `[gpa, gpa+len)` is inside memory.
+    pub fn ptr(&self, gpa: u64, len: u64) -> Option<*mut u8> {
+        let end = gpa.checked_add(len)?;
+        // SAFETY: in bounds of our mapping (checked just above).
+        (end <= self.size).then(|| unsafe { self.base.add(gpa as usize) })
+    }
+
+    /// Copy `data` to guest-physical `gpa`. Only before vCPUs run or into memory the
+    /// guest does not use concurrently. Panics when out of range (a proxy bug).
+    pub fn write(&self, gpa: u64, data: &[u8]) {
+        let p = self.ptr(gpa, data.len() as u64).expect("guest write out of range");
+        // SAFETY: p is valid for data.len() bytes (checked by ptr); data cannot
+        // overlap guest memory (it is proxy heap memory).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+    }
+
+    /// Read a u64 at guest-physical `gpa`.
+    pub fn read_u64(&self, gpa: u64) -> u64 {
+        let p = self.ptr(gpa, 8).expect("guest read out of range");
+        // SAFETY: in range; unaligned read is allowed.
+        unsafe { p.cast::<u64>().read_unaligned() }
+    }
+
+    /// Write a u64 at guest-physical `gpa`.
+    pub fn write_u64(&self, gpa: u64, v: u64) {
+        self.write(gpa, &v.to_le_bytes());
+    }
+
+    /// Core `i`'s IKC page.
+    pub fn core_page(&self, i: usize) -> &CorePage {
+        let off = IKC_GPA + core_page_offset(i);
+        let p = self.ptr(off, std::mem::size_of::<CorePage>() as u64).expect("core page");
+        // SAFETY: in range, page aligned, CorePage is atomics + plain integers for
+        // which every bit pattern is valid; lives as long as self.
+        unsafe { &*p.cast::<CorePage>() }
+    }
+
+    /// The map log.
+    pub fn maplog(&self) -> &MapLog {
+        const { assert!(MAPLOG_OFFSET + std::mem::size_of::<MapLog>() as u64 <= IKC_SIZE) };
+        let p = self.ptr(IKC_GPA + MAPLOG_OFFSET, std::mem::size_of::<MapLog>() as u64).expect("map log");
+        // SAFETY: in range, aligned, all-integer type; lives as long as self.
+        unsafe { &*p.cast::<MapLog>() }
+    }
+}
+
+impl Drop for GuestMem {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping made in new().
+        unsafe { libc::munmap(self.base.cast(), self.size as usize) };
+    }
+}

@@ -1,0 +1,1 @@
+//! The local-or-forward system call table (to be written).
