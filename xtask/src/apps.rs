@@ -1,0 +1,96 @@
+//! The C applications in `apps/`: prerequisites and the build
+//! (`gcc -static -O2 -Wall -Werror`, one program per `.c` file).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use crate::error::Error;
+use crate::step;
+
+const GCC_FIX: &str = "install Debian packages gcc libc6-dev";
+const CFLAGS: &[&str] = &["-static", "-O2", "-Wall", "-Werror"];
+
+/// gcc must run and find a static libc (`libc.a`, from libc6-dev).
+pub fn check_prerequisites() -> Result<(), Error> {
+    let out = Command::new("gcc")
+        .arg("-print-file-name=libc.a")
+        .output()
+        .map_err(|e| Error::Missing {
+            what: format!("gcc ({e})"),
+            fix: GCC_FIX,
+        })?;
+    // gcc prints the bare name back when it cannot find the file.
+    let libc = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !out.status.success() || !libc.is_absolute() || !libc.is_file() {
+        return Err(Error::Missing {
+            what: "the static C library libc.a".into(),
+            fix: GCC_FIX,
+        });
+    }
+    Ok(())
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Compiles every `src_dir/*.c` into `out_dir/<name>`, skipping programs newer
+/// than their source (and than every `src_dir/*.h`). Returns the programs.
+pub fn build_all(src_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let io = |context: String| move |e| Error::Io { context, source: e };
+    let mut sources = Vec::new();
+    let mut newest_header = None;
+    for entry in fs::read_dir(src_dir).map_err(io(format!("reading {}", src_dir.display())))? {
+        let path = entry
+            .map_err(io(format!("reading {}", src_dir.display())))?
+            .path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("c") => sources.push(path),
+            Some("h") => newest_header = newest_header.max(modified(&path)),
+            _ => {}
+        }
+    }
+    sources.sort();
+    fs::create_dir_all(out_dir).map_err(io(format!("creating {}", out_dir.display())))?;
+
+    let mut built = 0;
+    let mut programs = Vec::new();
+    for src in &sources {
+        let name = src.file_stem().expect("a .c file has a stem");
+        let out = out_dir.join(name);
+        let up_to_date = match (modified(&out), modified(src)) {
+            (Some(o), Some(s)) => o >= s && newest_header.is_none_or(|h| o >= h),
+            _ => false,
+        };
+        if !up_to_date {
+            // Compile to a temporary name so a failed build never leaves a stale program.
+            let tmp = out.with_extension("tmp");
+            let mut cmd = Command::new("gcc");
+            cmd.args(CFLAGS).arg("-o").arg(&tmp).arg(src);
+            let command = step::show(&cmd);
+            let status = cmd
+                .status()
+                .map_err(io(format!("cannot run `{command}`")))?;
+            if !status.success() {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::Step {
+                    step: "build the apps",
+                    command,
+                    status: step::describe(status),
+                    hint: "fix the compiler errors above",
+                });
+            }
+            fs::rename(&tmp, &out).map_err(io(format!("renaming to {}", out.display())))?;
+            built += 1;
+        }
+        programs.push(out);
+    }
+    println!(
+        "apps: {} program(s) in {} ({built} rebuilt)",
+        programs.len(),
+        out_dir.display()
+    );
+    Ok(programs)
+}

@@ -1,0 +1,302 @@
+//! `cargo xtask`: mote's build and test orchestration, in the spirit of hermit's
+//! xtask. Each subcommand is a list of steps; the first step that fails stops the
+//! run with a message naming the step and, where there is one, the fix.
+//!
+//! - `demo`: build the workspace (`target/release/mote`) and the apps, run
+//!   `mote run -- target/apps/hello`, show its output and status.
+//! - `test`: the same build, then formatting, lints (host and guest crates) and
+//!   every test of the workspace. This is what `.ci/run` runs.
+//! - `latency`: run `apps/latency.c` natively and under mote, print both and the ratio.
+//! - `apps`: only compile `apps/*.c`.
+
+mod apps;
+mod elf;
+mod error;
+mod latency;
+mod step;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use error::Error;
+
+/// The target triple of the guest crates (kernel-min, the shims' runtime).
+const GUEST_TARGET: &str = "x86_64-unknown-none";
+/// The guest crates, linted for the guest target.
+const GUEST_CRATES: &[&str] = &["kernel-min", "mote-shims"];
+/// The static busybox the end-to-end tests run (Debian `busybox-static`).
+const BUSYBOX: &str = "/bin/busybox";
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  demo      build mote and the apps, then run apps/hello.c under `mote run`
+  test      build, then cargo fmt --check, clippy (host and guest crates), cargo test
+  latency   run apps/latency.c natively and under mote; print median, p99 and ratio
+  apps      compile apps/*.c into <target>/apps (gcc -static)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => Workspace::locate().and_then(|ws| ws.demo()),
+        Some("test") => Workspace::locate().and_then(|ws| ws.test()),
+        Some("latency") => Workspace::locate().and_then(|ws| ws.latency()),
+        Some("apps") => Workspace::locate().and_then(|ws| ws.build_apps().map(|_| ())),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(Error::Usage(format!("unknown command `{other}`\n{USAGE}"))),
+        None => Err(Error::Usage(USAGE.to_string())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where things are: the workspace root and cargo's target directory.
+pub struct Workspace {
+    root: PathBuf,
+    target: PathBuf,
+    cargo: String,
+}
+
+impl Workspace {
+    fn locate() -> Result<Self, Error> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask lives one level below the workspace root")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let target = target_directory(&cargo, &root)?;
+        Ok(Self {
+            root,
+            target,
+            cargo,
+        })
+    }
+
+    fn cargo(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.cargo);
+        cmd.args(args).current_dir(&self.root);
+        cmd
+    }
+
+    /// `target/release/mote`.
+    fn mote(&self) -> PathBuf {
+        self.target.join("release").join("mote")
+    }
+
+    /// `target/apps`.
+    fn apps_dir(&self) -> PathBuf {
+        self.target.join("apps")
+    }
+
+    /// A path as the user would type it from the workspace root.
+    fn show(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// `cargo build --release` of the workspace, then the apps.
+    fn build(&self) -> Result<(), Error> {
+        apps::check_prerequisites()?;
+        step::run(
+            "build the workspace",
+            self.cargo(&["build", "--release"]),
+            "fix the build errors above",
+        )?;
+        if !self.mote().is_file() {
+            return Err(Error::Missing {
+                what: format!("{} after `cargo build --release`", self.show(&self.mote())),
+                fix: "the proxy crate must build the `mote` binary",
+            });
+        }
+        self.build_apps()?;
+        Ok(())
+    }
+
+    fn build_apps(&self) -> Result<Vec<PathBuf>, Error> {
+        apps::check_prerequisites()?;
+        apps::build_all(&self.root.join("apps"), &self.apps_dir())
+    }
+
+    fn demo(&self) -> Result<(), Error> {
+        self.build()?;
+        let hello = self.apps_dir().join("hello");
+        println!(
+            "\n$ {} run -- {}",
+            self.show(&self.mote()),
+            self.show(&hello)
+        );
+        let mut cmd = Command::new(self.mote());
+        cmd.arg("run").arg("--").arg(&hello).current_dir(&self.root);
+        let status = step::run_with_timeout(cmd)?;
+        println!("[exit status: {}]", step::describe(status));
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::Demo(step::describe(status)))
+        }
+    }
+
+    fn test(&self) -> Result<(), Error> {
+        check_busybox()?;
+        self.build()?;
+        step::run(
+            "check formatting",
+            self.cargo(&["fmt", "--all", "--check"]),
+            "run `cargo fmt --all`",
+        )?;
+        step::run(
+            "lint the workspace",
+            self.cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+            "fix the clippy findings above",
+        )?;
+        if guest_target_installed(&self.root) {
+            let mut args = vec!["clippy", "--release", "--target", GUEST_TARGET];
+            for krate in GUEST_CRATES {
+                args.extend(["-p", krate]);
+            }
+            args.extend(["--bins", "--", "-D", "warnings"]);
+            step::run(
+                "lint the guest crates",
+                self.cargo(&args),
+                "fix the clippy findings above",
+            )?;
+        } else {
+            eprintln!(
+                "xtask: warning: target {GUEST_TARGET} is not installed; skipping the guest \
+                 clippy step (install it with `rustup target add {GUEST_TARGET}`)"
+            );
+        }
+        step::run(
+            "run the tests",
+            self.cargo(&["test", "--release", "--workspace"]),
+            "see the failing tests above",
+        )?;
+        println!("\nxtask: all steps passed");
+        Ok(())
+    }
+
+    fn latency(&self) -> Result<(), Error> {
+        self.build()?;
+        latency::compare(&self.mote(), &self.apps_dir().join("latency"))
+    }
+}
+
+/// Cargo's target directory, as cargo itself resolves it (CARGO_TARGET_DIR,
+/// `build.target-dir`, or `<root>/target`).
+fn target_directory(cargo: &str, root: &Path) -> Result<PathBuf, Error> {
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| Error::Io {
+            context: format!("running `{cargo} metadata`"),
+            source: e,
+        })?;
+    if !out.status.success() {
+        return Err(Error::Other(format!(
+            "`cargo metadata` failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let json = String::from_utf8_lossy(&out.stdout);
+    json_string_field(&json, "target_directory")
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::Other("`cargo metadata` printed no target_directory".into()))
+}
+
+/// The value of the first `"key":"..."` string field in `json`, unescaped.
+/// Enough JSON for one field of `cargo metadata`, without a dependency.
+fn json_string_field(json: &str, key: &str) -> Option<String> {
+    let pattern = format!("\"{key}\":\"");
+    let start = json.find(&pattern)? + pattern.len();
+    let mut value = String::new();
+    let mut chars = json[start..].chars();
+    loop {
+        match chars.next()? {
+            '"' => return Some(value),
+            '\\' => match chars.next()? {
+                'n' => value.push('\n'),
+                't' => value.push('\t'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    value.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                c => value.push(c),
+            },
+            c => value.push(c),
+        }
+    }
+}
+
+/// The busybox tests need a statically linked `/bin/busybox`.
+fn check_busybox() -> Result<(), Error> {
+    let fix = "install Debian package busybox-static";
+    match elf::linkage(Path::new(BUSYBOX)) {
+        Ok(elf::Linkage::Static) => Ok(()),
+        Ok(elf::Linkage::Dynamic) => Err(Error::Missing {
+            what: format!("a static {BUSYBOX} ({BUSYBOX} is dynamically linked)"),
+            fix,
+        }),
+        Err(e) => Err(Error::Missing {
+            what: format!("a static {BUSYBOX} ({e})"),
+            fix,
+        }),
+    }
+}
+
+/// Whether the standard library for the guest target is installed in the active toolchain.
+fn guest_target_installed(root: &Path) -> bool {
+    let Ok(out) = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(root)
+        .output()
+    else {
+        return false;
+    };
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    out.status.success()
+        && Path::new(&sysroot)
+            .join("lib/rustlib")
+            .join(GUEST_TARGET)
+            .join("lib")
+            .is_dir()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_string_field;
+
+    #[test]
+    fn json_field_is_found_and_unescaped() {
+        let json = r#"{"packages":[],"target_directory":"/a b/t\"x\\y","version":1}"#;
+        assert_eq!(
+            json_string_field(json, "target_directory").as_deref(),
+            Some("/a b/t\"x\\y")
+        );
+        assert_eq!(json_string_field(json, "workspace_root"), None);
+    }
+}
