@@ -187,9 +187,14 @@ pub struct CorePage {
     /// Top of the upcall stack kernel-min hands the next trap to (virtual; written by
     /// libos, read by kernel-min).
     pub upcall_rsp: AtomicU64,
-    /// Set by kernel-min while it handles a trap from this core (diagnostics).
-    pub in_kernel: AtomicU64,
-    _pad: [u64; 6],
+    /// The shim's trap entry kernel-min `iretq`s to (virtual; written by libos at
+    /// start-up, read by kernel-min).
+    pub upcall_entry: AtomicU64,
+    /// Traps kernel-min handed up from this core (statistics).
+    pub upcalls: AtomicU64,
+    /// Kernel calls kernel-min served for this core (statistics).
+    pub kcalls: AtomicU64,
+    _pad: [u64; 4],
     /// The fault that ended the run, if any.
     pub fault: FaultReport,
 }

@@ -20,6 +20,11 @@ pub const GIVE_TABLES: u64 = 4;
 /// `set_fs(base)`: set the FS base (when `wrfsbase` is not usable at CPL3).
 pub const SET_FS: u64 = 5;
 
+/// `doorbell(port, value)`: `out` to `ports::NOTIFY` or `ports::WAIT` on the
+/// runtime's behalf (a VM exit). A kernel call rather than port I/O at CPL3 because
+/// software KVM (kvm_pvm) ignores the TSS I/O permission bitmap.
+pub const DOORBELL: u64 = 6;
+
 /// `PROT_READ`, as in Linux.
 pub const PROT_READ: u64 = 1;
 /// `PROT_WRITE`, as in Linux.

@@ -1,0 +1,336 @@
+//! x86-64: descriptor tables, trap and `syscall` entry, MSRs, port I/O.
+//!
+//! Both entry paths end in `trap_common`, which saves the general-purpose registers
+//! as a `KFrame` and calls `trap::handle`:
+//! * exceptions: one 16-byte stub per vector pushes (a dummy error code and) the
+//!   vector;
+//! * `syscall`: on hardware, `syscall_entry` runs at CPL0, switches to the kernel
+//!   stack and builds the same frame with vector `VECTOR_SYSCALL`. Under software
+//!   KVM (kvm_pvm) the instruction arrives at `syscall_entry` without the privilege
+//!   change, so its first instruction (`swapgs`) raises #GP; `trap::handle`
+//!   recognises a #GP at `syscall_entry` as the system call it is.
+
+use core::arch::{asm, global_asm};
+use core::mem::offset_of;
+
+use x86_64::registers::model_specific::{Efer, EferFlags, GsBase, KernelGsBase, LStar, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+use x86_64::registers::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::idt::InterruptDescriptorTable;
+use x86_64::structures::tss::TaskStateSegment;
+use x86_64::VirtAddr;
+
+
+/// Registers saved by `trap_common`, lowest address first. The first 15 fields match
+/// `mote_abi::trap::TrapFrame`'s register order.
+#[repr(C)]
+#[derive(Debug)]
+pub struct KFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    // Pushed by the CPU (Intel SDM vol. 3A §6.14.2).
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+static_assertions::const_assert_eq!(core::mem::size_of::<KFrame>(), 176);
+static_assertions::const_assert_eq!(offset_of!(KFrame, vector), 120);
+
+/// Selectors (order of `GDT`): sysret needs user data right before user code.
+pub const KERNEL_CS: u16 = 0x08;
+pub const KERNEL_DS: u16 = 0x10;
+pub const USER_DS: u16 = 0x18 | 3;
+pub const USER_CS: u16 = 0x20 | 3;
+
+/// Per-core data reached through `KernelGsBase` on the hardware `syscall` path.
+#[repr(C)]
+struct PerCore {
+    kstack_top: u64,
+    user_rsp: u64,
+}
+
+struct CoreTables {
+    gdt: GlobalDescriptorTable<8>,
+    idt: InterruptDescriptorTable,
+    selectors: [SegmentSelector; 5],
+}
+
+static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
+static PERCORE: spin::Once<PerCore> = spin::Once::new();
+static TABLES: spin::Once<CoreTables> = spin::Once::new();
+
+/// Bring up `core`: descriptor tables, syscall MSRs, page-table frames.
+pub fn init(core: usize) {
+    assert_eq!(core, 0, "one core until the multi-core issue");
+    let trap_top = core::ptr::addr_of!(trap_stack_top) as u64;
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        tss.privilege_stack_table[0] = VirtAddr::new(trap_top);
+        tss.interrupt_stack_table[0] = VirtAddr::new(core::ptr::addr_of!(df_stack_top) as u64);
+        tss
+    });
+    let percore = PERCORE.call_once(|| PerCore { kstack_top: trap_top, user_rsp: 0 });
+    let t = TABLES.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let tss_desc = Descriptor::tss_segment(tss);
+        let selectors = [
+            gdt.append(Descriptor::kernel_code_segment()),
+            gdt.append(Descriptor::kernel_data_segment()),
+            gdt.append(Descriptor::user_data_segment()),
+            gdt.append(Descriptor::user_code_segment()),
+            gdt.append(tss_desc),
+        ];
+        let mut idt = InterruptDescriptorTable::new();
+        // SAFETY (for every entry below): each stub is a valid entry point that
+        // ends in trap_common, which handles every vector; #DF runs on its own IST
+        // stack. Reserved vectors stay not-present (they would arrive as #NP/#GP).
+        macro_rules! set {
+            ($($field:ident = $v:expr),* $(,)?) => {$(
+                // SAFETY: see above.
+                unsafe { idt.$field.set_handler_addr(VirtAddr::new(stub_addr($v))) };
+            )*};
+        }
+        set!(
+            divide_error = 0, debug = 1, non_maskable_interrupt = 2, breakpoint = 3, overflow = 4,
+            bound_range_exceeded = 5, invalid_opcode = 6, device_not_available = 7,
+            invalid_tss = 10, segment_not_present = 11, stack_segment_fault = 12,
+            general_protection_fault = 13, page_fault = 14, x87_floating_point = 16,
+            alignment_check = 17, machine_check = 18, simd_floating_point = 19, virtualization = 20,
+            cp_protection_exception = 21, hv_injection_exception = 28,
+            vmm_communication_exception = 29, security_exception = 30,
+        );
+        // SAFETY: see above.
+        unsafe { idt.double_fault.set_handler_addr(VirtAddr::new(stub_addr(8))).set_stack_index(0) };
+        CoreTables { gdt, idt, selectors }
+    });
+    let [kcs, kds, uds, ucs, tsss] = t.selectors;
+    debug_assert_eq!((kcs.0, kds.0, uds.0, ucs.0), (KERNEL_CS, KERNEL_DS, USER_DS, USER_CS));
+    t.gdt.load();
+    // SAFETY: the selectors refer to the descriptors just loaded.
+    unsafe {
+        CS::set_reg(kcs);
+        SS::set_reg(kds);
+        DS::set_reg(SegmentSelector(0));
+        ES::set_reg(SegmentSelector(0));
+        x86_64::instructions::tables::load_tss(tsss);
+    }
+    t.idt.load();
+    // SAFETY: MSR writes that point syscall at our entry with our selectors;
+    // KernelGsBase is only used by syscall_entry.
+    unsafe {
+        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE));
+        Star::write(
+            SegmentSelector(USER_CS),
+            SegmentSelector(USER_DS),
+            SegmentSelector(KERNEL_CS),
+            SegmentSelector(KERNEL_DS),
+        )
+        .expect("star selectors");
+        LStar::write(VirtAddr::new(syscall_entry_addr()));
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::ALIGNMENT_CHECK
+                | RFlags::NESTED_TASK
+                | RFlags::IOPL_HIGH
+                | RFlags::IOPL_LOW,
+        );
+        KernelGsBase::write(VirtAddr::new(percore as *const PerCore as u64));
+        GsBase::write(VirtAddr::new(0));
+    }
+    crate::paging::init(crate::boot().pt_pool_next);
+}
+
+unsafe extern "C" {
+    static vec_stub_0: u8;
+    static syscall_entry: u8;
+    static trap_stack_top: u8;
+    static df_stack_top: u8;
+}
+
+fn stub_addr(v: u8) -> u64 {
+    core::ptr::addr_of!(vec_stub_0) as u64 + 16 * v as u64
+}
+
+/// Address of the `syscall` entry (LSTAR).
+pub fn syscall_entry_addr() -> u64 {
+    core::ptr::addr_of!(syscall_entry) as u64
+}
+
+/// Drop to ring 3 at `rip` with stack `rsp` and `rdi = arg`; interrupts stay off.
+pub fn enter_user(rip: u64, rsp: u64, arg: u64) -> ! {
+    // SAFETY: builds an iretq frame to user code the boot mapped; never returns.
+    unsafe {
+        asm!(
+            "push {ss}", "push {rsp}", "push 0x2", "push {cs}", "push {rip}",
+            "xor eax, eax", "xor ebx, ebx", "xor ecx, ecx", "xor edx, edx", "xor esi, esi",
+            "xor ebp, ebp", "xor r8d, r8d", "xor r9d, r9d", "xor r10d, r10d", "xor r11d, r11d",
+            "xor r12d, r12d", "xor r13d, r13d", "xor r14d, r14d", "xor r15d, r15d",
+            "iretq",
+            ss = in(reg) USER_DS as u64, cs = in(reg) USER_CS as u64,
+            rsp = in(reg) rsp, rip = in(reg) rip, in("rdi") arg,
+            options(noreturn)
+        )
+    }
+}
+
+/// Write a byte to an I/O port (a VM exit).
+pub fn outb(port: u16, v: u8) {
+    // SAFETY: port I/O to the VMM's debug/fatal ports has no memory effects.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) }
+}
+
+/// Write a u32 to an I/O port (a VM exit).
+pub fn outl(port: u16, v: u32) {
+    // SAFETY: as outb.
+    unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) }
+}
+
+/// Halt for good (the proxy tears the partition down).
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::hlt();
+    }
+}
+
+/// CR2: the faulting address of the last page fault.
+pub fn cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// Flush the TLB for `[va, va+len)`.
+pub fn flush(va: u64, len: u64) {
+    if len <= 16 * 4096 {
+        let mut a = va;
+        while a < va + len {
+            x86_64::instructions::tlb::flush(VirtAddr::new(a));
+            a += 4096;
+        }
+    } else {
+        x86_64::instructions::tlb::flush_all();
+    }
+}
+
+/// Set the FS base.
+pub fn set_fs(base: u64) {
+    // FS base is the application's TLS pointer; the kernel does not use FS.
+    x86_64::registers::model_specific::FsBase::write(VirtAddr::new_truncate(base))
+}
+
+global_asm!(
+    r#"
+    .section .text.entry, "ax"
+    .global _start
+_start:
+    lea rsp, [rip + boot_stack_top]
+    call kmain
+    ud2
+
+    .section .text.traps, "ax"
+    .balign 16
+    .global vec_stub_0
+vec_stub_0:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .balign 16
+    .if (\n == 8) || (\n == 10) || (\n == 11) || (\n == 12) || (\n == 13) || (\n == 14) || (\n == 17) || (\n == 21) || (\n == 29) || (\n == 30)
+    .else
+    push 0
+    .endif
+    push \n
+    jmp trap_common
+    .endr
+
+    .balign 16
+    .global syscall_entry
+syscall_entry:
+    swapgs
+    mov gs:[{user_rsp}], rsp
+    mov rsp, gs:[{kstack}]
+    push {uds}
+    push qword ptr gs:[{user_rsp}]
+    push r11
+    push {ucs}
+    push rcx
+    push 0
+    push {vsys}
+    swapgs
+    jmp trap_common
+
+trap_common:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call {handle}
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    iretq
+
+    .section .bss.boot_stack, "aw", @nobits
+    .balign 16
+boot_stack:
+    .space 65536
+boot_stack_top:
+    .balign 16
+    .space 65536
+    .global trap_stack_top
+trap_stack_top:
+    .balign 16
+    .space 16384
+    .global df_stack_top
+df_stack_top:
+"#,
+    user_rsp = const offset_of!(PerCore, user_rsp),
+    kstack = const offset_of!(PerCore, kstack_top),
+    uds = const USER_DS,
+    ucs = const USER_CS,
+    vsys = const mote_abi::trap::VECTOR_SYSCALL,
+    handle = sym crate::trap::handle,
+);

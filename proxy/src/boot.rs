@@ -1,0 +1,131 @@
+//! Preparing a partition's memory before its first instruction: loading the
+//! kernel-min and runtime images (relocated static-PIE ELFs), building the boot page
+//! tables and writing `BootInfo`. The proxy plays the boot loader here, so that
+//! kernel-min spends no emulated CPL0 instructions on it.
+
+use goblin::elf::program_header::{PF_X, PT_LOAD};
+use goblin::elf::Elf;
+use x86_64::structures::paging::PageTableFlags as F;
+
+use mote_abi::boot::BootInfo;
+use mote_abi::layout::*;
+use mote_abi::paging::{PageTables, PhysMem};
+
+use crate::guest::GuestMem;
+
+/// Failure to prepare the partition's memory (a build or proxy bug, or too little
+/// memory).
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("{what} image: {msg}")]
+    Image { what: &'static str, msg: String },
+    #[error("--mem {mem} MiB is too small: the boot images need {need} MiB")]
+    TooSmall { mem: u64, need: u64 },
+    #[error("boot page tables: {0:?}")]
+    Tables(mote_abi::errno::Errno),
+}
+
+/// Where an image landed.
+#[derive(Clone, Copy, Debug)]
+pub struct Loaded {
+    pub entry: u64,
+    pub text_start: u64,
+    pub text_end: u64,
+    /// End of the image (virtual, page aligned).
+    pub end: u64,
+}
+
+/// Copy static-PIE `elf` to guest-physical `gpa` and relocate it to run at `va`.
+pub fn load_image(guest: &GuestMem, what: &'static str, bytes: &[u8], gpa: u64, va: u64, max: u64) -> Result<Loaded, BootError> {
+    let err = |msg: String| BootError::Image { what, msg };
+    let elf = Elf::parse(bytes).map_err(|e| err(e.to_string()))?;
+    let (mut text_start, mut text_end, mut end) = (u64::MAX, 0, 0);
+    for ph in elf.program_headers.iter().filter(|p| p.p_type == PT_LOAD) {
+        let seg_end = ph.p_vaddr + ph.p_memsz;
+        if seg_end > max {
+            return Err(err(format!("segment ends at {seg_end:#x}, beyond the {max:#x} bytes reserved")));
+        }
+        let data = bytes
+            .get(ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize)
+            .ok_or_else(|| err("segment beyond end of file".into()))?;
+        guest.write(gpa + ph.p_vaddr, data);
+        if ph.p_flags & PF_X != 0 {
+            text_start = text_start.min(va + ph.p_vaddr);
+            text_end = text_end.max(va + seg_end);
+        }
+        end = end.max(seg_end);
+    }
+    for r in elf.dynrelas.iter().chain(elf.pltrelocs.iter()) {
+        match r.r_type {
+            goblin::elf::reloc::R_X86_64_RELATIVE => {
+                let addend = r.r_addend.unwrap_or(0) as u64;
+                guest.write_u64(gpa + r.r_offset, va.wrapping_add(addend));
+            }
+            t => return Err(err(format!("unsupported relocation type {t} (only R_X86_64_RELATIVE)"))),
+        }
+    }
+    if text_end == 0 {
+        return Err(err("no executable segment".into()));
+    }
+    Ok(Loaded { entry: va + elf.entry, text_start, text_end, end: va + align_up(end, PAGE_SIZE) })
+}
+
+/// Page-table pages from the boot pool, in guest memory.
+struct BootTables<'g> {
+    guest: &'g GuestMem,
+    next: u64,
+}
+
+impl PhysMem for BootTables<'_> {
+    fn read(&self, pa: u64) -> u64 {
+        self.guest.read_u64(pa)
+    }
+    fn write(&mut self, pa: u64, v: u64) {
+        self.guest.write_u64(pa, v)
+    }
+    fn alloc_table(&mut self) -> Option<u64> {
+        // Pool pages are zero: guest memory is a fresh memfd.
+        (self.next + PAGE_SIZE <= PT_POOL_END).then(|| {
+            self.next += PAGE_SIZE;
+            self.next - PAGE_SIZE
+        })
+    }
+}
+
+/// Build the boot page tables; returns (pml4, next free pool page).
+pub fn build_page_tables(guest: &GuestMem, runtime_gpa: u64) -> Result<(u64, u64), BootError> {
+    let mut mem = BootTables { guest, next: PT_POOL_GPA + PAGE_SIZE };
+    let pml4 = PT_POOL_GPA;
+    let mut pt = PageTables::new(&mut mem, pml4);
+    let kernel = F::PRESENT | F::WRITABLE | F::GLOBAL;
+    let user_ro = F::PRESENT | F::USER_ACCESSIBLE | F::NO_EXECUTE;
+    let user_rw = user_ro | F::WRITABLE;
+    let e = BootError::Tables;
+    pt.map(DIRECT_MAP_BASE, 0, guest.size(), kernel, true).map_err(e)?;
+    pt.map(LIBOS_VA, BOOT_INFO_GPA, PAGE_SIZE, user_ro, false).map_err(e)?;
+    pt.map(IKC_VA, IKC_GPA, IKC_SIZE, user_rw, false).map_err(e)?;
+    pt.map(ARGS_VA, ARGS_GPA, ARGS_MAX, user_ro, false).map_err(e)?;
+    // The runtime's region: image, heap and upcall stacks (text needs exec).
+    pt.map(RUNTIME_VA, runtime_gpa, RUNTIME_SIZE, F::PRESENT | F::USER_ACCESSIBLE | F::WRITABLE, true)
+        .map_err(e)?;
+    Ok((pml4, mem.next))
+}
+
+/// The boot GDT: null, 64-bit code (0x08), data (0x10). kernel-min loads its own.
+pub fn write_boot_gdt(guest: &GuestMem) {
+    let gdt: [u64; 3] = [0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff];
+    for (i, d) in gdt.iter().enumerate() {
+        guest.write_u64(BOOT_GDT_GPA + 8 * i as u64, *d);
+    }
+}
+
+/// Write `info` at `BOOT_INFO_GPA`.
+pub fn write_boot_info(guest: &GuestMem, info: &BootInfo) {
+    let p = guest.ptr(BOOT_INFO_GPA, std::mem::size_of::<BootInfo>() as u64).expect("boot info page");
+    #[allow(unsafe_code)]
+    // SAFETY: in range (checked by ptr), BootInfo is plain data, the guest is not
+    // running yet.
+    unsafe {
+        p.cast::<BootInfo>().write_unaligned(*info)
+    };
+}

@@ -1,0 +1,345 @@
+//! The KVM partition: one VM whose memory is the partition's memfd, one vCPU per
+//! LWK core pinned to a host core, entered straight in 64-bit mode at kernel-min's
+//! entry. vCPU threads run the guest and serve its few port exits (debug console,
+//! fatal report, IKC doorbells); forwarded calls never come through here — they
+//! travel through shared memory to the offload threads.
+#![allow(unsafe_code)]
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+
+use kvm_bindings::{kvm_fpu, kvm_segment, kvm_userspace_memory_region, kvm_xcrs, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+
+use mote_abi::boot::{BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_MAGIC, BOOT_VERSION};
+use mote_abi::layout::*;
+use mote_abi::ports;
+use mote_abi::trap::FaultReport;
+
+use crate::boot::{self, BootError};
+use crate::guest::GuestMem;
+
+/// kernel-min, built for x86_64-unknown-none by build.rs.
+static KERNEL_ELF: &[u8] = include_bytes!(env!("MOTE_KERNEL_ELF"));
+/// The runtime (libos + shims), built for x86_64-unknown-none by build.rs.
+static RUNTIME_ELF: &[u8] = include_bytes!(env!("MOTE_RUNTIME_ELF"));
+
+/// What the partition is told at boot.
+pub struct BootParams {
+    pub pid: u32,
+    pub argc: u32,
+    pub envc: u32,
+    pub args_len: u64,
+    pub debug: bool,
+    pub random: [u8; 16],
+}
+
+/// How a run ends.
+#[derive(Debug)]
+pub enum Event {
+    /// The application exited with this status.
+    Exited(i32),
+    /// A signal ended the application (or the runtime/kernel failed).
+    Killed { signal: u32, fault: Option<FaultReport> },
+    /// The partition failed in a way that is not the application's doing.
+    Failed(String),
+}
+
+/// Failure to create or start the partition.
+#[derive(Debug, thiserror::Error)]
+pub enum VmmError {
+    #[error("no usable /dev/kvm ({0}): load kvm_intel or kvm_amd and check its permissions")]
+    NoKvm(kvm_ioctls::Error),
+    #[error("KVM refused to {what}: {err}")]
+    Kvm { what: &'static str, err: kvm_ioctls::Error },
+    #[error(transparent)]
+    Boot(#[from] BootError),
+}
+
+fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmmError {
+    move |err| VmmError::Kvm { what, err }
+}
+
+/// A created, not yet running partition.
+pub struct Partition {
+    guest: Arc<GuestMem>,
+    _kvm: Kvm,
+    _vm: VmFd,
+    vcpus: std::sync::Mutex<Vec<VcpuFd>>,
+    runtime_gpa: u64,
+    debug: bool,
+}
+
+impl Partition {
+    /// Load kernel-min and the runtime, build boot structures and the VM.
+    pub fn new(guest: Arc<GuestMem>, cores: usize, params: &BootParams) -> Result<Partition, VmmError> {
+        let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
+        let vm = kvm.create_vm().map_err(kvm_err("create a VM"))?;
+        let region = kvm_userspace_memory_region {
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: 0,
+            memory_size: guest.size(),
+            userspace_addr: guest.host_base(),
+        };
+        // SAFETY: the region is our live memfd mapping, which outlives the VM
+        // (Partition holds the Arc<GuestMem>).
+        unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("add guest memory"))?;
+        let _ = vm.set_tss_address(0xfffb_d000);
+
+        let kernel = boot::load_image(&guest, "kernel-min", KERNEL_ELF, KERNEL_GPA, KERNEL_VA, 16 << 20)?;
+        let runtime_gpa = align_up(kernel.end - DIRECT_MAP_BASE, LARGE_PAGE_SIZE);
+        let pool_start = runtime_gpa + RUNTIME_SIZE;
+        if pool_start + (16 << 20) > guest.size() {
+            return Err(BootError::TooSmall { mem: guest.size() >> 20, need: (pool_start >> 20) + 16 }.into());
+        }
+        let runtime = boot::load_image(&guest, "runtime", RUNTIME_ELF, runtime_gpa, RUNTIME_VA, RUNTIME_IMAGE_MAX)?;
+        let (pml4, pt_next) = boot::build_page_tables(&guest, runtime_gpa)?;
+        boot::write_boot_gdt(&guest);
+
+        let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("report CPUID"))?;
+        let leaf = |f: u32, i: u32| cpuid.as_slice().iter().find(|e| e.function == f && e.index == i).copied();
+        let fsgsbase = leaf(7, 0).is_some_and(|e| e.ebx & 1 != 0);
+        let xsave = leaf(1, 0).is_some_and(|e| e.ecx & (1 << 26) != 0);
+        let (hwcap, hwcap2) = (leaf(1, 0).map_or(0, |e| e.edx as u64), if fsgsbase { 2 } else { 0 });
+
+        let mut flags = 0;
+        if fsgsbase {
+            flags |= BOOT_F_FSGSBASE;
+        }
+        if params.debug {
+            flags |= BOOT_F_DEBUG;
+        }
+        let info = BootInfo {
+            magic: BOOT_MAGIC,
+            version: BOOT_VERSION,
+            ncores: cores as u32,
+            mem_size: guest.size(),
+            pool_start,
+            runtime_gpa,
+            runtime_entry: runtime.entry,
+            runtime_text_start: runtime.text_start,
+            runtime_text_end: runtime.text_end,
+            runtime_image_end: runtime.end,
+            pml4_gpa: pml4,
+            pt_pool_next: pt_next,
+            pid: params.pid,
+            flags,
+            tsc_khz: 0,
+            args_len: params.args_len,
+            argc: params.argc,
+            envc: params.envc,
+            hwcap,
+            hwcap2,
+            random: params.random,
+        };
+        boot::write_boot_info(&guest, &info);
+
+        let mut vcpus = Vec::new();
+        for id in 0..cores {
+            let vcpu = vm.create_vcpu(id as u64).map_err(kvm_err("create a vCPU"))?;
+            vcpu.set_cpuid2(&cpuid).map_err(kvm_err("set CPUID"))?;
+            setup_vcpu(&vcpu, pml4, kernel.entry, fsgsbase, xsave)?;
+            vcpus.push(vcpu);
+        }
+        Ok(Partition {
+            guest,
+            _kvm: kvm,
+            _vm: vm,
+            vcpus: std::sync::Mutex::new(vcpus),
+            runtime_gpa,
+            debug: params.debug,
+        })
+    }
+
+    /// Guest-physical base of the runtime region (mirrored at `RUNTIME_VA`).
+    pub fn runtime_gpa(&self) -> u64 {
+        self.runtime_gpa
+    }
+
+    /// Start every vCPU on its own thread, pinned to a host core; the first event
+    /// that ends the run is sent to `events`.
+    pub fn start(&self, events: Sender<Event>) -> Result<(), VmmError> {
+        let vcpus = std::mem::take(&mut *self.vcpus.lock().expect("vcpu list"));
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for (i, vcpu) in vcpus.into_iter().enumerate() {
+            let guest = self.guest.clone();
+            let events = events.clone();
+            let debug = self.debug;
+            // Core 0 of the host is the Linux core (offload threads); LWK cores go
+            // on the others, wrapping when the host has fewer.
+            let host_cpu = if ncpu > 1 { 1 + i % (ncpu - 1) } else { 0 };
+            std::thread::Builder::new()
+                .name(format!("mote-vcpu{i}"))
+                .spawn(move || {
+                    pin_to(host_cpu);
+                    let ev = run_vcpu(vcpu, i, &guest, debug);
+                    let _ = events.send(ev);
+                })
+                .expect("spawn vCPU thread");
+        }
+        Ok(())
+    }
+}
+
+fn seg(selector: u16, code: bool) -> kvm_segment {
+    kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        type_: if code { 11 } else { 3 },
+        present: 1,
+        dpl: 0,
+        db: if code { 0 } else { 1 },
+        s: 1,
+        l: if code { 1 } else { 0 },
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+/// 64-bit mode, paging on, at kernel-min's entry with `rdi` = BootInfo.
+fn setup_vcpu(vcpu: &VcpuFd, pml4: u64, entry: u64, fsgsbase: bool, xsave: bool) -> Result<(), VmmError> {
+    let mut s = vcpu.get_sregs().map_err(kvm_err("read vCPU state"))?;
+    s.cs = seg(0x08, true);
+    for d in [&mut s.ds, &mut s.es, &mut s.fs, &mut s.gs, &mut s.ss] {
+        *d = seg(0x10, false);
+    }
+    s.tr = kvm_segment { base: 0, limit: 0x67, selector: 0, type_: 11, present: 1, s: 0, ..Default::default() };
+    s.ldt = kvm_segment { type_: 2, present: 1, ..Default::default() };
+    s.gdt.base = DIRECT_MAP_BASE + BOOT_GDT_GPA;
+    s.gdt.limit = 3 * 8 - 1;
+    s.idt.base = 0;
+    s.idt.limit = 0;
+    // CR0: PE MP ET NE WP AM PG. CR4: PAE PGE OSFXSR OSXMMEXCPT [FSGSBASE] [OSXSAVE].
+    s.cr0 = 0x8005_0033;
+    s.cr3 = pml4;
+    s.cr4 = 0x20 | 0x80 | 0x200 | 0x400;
+    if fsgsbase {
+        s.cr4 |= 1 << 16;
+    }
+    if xsave {
+        s.cr4 |= 1 << 18;
+    }
+    // EFER: SCE LME LMA NXE.
+    s.efer = 0x1 | 0x100 | 0x400 | 0x800;
+    vcpu.set_sregs(&s).map_err(kvm_err("set 64-bit mode"))?;
+    if xsave {
+        let mut x = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
+        x.xcrs[0].xcr = 0;
+        x.xcrs[0].value = host_xcr0();
+        vcpu.set_xcrs(&x).map_err(kvm_err("enable XSAVE features (XCR0)"))?;
+    }
+    let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+    vcpu.set_fpu(&fpu).map_err(kvm_err("set FPU state"))?;
+    let mut r = vcpu.get_regs().map_err(kvm_err("read registers"))?;
+    r.rip = entry;
+    r.rdi = DIRECT_MAP_BASE + BOOT_INFO_GPA;
+    r.rflags = 0x2;
+    vcpu.set_regs(&r).map_err(kvm_err("set registers"))?;
+    Ok(())
+}
+
+/// The host's XCR0: the state components the guest's applications may use.
+fn host_xcr0() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: xgetbv(0) is valid whenever the OS enabled XSAVE, which Linux does on
+    // every CPU that KVM reports XSAVE for (the only caller).
+    unsafe { std::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (hi as u64) << 32 | lo as u64
+}
+
+fn pin_to(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity on the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Block while the u32 at `addr` still holds `val` (FUTEX_WAIT_PRIVATE).
+pub fn futex_wait(addr: &std::sync::atomic::AtomicU32, val: u32) {
+    // SAFETY: addr is a live u32 in our address space; the kernel only reads it.
+    unsafe {
+        libc::syscall(libc::SYS_futex, addr.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, val, std::ptr::null::<u8>());
+    }
+}
+
+/// Wake every waiter on `addr` (FUTEX_WAKE_PRIVATE).
+pub fn futex_wake(addr: &std::sync::atomic::AtomicU32) {
+    // SAFETY: as futex_wait.
+    unsafe {
+        libc::syscall(libc::SYS_futex, addr.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+    }
+}
+
+fn run_vcpu(mut vcpu: VcpuFd, core: usize, guest: &GuestMem, debug: bool) -> Event {
+    let mut line = Vec::new();
+    loop {
+        let exit = match vcpu.run() {
+            Ok(e) => e,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) => return Event::Failed(format!("vCPU {core}: KVM_RUN failed: {e}")),
+        };
+        match exit {
+            VcpuExit::IoOut(ports::DEBUG, data) => {
+                for &b in data {
+                    if b == b'\n' {
+                        if debug || line.starts_with(b"kernel-min: panic") {
+                            eprintln!("mote: [core {core}] {}", String::from_utf8_lossy(&line));
+                        }
+                        line.clear();
+                    } else {
+                        line.push(b);
+                    }
+                }
+            }
+            VcpuExit::IoOut(ports::NOTIFY, _) => {
+                futex_wake(&guest.core_page(core).slot.req_seq);
+            }
+            VcpuExit::IoOut(ports::WAIT, data) => {
+                let seen = u32::from_le_bytes(data.try_into().unwrap_or([0; 4]));
+                let slot = &guest.core_page(core).slot;
+                while slot.resp_seq.load(Ordering::Acquire) == seen {
+                    futex_wait(&slot.resp_seq, seen);
+                }
+            }
+            VcpuExit::IoOut(ports::FATAL, _) => {
+                let fault = read_fault(guest, core);
+                return Event::Killed { signal: fault.signal, fault: Some(fault) };
+            }
+            VcpuExit::IoOut(port, _) | VcpuExit::IoIn(port, _) => {
+                return Event::Failed(format!("vCPU {core}: unexpected port I/O to {port:#x}"));
+            }
+            VcpuExit::MmioRead(addr, _) | VcpuExit::MmioWrite(addr, _) => {
+                return Event::Failed(format!(
+                    "vCPU {core}: access to guest-physical {addr:#x}, outside the partition's memory"
+                ));
+            }
+            VcpuExit::Hlt => return Event::Failed(format!("vCPU {core}: halted unexpectedly")),
+            VcpuExit::Shutdown => {
+                let r = vcpu.get_regs().map(|r| format!(" at rip {:#x}", r.rip)).unwrap_or_default();
+                return Event::Failed(format!("vCPU {core}: triple fault (shutdown){r}"));
+            }
+            VcpuExit::FailEntry(reason, cpu) => {
+                return Event::Failed(format!("vCPU {core}: entry failed, reason {reason:#x} on cpu {cpu}"));
+            }
+            VcpuExit::InternalError => {
+                let r = vcpu.get_regs().map(|r| format!(" at rip {:#x}", r.rip)).unwrap_or_default();
+                return Event::Failed(format!("vCPU {core}: KVM internal error{r}"));
+            }
+            other => return Event::Failed(format!("vCPU {core}: unexpected exit {other:?}")),
+        }
+    }
+}
+
+fn read_fault(guest: &GuestMem, core: usize) -> FaultReport {
+    let p = &guest.core_page(core).fault as *const FaultReport;
+    // SAFETY: the core page is live shared memory; the guest wrote the report before
+    // the FATAL exit and stopped.
+    unsafe { p.read_volatile() }
+}

@@ -1,0 +1,103 @@
+//! Entry points at CPL3: `_start` (from kernel-min, once) and `mote_trap_entry`
+//! (every Linux system call and exception of the application, handed up by
+//! kernel-min with an `UpcallHeader` at the top of the upcall stack).
+//!
+//! The trap entry completes the header into a `mote_abi::trap::TrapFrame` by pushing
+//! the general-purpose registers, calls `shim_trap`, then returns to the application
+//! without entering ring 0 again: registers come back from the frame, `rcx` and
+//! `r11` take the return address and flags (as `syscall` defines), and a `jmp rcx`
+//! on the application's own stack finishes the call. Nothing is written below the
+//! application's stack pointer, so its red zone is safe.
+
+use core::arch::global_asm;
+use core::mem::offset_of;
+
+use mote_abi::trap::{TrapFrame, UpcallHeader};
+
+global_asm!(
+    r#"
+    .section .text.start, "ax"
+    .global _start
+_start:
+    and rsp, -16
+    call {main}
+    ud2
+
+    .text
+    .global mote_trap_entry
+mote_trap_entry:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call {trap}
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    mov rcx, [rsp + {rip}]
+    mov r11, [rsp + {rflags}]
+    push r11
+    popfq
+    mov rsp, [rsp + {rsp}]
+    jmp rcx
+"#,
+    main = sym crate::runtime_main,
+    trap = sym crate::shim_trap,
+    rip = const offset_of!(UpcallHeader, rip),
+    rflags = const offset_of!(UpcallHeader, rflags),
+    rsp = const offset_of!(UpcallHeader, rsp),
+);
+
+static_assertions::const_assert_eq!(offset_of!(TrapFrame, hdr), 15 * 8);
+
+unsafe extern "C" {
+    static mote_trap_entry: u8;
+}
+
+/// Address of the trap entry (for `CorePage::upcall_entry`).
+pub fn trap_entry_addr() -> u64 {
+    core::ptr::addr_of!(mote_trap_entry) as u64
+}
+
+/// Start the application: its stack, its entry point, a clean register file
+/// (`rdx = 0`: no finaliser from a dynamic linker).
+pub fn enter_app(rip: u64, rsp: u64) -> ! {
+    // SAFETY: rip/rsp come from the ELF loader (mapped entry, built stack); this
+    // never returns and leaves nothing of the runtime's stack in use.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {rsp}",
+            "xor eax, eax", "xor ebx, ebx", "xor ecx, ecx", "xor edx, edx", "xor esi, esi",
+            "xor edi, edi", "xor ebp, ebp", "xor r8d, r8d", "xor r9d, r9d", "xor r10d, r10d",
+            "xor r11d, r11d", "xor r12d, r12d", "xor r13d, r13d", "xor r14d, r14d",
+            "jmp r15",
+            rsp = in(reg) rsp, in("r15") rip,
+            options(noreturn)
+        )
+    }
+}

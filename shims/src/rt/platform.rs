@@ -1,0 +1,133 @@
+//! `Platform` for the KVM partition: kernel calls are `syscall`s from the runtime's
+//! text, forwarded calls go through this core's IKC slot, user memory is reached
+//! directly (same page tables, CPL3).
+
+use core::arch::asm;
+
+use mote_abi::boot::{BootInfo, BOOT_F_FSGSBASE};
+use mote_abi::errno::Errno;
+use mote_abi::ikc::{core_page_offset, CorePage, Doorbell, Op, Slot, MAPLOG_OFFSET};
+use mote_abi::kcall;
+use mote_abi::layout::IKC_VA;
+use mote_abi::maplog::{Change, MapLog};
+use mote_abi::ports;
+use mote_abi::trap::FaultReport;
+use mote_libos::platform::Platform;
+
+/// The partition, seen from core `core`.
+pub struct Kvm {
+    pub boot: &'static BootInfo,
+    pub core: usize,
+}
+
+/// Core `i`'s IKC page.
+pub fn core_page(i: usize) -> &'static CorePage {
+    // SAFETY: the IKC area is mapped user read-write for the partition's life;
+    // CorePage is atomics and integers.
+    unsafe { &*((IKC_VA + core_page_offset(i)) as *const CorePage) }
+}
+
+fn maplog() -> &'static MapLog {
+    // SAFETY: as core_page.
+    unsafe { &*((IKC_VA + MAPLOG_OFFSET) as *const MapLog) }
+}
+
+/// Raw kernel call: `syscall` from the runtime's text.
+fn kcall(nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
+    let ret: u64;
+    // SAFETY: kernel-min serves syscalls from runtime text as kernel calls and
+    // follows the syscall register convention (rcx, r11 clobbered).
+    unsafe {
+        asm!("syscall", inlateout("rax") nr => ret, in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+             in("r10") a[3], lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    if (ret as i64) < 0 && (ret as i64) > -4096 {
+        Err(Errno::from_code(-(ret as i64) as i32).unwrap_or(Errno::EINVAL))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Doorbells: the `DOORBELL` kernel call (a VM exit; off the hot path).
+struct Ports(u32);
+
+impl Doorbell for Ports {
+    fn notify_proxy(&self, _slot: &Slot) {
+        let _ = kcall(kcall::DOORBELL, [ports::NOTIFY as u64, self.0 as u64, 0, 0]);
+    }
+    fn wait_response(&self, _slot: &Slot, seen: u32) {
+        // Returns once the vCPU thread has seen the response arrive.
+        let _ = kcall(kcall::DOORBELL, [ports::WAIT as u64, seen as u64, 0, 0]);
+    }
+}
+
+impl Kvm {
+    fn call(&self, op: Op, nr: u64, args: [u64; 6]) -> i64 {
+        core_page(self.core).slot.call(op, nr, args, &Ports(self.core as u32))
+    }
+}
+
+impl Platform for Kvm {
+    fn map(&self, va: u64, gpa: u64, len: u64, prot: u64) -> Result<(), Errno> {
+        kcall(kcall::MAP, [va, gpa, len, prot]).map(|_| ())
+    }
+    fn unmap(&self, va: u64, len: u64) -> Result<(), Errno> {
+        kcall(kcall::UNMAP, [va, len, 0, 0]).map(|_| ())
+    }
+    fn protect(&self, va: u64, len: u64, prot: u64) -> Result<(), Errno> {
+        kcall(kcall::PROTECT, [va, len, prot, 0]).map(|_| ())
+    }
+    fn give_tables(&self, gpa: u64, len: u64) -> Result<(), Errno> {
+        kcall(kcall::GIVE_TABLES, [gpa, len, 0, 0]).map(|_| ())
+    }
+    fn set_fs(&self, base: u64) {
+        if self.boot.flags & BOOT_F_FSGSBASE != 0 {
+            // SAFETY: CR4.FSGSBASE is set (boot flag), so wrfsbase works at CPL3; FS
+            // is the application's, libos does not use it.
+            unsafe { asm!("wrfsbase {}", in(reg) base, options(nostack, preserves_flags)) }
+        } else {
+            let _ = kcall(kcall::SET_FS, [base, 0, 0, 0]);
+        }
+    }
+    fn publish(&self, change: Change) {
+        while !maplog().push(change) {
+            self.call(Op::Nop, 0, [0; 6]);
+        }
+    }
+    fn zero(&self, va: u64, len: u64) {
+        // SAFETY: libos only passes ranges it has just mapped writable.
+        unsafe { core::ptr::write_bytes(va as *mut u8, 0, len as usize) }
+    }
+    fn write_mem(&self, va: u64, data: &[u8]) {
+        // SAFETY: libos only passes mapped, writable application memory that does
+        // not overlap the runtime's own buffers.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) }
+    }
+    fn read_mem(&self, va: u64, buf: &mut [u8]) {
+        // SAFETY: libos only passes mapped application memory.
+        unsafe { core::ptr::copy_nonoverlapping(va as *const u8, buf.as_mut_ptr(), buf.len()) }
+    }
+    fn forward(&self, nr: u64, args: [u64; 6]) -> i64 {
+        self.call(Op::Syscall, nr, args)
+    }
+    fn exit(&self, status: i32) -> ! {
+        self.call(Op::Exit, 0, [status as u64, 0, 0, 0, 0, 0]);
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    fn die(&self, signal: u32, fault: Option<&FaultReport>) -> ! {
+        if let Some(f) = fault {
+            let p = &core_page(self.core).fault as *const FaultReport as *mut FaultReport;
+            // SAFETY: the fault slot is ours; the proxy reads it after Op::Fatal.
+            unsafe { p.write_volatile(*f) };
+        }
+        self.call(Op::Fatal, 0, [signal as u64, fault.is_some() as u64, 0, 0, 0, 0]);
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    fn log(&self, msg: &str) {
+        self.call(Op::Log, 0, [msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0, 0]);
+    }
+}
