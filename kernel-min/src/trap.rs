@@ -37,8 +37,13 @@ fn in_runtime_text(addr: u64) -> bool {
 /// Called by `trap_common` with the saved registers.
 pub extern "C" fn handle(f: &mut KFrame) {
     let from_user = f.cs & 3 == 3;
+    // Under kvm_pvm a `syscall` from CPL3 jumps to LSTAR without changing privilege:
+    // fetching the supervisor-only entry page faults (#PF, or #GP at its first
+    // privileged instruction if the page were user-visible). Either is the call.
     let syscall = f.vector == VECTOR_SYSCALL
-        || (f.vector == vector::GP && from_user && f.rip == arch::syscall_entry_addr());
+        || ((f.vector == vector::GP || f.vector == vector::PF)
+            && from_user
+            && f.rip == arch::syscall_entry_addr());
     if syscall {
         // The application's view: it continues after `syscall` (rcx) with its flags (r11).
         f.rip = f.rcx;

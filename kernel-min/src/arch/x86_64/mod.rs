@@ -6,9 +6,10 @@
 //!   vector;
 //! * `syscall`: on hardware, `syscall_entry` runs at CPL0, switches to the kernel
 //!   stack and builds the same frame with vector `VECTOR_SYSCALL`. Under software
-//!   KVM (kvm_pvm) the instruction arrives at `syscall_entry` without the privilege
-//!   change, so its first instruction (`swapgs`) raises #GP; `trap::handle`
-//!   recognises a #GP at `syscall_entry` as the system call it is.
+//!   KVM (kvm_pvm) the instruction jumps to `syscall_entry` without the privilege
+//!   change, so fetching it faults (#PF on the supervisor page; #GP at `swapgs` if
+//!   it were user-visible); `trap::handle` recognises a fault at `syscall_entry` as
+//!   the system call it is.
 
 use core::arch::{asm, global_asm};
 use core::mem::offset_of;
