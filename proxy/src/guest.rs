@@ -98,6 +98,16 @@ impl GuestMem {
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
     }
 
+    /// Copy guest-physical `[gpa, gpa + buf.len())` into `buf`. Panics when out of
+    /// range (a proxy bug).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn read(&self, gpa: u64, buf: &mut [u8]) {
+        let p = self.ptr(gpa, buf.len() as u64).expect("guest read out of range");
+        // SAFETY: p is valid for buf.len() bytes (checked by ptr); buf is proxy heap
+        // or stack memory, not guest memory, so the ranges do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+    }
+
     /// Read a u64 at guest-physical `gpa`.
     pub fn read_u64(&self, gpa: u64) -> u64 {
         let p = self.ptr(gpa, 8).expect("guest read out of range");

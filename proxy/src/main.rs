@@ -1,1 +1,25 @@
-fn main() {}
+//! `mote`: the Linux side of a mote partition. It makes the partition (a KVM VM
+//! running kernel-min and the runtime), serves the calls the LWK forwards, keeps the
+//! unified address space, and exits with the application's status.
+#![deny(unsafe_code)]
+
+mod args;
+mod boot;
+mod cli;
+mod guest;
+mod info;
+mod mirror;
+mod offload;
+mod program;
+mod report;
+mod run;
+mod vmm;
+
+fn main() {
+    let cli = cli::parse();
+    let status = match cli.command {
+        cli::Command::Run(a) => run::run(a),
+        cli::Command::Info => info::print_info(),
+    };
+    std::process::exit(status);
+}

@@ -1,0 +1,209 @@
+//! The `mote` command line: `mote run [...] PROGRAM [ARGS...]` and `mote info`.
+//!
+//! Parsing only; what the commands do lives in `run` and `info`. Every message the
+//! proxy prints starts with `mote: `, clap's own usage errors included.
+
+use std::ffi::OsString;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mote_abi::layout::LARGE_PAGE_SIZE;
+
+/// Exit status of a usage error (as clap and most shell utilities use).
+pub const EXIT_USAGE: i32 = 2;
+
+/// Default partition memory.
+pub const DEFAULT_MEM: &str = "2G";
+/// Smallest partition memory `mote run` accepts.
+pub const MIN_MEM: u64 = 64 << 20;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mote",
+    version,
+    about = "Run a program on a lightweight kernel partition, with Linux serving the rest"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run PROGRAM in a new partition; exit with its status.
+    Run(RunArgs),
+    /// Show what this machine offers (KVM kind, cores, memory) and the backend `run` uses.
+    Info,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// LWK cores of the partition.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub cores: usize,
+    /// Partition memory (512M, 2G, 1073741824, ...), rounded up to 2 MiB; at least 64M.
+    #[arg(long, default_value = DEFAULT_MEM, value_name = "SIZE", value_parser = parse_mem)]
+    pub mem: u64,
+    /// Which partition backend to use.
+    #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
+    pub platform: PlatformChoice,
+    /// The program (looked up in PATH like a shell does) and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM [ARGS]...",
+        value_parser = clap::value_parser!(OsString)
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// `--platform`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlatformChoice {
+    /// The best backend this machine has (today: KVM).
+    Auto,
+    /// mote's own KVM VMM.
+    Kvm,
+}
+
+/// Parse the command line; on a usage error print it as `mote: ...` and exit 2.
+pub fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            for line in text.trim_end().lines() {
+                if line.is_empty() {
+                    eprintln!("mote:");
+                } else {
+                    eprintln!("mote: {line}");
+                }
+            }
+            std::process::exit(EXIT_USAGE);
+        }
+    }
+}
+
+/// Why a `--mem` value was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MemError {
+    #[error("not a size (use e.g. 512M, 2G or a number of bytes)")]
+    Syntax,
+    #[error("too large")]
+    TooLarge,
+    #[error("{0} bytes is below the 64M a partition needs")]
+    TooSmall(u64),
+}
+
+/// Parse a memory size: a decimal number of bytes with an optional binary suffix
+/// `K`, `M`, `G`, `T` (case-insensitive, optionally followed by `iB` or `B`), rounded
+/// up to 2 MiB and at least `MIN_MEM`.
+pub fn parse_mem(s: &str) -> Result<u64, MemError> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, suffix) = s.split_at(digits);
+    if num.is_empty() {
+        return Err(MemError::Syntax);
+    }
+    let n: u64 = num.parse().map_err(|_| MemError::TooLarge)?;
+    let suffix = suffix.to_ascii_lowercase();
+    let unit = suffix
+        .strip_suffix("ib")
+        .or_else(|| suffix.strip_suffix('b'))
+        .unwrap_or(&suffix);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(MemError::Syntax),
+    };
+    // "B" alone is bytes; "iB" alone is not a unit.
+    if unit.is_empty() && suffix == "ib" {
+        return Err(MemError::Syntax);
+    }
+    let bytes = n.checked_mul(1u64 << shift).ok_or(MemError::TooLarge)?;
+    if bytes < MIN_MEM {
+        return Err(MemError::TooSmall(bytes));
+    }
+    bytes
+        .checked_add(LARGE_PAGE_SIZE - 1)
+        .map(|b| b & !(LARGE_PAGE_SIZE - 1))
+        .ok_or(MemError::TooLarge)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_sizes_parse_with_suffixes() {
+        assert_eq!(parse_mem("512M"), Ok(512 << 20));
+        assert_eq!(parse_mem("2G"), Ok(2 << 30));
+        assert_eq!(parse_mem("2g"), Ok(2 << 30));
+        assert_eq!(parse_mem("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_mem("2GB"), Ok(2 << 30));
+        assert_eq!(parse_mem("1073741824"), Ok(1 << 30));
+        assert_eq!(parse_mem("1073741824B"), Ok(1 << 30));
+        assert_eq!(parse_mem("65536K"), Ok(64 << 20));
+        assert_eq!(parse_mem("1T"), Ok(1 << 40));
+    }
+
+    #[test]
+    fn mem_rounds_up_to_2mib() {
+        assert_eq!(parse_mem("65M"), Ok(66 << 20));
+        assert_eq!(parse_mem("100000001"), Ok(96 << 20));
+    }
+
+    #[test]
+    fn mem_refuses_small_and_garbage() {
+        assert_eq!(parse_mem("63M"), Err(MemError::TooSmall(63 << 20)));
+        assert_eq!(parse_mem("0"), Err(MemError::TooSmall(0)));
+        assert_eq!(parse_mem("M"), Err(MemError::Syntax));
+        assert_eq!(parse_mem("2X"), Err(MemError::Syntax));
+        assert_eq!(parse_mem("2iB"), Err(MemError::Syntax));
+        assert_eq!(parse_mem("-1G"), Err(MemError::Syntax));
+        assert_eq!(parse_mem("99999999999T"), Err(MemError::TooLarge));
+        assert_eq!(
+            parse_mem("99999999999999999999999"),
+            Err(MemError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn run_takes_everything_after_program_as_its_arguments() {
+        let cli = Cli::try_parse_from(["mote", "run", "--mem", "1G", "ls", "-la", "--cores", "3"])
+            .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.mem, 1 << 30);
+        assert_eq!(r.cores, 1);
+        assert_eq!(r.platform, PlatformChoice::Auto);
+        assert_eq!(r.command, ["ls", "-la", "--cores", "3"]);
+
+        let cli = Cli::try_parse_from(["mote", "run", "--", "--weird", "x"]).unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.mem, 2 << 30);
+        assert_eq!(r.command, ["--weird", "x"]);
+    }
+
+    #[test]
+    fn run_needs_a_program() {
+        assert!(Cli::try_parse_from(["mote", "run"]).is_err());
+        assert!(Cli::try_parse_from(["mote", "run", "--mem", "1M", "x"]).is_err());
+    }
+}

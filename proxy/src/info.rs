@@ -1,0 +1,246 @@
+//! What the machine offers: the kind of KVM (if any), host cores and memory, and the
+//! backend `mote run` picks. `mote info` prints it; `run` uses `choose_backend` to
+//! fail fast, before it builds anything, when no usable backend exists.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::cli::PlatformChoice;
+
+/// How the kernel's KVM is implemented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvmKind {
+    /// Hardware virtualization (`kvm_intel`: VT-x, `kvm_amd`: AMD-V).
+    Hardware(&'static str),
+    /// `kvm_pvm`: software nested virtualization; guest CPL0 is emulated.
+    Software,
+    /// /dev/kvm works but no known vendor module is loaded.
+    Unknown,
+}
+
+impl fmt::Display for KvmKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvmKind::Hardware(m) => write!(f, "hardware ({m})"),
+            KvmKind::Software => f.write_str("software (kvm_pvm: nested, CPL0 emulated)"),
+            KvmKind::Unknown => f.write_str("unknown (no kvm_intel, kvm_amd or kvm_pvm module)"),
+        }
+    }
+}
+
+/// Why /dev/kvm cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KvmUnusable {
+    #[error(
+        "no usable /dev/kvm (not found): load kvm_intel or kvm_amd, or run on a machine with \
+         virtualization; a hosted platform without KVM is planned (issue 6)"
+    )]
+    NotFound,
+    #[error("no usable /dev/kvm (permission denied): add yourself to group kvm")]
+    PermissionDenied,
+    #[error("no usable /dev/kvm ({0}); a hosted platform without KVM is planned (issue 6)")]
+    Other(String),
+    #[error("no usable /dev/kvm (KVM API version {0}, mote needs 12)")]
+    ApiVersion(i32),
+}
+
+/// The state of KVM on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvmStatus {
+    /// What the loaded modules say (known even when /dev/kvm cannot be opened).
+    pub kind: Option<KvmKind>,
+    /// Whether this process can use /dev/kvm.
+    pub usable: Result<(), KvmUnusable>,
+}
+
+/// The kind of KVM from the loaded modules under `sys_module` (`/sys/module`).
+pub fn kvm_kind_in(sys_module: &Path) -> Option<KvmKind> {
+    let has = |m: &str| sys_module.join(m).exists();
+    if has("kvm_pvm") {
+        Some(KvmKind::Software)
+    } else if has("kvm_intel") {
+        Some(KvmKind::Hardware("kvm_intel: Intel VT-x"))
+    } else if has("kvm_amd") {
+        Some(KvmKind::Hardware("kvm_amd: AMD-V"))
+    } else if has("kvm") {
+        Some(KvmKind::Unknown)
+    } else {
+        None
+    }
+}
+
+/// Open /dev/kvm and check its API version.
+pub fn detect_kvm() -> KvmStatus {
+    let usable = match kvm_ioctls::Kvm::new() {
+        Ok(kvm) => match kvm.get_api_version() {
+            12 => Ok(()),
+            v => Err(KvmUnusable::ApiVersion(v)),
+        },
+        Err(e) => Err(match e.errno() {
+            libc::ENOENT | libc::ENODEV | libc::ENXIO => KvmUnusable::NotFound,
+            libc::EACCES | libc::EPERM => KvmUnusable::PermissionDenied,
+            _ => KvmUnusable::Other(std::io::Error::from_raw_os_error(e.errno()).to_string()),
+        }),
+    };
+    let mut kind = kvm_kind_in(Path::new("/sys/module"));
+    if kind.is_none() && usable.is_ok() {
+        kind = Some(KvmKind::Unknown);
+    }
+    KvmStatus { kind, usable }
+}
+
+/// A partition backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// mote's own VMM on /dev/kvm.
+    Kvm(KvmKind),
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::Kvm(k) => write!(f, "kvm (mote's own VMM; {k})"),
+        }
+    }
+}
+
+/// The backend `mote run --platform choice` uses on a machine in `status`.
+pub fn choose_backend(choice: PlatformChoice, status: &KvmStatus) -> Result<Backend, KvmUnusable> {
+    match choice {
+        PlatformChoice::Auto | PlatformChoice::Kvm => {
+            status.usable.clone()?;
+            Ok(Backend::Kvm(status.kind.unwrap_or(KvmKind::Unknown)))
+        }
+    }
+}
+
+/// CPUs this process may run on.
+pub fn host_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Total host memory in bytes (`MemTotal` of /proc/meminfo), if known.
+pub fn host_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_meminfo_total(&text)
+}
+
+fn parse_meminfo_total(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Bytes as a short human size (binary units).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// `mote info`: print the machine's facts on stdout; returns the exit status.
+pub fn print_info() -> i32 {
+    let status = detect_kvm();
+    let cores = host_cores();
+    println!("mote {}", env!("CARGO_PKG_VERSION"));
+    match (&status.kind, &status.usable) {
+        (Some(k), Ok(())) => println!("kvm:      /dev/kvm usable, {k}"),
+        (Some(k), Err(e)) => println!("kvm:      {k}, but {e}"),
+        (None, Ok(())) => println!("kvm:      /dev/kvm usable"),
+        (None, Err(e)) => println!("kvm:      {e}"),
+    }
+    match host_memory() {
+        Some(m) => println!("host:     {cores} cores, {} memory", human_size(m)),
+        None => println!("host:     {cores} cores, memory unknown"),
+    }
+    let lwk = cores.saturating_sub(1).max(1);
+    println!(
+        "layout:   Linux core: host CPU 0 (offload servers); LWK cores: up to {lwk}{}",
+        if cores == 1 { " (sharing CPU 0)" } else { "" }
+    );
+    match choose_backend(PlatformChoice::Auto, &status) {
+        Ok(b) => println!("backend:  mote run will use {b}"),
+        Err(_) => println!("backend:  none: mote run will refuse to start"),
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_from_modules() {
+        let dir = std::env::temp_dir().join(format!("mote-info-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(kvm_kind_in(&dir), None);
+        std::fs::create_dir(dir.join("kvm")).unwrap();
+        assert_eq!(kvm_kind_in(&dir), Some(KvmKind::Unknown));
+        std::fs::create_dir(dir.join("kvm_intel")).unwrap();
+        assert!(matches!(kvm_kind_in(&dir), Some(KvmKind::Hardware(_))));
+        std::fs::create_dir(dir.join("kvm_pvm")).unwrap();
+        assert_eq!(kvm_kind_in(&dir), Some(KvmKind::Software));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unusable_kvm_refuses_with_the_fix() {
+        let st = KvmStatus {
+            kind: None,
+            usable: Err(KvmUnusable::PermissionDenied),
+        };
+        let e = choose_backend(PlatformChoice::Auto, &st).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no usable /dev/kvm (permission denied): add yourself to group kvm"
+        );
+        let st = KvmStatus {
+            kind: None,
+            usable: Err(KvmUnusable::NotFound),
+        };
+        let e = choose_backend(PlatformChoice::Kvm, &st)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("no usable /dev/kvm (not found): load kvm_intel or kvm_amd"));
+        assert!(e.ends_with("(issue 6)"));
+        let st = KvmStatus {
+            kind: Some(KvmKind::Software),
+            usable: Ok(()),
+        };
+        assert_eq!(
+            choose_backend(PlatformChoice::Auto, &st),
+            Ok(Backend::Kvm(KvmKind::Software))
+        );
+    }
+
+    #[test]
+    fn meminfo_and_sizes() {
+        let t = "MemFree:  10 kB\nMemTotal:       24522340 kB\n";
+        assert_eq!(parse_meminfo_total(t), Some(24522340 * 1024));
+        assert_eq!(parse_meminfo_total("nothing"), None);
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(2 << 30), "2.0 GiB");
+        assert!(host_cores() >= 1);
+    }
+
+    #[test]
+    fn detection_agrees_with_the_device_node() {
+        let st = detect_kvm();
+        if !Path::new("/dev/kvm").exists() {
+            assert_eq!(st.usable, Err(KvmUnusable::NotFound));
+        }
+        if Path::new("/sys/module/kvm_pvm").exists() {
+            assert_eq!(st.kind, Some(KvmKind::Software));
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The unified address space, proxy side: the memory behind the application's pages
+//! mapped in the proxy at the application's own virtual addresses, so a forwarded
+//! call uses every pointer (nested ones too) unchanged.
+//!
+//! At start-up, before any other thread exists, `Mirror::reserve` claims
+//! `[USER_START, LIBOS_END)` of the proxy's address space with an inaccessible,
+//! unbacked mapping: nothing of the proxy (heap, thread stacks, libraries) can land
+//! there afterwards. Changes from libos's map log then replace pieces of that
+//! reservation with shared mappings of the guest memfd (`KIND_MAP`) or put the
+//! reservation back (`KIND_UNMAP`). The fixed boot regions (boot info, IKC area,
+//! argv block, runtime) are mapped once by `map_boot_regions`.
+//!
+//! Mirror mappings are always read-write: the map log carries no protection, so a
+//! forwarded call may write where the application itself could not (see the report
+//! of issue 2's proxy work).
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+
+use mote_abi::layout::{
+    ARGS_GPA, ARGS_MAX, ARGS_VA, BOOT_INFO_GPA, IKC_GPA, IKC_SIZE, IKC_VA, LIBOS_END, LIBOS_VA,
+    PAGE_SIZE, RUNTIME_SIZE, RUNTIME_VA, USER_START,
+};
+use mote_abi::maplog::{Change, MapLog, KIND_MAP, KIND_UNMAP};
+
+use crate::guest::GuestMem;
+
+/// What went wrong with the mirror.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error(
+        "cannot reserve {start:#x}..{end:#x} of the proxy's address space for the \
+         application: {err} (something of the proxy already lives there; mote must be a \
+         position-independent executable)"
+    )]
+    Reserve {
+        start: u64,
+        end: u64,
+        err: io::Error,
+    },
+    #[error("cannot duplicate the guest memory fd: {0}")]
+    Dup(io::Error),
+    #[error("range {va:#x}+{len:#x} is outside the mirrored range")]
+    OutsideRange { va: u64, len: u64 },
+    #[error("guest-physical {gpa:#x}+{len:#x} is beyond guest memory ({size:#x} bytes)")]
+    BeyondMemory { gpa: u64, len: u64, size: u64 },
+    #[error("unaligned or empty change (va {va:#x}, len {len:#x}, gpa {gpa:#x})")]
+    Unaligned { va: u64, len: u64, gpa: u64 },
+    #[error("unknown map-log entry kind {0}")]
+    UnknownKind(u64),
+    #[error("mmap of {va:#x}+{len:#x} failed: {err}")]
+    Mmap { va: u64, len: u64, err: io::Error },
+}
+
+/// The proxy's copy of the application's address space.
+pub struct Mirror {
+    /// Our own descriptor of the guest memfd.
+    fd: OwnedFd,
+    guest_size: u64,
+    start: u64,
+    end: u64,
+    /// Serializes changes: the map log has one consumer at a time.
+    lock: Mutex<()>,
+}
+
+impl Mirror {
+    /// Reserve `[USER_START, LIBOS_END)` for the application's addresses. Call before
+    /// any thread is started, so no thread stack or allocator arena is placed there.
+    pub fn reserve(guest: &GuestMem) -> Result<Mirror, MirrorError> {
+        Self::reserve_range(guest, USER_START, LIBOS_END)
+    }
+
+    fn reserve_range(guest: &GuestMem, start: u64, end: u64) -> Result<Mirror, MirrorError> {
+        // SAFETY: guest.fd() is the memfd GuestMem owns and keeps open while `guest`
+        // is borrowed; we only duplicate it.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(guest.fd()) };
+        let fd = borrowed.try_clone_to_owned().map_err(MirrorError::Dup)?;
+        let len = (end - start) as usize;
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping: it either
+        // creates a fresh inaccessible mapping at `start` or fails.
+        let p = unsafe {
+            libc::mmap(
+                start as *mut libc::c_void,
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE
+                    | libc::MAP_ANONYMOUS
+                    | libc::MAP_NORESERVE
+                    | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            let err = io::Error::last_os_error();
+            return Err(MirrorError::Reserve { start, end, err });
+        }
+        if p as u64 != start {
+            // A kernel older than 4.17 treats the flag as a hint.
+            // SAFETY: `p` is the mapping just created, of `len` bytes, used by nobody.
+            unsafe { libc::munmap(p, len) };
+            let err = io::Error::other(format!("kernel placed it at {p:p}"));
+            return Err(MirrorError::Reserve { start, end, err });
+        }
+        Ok(Mirror {
+            fd,
+            guest_size: guest.size(),
+            start,
+            end,
+            lock: Mutex::new(()),
+        })
+    }
+
+    /// Apply one change of the application's address space (the offload threads use
+    /// `sync`; this is for changes that do not come through the map log).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn apply(&self, c: Change) -> Result<(), MirrorError> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.apply_locked(c)
+    }
+
+    /// Apply every pending map-log entry; a refused entry is reported on stderr and
+    /// skipped. Returns the number of entries consumed.
+    pub fn sync(&self, log: &MapLog) -> usize {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        log.drain(|c| {
+            if let Err(e) = self.apply_locked(c) {
+                eprintln!("mote: mirror: ignored map-log entry: {e}");
+            }
+        })
+    }
+
+    /// Map the fixed regions every partition has: boot info, IKC area, argv block and
+    /// the runtime region at `runtime_gpa`.
+    pub fn map_boot_regions(&self, runtime_gpa: u64) -> Result<(), MirrorError> {
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        for (va, gpa, len) in [
+            (LIBOS_VA, BOOT_INFO_GPA, PAGE_SIZE),
+            (IKC_VA, IKC_GPA, IKC_SIZE),
+            (ARGS_VA, ARGS_GPA, ARGS_MAX),
+            (RUNTIME_VA, runtime_gpa, RUNTIME_SIZE),
+        ] {
+            self.apply_locked(Change {
+                kind: KIND_MAP,
+                va,
+                len,
+                gpa,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn apply_locked(&self, c: Change) -> Result<(), MirrorError> {
+        let Change { kind, va, len, gpa } = c;
+        let aligned = |x: u64| x.is_multiple_of(PAGE_SIZE);
+        if len == 0 || !aligned(va) || !aligned(len) {
+            return Err(MirrorError::Unaligned { va, len, gpa });
+        }
+        if va < self.start || va.checked_add(len).is_none_or(|e| e > self.end) {
+            return Err(MirrorError::OutsideRange { va, len });
+        }
+        let (prot, flags, fd, off) = match kind {
+            KIND_MAP => {
+                if !aligned(gpa) {
+                    return Err(MirrorError::Unaligned { va, len, gpa });
+                }
+                if gpa.checked_add(len).is_none_or(|e| e > self.guest_size) {
+                    return Err(MirrorError::BeyondMemory {
+                        gpa,
+                        len,
+                        size: self.guest_size,
+                    });
+                }
+                (
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_FIXED,
+                    self.fd.as_raw_fd(),
+                    gpa as libc::off_t,
+                )
+            }
+            KIND_UNMAP => (
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            ),
+            k => return Err(MirrorError::UnknownKind(k)),
+        };
+        // SAFETY: 1. [va, va+len) lies inside our reservation (checked above), which
+        // holds no proxy code or data: MAP_FIXED replaces only mirror mappings.
+        // 2. Nothing in the proxy holds Rust references into mirrored memory; it is
+        // reached only by raw addresses passed to the kernel (forwarded calls) or
+        // through `read_user`, which tolerates unmapped memory.
+        let p = unsafe { libc::mmap(va as *mut libc::c_void, len as usize, prot, flags, fd, off) };
+        if p == libc::MAP_FAILED {
+            return Err(MirrorError::Mmap {
+                va,
+                len,
+                err: io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        // SAFETY: the whole reservation is ours (mirror mappings included) and nobody
+        // can use it once the Mirror is gone.
+        unsafe {
+            libc::munmap(
+                self.start as *mut libc::c_void,
+                (self.end - self.start) as usize,
+            )
+        };
+    }
+}
+
+/// Copy from the proxy's address `va` (typically a mirrored application address)
+/// into `buf` without risking a fault: unmapped or inaccessible memory gives
+/// `EFAULT`. Returns the bytes copied.
+pub fn read_user(va: u64, buf: &mut [u8]) -> io::Result<usize> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: va as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, writable for its length; `remote` is only read
+    // by the kernel, which checks it and reports EFAULT instead of faulting.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Serializes tests that reserve the application's range (one reservation per process).
+#[cfg(test)]
+pub(crate) static TEST_RESERVATION: Mutex<()> = Mutex::new(());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mote_abi::boot::BOOT_MAGIC;
+    use mote_abi::layout::KERNEL_GPA;
+
+    fn reserved(guest: &GuestMem) -> (std::sync::MutexGuard<'static, ()>, Mirror) {
+        let g = TEST_RESERVATION.lock().unwrap_or_else(|p| p.into_inner());
+        let m = Mirror::reserve(guest).expect("reserve");
+        (g, m)
+    }
+
+    #[test]
+    fn mapped_memory_is_the_guests_at_the_same_address() {
+        let guest = GuestMem::new(4 << 20).unwrap();
+        let (_g, m) = reserved(&guest);
+        let va = 0x1000_0000u64;
+        m.apply(Change {
+            kind: KIND_MAP,
+            va,
+            len: 2 << 20,
+            gpa: 2 << 20,
+        })
+        .unwrap();
+
+        // Guest writes through the KVM view; the proxy sees it at the app's address.
+        guest.write((2 << 20) + 5, b"hello");
+        let mut buf = [0u8; 5];
+        assert_eq!(read_user(va + 5, &mut buf).unwrap(), 5);
+        assert_eq!(&buf, b"hello");
+
+        // And the other way round: a forwarded call writing at the app's address.
+        // SAFETY: va..va+2MiB is mapped read-write just above; nothing else uses it.
+        unsafe { std::ptr::write_volatile((va + 100) as *mut u32, 0xfeed_beef) };
+        assert_eq!(guest.read_u64((2 << 20) + 100) as u32, 0xfeed_beef);
+
+        // Unmap puts the inaccessible reservation back.
+        m.apply(Change {
+            kind: KIND_UNMAP,
+            va,
+            len: 2 << 20,
+            gpa: 0,
+        })
+        .unwrap();
+        let e = read_user(va + 5, &mut buf).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EFAULT));
+        // The guest's memory is untouched by the unmap.
+        let mut g = [0u8; 5];
+        guest.read((2 << 20) + 5, &mut g);
+        assert_eq!(&g, b"hello");
+    }
+
+    #[test]
+    fn bad_changes_are_refused() {
+        let guest = GuestMem::new(4 << 20).unwrap();
+        let (_g, m) = reserved(&guest);
+        let map = |va, len, gpa| Change {
+            kind: KIND_MAP,
+            va,
+            len,
+            gpa,
+        };
+        assert!(matches!(
+            m.apply(map(0x1000, 4096, 0)),
+            Err(MirrorError::OutsideRange { .. })
+        ));
+        assert!(matches!(
+            m.apply(map(LIBOS_END - 4096, 8192, 0)),
+            Err(MirrorError::OutsideRange { .. })
+        ));
+        assert!(matches!(
+            m.apply(map(u64::MAX - 4095, 4096, 0)),
+            Err(MirrorError::OutsideRange { .. })
+        ));
+        assert!(matches!(
+            m.apply(map(0x100_0000, 4096, 4 << 20)),
+            Err(MirrorError::BeyondMemory { .. })
+        ));
+        assert!(matches!(
+            m.apply(map(0x100_0001, 4096, 0)),
+            Err(MirrorError::Unaligned { .. })
+        ));
+        assert!(matches!(
+            m.apply(map(0x100_0000, 0, 0)),
+            Err(MirrorError::Unaligned { .. })
+        ));
+        assert!(matches!(
+            m.apply(Change {
+                kind: 9,
+                va: 0x100_0000,
+                len: 4096,
+                gpa: 0
+            }),
+            Err(MirrorError::UnknownKind(9))
+        ));
+        // Nothing was mapped by the refused changes.
+        let mut b = [0u8; 1];
+        assert!(read_user(0x100_0000, &mut b).is_err());
+    }
+
+    #[test]
+    fn second_reservation_is_refused_clearly() {
+        let guest = GuestMem::new(2 << 20).unwrap();
+        let (_g, _m) = reserved(&guest);
+        let e = Mirror::reserve(&guest).err().expect("range is taken");
+        assert!(matches!(e, MirrorError::Reserve { .. }));
+        assert!(
+            e.to_string()
+                .starts_with("cannot reserve 0x10000..0x400100000000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sync_drains_the_log_and_skips_bad_entries() {
+        let guest = GuestMem::new(4 << 20).unwrap();
+        let (_g, m) = reserved(&guest);
+        let log = guest.maplog();
+        assert!(log.push(Change {
+            kind: KIND_MAP,
+            va: 0x40_0000,
+            len: 4096,
+            gpa: KERNEL_GPA
+        }));
+        assert!(log.push(Change {
+            kind: KIND_MAP,
+            va: 0x8,
+            len: 4096,
+            gpa: 0
+        }));
+        assert!(log.push(Change {
+            kind: KIND_MAP,
+            va: 0x50_0000,
+            len: 4096,
+            gpa: KERNEL_GPA
+        }));
+        assert_eq!(m.sync(log), 3);
+        assert_eq!(m.sync(log), 0);
+        guest.write(KERNEL_GPA, b"xy");
+        let mut b = [0u8; 2];
+        read_user(0x50_0000, &mut b).unwrap();
+        assert_eq!(&b, b"xy", "two addresses alias one frame");
+        read_user(0x40_0000, &mut b).unwrap();
+        assert_eq!(&b, b"xy");
+    }
+
+    #[test]
+    fn boot_regions_are_visible_at_their_runtime_addresses() {
+        let guest = GuestMem::new(128 << 20).unwrap();
+        let (_g, m) = reserved(&guest);
+        let runtime_gpa = 32 << 20;
+        m.map_boot_regions(runtime_gpa).unwrap();
+        guest.write_u64(BOOT_INFO_GPA, BOOT_MAGIC);
+        guest.write(IKC_GPA + 8, b"ikc");
+        guest.write(ARGS_GPA, b"/bin/x\0");
+        guest.write(runtime_gpa + 16, b"rt");
+        let mut b = [0u8; 8];
+        read_user(LIBOS_VA, &mut b).unwrap();
+        assert_eq!(u64::from_le_bytes(b), BOOT_MAGIC);
+        let mut b = [0u8; 3];
+        read_user(IKC_VA + 8, &mut b).unwrap();
+        assert_eq!(&b, b"ikc");
+        let mut b = [0u8; 7];
+        read_user(ARGS_VA, &mut b).unwrap();
+        assert_eq!(&b, b"/bin/x\0");
+        let mut b = [0u8; 2];
+        read_user(RUNTIME_VA + 16, &mut b).unwrap();
+        assert_eq!(&b, b"rt");
+        // Boot info page only: the page after it is not mirrored.
+        assert!(read_user(LIBOS_VA + PAGE_SIZE, &mut b).is_err());
+
+        // A runtime region beyond guest memory is refused.
+        assert!(matches!(
+            m.map_boot_regions(100 << 20),
+            Err(MirrorError::BeyondMemory { .. })
+        ));
+    }
+}

@@ -1,0 +1,536 @@
+//! The offload server: one thread per LWK core, on the host's Linux core, serving the
+//! core's IKC slot (protocol at the top of `mote_abi::ikc`).
+//!
+//! A forwarded system call runs here with a raw `syscall` instruction, in the
+//! unified address space (`mirror`): the application's pointers are valid as they
+//! are. The map log is applied before every request, so memory libos published
+//! before making the call is visible. Numbers that would act on the proxy itself
+//! (its threads, signal state, address space) are refused with `ENOSYS`: libos
+//! implements them locally, so seeing one here is a bug worth a line on stderr.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mote_abi::ikc::{Op, Request, Slot, SPIN_LIMIT};
+use mote_abi::trap::FaultReport;
+use syscalls::{Sysno, SysnoSet};
+
+use crate::guest::GuestMem;
+use crate::mirror::{read_user, Mirror};
+use crate::vmm::Event;
+
+/// The host CPU that runs Linux-side work (offload threads); vCPUs get the others.
+pub const LINUX_CORE: usize = 0;
+
+/// Longest libos log message printed (longer ones are cut).
+const LOG_MAX: usize = 4096;
+
+/// The x32 ABI bit of a system call number: an x86_64 process never uses it, and the
+/// refusal list below would not recognise `exit | X32_BIT`.
+const X32_SYSCALL_BIT: u64 = 0x4000_0000;
+
+/// Calls that would act on the proxy itself if executed here.
+pub const REFUSED: SysnoSet = SysnoSet::new(&[
+    // Process and thread life: would end or clone the proxy.
+    Sysno::exit,
+    Sysno::exit_group,
+    Sysno::clone,
+    Sysno::clone3,
+    Sysno::fork,
+    Sysno::vfork,
+    Sysno::execve,
+    Sysno::execveat,
+    // Signal state of the proxy's thread.
+    Sysno::rt_sigreturn,
+    Sysno::rt_sigaction,
+    Sysno::rt_sigprocmask,
+    Sysno::sigaltstack,
+    // The proxy's address space (the application's is libos's).
+    Sysno::mmap,
+    Sysno::munmap,
+    Sysno::mprotect,
+    Sysno::pkey_mprotect,
+    Sysno::mremap,
+    Sysno::remap_file_pages,
+    Sysno::brk,
+    Sysno::madvise,
+    Sysno::mseal,
+    Sysno::shmat,
+    Sysno::shmdt,
+    Sysno::modify_ldt,
+    // Per-thread state of the offload thread.
+    Sysno::arch_prctl,
+    Sysno::set_tid_address,
+    Sysno::set_robust_list,
+    Sysno::rseq,
+    Sysno::seccomp,
+    Sysno::unshare,
+    Sysno::setns,
+    Sysno::personality,
+]);
+
+/// Start the offload thread of `core`, pinned to host CPU `pin` (None: not pinned).
+/// The thread ends after the core reports the end of the run (`Exit` or `Fatal`).
+pub fn spawn(
+    core: usize,
+    guest: Arc<GuestMem>,
+    mirror: Arc<Mirror>,
+    events: Sender<Event>,
+    pin: Option<usize>,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("mote-offload{core}"))
+        .spawn(move || {
+            if let Some(cpu) = pin {
+                if let Err(e) = pin_to(cpu) {
+                    eprintln!("mote: offload thread {core}: cannot pin to CPU {cpu}: {e}");
+                }
+            }
+            serve(core, &guest, &mirror, &events);
+        })
+}
+
+/// Serve core `core`'s slot until the run ends; sends the ending `Event`.
+pub fn serve(core: usize, guest: &GuestMem, mirror: &Mirror, events: &Sender<Event>) {
+    let page = guest.core_page(core);
+    let slot = &page.slot;
+    // The last request answered; a request is pending when req_seq differs.
+    let mut last = slot.resp_seq.load(Ordering::Acquire);
+    loop {
+        let req = wait_request(slot, last);
+        last = req.seq;
+        mirror.sync(guest.maplog());
+        let ret = match Op::from_u32(req.op) {
+            Some(Op::Syscall) => forward(req.nr, req.args),
+            Some(Op::Exit) => {
+                let _ = events.send(Event::Exited((req.args[0] & 0xff) as i32));
+                return;
+            }
+            Some(Op::Fatal) => {
+                let fault = (req.args[1] != 0).then(|| {
+                    // SAFETY: the core page is live shared memory for as long as
+                    // `guest`; FaultReport is plain integers (any bit pattern is
+                    // valid); libos wrote it before publishing the request, which the
+                    // Acquire load of req_seq in `poll` ordered before this read.
+                    unsafe { std::ptr::read_volatile(&page.fault as *const FaultReport) }
+                });
+                let signal = req.args[0] as u32;
+                let _ = events.send(Event::Killed { signal, fault });
+                return;
+            }
+            Some(Op::Log) => log(core, req.args[0], req.args[1]),
+            Some(Op::Nop) => 0,
+            None => {
+                warn_once(&UNKNOWN_OP_WARNED, || {
+                    format!(
+                        "mote: core {core}: unknown IKC op {} (answered ENOSYS)",
+                        req.op
+                    )
+                });
+                -i64::from(libc::ENOSYS)
+            }
+        };
+        if slot.respond(req.seq, ret) {
+            futex_wake(&slot.resp_seq);
+        }
+    }
+}
+
+/// Wait for a request after `last`: spin (bounded), then sleep on `req_seq`.
+fn wait_request(slot: &Slot, last: u32) -> Request {
+    loop {
+        for _ in 0..SPIN_LIMIT {
+            if let Some(r) = slot.poll(last) {
+                return r;
+            }
+            std::hint::spin_loop();
+        }
+        if slot.begin_sleep(last) {
+            futex_wait(&slot.req_seq, last);
+            slot.end_sleep();
+        }
+    }
+}
+
+/// Execute system call `nr` for the application; Linux's result or `-errno`.
+pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
+    if nr & X32_SYSCALL_BIT != 0 {
+        warn_once(&X32_WARNED, || {
+            format!("mote: refused forwarded x32 system call {nr:#x}")
+        });
+        return -i64::from(libc::ENOSYS);
+    }
+    if let Some(sysno) = refused(nr) {
+        let id = sysno.id() as usize;
+        let bit = 1u64 << (id % 64);
+        if REFUSED_WARNED[id / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+            eprintln!("mote: refused forwarded {}", sysno.name());
+        }
+        return -i64::from(libc::ENOSYS);
+    }
+    let [a0, a1, a2, a3, a4, a5] = args.map(|a| a as usize);
+    // SAFETY: the call acts on the proxy's process on the application's behalf:
+    // 1. numbers that would change the proxy's own threads, signal state or address
+    //    space are refused above, so Rust's view of this process stays valid;
+    // 2. pointer arguments are application addresses, inside the mirror reservation
+    //    that holds no proxy data; the kernel checks them (EFAULT) and writes through
+    //    them only into guest memory.
+    unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 }
+}
+
+/// The refused call `nr` names, if it is one.
+pub fn refused(nr: u64) -> Option<Sysno> {
+    let sysno = Sysno::new(usize::try_from(nr).ok()?)?;
+    REFUSED.contains(sysno).then_some(sysno)
+}
+
+/// One bit per system call number: refusal already reported.
+static REFUSED_WARNED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static X32_WARNED: AtomicU32 = AtomicU32::new(0);
+static UNKNOWN_OP_WARNED: AtomicU32 = AtomicU32::new(0);
+
+fn warn_once(flag: &AtomicU32, msg: impl FnOnce() -> String) {
+    if flag.swap(1, Ordering::Relaxed) == 0 {
+        eprintln!("{}", msg());
+    }
+}
+
+/// `Op::Log`: print libos's message at application address `va`.
+fn log(core: usize, va: u64, len: u64) -> i64 {
+    let mut buf = vec![0u8; (len as usize).min(LOG_MAX)];
+    match read_user(va, &mut buf) {
+        Ok(n) => {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            for line in text.trim_end_matches('\n').lines() {
+                eprintln!("mote: libos: {line}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("mote: libos: core {core}: log message at {va:#x} unreadable: {e}");
+            -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT))
+        }
+    }
+}
+
+/// Sleep while `word` holds `val` (FUTEX_WAIT_PRIVATE; the vCPU threads wake it).
+pub fn futex_wait(word: &AtomicU32, val: u32) {
+    // SAFETY: `word` is a live, aligned u32; the kernel only reads it. No timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// Wake every sleeper on `word` (FUTEX_WAKE_PRIVATE).
+pub fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32; wake does not access it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        )
+    };
+}
+
+/// Pin the calling thread to host CPU `cpu`.
+pub fn pin_to(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: cpu_set_t is plain bits (all-zero is the empty set); CPU_SET writes in
+    // bounds (checked above); sched_setaffinity(0) acts on the calling thread only.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Give SIGPIPE back its default action (Rust's runtime ignores it). A forwarded
+/// write into a closed pipe then ends the run with SIGPIPE, as it ends a native
+/// process that did not handle it.
+pub fn default_sigpipe() {
+    // SAFETY: installing SIG_DFL for SIGPIPE touches no Rust state.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::TEST_RESERVATION;
+    use mote_abi::ikc::Doorbell;
+    use mote_abi::maplog::{Change, KIND_MAP};
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc::{channel, Receiver};
+    use std::time::Duration;
+
+    /// The LWK side's doorbell as the VMM implements it: futexes on the slot.
+    struct FutexBell;
+    impl Doorbell for FutexBell {
+        fn notify_proxy(&self, slot: &Slot) {
+            futex_wake(&slot.req_seq);
+        }
+        fn wait_response(&self, slot: &Slot, seen: u32) {
+            while slot.resp_seq.load(Ordering::Acquire) == seen {
+                futex_wait(&slot.resp_seq, seen);
+            }
+        }
+    }
+
+    struct Server {
+        guest: Arc<GuestMem>,
+        events: Receiver<Event>,
+        thread: Option<JoinHandle<()>>,
+        _mirror: Arc<Mirror>,
+        _reservation: std::sync::MutexGuard<'static, ()>,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            let reservation = TEST_RESERVATION.lock().unwrap_or_else(|p| p.into_inner());
+            let guest = Arc::new(GuestMem::new(4 << 20).unwrap());
+            let mirror = Arc::new(Mirror::reserve(&guest).unwrap());
+            let (tx, events) = channel();
+            let thread = spawn(0, guest.clone(), mirror.clone(), tx, None).unwrap();
+            Server {
+                guest,
+                events,
+                thread: Some(thread),
+                _mirror: mirror,
+                _reservation: reservation,
+            }
+        }
+        fn call(&self, op: Op, nr: u64, args: [u64; 6]) -> i64 {
+            self.guest.core_page(0).slot.call(op, nr, args, &FutexBell)
+        }
+        fn syscall(&self, nr: Sysno, args: [u64; 6]) -> i64 {
+            self.call(Op::Syscall, nr.id() as u64, args)
+        }
+        /// Publish a request the server will not answer (Exit, Fatal) and wait for its
+        /// event and the end of the thread.
+        fn finish(mut self, op: Op, args: [u64; 6]) -> Event {
+            let slot = &self.guest.core_page(0).slot;
+            slot.op.store(op as u32, Ordering::Relaxed);
+            for (a, v) in slot.args.iter().zip(args) {
+                a.store(v, Ordering::Relaxed);
+            }
+            let s = slot.req_seq.load(Ordering::Relaxed).wrapping_add(1);
+            slot.req_seq.store(s, Ordering::Release);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if slot.proxy_waiting.load(Ordering::Relaxed) != 0 {
+                futex_wake(&slot.req_seq);
+            }
+            let ev = self
+                .events
+                .recv_timeout(Duration::from_secs(10))
+                .expect("event");
+            self.thread.take().unwrap().join().unwrap();
+            ev
+        }
+    }
+
+    #[test]
+    fn forwarded_getppid_is_the_real_one() {
+        let s = Server::start();
+        let ppid = s.syscall(Sysno::getppid, [0; 6]);
+        assert_eq!(ppid, i64::from(std::os::unix::process::parent_id()));
+        assert_eq!(s.call(Op::Nop, 0, [0; 6]), 0);
+        // Linux's errno comes back unchanged.
+        assert_eq!(
+            s.syscall(Sysno::close, [u64::MAX >> 33, 0, 0, 0, 0, 0]),
+            -i64::from(libc::EBADF)
+        );
+        assert!(matches!(
+            s.finish(Op::Exit, [42, 0, 0, 0, 0, 0]),
+            Event::Exited(42)
+        ));
+    }
+
+    #[test]
+    fn write_to_a_pipe_uses_the_applications_address() {
+        let s = Server::start();
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let (va, gpa) = (0x7000_0000u64, 0x20_0000u64);
+        s.guest.write(gpa + 0x10, b"through the mirror\n");
+        // libos publishes the mapping, then makes the call: the server applies the
+        // log before executing it.
+        assert!(s.guest.maplog().push(Change {
+            kind: KIND_MAP,
+            va,
+            len: 0x1000,
+            gpa
+        }));
+        let n = s.syscall(
+            Sysno::write,
+            [writer.as_raw_fd() as u64, va + 0x10, 19, 0, 0, 0],
+        );
+        assert_eq!(n, 19);
+        drop(writer);
+        let mut got = String::new();
+        reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "through the mirror\n");
+
+        // A read lands in guest memory, seen through the KVM view.
+        let (reader2, mut writer2) = std::io::pipe().unwrap();
+        std::io::Write::write_all(&mut writer2, b"back").unwrap();
+        let n = s.syscall(
+            Sysno::read,
+            [reader2.as_raw_fd() as u64, va + 0x100, 4, 0, 0, 0],
+        );
+        assert_eq!(n, 4);
+        let mut b = [0u8; 4];
+        s.guest.read(gpa + 0x100, &mut b);
+        assert_eq!(&b, b"back");
+
+        // An application address that is not mirrored is EFAULT, not a proxy crash.
+        let n = s.syscall(Sysno::write, [1, 0x9000_0000, 4, 0, 0, 0]);
+        assert_eq!(n, -i64::from(libc::EFAULT));
+        s.finish(Op::Exit, [0; 6]);
+    }
+
+    #[test]
+    fn calls_that_would_act_on_the_proxy_are_refused() {
+        let s = Server::start();
+        let enosys = -i64::from(libc::ENOSYS);
+        assert_eq!(s.syscall(Sysno::exit_group, [3, 0, 0, 0, 0, 0]), enosys);
+        assert_eq!(s.syscall(Sysno::exit, [3, 0, 0, 0, 0, 0]), enosys);
+        assert_eq!(
+            s.syscall(Sysno::mmap, [0, 4096, 3, 0x22, u64::MAX, 0]),
+            enosys
+        );
+        assert_eq!(
+            s.syscall(Sysno::munmap, [0x1000_0000, 4096, 0, 0, 0, 0]),
+            enosys
+        );
+        assert_eq!(s.syscall(Sysno::rt_sigaction, [11, 0, 0, 8, 0, 0]), enosys);
+        assert_eq!(s.syscall(Sysno::clone, [0; 6]), enosys);
+        assert_eq!(
+            s.syscall(Sysno::arch_prctl, [0x1002, 0, 0, 0, 0, 0]),
+            enosys
+        );
+        // The x32 alias of exit_group is refused too.
+        let x32_exit = X32_SYSCALL_BIT | Sysno::exit_group.id() as u64;
+        assert_eq!(s.call(Op::Syscall, x32_exit, [0; 6]), enosys);
+        // An unknown op is answered, not ignored.
+        assert_eq!(
+            s.call(Op::Syscall, 100_000, [0; 6]),
+            enosys,
+            "Linux's own ENOSYS"
+        );
+        // SAFETY-free check through the public helpers.
+        assert_eq!(refused(Sysno::getppid.id() as u64), None);
+        assert_eq!(refused(Sysno::brk.id() as u64), Some(Sysno::brk));
+        s.finish(Op::Exit, [0; 6]);
+    }
+
+    #[test]
+    fn unknown_op_and_bad_log_address_are_answered() {
+        let s = Server::start();
+        assert_eq!(s.call(Op::Nop, 0, [0; 6]), 0);
+        let slot = &s.guest.core_page(0).slot;
+        // Op 77 does not exist: the requester still gets an answer.
+        slot.op.store(77, Ordering::Relaxed);
+        let seq = slot.req_seq.load(Ordering::Relaxed) + 1;
+        slot.req_seq.store(seq, Ordering::Release);
+        while slot.resp_seq.load(Ordering::Acquire) != seq {
+            std::thread::yield_now();
+        }
+        assert_eq!(slot.ret.load(Ordering::Relaxed), -i64::from(libc::ENOSYS));
+        // A log message at an address that is not mapped.
+        assert_eq!(
+            s.call(Op::Log, 0, [0x5000_0000, 10, 0, 0, 0, 0]),
+            -i64::from(libc::EFAULT)
+        );
+        s.finish(Op::Exit, [0; 6]);
+    }
+
+    #[test]
+    fn sleeping_server_is_woken_by_the_doorbell() {
+        let s = Server::start();
+        let slot = &s.guest.core_page(0).slot;
+        // Let the server exhaust its spin and go to sleep.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while slot.proxy_waiting.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < deadline, "server never slept");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for _ in 0..100 {
+            assert_eq!(
+                s.syscall(Sysno::getppid, [0; 6]),
+                i64::from(std::os::unix::process::parent_id())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            s.syscall(Sysno::getppid, [0; 6]),
+            i64::from(std::os::unix::process::parent_id())
+        );
+        s.finish(Op::Exit, [7, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn fatal_reports_signal_and_fault() {
+        let s = Server::start();
+        let page = s.guest.core_page(0);
+        let report = FaultReport {
+            origin: 1,
+            signal: 11,
+            vector: 14,
+            error_code: 6,
+            addr: 0xdead_b000,
+            regs: core::array::from_fn(|i| i as u64),
+        };
+        let off = mote_abi::layout::IKC_GPA
+            + mote_abi::ikc::core_page_offset(0)
+            + std::mem::offset_of!(mote_abi::ikc::CorePage, fault) as u64;
+        // SAFETY: FaultReport is repr(C) plain integers; viewing it as bytes is valid.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&report as *const FaultReport).cast::<u8>(),
+                std::mem::size_of::<FaultReport>(),
+            )
+        };
+        s.guest.write(off, bytes);
+        let _ = page;
+        match s.finish(Op::Fatal, [11, 1, 0, 0, 0, 0]) {
+            Event::Killed {
+                signal: 11,
+                fault: Some(f),
+            } => {
+                assert_eq!(f.addr, 0xdead_b000);
+                assert_eq!(f.error_code, 6);
+                assert_eq!(f.regs[16], 16);
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn fatal_without_report() {
+        let s = Server::start();
+        assert!(matches!(
+            s.finish(Op::Fatal, [6, 0, 0, 0, 0, 0]),
+            Event::Killed {
+                signal: 6,
+                fault: None
+            }
+        ));
+    }
+}

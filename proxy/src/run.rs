@@ -1,0 +1,152 @@
+//! `mote run`: check the request, make the partition, serve it, exit with the
+//! application's status.
+//!
+//! Order matters: everything that can be refused (flags, platform, program, argument
+//! size) is refused before any VM exists; the application's address range is
+//! reserved before any thread is started; the offload threads exist before the first
+//! vCPU instruction. The process exits with `std::process::exit` on the first event
+//! that ends the run, which tears down the VM, its threads and the offload threads
+//! together: nothing is left behind.
+
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::mpsc::channel;
+use std::sync::Arc;
+
+use crate::cli::{RunArgs, EXIT_USAGE};
+use crate::guest::GuestMem;
+use crate::mirror::Mirror;
+use crate::vmm::{BootParams, Event, Partition};
+use crate::{args, info, offload, program, report};
+
+/// Exit status when mote itself fails (platform, VM, resources), as `env`, `nice`
+/// and `timeout` use for their own failures; 126/127 stay the program's.
+pub const EXIT_MOTE_FAILED: i32 = 125;
+
+/// Run the request; returns the exit status (the caller exits with it).
+pub fn run(a: RunArgs) -> i32 {
+    match run_inner(a) {
+        Ok(status) => status,
+        Err((status, msg)) => {
+            eprintln!("mote: {msg}");
+            status
+        }
+    }
+}
+
+type Failure = (i32, String);
+
+fn fail(status: i32) -> impl FnOnce(String) -> Failure {
+    move |m| (status, m)
+}
+
+fn run_inner(a: RunArgs) -> Result<i32, Failure> {
+    if a.cores == 0 {
+        return Err((EXIT_USAGE, "--cores must be at least 1".into()));
+    }
+    if a.cores > 1 {
+        return Err((
+            EXIT_USAGE,
+            format!(
+                "--cores {} > 1 needs the multi-core libos (issue 3); use --cores 1",
+                a.cores
+            ),
+        ));
+    }
+
+    let status = info::detect_kvm();
+    info::choose_backend(a.platform, &status).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
+
+    let (name, app_args) = a.command.split_first().expect("clap requires PROGRAM");
+    let prog = match program::prepare(name) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}", program::refusal(name, &e));
+            return Ok(e.exit_status());
+        }
+    };
+
+    let guest = Arc::new(GuestMem::new(a.mem).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);
+    // Before any thread exists: nothing of ours may land in the application's range.
+    let mirror = Arc::new(Mirror::reserve(&guest).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);
+
+    let env = args::environment();
+    let argv = std::iter::once(name.as_os_str()).chain(app_args.iter().map(|s| s.as_os_str()));
+    let block = args::write(
+        &guest,
+        prog.path.as_os_str(),
+        argv,
+        env.iter().map(|e| e.as_os_str()),
+    )
+    .map_err(|e| {
+        (
+            program::EXIT_CANNOT_EXECUTE,
+            format!("{}: {e}", name.to_string_lossy()),
+        )
+    })?;
+
+    let params = BootParams {
+        pid: std::process::id(),
+        argc: block.argc,
+        envc: block.envc,
+        args_len: block.len,
+        debug: std::env::var_os("MOTE_DEBUG").is_some_and(|v| v.as_bytes() == b"1"),
+        random: random_bytes().map_err(fail(EXIT_MOTE_FAILED))?,
+    };
+    let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {
+        (
+            EXIT_MOTE_FAILED,
+            format!("cannot create the partition: {e}"),
+        )
+    })?;
+    mirror
+        .map_boot_regions(partition.runtime_gpa())
+        .map_err(|e| {
+            (
+                EXIT_MOTE_FAILED,
+                format!("cannot mirror the boot regions: {e}"),
+            )
+        })?;
+
+    offload::default_sigpipe();
+    let (tx, rx) = channel();
+    for core in 0..a.cores {
+        offload::spawn(
+            core,
+            guest.clone(),
+            mirror.clone(),
+            tx.clone(),
+            Some(offload::LINUX_CORE),
+        )
+        .map_err(|e| {
+            (
+                EXIT_MOTE_FAILED,
+                format!("cannot start offload thread {core}: {e}"),
+            )
+        })?;
+    }
+    partition
+        .start(tx)
+        .map_err(|e| (EXIT_MOTE_FAILED, format!("cannot start the partition: {e}")))?;
+
+    Ok(match rx.recv() {
+        Ok(Event::Exited(status)) => status,
+        Ok(Event::Killed { signal, fault }) => report::print_killed(signal, fault.as_ref()),
+        Ok(Event::Failed(msg)) => return Err((EXIT_MOTE_FAILED, msg)),
+        Err(_) => {
+            return Err((
+                EXIT_MOTE_FAILED,
+                "the partition stopped without an exit status".into(),
+            ))
+        }
+    })
+}
+
+/// 16 bytes for AT_RANDOM.
+fn random_bytes() -> Result<[u8; 16], String> {
+    let mut r = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut r))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(r)
+}
