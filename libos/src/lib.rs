@@ -1,7 +1,19 @@
-//! mote's library OS (to be written).
+//! mote's library OS: the application's address space, ELF loading, the initial
+//! stack, process state (identity, signal dispositions) and the typed handlers for
+//! the Linux system calls the partition answers locally.
+//!
+//! Pure logic over the [`platform::Platform`] interface: no `unsafe`, no hardware,
+//! tested on the host with a fake platform (`fake`).
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
 extern crate alloc;
 
+pub mod errno;
+pub mod frames;
+pub mod mm;
 pub mod platform;
+pub mod uapi;
+
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;

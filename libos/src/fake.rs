@@ -1,0 +1,375 @@
+//! A fake [`Platform`] for host tests: it simulates guest-physical memory, kernel-min's
+//! page tables (with a page-table frame budget, so `give_tables` matters), the proxy's
+//! mirror of the map log, and answers forwarded calls from a script.
+//!
+//! It is strict where the real machine would fail: touching an unmapped page, writing
+//! a read-only page, mapping over a mapped page, or a forwarded read into memory the
+//! proxy was never told about all panic with the address.
+//!
+//! Built for libos's own tests and, with the `fake` feature, for other crates' tests.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use mote_abi::errno::Errno;
+use mote_abi::layout::{LARGE_PAGE_SIZE, PAGE_SIZE};
+use mote_abi::maplog::{Change, KIND_MAP, KIND_UNMAP};
+use mote_abi::trap::FaultReport;
+use syscalls::Sysno;
+
+use crate::platform::Platform;
+use crate::uapi::mman::{PROT_NONE, PROT_WRITE};
+
+/// A kernel call the fake saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KCall {
+    Map {
+        va: u64,
+        gpa: u64,
+        len: u64,
+        prot: u64,
+    },
+    Unmap {
+        va: u64,
+        len: u64,
+    },
+    Protect {
+        va: u64,
+        len: u64,
+        prot: u64,
+    },
+    GiveTables {
+        gpa: u64,
+        len: u64,
+    },
+    SetFs(u64),
+}
+
+/// Everything the fake records and simulates.
+#[derive(Default, Debug)]
+pub struct State {
+    /// Guest-physical pages that were ever written (others read as zero).
+    pub phys: BTreeMap<u64, Vec<u8>>,
+    /// kernel-min's view: virtual page → (guest-physical page, prot).
+    pub pages: BTreeMap<u64, (u64, u64)>,
+    /// The proxy's mirror, built from published changes: virtual page → physical page.
+    pub mirror: BTreeMap<u64, u64>,
+    /// 2 MiB virtual blocks that already have a page table.
+    pub tables: BTreeSet<u64>,
+    /// Page-table frames kernel-min still has.
+    pub table_frames: u64,
+    pub calls: Vec<KCall>,
+    pub published: Vec<Change>,
+    pub forwarded: Vec<(u64, [u64; 6])>,
+    /// Files by fd, served by forwarded `pread64`.
+    pub files: BTreeMap<u64, Vec<u8>>,
+    /// Results of other forwarded calls by number (default `-ENOSYS`).
+    pub replies: BTreeMap<u64, i64>,
+    pub logs: Vec<String>,
+}
+
+/// The fake platform.
+#[derive(Default, Debug)]
+pub struct FakePlatform {
+    pub st: RefCell<State>,
+}
+
+impl FakePlatform {
+    /// A fake with no page-table frames (libos must give some before mapping).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serve `data` as the file behind `fd`.
+    pub fn add_file(&self, fd: u64, data: Vec<u8>) {
+        self.st.borrow_mut().files.insert(fd, data);
+    }
+
+    /// Answer forwarded call `nr` with `ret`.
+    pub fn reply(&self, nr: Sysno, ret: i64) {
+        self.st.borrow_mut().replies.insert(nr as u64, ret);
+    }
+
+    /// Kernel calls so far, then forget them.
+    pub fn take_calls(&self) -> Vec<KCall> {
+        core::mem::take(&mut self.st.borrow_mut().calls)
+    }
+
+    /// Published changes so far, then forget them.
+    pub fn take_published(&self) -> Vec<Change> {
+        core::mem::take(&mut self.st.borrow_mut().published)
+    }
+
+    /// Forwarded call numbers so far.
+    pub fn forwarded_nrs(&self) -> Vec<u64> {
+        self.st.borrow().forwarded.iter().map(|f| f.0).collect()
+    }
+
+    /// kernel-min's mapping of the page holding `va`: (guest-physical page, prot).
+    pub fn mapping(&self, va: u64) -> Option<(u64, u64)> {
+        self.st
+            .borrow()
+            .pages
+            .get(&(va & !(PAGE_SIZE - 1)))
+            .copied()
+    }
+
+    /// Read user memory ignoring protection (a test's view); panics if unmapped.
+    pub fn peek(&self, va: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0; len];
+        self.access(
+            va,
+            len,
+            |st, gpa, i, n| {
+                let page = st.phys.get(&(gpa & !(PAGE_SIZE - 1)));
+                let o = (gpa % PAGE_SIZE) as usize;
+                if let Some(pg) = page {
+                    out[i..i + n].copy_from_slice(&pg[o..o + n]);
+                }
+            },
+            None,
+        );
+        out
+    }
+
+    /// Write user memory ignoring protection (a test's view); panics if unmapped.
+    pub fn poke(&self, va: u64, data: &[u8]) {
+        self.access(
+            va,
+            data.len(),
+            |st, gpa, i, n| {
+                phys_write(st, gpa, &data[i..i + n]);
+            },
+            None,
+        );
+    }
+
+    /// Walk `[va, va+len)` page by page through kernel-min's tables, checking `need`
+    /// (`Some(write)`) against the page protections.
+    fn access(
+        &self,
+        va: u64,
+        len: usize,
+        mut f: impl FnMut(&mut State, u64, usize, usize),
+        need: Option<bool>,
+    ) {
+        let mut st = self.st.borrow_mut();
+        let mut i = 0usize;
+        while i < len {
+            let a = va + i as u64;
+            let page = a & !(PAGE_SIZE - 1);
+            let Some(&(gpa, prot)) = st.pages.get(&page) else {
+                panic!("fake: access to unmapped user address {a:#x}");
+            };
+            match need {
+                Some(true) if prot & PROT_WRITE == 0 => {
+                    panic!("fake: write to read-only page {a:#x} (prot {prot})")
+                }
+                Some(false) if prot == PROT_NONE => {
+                    panic!("fake: read of PROT_NONE page {a:#x}")
+                }
+                _ => {}
+            }
+            let n = ((page + PAGE_SIZE - a) as usize).min(len - i);
+            f(&mut st, gpa + (a - page), i, n);
+            i += n;
+        }
+    }
+
+    /// The proxy writing `data` at `va` through its mirror (forwarded calls).
+    fn proxy_write(&self, va: u64, data: &[u8]) {
+        let mut st = self.st.borrow_mut();
+        let mut i = 0usize;
+        while i < data.len() {
+            let a = va + i as u64;
+            let page = a & !(PAGE_SIZE - 1);
+            let Some(&gpa) = st.mirror.get(&page) else {
+                panic!("fake proxy: {a:#x} was never published to the proxy");
+            };
+            let n = ((page + PAGE_SIZE - a) as usize).min(data.len() - i);
+            phys_write(&mut st, gpa + (a - page), &data[i..i + n]);
+            i += n;
+        }
+    }
+}
+
+fn phys_write(st: &mut State, gpa: u64, data: &[u8]) {
+    let page = gpa & !(PAGE_SIZE - 1);
+    let o = (gpa % PAGE_SIZE) as usize;
+    let pg = st
+        .phys
+        .entry(page)
+        .or_insert_with(|| vec![0; PAGE_SIZE as usize]);
+    pg[o..o + data.len()].copy_from_slice(data);
+}
+
+impl Platform for FakePlatform {
+    fn map(&self, va: u64, gpa: u64, len: u64, prot: u64) -> Result<(), Errno> {
+        assert!(
+            va.is_multiple_of(PAGE_SIZE)
+                && gpa.is_multiple_of(PAGE_SIZE)
+                && len.is_multiple_of(PAGE_SIZE)
+        );
+        let mut st = self.st.borrow_mut();
+        st.calls.push(KCall::Map { va, gpa, len, prot });
+        let n = len / PAGE_SIZE;
+        if (0..n).any(|i| st.pages.contains_key(&(va + i * PAGE_SIZE))) {
+            return Err(Errno::EEXIST);
+        }
+        // Page tables needed: one per 2 MiB block not covered by a large page.
+        let large = va.is_multiple_of(LARGE_PAGE_SIZE) && gpa.is_multiple_of(LARGE_PAGE_SIZE);
+        let mut need = BTreeSet::new();
+        let mut a = va;
+        while a < va + len {
+            let block = a & !(LARGE_PAGE_SIZE - 1);
+            let whole = large && a + LARGE_PAGE_SIZE <= va + len;
+            if !whole && !st.tables.contains(&block) {
+                need.insert(block);
+            }
+            a = if whole {
+                a + LARGE_PAGE_SIZE
+            } else {
+                a + PAGE_SIZE
+            };
+        }
+        if need.len() as u64 > st.table_frames {
+            return Err(Errno::ENOMEM);
+        }
+        st.table_frames -= need.len() as u64;
+        st.tables.extend(need);
+        for i in 0..n {
+            st.pages
+                .insert(va + i * PAGE_SIZE, (gpa + i * PAGE_SIZE, prot));
+        }
+        Ok(())
+    }
+
+    fn unmap(&self, va: u64, len: u64) -> Result<(), Errno> {
+        let mut st = self.st.borrow_mut();
+        st.calls.push(KCall::Unmap { va, len });
+        let keys: Vec<u64> = st.pages.range(va..va + len).map(|(&k, _)| k).collect();
+        for k in keys {
+            st.pages.remove(&k);
+        }
+        Ok(())
+    }
+
+    fn protect(&self, va: u64, len: u64, prot: u64) -> Result<(), Errno> {
+        let mut st = self.st.borrow_mut();
+        st.calls.push(KCall::Protect { va, len, prot });
+        for (_, e) in st.pages.range_mut(va..va + len) {
+            e.1 = prot;
+        }
+        Ok(())
+    }
+
+    fn give_tables(&self, gpa: u64, len: u64) -> Result<(), Errno> {
+        let mut st = self.st.borrow_mut();
+        st.calls.push(KCall::GiveTables { gpa, len });
+        st.table_frames += len / PAGE_SIZE;
+        Ok(())
+    }
+
+    fn set_fs(&self, base: u64) {
+        self.st.borrow_mut().calls.push(KCall::SetFs(base));
+    }
+
+    fn publish(&self, c: Change) {
+        let mut st = self.st.borrow_mut();
+        st.published.push(c);
+        for i in 0..c.len / PAGE_SIZE {
+            match c.kind {
+                KIND_MAP => {
+                    st.mirror
+                        .insert(c.va + i * PAGE_SIZE, c.gpa + i * PAGE_SIZE);
+                }
+                KIND_UNMAP => {
+                    st.mirror.remove(&(c.va + i * PAGE_SIZE));
+                }
+                k => panic!("fake: unknown change kind {k}"),
+            }
+        }
+    }
+
+    fn zero(&self, va: u64, len: u64) {
+        self.access(
+            va,
+            len as usize,
+            |st, gpa, _, n| {
+                phys_write(st, gpa, &vec![0; n]);
+            },
+            Some(true),
+        );
+    }
+
+    fn write_mem(&self, va: u64, data: &[u8]) {
+        self.access(
+            va,
+            data.len(),
+            |st, gpa, i, n| {
+                phys_write(st, gpa, &data[i..i + n]);
+            },
+            Some(true),
+        );
+    }
+
+    fn read_mem(&self, va: u64, buf: &mut [u8]) {
+        let len = buf.len();
+        self.access(
+            va,
+            len,
+            |st, gpa, i, n| {
+                let page = gpa & !(PAGE_SIZE - 1);
+                let o = (gpa % PAGE_SIZE) as usize;
+                match st.phys.get(&page) {
+                    Some(pg) => buf[i..i + n].copy_from_slice(&pg[o..o + n]),
+                    None => buf[i..i + n].fill(0),
+                }
+            },
+            Some(false),
+        );
+    }
+
+    fn forward(&self, nr: u64, args: [u64; 6]) -> i64 {
+        self.st.borrow_mut().forwarded.push((nr, args));
+        if nr == Sysno::pread64 as u64 {
+            let [fd, va, len, off, ..] = args;
+            let chunk = {
+                let st = self.st.borrow();
+                let Some(file) = st.files.get(&fd) else {
+                    return -(Errno::EBADF.code() as i64);
+                };
+                let s = (off as usize).min(file.len());
+                let e = (off.saturating_add(len) as usize).min(file.len());
+                file[s..e].to_vec()
+            };
+            if !chunk.is_empty() {
+                self.proxy_write(va, &chunk);
+            }
+            return chunk.len() as i64;
+        }
+        let st = self.st.borrow();
+        st.replies
+            .get(&nr)
+            .copied()
+            .unwrap_or(-(Errno::ENOSYS.code() as i64))
+    }
+
+    fn exit(&self, status: i32) -> ! {
+        panic!("fake: exit({status})")
+    }
+
+    fn die(&self, signal: u32, fault: Option<&FaultReport>) -> ! {
+        panic!(
+            "fake: killed by signal {signal} (fault: {})",
+            fault.is_some()
+        )
+    }
+
+    fn log(&self, msg: &str) {
+        self.st.borrow_mut().logs.push(msg.into());
+    }
+}

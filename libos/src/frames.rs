@@ -1,0 +1,386 @@
+//! The guest-physical frame pool: every byte of application memory comes from here.
+//!
+//! The pool covers `[BootInfo::pool_start, BootInfo::mem_size)`. Memory that was never
+//! handed out is known to be zero (guest RAM is a fresh memfd), so it is tracked by a
+//! bump pointer; frames that come back (munmap, brk shrink) go to a free list of
+//! coalesced runs and are reported *dirty* when handed out again, so the caller zeroes
+//! them. Two sizes are served: 4 KiB frames and 2 MiB chunks aligned to 2 MiB (which
+//! kernel-min maps with large pages). Requests are answered with as few physically
+//! contiguous runs as possible, because every run costs a kernel call to map and a
+//! map-log entry to publish.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use mote_abi::errno::Errno;
+use mote_abi::layout::{align_down, align_up, LARGE_PAGE_SIZE, PAGE_SIZE};
+
+/// Which frames a request wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameSize {
+    /// 4 KiB frames; runs are page aligned.
+    Small,
+    /// 2 MiB chunks; every run starts 2 MiB aligned and is a multiple of 2 MiB.
+    Large,
+}
+
+impl FrameSize {
+    fn bytes(self) -> u64 {
+        match self {
+            FrameSize::Small => PAGE_SIZE,
+            FrameSize::Large => LARGE_PAGE_SIZE,
+        }
+    }
+}
+
+/// A physically contiguous run of frames handed out by the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Guest-physical start.
+    pub gpa: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// The memory is known to be zero; when false the caller must zero it before the
+    /// application can see it.
+    pub zeroed: bool,
+}
+
+/// A free run on the free list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Free {
+    len: u64,
+    zeroed: bool,
+}
+
+/// The pool.
+#[derive(Debug)]
+pub struct FramePool {
+    start: u64,
+    end: u64,
+    /// `[bump, end)` has never been handed out.
+    bump: u64,
+    /// Returned (and skipped) runs, by start address; neighbours with the same
+    /// `zeroed` are coalesced.
+    free: BTreeMap<u64, Free>,
+    /// Sum of the free list's lengths.
+    free_bytes: u64,
+}
+
+impl FramePool {
+    /// A pool over `[start, end)`; both are rounded inwards to 4 KiB.
+    pub fn new(start: u64, end: u64) -> Self {
+        let start = align_up(start, PAGE_SIZE);
+        let end = align_down(end, PAGE_SIZE).max(start);
+        FramePool {
+            start,
+            end,
+            bump: start,
+            free: BTreeMap::new(),
+            free_bytes: 0,
+        }
+    }
+
+    /// The pool of a partition.
+    pub fn from_boot(boot: &mote_abi::boot::BootInfo) -> Self {
+        Self::new(boot.pool_start, boot.mem_size)
+    }
+
+    /// Bytes that can still be handed out (in 4 KiB frames).
+    pub fn available(&self) -> u64 {
+        self.free_bytes + (self.end - self.bump)
+    }
+
+    /// Bytes of never-used memory left above the bump pointer.
+    pub fn untouched(&self) -> u64 {
+        self.end - self.bump
+    }
+
+    /// `[start, end)` of the pool.
+    pub fn range(&self) -> (u64, u64) {
+        (self.start, self.end)
+    }
+
+    /// Hand out `len` bytes (rounded up to the frame size) as contiguous runs,
+    /// preferring a single run. Nothing is taken when the request cannot be met
+    /// (`ENOMEM`).
+    pub fn alloc(&mut self, len: u64, size: FrameSize) -> Result<Vec<Run>, Errno> {
+        let unit = size.bytes();
+        let len = align_up(len.max(1), unit);
+        match size {
+            FrameSize::Small => self.alloc_small(len),
+            FrameSize::Large => self.alloc_large(len),
+        }
+    }
+
+    /// Give back `[gpa, gpa+len)` (page aligned, previously handed out). The frames
+    /// are dirty from now on.
+    pub fn free(&mut self, gpa: u64, len: u64) {
+        debug_assert!(gpa.is_multiple_of(PAGE_SIZE) && len.is_multiple_of(PAGE_SIZE));
+        debug_assert!(gpa >= self.start && gpa + len <= self.bump);
+        if len == 0 {
+            return;
+        }
+        self.insert_free(gpa, len, false);
+    }
+
+    fn alloc_small(&mut self, len: u64) -> Result<Vec<Run>, Errno> {
+        if self.available() < len {
+            return Err(Errno::ENOMEM);
+        }
+        // 1. One returned run that fits: best fit, so big runs stay big.
+        let best = self
+            .free
+            .iter()
+            .filter(|(_, f)| f.len >= len)
+            .min_by_key(|(_, f)| f.len)
+            .map(|(&a, _)| a);
+        if let Some(a) = best {
+            return Ok(alloc::vec![self.take_free(a, a, len)]);
+        }
+        // 2. One run from never-used memory.
+        if self.end - self.bump >= len {
+            return Ok(alloc::vec![self.take_bump(len)]);
+        }
+        // 3. Several runs: what is left above the bump pointer (already zero), then
+        //    the largest returned runs.
+        let mut runs = Vec::new();
+        let mut need = len;
+        let bump_left = self.end - self.bump;
+        if bump_left > 0 {
+            runs.push(self.take_bump(bump_left.min(need)));
+            need -= bump_left.min(need);
+        }
+        while need > 0 {
+            let (&a, f) = self
+                .free
+                .iter()
+                .max_by_key(|(_, f)| f.len)
+                .expect("available() counted these bytes");
+            let take = f.len.min(need);
+            runs.push(self.take_free(a, a, take));
+            need -= take;
+        }
+        Ok(runs)
+    }
+
+    fn alloc_large(&mut self, len: u64) -> Result<Vec<Run>, Errno> {
+        // Aligned capacity of each source, so a failing request takes nothing.
+        let chunks_in = |a: u64, l: u64| {
+            let s = align_up(a, LARGE_PAGE_SIZE);
+            let e = align_down(a + l, LARGE_PAGE_SIZE);
+            e.saturating_sub(s)
+        };
+        let bump_cap = chunks_in(self.bump, self.end - self.bump);
+        let free_cap: u64 = self.free.iter().map(|(&a, f)| chunks_in(a, f.len)).sum();
+        if bump_cap + free_cap < len {
+            return Err(Errno::ENOMEM);
+        }
+        // 1. One returned run holding an aligned stretch of `len`: best fit.
+        let best = self
+            .free
+            .iter()
+            .filter(|(&a, f)| chunks_in(a, f.len) >= len)
+            .min_by_key(|(_, f)| f.len)
+            .map(|(&a, _)| a);
+        if let Some(a) = best {
+            return Ok(alloc::vec![self.take_free(
+                a,
+                align_up(a, LARGE_PAGE_SIZE),
+                len
+            )]);
+        }
+        // 2. From never-used memory; the frames skipped for alignment stay free (and
+        //    zero).
+        if bump_cap >= len {
+            return Ok(alloc::vec![self.take_bump_aligned(len)]);
+        }
+        // 3. Several runs, largest first.
+        let mut runs = Vec::new();
+        let mut need = len;
+        if bump_cap > 0 {
+            let take = bump_cap.min(need);
+            runs.push(self.take_bump_aligned(take));
+            need -= take;
+        }
+        while need > 0 {
+            let (a, cap) = self
+                .free
+                .iter()
+                .map(|(&a, f)| (a, chunks_in(a, f.len)))
+                .max_by_key(|&(_, c)| c)
+                .expect("capacity was counted");
+            debug_assert!(cap > 0);
+            let take = cap.min(need);
+            runs.push(self.take_free(a, align_up(a, LARGE_PAGE_SIZE), take));
+            need -= take;
+        }
+        Ok(runs)
+    }
+
+    fn take_bump(&mut self, len: u64) -> Run {
+        let gpa = self.bump;
+        self.bump += len;
+        Run {
+            gpa,
+            len,
+            zeroed: true,
+        }
+    }
+
+    fn take_bump_aligned(&mut self, len: u64) -> Run {
+        let aligned = align_up(self.bump, LARGE_PAGE_SIZE);
+        if aligned > self.bump {
+            let (gap, glen) = (self.bump, aligned - self.bump);
+            self.bump = aligned;
+            self.insert_free(gap, glen, true);
+        }
+        self.take_bump(len)
+    }
+
+    /// Take `[at, at+len)` out of the free run starting at `run`.
+    fn take_free(&mut self, run: u64, at: u64, len: u64) -> Run {
+        let f = self.free.remove(&run).expect("free run exists");
+        debug_assert!(at >= run && at + len <= run + f.len);
+        self.free_bytes -= f.len;
+        if at > run {
+            self.free.insert(
+                run,
+                Free {
+                    len: at - run,
+                    zeroed: f.zeroed,
+                },
+            );
+            self.free_bytes += at - run;
+        }
+        let rest = run + f.len - (at + len);
+        if rest > 0 {
+            self.free.insert(
+                at + len,
+                Free {
+                    len: rest,
+                    zeroed: f.zeroed,
+                },
+            );
+            self.free_bytes += rest;
+        }
+        Run {
+            gpa: at,
+            len,
+            zeroed: f.zeroed,
+        }
+    }
+
+    fn insert_free(&mut self, mut gpa: u64, mut len: u64, zeroed: bool) {
+        self.free_bytes += len;
+        // Coalesce with the run before and the run after when both are equally clean.
+        if let Some((&pa, &pf)) = self.free.range(..gpa).next_back() {
+            debug_assert!(pa + pf.len <= gpa, "double free of {gpa:#x}");
+            if pa + pf.len == gpa && pf.zeroed == zeroed {
+                self.free.remove(&pa);
+                gpa = pa;
+                len += pf.len;
+            }
+        }
+        if let Some(&nf) = self.free.get(&(gpa + len)) {
+            if nf.zeroed == zeroed {
+                self.free.remove(&(gpa + len));
+                len += nf.len;
+            }
+        }
+        self.free.insert(gpa, Free { len, zeroed });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    #[test]
+    fn fresh_memory_is_one_zeroed_run() {
+        let mut p = FramePool::new(0x40_0000, 0x40_0000 + 16 * MB);
+        let r = p.alloc(3 * PAGE_SIZE, FrameSize::Small).unwrap();
+        assert_eq!(
+            r,
+            [Run {
+                gpa: 0x40_0000,
+                len: 3 * PAGE_SIZE,
+                zeroed: true
+            }]
+        );
+        assert_eq!(p.available(), 16 * MB - 3 * PAGE_SIZE);
+    }
+
+    #[test]
+    fn exhaustion_is_enomem_and_takes_nothing() {
+        let mut p = FramePool::new(0, 8 * PAGE_SIZE);
+        p.alloc(6 * PAGE_SIZE, FrameSize::Small).unwrap();
+        assert_eq!(p.alloc(3 * PAGE_SIZE, FrameSize::Small), Err(Errno::ENOMEM));
+        assert_eq!(p.available(), 2 * PAGE_SIZE);
+        assert_eq!(p.alloc(PAGE_SIZE, FrameSize::Large), Err(Errno::ENOMEM));
+        assert_eq!(p.alloc(2 * PAGE_SIZE, FrameSize::Small).unwrap().len(), 1);
+        assert_eq!(p.alloc(PAGE_SIZE, FrameSize::Small), Err(Errno::ENOMEM));
+    }
+
+    #[test]
+    fn reused_frames_are_reported_dirty() {
+        let mut p = FramePool::new(0, 64 * PAGE_SIZE);
+        let a = p.alloc(4 * PAGE_SIZE, FrameSize::Small).unwrap()[0];
+        p.free(a.gpa, a.len);
+        let b = p.alloc(2 * PAGE_SIZE, FrameSize::Small).unwrap();
+        assert_eq!(
+            b,
+            [Run {
+                gpa: a.gpa,
+                len: 2 * PAGE_SIZE,
+                zeroed: false
+            }]
+        );
+    }
+
+    #[test]
+    fn large_chunks_are_aligned_and_the_gap_stays_clean() {
+        let mut p = FramePool::new(PAGE_SIZE, 16 * MB);
+        let r = p.alloc(4 * MB, FrameSize::Large).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].gpa % LARGE_PAGE_SIZE, 0);
+        assert_eq!(r[0].gpa, 2 * MB);
+        assert!(r[0].zeroed);
+        // The skipped frames below 2 MiB are handed out, still known zero.
+        let s = p.alloc(PAGE_SIZE, FrameSize::Small).unwrap();
+        assert!(s[0].zeroed && s[0].gpa < 2 * MB);
+    }
+
+    #[test]
+    fn freed_small_frames_coalesce_into_a_large_chunk() {
+        let mut p = FramePool::new(0, 4 * MB);
+        let runs = p.alloc(4 * MB, FrameSize::Small).unwrap();
+        assert_eq!(runs.len(), 1);
+        for i in 0..1024 {
+            p.free(i * PAGE_SIZE, PAGE_SIZE);
+        }
+        let r = p.alloc(4 * MB, FrameSize::Large).unwrap();
+        assert_eq!(
+            r,
+            [Run {
+                gpa: 0,
+                len: 4 * MB,
+                zeroed: false
+            }]
+        );
+    }
+
+    #[test]
+    fn fragmented_request_is_served_in_several_runs() {
+        let mut p = FramePool::new(0, 8 * PAGE_SIZE);
+        p.alloc(8 * PAGE_SIZE, FrameSize::Small).unwrap();
+        p.free(0, PAGE_SIZE);
+        p.free(2 * PAGE_SIZE, 2 * PAGE_SIZE);
+        p.free(6 * PAGE_SIZE, PAGE_SIZE);
+        let r = p.alloc(4 * PAGE_SIZE, FrameSize::Small).unwrap();
+        assert_eq!(r.iter().map(|r| r.len).sum::<u64>(), 4 * PAGE_SIZE);
+        assert_eq!(r[0].len, 2 * PAGE_SIZE, "largest run first");
+        assert_eq!(p.available(), 0);
+    }
+}

@@ -1,0 +1,1528 @@
+//! The application's address space: its VMAs, the frames behind them, brk, and the
+//! Linux memory calls (`mmap`, `munmap`, `mprotect`, `mremap`, `madvise`, `brk`).
+//!
+//! Memory is never demand-paged: a mapping is backed by frames from the
+//! [`FramePool`] and mapped by kernel-min when it is created, so the application never
+//! takes a page fault in it. Regions of 2 MiB or more are placed 2 MiB aligned and
+//! backed by 2 MiB chunks, which kernel-min maps with large pages. The one exception
+//! is `PROT_NONE` anonymous memory, which is only a reservation (allocators reserve
+//! large ranges that way) and gets frames when `mprotect` makes it accessible.
+//!
+//! Two maps describe the space: `vmas` (what the application asked for: range,
+//! protection, kind) and `backing` (which physically contiguous frames are mapped
+//! where). Every change of `backing` goes to kernel-min (`Platform::map/unmap`) and
+//! to the proxy (`Platform::publish`, one entry per contiguous run), so the proxy keeps
+//! the same memory at the same addresses.
+//!
+//! Invariant: every page of a VMA whose protection is not `PROT_NONE` is backed.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use mote_abi::errno::Errno;
+use mote_abi::layout::{
+    align_down, align_up, LARGE_PAGE_SIZE, PAGE_SIZE, USER_END, USER_MMAP_TOP, USER_START,
+};
+use mote_abi::maplog::{Change, KIND_MAP, KIND_UNMAP};
+
+use crate::frames::{FramePool, FrameSize, Run};
+use crate::platform::Platform;
+use crate::uapi::mman::*;
+
+/// Page-table frames handed to kernel-min at start-up and whenever it runs out.
+pub const TABLE_GRANT: u64 = LARGE_PAGE_SIZE;
+/// Bound on give-tables-and-retry rounds for one mapping.
+const MAX_TABLE_ROUNDS: usize = 16;
+/// `MAP_32BIT` window (as Linux's x86_64 `find_start_end`).
+const MAP_32BIT_LO: u64 = 0x4000_0000;
+const MAP_32BIT_HI: u64 = 0x8000_0000;
+
+/// What a VMA holds (for policy and, later, `/proc/self/maps`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaKind {
+    /// Anonymous memory from `mmap`.
+    Anon,
+    /// A private copy of a file range (`mmap` with an fd).
+    File,
+    /// A segment of the loaded program.
+    Image,
+    /// The brk heap.
+    Heap,
+    /// The main thread's stack.
+    Stack,
+}
+
+/// A virtual memory area; the map key is its start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vma {
+    /// End (exclusive).
+    pub end: u64,
+    /// `PROT_*` bits.
+    pub prot: u64,
+    /// What it holds.
+    pub kind: VmaKind,
+    /// Mapped `MAP_SHARED` (anonymous; there is no other process to share with yet,
+    /// so it behaves as private memory).
+    pub shared: bool,
+}
+
+/// Frames mapped at a virtual range; the map key is the virtual start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Backing {
+    len: u64,
+    gpa: u64,
+}
+
+/// Something that covers `[key, end)` in a `BTreeMap` and can be cut in two.
+trait Piece: Copy {
+    fn end(&self, start: u64) -> u64;
+    /// Cut at `at`: self keeps `[start, at)`, the result is `[at, end)`.
+    fn cut(&mut self, start: u64, at: u64) -> Self;
+}
+
+impl Piece for Vma {
+    fn end(&self, _: u64) -> u64 {
+        self.end
+    }
+    fn cut(&mut self, _: u64, at: u64) -> Self {
+        let hi = *self;
+        self.end = at;
+        hi
+    }
+}
+
+impl Piece for Backing {
+    fn end(&self, start: u64) -> u64 {
+        start + self.len
+    }
+    fn cut(&mut self, start: u64, at: u64) -> Self {
+        let hi = Backing {
+            len: start + self.len - at,
+            gpa: self.gpa + (at - start),
+        };
+        self.len = at - start;
+        hi
+    }
+}
+
+fn split<T: Piece>(map: &mut BTreeMap<u64, T>, at: u64) {
+    let Some((&s, piece)) = map.range_mut(..at).next_back() else {
+        return;
+    };
+    if piece.end(s) > at {
+        let hi = piece.cut(s, at);
+        map.insert(at, hi);
+    }
+}
+
+fn page_len(len: u64) -> Result<u64, Errno> {
+    len.checked_add(PAGE_SIZE - 1)
+        .map(|l| l & !(PAGE_SIZE - 1))
+        .ok_or(Errno::ENOMEM)
+}
+
+/// Messages logged once per address space.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+enum Note {
+    SharedFile = 1 << 0,
+    DontneedFile = 1 << 1,
+    DontUnmap = 1 << 2,
+    GrowFile = 1 << 3,
+}
+
+/// The application's address space.
+#[derive(Debug)]
+pub struct AddressSpace {
+    frames: FramePool,
+    vmas: BTreeMap<u64, Vma>,
+    backing: BTreeMap<u64, Backing>,
+    brk_start: u64,
+    brk: u64,
+    tables_given: u64,
+    noted: u32,
+}
+
+impl AddressSpace {
+    /// An empty address space drawing frames from `frames`.
+    pub fn new(frames: FramePool) -> Self {
+        AddressSpace {
+            frames,
+            vmas: BTreeMap::new(),
+            backing: BTreeMap::new(),
+            brk_start: 0,
+            brk: 0,
+            tables_given: 0,
+            noted: 0,
+        }
+    }
+
+    /// Start-up: give kernel-min its first page-table frames.
+    pub fn init<P: Platform>(&mut self, p: &P) -> Result<(), Errno> {
+        self.give_tables(p)
+    }
+
+    /// The frame pool (statistics).
+    pub fn frames(&self) -> &FramePool {
+        &self.frames
+    }
+
+    /// Bytes of frames handed to kernel-min for page tables.
+    pub fn tables_given(&self) -> u64 {
+        self.tables_given
+    }
+
+    /// The VMAs, in address order, as `(start, vma)`.
+    pub fn vmas(&self) -> impl Iterator<Item = (u64, &Vma)> + '_ {
+        self.vmas.iter().map(|(&s, v)| (s, v))
+    }
+
+    /// The VMA containing `va`.
+    pub fn vma_at(&self, va: u64) -> Option<(u64, &Vma)> {
+        self.vmas
+            .range(..=va)
+            .next_back()
+            .filter(|(_, v)| v.end > va)
+            .map(|(&s, v)| (s, v))
+    }
+
+    /// Guest-physical address behind `va`, if it is backed.
+    pub fn translate(&self, va: u64) -> Option<u64> {
+        self.backing
+            .range(..=va)
+            .next_back()
+            .filter(|(&s, b)| s + b.len > va)
+            .map(|(&s, b)| b.gpa + (va - s))
+    }
+
+    /// Check that the application may read (and, with `write`, write) `[va, va+len)`,
+    /// so libos can access it on its behalf without faulting: `EFAULT` otherwise.
+    pub fn check_access(&self, va: u64, len: u64, write: bool) -> Result<(), Errno> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = va.checked_add(len).ok_or(Errno::EFAULT)?;
+        let mut at = va;
+        while at < end {
+            let (_, v) = self.vma_at(at).ok_or(Errno::EFAULT)?;
+            if !allows(v.prot, write) {
+                return Err(Errno::EFAULT);
+            }
+            at = v.end;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- brk
+
+    /// Where brk starts (page aligned): right after the program's highest segment.
+    pub fn set_brk_start(&mut self, va: u64) {
+        let va = align_up(va, PAGE_SIZE);
+        self.brk_start = va;
+        self.brk = va;
+    }
+
+    /// Current brk.
+    pub fn current_brk(&self) -> u64 {
+        self.brk
+    }
+
+    /// `brk(addr)`: move the break; returns the new break, or the old one when the
+    /// request is refused (as Linux does).
+    pub fn brk<P: Platform>(&mut self, p: &P, addr: u64) -> u64 {
+        if self.brk_start == 0 || addr < self.brk_start || addr > USER_END {
+            return self.brk;
+        }
+        let old_end = align_up(self.brk, PAGE_SIZE);
+        let new_end = align_up(addr, PAGE_SIZE);
+        if new_end < old_end {
+            self.remove_range(p, new_end, old_end);
+        } else if new_end > old_end {
+            if !self.is_free(old_end, new_end) {
+                return self.brk;
+            }
+            if self
+                .map_new(
+                    p,
+                    old_end,
+                    new_end,
+                    PROT_READ | PROT_WRITE,
+                    VmaKind::Heap,
+                    false,
+                )
+                .is_err()
+            {
+                return self.brk;
+            }
+        }
+        self.brk = addr;
+        self.brk
+    }
+
+    // ---------------------------------------------------------------- mmap
+
+    /// `mmap(addr, len, prot, flags, fd, off)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mmap<P: Platform>(
+        &mut self,
+        p: &P,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: u64,
+        off: u64,
+    ) -> Result<u64, Errno> {
+        if !off.is_multiple_of(PAGE_SIZE) || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_len(len)?;
+        if len > USER_END - USER_START {
+            return Err(Errno::ENOMEM);
+        }
+        let shared = match flags & MAP_TYPE {
+            MAP_PRIVATE => false,
+            MAP_SHARED => true,
+            MAP_SHARED_VALIDATE => {
+                if flags & !SHARED_VALIDATE_OK != 0 {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                true
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        let anon = flags & MAP_ANONYMOUS != 0;
+        let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
+        if !anon {
+            if shared {
+                self.note(p, Note::SharedFile, "mmap: MAP_SHARED of a file is not supported yet (file mmap pass-through is a later issue); returning ENODEV");
+                return Err(Errno::ENODEV);
+            }
+            if off.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
+                return Err(Errno::EOVERFLOW);
+            }
+            // A zero-length read validates the fd as Linux's mmap would.
+            let r = p.forward(syscalls::Sysno::pread64 as u64, [fd, 0, 0, off, 0, 0]);
+            if r < 0 {
+                return Err(match -r {
+                    9 => Errno::EBADF,
+                    // Pipes, directories, sockets: not mappable.
+                    _ => Errno::ENODEV,
+                });
+            }
+        }
+
+        let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+        let start = if fixed {
+            if !addr.is_multiple_of(PAGE_SIZE) {
+                return Err(Errno::EINVAL);
+            }
+            if addr > USER_END - len {
+                return Err(Errno::ENOMEM);
+            }
+            if addr < USER_START {
+                // `mmap_min_addr`: Linux's security check answers EPERM.
+                return Err(Errno::EPERM);
+            }
+            if flags & MAP_FIXED_NOREPLACE != 0 && !self.is_free(addr, addr + len) {
+                return Err(Errno::EEXIST);
+            }
+            addr
+        } else {
+            let hint = align_down(addr, PAGE_SIZE);
+            if hint >= USER_START && hint <= USER_END - len && self.is_free(hint, hint + len) {
+                hint
+            } else {
+                let align = if len >= LARGE_PAGE_SIZE || flags & MAP_HUGETLB != 0 {
+                    LARGE_PAGE_SIZE
+                } else {
+                    PAGE_SIZE
+                };
+                let (lo, hi) = if flags & MAP_32BIT != 0 {
+                    (MAP_32BIT_LO, MAP_32BIT_HI)
+                } else {
+                    (USER_START, USER_MMAP_TOP)
+                };
+                self.find_free(len, align, lo, hi).ok_or(Errno::ENOMEM)?
+            }
+        };
+        let end = start + len;
+
+        if anon {
+            if fixed {
+                self.remove_range(p, start, end);
+            }
+            self.map_new(p, start, end, prot, VmaKind::Anon, shared)?;
+        } else {
+            // Private file mapping: anonymous memory filled by forwarded reads straight
+            // into place (the proxy sees the same addresses), then the requested
+            // protection.
+            if fixed {
+                self.remove_range(p, start, end);
+            }
+            self.map_new(p, start, end, PROT_READ | PROT_WRITE, VmaKind::File, false)?;
+            if let Err(e) = read_file_into(p, fd, start, len, off) {
+                self.remove_range(p, start, end);
+                return Err(e);
+            }
+            if prot != PROT_READ | PROT_WRITE {
+                self.change_prot(p, start, end, prot)?;
+            }
+        }
+        Ok(start)
+    }
+
+    /// Map fresh zeroed memory at the fixed range `[va, va+len)` (page aligned),
+    /// replacing whatever is there: the ELF loader and the stack use this.
+    pub fn map_fixed<P: Platform>(
+        &mut self,
+        p: &P,
+        va: u64,
+        len: u64,
+        prot: u64,
+        kind: VmaKind,
+    ) -> Result<(), Errno> {
+        if !va.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if va < USER_START || va > USER_END - len {
+            return Err(Errno::ENOMEM);
+        }
+        self.remove_range(p, va, va + len);
+        self.map_new(p, va, va + len, prot, kind, false)
+    }
+
+    // ---------------------------------------------------------------- munmap
+
+    /// `munmap(addr, len)`.
+    pub fn munmap<P: Platform>(&mut self, p: &P, addr: u64, len: u64) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_len(len).map_err(|_| Errno::EINVAL)?;
+        if addr > USER_END || len > USER_END - addr {
+            return Err(Errno::EINVAL);
+        }
+        self.remove_range(p, addr, addr + len);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- mprotect
+
+    /// `mprotect(addr, len, prot)`.
+    pub fn mprotect<P: Platform>(
+        &mut self,
+        p: &P,
+        addr: u64,
+        len: u64,
+        prot: u64,
+    ) -> Result<(), Errno> {
+        let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+        let prot = prot & !grows;
+        if grows == PROT_GROWSDOWN | PROT_GROWSUP {
+            return Err(Errno::EINVAL);
+        }
+        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let len = page_len(len)?;
+        let mut start = addr;
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if end > USER_END {
+            return Err(Errno::ENOMEM);
+        }
+        if grows != 0 {
+            // Only the stack grows down; extend to the start of its VMA as Linux does.
+            match self.vma_at(start) {
+                Some((s, v)) if grows == PROT_GROWSDOWN && v.kind == VmaKind::Stack => start = s,
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        if !self.is_covered(start, end) {
+            return Err(Errno::ENOMEM);
+        }
+        self.change_prot(p, start, end, prot & (PROT_READ | PROT_WRITE | PROT_EXEC))
+    }
+
+    // ---------------------------------------------------------------- mremap
+
+    /// `mremap(old, old_len, new_len, flags, new_addr)`.
+    pub fn mremap<P: Platform>(
+        &mut self,
+        p: &P,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
+        if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+            || !old.is_multiple_of(PAGE_SIZE)
+        {
+            return Err(Errno::EINVAL);
+        }
+        if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 && flags & MREMAP_MAYMOVE == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & MREMAP_DONTUNMAP != 0 {
+            self.note(
+                p,
+                Note::DontUnmap,
+                "mremap: MREMAP_DONTUNMAP is not supported yet; returning EINVAL",
+            );
+            return Err(Errno::EINVAL);
+        }
+        let old_len = page_len(old_len).map_err(|_| Errno::EINVAL)?;
+        let new_len = page_len(new_len).map_err(|_| Errno::EINVAL)?;
+        if new_len == 0 || old_len == 0 {
+            // old_len == 0 duplicates a shared mapping in Linux; there is none here.
+            return Err(Errno::EINVAL);
+        }
+        let (vstart, vma) = self
+            .vma_at(old)
+            .map(|(s, v)| (s, *v))
+            .ok_or(Errno::EFAULT)?;
+        let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
+        if old_end > vma.end {
+            return Err(Errno::EFAULT);
+        }
+        let _ = vstart;
+
+        if flags & MREMAP_FIXED != 0 {
+            if !new_addr.is_multiple_of(PAGE_SIZE)
+                || new_len > USER_END
+                || new_addr > USER_END - new_len
+            {
+                return Err(Errno::EINVAL);
+            }
+            if new_addr < USER_START {
+                return Err(Errno::EPERM);
+            }
+            if new_addr < old_end && old < new_addr + new_len {
+                return Err(Errno::EINVAL);
+            }
+            if new_len > old_len && vma.kind == VmaKind::File {
+                return self.grow_file_refused(p);
+            }
+            self.remove_range(p, new_addr, new_addr + new_len);
+            let moved_len = old_len.min(new_len);
+            if old_len > new_len {
+                self.remove_range(p, old + new_len, old_end);
+            }
+            self.move_range(p, old, moved_len, new_addr, new_len, vma)?;
+            return Ok(new_addr);
+        }
+
+        if new_len <= old_len {
+            self.remove_range(p, old + new_len, old_end);
+            return Ok(old);
+        }
+        if vma.kind == VmaKind::File {
+            return self.grow_file_refused(p);
+        }
+        // Grow in place when the pages after the range are free.
+        if old_end == vma.end && old <= USER_END - new_len && self.is_free(old_end, old + new_len) {
+            self.map_new(p, old_end, old + new_len, vma.prot, vma.kind, vma.shared)?;
+            return Ok(old);
+        }
+        if flags & MREMAP_MAYMOVE == 0 {
+            return Err(Errno::ENOMEM);
+        }
+        let align = if new_len >= LARGE_PAGE_SIZE {
+            LARGE_PAGE_SIZE
+        } else {
+            PAGE_SIZE
+        };
+        let to = self
+            .find_free(new_len, align, USER_START, USER_MMAP_TOP)
+            .ok_or(Errno::ENOMEM)?;
+        self.move_range(p, old, old_len, to, new_len, vma)?;
+        Ok(to)
+    }
+
+    fn grow_file_refused<P: Platform>(&mut self, p: &P) -> Result<u64, Errno> {
+        self.note(
+            p,
+            Note::GrowFile,
+            "mremap: growing a private file mapping is not supported yet; returning ENOMEM",
+        );
+        Err(Errno::ENOMEM)
+    }
+
+    /// Move `[old, old+len)` (inside one VMA with properties `vma`) to the free range
+    /// `[to, to+new_len)`, `new_len >= len`: the same frames are mapped at the new
+    /// address (no copy), then the old range is unmapped and the rest of the new range
+    /// is backed with fresh memory.
+    fn move_range<P: Platform>(
+        &mut self,
+        p: &P,
+        old: u64,
+        len: u64,
+        to: u64,
+        new_len: u64,
+        vma: Vma,
+    ) -> Result<(), Errno> {
+        split(&mut self.backing, old);
+        split(&mut self.backing, old + len);
+        let runs: Vec<(u64, Backing)> = self
+            .backing
+            .range(old..old + len)
+            .map(|(&s, &b)| (s, b))
+            .collect();
+        // Map the new range first: if that fails the old mapping is still intact.
+        let mut done: Vec<(u64, Backing)> = Vec::new();
+        for &(s, b) in &runs {
+            let va = to + (s - old);
+            if let Err(e) = self.kmap(p, va, b.gpa, b.len, vma.prot) {
+                for &(va, b) in &done {
+                    let _ = p.unmap(va, b.len);
+                    p.publish(change(KIND_UNMAP, va, b.len, b.gpa));
+                }
+                return Err(e);
+            }
+            p.publish(change(KIND_MAP, va, b.len, b.gpa));
+            done.push((va, b));
+        }
+        // Drop the old range without freeing its frames: they live on at `to`.
+        split(&mut self.vmas, old);
+        split(&mut self.vmas, old + len);
+        let keys: Vec<u64> = self.vmas.range(old..old + len).map(|(&s, _)| s).collect();
+        for k in keys {
+            self.vmas.remove(&k);
+        }
+        for &(s, _) in &runs {
+            self.backing.remove(&s);
+        }
+        self.unmap_runs(p, &runs);
+        for (va, b) in done {
+            self.backing.insert(va, b);
+        }
+        self.vmas.insert(
+            to,
+            Vma {
+                end: to + len,
+                ..vma
+            },
+        );
+        if new_len > len {
+            if let Err(e) = self.map_new(p, to + len, to + new_len, vma.prot, vma.kind, vma.shared)
+            {
+                self.remove_range(p, to, to + len);
+                return Err(e);
+            }
+        }
+        self.merge_around(to, to + new_len);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- madvise
+
+    /// `madvise(addr, len, advice)`.
+    pub fn madvise<P: Platform>(
+        &mut self,
+        p: &P,
+        addr: u64,
+        len: u64,
+        advice: u64,
+    ) -> Result<(), Errno> {
+        match advice {
+            MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_DONTNEED
+            | MADV_FREE | MADV_REMOVE | MADV_DONTFORK | MADV_DOFORK | MADV_MERGEABLE
+            | MADV_UNMERGEABLE | MADV_HUGEPAGE | MADV_NOHUGEPAGE | MADV_DONTDUMP | MADV_DODUMP
+            | MADV_WIPEONFORK | MADV_KEEPONFORK | MADV_COLD | MADV_PAGEOUT | MADV_POPULATE_READ
+            | MADV_POPULATE_WRITE | MADV_DONTNEED_LOCKED | MADV_COLLAPSE => {}
+            // Need CAP_SYS_ADMIN.
+            MADV_HWPOISON | MADV_SOFT_OFFLINE => return Err(Errno::EPERM),
+            _ => return Err(Errno::EINVAL),
+        }
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_len(len).map_err(|_| Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let covered = self.is_covered(addr, end);
+        let parts: Vec<(u64, u64, Vma)> = self.parts(addr, end);
+        match advice {
+            MADV_DONTNEED | MADV_DONTNEED_LOCKED | MADV_FREE | MADV_REMOVE => {
+                for &(s, e, v) in &parts {
+                    let anon = matches!(v.kind, VmaKind::Anon | VmaKind::Heap | VmaKind::Stack);
+                    if advice == MADV_REMOVE && !(anon && v.shared) {
+                        return Err(Errno::EINVAL);
+                    }
+                    if !anon {
+                        // Linux would drop the private copy and show the file again.
+                        self.note(p, Note::DontneedFile, "madvise: MADV_DONTNEED on a private file or program mapping keeps its contents (reverting to the file is not supported yet)");
+                        continue;
+                    }
+                    self.zero_backed(p, s, e, v.prot);
+                }
+            }
+            MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
+                let write = advice == MADV_POPULATE_WRITE;
+                if parts.iter().any(|&(_, _, v)| !allows(v.prot, write)) {
+                    return Err(Errno::EFAULT);
+                }
+            }
+            // Everything else is advice about paging, merging, forking or dumping: the
+            // memory here is resident, unmerged and never paged, so there is nothing
+            // to do.
+            _ => {}
+        }
+        if covered {
+            Ok(())
+        } else {
+            Err(Errno::ENOMEM)
+        }
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    /// The VMA pieces intersecting `[start, end)`, clipped.
+    fn parts(&self, start: u64, end: u64) -> Vec<(u64, u64, Vma)> {
+        let first = self.vma_at(start).map(|(s, _)| s).unwrap_or(start);
+        self.vmas
+            .range(first..end)
+            .filter(|(_, v)| v.end > start)
+            .map(|(&s, &v)| (s.max(start), v.end.min(end), v))
+            .collect()
+    }
+
+    /// Zero the backed pages of `[start, end)` whose protection is `prot`.
+    fn zero_backed<P: Platform>(&mut self, p: &P, start: u64, end: u64, prot: u64) {
+        let runs = self.backed_in(start, end);
+        for (s, e) in coalesce(&runs) {
+            if prot & PROT_WRITE == 0 {
+                let _ = p.protect(s, e - s, PROT_READ | PROT_WRITE);
+                p.zero(s, e - s);
+                let _ = p.protect(s, e - s, prot);
+            } else {
+                p.zero(s, e - s);
+            }
+        }
+    }
+
+    /// Backed pieces of `[start, end)`, clipped: `(va, len, gpa)`.
+    fn backed_in(&self, start: u64, end: u64) -> Vec<(u64, u64, u64)> {
+        let first = self
+            .backing
+            .range(..=start)
+            .next_back()
+            .filter(|(&s, b)| s + b.len > start)
+            .map(|(&s, _)| s)
+            .unwrap_or(start);
+        self.backing
+            .range(first..end)
+            .map(|(&s, b)| {
+                let cs = s.max(start);
+                let ce = (s + b.len).min(end);
+                (cs, ce - cs, b.gpa + (cs - s))
+            })
+            .collect()
+    }
+
+    /// Set the protection of the covered range `[start, end)`: back what becomes
+    /// accessible, change the rest in place.
+    fn change_prot<P: Platform>(
+        &mut self,
+        p: &P,
+        start: u64,
+        end: u64,
+        prot: u64,
+    ) -> Result<(), Errno> {
+        // Pages backed before this call; populate maps the new ones with `prot`.
+        split(&mut self.vmas, start);
+        split(&mut self.vmas, end);
+        let changed: Vec<(u64, u64)> = self
+            .vmas
+            .range(start..end)
+            .filter(|(_, v)| v.prot != prot)
+            .map(|(&s, v)| (s, v.end))
+            .collect();
+        let mut old: Vec<(u64, u64, u64)> = Vec::new();
+        for &(s, e) in &changed {
+            old.extend(self.backed_in(s, e));
+        }
+        if prot != PROT_NONE {
+            self.populate(p, start, end, prot)?;
+        }
+        for (_, v) in self.vmas.range_mut(start..end) {
+            v.prot = prot;
+        }
+        for (s, e) in coalesce(&old) {
+            let _ = p.protect(s, e - s, prot);
+        }
+        self.merge_around(start, end);
+        Ok(())
+    }
+
+    /// Add a VMA over the free range `[start, end)` and back it (unless it is a
+    /// `PROT_NONE` reservation).
+    fn map_new<P: Platform>(
+        &mut self,
+        p: &P,
+        start: u64,
+        end: u64,
+        prot: u64,
+        kind: VmaKind,
+        shared: bool,
+    ) -> Result<(), Errno> {
+        debug_assert!(self.is_free(start, end));
+        self.vmas.insert(
+            start,
+            Vma {
+                end,
+                prot,
+                kind,
+                shared,
+            },
+        );
+        if prot != PROT_NONE {
+            if let Err(e) = self.populate(p, start, end, prot) {
+                self.vmas.remove(&start);
+                return Err(e);
+            }
+        }
+        self.merge_around(start, end);
+        Ok(())
+    }
+
+    /// Back every unbacked page of `[start, end)` with zeroed frames mapped `prot`.
+    /// All or nothing.
+    fn populate<P: Platform>(
+        &mut self,
+        p: &P,
+        start: u64,
+        end: u64,
+        prot: u64,
+    ) -> Result<(), Errno> {
+        let mut holes = Vec::new();
+        let mut at = start;
+        for (va, len, _) in self.backed_in(start, end) {
+            if va > at {
+                holes.push((at, va));
+            }
+            at = va + len;
+        }
+        if at < end {
+            holes.push((at, end));
+        }
+        let mut mapped: Vec<(u64, Backing)> = Vec::new();
+        for (s, e) in holes {
+            if let Err(err) = self.back_hole(p, s, e, prot, &mut mapped) {
+                self.unmap_runs(p, &mapped);
+                for (_, b) in &mapped {
+                    self.frames.free(b.gpa, b.len);
+                }
+                return Err(err);
+            }
+        }
+        for (va, b) in mapped {
+            self.backing.insert(va, b);
+        }
+        Ok(())
+    }
+
+    /// Back `[s, e)`: 2 MiB chunks for its 2 MiB-aligned middle, 4 KiB frames for the
+    /// ends.
+    fn back_hole<P: Platform>(
+        &mut self,
+        p: &P,
+        s: u64,
+        e: u64,
+        prot: u64,
+        mapped: &mut Vec<(u64, Backing)>,
+    ) -> Result<(), Errno> {
+        let ms = align_up(s, LARGE_PAGE_SIZE);
+        let me = align_down(e, LARGE_PAGE_SIZE);
+        let mut pieces: Vec<(u64, u64, FrameSize)> = Vec::new();
+        if ms < me {
+            if s < ms {
+                pieces.push((s, ms, FrameSize::Small));
+            }
+            pieces.push((ms, me, FrameSize::Large));
+            if me < e {
+                pieces.push((me, e, FrameSize::Small));
+            }
+        } else {
+            pieces.push((s, e, FrameSize::Small));
+        }
+        for (ps, pe, size) in pieces {
+            let runs = match self.frames.alloc(pe - ps, size) {
+                Ok(r) => r,
+                // Fragmented: fall back to 4 KiB frames.
+                Err(_) if size == FrameSize::Large => {
+                    self.frames.alloc(pe - ps, FrameSize::Small)?
+                }
+                Err(e) => return Err(e),
+            };
+            let mut va = ps;
+            let mut rest = runs.into_iter();
+            while let Some(run) = rest.next() {
+                if let Err(err) = self.map_run(p, va, run, prot) {
+                    self.frames.free(run.gpa, run.len);
+                    for r in rest {
+                        self.frames.free(r.gpa, r.len);
+                    }
+                    return Err(err);
+                }
+                mapped.push((
+                    va,
+                    Backing {
+                        len: run.len,
+                        gpa: run.gpa,
+                    },
+                ));
+                va += run.len;
+            }
+        }
+        Ok(())
+    }
+
+    /// Map one run at `va` with `prot`, zeroing it first when it is dirty.
+    fn map_run<P: Platform>(&mut self, p: &P, va: u64, run: Run, prot: u64) -> Result<(), Errno> {
+        let writable = PROT_READ | PROT_WRITE;
+        let first = if run.zeroed { prot } else { prot | writable };
+        self.kmap(p, va, run.gpa, run.len, first)?;
+        if !run.zeroed {
+            p.zero(va, run.len);
+            if first != prot {
+                let _ = p.protect(va, run.len, prot);
+            }
+        }
+        p.publish(change(KIND_MAP, va, run.len, run.gpa));
+        Ok(())
+    }
+
+    /// `Platform::map`, giving kernel-min more page-table frames when it runs out.
+    fn kmap<P: Platform>(
+        &mut self,
+        p: &P,
+        va: u64,
+        gpa: u64,
+        len: u64,
+        prot: u64,
+    ) -> Result<(), Errno> {
+        for _ in 0..MAX_TABLE_ROUNDS {
+            match p.map(va, gpa, len, prot) {
+                Err(Errno::ENOMEM) => {
+                    // A partly done map must not leave pages behind for the retry.
+                    let _ = p.unmap(va, len);
+                    self.give_tables(p)?;
+                }
+                r => return r,
+            }
+        }
+        Err(Errno::ENOMEM)
+    }
+
+    /// Hand kernel-min `TABLE_GRANT` bytes of frames for page tables (never returned).
+    fn give_tables<P: Platform>(&mut self, p: &P) -> Result<(), Errno> {
+        let runs = match self.frames.alloc(TABLE_GRANT, FrameSize::Large) {
+            Ok(r) => r,
+            Err(_) => self.frames.alloc(TABLE_GRANT, FrameSize::Small)?,
+        };
+        for r in runs {
+            p.give_tables(r.gpa, r.len)?;
+            self.tables_given += r.len;
+        }
+        Ok(())
+    }
+
+    /// Unmap backed runs from kernel-min (one call per virtually contiguous group) and
+    /// tell the proxy (one entry per run). Frames are not freed here.
+    fn unmap_runs<P: Platform>(&self, p: &P, runs: &[(u64, Backing)]) {
+        let flat: Vec<(u64, u64, u64)> = runs.iter().map(|&(va, b)| (va, b.len, b.gpa)).collect();
+        for (s, e) in coalesce(&flat) {
+            let _ = p.unmap(s, e - s);
+        }
+        for &(va, b) in runs {
+            p.publish(change(KIND_UNMAP, va, b.len, b.gpa));
+        }
+    }
+
+    /// Remove everything in `[start, end)`: VMAs, mappings, frames.
+    fn remove_range<P: Platform>(&mut self, p: &P, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        split(&mut self.vmas, start);
+        split(&mut self.vmas, end);
+        split(&mut self.backing, start);
+        split(&mut self.backing, end);
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
+        for k in keys {
+            self.vmas.remove(&k);
+        }
+        let runs: Vec<(u64, Backing)> = self
+            .backing
+            .range(start..end)
+            .map(|(&s, &b)| (s, b))
+            .collect();
+        for (s, _) in &runs {
+            self.backing.remove(s);
+        }
+        self.unmap_runs(p, &runs);
+        for (_, b) in runs {
+            self.frames.free(b.gpa, b.len);
+        }
+    }
+
+    /// No VMA intersects `[start, end)`.
+    pub fn is_free(&self, start: u64, end: u64) -> bool {
+        if start >= end {
+            return true;
+        }
+        if let Some((_, v)) = self.vmas.range(..start).next_back() {
+            if v.end > start {
+                return false;
+            }
+        }
+        self.vmas.range(start..end).next().is_none()
+    }
+
+    /// Every page of `[start, end)` is in some VMA.
+    fn is_covered(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        while at < end {
+            match self.vma_at(at) {
+                Some((_, v)) => at = v.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Highest free range of `len` bytes aligned to `align` inside `[lo, hi)`.
+    fn find_free(&self, len: u64, align: u64, lo: u64, hi: u64) -> Option<u64> {
+        let mut top = hi;
+        let fits = |gap_lo: u64, top: u64| -> Option<u64> {
+            let s = align_down(top.checked_sub(len)?, align);
+            (s >= gap_lo.max(lo)).then_some(s)
+        };
+        for (&s, v) in self.vmas.range(..hi).rev() {
+            if v.end < top {
+                if let Some(a) = fits(v.end, top) {
+                    return Some(a);
+                }
+            }
+            top = top.min(s);
+            if top <= lo {
+                return None;
+            }
+        }
+        fits(lo, top)
+    }
+
+    /// Merge VMAs touching `[start, end)` with equal neighbours (anonymous memory
+    /// only, as Linux merges it), so later `mremap`s see one VMA.
+    fn merge_around(&mut self, start: u64, end: u64) {
+        let first = self
+            .vmas
+            .range(..start)
+            .next_back()
+            .map(|(&s, _)| s)
+            .unwrap_or(start);
+        let keys: Vec<u64> = self.vmas.range(first..=end).map(|(&s, _)| s).collect();
+        let mut cur: Option<u64> = None;
+        for k in keys {
+            let Some(&v) = self.vmas.get(&k) else {
+                continue;
+            };
+            if let Some(c) = cur {
+                let prev = self.vmas[&c];
+                let mergeable = matches!(prev.kind, VmaKind::Anon | VmaKind::Heap)
+                    && prev.end == k
+                    && prev.prot == v.prot
+                    && prev.kind == v.kind
+                    && prev.shared == v.shared;
+                if mergeable {
+                    self.vmas.remove(&k);
+                    self.vmas.get_mut(&c).expect("present").end = v.end;
+                    continue;
+                }
+            }
+            cur = Some(k);
+        }
+    }
+
+    fn note<P: Platform>(&mut self, p: &P, which: Note, msg: &str) {
+        if self.noted & which as u32 == 0 {
+            self.noted |= which as u32;
+            p.log(msg);
+        }
+    }
+}
+
+/// `prot` lets the application read (or, with `write`, write) its pages. Any
+/// access right implies reading on x86 (there are no write- or execute-only pages
+/// without protection keys).
+fn allows(prot: u64, write: bool) -> bool {
+    if write {
+        prot & PROT_WRITE != 0
+    } else {
+        prot != PROT_NONE
+    }
+}
+
+/// Merge `(va, len, _)` pieces into virtually contiguous `(start, end)` ranges.
+fn coalesce(pieces: &[(u64, u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &(va, len, _) in pieces {
+        match out.last_mut() {
+            Some(last) if last.1 == va => last.1 = va + len,
+            _ => out.push((va, va + len)),
+        }
+    }
+    out
+}
+
+fn change(kind: u64, va: u64, len: u64, gpa: u64) -> Change {
+    Change { kind, va, len, gpa }
+}
+
+/// Fill mapped, writable user memory `[va, va+len)` with the file's bytes from `off`
+/// by forwarded `pread64` calls straight into place; bytes past the end of the file
+/// stay as they are (zero).
+pub fn read_file_into<P: Platform>(
+    p: &P,
+    fd: u64,
+    va: u64,
+    len: u64,
+    off: u64,
+) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < len {
+        let r = p.forward(
+            syscalls::Sysno::pread64 as u64,
+            [fd, va + done, len - done, off + done, 0, 0],
+        );
+        if r < 0 {
+            return Err(crate::errno::from_result(r));
+        }
+        if r == 0 {
+            break;
+        }
+        done += r as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{FakePlatform, KCall};
+    use alloc::vec;
+
+    const MB: u64 = 1 << 20;
+    const RW: u64 = PROT_READ | PROT_WRITE;
+    const ANON: u64 = MAP_PRIVATE | MAP_ANONYMOUS;
+
+    fn setup(mem: u64) -> (AddressSpace, FakePlatform) {
+        let p = FakePlatform::new();
+        let mut mm = AddressSpace::new(FramePool::new(16 * MB, 16 * MB + mem));
+        mm.init(&p).unwrap();
+        (mm, p)
+    }
+
+    fn anon(
+        mm: &mut AddressSpace,
+        p: &FakePlatform,
+        addr: u64,
+        len: u64,
+        flags: u64,
+    ) -> Result<u64, Errno> {
+        mm.mmap(p, addr, len, RW, flags, u64::MAX, 0)
+    }
+
+    #[test]
+    fn init_gives_kernel_min_two_mib_of_tables() {
+        let (mm, p) = setup(64 * MB);
+        assert_eq!(mm.tables_given(), TABLE_GRANT);
+        assert!(matches!(
+            p.take_calls()[..],
+            [KCall::GiveTables {
+                len: TABLE_GRANT,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn map_retries_after_giving_tables() {
+        let p = FakePlatform::new();
+        let mut mm = AddressSpace::new(FramePool::new(16 * MB, 80 * MB));
+        // No tables at all: the first map fails with ENOMEM inside, libos gives a
+        // chunk and retries.
+        let a = anon(&mut mm, &p, 0, 8 * PAGE_SIZE, ANON).unwrap();
+        let calls = p.take_calls();
+        assert!(matches!(calls[0], KCall::Map { .. }));
+        assert!(calls.iter().any(|c| matches!(c, KCall::GiveTables { .. })));
+        assert!(matches!(calls.last(), Some(KCall::Map { .. })));
+        assert!(p.mapping(a).is_some());
+    }
+
+    #[test]
+    fn mmap_is_top_down_and_published() {
+        let (mut mm, p) = setup(64 * MB);
+        p.take_published();
+        let a = anon(&mut mm, &p, 0, 3 * PAGE_SIZE, ANON).unwrap();
+        assert_eq!(a, USER_MMAP_TOP - 3 * PAGE_SIZE);
+        let b = anon(&mut mm, &p, 0, PAGE_SIZE, ANON).unwrap();
+        assert_eq!(b, a - PAGE_SIZE);
+        let pubs = p.take_published();
+        assert_eq!(pubs.len(), 2);
+        assert_eq!(
+            (pubs[0].kind, pubs[0].va, pubs[0].len),
+            (KIND_MAP, a, 3 * PAGE_SIZE)
+        );
+        assert_eq!(pubs[0].gpa, mm.translate(a).unwrap());
+        // Adjacent anonymous VMAs with equal protection merge.
+        assert_eq!(mm.vmas().count(), 1);
+    }
+
+    #[test]
+    fn mmap_honours_a_free_hint_and_ignores_a_taken_one() {
+        let (mut mm, p) = setup(64 * MB);
+        let hint = 0x7_0000_0000_u64;
+        assert_eq!(anon(&mut mm, &p, hint + 123, PAGE_SIZE, ANON), Ok(hint));
+        let again = anon(&mut mm, &p, hint, PAGE_SIZE, ANON).unwrap();
+        assert_ne!(again, hint);
+        assert!((USER_START..USER_MMAP_TOP).contains(&again));
+    }
+
+    #[test]
+    fn map_fixed_replaces_and_noreplace_refuses() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * PAGE_SIZE, ANON).unwrap();
+        p.poke(a, b"old");
+        p.poke(a + 3 * PAGE_SIZE, b"keep");
+        assert_eq!(
+            anon(
+                &mut mm,
+                &p,
+                a + PAGE_SIZE,
+                PAGE_SIZE,
+                ANON | MAP_FIXED_NOREPLACE
+            ),
+            Err(Errno::EEXIST)
+        );
+        // Replace the first two pages: their contents are new and zero.
+        assert_eq!(anon(&mut mm, &p, a, 2 * PAGE_SIZE, ANON | MAP_FIXED), Ok(a));
+        assert_eq!(p.peek(a, 3), [0, 0, 0]);
+        assert_eq!(p.peek(a + 3 * PAGE_SIZE, 4), b"keep");
+        assert_eq!(
+            anon(&mut mm, &p, a + 1, PAGE_SIZE, ANON | MAP_FIXED),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            anon(&mut mm, &p, 0x1000, PAGE_SIZE, ANON | MAP_FIXED),
+            Err(Errno::EPERM)
+        );
+        assert_eq!(
+            anon(
+                &mut mm,
+                &p,
+                USER_END - PAGE_SIZE,
+                2 * PAGE_SIZE,
+                ANON | MAP_FIXED
+            ),
+            Err(Errno::ENOMEM)
+        );
+    }
+
+    #[test]
+    fn mmap_argument_errors_match_linux() {
+        let (mut mm, p) = setup(64 * MB);
+        assert_eq!(anon(&mut mm, &p, 0, 0, ANON), Err(Errno::EINVAL));
+        assert_eq!(
+            anon(&mut mm, &p, 0, PAGE_SIZE, MAP_ANONYMOUS),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            anon(&mut mm, &p, 0, PAGE_SIZE, MAP_ANONYMOUS | 0x4),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mm.mmap(&p, 0, PAGE_SIZE, RW, ANON, 0, 1),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(anon(&mut mm, &p, 0, u64::MAX, ANON), Err(Errno::ENOMEM));
+        assert_eq!(
+            anon(
+                &mut mm,
+                &p,
+                0,
+                PAGE_SIZE,
+                MAP_SHARED_VALIDATE | MAP_ANONYMOUS | 1 << 22
+            ),
+            Err(Errno::EOPNOTSUPP)
+        );
+        assert!(anon(&mut mm, &p, 0, PAGE_SIZE, MAP_SHARED | MAP_ANONYMOUS).is_ok());
+    }
+
+    #[test]
+    fn exhausted_pool_is_enomem() {
+        let (mut mm, p) = setup(8 * MB);
+        assert_eq!(anon(&mut mm, &p, 0, 64 * MB, ANON), Err(Errno::ENOMEM));
+        // Nothing leaked: a fitting request still works.
+        assert!(anon(&mut mm, &p, 0, 4 * MB, ANON).is_ok());
+        assert!(mm.vmas().count() == 1);
+    }
+
+    #[test]
+    fn large_anonymous_maps_are_two_mib_aligned_and_use_large_frames() {
+        let (mut mm, p) = setup(64 * MB);
+        anon(&mut mm, &p, 0, PAGE_SIZE, ANON).unwrap(); // disturb the alignment
+        p.take_calls();
+        let a = anon(&mut mm, &p, 0, 5 * MB, ANON).unwrap();
+        assert_eq!(a % LARGE_PAGE_SIZE, 0);
+        let maps: Vec<KCall> = p
+            .take_calls()
+            .into_iter()
+            .filter(|c| matches!(c, KCall::Map { .. }))
+            .collect();
+        // 4 MiB of chunks in one call, the 1 MiB tail in 4 KiB frames.
+        let KCall::Map { va, gpa, len, .. } = maps[0] else {
+            unreachable!()
+        };
+        assert_eq!((va, len), (a, 4 * MB));
+        assert_eq!(gpa % LARGE_PAGE_SIZE, 0);
+        assert_eq!(maps.len(), 2);
+    }
+
+    #[test]
+    fn munmap_in_the_middle_splits_the_vma_and_frees_frames() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 6 * PAGE_SIZE, ANON).unwrap();
+        let before = mm.frames().available();
+        p.take_published();
+        mm.munmap(&p, a + 2 * PAGE_SIZE, 2 * PAGE_SIZE).unwrap();
+        let v: Vec<(u64, u64)> = mm.vmas().map(|(s, v)| (s, v.end)).collect();
+        assert_eq!(
+            v,
+            [
+                (a, a + 2 * PAGE_SIZE),
+                (a + 4 * PAGE_SIZE, a + 6 * PAGE_SIZE)
+            ]
+        );
+        assert_eq!(mm.frames().available(), before + 2 * PAGE_SIZE);
+        assert!(p.mapping(a + 2 * PAGE_SIZE).is_none());
+        assert!(p.mapping(a + PAGE_SIZE).is_some() && p.mapping(a + 4 * PAGE_SIZE).is_some());
+        let pubs = p.take_published();
+        assert_eq!(pubs.len(), 1);
+        assert_eq!(
+            (pubs[0].kind, pubs[0].va, pubs[0].len),
+            (KIND_UNMAP, a + 2 * PAGE_SIZE, 2 * PAGE_SIZE)
+        );
+        // Holes are fine; bad arguments are not.
+        assert_eq!(mm.munmap(&p, a, 8 * PAGE_SIZE), Ok(()));
+        assert_eq!(mm.vmas().count(), 0);
+        assert_eq!(mm.munmap(&p, a + 1, PAGE_SIZE), Err(Errno::EINVAL));
+        assert_eq!(mm.munmap(&p, a, 0), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn reused_frames_come_back_zeroed() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, PAGE_SIZE, ANON).unwrap();
+        p.poke(a, b"secret");
+        let gpa = mm.translate(a).unwrap();
+        mm.munmap(&p, a, PAGE_SIZE).unwrap();
+        let b = anon(&mut mm, &p, 0, PAGE_SIZE, ANON).unwrap();
+        assert_eq!(mm.translate(b), Some(gpa), "the freed frame is reused");
+        assert_eq!(p.peek(b, 6), [0; 6]);
+    }
+
+    #[test]
+    fn mprotect_changes_protection_and_refuses_holes() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * PAGE_SIZE, ANON).unwrap();
+        mm.mprotect(&p, a + PAGE_SIZE, PAGE_SIZE, PROT_READ)
+            .unwrap();
+        assert_eq!(p.mapping(a + PAGE_SIZE).unwrap().1, PROT_READ);
+        assert_eq!(p.mapping(a).unwrap().1, RW);
+        assert_eq!(mm.vmas().count(), 3);
+        mm.munmap(&p, a + 2 * PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert_eq!(
+            mm.mprotect(&p, a, 4 * PAGE_SIZE, PROT_READ),
+            Err(Errno::ENOMEM)
+        );
+        assert_eq!(p.mapping(a).unwrap().1, RW, "nothing changed");
+        assert_eq!(
+            mm.mprotect(&p, a + 1, PAGE_SIZE, PROT_READ),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(mm.mprotect(&p, a, PAGE_SIZE, 0x10), Err(Errno::EINVAL));
+        // Back to RW merges the pieces again.
+        mm.mprotect(&p, a, 2 * PAGE_SIZE, RW).unwrap();
+        assert_eq!(mm.vmas().count(), 2);
+    }
+
+    #[test]
+    fn prot_none_is_a_reservation_until_mprotect() {
+        let (mut mm, p) = setup(64 * MB);
+        let before = mm.frames().available();
+        let a = mm
+            .mmap(&p, 0, 1 << 30, PROT_NONE, ANON | MAP_NORESERVE, u64::MAX, 0)
+            .unwrap();
+        assert_eq!(
+            mm.frames().available(),
+            before,
+            "a reservation takes no frames"
+        );
+        assert!(p.mapping(a).is_none());
+        mm.mprotect(&p, a, 3 * PAGE_SIZE, RW).unwrap();
+        assert_eq!(p.mapping(a + 2 * PAGE_SIZE).unwrap().1, RW);
+        assert!(p.mapping(a + 3 * PAGE_SIZE).is_none());
+        assert_eq!(mm.check_access(a, 3 * PAGE_SIZE, true), Ok(()));
+        assert_eq!(mm.check_access(a, 4 * PAGE_SIZE, false), Err(Errno::EFAULT));
+        mm.munmap(&p, a, 1 << 30).unwrap();
+        assert_eq!(mm.frames().available(), before);
+    }
+
+    #[test]
+    fn madvise_dontneed_zeroes_even_read_only_pages() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 2 * PAGE_SIZE, ANON).unwrap();
+        p.poke(a, b"data");
+        p.poke(a + PAGE_SIZE, b"more");
+        mm.mprotect(&p, a + PAGE_SIZE, PAGE_SIZE, PROT_READ)
+            .unwrap();
+        mm.madvise(&p, a, 2 * PAGE_SIZE, MADV_DONTNEED).unwrap();
+        assert_eq!(p.peek(a, 4), [0; 4]);
+        assert_eq!(p.peek(a + PAGE_SIZE, 4), [0; 4]);
+        assert_eq!(p.mapping(a + PAGE_SIZE).unwrap().1, PROT_READ);
+        assert_eq!(mm.madvise(&p, a, PAGE_SIZE, MADV_HUGEPAGE), Ok(()));
+        assert_eq!(mm.madvise(&p, a, PAGE_SIZE, 77), Err(Errno::EINVAL));
+        assert_eq!(
+            mm.madvise(&p, a + 1, PAGE_SIZE, MADV_NORMAL),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mm.madvise(&p, a, 3 * PAGE_SIZE, MADV_NORMAL),
+            Err(Errno::ENOMEM)
+        );
+        assert_eq!(
+            mm.madvise(&p, a, PAGE_SIZE, MADV_REMOVE),
+            Err(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn brk_grows_shrinks_and_refuses_collisions() {
+        let (mut mm, p) = setup(64 * MB);
+        let start = 0x40_1234u64;
+        mm.set_brk_start(start);
+        let b0 = mm.brk(&p, 0);
+        assert_eq!(b0, 0x40_2000);
+        assert_eq!(mm.brk(&p, b0 + 5000), b0 + 5000);
+        assert!(p.mapping(b0 + PAGE_SIZE).is_some());
+        p.poke(b0 + 4999, b"x");
+        // Shrink: the second page goes away.
+        assert_eq!(mm.brk(&p, b0 + 10), b0 + 10);
+        assert!(p.mapping(b0 + PAGE_SIZE).is_none());
+        // Grow again: fresh zero memory.
+        assert_eq!(mm.brk(&p, b0 + 5000), b0 + 5000);
+        assert_eq!(p.peek(b0 + 4999, 1), [0]);
+        // Below the start or into another mapping: the old break comes back.
+        assert_eq!(mm.brk(&p, start - 1), b0 + 5000);
+        anon(&mut mm, &p, b0 + 4 * PAGE_SIZE, PAGE_SIZE, ANON | MAP_FIXED).unwrap();
+        assert_eq!(mm.brk(&p, b0 + 8 * PAGE_SIZE), b0 + 5000);
+        assert_eq!(mm.current_brk(), b0 + 5000);
+    }
+
+    #[test]
+    fn mremap_shrinks_grows_and_moves_keeping_contents() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 2 * PAGE_SIZE, ANON).unwrap();
+        p.poke(a, b"hello");
+        // Shrink in place.
+        assert_eq!(mm.mremap(&p, a, 2 * PAGE_SIZE, PAGE_SIZE, 0, 0), Ok(a));
+        assert!(p.mapping(a + PAGE_SIZE).is_none());
+        // Grow in place (the pages above are free).
+        assert_eq!(mm.mremap(&p, a, PAGE_SIZE, 3 * PAGE_SIZE, 0, 0), Ok(a));
+        assert_eq!(p.peek(a, 5), b"hello");
+        assert_eq!(p.peek(a + 2 * PAGE_SIZE, 1), [0]);
+        let b = anon(&mut mm, &p, 0x5000_0000, PAGE_SIZE, ANON).unwrap();
+        p.poke(b, b"move me");
+        assert_eq!(mm.mremap(&p, b, PAGE_SIZE, 2 * PAGE_SIZE, 0, 0), Ok(b));
+        // Blocked above: only MAYMOVE helps, and the frames travel without a copy.
+        anon(&mut mm, &p, b + 2 * PAGE_SIZE, PAGE_SIZE, ANON | MAP_FIXED).unwrap();
+        assert_eq!(
+            mm.mremap(&p, b, 2 * PAGE_SIZE, 4 * PAGE_SIZE, 0, 0),
+            Err(Errno::ENOMEM)
+        );
+        let gpa = mm.translate(b).unwrap();
+        let c = mm
+            .mremap(&p, b, 2 * PAGE_SIZE, 4 * PAGE_SIZE, MREMAP_MAYMOVE, 0)
+            .unwrap();
+        assert_ne!(c, b);
+        assert_eq!(mm.translate(c), Some(gpa));
+        assert_eq!(p.peek(c, 7), b"move me");
+        assert_eq!(p.peek(c + 3 * PAGE_SIZE, 1), [0]);
+        assert!(p.mapping(b).is_none());
+        // MREMAP_FIXED.
+        let d = 0x6000_0000u64;
+        assert_eq!(
+            mm.mremap(
+                &p,
+                c,
+                4 * PAGE_SIZE,
+                4 * PAGE_SIZE,
+                MREMAP_MAYMOVE | MREMAP_FIXED,
+                d
+            ),
+            Ok(d)
+        );
+        assert_eq!(p.peek(d, 7), b"move me");
+        assert_eq!(
+            mm.mremap(&p, d, PAGE_SIZE, PAGE_SIZE, MREMAP_FIXED, c),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mm.mremap(&p, 0x7000_0000, PAGE_SIZE, PAGE_SIZE, 0, 0),
+            Err(Errno::EFAULT)
+        );
+    }
+
+    #[test]
+    fn private_file_mapping_is_filled_by_forwarded_reads() {
+        let (mut mm, p) = setup(64 * MB);
+        let mut file = vec![0u8; 3 * PAGE_SIZE as usize + 100];
+        file[PAGE_SIZE as usize..PAGE_SIZE as usize + 5].copy_from_slice(b"page1");
+        *file.last_mut().unwrap() = 0x7f;
+        p.add_file(5, file);
+        let a = mm
+            .mmap(&p, 0, 3 * PAGE_SIZE, PROT_READ, MAP_PRIVATE, 5, PAGE_SIZE)
+            .unwrap();
+        assert_eq!(p.peek(a, 5), b"page1");
+        assert_eq!(
+            p.peek(a + 2 * PAGE_SIZE + 99, 2),
+            [0x7f, 0],
+            "past EOF is zero"
+        );
+        assert_eq!(p.mapping(a).unwrap().1, PROT_READ);
+        assert_eq!(mm.vma_at(a).unwrap().1.kind, VmaKind::File);
+        // A bad fd fails like Linux and leaves nothing behind.
+        assert_eq!(
+            mm.mmap(&p, 0, PAGE_SIZE, PROT_READ, MAP_PRIVATE, 9, 0),
+            Err(Errno::EBADF)
+        );
+        assert_eq!(mm.vmas().count(), 1);
+        // Shared file mappings are a later issue, refused visibly.
+        assert_eq!(
+            mm.mmap(&p, 0, PAGE_SIZE, PROT_READ, MAP_SHARED, 5, 0),
+            Err(Errno::ENODEV)
+        );
+        assert_eq!(p.st.borrow().logs.len(), 1);
+    }
+}
