@@ -37,13 +37,9 @@ fn in_runtime_text(addr: u64) -> bool {
 /// Called by `trap_common` with the saved registers.
 pub extern "C" fn handle(f: &mut KFrame) {
     let from_user = f.cs & 3 == 3;
-    // Under kvm_pvm a `syscall` from CPL3 jumps to LSTAR without changing privilege:
-    // fetching the supervisor-only entry page faults (#PF, or #GP at its first
-    // privileged instruction if the page were user-visible). Either is the call.
-    let syscall = f.vector == VECTOR_SYSCALL
-        || ((f.vector == vector::GP || f.vector == vector::PF)
-            && from_user
-            && f.rip == arch::syscall_entry_addr());
+    // A kernel call under kvm_pvm arrives as #GP at the syscall page's `sp_kcall`.
+    let syscall =
+        f.vector == VECTOR_SYSCALL || (f.vector == vector::GP && from_user && f.rip == arch::pvm_kcall_addr());
     if syscall {
         // The application's view: it continues after `syscall` (rcx) with its flags (r11).
         f.rip = f.rcx;
@@ -72,7 +68,7 @@ pub extern "C" fn handle(f: &mut KFrame) {
 fn upcall(f: &mut KFrame, vector: u64, error_code: u64, cr2: u64) {
     let cp = core_page(0);
     let top = cp.upcall_rsp.load(Ordering::Relaxed);
-    let entry = cp.upcall_entry.load(Ordering::Relaxed);
+    let entry = crate::boot().runtime_trap_entry;
     if top == 0 || entry == 0 || top % 16 != 0 {
         report(FaultOrigin::Runtime, f, cr2);
         arch::outl(mote_abi::ports::FATAL, 0);

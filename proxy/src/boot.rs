@@ -26,17 +26,27 @@ pub enum BootError {
 }
 
 /// Where an image landed.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Loaded {
     pub entry: u64,
     pub text_start: u64,
     pub text_end: u64,
     /// End of the image (virtual, page aligned).
     pub end: u64,
+    /// Relocated addresses of named symbols, in the order asked for.
+    pub symbols: Vec<u64>,
 }
 
 /// Copy static-PIE `elf` to guest-physical `gpa` and relocate it to run at `va`.
-pub fn load_image(guest: &GuestMem, what: &'static str, bytes: &[u8], gpa: u64, va: u64, max: u64) -> Result<Loaded, BootError> {
+pub fn load_image(
+    guest: &GuestMem,
+    what: &'static str,
+    bytes: &[u8],
+    gpa: u64,
+    va: u64,
+    max: u64,
+    symbols: &[&str],
+) -> Result<Loaded, BootError> {
     let err = |msg: String| BootError::Image { what, msg };
     let elf = Elf::parse(bytes).map_err(|e| err(e.to_string()))?;
     let (mut text_start, mut text_end, mut end) = (u64::MAX, 0, 0);
@@ -67,7 +77,17 @@ pub fn load_image(guest: &GuestMem, what: &'static str, bytes: &[u8], gpa: u64, 
     if text_end == 0 {
         return Err(err("no executable segment".into()));
     }
-    Ok(Loaded { entry: va + elf.entry, text_start, text_end, end: va + align_up(end, PAGE_SIZE) })
+    let symbols = symbols
+        .iter()
+        .map(|want| {
+            elf.syms
+                .iter()
+                .find(|s| elf.strtab.get_at(s.st_name) == Some(want))
+                .map(|s| va + s.st_value)
+                .ok_or_else(|| err(format!("symbol {want} not found")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Loaded { entry: va + elf.entry, text_start, text_end, end: va + align_up(end, PAGE_SIZE), symbols })
 }
 
 /// Page-table pages from the boot pool, in guest memory.

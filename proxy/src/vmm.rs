@@ -88,13 +88,21 @@ impl Partition {
         unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("add guest memory"))?;
         let _ = vm.set_tss_address(0xfffb_d000);
 
-        let kernel = boot::load_image(&guest, "kernel-min", KERNEL_ELF, KERNEL_GPA, KERNEL_VA, 16 << 20)?;
+        let kernel = boot::load_image(&guest, "kernel-min", KERNEL_ELF, KERNEL_GPA, KERNEL_VA, 16 << 20, &[])?;
         let runtime_gpa = align_up(kernel.end - DIRECT_MAP_BASE, LARGE_PAGE_SIZE);
         let pool_start = runtime_gpa + RUNTIME_SIZE;
         if pool_start + (16 << 20) > guest.size() {
             return Err(BootError::TooSmall { mem: guest.size() >> 20, need: (pool_start >> 20) + 16 }.into());
         }
-        let runtime = boot::load_image(&guest, "runtime", RUNTIME_ELF, runtime_gpa, RUNTIME_VA, RUNTIME_IMAGE_MAX)?;
+        let runtime = boot::load_image(
+            &guest,
+            "runtime",
+            RUNTIME_ELF,
+            runtime_gpa,
+            RUNTIME_VA,
+            RUNTIME_IMAGE_MAX,
+            &["mote_trap_entry", "mote_syscall_entry"],
+        )?;
         let (pml4, pt_next) = boot::build_page_tables(&guest, runtime_gpa)?;
         boot::write_boot_gdt(&guest);
 
@@ -121,6 +129,8 @@ impl Partition {
             runtime_entry: runtime.entry,
             runtime_text_start: runtime.text_start,
             runtime_text_end: runtime.text_end,
+            runtime_trap_entry: runtime.symbols[0],
+            runtime_syscall_entry: runtime.symbols[1],
             runtime_image_end: runtime.end,
             pml4_gpa: pml4,
             pt_pool_next: pt_next,

@@ -7,7 +7,7 @@ use static_assertions::const_assert_eq;
 /// `BootInfo::magic`: "MOTEBOOT".
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"MOTEBOOT");
 /// Version of this layout; bumped on any change.
-pub const BOOT_VERSION: u32 = 1;
+pub const BOOT_VERSION: u32 = 2;
 
 /// At `layout::BOOT_INFO_GPA`.
 #[repr(C)]
@@ -32,6 +32,11 @@ pub struct BootInfo {
     pub runtime_text_start: u64,
     /// End of the runtime's text.
     pub runtime_text_end: u64,
+    /// The shim's trap entry (`mote_trap_entry`): kernel-min hands traps up to it.
+    pub runtime_trap_entry: u64,
+    /// The shim's ring-3 `syscall` entry (`mote_syscall_entry`), reached without a
+    /// trap where `syscall` does not change privilege (software KVM).
+    pub runtime_syscall_entry: u64,
     /// End of the runtime image (virtual, page aligned); its heap starts after it.
     pub runtime_image_end: u64,
     /// Guest-physical address of the top-level page table.
@@ -64,9 +69,9 @@ pub const BOOT_F_FSGSBASE: u32 = 1 << 0;
 /// Print libos's decisions on the debug console (`MOTE_DEBUG=1`).
 pub const BOOT_F_DEBUG: u32 = 1 << 1;
 
-const_assert_eq!(size_of::<BootInfo>(), 152);
-const_assert_eq!(offset_of!(BootInfo, pid), 88);
-const_assert_eq!(offset_of!(BootInfo, random), 136);
+const_assert_eq!(size_of::<BootInfo>(), 168);
+const_assert_eq!(offset_of!(BootInfo, pid), 104);
+const_assert_eq!(offset_of!(BootInfo, random), 152);
 
 /// The argv/envp block: `argc` NUL-terminated strings, then `envc` NUL-terminated
 /// strings, back to back. The first argv string is the resolved program path that

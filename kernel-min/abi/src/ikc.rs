@@ -187,9 +187,7 @@ pub struct CorePage {
     /// Top of the upcall stack kernel-min hands the next trap to (virtual; written by
     /// libos, read by kernel-min).
     pub upcall_rsp: AtomicU64,
-    /// The shim's trap entry kernel-min `iretq`s to (virtual; written by libos at
-    /// start-up, read by kernel-min).
-    pub upcall_entry: AtomicU64,
+    _reserved: u64,
     /// Traps kernel-min handed up from this core (statistics).
     pub upcalls: AtomicU64,
     /// Kernel calls kernel-min served for this core (statistics).

@@ -64,6 +64,10 @@ pub const USER_PIE_BASE: u64 = 0x1000_0000_0000;
 
 /// Start of the runtime's (libos + shims) region.
 pub const LIBOS_VA: u64 = USER_END;
+/// User-visible alias of kernel-min's `syscall` entry page (read-only, executable):
+/// under software KVM a `syscall` from CPL3 runs its target without entering ring 0,
+/// so the entry must be reachable from ring 3 (see kernel-min's `arch`).
+pub const SYSCALL_PAGE_VA: u64 = LIBOS_VA + 0x1000;
 /// Offset of the IKC area inside the runtime's region.
 pub const IKC_VA_OFF: u64 = 0x10_0000;
 /// Virtual address of the IKC area.

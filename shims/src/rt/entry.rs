@@ -11,6 +11,7 @@
 
 use core::arch::global_asm;
 use core::mem::offset_of;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use mote_abi::trap::{TrapFrame, UpcallHeader};
 
@@ -23,7 +24,35 @@ _start:
     call {main}
     ud2
 
-    .text
+    // Found by the proxy through the symbol table, not referenced from Rust: keep
+    // the section through --gc-sections (R = SHF_GNU_RETAIN).
+    .section .text.mote_entry, "axR"
+    // `syscall` under kvm_pvm: kernel-min's syscall page jumped here at CPL3 with
+    // rcx = return address, r11 = flags, rsp = the application's stack. Build the
+    // upcall header kernel-min would have built, on the upcall stack.
+    .global mote_syscall_entry
+mote_syscall_entry:
+    mov [rip + {scratch}], rsp
+    mov rsp, [rip + {top}]
+    push 0
+    push qword ptr [rip + {scratch}]
+    push r11
+    push rcx
+    push 0
+    push 0
+    push {vsys}
+    // kvm_pvm emulates every instruction from `syscall` on until an `iretq` (or
+    // `sysretq`) ends its kernel mode, so leave that mode at once: a same-privilege
+    // iretq into mote_trap_entry, which then runs natively.
+    mov r11, rsp
+    push {uds}
+    push r11
+    push 2
+    push {ucs}
+    lea r11, [rip + mote_trap_entry]
+    push r11
+    iretq
+
     .global mote_trap_entry
 mote_trap_entry:
     push rax
@@ -67,6 +96,11 @@ mote_trap_entry:
     jmp rcx
 "#,
     main = sym crate::runtime_main,
+    scratch = sym SYSCALL_RSP,
+    top = sym UPCALL_TOP,
+    vsys = const mote_abi::trap::VECTOR_SYSCALL,
+    uds = const 0x1b,
+    ucs = const 0x23,
     trap = sym crate::shim_trap,
     rip = const offset_of!(UpcallHeader, rip),
     rflags = const offset_of!(UpcallHeader, rflags),
@@ -74,14 +108,17 @@ mote_trap_entry:
 );
 
 static_assertions::const_assert_eq!(offset_of!(TrapFrame, hdr), 15 * 8);
+static_assertions::const_assert_eq!(core::mem::size_of::<UpcallHeader>(), 7 * 8);
 
-unsafe extern "C" {
-    static mote_trap_entry: u8;
-}
+/// The application's stack pointer during `mote_syscall_entry` (one core).
+static SYSCALL_RSP: AtomicU64 = AtomicU64::new(0);
+/// Top of the upcall stack `mote_syscall_entry` switches to (one core).
+static UPCALL_TOP: AtomicU64 = AtomicU64::new(0);
 
-/// Address of the trap entry (for `CorePage::upcall_entry`).
-pub fn trap_entry_addr() -> u64 {
-    core::ptr::addr_of!(mote_trap_entry) as u64
+/// Use `top` as the upcall stack for both entries.
+pub fn set_upcall_stack(core: usize, top: u64) {
+    UPCALL_TOP.store(top, Ordering::Relaxed);
+    crate::rt::platform::core_page(core).upcall_rsp.store(top, Ordering::Relaxed);
 }
 
 /// Start the application: its stack, its entry point, a clean register file

@@ -4,12 +4,15 @@
 //! as a `KFrame` and calls `trap::handle`:
 //! * exceptions: one 16-byte stub per vector pushes (a dummy error code and) the
 //!   vector;
-//! * `syscall`: on hardware, `syscall_entry` runs at CPL0, switches to the kernel
-//!   stack and builds the same frame with vector `VECTOR_SYSCALL`. Under software
-//!   KVM (kvm_pvm) the instruction jumps to `syscall_entry` without the privilege
-//!   change, so fetching it faults (#PF on the supervisor page; #GP at `swapgs` if
-//!   it were user-visible); `trap::handle` recognises a fault at `syscall_entry` as
-//!   the system call it is.
+//! * `syscall`: LSTAR points at `syscall_entry`, on a page of its own that is also
+//!   mapped read-only for ring 3 at `layout::SYSCALL_PAGE_VA`. Its first instruction
+//!   (`verw` of a ring-0 selector) tells where the CPU is:
+//!   - ring 0 (hardware virtualization, bare metal): `syscall_hw` switches to the
+//!     kernel stack and builds the frame with vector `VECTOR_SYSCALL`;
+//!   - ring 3 (kvm_pvm, where `syscall` does not change privilege): an
+//!     application's call jumps straight to the shim's ring-3 entry — no exception,
+//!     no emulated CPL0 instruction — and a kernel call from the runtime's text
+//!   executes `swapgs` at `sp_kcall`, whose #GP `trap::handle` serves.
 
 use core::arch::{asm, global_asm};
 use core::mem::offset_of;
@@ -20,7 +23,10 @@ use x86_64::registers::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
+use x86_64::structures::paging::PageTableFlags;
 use x86_64::VirtAddr;
+
+use mote_abi::layout::{DIRECT_MAP_BASE, SYSCALL_PAGE_VA};
 
 
 /// Registers saved by `trap_common`, lowest address first. The first 15 fields match
@@ -146,7 +152,7 @@ pub fn init(core: usize) {
             SegmentSelector(KERNEL_DS),
         )
         .expect("star selectors");
-        LStar::write(VirtAddr::new(syscall_entry_addr()));
+        LStar::write(VirtAddr::new(alias(core::ptr::addr_of!(syscall_entry))));
         SFMask::write(
             RFlags::INTERRUPT_FLAG
                 | RFlags::TRAP_FLAG
@@ -159,12 +165,21 @@ pub fn init(core: usize) {
         KernelGsBase::write(VirtAddr::new(percore as *const PerCore as u64));
         GsBase::write(VirtAddr::new(0));
     }
-    crate::paging::init(crate::boot().pt_pool_next);
+    let b = crate::boot();
+    crate::paging::init(b.pt_pool_next);
+    init_syscall_page(b);
 }
 
 unsafe extern "C" {
     static vec_stub_0: u8;
+    static syscall_page: u8;
     static syscall_entry: u8;
+    static syscall_hw: u8;
+    static sp_kcall: u8;
+    static sp_hw_entry: u64;
+    static sp_rt_start: u64;
+    static sp_rt_end: u64;
+    static sp_shim_entry: u64;
     static trap_stack_top: u8;
     static df_stack_top: u8;
 }
@@ -173,9 +188,33 @@ fn stub_addr(v: u8) -> u64 {
     core::ptr::addr_of!(vec_stub_0) as u64 + 16 * v as u64
 }
 
-/// Address of the `syscall` entry (LSTAR).
-pub fn syscall_entry_addr() -> u64 {
-    core::ptr::addr_of!(syscall_entry) as u64
+/// Ring-3 alias of a symbol on the syscall page.
+fn alias(sym: *const u8) -> u64 {
+    SYSCALL_PAGE_VA + (sym as u64 - core::ptr::addr_of!(syscall_page) as u64)
+}
+
+/// Where a kernel call from the runtime faults under kvm_pvm (ring-3 alias).
+pub fn pvm_kcall_addr() -> u64 {
+    alias(core::ptr::addr_of!(sp_kcall))
+}
+
+/// Fill the syscall page's data words and map its ring-3 alias.
+fn init_syscall_page(b: &mote_abi::boot::BootInfo) {
+    for (word, v) in [
+        (core::ptr::addr_of!(sp_hw_entry), core::ptr::addr_of!(syscall_hw) as u64),
+        (core::ptr::addr_of!(sp_rt_start), b.runtime_text_start),
+        (core::ptr::addr_of!(sp_rt_end), b.runtime_text_end),
+        (core::ptr::addr_of!(sp_shim_entry), b.runtime_syscall_entry),
+    ] {
+        // SAFETY: the data words are kernel memory reached through the direct map
+        // (writable for ring 0); user mode sees them only through the read-only alias.
+        unsafe { (word as *mut u64).write_volatile(v) };
+    }
+    let page = core::ptr::addr_of!(syscall_page) as u64;
+    let mut t = crate::paging::TABLES.lock();
+    mote_abi::paging::PageTables::new(&mut *t, b.pml4_gpa)
+        .map(SYSCALL_PAGE_VA, page - DIRECT_MAP_BASE, 4096, PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE, false)
+        .expect("map the syscall page alias");
 }
 
 /// Drop to ring 3 at `rip` with stack `rsp` and `rdi = arg`; interrupts stay off.
@@ -262,8 +301,7 @@ vec_stub_0:
     .endr
 
     .balign 16
-    .global syscall_entry
-syscall_entry:
+syscall_hw:
     swapgs
     mov gs:[{user_rsp}], rsp
     mov rsp, gs:[{kstack}]
@@ -314,6 +352,43 @@ trap_common:
     add rsp, 16
     iretq
 
+    // The syscall page: position independent within itself (it also runs from its
+    // ring-3 alias), data words filled in by `init`.
+    .section .text.syscall_page, "ax"
+    .balign 4096
+    .global syscall_page
+syscall_page:
+    .global syscall_entry
+syscall_entry:
+    verw word ptr [rip + sp_kds]
+    jnz 1f
+    jmp qword ptr [rip + sp_hw_entry]
+1:  cmp rcx, [rip + sp_rt_start]
+    jb 2f
+    cmp rcx, [rip + sp_rt_end]
+    jb sp_kcall
+2:  jmp qword ptr [rip + sp_shim_entry]
+    .global sp_kcall
+sp_kcall:
+    swapgs
+    ud2
+    .balign 8
+sp_kds:
+    .quad {kds}
+    .global sp_hw_entry
+sp_hw_entry:
+    .quad 0
+    .global sp_rt_start
+sp_rt_start:
+    .quad 0
+    .global sp_rt_end
+sp_rt_end:
+    .quad 0
+    .global sp_shim_entry
+sp_shim_entry:
+    .quad 0
+    .balign 4096
+
     .section .bss.boot_stack, "aw", @nobits
     .balign 16
 boot_stack:
@@ -333,5 +408,6 @@ df_stack_top:
     uds = const USER_DS,
     ucs = const USER_CS,
     vsys = const mote_abi::trap::VECTOR_SYSCALL,
+    kds = const KERNEL_DS,
     handle = sym crate::trap::handle,
 );
