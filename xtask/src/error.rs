@@ -20,7 +20,7 @@ pub enum Error {
     Io { context: String, source: io::Error },
     /// A command ran longer than the hang limit and was killed.
     Hung { command: String, seconds: u64 },
-    /// The demo ran, but the program under mote did not end with status 0.
+    /// The demo ran, but not as it does natively: why.
     Demo(String),
     /// Anything else, said in full.
     Other(String),
@@ -44,10 +44,7 @@ impl fmt::Display for Error {
             Error::Hung { command, seconds } => {
                 write!(f, "`{command}` hung: killed after {seconds} s")
             }
-            Error::Demo(status) => write!(
-                f,
-                "the demo failed: `mote run` ended with {status} instead of exit status 0"
-            ),
+            Error::Demo(why) => write!(f, "the demo failed: {why}"),
             Error::Other(text) => write!(f, "{text}"),
         }
     }

@@ -131,6 +131,8 @@ impl Workspace {
     fn demo(&self) -> Result<(), Error> {
         self.build()?;
         let hello = self.apps_dir().join("hello");
+        // The same program natively first: the demo's output must match it.
+        let (native_status, native_out) = step::stdout_with_timeout(Command::new(&hello))?;
         println!(
             "\n$ {} run -- {}",
             self.show(&self.mote()),
@@ -138,12 +140,22 @@ impl Workspace {
         );
         let mut cmd = Command::new(self.mote());
         cmd.arg("run").arg("--").arg(&hello).current_dir(&self.root);
-        let status = step::run_with_timeout(cmd)?;
-        println!("[exit status: {}]", step::describe(status));
-        if status.success() {
-            Ok(())
+        let (status, out) = step::stdout_with_timeout(cmd)?;
+        print!("{}", String::from_utf8_lossy(&out));
+        println!("[{}]", step::describe(status));
+        if !status.success() {
+            Err(Error::Demo(format!(
+                "`mote run` ended with {} instead of exit status 0",
+                step::describe(status)
+            )))
+        } else if !native_status.success() || out != native_out {
+            Err(Error::Demo(format!(
+                "the output differs from a native run of the same program, which printed {:?}",
+                String::from_utf8_lossy(&native_out)
+            )))
         } else {
-            Err(Error::Demo(step::describe(status)))
+            println!("(identical to a native run)");
+            Ok(())
         }
     }
 

@@ -50,39 +50,8 @@ pub fn run(step: &'static str, mut cmd: Command, hint: &'static str) -> Result<(
     }
 }
 
-/// Runs a command with the terminal's stdio and returns its status; kills it
-/// and reports a hang after [`HANG_LIMIT`].
-pub fn run_with_timeout(mut cmd: Command) -> Result<ExitStatus, Error> {
-    let command = show(&cmd);
-    let mut child = cmd.spawn().map_err(|e| Error::Io {
-        context: format!("cannot run `{command}`"),
-        source: e,
-    })?;
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) if start.elapsed() < HANG_LIMIT => thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                // Kill and reap; the hang is the error worth reporting.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Hung {
-                    command,
-                    seconds: HANG_LIMIT.as_secs(),
-                });
-            }
-            Err(e) => {
-                return Err(Error::Io {
-                    context: format!("waiting for `{command}`"),
-                    source: e,
-                })
-            }
-        }
-    }
-}
-
-/// Like [`run_with_timeout`], but captures stdout (stderr stays the terminal's).
+/// Runs a command, capturing its stdout (stderr stays the terminal's), and
+/// returns its status and output; kills it and reports a hang after [`HANG_LIMIT`].
 pub fn stdout_with_timeout(mut cmd: Command) -> Result<(ExitStatus, Vec<u8>), Error> {
     use std::io::Read;
     cmd.stdout(std::process::Stdio::piped());
