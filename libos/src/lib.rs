@@ -9,10 +9,16 @@
 
 extern crate alloc;
 
+pub mod elf;
 pub mod errno;
+pub mod exec;
 pub mod frames;
 pub mod mm;
 pub mod platform;
+pub mod process;
+pub mod signal;
+pub mod stack;
+pub mod syscall;
 pub mod uapi;
 
 #[cfg(any(test, feature = "fake"))]

@@ -1,0 +1,508 @@
+//! Starting the application: open the program through the proxy, decide with
+//! [`elf::plan`], map its segments and fill them with forwarded `pread64`s straight
+//! into place, set up brk and the initial stack, and hand back where to jump.
+//!
+//! File access goes through [`ExecFile`] so the loading logic is tested on the host
+//! with a file the test provides; the partition uses [`ForwardedFile`].
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use mote_abi::boot::{parse_strings, BootInfo};
+use mote_abi::errno::Errno;
+use mote_abi::layout::{PAGE_SIZE, USER_STACK_TOP};
+use syscalls::Sysno;
+
+use crate::elf::{self, LoadError, LoadPlan, HEAD_LEN};
+use crate::mm::{read_file_into, VmaKind};
+use crate::platform::Platform;
+use crate::process::Process;
+use crate::stack::{self, Auxv, StackParams, TooBig, STACK_SIZE};
+use crate::uapi::fcntl::{AT_FDCWD, O_CLOEXEC, O_RDONLY};
+use crate::uapi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::uapi::stat;
+
+/// Where the application starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// First instruction.
+    pub rip: u64,
+    /// Initial stack pointer (at `argc`).
+    pub rsp: u64,
+}
+
+/// The program to run, its arguments and environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecArgs<'a> {
+    /// Path to open (resolved by the proxy); also `AT_EXECFN`.
+    pub path: &'a [u8],
+    pub argv: Vec<&'a [u8]>,
+    pub envp: Vec<&'a [u8]>,
+}
+
+impl<'a> ExecArgs<'a> {
+    /// Decode the proxy's argv/envp block (`mote_abi::boot::parse_strings`): `argc`
+    /// strings, the first being the path to open and the rest the application's
+    /// argv, then `envc` environment strings.
+    pub fn from_block(block: &'a [u8], argc: u32, envc: u32) -> Option<Self> {
+        // Every string must be NUL-terminated inside the block.
+        let nuls = |b: &[u8]| b.iter().filter(|&&c| c == 0).count();
+        let (strs, used) = parse_strings(block, argc as usize);
+        let strs: Vec<&[u8]> = strs.collect();
+        let (env, env_used) = parse_strings(&block[used..], envc as usize);
+        let envp: Vec<&[u8]> = env.collect();
+        if argc < 2
+            || nuls(&block[..used]) != argc as usize
+            || nuls(&block[used..used + env_used]) != envc as usize
+        {
+            return None;
+        }
+        Some(ExecArgs {
+            path: strs[0],
+            argv: strs[1..].to_vec(),
+            envp,
+        })
+    }
+}
+
+/// What went wrong starting the program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecErrorKind {
+    /// The argv/envp block from the proxy does not decode.
+    BadArgs,
+    /// `openat` failed.
+    Open(Errno),
+    /// Not a regular file (a directory, a device...).
+    NotRegular,
+    /// No execute permission.
+    NotExecutable,
+    /// `fstat` or `pread64` failed.
+    Read(Errno),
+    /// The ELF file cannot be run.
+    Load(LoadError),
+    /// Mapping the program or its stack failed (partition memory exhausted).
+    Memory(Errno),
+    /// Arguments and environment are too large.
+    TooBig(TooBig),
+}
+
+/// Why the program could not be started: the path and the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecError {
+    pub path: String,
+    pub kind: ExecErrorKind,
+}
+
+impl ExecError {
+    /// The exit status a shell reports for this failure: 127 when the program does
+    /// not exist, 126 when it cannot be executed.
+    pub fn status(&self) -> i32 {
+        match self.kind {
+            ExecErrorKind::Open(Errno::ENOENT) | ExecErrorKind::Open(Errno::ENOTDIR) => 127,
+            _ => 126,
+        }
+    }
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ExecErrorKind::*;
+        write!(f, "{}: ", self.path)?;
+        match &self.kind {
+            BadArgs => write!(
+                f,
+                "the argument block from the proxy is malformed (a mote bug)"
+            ),
+            Open(Errno::ENOENT) => write!(f, "no such file or directory"),
+            Open(Errno::EACCES) => write!(
+                f,
+                "permission denied (check the file's and its directories' permissions)"
+            ),
+            Open(e) => write!(f, "cannot open it ({e:?})"),
+            NotRegular => write!(f, "not a regular file"),
+            NotExecutable => write!(
+                f,
+                "permission denied: the file is not executable (chmod +x)"
+            ),
+            Read(e) => write!(f, "cannot read it ({e:?})"),
+            Load(e) => write!(f, "{e}"),
+            Memory(e) => write!(
+                f,
+                "not enough partition memory to load it ({e:?}); give the run more with --mem"
+            ),
+            TooBig(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The program file, as the loader reads it.
+pub trait ExecFile {
+    /// Size in bytes.
+    fn size(&self) -> u64;
+    /// Read up to `buf.len()` bytes at offset 0 into `buf`.
+    fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// The fd the proxy reads segments from (forwarded `pread64` into user memory).
+    fn fd(&self) -> u64;
+}
+
+/// The program opened in the proxy with forwarded calls.
+pub struct ForwardedFile<'p, P: Platform> {
+    p: &'p P,
+    fd: u64,
+    size: u64,
+    mode: u32,
+}
+
+impl<'p, P: Platform> ForwardedFile<'p, P> {
+    /// `openat(AT_FDCWD, path, O_RDONLY|O_CLOEXEC)` and `fstat`. The path and the
+    /// `struct stat` live in libos's heap, which is in the unified address space.
+    pub fn open(p: &'p P, path: &[u8]) -> Result<Self, ExecErrorKind> {
+        let mut cpath = Vec::with_capacity(path.len() + 1);
+        cpath.extend_from_slice(path);
+        cpath.push(0);
+        let r = p.forward(
+            Sysno::openat as u64,
+            [AT_FDCWD, p.addr_of(&cpath), O_RDONLY | O_CLOEXEC, 0, 0, 0],
+        );
+        if r < 0 {
+            return Err(ExecErrorKind::Open(crate::errno::from_result(r)));
+        }
+        let mut f = ForwardedFile {
+            p,
+            fd: r as u64,
+            size: 0,
+            mode: 0,
+        };
+        let st = vec![0u8; stat::SIZE];
+        let r = p.forward(Sysno::fstat as u64, [f.fd, p.addr_of(&st), 0, 0, 0, 0]);
+        if r < 0 {
+            return Err(ExecErrorKind::Read(crate::errno::from_result(r)));
+        }
+        // The proxy wrote `st` behind the compiler's back: read it through a
+        // volatile-free copy (`black_box` keeps the read from being folded away).
+        let st = core::hint::black_box(st);
+        f.mode = u32::from_le_bytes(st[stat::ST_MODE..][..4].try_into().expect("4 bytes"));
+        f.size = u64::from_le_bytes(st[stat::ST_SIZE..][..8].try_into().expect("8 bytes"));
+        if f.mode & stat::S_IFMT != stat::S_IFREG {
+            return Err(ExecErrorKind::NotRegular);
+        }
+        if f.mode & 0o111 == 0 {
+            return Err(ExecErrorKind::NotExecutable);
+        }
+        Ok(f)
+    }
+}
+
+impl<P: Platform> ExecFile for ForwardedFile<'_, P> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        let mut done = 0;
+        while done < buf.len() {
+            let r = self.p.forward(
+                Sysno::pread64 as u64,
+                [
+                    self.fd,
+                    self.p.addr_of(&buf[done..]),
+                    (buf.len() - done) as u64,
+                    done as u64,
+                    0,
+                    0,
+                ],
+            );
+            if r < 0 {
+                return Err(crate::errno::from_result(r));
+            }
+            if r == 0 {
+                break;
+            }
+            done += r as usize;
+        }
+        let _ = core::hint::black_box(&mut *buf);
+        Ok(done)
+    }
+    fn fd(&self) -> u64 {
+        self.fd
+    }
+}
+
+impl<P: Platform> Drop for ForwardedFile<'_, P> {
+    fn drop(&mut self) {
+        self.p
+            .forward(Sysno::close as u64, [self.fd, 0, 0, 0, 0, 0]);
+    }
+}
+
+impl Process {
+    /// Start the program named by the proxy's argv/envp `block` (see
+    /// [`ExecArgs::from_block`]): returns where to enter it.
+    pub fn exec_from_boot<P: Platform>(
+        &mut self,
+        p: &P,
+        boot: &BootInfo,
+        block: &[u8],
+    ) -> Result<Entry, ExecError> {
+        let args = ExecArgs::from_block(block, boot.argc, boot.envc).ok_or(ExecError {
+            path: String::from("mote"),
+            kind: ExecErrorKind::BadArgs,
+        })?;
+        self.exec(p, &args)
+    }
+
+    /// Open `args.path` through the proxy and load it.
+    pub fn exec<P: Platform>(&mut self, p: &P, args: &ExecArgs<'_>) -> Result<Entry, ExecError> {
+        let fail = |kind| ExecError {
+            path: String::from_utf8_lossy(args.path).into_owned(),
+            kind,
+        };
+        let file = ForwardedFile::open(p, args.path).map_err(fail)?;
+        self.load(p, &file, args).map_err(fail)
+        // `file` is closed when dropped.
+    }
+
+    /// Load the program in `file` into the (empty) address space and build its stack.
+    pub fn load<P: Platform>(
+        &mut self,
+        p: &P,
+        file: &impl ExecFile,
+        args: &ExecArgs<'_>,
+    ) -> Result<Entry, ExecErrorKind> {
+        if self.mm.tables_given() == 0 {
+            self.mm.init(p).map_err(ExecErrorKind::Memory)?;
+        }
+        let plan = read_plan(file)?;
+        self.map_image(p, file, &plan)?;
+        self.mm.set_brk_start(plan.brk_start);
+
+        let stack_prot = PROT_READ | PROT_WRITE | if plan.exec_stack { PROT_EXEC } else { 0 };
+        self.mm
+            .map_fixed(
+                p,
+                USER_STACK_TOP - STACK_SIZE,
+                STACK_SIZE,
+                stack_prot,
+                VmaKind::Stack,
+            )
+            .map_err(ExecErrorKind::Memory)?;
+        let id = |nr: Sysno| {
+            let r = p.forward(nr as u64, [0; 6]);
+            if r < 0 {
+                0
+            } else {
+                r as u64
+            }
+        };
+        let aux = Auxv {
+            phdr: plan.phdr,
+            phent: plan.phent,
+            phnum: plan.phnum,
+            entry: plan.entry,
+            base: 0,
+            uid: id(Sysno::getuid),
+            euid: id(Sysno::geteuid),
+            gid: id(Sysno::getgid),
+            egid: id(Sysno::getegid),
+            hwcap: self.hwcap.0,
+            hwcap2: self.hwcap.1,
+            minsigstksz: 0,
+        };
+        let st = stack::build(
+            USER_STACK_TOP,
+            &StackParams {
+                argv: &args.argv,
+                envp: &args.envp,
+                execfn: args.path,
+                random: self.random,
+                aux,
+            },
+        )
+        .map_err(ExecErrorKind::TooBig)?;
+        p.write_mem(st.rsp, &st.bytes);
+        Ok(Entry {
+            rip: plan.entry,
+            rsp: st.rsp,
+        })
+    }
+
+    /// Map the plan's regions read-write, read the file bytes into place (the rest
+    /// stays zero: bss), then give each region its protection.
+    fn map_image<P: Platform>(
+        &mut self,
+        p: &P,
+        file: &impl ExecFile,
+        plan: &LoadPlan,
+    ) -> Result<(), ExecErrorKind> {
+        let regions = plan.regions();
+        for r in &regions {
+            self.mm
+                .map_fixed(
+                    p,
+                    r.start,
+                    r.end - r.start,
+                    PROT_READ | PROT_WRITE,
+                    VmaKind::Image,
+                )
+                .map_err(ExecErrorKind::Memory)?;
+        }
+        for s in plan.segments.iter().filter(|s| s.filesz > 0) {
+            read_file_into(p, file.fd(), s.vaddr, s.filesz, s.offset)
+                .map_err(ExecErrorKind::Read)?;
+        }
+        for r in regions.iter().filter(|r| r.prot != PROT_READ | PROT_WRITE) {
+            self.mm
+                .mprotect(p, r.start, r.end - r.start, r.prot)
+                .map_err(ExecErrorKind::Memory)?;
+        }
+        debug_assert!(regions.iter().all(|r| r.start.is_multiple_of(PAGE_SIZE)));
+        Ok(())
+    }
+}
+
+/// Read the head of the file and plan, reading more while the planner asks.
+fn read_plan(file: &impl ExecFile) -> Result<LoadPlan, ExecErrorKind> {
+    let size = file.size();
+    let mut want = HEAD_LEN.min(size as usize);
+    loop {
+        let mut head = vec![0u8; want];
+        let n = file.read_head(&mut head).map_err(ExecErrorKind::Read)?;
+        head.truncate(n);
+        match elf::plan(&head, size) {
+            Err(LoadError::NeedBytes(m)) if m > n && n == want => want = m,
+            Err(LoadError::NeedBytes(_)) => {
+                // The file shrank under us: treat as truncated.
+                return Err(ExecErrorKind::Load(LoadError::TruncatedHeader {
+                    file_size: n as u64,
+                }));
+            }
+            r => return r.map_err(ExecErrorKind::Load),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakePlatform;
+    use crate::uapi::auxv::*;
+    use mote_abi::layout::USER_START;
+
+    struct HostFile(Vec<u8>);
+
+    impl ExecFile for HostFile {
+        fn size(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            Ok(n)
+        }
+        fn fd(&self) -> u64 {
+            3
+        }
+    }
+
+    fn boot() -> BootInfo {
+        BootInfo {
+            pid: 77,
+            pool_start: 16 << 20,
+            mem_size: 256 << 20,
+            hwcap: 0xbfebfbff,
+            random: [7; 16],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn busybox_is_loaded_with_its_stack() {
+        let data = std::fs::read("/bin/busybox").unwrap();
+        let p = FakePlatform::new();
+        p.add_file(3, data.clone());
+        p.reply(Sysno::getuid, 1000);
+        p.reply(Sysno::geteuid, 1000);
+        p.reply(Sysno::getgid, 100);
+        p.reply(Sysno::getegid, 100);
+        let mut pr = Process::new(&boot());
+        let args = ExecArgs {
+            path: b"/bin/busybox",
+            argv: vec![b"busybox", b"echo", b"hi"],
+            envp: vec![b"HOME=/"],
+        };
+        let e = pr.load(&p, &HostFile(data.clone()), &args).unwrap();
+        let plan = elf::plan(&data[..HEAD_LEN], data.len() as u64).unwrap();
+        assert_eq!(e.rip, plan.entry);
+        assert_eq!(e.rsp % 16, 0);
+        // Every segment's file bytes are in place, bss is zero, protections final.
+        for s in &plan.segments {
+            let n = s.filesz.min(256) as usize;
+            assert_eq!(p.peek(s.vaddr, n), data[s.offset as usize..][..n]);
+            if s.memsz > s.filesz {
+                assert_eq!(p.peek(s.vaddr + s.filesz, 1), [0]);
+            }
+            assert_eq!(p.mapping(s.vaddr).unwrap().1, s.prot, "{s:?}");
+        }
+        // Stack: argc and argv[1].
+        assert_eq!(p.peek(e.rsp, 8), 3u64.to_le_bytes());
+        let argv1 = u64::from_le_bytes(p.peek(e.rsp + 16, 8).try_into().unwrap());
+        assert_eq!(p.peek(argv1, 5), b"echo\0");
+        // auxv: find AT_PHDR and AT_UID.
+        let mut at = e.rsp + 8 * (1 + 3 + 1 + 1 + 1);
+        let mut aux = std::collections::BTreeMap::new();
+        loop {
+            let k = u64::from_le_bytes(p.peek(at, 8).try_into().unwrap());
+            let v = u64::from_le_bytes(p.peek(at + 8, 8).try_into().unwrap());
+            aux.insert(k, v);
+            at += 16;
+            if k == AT_NULL {
+                break;
+            }
+        }
+        assert_eq!(aux[&AT_PHDR], plan.phdr);
+        assert_eq!(aux[&AT_UID], 1000);
+        assert_eq!(aux[&AT_HWCAP], 0xbfebfbff);
+        assert_eq!(p.peek(aux[&AT_RANDOM], 16), [7; 16]);
+        // The phdrs are readable at AT_PHDR (glibc reads them for TLS).
+        assert_eq!(p.peek(plan.phdr, 4), data[64..68]);
+        // brk starts after the image.
+        assert_eq!(pr.mm.current_brk(), plan.brk_start);
+        assert!(pr.mm.brk(&p, plan.brk_start + 100) == plan.brk_start + 100);
+        assert!(plan.segments[0].vaddr >= USER_START);
+    }
+
+    #[test]
+    fn refused_programs_map_nothing() {
+        let p = FakePlatform::new();
+        let mut pr = Process::new(&boot());
+        let args = ExecArgs {
+            path: b"/bin/ls",
+            argv: vec![b"ls"],
+            envp: vec![],
+        };
+        let data = std::fs::read("/bin/ls").unwrap();
+        let err = pr.load(&p, &HostFile(data), &args).unwrap_err();
+        assert!(matches!(
+            err,
+            ExecErrorKind::Load(LoadError::Dynamic { .. })
+        ));
+        assert_eq!(pr.mm.vmas().count(), 0);
+        let e = ExecError {
+            path: "/bin/ls".into(),
+            kind: err,
+        };
+        assert!(e.to_string().starts_with("/bin/ls: dynamically linked"));
+        assert_eq!(e.status(), 126);
+    }
+
+    #[test]
+    fn args_block_decodes() {
+        let block = b"/usr/bin/prog\0prog\0-v\0A=1\0B=2\0";
+        let a = ExecArgs::from_block(block, 3, 2).unwrap();
+        assert_eq!(a.path, b"/usr/bin/prog");
+        assert_eq!(a.argv, [&b"prog"[..], b"-v"]);
+        assert_eq!(a.envp, [&b"A=1"[..], b"B=2"]);
+        assert!(ExecArgs::from_block(b"/x\0", 2, 0).is_none());
+    }
+}

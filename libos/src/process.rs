@@ -1,0 +1,230 @@
+//! The process as libos keeps it: its address space, identity (pid; the main thread's
+//! tid is the pid), signal state, the per-thread words glibc registers
+//! (`set_tid_address`, `set_robust_list`, the FS base), and what was already logged.
+//!
+//! What happens when the application signals itself lives here too ([`Process::raise`]):
+//! until handler delivery lands (a later issue), a signal takes its default action.
+
+use alloc::collections::BTreeSet;
+use alloc::format;
+use alloc::string::String;
+
+use mote_abi::boot::{BootInfo, BOOT_F_DEBUG};
+use mote_abi::errno::Errno;
+use syscalls::Sysno;
+
+use crate::frames::FramePool;
+use crate::mm::AddressSpace;
+use crate::platform::Platform;
+use crate::signal::{self, DefaultAction, Disposition, Signals};
+use crate::uapi::signal::SIGSTOP;
+
+/// The application process.
+#[derive(Debug)]
+pub struct Process {
+    /// Its address space.
+    pub mm: AddressSpace,
+    /// Linux pid (the proxy's); also the main thread's tid.
+    pub pid: u32,
+    /// Signal dispositions, mask, alternate stack.
+    pub signals: Signals,
+    /// `set_robust_list` head and length.
+    pub robust_list: (u64, u64),
+    /// `set_tid_address` pointer (cleared and futex-woken at thread exit, once
+    /// threads exist).
+    pub clear_child_tid: u64,
+    /// FS base set with `arch_prctl(ARCH_SET_FS)`.
+    pub fs_base: u64,
+    /// `AT_HWCAP`, `AT_HWCAP2`, `AT_RANDOM` for the initial stack.
+    pub hwcap: (u64, u64),
+    pub random: [u8; 16],
+    /// Log decisions that are normal (e.g. `rseq` refused) too.
+    pub debug: bool,
+    logged: BTreeSet<u64>,
+}
+
+impl Process {
+    /// The process of a partition, before anything is loaded.
+    pub fn new(boot: &BootInfo) -> Self {
+        Process {
+            mm: AddressSpace::new(FramePool::from_boot(boot)),
+            pid: boot.pid,
+            signals: Signals::default(),
+            robust_list: (0, 0),
+            clear_child_tid: 0,
+            fs_base: 0,
+            hwcap: (boot.hwcap, boot.hwcap2),
+            random: boot.random,
+            debug: boot.flags & BOOT_F_DEBUG != 0,
+            logged: BTreeSet::new(),
+        }
+    }
+
+    /// The calling thread's id (only the main thread exists so far).
+    pub fn tid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Log `msg()` the first time `key` (a system call number, usually) asks.
+    pub fn log_once<P: Platform>(&mut self, p: &P, key: u64, msg: impl FnOnce() -> String) {
+        if self.logged.insert(key) {
+            p.log(&msg());
+        }
+    }
+
+    /// Check and read application memory on its behalf (`EFAULT` if it may not be
+    /// read).
+    pub fn read_user<P: Platform>(&self, p: &P, va: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.mm.check_access(va, buf.len() as u64, false)?;
+        p.read_mem(va, buf);
+        Ok(())
+    }
+
+    /// Check and write application memory on its behalf (`EFAULT` if it may not be
+    /// written).
+    pub fn write_user<P: Platform>(&self, p: &P, va: u64, data: &[u8]) -> Result<(), Errno> {
+        self.mm.check_access(va, data.len() as u64, true)?;
+        p.write_mem(va, data);
+        Ok(())
+    }
+
+    /// The application sent itself `sig` (kill, tgkill, tkill, raise). Signal 0 only
+    /// checks that the process exists.
+    pub fn raise<P: Platform>(&mut self, p: &P, sig: u64) -> Result<usize, Errno> {
+        if sig == 0 {
+            return Ok(0);
+        }
+        let sig = signal::valid(sig).ok_or(Errno::EINVAL)?;
+        if self.signals.blocked(sig) {
+            self.signals.make_pending(sig);
+            return Ok(0);
+        }
+        self.act_on(p, sig);
+        Ok(0)
+    }
+
+    /// Act on signals that became deliverable (after the mask changed).
+    pub fn deliver_pending<P: Platform>(&mut self, p: &P) {
+        while let Some(sig) = self.signals.take_deliverable() {
+            self.act_on(p, sig);
+        }
+    }
+
+    /// Take the action `sig` calls for now; returns if the process goes on.
+    fn act_on<P: Platform>(&mut self, p: &P, sig: u32) {
+        match self.signals.disposition(sig) {
+            Disposition::Ignore
+            | Disposition::Default(DefaultAction::Ignore)
+            | Disposition::Default(DefaultAction::Continue) => {}
+            Disposition::Default(DefaultAction::Terminate) => p.die(sig, None),
+            Disposition::Default(DefaultAction::Stop) => {
+                // Stopping is Linux's business: the proxy *is* the process to the
+                // shell. SIGSTOP cannot be caught, so the proxy stops for sure (and
+                // the partition with it) until SIGCONT.
+                self.log_once(p, 0x1_0000 + sig as u64, || {
+                    format!(
+                        "{} with the default action: the whole run is stopped with SIGSTOP",
+                        signal::name(sig)
+                    )
+                });
+                p.forward(
+                    Sysno::kill as u64,
+                    [self.pid as u64, SIGSTOP as u64, 0, 0, 0, 0],
+                );
+            }
+            Disposition::Handler(h) => {
+                p.log(&format!(
+                    "{} ({sig}): the application installed a handler at {h:#x}, but delivering signals to handlers is not implemented yet; ending the run as if it had no handler",
+                    signal::name(sig)
+                ));
+                p.die(sig, None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakePlatform;
+    use crate::signal::{bit, SigAction};
+    use crate::uapi::signal::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    fn proc() -> Process {
+        let boot = BootInfo {
+            pid: 4242,
+            pool_start: 16 << 20,
+            mem_size: 64 << 20,
+            ..Default::default()
+        };
+        Process::new(&boot)
+    }
+
+    fn panics(f: impl FnOnce()) -> String {
+        let e = catch_unwind(AssertUnwindSafe(f)).expect_err("should end the run");
+        e.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn default_terminating_signal_ends_the_run() {
+        let p = FakePlatform::new();
+        let mut pr = proc();
+        let msg = panics(|| {
+            let _ = pr.raise(&p, SIGABRT as u64);
+        });
+        assert!(msg.contains("killed by signal 6"), "{msg}");
+    }
+
+    #[test]
+    fn ignored_and_default_ignored_signals_do_nothing() {
+        let p = FakePlatform::new();
+        let mut pr = proc();
+        assert_eq!(pr.raise(&p, SIGCHLD as u64), Ok(0));
+        assert_eq!(pr.raise(&p, SIGWINCH as u64), Ok(0));
+        pr.signals
+            .set_action(
+                SIGTERM,
+                SigAction {
+                    handler: SIG_IGN,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(pr.raise(&p, SIGTERM as u64), Ok(0));
+        assert_eq!(pr.raise(&p, 0), Ok(0));
+        assert_eq!(pr.raise(&p, 65), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn blocked_signal_waits_until_unblocked() {
+        let p = FakePlatform::new();
+        let mut pr = proc();
+        pr.signals.change_mask(SIG_BLOCK, bit(SIGUSR1)).unwrap();
+        assert_eq!(pr.raise(&p, SIGUSR1 as u64), Ok(0));
+        pr.deliver_pending(&p);
+        pr.signals.change_mask(SIG_UNBLOCK, bit(SIGUSR1)).unwrap();
+        let msg = panics(|| pr.deliver_pending(&p));
+        assert!(msg.contains("killed by signal 10"), "{msg}");
+    }
+
+    #[test]
+    fn installed_handler_is_reported_then_the_run_ends() {
+        let p = FakePlatform::new();
+        let mut pr = proc();
+        pr.signals
+            .set_action(
+                SIGUSR2,
+                SigAction {
+                    handler: 0x40_1000,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let msg = panics(|| {
+            let _ = pr.raise(&p, SIGUSR2 as u64);
+        });
+        assert!(msg.contains("signal 12"));
+        assert!(p.st.borrow().logs[0].contains("not implemented yet"));
+    }
+}

@@ -1,0 +1,132 @@
+//! Identity and per-thread registrations: `getpid`, `gettid`, `exit`, `exit_group`,
+//! `set_tid_address`, `set_robust_list`, `get_robust_list`, `arch_prctl`,
+//! `sched_yield`, `rseq`.
+
+use mote_abi::errno::Errno;
+use syscalls::Sysno;
+
+use super::forwarded;
+use crate::platform::Platform;
+use crate::process::Process;
+use crate::uapi::arch_prctl::*;
+use crate::uapi::TASK_SIZE_MAX;
+
+/// `struct robust_list_head` is three words.
+const ROBUST_LIST_HEAD_SIZE: u64 = 24;
+
+/// `getpid()`.
+pub fn getpid(pr: &mut Process) -> Result<usize, Errno> {
+    Ok(pr.pid as usize)
+}
+
+/// `gettid()`.
+pub fn gettid(pr: &mut Process) -> Result<usize, Errno> {
+    Ok(pr.tid() as usize)
+}
+
+/// `exit(status)`: with one thread, the process ends.
+pub fn exit<P: Platform>(_pr: &mut Process, p: &P, status: u64) -> Result<usize, Errno> {
+    p.exit((status & 0xff) as i32)
+}
+
+/// `exit_group(status)`.
+pub fn exit_group<P: Platform>(_pr: &mut Process, p: &P, status: u64) -> Result<usize, Errno> {
+    p.exit((status & 0xff) as i32)
+}
+
+/// `set_tid_address(tidptr)`: remember it; returns the caller's tid.
+pub fn set_tid_address(pr: &mut Process, tidptr: u64) -> Result<usize, Errno> {
+    pr.clear_child_tid = tidptr;
+    Ok(pr.tid() as usize)
+}
+
+/// `set_robust_list(head, len)`.
+pub fn set_robust_list(pr: &mut Process, head: u64, len: u64) -> Result<usize, Errno> {
+    if len != ROBUST_LIST_HEAD_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    pr.robust_list = (head, len);
+    Ok(0)
+}
+
+/// `get_robust_list(pid, head_ptr, len_ptr)`: ours for pid 0 or our own tid; another
+/// Linux process's through the proxy.
+pub fn get_robust_list<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    pid: u64,
+    head_ptr: u64,
+    len_ptr: u64,
+) -> Result<usize, Errno> {
+    let pid = pid as i32;
+    if pid != 0 && pid != pr.tid() as i32 {
+        return forwarded(p.forward(
+            Sysno::get_robust_list as u64,
+            [pid as u64, head_ptr, len_ptr, 0, 0, 0],
+        ));
+    }
+    let (head, len) = pr.robust_list;
+    pr.write_user(p, head_ptr, &head.to_le_bytes())?;
+    pr.write_user(p, len_ptr, &len.to_le_bytes())?;
+    Ok(0)
+}
+
+/// `arch_prctl(code, addr)`: the FS base (TLS). GS stays the runtime's.
+pub fn arch_prctl<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    code: u64,
+    addr: u64,
+) -> Result<usize, Errno> {
+    match code {
+        ARCH_SET_FS => {
+            if addr >= TASK_SIZE_MAX {
+                return Err(Errno::EPERM);
+            }
+            pr.fs_base = addr;
+            p.set_fs(addr);
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            pr.write_user(p, addr, &pr.fs_base.to_le_bytes())?;
+            Ok(0)
+        }
+        ARCH_SET_GS | ARCH_GET_GS => {
+            pr.log_once(p, 0x2_0000 + code, || {
+                alloc::format!("arch_prctl({code:#x}): the GS base is not offered to applications yet; returning EINVAL")
+            });
+            Err(Errno::EINVAL)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `prctl(option, ...)`: Linux's, except `PR_SET_SECCOMP`, which run by Linux would
+/// filter the proxy's own calls.
+pub fn prctl<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usize, Errno> {
+    if args[0] == crate::uapi::prctl::PR_SET_SECCOMP {
+        pr.log_once(p, 0x2_0000 + args[0], || {
+            alloc::string::String::from(
+                "prctl(PR_SET_SECCOMP): seccomp is not offered (run by Linux it would filter the proxy); returning ENOSYS",
+            )
+        });
+        return Err(Errno::ENOSYS);
+    }
+    forwarded(p.forward(Sysno::prctl as u64, args))
+}
+
+/// `sched_yield()`: one thread per core, nothing else to run.
+pub fn sched_yield() -> Result<usize, Errno> {
+    Ok(0)
+}
+
+/// `rseq(...)`: not offered. glibc then runs without restartable sequences, as on
+/// kernels older than 4.18.
+pub fn rseq<P: Platform>(pr: &mut Process, p: &P) -> Result<usize, Errno> {
+    if pr.debug {
+        pr.log_once(p, Sysno::rseq as u64, || {
+            alloc::string::String::from("rseq: not offered (ENOSYS); the C library runs without it")
+        });
+    }
+    Err(Errno::ENOSYS)
+}
