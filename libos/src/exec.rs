@@ -470,6 +470,7 @@ mod tests {
         assert_eq!(pr.mm.current_brk(), plan.brk_start);
         assert!(pr.mm.brk(&p, plan.brk_start + 100) == plan.brk_start + 100);
         assert!(plan.segments[0].vaddr >= USER_START);
+        p.assert_mirror_matches();
     }
 
     #[test]

@@ -117,6 +117,17 @@ impl FakePlatform {
             .copied()
     }
 
+    /// Assert that the proxy's mirror (built from published changes) agrees with
+    /// kernel-min's mappings page for page: the unified address space holds.
+    pub fn assert_mirror_matches(&self) {
+        let st = self.st.borrow();
+        let lwk: BTreeMap<u64, u64> = st.pages.iter().map(|(&va, &(gpa, _))| (va, gpa)).collect();
+        assert_eq!(
+            lwk, st.mirror,
+            "the proxy's mirror differs from kernel-min's tables"
+        );
+    }
+
     /// Read user memory ignoring protection (a test's view); panics if unmapped.
     pub fn peek(&self, va: u64, len: usize) -> Vec<u8> {
         let mut out = vec![0; len];

@@ -304,10 +304,11 @@ impl AddressSpace {
             // A zero-length read validates the fd as Linux's mmap would.
             let r = p.forward(syscalls::Sysno::pread64 as u64, [fd, 0, 0, off, 0, 0]);
             if r < 0 {
-                return Err(match -r {
-                    9 => Errno::EBADF,
+                return Err(if r == Errno::EBADF.ret() {
+                    Errno::EBADF
+                } else {
                     // Pipes, directories, sockets: not mappable.
-                    _ => Errno::ENODEV,
+                    Errno::ENODEV
                 });
             }
         }
@@ -1054,6 +1055,39 @@ impl AddressSpace {
         }
     }
 
+    /// Check the structure's invariants (tests).
+    #[cfg(test)]
+    fn assert_invariants(&self) {
+        let (pool_start, pool_end) = self.frames.range();
+        let backed: u64 = self.backing.values().map(|b| b.len).sum();
+        assert_eq!(
+            self.frames.available() + backed + self.tables_given,
+            pool_end - pool_start,
+            "every frame is free, backing memory, or a page table"
+        );
+        let mut prev_end = 0;
+        for (&s, v) in &self.vmas {
+            assert!(s >= prev_end && s < v.end, "VMAs ordered and disjoint");
+            prev_end = v.end;
+        }
+        let mut prev_end = 0;
+        for (&va, b) in &self.backing {
+            assert!(va >= prev_end, "backing disjoint");
+            prev_end = va + b.len;
+            let mut at = va;
+            while at < va + b.len {
+                let (_, v) = self.vma_at(at).expect("backing lies inside VMAs");
+                at = v.end;
+            }
+        }
+        for (&s, v) in &self.vmas {
+            if v.prot != PROT_NONE {
+                let covered: u64 = self.backed_in(s, v.end).iter().map(|x| x.1).sum();
+                assert_eq!(covered, v.end - s, "accessible VMA {s:#x} fully backed");
+            }
+        }
+    }
+
     fn note<P: Platform>(&mut self, p: &P, which: Note, msg: &str) {
         if self.noted & which as u32 == 0 {
             self.noted |= which as u32;
@@ -1387,6 +1421,7 @@ mod tests {
         assert_eq!(mm.check_access(a, 4 * PAGE_SIZE, false), Err(Errno::EFAULT));
         mm.munmap(&p, a, 1 << 30).unwrap();
         assert_eq!(mm.frames().available(), before);
+        p.assert_mirror_matches();
     }
 
     #[test]
@@ -1492,6 +1527,7 @@ mod tests {
             mm.mremap(&p, 0x7000_0000, PAGE_SIZE, PAGE_SIZE, 0, 0),
             Err(Errno::EFAULT)
         );
+        p.assert_mirror_matches();
     }
 
     #[test]
@@ -1524,5 +1560,64 @@ mod tests {
             Err(Errno::ENODEV)
         );
         assert_eq!(p.st.borrow().logs.len(), 1);
+    }
+
+    #[test]
+    fn random_operations_keep_the_invariants() {
+        let (mut mm, p) = setup(96 * MB);
+        mm.set_brk_start(0x40_0000);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let base = 0x10_0000_0000u64;
+        for _ in 0..3000 {
+            let page = rnd(2048);
+            let va = base + page * PAGE_SIZE;
+            let big = rnd(8) == 0;
+            let len = (1 + rnd(if big { 1200 } else { 24 })) * PAGE_SIZE;
+            let prot = [PROT_NONE, PROT_READ, RW, RW | PROT_EXEC][rnd(4) as usize];
+            // Dirty whatever is mapped at `va`, so reused frames must be zeroed.
+            if p.mapping(va).is_some() {
+                p.poke(va, &[0xee; 16]);
+            }
+            let fresh = |mm: &AddressSpace, a: u64| {
+                if prot != PROT_NONE {
+                    assert!(mm.translate(a).is_some());
+                    assert_eq!(p.peek(a, 16), [0; 16], "new memory at {a:#x} is zero");
+                    assert_eq!(p.peek(a + len - 16, 16), [0; 16]);
+                }
+            };
+            let _ = match rnd(8) {
+                0 => mm
+                    .mmap(&p, va, len, prot, ANON | MAP_FIXED, u64::MAX, 0)
+                    .map(|a| fresh(&mm, a)),
+                1 => mm
+                    .mmap(&p, 0, len, prot, ANON, u64::MAX, 0)
+                    .map(|a| fresh(&mm, a)),
+                2 => mm.munmap(&p, va, len),
+                3 => mm.mprotect(&p, va, len, prot),
+                4 => mm
+                    .mremap(&p, va, len, (1 + rnd(40)) * PAGE_SIZE, MREMAP_MAYMOVE, 0)
+                    .map(|_| ()),
+                5 => mm.madvise(&p, va, len, MADV_DONTNEED),
+                6 => {
+                    mm.brk(&p, 0x40_0000 + rnd(64) * 5000);
+                    Ok(())
+                }
+                _ => mm.mmap(&p, va, len, prot, ANON, u64::MAX, 0).map(|_| ()),
+            };
+            mm.assert_invariants();
+        }
+        p.assert_mirror_matches();
+        // Everything goes back.
+        mm.munmap(&p, USER_START, USER_END - USER_START).unwrap();
+        mm.assert_invariants();
+        assert_eq!(mm.frames().available() + mm.tables_given(), 96 * MB);
+        assert!(p.st.borrow().pages.is_empty());
+        assert!(p.st.borrow().mirror.is_empty());
     }
 }

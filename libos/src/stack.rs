@@ -239,8 +239,6 @@ mod tests {
                 break;
             }
         }
-        // Strings resolve through the same image.
-        let _ = cstr;
         Parsed {
             argv,
             envp,

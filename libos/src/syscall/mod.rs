@@ -16,3 +16,182 @@ pub fn forwarded(r: i64) -> Result<usize, Errno> {
         Ok(r as usize)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{FakePlatform, KCall};
+    use crate::process::Process;
+    use crate::signal::bit;
+    use crate::uapi::arch_prctl::*;
+    use crate::uapi::signal::*;
+    use mote_abi::boot::BootInfo;
+
+    const PID: u32 = 500;
+
+    /// A process with one read-write page at `buf` and one read-only page after it.
+    fn setup() -> (Process, FakePlatform, u64) {
+        let boot = BootInfo {
+            pid: PID,
+            pool_start: 16 << 20,
+            mem_size: 64 << 20,
+            ..Default::default()
+        };
+        let p = FakePlatform::new();
+        let mut pr = Process::new(&boot);
+        pr.mm.init(&p).unwrap();
+        let buf = mm::mmap(&mut pr, &p, 0, 8192, 3, 0x22, u64::MAX, 0).unwrap() as u64;
+        mm::mprotect(&mut pr, &p, buf + 4096, 4096, 1).unwrap();
+        (pr, p, buf)
+    }
+
+    #[test]
+    fn rt_sigaction_reads_and_writes_kernel_sigaction() {
+        let (mut pr, p, buf) = setup();
+        let mut act = [0u8; 32];
+        act[0..8].copy_from_slice(&0x40_1234u64.to_le_bytes()); // handler
+        act[8..16].copy_from_slice(&0x0400_0000u64.to_le_bytes()); // SA_RESTORER
+        act[16..24].copy_from_slice(&0x40_5678u64.to_le_bytes()); // restorer
+        act[24..32].copy_from_slice(&(bit(SIGINT) | bit(SIGKILL)).to_le_bytes());
+        p.poke(buf, &act);
+        let oact = buf + 64;
+        assert_eq!(
+            signal::rt_sigaction(&mut pr, &p, SIGUSR1 as u64, buf, oact, 8),
+            Ok(0)
+        );
+        assert_eq!(p.peek(oact, 32), [0; 32], "old action was SIG_DFL");
+        assert_eq!(
+            signal::rt_sigaction(&mut pr, &p, SIGUSR1 as u64, 0, oact, 8),
+            Ok(0)
+        );
+        let mut want = act;
+        want[24..32].copy_from_slice(&bit(SIGINT).to_le_bytes()); // SIGKILL dropped
+        assert_eq!(p.peek(oact, 32), want);
+        // Errors.
+        let e = |r: Result<usize, mote_abi::errno::Errno>| r.unwrap_err();
+        use mote_abi::errno::Errno::*;
+        assert_eq!(e(signal::rt_sigaction(&mut pr, &p, 10, buf, 0, 4)), EINVAL);
+        assert_eq!(e(signal::rt_sigaction(&mut pr, &p, 0, buf, 0, 8)), EINVAL);
+        assert_eq!(e(signal::rt_sigaction(&mut pr, &p, 65, buf, 0, 8)), EINVAL);
+        assert_eq!(
+            e(signal::rt_sigaction(&mut pr, &p, SIGKILL as u64, buf, 0, 8)),
+            EINVAL
+        );
+        assert_eq!(
+            signal::rt_sigaction(&mut pr, &p, SIGKILL as u64, 0, oact, 8),
+            Ok(0)
+        );
+        assert_eq!(
+            e(signal::rt_sigaction(&mut pr, &p, 10, 0x1000, 0, 8)),
+            EFAULT
+        );
+        assert_eq!(
+            e(signal::rt_sigaction(&mut pr, &p, 10, 0, buf + 4096, 8)),
+            EFAULT
+        );
+    }
+
+    #[test]
+    fn rt_sigprocmask_block_unblock_setmask() {
+        let (mut pr, p, buf) = setup();
+        p.poke(buf, &(bit(SIGINT) | bit(SIGSTOP)).to_le_bytes());
+        assert_eq!(
+            signal::rt_sigprocmask(&mut pr, &p, SIG_BLOCK, buf, 0, 8),
+            Ok(0)
+        );
+        assert_eq!(
+            signal::rt_sigprocmask(&mut pr, &p, SIG_BLOCK, 0, buf + 8, 8),
+            Ok(0)
+        );
+        assert_eq!(
+            p.peek(buf + 8, 8),
+            bit(SIGINT).to_le_bytes(),
+            "SIGSTOP never blocked"
+        );
+        p.poke(buf, &bit(SIGINT).to_le_bytes());
+        assert_eq!(
+            signal::rt_sigprocmask(&mut pr, &p, SIG_UNBLOCK, buf, buf + 8, 8),
+            Ok(0)
+        );
+        assert_eq!(pr.signals.mask(), 0);
+        use mote_abi::errno::Errno::*;
+        assert_eq!(
+            signal::rt_sigprocmask(&mut pr, &p, 9, buf, 0, 8),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            signal::rt_sigprocmask(&mut pr, &p, SIG_SETMASK, buf, 0, 16),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            signal::rt_sigprocmask(&mut pr, &p, SIG_SETMASK, 0, buf + 4096, 8),
+            Err(EFAULT)
+        );
+    }
+
+    #[test]
+    fn sigaltstack_round_trips_through_user_memory() {
+        let (mut pr, p, buf) = setup();
+        assert_eq!(signal::sigaltstack(&mut pr, &p, 0, buf), Ok(0));
+        assert_eq!(p.peek(buf + 8, 4), SS_DISABLE.to_le_bytes());
+        let mut ss = [0u8; 24];
+        ss[0..8].copy_from_slice(&0x7000_0000u64.to_le_bytes());
+        ss[16..24].copy_from_slice(&65536u64.to_le_bytes());
+        p.poke(buf + 32, &ss);
+        assert_eq!(signal::sigaltstack(&mut pr, &p, buf + 32, buf), Ok(0));
+        assert_eq!(signal::sigaltstack(&mut pr, &p, 0, buf), Ok(0));
+        assert_eq!(p.peek(buf, 24), ss);
+    }
+
+    #[test]
+    fn arch_prctl_fs() {
+        let (mut pr, p, buf) = setup();
+        p.take_calls();
+        assert_eq!(
+            task::arch_prctl(&mut pr, &p, ARCH_SET_FS, 0x7000_1000),
+            Ok(0)
+        );
+        assert_eq!(p.take_calls(), [KCall::SetFs(0x7000_1000)]);
+        assert_eq!(task::arch_prctl(&mut pr, &p, ARCH_GET_FS, buf), Ok(0));
+        assert_eq!(p.peek(buf, 8), 0x7000_1000u64.to_le_bytes());
+        use mote_abi::errno::Errno::*;
+        assert_eq!(
+            task::arch_prctl(&mut pr, &p, ARCH_GET_FS, buf + 4096),
+            Err(EFAULT)
+        );
+        assert_eq!(
+            task::arch_prctl(&mut pr, &p, ARCH_SET_FS, 1 << 63),
+            Err(EPERM)
+        );
+        assert_eq!(task::arch_prctl(&mut pr, &p, 0x3001, 0), Err(EINVAL));
+    }
+
+    #[test]
+    fn robust_list_and_tid_address() {
+        let (mut pr, p, buf) = setup();
+        assert_eq!(task::set_tid_address(&mut pr, buf), Ok(PID as usize));
+        assert_eq!(pr.clear_child_tid, buf);
+        assert_eq!(
+            task::set_robust_list(&mut pr, 0x1234, 16),
+            Err(mote_abi::errno::Errno::EINVAL)
+        );
+        assert_eq!(task::set_robust_list(&mut pr, 0x1234, 24), Ok(0));
+        assert_eq!(task::get_robust_list(&mut pr, &p, 0, buf, buf + 8), Ok(0));
+        assert_eq!(p.peek(buf, 8), 0x1234u64.to_le_bytes());
+        assert_eq!(p.peek(buf + 8, 8), 24u64.to_le_bytes());
+        assert!(p.forwarded_nrs().is_empty());
+    }
+
+    #[test]
+    fn thread_directed_signals() {
+        let (mut pr, p, _) = setup();
+        use mote_abi::errno::Errno::*;
+        assert_eq!(signal::tgkill(&mut pr, &p, PID as u64, 77, 10), Err(ESRCH));
+        assert_eq!(signal::tgkill(&mut pr, &p, 0, PID as u64, 10), Err(EINVAL));
+        assert_eq!(signal::tkill(&mut pr, &p, PID as u64, 0), Ok(0));
+        assert_eq!(signal::kill(&mut pr, &p, PID as u64, SIGCHLD as u64), Ok(0));
+        assert!(p.forwarded_nrs().is_empty());
+        p.reply(syscalls::Sysno::kill, -3);
+        assert_eq!(signal::kill(&mut pr, &p, 99999, 0), Err(ESRCH));
+    }
+}
