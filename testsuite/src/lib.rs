@@ -5,7 +5,8 @@
 //! Every run made through this harness, native or not, holds one process-wide
 //! lock: the machine has two cores, and a mote run spins a vCPU and a proxy
 //! thread. Each run is killed after [`HANG_LIMIT`] and the test fails with
-//! "hung" — a hang detector, never a performance threshold. After every run the
+//! "hung" — a hang detector, never a performance threshold; after one hang,
+//! later mote runs of the same test binary fail at once. After every run the
 //! harness checks that the child was reaped and that no process it started (they
 //! all carry [`OWNER_VAR`] in their environment) is still alive.
 
@@ -39,6 +40,11 @@ pub const BUSYBOX: &str = "/bin/busybox";
 
 /// Serialises every run of this test process.
 static RUN_LOCK: Mutex<()> = Mutex::new(());
+
+/// The first run of this test process that hung. Later mote runs fail at once
+/// instead of waiting out the limit again, which keeps a broken build within
+/// CI's time.
+static HUNG: OnceLock<String> = OnceLock::new();
 
 fn lock() -> MutexGuard<'static, ()> {
     // A test that failed while holding the lock leaves nothing to repair.
@@ -377,6 +383,9 @@ fn reader(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
 /// then checks that nothing is left behind. The caller holds the run lock.
 fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side) -> Run {
     let command = show_command(&cmd);
+    if let (Side::Mote, Some(hung)) = (side, HUNG.get()) {
+        panic!("not run: an earlier run in this test binary hung (`{hung}`); fix that first");
+    }
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
@@ -408,6 +417,7 @@ fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side) -> Run {
                 let _ = child.kill();
                 let _ = child.wait();
                 kill_all(&leftover_processes());
+                let _ = HUNG.set(command.clone());
                 panic!(
                     "hung: `{command}` did not finish within {} s and was killed",
                     HANG_LIMIT.as_secs()
