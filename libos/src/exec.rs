@@ -307,7 +307,7 @@ impl Process {
             egid: id(Sysno::getegid),
             hwcap: self.hwcap.0,
             hwcap2: self.hwcap.1,
-            minsigstksz: 0,
+            minsigstksz: self.minsigstksz,
         };
         let st = stack::build(
             USER_STACK_TOP,

@@ -38,6 +38,9 @@ pub struct Process {
     /// `AT_HWCAP`, `AT_HWCAP2`, `AT_RANDOM` for the initial stack.
     pub hwcap: (u64, u64),
     pub random: [u8; 16],
+    /// `AT_MINSIGSTKSZ` for the initial stack; 0 means `stack::DEFAULT_MINSIGSTKSZ`.
+    /// The runtime sets the real signal-frame size here once it knows it.
+    pub minsigstksz: u64,
     /// Log decisions that are normal (e.g. `rseq` refused) too.
     pub debug: bool,
     logged: BTreeSet<u64>,
@@ -55,6 +58,7 @@ impl Process {
             fs_base: 0,
             hwcap: (boot.hwcap, boot.hwcap2),
             random: boot.random,
+            minsigstksz: 0,
             debug: boot.flags & BOOT_F_DEBUG != 0,
             logged: BTreeSet::new(),
         }
