@@ -1,6 +1,7 @@
 //! The runtime: libos and the shim as one ring-3 program in the partition.
-//! kernel-min enters `_start` once; from then on the runtime runs when the
-//! application makes a system call or faults (`shim_trap`).
+//! kernel-min enters `_start` once; `runtime_main` loads the application and
+//! jumps to it. From then on the runtime runs only when the application makes a
+//! Linux system call or faults (`shim_trap`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -16,48 +17,74 @@ extern crate alloc;
 mod rt;
 
 #[cfg(target_os = "none")]
-use mote_abi::boot::BootInfo;
-#[cfg(target_os = "none")]
-use mote_abi::trap::TrapFrame;
-#[cfg(target_os = "none")]
-use mote_libos::platform::Platform;
+mod partition {
+    use alloc::string::ToString;
 
-#[cfg(target_os = "none")]
-static PLATFORM: spin::Once<rt::platform::Kvm> = spin::Once::new();
+    use mote_abi::boot::BootInfo;
+    use mote_abi::trap::{signal_for_vector, vector, FaultOrigin, FaultReport, TrapFrame, VECTOR_SYSCALL};
+    use mote_libos::exec::Entry;
+    use mote_libos::platform::Platform;
+    use mote_libos::process::Process;
 
-#[cfg(target_os = "none")]
-fn platform() -> &'static rt::platform::Kvm {
-    PLATFORM.get().expect("runtime not started")
-}
+    use crate::rt;
 
-/// First code of the runtime, from kernel-min: `boot` is the user view of BootInfo.
-#[cfg(target_os = "none")]
-extern "C" fn runtime_main(boot: &'static BootInfo) -> ! {
-    use core::sync::atomic::Ordering;
-    rt::heap::init();
-    let p = PLATFORM.call_once(|| rt::platform::Kvm { boot, core: 0 });
-    let cp = rt::platform::core_page(0);
-    cp.upcall_entry.store(rt::entry::trap_entry_addr(), Ordering::Relaxed);
-    cp.upcall_rsp.store(mote_abi::layout::upcall_stack_top(0), Ordering::Relaxed);
-    let msg = b"hello from the runtime\n";
-    p.forward(1, [2, msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0]);
-    p.exit(7)
-}
+    static PLATFORM: spin::Once<rt::platform::Kvm> = spin::Once::new();
+    /// The application's process state; one core, so the lock is never contended
+    /// (it keeps `dispatch`'s `&mut` honest for the multi-core libos).
+    static PROCESS: spin::Mutex<Option<Process>> = spin::Mutex::new(None);
 
-/// Every system call and exception of the application.
-#[cfg(target_os = "none")]
-extern "C" fn shim_trap(f: &mut TrapFrame) {
-    let p = platform();
-    p.exit(f.hdr.vector as i32)
-}
+    fn platform() -> &'static rt::platform::Kvm {
+        PLATFORM.get().expect("runtime not started")
+    }
 
-#[cfg(target_os = "none")]
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    use core::fmt::Write;
-    let mut s = alloc::string::String::new();
-    let _ = write!(s, "runtime panic: {info}");
-    let p = platform();
-    p.log(&s);
-    p.die(6, None)
+    /// First code of the runtime, from kernel-min: `boot` is the user view of BootInfo.
+    pub extern "C" fn runtime_main(boot: &'static BootInfo) -> ! {
+        rt::heap::init();
+        let p = PLATFORM.call_once(|| rt::platform::Kvm { boot, core: 0 });
+        rt::entry::set_upcall_stack(0, mote_abi::layout::upcall_stack_top(0));
+        let mut proc = Process::new(boot);
+        let entry = match proc.exec_from_boot(p, boot, rt::args_block(boot)) {
+            Ok(Entry { rip, rsp }) => (rip, rsp),
+            Err(e) => {
+                p.log(&e.to_string());
+                p.exit(e.status())
+            }
+        };
+        *PROCESS.lock() = Some(proc);
+        rt::entry::enter_app(entry.0, entry.1)
+    }
+
+    /// Every system call and exception of the application.
+    pub extern "C" fn shim_trap(f: &mut TrapFrame) {
+        let p = platform();
+        if f.hdr.vector == VECTOR_SYSCALL {
+            let mut guard = PROCESS.lock();
+            let proc = guard.as_mut().expect("process before first trap");
+            f.rax = mote_shims::table::dispatch(proc, p, f.rax, [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9]);
+            return;
+        }
+        // An exception of the application. Handlers are a later issue: the default
+        // action of the signal ends the run, with what happened.
+        let signal = signal_for_vector(f.hdr.vector);
+        let h = f.hdr;
+        let report = FaultReport {
+            origin: FaultOrigin::App as u32,
+            signal,
+            vector: h.vector,
+            error_code: h.error_code,
+            addr: if h.vector == vector::PF { h.cr2 } else { h.rip },
+            regs: [
+                f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, h.rsp, f.r8, f.r9, f.r10, f.r11, f.r12,
+                f.r13, f.r14, f.r15, h.rip, h.rflags,
+            ],
+        };
+        p.die(signal, Some(&report))
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        let p = platform();
+        p.log(&alloc::format!("runtime panic: {info}"));
+        p.die(6, None)
+    }
 }

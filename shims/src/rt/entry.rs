@@ -95,13 +95,13 @@ mote_trap_entry:
     mov rsp, [rsp + {rsp}]
     jmp rcx
 "#,
-    main = sym crate::runtime_main,
+    main = sym crate::partition::runtime_main,
     scratch = sym SYSCALL_RSP,
     top = sym UPCALL_TOP,
     vsys = const mote_abi::trap::VECTOR_SYSCALL,
     uds = const 0x1b,
     ucs = const 0x23,
-    trap = sym crate::shim_trap,
+    trap = sym crate::partition::shim_trap,
     rip = const offset_of!(UpcallHeader, rip),
     rflags = const offset_of!(UpcallHeader, rflags),
     rsp = const offset_of!(UpcallHeader, rsp),
