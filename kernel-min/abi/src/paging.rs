@@ -87,12 +87,13 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
         for l in (level + 1..=4).rev() {
             let e_pa = table + index(va, l) * 8;
             let e = self.mem.read(e_pa);
-            if e & F::PRESENT.bits() == 0 {
+            if e & F::HUGE_PAGE.bits() != 0 && l == 2 {
+                // A large page (possibly PROT_NONE, i.e. not present) is in the way.
+                return Err(Errno::EEXIST);
+            } else if e & F::PRESENT.bits() == 0 {
                 let t = self.mem.alloc_table().ok_or(Errno::ENOMEM)?;
                 self.mem.write(e_pa, t | table_flags(user).bits());
                 table = t;
-            } else if e & F::HUGE_PAGE.bits() != 0 {
-                return Err(Errno::EEXIST);
             } else {
                 if user && e & F::USER_ACCESSIBLE.bits() == 0 {
                     self.mem.write(e_pa, e | F::USER_ACCESSIBLE.bits());
@@ -121,6 +122,22 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
         None
     }
 
+    /// Whether the 2 MiB region of `va` is mapped through a page table (4 KiB pages).
+    fn has_table(&self, va: u64) -> bool {
+        let mut table = self.pml4;
+        for l in (2..=4).rev() {
+            let e = self.mem.read(table + index(va, l) * 8);
+            if e & F::PRESENT.bits() == 0 || e & F::HUGE_PAGE.bits() != 0 {
+                return false;
+            }
+            if l == 2 {
+                return true;
+            }
+            table = e & ADDR_MASK;
+        }
+        false
+    }
+
     /// Look up `va`.
     pub fn translate(&self, va: u64) -> Option<Translation> {
         let (e_pa, level) = self.leaf(va)?;
@@ -141,17 +158,20 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
     /// Map `[va, va+len)` to `[pa, pa+len)` with leaf `flags`. Nothing may be mapped
     /// there yet (EEXIST, and nothing is changed). `large` allows 2 MiB pages.
     pub fn map(&mut self, va: u64, pa: u64, len: u64, flags: F, large: bool) -> Result<(), Errno> {
-        if va % PAGE_SIZE != 0 || pa % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+        if !va.is_multiple_of(PAGE_SIZE) || !pa.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let user = flags.contains(F::USER_ACCESSIBLE);
         let mut off = 0;
         while off < len {
             let (v, p) = (va + off, pa + off);
+            // A 2 MiB page where aligned, unless 4 KiB pages were used there before:
+            // then their (now empty) table stays and takes 4 KiB entries again.
             let big = large
-                && v % LARGE_PAGE_SIZE == 0
-                && p % LARGE_PAGE_SIZE == 0
-                && len - off >= LARGE_PAGE_SIZE;
+                && v.is_multiple_of(LARGE_PAGE_SIZE)
+                && p.is_multiple_of(LARGE_PAGE_SIZE)
+                && len - off >= LARGE_PAGE_SIZE
+                && !self.has_table(v);
             let res = if big {
                 self.entry_create(v, 2, user).and_then(|e| {
                     if self.mem.read(e) != 0 {
@@ -203,7 +223,7 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
         len: u64,
         mut f: impl FnMut(u64) -> u64,
     ) -> Result<(), Errno> {
-        if va % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+        if !va.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let end = va + len;
@@ -217,7 +237,7 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
                     v += PAGE_SIZE;
                 }
                 Some((e_pa, _)) => {
-                    if v % LARGE_PAGE_SIZE == 0 && end - v >= LARGE_PAGE_SIZE {
+                    if v.is_multiple_of(LARGE_PAGE_SIZE) && end - v >= LARGE_PAGE_SIZE {
                         let e = self.mem.read(e_pa);
                         self.mem.write(e_pa, f(e));
                         v += LARGE_PAGE_SIZE;
@@ -339,6 +359,28 @@ mod tests {
         );
         assert!(pt.translate(0x1000).is_none() && pt.translate(0x2000).is_none());
         assert_eq!(pt.translate(0x3000).unwrap().pa, 0x9000);
+    }
+
+    #[test]
+    fn large_map_after_small_pages_were_unmapped() {
+        // Regression: 4 KiB pages mapped and unmapped in a 2 MiB region leave an empty
+        // table behind; a later 2 MiB mapping there must not fail with EEXIST.
+        let mut m = mem();
+        let mut pt = PageTables::new(&mut m, 0);
+        pt.map(0x20_0000, 0x40_0000, 0x1000, user_flags(RW), true).unwrap();
+        pt.unmap(0x20_0000, 0x1000).unwrap();
+        pt.map(0x20_0000, 0x80_0000, 0x20_0000, user_flags(RW), true).unwrap();
+        assert_eq!(pt.translate(0x20_5000).unwrap().pa, 0x80_5000);
+    }
+
+    #[test]
+    fn prot_none_large_page_is_not_replaced_by_a_table() {
+        let mut m = mem();
+        let mut pt = PageTables::new(&mut m, 0);
+        pt.map(0x20_0000, 0x80_0000, 0x20_0000, user_flags(RW), true).unwrap();
+        pt.protect(0x20_0000, 0x20_0000, user_flags(0)).unwrap();
+        assert_eq!(pt.map(0x20_1000, 0, 0x1000, user_flags(RW), true), Err(Errno::EEXIST));
+        assert_eq!(pt.translate(0x20_1000).unwrap().pa, 0x80_1000);
     }
 
     #[test]
