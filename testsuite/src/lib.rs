@@ -76,6 +76,7 @@ pub fn artifacts() -> &'static Artifacts {
             candidates.push(profile.join("mote"));
         }
         candidates.push(target.join("release").join("mote"));
+        candidates.dedup();
         let Some(mote) = candidates.iter().find(|p| p.is_file()).cloned() else {
             panic!(
                 "mote is not built (looked for {}): {BUILD_HINT}",
