@@ -54,6 +54,9 @@ pub enum MirrorError {
     Mmap { va: u64, len: u64, err: io::Error },
 }
 
+/// `madvise` advice: fault in pages writable (Linux 5.14).
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+
 /// The proxy's copy of the application's address space.
 pub struct Mirror {
     /// Our own descriptor of the guest memfd.
@@ -200,6 +203,14 @@ impl Mirror {
                 len,
                 err: io::Error::last_os_error(),
             });
+        }
+        if kind == KIND_MAP {
+            // Allocate the host pages behind newly mapped guest memory now, natively:
+            // a guest's first touch of a page the host has not allocated yet costs
+            // ~60 us under nested virtualization, against ~8 us for one that exists.
+            // Failure (old kernel, no memory yet) only loses the head start.
+            // SAFETY: advice on the mirror mapping just made; it changes no contents.
+            unsafe { libc::madvise(va as *mut libc::c_void, len as usize, MADV_POPULATE_WRITE) };
         }
         Ok(())
     }

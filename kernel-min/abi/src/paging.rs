@@ -28,13 +28,17 @@ pub trait PhysMem {
 
 /// Leaf flags for a user mapping with Linux `PROT_*` bits. `PROT_NONE` gives an entry
 /// that is not present but keeps its frame, so a later `protect` can restore it.
+///
+/// Accessed (and, for writable pages, dirty) are set up front: the LWK does not page
+/// out, and a shadow-paging hypervisor would otherwise take one more fault per page
+/// to emulate setting them on first access.
 pub fn user_flags(prot: u64) -> F {
     let mut f = F::USER_ACCESSIBLE;
     if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
-        f |= F::PRESENT;
+        f |= F::PRESENT | F::ACCESSED;
     }
     if prot & PROT_WRITE != 0 {
-        f |= F::WRITABLE;
+        f |= F::WRITABLE | F::DIRTY;
     }
     if prot & PROT_EXEC == 0 {
         f |= F::NO_EXECUTE;

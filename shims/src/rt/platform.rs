@@ -32,6 +32,9 @@ fn maplog() -> &'static MapLog {
     unsafe { &*((IKC_VA + MAPLOG_OFFSET) as *const MapLog) }
 }
 
+/// Mappings from this size on are applied by the proxy right away.
+const POPULATE_MIN: u64 = 256 << 10;
+
 /// Raw kernel call: `syscall` from the runtime's text.
 fn kcall(nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
     let ret: u64;
@@ -91,6 +94,11 @@ impl Platform for Kvm {
     }
     fn publish(&self, change: Change) {
         while !maplog().push(change) {
+            self.call(Op::Nop, 0, [0; 6]);
+        }
+        // Let the proxy apply a large new mapping at once: it also allocates the
+        // host pages behind it, before the application's first touch.
+        if change.kind == mote_abi::maplog::KIND_MAP && change.len >= POPULATE_MIN {
             self.call(Op::Nop, 0, [0; 6]);
         }
     }
