@@ -50,7 +50,6 @@ pub struct RunArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "PROGRAM [ARGS]...",
         value_parser = clap::value_parser!(OsString)
     )]
@@ -82,12 +81,8 @@ pub fn parse() -> Cli {
             }
             let text = e.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);
-            for line in text.trim_end().lines() {
-                if line.is_empty() {
-                    eprintln!("mote:");
-                } else {
-                    eprintln!("mote: {line}");
-                }
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                eprintln!("mote: {line}");
             }
             std::process::exit(EXIT_USAGE);
         }
@@ -199,6 +194,11 @@ mod tests {
         };
         assert_eq!(r.mem, 2 << 30);
         assert_eq!(r.command, ["--weird", "x"]);
+    }
+
+    #[test]
+    fn unknown_option_before_program_is_a_usage_error() {
+        assert!(Cli::try_parse_from(["mote", "run", "--bogus", "x"]).is_err());
     }
 
     #[test]
