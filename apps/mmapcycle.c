@@ -1,6 +1,6 @@
 /*
  * mmapcycle: 10,000 anonymous mmap/munmap cycles of varied sizes (4 KiB to
- * 4 MiB + 4 KiB, including 2 MiB-sized and 2 MiB-aligned ones), with up to 16
+ * 64 KiB, and every 100th cycle 2 MiB to 4 MiB + 4 KiB), with up to 16
  * mappings alive at once; each is checked for alignment, zero fill and overlap,
  * written with a pattern and verified before it is unmapped. Then mprotect,
  * MAP_FIXED, MAP_FIXED_NOREPLACE and partial munmap checks, including 4 KiB holes
@@ -17,7 +17,9 @@
 
 #define PAGE 4096UL
 #define MIB (1024UL * 1024UL)
+#ifndef CYCLES
 #define CYCLES 10000
+#endif
 #define LIVE 16
 
 static int fails;
@@ -32,11 +34,18 @@ static int fails;
 		}                                                 \
 	} while (0)
 
-static const size_t sizes[] = {
-	PAGE, 3 * PAGE, 64 * 1024, 200 * 1024, MIB, 2 * MIB, 2 * MIB + PAGE, 4 * MIB + PAGE,
-	5 * PAGE, 768 * 1024,
-};
-#define NSIZES (sizeof sizes / sizeof sizes[0])
+/* Mostly small mappings; every BIG_EVERY-th cycle a large one (>= 2 MiB). */
+static const size_t small_sizes[] = { PAGE, 2 * PAGE, 3 * PAGE, 5 * PAGE, 64 * 1024 };
+static const size_t big_sizes[] = { 2 * MIB, 2 * MIB + PAGE, 3 * MIB, 4 * MIB + PAGE };
+#define BIG_EVERY 100
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static size_t size_of_cycle(int i)
+{
+	if (i % BIG_EVERY == BIG_EVERY - 1)
+		return big_sizes[(size_t)(i / BIG_EVERY) % NELEMS(big_sizes)];
+	return small_sizes[(size_t)i % NELEMS(small_sizes)];
+}
 
 struct slot {
 	unsigned char *p;
@@ -92,7 +101,7 @@ static void cycles(void)
 			CHECK(munmap(s->p, s->len) == 0, "cycle %d: munmap", i);
 			s->p = NULL;
 		}
-		size_t len = sizes[(size_t)i % NSIZES];
+		size_t len = size_of_cycle(i);
 		/* Every 97th cycle checks every page; the others sample every 64 KiB. */
 		size_t stride = i % 97 == 0 ? PAGE : 64 * 1024;
 		unsigned char *p = map(NULL, len, PROT_READ | PROT_WRITE, 0);
