@@ -17,6 +17,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use mote_abi::layout::{
@@ -127,6 +128,13 @@ impl Mirror {
     /// Apply every pending map-log entry; a refused entry is reported on stderr and
     /// skipped. Returns the number of entries consumed.
     pub fn sync(&self, log: &MapLog) -> usize {
+        // Fast path of every forwarded call: nothing pending. The producer's Release
+        // of `head` precedes its request's Release of `req_seq`, which the caller has
+        // Acquired; a consumer that applied entries Released `tail` after its mmaps.
+        // So `head == tail` here means every change before the request is in place.
+        if log.head.load(Ordering::Acquire) == log.tail.load(Ordering::Acquire) {
+            return 0;
+        }
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         log.drain(|c| {
             if let Err(e) = self.apply_locked(c) {
@@ -435,4 +443,46 @@ mod tests {
             Err(MirrorError::BeyondMemory { .. })
         ));
     }
+}
+
+/// Fill `len` bytes at the proxy's address `va` (a mirrored application address)
+/// with zeroes without risking a fault: unmapped memory gives `EFAULT`.
+pub fn zero_user(va: u64, len: u64) -> io::Result<()> {
+    static ZEROES: [u8; 1 << 16] = [0; 1 << 16];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(ZEROES.len() as u64 * 256);
+        let locals: Vec<libc::iovec> = (0..n.div_ceil(ZEROES.len() as u64))
+            .map(|i| libc::iovec {
+                iov_base: ZEROES.as_ptr() as *mut libc::c_void,
+                iov_len: (n - i * ZEROES.len() as u64).min(ZEROES.len() as u64) as usize,
+            })
+            .collect();
+        let remote = libc::iovec {
+            iov_base: (va + done) as *mut libc::c_void,
+            iov_len: n as usize,
+        };
+        // SAFETY: every local iovec describes (part of) ZEROES, which the kernel only
+        // reads; `remote` is checked by the kernel, which reports EFAULT instead of
+        // faulting.
+        let w = unsafe {
+            libc::process_vm_writev(
+                libc::getpid(),
+                locals.as_ptr(),
+                locals.len() as libc::c_ulong,
+                &remote,
+                1,
+                0,
+            )
+        };
+        if w <= 0 {
+            return Err(if w < 0 {
+                io::Error::last_os_error()
+            } else {
+                io::Error::from_raw_os_error(libc::EFAULT)
+            });
+        }
+        done += w as u64;
+    }
+    Ok(())
 }

@@ -20,7 +20,7 @@ use mote_abi::trap::FaultReport;
 use syscalls::{Sysno, SysnoSet};
 
 use crate::guest::GuestMem;
-use crate::mirror::{read_user, Mirror};
+use crate::mirror::{read_user, zero_user, Mirror};
 use crate::vmm::Event;
 
 /// The host CPU that runs Linux-side work (offload threads); vCPUs get the others.
@@ -124,6 +124,10 @@ pub fn serve(core: usize, guest: &GuestMem, mirror: &Mirror, events: &Sender<Eve
             }
             Some(Op::Log) => log(core, req.args[0], req.args[1]),
             Some(Op::Nop) => 0,
+            Some(Op::Zero) => match zero_user(req.args[0], req.args[1]) {
+                Ok(()) => 0,
+                Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
+            },
             None => {
                 warn_once(&UNKNOWN_OP_WARNED, || {
                     format!(

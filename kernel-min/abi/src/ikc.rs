@@ -46,6 +46,10 @@ pub enum Op {
     Log = 4,
     /// Do nothing (used to make the proxy apply pending map-log entries).
     Nop = 5,
+    /// Fill `args[1]` bytes of mapped application memory at `args[0]` with zeroes.
+    /// The proxy does it natively through the unified address space: in the
+    /// partition, first touches of memory are expensive under shadow paging.
+    Zero = 6,
 }
 
 impl Op {
@@ -57,6 +61,7 @@ impl Op {
             3 => Op::Fatal,
             4 => Op::Log,
             5 => Op::Nop,
+            6 => Op::Zero,
             _ => return None,
         })
     }

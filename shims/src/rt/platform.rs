@@ -66,7 +66,9 @@ impl Doorbell for Ports {
 
 impl Kvm {
     fn call(&self, op: Op, nr: u64, args: [u64; 6]) -> i64 {
-        core_page(self.core).slot.call(op, nr, args, &Ports(self.core as u32))
+        core_page(self.core)
+            .slot
+            .call(op, nr, args, &Ports(self.core as u32))
     }
 }
 
@@ -103,8 +105,13 @@ impl Platform for Kvm {
         }
     }
     fn zero(&self, va: u64, len: u64) {
-        // SAFETY: libos only passes ranges it has just mapped writable.
-        unsafe { core::ptr::write_bytes(va as *mut u8, 0, len as usize) }
+        // The proxy zeroes natively through the unified address space; here every
+        // page touched for the first time at a new address costs a shadow-paging
+        // fault. Locally only if the proxy cannot (it reports why).
+        if self.call(Op::Zero, 0, [va, len, 0, 0, 0, 0]) != 0 {
+            // SAFETY: libos only passes ranges it has just mapped writable.
+            unsafe { core::ptr::write_bytes(va as *mut u8, 0, len as usize) }
+        }
     }
     fn write_mem(&self, va: u64, data: &[u8]) {
         // SAFETY: libos only passes mapped, writable application memory that does
@@ -130,12 +137,20 @@ impl Platform for Kvm {
             // SAFETY: the fault slot is ours; the proxy reads it after Op::Fatal.
             unsafe { p.write_volatile(*f) };
         }
-        self.call(Op::Fatal, 0, [signal as u64, fault.is_some() as u64, 0, 0, 0, 0]);
+        self.call(
+            Op::Fatal,
+            0,
+            [signal as u64, fault.is_some() as u64, 0, 0, 0, 0],
+        );
         loop {
             core::hint::spin_loop();
         }
     }
     fn log(&self, msg: &str) {
-        self.call(Op::Log, 0, [msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0, 0]);
+        self.call(
+            Op::Log,
+            0,
+            [msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0, 0],
+        );
     }
 }
