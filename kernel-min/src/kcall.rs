@@ -35,7 +35,12 @@ pub fn dispatch(nr: u64, a: [u64; 6]) -> u64 {
 /// `[va, va+len)` is a page-aligned, non-empty part of the application's range.
 fn check_user(va: u64, len: u64) -> Result<(), Errno> {
     let end = va.checked_add(len).ok_or(Errno::EINVAL)?;
-    if len == 0 || va % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 || va < USER_START || end > USER_END {
+    if len == 0
+        || !va.is_multiple_of(PAGE_SIZE)
+        || !len.is_multiple_of(PAGE_SIZE)
+        || va < USER_START
+        || end > USER_END
+    {
         return Err(Errno::EINVAL);
     }
     Ok(())
@@ -45,7 +50,7 @@ fn check_user(va: u64, len: u64) -> Result<(), Errno> {
 fn check_pool(gpa: u64, len: u64) -> Result<(), Errno> {
     let b = crate::boot();
     let end = gpa.checked_add(len).ok_or(Errno::EINVAL)?;
-    if gpa < b.pool_start || end > b.mem_size || gpa % PAGE_SIZE != 0 {
+    if gpa < b.pool_start || end > b.mem_size || !gpa.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     Ok(())

@@ -54,9 +54,17 @@ extern "C" fn kmain(boot: &'static BootInfo) -> ! {
     BOOT.call_once(|| boot);
     arch::init(0);
     if boot.flags & mote_abi::boot::BOOT_F_DEBUG != 0 {
-        kprintln!("kernel-min: up, {} MiB, entering runtime at {:#x}", boot.mem_size >> 20, boot.runtime_entry);
+        kprintln!(
+            "kernel-min: up, {} MiB, entering runtime at {:#x}",
+            boot.mem_size >> 20,
+            boot.runtime_entry
+        );
     }
-    arch::enter_user(boot.runtime_entry, mote_abi::layout::upcall_stack_top(0), mote_abi::layout::LIBOS_VA)
+    arch::enter_user(
+        boot.runtime_entry,
+        mote_abi::layout::upcall_stack_top(0),
+        mote_abi::layout::LIBOS_VA,
+    )
 }
 
 #[cfg(target_os = "none")]

@@ -16,8 +16,11 @@ pub struct TableFrames {
 }
 
 /// Page-table memory and the frames for new tables; one lock for both.
-pub static TABLES: Mutex<TableFrames> =
-    Mutex::new(TableFrames { boot_next: 0, given: [(0, 0); 64], ngiven: 0 });
+pub static TABLES: Mutex<TableFrames> = Mutex::new(TableFrames {
+    boot_next: 0,
+    given: [(0, 0); 64],
+    ngiven: 0,
+});
 
 /// Start with the boot pool's first free page.
 pub fn init(pt_pool_next: u64) {

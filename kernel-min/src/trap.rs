@@ -12,7 +12,9 @@ use core::sync::atomic::Ordering;
 
 use mote_abi::ikc::CorePage;
 use mote_abi::layout::{IKC_VA, LIBOS_END, LIBOS_VA};
-use mote_abi::trap::{signal_for_vector, vector, FaultOrigin, FaultReport, UpcallHeader, VECTOR_SYSCALL};
+use mote_abi::trap::{
+    signal_for_vector, vector, FaultOrigin, FaultReport, UpcallHeader, VECTOR_SYSCALL,
+};
 
 use crate::arch::{self, KFrame};
 
@@ -38,8 +40,8 @@ fn in_runtime_text(addr: u64) -> bool {
 pub extern "C" fn handle(f: &mut KFrame) {
     let from_user = f.cs & 3 == 3;
     // A kernel call under kvm_pvm arrives as #GP at the syscall page's `sp_kcall`.
-    let syscall =
-        f.vector == VECTOR_SYSCALL || (f.vector == vector::GP && from_user && f.rip == arch::pvm_kcall_addr());
+    let syscall = f.vector == VECTOR_SYSCALL
+        || (f.vector == vector::GP && from_user && f.rip == arch::pvm_kcall_addr());
     if syscall {
         // The application's view: it continues after `syscall` (rcx) with its flags (r11).
         f.rip = f.rcx;
@@ -52,7 +54,11 @@ pub extern "C" fn handle(f: &mut KFrame) {
         upcall(f, VECTOR_SYSCALL, 0, 0);
         return;
     }
-    let cr2 = if f.vector == vector::PF { arch::cr2() } else { 0 };
+    let cr2 = if f.vector == vector::PF {
+        arch::cr2()
+    } else {
+        0
+    };
     if !from_user {
         fatal_kernel(Some((f, cr2)));
     }
@@ -69,13 +75,21 @@ fn upcall(f: &mut KFrame, vector: u64, error_code: u64, cr2: u64) {
     let cp = core_page(0);
     let top = cp.upcall_rsp.load(Ordering::Relaxed);
     let entry = crate::boot().runtime_trap_entry;
-    if top == 0 || entry == 0 || top % 16 != 0 {
+    if top == 0 || entry == 0 || !top.is_multiple_of(16) {
         report(FaultOrigin::Runtime, f, cr2);
         arch::outl(mote_abi::ports::FATAL, 0);
         arch::halt_forever();
     }
     let hdr = (top - core::mem::size_of::<UpcallHeader>() as u64) as *mut UpcallHeader;
-    let h = UpcallHeader { vector, error_code, cr2, rip: f.rip, rflags: f.rflags, rsp: f.rsp, _pad: 0 };
+    let h = UpcallHeader {
+        vector,
+        error_code,
+        cr2,
+        rip: f.rip,
+        rflags: f.rflags,
+        rsp: f.rsp,
+        _pad: 0,
+    };
     // SAFETY: the upcall stack is in the runtime region, mapped user-writable for
     // the partition's life; top was checked non-zero and aligned.
     unsafe { hdr.write(h) };
@@ -94,8 +108,8 @@ fn report(origin: FaultOrigin, f: &KFrame, cr2: u64) {
         error_code: f.error_code,
         addr: if f.vector == vector::PF { cr2 } else { f.rip },
         regs: [
-            f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11, f.r12,
-            f.r13, f.r14, f.r15, f.rip, f.rflags,
+            f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11,
+            f.r12, f.r13, f.r14, f.r15, f.rip, f.rflags,
         ],
     };
     let p = &core_page(0).fault as *const FaultReport as *mut FaultReport;
@@ -110,9 +124,28 @@ pub fn fatal_kernel(f: Option<(&KFrame, u64)>) -> ! {
         Some((f, cr2)) => report(FaultOrigin::Kernel, f, cr2),
         None => {
             let mut empty = KFrame {
-                r15: 0, r14: 0, r13: 0, r12: 0, r11: 0, r10: 0, r9: 0, r8: 0, rbp: 0, rdi: 0,
-                rsi: 0, rdx: 0, rcx: 0, rbx: 0, rax: 0, vector: 0xff, error_code: 0, rip: 0,
-                cs: 0, rflags: 0, rsp: 0, ss: 0,
+                r15: 0,
+                r14: 0,
+                r13: 0,
+                r12: 0,
+                r11: 0,
+                r10: 0,
+                r9: 0,
+                r8: 0,
+                rbp: 0,
+                rdi: 0,
+                rsi: 0,
+                rdx: 0,
+                rcx: 0,
+                rbx: 0,
+                rax: 0,
+                vector: 0xff,
+                error_code: 0,
+                rip: 0,
+                cs: 0,
+                rflags: 0,
+                rsp: 0,
+                ss: 0,
             };
             empty.vector = 0xff;
             report(FaultOrigin::Kernel, &empty, 0)

@@ -266,6 +266,48 @@ pub fn read_user(va: u64, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 pub(crate) static TEST_RESERVATION: Mutex<()> = Mutex::new(());
 
+/// Fill `len` bytes at the proxy's address `va` (a mirrored application address)
+/// with zeroes without risking a fault: unmapped memory gives `EFAULT`.
+pub fn zero_user(va: u64, len: u64) -> io::Result<()> {
+    static ZEROES: [u8; 1 << 16] = [0; 1 << 16];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(ZEROES.len() as u64 * 256);
+        let locals: Vec<libc::iovec> = (0..n.div_ceil(ZEROES.len() as u64))
+            .map(|i| libc::iovec {
+                iov_base: ZEROES.as_ptr() as *mut libc::c_void,
+                iov_len: (n - i * ZEROES.len() as u64).min(ZEROES.len() as u64) as usize,
+            })
+            .collect();
+        let remote = libc::iovec {
+            iov_base: (va + done) as *mut libc::c_void,
+            iov_len: n as usize,
+        };
+        // SAFETY: every local iovec describes (part of) ZEROES, which the kernel only
+        // reads; `remote` is checked by the kernel, which reports EFAULT instead of
+        // faulting.
+        let w = unsafe {
+            libc::process_vm_writev(
+                libc::getpid(),
+                locals.as_ptr(),
+                locals.len() as libc::c_ulong,
+                &remote,
+                1,
+                0,
+            )
+        };
+        if w <= 0 {
+            return Err(if w < 0 {
+                io::Error::last_os_error()
+            } else {
+                io::Error::from_raw_os_error(libc::EFAULT)
+            });
+        }
+        done += w as u64;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,46 +485,4 @@ mod tests {
             Err(MirrorError::BeyondMemory { .. })
         ));
     }
-}
-
-/// Fill `len` bytes at the proxy's address `va` (a mirrored application address)
-/// with zeroes without risking a fault: unmapped memory gives `EFAULT`.
-pub fn zero_user(va: u64, len: u64) -> io::Result<()> {
-    static ZEROES: [u8; 1 << 16] = [0; 1 << 16];
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(ZEROES.len() as u64 * 256);
-        let locals: Vec<libc::iovec> = (0..n.div_ceil(ZEROES.len() as u64))
-            .map(|i| libc::iovec {
-                iov_base: ZEROES.as_ptr() as *mut libc::c_void,
-                iov_len: (n - i * ZEROES.len() as u64).min(ZEROES.len() as u64) as usize,
-            })
-            .collect();
-        let remote = libc::iovec {
-            iov_base: (va + done) as *mut libc::c_void,
-            iov_len: n as usize,
-        };
-        // SAFETY: every local iovec describes (part of) ZEROES, which the kernel only
-        // reads; `remote` is checked by the kernel, which reports EFAULT instead of
-        // faulting.
-        let w = unsafe {
-            libc::process_vm_writev(
-                libc::getpid(),
-                locals.as_ptr(),
-                locals.len() as libc::c_ulong,
-                &remote,
-                1,
-                0,
-            )
-        };
-        if w <= 0 {
-            return Err(if w < 0 {
-                io::Error::last_os_error()
-            } else {
-                io::Error::from_raw_os_error(libc::EFAULT)
-            });
-        }
-        done += w as u64;
-    }
-    Ok(())
 }

@@ -162,7 +162,10 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
     /// Map `[va, va+len)` to `[pa, pa+len)` with leaf `flags`. Nothing may be mapped
     /// there yet (EEXIST, and nothing is changed). `large` allows 2 MiB pages.
     pub fn map(&mut self, va: u64, pa: u64, len: u64, flags: F, large: bool) -> Result<(), Errno> {
-        if !va.is_multiple_of(PAGE_SIZE) || !pa.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
+        if !va.is_multiple_of(PAGE_SIZE)
+            || !pa.is_multiple_of(PAGE_SIZE)
+            || !len.is_multiple_of(PAGE_SIZE)
+        {
             return Err(Errno::EINVAL);
         }
         let user = flags.contains(F::USER_ACCESSIBLE);
@@ -371,9 +374,11 @@ mod tests {
         // table behind; a later 2 MiB mapping there must not fail with EEXIST.
         let mut m = mem();
         let mut pt = PageTables::new(&mut m, 0);
-        pt.map(0x20_0000, 0x40_0000, 0x1000, user_flags(RW), true).unwrap();
+        pt.map(0x20_0000, 0x40_0000, 0x1000, user_flags(RW), true)
+            .unwrap();
         pt.unmap(0x20_0000, 0x1000).unwrap();
-        pt.map(0x20_0000, 0x80_0000, 0x20_0000, user_flags(RW), true).unwrap();
+        pt.map(0x20_0000, 0x80_0000, 0x20_0000, user_flags(RW), true)
+            .unwrap();
         assert_eq!(pt.translate(0x20_5000).unwrap().pa, 0x80_5000);
     }
 
@@ -381,9 +386,13 @@ mod tests {
     fn prot_none_large_page_is_not_replaced_by_a_table() {
         let mut m = mem();
         let mut pt = PageTables::new(&mut m, 0);
-        pt.map(0x20_0000, 0x80_0000, 0x20_0000, user_flags(RW), true).unwrap();
+        pt.map(0x20_0000, 0x80_0000, 0x20_0000, user_flags(RW), true)
+            .unwrap();
         pt.protect(0x20_0000, 0x20_0000, user_flags(0)).unwrap();
-        assert_eq!(pt.map(0x20_1000, 0, 0x1000, user_flags(RW), true), Err(Errno::EEXIST));
+        assert_eq!(
+            pt.map(0x20_1000, 0, 0x1000, user_flags(RW), true),
+            Err(Errno::EEXIST)
+        );
         assert_eq!(pt.translate(0x20_1000).unwrap().pa, 0x80_1000);
     }
 

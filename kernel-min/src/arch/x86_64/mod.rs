@@ -9,25 +9,27 @@
 //!   (`verw` of a ring-0 selector) tells where the CPU is:
 //!   - ring 0 (hardware virtualization, bare metal): `syscall_hw` switches to the
 //!     kernel stack and builds the frame with vector `VECTOR_SYSCALL`;
-//!   - ring 3 (kvm_pvm, where `syscall` does not change privilege): an
-//!     application's call jumps straight to the shim's ring-3 entry — no exception,
-//!     no emulated CPL0 instruction — and a kernel call from the runtime's text
-//!   executes `swapgs` at `sp_kcall`, whose #GP `trap::handle` serves.
+//!   - ring 3 (kvm_pvm, where `syscall` does not change privilege but starts pvm's
+//!     emulated kernel mode): an application's call jumps straight to the shim's
+//!     ring-3 entry, which leaves that mode with one `iretq` — no exception, no
+//!     kernel-min code — and a kernel call from the runtime's text executes
+//!     `swapgs` at `sp_kcall`, whose #GP `trap::handle` serves.
 
 use core::arch::{asm, global_asm};
 use core::mem::offset_of;
 
-use x86_64::registers::model_specific::{Efer, EferFlags, GsBase, KernelGsBase, LStar, SFMask, Star};
+use x86_64::registers::model_specific::{
+    Efer, EferFlags, GsBase, KernelGsBase, LStar, SFMask, Star,
+};
 use x86_64::registers::rflags::RFlags;
 use x86_64::registers::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::idt::InterruptDescriptorTable;
-use x86_64::structures::tss::TaskStateSegment;
 use x86_64::structures::paging::PageTableFlags;
+use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
 use mote_abi::layout::{DIRECT_MAP_BASE, SYSCALL_PAGE_VA};
-
 
 /// Registers saved by `trap_common`, lowest address first. The first 15 fields match
 /// `mote_abi::trap::TrapFrame`'s register order.
@@ -95,7 +97,10 @@ pub fn init(core: usize) {
         tss.interrupt_stack_table[0] = VirtAddr::new(core::ptr::addr_of!(df_stack_top) as u64);
         tss
     });
-    let percore = PERCORE.call_once(|| PerCore { kstack_top: trap_top, user_rsp: 0 });
+    let percore = PERCORE.call_once(|| PerCore {
+        kstack_top: trap_top,
+        user_rsp: 0,
+    });
     let t = TABLES.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let tss_desc = Descriptor::tss_segment(tss);
@@ -117,20 +122,46 @@ pub fn init(core: usize) {
             )*};
         }
         set!(
-            divide_error = 0, debug = 1, non_maskable_interrupt = 2, breakpoint = 3, overflow = 4,
-            bound_range_exceeded = 5, invalid_opcode = 6, device_not_available = 7,
-            invalid_tss = 10, segment_not_present = 11, stack_segment_fault = 12,
-            general_protection_fault = 13, page_fault = 14, x87_floating_point = 16,
-            alignment_check = 17, machine_check = 18, simd_floating_point = 19, virtualization = 20,
-            cp_protection_exception = 21, hv_injection_exception = 28,
-            vmm_communication_exception = 29, security_exception = 30,
+            divide_error = 0,
+            debug = 1,
+            non_maskable_interrupt = 2,
+            breakpoint = 3,
+            overflow = 4,
+            bound_range_exceeded = 5,
+            invalid_opcode = 6,
+            device_not_available = 7,
+            invalid_tss = 10,
+            segment_not_present = 11,
+            stack_segment_fault = 12,
+            general_protection_fault = 13,
+            page_fault = 14,
+            x87_floating_point = 16,
+            alignment_check = 17,
+            machine_check = 18,
+            simd_floating_point = 19,
+            virtualization = 20,
+            cp_protection_exception = 21,
+            hv_injection_exception = 28,
+            vmm_communication_exception = 29,
+            security_exception = 30,
         );
         // SAFETY: see above.
-        unsafe { idt.double_fault.set_handler_addr(VirtAddr::new(stub_addr(8))).set_stack_index(0) };
-        CoreTables { gdt, idt, selectors }
+        unsafe {
+            idt.double_fault
+                .set_handler_addr(VirtAddr::new(stub_addr(8)))
+                .set_stack_index(0)
+        };
+        CoreTables {
+            gdt,
+            idt,
+            selectors,
+        }
     });
     let [kcs, kds, uds, ucs, tsss] = t.selectors;
-    debug_assert_eq!((kcs.0, kds.0, uds.0, ucs.0), (KERNEL_CS, KERNEL_DS, USER_DS, USER_CS));
+    debug_assert_eq!(
+        (kcs.0, kds.0, uds.0, ucs.0),
+        (KERNEL_CS, KERNEL_DS, USER_DS, USER_CS)
+    );
     t.gdt.load();
     // SAFETY: the selectors refer to the descriptors just loaded.
     unsafe {
@@ -144,7 +175,9 @@ pub fn init(core: usize) {
     // SAFETY: MSR writes that point syscall at our entry with our selectors;
     // KernelGsBase is only used by syscall_entry.
     unsafe {
-        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE));
+        Efer::update(|f| {
+            f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS | EferFlags::NO_EXECUTE_ENABLE)
+        });
         Star::write(
             SegmentSelector(USER_CS),
             SegmentSelector(USER_DS),
@@ -201,7 +234,10 @@ pub fn pvm_kcall_addr() -> u64 {
 /// Fill the syscall page's data words and map its ring-3 alias.
 fn init_syscall_page(b: &mote_abi::boot::BootInfo) {
     for (word, v) in [
-        (core::ptr::addr_of!(sp_hw_entry), core::ptr::addr_of!(syscall_hw) as u64),
+        (
+            core::ptr::addr_of!(sp_hw_entry),
+            core::ptr::addr_of!(syscall_hw) as u64,
+        ),
         (core::ptr::addr_of!(sp_rt_start), b.runtime_text_start),
         (core::ptr::addr_of!(sp_rt_end), b.runtime_text_end),
         (core::ptr::addr_of!(sp_shim_entry), b.runtime_syscall_entry),
@@ -213,7 +249,13 @@ fn init_syscall_page(b: &mote_abi::boot::BootInfo) {
     let page = core::ptr::addr_of!(syscall_page) as u64;
     let mut t = crate::paging::TABLES.lock();
     mote_abi::paging::PageTables::new(&mut *t, b.pml4_gpa)
-        .map(SYSCALL_PAGE_VA, page - DIRECT_MAP_BASE, 4096, PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE, false)
+        .map(
+            SYSCALL_PAGE_VA,
+            page - DIRECT_MAP_BASE,
+            4096,
+            PageTableFlags::PRESENT | PageTableFlags::USER_ACCESSIBLE,
+            false,
+        )
         .expect("map the syscall page alias");
 }
 
@@ -237,13 +279,17 @@ pub fn enter_user(rip: u64, rsp: u64, arg: u64) -> ! {
 /// Write a byte to an I/O port (a VM exit).
 pub fn outb(port: u16, v: u8) {
     // SAFETY: port I/O to the VMM's debug/fatal ports has no memory effects.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// Write a u32 to an I/O port (a VM exit).
 pub fn outl(port: u16, v: u32) {
     // SAFETY: as outb.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// Halt for good (the proxy tears the partition down).
