@@ -321,17 +321,11 @@ mod tests {
                 _reservation: reservation,
             }
         }
-        fn call(&self, op: Op, nr: u64, args: [u64; 6]) -> i64 {
-            self.guest.core_page(0).slot.call(op, nr, args, &FutexBell)
-        }
-        fn syscall(&self, nr: Sysno, args: [u64; 6]) -> i64 {
-            self.call(Op::Syscall, nr.id() as u64, args)
-        }
-        /// Publish a request the server will not answer (Exit, Fatal) and wait for its
-        /// event and the end of the thread.
-        fn finish(mut self, op: Op, args: [u64; 6]) -> Event {
+        /// Publish a request without waiting for its answer (steps 1-3 of the
+        /// requester's protocol); returns its sequence number.
+        fn publish(&self, op: u32, args: [u64; 6]) -> u32 {
             let slot = &self.guest.core_page(0).slot;
-            slot.op.store(op as u32, Ordering::Relaxed);
+            slot.op.store(op, Ordering::Relaxed);
             for (a, v) in slot.args.iter().zip(args) {
                 a.store(v, Ordering::Relaxed);
             }
@@ -341,12 +335,33 @@ mod tests {
             if slot.proxy_waiting.load(Ordering::Relaxed) != 0 {
                 futex_wake(&slot.req_seq);
             }
+            s
+        }
+        fn call(&self, op: Op, nr: u64, args: [u64; 6]) -> i64 {
+            self.guest.core_page(0).slot.call(op, nr, args, &FutexBell)
+        }
+        fn syscall(&self, nr: Sysno, args: [u64; 6]) -> i64 {
+            self.call(Op::Syscall, nr.id() as u64, args)
+        }
+        /// Publish a request the server will not answer (Exit, Fatal) and wait for its
+        /// event and the end of the thread.
+        fn finish(mut self, op: Op, args: [u64; 6]) -> Event {
+            self.publish(op as u32, args);
             let ev = self
                 .events
                 .recv_timeout(Duration::from_secs(10))
                 .expect("event");
             self.thread.take().unwrap().join().unwrap();
             ev
+        }
+    }
+
+    /// Let the server exhaust its spin and go to sleep.
+    fn wait_until_asleep(slot: &Slot) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while slot.proxy_waiting.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < deadline, "server never slept");
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -449,11 +464,13 @@ mod tests {
         let s = Server::start();
         assert_eq!(s.call(Op::Nop, 0, [0; 6]), 0);
         let slot = &s.guest.core_page(0).slot;
-        // Op 77 does not exist: the requester still gets an answer.
-        slot.op.store(77, Ordering::Relaxed);
-        let seq = slot.req_seq.load(Ordering::Relaxed) + 1;
-        slot.req_seq.store(seq, Ordering::Release);
+        // Op 77 does not exist: the requester still gets an answer, also when it
+        // arrives while the server sleeps.
+        wait_until_asleep(slot);
+        let seq = s.publish(77, [0; 6]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while slot.resp_seq.load(Ordering::Acquire) != seq {
+            assert!(std::time::Instant::now() < deadline, "no answer");
             std::thread::yield_now();
         }
         assert_eq!(slot.ret.load(Ordering::Relaxed), -i64::from(libc::ENOSYS));
@@ -469,12 +486,7 @@ mod tests {
     fn sleeping_server_is_woken_by_the_doorbell() {
         let s = Server::start();
         let slot = &s.guest.core_page(0).slot;
-        // Let the server exhaust its spin and go to sleep.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while slot.proxy_waiting.load(Ordering::Relaxed) == 0 {
-            assert!(std::time::Instant::now() < deadline, "server never slept");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until_asleep(slot);
         for _ in 0..100 {
             assert_eq!(
                 s.syscall(Sysno::getppid, [0; 6]),
