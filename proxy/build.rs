@@ -8,24 +8,58 @@ use std::process::Command;
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
-    for dir in ["kernel-min/src", "kernel-min/abi/src", "libos/src", "shims/src"] {
+    for dir in [
+        "kernel-min/src",
+        "kernel-min/abi/src",
+        "libos/src",
+        "shims/src",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    for f in ["kernel-min/Cargo.toml", "kernel-min/abi/Cargo.toml", "libos/Cargo.toml", "shims/Cargo.toml", "Cargo.lock"] {
+    for f in [
+        "kernel-min/Cargo.toml",
+        "kernel-min/abi/Cargo.toml",
+        "libos/Cargo.toml",
+        "shims/Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     // Keep the guest build beside the host one (target/guest), so it is cached
     // across profiles and `cargo clean` removes it.
-    let target_dir = out.ancestors().nth(4).map(|t| t.join("guest")).unwrap_or_else(|| out.join("guest"));
+    let target_dir = out
+        .ancestors()
+        .nth(4)
+        .map(|t| t.join("guest"))
+        .unwrap_or_else(|| out.join("guest"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
         .args(["build", "--release", "--target", "x86_64-unknown-none"])
-        .args(["-p", "kernel-min", "--bin", "kernel-min", "-p", "mote-shims", "--bin", "mote-runtime"])
+        .args([
+            "-p",
+            "kernel-min",
+            "--bin",
+            "kernel-min",
+            "-p",
+            "mote-shims",
+            "--bin",
+            "mote-runtime",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "RUSTC_WRAPPER", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("run cargo for the guest images");
@@ -36,6 +70,12 @@ fn main() {
         );
     }
     let dir = target_dir.join("x86_64-unknown-none/release");
-    println!("cargo:rustc-env=MOTE_KERNEL_ELF={}", dir.join("kernel-min").display());
-    println!("cargo:rustc-env=MOTE_RUNTIME_ELF={}", dir.join("mote-runtime").display());
+    println!(
+        "cargo:rustc-env=MOTE_KERNEL_ELF={}",
+        dir.join("kernel-min").display()
+    );
+    println!(
+        "cargo:rustc-env=MOTE_RUNTIME_ELF={}",
+        dir.join("mote-runtime").display()
+    );
 }

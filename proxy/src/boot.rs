@@ -53,7 +53,9 @@ pub fn load_image(
     for ph in elf.program_headers.iter().filter(|p| p.p_type == PT_LOAD) {
         let seg_end = ph.p_vaddr + ph.p_memsz;
         if seg_end > max {
-            return Err(err(format!("segment ends at {seg_end:#x}, beyond the {max:#x} bytes reserved")));
+            return Err(err(format!(
+                "segment ends at {seg_end:#x}, beyond the {max:#x} bytes reserved"
+            )));
         }
         let data = bytes
             .get(ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize)
@@ -71,7 +73,11 @@ pub fn load_image(
                 let addend = r.r_addend.unwrap_or(0) as u64;
                 guest.write_u64(gpa + r.r_offset, va.wrapping_add(addend));
             }
-            t => return Err(err(format!("unsupported relocation type {t} (only R_X86_64_RELATIVE)"))),
+            t => {
+                return Err(err(format!(
+                    "unsupported relocation type {t} (only R_X86_64_RELATIVE)"
+                )))
+            }
         }
     }
     if text_end == 0 {
@@ -87,7 +93,13 @@ pub fn load_image(
                 .ok_or_else(|| err(format!("symbol {want} not found")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Loaded { entry: va + elf.entry, text_start, text_end, end: va + align_up(end, PAGE_SIZE), symbols })
+    Ok(Loaded {
+        entry: va + elf.entry,
+        text_start,
+        text_end,
+        end: va + align_up(end, PAGE_SIZE),
+        symbols,
+    })
 }
 
 /// Page-table pages from the boot pool, in guest memory.
@@ -114,20 +126,33 @@ impl PhysMem for BootTables<'_> {
 
 /// Build the boot page tables; returns (pml4, next free pool page).
 pub fn build_page_tables(guest: &GuestMem, runtime_gpa: u64) -> Result<(u64, u64), BootError> {
-    let mut mem = BootTables { guest, next: PT_POOL_GPA + PAGE_SIZE };
+    let mut mem = BootTables {
+        guest,
+        next: PT_POOL_GPA + PAGE_SIZE,
+    };
     let pml4 = PT_POOL_GPA;
     let mut pt = PageTables::new(&mut mem, pml4);
     let kernel = F::PRESENT | F::WRITABLE | F::GLOBAL;
     let user_ro = F::PRESENT | F::USER_ACCESSIBLE | F::NO_EXECUTE;
     let user_rw = user_ro | F::WRITABLE;
     let e = BootError::Tables;
-    pt.map(DIRECT_MAP_BASE, 0, guest.size(), kernel, true).map_err(e)?;
-    pt.map(LIBOS_VA, BOOT_INFO_GPA, PAGE_SIZE, user_ro, false).map_err(e)?;
-    pt.map(IKC_VA, IKC_GPA, IKC_SIZE, user_rw, false).map_err(e)?;
-    pt.map(ARGS_VA, ARGS_GPA, ARGS_MAX, user_ro, false).map_err(e)?;
-    // The runtime's region: image, heap and upcall stacks (text needs exec).
-    pt.map(RUNTIME_VA, runtime_gpa, RUNTIME_SIZE, F::PRESENT | F::USER_ACCESSIBLE | F::WRITABLE, true)
+    pt.map(DIRECT_MAP_BASE, 0, guest.size(), kernel, true)
         .map_err(e)?;
+    pt.map(LIBOS_VA, BOOT_INFO_GPA, PAGE_SIZE, user_ro, false)
+        .map_err(e)?;
+    pt.map(IKC_VA, IKC_GPA, IKC_SIZE, user_rw, false)
+        .map_err(e)?;
+    pt.map(ARGS_VA, ARGS_GPA, ARGS_MAX, user_ro, false)
+        .map_err(e)?;
+    // The runtime's region: image, heap and upcall stacks (text needs exec).
+    pt.map(
+        RUNTIME_VA,
+        runtime_gpa,
+        RUNTIME_SIZE,
+        F::PRESENT | F::USER_ACCESSIBLE | F::WRITABLE,
+        true,
+    )
+    .map_err(e)?;
     Ok((pml4, mem.next))
 }
 
@@ -141,7 +166,9 @@ pub fn write_boot_gdt(guest: &GuestMem) {
 
 /// Write `info` at `BOOT_INFO_GPA`.
 pub fn write_boot_info(guest: &GuestMem, info: &BootInfo) {
-    let p = guest.ptr(BOOT_INFO_GPA, std::mem::size_of::<BootInfo>() as u64).expect("boot info page");
+    let p = guest
+        .ptr(BOOT_INFO_GPA, std::mem::size_of::<BootInfo>() as u64)
+        .expect("boot info page");
     #[allow(unsafe_code)]
     // SAFETY: in range (checked by ptr), BootInfo is plain data, the guest is not
     // running yet.

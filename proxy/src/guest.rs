@@ -45,7 +45,10 @@ impl GuestMem {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // SAFETY: ftruncate on our own fd.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } != 0 {
-            return Err(GuestMemError::Size { size, err: std::io::Error::last_os_error() });
+            return Err(GuestMemError::Size {
+                size,
+                err: std::io::Error::last_os_error(),
+            });
         }
         // SAFETY: new shared mapping of our memfd; the kernel picks the address.
         let base = unsafe {
@@ -59,12 +62,19 @@ impl GuestMem {
             )
         };
         if base == libc::MAP_FAILED {
-            return Err(GuestMemError::Map { size, err: std::io::Error::last_os_error() });
+            return Err(GuestMemError::Map {
+                size,
+                err: std::io::Error::last_os_error(),
+            });
         }
         // Transparent huge pages for the KVM view where the kernel allows it.
         // SAFETY: advice on our own mapping; failure is harmless.
         unsafe { libc::madvise(base, size as usize, libc::MADV_HUGEPAGE) };
-        Ok(GuestMem { fd, base: base.cast(), size })
+        Ok(GuestMem {
+            fd,
+            base: base.cast(),
+            size,
+        })
     }
 
     /// The memfd (for mirror mappings and KVM).
@@ -92,7 +102,9 @@ impl GuestMem {
     /// Copy `data` to guest-physical `gpa`. Only before vCPUs run or into memory the
     /// guest does not use concurrently. Panics when out of range (a proxy bug).
     pub fn write(&self, gpa: u64, data: &[u8]) {
-        let p = self.ptr(gpa, data.len() as u64).expect("guest write out of range");
+        let p = self
+            .ptr(gpa, data.len() as u64)
+            .expect("guest write out of range");
         // SAFETY: p is valid for data.len() bytes (checked by ptr); data cannot
         // overlap guest memory (it is proxy heap memory).
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
@@ -102,7 +114,9 @@ impl GuestMem {
     /// range (a proxy bug).
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn read(&self, gpa: u64, buf: &mut [u8]) {
-        let p = self.ptr(gpa, buf.len() as u64).expect("guest read out of range");
+        let p = self
+            .ptr(gpa, buf.len() as u64)
+            .expect("guest read out of range");
         // SAFETY: p is valid for buf.len() bytes (checked by ptr); buf is proxy heap
         // or stack memory, not guest memory, so the ranges do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
@@ -123,7 +137,9 @@ impl GuestMem {
     /// Core `i`'s IKC page.
     pub fn core_page(&self, i: usize) -> &CorePage {
         let off = IKC_GPA + core_page_offset(i);
-        let p = self.ptr(off, std::mem::size_of::<CorePage>() as u64).expect("core page");
+        let p = self
+            .ptr(off, std::mem::size_of::<CorePage>() as u64)
+            .expect("core page");
         // SAFETY: in range, page aligned, CorePage is atomics + plain integers for
         // which every bit pattern is valid; lives as long as self.
         unsafe { &*p.cast::<CorePage>() }
@@ -132,7 +148,12 @@ impl GuestMem {
     /// The map log.
     pub fn maplog(&self) -> &MapLog {
         const { assert!(MAPLOG_OFFSET + std::mem::size_of::<MapLog>() as u64 <= IKC_SIZE) };
-        let p = self.ptr(IKC_GPA + MAPLOG_OFFSET, std::mem::size_of::<MapLog>() as u64).expect("map log");
+        let p = self
+            .ptr(
+                IKC_GPA + MAPLOG_OFFSET,
+                std::mem::size_of::<MapLog>() as u64,
+            )
+            .expect("map log");
         // SAFETY: in range, aligned, all-integer type; lives as long as self.
         unsafe { &*p.cast::<MapLog>() }
     }

@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use kvm_bindings::{kvm_fpu, kvm_segment, kvm_userspace_memory_region, kvm_xcrs, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{
+    kvm_fpu, kvm_segment, kvm_userspace_memory_region, kvm_xcrs, KVM_MAX_CPUID_ENTRIES,
+};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 
 use mote_abi::boot::{BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_MAGIC, BOOT_VERSION};
@@ -41,7 +43,10 @@ pub enum Event {
     /// The application exited with this status.
     Exited(i32),
     /// A signal ended the application (or the runtime/kernel failed).
-    Killed { signal: u32, fault: Option<FaultReport> },
+    Killed {
+        signal: u32,
+        fault: Option<FaultReport>,
+    },
     /// The partition failed in a way that is not the application's doing.
     Failed(String),
 }
@@ -52,7 +57,10 @@ pub enum VmmError {
     #[error("no usable /dev/kvm ({0}): load kvm_intel or kvm_amd and check its permissions")]
     NoKvm(kvm_ioctls::Error),
     #[error("KVM refused to {what}: {err}")]
-    Kvm { what: &'static str, err: kvm_ioctls::Error },
+    Kvm {
+        what: &'static str,
+        err: kvm_ioctls::Error,
+    },
     #[error(transparent)]
     Boot(#[from] BootError),
 }
@@ -73,7 +81,11 @@ pub struct Partition {
 
 impl Partition {
     /// Load kernel-min and the runtime, build boot structures and the VM.
-    pub fn new(guest: Arc<GuestMem>, cores: usize, params: &BootParams) -> Result<Partition, VmmError> {
+    pub fn new(
+        guest: Arc<GuestMem>,
+        cores: usize,
+        params: &BootParams,
+    ) -> Result<Partition, VmmError> {
         let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
         let vm = kvm.create_vm().map_err(kvm_err("create a VM"))?;
         let region = kvm_userspace_memory_region {
@@ -88,11 +100,23 @@ impl Partition {
         unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("add guest memory"))?;
         let _ = vm.set_tss_address(0xfffb_d000);
 
-        let kernel = boot::load_image(&guest, "kernel-min", KERNEL_ELF, KERNEL_GPA, KERNEL_VA, 16 << 20, &[])?;
+        let kernel = boot::load_image(
+            &guest,
+            "kernel-min",
+            KERNEL_ELF,
+            KERNEL_GPA,
+            KERNEL_VA,
+            16 << 20,
+            &[],
+        )?;
         let runtime_gpa = align_up(kernel.end - DIRECT_MAP_BASE, LARGE_PAGE_SIZE);
         let pool_start = runtime_gpa + RUNTIME_SIZE;
         if pool_start + (16 << 20) > guest.size() {
-            return Err(BootError::TooSmall { mem: guest.size() >> 20, need: (pool_start >> 20) + 16 }.into());
+            return Err(BootError::TooSmall {
+                mem: guest.size() >> 20,
+                need: (pool_start >> 20) + 16,
+            }
+            .into());
         }
         let runtime = boot::load_image(
             &guest,
@@ -106,11 +130,22 @@ impl Partition {
         let (pml4, pt_next) = boot::build_page_tables(&guest, runtime_gpa)?;
         boot::write_boot_gdt(&guest);
 
-        let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("report CPUID"))?;
-        let leaf = |f: u32, i: u32| cpuid.as_slice().iter().find(|e| e.function == f && e.index == i).copied();
+        let cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(kvm_err("report CPUID"))?;
+        let leaf = |f: u32, i: u32| {
+            cpuid
+                .as_slice()
+                .iter()
+                .find(|e| e.function == f && e.index == i)
+                .copied()
+        };
         let fsgsbase = leaf(7, 0).is_some_and(|e| e.ebx & 1 != 0);
         let xsave = leaf(1, 0).is_some_and(|e| e.ecx & (1 << 26) != 0);
-        let (hwcap, hwcap2) = (leaf(1, 0).map_or(0, |e| e.edx as u64), if fsgsbase { 2 } else { 0 });
+        let (hwcap, hwcap2) = (
+            leaf(1, 0).map_or(0, |e| e.edx as u64),
+            if fsgsbase { 2 } else { 0 },
+        );
 
         let mut flags = 0;
         if fsgsbase {
@@ -148,7 +183,9 @@ impl Partition {
 
         let mut vcpus = Vec::new();
         for id in 0..cores {
-            let vcpu = vm.create_vcpu(id as u64).map_err(kvm_err("create a vCPU"))?;
+            let vcpu = vm
+                .create_vcpu(id as u64)
+                .map_err(kvm_err("create a vCPU"))?;
             vcpu.set_cpuid2(&cpuid).map_err(kvm_err("set CPUID"))?;
             setup_vcpu(&vcpu, pml4, kernel.entry, fsgsbase, xsave)?;
             vcpus.push(vcpu);
@@ -212,14 +249,32 @@ fn seg(selector: u16, code: bool) -> kvm_segment {
 }
 
 /// 64-bit mode, paging on, at kernel-min's entry with `rdi` = BootInfo.
-fn setup_vcpu(vcpu: &VcpuFd, pml4: u64, entry: u64, fsgsbase: bool, xsave: bool) -> Result<(), VmmError> {
+fn setup_vcpu(
+    vcpu: &VcpuFd,
+    pml4: u64,
+    entry: u64,
+    fsgsbase: bool,
+    xsave: bool,
+) -> Result<(), VmmError> {
     let mut s = vcpu.get_sregs().map_err(kvm_err("read vCPU state"))?;
     s.cs = seg(0x08, true);
     for d in [&mut s.ds, &mut s.es, &mut s.fs, &mut s.gs, &mut s.ss] {
         *d = seg(0x10, false);
     }
-    s.tr = kvm_segment { base: 0, limit: 0x67, selector: 0, type_: 11, present: 1, s: 0, ..Default::default() };
-    s.ldt = kvm_segment { type_: 2, present: 1, ..Default::default() };
+    s.tr = kvm_segment {
+        base: 0,
+        limit: 0x67,
+        selector: 0,
+        type_: 11,
+        present: 1,
+        s: 0,
+        ..Default::default()
+    };
+    s.ldt = kvm_segment {
+        type_: 2,
+        present: 1,
+        ..Default::default()
+    };
     s.gdt.base = DIRECT_MAP_BASE + BOOT_GDT_GPA;
     s.gdt.limit = 3 * 8 - 1;
     s.idt.base = 0;
@@ -238,12 +293,20 @@ fn setup_vcpu(vcpu: &VcpuFd, pml4: u64, entry: u64, fsgsbase: bool, xsave: bool)
     s.efer = 0x1 | 0x100 | 0x400 | 0x800;
     vcpu.set_sregs(&s).map_err(kvm_err("set 64-bit mode"))?;
     if xsave {
-        let mut x = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
+        let mut x = kvm_xcrs {
+            nr_xcrs: 1,
+            ..Default::default()
+        };
         x.xcrs[0].xcr = 0;
         x.xcrs[0].value = host_xcr0();
-        vcpu.set_xcrs(&x).map_err(kvm_err("enable XSAVE features (XCR0)"))?;
+        vcpu.set_xcrs(&x)
+            .map_err(kvm_err("enable XSAVE features (XCR0)"))?;
     }
-    let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+    let fpu = kvm_fpu {
+        fcw: 0x37f,
+        mxcsr: 0x1f80,
+        ..Default::default()
+    };
     vcpu.set_fpu(&fpu).map_err(kvm_err("set FPU state"))?;
     let mut r = vcpu.get_regs().map_err(kvm_err("read registers"))?;
     r.rip = entry;
@@ -258,7 +321,9 @@ fn host_xcr0() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: xgetbv(0) is valid whenever the OS enabled XSAVE, which Linux does on
     // every CPU that KVM reports XSAVE for (the only caller).
-    unsafe { std::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    unsafe {
+        std::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack))
+    };
     (hi as u64) << 32 | lo as u64
 }
 
@@ -275,7 +340,13 @@ fn pin_to(cpu: usize) {
 pub fn futex_wait(addr: &std::sync::atomic::AtomicU32, val: u32) {
     // SAFETY: addr is a live u32 in our address space; the kernel only reads it.
     unsafe {
-        libc::syscall(libc::SYS_futex, addr.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, val, std::ptr::null::<u8>());
+        libc::syscall(
+            libc::SYS_futex,
+            addr.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            std::ptr::null::<u8>(),
+        );
     }
 }
 
@@ -283,7 +354,12 @@ pub fn futex_wait(addr: &std::sync::atomic::AtomicU32, val: u32) {
 pub fn futex_wake(addr: &std::sync::atomic::AtomicU32) {
     // SAFETY: as futex_wait.
     unsafe {
-        libc::syscall(libc::SYS_futex, addr.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+        libc::syscall(
+            libc::SYS_futex,
+            addr.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
     }
 }
 
@@ -320,7 +396,10 @@ fn run_vcpu(mut vcpu: VcpuFd, core: usize, guest: &GuestMem, debug: bool) -> Eve
             }
             VcpuExit::IoOut(ports::FATAL, _) => {
                 let fault = read_fault(guest, core);
-                return Event::Killed { signal: fault.signal, fault: Some(fault) };
+                return Event::Killed {
+                    signal: fault.signal,
+                    fault: Some(fault),
+                };
             }
             VcpuExit::IoOut(port, _) | VcpuExit::IoIn(port, _) => {
                 return Event::Failed(format!("vCPU {core}: unexpected port I/O to {port:#x}"));
@@ -332,14 +411,22 @@ fn run_vcpu(mut vcpu: VcpuFd, core: usize, guest: &GuestMem, debug: bool) -> Eve
             }
             VcpuExit::Hlt => return Event::Failed(format!("vCPU {core}: halted unexpectedly")),
             VcpuExit::Shutdown => {
-                let r = vcpu.get_regs().map(|r| format!(" at rip {:#x}", r.rip)).unwrap_or_default();
+                let r = vcpu
+                    .get_regs()
+                    .map(|r| format!(" at rip {:#x}", r.rip))
+                    .unwrap_or_default();
                 return Event::Failed(format!("vCPU {core}: triple fault (shutdown){r}"));
             }
             VcpuExit::FailEntry(reason, cpu) => {
-                return Event::Failed(format!("vCPU {core}: entry failed, reason {reason:#x} on cpu {cpu}"));
+                return Event::Failed(format!(
+                    "vCPU {core}: entry failed, reason {reason:#x} on cpu {cpu}"
+                ));
             }
             VcpuExit::InternalError => {
-                let r = vcpu.get_regs().map(|r| format!(" at rip {:#x}", r.rip)).unwrap_or_default();
+                let r = vcpu
+                    .get_regs()
+                    .map(|r| format!(" at rip {:#x}", r.rip))
+                    .unwrap_or_default();
                 return Event::Failed(format!("vCPU {core}: KVM internal error{r}"));
             }
             other => return Event::Failed(format!("vCPU {core}: unexpected exit {other:?}")),

@@ -21,7 +21,9 @@ mod partition {
     use alloc::string::ToString;
 
     use mote_abi::boot::BootInfo;
-    use mote_abi::trap::{signal_for_vector, vector, FaultOrigin, FaultReport, TrapFrame, VECTOR_SYSCALL};
+    use mote_abi::trap::{
+        signal_for_vector, vector, FaultOrigin, FaultReport, TrapFrame, VECTOR_SYSCALL,
+    };
     use mote_libos::exec::Entry;
     use mote_libos::platform::Platform;
     use mote_libos::process::Process;
@@ -60,7 +62,12 @@ mod partition {
         if f.hdr.vector == VECTOR_SYSCALL {
             let mut guard = PROCESS.lock();
             let proc = guard.as_mut().expect("process before first trap");
-            f.rax = mote_shims::table::dispatch(proc, p, f.rax, [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9]);
+            f.rax = mote_shims::table::dispatch(
+                proc,
+                p,
+                f.rax,
+                [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9],
+            );
             return;
         }
         // An exception of the application. Handlers are a later issue: the default
@@ -74,8 +81,8 @@ mod partition {
             error_code: h.error_code,
             addr: if h.vector == vector::PF { h.cr2 } else { h.rip },
             regs: [
-                f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, h.rsp, f.r8, f.r9, f.r10, f.r11, f.r12,
-                f.r13, f.r14, f.r15, h.rip, h.rflags,
+                f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, h.rsp, f.r8, f.r9, f.r10, f.r11,
+                f.r12, f.r13, f.r14, f.r15, h.rip, h.rflags,
             ],
         };
         p.die(signal, Some(&report))

@@ -118,7 +118,9 @@ static UPCALL_TOP: AtomicU64 = AtomicU64::new(0);
 /// Use `top` as the upcall stack for both entries.
 pub fn set_upcall_stack(core: usize, top: u64) {
     UPCALL_TOP.store(top, Ordering::Relaxed);
-    crate::rt::platform::core_page(core).upcall_rsp.store(top, Ordering::Relaxed);
+    crate::rt::platform::core_page(core)
+        .upcall_rsp
+        .store(top, Ordering::Relaxed);
 }
 
 /// Start the application: its stack, its entry point, a clean register file

@@ -13,6 +13,9 @@ pub fn init() {
     // SAFETY: the region is mapped read-write for the partition's life, used by
     // nothing else, and init runs once before any allocation.
     unsafe {
-        HEAP.lock().init((RUNTIME_VA + RUNTIME_HEAP_OFF) as *mut u8, RUNTIME_HEAP_SIZE as usize);
+        HEAP.lock().init(
+            (RUNTIME_VA + RUNTIME_HEAP_OFF) as *mut u8,
+            RUNTIME_HEAP_SIZE as usize,
+        );
     }
 }
