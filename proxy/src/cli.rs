@@ -30,6 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run PROGRAM in a new partition; exit with its status.
+    #[command(override_usage = "mote run [OPTIONS] [--] PROGRAM [ARGS]...")]
     Run(RunArgs),
     /// Show what this machine offers (KVM kind, cores, memory) and the backend `run` uses.
     Info,
@@ -50,7 +51,7 @@ pub struct RunArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        value_name = "PROGRAM [ARGS]...",
+        value_name = "PROGRAM",
         value_parser = clap::value_parser!(OsString)
     )]
     pub command: Vec<OsString>,
