@@ -12,7 +12,7 @@
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
 use mote_abi::ikc::{Op, Request, Slot, SPIN_LIMIT};
@@ -176,14 +176,120 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
         }
         return -i64::from(libc::ENOSYS);
     }
+    if let Some(ret) = guard_own_state(nr, args) {
+        return ret;
+    }
     let [a0, a1, a2, a3, a4, a5] = args.map(|a| a as usize);
     // SAFETY: the call acts on the proxy's process on the application's behalf:
     // 1. numbers that would change the proxy's own threads, signal state or address
-    //    space are refused above, so Rust's view of this process stays valid;
+    //    space are refused above, and so are closing or replacing the proxy's own
+    //    descriptors (guard_own_state), so Rust's view of this process stays valid;
     // 2. pointer arguments are application addresses, inside the mirror reservation
     //    that holds no proxy data; the kernel checks them (EFAULT) and writes through
     //    them only into guest memory.
     unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 }
+}
+
+/// The proxy's own descriptors (guest memfd, KVM, vCPUs, ...), sorted: the
+/// application did not open them and must not close or replace them.
+static OWN_FDS: RwLock<Vec<u32>> = RwLock::new(Vec::new());
+
+/// The descriptors open now, besides 0, 1 and 2 (call at start-up: these are the
+/// application's inherited ones; later, to find the proxy's own).
+pub fn open_fds() -> io::Result<Vec<i32>> {
+    let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    // The directory's own descriptor was listed and is closed now.
+    // SAFETY: F_GETFD only queries the descriptor table.
+    fds.retain(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+    fds.sort_unstable();
+    Ok(fds)
+}
+
+/// Protect `fds` from forwarded `close`, `close_range`, `dup2` and `dup3`.
+pub fn protect_fds(fds: impl IntoIterator<Item = i32>) {
+    let mut own = OWN_FDS.write().unwrap_or_else(|p| p.into_inner());
+    own.extend(fds.into_iter().filter_map(|fd| u32::try_from(fd).ok()));
+    own.sort_unstable();
+    own.dedup();
+}
+
+fn is_own_fd(fd: u64) -> bool {
+    u32::try_from(fd).is_ok_and(|fd| {
+        OWN_FDS
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .binary_search(&fd)
+            .is_ok()
+    })
+}
+
+/// Calls that are forwarded in general but would act on the proxy with these
+/// arguments: answered here (`Some`) or left to Linux (`None`).
+fn guard_own_state(nr: u64, args: [u64; 6]) -> Option<i64> {
+    const CLOSE: u64 = Sysno::close.id() as u64;
+    const DUP2: u64 = Sysno::dup2.id() as u64;
+    const DUP3: u64 = Sysno::dup3.id() as u64;
+    const CLOSE_RANGE: u64 = Sysno::close_range.id() as u64;
+    const PRCTL: u64 = Sysno::prctl.id() as u64;
+    match nr {
+        // Not the application's descriptor: as if it were not open.
+        CLOSE if is_own_fd(args[0]) => Some(-i64::from(libc::EBADF)),
+        // Linux's answer when the target number is being set up by someone else.
+        DUP2 | DUP3 if is_own_fd(args[1]) => Some(-i64::from(libc::EBUSY)),
+        CLOSE_RANGE => Some(close_range_around_own(args[0], args[1], args[2])),
+        // Seccomp filters and mm fields would bind the proxy, not the application.
+        PRCTL if args[0] == libc::PR_SET_SECCOMP as u64 || args[0] == libc::PR_SET_MM as u64 => {
+            warn_once(&PRCTL_WARNED, || {
+                format!("mote: refused forwarded prctl option {}", args[0])
+            });
+            Some(-i64::from(libc::EINVAL))
+        }
+        _ => None,
+    }
+}
+
+/// `close_range(first, last, flags)` over the application's descriptors only.
+fn close_range_around_own(first: u64, last: u64, flags: u64) -> i64 {
+    let (Ok(first), Ok(last)) = (u32::try_from(first), u32::try_from(last)) else {
+        return -i64::from(libc::EINVAL);
+    };
+    if first > last {
+        return -i64::from(libc::EINVAL);
+    }
+    // CLOSE_RANGE_UNSHARE would give the offload thread a descriptor table of its
+    // own, apart from the rest of the proxy; the application has nothing to unshare.
+    let flags = flags & !u64::from(libc::CLOSE_RANGE_UNSHARE);
+    let own = OWN_FDS.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut ranges = Vec::new();
+    let mut lo = Some(first);
+    for &fd in own.iter().filter(|&&fd| fd >= first && fd <= last) {
+        if let Some(l) = lo.filter(|&l| fd > l) {
+            ranges.push((l, fd - 1));
+        }
+        lo = fd.checked_add(1);
+    }
+    if let Some(l) = lo.filter(|&l| l <= last) {
+        ranges.push((l, last));
+    }
+    for (lo, hi) in ranges {
+        // SAFETY: closes (or marks close-on-exec) only application descriptors: the
+        // proxy's own are outside every range.
+        let r = unsafe {
+            syscalls::raw::syscall3(
+                Sysno::close_range.id() as usize,
+                lo as usize,
+                hi as usize,
+                flags as usize,
+            )
+        } as i64;
+        if r < 0 {
+            return r;
+        }
+    }
+    0
 }
 
 /// The refused call `nr` names, if it is one.
@@ -196,6 +302,7 @@ pub fn refused(nr: u64) -> Option<Sysno> {
 static REFUSED_WARNED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 static X32_WARNED: AtomicU32 = AtomicU32::new(0);
 static UNKNOWN_OP_WARNED: AtomicU32 = AtomicU32::new(0);
+static PRCTL_WARNED: AtomicU32 = AtomicU32::new(0);
 
 fn warn_once(flag: &AtomicU32, msg: impl FnOnce() -> String) {
     if flag.swap(1, Ordering::Relaxed) == 0 {
@@ -457,6 +564,65 @@ mod tests {
         assert_eq!(refused(Sysno::getppid.id() as u64), None);
         assert_eq!(refused(Sysno::brk.id() as u64), Some(Sysno::brk));
         s.finish(Op::Exit, [0; 6]);
+    }
+
+    #[test]
+    fn the_proxys_own_descriptors_cannot_be_closed_or_replaced() {
+        let s = Server::start();
+        // Four descriptors at fixed numbers nothing else in the tests uses.
+        let (lo, own, mid, hi) = (1000, 1001, 1002, 1003);
+        let (r, _w) = std::io::pipe().unwrap();
+        for fd in [lo, own, mid, hi] {
+            // SAFETY: dup2 onto numbers no other part of the test process uses.
+            assert_eq!(unsafe { libc::dup2(r.as_raw_fd(), fd) }, fd);
+        }
+        protect_fds([own]);
+        let open = |fd: i32| {
+            // SAFETY: F_GETFD only queries the descriptor table.
+            (unsafe { libc::fcntl(fd, libc::F_GETFD) }) >= 0
+        };
+        let ebadf = -i64::from(libc::EBADF);
+        assert_eq!(s.syscall(Sysno::close, [own as u64, 0, 0, 0, 0, 0]), ebadf);
+        assert_eq!(
+            s.syscall(Sysno::dup2, [lo as u64, own as u64, 0, 0, 0, 0]),
+            -i64::from(libc::EBUSY)
+        );
+        assert_eq!(
+            s.syscall(Sysno::prctl, [libc::PR_SET_SECCOMP as u64, 1, 0, 0, 0, 0]),
+            -i64::from(libc::EINVAL)
+        );
+        // close_range over all four closes the application's three only.
+        let r = s.syscall(Sysno::close_range, [lo as u64, hi as u64, 0, 0, 0, 0]);
+        assert_eq!(r, 0);
+        assert!(open(own));
+        assert!(!open(lo) && !open(mid) && !open(hi));
+        assert_eq!(
+            s.syscall(Sysno::close_range, [5, 3, 0, 0, 0, 0]),
+            -i64::from(libc::EINVAL)
+        );
+        // SAFETY: `own` is the duplicate made above; nothing else refers to it.
+        unsafe { libc::close(own) };
+        s.finish(Op::Exit, [0; 6]);
+    }
+
+    #[test]
+    fn close_range_splits_around_own_descriptors() {
+        // Pure range arithmetic on numbers far above anything open.
+        protect_fds([900_010, 900_012]);
+        assert_eq!(close_range_around_own(900_010, 900_010, 0), 0);
+        assert_eq!(close_range_around_own(900_009, 900_013, 0), 0);
+        assert_eq!(
+            close_range_around_own(u64::MAX, 1, 0),
+            -i64::from(libc::EINVAL)
+        );
+    }
+
+    #[test]
+    fn open_fds_lists_real_descriptors() {
+        let (r, _w) = std::io::pipe().unwrap();
+        let fds = open_fds().unwrap();
+        assert!(fds.contains(&r.as_raw_fd()));
+        assert!(fds.iter().all(|&fd| fd > 2));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! together: nothing is left behind.
 
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::mpsc::channel;
 use std::sync::Arc;
@@ -66,6 +67,17 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         }
     };
 
+    // The descriptors the application inherits are its own; the ones the proxy opens
+    // from here on go above LOW_FDS, so the application's first open() gets the
+    // number it gets natively, and forwarded calls cannot close them.
+    let inherited = offload::open_fds().map_err(|e| {
+        (
+            EXIT_MOTE_FAILED,
+            format!("cannot list open descriptors: {e}"),
+        )
+    })?;
+    let low_fds = LowFds::fill().map_err(fail(EXIT_MOTE_FAILED))?;
+
     let guest = Arc::new(GuestMem::new(a.mem).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);
     // Before any thread exists: nothing of ours may land in the application's range.
     let mirror = Arc::new(Mirror::reserve(&guest).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);
@@ -108,6 +120,15 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             )
         })?;
 
+    drop(low_fds);
+    let own = offload::open_fds().map_err(|e| {
+        (
+            EXIT_MOTE_FAILED,
+            format!("cannot list open descriptors: {e}"),
+        )
+    })?;
+    offload::protect_fds(own.into_iter().filter(|fd| !inherited.contains(fd)));
+
     offload::default_sigpipe();
     let (tx, rx) = channel();
     for core in 0..a.cores {
@@ -140,6 +161,29 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             ))
         }
     })
+}
+
+/// The proxy's own descriptors start here.
+const LOW_FDS: i32 = 64;
+
+/// Placeholders on every free descriptor number below `LOW_FDS` while the proxy
+/// opens its own (guest memory, KVM, vCPUs); dropping it frees them for the
+/// application.
+struct LowFds(#[allow(dead_code)] Vec<std::fs::File>);
+
+impl LowFds {
+    fn fill() -> Result<LowFds, String> {
+        let mut held = Vec::new();
+        loop {
+            let f = std::fs::File::open("/dev/null")
+                .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+            if f.as_raw_fd() >= LOW_FDS - 1 {
+                held.push(f);
+                return Ok(LowFds(held));
+            }
+            held.push(f);
+        }
+    }
 }
 
 /// 16 bytes for AT_RANDOM.
