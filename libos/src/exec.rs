@@ -308,6 +308,7 @@ impl Process {
             hwcap: self.hwcap.0,
             hwcap2: self.hwcap.1,
             minsigstksz: self.minsigstksz,
+            direct_entry: self.direct_entry,
         };
         let st = stack::build(
             USER_STACK_TOP,

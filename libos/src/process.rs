@@ -41,6 +41,8 @@ pub struct Process {
     /// `AT_MINSIGSTKSZ` for the initial stack; 0 means `stack::DEFAULT_MINSIGSTKSZ`.
     /// The runtime sets the real signal-frame size here once it knows it.
     pub minsigstksz: u64,
+    /// The runtime's direct system-call entry, passed as `AT_MOTE_SYSCALL` (0: none).
+    pub direct_entry: u64,
     /// Log decisions that are normal (e.g. `rseq` refused) too.
     pub debug: bool,
     logged: BTreeSet<u64>,
@@ -59,6 +61,7 @@ impl Process {
             hwcap: (boot.hwcap, boot.hwcap2),
             random: boot.random,
             minsigstksz: 0,
+            direct_entry: 0,
             debug: boot.flags & BOOT_F_DEBUG != 0,
             logged: BTreeSet::new(),
         }

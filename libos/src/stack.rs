@@ -45,6 +45,8 @@ pub struct Auxv {
     pub hwcap: u64,
     pub hwcap2: u64,
     pub minsigstksz: u64,
+    /// The runtime's direct system-call entry (`AT_MOTE_SYSCALL`; 0 = none).
+    pub direct_entry: u64,
 }
 
 /// Everything the initial stack holds.
@@ -163,7 +165,7 @@ fn aux_pairs(sp: &StackParams<'_>, platform: u64, random: u64, execfn: u64) -> V
     } else {
         a.minsigstksz
     };
-    vec![
+    let mut v = vec![
         (AT_MINSIGSTKSZ, minsig),
         (AT_HWCAP, a.hwcap),
         (AT_PAGESZ, PAGE_SIZE),
@@ -183,8 +185,12 @@ fn aux_pairs(sp: &StackParams<'_>, platform: u64, random: u64, execfn: u64) -> V
         (AT_HWCAP2, a.hwcap2),
         (AT_EXECFN, execfn),
         (AT_PLATFORM, platform),
-        (AT_NULL, 0),
-    ]
+    ];
+    if a.direct_entry != 0 {
+        v.push((mote_abi::boot::AT_MOTE_SYSCALL, a.direct_entry));
+    }
+    v.push((AT_NULL, 0));
+    v
 }
 
 #[cfg(test)]
@@ -266,6 +272,7 @@ mod tests {
                 hwcap: 0x178bfbff,
                 hwcap2: 2,
                 minsigstksz: 0,
+                direct_entry: 0,
             },
         }
     }
@@ -302,6 +309,10 @@ mod tests {
         assert_eq!(a[&AT_HWCAP2], 2);
         assert_eq!(a[&AT_CLKTCK], 100);
         assert_eq!(a[&AT_MINSIGSTKSZ], DEFAULT_MINSIGSTKSZ);
+        assert!(
+            !a.contains_key(&mote_abi::boot::AT_MOTE_SYSCALL),
+            "no direct entry unless given"
+        );
         assert_eq!(*p.aux_order.last().unwrap(), AT_NULL);
         assert_eq!(p.aux_order.len(), 20);
         let at = |va: u64, n: usize| {

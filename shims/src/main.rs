@@ -45,6 +45,7 @@ mod partition {
         let p = PLATFORM.call_once(|| rt::platform::Kvm { boot, core: 0 });
         rt::entry::set_upcall_stack(0, mote_abi::layout::upcall_stack_top(0));
         let mut proc = Process::new(boot);
+        proc.direct_entry = rt::entry::direct_entry_addr();
         let entry = match proc.exec_from_boot(p, boot, rt::args_block(boot)) {
             Ok(Entry { rip, rsp }) => (rip, rsp),
             Err(e) => {
@@ -54,6 +55,22 @@ mod partition {
         };
         *PROCESS.lock() = Some(proc);
         rt::entry::enter_app(entry.0, entry.1)
+    }
+
+    /// `mote_syscall`: a system call by a plain function call (no trap).
+    #[allow(clippy::too_many_arguments)]
+    pub extern "C" fn direct_syscall(
+        nr: u64,
+        a0: u64,
+        a1: u64,
+        a2: u64,
+        a3: u64,
+        a4: u64,
+        a5: u64,
+    ) -> u64 {
+        let mut guard = PROCESS.lock();
+        let proc = guard.as_mut().expect("process before first call");
+        mote_shims::table::dispatch(proc, platform(), nr, [a0, a1, a2, a3, a4, a5])
     }
 
     /// Every system call and exception of the application.

@@ -64,6 +64,14 @@ pub struct BootInfo {
     pub random: [u8; 16],
 }
 
+/// Auxiliary-vector type under which a mote application finds the runtime's direct
+/// system-call entry: `long mote_syscall(long nr, long a0, …, long a5)`, a plain
+/// C-ABI function returning what the `syscall` instruction would (`-errno` on
+/// failure). Cooperative or relinked code calls it instead of trapping:
+/// `getauxval(AT_MOTE_SYSCALL)` is 0 outside mote. ("mote" in ASCII; far above
+/// Linux's own AT_* values.)
+pub const AT_MOTE_SYSCALL: u64 = 0x6d6f_7465;
+
 /// The CPU supports `wrfsbase` at CPL3 (CR4.FSGSBASE is set).
 pub const BOOT_F_FSGSBASE: u32 = 1 << 0;
 /// Print libos's decisions on the debug console (`MOTE_DEBUG=1`).

@@ -53,6 +53,22 @@ mote_syscall_entry:
     push r11
     iretq
 
+    // The direct entry (`AT_MOTE_SYSCALL`): a C-ABI call from the application,
+    // `long mote_syscall(nr, a0, a1, a2, a3, a4, a5)`, served on the upcall stack
+    // without any trap.
+    .global mote_syscall
+mote_syscall:
+    push rbp
+    mov rbp, rsp
+    mov rax, [rbp + 16]
+    mov rsp, [rip + {top}]
+    push rbp
+    push rax
+    call {direct}
+    mov rsp, rbp
+    pop rbp
+    ret
+
     .global mote_trap_entry
 mote_trap_entry:
     push rax
@@ -102,6 +118,7 @@ mote_trap_entry:
     uds = const 0x1b,
     ucs = const 0x23,
     trap = sym crate::partition::shim_trap,
+    direct = sym crate::partition::direct_syscall,
     rip = const offset_of!(UpcallHeader, rip),
     rflags = const offset_of!(UpcallHeader, rflags),
     rsp = const offset_of!(UpcallHeader, rsp),
@@ -115,7 +132,16 @@ static SYSCALL_RSP: AtomicU64 = AtomicU64::new(0);
 /// Top of the upcall stack `mote_syscall_entry` switches to (one core).
 static UPCALL_TOP: AtomicU64 = AtomicU64::new(0);
 
-/// Use `top` as the upcall stack for both entries.
+unsafe extern "C" {
+    static mote_syscall: u8;
+}
+
+/// Address of the direct system-call entry (`AT_MOTE_SYSCALL`).
+pub fn direct_entry_addr() -> u64 {
+    core::ptr::addr_of!(mote_syscall) as u64
+}
+
+/// Use `top` as the upcall stack for all three entries.
 pub fn set_upcall_stack(core: usize, top: u64) {
     UPCALL_TOP.store(top, Ordering::Relaxed);
     crate::rt::platform::core_page(core)
