@@ -4,8 +4,10 @@
 //! with `goblin`) and its size, and answers with a [`LoadPlan`] or a [`LoadError`]
 //! whose one-line `Display` names the cause and the fix. It accepts static `ET_EXEC`
 //! programs and static-PIE (`ET_DYN` without `PT_INTERP`, loaded at
-//! `layout::USER_PIE_BASE`); programs that need an interpreter wait for the
-//! dynamic-ELF issue. No memory is touched here: `exec` carries the plan out.
+//! `layout::USER_PIE_BASE`), and dynamically linked programs, whose interpreter
+//! (`PT_INTERP`, the dynamic linker) `exec` loads beside them at
+//! `layout::INTERP_BASE`, as Linux does. No memory is touched here: `exec`
+//! carries the plan out.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -62,6 +64,8 @@ pub struct LoadPlan {
     pub exec_stack: bool,
     /// Where brk starts: the page after the highest segment.
     pub brk_start: u64,
+    /// `PT_INTERP`: the program interpreter (dynamic linker) to load with it.
+    pub interp: Option<String>,
 }
 
 /// A page-aligned range to map with one protection.
@@ -135,8 +139,11 @@ pub enum LoadError {
     WrongMachine(u16),
     /// Not `ET_EXEC` or `ET_DYN`.
     NotExecutable(u16),
-    /// Has a `PT_INTERP`.
-    Dynamic { interp: Option<String> },
+    /// The `PT_INTERP` name lies beyond what the loader reads, or is empty.
+    BadInterp,
+    /// The interpreter itself is not a shared object (`ET_DYN`) or wants another
+    /// interpreter.
+    InterpNotLoadable,
     /// `e_phentsize` is not 56.
     BadPhentsize(u16),
     /// No program headers, or more than Linux accepts.
@@ -185,10 +192,13 @@ impl fmt::Display for LoadError {
                 "not an executable (ELF type ET_{}): link it into a program first",
                 header::et_to_str(*t)
             ),
-            Dynamic { interp } => write!(
+            BadInterp => write!(
                 f,
-                "dynamically linked (interpreter {}): mote runs static and static-PIE programs only for now; link with -static",
-                interp.as_deref().unwrap_or("named in PT_INTERP")
+                "malformed ELF: the interpreter name (PT_INTERP) is empty or lies past the first {HEAD_MAX} bytes"
+            ),
+            InterpNotLoadable => write!(
+                f,
+                "the program interpreter is not a self-contained shared object (ET_DYN without PT_INTERP)"
             ),
             BadPhentsize(n) => write!(
                 f,
@@ -224,6 +234,12 @@ impl fmt::Display for LoadError {
 /// `file_size`. `head` should hold `min(HEAD_LEN, file_size)` bytes; when more are
 /// needed the answer is `Err(NeedBytes(n))` (n ≤ `HEAD_MAX`, n ≤ `file_size`).
 pub fn plan(head: &[u8], file_size: u64) -> Result<LoadPlan, LoadError> {
+    plan_at(head, file_size, USER_PIE_BASE)
+}
+
+/// As [`plan`], placing a position-independent (`ET_DYN`) file at `base` — the
+/// program at `USER_PIE_BASE`, its interpreter at `INTERP_BASE`.
+pub fn plan_at(head: &[u8], file_size: u64, base: u64) -> Result<LoadPlan, LoadError> {
     if head.len() < 4 || head[..4] != header::ELFMAG[..] {
         return Err(LoadError::NotElf);
     }
@@ -283,24 +299,25 @@ pub fn plan(head: &[u8], file_size: u64) -> Result<LoadPlan, LoadError> {
     let phdrs = ProgramHeader::parse(head, eh.e_phoff as usize, eh.e_phnum as usize, ctx)
         .map_err(|_| LoadError::BadPhnum(eh.e_phnum))?;
 
-    if let Some(interp) = phdrs.iter().find(|p| p.p_type == ph::PT_INTERP) {
-        let (s, e) = (
-            interp.p_offset,
-            interp.p_offset.saturating_add(interp.p_filesz),
-        );
-        if e <= head.len() as u64 {
+    let interp = match phdrs.iter().find(|p| p.p_type == ph::PT_INTERP) {
+        None => None,
+        Some(ip) => {
+            let (s, e) = (ip.p_offset, ip.p_offset.saturating_add(ip.p_filesz));
+            if e > head.len() as u64 {
+                return if e <= file_size && e <= HEAD_MAX as u64 {
+                    Err(LoadError::NeedBytes(e as usize))
+                } else {
+                    Err(LoadError::BadInterp)
+                };
+            }
             let raw = &head[s as usize..e as usize];
             let name = raw.split(|&b| b == 0).next().unwrap_or(raw);
-            return Err(LoadError::Dynamic {
-                interp: Some(String::from_utf8_lossy(name).into_owned()),
-            });
+            if name.is_empty() {
+                return Err(LoadError::BadInterp);
+            }
+            Some(String::from_utf8_lossy(name).into_owned())
         }
-        if e <= file_size && e <= HEAD_MAX as u64 {
-            return Err(LoadError::NeedBytes(e as usize));
-        }
-        return Err(LoadError::Dynamic { interp: None });
-    }
-
+    };
     let pie = eh.e_type == header::ET_DYN;
     let loads: Vec<(usize, &ProgramHeader)> = phdrs
         .iter()
@@ -319,7 +336,7 @@ pub fn plan(head: &[u8], file_size: u64) -> Result<LoadPlan, LoadError> {
             .unwrap_or(PAGE_SIZE)
             .max(PAGE_SIZE);
         let min = loads.iter().map(|(_, p)| p.p_vaddr).min().unwrap_or(0);
-        USER_PIE_BASE.wrapping_sub(align_down(min, align))
+        base.wrapping_sub(align_down(min, align))
     } else {
         0
     };
@@ -398,6 +415,7 @@ pub fn plan(head: &[u8], file_size: u64) -> Result<LoadPlan, LoadError> {
         pie,
         exec_stack,
         brk_start: align_up(brk, PAGE_SIZE),
+        interp,
     })
 }
 
@@ -488,19 +506,26 @@ mod tests {
     }
 
     #[test]
-    fn dynamic_ls_is_refused_naming_its_interpreter() {
+    fn dynamic_ls_is_planned_with_its_interpreter() {
         let data = std::fs::read("/bin/ls").expect("/bin/ls");
-        let err = plan_file(&data).unwrap_err();
-        assert_eq!(
-            err,
-            LoadError::Dynamic {
-                interp: Some("/lib64/ld-linux-x86-64.so.2".into())
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            "dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2): mote runs static and static-PIE programs only for now; link with -static"
-        );
+        let plan = plan_file(&data).unwrap();
+        assert_eq!(plan.interp.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
+        assert!(plan.pie, "Debian builds /bin/ls as PIE");
+        assert!(plan.segments[0].vaddr >= USER_PIE_BASE);
+    }
+
+    #[test]
+    fn the_dynamic_linker_is_placed_at_the_requested_base() {
+        let data = std::fs::read("/lib64/ld-linux-x86-64.so.2").expect("ld.so");
+        let plan = plan_at(
+            &data[..HEAD_LEN],
+            data.len() as u64,
+            mote_abi::layout::INTERP_BASE,
+        )
+        .unwrap();
+        assert!(plan.interp.is_none());
+        assert_eq!(plan.bias, mote_abi::layout::INTERP_BASE);
+        assert!(plan.entry > plan.bias);
     }
 
     #[test]

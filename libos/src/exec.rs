@@ -12,7 +12,7 @@ use core::fmt;
 
 use mote_abi::boot::{parse_strings, BootInfo};
 use mote_abi::errno::Errno;
-use mote_abi::layout::{PAGE_SIZE, USER_STACK_TOP};
+use mote_abi::layout::{INTERP_BASE, PAGE_SIZE, USER_PIE_BASE, USER_STACK_TOP};
 use syscalls::Sysno;
 
 use crate::elf::{self, LoadError, LoadPlan, HEAD_LEN};
@@ -82,6 +82,8 @@ pub enum ExecErrorKind {
     Read(Errno),
     /// The ELF file cannot be run.
     Load(LoadError),
+    /// The program's interpreter (`PT_INTERP`) cannot be opened.
+    Interp(String, Errno),
     /// Mapping the program or its stack failed (partition memory exhausted).
     Memory(Errno),
     /// Arguments and environment are too large.
@@ -100,7 +102,9 @@ impl ExecError {
     /// not exist, 126 when it cannot be executed.
     pub fn status(&self) -> i32 {
         match self.kind {
-            ExecErrorKind::Open(Errno::ENOENT) | ExecErrorKind::Open(Errno::ENOTDIR) => 127,
+            ExecErrorKind::Open(Errno::ENOENT)
+            | ExecErrorKind::Open(Errno::ENOTDIR)
+            | ExecErrorKind::Interp(_, Errno::ENOENT) => 127,
             _ => 126,
         }
     }
@@ -128,6 +132,11 @@ impl fmt::Display for ExecError {
             ),
             Read(e) => write!(f, "cannot read it ({e:?})"),
             Load(e) => write!(f, "{e}"),
+            Interp(path, Errno::ENOENT) => write!(
+                f,
+                "its interpreter {path} does not exist (the program was built for another system; run it where its dynamic linker is installed, or link it -static)"
+            ),
+            Interp(path, e) => write!(f, "cannot open its interpreter {path} ({e:?})"),
             Memory(e) => write!(
                 f,
                 "not enough partition memory to load it ({e:?}); give the run more with --mem"
@@ -273,9 +282,26 @@ impl Process {
         if self.mm.tables_given() == 0 {
             self.mm.init(p).map_err(ExecErrorKind::Memory)?;
         }
-        let plan = read_plan(file)?;
+        let plan = read_plan(file, USER_PIE_BASE)?;
         self.map_image(p, file, &plan)?;
         self.mm.set_brk_start(plan.brk_start);
+        // A dynamically linked program starts in its interpreter, which finds the
+        // program through AT_PHDR/AT_ENTRY and itself through AT_BASE.
+        let (start, base) = match &plan.interp {
+            None => (plan.entry, 0),
+            Some(path) => {
+                let ld = ForwardedFile::open(p, path.as_bytes()).map_err(|e| match e {
+                    ExecErrorKind::Open(errno) => ExecErrorKind::Interp(path.clone(), errno),
+                    other => other,
+                })?;
+                let ip = read_plan(&ld, INTERP_BASE)?;
+                if ip.interp.is_some() || !ip.pie {
+                    return Err(ExecErrorKind::Load(LoadError::InterpNotLoadable));
+                }
+                self.map_image(p, &ld, &ip)?;
+                (ip.entry, ip.bias)
+            }
+        };
 
         let stack_prot = PROT_READ | PROT_WRITE | if plan.exec_stack { PROT_EXEC } else { 0 };
         self.mm
@@ -300,7 +326,7 @@ impl Process {
             phent: plan.phent,
             phnum: plan.phnum,
             entry: plan.entry,
-            base: 0,
+            base,
             uid: id(Sysno::getuid),
             euid: id(Sysno::geteuid),
             gid: id(Sysno::getgid),
@@ -323,7 +349,7 @@ impl Process {
         .map_err(ExecErrorKind::TooBig)?;
         p.write_mem(st.rsp, &st.bytes);
         Ok(Entry {
-            rip: plan.entry,
+            rip: start,
             rsp: st.rsp,
         })
     }
@@ -363,14 +389,14 @@ impl Process {
 }
 
 /// Read the head of the file and plan, reading more while the planner asks.
-fn read_plan(file: &impl ExecFile) -> Result<LoadPlan, ExecErrorKind> {
+fn read_plan(file: &impl ExecFile, base: u64) -> Result<LoadPlan, ExecErrorKind> {
     let size = file.size();
     let mut want = HEAD_LEN.min(size as usize);
     loop {
         let mut head = vec![0u8; want];
         let n = file.read_head(&mut head).map_err(ExecErrorKind::Read)?;
         head.truncate(n);
-        match elf::plan(&head, size) {
+        match elf::plan_at(&head, size, base) {
             Err(LoadError::NeedBytes(m)) if m > n && n == want => want = m,
             Err(LoadError::NeedBytes(_)) => {
                 // The file shrank under us: treat as truncated.
@@ -479,23 +505,36 @@ mod tests {
         let p = FakePlatform::new();
         let mut pr = Process::new(&boot());
         let args = ExecArgs {
-            path: b"/bin/ls",
-            argv: vec![b"ls"],
+            path: b"/tmp/cut",
+            argv: vec![b"cut"],
             envp: vec![],
         };
-        let data = std::fs::read("/bin/ls").unwrap();
+        // busybox cut short inside its program headers.
+        let data = std::fs::read("/bin/busybox").unwrap()[..100].to_vec();
         let err = pr.load(&p, &HostFile(data), &args).unwrap_err();
         assert!(matches!(
             err,
-            ExecErrorKind::Load(LoadError::Dynamic { .. })
+            ExecErrorKind::Load(LoadError::TruncatedPhdrs { .. })
         ));
         assert_eq!(pr.mm.vmas().count(), 0);
         let e = ExecError {
-            path: "/bin/ls".into(),
+            path: "/tmp/cut".into(),
             kind: err,
         };
-        assert!(e.to_string().starts_with("/bin/ls: dynamically linked"));
+        assert!(e.to_string().starts_with("/tmp/cut: truncated ELF"));
         assert_eq!(e.status(), 126);
+    }
+
+    #[test]
+    fn a_missing_interpreter_is_named() {
+        let e = ExecError {
+            path: "/opt/x".into(),
+            kind: ExecErrorKind::Interp("/lib/ld-musl-x86_64.so.1".into(), Errno::ENOENT),
+        };
+        assert!(e
+            .to_string()
+            .contains("interpreter /lib/ld-musl-x86_64.so.1 does not exist"));
+        assert_eq!(e.status(), 127);
     }
 
     #[test]

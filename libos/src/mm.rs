@@ -295,7 +295,13 @@ impl AddressSpace {
         let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
         if !anon {
             if shared {
-                self.note(p, Note::SharedFile, "mmap: MAP_SHARED of a file is not supported yet (file mmap pass-through is a later issue); returning ENODEV");
+                // Until file mmap pass-through (a later issue) the application gets
+                // ENODEV. Read-only shared maps of caches (glibc's gconv and locale
+                // files) are routine and fall back to read(); a writable one means
+                // the program wants shared memory, which deserves a word.
+                if prot & PROT_WRITE != 0 {
+                    self.note(p, Note::SharedFile, "mmap: writable MAP_SHARED of a file is not supported yet (file mmap pass-through is a later issue); returning ENODEV");
+                }
                 return Err(Errno::ENODEV);
             }
             if off.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
@@ -1554,9 +1560,15 @@ mod tests {
             Err(Errno::EBADF)
         );
         assert_eq!(mm.vmas().count(), 1);
-        // Shared file mappings are a later issue, refused visibly.
+        // Shared file mappings are a later issue: ENODEV, and a word on stderr
+        // when the program wanted to write through one.
         assert_eq!(
             mm.mmap(&p, 0, PAGE_SIZE, PROT_READ, MAP_SHARED, 5, 0),
+            Err(Errno::ENODEV)
+        );
+        assert_eq!(p.st.borrow().logs.len(), 0);
+        assert_eq!(
+            mm.mmap(&p, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 5, 0),
             Err(Errno::ENODEV)
         );
         assert_eq!(p.st.borrow().logs.len(), 1);

@@ -32,6 +32,9 @@ pub enum ElfKind {
     Static,
     /// `ET_DYN` without an interpreter.
     StaticPie,
+    /// Needs its program interpreter (`PT_INTERP`, the dynamic linker), which
+    /// libos loads beside it.
+    Dynamic,
 }
 
 /// A program that passed every check.
@@ -78,17 +81,19 @@ pub enum ProgramError {
     #[error("malformed ELF file ({0})")]
     Malformed(String),
     #[error(
-        "dynamically linked (interpreter {0}); mote runs static and static-PIE programs for \
-         now (link with -static)"
+        "its interpreter {0} does not exist (the program was built for another system; run it \
+         where its dynamic linker is installed, or link it -static)"
     )]
-    Dynamic(String),
+    NoInterpreter(String),
 }
 
 impl ProgramError {
     /// The shell's exit status for this refusal.
     pub fn exit_status(&self) -> i32 {
         match self {
-            ProgramError::NotInPath | ProgramError::NoSuchFile => EXIT_NOT_FOUND,
+            ProgramError::NotInPath | ProgramError::NoSuchFile | ProgramError::NoInterpreter(_) => {
+                EXIT_NOT_FOUND
+            }
             _ => EXIT_CANNOT_EXECUTE,
         }
     }
@@ -217,6 +222,7 @@ pub fn check_elf(path: &Path) -> Result<(ElfKind, u64), ProgramError> {
         .map_err(|e| ProgramError::Malformed(e.to_string()))?;
 
     let mut loads = 0;
+    let mut kind = kind;
     for ph in &phdrs {
         match ph.p_type {
             PT_INTERP => {
@@ -227,7 +233,10 @@ pub fn check_elf(path: &Path) -> Result<(ElfKind, u64), ProgramError> {
                 })?;
                 let end = interp.iter().position(|&b| b == 0).unwrap_or(interp.len());
                 let name = String::from_utf8_lossy(&interp[..end]).into_owned();
-                return Err(ProgramError::Dynamic(name));
+                if !Path::new(&name).is_file() {
+                    return Err(ProgramError::NoInterpreter(name));
+                }
+                kind = ElfKind::Dynamic;
             }
             PT_LOAD => {
                 loads += 1;
@@ -254,7 +263,7 @@ pub fn check_elf(path: &Path) -> Result<(ElfKind, u64), ProgramError> {
     if loads == 0 {
         return Err(ProgramError::Malformed("no loadable segments".into()));
     }
-    if kind == ElfKind::StaticPie && h.e_entry == 0 {
+    if kind != ElfKind::Static && h.e_entry == 0 {
         return Err(ProgramError::SharedLibrary);
     }
     Ok((kind, h.e_entry))
@@ -358,14 +367,28 @@ mod tests {
     }
 
     #[test]
-    fn dynamic_ls_is_refused_with_its_interpreter() {
-        let e = check_elf(Path::new("/bin/ls")).unwrap_err();
-        let ProgramError::Dynamic(interp) = &e else {
-            panic!("{e}")
-        };
-        assert!(interp.contains("ld-linux"), "{interp}");
-        assert_eq!(e.exit_status(), 126);
-        assert!(e.to_string().contains("(link with -static)"));
+    fn dynamic_ls_is_accepted() {
+        let (kind, entry) = check_elf(Path::new("/bin/ls")).unwrap();
+        assert_eq!(kind, ElfKind::Dynamic);
+        assert_ne!(entry, 0);
+    }
+
+    #[test]
+    fn missing_interpreter_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("mote-interp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut data = std::fs::read("/bin/ls").unwrap();
+        let at = data
+            .windows(27)
+            .position(|w| w == b"/lib64/ld-linux-x86-64.so.2")
+            .unwrap();
+        data[at..at + 27].copy_from_slice(b"/lib64/ld-missing-x86-64.so");
+        let f = dir.join("ls-other");
+        std::fs::write(&f, &data).unwrap();
+        let e = check_elf(&f).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(&e, ProgramError::NoInterpreter(i) if i == "/lib64/ld-missing-x86-64.so"));
+        assert_eq!(e.exit_status(), 127);
     }
 
     #[test]

@@ -130,14 +130,31 @@ fn directory_is_refused() {
     assert_refused(&Program::new(dir.path()).mote());
 }
 
-/// Dynamically linked ELFs need their interpreter loaded, which is a later
-/// issue; until then mote must refuse them clearly.
+/// A dynamically linked program whose interpreter is missing (built for another
+/// system) is refused by name, with the shell's "not found" status.
 #[test]
-fn dynamic_elf_is_refused_for_now() {
+fn dynamic_elf_with_a_missing_interpreter_is_refused() {
     let dynamic = ["/bin/true", "/usr/bin/true", "/bin/ls", "/usr/bin/env"]
         .into_iter()
         .map(PathBuf::from)
         .find(|p| fs::read(p).map(|b| has_interp(&b)).unwrap_or(false))
         .expect("no dynamically linked program found among /bin/true, /usr/bin/true, /bin/ls, /usr/bin/env");
-    assert_refused(&Program::new(dynamic).mote());
+    let mut data = fs::read(&dynamic).unwrap();
+    let name = b"/lib64/ld-linux-x86-64.so.2";
+    let at = data
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("the usual x86_64 interpreter name");
+    data[at..at + name.len()].copy_from_slice(b"/lib64/ld-missing-x86-64.so");
+    let dir = TempDir::new("missing-interp");
+    let prog = dir.file("other-system", &data);
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
+    let run = Program::new(&prog).mote();
+    assert_refused(&run);
+    assert_eq!(run.status, 127);
+    assert!(
+        run.stderr_text().contains("/lib64/ld-missing-x86-64.so"),
+        "{}",
+        run.stderr_text()
+    );
 }

@@ -1,5 +1,6 @@
-//! The C applications in `apps/`: prerequisites and the build
-//! (`gcc -static -O2 -Wall -Werror`, one program per `.c` file).
+//! The C applications in `apps/`: prerequisites and the build, one program per
+//! `.c` file: `apps/*.c` static (`gcc -static -O2 -Wall -Werror`), and
+//! `apps/dynamic/*.c` as ordinary dynamically linked PIE programs.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,10 @@ use crate::error::Error;
 use crate::step;
 
 const GCC_FIX: &str = "install Debian packages gcc libc6-dev";
-const CFLAGS: &[&str] = &["-static", "-O2", "-Wall", "-Werror"];
+/// Flags for `apps/*.c`.
+pub const STATIC: &[&str] = &["-static", "-O2", "-Wall", "-Werror"];
+/// Flags for `apps/dynamic/*.c` (gcc's defaults: dynamic, PIE).
+pub const DYNAMIC: &[&str] = &["-O2", "-Wall", "-Werror"];
 
 /// gcc must run and find a static libc (`libc.a`, from libc6-dev).
 pub fn check_prerequisites() -> Result<(), Error> {
@@ -38,7 +42,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
 
 /// Compiles every `src_dir/*.c` into `out_dir/<name>`, skipping programs newer
 /// than their source (and than every `src_dir/*.h`). Returns the programs.
-pub fn build_all(src_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, Error> {
+pub fn build_all(src_dir: &Path, out_dir: &Path, cflags: &[&str]) -> Result<Vec<PathBuf>, Error> {
     let io = |context: String| move |e| Error::Io { context, source: e };
     let mut sources = Vec::new();
     let mut newest_header = None;
@@ -68,7 +72,7 @@ pub fn build_all(src_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>, Error> 
             // Compile to a temporary name so a failed build never leaves a stale program.
             let tmp = out.with_extension("tmp");
             let mut cmd = Command::new("gcc");
-            cmd.args(CFLAGS).arg("-o").arg(&tmp).arg(src);
+            cmd.args(cflags).arg("-o").arg(&tmp).arg(src);
             let command = step::show(&cmd);
             let status = cmd
                 .status()

@@ -125,7 +125,14 @@ impl Workspace {
 
     fn build_apps(&self) -> Result<Vec<PathBuf>, Error> {
         apps::check_prerequisites()?;
-        apps::build_all(&self.root.join("apps"), &self.apps_dir())
+        let apps = self.root.join("apps");
+        let mut built = apps::build_all(&apps, &self.apps_dir(), apps::STATIC)?;
+        built.extend(apps::build_all(
+            &apps.join("dynamic"),
+            &self.apps_dir(),
+            apps::DYNAMIC,
+        )?);
+        Ok(built)
     }
 
     fn demo(&self) -> Result<(), Error> {

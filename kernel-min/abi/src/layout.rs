@@ -59,8 +59,11 @@ pub const USER_END: u64 = 0x4000_0000_0000;
 pub const USER_STACK_TOP: u64 = 0x3fff_f000_0000;
 /// Top-down mmap allocations start below here (leaving room for the stack).
 pub const USER_MMAP_TOP: u64 = 0x3fff_0000_0000;
-/// Load base of static-PIE executables.
+/// Load base of position-independent executables.
 pub const USER_PIE_BASE: u64 = 0x1000_0000_0000;
+/// Load base of the program interpreter (the dynamic linker), as Linux puts it in
+/// the mmap area; its own mmaps (shared libraries) go top-down from `USER_MMAP_TOP`.
+pub const INTERP_BASE: u64 = 0x2000_0000_0000;
 
 /// Start of the runtime's (libos + shims) region.
 pub const LIBOS_VA: u64 = USER_END;
