@@ -10,6 +10,10 @@
  *
  * The figures are per call, from the per-batch averages.
  *
+ * With --raw, each call also gets a line with every per-call sample in order:
+ *
+ *   getpid raw_ns=104.1,103.9,...
+ *
  * Under mote, the same two calls are also measured through mote's direct entry
  * (`getauxval(AT_MOTE_SYSCALL)`: a plain function call into the runtime instead
  * of the `syscall` instruction), as `getpid_direct` and `getppid_direct`.
@@ -18,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -42,6 +47,7 @@ static double now_ns(void)
 typedef long (*direct_fn)(long, long, long, long, long, long, long);
 static direct_fn direct;
 static int use_direct;
+static int raw; /* --raw: also print every sample */
 
 static double batch_ns(long nr, long batch)
 {
@@ -69,19 +75,33 @@ static void measure(const char *name, long nr)
 	while (batch < MAX_BATCH && batch_ns(nr, batch) < TARGET_NS)
 		batch *= 2;
 
-	static double per_call[SAMPLES];
+	static double per_call[SAMPLES], unsorted[SAMPLES];
 	for (int s = 0; s < SAMPLES; s++)
-		per_call[s] = batch_ns(nr, batch) / (double)batch;
+		per_call[s] = unsorted[s] = batch_ns(nr, batch) / (double)batch;
 	qsort(per_call, SAMPLES, sizeof per_call[0], cmp);
 	double median = (per_call[SAMPLES / 2 - 1] + per_call[SAMPLES / 2]) / 2.0;
 	double p99 = per_call[(SAMPLES * 99 + 99) / 100 - 1];
 	printf("%s median_ns=%.1f p99_ns=%.1f min_ns=%.1f batch=%ld samples=%d\n", name, median, p99,
 	       per_call[0], batch, SAMPLES);
+	if (raw) {
+		printf("%s raw_ns=", name);
+		for (int s = 0; s < SAMPLES; s++)
+			printf(s ? ",%.1f" : "%.1f", unsorted[s]);
+		putchar('\n');
+	}
 	fflush(stdout);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--raw") == 0) {
+			raw = 1;
+		} else {
+			fprintf(stderr, "usage: latency [--raw]\n");
+			return 2;
+		}
+	}
 	/* Sanity: the calls must answer what Linux answers. */
 	if (syscall(SYS_getpid) != getpid() || syscall(SYS_getppid) <= 0) {
 		fprintf(stderr, "latency: getpid/getppid returned nonsense\n");
