@@ -18,8 +18,8 @@ struct Figures {
 /// The calls the program reports, in the order of the table.
 /// (line under mote, native line it is compared with, what it measures)
 const CALLS: &[(&str, &str, &str)] = &[
-    ("getpid", "getpid", "local, trapped"),
-    ("getppid", "getppid", "forwarded, trapped"),
+    ("getpid", "getpid", "local, syscall insn"),
+    ("getppid", "getppid", "forwarded, syscall"),
     ("getpid_direct", "getpid", "local, direct entry"),
     ("getppid_direct", "getppid", "forwarded, direct"),
 ];
