@@ -1,4 +1,5 @@
-//! The `mote` command line: `mote run [...] PROGRAM [ARGS...]` and `mote info`.
+//! The `mote` command line: `mote run [...] PROGRAM [ARGS...]`, `mote info` and
+//! `mote bench`.
 //!
 //! Parsing only; what the commands do lives in `run` and `info`. Every message the
 //! proxy prints starts with `mote: `, clap's own usage errors included.
@@ -34,6 +35,30 @@ pub enum Command {
     Run(RunArgs),
     /// Show what this machine offers (KVM kind, cores, memory) and the backend `run` uses.
     Info,
+    /// Run the workloads natively and under mote, pinned to the same core; print a table.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Short runs (small problem sizes, 3 repetitions): under 2 minutes.
+    #[arg(long)]
+    pub quick: bool,
+    /// Write every run's figures and raw samples to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
+    /// Draw SVG pictures (FWQ timelines, latency histogram) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<std::path::PathBuf>,
+    /// Also run FWQ with a competing Linux load (busy loop, memory, file I/O) on the Linux core.
+    #[arg(long)]
+    pub load: bool,
+    /// Repetitions per side (default 3 with --quick, else 5).
+    #[arg(long, value_name = "N")]
+    pub reps: Option<usize>,
+    /// Workloads to run (default: all): latency, fwq, gups, stream, alloc, cg, startup.
+    #[arg(value_name = "WORKLOAD")]
+    pub workloads: Vec<String>,
 }
 
 #[derive(Debug, Args)]

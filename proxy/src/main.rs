@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod bench;
 mod boot;
 mod cli;
 mod guest;
@@ -20,6 +21,7 @@ fn main() {
     let status = match cli.command {
         cli::Command::Run(a) => run::run(a),
         cli::Command::Info => info::print_info(),
+        cli::Command::Bench(a) => bench::bench(a),
     };
     std::process::exit(status);
 }

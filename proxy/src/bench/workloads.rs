@@ -1,0 +1,154 @@
+//! The workloads `mote bench` runs: which program in `<target>/apps/`, with which
+//! arguments, and which of the `key=value` figures it prints go into the table.
+
+/// Which way a figure improves (shown in the table, so a ratio reads right).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Better {
+    Lower,
+    Higher,
+    /// Not a performance figure (an iteration count, a residual).
+    Neither,
+}
+
+/// One figure of a workload's table.
+#[derive(Clone, Copy, Debug)]
+pub struct Metric {
+    /// The key the program prints (`prefix.key` for lines that start with a word).
+    pub key: &'static str,
+    /// The key to compare with natively, when the program prints another one
+    /// there (mote's direct entry against the native call).
+    pub native_key: &'static str,
+    pub unit: &'static str,
+    pub better: Better,
+    /// The key holds a comma-separated list of samples: median and p99 are taken
+    /// over every sample of every repetition instead of over per-run values.
+    pub pooled: bool,
+}
+
+const fn m(key: &'static str, unit: &'static str, better: Better) -> Metric {
+    Metric {
+        key,
+        native_key: key,
+        unit,
+        better,
+        pooled: false,
+    }
+}
+
+const fn pooled(key: &'static str, unit: &'static str) -> Metric {
+    Metric {
+        key,
+        native_key: key,
+        unit,
+        better: Better::Lower,
+        pooled: true,
+    }
+}
+
+/// Samples under mote compared with another key's samples natively.
+const fn pooled_vs(key: &'static str, native_key: &'static str, unit: &'static str) -> Metric {
+    Metric {
+        key,
+        native_key,
+        unit,
+        better: Better::Lower,
+        pooled: true,
+    }
+}
+
+/// One program and how to run it.
+#[derive(Debug)]
+pub struct Workload {
+    pub name: &'static str,
+    /// File name in `<target>/apps/`.
+    pub program: &'static str,
+    pub args: &'static [&'static str],
+    pub quick_args: &'static [&'static str],
+    pub metrics: &'static [Metric],
+    pub what: &'static str,
+}
+
+/// The end-to-end wall time of a run, measured by the bench for every run.
+pub const WALL_MS: &str = "wall_ms";
+
+pub const FWQ: &str = "fwq";
+
+pub const ALL: &[Workload] = &[
+    Workload {
+        name: "latency",
+        program: "latency",
+        args: &["--raw"],
+        quick_args: &["--raw"],
+        metrics: &[
+            pooled("getpid.raw_ns", "ns"),
+            pooled("getppid.raw_ns", "ns"),
+            pooled_vs("getpid_direct.raw_ns", "getpid.raw_ns", "ns"),
+            pooled_vs("getppid_direct.raw_ns", "getppid.raw_ns", "ns"),
+        ],
+        what: "system-call latency: getpid (local under mote), getppid (forwarded); trapped and direct entry",
+    },
+    Workload {
+        name: FWQ,
+        program: "fwq",
+        args: &["--raw"],
+        quick_args: &["--quick", "--raw"],
+        metrics: &[
+            pooled("raw_cycles", "cycles"),
+            m("max_min_ratio", "", Better::Lower),
+            m("mean_min_ratio", "", Better::Lower),
+        ],
+        what: "Fixed Work Quantum: 10,000 samples of one fixed quantum, in TSC cycles",
+    },
+    Workload {
+        name: "gups",
+        program: "gups",
+        args: &[],
+        quick_args: &["--quick"],
+        metrics: &[
+            m("ns_per_update", "ns", Better::Lower),
+            m("gups", "GUP/s", Better::Higher),
+        ],
+        what: "random read-modify-write updates, 1 GiB table (64 MiB quick)",
+    },
+    Workload {
+        name: "stream",
+        program: "stream",
+        args: &[],
+        quick_args: &["--quick"],
+        metrics: &[m("triad_gbs", "GB/s", Better::Higher)],
+        what: "STREAM triad, 3 x 160 MB (3 x 16 MB quick)",
+    },
+    Workload {
+        name: "alloc",
+        program: "alloc",
+        args: &[],
+        quick_args: &["--quick"],
+        metrics: &[m("ns_per_op", "ns", Better::Lower)],
+        what: "malloc/free of mixed sizes, 10M operations (1M quick)",
+    },
+    Workload {
+        name: "cg",
+        program: "cg",
+        args: &[],
+        quick_args: &["--quick"],
+        metrics: &[
+            m("ms_per_iteration", "ms", Better::Lower),
+            m("mflops", "MFLOP/s", Better::Higher),
+            m("iterations", "", Better::Neither),
+        ],
+        what: "HPCCG-style CG, 27-point stencil, 64^3 rows (32^3 quick), 1 thread",
+    },
+    Workload {
+        name: "startup",
+        program: "hello",
+        args: &[],
+        quick_args: &[],
+        metrics: &[m(WALL_MS, "ms", Better::Lower)],
+        what: "end-to-end time of a program that prints one line and exits",
+    },
+];
+
+/// The workload called `name`.
+pub fn find(name: &str) -> Option<&'static Workload> {
+    ALL.iter().find(|w| w.name == name)
+}
