@@ -3,7 +3,7 @@
 
 use mote_abi::errno::Errno;
 use mote_abi::kcall::{DOORBELL, GIVE_TABLES, MAP, PROTECT, SET_FS, UNMAP};
-use mote_abi::layout::{PAGE_SIZE, PT_POOL_END, USER_END, USER_START};
+use mote_abi::layout::{is_passthrough, PAGE_SIZE, PT_POOL_END, USER_END, USER_START};
 use mote_abi::paging::{user_flags, PageTables};
 
 use crate::arch;
@@ -58,7 +58,11 @@ fn check_pool(gpa: u64, len: u64) -> Result<(), Errno> {
 
 fn map(va: u64, gpa: u64, len: u64, prot: u64) -> Result<usize, Errno> {
     check_user(va, len)?;
-    check_pool(gpa, len)?;
+    // Frame-pool memory, or a pass-through slot the proxy made (shared file and
+    // device mappings); neither overlaps kernel-min's own memory.
+    if !(is_passthrough(gpa, len) && gpa.is_multiple_of(PAGE_SIZE)) {
+        check_pool(gpa, len)?;
+    }
     let mut t = TABLES.lock();
     let pml4 = crate::boot().pml4_gpa;
     PageTables::new(&mut *t, pml4).map(va, gpa, len, user_flags(prot), true)?;

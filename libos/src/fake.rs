@@ -15,12 +15,12 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use mote_abi::errno::Errno;
-use mote_abi::layout::{LARGE_PAGE_SIZE, PAGE_SIZE};
+use mote_abi::layout::{LARGE_PAGE_SIZE, PAGE_SIZE, PASSTHROUGH_GPA};
 use mote_abi::maplog::{Change, KIND_MAP, KIND_UNMAP};
 use mote_abi::trap::FaultReport;
 use syscalls::Sysno;
 
-use crate::platform::Platform;
+use crate::platform::{Platform, SharedMapping};
 use crate::uapi::mman::{PROT_NONE, PROT_WRITE};
 
 /// A kernel call the fake saw.
@@ -69,6 +69,12 @@ pub struct State {
     /// Results of other forwarded calls by number (default `-ENOSYS`).
     pub replies: BTreeMap<u64, i64>,
     pub logs: Vec<String>,
+    /// Files the proxy can map shared, by fd: (size, open for writing).
+    pub shareable: BTreeMap<u64, (u64, bool)>,
+    /// Live pass-through objects: guest-physical start → length.
+    pub shared: BTreeMap<u64, u64>,
+    /// Next free offset in the pass-through window.
+    pub shared_next: u64,
 }
 
 /// The fake platform.
@@ -86,6 +92,11 @@ impl FakePlatform {
     /// Serve `data` as the file behind `fd`.
     pub fn add_file(&self, fd: u64, data: Vec<u8>) {
         self.st.borrow_mut().files.insert(fd, data);
+    }
+
+    /// Let the proxy map `fd` shared: a file of `size` bytes, writable or not.
+    pub fn add_shareable(&self, fd: u64, size: u64, writable: bool) {
+        self.st.borrow_mut().shareable.insert(fd, (size, writable));
     }
 
     /// Answer forwarded call `nr` with `ret`.
@@ -367,6 +378,43 @@ impl Platform for FakePlatform {
             .get(&nr)
             .copied()
             .unwrap_or(-(Errno::ENOSYS.code() as i64))
+    }
+
+    fn map_shared(
+        &self,
+        va: u64,
+        len: u64,
+        prot: u64,
+        _flags: u64,
+        fd: u64,
+        off: u64,
+    ) -> Result<SharedMapping, Errno> {
+        assert!(va.is_multiple_of(PAGE_SIZE) && len.is_multiple_of(PAGE_SIZE));
+        let mut st = self.st.borrow_mut();
+        let &(size, writable) = st.shareable.get(&fd).ok_or(Errno::ENODEV)?;
+        if prot & PROT_WRITE != 0 && !writable {
+            return Err(Errno::EACCES);
+        }
+        let gpa = PASSTHROUGH_GPA + st.shared_next.next_multiple_of(LARGE_PAGE_SIZE);
+        st.shared_next = gpa - PASSTHROUGH_GPA + len;
+        st.shared.insert(gpa, len);
+        let valid = size
+            .saturating_sub(off)
+            .next_multiple_of(PAGE_SIZE)
+            .min(len);
+        Ok(SharedMapping {
+            gpa,
+            valid,
+            may_write: writable,
+        })
+    }
+
+    fn unshare(&self, gpa: u64) {
+        let mut st = self.st.borrow_mut();
+        assert!(
+            st.shared.remove(&gpa).is_some(),
+            "fake: unshare of unknown object {gpa:#x}"
+        );
     }
 
     fn exit(&self, status: i32) -> ! {

@@ -14,14 +14,25 @@
 //! to the proxy (`Platform::publish`, one entry per contiguous run), so the proxy keeps
 //! the same memory at the same addresses.
 //!
-//! Invariant: every page of a VMA whose protection is not `PROT_NONE` is backed.
+//! Shared file and device mappings (`MAP_SHARED` with an fd) are not backed by the
+//! pool: the proxy maps the file with Linux and makes it a pass-through object (a KVM
+//! memory slot in `layout::PASSTHROUGH_GPA`'s window, see the proxy's `passthrough`);
+//! libos maps the object's pages before end-of-file like RAM, keeps the rest
+//! unbacked so an access there is reported as `SIGBUS` ([`AddressSpace::fault_signal`]),
+//! counts the bytes of each object still mapped and releases it (`Platform::unshare`)
+//! when none are. `msync` needs nothing here: forwarded, Linux runs it on the proxy's
+//! mapping, which is the same file at the same address.
+//!
+//! Invariant: every page of a VMA whose protection is not `PROT_NONE` is backed,
+//! except the pages of a pass-through mapping beyond its file's end.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use mote_abi::errno::Errno;
 use mote_abi::layout::{
-    align_down, align_up, LARGE_PAGE_SIZE, PAGE_SIZE, USER_END, USER_MMAP_TOP, USER_START,
+    align_down, align_up, is_passthrough, LARGE_PAGE_SIZE, PAGE_SIZE, USER_END, USER_MMAP_TOP,
+    USER_START,
 };
 use mote_abi::maplog::{Change, KIND_MAP, KIND_UNMAP};
 
@@ -50,6 +61,11 @@ pub enum VmaKind {
     Heap,
     /// The main thread's stack.
     Stack,
+    /// A shared file or device mapping passed through from Linux: pages of the
+    /// pass-through object starting at guest-physical `gpa`, which the proxy mapped
+    /// at application address `va` (so page `x` is at `gpa + (x - va)`). Only pages
+    /// before the file's end are backed; an access to the others is `SIGBUS`.
+    Passthrough { gpa: u64, va: u64, may_write: bool },
 }
 
 /// A virtual memory area; the map key is its start.
@@ -141,6 +157,8 @@ pub struct AddressSpace {
     brk: u64,
     tables_given: u64,
     noted: u32,
+    /// Pass-through objects by guest-physical start: bytes of VMAs still using them.
+    shared: BTreeMap<u64, u64>,
 }
 
 impl AddressSpace {
@@ -154,6 +172,7 @@ impl AddressSpace {
             brk: 0,
             tables_given: 0,
             noted: 0,
+            shared: BTreeMap::new(),
         }
     }
 
@@ -293,20 +312,10 @@ impl AddressSpace {
         };
         let anon = flags & MAP_ANONYMOUS != 0;
         let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
-        if !anon {
-            if shared {
-                // Until file mmap pass-through (a later issue) the application gets
-                // ENODEV. Read-only shared maps of caches (glibc's gconv and locale
-                // files) are routine and fall back to read(); a writable one means
-                // the program wants shared memory, which deserves a word.
-                if prot & PROT_WRITE != 0 {
-                    self.note(p, Note::SharedFile, "mmap: writable MAP_SHARED of a file is not supported yet (file mmap pass-through is a later issue); returning ENODEV");
-                }
-                return Err(Errno::ENODEV);
-            }
-            if off.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
-                return Err(Errno::EOVERFLOW);
-            }
+        if !anon && off.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
+            return Err(Errno::EOVERFLOW);
+        }
+        if !anon && !shared {
             // A zero-length read validates the fd as Linux's mmap would.
             let r = p.forward(syscalls::Sysno::pread64 as u64, [fd, 0, 0, off, 0, 0]);
             if r < 0 {
@@ -360,6 +369,11 @@ impl AddressSpace {
                 self.remove_range(p, start, end);
             }
             self.map_new(p, start, end, prot, VmaKind::Anon, shared)?;
+        } else if shared {
+            if fixed {
+                self.remove_range(p, start, end);
+            }
+            self.map_passthrough(p, start, end, prot, flags, fd, off)?;
         } else {
             // Private file mapping: anonymous memory filled by forwarded reads straight
             // into place (the proxy sees the same addresses), then the requested
@@ -397,6 +411,67 @@ impl AddressSpace {
         }
         self.remove_range(p, va, va + len);
         self.map_new(p, va, va + len, prot, kind, false)
+    }
+
+    /// Shared mapping of `fd` at the free range `[start, end)`: Linux maps it (the
+    /// proxy), libos maps the pages before end-of-file.
+    #[allow(clippy::too_many_arguments)]
+    fn map_passthrough<P: Platform>(
+        &mut self,
+        p: &P,
+        start: u64,
+        end: u64,
+        prot: u64,
+        flags: u64,
+        fd: u64,
+        off: u64,
+    ) -> Result<(), Errno> {
+        let len = end - start;
+        let m = p.map_shared(start, len, prot, flags, fd, off)?;
+        let valid = m.valid.min(len);
+        if valid > 0 {
+            if let Err(e) = self.kmap(p, start, m.gpa, valid, prot) {
+                p.publish(change(KIND_UNMAP, start, len, 0));
+                p.unshare(m.gpa);
+                return Err(e);
+            }
+            self.backing.insert(
+                start,
+                Backing {
+                    len: valid,
+                    gpa: m.gpa,
+                },
+            );
+            // Already in place in the proxy (its mapping is the mirror); published so
+            // every mapped page has its entry, as for RAM.
+            p.publish(change(KIND_MAP, start, valid, m.gpa));
+        }
+        self.vmas.insert(
+            start,
+            Vma {
+                end,
+                prot,
+                kind: VmaKind::Passthrough {
+                    gpa: m.gpa,
+                    va: start,
+                    may_write: m.may_write,
+                },
+                shared: true,
+            },
+        );
+        self.shared.insert(m.gpa, len);
+        Ok(())
+    }
+
+    /// The signal a page fault at `addr` raises, when it is not `SIGSEGV`: `SIGBUS`
+    /// for a page of a shared file mapping beyond the file's end (unbacked), as
+    /// Linux raises it.
+    pub fn fault_signal(&self, addr: u64) -> Option<u32> {
+        let (_, v) = self.vma_at(addr)?;
+        (matches!(v.kind, VmaKind::Passthrough { .. })
+            && v.prot != PROT_NONE
+            && self.translate(addr).is_none())
+        .then_some(crate::uapi::signal::SIGBUS)
     }
 
     // ---------------------------------------------------------------- munmap
@@ -454,6 +529,20 @@ impl AddressSpace {
         if !self.is_covered(start, end) {
             return Err(Errno::ENOMEM);
         }
+        // A shared mapping of a file opened read-only never becomes writable.
+        if prot & PROT_WRITE != 0
+            && self.parts(start, end).iter().any(|(_, _, v)| {
+                matches!(
+                    v.kind,
+                    VmaKind::Passthrough {
+                        may_write: false,
+                        ..
+                    }
+                )
+            })
+        {
+            return Err(Errno::EACCES);
+        }
         self.change_prot(p, start, end, prot & (PROT_READ | PROT_WRITE | PROT_EXEC))
     }
 
@@ -500,6 +589,16 @@ impl AddressSpace {
             return Err(Errno::EFAULT);
         }
         let _ = vstart;
+        let passthrough = matches!(vma.kind, VmaKind::Passthrough { .. });
+        if passthrough && (new_len > old_len || flags & MREMAP_FIXED != 0) {
+            // Its memory is the proxy's Linux mapping at this address.
+            self.note(
+                p,
+                Note::SharedFile,
+                "mremap: moving or growing a shared file mapping is not supported yet; returning EINVAL",
+            );
+            return Err(Errno::EINVAL);
+        }
 
         if flags & MREMAP_FIXED != 0 {
             if !new_addr.is_multiple_of(PAGE_SIZE)
@@ -822,6 +921,29 @@ impl AddressSpace {
         if at < end {
             holes.push((at, end));
         }
+        // Unbacked pages of a shared file mapping lie beyond the file's end: they
+        // stay unbacked (an access there is SIGBUS).
+        let holes: Vec<(u64, u64)> = holes
+            .into_iter()
+            .flat_map(|(s, e)| {
+                let pieces = self.parts(s, e);
+                let mut out = Vec::new();
+                let mut at = s;
+                for (ps, pe, v) in pieces {
+                    if at < ps {
+                        out.push((at, ps));
+                    }
+                    if !matches!(v.kind, VmaKind::Passthrough { .. }) {
+                        out.push((ps, pe));
+                    }
+                    at = pe;
+                }
+                if at < e {
+                    out.push((at, e));
+                }
+                out
+            })
+            .collect();
         let mut mapped: Vec<(u64, Backing)> = Vec::new();
         for (s, e) in holes {
             if let Err(err) = self.back_hole(p, s, e, prot, &mut mapped) {
@@ -966,8 +1088,13 @@ impl AddressSpace {
         split(&mut self.backing, start);
         split(&mut self.backing, end);
         let keys: Vec<u64> = self.vmas.range(start..end).map(|(&s, _)| s).collect();
+        let mut released: Vec<(u64, u64, u64)> = Vec::new();
         for k in keys {
-            self.vmas.remove(&k);
+            if let Some(v) = self.vmas.remove(&k) {
+                if let VmaKind::Passthrough { gpa, .. } = v.kind {
+                    released.push((k, v.end, gpa));
+                }
+            }
         }
         let runs: Vec<(u64, Backing)> = self
             .backing
@@ -979,7 +1106,27 @@ impl AddressSpace {
         }
         self.unmap_runs(p, &runs);
         for (_, b) in runs {
-            self.frames.free(b.gpa, b.len);
+            if !is_passthrough(b.gpa, b.len) {
+                self.frames.free(b.gpa, b.len);
+            }
+        }
+        self.release_shared(p, &released);
+    }
+
+    /// Pieces `(start, end, object)` of shared file mappings are gone: the proxy puts
+    /// its reservation back over all of them (pages beyond end-of-file included), and
+    /// an object no VMA uses any more is released.
+    fn release_shared<P: Platform>(&mut self, p: &P, pieces: &[(u64, u64, u64)]) {
+        for &(s, e, obj) in pieces {
+            p.publish(change(KIND_UNMAP, s, e - s, 0));
+            let left = self.shared.get_mut(&obj).map(|b| {
+                *b = b.saturating_sub(e - s);
+                *b
+            });
+            if left == Some(0) {
+                self.shared.remove(&obj);
+                p.unshare(obj);
+            }
         }
     }
 
@@ -1065,7 +1212,12 @@ impl AddressSpace {
     #[cfg(test)]
     fn assert_invariants(&self) {
         let (pool_start, pool_end) = self.frames.range();
-        let backed: u64 = self.backing.values().map(|b| b.len).sum();
+        let backed: u64 = self
+            .backing
+            .values()
+            .filter(|b| !is_passthrough(b.gpa, b.len))
+            .map(|b| b.len)
+            .sum();
         assert_eq!(
             self.frames.available() + backed + self.tables_given,
             pool_end - pool_start,
@@ -1087,7 +1239,7 @@ impl AddressSpace {
             }
         }
         for (&s, v) in &self.vmas {
-            if v.prot != PROT_NONE {
+            if v.prot != PROT_NONE && !matches!(v.kind, VmaKind::Passthrough { .. }) {
                 let covered: u64 = self.backed_in(s, v.end).iter().map(|x| x.1).sum();
                 assert_eq!(covered, v.end - s, "accessible VMA {s:#x} fully backed");
             }
@@ -1160,6 +1312,7 @@ pub fn read_file_into<P: Platform>(
 mod tests {
     use super::*;
     use crate::fake::{FakePlatform, KCall};
+    use crate::uapi::signal;
     use alloc::vec;
 
     const MB: u64 = 1 << 20;
@@ -1560,18 +1713,133 @@ mod tests {
             Err(Errno::EBADF)
         );
         assert_eq!(mm.vmas().count(), 1);
-        // Shared file mappings are a later issue: ENODEV, and a word on stderr
-        // when the program wanted to write through one.
+        // An fd the proxy cannot map shared gets Linux's answer, nothing is left.
         assert_eq!(
             mm.mmap(&p, 0, PAGE_SIZE, PROT_READ, MAP_SHARED, 5, 0),
             Err(Errno::ENODEV)
         );
-        assert_eq!(p.st.borrow().logs.len(), 0);
-        assert_eq!(
-            mm.mmap(&p, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 5, 0),
-            Err(Errno::ENODEV)
+        assert_eq!(mm.vmas().count(), 1);
+    }
+
+    fn is_window(gpa: u64) -> bool {
+        is_passthrough(gpa, PAGE_SIZE)
+    }
+
+    #[test]
+    fn shared_file_mapping_maps_pages_before_eof_and_faults_sigbus_beyond() {
+        let (mut mm, p) = setup(64 * MB);
+        let before = mm.frames().available();
+        // 100 bytes of file, four pages mapped: one page is backed.
+        p.add_shareable(7, 100, true);
+        let rw = PROT_READ | PROT_WRITE;
+        let a = mm.mmap(&p, 0, 4 * PAGE_SIZE, rw, MAP_SHARED, 7, 0).unwrap();
+        let (gpa, prot) = p.mapping(a).unwrap();
+        assert!(
+            is_window(gpa),
+            "pass-through memory, not the pool: {gpa:#x}"
         );
-        assert_eq!(p.st.borrow().logs.len(), 1);
+        assert_eq!(prot, rw);
+        assert_eq!(p.mapping(a + PAGE_SIZE), None, "beyond EOF stays unmapped");
+        assert_eq!(mm.frames().available(), before, "no pool frames used");
+        assert_eq!(mm.fault_signal(a + PAGE_SIZE + 8), Some(signal::SIGBUS));
+        assert_eq!(
+            mm.fault_signal(a + 8),
+            None,
+            "a backed page faults as SIGSEGV"
+        );
+        assert!(matches!(
+            mm.vma_at(a).unwrap().1.kind,
+            VmaKind::Passthrough {
+                may_write: true,
+                ..
+            }
+        ));
+        p.assert_mirror_matches();
+        mm.assert_invariants();
+
+        // mprotect does not back the pages beyond EOF with pool memory.
+        mm.mprotect(&p, a, 4 * PAGE_SIZE, PROT_NONE).unwrap();
+        mm.mprotect(&p, a, 4 * PAGE_SIZE, PROT_READ).unwrap();
+        assert_eq!(p.mapping(a).unwrap(), (gpa, PROT_READ));
+        assert_eq!(p.mapping(a + 2 * PAGE_SIZE), None);
+        assert_eq!(mm.frames().available(), before);
+
+        // Growing or moving it is refused; shrinking works.
+        assert_eq!(
+            mm.mremap(&p, a, 4 * PAGE_SIZE, 8 * PAGE_SIZE, MREMAP_MAYMOVE, 0),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(mm.mremap(&p, a, 4 * PAGE_SIZE, 3 * PAGE_SIZE, 0, 0), Ok(a));
+
+        // munmap of the pages beyond EOF keeps the object; of the last page, drops it.
+        p.take_published();
+        mm.munmap(&p, a + PAGE_SIZE, 2 * PAGE_SIZE).unwrap();
+        assert_eq!(p.st.borrow().shared.len(), 1, "still mapped at {a:#x}");
+        assert!(
+            p.take_published()
+                .iter()
+                .any(|c| c.kind == KIND_UNMAP && c.va == a + PAGE_SIZE && c.len == 2 * PAGE_SIZE),
+            "the proxy unmaps unbacked pages too"
+        );
+        mm.munmap(&p, a, PAGE_SIZE).unwrap();
+        assert!(p.st.borrow().shared.is_empty(), "object released");
+        assert_eq!(
+            mm.frames().available(),
+            before,
+            "no pool frame freed either"
+        );
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn read_only_shared_file_cannot_become_writable() {
+        let (mut mm, p) = setup(64 * MB);
+        p.add_shareable(3, 2 * PAGE_SIZE, false);
+        assert_eq!(
+            mm.mmap(&p, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, 3, 0),
+            Err(Errno::EACCES)
+        );
+        let a = mm
+            .mmap(&p, 0, 2 * PAGE_SIZE, PROT_READ, MAP_SHARED, 3, 0)
+            .unwrap();
+        assert_eq!(
+            mm.mprotect(&p, a, PAGE_SIZE, PROT_READ | PROT_WRITE),
+            Err(Errno::EACCES)
+        );
+        assert_eq!(p.mapping(a + PAGE_SIZE).unwrap().1, PROT_READ);
+        // A write fault on it is an ordinary SIGSEGV.
+        assert_eq!(mm.fault_signal(a), None);
+        // MAP_FIXED over it replaces it and releases the object.
+        mm.mmap(
+            &p,
+            a,
+            2 * PAGE_SIZE,
+            PROT_READ,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+            u64::MAX,
+            0,
+        )
+        .unwrap();
+        assert!(p.st.borrow().shared.is_empty());
+        assert_eq!(mm.vma_at(a).unwrap().1.kind, VmaKind::Anon);
+        p.assert_mirror_matches();
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn two_mappings_of_one_file_are_two_objects() {
+        let (mut mm, p) = setup(64 * MB);
+        p.add_shareable(4, 4 * MB, true);
+        let rw = PROT_READ | PROT_WRITE;
+        let a = mm.mmap(&p, 0, 4 * MB, rw, MAP_SHARED, 4, 0).unwrap();
+        let b = mm.mmap(&p, 0, 2 * MB, rw, MAP_SHARED, 4, 0).unwrap();
+        assert!(a.is_multiple_of(2 * MB) && b.is_multiple_of(2 * MB));
+        assert_eq!(p.st.borrow().shared.len(), 2);
+        mm.munmap(&p, a, 4 * MB).unwrap();
+        assert_eq!(p.st.borrow().shared.len(), 1);
+        mm.munmap(&p, b, 2 * MB).unwrap();
+        assert!(p.st.borrow().shared.is_empty());
+        mm.assert_invariants();
     }
 
     #[test]

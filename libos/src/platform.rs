@@ -49,4 +49,31 @@ pub trait Platform {
     fn die(&self, signal: u32, fault: Option<&FaultReport>) -> !;
     /// Diagnostics from libos itself (not application output), shown by the proxy.
     fn log(&self, msg: &str);
+    /// Have Linux map `fd` shared at user `[va, va+len)` (`mmap`'s arguments; `va`
+    /// free and page aligned) and make it reachable from the partition: a
+    /// pass-through object (`ikc::Op::MapShared`, then `Op::SharedLen`). libos then
+    /// maps its guest-physical range like RAM. `Err` carries Linux's errno.
+    fn map_shared(
+        &self,
+        va: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: u64,
+        off: u64,
+    ) -> Result<SharedMapping, Errno>;
+    /// The pass-through object at `gpa` is mapped nowhere any more (`Op::Unshare`).
+    fn unshare(&self, gpa: u64);
+}
+
+/// A pass-through object the proxy made for a shared file or device mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedMapping {
+    /// Guest-physical start (in `layout::PASSTHROUGH_GPA`'s window).
+    pub gpa: u64,
+    /// Bytes from the start that lie before the file's end (page multiple): only
+    /// these may be mapped; the rest of the mapping raises `SIGBUS`.
+    pub valid: u64,
+    /// The host mapping can be made writable (the fd was open for writing).
+    pub may_write: bool,
 }

@@ -11,6 +11,7 @@ mod guest;
 mod info;
 mod mirror;
 mod offload;
+mod passthrough;
 mod program;
 mod report;
 mod run;

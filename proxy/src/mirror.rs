@@ -18,7 +18,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use mote_abi::layout::{
     ARGS_GPA, ARGS_MAX, ARGS_VA, BOOT_INFO_GPA, IKC_GPA, IKC_SIZE, IKC_VA, LIBOS_END, LIBOS_VA,
@@ -27,6 +27,7 @@ use mote_abi::layout::{
 use mote_abi::maplog::{Change, MapLog, KIND_MAP, KIND_UNMAP};
 
 use crate::guest::GuestMem;
+use crate::passthrough::Passthrough;
 
 /// What went wrong with the mirror.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,8 @@ pub struct Mirror {
     end: u64,
     /// Serializes changes: the map log has one consumer at a time.
     lock: Mutex<()>,
+    /// Shared file and device mappings (set once the VM exists).
+    passthrough: OnceLock<Passthrough>,
 }
 
 impl Mirror {
@@ -114,7 +117,46 @@ impl Mirror {
             start,
             end,
             lock: Mutex::new(()),
+            passthrough: OnceLock::new(),
         })
+    }
+
+    /// Serve shared file and device mappings with `pt` (once, after the VM exists).
+    pub fn attach_passthrough(&self, pt: Passthrough) {
+        let _ = self.passthrough.set(pt);
+    }
+
+    /// `ikc::Op::MapShared`: map the application's fd at its address `va` (the
+    /// mirror's own range) and back a KVM slot with it; `-ENODEV` without a VM.
+    pub fn map_shared(&self, args: [u64; 6]) -> i64 {
+        let _g = self.lock_changes();
+        let [va, len, prot, flags, fd, off] = args;
+        match self.passthrough.get() {
+            Some(pt) if va >= self.start && va.checked_add(len).is_some_and(|e| e <= self.end) => {
+                pt.map(va, len, prot, flags, fd, off)
+            }
+            Some(_) => -i64::from(libc::EINVAL),
+            None => -i64::from(libc::ENODEV),
+        }
+    }
+
+    /// `ikc::Op::Unshare`: drop the pass-through object at guest-physical `gpa`.
+    pub fn unshare(&self, gpa: u64) -> i64 {
+        let _g = self.lock_changes();
+        self.passthrough
+            .get()
+            .map_or(-i64::from(libc::EINVAL), |pt| pt.unshare(gpa))
+    }
+
+    /// `ikc::Op::SharedLen`: bytes of the object at `gpa` before the file's end.
+    pub fn shared_len(&self, gpa: u64) -> i64 {
+        self.passthrough
+            .get()
+            .map_or(-i64::from(libc::EINVAL), |pt| pt.valid_len(gpa))
+    }
+
+    fn lock_changes(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Apply one change of the application's address space (the offload threads use
@@ -176,6 +218,15 @@ impl Mirror {
             KIND_MAP => {
                 if !aligned(gpa) {
                     return Err(MirrorError::Unaligned { va, len, gpa });
+                }
+                // A shared file or device mapping: the proxy made it at this very
+                // address (`passthrough`), so it is in place already.
+                if self
+                    .passthrough
+                    .get()
+                    .is_some_and(|pt| pt.covers(va, gpa, len))
+                {
+                    return Ok(());
                 }
                 if gpa.checked_add(len).is_none_or(|e| e > self.guest_size) {
                     return Err(MirrorError::BeyondMemory {

@@ -128,6 +128,9 @@ pub fn serve(core: usize, guest: &GuestMem, mirror: &Mirror, events: &Sender<Eve
                 Ok(()) => 0,
                 Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
             },
+            Some(Op::MapShared) => mirror.map_shared(req.args),
+            Some(Op::Unshare) => mirror.unshare(req.args[0]),
+            Some(Op::SharedLen) => mirror.shared_len(req.args[0]),
             None => {
                 warn_once(&UNKNOWN_OP_WARNED, || {
                     format!(

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::cli::{RunArgs, EXIT_USAGE};
 use crate::guest::GuestMem;
 use crate::mirror::Mirror;
+use crate::passthrough::Passthrough;
 use crate::vmm::{BootParams, Event, Partition};
 use crate::{args, info, offload, program, report};
 
@@ -111,6 +112,8 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             format!("cannot create the partition: {e}"),
         )
     })?;
+    let (vm, nr_memslots) = partition.memslots();
+    mirror.attach_passthrough(Passthrough::new(Box::new(vm), nr_memslots));
     mirror
         .map_boot_regions(partition.runtime_gpa())
         .map_err(|e| {

@@ -63,6 +63,10 @@ pub enum VmmError {
     },
     #[error(transparent)]
     Boot(#[from] BootError),
+    #[error(
+        "--mem {mem}M is too large: guest memory must end below the pass-through window at {max}M"
+    )]
+    TooLarge { mem: u64, max: u64 },
 }
 
 fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmmError {
@@ -73,7 +77,8 @@ fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmmError {
 pub struct Partition {
     guest: Arc<GuestMem>,
     _kvm: Kvm,
-    _vm: VmFd,
+    vm: Arc<VmFd>,
+    nr_memslots: u32,
     vcpus: std::sync::Mutex<Vec<VcpuFd>>,
     runtime_gpa: u64,
     debug: bool,
@@ -86,6 +91,12 @@ impl Partition {
         cores: usize,
         params: &BootParams,
     ) -> Result<Partition, VmmError> {
+        if guest.size() > PASSTHROUGH_GPA {
+            return Err(VmmError::TooLarge {
+                mem: guest.size() >> 20,
+                max: PASSTHROUGH_GPA >> 20,
+            });
+        }
         let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
         let vm = kvm.create_vm().map_err(kvm_err("create a VM"))?;
         let region = kvm_userspace_memory_region {
@@ -190,14 +201,22 @@ impl Partition {
             setup_vcpu(&vcpu, pml4, kernel.entry, fsgsbase, xsave)?;
             vcpus.push(vcpu);
         }
+        let nr_memslots = u32::try_from(kvm.get_nr_memslots()).unwrap_or(u32::MAX);
         Ok(Partition {
             guest,
             _kvm: kvm,
-            _vm: vm,
+            vm: Arc::new(vm),
+            nr_memslots,
             vcpus: std::sync::Mutex::new(vcpus),
             runtime_gpa,
             debug: params.debug,
         })
+    }
+
+    /// The VM, for pass-through memory slots (`passthrough`), and how many slots
+    /// KVM offers (`KVM_CAP_NR_MEMSLOTS`).
+    pub fn memslots(&self) -> (Arc<VmFd>, u32) {
+        (self.vm.clone(), self.nr_memslots)
     }
 
     /// Guest-physical base of the runtime region (mirrored at `RUNTIME_VA`).

@@ -89,8 +89,18 @@ mod partition {
         }
         // An exception of the application. Handlers are a later issue: the default
         // action of the signal ends the run, with what happened.
-        let signal = signal_for_vector(f.hdr.vector);
         let h = f.hdr;
+        let mut signal = signal_for_vector(h.vector);
+        // libos knows what the faulting page is: beyond the end of a shared file
+        // mapping, a page fault is SIGBUS.
+        if h.vector == vector::PF {
+            if let Some(s) = PROCESS
+                .try_lock()
+                .and_then(|g| g.as_ref().and_then(|pr| pr.mm.fault_signal(h.cr2)))
+            {
+                signal = s;
+            }
+        }
         let report = FaultReport {
             origin: FaultOrigin::App as u32,
             signal,

@@ -196,6 +196,7 @@ mod tests {
     use mote_abi::boot::BootInfo;
     use mote_abi::maplog::Change;
     use mote_abi::trap::FaultReport;
+    use mote_libos::platform::SharedMapping;
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
     /// Records forwarded calls and log lines; kernel calls succeed, memory reads as
@@ -242,6 +243,18 @@ mod tests {
         fn log(&self, msg: &str) {
             self.logs.borrow_mut().push(msg.into());
         }
+        fn map_shared(
+            &self,
+            _: u64,
+            _: u64,
+            _: u64,
+            _: u64,
+            _: u64,
+            _: u64,
+        ) -> Result<SharedMapping, Errno> {
+            Err(Errno::ENODEV)
+        }
+        fn unshare(&self, _: u64) {}
     }
 
     fn setup() -> (Process, Recorder) {

@@ -50,7 +50,28 @@ pub enum Op {
     /// The proxy does it natively through the unified address space: in the
     /// partition, first touches of memory are expensive under shadow paging.
     Zero = 6,
+    /// Shared file or device mapping passed through from Linux (`mmap` with
+    /// `MAP_SHARED` and an fd): `args` are `mmap`'s `[va, len, prot, flags, fd, off]`
+    /// with `va` chosen by libos (page aligned, free in the mirror). The proxy maps
+    /// the file there itself (its mapping is the mirror) and backs a KVM memory slot
+    /// with it, in `layout::PASSTHROUGH_GPA`'s window. Returns the slot's
+    /// guest-physical start, `| SHARED_READONLY` when the file could only be mapped
+    /// for reading, or `-errno` (Linux's from `mmap`; `ENOMEM` when out of slots or
+    /// window).
+    MapShared = 8,
+    /// The pass-through object at guest-physical `args[0]` (a `MapShared` result) is
+    /// no longer mapped anywhere in the application: drop its slot and mapping.
+    Unshare = 9,
+    /// Bytes of the pass-through object at guest-physical `args[0]` that lie before
+    /// the file's end (page-rounded; the whole object for a device or `/dev/zero`),
+    /// as the proxy found them when it mapped it: libos maps only these, an access
+    /// to the rest faults and ends as `SIGBUS`.
+    SharedLen = 10,
 }
+
+/// Bit of a `MapShared` result: the host mapping is read-only (the fd was not open
+/// for writing), so the application may never make it writable (`EACCES`).
+pub const SHARED_READONLY: u64 = 1;
 
 impl Op {
     /// Decode, rejecting unknown values.
@@ -62,6 +83,9 @@ impl Op {
             4 => Op::Log,
             5 => Op::Nop,
             6 => Op::Zero,
+            8 => Op::MapShared,
+            9 => Op::Unshare,
+            10 => Op::SharedLen,
             _ => return None,
         })
     }

@@ -9,7 +9,8 @@
 /// `map(va, gpa, len, prot)`: map `[va, va+len)` to guest-physical `[gpa, gpa+len)`
 /// with `PROT_*` bits; uses 2 MiB pages where alignment allows. Fails with
 /// `EEXIST` if any page is already mapped, `EINVAL` for a range outside the user
-/// half or the frame pool.
+/// half, or for guest-physical memory outside both the frame pool and the
+/// pass-through window (`layout::PASSTHROUGH_GPA`).
 pub const MAP: u64 = 1;
 /// `unmap(va, len)`: remove the mappings in `[va, va+len)` (holes are fine).
 pub const UNMAP: u64 = 2;

@@ -13,7 +13,17 @@
 //! GPA 0x0020_0000  kernel-min image         VA DIRECT_MAP_BASE + GPA  (kernel only)
 //! runtime_gpa      libos runtime region     VA RUNTIME_VA             (user)
 //! pool_start..mem  frame pool for libos
+//! PASSTHROUGH_GPA  pass-through window: KVM memory slots backed by the proxy's
+//!   .. +SIZE       Linux mappings of shared files and devices (see below)
 //! ```
+//!
+//! The pass-through window lies far above any guest RAM (`--mem` is refused when
+//! it would reach it) and below every guest-physical width a KVM host offers
+//! (x86-64 hosts have at least 36 bits, practically 40 and more; the window ends at
+//! 2^41). The proxy allocates GPA ranges in it, one KVM memory slot per shared
+//! mapping; libos maps them into the application like RAM, and kernel-min's `MAP`
+//! accepts them besides the frame pool. Nothing else in the partition touches them
+//! (they are not in kernel-min's direct map).
 //!
 //! Application virtual addresses live in `[USER_START, USER_END)`; the runtime in
 //! `[LIBOS_VA, LIBOS_END)`. The proxy reserves `[USER_START, LIBOS_END)` in its own
@@ -45,6 +55,19 @@ pub const ARGS_GPA: u64 = 0x10_0000;
 pub const ARGS_MAX: u64 = 0x10_0000;
 /// Where the proxy loads kernel-min.
 pub const KERNEL_GPA: u64 = 0x20_0000;
+
+/// Start of the pass-through window (guest-physical).
+pub const PASSTHROUGH_GPA: u64 = 1 << 40;
+/// Size of the pass-through window.
+pub const PASSTHROUGH_SIZE: u64 = 1 << 40;
+
+/// `[gpa, gpa+len)` lies inside the pass-through window.
+pub const fn is_passthrough(gpa: u64, len: u64) -> bool {
+    match gpa.checked_add(len) {
+        Some(end) => gpa >= PASSTHROUGH_GPA && end <= PASSTHROUGH_GPA + PASSTHROUGH_SIZE,
+        None => false,
+    }
+}
 
 /// Kernel-only direct map of all guest-physical memory.
 pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
@@ -106,6 +129,11 @@ static_assertions::const_assert!(ARGS_GPA + ARGS_MAX <= KERNEL_GPA);
 static_assertions::const_assert!(IKC_GPA + IKC_SIZE <= ARGS_GPA);
 static_assertions::const_assert!(RUNTIME_VA + RUNTIME_SIZE <= LIBOS_END);
 static_assertions::const_assert!(USER_STACK_TOP < USER_END && USER_MMAP_TOP < USER_STACK_TOP);
+static_assertions::const_assert!(PASSTHROUGH_GPA.is_multiple_of(HUGE_PAGE_SIZE));
+static_assertions::const_assert!(PASSTHROUGH_GPA + PASSTHROUGH_SIZE <= 1 << 41);
+static_assertions::const_assert!(is_passthrough(PASSTHROUGH_GPA, PAGE_SIZE));
+static_assertions::const_assert!(!is_passthrough(PASSTHROUGH_GPA - PAGE_SIZE, 2 * PAGE_SIZE));
+static_assertions::const_assert!(!is_passthrough(u64::MAX - PAGE_SIZE, 2 * PAGE_SIZE));
 
 /// Round `x` up to a multiple of `align` (a power of two).
 pub const fn align_up(x: u64, align: u64) -> u64 {

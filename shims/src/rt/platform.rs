@@ -6,13 +6,15 @@ use core::arch::asm;
 
 use mote_abi::boot::{BootInfo, BOOT_F_FSGSBASE};
 use mote_abi::errno::Errno;
-use mote_abi::ikc::{core_page_offset, CorePage, Doorbell, Op, Slot, MAPLOG_OFFSET};
+use mote_abi::ikc::{
+    core_page_offset, CorePage, Doorbell, Op, Slot, MAPLOG_OFFSET, SHARED_READONLY,
+};
 use mote_abi::kcall;
-use mote_abi::layout::IKC_VA;
+use mote_abi::layout::{IKC_VA, PAGE_SIZE};
 use mote_abi::maplog::{Change, MapLog};
 use mote_abi::ports;
 use mote_abi::trap::FaultReport;
-use mote_libos::platform::Platform;
+use mote_libos::platform::{Platform, SharedMapping};
 
 /// The partition, seen from core `core`.
 pub struct Kvm {
@@ -152,5 +154,29 @@ impl Platform for Kvm {
             0,
             [msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0, 0],
         );
+    }
+    fn map_shared(
+        &self,
+        va: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: u64,
+        off: u64,
+    ) -> Result<SharedMapping, Errno> {
+        let r = self.call(Op::MapShared, 0, [va, len, prot, flags, fd, off]);
+        if r < 0 {
+            return Err(Errno::from_code(-r as i32).unwrap_or(Errno::ENOMEM));
+        }
+        let gpa = r as u64 & !(PAGE_SIZE - 1);
+        let valid = self.call(Op::SharedLen, 0, [gpa, 0, 0, 0, 0, 0]).max(0) as u64;
+        Ok(SharedMapping {
+            gpa,
+            valid: valid.min(len),
+            may_write: r as u64 & SHARED_READONLY == 0,
+        })
+    }
+    fn unshare(&self, gpa: u64) {
+        self.call(Op::Unshare, 0, [gpa, 0, 0, 0, 0, 0]);
     }
 }

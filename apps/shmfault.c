@@ -1,0 +1,49 @@
+/*
+ * shmfault ro FILE: maps FILE read-only and MAP_SHARED, reads it, then writes to
+ * it: SIGSEGV (status 139).
+ * shmfault eof FILE: truncates FILE to 100 bytes, maps two pages of it MAP_SHARED
+ * read-write, writes in the first page (inside the file), then touches the second,
+ * which lies beyond end-of-file: SIGBUS (status 135).
+ * Each prints a line before the fault.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: shmfault ro|eof FILE\n");
+		return 2;
+	}
+	if (!strcmp(argv[1], "ro")) {
+		int fd = open(argv[2], O_RDONLY);
+		volatile char *m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+		if (fd < 0 || m == MAP_FAILED) {
+			perror(argv[2]);
+			return 2;
+		}
+		printf("shmfault: read %d, now writing to the read-only mapping\n", m[0]);
+		fflush(stdout);
+		m[0] = 1;
+	} else {
+		int fd = open(argv[2], O_RDWR);
+		if (fd < 0 || ftruncate(fd, 100)) {
+			perror(argv[2]);
+			return 2;
+		}
+		volatile char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (m == MAP_FAILED) {
+			perror("mmap");
+			return 2;
+		}
+		m[50] = 'x';
+		printf("shmfault: wrote inside the file, now touching the page beyond its end\n");
+		fflush(stdout);
+		m[4096] = 1;
+	}
+	printf("shmfault: still alive, which is wrong\n");
+	return 0;
+}

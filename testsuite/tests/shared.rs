@@ -1,0 +1,130 @@
+//! Shared file and device mappings passed through from Linux: a mote application
+//! and a native process share a `/dev/shm` page, a file written through
+//! `MAP_SHARED` + `msync` is on disk after the run, and the faults of shared
+//! mappings (write to a read-only one, access beyond end-of-file) end the run with
+//! the native status.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mote_testsuite::{app, Program, TempDir, HANG_LIMIT};
+
+/// What `apps/shmfile.c` leaves in its file: byte i is `(i * 7 + 3) & 0xff`.
+fn shmfile_contents() -> Vec<u8> {
+    (0..3 * 4096 + 100)
+        .map(|i: u32| (i * 7 + 3) as u8)
+        .collect()
+}
+
+/// A `/dev/shm` file of one zeroed page, removed when dropped.
+struct ShmFile(PathBuf);
+
+impl ShmFile {
+    fn new(label: &str) -> Self {
+        let path = Path::new("/dev/shm").join(format!("mote-test-{label}-{}", std::process::id()));
+        fs::write(&path, [0u8; 4096]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        ShmFile(path)
+    }
+}
+
+impl Drop for ShmFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn mote_and_a_native_process_ping_pong_through_a_dev_shm_page() {
+    const ROUNDS: &str = "10000";
+    let shm = ShmFile::new("pingpong");
+    // The native peer (side b) spins until the application (side a) passes it the
+    // turn; both bound their waits themselves, and the peer is killed if it outlives
+    // the hang limit.
+    let mut peer = Command::new(app("shmpingpong"))
+        .arg(&shm.0)
+        .args(["b", ROUNDS])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the native peer");
+    let mote = Program::new(app("shmpingpong"))
+        .arg(&shm.0)
+        .args(["a", ROUNDS])
+        .mote();
+    let deadline = Instant::now() + HANG_LIMIT;
+    let status = loop {
+        if let Some(s) = peer.try_wait().expect("peer status") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = peer.kill();
+            let _ = peer.wait();
+            panic!("native peer hung\n{mote:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut peer_out = String::new();
+    std::io::Read::read_to_string(&mut peer.stdout.take().unwrap(), &mut peer_out).unwrap();
+    assert_eq!(
+        mote.stdout_text(),
+        "side a: 10000 rounds, no lost update\n",
+        "{mote:?}"
+    );
+    assert_eq!(mote.status, 0, "{mote:?}");
+    assert_eq!(peer_out, "side b: 10000 rounds, no lost update\n");
+    assert!(status.success(), "native peer: {status:?}");
+    // The page holds the final count, seen from here too.
+    let page = fs::read(&shm.0).unwrap();
+    assert_eq!(u64::from_le_bytes(page[8..16].try_into().unwrap()), 20_000);
+}
+
+#[test]
+fn a_file_written_through_map_shared_and_msync_holds_the_data() {
+    let dir = TempDir::new("shmfile");
+    let native_file = dir.path().join("native");
+    let mote_file = dir.path().join("mote");
+    let native = Program::new(app("shmfile")).arg(&native_file).native();
+    let mote = Program::new(app("shmfile")).arg(&mote_file).mote();
+    mote_testsuite::assert_same(&native, &mote);
+    assert_eq!(mote.status, 0, "{mote:?}");
+    assert!(mote.stdout_text().contains("all checks passed"), "{mote:?}");
+    let want = shmfile_contents();
+    assert_eq!(fs::read(&native_file).unwrap(), want, "natively");
+    assert_eq!(fs::read(&mote_file).unwrap(), want, "the file mote wrote");
+}
+
+#[test]
+fn writing_a_read_only_shared_mapping_is_sigsegv_as_natively() {
+    let dir = TempDir::new("shmfault-ro");
+    let file = dir.file("ro", "read me\n");
+    let (native, mote) = Program::new(app("shmfault"))
+        .args(["ro".as_ref(), file.as_os_str()])
+        .same_as_native();
+    assert_eq!(native.status, 139);
+    assert_eq!(mote.status, 139);
+    assert!(mote.stderr_text().contains("SIGSEGV"), "{mote:?}");
+    assert_eq!(fs::read(&file).unwrap(), b"read me\n", "file unchanged");
+}
+
+#[test]
+fn touching_a_shared_mapping_beyond_end_of_file_is_sigbus_as_natively() {
+    let dir = TempDir::new("shmfault-eof");
+    let native_file = dir.file("native", "x");
+    let mote_file = dir.file("mote", "x");
+    let native = Program::new(app("shmfault"))
+        .args(["eof".as_ref(), native_file.as_os_str()])
+        .native();
+    let mote = Program::new(app("shmfault"))
+        .args(["eof".as_ref(), mote_file.as_os_str()])
+        .mote();
+    mote_testsuite::assert_same(&native, &mote);
+    assert_eq!(native.status, 135, "natively SIGBUS");
+    assert_eq!(mote.status, 135, "{mote:?}");
+    assert!(mote.stderr_text().contains("SIGBUS"), "{mote:?}");
+    // The store inside the file reached it before the fault.
+    let data = fs::read(&mote_file).unwrap();
+    assert_eq!(data.len(), 100);
+    assert_eq!(data[50], b'x');
+    assert_eq!(data, fs::read(&native_file).unwrap());
+}
