@@ -114,8 +114,8 @@ pub fn write_plots(dir: &Path, report: &Report) -> io::Result<Vec<PathBuf>> {
 const W: f64 = 900.0;
 const PANEL_H: f64 = 260.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 40.0;
+const RIGHT: f64 = 40.0;
+const TOP: f64 = 60.0;
 const GAP: f64 = 60.0;
 const COLORS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
