@@ -2,7 +2,8 @@
 //! and a native process share a `/dev/shm` page, a file written through
 //! `MAP_SHARED` + `msync` is on disk after the run, and the faults of shared
 //! mappings (write to a read-only one, access beyond end-of-file) end the run with
-//! the native status.
+//! the native status; POSIX shared memory (`shm_open`) in a dynamically linked
+//! program.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -127,4 +128,21 @@ fn touching_a_shared_mapping_beyond_end_of_file_is_sigbus_as_natively() {
     assert_eq!(data.len(), 100);
     assert_eq!(data[50], b'x');
     assert_eq!(data, fs::read(&native_file).unwrap());
+}
+
+#[test]
+fn posix_shm_in_a_dynamic_program_aliases_two_mappings() {
+    let name = |side: &str| format!("/mote-test-shm-{side}-{}", std::process::id());
+    let native = Program::new(app("shm_posix")).arg(name("n")).native();
+    let mote = Program::new(app("shm_posix")).arg(name("m")).mote();
+    mote_testsuite::assert_same(&native, &mote);
+    assert_eq!(
+        mote.stdout_text(),
+        "two mappings of one shm object alias: yes\n"
+    );
+    assert_eq!(mote.status, 0, "{mote:?}");
+    assert!(
+        !Path::new("/dev/shm").join(&name("m")[1..]).exists(),
+        "shm_unlink removed it"
+    );
 }
