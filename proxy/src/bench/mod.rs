@@ -464,6 +464,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_command_line_parses() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "mote", "bench", "--quick", "--json", "s.json", "--plot", "pics", "--load", "--reps",
+            "2", "fwq", "gups",
+        ])
+        .unwrap();
+        let crate::cli::Command::Bench(a) = cli.command else {
+            panic!("not bench")
+        };
+        assert!(a.quick && a.load);
+        assert_eq!(a.json.as_deref(), Some(Path::new("s.json")));
+        assert_eq!(a.plot.as_deref(), Some(Path::new("pics")));
+        assert_eq!(a.reps, Some(2));
+        assert_eq!(a.workloads, ["fwq", "gups"]);
+    }
+
+    #[test]
     fn apps_are_beside_the_profile_directory() {
         assert_eq!(
             apps_dir(Path::new("/w/target/release/mote")),
