@@ -4,6 +4,8 @@
  * shmfault eof FILE: truncates FILE to 100 bytes, maps two pages of it MAP_SHARED
  * read-write, writes in the first page (inside the file), then touches the second,
  * which lies beyond end-of-file: SIGBUS (status 135).
+ * shmfault trunc FILE: maps two pages of FILE, touches the second, truncates the
+ * file to 100 bytes (as another process could) and touches it again: SIGBUS.
  * Each prints a line before the fault.
  */
 #include <fcntl.h>
@@ -15,7 +17,7 @@
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: shmfault ro|eof FILE\n");
+		fprintf(stderr, "usage: shmfault ro|eof|trunc FILE\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "ro")) {
@@ -28,6 +30,25 @@ int main(int argc, char **argv)
 		printf("shmfault: read %d, now writing to the read-only mapping\n", m[0]);
 		fflush(stdout);
 		m[0] = 1;
+	} else if (!strcmp(argv[1], "trunc")) {
+		int fd = open(argv[2], O_RDWR);
+		if (fd < 0 || ftruncate(fd, 8192)) {
+			perror(argv[2]);
+			return 2;
+		}
+		volatile char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (m == MAP_FAILED) {
+			perror("mmap");
+			return 2;
+		}
+		m[4096] = 'y';
+		if (ftruncate(fd, 100)) {
+			perror("ftruncate");
+			return 2;
+		}
+		printf("shmfault: the file shrank under the mapping, touching its second page\n");
+		fflush(stdout);
+		m[4096] = 1;
 	} else {
 		int fd = open(argv[2], O_RDWR);
 		if (fd < 0 || ftruncate(fd, 100)) {

@@ -388,6 +388,15 @@ fn run_vcpu(mut vcpu: VcpuFd, core: usize, guest: &GuestMem, debug: bool) -> Eve
         let exit = match vcpu.run() {
             Ok(e) => e,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            // Linux could not provide a page behind a memory slot: guest RAM never
+            // shrinks, so it is a pass-through mapping of a file that was truncated
+            // under the application. Linux raises SIGBUS for that access.
+            Err(e) if e.errno() == libc::EFAULT => {
+                return Event::Killed {
+                    signal: libc::SIGBUS as u32,
+                    fault: None,
+                }
+            }
             Err(e) => return Event::Failed(format!("vCPU {core}: KVM_RUN failed: {e}")),
         };
         match exit {

@@ -146,3 +146,20 @@ fn posix_shm_in_a_dynamic_program_aliases_two_mappings() {
         "shm_unlink removed it"
     );
 }
+
+#[test]
+fn a_shared_file_truncated_under_its_mapping_is_sigbus_as_natively() {
+    let dir = TempDir::new("shmfault-trunc");
+    let native_file = dir.file("native", "");
+    let mote_file = dir.file("mote", "");
+    let native = Program::new(app("shmfault"))
+        .args(["trunc".as_ref(), native_file.as_os_str()])
+        .native();
+    let mote = Program::new(app("shmfault"))
+        .args(["trunc".as_ref(), mote_file.as_os_str()])
+        .mote();
+    mote_testsuite::assert_same(&native, &mote);
+    assert_eq!(native.status, 135, "natively SIGBUS");
+    assert!(mote.stderr_text().contains("SIGBUS"), "{mote:?}");
+    assert_eq!(fs::read(&mote_file).unwrap().len(), 100);
+}
