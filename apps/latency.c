@@ -1,7 +1,8 @@
 /*
  * latency: per-call cost of a call mote answers locally (getpid, issued with
- * syscall(SYS_getpid) so libc cannot cache it) and of a forwarded null call
- * (getppid). Each sample times a batch of calls with CLOCK_MONOTONIC; the batch
+ * syscall(SYS_getpid) so libc cannot cache it), of a forwarded null call
+ * (getppid), of a forwarded one-byte write to /dev/null (write_devnull) and of
+ * libc's clock_gettime(CLOCK_MONOTONIC) (the vDSO natively). Each sample times a batch of calls with CLOCK_MONOTONIC; the batch
  * size is calibrated so one batch takes about 1 ms whatever a call costs, which
  * keeps a run well under a second natively and under a few seconds even at
  * 30 us per call. Prints one machine-readable line per call:
@@ -14,11 +15,13 @@
  *
  *   getpid raw_ns=104.1,103.9,...
  *
- * Under mote, the same two calls are also measured through mote's direct entry
+ * Under mote, the same calls are also measured through mote's direct entry
  * (`getauxval(AT_MOTE_SYSCALL)`: a plain function call into the runtime instead
- * of the `syscall` instruction), as `getpid_direct` and `getppid_direct`.
+ * of the `syscall` instruction), as `getpid_direct`, `getppid_direct`,
+ * `write_devnull_direct` and `clock_gettime_direct`.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,15 +52,38 @@ static direct_fn direct;
 static int use_direct;
 static int raw; /* --raw: also print every sample */
 
+static int null_fd = -1; /* /dev/null, for SYS_write */
+
+/* `batch` calls of `nr`: SYS_write writes one byte to /dev/null, SYS_clock_gettime
+ * reads CLOCK_MONOTONIC (through libc, i.e. the vDSO where there is one), any
+ * other number is called without arguments. */
 static double batch_ns(long nr, long batch)
 {
+	static char byte;
+	struct timespec ts;
 	double t0 = now_ns();
-	if (use_direct)
+	if (nr == SYS_write) {
+		if (use_direct)
+			for (long i = 0; i < batch; i++)
+				direct(SYS_write, null_fd, (long)&byte, 1, 0, 0, 0);
+		else
+			for (long i = 0; i < batch; i++)
+				if (write(null_fd, &byte, 1) != 1)
+					abort();
+	} else if (nr == SYS_clock_gettime) {
+		if (use_direct)
+			for (long i = 0; i < batch; i++)
+				direct(SYS_clock_gettime, CLOCK_MONOTONIC, (long)&ts, 0, 0, 0, 0);
+		else
+			for (long i = 0; i < batch; i++)
+				clock_gettime(CLOCK_MONOTONIC, &ts);
+	} else if (use_direct) {
 		for (long i = 0; i < batch; i++)
 			direct(nr, 0, 0, 0, 0, 0, 0);
-	else
+	} else {
 		for (long i = 0; i < batch; i++)
 			syscall(nr);
+	}
 	return now_ns() - t0;
 }
 
@@ -107,8 +133,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "latency: getpid/getppid returned nonsense\n");
 		return 1;
 	}
+	null_fd = open("/dev/null", O_WRONLY);
+	if (null_fd < 0) {
+		perror("latency: /dev/null");
+		return 1;
+	}
 	measure("getpid", SYS_getpid);
 	measure("getppid", SYS_getppid);
+	measure("write_devnull", SYS_write);
+	measure("clock_gettime", SYS_clock_gettime);
 	direct = (direct_fn)getauxval(AT_MOTE_SYSCALL);
 	if (direct) {
 		if (direct(SYS_getpid, 0, 0, 0, 0, 0, 0) != getpid()) {
@@ -118,6 +151,8 @@ int main(int argc, char **argv)
 		use_direct = 1;
 		measure("getpid_direct", SYS_getpid);
 		measure("getppid_direct", SYS_getppid);
+		measure("write_devnull_direct", SYS_write);
+		measure("clock_gettime_direct", SYS_clock_gettime);
 	}
 	return 0;
 }

@@ -379,7 +379,7 @@ fn print_table(report: &Report) -> Vec<String> {
     let mut incomplete = Vec::new();
     println!();
     println!(
-        "{:<11} {:<28} {:<7} {:>11} {:>11} {:>11} {:>11} {:>9}  ",
+        "{:<11} {:<34} {:<7} {:>11} {:>11} {:>11} {:>11} {:>9}  ",
         "workload",
         "figure",
         "unit",
@@ -401,7 +401,7 @@ fn print_table(report: &Report) -> Vec<String> {
             let (Some(n), Some(m)) = (native, under_mote) else {
                 incomplete.push(format!("{} {}", config.name, metric.key));
                 println!(
-                    "{:<11} {label:<28} {:<7} {:>11} {:>11} {:>11} {:>11} {:>9}",
+                    "{:<11} {label:<34} {:<7} {:>11} {:>11} {:>11} {:>11} {:>9}",
                     config.name,
                     metric.unit,
                     cell(native.map(|s| s.median)),
@@ -413,7 +413,7 @@ fn print_table(report: &Report) -> Vec<String> {
                 continue;
             };
             println!(
-                "{:<11} {label:<28} {:<7} {:>11} {:>11} {:>11} {:>11} {:>8.2}x  {}",
+                "{:<11} {label:<34} {:<7} {:>11} {:>11} {:>11} {:>11} {:>8.2}x  {}",
                 config.name,
                 metric.unit,
                 num(n.median),

@@ -117,8 +117,8 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 40.0;
 const TOP: f64 = 60.0;
 const GAP: f64 = 60.0;
-const COLORS: [&str; 6] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+const COLORS: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f",
 ];
 
 fn svg_start(h: f64, title: &str) -> String {
@@ -270,6 +270,8 @@ fn latency_histogram(c: &Config) -> String {
         (Side::Mote, "getppid.raw_ns"),
         (Side::Mote, "getpid_direct.raw_ns"),
         (Side::Mote, "getppid_direct.raw_ns"),
+        (Side::Native, "clock_gettime.raw_ns"),
+        (Side::Mote, "clock_gettime.raw_ns"),
     ]
     .iter()
     .map(|&(side, key)| {

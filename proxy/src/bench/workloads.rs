@@ -82,10 +82,15 @@ pub const ALL: &[Workload] = &[
         metrics: &[
             pooled("getpid.raw_ns", "ns"),
             pooled("getppid.raw_ns", "ns"),
+            pooled("write_devnull.raw_ns", "ns"),
+            pooled("clock_gettime.raw_ns", "ns"),
             pooled_vs("getpid_direct.raw_ns", "getpid.raw_ns", "ns"),
             pooled_vs("getppid_direct.raw_ns", "getppid.raw_ns", "ns"),
+            pooled_vs("write_devnull_direct.raw_ns", "write_devnull.raw_ns", "ns"),
+            pooled_vs("clock_gettime_direct.raw_ns", "clock_gettime.raw_ns", "ns"),
         ],
-        what: "system-call latency: getpid (local under mote), getppid (forwarded); trapped and direct entry",
+        what: "per-call latency: getpid (local under mote), getppid and write to /dev/null \
+               (forwarded), libc clock_gettime; the syscall instruction and mote's direct entry",
     },
     Workload {
         name: FWQ,
