@@ -2,7 +2,7 @@
  * shmfile PATH: writes a file through a MAP_SHARED mapping and msync, checks that
  * read() sees the stores at once, maps it again read-only to check the contents,
  * then uses /dev/zero MAP_SHARED (anonymous shared memory) and a mapping of a file
- * range from an offset. The file is left on disk for the caller to check: byte i
+ * range from an offset, and a mapping whose file grows after it was made. The file is left on disk for the caller to check: byte i
  * of its SIZE bytes is (i * 7 + 3) & 0xff.
  */
 #include <fcntl.h>
@@ -65,6 +65,18 @@ int main(int argc, char **argv)
 	check(o != MAP_FAILED && o[5] == (unsigned char)((8192 + 5) * 7 + 3), "mapping from offset 8192");
 	if (o != MAP_FAILED)
 		munmap(o, 4096);
+
+	/* The file grows after it was mapped: the new page becomes usable. */
+	unsigned char *g = mmap(NULL, 5 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	check(g != MAP_FAILED, "mapping beyond the end");
+	if (g != MAP_FAILED) {
+		check(ftruncate(fd, 5 * 4096) == 0, "grow the file");
+		g[4 * 4096 + 1] = 0x77;
+		unsigned char c = 0;
+		check(pread(fd, &c, 1, 4 * 4096 + 1) == 1 && c == 0x77, "store in the grown page");
+		check(munmap(g, 5 * 4096) == 0, "munmap of the grown mapping");
+		check(ftruncate(fd, SIZE) == 0, "shrink the file back");
+	}
 	close(fd);
 
 	int z = open("/dev/zero", O_RDWR);

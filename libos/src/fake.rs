@@ -71,8 +71,8 @@ pub struct State {
     pub logs: Vec<String>,
     /// Files the proxy can map shared, by fd: (size, open for writing).
     pub shareable: BTreeMap<u64, (u64, bool)>,
-    /// Live pass-through objects: guest-physical start → length.
-    pub shared: BTreeMap<u64, u64>,
+    /// Live pass-through objects: guest-physical start → (length, fd, offset).
+    pub shared: BTreeMap<u64, (u64, u64, u64)>,
     /// Next free offset in the pass-through window.
     pub shared_next: u64,
 }
@@ -397,7 +397,7 @@ impl Platform for FakePlatform {
         }
         let gpa = PASSTHROUGH_GPA + st.shared_next.next_multiple_of(LARGE_PAGE_SIZE);
         st.shared_next = gpa - PASSTHROUGH_GPA + len;
-        st.shared.insert(gpa, len);
+        st.shared.insert(gpa, (len, fd, off));
         let valid = size
             .saturating_sub(off)
             .next_multiple_of(PAGE_SIZE)
@@ -407,6 +407,15 @@ impl Platform for FakePlatform {
             valid,
             may_write: writable,
         })
+    }
+
+    fn shared_len(&self, gpa: u64) -> u64 {
+        let st = self.st.borrow();
+        let &(len, fd, off) = st.shared.get(&gpa).expect("fake: unknown object");
+        let size = st.shareable[&fd].0;
+        size.saturating_sub(off)
+            .next_multiple_of(PAGE_SIZE)
+            .min(len)
     }
 
     fn unshare(&self, gpa: u64) {

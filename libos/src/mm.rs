@@ -68,6 +68,17 @@ pub enum VmaKind {
     Passthrough { gpa: u64, va: u64, may_write: bool },
 }
 
+/// What to do about a page fault of the application ([`AddressSpace::page_fault`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// libos mapped the page: return to the faulting instruction.
+    Retry,
+    /// The access raises this signal.
+    Signal(u32),
+    /// Not libos's: the signal of the exception itself.
+    Default,
+}
+
 /// A virtual memory area; the map key is its start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Vma {
@@ -463,15 +474,38 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// The signal a page fault at `addr` raises, when it is not `SIGSEGV`: `SIGBUS`
-    /// for a page of a shared file mapping beyond the file's end (unbacked), as
-    /// Linux raises it.
-    pub fn fault_signal(&self, addr: u64) -> Option<u32> {
-        let (_, v) = self.vma_at(addr)?;
-        (matches!(v.kind, VmaKind::Passthrough { .. })
-            && v.prot != PROT_NONE
-            && self.translate(addr).is_none())
-        .then_some(crate::uapi::signal::SIGBUS)
+    /// What a page fault of the application at `addr` means. Only the unbacked
+    /// pages of a shared file mapping are libos's business: if the file has grown
+    /// over the page since it was mapped, the page is mapped now and the access is
+    /// retried; otherwise it lies beyond the file's end and Linux would raise
+    /// `SIGBUS`. Every other fault is the exception's own (`SIGSEGV`).
+    pub fn page_fault<P: Platform>(&mut self, p: &P, addr: u64) -> Fault {
+        let Some((_, &v)) = self.vma_at(addr) else {
+            return Fault::Default;
+        };
+        let VmaKind::Passthrough { gpa, va, .. } = v.kind else {
+            return Fault::Default;
+        };
+        if v.prot == PROT_NONE || self.translate(addr).is_some() {
+            return Fault::Default;
+        }
+        let page = align_down(addr, PAGE_SIZE);
+        if page - va >= p.shared_len(gpa) {
+            return Fault::Signal(crate::uapi::signal::SIGBUS);
+        }
+        let pgpa = gpa + (page - va);
+        if self.kmap(p, page, pgpa, PAGE_SIZE, v.prot).is_err() {
+            return Fault::Signal(crate::uapi::signal::SIGBUS);
+        }
+        self.backing.insert(
+            page,
+            Backing {
+                len: PAGE_SIZE,
+                gpa: pgpa,
+            },
+        );
+        p.publish(change(KIND_MAP, page, PAGE_SIZE, pgpa));
+        Fault::Retry
     }
 
     // ---------------------------------------------------------------- munmap
@@ -1741,12 +1775,29 @@ mod tests {
         assert_eq!(prot, rw);
         assert_eq!(p.mapping(a + PAGE_SIZE), None, "beyond EOF stays unmapped");
         assert_eq!(mm.frames().available(), before, "no pool frames used");
-        assert_eq!(mm.fault_signal(a + PAGE_SIZE + 8), Some(signal::SIGBUS));
         assert_eq!(
-            mm.fault_signal(a + 8),
-            None,
+            mm.page_fault(&p, a + PAGE_SIZE + 8),
+            Fault::Signal(signal::SIGBUS)
+        );
+        assert_eq!(
+            mm.page_fault(&p, a + 8),
+            Fault::Default,
             "a backed page faults as SIGSEGV"
         );
+        // The file grows to three pages: the second page is mapped on its fault.
+        p.add_shareable(7, 2 * PAGE_SIZE + 1, true);
+        assert_eq!(mm.page_fault(&p, a + PAGE_SIZE + 8), Fault::Retry);
+        assert_eq!(p.mapping(a + PAGE_SIZE).unwrap(), (gpa + PAGE_SIZE, rw));
+        assert_eq!(
+            mm.page_fault(&p, a + PAGE_SIZE),
+            Fault::Default,
+            "mapped now"
+        );
+        assert_eq!(
+            mm.page_fault(&p, a + 3 * PAGE_SIZE),
+            Fault::Signal(signal::SIGBUS)
+        );
+        p.add_shareable(7, 100, true);
         assert!(matches!(
             mm.vma_at(a).unwrap().1.kind,
             VmaKind::Passthrough {
@@ -1761,6 +1812,7 @@ mod tests {
         mm.mprotect(&p, a, 4 * PAGE_SIZE, PROT_NONE).unwrap();
         mm.mprotect(&p, a, 4 * PAGE_SIZE, PROT_READ).unwrap();
         assert_eq!(p.mapping(a).unwrap(), (gpa, PROT_READ));
+        assert_eq!(p.mapping(a + PAGE_SIZE).unwrap().1, PROT_READ);
         assert_eq!(p.mapping(a + 2 * PAGE_SIZE), None);
         assert_eq!(mm.frames().available(), before);
 
@@ -1808,7 +1860,7 @@ mod tests {
         );
         assert_eq!(p.mapping(a + PAGE_SIZE).unwrap().1, PROT_READ);
         // A write fault on it is an ordinary SIGSEGV.
-        assert_eq!(mm.fault_signal(a), None);
+        assert_eq!(mm.page_fault(&p, a), Fault::Default);
         // MAP_FIXED over it replaces it and releases the object.
         mm.mmap(
             &p,

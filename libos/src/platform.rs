@@ -64,6 +64,9 @@ pub trait Platform {
     ) -> Result<SharedMapping, Errno>;
     /// The pass-through object at `gpa` is mapped nowhere any more (`Op::Unshare`).
     fn unshare(&self, gpa: u64);
+    /// Bytes of the pass-through object at `gpa` that lie before its file's end
+    /// now (`Op::SharedLen`): the file may have grown since it was mapped.
+    fn shared_len(&self, gpa: u64) -> u64;
 }
 
 /// A pass-through object the proxy made for a shared file or device mapping.

@@ -219,6 +219,14 @@ pub fn protect_fds(fds: impl IntoIterator<Item = i32>) {
     own.dedup();
 }
 
+/// Give `fd` back to the application's numbering (the proxy closed its own).
+pub fn unprotect_fd(fd: i32) {
+    let mut own = OWN_FDS.write().unwrap_or_else(|p| p.into_inner());
+    if let Ok(fd) = u32::try_from(fd) {
+        own.retain(|&o| o != fd);
+    }
+}
+
 fn is_own_fd(fd: u64) -> bool {
     u32::try_from(fd).is_ok_and(|fd| {
         OWN_FDS

@@ -15,7 +15,11 @@
 //!    and registers the slot with that mapping as its host memory;
 //! 3. answers the range's start; libos maps it into the application like RAM (pages
 //!    up to end-of-file only, so an access beyond it faults in the partition and
-//!    libos reports `SIGBUS`, as Linux does).
+//!    libos reports `SIGBUS`, as Linux does). The proxy keeps its own descriptor of
+//!    a regular file: when the file has grown since (another process extended it),
+//!    libos's fault handler asks again (`Op::SharedLen`) and maps the new pages.
+//!    A file that shrinks under the mapping makes the host page vanish; KVM_RUN
+//!    then fails with `EFAULT` and the run ends with `SIGBUS` (`vmm`).
 //!
 //! Stores by the application reach the page cache (or the device) directly, so native
 //! processes mapping the same file see them and the other way round. `munmap` is
@@ -40,6 +44,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
 use kvm_bindings::{kvm_userspace_memory_region, KVM_MEM_READONLY};
@@ -179,13 +184,16 @@ impl SlotAllocator {
 }
 
 /// One live pass-through object.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 struct Object {
     slot: u32,
     va: u64,
     len: u64,
-    /// Bytes before end-of-file (page-rounded), or `len` for a device.
-    valid: u64,
+    /// Offset of the mapping in the file.
+    off: u64,
+    /// The proxy's own descriptor of a regular file (for its current size: the
+    /// file may grow after it was mapped); `None` for devices, which have no end.
+    file: Option<OwnedFd>,
 }
 
 struct State {
@@ -278,7 +286,7 @@ impl Passthrough {
             }
             readonly = true;
         }
-        let valid = valid_len(fd, len, off);
+        let file = size_fd(fd);
         let mut st = self.state();
         let placed =
             st.alloc
@@ -301,7 +309,8 @@ impl Passthrough {
                         slot,
                         va,
                         len,
-                        valid,
+                        off,
+                        file,
                     },
                 );
                 (gpa | if readonly { SHARED_READONLY } else { 0 }) as i64
@@ -322,6 +331,9 @@ impl Passthrough {
         let Some(o) = st.objects.remove(&gpa) else {
             return neg(libc::EINVAL);
         };
+        if let Some(f) = &o.file {
+            crate::offload::unprotect_fd(f.as_raw_fd());
+        }
         if let Err(e) = self.slots.set(o.slot, gpa, 0, 0, false) {
             eprintln!("mote: pass-through: cannot delete KVM slot {}: {e}", o.slot);
         }
@@ -329,12 +341,17 @@ impl Passthrough {
         0
     }
 
-    /// `Op::SharedLen`: bytes of the object at `gpa` before the file's end.
+    /// `Op::SharedLen`: bytes of the object at `gpa` before the file's end, now.
     pub fn valid_len(&self, gpa: u64) -> i64 {
         self.state()
             .objects
             .get(&gpa)
-            .map_or(neg(libc::EINVAL), |o| o.valid as i64)
+            .map_or(neg(libc::EINVAL), |o| {
+                o.file
+                    .as_ref()
+                    .map_or(o.len, |f| valid_len(f.as_raw_fd(), o.len, o.off))
+                    as i64
+            })
     }
 
     /// A map-log entry mapping `[va, va+len)` to pass-through `gpa` is consistent with
@@ -354,6 +371,30 @@ impl Passthrough {
     fn live(&self) -> usize {
         self.state().objects.len()
     }
+}
+
+/// Lowest descriptor number the proxy uses for its copies of shared files: far above
+/// what applications usually reach, so their `open`s get the numbers they get
+/// natively.
+const SIZE_FD_MIN: i32 = 512;
+
+/// The proxy's own copy of `fd` when it is a regular file (its size can change),
+/// protected from the application's `close`/`dup2`; `None` for anything else.
+fn size_fd(fd: i32) -> Option<OwnedFd> {
+    // SAFETY: `stat` is plain data (all-zero is valid); fstat writes only into it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `fd` is the application's descriptor, only queried.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, which we own on success.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, SIZE_FD_MIN) };
+    if dup < 0 {
+        return None;
+    }
+    crate::offload::protect_fds([dup]);
+    // SAFETY: `dup` is a fresh descriptor nobody else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
 /// Bytes of a `len`-byte mapping of `fd` from `off` that lie before the end of the
@@ -494,6 +535,15 @@ mod tests {
         // SAFETY: msync of that mapping.
         assert_eq!(unsafe { libc::msync(va as *mut _, 4096, libc::MS_SYNC) }, 0);
         assert_eq!(std::fs::read(&path).unwrap(), b"Shared bytes");
+
+        // The file grows: the object's valid part follows it.
+        let g3 = pt.map(va + 0x40_0000, 3 * PAGE_SIZE, rw, 0, fd, 0);
+        assert_eq!(pt.valid_len(g3 as u64), PAGE_SIZE as i64);
+        f.set_len(2 * PAGE_SIZE + 1).unwrap();
+        assert_eq!(pt.valid_len(g3 as u64), 3 * PAGE_SIZE as i64);
+        f.set_len(12).unwrap();
+        assert_eq!(pt.unshare(g3 as u64), 0);
+        restore_reservation(va + 0x40_0000, 3 * PAGE_SIZE);
 
         // A second object takes the next slot; one more finds none.
         let g2 = pt.map(va + 0x10_0000, PAGE_SIZE, rw, 0, fd, 0);

@@ -25,6 +25,7 @@ mod partition {
         signal_for_vector, vector, FaultOrigin, FaultReport, TrapFrame, VECTOR_SYSCALL,
     };
     use mote_libos::exec::Entry;
+    use mote_libos::mm::Fault;
     use mote_libos::platform::Platform;
     use mote_libos::process::Process;
 
@@ -92,13 +93,14 @@ mod partition {
         let h = f.hdr;
         let mut signal = signal_for_vector(h.vector);
         // libos knows what the faulting page is: beyond the end of a shared file
-        // mapping, a page fault is SIGBUS.
+        // mapping (or over a page it has since grown to), a page fault is libos's.
         if h.vector == vector::PF {
-            if let Some(s) = PROCESS
-                .try_lock()
-                .and_then(|g| g.as_ref().and_then(|pr| pr.mm.fault_signal(h.cr2)))
-            {
-                signal = s;
+            if let Some(proc) = PROCESS.try_lock().as_mut().and_then(|g| g.as_mut()) {
+                match proc.mm.page_fault(p, h.cr2) {
+                    Fault::Retry => return,
+                    Fault::Signal(s) => signal = s,
+                    Fault::Default => {}
+                }
             }
         }
         let report = FaultReport {

@@ -255,6 +255,9 @@ mod tests {
             Err(Errno::ENODEV)
         }
         fn unshare(&self, _: u64) {}
+        fn shared_len(&self, _: u64) -> u64 {
+            0
+        }
     }
 
     fn setup() -> (Process, Recorder) {

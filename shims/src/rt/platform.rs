@@ -169,14 +169,16 @@ impl Platform for Kvm {
             return Err(Errno::from_code(-r as i32).unwrap_or(Errno::ENOMEM));
         }
         let gpa = r as u64 & !(PAGE_SIZE - 1);
-        let valid = self.call(Op::SharedLen, 0, [gpa, 0, 0, 0, 0, 0]).max(0) as u64;
         Ok(SharedMapping {
             gpa,
-            valid: valid.min(len),
+            valid: self.shared_len(gpa).min(len),
             may_write: r as u64 & SHARED_READONLY == 0,
         })
     }
     fn unshare(&self, gpa: u64) {
         self.call(Op::Unshare, 0, [gpa, 0, 0, 0, 0, 0]);
+    }
+    fn shared_len(&self, gpa: u64) -> u64 {
+        self.call(Op::SharedLen, 0, [gpa, 0, 0, 0, 0, 0]).max(0) as u64
     }
 }
