@@ -395,6 +395,24 @@ impl Platform for FakePlatform {
         if prot & PROT_WRITE != 0 && !writable {
             return Err(Errno::EACCES);
         }
+        // Like the proxy, a mapping within a live object's range of the same file
+        // shares it.
+        let same = st
+            .shared
+            .iter()
+            .find(|(_, &(l, f, o))| f == fd && o == off && len <= l)
+            .map(|(&g, _)| g);
+        if let Some(gpa) = same {
+            let valid = size
+                .saturating_sub(off)
+                .next_multiple_of(PAGE_SIZE)
+                .min(len);
+            return Ok(SharedMapping {
+                gpa,
+                valid,
+                may_write: writable,
+            });
+        }
         let gpa = PASSTHROUGH_GPA + st.shared_next.next_multiple_of(LARGE_PAGE_SIZE);
         st.shared_next = gpa - PASSTHROUGH_GPA + len;
         st.shared.insert(gpa, (len, fd, off));

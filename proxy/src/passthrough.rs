@@ -7,39 +7,47 @@
 //! Linux owns the pages; nothing is copied. For `ikc::Op::MapShared` the proxy
 //!
 //! 1. `mmap`s the application's fd with `MAP_SHARED | MAP_FIXED` **at the
-//!    application's own virtual address**, inside the mirror reservation: this one
-//!    Linux mapping is at once the mirror (forwarded calls, `msync` included, see the
-//!    file at the application's pointers) and the memory behind the partition's view;
-//! 2. allocates a guest-physical range in the pass-through window
-//!    (`layout::PASSTHROUGH_GPA`) and a KVM memory slot number ([`SlotAllocator`]),
-//!    and registers the slot with that mapping as its host memory;
-//! 3. answers the range's start; libos maps it into the application like RAM (pages
-//!    up to end-of-file only, so an access beyond it faults in the partition and
-//!    libos reports `SIGBUS`, as Linux does). The proxy keeps its own descriptor of
-//!    a regular file: when the file has grown since (another process extended it),
+//!    application's own virtual address**, inside the mirror reservation: that is
+//!    the mirror (forwarded calls, `msync` included, see the file at the
+//!    application's pointers);
+//! 2. finds the memory behind the partition's view: for a regular file (`/dev/shm`
+//!    objects are regular files on tmpfs) a live object of the same inode whose
+//!    range covers the new one is reused (same slot, the start moved by the offset
+//!    difference); otherwise the proxy maps the range once more for itself (outside
+//!    the reservation, so the slot outlives any one application mapping of it),
+//!    allocates a guest-physical range in the pass-through window
+//!    (`layout::PASSTHROUGH_GPA`) and a KVM memory slot number
+//!    ([`SlotAllocator`]), and registers the slot. A device or `/dev/zero` is never
+//!    shared that way (a second `mmap` of it can be other memory, and some devices
+//!    refuse one): its slot is backed by the application-address mapping itself;
+//! 3. answers the start; libos maps it into the application like RAM (pages up to
+//!    end-of-file only, so an access beyond it faults in the partition and libos
+//!    reports `SIGBUS`, as Linux does). The proxy keeps its own descriptor of a
+//!    regular file: when the file has grown since (another process extended it),
 //!    libos's fault handler asks again (`Op::SharedLen`) and maps the new pages.
 //!    A file that shrinks under the mapping makes the host page vanish; KVM_RUN
 //!    then fails with `EFAULT` and the run ends with `SIGBUS` (`vmm`).
 //!
-//! Stores by the application reach the page cache (or the device) directly, so native
-//! processes mapping the same file see them and the other way round. `munmap` is
-//! libos's: it unmaps the partition's view and publishes `KIND_UNMAP` for the whole
-//! range, which puts the mirror's inaccessible reservation back over the Linux
-//! mapping; when no page of an object is mapped any more, libos sends
-//! `ikc::Op::Unshare` and the slot and its range are freed for reuse.
+//! Every mapping of a file reaches the same page-cache pages, so stores by the
+//! application are seen by native processes mapping the same file and the other
+//! way round. `munmap` is libos's: it unmaps the partition's view and publishes
+//! `KIND_UNMAP` for the whole range, which puts the mirror's inaccessible
+//! reservation back over the Linux mapping; when no page mapped from a start is
+//! left, libos sends `ikc::Op::Unshare` for it, and when an object has no start in
+//! use, its slot, range, private mapping and descriptor go.
 //!
 //! The same path carries MPI intra-node shared memory (`/dev/shm` segments mapped by
-//! every rank, native or mote) and RDMA device mappings (doorbells and queues of
-//! `/dev/infiniband/uverbs*`: `VM_IO | VM_PFNMAP` memory, which KVM slots accept as
-//! they do page-cache memory). A device that refuses a second `mmap` of the same
-//! offset is no problem: there is only one Linux mapping per application mapping.
+//! every rank, native or mote; one slot per segment however often it is mapped) and
+//! RDMA device mappings (doorbells and queues of `/dev/infiniband/uverbs*`:
+//! `VM_IO | VM_PFNMAP` memory, which KVM slots accept as they do page-cache memory,
+//! mapped once, by the application-address mapping).
 //!
-//! Limits: KVM offers a bounded number of memory slots (`KVM_CAP_NR_MEMSLOTS`, 509
-//! on older hosts); slot numbers and window ranges are recycled as soon as an object
-//! is released, and a mapping that finds none free fails with `ENOMEM`. Each
-//! `mmap` is its own object: two mappings of the same file share the pages through
-//! Linux but take two slots. `mremap` of a pass-through mapping is refused by libos
-//! (the slot's host memory is tied to the address it was created at).
+//! Limits: KVM offers a bounded number of memory slots (`KVM_CAP_NR_MEMSLOTS`: 509
+//! on older hosts, 32764 here); slot numbers and window ranges are recycled as soon
+//! as an object is released, and a mapping that finds none free fails with
+//! `ENOMEM`. Adjacent mappings are not merged into one slot (KVM cannot grow a
+//! slot in place). `mremap` growing or moving a pass-through mapping is refused by
+//! libos.
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -183,17 +191,43 @@ impl SlotAllocator {
     }
 }
 
-/// One live pass-through object.
+/// One live pass-through object: a KVM slot over `len` bytes of a file from `off`.
 #[derive(Debug)]
 struct Object {
     slot: u32,
-    va: u64,
     len: u64,
-    /// Offset of the mapping in the file.
+    /// Offset of the slot's memory in the file.
     off: u64,
-    /// The proxy's own descriptor of a regular file (for its current size: the
-    /// file may grow after it was mapped); `None` for devices, which have no end.
-    file: Option<OwnedFd>,
+    /// The slot is read-only (the first mapping's fd was).
+    readonly: bool,
+    /// A regular file: its device and inode (other mappings of the same range
+    /// share the slot), the proxy's own descriptor (for its current size: the file
+    /// may grow after it was mapped) and the proxy's private mapping behind the
+    /// slot. `None` for devices and `/dev/zero`, whose slot memory is the one
+    /// application mapping itself (a second `mmap` of those is other memory).
+    file: Option<FileBacking>,
+    /// Application mappings using the slot: guest-physical start given to libos →
+    /// (virtual address, length) of each.
+    attached: BTreeMap<u64, Vec<(u64, u64)>>,
+}
+
+#[derive(Debug)]
+struct FileBacking {
+    inode: (u64, u64),
+    fd: OwnedFd,
+    /// The proxy's own mapping of the slot's range (outside the mirror).
+    hva: u64,
+    len: u64,
+}
+
+impl Object {
+    /// Bytes of a mapping attached at `gpa` (from object start `base`) with `len`
+    /// bytes that lie before the file's end now.
+    fn valid(&self, base: u64, gpa: u64, len: u64) -> u64 {
+        self.file.as_ref().map_or(len, |f| {
+            valid_len(f.fd.as_raw_fd(), len, self.off + (gpa - base))
+        })
+    }
 }
 
 struct State {
@@ -286,14 +320,42 @@ impl Passthrough {
             }
             readonly = true;
         }
-        let file = size_fd(fd);
         let mut st = self.state();
+        let inode = file_inode(fd);
+        // Another mapping of the same file range: share its slot.
+        if let Some(inode) = inode {
+            let found = st.objects.iter_mut().find(|(_, o)| {
+                o.file.as_ref().is_some_and(|f| f.inode == inode)
+                    && (readonly || !o.readonly)
+                    && o.off <= off
+                    && off + len <= o.off + o.len
+            });
+            if let Some((&base, o)) = found {
+                let gpa = base + (off - o.off);
+                o.attached.entry(gpa).or_default().push((va, len));
+                return (gpa | if readonly { SHARED_READONLY } else { 0 }) as i64;
+            }
+        }
+        // A new slot. For a regular file its memory is a mapping of the proxy's own
+        // (the application's may go while others still use the slot).
+        let file = match inode {
+            Some(inode) => match FileBacking::new(inode, fd, len, off, readonly) {
+                Ok(f) => Some(f),
+                Err(errno) => {
+                    drop(st);
+                    restore_reservation(va, len);
+                    return neg(errno);
+                }
+            },
+            None => None,
+        };
+        let hva = file.as_ref().map_or(va, |f| f.hva);
         let placed =
             st.alloc
                 .alloc(len)
                 .map_err(|_| libc::ENOMEM)
                 .and_then(
-                    |(slot, gpa)| match self.slots.set(slot, gpa, len, va, readonly) {
+                    |(slot, gpa)| match self.slots.set(slot, gpa, len, hva, readonly) {
                         Ok(()) => Ok((slot, gpa)),
                         Err(e) => {
                             st.alloc.free(slot, gpa, len);
@@ -307,16 +369,18 @@ impl Passthrough {
                     gpa,
                     Object {
                         slot,
-                        va,
                         len,
                         off,
+                        readonly,
                         file,
+                        attached: BTreeMap::from([(gpa, vec![(va, len)])]),
                     },
                 );
                 (gpa | if readonly { SHARED_READONLY } else { 0 }) as i64
             }
             Err(errno) => {
                 drop(st);
+                drop(file);
                 restore_reservation(va, len);
                 neg(errno)
             }
@@ -328,30 +392,35 @@ impl Passthrough {
     /// log (applied before this request); here the slot goes.
     pub fn unshare(&self, gpa: u64) -> i64 {
         let mut st = self.state();
-        let Some(o) = st.objects.remove(&gpa) else {
+        let Some((base, o)) = object_at(&mut st.objects, gpa) else {
             return neg(libc::EINVAL);
         };
-        if let Some(f) = &o.file {
-            crate::offload::unprotect_fd(f.as_raw_fd());
+        if o.attached.remove(&gpa).is_none() {
+            return neg(libc::EINVAL);
         }
-        if let Err(e) = self.slots.set(o.slot, gpa, 0, 0, false) {
+        if !o.attached.is_empty() {
+            return 0;
+        }
+        let o = st.objects.remove(&base).expect("object just found");
+        if let Err(e) = self.slots.set(o.slot, base, 0, 0, false) {
             eprintln!("mote: pass-through: cannot delete KVM slot {}: {e}", o.slot);
         }
-        st.alloc.free(o.slot, gpa, o.len);
+        st.alloc.free(o.slot, base, o.len);
+        // The slot is gone: its private mapping and descriptor may go too (drop).
         0
     }
 
     /// `Op::SharedLen`: bytes of the object at `gpa` before the file's end, now.
     pub fn valid_len(&self, gpa: u64) -> i64 {
-        self.state()
-            .objects
+        let mut st = self.state();
+        let Some((base, o)) = object_at(&mut st.objects, gpa) else {
+            return neg(libc::EINVAL);
+        };
+        let len = o
+            .attached
             .get(&gpa)
-            .map_or(neg(libc::EINVAL), |o| {
-                o.file
-                    .as_ref()
-                    .map_or(o.len, |f| valid_len(f.as_raw_fd(), o.len, o.off))
-                    as i64
-            })
+            .map_or(0, |a| a.iter().map(|x| x.1).max().unwrap_or(0));
+        o.valid(base, gpa, len) as i64
     }
 
     /// A map-log entry mapping `[va, va+len)` to pass-through `gpa` is consistent with
@@ -360,9 +429,13 @@ impl Passthrough {
         if !is_passthrough(gpa, len) {
             return false;
         }
-        let st = self.state();
-        st.objects.range(..=gpa).next_back().is_some_and(|(&g, o)| {
-            gpa + len <= g + o.len && va.wrapping_sub(gpa) == o.va.wrapping_sub(g)
+        let mut st = self.state();
+        let Some((_, o)) = object_at(&mut st.objects, gpa) else {
+            return false;
+        };
+        o.attached.iter().any(|(&g, maps)| {
+            maps.iter()
+                .any(|&(ava, alen)| gpa >= g && gpa + len <= g + alen && va == ava + (gpa - g))
         })
     }
 
@@ -378,23 +451,79 @@ impl Passthrough {
 /// natively.
 const SIZE_FD_MIN: i32 = 512;
 
-/// The proxy's own copy of `fd` when it is a regular file (its size can change),
-/// protected from the application's `close`/`dup2`; `None` for anything else.
-fn size_fd(fd: i32) -> Option<OwnedFd> {
+/// The object holding `gpa`, with its start.
+fn object_at(objects: &mut BTreeMap<u64, Object>, gpa: u64) -> Option<(u64, &mut Object)> {
+    objects
+        .range_mut(..=gpa)
+        .next_back()
+        .filter(|(&b, o)| gpa < b + o.len)
+        .map(|(&b, o)| (b, o))
+}
+
+/// Device and inode of `fd` when it is a regular file.
+fn file_inode(fd: i32) -> Option<(u64, u64)> {
     // SAFETY: `stat` is plain data (all-zero is valid); fstat writes only into it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: as above; `fd` is the application's descriptor, only queried.
     if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return None;
     }
-    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, which we own on success.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, SIZE_FD_MIN) };
-    if dup < 0 {
-        return None;
+    Some((st.st_dev, st.st_ino))
+}
+
+impl FileBacking {
+    /// The proxy's own descriptor of `fd` (protected from the application's
+    /// `close`/`dup2`) and its own shared mapping of `[off, off+len)`.
+    fn new(inode: (u64, u64), fd: i32, len: u64, off: u64, readonly: bool) -> Result<Self, i32> {
+        let errno = || {
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO)
+        };
+        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, which we own on success.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, SIZE_FD_MIN) };
+        // SAFETY: (when dup >= 0) a fresh descriptor nobody else owns.
+        let dup = (dup >= 0)
+            .then(|| unsafe { OwnedFd::from_raw_fd(dup) })
+            .ok_or_else(errno)?;
+        let prot = if readonly {
+            libc::PROT_READ
+        } else {
+            libc::PROT_READ | libc::PROT_WRITE
+        };
+        // SAFETY: a new mapping at an address the kernel chooses: it replaces
+        // nothing, and the kernel never places it in the mirror's reservation.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len as usize,
+                prot,
+                libc::MAP_SHARED,
+                dup.as_raw_fd(),
+                off as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(errno());
+        }
+        crate::offload::protect_fds([dup.as_raw_fd()]);
+        Ok(FileBacking {
+            inode,
+            fd: dup,
+            hva: p as u64,
+            len,
+        })
     }
-    crate::offload::protect_fds([dup]);
-    // SAFETY: `dup` is a fresh descriptor nobody else owns.
-    Some(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+impl Drop for FileBacking {
+    fn drop(&mut self) {
+        // SAFETY: the proxy's own mapping made in `new`; the slot over it was
+        // deleted first (`Passthrough::unshare`) or never made, and nothing else
+        // refers to it.
+        unsafe { libc::munmap(self.hva as *mut libc::c_void, self.len as usize) };
+        crate::offload::unprotect_fd(self.fd.as_raw_fd());
+    }
 }
 
 /// Bytes of a `len`-byte mapping of `fd` from `off` that lie before the end of the
@@ -503,63 +632,99 @@ mod tests {
             .open(&path)
             .unwrap();
         let rec = std::sync::Arc::new(Recorder::default());
+        let calls = || rec.0.lock().unwrap().clone();
         let pt = Passthrough::new(Box::new(rec.clone()), 3);
         let va = 0x5000_0000u64;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&f) as u64;
         let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
-        let gpa = pt.map(va, PAGE_SIZE, rw, libc::MAP_SHARED as u64, fd, 0);
-        assert_eq!(gpa as u64, PASSTHROUGH_GPA);
-        assert_eq!(
-            rec.0.lock().unwrap()[0],
-            (FIRST_SLOT, PASSTHROUGH_GPA, PAGE_SIZE, va, false)
+        let gpa = pt.map(va, PAGE_SIZE, rw, libc::MAP_SHARED as u64, fd, 0) as u64;
+        assert_eq!(gpa, PASSTHROUGH_GPA);
+        let (slot, sgpa, slen, hva, ro) = calls()[0];
+        assert_eq!((slot, sgpa, slen, ro), (FIRST_SLOT, gpa, PAGE_SIZE, false));
+        assert_ne!(
+            hva, va,
+            "a file's slot is backed by the proxy's own mapping"
         );
-        assert!(pt.covers(va, PASSTHROUGH_GPA, PAGE_SIZE));
-        assert_eq!(pt.valid_len(gpa as u64), PAGE_SIZE as i64);
+        assert!(pt.covers(va, gpa, PAGE_SIZE));
+        assert!(!pt.covers(va + PAGE_SIZE, gpa, PAGE_SIZE));
+        assert_eq!(pt.valid_len(gpa), PAGE_SIZE as i64);
         assert_eq!(
             valid_len(fd as i32, 4 * PAGE_SIZE, 0),
             PAGE_SIZE,
-            "12 bytes: one page"
+            "12 bytes"
         );
         assert_eq!(
             valid_len(fd as i32, 4 * PAGE_SIZE, PAGE_SIZE),
             0,
-            "all beyond EOF"
+            "beyond EOF"
         );
-        assert!(!pt.covers(va + PAGE_SIZE, PASSTHROUGH_GPA, PAGE_SIZE));
-        // The proxy's view at the application's address is the file.
+        // The proxy's view at the application's address is the file, and so is the
+        // slot's memory (the partition's view).
         let mut b = [0u8; 12];
         crate::mirror::read_user(va, &mut b).unwrap();
         assert_eq!(&b, b"shared bytes");
-        // SAFETY: va is the shared file mapping made just above, one page, writable.
-        unsafe { std::ptr::write_volatile(va as *mut u8, b'S') };
-        // SAFETY: msync of that mapping.
+        // SAFETY: hva is the proxy's shared mapping of the file, one page, writable.
+        unsafe { std::ptr::write_volatile(hva as *mut u8, b'S') };
+        crate::mirror::read_user(va, &mut b).unwrap();
+        assert_eq!(&b, b"Shared bytes", "one file behind both");
+        // SAFETY: msync of the application-address mapping made above.
         assert_eq!(unsafe { libc::msync(va as *mut _, 4096, libc::MS_SYNC) }, 0);
         assert_eq!(std::fs::read(&path).unwrap(), b"Shared bytes");
 
-        // The file grows: the object's valid part follows it.
-        let g3 = pt.map(va + 0x40_0000, 3 * PAGE_SIZE, rw, 0, fd, 0);
-        assert_eq!(pt.valid_len(g3 as u64), PAGE_SIZE as i64);
-        f.set_len(2 * PAGE_SIZE + 1).unwrap();
-        assert_eq!(pt.valid_len(g3 as u64), 3 * PAGE_SIZE as i64);
-        f.set_len(12).unwrap();
-        assert_eq!(pt.unshare(g3 as u64), 0);
-        restore_reservation(va + 0x40_0000, 3 * PAGE_SIZE);
+        // The same range mapped again elsewhere shares the slot.
+        let va2 = va + 0x10_0000;
+        assert_eq!(pt.map(va2, PAGE_SIZE, rw, 0, fd, 0) as u64, gpa);
+        assert_eq!(calls().len(), 1, "no new slot");
+        assert!(pt.covers(va2, gpa, PAGE_SIZE) && pt.covers(va, gpa, PAGE_SIZE));
+        assert_eq!(pt.unshare(gpa), 0, "libos releases a start once");
+        assert_eq!(calls().last().unwrap().2, 0, "slot deleted");
+        assert_eq!(pt.unshare(gpa), -i64::from(libc::EINVAL));
+        restore_reservation(va, PAGE_SIZE);
+        restore_reservation(va2, PAGE_SIZE);
 
-        // A second object takes the next slot; one more finds none.
-        let g2 = pt.map(va + 0x10_0000, PAGE_SIZE, rw, 0, fd, 0);
-        assert!(g2 > 0);
+        // A file that grows: the valid part follows it; a mapping of part of the
+        // range shares the slot and keeps it after the first one goes.
+        let va3 = va + 0x40_0000;
+        let g3 = pt.map(va3, 3 * PAGE_SIZE, rw, 0, fd, 0) as u64;
+        assert_eq!(pt.valid_len(g3), PAGE_SIZE as i64);
+        f.set_len(2 * PAGE_SIZE + 1).unwrap();
+        assert_eq!(pt.valid_len(g3), 3 * PAGE_SIZE as i64);
+        let g4 = pt.map(va3 + 0x10_0000, PAGE_SIZE, rw, 0, fd, PAGE_SIZE) as u64;
+        assert_eq!(g4, g3 + PAGE_SIZE);
+        assert_eq!(pt.valid_len(g4), PAGE_SIZE as i64);
+        assert!(pt.covers(va3 + 0x10_0000, g4, PAGE_SIZE));
+        assert_eq!(pt.unshare(g3), 0);
+        assert_eq!(pt.live(), 1, "still used at {g4:#x}");
+        assert_eq!(pt.unshare(g4), 0);
+        assert_eq!(pt.live(), 0);
+        restore_reservation(va3, 0x20_0000);
+
+        // /dev/zero: every mmap is new memory, so no sharing; two slots are all
+        // this VM has, the next mapping is ENOMEM and leaves the reservation.
+        let zero = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/zero")
+            .unwrap();
+        let zfd = std::os::fd::AsRawFd::as_raw_fd(&zero) as u64;
+        let z1 = pt.map(va, PAGE_SIZE, rw, 0, zfd, 0) as u64;
         assert_eq!(
-            pt.map(va + 0x20_0000, PAGE_SIZE, rw, 0, fd, 0),
+            calls().last().unwrap().3,
+            va,
+            "device memory: the app mapping"
+        );
+        let z2 = pt.map(va2, PAGE_SIZE, rw, 0, zfd, 0) as u64;
+        assert_ne!(z1, z2);
+        assert_eq!(
+            pt.map(va3, PAGE_SIZE, rw, 0, fd, 0),
             -i64::from(libc::ENOMEM)
         );
         assert!(
-            crate::mirror::read_user(va + 0x20_0000, &mut b).is_err(),
+            crate::mirror::read_user(va3, &mut b).is_err(),
             "a refused mapping leaves the reservation"
         );
-        assert_eq!(pt.unshare(gpa as u64), 0);
-        assert_eq!(pt.unshare(gpa as u64), -i64::from(libc::EINVAL));
-        assert_eq!(rec.0.lock().unwrap().last().unwrap().2, 0, "slot deleted");
-        assert_eq!(pt.live(), 1);
+        assert_eq!(pt.unshare(z1), 0);
+        assert_eq!(pt.unshare(z2), 0);
 
         // Read-only fd: mapped read-only, and refused for writing as Linux does.
         let ro = std::fs::File::open(&path).unwrap();
@@ -570,7 +735,12 @@ mod tests {
         );
         let r = pt.map(va, PAGE_SIZE, libc::PROT_READ as u64, 0, rfd, 0) as u64;
         assert_eq!(r & SHARED_READONLY, SHARED_READONLY);
-        assert!(rec.0.lock().unwrap().last().unwrap().4, "read-only slot");
+        assert!(calls().last().unwrap().4, "read-only slot");
+        // A writable mapping of the same range cannot share a read-only slot.
+        let w = pt.map(va2, PAGE_SIZE, rw, 0, fd, 0) as u64;
+        assert_eq!(w & SHARED_READONLY, 0);
+        assert_ne!(w, r & !SHARED_READONLY);
+        assert_eq!(pt.live(), 2);
         // Not mappable: a pipe.
         let (pr, _pw) = std::io::pipe().unwrap();
         let pfd = std::os::fd::AsRawFd::as_raw_fd(&pr) as u64;
