@@ -1274,6 +1274,16 @@ impl AddressSpace {
                 at = v.end;
             }
         }
+        let mut shared: BTreeMap<u64, u64> = BTreeMap::new();
+        for (&s, v) in &self.vmas {
+            if let VmaKind::Passthrough { gpa, .. } = v.kind {
+                *shared.entry(gpa).or_insert(0) += v.end - s;
+            }
+        }
+        assert_eq!(
+            shared, self.shared,
+            "objects count the bytes mapped from them"
+        );
         for (&s, v) in &self.vmas {
             if v.prot != PROT_NONE && !matches!(v.kind, VmaKind::Passthrough { .. }) {
                 let covered: u64 = self.backed_in(s, v.end).iter().map(|x| x.1).sum();
@@ -1913,6 +1923,7 @@ mod tests {
             seed % n
         };
         let base = 0x10_0000_0000u64;
+        p.add_shareable(9, 40 * PAGE_SIZE + 100, true);
         for _ in 0..3000 {
             let page = rnd(2048);
             let va = base + page * PAGE_SIZE;
@@ -1943,6 +1954,13 @@ mod tests {
                     .mremap(&p, va, len, (1 + rnd(40)) * PAGE_SIZE, MREMAP_MAYMOVE, 0)
                     .map(|_| ()),
                 5 => mm.madvise(&p, va, len, MADV_DONTNEED),
+                7 if rnd(2) == 0 => {
+                    // A shared file mapping, partly beyond the file's end.
+                    let off = rnd(32) * PAGE_SIZE;
+                    let flags = MAP_SHARED | MAP_FIXED;
+                    mm.mmap(&p, va, len.min(64 * PAGE_SIZE), prot, flags, 9, off)
+                        .map(|_| ())
+                }
                 6 => {
                     mm.brk(&p, 0x40_0000 + rnd(64) * 5000);
                     Ok(())
@@ -1958,5 +1976,6 @@ mod tests {
         assert_eq!(mm.frames().available() + mm.tables_given(), 96 * MB);
         assert!(p.st.borrow().pages.is_empty());
         assert!(p.st.borrow().mirror.is_empty());
+        assert!(p.st.borrow().shared.is_empty(), "every object released");
     }
 }
