@@ -338,6 +338,18 @@ impl Platform for FakePlatform {
         );
     }
 
+    fn poke(&self, va: u64, data: &[u8]) -> Result<(), Errno> {
+        self.access(
+            va,
+            data.len(),
+            |st, gpa, i, n| {
+                phys_write(st, gpa, &data[i..i + n]);
+            },
+            None,
+        );
+        Ok(())
+    }
+
     fn read_mem(&self, va: u64, buf: &mut [u8]) {
         let len = buf.len();
         self.access(

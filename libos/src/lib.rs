@@ -14,6 +14,7 @@ pub mod errno;
 pub mod exec;
 pub mod frames;
 pub mod mm;
+pub mod patch;
 pub mod platform;
 pub mod process;
 pub mod signal;

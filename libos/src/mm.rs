@@ -66,6 +66,8 @@ pub enum VmaKind {
     /// at application address `va` (so page `x` is at `gpa + (x - va)`). Only pages
     /// before the file's end are backed; an access to the others is `SIGBUS`.
     Passthrough { gpa: u64, va: u64, may_write: bool },
+    /// Stubs of patched system-call sites (`patch`).
+    Stubs,
 }
 
 /// What to do about a page fault of the application ([`AddressSpace::page_fault`]).
@@ -91,6 +93,14 @@ pub struct Vma {
     /// Mapped `MAP_SHARED` (anonymous; there is no other process to share with yet,
     /// so it behaves as private memory).
     pub shared: bool,
+}
+
+impl Vma {
+    /// Program code loaded from a file (the image, or a library mapped by ld.so):
+    /// what the system-call patcher may rewrite.
+    pub fn is_code_backed(&self) -> bool {
+        matches!(self.kind, VmaKind::Image | VmaKind::File)
+    }
 }
 
 /// Frames mapped at a virtual range; the map key is the virtual start.
@@ -205,6 +215,13 @@ impl AddressSpace {
     /// The VMAs, in address order, as `(start, vma)`.
     pub fn vmas(&self) -> impl Iterator<Item = (u64, &Vma)> + '_ {
         self.vmas.iter().map(|(&s, v)| (s, v))
+    }
+
+    /// Record that the one-page VMA at `va` holds system-call stubs.
+    pub fn mark_stubs(&mut self, va: u64) {
+        if let Some(v) = self.vmas.get_mut(&va) {
+            v.kind = VmaKind::Stubs;
+        }
     }
 
     /// The VMA containing `va`.

@@ -31,6 +31,9 @@ pub trait Platform {
     fn zero(&self, va: u64, len: u64);
     /// Copy `data` to mapped user memory at `va`.
     fn write_mem(&self, va: u64, data: &[u8]);
+    /// Copy `data` to mapped user memory at `va` whatever its protection (read-only
+    /// program text included): for patching code. Fails with EFAULT if unmapped.
+    fn poke(&self, va: u64, data: &[u8]) -> Result<(), Errno>;
     /// Copy mapped user memory at `va` into `buf`.
     fn read_mem(&self, va: u64, buf: &mut [u8]);
     /// Forward Linux system call `nr` to the proxy; returns Linux's raw result

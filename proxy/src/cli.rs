@@ -72,6 +72,14 @@ pub struct RunArgs {
     /// Which partition backend to use.
     #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
     pub platform: PlatformChoice,
+    /// Leave the program's system-call sites as they are: every call traps
+    /// (by default a site that traps once is rewritten into a direct call).
+    #[arg(long)]
+    pub no_patch: bool,
+    /// At exit, print how the application's system calls arrived (trapped, or
+    /// through patched sites) on stderr.
+    #[arg(long)]
+    pub stats: bool,
     /// The program (looked up in PATH like a shell does) and its arguments.
     #[arg(
         required = true,

@@ -162,11 +162,17 @@ pub fn print_info() -> i32 {
         Some(m) => println!("host:     {cores} cores, {} memory", human_size(m)),
         None => println!("host:     {cores} cores, memory unknown"),
     }
-    let lwk = cores.saturating_sub(1).max(1);
-    println!(
-        "layout:   Linux core: host CPU 0 (offload servers); LWK cores: up to {lwk}{}",
-        if cores == 1 { " (sharing CPU 0)" } else { "" }
-    );
+    let allowed = crate::offload::host_cpus();
+    let linux = allowed[0];
+    let lwk: Vec<String> = allowed[1..].iter().map(|c| c.to_string()).collect();
+    if lwk.is_empty() {
+        println!("layout:   Linux core and LWK core share host CPU {linux} (one CPU allowed)");
+    } else {
+        println!(
+            "layout:   Linux core: host CPU {linux} (offload servers); LWK cores on host CPUs {}",
+            lwk.join(",")
+        );
+    }
     match choose_backend(PlatformChoice::Auto, &status) {
         Ok(b) => println!("backend:  mote run will use {b}"),
         Err(_) => println!("backend:  none: mote run will refuse to start"),

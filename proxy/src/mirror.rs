@@ -359,6 +359,39 @@ pub fn zero_user(va: u64, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Copy `len` bytes from the proxy's address `src` to its address `dst` (both
+/// mirrored application or runtime addresses) without risking a fault: unmapped
+/// memory on either side gives `EFAULT`. The mirror maps everything writable, so
+/// this reaches read-only program text too.
+pub fn copy_user(dst: u64, src: u64, len: u64) -> io::Result<()> {
+    if len > 1 << 20 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut buf = vec![0u8; len as usize];
+    if read_user(src, &mut buf)? != buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: dst as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, which the kernel only reads; `remote` is
+    // checked by the kernel, which reports EFAULT instead of faulting.
+    let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n as usize != buf.len() {
+        return Err(if n < 0 {
+            io::Error::last_os_error()
+        } else {
+            io::Error::from_raw_os_error(libc::EFAULT)
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,11 +20,45 @@ use mote_abi::trap::FaultReport;
 use syscalls::{Sysno, SysnoSet};
 
 use crate::guest::GuestMem;
-use crate::mirror::{read_user, zero_user, Mirror};
+use crate::mirror::{copy_user, read_user, zero_user, Mirror};
 use crate::vmm::Event;
 
-/// The host CPU that runs Linux-side work (offload threads); vCPUs get the others.
-pub const LINUX_CORE: usize = 0;
+/// The host CPUs this process may run on (its affinity set, as `taskset` or a
+/// batch system gave it), ascending; never empty.
+pub fn host_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain bits; sched_getaffinity(0) fills it for this thread
+    // (all threads of mote start with the process's set).
+    let cpus: Vec<usize> = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    };
+    if cpus.is_empty() {
+        vec![0]
+    } else {
+        cpus
+    }
+}
+
+/// The Linux core: the first allowed host CPU (offload threads run there).
+pub fn linux_core() -> usize {
+    host_cpus()[0]
+}
+
+/// Host CPU for LWK core `i`: the allowed CPUs after the Linux core, wrapping;
+/// the Linux core itself only when it is the only one allowed.
+pub fn lwk_host_cpu(i: usize) -> usize {
+    let cpus = host_cpus();
+    if cpus.len() > 1 {
+        cpus[1 + i % (cpus.len() - 1)]
+    } else {
+        cpus[0]
+    }
+}
 
 /// Longest libos log message printed (longer ones are cut).
 const LOG_MAX: usize = 4096;
@@ -125,6 +159,10 @@ pub fn serve(core: usize, guest: &GuestMem, mirror: &Mirror, events: &Sender<Eve
             Some(Op::Log) => log(core, req.args[0], req.args[1]),
             Some(Op::Nop) => 0,
             Some(Op::Zero) => match zero_user(req.args[0], req.args[1]) {
+                Ok(()) => 0,
+                Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
+            },
+            Some(Op::Write) => match copy_user(req.args[0], req.args[1], req.args[2]) {
                 Ok(()) => 0,
                 Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
             },

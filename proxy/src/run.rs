@@ -105,6 +105,8 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         args_len: block.len,
         debug: std::env::var_os("MOTE_DEBUG").is_some_and(|v| v.as_bytes() == b"1"),
         random: random_bytes().map_err(fail(EXIT_MOTE_FAILED))?,
+        no_patch: a.no_patch,
+        stats: a.stats,
     };
     let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {
         (
@@ -140,7 +142,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             guest.clone(),
             mirror.clone(),
             tx.clone(),
-            Some(offload::LINUX_CORE),
+            Some(offload::linux_core()),
         )
         .map_err(|e| {
             (

@@ -14,13 +14,17 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 
-use mote_abi::boot::{BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_MAGIC, BOOT_VERSION};
+use mote_abi::boot::{
+    BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_F_NO_PATCH, BOOT_F_STATS, BOOT_MAGIC,
+    BOOT_VERSION,
+};
 use mote_abi::layout::*;
 use mote_abi::ports;
 use mote_abi::trap::FaultReport;
 
 use crate::boot::{self, BootError};
 use crate::guest::GuestMem;
+use crate::offload::{futex_wait, futex_wake, lwk_host_cpu, pin_to};
 
 /// kernel-min, built for x86_64-unknown-none by build.rs.
 static KERNEL_ELF: &[u8] = include_bytes!(env!("MOTE_KERNEL_ELF"));
@@ -35,6 +39,10 @@ pub struct BootParams {
     pub args_len: u64,
     pub debug: bool,
     pub random: [u8; 16],
+    /// `--no-patch`: system-call sites are never rewritten.
+    pub no_patch: bool,
+    /// `--stats`: report system-call statistics at exit.
+    pub stats: bool,
 }
 
 /// How a run ends.
@@ -165,6 +173,12 @@ impl Partition {
         if params.debug {
             flags |= BOOT_F_DEBUG;
         }
+        if params.no_patch {
+            flags |= BOOT_F_NO_PATCH;
+        }
+        if params.stats {
+            flags |= BOOT_F_STATS;
+        }
         let info = BootInfo {
             magic: BOOT_MAGIC,
             version: BOOT_VERSION,
@@ -228,18 +242,18 @@ impl Partition {
     /// that ends the run is sent to `events`.
     pub fn start(&self, events: Sender<Event>) -> Result<(), VmmError> {
         let vcpus = std::mem::take(&mut *self.vcpus.lock().expect("vcpu list"));
-        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         for (i, vcpu) in vcpus.into_iter().enumerate() {
             let guest = self.guest.clone();
             let events = events.clone();
             let debug = self.debug;
-            // Core 0 of the host is the Linux core (offload threads); LWK cores go
-            // on the others, wrapping when the host has fewer.
-            let host_cpu = if ncpu > 1 { 1 + i % (ncpu - 1) } else { 0 };
+            // The first allowed host CPU is the Linux core (offload threads); LWK
+            // cores go on the other allowed CPUs, wrapping when there are fewer.
+            let host_cpu = lwk_host_cpu(i);
             std::thread::Builder::new()
                 .name(format!("mote-vcpu{i}"))
                 .spawn(move || {
-                    pin_to(host_cpu);
+                    // Best effort: an unpinned vCPU still runs, only noisier.
+                    let _ = pin_to(host_cpu);
                     let ev = run_vcpu(vcpu, i, &guest, debug);
                     let _ = events.send(ev);
                 })
@@ -344,42 +358,6 @@ fn host_xcr0() -> u64 {
         std::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack))
     };
     (hi as u64) << 32 | lo as u64
-}
-
-fn pin_to(cpu: usize) {
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity on the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-/// Block while the u32 at `addr` still holds `val` (FUTEX_WAIT_PRIVATE).
-pub fn futex_wait(addr: &std::sync::atomic::AtomicU32, val: u32) {
-    // SAFETY: addr is a live u32 in our address space; the kernel only reads it.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            addr.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            val,
-            std::ptr::null::<u8>(),
-        );
-    }
-}
-
-/// Wake every waiter on `addr` (FUTEX_WAKE_PRIVATE).
-pub fn futex_wake(addr: &std::sync::atomic::AtomicU32) {
-    // SAFETY: as futex_wait.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            addr.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            i32::MAX,
-        );
-    }
 }
 
 fn run_vcpu(mut vcpu: VcpuFd, core: usize, guest: &GuestMem, debug: bool) -> Event {

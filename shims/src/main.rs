@@ -22,10 +22,12 @@ mod partition {
 
     use mote_abi::boot::BootInfo;
     use mote_abi::trap::{
-        signal_for_vector, vector, FaultOrigin, FaultReport, TrapFrame, VECTOR_SYSCALL,
+        signal_for_vector, vector, FaultOrigin, FaultReport, TrapFrame, VECTOR_PATCHED,
+        VECTOR_SYSCALL,
     };
     use mote_libos::exec::Entry;
     use mote_libos::mm::Fault;
+    use mote_libos::patch::Patcher;
     use mote_libos::platform::Platform;
     use mote_libos::process::Process;
 
@@ -47,6 +49,8 @@ mod partition {
         rt::entry::set_upcall_stack(0, mote_abi::layout::upcall_stack_top(0));
         let mut proc = Process::new(boot);
         proc.direct_entry = rt::entry::direct_entry_addr();
+        let patch = boot.flags & mote_abi::boot::BOOT_F_NO_PATCH == 0;
+        proc.patcher = Patcher::new(patch, rt::entry::patched_entry_addr());
         let entry = match proc.exec_from_boot(p, boot, rt::args_block(boot)) {
             Ok(Entry { rip, rsp }) => (rip, rsp),
             Err(e) => {
@@ -56,6 +60,10 @@ mod partition {
         };
         *PROCESS.lock() = Some(proc);
         rt::entry::enter_app(entry.0, entry.1)
+    }
+
+    fn is_exit(nr: u64) -> bool {
+        nr == syscalls::Sysno::exit as u64 || nr == syscalls::Sysno::exit_group as u64
     }
 
     /// `mote_syscall`: a system call by a plain function call (no trap).
@@ -77,9 +85,24 @@ mod partition {
     /// Every system call and exception of the application.
     pub extern "C" fn shim_trap(f: &mut TrapFrame) {
         let p = platform();
-        if f.hdr.vector == VECTOR_SYSCALL {
+        if f.hdr.vector == VECTOR_SYSCALL || f.hdr.vector == VECTOR_PATCHED {
             let mut guard = PROCESS.lock();
             let proc = guard.as_mut().expect("process before first trap");
+            if f.hdr.vector == VECTOR_SYSCALL {
+                let Process { patcher, mm, .. } = proc;
+                patcher.on_trap(mm, p, f.hdr.rip, f.rax);
+            }
+            if f.hdr.vector == VECTOR_PATCHED {
+                proc.patcher.stats.direct += 1;
+            }
+            let report = mote_abi::boot::BOOT_F_DEBUG | mote_abi::boot::BOOT_F_STATS;
+            if is_exit(f.rax) && p.boot.flags & report != 0 {
+                let s = proc.patcher.stats;
+                p.log(&alloc::format!(
+                    "system calls: {} trapped, {} through patched sites; {} sites patched, {} left trapping",
+                    s.trapped, s.direct, s.patched, s.declined
+                ));
+            }
             f.rax = mote_shims::table::dispatch(
                 proc,
                 p,

@@ -227,6 +227,9 @@ mod tests {
         fn publish(&self, _: Change) {}
         fn zero(&self, _: u64, _: u64) {}
         fn write_mem(&self, _: u64, _: &[u8]) {}
+        fn poke(&self, _: u64, _: &[u8]) -> Result<(), Errno> {
+            Ok(())
+        }
         fn read_mem(&self, _: u64, buf: &mut [u8]) {
             buf.fill(0)
         }

@@ -76,6 +76,10 @@ pub const AT_MOTE_SYSCALL: u64 = 0x6d6f_7465;
 pub const BOOT_F_FSGSBASE: u32 = 1 << 0;
 /// Print libos's decisions on the debug console (`MOTE_DEBUG=1`).
 pub const BOOT_F_DEBUG: u32 = 1 << 1;
+/// Do not rewrite system-call sites (`mote run --no-patch`).
+pub const BOOT_F_NO_PATCH: u32 = 1 << 2;
+/// Report system-call statistics at exit (`mote run --stats`).
+pub const BOOT_F_STATS: u32 = 1 << 3;
 
 const_assert_eq!(size_of::<BootInfo>(), 168);
 const_assert_eq!(offset_of!(BootInfo, pid), 104);

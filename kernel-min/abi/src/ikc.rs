@@ -50,6 +50,10 @@ pub enum Op {
     /// The proxy does it natively through the unified address space: in the
     /// partition, first touches of memory are expensive under shadow paging.
     Zero = 6,
+    /// Copy `args[2]` bytes from runtime memory at `args[1]` to mapped application
+    /// memory at `args[0]`, whatever its protection (the proxy's view of it is
+    /// writable): how the shim patches read-only program text.
+    Write = 7,
     /// Shared file or device mapping passed through from Linux (`mmap` with
     /// `MAP_SHARED` and an fd): `args` are `mmap`'s `[va, len, prot, flags, fd, off]`
     /// with `va` chosen by libos (page aligned, free in the mirror). The proxy maps
@@ -83,6 +87,7 @@ impl Op {
             4 => Op::Log,
             5 => Op::Nop,
             6 => Op::Zero,
+            7 => Op::Write,
             8 => Op::MapShared,
             9 => Op::Unshare,
             10 => Op::SharedLen,

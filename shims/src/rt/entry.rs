@@ -53,6 +53,26 @@ mote_syscall_entry:
     push r11
     iretq
 
+    // A patched system-call site's stub called us (see libos `patch`): the return
+    // address is where the stub goes on, rsp is the application's minus the red
+    // zone. Make the state `syscall` would have made (rcx = continue, r11 = flags)
+    // and take the trap entry's path, without any trap.
+    .global mote_patched_entry
+mote_patched_entry:
+    pop rcx
+    pushfq
+    pop r11
+    mov [rip + {scratch}], rsp
+    mov rsp, [rip + {top}]
+    push 0
+    push qword ptr [rip + {scratch}]
+    push r11
+    push rcx
+    push 0
+    push 0
+    push {vpatched}
+    jmp mote_trap_entry
+
     // The direct entry (`AT_MOTE_SYSCALL`): a C-ABI call from the application,
     // `long mote_syscall(nr, a0, a1, a2, a3, a4, a5)`, served on the upcall stack
     // without any trap.
@@ -115,6 +135,7 @@ mote_trap_entry:
     scratch = sym SYSCALL_RSP,
     top = sym UPCALL_TOP,
     vsys = const mote_abi::trap::VECTOR_SYSCALL,
+    vpatched = const mote_abi::trap::VECTOR_PATCHED,
     uds = const 0x1b,
     ucs = const 0x23,
     trap = sym crate::partition::shim_trap,
@@ -134,6 +155,12 @@ static UPCALL_TOP: AtomicU64 = AtomicU64::new(0);
 
 unsafe extern "C" {
     static mote_syscall: u8;
+    static mote_patched_entry: u8;
+}
+
+/// Address of the entry patched system-call sites call.
+pub fn patched_entry_addr() -> u64 {
+    core::ptr::addr_of!(mote_patched_entry) as u64
 }
 
 /// Address of the direct system-call entry (`AT_MOTE_SYSCALL`).

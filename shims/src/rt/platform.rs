@@ -120,6 +120,18 @@ impl Platform for Kvm {
         // not overlap the runtime's own buffers.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) }
     }
+    fn poke(&self, va: u64, data: &[u8]) -> Result<(), Errno> {
+        let r = self.call(
+            Op::Write,
+            0,
+            [va, data.as_ptr() as u64, data.len() as u64, 0, 0, 0],
+        );
+        match r {
+            0 => Ok(()),
+            e => Err(Errno::from_code(-e as i32).unwrap_or(Errno::EFAULT)),
+        }
+    }
+
     fn read_mem(&self, va: u64, buf: &mut [u8]) {
         // SAFETY: libos only passes mapped application memory.
         unsafe { core::ptr::copy_nonoverlapping(va as *const u8, buf.as_mut_ptr(), buf.len()) }
