@@ -51,6 +51,8 @@ pub enum KCall {
 /// Everything the fake records and simulates.
 #[derive(Default, Debug)]
 pub struct State {
+    /// The fake TSC: advances 1000 ticks per read.
+    pub tsc: u64,
     /// Guest-physical pages that were ever written (others read as zero).
     pub phys: BTreeMap<u64, Vec<u8>>,
     /// kernel-min's view: virtual page → (guest-physical page, prot).
@@ -336,6 +338,12 @@ impl Platform for FakePlatform {
             },
             Some(true),
         );
+    }
+
+    fn tsc(&self) -> u64 {
+        let mut st = self.st.borrow_mut();
+        st.tsc += 1000;
+        st.tsc
     }
 
     fn poke(&self, va: u64, data: &[u8]) -> Result<(), Errno> {

@@ -20,6 +20,7 @@ pub mod process;
 pub mod signal;
 pub mod stack;
 pub mod syscall;
+pub mod time;
 pub mod uapi;
 
 #[cfg(any(test, feature = "fake"))]

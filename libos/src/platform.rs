@@ -34,6 +34,8 @@ pub trait Platform {
     /// Copy `data` to mapped user memory at `va` whatever its protection (read-only
     /// program text included): for patching code. Fails with EFAULT if unmapped.
     fn poke(&self, va: u64, data: &[u8]) -> Result<(), Errno>;
+    /// The time-stamp counter (`rdtsc`; it runs natively in the partition).
+    fn tsc(&self) -> u64;
     /// Copy mapped user memory at `va` into `buf`.
     fn read_mem(&self, va: u64, buf: &mut [u8]);
     /// Forward Linux system call `nr` to the proxy; returns Linux's raw result

@@ -43,6 +43,8 @@ pub struct Process {
     pub minsigstksz: u64,
     /// The runtime's direct system-call entry, passed as `AT_MOTE_SYSCALL` (0: none).
     pub direct_entry: u64,
+    /// The partition's clocks (TSC-based).
+    pub clock: crate::time::Clock,
     /// Rewrites trapping system-call sites into direct calls.
     pub patcher: crate::patch::Patcher,
     /// Log decisions that are normal (e.g. `rseq` refused) too.
@@ -65,6 +67,7 @@ impl Process {
             minsigstksz: 0,
             direct_entry: 0,
             patcher: crate::patch::Patcher::default(),
+            clock: crate::time::Clock::new(boot.tsc_khz),
             debug: boot.flags & BOOT_F_DEBUG != 0,
             logged: BTreeSet::new(),
         }

@@ -196,7 +196,7 @@ impl Partition {
             pt_pool_next: pt_next,
             pid: params.pid,
             flags,
-            tsc_khz: 0,
+            tsc_khz: 0, // from the first vCPU, below
             args_len: params.args_len,
             argc: params.argc,
             envc: params.envc,
@@ -204,8 +204,7 @@ impl Partition {
             hwcap2,
             random: params.random,
         };
-        boot::write_boot_info(&guest, &info);
-
+        let mut info = info;
         let mut vcpus = Vec::new();
         for id in 0..cores {
             let vcpu = vm
@@ -213,8 +212,14 @@ impl Partition {
                 .map_err(kvm_err("create a vCPU"))?;
             vcpu.set_cpuid2(&cpuid).map_err(kvm_err("set CPUID"))?;
             setup_vcpu(&vcpu, pml4, kernel.entry, fsgsbase, xsave)?;
+            if id == 0 {
+                // The guest's TSC rate, for libos's clocks; 0 (forward every
+                // clock read) if KVM does not say.
+                info.tsc_khz = vcpu.get_tsc_khz().map_or(0, u64::from);
+            }
             vcpus.push(vcpu);
         }
+        boot::write_boot_info(&guest, &info);
         let nr_memslots = u32::try_from(kvm.get_nr_memslots()).unwrap_or(u32::MAX);
         Ok(Partition {
             guest,

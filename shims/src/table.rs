@@ -23,7 +23,7 @@ use alloc::format;
 use mote_abi::errno::{to_ret, Errno};
 use mote_libos::platform::Platform;
 use mote_libos::process::Process;
-use mote_libos::syscall::{mm, signal, task};
+use mote_libos::syscall::{mm, signal, task, time};
 use syscalls::Sysno;
 
 /// `__X32_SYSCALL_BIT`: x32-ABI numbers (`arch/x86/include/uapi/asm/unistd.h`).
@@ -125,6 +125,11 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::prctl => Local(|pr, p, a| task::prctl(pr, p, a)),
         Sysno::sched_yield => Local(|_, _, _| task::sched_yield()),
         Sysno::rseq => Local(|pr, p, _| task::rseq(pr, p)),
+
+        // Time, from the TSC (clocks libos does not keep are forwarded inside).
+        Sysno::clock_gettime => Local(|pr, p, a| time::clock_gettime(pr, p, a[0], a[1])),
+        Sysno::gettimeofday => Local(|pr, p, a| time::gettimeofday(pr, p, a[0], a[1])),
+        Sysno::time => Local(|pr, p, a| time::time(pr, p, a[0])),
 
         // Signals: dispositions and masks live in libos; signals to ourselves too.
         Sysno::rt_sigaction => {
@@ -229,6 +234,9 @@ mod tests {
         fn write_mem(&self, _: u64, _: &[u8]) {}
         fn poke(&self, _: u64, _: &[u8]) -> Result<(), Errno> {
             Ok(())
+        }
+        fn tsc(&self) -> u64 {
+            0
         }
         fn read_mem(&self, _: u64, buf: &mut [u8]) {
             buf.fill(0)

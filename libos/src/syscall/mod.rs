@@ -7,6 +7,7 @@ use mote_abi::errno::Errno;
 pub mod mm;
 pub mod signal;
 pub mod task;
+pub mod time;
 
 /// A forwarded call's raw result as a handler result.
 pub fn forwarded(r: i64) -> Result<usize, Errno> {
@@ -43,6 +44,62 @@ mod tests {
         let buf = mm::mmap(&mut pr, &p, 0, 8192, 3, 0x22, u64::MAX, 0).unwrap() as u64;
         mm::mprotect(&mut pr, &p, buf + 4096, 4096, 1).unwrap();
         (pr, p, buf)
+    }
+
+    fn forwarded_count(p: &FakePlatform, nr: syscalls::Sysno) -> usize {
+        p.forwarded_nrs()
+            .iter()
+            .filter(|&&n| n == nr as u64)
+            .count()
+    }
+
+    #[test]
+    fn clocks_come_from_the_tsc_after_one_reference_read() {
+        let (mut pr, p, buf) = setup();
+        pr.clock = crate::time::Clock::new(1_000_000); // 1 GHz: the fake TSC ticks 1 us a read
+        p.reply(syscalls::Sysno::clock_gettime, 0);
+        let read = |pr: &mut Process| {
+            assert_eq!(
+                time::clock_gettime(pr, &p, crate::time::id::MONOTONIC, buf),
+                Ok(0)
+            );
+            let b = p.peek(buf, 16);
+            u64::from_le_bytes(b[0..8].try_into().unwrap()) * 1_000_000_000
+                + u64::from_le_bytes(b[8..16].try_into().unwrap())
+        };
+        let a = read(&mut pr);
+        let b = read(&mut pr);
+        assert!(b > a, "monotonic time advances with the TSC ({a} then {b})");
+        // One reference read per kept clock, then none.
+        assert_eq!(forwarded_count(&p, syscalls::Sysno::clock_gettime), 2);
+        for _ in 0..10 {
+            read(&mut pr);
+        }
+        assert_eq!(forwarded_count(&p, syscalls::Sysno::clock_gettime), 2);
+        // A CPU-time clock is Linux's to answer.
+        let _ = time::clock_gettime(&mut pr, &p, 2, buf);
+        assert_eq!(forwarded_count(&p, syscalls::Sysno::clock_gettime), 3);
+        // A read-only destination is EFAULT, as Linux.
+        assert_eq!(
+            time::clock_gettime(&mut pr, &p, crate::time::id::REALTIME, buf + 4096),
+            Err(Errno::EFAULT)
+        );
+    }
+
+    #[test]
+    fn clocks_are_forwarded_without_a_known_tsc_rate() {
+        let (mut pr, p, buf) = setup();
+        pr.clock = crate::time::Clock::new(0);
+        p.reply(syscalls::Sysno::clock_gettime, 0);
+        assert_eq!(
+            time::clock_gettime(&mut pr, &p, crate::time::id::MONOTONIC, buf),
+            Ok(0)
+        );
+        assert_eq!(
+            time::clock_gettime(&mut pr, &p, crate::time::id::MONOTONIC, buf),
+            Ok(0)
+        );
+        assert_eq!(forwarded_count(&p, syscalls::Sysno::clock_gettime), 2);
     }
 
     #[test]

@@ -120,6 +120,11 @@ impl Platform for Kvm {
         // not overlap the runtime's own buffers.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) }
     }
+    fn tsc(&self) -> u64 {
+        // SAFETY: rdtsc reads a counter; CR4.TSD is clear, so it is allowed at CPL3.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+
     fn poke(&self, va: u64, data: &[u8]) -> Result<(), Errno> {
         let r = self.call(
             Op::Write,
