@@ -245,6 +245,111 @@ impl<P: Platform> Drop for ForwardedFile<'_, P> {
     }
 }
 
+/// Longest `#!` line Linux reads (`BINPRM_BUF_SIZE`).
+const SHEBANG_MAX: usize = 256;
+
+/// A `#!` script's interpreter and its optional single argument.
+fn shebang(head: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let line = head.strip_prefix(b"#!")?;
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    let line = &line[..end];
+    let trim = |b: &[u8]| -> Vec<u8> {
+        let s = b
+            .iter()
+            .position(|c| !c.is_ascii_whitespace())
+            .unwrap_or(b.len());
+        let e = b
+            .iter()
+            .rposition(|c| !c.is_ascii_whitespace())
+            .map_or(s, |e| e + 1);
+        b[s..e.max(s)].to_vec()
+    };
+    let line = trim(line);
+    let split = line.iter().position(|c| c.is_ascii_whitespace());
+    let (interp, arg) = match split {
+        Some(i) => (line[..i].to_vec(), Some(trim(&line[i..]))),
+        None => (line, None),
+    };
+    (!interp.is_empty()).then_some((interp, arg.filter(|a| !a.is_empty())))
+}
+
+/// The `errno` `execve` returns for a program it cannot start.
+pub fn exec_errno(kind: &ExecErrorKind) -> Errno {
+    match kind {
+        ExecErrorKind::Open(e) | ExecErrorKind::Read(e) => *e,
+        ExecErrorKind::Interp(_, e) => *e,
+        ExecErrorKind::NotRegular | ExecErrorKind::NotExecutable => Errno::EACCES,
+        ExecErrorKind::Load(_) | ExecErrorKind::BadArgs => Errno::ENOEXEC,
+        ExecErrorKind::Memory(e) => *e,
+        ExecErrorKind::TooBig(_) => Errno::E2BIG,
+    }
+}
+
+impl Process {
+    /// `execve`: replace the program in the same partition. Everything that can fail
+    /// for ordinary reasons (missing file, no permission, not an executable, `#!`
+    /// interpreter) is checked before the old program is torn down, so those
+    /// failures return to it with Linux's errno. After that point a failure ends the
+    /// run, as Linux kills a process that fails past its point of no return.
+    pub fn execve<P: Platform>(
+        &mut self,
+        p: &P,
+        path: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    ) -> Result<Entry, ExecErrorKind> {
+        // `#!` scripts: the interpreter runs with the script's path as an argument.
+        let (path, argv) = {
+            let f = ForwardedFile::open(p, &path)?;
+            let mut head = vec![0u8; SHEBANG_MAX.min(f.size() as usize)];
+            let n = f.read_head(&mut head).map_err(ExecErrorKind::Read)?;
+            match shebang(&head[..n]) {
+                None => {
+                    read_plan(&f, USER_PIE_BASE)?;
+                    (path, argv)
+                }
+                Some((interp, arg)) => {
+                    let mut v = vec![interp.clone()];
+                    v.extend(arg);
+                    v.push(path.clone());
+                    v.extend(argv.into_iter().skip(1));
+                    let f = ForwardedFile::open(p, &interp)?;
+                    read_plan(&f, USER_PIE_BASE)?;
+                    (interp, v)
+                }
+            }
+        };
+        // The point of no return: from here a failure kills the application.
+        let fatal = |k: ExecErrorKind| -> ! {
+            p.log(&alloc::format!(
+                "execve of {} failed after the old program was gone: {k:?}",
+                String::from_utf8_lossy(&path)
+            ));
+            p.die(9, None)
+        };
+        close_on_exec(p);
+        let user = mote_abi::layout::USER_START..mote_abi::layout::USER_END;
+        if let Err(e) = self.mm.munmap(p, user.start, user.end - user.start) {
+            fatal(ExecErrorKind::Memory(e));
+        }
+        self.signals.reset_for_exec();
+        self.robust_list = (0, 0);
+        self.clear_child_tid = 0;
+        self.fs_base = 0;
+        p.set_fs(0);
+        self.patcher = crate::patch::Patcher::new(self.patcher.enabled, self.patcher.entry);
+        let args = ExecArgs {
+            path: &path,
+            argv: argv.iter().map(Vec::as_slice).collect(),
+            envp: envp.iter().map(Vec::as_slice).collect(),
+        };
+        let file = ForwardedFile::open(p, &path).unwrap_or_else(|k| fatal(k));
+        let entry = self.load(p, &file, &args).unwrap_or_else(|k| fatal(k));
+        self.exe = absolute(p, &path);
+        Ok(entry)
+    }
+}
+
 impl Process {
     /// Start the program named by the proxy's argv/envp `block` (see
     /// [`ExecArgs::from_block`]): returns where to enter it.
@@ -268,7 +373,9 @@ impl Process {
             kind,
         };
         let file = ForwardedFile::open(p, args.path).map_err(fail)?;
-        self.load(p, &file, args).map_err(fail)
+        let entry = self.load(p, &file, args).map_err(fail)?;
+        self.exe = absolute(p, args.path);
+        Ok(entry)
         // `file` is closed when dropped.
     }
 
@@ -545,5 +652,84 @@ mod tests {
         assert_eq!(a.argv, [&b"prog"[..], b"-v"]);
         assert_eq!(a.envp, [&b"A=1"[..], b"B=2"]);
         assert!(ExecArgs::from_block(b"/x\0", 2, 0).is_none());
+    }
+}
+
+/// Close the application's descriptors marked close-on-exec (they live in the
+/// proxy; the proxy's own are protected and answer EBADF).
+fn close_on_exec<P: Platform>(p: &P) {
+    const F_GETFD: u64 = 1;
+    const FD_CLOEXEC: i64 = 1;
+    let lim = [0u8; 16];
+    // RLIMIT_NOFILE (7): the highest descriptor the application can hold.
+    let r = p.forward(Sysno::prlimit64 as u64, [0, 7, 0, p.addr_of(&lim), 0, 0]);
+    let lim = core::hint::black_box(lim);
+    let max = if r == 0 {
+        u64::from_le_bytes(lim[0..8].try_into().expect("8 bytes")).min(1 << 16)
+    } else {
+        1024
+    };
+    for fd in 0..max {
+        let flags = p.forward(Sysno::fcntl as u64, [fd, F_GETFD, 0, 0, 0, 0]);
+        if flags >= 0 && flags & FD_CLOEXEC != 0 {
+            p.forward(Sysno::close as u64, [fd, 0, 0, 0, 0, 0]);
+        }
+    }
+}
+
+/// `path` made absolute against the proxy's working directory (the
+/// application's), for `/proc/self/exe`.
+fn absolute<P: Platform>(p: &P, path: &[u8]) -> Vec<u8> {
+    if path.first() == Some(&b'/') {
+        return path.to_vec();
+    }
+    let buf = vec![0u8; 4096];
+    let r = p.forward(
+        Sysno::getcwd as u64,
+        [p.addr_of(&buf), buf.len() as u64, 0, 0, 0, 0],
+    );
+    let buf = core::hint::black_box(buf);
+    if r <= 0 {
+        return path.to_vec();
+    }
+    let cwd = &buf[..buf.iter().position(|&b| b == 0).unwrap_or(0)];
+    let rel = path.strip_prefix(b"./").unwrap_or(path);
+    let mut v = cwd.to_vec();
+    if v.last() != Some(&b'/') {
+        v.push(b'/');
+    }
+    v.extend_from_slice(rel);
+    v
+}
+
+#[cfg(test)]
+mod exec_tests {
+    use super::*;
+
+    #[test]
+    fn shebang_lines_parse_like_linux() {
+        assert_eq!(
+            shebang(b"#!/bin/sh\necho"),
+            Some((b"/bin/sh".to_vec(), None))
+        );
+        assert_eq!(
+            shebang(b"#! /usr/bin/env  python3 \n"),
+            Some((b"/usr/bin/env".to_vec(), Some(b"python3".to_vec())))
+        );
+        assert_eq!(shebang(b"#!\n"), None);
+        assert_eq!(shebang(b"\x7fELF"), None);
+    }
+
+    #[test]
+    fn exec_failures_map_to_execve_errnos() {
+        assert_eq!(
+            exec_errno(&ExecErrorKind::Open(Errno::ENOENT)),
+            Errno::ENOENT
+        );
+        assert_eq!(exec_errno(&ExecErrorKind::NotExecutable), Errno::EACCES);
+        assert_eq!(
+            exec_errno(&ExecErrorKind::Load(LoadError::NotElf)),
+            Errno::ENOEXEC
+        );
     }
 }

@@ -43,6 +43,11 @@ pub struct Process {
     pub minsigstksz: u64,
     /// The runtime's direct system-call entry, passed as `AT_MOTE_SYSCALL` (0: none).
     pub direct_entry: u64,
+    /// Absolute path of the running program (`/proc/self/exe`).
+    pub exe: alloc::vec::Vec<u8>,
+    /// Set by a successful `execve`: where the new program starts (the shim
+    /// returns there instead of to the caller).
+    pub pending_entry: Option<crate::exec::Entry>,
     /// The partition's clocks (TSC-based).
     pub clock: crate::time::Clock,
     /// Rewrites trapping system-call sites into direct calls.
@@ -68,6 +73,8 @@ impl Process {
             direct_entry: 0,
             patcher: crate::patch::Patcher::default(),
             clock: crate::time::Clock::new(boot.tsc_khz),
+            exe: alloc::vec::Vec::new(),
+            pending_entry: None,
             debug: boot.flags & BOOT_F_DEBUG != 0,
             logged: BTreeSet::new(),
         }

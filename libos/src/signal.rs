@@ -160,6 +160,18 @@ impl Signals {
         Ok(old)
     }
 
+    /// What `execve` keeps (POSIX): ignored signals stay ignored, handled ones go
+    /// back to their default (the handler's code is gone), the mask and pending
+    /// signals stay, the alternate stack is dropped.
+    pub fn reset_for_exec(&mut self) {
+        for a in self.actions.iter_mut() {
+            if a.handler != SIG_IGN {
+                *a = SigAction::default();
+            }
+        }
+        self.altstack = AltStack::DISABLED;
+    }
+
     /// How `sig` is treated now.
     pub fn disposition(&self, sig: u32) -> Disposition {
         match self.action(sig).handler {

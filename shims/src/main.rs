@@ -79,7 +79,13 @@ mod partition {
     ) -> u64 {
         let mut guard = PROCESS.lock();
         let proc = guard.as_mut().expect("process before first call");
-        mote_shims::table::dispatch(proc, platform(), nr, [a0, a1, a2, a3, a4, a5])
+        let r = mote_shims::table::dispatch(proc, platform(), nr, [a0, a1, a2, a3, a4, a5]);
+        if let Some(entry) = proc.pending_entry.take() {
+            // execve through the direct entry: there is no caller to return to.
+            drop(guard);
+            rt::entry::enter_app(entry.rip, entry.rsp)
+        }
+        r
     }
 
     /// Every system call and exception of the application.
@@ -109,6 +115,15 @@ mod partition {
                 f.rax,
                 [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9],
             );
+            if let Some(entry) = proc.pending_entry.take() {
+                // A successful execve: the new program starts with a clean
+                // register file on its own stack.
+                *f = TrapFrame::default();
+                f.hdr.vector = VECTOR_SYSCALL;
+                f.hdr.rip = entry.rip;
+                f.hdr.rsp = entry.rsp;
+                f.hdr.rflags = 0x202;
+            }
             return;
         }
         // An exception of the application. Handlers are a later issue: the default

@@ -23,7 +23,7 @@ use alloc::format;
 use mote_abi::errno::{to_ret, Errno};
 use mote_libos::platform::Platform;
 use mote_libos::process::Process;
-use mote_libos::syscall::{mm, signal, task, time};
+use mote_libos::syscall::{exec, mm, signal, task, time};
 use syscalls::Sysno;
 
 /// `__X32_SYSCALL_BIT`: x32-ABI numbers (`arch/x86/include/uapi/asm/unistd.h`).
@@ -37,7 +37,7 @@ pub type Handler<P> = fn(&mut Process, &P, [u64; 6]) -> Result<usize, Errno>;
 pub enum Later {
     /// clone, clone3, fork, vfork.
     Threads,
-    /// execve, execveat.
+    /// execveat (execve is answered locally).
     Exec,
     /// rt_sigreturn.
     SignalDelivery,
@@ -68,7 +68,7 @@ impl Later {
     pub fn why(self) -> &'static str {
         match self {
             Later::Threads => "creating threads and processes is not implemented yet (run by Linux it would clone the proxy)",
-            Later::Exec => "executing a new program is not implemented yet (run by Linux it would replace the proxy)",
+            Later::Exec => "execveat is not implemented yet (use execve; run by Linux it would replace the proxy)",
             Later::SignalDelivery => "signal handlers are not delivered yet, so there is no frame to return from",
             Later::TimerSignals => "timer signals are not implemented yet (run by Linux they would signal the proxy)",
             Later::SysvShm => "attaching System V shared memory is not implemented yet (Linux would attach it in the proxy)",
@@ -126,6 +126,13 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::sched_yield => Local(|_, _, _| task::sched_yield()),
         Sysno::rseq => Local(|pr, p, _| task::rseq(pr, p)),
 
+        // The program: execve in the same partition; /proc/self/exe names it.
+        Sysno::execve => Local(|pr, p, a| exec::execve(pr, p, a[0], a[1], a[2])),
+        Sysno::readlink => Local(|pr, p, a| {
+            exec::readlinkat(pr, p, mote_libos::uapi::fcntl::AT_FDCWD, a[0], a[1], a[2])
+        }),
+        Sysno::readlinkat => Local(|pr, p, a| exec::readlinkat(pr, p, a[0], a[1], a[2], a[3])),
+
         // Time, from the TSC (clocks libos does not keep are forwarded inside).
         Sysno::clock_gettime => Local(|pr, p, a| time::clock_gettime(pr, p, a[0], a[1])),
         Sysno::gettimeofday => Local(|pr, p, a| time::gettimeofday(pr, p, a[0], a[1])),
@@ -151,7 +158,7 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
 
         // Never to Linux: they would act on the proxy itself.
         Sysno::clone | Sysno::clone3 | Sysno::fork | Sysno::vfork => Refused(Later::Threads),
-        Sysno::execve | Sysno::execveat => Refused(Later::Exec),
+        Sysno::execveat => Refused(Later::Exec),
         Sysno::rt_sigreturn => Refused(Later::SignalDelivery),
         Sysno::alarm | Sysno::setitimer | Sysno::timer_create => Refused(Later::TimerSignals),
         Sysno::shmat => Refused(Later::SysvShm),
@@ -336,7 +343,6 @@ mod tests {
             Sysno::clone3,
             Sysno::fork,
             Sysno::vfork,
-            Sysno::execve,
             Sysno::execveat,
             Sysno::rt_sigreturn,
             Sysno::shmat,

@@ -4,6 +4,7 @@
 
 use mote_abi::errno::Errno;
 
+pub mod exec;
 pub mod mm;
 pub mod signal;
 pub mod task;
