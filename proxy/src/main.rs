@@ -15,6 +15,7 @@ mod passthrough;
 mod program;
 mod report;
 mod run;
+mod say;
 mod vmm;
 
 fn main() {

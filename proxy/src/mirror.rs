@@ -180,7 +180,7 @@ impl Mirror {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         log.drain(|c| {
             if let Err(e) = self.apply_locked(c) {
-                eprintln!("mote: mirror: ignored map-log entry: {e}");
+                crate::say!("mote: mirror: ignored map-log entry: {e}");
             }
         })
     }

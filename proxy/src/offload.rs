@@ -121,7 +121,7 @@ pub fn spawn(
         .spawn(move || {
             if let Some(cpu) = pin {
                 if let Err(e) = pin_to(cpu) {
-                    eprintln!("mote: offload thread {core}: cannot pin to CPU {cpu}: {e}");
+                    crate::say!("mote: offload thread {core}: cannot pin to CPU {cpu}: {e}");
                 }
             }
             serve(core, &guest, &mirror, &events);
@@ -213,7 +213,7 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
         let id = sysno.id() as usize;
         let bit = 1u64 << (id % 64);
         if REFUSED_WARNED[id / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
-            eprintln!("mote: refused forwarded {}", sysno.name());
+            crate::say!("mote: refused forwarded {}", sysno.name());
         }
         return -i64::from(libc::ENOSYS);
     }
@@ -355,7 +355,7 @@ static PRCTL_WARNED: AtomicU32 = AtomicU32::new(0);
 
 fn warn_once(flag: &AtomicU32, msg: impl FnOnce() -> String) {
     if flag.swap(1, Ordering::Relaxed) == 0 {
-        eprintln!("{}", msg());
+        crate::say!("{}", msg());
     }
 }
 
@@ -366,12 +366,12 @@ fn log(core: usize, va: u64, len: u64) -> i64 {
         Ok(n) => {
             let text = String::from_utf8_lossy(&buf[..n]);
             for line in text.trim_end_matches('\n').lines() {
-                eprintln!("mote: libos: {line}");
+                crate::say!("mote: libos: {line}");
             }
             0
         }
         Err(e) => {
-            eprintln!("mote: libos: core {core}: log message at {va:#x} unreadable: {e}");
+            crate::say!("mote: libos: core {core}: log message at {va:#x} unreadable: {e}");
             -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT))
         }
     }

@@ -403,7 +403,7 @@ impl Passthrough {
         }
         let o = st.objects.remove(&base).expect("object just found");
         if let Err(e) = self.slots.set(o.slot, base, 0, 0, false) {
-            eprintln!("mote: pass-through: cannot delete KVM slot {}: {e}", o.slot);
+            crate::say!("mote: pass-through: cannot delete KVM slot {}: {e}", o.slot);
         }
         st.alloc.free(o.slot, base, o.len);
         // The slot is gone: its private mapping and descriptor may go too (drop).

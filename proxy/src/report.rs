@@ -170,7 +170,7 @@ pub fn describe(signal: u32, fault: Option<&FaultReport>) -> String {
 
 /// Print the report for a killed run on stderr; returns the exit status.
 pub fn print_killed(signal: u32, fault: Option<&FaultReport>) -> i32 {
-    eprint!("{}", describe(signal, fault));
+    crate::say::write(format_args!("{}", describe(signal, fault)));
     killed_status(signal)
 }
 

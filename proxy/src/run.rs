@@ -30,7 +30,7 @@ pub fn run(a: RunArgs) -> i32 {
     match run_inner(a) {
         Ok(status) => status,
         Err((status, msg)) => {
-            eprintln!("mote: {msg}");
+            crate::say!("mote: {msg}");
             status
         }
     }
@@ -77,6 +77,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             format!("cannot list open descriptors: {e}"),
         )
     })?;
+    crate::say::init();
     let low_fds = LowFds::fill().map_err(fail(EXIT_MOTE_FAILED))?;
 
     let guest = Arc::new(GuestMem::new(a.mem).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);

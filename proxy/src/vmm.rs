@@ -387,7 +387,7 @@ fn run_vcpu(mut vcpu: VcpuFd, core: usize, guest: &GuestMem, debug: bool) -> Eve
                 for &b in data {
                     if b == b'\n' {
                         if debug || line.starts_with(b"kernel-min: panic") {
-                            eprintln!("mote: [core {core}] {}", String::from_utf8_lossy(&line));
+                            crate::say!("mote: [core {core}] {}", String::from_utf8_lossy(&line));
                         }
                         line.clear();
                     } else {

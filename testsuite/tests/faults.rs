@@ -158,3 +158,18 @@ fn dynamic_elf_with_a_missing_interpreter_is_refused() {
         run.stderr_text()
     );
 }
+
+/// Regression: an application that closed its stderr took mote's crash report
+/// with it (the application's fd 2 is the proxy's). The report goes to the stderr
+/// mote was started with.
+#[test]
+fn crash_report_survives_the_application_closing_stderr() {
+    let prog = Program::new(app("segv_nostderr"));
+    let native = prog.native();
+    let mote = prog.mote();
+    assert_eq!(native.status, 139);
+    assert_eq!(mote.status, 139, "{mote:?}");
+    assert_eq!(mote.stdout, native.stdout);
+    let err = mote.stderr_text();
+    assert!(err.contains("SIGSEGV") && err.contains("0x1234"), "{err}");
+}

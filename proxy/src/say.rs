@@ -1,0 +1,51 @@
+//! mote's own messages (`mote: …` lines: fault reports, refusals, libos logs).
+//!
+//! The application's stderr is the proxy's fd 2 (forwarded calls run in the
+//! proxy), so an application that closes or redirects its stderr would take mote's
+//! messages with it — the crash report of a program that closed stderr would be
+//! lost, where a shell still prints "Segmentation fault". The proxy therefore
+//! writes its own lines to a private duplicate of the stderr it was started with,
+//! made before the application runs and protected from forwarded calls like the
+//! proxy's other descriptors.
+#![allow(unsafe_code)]
+
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::sync::OnceLock;
+
+static OUT: OnceLock<File> = OnceLock::new();
+
+/// Lowest descriptor the duplicate may take (above the application's usual range).
+const FIRST_FD: i32 = 600;
+
+/// Keep a private duplicate of the current stderr for mote's messages. Call before
+/// the application runs (its descriptor must be among those the proxy protects).
+pub fn init() {
+    // SAFETY: F_DUPFD_CLOEXEC on fd 2 makes a new descriptor we then own.
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, FIRST_FD) };
+    if fd >= 0 {
+        // SAFETY: `fd` is fresh and owned by nothing else.
+        let _ = OUT.set(unsafe { File::from_raw_fd(fd) });
+    }
+}
+
+/// Write one message (a line, newline included by the caller) to mote's stderr.
+pub fn write(args: fmt::Arguments<'_>) {
+    let text = fmt::format(args);
+    match OUT.get() {
+        Some(mut f) => {
+            let _ = f.write_all(text.as_bytes());
+        }
+        None => eprint!("{text}"),
+    }
+}
+
+/// `eprintln!` for mote's own messages: to the stderr mote was started with.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::say::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
