@@ -23,8 +23,25 @@
 //! when none are. `msync` needs nothing here: forwarded, Linux runs it on the proxy's
 //! mapping, which is the same file at the same address.
 //!
+//! The brk heap is over-extended, as McKernel does: when the break grows past what
+//! is backed, the heap is backed up to the next 2 MiB boundary beyond the new break
+//! (a whole 2 MiB-aligned chunk where alignment allows, so kernel-min maps it with a
+//! large page and the proxy populates it at once), and the part above the break is
+//! kept as a [`VmaKind::HeapReserve`] VMA. Growing the break over it costs no kernel
+//! call and no first-touch fault. Shrinking the break keeps the backing (up to one
+//! 2 MiB chunk beyond the boundary above the new break) and remembers that it is
+//! dirty; growing over it again zeroes it (`Platform::zero`), so new heap memory
+//! reads zero as on Linux. Unlike Linux, the reserve stays mapped: a program that
+//! touches memory beyond its break (past the break's page) does not fault there.
+//! For every call of the application the reserve is unmapped memory (`mprotect`,
+//! `madvise`, `mremap` and pointer checks see a hole), except that mmap never
+//! places a mapping there; `MAP_FIXED` (or `MAP_FIXED_NOREPLACE`) into it replaces
+//! it as Linux would map into free space, and the reserve ends where that mapping
+//! starts.
+//!
 //! Invariant: every page of a VMA whose protection is not `PROT_NONE` is backed,
-//! except the pages of a pass-through mapping beyond its file's end.
+//! except the pages of a pass-through mapping beyond its file's end. The heap
+//! reserve, if any, is one read-write VMA starting at the break's page end.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -68,6 +85,10 @@ pub enum VmaKind {
     Passthrough { gpa: u64, va: u64, may_write: bool },
     /// Stubs of patched system-call sites (`patch`).
     Stubs,
+    /// The brk heap's over-extension: backed read-write memory from the page end of
+    /// the break up, which the break can grow over without a kernel call. Not a
+    /// mapping for the application ([`AddressSpace::vma_at`] does not show it).
+    HeapReserve,
 }
 
 /// What to do about a page fault of the application ([`AddressSpace::page_fault`]).
@@ -176,6 +197,9 @@ pub struct AddressSpace {
     backing: BTreeMap<u64, Backing>,
     brk_start: u64,
     brk: u64,
+    /// `[align_up(brk), heap_dirty)` may hold old heap contents (the break shrank
+    /// over it): zeroed when the break grows over it again.
+    heap_dirty: u64,
     tables_given: u64,
     noted: u32,
     /// Pass-through objects by guest-physical start: bytes of VMAs still using them.
@@ -191,6 +215,7 @@ impl AddressSpace {
             backing: BTreeMap::new(),
             brk_start: 0,
             brk: 0,
+            heap_dirty: 0,
             tables_given: 0,
             noted: 0,
             shared: BTreeMap::new(),
@@ -224,8 +249,14 @@ impl AddressSpace {
         }
     }
 
-    /// The VMA containing `va`.
+    /// The application's VMA containing `va` (the heap reserve is not one).
     pub fn vma_at(&self, va: u64) -> Option<(u64, &Vma)> {
+        self.vma_containing(va)
+            .filter(|(_, v)| v.kind != VmaKind::HeapReserve)
+    }
+
+    /// Any VMA containing `va`, the heap reserve included.
+    fn vma_containing(&self, va: u64) -> Option<(u64, &Vma)> {
         self.vmas
             .range(..=va)
             .next_back()
@@ -267,11 +298,22 @@ impl AddressSpace {
         let va = align_up(va, PAGE_SIZE);
         self.brk_start = va;
         self.brk = va;
+        self.heap_dirty = va;
     }
 
     /// Current brk.
     pub fn current_brk(&self) -> u64 {
         self.brk
+    }
+
+    /// End of the memory backed for the heap: the end of the heap reserve, or the
+    /// break's page end when there is none.
+    pub fn heap_end(&self) -> u64 {
+        let at = align_up(self.brk, PAGE_SIZE);
+        match self.vmas.get(&at) {
+            Some(v) if v.kind == VmaKind::HeapReserve => v.end,
+            _ => at,
+        }
     }
 
     /// `brk(addr)`: move the break; returns the new break, or the old one when the
@@ -282,28 +324,88 @@ impl AddressSpace {
         }
         let old_end = align_up(self.brk, PAGE_SIZE);
         let new_end = align_up(addr, PAGE_SIZE);
+        let heap_end = self.heap_end();
         if new_end < old_end {
-            self.remove_range(p, new_end, old_end);
+            self.brk = addr;
+            self.shrink_heap(p, new_end, old_end, heap_end);
         } else if new_end > old_end {
-            if !self.is_free(old_end, new_end) {
-                return self.brk;
+            if new_end > heap_end {
+                // Back `[heap_end, new_end)` and over-extend to the next 2 MiB
+                // boundary (or to the next mapping); with the bare request if
+                // memory is short.
+                if !self.is_free(heap_end, new_end) {
+                    return self.brk;
+                }
+                let next = self
+                    .vmas
+                    .range(new_end..)
+                    .next()
+                    .map_or(USER_END, |(&s, _)| s);
+                let target = align_up(new_end, LARGE_PAGE_SIZE).min(next).min(USER_END);
+                let rw = PROT_READ | PROT_WRITE;
+                let tries = if target > new_end { 2 } else { 1 };
+                let backed = [target, new_end].into_iter().take(tries).any(|end| {
+                    self.map_new(p, heap_end, end, rw, VmaKind::HeapReserve, false)
+                        .is_ok()
+                });
+                if !backed {
+                    return self.brk;
+                }
             }
-            if self
-                .map_new(
-                    p,
-                    old_end,
-                    new_end,
-                    PROT_READ | PROT_WRITE,
-                    VmaKind::Heap,
-                    false,
-                )
-                .is_err()
-            {
-                return self.brk;
+            // Memory the break shrank over earlier comes back zero.
+            let dirty_end = new_end.min(self.heap_dirty);
+            if dirty_end > old_end {
+                p.zero(old_end, dirty_end - old_end);
             }
+            self.set_kind(old_end, new_end, VmaKind::Heap);
         }
         self.brk = addr;
         self.brk
+    }
+
+    /// The break's page end moved down from `old_end` to `new_end`: the pages
+    /// become reserve, still backed and now dirty. If the heap there is not plain
+    /// read-write heap memory (the application unmapped, re-protected or mapped
+    /// over part of it), everything from `new_end` up is unmapped, as Linux would.
+    fn shrink_heap<P: Platform>(&mut self, p: &P, new_end: u64, old_end: u64, heap_end: u64) {
+        let mut at = new_end;
+        let plain = loop {
+            if at >= old_end {
+                break true;
+            }
+            match self.vma_containing(at) {
+                Some((_, v)) if v.kind == VmaKind::Heap && v.prot == PROT_READ | PROT_WRITE => {
+                    at = v.end
+                }
+                _ => break false,
+            }
+        };
+        if !plain {
+            self.remove_range(p, new_end, heap_end.max(old_end));
+            self.heap_dirty = new_end;
+            return;
+        }
+        self.set_kind(new_end, old_end, VmaKind::HeapReserve);
+        self.heap_dirty = self.heap_dirty.max(old_end);
+        // Keep at most one chunk beyond the 2 MiB boundary above the new break.
+        let keep = align_up(new_end, LARGE_PAGE_SIZE).saturating_add(LARGE_PAGE_SIZE);
+        if keep < heap_end {
+            self.remove_range(p, keep, heap_end);
+        }
+    }
+
+    /// Make the VMAs in `[start, end)` (all heap or heap reserve) of `kind`.
+    fn set_kind(&mut self, start: u64, end: u64, kind: VmaKind) {
+        if start >= end {
+            return;
+        }
+        split(&mut self.vmas, start);
+        split(&mut self.vmas, end);
+        for (_, v) in self.vmas.range_mut(start..end) {
+            debug_assert!(matches!(v.kind, VmaKind::Heap | VmaKind::HeapReserve));
+            v.kind = kind;
+        }
+        self.merge_around(start, end);
     }
 
     // ---------------------------------------------------------------- mmap
@@ -368,7 +470,8 @@ impl AddressSpace {
                 // `mmap_min_addr`: Linux's security check answers EPERM.
                 return Err(Errno::EPERM);
             }
-            if flags & MAP_FIXED_NOREPLACE != 0 && !self.is_free(addr, addr + len) {
+            // The heap reserve is free space for the application.
+            if flags & MAP_FIXED_NOREPLACE != 0 && !self.is_free_but_reserve(addr, addr + len) {
                 return Err(Errno::EEXIST);
             }
             addr
@@ -809,7 +912,12 @@ impl AddressSpace {
             return Ok(());
         }
         let covered = self.is_covered(addr, end);
-        let parts: Vec<(u64, u64, Vma)> = self.parts(addr, end);
+        // The heap reserve is not the application's memory: as unmapped.
+        let parts: Vec<(u64, u64, Vma)> = self
+            .parts(addr, end)
+            .into_iter()
+            .filter(|(_, _, v)| v.kind != VmaKind::HeapReserve)
+            .collect();
         match advice {
             MADV_DONTNEED | MADV_DONTNEED_LOCKED | MADV_FREE | MADV_REMOVE => {
                 for &(s, e, v) in &parts {
@@ -847,7 +955,7 @@ impl AddressSpace {
 
     /// The VMA pieces intersecting `[start, end)`, clipped.
     fn parts(&self, start: u64, end: u64) -> Vec<(u64, u64, Vma)> {
-        let first = self.vma_at(start).map(|(s, _)| s).unwrap_or(start);
+        let first = self.vma_containing(start).map(|(s, _)| s).unwrap_or(start);
         self.vmas
             .range(first..end)
             .filter(|(_, v)| v.end > start)
@@ -1131,11 +1239,19 @@ impl AddressSpace {
         }
     }
 
-    /// Remove everything in `[start, end)`: VMAs, mappings, frames.
+    /// Remove everything in `[start, end)`: VMAs, mappings, frames. The heap
+    /// reserve stays contiguous with the break: removing part of it removes the
+    /// rest above, too.
     fn remove_range<P: Platform>(&mut self, p: &P, start: u64, end: u64) {
         if start >= end {
             return;
         }
+        let (reserve, heap_end) = (align_up(self.brk, PAGE_SIZE), self.heap_end());
+        let end = if start < heap_end && end > reserve && end < heap_end {
+            heap_end
+        } else {
+            end
+        };
         split(&mut self.vmas, start);
         split(&mut self.vmas, end);
         split(&mut self.backing, start);
@@ -1164,6 +1280,7 @@ impl AddressSpace {
             }
         }
         self.release_shared(p, &released);
+        self.heap_dirty = self.heap_dirty.min(self.heap_end());
     }
 
     /// Pieces `(start, end, object)` of shared file mappings are gone: the proxy puts
@@ -1194,6 +1311,13 @@ impl AddressSpace {
             }
         }
         self.vmas.range(start..end).next().is_none()
+    }
+
+    /// No VMA but the heap reserve intersects `[start, end)`.
+    fn is_free_but_reserve(&self, start: u64, end: u64) -> bool {
+        self.parts(start, end)
+            .iter()
+            .all(|(_, _, v)| v.kind == VmaKind::HeapReserve)
     }
 
     /// Every page of `[start, end)` is in some VMA.
@@ -1230,7 +1354,7 @@ impl AddressSpace {
     }
 
     /// Merge VMAs touching `[start, end)` with equal neighbours (anonymous memory
-    /// only, as Linux merges it), so later `mremap`s see one VMA.
+    /// and the heap only, as Linux merges it), so later `mremap`s see one VMA.
     fn merge_around(&mut self, start: u64, end: u64) {
         let first = self
             .vmas
@@ -1246,8 +1370,10 @@ impl AddressSpace {
             };
             if let Some(c) = cur {
                 let prev = self.vmas[&c];
-                let mergeable = matches!(prev.kind, VmaKind::Anon | VmaKind::Heap)
-                    && prev.end == k
+                let mergeable = matches!(
+                    prev.kind,
+                    VmaKind::Anon | VmaKind::Heap | VmaKind::HeapReserve
+                ) && prev.end == k
                     && prev.prot == v.prot
                     && prev.kind == v.kind
                     && prev.shared == v.shared;
@@ -1287,7 +1413,7 @@ impl AddressSpace {
             prev_end = va + b.len;
             let mut at = va;
             while at < va + b.len {
-                let (_, v) = self.vma_at(at).expect("backing lies inside VMAs");
+                let (_, v) = self.vma_containing(at).expect("backing lies inside VMAs");
                 at = v.end;
             }
         }
@@ -1301,6 +1427,22 @@ impl AddressSpace {
             shared, self.shared,
             "objects count the bytes mapped from them"
         );
+        let reserves: Vec<(u64, Vma)> = self
+            .vmas
+            .iter()
+            .filter(|(_, v)| v.kind == VmaKind::HeapReserve)
+            .map(|(&s, &v)| (s, v))
+            .collect();
+        assert!(reserves.len() <= 1, "one heap reserve: {reserves:x?}");
+        if let Some(&(s, v)) = reserves.first() {
+            assert_eq!(
+                s,
+                align_up(self.brk, PAGE_SIZE),
+                "reserve starts at the break"
+            );
+            assert_eq!(v.prot, PROT_READ | PROT_WRITE);
+            assert_eq!(v.end, self.heap_end());
+        }
         for (&s, v) in &self.vmas {
             if v.prot != PROT_NONE && !matches!(v.kind, VmaKind::Passthrough { .. }) {
                 let covered: u64 = self.backed_in(s, v.end).iter().map(|x| x.1).sum();
@@ -1684,10 +1826,13 @@ mod tests {
         assert_eq!(mm.brk(&p, b0 + 5000), b0 + 5000);
         assert!(p.mapping(b0 + PAGE_SIZE).is_some());
         p.poke(b0 + 4999, b"x");
-        // Shrink: the second page goes away.
+        // Shrink: the second page leaves the heap (it stays backed, as reserve).
         assert_eq!(mm.brk(&p, b0 + 10), b0 + 10);
-        assert!(p.mapping(b0 + PAGE_SIZE).is_none());
-        // Grow again: fresh zero memory.
+        assert_eq!(
+            mm.check_access(b0 + PAGE_SIZE, 1, false),
+            Err(Errno::EFAULT)
+        );
+        // Grow again: zero memory.
         assert_eq!(mm.brk(&p, b0 + 5000), b0 + 5000);
         assert_eq!(p.peek(b0 + 4999, 1), [0]);
         // Below the start or into another mapping: the old break comes back.
@@ -1695,6 +1840,164 @@ mod tests {
         anon(&mut mm, &p, b0 + 4 * PAGE_SIZE, PAGE_SIZE, ANON | MAP_FIXED).unwrap();
         assert_eq!(mm.brk(&p, b0 + 8 * PAGE_SIZE), b0 + 5000);
         assert_eq!(mm.current_brk(), b0 + 5000);
+        mm.assert_invariants();
+        p.assert_mirror_matches();
+    }
+
+    fn maps(calls: &[KCall]) -> Vec<(u64, u64, u64)> {
+        calls
+            .iter()
+            .filter_map(|c| match *c {
+                KCall::Map { va, gpa, len, .. } => Some((va, gpa, len)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn brk_growing_in_small_steps_maps_two_mib_at_a_time() {
+        let (mut mm, p) = setup(64 * MB);
+        mm.set_brk_start(0x40_1234);
+        let b0 = mm.brk(&p, 0);
+        p.take_calls();
+        p.take_published();
+        let step = 132 << 10;
+        let steps = 100u64;
+        for i in 1..=steps {
+            let want = b0 + i * step + 8;
+            assert_eq!(
+                mm.brk(&p, want),
+                want,
+                "step {i}: brk returns what was asked"
+            );
+            assert_eq!(mm.current_brk(), want);
+            // The new heap memory is there and zero; the break's page too.
+            let old = b0 + (i - 1) * step + 8;
+            assert_eq!(p.peek(old, 16), [0; 16]);
+            assert_eq!(p.peek(want - 16, 16), [0; 16]);
+            p.poke(old, &[0xab; 16]);
+            // Backed up to the next 2 MiB boundary beyond the break.
+            assert_eq!(mm.heap_end(), align_up(want, LARGE_PAGE_SIZE));
+            assert!(p.mapping(mm.heap_end() - PAGE_SIZE).is_some());
+            mm.assert_invariants();
+        }
+        let calls = p.take_calls();
+        let m = maps(&calls);
+        // 13.2 MiB in 132 KiB steps: the first piece up to 0x60_0000, then one
+        // 2 MiB chunk per boundary crossed (each 2 MiB aligned, a large page).
+        let crossed = (align_up(b0 + steps * step + 8, LARGE_PAGE_SIZE) - 0x60_0000) / (2 * MB);
+        assert_eq!(m.len() as u64, 1 + crossed, "{m:x?}");
+        assert!(m.len() * 10 < steps as usize);
+        for &(va, gpa, len) in &m[1..] {
+            assert_eq!((va % (2 * MB), gpa % (2 * MB), len), (0, 0, 2 * MB));
+        }
+        assert!(!calls.iter().any(|c| matches!(c, KCall::Unmap { .. })));
+        // Every chunk reaches the proxy in a piece it populates at once (≥ 256 KiB).
+        let pubs = p.take_published();
+        assert!(pubs[1..]
+            .iter()
+            .all(|c| c.kind == KIND_MAP && c.len == 2 * MB));
+        p.assert_mirror_matches();
+    }
+
+    #[test]
+    fn brk_shrink_keeps_the_backing_and_regrowth_reads_zero() {
+        let (mut mm, p) = setup(64 * MB);
+        mm.set_brk_start(0x40_0000);
+        let b0 = mm.brk(&p, 0);
+        assert_eq!(mm.brk(&p, b0 + 300_000), b0 + 300_000);
+        p.poke(b0, b"keep");
+        p.poke(b0 + 100_000, &[0x11; 64]);
+        p.poke(b0 + 299_990, &[0x22; 10]);
+        p.take_calls();
+        let sb = b0 + 50_000;
+        assert_eq!(mm.brk(&p, sb), sb);
+        assert_eq!(mm.current_brk(), sb);
+        assert_eq!(p.take_calls(), [], "shrinking is no kernel call");
+        assert!(
+            p.mapping(b0 + 100_000).is_some(),
+            "still mapped above the break"
+        );
+        assert_eq!(mm.heap_end(), 0x60_0000);
+        mm.assert_invariants();
+        // The break's own page keeps its contents, as on Linux.
+        assert_eq!(mm.brk(&p, b0 + 280_000), b0 + 280_000);
+        assert_eq!(p.peek(b0, 4), b"keep");
+        assert!(maps(&p.take_calls()).is_empty(), "regrowth maps nothing");
+        assert_eq!(
+            p.peek(b0 + 100_000, 64),
+            [0; 64],
+            "released pages read zero"
+        );
+        // Beyond the earlier break the reserve was never dirtied; up to it, zeroed.
+        assert_eq!(mm.brk(&p, b0 + 300_000), b0 + 300_000);
+        assert_eq!(p.peek(b0 + 299_990, 10), [0; 10]);
+        mm.assert_invariants();
+        // A shrink by far more than 2 MiB gives the excess back.
+        let top = b0 + 20 * MB;
+        assert_eq!(mm.brk(&p, top), top);
+        let avail = mm.frames().available();
+        assert_eq!(mm.brk(&p, b0 + 8), b0 + 8);
+        assert_eq!(mm.heap_end(), 0x60_0000 + 2 * MB);
+        assert!(mm.frames().available() >= avail + 16 * MB);
+        assert_eq!(mm.brk(&p, top), top);
+        assert_eq!(p.peek(top - 16, 16), [0; 16]);
+        assert_eq!(p.peek(b0 + 3 * MB, 16), [0; 16]);
+        mm.assert_invariants();
+        p.assert_mirror_matches();
+    }
+
+    #[test]
+    fn map_fixed_into_the_heap_reserve_replaces_it() {
+        let (mut mm, p) = setup(64 * MB);
+        mm.set_brk_start(0x40_0000);
+        let b0 = mm.brk(&p, 0);
+        assert_eq!(mm.brk(&p, b0 + 5000), b0 + 5000);
+        assert_eq!(mm.heap_end(), 0x60_0000);
+        // For the application the reserve is unmapped: no access, no mprotect.
+        let r = 0x50_0000u64;
+        assert_eq!(mm.check_access(r, 8, false), Err(Errno::EFAULT));
+        assert!(mm.vma_at(r).is_none());
+        assert_eq!(mm.mprotect(&p, r, PAGE_SIZE, PROT_READ), Err(Errno::ENOMEM));
+        p.poke(r, b"beyond");
+        assert_eq!(
+            mm.madvise(&p, r, PAGE_SIZE, MADV_DONTNEED),
+            Err(Errno::ENOMEM)
+        );
+        assert!(p.st.borrow().logs.is_empty(), "{:?}", p.st.borrow().logs);
+        // A hint there is not taken: mmap never places a mapping in the reserve.
+        let h = anon(&mut mm, &p, r, PAGE_SIZE, ANON).unwrap();
+        assert!(h >= mm.heap_end() || h + PAGE_SIZE <= b0, "{h:#x}");
+        assert_eq!(mm.heap_end(), 0x60_0000);
+        // MAP_FIXED replaces it; the reserve ends where the mapping starts.
+        p.poke(r, b"reserve");
+        assert_eq!(anon(&mut mm, &p, r, PAGE_SIZE, ANON | MAP_FIXED), Ok(r));
+        assert_eq!(p.peek(r, 7), [0; 7]);
+        assert_eq!(mm.vma_at(r).unwrap().1.kind, VmaKind::Anon);
+        assert_eq!(mm.heap_end(), r);
+        assert!(
+            p.mapping(r + PAGE_SIZE).is_none(),
+            "the reserve above is gone"
+        );
+        mm.assert_invariants();
+        // The break grows up to the mapping, not into it.
+        assert_eq!(mm.brk(&p, r), r);
+        assert_eq!(mm.brk(&p, r + 1), r);
+        assert_eq!(mm.brk(&p, b0 + 5000), b0 + 5000);
+        // MAP_FIXED_NOREPLACE into the reserve succeeds, as into free space.
+        let q = 0x48_0000u64;
+        assert_eq!(
+            anon(&mut mm, &p, q, 2 * PAGE_SIZE, ANON | MAP_FIXED_NOREPLACE),
+            Ok(q)
+        );
+        assert_eq!(mm.heap_end(), q);
+        mm.assert_invariants();
+        // A mapping above the break before it grows bounds the over-extension.
+        mm.munmap(&p, q, 2 * PAGE_SIZE).unwrap();
+        assert_eq!(mm.brk(&p, q + 8), q + 8);
+        assert_eq!(mm.heap_end(), r);
+        mm.assert_invariants();
+        p.assert_mirror_matches();
     }
 
     #[test]
@@ -1939,16 +2242,22 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        let base = 0x10_0000_0000u64;
         p.add_shareable(9, 40 * PAGE_SIZE + 100, true);
         for _ in 0..3000 {
+            // Now and then around the heap and its reserve.
+            let base = if rnd(4) == 0 {
+                0x40_0000
+            } else {
+                0x10_0000_0000u64
+            };
             let page = rnd(2048);
             let va = base + page * PAGE_SIZE;
             let big = rnd(8) == 0;
             let len = (1 + rnd(if big { 1200 } else { 24 })) * PAGE_SIZE;
             let prot = [PROT_NONE, PROT_READ, RW, RW | PROT_EXEC][rnd(4) as usize];
-            // Dirty whatever is mapped at `va`, so reused frames must be zeroed.
-            if p.mapping(va).is_some() {
+            // Dirty whatever the application has at `va`, so reused frames and
+            // the heap's old pages must be zeroed.
+            if p.mapping(va).is_some() && mm.vma_at(va).is_some() {
                 p.poke(va, &[0xee; 16]);
             }
             let fresh = |mm: &AddressSpace, a: u64| {
@@ -1979,7 +2288,15 @@ mod tests {
                         .map(|_| ())
                 }
                 6 => {
-                    mm.brk(&p, 0x40_0000 + rnd(64) * 5000);
+                    let old = mm.current_brk();
+                    let want = 0x40_0000 + rnd(64) * 50_000 + rnd(5000);
+                    let got = mm.brk(&p, want);
+                    assert!(got == want || got == old);
+                    let (o, n) = (align_up(old, PAGE_SIZE), align_up(got, PAGE_SIZE));
+                    if n > o {
+                        assert_eq!(p.peek(o, 16), [0; 16], "new heap at {o:#x} is zero");
+                        assert_eq!(p.peek(n - 16, 16), [0; 16]);
+                    }
                     Ok(())
                 }
                 _ => mm.mmap(&p, va, len, prot, ANON, u64::MAX, 0).map(|_| ()),
