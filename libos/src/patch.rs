@@ -110,7 +110,7 @@ pub fn jump(site: u64, stub: u64) -> Option<[u8; 5]> {
 pub struct Stats {
     /// System calls that arrived by trapping `syscall` instructions.
     pub trapped: u64,
-    /// System calls that arrived through patched sites (no trap).
+    /// System calls that arrived without a trap (patched sites, direct entry).
     pub direct: u64,
     /// Sites rewritten.
     pub patched: u64,

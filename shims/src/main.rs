@@ -22,8 +22,7 @@ mod partition {
 
     use mote_abi::boot::BootInfo;
     use mote_abi::trap::{
-        signal_for_vector, vector, FaultOrigin, FaultReport, TrapFrame, VECTOR_PATCHED,
-        VECTOR_SYSCALL,
+        signal_for_vector, vector, FaultOrigin, FaultReport, TrapFrame, VECTOR_SYSCALL,
     };
     use mote_libos::exec::Entry;
     use mote_libos::mm::Fault;
@@ -77,38 +76,60 @@ mod partition {
         a4: u64,
         a5: u64,
     ) -> u64 {
+        untrapped(nr, [a0, a1, a2, a3, a4, a5])
+    }
+
+    /// A call from a patched site (`mote_patched_entry`): the same path.
+    #[allow(clippy::too_many_arguments)]
+    pub extern "C" fn patched_syscall(
+        nr: u64,
+        a0: u64,
+        a1: u64,
+        a2: u64,
+        a3: u64,
+        a4: u64,
+        a5: u64,
+    ) -> u64 {
+        untrapped(nr, [a0, a1, a2, a3, a4, a5])
+    }
+
+    /// A system call that arrived without a trap.
+    fn untrapped(nr: u64, args: [u64; 6]) -> u64 {
+        let p = platform();
         let mut guard = PROCESS.lock();
         let proc = guard.as_mut().expect("process before first call");
-        let r = mote_shims::table::dispatch(proc, platform(), nr, [a0, a1, a2, a3, a4, a5]);
+        proc.patcher.stats.direct += 1;
+        report_at_exit(proc, p, nr);
+        let r = mote_shims::table::dispatch(proc, p, nr, args);
         if let Some(entry) = proc.pending_entry.take() {
-            // execve through the direct entry: there is no caller to return to.
+            // execve: there is no caller to return to.
             drop(guard);
             rt::entry::enter_app(entry.rip, entry.rsp)
         }
         r
     }
 
+    /// `--stats` (or `MOTE_DEBUG`): how the calls arrived, said at exit.
+    fn report_at_exit(proc: &Process, p: &rt::platform::Kvm, nr: u64) {
+        let report = mote_abi::boot::BOOT_F_DEBUG | mote_abi::boot::BOOT_F_STATS;
+        if is_exit(nr) && p.boot.flags & report != 0 {
+            let s = proc.patcher.stats;
+            p.log(&alloc::format!(
+                "system calls: {} trapped, {} without a trap (patched sites, direct entry); {} sites patched, {} left trapping",
+                s.trapped, s.direct, s.patched, s.declined
+            ));
+        }
+    }
+
     /// Every system call and exception of the application.
     pub extern "C" fn shim_trap(f: &mut TrapFrame) {
         let p = platform();
-        if f.hdr.vector == VECTOR_SYSCALL || f.hdr.vector == VECTOR_PATCHED {
+        if f.hdr.vector == VECTOR_SYSCALL {
             let mut guard = PROCESS.lock();
             let proc = guard.as_mut().expect("process before first trap");
-            if f.hdr.vector == VECTOR_SYSCALL {
-                let Process { patcher, mm, .. } = proc;
-                patcher.on_trap(mm, p, f.hdr.rip, f.rax);
-            }
-            if f.hdr.vector == VECTOR_PATCHED {
-                proc.patcher.stats.direct += 1;
-            }
-            let report = mote_abi::boot::BOOT_F_DEBUG | mote_abi::boot::BOOT_F_STATS;
-            if is_exit(f.rax) && p.boot.flags & report != 0 {
-                let s = proc.patcher.stats;
-                p.log(&alloc::format!(
-                    "system calls: {} trapped, {} through patched sites; {} sites patched, {} left trapping",
-                    s.trapped, s.direct, s.patched, s.declined
-                ));
-            }
+            let Process { patcher, mm, .. } = proc;
+            patcher.on_trap(mm, p, f.hdr.rip, f.rax);
+            report_at_exit(proc, p, f.rax);
             f.rax = mote_shims::table::dispatch(
                 proc,
                 p,

@@ -10,8 +10,6 @@ use static_assertions::const_assert_eq;
 
 /// `UpcallHeader::vector` of a Linux system call (above every exception vector).
 pub const VECTOR_SYSCALL: u64 = 0x100;
-/// `UpcallHeader::vector` of a system call from a patched site (no trap happened).
-pub const VECTOR_PATCHED: u64 = 0x101;
 
 /// Written by kernel-min.
 #[repr(C)]

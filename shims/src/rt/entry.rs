@@ -53,25 +53,41 @@ mote_syscall_entry:
     push r11
     iretq
 
-    // A patched system-call site's stub called us (see libos `patch`): the return
-    // address is where the stub goes on, rsp is the application's minus the red
-    // zone. Make the state `syscall` would have made (rcx = continue, r11 = flags)
-    // and take the trap entry's path, without any trap.
+    // A patched system-call site's stub called us (see libos `patch`): rax = the
+    // number, arguments in the `syscall` registers, the return address points into
+    // the stub, rsp is the application's below its red zone. `syscall` preserves
+    // every register but rax, rcx and r11, and the flags: keep what a C call would
+    // clobber, switch to the upcall stack, call the direct entry's handler.
     .global mote_patched_entry
 mote_patched_entry:
-    pop rcx
     pushfq
-    pop r11
-    mov [rip + {scratch}], rsp
+    push rdi
+    push rsi
+    push rdx
+    push r10
+    push r8
+    push r9
+    mov r11, rsp
     mov rsp, [rip + {top}]
-    push 0
-    push qword ptr [rip + {scratch}]
     push r11
-    push rcx
-    push 0
-    push 0
-    push {vpatched}
-    jmp mote_trap_entry
+    push r9
+    mov r9, r8
+    mov r8, r10
+    mov rcx, rdx
+    mov rdx, rsi
+    mov rsi, rdi
+    mov rdi, rax
+    call {patched}
+    add rsp, 8
+    pop rsp
+    pop r9
+    pop r8
+    pop r10
+    pop rdx
+    pop rsi
+    pop rdi
+    popfq
+    ret
 
     // The direct entry (`AT_MOTE_SYSCALL`): a C-ABI call from the application,
     // `long mote_syscall(nr, a0, a1, a2, a3, a4, a5)`, served on the upcall stack
@@ -135,11 +151,11 @@ mote_trap_entry:
     scratch = sym SYSCALL_RSP,
     top = sym UPCALL_TOP,
     vsys = const mote_abi::trap::VECTOR_SYSCALL,
-    vpatched = const mote_abi::trap::VECTOR_PATCHED,
     uds = const 0x1b,
     ucs = const 0x23,
     trap = sym crate::partition::shim_trap,
     direct = sym crate::partition::direct_syscall,
+    patched = sym crate::partition::patched_syscall,
     rip = const offset_of!(UpcallHeader, rip),
     rflags = const offset_of!(UpcallHeader, rflags),
     rsp = const offset_of!(UpcallHeader, rsp),
