@@ -99,14 +99,14 @@ impl Op {
 /// One core's request slot.
 #[repr(C, align(64))]
 pub struct Slot {
-    // --- written by the LWK ---
+    // --- written by the LWK: a request is exactly one cache line ---
     pub req_seq: AtomicU32,
-    pub lwk_waiting: AtomicU32,
     pub op: AtomicU32,
-    _pad0: u32,
     pub nr: AtomicU64,
     pub args: [AtomicU64; 6],
-    _pad1: [u64; 7],
+    // --- written by the LWK only when it goes to sleep (own cache line) ---
+    pub lwk_waiting: AtomicU32,
+    _pad1: [u32; 15],
     // --- written by the proxy (own cache lines) ---
     pub resp_seq: AtomicU32,
     pub proxy_waiting: AtomicU32,
@@ -115,6 +115,8 @@ pub struct Slot {
 }
 
 const_assert_eq!(size_of::<Slot>(), 192);
+const_assert_eq!(offset_of!(Slot, args) + 48, 64);
+const_assert_eq!(offset_of!(Slot, lwk_waiting), 64);
 const_assert_eq!(offset_of!(Slot, resp_seq), 128);
 
 /// A request read out of a slot.
