@@ -273,6 +273,39 @@ fn shebang(head: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     (!interp.is_empty()).then_some((interp, arg.filter(|a| !a.is_empty())))
 }
 
+/// What to run for `path`: itself, or for a `#!` script its interpreter with the
+/// script's path as an argument (one level, as Linux's `binfmt_script` then finds
+/// an ELF). The program that will run is checked (opened, ELF planned).
+fn resolve_script<P: Platform>(
+    p: &P,
+    path: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+) -> Result<(Vec<u8>, Vec<Vec<u8>>), ExecErrorKind> {
+    let f = ForwardedFile::open(p, &path)?;
+    let mut head = vec![0u8; SHEBANG_MAX.min(f.size() as usize)];
+    let n = f.read_head(&mut head).map_err(ExecErrorKind::Read)?;
+    match shebang(&head[..n]) {
+        None => {
+            read_plan(&f, USER_PIE_BASE)?;
+            Ok((path, argv))
+        }
+        Some((interp, arg)) => {
+            let mut v = vec![interp.clone()];
+            v.extend(arg);
+            v.push(path.clone());
+            v.extend(argv.into_iter().skip(1));
+            let f = ForwardedFile::open(p, &interp).map_err(|e| match e {
+                ExecErrorKind::Open(errno) => {
+                    ExecErrorKind::Interp(String::from_utf8_lossy(&interp).into_owned(), errno)
+                }
+                other => other,
+            })?;
+            read_plan(&f, USER_PIE_BASE)?;
+            Ok((interp, v))
+        }
+    }
+}
+
 /// The `errno` `execve` returns for a program it cannot start.
 pub fn exec_errno(kind: &ExecErrorKind) -> Errno {
     match kind {
@@ -298,27 +331,7 @@ impl Process {
         argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
     ) -> Result<Entry, ExecErrorKind> {
-        // `#!` scripts: the interpreter runs with the script's path as an argument.
-        let (path, argv) = {
-            let f = ForwardedFile::open(p, &path)?;
-            let mut head = vec![0u8; SHEBANG_MAX.min(f.size() as usize)];
-            let n = f.read_head(&mut head).map_err(ExecErrorKind::Read)?;
-            match shebang(&head[..n]) {
-                None => {
-                    read_plan(&f, USER_PIE_BASE)?;
-                    (path, argv)
-                }
-                Some((interp, arg)) => {
-                    let mut v = vec![interp.clone()];
-                    v.extend(arg);
-                    v.push(path.clone());
-                    v.extend(argv.into_iter().skip(1));
-                    let f = ForwardedFile::open(p, &interp)?;
-                    read_plan(&f, USER_PIE_BASE)?;
-                    (interp, v)
-                }
-            }
-        };
+        let (path, argv) = resolve_script(p, path, argv)?;
         // The point of no return: from here a failure kills the application.
         let fatal = |k: ExecErrorKind| -> ! {
             p.log(&alloc::format!(
@@ -372,9 +385,16 @@ impl Process {
             path: String::from_utf8_lossy(args.path).into_owned(),
             kind,
         };
-        let file = ForwardedFile::open(p, args.path).map_err(fail)?;
-        let entry = self.load(p, &file, args).map_err(fail)?;
-        self.exe = absolute(p, args.path);
+        let argv: Vec<Vec<u8>> = args.argv.iter().map(|a| a.to_vec()).collect();
+        let (path, argv) = resolve_script(p, args.path.to_vec(), argv).map_err(fail)?;
+        let args = ExecArgs {
+            path: &path,
+            argv: argv.iter().map(Vec::as_slice).collect(),
+            envp: args.envp.clone(),
+        };
+        let file = ForwardedFile::open(p, &path).map_err(fail)?;
+        let entry = self.load(p, &file, &args).map_err(fail)?;
+        self.exe = absolute(p, &path);
         Ok(entry)
         // `file` is closed when dropped.
     }

@@ -35,6 +35,8 @@ pub enum ElfKind {
     /// Needs its program interpreter (`PT_INTERP`, the dynamic linker), which
     /// libos loads beside it.
     Dynamic,
+    /// A `#!` script; libos runs its interpreter (which is checked here).
+    Script,
 }
 
 /// A program that passed every check.
@@ -102,8 +104,40 @@ impl ProgramError {
 /// Find `name` and check it: the whole pre-flight of `mote run`.
 pub fn prepare(name: &OsStr) -> Result<Program, ProgramError> {
     let path = resolve(name, std::env::var_os("PATH").as_deref())?;
-    let (kind, entry) = check_elf(&path)?;
-    Ok(Program { path, kind, entry })
+    match check_elf(&path) {
+        Err(ProgramError::NotElf) => {
+            // A `#!` script runs its interpreter, as execve does; the interpreter
+            // must be a program mote can run (one level of `#!`, as here).
+            let Some(interp) = shebang_interpreter(&path) else {
+                return Err(ProgramError::NotElf);
+            };
+            if !interp.is_file() {
+                return Err(ProgramError::NoInterpreter(interp.display().to_string()));
+            }
+            let (_, entry) = check_elf(&interp)?;
+            Ok(Program {
+                path,
+                kind: ElfKind::Script,
+                entry,
+            })
+        }
+        r => {
+            let (kind, entry) = r?;
+            Ok(Program { path, kind, entry })
+        }
+    }
+}
+
+/// The interpreter a `#!` line names, if the file starts with one.
+fn shebang_interpreter(path: &Path) -> Option<PathBuf> {
+    let mut head = [0u8; 256];
+    let n = File::open(path).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let word = line
+        .split(|b| b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())?;
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(word)))
 }
 
 /// Look `name` up like a shell: with a '/', as is; otherwise the first executable
@@ -389,6 +423,21 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(&e, ProgramError::NoInterpreter(i) if i == "/lib64/ld-missing-x86-64.so"));
         assert_eq!(e.exit_status(), 127);
+    }
+
+    #[test]
+    fn scripts_run_through_their_interpreter() {
+        let d = TempDir::new("shebang");
+        let p = d.file("script", b"#!/bin/sh -e\necho hi\n", 0o755);
+        let prog = prepare(p.as_os_str()).unwrap();
+        assert_eq!(prog.kind, ElfKind::Script);
+        let q = d.file("other", b"#!/nonexistent/shell\n", 0o755);
+        assert!(matches!(
+            prepare(q.as_os_str()),
+            Err(ProgramError::NoInterpreter(_))
+        ));
+        let t = d.file("text", b"just text\n", 0o755);
+        assert!(matches!(prepare(t.as_os_str()), Err(ProgramError::NotElf)));
     }
 
     #[test]

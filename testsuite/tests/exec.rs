@@ -19,3 +19,21 @@ fn a_launcher_execs_bin_echo() {
     assert!(out.ends_with("hi\n"), "{out}");
     assert_eq!(mote.status, 0);
 }
+
+/// `mote run -- ./script` runs a `#!` script through its interpreter, as execve
+/// does (here busybox's shell, whose `echo` and `exit` are built in).
+#[test]
+fn a_shebang_script_runs_through_its_interpreter() {
+    let dir = mote_testsuite::TempDir::new("shebang");
+    let script = dir.file(
+        "hello.sh",
+        format!(
+            "#!{} sh\necho \"from a script: $0 $1\"\nexit 7\n",
+            mote_testsuite::busybox().display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (_, mote) = Program::new(&script).arg("one").same_as_native();
+    assert_eq!(mote.status, 7);
+    assert!(mote.stdout_text().contains("from a script:"));
+}
