@@ -15,7 +15,7 @@ pub const EXIT_USAGE: i32 = 2;
 /// Default partition memory.
 pub const DEFAULT_MEM: &str = "2G";
 /// Smallest partition memory `mote run` accepts.
-pub const MIN_MEM: u64 = 64 << 20;
+pub const MIN_MEM: u64 = 128 << 20;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -66,7 +66,7 @@ pub struct RunArgs {
     /// LWK cores of the partition.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub cores: usize,
-    /// Partition memory (512M, 2G, 1073741824, ...), rounded up to 2 MiB; at least 64M.
+    /// Partition memory (512M, 2G, 1073741824, ...), rounded up to 2 MiB; at least 128M.
     #[arg(long, default_value = DEFAULT_MEM, value_name = "SIZE", value_parser = parse_mem)]
     pub mem: u64,
     /// Which partition backend to use.
@@ -130,7 +130,7 @@ pub enum MemError {
     Syntax,
     #[error("too large")]
     TooLarge,
-    #[error("{0} bytes is below the 64M a partition needs")]
+    #[error("{0} bytes is below the 128M a partition needs (kernel-min, the runtime and a usable application)")]
     TooSmall(u64),
 }
 
@@ -185,19 +185,20 @@ mod tests {
         assert_eq!(parse_mem("2GB"), Ok(2 << 30));
         assert_eq!(parse_mem("1073741824"), Ok(1 << 30));
         assert_eq!(parse_mem("1073741824B"), Ok(1 << 30));
-        assert_eq!(parse_mem("65536K"), Ok(64 << 20));
+        assert_eq!(parse_mem("131072K"), Ok(128 << 20));
         assert_eq!(parse_mem("1T"), Ok(1 << 40));
     }
 
     #[test]
     fn mem_rounds_up_to_2mib() {
-        assert_eq!(parse_mem("65M"), Ok(66 << 20));
-        assert_eq!(parse_mem("100000001"), Ok(96 << 20));
+        assert_eq!(parse_mem("129M"), Ok(130 << 20));
+        assert_eq!(parse_mem("200000001"), Ok(192 << 20));
     }
 
     #[test]
     fn mem_refuses_small_and_garbage() {
-        assert_eq!(parse_mem("63M"), Err(MemError::TooSmall(63 << 20)));
+        assert_eq!(parse_mem("127M"), Err(MemError::TooSmall(127 << 20)));
+        assert_eq!(parse_mem("64M"), Err(MemError::TooSmall(64 << 20)));
         assert_eq!(parse_mem("0"), Err(MemError::TooSmall(0)));
         assert_eq!(parse_mem("M"), Err(MemError::Syntax));
         assert_eq!(parse_mem("2X"), Err(MemError::Syntax));
