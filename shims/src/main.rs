@@ -65,7 +65,8 @@ mod partition {
         nr == syscalls::Sysno::exit as u64 || nr == syscalls::Sysno::exit_group as u64
     }
 
-    /// `mote_syscall`: a system call by a plain function call (no trap).
+    /// `mote_syscall` (the direct entry) and `mote_patched_entry` (patched sites):
+    /// a system call by a plain function call, no trap.
     #[allow(clippy::too_many_arguments)]
     pub extern "C" fn direct_syscall(
         nr: u64,
@@ -76,25 +77,7 @@ mod partition {
         a4: u64,
         a5: u64,
     ) -> u64 {
-        untrapped(nr, [a0, a1, a2, a3, a4, a5])
-    }
-
-    /// A call from a patched site (`mote_patched_entry`): the same path.
-    #[allow(clippy::too_many_arguments)]
-    pub extern "C" fn patched_syscall(
-        nr: u64,
-        a0: u64,
-        a1: u64,
-        a2: u64,
-        a3: u64,
-        a4: u64,
-        a5: u64,
-    ) -> u64 {
-        untrapped(nr, [a0, a1, a2, a3, a4, a5])
-    }
-
-    /// A system call that arrived without a trap.
-    fn untrapped(nr: u64, args: [u64; 6]) -> u64 {
+        let args = [a0, a1, a2, a3, a4, a5];
         let p = platform();
         let mut guard = PROCESS.lock();
         let proc = guard.as_mut().expect("process before first call");

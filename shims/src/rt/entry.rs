@@ -77,7 +77,7 @@ mote_patched_entry:
     mov rdx, rsi
     mov rsi, rdi
     mov rdi, rax
-    call {patched}
+    call {direct}
     add rsp, 8
     pop rsp
     pop r9
@@ -155,7 +155,6 @@ mote_trap_entry:
     ucs = const 0x23,
     trap = sym crate::partition::shim_trap,
     direct = sym crate::partition::direct_syscall,
-    patched = sym crate::partition::patched_syscall,
     rip = const offset_of!(UpcallHeader, rip),
     rflags = const offset_of!(UpcallHeader, rflags),
     rsp = const offset_of!(UpcallHeader, rsp),
