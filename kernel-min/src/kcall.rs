@@ -2,7 +2,7 @@
 //! libos cannot do at CPL3, and the FS base.
 
 use mote_abi::errno::Errno;
-use mote_abi::kcall::{DOORBELL, GIVE_TABLES, MAP, PROTECT, SET_FS, UNMAP};
+use mote_abi::kcall::{DOORBELL, GIVE_TABLES, MAP, PROTECT, SET_FS, SET_GS, UNMAP};
 use mote_abi::layout::{is_passthrough, PAGE_SIZE, PT_POOL_END, USER_END, USER_START};
 use mote_abi::paging::{user_flags, PageTables};
 
@@ -20,8 +20,12 @@ pub fn dispatch(nr: u64, a: [u64; 6]) -> u64 {
             arch::set_fs(a[0]);
             Ok(0)
         }
+        SET_GS => {
+            arch::set_gs(a[0]);
+            Ok(0)
+        }
         DOORBELL => match a[0] as u16 {
-            p @ (mote_abi::ports::NOTIFY | mote_abi::ports::WAIT) => {
+            p @ (mote_abi::ports::NOTIFY | mote_abi::ports::WAIT | mote_abi::ports::WAKE_CORE) => {
                 arch::outl(p, a[1] as u32);
                 Ok(0)
             }

@@ -47,13 +47,13 @@ pub fn boot() -> &'static BootInfo {
 /// Rust entry from `_start`.
 #[cfg(target_os = "none")]
 #[unsafe(no_mangle)]
-extern "C" fn kmain(boot: &'static BootInfo) -> ! {
+extern "C" fn kmain(boot: &'static BootInfo, core: usize) -> ! {
     if boot.magic != BOOT_MAGIC || boot.version != BOOT_VERSION {
         panic!("boot info: bad magic or version {}", boot.version);
     }
     BOOT.call_once(|| boot);
-    arch::init(0);
-    if boot.flags & mote_abi::boot::BOOT_F_DEBUG != 0 {
+    arch::init(core);
+    if core == 0 && boot.flags & mote_abi::boot::BOOT_F_DEBUG != 0 {
         kprintln!(
             "kernel-min: up, {} MiB, entering runtime at {:#x}",
             boot.mem_size >> 20,
@@ -62,8 +62,9 @@ extern "C" fn kmain(boot: &'static BootInfo) -> ! {
     }
     arch::enter_user(
         boot.runtime_entry,
-        mote_abi::layout::upcall_stack_top(0),
+        mote_abi::layout::upcall_stack_top(core),
         mote_abi::layout::LIBOS_VA,
+        core,
     )
 }
 

@@ -47,7 +47,7 @@ pub extern "C" fn handle(f: &mut KFrame) {
         f.rip = f.rcx;
         f.rflags = (f.r11 & USER_RFLAGS_MASK) | UPCALL_RFLAGS;
         if in_runtime_text(f.rcx) {
-            core_page(0).kcalls.fetch_add(1, Ordering::Relaxed);
+            core_page(arch::current_core()).kcalls.fetch_add(1, Ordering::Relaxed);
             f.rax = crate::kcall::dispatch(f.rax, [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9]);
             return;
         }
@@ -64,7 +64,7 @@ pub extern "C" fn handle(f: &mut KFrame) {
     }
     if in_runtime_text(f.rip) || (LIBOS_VA..LIBOS_END).contains(&f.rip) {
         report(FaultOrigin::Runtime, f, cr2);
-        arch::outl(mote_abi::ports::FATAL, 0);
+        arch::outl(mote_abi::ports::FATAL, arch::current_core() as u32);
         arch::halt_forever();
     }
     upcall(f, f.vector, f.error_code, cr2);
@@ -72,12 +72,12 @@ pub extern "C" fn handle(f: &mut KFrame) {
 
 /// Hand the trap to the shim at CPL3.
 fn upcall(f: &mut KFrame, vector: u64, error_code: u64, cr2: u64) {
-    let cp = core_page(0);
+    let cp = core_page(arch::current_core());
     let top = cp.upcall_rsp.load(Ordering::Relaxed);
     let entry = crate::boot().runtime_trap_entry;
     if top == 0 || entry == 0 || !top.is_multiple_of(16) {
         report(FaultOrigin::Runtime, f, cr2);
-        arch::outl(mote_abi::ports::FATAL, 0);
+        arch::outl(mote_abi::ports::FATAL, arch::current_core() as u32);
         arch::halt_forever();
     }
     let hdr = (top - core::mem::size_of::<UpcallHeader>() as u64) as *mut UpcallHeader;
@@ -112,7 +112,7 @@ fn report(origin: FaultOrigin, f: &KFrame, cr2: u64) {
             f.r12, f.r13, f.r14, f.r15, f.rip, f.rflags,
         ],
     };
-    let p = &core_page(0).fault as *const FaultReport as *mut FaultReport;
+    let p = &core_page(arch::current_core()).fault as *const FaultReport as *mut FaultReport;
     // SAFETY: the fault report lives in the IKC area; the core is stopping, nobody
     // else writes it, and the proxy reads it only after the FATAL exit.
     unsafe { p.write_volatile(r) };
@@ -151,6 +151,6 @@ pub fn fatal_kernel(f: Option<(&KFrame, u64)>) -> ! {
             report(FaultOrigin::Kernel, &empty, 0)
         }
     }
-    arch::outl(mote_abi::ports::FATAL, 0);
+    arch::outl(mote_abi::ports::FATAL, arch::current_core() as u32);
     arch::halt_forever()
 }

@@ -5,7 +5,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use mote_abi::ikc::{core_page_offset, CorePage, MAPLOG_OFFSET};
+use mote_abi::ikc::{core_page_offset, thread_slot_offset, CorePage, Slot, MAPLOG_OFFSET, MAX_THREADS};
 use mote_abi::layout::{IKC_GPA, IKC_SIZE};
 use mote_abi::maplog::MapLog;
 
@@ -143,6 +143,21 @@ impl GuestMem {
         // SAFETY: in range, page aligned, CorePage is atomics + plain integers for
         // which every bit pattern is valid; lives as long as self.
         unsafe { &*p.cast::<CorePage>() }
+    }
+
+    /// Thread slot `i` (`i < MAX_THREADS`).
+    pub fn thread_slot(&self, i: usize) -> &Slot {
+        assert!(i < MAX_THREADS, "thread slot {i} out of range");
+        let p = self
+            .ptr(
+                IKC_GPA + thread_slot_offset(i),
+                std::mem::size_of::<Slot>() as u64,
+            )
+            .expect("thread slot");
+        // SAFETY: in range (checked against MAX_THREADS, whose slots fit the IKC area
+        // by a static assertion), 64-byte aligned, atomics and integers only; lives
+        // as long as self.
+        unsafe { &*p.cast::<Slot>() }
     }
 
     /// The map log.

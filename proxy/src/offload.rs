@@ -1,5 +1,7 @@
-//! The offload server: one thread per LWK core, on the host's Linux core, serving the
-//! core's IKC slot (protocol at the top of `mote_abi::ikc`).
+//! The offload server: one thread per application thread, on the host's Linux core,
+//! serving that thread's IKC slot (protocol at the top of `mote_abi::ikc`). Slot 0
+//! (the main thread) is served from the start; libos asks for more with
+//! `Op::StartServer` when it creates threads.
 //!
 //! A forwarded system call runs here with a raw `syscall` instruction, in the
 //! unified address space (`mirror`): the application's pointers are valid as they
@@ -15,7 +17,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
-use mote_abi::ikc::{Op, Request, Slot, SPIN_LIMIT};
+use mote_abi::ikc::{Op, Request, Slot, MAX_THREADS, SPIN_LIMIT};
 use mote_abi::trap::FaultReport;
 use syscalls::{Sysno, SysnoSet};
 
@@ -107,31 +109,69 @@ pub const REFUSED: SysnoSet = SysnoSet::new(&[
     Sysno::personality,
 ]);
 
-/// Start the offload thread of `core`, pinned to host CPU `pin` (None: not pinned).
-/// The thread ends after the core reports the end of the run (`Exit` or `Fatal`).
+/// Linux tid of each slot's server (0: none yet): the application thread's tid.
+static TIDS: [AtomicU32; MAX_THREADS] = [const { AtomicU32::new(0) }; MAX_THREADS];
+
+/// Thread slots that have a server (bit per slot).
+static SERVED: [AtomicU64; MAX_THREADS / 64] = [const { AtomicU64::new(0) }; MAX_THREADS / 64];
+
+/// Start the offload thread of thread slot `slot`, pinned to host CPU `pin` (None:
+/// not pinned). The thread ends after its application thread reports the end of the
+/// run (`Exit` or `Fatal`). `Ok(None)`: the slot already has one.
 pub fn spawn(
-    core: usize,
+    slot: usize,
     guest: Arc<GuestMem>,
     mirror: Arc<Mirror>,
     events: Sender<Event>,
     pin: Option<usize>,
-) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("mote-offload{core}"))
+) -> io::Result<Option<JoinHandle<()>>> {
+    if slot >= MAX_THREADS {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let bit = 1u64 << (slot % 64);
+    if SERVED[slot / 64].fetch_or(bit, Ordering::AcqRel) & bit != 0 {
+        return Ok(None);
+    }
+    let started = std::thread::Builder::new()
+        .name(format!("mote-offload{slot}"))
         .spawn(move || {
+            // SAFETY: gettid has no arguments and cannot fail.
+            let tid = unsafe { libc::gettid() };
+            TIDS[slot].store(tid as u32, Ordering::Release);
             if let Some(cpu) = pin {
                 if let Err(e) = pin_to(cpu) {
-                    crate::say!("mote: offload thread {core}: cannot pin to CPU {cpu}: {e}");
+                    crate::say!("mote: offload thread {slot}: cannot pin to CPU {cpu}: {e}");
                 }
             }
-            serve(core, &guest, &mirror, &events);
-        })
+            serve(slot, &guest, &mirror, &events, pin);
+        });
+    match started {
+        Ok(h) => Ok(Some(h)),
+        Err(e) => {
+            SERVED[slot / 64].fetch_and(!bit, Ordering::AcqRel);
+            Err(e)
+        }
+    }
 }
 
-/// Serve core `core`'s slot until the run ends; sends the ending `Event`.
-pub fn serve(core: usize, guest: &GuestMem, mirror: &Mirror, events: &Sender<Event>) {
-    let page = guest.core_page(core);
-    let slot = &page.slot;
+/// Wake core `core`, which may sleep on its `wake_seq` waiting for a response.
+pub fn wake_core(guest: &GuestMem, core: usize) {
+    if core < mote_abi::layout::MAX_CORES {
+        let page = guest.core_page(core);
+        page.wake_seq.fetch_add(1, Ordering::SeqCst);
+        futex_wake(&page.wake_seq);
+    }
+}
+
+/// Serve thread slot `index` until the run ends; sends the ending `Event`.
+pub fn serve(
+    index: usize,
+    guest: &Arc<GuestMem>,
+    mirror: &Arc<Mirror>,
+    events: &Sender<Event>,
+    pin: Option<usize>,
+) {
+    let slot = guest.thread_slot(index);
     // The last request answered; a request is pending when req_seq differs.
     let mut last = slot.resp_seq.load(Ordering::Acquire);
     loop {
@@ -145,6 +185,7 @@ pub fn serve(core: usize, guest: &GuestMem, mirror: &Mirror, events: &Sender<Eve
                 return;
             }
             Some(Op::Fatal) => {
+                let page = guest.core_page(req.args[2] as usize % mote_abi::layout::MAX_CORES);
                 let fault = (req.args[1] != 0).then(|| {
                     // SAFETY: the core page is live shared memory for as long as
                     // `guest`; FaultReport is plain integers (any bit pattern is
@@ -156,7 +197,7 @@ pub fn serve(core: usize, guest: &GuestMem, mirror: &Mirror, events: &Sender<Eve
                 let _ = events.send(Event::Killed { signal, fault });
                 return;
             }
-            Some(Op::Log) => log(core, req.args[0], req.args[1]),
+            Some(Op::Log) => log(index, req.args[0], req.args[1]),
             Some(Op::Nop) => 0,
             Some(Op::Zero) => match zero_user(req.args[0], req.args[1]) {
                 Ok(()) => 0,
@@ -169,18 +210,45 @@ pub fn serve(core: usize, guest: &GuestMem, mirror: &Mirror, events: &Sender<Eve
             Some(Op::MapShared) => mirror.map_shared(req.args),
             Some(Op::Unshare) => mirror.unshare(req.args[0]),
             Some(Op::SharedLen) => mirror.shared_len(req.args[0]),
+            Some(Op::StartServer) => {
+                let r = spawn(
+                    req.args[0] as usize,
+                    guest.clone(),
+                    mirror.clone(),
+                    events.clone(),
+                    pin,
+                );
+                match r {
+                    Ok(_) => {
+                        // The server's tid is the new application thread's.
+                        let i = req.args[0] as usize;
+                        loop {
+                            let tid = TIDS[i].load(Ordering::Acquire);
+                            if tid != 0 {
+                                break i64::from(tid);
+                            }
+                            std::thread::yield_now();
+                        }
+                    }
+                    Err(e) => {
+                        crate::say!("mote: cannot start the offload thread of application thread slot {}: {e}", req.args[0]);
+                        -i64::from(e.raw_os_error().unwrap_or(libc::EAGAIN))
+                    }
+                }
+            }
             None => {
                 warn_once(&UNKNOWN_OP_WARNED, || {
                     format!(
-                        "mote: core {core}: unknown IKC op {} (answered ENOSYS)",
+                        "mote: thread slot {index}: unknown IKC op {} (answered ENOSYS)",
                         req.op
                     )
                 });
                 -i64::from(libc::ENOSYS)
             }
         };
-        if slot.respond(req.seq, ret) {
-            futex_wake(&slot.resp_seq);
+        let waiter = slot.respond(req.seq, ret);
+        if waiter != 0 {
+            wake_core(guest, waiter as usize - 1);
         }
     }
 }
@@ -360,7 +428,7 @@ fn warn_once(flag: &AtomicU32, msg: impl FnOnce() -> String) {
 }
 
 /// `Op::Log`: print libos's message at application address `va`.
-fn log(core: usize, va: u64, len: u64) -> i64 {
+fn log(slot: usize, va: u64, len: u64) -> i64 {
     let mut buf = vec![0u8; (len as usize).min(LOG_MAX)];
     match read_user(va, &mut buf) {
         Ok(n) => {
@@ -371,7 +439,7 @@ fn log(core: usize, va: u64, len: u64) -> i64 {
             0
         }
         Err(e) => {
-            crate::say!("mote: libos: core {core}: log message at {va:#x} unreadable: {e}");
+            crate::say!("mote: libos: thread slot {slot}: log message at {va:#x} unreadable: {e}");
             -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT))
         }
     }
@@ -387,6 +455,24 @@ pub fn futex_wait(word: &AtomicU32, val: u32) {
             libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
             val,
             std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// Sleep while `word` holds `val`, at most `ns` nanoseconds.
+pub fn futex_wait_for(word: &AtomicU32, val: u32, ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `word` is a live, aligned u32; `ts` outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            &ts as *const libc::timespec,
         )
     };
 }
@@ -468,7 +554,10 @@ mod tests {
             let guest = Arc::new(GuestMem::new(4 << 20).unwrap());
             let mirror = Arc::new(Mirror::reserve(&guest).unwrap());
             let (tx, events) = channel();
-            let thread = spawn(0, guest.clone(), mirror.clone(), tx, None).unwrap();
+            SERVED[0].fetch_and(!1, Ordering::AcqRel);
+            let thread = spawn(0, guest.clone(), mirror.clone(), tx, None)
+                .unwrap()
+                .unwrap();
             Server {
                 guest,
                 events,
@@ -480,7 +569,7 @@ mod tests {
         /// Publish a request without waiting for its answer (steps 1-3 of the
         /// requester's protocol); returns its sequence number.
         fn publish(&self, op: u32, args: [u64; 6]) -> u32 {
-            let slot = &self.guest.core_page(0).slot;
+            let slot = &self.guest.thread_slot(0);
             slot.op.store(op, Ordering::Relaxed);
             for (a, v) in slot.args.iter().zip(args) {
                 a.store(v, Ordering::Relaxed);
@@ -494,7 +583,7 @@ mod tests {
             s
         }
         fn call(&self, op: Op, nr: u64, args: [u64; 6]) -> i64 {
-            self.guest.core_page(0).slot.call(op, nr, args, &FutexBell)
+            self.guest.thread_slot(0).call(op, nr, args, &FutexBell)
         }
         fn syscall(&self, nr: Sysno, args: [u64; 6]) -> i64 {
             self.call(Op::Syscall, nr.id() as u64, args)
@@ -678,7 +767,7 @@ mod tests {
     fn unknown_op_and_bad_log_address_are_answered() {
         let s = Server::start();
         assert_eq!(s.call(Op::Nop, 0, [0; 6]), 0);
-        let slot = &s.guest.core_page(0).slot;
+        let slot = &s.guest.thread_slot(0);
         // Op 77 does not exist: the requester still gets an answer, also when it
         // arrives while the server sleeps.
         wait_until_asleep(slot);
@@ -700,7 +789,7 @@ mod tests {
     #[test]
     fn sleeping_server_is_woken_by_the_doorbell() {
         let s = Server::start();
-        let slot = &s.guest.core_page(0).slot;
+        let slot = &s.guest.thread_slot(0);
         wait_until_asleep(slot);
         for _ in 0..100 {
             assert_eq!(

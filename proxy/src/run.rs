@@ -137,21 +137,20 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
 
     offload::default_sigpipe();
     let (tx, rx) = channel();
-    for core in 0..a.cores {
-        offload::spawn(
-            core,
-            guest.clone(),
-            mirror.clone(),
-            tx.clone(),
-            Some(offload::linux_core()),
+    // The main thread's server; libos asks for one per thread it creates.
+    offload::spawn(
+        0,
+        guest.clone(),
+        mirror.clone(),
+        tx.clone(),
+        Some(offload::linux_core()),
+    )
+    .map_err(|e| {
+        (
+            EXIT_MOTE_FAILED,
+            format!("cannot start the offload thread: {e}"),
         )
-        .map_err(|e| {
-            (
-                EXIT_MOTE_FAILED,
-                format!("cannot start offload thread {core}: {e}"),
-            )
-        })?;
-    }
+    })?;
     partition
         .start(tx)
         .map_err(|e| (EXIT_MOTE_FAILED, format!("cannot start the partition: {e}")))?;

@@ -211,7 +211,7 @@ impl Partition {
                 .create_vcpu(id as u64)
                 .map_err(kvm_err("create a vCPU"))?;
             vcpu.set_cpuid2(&cpuid).map_err(kvm_err("set CPUID"))?;
-            setup_vcpu(&vcpu, pml4, kernel.entry, fsgsbase, xsave)?;
+            setup_vcpu(&vcpu, id, pml4, kernel.entry, fsgsbase, xsave)?;
             if id == 0 {
                 // The guest's TSC rate, for libos's clocks; 0 (forward every
                 // clock read) if KVM does not say.
@@ -286,9 +286,11 @@ fn seg(selector: u16, code: bool) -> kvm_segment {
     }
 }
 
-/// 64-bit mode, paging on, at kernel-min's entry with `rdi` = BootInfo.
+/// 64-bit mode, paging on, at kernel-min's entry with `rdi` = BootInfo, `rsi` = the
+/// core.
 fn setup_vcpu(
     vcpu: &VcpuFd,
+    core: usize,
     pml4: u64,
     entry: u64,
     fsgsbase: bool,
@@ -349,6 +351,7 @@ fn setup_vcpu(
     let mut r = vcpu.get_regs().map_err(kvm_err("read registers"))?;
     r.rip = entry;
     r.rdi = DIRECT_MAP_BASE + BOOT_INFO_GPA;
+    r.rsi = core as u64;
     r.rflags = 0x2;
     vcpu.set_regs(&r).map_err(kvm_err("set registers"))?;
     Ok(())
@@ -395,15 +398,29 @@ fn run_vcpu(mut vcpu: VcpuFd, core: usize, guest: &GuestMem, debug: bool) -> Eve
                     }
                 }
             }
-            VcpuExit::IoOut(ports::NOTIFY, _) => {
-                futex_wake(&guest.core_page(core).slot.req_seq);
+            VcpuExit::IoOut(ports::NOTIFY, data) => {
+                let slot = u32::from_le_bytes(data.try_into().unwrap_or([0; 4])) as usize;
+                if slot < mote_abi::ikc::MAX_THREADS {
+                    futex_wake(&guest.thread_slot(slot).req_seq);
+                }
             }
             VcpuExit::IoOut(ports::WAIT, data) => {
                 let seen = u32::from_le_bytes(data.try_into().unwrap_or([0; 4]));
-                let slot = &guest.core_page(core).slot;
-                while slot.resp_seq.load(Ordering::Acquire) == seen {
-                    futex_wait(&slot.resp_seq, seen);
+                let page = guest.core_page(core);
+                let max = page.sleep_max_ns.load(Ordering::Relaxed);
+                if max != 0 {
+                    // A futex timeout on the core: one bounded sleep, then the core
+                    // looks at its deadlines again.
+                    crate::offload::futex_wait_for(&page.wake_seq, seen, max);
+                } else {
+                    while page.wake_seq.load(Ordering::Acquire) == seen {
+                        futex_wait(&page.wake_seq, seen);
+                    }
                 }
+            }
+            VcpuExit::IoOut(ports::WAKE_CORE, data) => {
+                let target = u32::from_le_bytes(data.try_into().unwrap_or([0; 4])) as usize;
+                crate::offload::wake_core(guest, target);
             }
             VcpuExit::IoOut(ports::FATAL, _) => {
                 let fault = read_fault(guest, core);

@@ -29,24 +29,48 @@ mod partition {
     use mote_libos::patch::Patcher;
     use mote_libos::platform::Platform;
     use mote_libos::process::Process;
+    use mote_shims::table::Route;
+
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use mote_abi::errno::to_ret;
 
     use crate::rt;
 
-    static PLATFORM: spin::Once<rt::platform::Kvm> = spin::Once::new();
-    /// The application's process state; one core, so the lock is never contended
-    /// (it keeps `dispatch`'s `&mut` honest for the multi-core libos).
+    /// The application's process state (address space, signals, identity, ...).
+    /// Lock order: `rt::threads::THREADS` first, then this one.
     static PROCESS: spin::Mutex<Option<Process>> = spin::Mutex::new(None);
+    /// Calls that arrived without a trap (counted outside the lock).
+    static DIRECT_CALLS: AtomicU64 = AtomicU64::new(0);
 
     fn platform() -> &'static rt::platform::Kvm {
-        PLATFORM.get().expect("runtime not started")
+        rt::platform::kvm()
     }
 
-    /// First code of the runtime, from kernel-min: `boot` is the user view of BootInfo.
-    pub extern "C" fn runtime_main(boot: &'static BootInfo) -> ! {
+    /// Is the process lock held (by anyone)? A forwarded call made under it must
+    /// not give up its core.
+    pub fn process_locked() -> bool {
+        PROCESS.is_locked()
+    }
+
+    /// First code of the runtime on every core, from kernel-min: `boot` is the user
+    /// view of BootInfo. Core 0 loads the application and runs it as the main
+    /// thread; the others wait for threads.
+    pub extern "C" fn runtime_main(boot: &'static BootInfo, core: usize) -> ! {
+        if core != 0 {
+            let p = loop {
+                if let Some(p) = PLATFORM_READY.get() {
+                    break *p;
+                }
+                core::hint::spin_loop();
+            };
+            rt::threads::secondary(p, core)
+        }
         rt::heap::init();
-        let p = PLATFORM.call_once(|| rt::platform::Kvm { boot, core: 0 });
-        rt::entry::set_upcall_stack(0, mote_abi::layout::upcall_stack_top(0));
+        let p = rt::platform::init(boot);
+        rt::threads::init_core(p, 0);
         let mut proc = Process::new(boot);
+        rt::threads::init_main(p, proc.pid);
+        PLATFORM_READY.call_once(|| p);
         proc.direct_entry = rt::entry::direct_entry_addr();
         let patch = boot.flags & mote_abi::boot::BOOT_F_NO_PATCH == 0;
         proc.patcher = Patcher::new(patch, rt::entry::patched_entry_addr());
@@ -61,8 +85,42 @@ mod partition {
         rt::entry::enter_app(entry.0, entry.1)
     }
 
+    /// Set once core 0 has the heap, the platform and the thread table.
+    static PLATFORM_READY: spin::Once<&'static rt::platform::Kvm> = spin::Once::new();
+
     fn is_exit(nr: u64) -> bool {
         nr == syscalls::Sysno::exit as u64 || nr == syscalls::Sysno::exit_group as u64
+    }
+
+    /// One system call, however it arrived (`frame`: the full registers of a
+    /// trapped call). Returns the value for `rax`, and where a successful `execve`
+    /// continues.
+    fn syscall(
+        p: &'static rt::platform::Kvm,
+        nr: u64,
+        args: [u64; 6],
+        frame: Option<&TrapFrame>,
+    ) -> (u64, Option<Entry>) {
+        match mote_shims::table::route::<rt::platform::Kvm>(nr as u32) {
+            Route::Thread => {
+                if is_exit(nr) {
+                    if let Some(proc) = PROCESS.lock().as_mut() {
+                        report_at_exit(proc, p, nr);
+                    }
+                }
+                let r = rt::threads::dispatch(p, &PROCESS, nr as u32 as u64, args, frame);
+                (to_ret(r), None)
+            }
+            // No lock: a call that blocks in Linux holds up only its thread.
+            Route::Forward => (p.forward(nr as u32 as u64, args) as u64, None),
+            _ => {
+                let mut guard = PROCESS.lock();
+                let proc = guard.as_mut().expect("process before first call");
+                report_at_exit(proc, p, nr);
+                let r = mote_shims::table::dispatch(proc, p, nr, args);
+                (r, proc.pending_entry.take())
+            }
+        }
     }
 
     /// `mote_syscall` (the direct entry) and `mote_patched_entry` (patched sites):
@@ -77,16 +135,10 @@ mod partition {
         a4: u64,
         a5: u64,
     ) -> u64 {
-        let args = [a0, a1, a2, a3, a4, a5];
-        let p = platform();
-        let mut guard = PROCESS.lock();
-        let proc = guard.as_mut().expect("process before first call");
-        proc.patcher.stats.direct += 1;
-        report_at_exit(proc, p, nr);
-        let r = mote_shims::table::dispatch(proc, p, nr, args);
-        if let Some(entry) = proc.pending_entry.take() {
+        DIRECT_CALLS.fetch_add(1, Ordering::Relaxed);
+        let (r, entry) = syscall(platform(), nr, [a0, a1, a2, a3, a4, a5], None);
+        if let Some(entry) = entry {
             // execve: there is no caller to return to.
-            drop(guard);
             rt::entry::enter_app(entry.rip, entry.rsp)
         }
         r
@@ -96,7 +148,8 @@ mod partition {
     fn report_at_exit(proc: &Process, p: &rt::platform::Kvm, nr: u64) {
         let report = mote_abi::boot::BOOT_F_DEBUG | mote_abi::boot::BOOT_F_STATS;
         if is_exit(nr) && p.boot.flags & report != 0 {
-            let s = proc.patcher.stats;
+            let mut s = proc.patcher.stats;
+            s.direct = DIRECT_CALLS.load(Ordering::Relaxed);
             p.log(&alloc::format!(
                 "system calls: {} trapped, {} without a trap (patched sites, direct entry); {} sites patched, {} left trapping",
                 s.trapped, s.direct, s.patched, s.declined
@@ -108,18 +161,25 @@ mod partition {
     pub extern "C" fn shim_trap(f: &mut TrapFrame) {
         let p = platform();
         if f.hdr.vector == VECTOR_SYSCALL {
-            let mut guard = PROCESS.lock();
-            let proc = guard.as_mut().expect("process before first trap");
-            let Process { patcher, mm, .. } = proc;
-            patcher.on_trap(mm, p, f.hdr.rip, f.rax);
-            report_at_exit(proc, p, f.rax);
-            f.rax = mote_shims::table::dispatch(
-                proc,
-                p,
-                f.rax,
-                [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9],
-            );
-            if let Some(entry) = proc.pending_entry.take() {
+            let nr = f.rax;
+            {
+                let mut guard = PROCESS.lock();
+                let proc = guard.as_mut().expect("process before first trap");
+                let Process { patcher, mm, .. } = proc;
+                // Sites of calls whose child needs the full frame keep trapping; and
+                // while threads may run on other cores, code is not rewritten under
+                // them (cross-modification is a later step).
+                let quiet = p.boot.ncores <= 1 || rt::threads::thread_count() <= 1;
+                if rt::threads::must_trap(nr) || !quiet {
+                    patcher.stats.trapped += 1;
+                } else {
+                    patcher.on_trap(mm, p, f.hdr.rip, nr);
+                }
+            }
+            let args = [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9];
+            let (r, entry) = syscall(p, nr, args, Some(f));
+            f.rax = r;
+            if let Some(entry) = entry {
                 // A successful execve: the new program starts with a clean
                 // register file on its own stack.
                 *f = TrapFrame::default();

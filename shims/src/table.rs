@@ -35,7 +35,7 @@ pub type Handler<P> = fn(&mut Process, &P, [u64; 6]) -> Result<usize, Errno>;
 /// Why a call is refused instead of forwarded, and which work will implement it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Later {
-    /// clone, clone3, fork, vfork.
+    /// fork, vfork (clone of a process is refused by the thread layer).
     Threads,
     /// execveat (execve is answered locally).
     Exec,
@@ -67,7 +67,7 @@ impl Later {
     /// One line for the log.
     pub fn why(self) -> &'static str {
         match self {
-            Later::Threads => "creating threads and processes is not implemented yet (run by Linux it would clone the proxy)",
+            Later::Threads => "creating processes is not implemented yet (run by Linux it would fork the proxy)",
             Later::Exec => "execveat is not implemented yet (use execve; run by Linux it would replace the proxy)",
             Later::SignalDelivery => "signal handlers are not delivered yet, so there is no frame to return from",
             Later::TimerSignals => "timer signals are not implemented yet (run by Linux they would signal the proxy)",
@@ -88,6 +88,10 @@ impl Later {
 pub enum Route<P> {
     /// Answered by libos.
     Local(Handler<P>),
+    /// Answered by the runtime's thread layer (`rt::threads`, over libos's
+    /// scheduler and futex table): calls that create, block, wake or end threads, or
+    /// act on the calling thread. They run outside the process lock.
+    Thread,
     /// Sent to Linux unchanged.
     Forward,
     /// `ENOSYS`, logged once.
@@ -96,7 +100,7 @@ pub enum Route<P> {
 
 /// The table.
 pub fn route<P: Platform>(nr: u32) -> Route<P> {
-    use Route::{Forward, Local, Refused};
+    use Route::{Forward, Local, Refused, Thread};
     if nr & X32_SYSCALL_BIT != 0 {
         return Refused(Later::X32);
     }
@@ -113,18 +117,25 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::mremap => Local(|pr, p, a| mm::mremap(pr, p, a[0], a[1], a[2], a[3], a[4])),
         Sysno::madvise => Local(|pr, p, a| mm::madvise(pr, p, a[0], a[1], a[2])),
 
-        // Identity, exit, per-thread registrations.
+        // Identity, exit of the process.
         Sysno::getpid => Local(|pr, _, _| task::getpid(pr)),
-        Sysno::gettid => Local(|pr, _, _| task::gettid(pr)),
-        Sysno::exit => Local(|pr, p, a| task::exit(pr, p, a[0])),
         Sysno::exit_group => Local(|pr, p, a| task::exit_group(pr, p, a[0])),
-        Sysno::set_tid_address => Local(|pr, _, a| task::set_tid_address(pr, a[0])),
-        Sysno::set_robust_list => Local(|pr, _, a| task::set_robust_list(pr, a[0], a[1])),
-        Sysno::get_robust_list => Local(|pr, p, a| task::get_robust_list(pr, p, a[0], a[1], a[2])),
-        Sysno::arch_prctl => Local(|pr, p, a| task::arch_prctl(pr, p, a[0], a[1])),
         Sysno::prctl => Local(|pr, p, a| task::prctl(pr, p, a)),
-        Sysno::sched_yield => Local(|_, _, _| task::sched_yield()),
         Sysno::rseq => Local(|pr, p, _| task::rseq(pr, p)),
+
+        // Threads: creation, exit, futexes, scheduling, per-thread registrations.
+        Sysno::clone
+        | Sysno::clone3
+        | Sysno::exit
+        | Sysno::futex
+        | Sysno::gettid
+        | Sysno::set_tid_address
+        | Sysno::set_robust_list
+        | Sysno::get_robust_list
+        | Sysno::arch_prctl
+        | Sysno::sched_yield
+        | Sysno::sched_getaffinity
+        | Sysno::sched_setaffinity => Thread,
 
         // The program: execve in the same partition; /proc/self/exe names it.
         Sysno::execve => Local(|pr, p, a| exec::execve(pr, p, a[0], a[1], a[2])),
@@ -157,7 +168,7 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         }
 
         // Never to Linux: they would act on the proxy itself.
-        Sysno::clone | Sysno::clone3 | Sysno::fork | Sysno::vfork => Refused(Later::Threads),
+        Sysno::fork | Sysno::vfork => Refused(Later::Threads),
         Sysno::execveat => Refused(Later::Exec),
         Sysno::rt_sigreturn => Refused(Later::SignalDelivery),
         Sysno::alarm | Sysno::setitimer | Sysno::timer_create => Refused(Later::TimerSignals),
@@ -190,6 +201,8 @@ pub fn dispatch<P: Platform>(proc: &mut Process, p: &P, nr: u64, args: [u64; 6])
     match route::<P>(nr) {
         Route::Local(handler) => to_ret(handler(proc, p, args)),
         Route::Forward => p.forward(nr as u64, args) as u64,
+        // The runtime sends these to its thread layer before coming here.
+        Route::Thread => to_ret(Err(Errno::ENOSYS)),
         Route::Refused(later) => {
             proc.log_once(p, nr as u64, || {
                 format!("{}: {}; returning ENOSYS", name(nr), later.why())
@@ -296,6 +309,7 @@ mod tests {
         Local,
         Forward,
         Refused,
+        Thread,
     }
 
     fn kind(nr: u32) -> Kind {
@@ -303,6 +317,27 @@ mod tests {
             Route::Local(_) => Kind::Local,
             Route::Forward => Kind::Forward,
             Route::Refused(_) => Kind::Refused,
+            Route::Thread => Kind::Thread,
+        }
+    }
+
+    #[test]
+    fn thread_calls_go_to_the_thread_layer() {
+        for s in [
+            Sysno::clone,
+            Sysno::clone3,
+            Sysno::exit,
+            Sysno::futex,
+            Sysno::gettid,
+            Sysno::set_tid_address,
+            Sysno::set_robust_list,
+            Sysno::get_robust_list,
+            Sysno::arch_prctl,
+            Sysno::sched_yield,
+            Sysno::sched_getaffinity,
+            Sysno::sched_setaffinity,
+        ] {
+            assert_eq!(kind(s as u32), Kind::Thread, "{}", s.name());
         }
     }
 
@@ -315,21 +350,14 @@ mod tests {
             Sysno::mprotect,
             Sysno::mremap,
             Sysno::madvise,
-            Sysno::arch_prctl,
-            Sysno::set_tid_address,
-            Sysno::set_robust_list,
-            Sysno::get_robust_list,
-            Sysno::exit,
             Sysno::exit_group,
             Sysno::getpid,
-            Sysno::gettid,
             Sysno::rt_sigaction,
             Sysno::rt_sigprocmask,
             Sysno::sigaltstack,
             Sysno::kill,
             Sysno::tgkill,
             Sysno::tkill,
-            Sysno::sched_yield,
             Sysno::rseq,
         ] {
             assert_eq!(kind(s as u32), Kind::Local, "{}", s.name());
@@ -339,8 +367,6 @@ mod tests {
     #[test]
     fn calls_that_would_act_on_the_proxy_are_refused() {
         for s in [
-            Sysno::clone,
-            Sysno::clone3,
             Sysno::fork,
             Sysno::vfork,
             Sysno::execveat,
@@ -371,7 +397,6 @@ mod tests {
             Sysno::getppid as u64,
             Sysno::write as u64,
             Sysno::openat as u64,
-            Sysno::futex as u64,
             Sysno::shmdt as u64,
         ] {
             assert_eq!(kind(nr as u32), Kind::Forward);
@@ -386,17 +411,6 @@ mod tests {
     fn local_calls_do_not_reach_linux() {
         let (mut pr, p) = setup();
         assert_eq!(dispatch(&mut pr, &p, Sysno::getpid as u64, [0; 6]), 4321);
-        assert_eq!(dispatch(&mut pr, &p, Sysno::gettid as u64, [0; 6]), 4321);
-        assert_eq!(
-            dispatch(
-                &mut pr,
-                &p,
-                Sysno::set_tid_address as u64,
-                [0x1000, 0, 0, 0, 0, 0]
-            ),
-            4321
-        );
-        assert_eq!(dispatch(&mut pr, &p, Sysno::sched_yield as u64, [0; 6]), 0);
         let a = dispatch(
             &mut pr,
             &p,
@@ -431,13 +445,13 @@ mod tests {
     fn refused_calls_return_enosys_and_log_once() {
         let (mut pr, p) = setup();
         for _ in 0..3 {
-            let r = dispatch(&mut pr, &p, Sysno::clone as u64, [0; 6]);
+            let r = dispatch(&mut pr, &p, Sysno::fork as u64, [0; 6]);
             assert_eq!(r as i64, -38);
         }
         assert!(p.forwarded.borrow().is_empty());
         let logs = p.logs.borrow();
         assert_eq!(logs.len(), 1);
-        assert!(logs[0].starts_with("clone: "), "{}", logs[0]);
+        assert!(logs[0].starts_with("fork: "), "{}", logs[0]);
         assert!(logs[0].ends_with("returning ENOSYS"));
     }
 

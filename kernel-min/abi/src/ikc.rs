@@ -2,15 +2,19 @@
 //!
 //! # Protocol (the only place it is written down)
 //!
-//! Each core has a `CorePage` in the IKC area; its `slot` carries one call at a time.
+//! Each application thread has a `Slot` in the IKC area (`thread_slot_offset`),
+//! served by its own offload thread in the proxy (McKernel's per-thread proxy
+//! threads): a thread blocked in a forwarded `read` holds up nobody else. A slot
+//! carries one call at a time.
 //!
-//! * **LWK side (requester, one per core, the core's running thread):**
+//! * **LWK side (requester: the slot's thread):**
 //!   1. writes `op`, `nr`, `args` (Relaxed — published by step 2);
 //!   2. `req_seq.store(s, Release)` with `s = previous + 1`;
 //!   3. `fence(SeqCst)`; if `proxy_waiting != 0` the proxy sleeps: `out NOTIFY`;
 //!   4. spins until `resp_seq.load(Acquire) == s`, bounded; then sets
-//!      `lwk_waiting = 1`, `fence(SeqCst)`, re-checks and if still not answered does
-//!      `out WAIT` (the vCPU thread sleeps on `resp_seq`); clears `lwk_waiting`;
+//!      `lwk_waiting = core + 1`, `fence(SeqCst)`, re-checks and if still not
+//!      answered lets its core run other threads or sleep (`Doorbell::wait_response`;
+//!      the core sleeps on its `CorePage::wake_seq`); clears `lwk_waiting`;
 //!   5. reads `ret` (Relaxed — ordered by the Acquire of step 4).
 //! * **Proxy side (one offload thread per core):**
 //!   1. spins until `req_seq.load(Acquire) != last`, bounded; then sets
@@ -18,7 +22,14 @@
 //!      (futex) until it changes; clears `proxy_waiting`;
 //!   2. reads `op`, `nr`, `args`, executes the call;
 //!   3. `ret.store(Relaxed)`, `resp_seq.store(s, Release)`;
-//!   4. `fence(SeqCst)`; if `lwk_waiting != 0`, futex-wakes `resp_seq`.
+//!   4. `fence(SeqCst)`; if `lwk_waiting = c + 1 != 0`, bumps core `c`'s
+//!      `wake_seq` and futex-wakes it.
+//!
+//! A core with nothing to run sleeps the same way whatever it waits for (a
+//! response, a futex wake from another core): it reads `wake_seq`, sets `sleeping`,
+//! `fence(SeqCst)`, re-checks its work and does `out WAIT(seen)`; whoever gives it
+//! work bumps `wake_seq` (SeqCst) and, if `sleeping`, wakes it (`ports::WAKE_CORE`
+//! from another core, a futex wake from the proxy).
 //!
 //! The SeqCst fences make the flag/sequence pairs a Dekker handshake: a side that
 //! goes to sleep either sees the other's sequence number or is seen as waiting.
@@ -71,6 +82,11 @@ pub enum Op {
     /// as the proxy found them when it mapped it: libos maps only these, an access
     /// to the rest faults and ends as `SIGBUS`.
     SharedLen = 10,
+    /// Start an offload thread serving thread slot `args[0]` (a new application
+    /// thread). Idempotent: a slot's server, once started, serves it for the run.
+    /// Returns the server's Linux tid, which is the application thread's tid (as
+    /// McKernel's proxy threads give theirs), or `-errno`.
+    StartServer = 11,
 }
 
 /// Bit of a `MapShared` result: the host mapping is read-only (the fd was not open
@@ -91,6 +107,7 @@ impl Op {
             8 => Op::MapShared,
             9 => Op::Unshare,
             10 => Op::SharedLen,
+            11 => Op::StartServer,
             _ => return None,
         })
     }
@@ -132,8 +149,13 @@ pub struct Request {
 pub trait Doorbell {
     /// LWK: the proxy is asleep; wake it (`out NOTIFY`).
     fn notify_proxy(&self, slot: &Slot);
-    /// LWK: sleep until `resp_seq` differs from `seen` (`out WAIT`).
+    /// LWK: nothing to do until `resp_seq` differs from `seen`: run other threads
+    /// or sleep. May return early (the caller re-checks).
     fn wait_response(&self, slot: &Slot, seen: u32);
+    /// LWK: the value for `lwk_waiting` while this side waits (the core + 1).
+    fn waiter(&self) -> u32 {
+        1
+    }
 }
 
 /// Spins before a side goes to sleep (each iteration is one `pause`).
@@ -164,7 +186,7 @@ impl Slot {
                 core::hint::spin_loop();
                 continue;
             }
-            self.lwk_waiting.store(1, Ordering::Relaxed);
+            self.lwk_waiting.store(bell.waiter(), Ordering::Relaxed);
             fence(Ordering::SeqCst);
             if self.resp_seq.load(Ordering::Acquire) != s {
                 bell.wait_response(self, r);
@@ -205,21 +227,28 @@ impl Slot {
         self.proxy_waiting.store(0, Ordering::Relaxed);
     }
 
-    /// Proxy side: publish the result of request `seq`. Returns true when the LWK
-    /// side sleeps and must be woken (futex wake on `resp_seq`).
-    pub fn respond(&self, seq: u32, ret: i64) -> bool {
+    /// Proxy side: publish the result of request `seq`. Returns the waiting
+    /// requester's `lwk_waiting` (core + 1) when its core must be woken, else 0.
+    pub fn respond(&self, seq: u32, ret: i64) -> u32 {
         self.ret.store(ret, Ordering::Relaxed);
         self.resp_seq.store(seq, Ordering::Release);
         fence(Ordering::SeqCst);
-        self.lwk_waiting.load(Ordering::Relaxed) != 0
+        self.lwk_waiting.load(Ordering::Relaxed)
     }
 }
 
 /// One core's page in the IKC area.
 #[repr(C, align(4096))]
 pub struct CorePage {
-    /// The request slot.
-    pub slot: Slot,
+    /// Bumped by whoever gives the core work (a response for one of its threads, a
+    /// thread made runnable); the core sleeps while it is unchanged.
+    pub wake_seq: AtomicU32,
+    /// The core sleeps, or is about to (then it re-checks `wake_seq`).
+    pub sleeping: AtomicU32,
+    /// Longest sleep of the next `ports::WAIT` in ns (0: until woken): a futex
+    /// timeout on this core.
+    pub sleep_max_ns: AtomicU64,
+    _pad0: [u64; 22],
     /// Top of the upcall stack kernel-min hands the next trap to (virtual; written by
     /// libos, read by kernel-min).
     pub upcall_rsp: AtomicU64,
@@ -234,6 +263,7 @@ pub struct CorePage {
 }
 
 const_assert_eq!(size_of::<CorePage>(), 4096);
+const_assert_eq!(offset_of!(CorePage, sleep_max_ns), 8);
 const_assert_eq!(offset_of!(CorePage, upcall_rsp), 192);
 const_assert_eq!(offset_of!(CorePage, fault), 256);
 
@@ -245,9 +275,24 @@ pub const fn core_page_offset(i: usize) -> u64 {
 /// Offset of the map log inside the IKC area (after the core pages).
 pub const MAPLOG_OFFSET: u64 = core_page_offset(crate::layout::MAX_CORES);
 
-static_assertions::const_assert!(
-    MAPLOG_OFFSET + size_of::<crate::maplog::MapLog>() as u64 <= crate::layout::IKC_SIZE
+/// Most application threads alive at once (each has a slot).
+pub const MAX_THREADS: usize = 1024;
+
+/// Offset of the thread slots inside the IKC area (after the map log).
+pub const THREAD_SLOTS_OFFSET: u64 = crate::layout::align_up(
+    MAPLOG_OFFSET + size_of::<crate::maplog::MapLog>() as u64,
+    crate::layout::PAGE_SIZE,
 );
+
+/// Offset of thread slot `i` inside the IKC area.
+pub const fn thread_slot_offset(i: usize) -> u64 {
+    THREAD_SLOTS_OFFSET + (i as u64) * size_of::<Slot>() as u64
+}
+
+static_assertions::const_assert!(
+    MAPLOG_OFFSET + size_of::<crate::maplog::MapLog>() as u64 <= THREAD_SLOTS_OFFSET
+);
+static_assertions::const_assert!(thread_slot_offset(MAX_THREADS) <= crate::layout::IKC_SIZE);
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,12 @@ pub const GIVE_TABLES: u64 = 4;
 /// `set_fs(base)`: set the FS base (when `wrfsbase` is not usable at CPL3).
 pub const SET_FS: u64 = 5;
 
-/// `doorbell(port, value)`: `out` to `ports::NOTIFY` or `ports::WAIT` on the
+/// `set_gs(base)`: set the GS base (when `wrgsbase` is not usable at CPL3). The
+/// runtime keeps its per-core data there; applications cannot set GS.
+pub const SET_GS: u64 = 7;
+
+/// `doorbell(port, value)`: `out` to `ports::NOTIFY`, `ports::WAIT` or
+/// `ports::WAKE_CORE` on the
 /// runtime's behalf (a VM exit). A kernel call rather than port I/O at CPL3 because
 /// software KVM (kvm_pvm) ignores the TSS I/O permission bitmap.
 pub const DOORBELL: u64 = 6;

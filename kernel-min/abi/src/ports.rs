@@ -7,8 +7,11 @@ pub const DEBUG: u16 = 0xe9;
 /// Kernel-min hit a fault it cannot hand to libos; the report is in the core page.
 /// Data: the core index.
 pub const FATAL: u16 = 0x4d0;
-/// The proxy's offload thread sleeps; wake it. Data: the core index. Allowed at CPL3.
+/// The offload thread of a thread slot sleeps; wake it. Data: the slot index.
 pub const NOTIFY: u16 = 0x4d1;
-/// The LWK core has nothing to do until the response with sequence number `data`
-/// arrives; the vCPU thread sleeps until then. Allowed at CPL3.
+/// The LWK core has nothing to do until its `CorePage::wake_seq` differs from
+/// `data`; the vCPU thread sleeps until then.
 pub const WAIT: u16 = 0x4d2;
+/// Wake core `data`, which sleeps on its `wake_seq` (the partition's only
+/// inter-processor wake-up, used only when the target core sleeps).
+pub const WAKE_CORE: u16 = 0x4d3;

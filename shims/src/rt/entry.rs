@@ -1,4 +1,4 @@
-//! Entry points at CPL3: `_start` (from kernel-min, once) and `mote_trap_entry`
+//! Entry points at CPL3: `_start` (from kernel-min, once per core) and `mote_trap_entry`
 //! (every Linux system call and exception of the application, handed up by
 //! kernel-min with an `UpcallHeader` at the top of the upcall stack).
 //!
@@ -11,7 +11,6 @@
 
 use core::arch::global_asm;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use mote_abi::trap::{TrapFrame, UpcallHeader};
 
@@ -20,6 +19,7 @@ global_asm!(
     .section .text.start, "ax"
     .global _start
 _start:
+    // rdi = the user view of BootInfo, rsi = this core.
     and rsp, -16
     call {main}
     ud2
@@ -32,10 +32,10 @@ _start:
     // upcall header kernel-min would have built, on the upcall stack.
     .global mote_syscall_entry
 mote_syscall_entry:
-    mov [rip + {scratch}], rsp
-    mov rsp, [rip + {top}]
+    mov gs:[{scratch}], rsp
+    mov rsp, gs:[{top}]
     push 0
-    push qword ptr [rip + {scratch}]
+    push qword ptr gs:[{scratch}]
     push r11
     push rcx
     push 0
@@ -68,7 +68,7 @@ mote_patched_entry:
     push r8
     push r9
     mov r11, rsp
-    mov rsp, [rip + {top}]
+    mov rsp, gs:[{top}]
     push r11
     push r9
     mov r9, r8
@@ -97,7 +97,7 @@ mote_syscall:
     push rbp
     mov rbp, rsp
     mov rax, [rbp + 16]
-    mov rsp, [rip + {top}]
+    mov rsp, gs:[{top}]
     push rbp
     push rax
     call {direct}
@@ -125,6 +125,9 @@ mote_trap_entry:
     mov rdi, rsp
     cld
     call {trap}
+    // Also where a new thread starts (threads::mote_thread_start).
+    .global mote_trap_exit
+mote_trap_exit:
     pop r15
     pop r14
     pop r13
@@ -148,8 +151,8 @@ mote_trap_entry:
     jmp rcx
 "#,
     main = sym crate::partition::runtime_main,
-    scratch = sym SYSCALL_RSP,
-    top = sym UPCALL_TOP,
+    scratch = const crate::rt::threads::PERCPU_SCRATCH,
+    top = const crate::rt::threads::PERCPU_UPCALL_TOP,
     vsys = const mote_abi::trap::VECTOR_SYSCALL,
     uds = const 0x1b,
     ucs = const 0x23,
@@ -163,10 +166,6 @@ mote_trap_entry:
 static_assertions::const_assert_eq!(offset_of!(TrapFrame, hdr), 15 * 8);
 static_assertions::const_assert_eq!(core::mem::size_of::<UpcallHeader>(), 7 * 8);
 
-/// The application's stack pointer during `mote_syscall_entry` (one core).
-static SYSCALL_RSP: AtomicU64 = AtomicU64::new(0);
-/// Top of the upcall stack `mote_syscall_entry` switches to (one core).
-static UPCALL_TOP: AtomicU64 = AtomicU64::new(0);
 
 unsafe extern "C" {
     static mote_syscall: u8;
@@ -181,14 +180,6 @@ pub fn patched_entry_addr() -> u64 {
 /// Address of the direct system-call entry (`AT_MOTE_SYSCALL`).
 pub fn direct_entry_addr() -> u64 {
     core::ptr::addr_of!(mote_syscall) as u64
-}
-
-/// Use `top` as the upcall stack for all three entries.
-pub fn set_upcall_stack(core: usize, top: u64) {
-    UPCALL_TOP.store(top, Ordering::Relaxed);
-    crate::rt::platform::core_page(core)
-        .upcall_rsp
-        .store(top, Ordering::Relaxed);
 }
 
 /// Start the application: its stack, its entry point, a clean register file

@@ -6,6 +6,7 @@
 pub mod entry;
 pub mod heap;
 pub mod platform;
+pub mod threads;
 
 /// The argv/envp block the proxy wrote (`layout::ARGS_VA`, `BootInfo::args_len`).
 pub fn args_block(boot: &mote_abi::boot::BootInfo) -> &'static [u8] {

@@ -7,7 +7,8 @@ use core::arch::asm;
 use mote_abi::boot::{BootInfo, BOOT_F_FSGSBASE};
 use mote_abi::errno::Errno;
 use mote_abi::ikc::{
-    core_page_offset, CorePage, Doorbell, Op, Slot, MAPLOG_OFFSET, SHARED_READONLY,
+    core_page_offset, thread_slot_offset, CorePage, Doorbell, Op, Slot, MAPLOG_OFFSET,
+    SHARED_READONLY,
 };
 use mote_abi::kcall;
 use mote_abi::layout::{IKC_VA, PAGE_SIZE};
@@ -16,10 +17,30 @@ use mote_abi::ports;
 use mote_abi::trap::FaultReport;
 use mote_libos::platform::{Platform, SharedMapping};
 
-/// The partition, seen from core `core`.
+/// The partition (one for all cores: which core and thread is running comes from
+/// the per-core data, `threads::cpu()`).
 pub struct Kvm {
     pub boot: &'static BootInfo,
-    pub core: usize,
+}
+
+static KVM: spin::Once<Kvm> = spin::Once::new();
+
+/// The platform, once `init` ran.
+pub fn kvm() -> &'static Kvm {
+    KVM.get().expect("runtime not started")
+}
+
+/// Set up the platform (every core calls it; the first one wins).
+pub fn init(boot: &'static BootInfo) -> &'static Kvm {
+    KVM.call_once(|| Kvm { boot })
+}
+
+/// Thread slot `i`.
+pub fn thread_slot(i: usize) -> &'static Slot {
+    assert!(i < mote_abi::ikc::MAX_THREADS);
+    // SAFETY: the IKC area is mapped user read-write for the partition's life; the
+    // slots fit it (static assertion in ikc); Slot is atomics and integers.
+    unsafe { &*((IKC_VA + thread_slot_offset(i)) as *const Slot) }
 }
 
 /// Core `i`'s IKC page.
@@ -38,6 +59,10 @@ fn maplog() -> &'static MapLog {
 const POPULATE_MIN: u64 = 256 << 10;
 
 /// Raw kernel call: `syscall` from the runtime's text.
+pub fn kcall_raw(nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
+    kcall(nr, a)
+}
+
 fn kcall(nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
     let ret: u64;
     // SAFETY: kernel-min serves syscalls from runtime text as kernel calls and
@@ -53,24 +78,51 @@ fn kcall(nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
     }
 }
 
-/// Doorbells: the `DOORBELL` kernel call (a VM exit; off the hot path).
-struct Ports(u32);
+/// Doorbells: the `DOORBELL` kernel call (a VM exit; off the hot path). `slot`:
+/// the thread's slot index, `core`: its core.
+struct Ports {
+    slot: u32,
+    core: u32,
+}
 
 impl Doorbell for Ports {
     fn notify_proxy(&self, _slot: &Slot) {
-        let _ = kcall(kcall::DOORBELL, [ports::NOTIFY as u64, self.0 as u64, 0, 0]);
+        let _ = kcall(kcall::DOORBELL, [ports::NOTIFY as u64, self.slot as u64, 0, 0]);
     }
-    fn wait_response(&self, _slot: &Slot, seen: u32) {
-        // Returns once the vCPU thread has seen the response arrive.
-        let _ = kcall(kcall::DOORBELL, [ports::WAIT as u64, seen as u64, 0, 0]);
+    fn wait_response(&self, slot: &Slot, seen: u32) {
+        crate::rt::threads::wait_response(slot, seen, crate::partition::process_locked());
+    }
+    fn waiter(&self) -> u32 {
+        self.core + 1
     }
 }
 
 impl Kvm {
     fn call(&self, op: Op, nr: u64, args: [u64; 6]) -> i64 {
-        core_page(self.core)
-            .slot
-            .call(op, nr, args, &Ports(self.core as u32))
+        let cpu = crate::rt::threads::cpu();
+        let slot = cpu.slot.load(core::sync::atomic::Ordering::Relaxed) as usize;
+        let core = cpu.core.load(core::sync::atomic::Ordering::Relaxed) as u32;
+        thread_slot(slot).call(
+            op,
+            nr,
+            args,
+            &Ports {
+                slot: slot as u32,
+                core,
+            },
+        )
+    }
+
+    /// This core.
+    pub fn core(&self) -> usize {
+        crate::rt::threads::cpu()
+            .core
+            .load(core::sync::atomic::Ordering::Relaxed) as usize
+    }
+
+    /// Start the offload thread of thread slot `slot`; its Linux tid, or `-errno`.
+    pub fn start_server(&self, slot: usize) -> i64 {
+        self.call(Op::StartServer, 0, [slot as u64, 0, 0, 0, 0, 0])
     }
 }
 
@@ -152,14 +204,14 @@ impl Platform for Kvm {
     }
     fn die(&self, signal: u32, fault: Option<&FaultReport>) -> ! {
         if let Some(f) = fault {
-            let p = &core_page(self.core).fault as *const FaultReport as *mut FaultReport;
+            let p = &core_page(self.core()).fault as *const FaultReport as *mut FaultReport;
             // SAFETY: the fault slot is ours; the proxy reads it after Op::Fatal.
             unsafe { p.write_volatile(*f) };
         }
         self.call(
             Op::Fatal,
             0,
-            [signal as u64, fault.is_some() as u64, 0, 0, 0, 0],
+            [signal as u64, fault.is_some() as u64, self.core() as u64, 0, 0, 0],
         );
         loop {
             core::hint::spin_loop();

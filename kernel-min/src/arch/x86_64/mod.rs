@@ -17,6 +17,7 @@
 
 use core::arch::{asm, global_asm};
 use core::mem::offset_of;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use x86_64::registers::model_specific::{
     Efer, EferFlags, GsBase, KernelGsBase, LStar, SFMask, Star,
@@ -29,7 +30,7 @@ use x86_64::structures::paging::PageTableFlags;
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
-use mote_abi::layout::{DIRECT_MAP_BASE, SYSCALL_PAGE_VA};
+use mote_abi::layout::{DIRECT_MAP_BASE, MAX_CORES, SYSCALL_PAGE_VA};
 
 /// Registers saved by `trap_common`, lowest address first. The first 15 fields match
 /// `mote_abi::trap::TrapFrame`'s register order.
@@ -79,38 +80,53 @@ struct PerCore {
 
 struct CoreTables {
     gdt: GlobalDescriptorTable<8>,
-    idt: InterruptDescriptorTable,
     selectors: [SegmentSelector; 5],
 }
 
-static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
-static PERCORE: spin::Once<PerCore> = spin::Once::new();
-static TABLES: spin::Once<CoreTables> = spin::Once::new();
+/// Kernel stack of each core for traps from ring 3 (TSS `rsp0`); the core a trap
+/// arrived on is known from the stack it runs on (`current_core`).
+const TRAP_STACK_SIZE: u64 = 32 << 10;
 
-/// Bring up `core`: descriptor tables, syscall MSRs, page-table frames.
+const NONE_TSS: spin::Once<TaskStateSegment> = spin::Once::new();
+const NONE_PERCORE: spin::Once<PerCore> = spin::Once::new();
+const NONE_TABLES: spin::Once<CoreTables> = spin::Once::new();
+static TSS: [spin::Once<TaskStateSegment>; MAX_CORES] = [NONE_TSS; MAX_CORES];
+static PERCORE: [spin::Once<PerCore>; MAX_CORES] = [NONE_PERCORE; MAX_CORES];
+static TABLES: [spin::Once<CoreTables>; MAX_CORES] = [NONE_TABLES; MAX_CORES];
+static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
+/// Core 0 finished what all cores share (page-table frames, the syscall page).
+static SHARED_READY: AtomicBool = AtomicBool::new(false);
+
+/// Top of `core`'s trap stack.
+fn trap_top(core: usize) -> u64 {
+    core::ptr::addr_of!(trap_stacks_top) as u64 - core as u64 * TRAP_STACK_SIZE
+}
+
+/// The core this code runs on, from the trap stack it runs on.
+pub fn current_core() -> usize {
+    let sp: u64;
+    // SAFETY: reads rsp.
+    unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    let top = core::ptr::addr_of!(trap_stacks_top) as u64;
+    (top.saturating_sub(sp) / TRAP_STACK_SIZE) as usize
+}
+
+/// Bring up `core`: descriptor tables, syscall MSRs; core 0 also the page-table
+/// frames and the syscall page, which the others wait for.
 pub fn init(core: usize) {
-    assert_eq!(core, 0, "one core until the multi-core issue");
-    let trap_top = core::ptr::addr_of!(trap_stack_top) as u64;
-    let tss = TSS.call_once(|| {
+    assert!(core < MAX_CORES, "core {core} beyond MAX_CORES");
+    let trap_top = trap_top(core);
+    let tss = TSS[core].call_once(|| {
         let mut tss = TaskStateSegment::new();
         tss.privilege_stack_table[0] = VirtAddr::new(trap_top);
         tss.interrupt_stack_table[0] = VirtAddr::new(core::ptr::addr_of!(df_stack_top) as u64);
         tss
     });
-    let percore = PERCORE.call_once(|| PerCore {
+    let percore = PERCORE[core].call_once(|| PerCore {
         kstack_top: trap_top,
         user_rsp: 0,
     });
-    let t = TABLES.call_once(|| {
-        let mut gdt = GlobalDescriptorTable::new();
-        let tss_desc = Descriptor::tss_segment(tss);
-        let selectors = [
-            gdt.append(Descriptor::kernel_code_segment()),
-            gdt.append(Descriptor::kernel_data_segment()),
-            gdt.append(Descriptor::user_data_segment()),
-            gdt.append(Descriptor::user_code_segment()),
-            gdt.append(tss_desc),
-        ];
+    let idt = IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
         // SAFETY (for every entry below): each stub is a valid entry point that
         // ends in trap_common, which handles every vector; #DF runs on its own IST
@@ -151,11 +167,19 @@ pub fn init(core: usize) {
                 .set_handler_addr(VirtAddr::new(stub_addr(8)))
                 .set_stack_index(0)
         };
-        CoreTables {
-            gdt,
-            idt,
-            selectors,
-        }
+        idt
+    });
+    let t = TABLES[core].call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let tss_desc = Descriptor::tss_segment(tss);
+        let selectors = [
+            gdt.append(Descriptor::kernel_code_segment()),
+            gdt.append(Descriptor::kernel_data_segment()),
+            gdt.append(Descriptor::user_data_segment()),
+            gdt.append(Descriptor::user_code_segment()),
+            gdt.append(tss_desc),
+        ];
+        CoreTables { gdt, selectors }
     });
     let [kcs, kds, uds, ucs, tsss] = t.selectors;
     debug_assert_eq!(
@@ -171,7 +195,7 @@ pub fn init(core: usize) {
         ES::set_reg(SegmentSelector(0));
         x86_64::instructions::tables::load_tss(tsss);
     }
-    t.idt.load();
+    idt.load();
     // SAFETY: MSR writes that point syscall at our entry with our selectors;
     // KernelGsBase is only used by syscall_entry.
     unsafe {
@@ -198,9 +222,16 @@ pub fn init(core: usize) {
         KernelGsBase::write(VirtAddr::new(percore as *const PerCore as u64));
         GsBase::write(VirtAddr::new(0));
     }
-    let b = crate::boot();
-    crate::paging::init(b.pt_pool_next);
-    init_syscall_page(b);
+    if core == 0 {
+        let b = crate::boot();
+        crate::paging::init(b.pt_pool_next);
+        init_syscall_page(b);
+        SHARED_READY.store(true, Ordering::Release);
+    } else {
+        while !SHARED_READY.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+    }
 }
 
 unsafe extern "C" {
@@ -213,7 +244,7 @@ unsafe extern "C" {
     static sp_rt_start: u64;
     static sp_rt_end: u64;
     static sp_shim_entry: u64;
-    static trap_stack_top: u8;
+    static trap_stacks_top: u8;
     static df_stack_top: u8;
 }
 
@@ -259,18 +290,19 @@ fn init_syscall_page(b: &mote_abi::boot::BootInfo) {
         .expect("map the syscall page alias");
 }
 
-/// Drop to ring 3 at `rip` with stack `rsp` and `rdi = arg`; interrupts stay off.
-pub fn enter_user(rip: u64, rsp: u64, arg: u64) -> ! {
+/// Drop to ring 3 at `rip` with stack `rsp`, `rdi = arg`, `rsi = core`; interrupts
+/// stay off.
+pub fn enter_user(rip: u64, rsp: u64, arg: u64, core: usize) -> ! {
     // SAFETY: builds an iretq frame to user code the boot mapped; never returns.
     unsafe {
         asm!(
             "push {ss}", "push {rsp}", "push 0x2", "push {cs}", "push {rip}",
-            "xor eax, eax", "xor ebx, ebx", "xor ecx, ecx", "xor edx, edx", "xor esi, esi",
+            "xor eax, eax", "xor ebx, ebx", "xor ecx, ecx", "xor edx, edx",
             "xor ebp, ebp", "xor r8d, r8d", "xor r9d, r9d", "xor r10d, r10d", "xor r11d, r11d",
             "xor r12d, r12d", "xor r13d, r13d", "xor r14d, r14d", "xor r15d, r15d",
             "iretq",
             ss = in(reg) USER_DS as u64, cs = in(reg) USER_CS as u64,
-            rsp = in(reg) rsp, rip = in(reg) rip, in("rdi") arg,
+            rsp = in(reg) rsp, rip = in(reg) rip, in("rdi") arg, in("rsi") core,
             options(noreturn)
         )
     }
@@ -317,6 +349,11 @@ pub fn flush(va: u64, len: u64) {
     }
 }
 
+/// Set the GS base (the runtime's per-core data; kernel-min uses `KernelGsBase`).
+pub fn set_gs(base: u64) {
+    GsBase::write(VirtAddr::new_truncate(base))
+}
+
 /// Set the FS base.
 pub fn set_fs(base: u64) {
     // FS base is the application's TLS pointer; the kernel does not use FS.
@@ -328,7 +365,11 @@ global_asm!(
     .section .text.entry, "ax"
     .global _start
 _start:
-    lea rsp, [rip + boot_stack_top]
+    // rdi = BootInfo, rsi = this core (set by the VMM): a boot stack per core.
+    lea rsp, [rip + boot_stacks_top]
+    mov rax, rsi
+    shl rax, 14
+    sub rsp, rax
     call kmain
     ud2
 
@@ -437,13 +478,12 @@ sp_shim_entry:
 
     .section .bss.boot_stack, "aw", @nobits
     .balign 16
-boot_stack:
-    .space 65536
-boot_stack_top:
+    .space 16384 * {ncores}
+boot_stacks_top:
     .balign 16
-    .space 65536
-    .global trap_stack_top
-trap_stack_top:
+    .space {trap_size} * {ncores}
+    .global trap_stacks_top
+trap_stacks_top:
     .balign 16
     .space 16384
     .global df_stack_top
@@ -456,4 +496,6 @@ df_stack_top:
     vsys = const mote_abi::trap::VECTOR_SYSCALL,
     kds = const KERNEL_DS,
     handle = sym crate::trap::handle,
+    ncores = const MAX_CORES,
+    trap_size = const TRAP_STACK_SIZE,
 );

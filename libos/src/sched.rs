@@ -1,0 +1,627 @@
+//! Threads of the application: the per-core cooperative scheduler and the futex
+//! table, as plain data under one lock (`Threads`).
+//!
+//! Policy (the LWK's): a thread is placed on a core when it is created (round robin
+//! over the cores its affinity allows) and never migrates unless
+//! `sched_setaffinity` moves it. There is no timer tick: a core switches threads only
+//! when the running one blocks (futex wait, a forwarded call still outstanding after
+//! its spin), yields or exits. The switch itself is the runtime's (user-level stack
+//! switch); this module decides who runs next and keeps the futex wait queues.
+//!
+//! The whole state sits behind one lock so that "check the futex word, enqueue,
+//! mark blocked, pick the next thread" is atomic with respect to wakers on other
+//! cores: a thread marked `Blocked` runs again only after some core made it
+//! `Runnable` and its own core picked it.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+use mote_abi::errno::Errno;
+
+/// What a thread is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// On its core now.
+    Running,
+    /// In its core's run queue.
+    Runnable,
+    /// In a futex wait queue, until woken or `deadline` (monotonic ns; 0 = none).
+    Blocked { deadline: u64 },
+    /// Waiting for the answer to a forwarded call; its core checks the slot.
+    Forwarded,
+    /// Exited; its slot and stack are recycled once its core switched away.
+    Dead,
+}
+
+/// Why a blocked thread runs again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// A futex wake (or requeue target wake).
+    Woken,
+    /// Its deadline passed.
+    TimedOut,
+}
+
+/// One thread.
+#[derive(Clone, Debug)]
+pub struct Thread {
+    pub tid: u32,
+    /// Its IKC slot (and the runtime's index for its machine context).
+    pub slot: usize,
+    /// The core it runs on.
+    pub core: usize,
+    /// Cores it may run on (bit per partition core).
+    pub affinity: u64,
+    pub state: State,
+    /// How the last block ended.
+    pub wake: Wake,
+    /// Futex it waits on, with its bitset.
+    pub futex: Option<(u64, u32)>,
+    /// `set_tid_address` / `CLONE_CHILD_CLEARTID`: cleared and woken at exit.
+    pub clear_child_tid: u64,
+    /// `set_robust_list` head and length.
+    pub robust_list: (u64, u64),
+    /// FS base (TLS).
+    pub fs_base: u64,
+}
+
+/// All threads, the run queues and the futex queues.
+#[derive(Debug)]
+pub struct Threads {
+    ncores: usize,
+    threads: BTreeMap<u32, Thread>,
+    /// Per core: runnable threads in order.
+    runq: Vec<VecDeque<u32>>,
+    /// Per core: the running thread.
+    current: Vec<Option<u32>>,
+    /// Futex address → waiting threads in arrival order.
+    futexes: BTreeMap<u64, VecDeque<u32>>,
+    /// Next core for round-robin placement.
+    next_core: usize,
+    /// Free IKC slots (slot 0 is the main thread's).
+    free_slots: Vec<usize>,
+    next_slot: usize,
+    max_slots: usize,
+}
+
+/// All cores of a partition with `n` cores.
+pub fn all_cores(n: usize) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+impl Threads {
+    /// The main thread `tid` running on core 0, slot 0.
+    pub fn new(ncores: usize, tid: u32, max_slots: usize) -> Self {
+        let ncores = ncores.clamp(1, 64);
+        let mut t = Threads {
+            ncores,
+            threads: BTreeMap::new(),
+            runq: (0..ncores).map(|_| VecDeque::new()).collect(),
+            current: alloc::vec![None; ncores],
+            futexes: BTreeMap::new(),
+            next_core: 1 % ncores,
+            free_slots: Vec::new(),
+            next_slot: 1,
+            max_slots,
+        };
+        t.threads.insert(
+            tid,
+            Thread {
+                tid,
+                slot: 0,
+                core: 0,
+                affinity: all_cores(ncores),
+                state: State::Running,
+                wake: Wake::Woken,
+                futex: None,
+                clear_child_tid: 0,
+                robust_list: (0, 0),
+                fs_base: 0,
+            },
+        );
+        t.current[0] = Some(tid);
+        t
+    }
+
+    /// Cores of the partition.
+    pub fn ncores(&self) -> usize {
+        self.ncores
+    }
+
+    /// Live threads (not dead).
+    pub fn live(&self) -> usize {
+        self.threads
+            .values()
+            .filter(|t| t.state != State::Dead)
+            .count()
+    }
+
+    pub fn get(&self, tid: u32) -> Option<&Thread> {
+        self.threads.get(&tid)
+    }
+
+    pub fn get_mut(&mut self, tid: u32) -> Option<&mut Thread> {
+        self.threads.get_mut(&tid)
+    }
+
+    /// The thread running on `core`.
+    pub fn current(&self, core: usize) -> Option<u32> {
+        self.current.get(core).copied().flatten()
+    }
+
+    /// Live threads' ids, ascending.
+    pub fn tids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.threads
+            .values()
+            .filter(|t| t.state != State::Dead)
+            .map(|t| t.tid)
+    }
+
+    /// A free IKC slot for a new thread (`EAGAIN` when all are taken, as Linux
+    /// says when it is out of threads).
+    pub fn alloc_slot(&mut self) -> Result<usize, Errno> {
+        if let Some(s) = self.free_slots.pop() {
+            return Ok(s);
+        }
+        if self.next_slot >= self.max_slots {
+            return Err(Errno::EAGAIN);
+        }
+        self.next_slot += 1;
+        Ok(self.next_slot - 1)
+    }
+
+    /// Give back a slot `alloc_slot` returned, unused.
+    pub fn free_slot(&mut self, slot: usize) {
+        self.free_slots.push(slot);
+    }
+
+    /// The core a new thread with `affinity` goes on: round robin over the allowed
+    /// cores.
+    pub fn place(&mut self, affinity: u64) -> usize {
+        let allowed = affinity & all_cores(self.ncores);
+        for i in 0..self.ncores {
+            let c = (self.next_core + i) % self.ncores;
+            if allowed & (1 << c) != 0 {
+                self.next_core = (c + 1) % self.ncores;
+                return c;
+            }
+        }
+        0
+    }
+
+    /// Add a new, runnable thread (from `clone`); returns its core.
+    pub fn spawn(&mut self, mut t: Thread) -> usize {
+        t.core = self.place(t.affinity);
+        t.state = State::Runnable;
+        let (tid, core) = (t.tid, t.core);
+        self.threads.insert(tid, t);
+        self.runq[core].push_back(tid);
+        core
+    }
+
+    /// Make a blocked or forwarded thread runnable; returns its core (to wake it
+    /// if it sleeps), or None if it was not waiting.
+    fn make_runnable(&mut self, tid: u32, why: Wake) -> Option<usize> {
+        let t = self.threads.get_mut(&tid)?;
+        match t.state {
+            State::Blocked { .. } | State::Forwarded => {
+                t.state = State::Runnable;
+                t.wake = why;
+                t.futex = None;
+                self.runq[t.core].push_back(tid);
+                Some(t.core)
+            }
+            _ => None,
+        }
+    }
+
+    /// The running thread of `core` gives the core up: `next` is what it becomes
+    /// (`Runnable` for a yield, `Blocked`, `Forwarded`, `Dead`).
+    pub fn stop_current(&mut self, core: usize, next: State) {
+        let Some(tid) = self.current[core].take() else {
+            return;
+        };
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.state = next;
+            if next == State::Runnable {
+                self.runq[core].push_back(tid);
+            }
+        }
+    }
+
+    /// Choose the next thread for `core` (`None`: idle). Threads whose forwarded call
+    /// was answered (`answered(slot)`) and whose futex deadline passed (`now`) become
+    /// runnable first.
+    pub fn pick(&mut self, core: usize, now: u64, answered: impl Fn(usize) -> bool) -> Option<u32> {
+        let mut ready = Vec::new();
+        for t in self.threads.values() {
+            if t.core != core {
+                continue;
+            }
+            match t.state {
+                State::Forwarded if answered(t.slot) => ready.push((t.tid, Wake::Woken)),
+                State::Blocked { deadline } if deadline != 0 && deadline <= now => {
+                    ready.push((t.tid, Wake::TimedOut))
+                }
+                _ => {}
+            }
+        }
+        for (tid, why) in ready {
+            if why == Wake::TimedOut {
+                self.unqueue_futex(tid);
+            }
+            self.make_runnable(tid, why);
+        }
+        let tid = self.runq[core].pop_front()?;
+        let t = self.threads.get_mut(&tid).expect("queued thread exists");
+        t.state = State::Running;
+        self.current[core] = Some(tid);
+        Some(tid)
+    }
+
+    /// Are there runnable threads on `core` besides the running one?
+    pub fn others_runnable(&self, core: usize) -> bool {
+        !self.runq[core].is_empty()
+    }
+
+    /// Earliest futex deadline of `core`'s blocked threads (0: none).
+    pub fn next_deadline(&self, core: usize) -> u64 {
+        self.threads
+            .values()
+            .filter(|t| t.core == core)
+            .filter_map(|t| match t.state {
+                State::Blocked { deadline } if deadline != 0 => Some(deadline),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Does `core` have threads waiting for forwarded calls?
+    pub fn has_forwarded(&self, core: usize) -> bool {
+        self.threads
+            .values()
+            .any(|t| t.core == core && t.state == State::Forwarded)
+    }
+
+    /// Forget a dead thread (after its core switched away from it); returns its slot.
+    pub fn reap(&mut self, tid: u32) -> Option<usize> {
+        match self.threads.get(&tid) {
+            Some(t) if t.state == State::Dead => {
+                let slot = t.slot;
+                self.threads.remove(&tid);
+                self.free_slots.push(slot);
+                Some(slot)
+            }
+            _ => None,
+        }
+    }
+
+    /// Move `tid` to the cores in `affinity` (`sched_setaffinity`): it stays where it
+    /// is if allowed, else goes to the first allowed core (a running thread moves
+    /// when it next gives up its core: the caller yields). `EINVAL` if no partition
+    /// core is allowed.
+    pub fn set_affinity(&mut self, tid: u32, affinity: u64) -> Result<(), Errno> {
+        let allowed = affinity & all_cores(self.ncores);
+        if allowed == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let t = self.threads.get_mut(&tid).ok_or(Errno::ESRCH)?;
+        t.affinity = allowed;
+        if allowed & (1 << t.core) != 0 {
+            return Ok(());
+        }
+        let old = t.core;
+        let new = allowed.trailing_zeros() as usize;
+        t.core = new;
+        if t.state == State::Runnable {
+            self.runq[old].retain(|&x| x != tid);
+            self.runq[new].push_back(tid);
+        }
+        Ok(())
+    }
+
+    /// Threads whose core differs from where they run now: after `set_affinity` on a
+    /// running thread, its core gives it up with `stop_current(Runnable)` and this
+    /// puts it on the right queue.
+    pub fn requeue_moved(&mut self, core: usize) {
+        let moved: Vec<u32> = self.runq[core]
+            .iter()
+            .copied()
+            .filter(|tid| self.threads.get(tid).is_some_and(|t| t.core != core))
+            .collect();
+        for tid in moved {
+            self.runq[core].retain(|&x| x != tid);
+            let c = self.threads[&tid].core;
+            self.runq[c].push_back(tid);
+        }
+    }
+
+    // --- futexes -------------------------------------------------------------
+
+    /// Queue the running thread `tid` on futex `addr` with `bitset`; the caller then
+    /// stops it (`stop_current(Blocked)`).
+    pub fn futex_enqueue(&mut self, tid: u32, addr: u64, bitset: u32) {
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.futex = Some((addr, bitset));
+        }
+        self.futexes.entry(addr).or_default().push_back(tid);
+    }
+
+    fn unqueue_futex(&mut self, tid: u32) {
+        let Some((addr, _)) = self.threads.get(&tid).and_then(|t| t.futex) else {
+            return;
+        };
+        if let Some(q) = self.futexes.get_mut(&addr) {
+            q.retain(|&x| x != tid);
+            if q.is_empty() {
+                self.futexes.remove(&addr);
+            }
+        }
+    }
+
+    /// Wake up to `n` waiters of `addr` whose bitset meets `bitset`; returns the
+    /// woken threads' cores (one entry per woken thread).
+    pub fn futex_wake(&mut self, addr: u64, n: u32, bitset: u32) -> Vec<usize> {
+        let mut cores = Vec::new();
+        let Some(q) = self.futexes.get_mut(&addr) else {
+            return cores;
+        };
+        let mut woken = Vec::new();
+        q.retain(|&tid| {
+            if woken.len() as u32 >= n {
+                return true;
+            }
+            let bits = self
+                .threads
+                .get(&tid)
+                .and_then(|t| t.futex)
+                .map_or(u32::MAX, |f| f.1);
+            if bits & bitset != 0 {
+                woken.push(tid);
+                false
+            } else {
+                true
+            }
+        });
+        if q.is_empty() {
+            self.futexes.remove(&addr);
+        }
+        for tid in woken {
+            if let Some(c) = self.make_runnable(tid, Wake::Woken) {
+                cores.push(c);
+            }
+        }
+        cores
+    }
+
+    /// `FUTEX_REQUEUE`: wake up to `n_wake` waiters of `from`, move up to
+    /// `n_requeue` of the rest to `to`. Returns the woken threads' cores and how
+    /// many were requeued.
+    pub fn futex_requeue(
+        &mut self,
+        from: u64,
+        to: u64,
+        n_wake: u32,
+        n_requeue: u32,
+    ) -> (Vec<usize>, u32) {
+        let cores = self.futex_wake(from, n_wake, u32::MAX);
+        let mut moved = 0;
+        if from == to {
+            return (cores, 0);
+        }
+        while moved < n_requeue {
+            let Some(tid) = self.futexes.get_mut(&from).and_then(|q| q.pop_front()) else {
+                break;
+            };
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.futex = t.futex.map(|(_, b)| (to, b));
+            }
+            self.futexes.entry(to).or_default().push_back(tid);
+            moved += 1;
+        }
+        if self.futexes.get(&from).is_some_and(|q| q.is_empty()) {
+            self.futexes.remove(&from);
+        }
+        (cores, moved)
+    }
+
+    /// Waiters queued on `addr`.
+    pub fn futex_waiters(&self, addr: u64) -> usize {
+        self.futexes.get(&addr).map_or(0, |q| q.len())
+    }
+}
+
+/// `FUTEX_WAKE_OP`'s operation on the old value of the second word: returns the new
+/// value and whether the comparison holds (Linux `futex_atomic_op_inuser`).
+/// `EINVAL` for unknown operations or comparisons (`ENOSYS` in Linux for the op).
+pub fn wake_op(encoded: u32, old: u32) -> Result<(u32, bool), Errno> {
+    let op = (encoded >> 28) & 7;
+    let cmp = (encoded >> 24) & 15;
+    let mut oparg = ((encoded << 8) as i32 >> 20) as u32;
+    let cmparg = ((encoded << 20) as i32 >> 20) as u32;
+    if encoded & (8 << 28) != 0 {
+        // FUTEX_OP_OPARG_SHIFT: oparg is a shift count.
+        if oparg > 31 {
+            return Err(Errno::EINVAL);
+        }
+        oparg = 1 << oparg;
+    }
+    let new = match op {
+        0 => oparg,       // SET
+        1 => old.wrapping_add(oparg), // ADD
+        2 => old | oparg, // OR
+        3 => old & !oparg, // ANDN
+        4 => old ^ oparg, // XOR
+        _ => return Err(Errno::ENOSYS),
+    };
+    let (o, a) = (old as i32, cmparg as i32);
+    let hold = match cmp {
+        0 => o == a,
+        1 => o != a,
+        2 => o < a,
+        3 => o <= a,
+        4 => o > a,
+        5 => o >= a,
+        _ => return Err(Errno::ENOSYS),
+    };
+    Ok((new, hold))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread(tid: u32, slot: usize, affinity: u64) -> Thread {
+        Thread {
+            tid,
+            slot,
+            core: 0,
+            affinity,
+            state: State::Runnable,
+            wake: Wake::Woken,
+            futex: None,
+            clear_child_tid: 0,
+            robust_list: (0, 0),
+            fs_base: 0,
+        }
+    }
+
+    #[test]
+    fn placement_is_round_robin_and_honours_affinity() {
+        let mut t = Threads::new(4, 100, 16);
+        let cores: Vec<usize> = (0..5)
+            .map(|i| t.spawn(thread(101 + i, 1 + i as usize, u64::MAX)))
+            .collect();
+        assert_eq!(cores, [1, 2, 3, 0, 1]);
+        assert_eq!(t.spawn(thread(200, 9, 0b100)), 2);
+        assert_eq!(t.spawn(thread(201, 10, 0b1000_0000)), 0, "no partition core allowed: core 0");
+    }
+
+    #[test]
+    fn one_core_round_robin_with_yield() {
+        let mut t = Threads::new(1, 1, 16);
+        t.spawn(thread(2, 1, 1));
+        t.spawn(thread(3, 2, 1));
+        assert!(t.others_runnable(0));
+        t.stop_current(0, State::Runnable);
+        let order: Vec<u32> = (0..6)
+            .map(|_| {
+                let n = t.pick(0, 0, |_| false).unwrap();
+                t.stop_current(0, State::Runnable);
+                n
+            })
+            .collect();
+        assert_eq!(order, [2, 3, 1, 2, 3, 1]);
+    }
+
+    #[test]
+    fn futex_wait_wake_and_bitsets() {
+        let mut t = Threads::new(2, 1, 16);
+        t.spawn(thread(2, 1, 0b10)); // core 1
+        assert_eq!(t.pick(1, 0, |_| false), Some(2));
+        t.futex_enqueue(2, 0x1000, 0b01);
+        t.stop_current(1, State::Blocked { deadline: 0 });
+        t.futex_enqueue(1, 0x1000, 0b10);
+        t.stop_current(0, State::Blocked { deadline: 0 });
+        assert_eq!(t.pick(0, 0, |_| false), None);
+        assert_eq!(t.futex_waiters(0x1000), 2);
+        // A bitset that matches only thread 1.
+        assert_eq!(t.futex_wake(0x1000, 10, 0b10), [0]);
+        assert_eq!(t.futex_waiters(0x1000), 1);
+        assert_eq!(t.futex_wake(0x2000, 10, u32::MAX), []);
+        assert_eq!(t.futex_wake(0x1000, 1, u32::MAX), [1]);
+        assert_eq!(t.futex_waiters(0x1000), 0);
+        assert_eq!(t.pick(1, 0, |_| false), Some(2));
+        assert_eq!(t.get(2).unwrap().wake, Wake::Woken);
+        // Waking twice does nothing.
+        assert_eq!(t.futex_wake(0x1000, 1, u32::MAX), []);
+    }
+
+    #[test]
+    fn futex_deadline_times_out_and_leaves_the_queue() {
+        let mut t = Threads::new(1, 1, 16);
+        t.futex_enqueue(1, 0x40, u32::MAX);
+        t.stop_current(0, State::Blocked { deadline: 500 });
+        assert_eq!(t.next_deadline(0), 500);
+        assert_eq!(t.pick(0, 499, |_| false), None);
+        assert_eq!(t.pick(0, 500, |_| false), Some(1));
+        assert_eq!(t.get(1).unwrap().wake, Wake::TimedOut);
+        assert_eq!(t.futex_waiters(0x40), 0);
+        assert_eq!(t.next_deadline(0), 0);
+    }
+
+    #[test]
+    fn requeue_moves_waiters() {
+        let mut t = Threads::new(1, 1, 16);
+        for i in 2..6 {
+            t.spawn(thread(i, i as usize, 1));
+        }
+        t.stop_current(0, State::Runnable);
+        for _ in 0..5 {
+            let tid = t.pick(0, 0, |_| false).unwrap();
+            t.futex_enqueue(tid, 0x10, u32::MAX);
+            t.stop_current(0, State::Blocked { deadline: 0 });
+        }
+        let (woken, moved) = t.futex_requeue(0x10, 0x20, 1, 2);
+        assert_eq!((woken.len(), moved), (1, 2));
+        assert_eq!(t.futex_waiters(0x10), 2);
+        assert_eq!(t.futex_waiters(0x20), 2);
+        assert_eq!(t.futex_wake(0x20, 10, u32::MAX).len(), 2);
+    }
+
+    #[test]
+    fn forwarded_threads_run_when_answered() {
+        let mut t = Threads::new(1, 1, 16);
+        t.spawn(thread(2, 1, 1));
+        t.stop_current(0, State::Forwarded);
+        assert_eq!(t.pick(0, 0, |_| false), Some(2));
+        t.stop_current(0, State::Forwarded);
+        assert!(t.has_forwarded(0));
+        assert_eq!(t.pick(0, 0, |_| false), None);
+        assert_eq!(t.pick(0, 0, |slot| slot == 0), Some(1));
+    }
+
+    #[test]
+    fn dead_threads_give_back_their_slots() {
+        let mut t = Threads::new(1, 1, 3);
+        let s1 = t.alloc_slot().unwrap();
+        let s2 = t.alloc_slot().unwrap();
+        assert_eq!((s1, s2), (1, 2));
+        assert_eq!(t.alloc_slot(), Err(Errno::EAGAIN));
+        t.spawn(thread(2, s1, 1));
+        t.stop_current(0, State::Dead);
+        assert_eq!(t.live(), 1);
+        assert_eq!(t.reap(2), None, "only dead threads are reaped");
+        assert_eq!(t.reap(1), Some(0));
+        assert_eq!(t.alloc_slot(), Ok(0));
+    }
+
+    #[test]
+    fn affinity_moves_runnable_threads() {
+        let mut t = Threads::new(2, 1, 16);
+        t.spawn(thread(2, 1, u64::MAX)); // core 1
+        assert_eq!(t.set_affinity(2, 0b01), Ok(()));
+        assert_eq!(t.get(2).unwrap().core, 0);
+        assert_eq!(t.set_affinity(2, 0b100), Err(Errno::EINVAL));
+        assert_eq!(t.set_affinity(9, 1), Err(Errno::ESRCH));
+        t.stop_current(0, State::Runnable);
+        assert_eq!(t.pick(0, 0, |_| false), Some(2));
+    }
+
+    #[test]
+    fn wake_op_decodes_like_linux() {
+        // FUTEX_OP(FUTEX_OP_ADD, 1, FUTEX_OP_CMP_GT, 1) as glibc once used.
+        let op = (1 << 28) | (4 << 24) | (1 << 12) | 1;
+        assert_eq!(wake_op(op, 1), Ok((2, false)));
+        assert_eq!(wake_op(op, 2), Ok((3, true)));
+        // SET with a shifted oparg, CMP_EQ against -1 (sign extension).
+        let op = (8 << 28) | (0 << 24) | (3 << 12) | 0xfff;
+        assert_eq!(wake_op(op, u32::MAX), Ok((8, true)));
+        assert_eq!(wake_op(7 << 28, 0), Err(Errno::ENOSYS));
+    }
+}
