@@ -162,14 +162,15 @@ mod partition {
         let p = platform();
         if f.hdr.vector == VECTOR_SYSCALL {
             let nr = f.rax;
+            // Sites of calls whose child needs the full frame keep trapping; and
+            // while threads may run on other cores, code is not rewritten under them
+            // (cross-modification is a later step). Asked before taking PROCESS
+            // (lock order: THREADS first).
+            let quiet = p.boot.ncores <= 1 || rt::threads::thread_count() <= 1;
             {
                 let mut guard = PROCESS.lock();
                 let proc = guard.as_mut().expect("process before first trap");
                 let Process { patcher, mm, .. } = proc;
-                // Sites of calls whose child needs the full frame keep trapping; and
-                // while threads may run on other cores, code is not rewritten under
-                // them (cross-modification is a later step).
-                let quiet = p.boot.ncores <= 1 || rt::threads::thread_count() <= 1;
                 if rt::threads::must_trap(nr) || !quiet {
                     patcher.stats.trapped += 1;
                 } else {

@@ -40,6 +40,16 @@ fn modified(path: &Path) -> Option<SystemTime> {
     fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// Flags a program asks for on its first line: `// mote-cflags: -fopenmp`.
+fn extra_cflags(src: &Path) -> Vec<String> {
+    let text = fs::read_to_string(src).unwrap_or_default();
+    text.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("// mote-cflags:"))
+        .map(|f| f.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
 /// Compiles every `src_dir/*.c` into `out_dir/<name>`, skipping programs newer
 /// than their source (and than every `src_dir/*.h`). Returns the programs.
 pub fn build_all(src_dir: &Path, out_dir: &Path, cflags: &[&str]) -> Result<Vec<PathBuf>, Error> {
@@ -72,7 +82,11 @@ pub fn build_all(src_dir: &Path, out_dir: &Path, cflags: &[&str]) -> Result<Vec<
             // Compile to a temporary name so a failed build never leaves a stale program.
             let tmp = out.with_extension("tmp");
             let mut cmd = Command::new("gcc");
-            cmd.args(cflags).arg("-o").arg(&tmp).arg(src);
+            cmd.args(cflags)
+                .args(extra_cflags(src))
+                .arg("-o")
+                .arg(&tmp)
+                .arg(src);
             let command = step::show(&cmd);
             let status = cmd
                 .status()
