@@ -47,7 +47,9 @@ pub extern "C" fn handle(f: &mut KFrame) {
         f.rip = f.rcx;
         f.rflags = (f.r11 & USER_RFLAGS_MASK) | UPCALL_RFLAGS;
         if in_runtime_text(f.rcx) {
-            core_page(arch::current_core()).kcalls.fetch_add(1, Ordering::Relaxed);
+            core_page(arch::current_core())
+                .kcalls
+                .fetch_add(1, Ordering::Relaxed);
             f.rax = crate::kcall::dispatch(f.rax, [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9]);
             return;
         }

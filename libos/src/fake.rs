@@ -71,6 +71,8 @@ pub struct State {
     /// Results of other forwarded calls by number (default `-ENOSYS`).
     pub replies: BTreeMap<u64, i64>,
     pub logs: Vec<String>,
+    /// `Platform::poke` writes in order: (address, bytes).
+    pub pokes: Vec<(u64, Vec<u8>)>,
     /// Files the proxy can map shared, by fd: (size, open for writing).
     pub shareable: BTreeMap<u64, (u64, bool)>,
     /// Live pass-through objects: guest-physical start → (length, fd, offset).
@@ -139,6 +141,11 @@ impl FakePlatform {
             lwk, st.mirror,
             "the proxy's mirror differs from kernel-min's tables"
         );
+    }
+
+    /// The code writes made so far (`Platform::poke`).
+    pub fn pokes(&self) -> Vec<(u64, Vec<u8>)> {
+        self.st.borrow().pokes.clone()
     }
 
     /// Read user memory ignoring protection (a test's view); panics if unmapped.
@@ -347,6 +354,7 @@ impl Platform for FakePlatform {
     }
 
     fn poke(&self, va: u64, data: &[u8]) -> Result<(), Errno> {
+        self.st.borrow_mut().pokes.push((va, data.to_vec()));
         self.access(
             va,
             data.len(),

@@ -32,10 +32,19 @@
 //! writable program memory (image or file mappings) is patched, and never a stub.
 //! The code bytes are written through the proxy's view of the memory
 //! (`Platform::poke`), which is writable even where the application's is not.
-//! One thread per partition today; patching while other threads run the same bytes
-//! needs the cross-modification protocol of the multi-core issue.
+//!
+//! # Threads on other cores (cross-modification)
+//! Another core may be executing the very bytes being rewritten. The jump goes in
+//! as Linux's `text_poke_bp` does it: `int3` over the first byte, a pause for
+//! every other core to pass an instruction boundary (`Platform::quiesce`), the four
+//! bytes of the displacement, another pause, then the `jmp` opcode over the
+//! `int3`. A core that meets the `int3` meanwhile traps with `#BP` one byte past
+//! the site; the runtime sees [`being_patched`] and runs the site again once the
+//! write is over. The `syscall` after the 5 bytes is never touched, so a thread
+//! already past the `mov` executes it unchanged.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use mote_abi::layout::PAGE_SIZE;
 
@@ -105,6 +114,38 @@ pub fn jump(site: u64, stub: u64) -> Option<[u8; 5]> {
     Some(b)
 }
 
+/// The site whose first byte is a temporary `int3` now (0: none).
+static PATCHING: AtomicU64 = AtomicU64::new(0);
+
+/// Is the `int3` at `addr` a site being rewritten? Then the thread that hit it
+/// waits with [`wait_patched`] and runs the site again.
+pub fn being_patched(addr: u64) -> bool {
+    addr != 0 && PATCHING.load(Ordering::Acquire) == addr
+}
+
+/// Wait until the rewrite of `site` is over.
+pub fn wait_patched(site: u64) {
+    while PATCHING.load(Ordering::Acquire) == site {
+        core::hint::spin_loop();
+    }
+}
+
+/// Write `jmp` (5 bytes) over `site` safely for cores executing it (see the module
+/// documentation).
+fn write_jump<P: Platform>(p: &P, site: u64, jmp: &[u8; 5], old_first: u8) -> bool {
+    PATCHING.store(site, Ordering::Release);
+    let ok = p.poke(site, &[0xcc]).is_ok() && {
+        p.quiesce();
+        let rest = p.poke(site + 1, &jmp[1..5]).is_ok();
+        p.quiesce();
+        // The opcode goes in even if the displacement failed: never leave the int3.
+        let first = if rest { jmp[0] } else { old_first };
+        p.poke(site, &[first]).is_ok() && rest
+    };
+    PATCHING.store(0, Ordering::Release);
+    ok
+}
+
 /// Counters, for `MOTE_DEBUG` and the benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -129,6 +170,8 @@ pub struct Patcher {
     pages: Vec<(u64, u64)>,
     /// Sites declined, not to be examined again.
     declined: Vec<u64>,
+    /// Sites rewritten (sorted).
+    sites: Vec<u64>,
     pub stats: Stats,
 }
 
@@ -169,11 +212,20 @@ impl Patcher {
         let ok = self.try_patch(mm, p, site, rip, rax);
         if ok {
             self.stats.patched += 1;
+            if let Err(i) = self.sites.binary_search(&site) {
+                self.sites.insert(i, site);
+            }
         } else {
             self.stats.declined += 1;
             self.declined.push(site);
         }
         ok
+    }
+
+    /// Was `site` rewritten? (A thread that met its temporary `int3` may report the
+    /// trap after the rewrite ended: it just runs the site again.)
+    pub fn is_patched_site(&self, site: u64) -> bool {
+        self.sites.binary_search(&site).is_ok()
     }
 
     fn try_patch<P: Platform>(
@@ -210,7 +262,7 @@ impl Patcher {
             return false;
         };
         // The stub first, then the jump to it.
-        p.poke(stub_va, &code).is_ok() && p.poke(site, &jmp).is_ok()
+        p.poke(stub_va, &code).is_ok() && write_jump(p, site, &jmp, insn[0])
     }
 
     /// A free stub within ±2 GiB of `site` (allocating a page near it if needed).
@@ -252,6 +304,36 @@ impl Patcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_jump_goes_in_behind_an_int3() {
+        use crate::fake::FakePlatform;
+        let p = FakePlatform::new();
+        let boot = mote_abi::boot::BootInfo {
+            pid: 1,
+            pool_start: 16 << 20,
+            mem_size: 64 << 20,
+            ..Default::default()
+        };
+        let mut pr = crate::process::Process::new(&boot);
+        pr.mm.init(&p).unwrap();
+        let site =
+            crate::syscall::mm::mmap(&mut pr, &p, 0, 4096, 5, 0x22, u64::MAX, 0).unwrap() as u64;
+        p.poke(site, &[0xb8, 39, 0, 0, 0, 0x0f, 0x05]);
+        assert!(write_jump(&p, site, &[0xe9, 1, 2, 3, 4], 0xb8));
+        assert_eq!(p.peek(site, 7), [0xe9, 1, 2, 3, 4, 0x0f, 0x05]);
+        assert!(!being_patched(site), "no int3 left behind");
+        // The writes happened in the cross-modification order.
+        let pokes = p.pokes();
+        assert_eq!(
+            pokes,
+            [
+                (site, alloc::vec![0xcc]),
+                (site + 1, alloc::vec![1, 2, 3, 4]),
+                (site, alloc::vec![0xe9])
+            ]
+        );
+    }
 
     #[test]
     fn mov_eax_sites_qualify_only_with_the_trapped_number() {

@@ -34,6 +34,9 @@ pub trait Platform {
     /// Copy `data` to mapped user memory at `va` whatever its protection (read-only
     /// program text included): for patching code. Fails with EFAULT if unmapped.
     fn poke(&self, va: u64, data: &[u8]) -> Result<(), Errno>;
+    /// Let every other core of the partition pass an instruction boundary (after
+    /// code was modified under it). Nothing to do with one core.
+    fn quiesce(&self) {}
     /// The time-stamp counter (`rdtsc`; it runs natively in the partition).
     fn tsc(&self) -> u64;
     /// Copy mapped user memory at `va` into `buf`.

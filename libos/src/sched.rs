@@ -452,11 +452,11 @@ pub fn wake_op(encoded: u32, old: u32) -> Result<(u32, bool), Errno> {
         oparg = 1 << oparg;
     }
     let new = match op {
-        0 => oparg,       // SET
+        0 => oparg,                   // SET
         1 => old.wrapping_add(oparg), // ADD
-        2 => old | oparg, // OR
-        3 => old & !oparg, // ANDN
-        4 => old ^ oparg, // XOR
+        2 => old | oparg,             // OR
+        3 => old & !oparg,            // ANDN
+        4 => old ^ oparg,             // XOR
         _ => return Err(Errno::ENOSYS),
     };
     let (o, a) = (old as i32, cmparg as i32);
@@ -499,7 +499,11 @@ mod tests {
             .collect();
         assert_eq!(cores, [1, 2, 3, 0, 1]);
         assert_eq!(t.spawn(thread(200, 9, 0b100)), 2);
-        assert_eq!(t.spawn(thread(201, 10, 0b1000_0000)), 0, "no partition core allowed: core 0");
+        assert_eq!(
+            t.spawn(thread(201, 10, 0b1000_0000)),
+            0,
+            "no partition core allowed: core 0"
+        );
     }
 
     #[test]
@@ -620,7 +624,7 @@ mod tests {
         assert_eq!(wake_op(op, 1), Ok((2, false)));
         assert_eq!(wake_op(op, 2), Ok((3, true)));
         // SET with a shifted oparg, CMP_EQ against -1 (sign extension).
-        let op = (8 << 28) | (0 << 24) | (3 << 12) | 0xfff;
+        let op = (8 << 28) | (3 << 12) | 0xfff; // SET, CMP_EQ
         assert_eq!(wake_op(op, u32::MAX), Ok((8, true)));
         assert_eq!(wake_op(7 << 28, 0), Err(Errno::ENOSYS));
     }

@@ -5,7 +5,9 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use mote_abi::ikc::{core_page_offset, thread_slot_offset, CorePage, Slot, MAPLOG_OFFSET, MAX_THREADS};
+use mote_abi::ikc::{
+    core_page_offset, thread_slot_offset, CorePage, Slot, MAPLOG_OFFSET, MAX_THREADS,
+};
 use mote_abi::layout::{IKC_GPA, IKC_SIZE};
 use mote_abi::maplog::MapLog;
 

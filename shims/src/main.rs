@@ -162,16 +162,12 @@ mod partition {
         let p = platform();
         if f.hdr.vector == VECTOR_SYSCALL {
             let nr = f.rax;
-            // Sites of calls whose child needs the full frame keep trapping; and
-            // while threads may run on other cores, code is not rewritten under them
-            // (cross-modification is a later step). Asked before taking PROCESS
-            // (lock order: THREADS first).
-            let quiet = p.boot.ncores <= 1 || rt::threads::thread_count() <= 1;
             {
                 let mut guard = PROCESS.lock();
                 let proc = guard.as_mut().expect("process before first trap");
                 let Process { patcher, mm, .. } = proc;
-                if rt::threads::must_trap(nr) || !quiet {
+                // Sites of calls whose child needs the full frame keep trapping.
+                if rt::threads::must_trap(nr) {
                     patcher.stats.trapped += 1;
                 } else {
                     patcher.on_trap(mm, p, f.hdr.rip, nr);
@@ -190,6 +186,32 @@ mod partition {
                 f.hdr.rflags = 0x202;
             }
             return;
+        }
+        // A thread met the int3 of a site another core is rewriting: run the site
+        // again once the new bytes are in.
+        // (#BP after the int3; #GP at it where the gate is not open to ring 3.)
+        let site = match f.hdr.vector {
+            vector::BP => f.hdr.rip.wrapping_sub(1),
+            vector::GP => f.hdr.rip,
+            _ => 0,
+        };
+        if mote_libos::patch::being_patched(site) {
+            mote_libos::patch::wait_patched(site);
+            f.hdr.rip = site;
+            return;
+        }
+        if site != 0 {
+            let mut b = [0u8; 1];
+            p.read_mem(site, &mut b);
+            let rewritten = b[0] == 0xe9
+                && PROCESS
+                    .lock()
+                    .as_ref()
+                    .is_some_and(|pr| pr.patcher.is_patched_site(site));
+            if rewritten {
+                f.hdr.rip = site;
+                return;
+            }
         }
         // An exception of the application. Handlers are a later issue: the default
         // action of the signal ends the run, with what happened.

@@ -50,7 +50,8 @@ fn openmp_uses_the_partitions_cores_by_default() {
         let mote = omp(None).mote_with(&["--cores", cores]);
         mote_testsuite::assert_same(&native, &mote);
         assert!(
-            mote.stdout_text().starts_with(&format!("threads {cores}\n")),
+            mote.stdout_text()
+                .starts_with(&format!("threads {cores}\n")),
             "{mote:?}"
         );
     }

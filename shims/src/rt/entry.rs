@@ -166,7 +166,6 @@ mote_trap_exit:
 static_assertions::const_assert_eq!(offset_of!(TrapFrame, hdr), 15 * 8);
 static_assertions::const_assert_eq!(core::mem::size_of::<UpcallHeader>(), 7 * 8);
 
-
 unsafe extern "C" {
     static mote_syscall: u8;
     static mote_patched_entry: u8;

@@ -87,7 +87,10 @@ struct Ports {
 
 impl Doorbell for Ports {
     fn notify_proxy(&self, _slot: &Slot) {
-        let _ = kcall(kcall::DOORBELL, [ports::NOTIFY as u64, self.slot as u64, 0, 0]);
+        let _ = kcall(
+            kcall::DOORBELL,
+            [ports::NOTIFY as u64, self.slot as u64, 0, 0],
+        );
     }
     fn wait_response(&self, slot: &Slot, seen: u32) {
         crate::rt::threads::wait_response(slot, seen, crate::partition::process_locked());
@@ -172,6 +175,19 @@ impl Platform for Kvm {
         // not overlap the runtime's own buffers.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) }
     }
+    fn quiesce(&self) {
+        // Without inter-processor interrupts, a pause long enough for any core that
+        // fetched the old bytes to have finished that instruction (far longer than
+        // an instruction takes; a VM exit in between discards the fetch). Only with
+        // several cores.
+        if self.boot.ncores > 1 {
+            let ticks = self.boot.tsc_khz.max(1_000_000) / 10; // 100 µs
+            let start = self.tsc();
+            while self.tsc().wrapping_sub(start) < ticks {
+                core::hint::spin_loop();
+            }
+        }
+    }
     fn tsc(&self) -> u64 {
         // SAFETY: rdtsc reads a counter; CR4.TSD is clear, so it is allowed at CPL3.
         unsafe { core::arch::x86_64::_rdtsc() }
@@ -211,7 +227,14 @@ impl Platform for Kvm {
         self.call(
             Op::Fatal,
             0,
-            [signal as u64, fault.is_some() as u64, self.core() as u64, 0, 0, 0],
+            [
+                signal as u64,
+                fault.is_some() as u64,
+                self.core() as u64,
+                0,
+                0,
+                0,
+            ],
         );
         loop {
             core::hint::spin_loop();

@@ -68,24 +68,21 @@ pub struct PerCpu {
 pub const PERCPU_SCRATCH: usize = 0;
 pub const PERCPU_UPCALL_TOP: usize = 8;
 static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, scratch), PERCPU_SCRATCH);
-static_assertions::const_assert_eq!(
-    core::mem::offset_of!(PerCpu, upcall_top),
-    PERCPU_UPCALL_TOP
-);
+static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, upcall_top), PERCPU_UPCALL_TOP);
 static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, self_ptr), 56);
 
-#[allow(clippy::declare_interior_mutable_const)]
-const NEW_CPU: PerCpu = PerCpu {
-    scratch: AtomicU64::new(0),
-    upcall_top: AtomicU64::new(0),
-    core: AtomicU64::new(0),
-    tid: AtomicU64::new(0),
-    slot: AtomicU64::new(0),
-    idle_rsp: AtomicU64::new(0),
-    dead: AtomicU64::new(0),
-    self_ptr: AtomicU64::new(0),
-};
-static CPUS: [PerCpu; MAX_CORES] = [NEW_CPU; MAX_CORES];
+static CPUS: [PerCpu; MAX_CORES] = [const {
+    PerCpu {
+        scratch: AtomicU64::new(0),
+        upcall_top: AtomicU64::new(0),
+        core: AtomicU64::new(0),
+        tid: AtomicU64::new(0),
+        slot: AtomicU64::new(0),
+        idle_rsp: AtomicU64::new(0),
+        dead: AtomicU64::new(0),
+        self_ptr: AtomicU64::new(0),
+    }
+}; MAX_CORES];
 
 /// The running core's data.
 pub fn cpu() -> &'static PerCpu {
@@ -213,7 +210,8 @@ unsafe extern "C" {
 pub fn init_core(p: &Kvm, core: usize) {
     let c = &CPUS[core];
     c.core.store(core as u64, Ordering::Relaxed);
-    c.self_ptr.store(c as *const PerCpu as u64, Ordering::Relaxed);
+    c.self_ptr
+        .store(c as *const PerCpu as u64, Ordering::Relaxed);
     let base = c as *const PerCpu as u64;
     if p.boot.flags & mote_abi::boot::BOOT_F_FSGSBASE != 0 {
         // SAFETY: CR4.FSGSBASE is set (boot flag); GS is the runtime's.
@@ -267,8 +265,10 @@ pub fn init_main(p: &Kvm, tid: u32) {
     // Core 0's idle context, entered the first time the main thread blocks.
     let idle: &'static mut [u8] = Vec::leak(alloc::vec![0u8; IDLE_STACK]);
     let top = (idle.as_ptr() as u64 + IDLE_STACK as u64) & !15;
-    c.idle_rsp
-        .store(initial_context(top, &raw const mote_idle_start as u64), Ordering::Relaxed);
+    c.idle_rsp.store(
+        initial_context(top, &raw const mote_idle_start as u64),
+        Ordering::Relaxed,
+    );
 }
 
 /// A context that `mote_switch` resumes at `entry` with rsp = `top` (16-aligned).
@@ -394,7 +394,10 @@ fn kick(core: usize) {
     let page = core_page(core);
     page.wake_seq.fetch_add(1, Ordering::SeqCst);
     if page.sleeping.load(Ordering::SeqCst) != 0 {
-        let _ = kcall_raw(kcall::DOORBELL, [ports::WAKE_CORE as u64, core as u64, 0, 0]);
+        let _ = kcall_raw(
+            kcall::DOORBELL,
+            [ports::WAKE_CORE as u64, core as u64, 0, 0],
+        );
     }
 }
 
@@ -496,7 +499,9 @@ pub fn wait_response(slot: &Slot, seen: u32, process_locked: bool) {
     if done() {
         return;
     }
-    g.as_mut().expect("threads").stop_current(core, State::Forwarded);
+    g.as_mut()
+        .expect("threads")
+        .stop_current(core, State::Forwarded);
     reschedule(g, super::platform::kvm());
 }
 
@@ -736,7 +741,9 @@ fn read_timespec(proc: &spin::Mutex<Option<Process>>, p: &Kvm, ts: u64) -> Resul
     if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
         return Err(Errno::EINVAL);
     }
-    Ok((sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64))
+    Ok((sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsec as u64))
 }
 
 mod futex_op {
@@ -975,7 +982,11 @@ pub fn dispatch(
     let me = cpu().tid.load(Ordering::Relaxed) as u32;
     let with_me = |f: &mut dyn FnMut(&mut Thread) -> Result<usize, Errno>| {
         let mut g = threads();
-        let t = g.as_mut().expect("threads").get_mut(me).ok_or(Errno::ESRCH)?;
+        let t = g
+            .as_mut()
+            .expect("threads")
+            .get_mut(me)
+            .ok_or(Errno::ESRCH)?;
         f(t)
     };
     match Sysno::new(nr as usize) {

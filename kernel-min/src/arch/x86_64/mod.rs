@@ -87,12 +87,9 @@ struct CoreTables {
 /// arrived on is known from the stack it runs on (`current_core`).
 const TRAP_STACK_SIZE: u64 = 32 << 10;
 
-const NONE_TSS: spin::Once<TaskStateSegment> = spin::Once::new();
-const NONE_PERCORE: spin::Once<PerCore> = spin::Once::new();
-const NONE_TABLES: spin::Once<CoreTables> = spin::Once::new();
-static TSS: [spin::Once<TaskStateSegment>; MAX_CORES] = [NONE_TSS; MAX_CORES];
-static PERCORE: [spin::Once<PerCore>; MAX_CORES] = [NONE_PERCORE; MAX_CORES];
-static TABLES: [spin::Once<CoreTables>; MAX_CORES] = [NONE_TABLES; MAX_CORES];
+static TSS: [spin::Once<TaskStateSegment>; MAX_CORES] = [const { spin::Once::new() }; MAX_CORES];
+static PERCORE: [spin::Once<PerCore>; MAX_CORES] = [const { spin::Once::new() }; MAX_CORES];
+static TABLES: [spin::Once<CoreTables>; MAX_CORES] = [const { spin::Once::new() }; MAX_CORES];
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
 /// Core 0 finished what all cores share (page-table frames, the syscall page).
 static SHARED_READY: AtomicBool = AtomicBool::new(false);
