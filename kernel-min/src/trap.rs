@@ -55,6 +55,7 @@ pub extern "C" fn handle(f: &mut KFrame) {
         return;
     }
     let cr2 = if f.vector == vector::PF {
+        core_page(0).page_faults.fetch_add(1, Ordering::Relaxed);
         arch::cr2()
     } else {
         0
