@@ -322,6 +322,14 @@ impl AddressSpace {
             .map(|(&s, b)| b.gpa + (va - s))
     }
 
+    /// Bytes of `[start, end)` backed by memory.
+    pub fn backed_bytes(&self, start: u64, end: u64) -> u64 {
+        self.backed_in(start, end)
+            .iter()
+            .map(|&(_, len, _)| len)
+            .sum()
+    }
+
     /// Check that the application may read (and, with `write`, write) `[va, va+len)`,
     /// so libos can access it on its behalf without faulting: `EFAULT` otherwise.
     pub fn check_access(&self, va: u64, len: u64, write: bool) -> Result<(), Errno> {

@@ -23,7 +23,7 @@ use alloc::format;
 use mote_abi::errno::{to_ret, Errno};
 use mote_libos::platform::Platform;
 use mote_libos::process::Process;
-use mote_libos::syscall::{exec, mm, signal, task, time};
+use mote_libos::syscall::{exec, fs, mm, signal, task, time};
 use syscalls::Sysno;
 
 /// `__X32_SYSCALL_BIT`: x32-ABI numbers (`arch/x86/include/uapi/asm/unistd.h`).
@@ -124,6 +124,13 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::arch_prctl => Local(|pr, p, a| task::arch_prctl(pr, p, a[0], a[1])),
         Sysno::prctl => Local(|pr, p, a| task::prctl(pr, p, a)),
         Sysno::sched_yield => Local(|_, _, _| task::sched_yield()),
+        Sysno::sched_getaffinity => {
+            Local(|pr, p, a| task::sched_getaffinity(pr, p, a[0], a[1], a[2]))
+        }
+
+        // The partition's /proc and /sys files; every other path is Linux's.
+        Sysno::open => Local(|pr, p, a| fs::open(pr, p, a[0], a[1], a[2])),
+        Sysno::openat => Local(|pr, p, a| fs::openat(pr, p, a[0], a[1], a[2], a[3])),
         Sysno::rseq => Local(|pr, p, _| task::rseq(pr, p)),
 
         // The program: execve in the same partition; /proc/self/exe names it.

@@ -5,6 +5,7 @@
 use mote_abi::errno::Errno;
 
 pub mod exec;
+pub mod fs;
 pub mod mm;
 pub mod signal;
 pub mod task;

@@ -208,10 +208,14 @@ impl Platform for Kvm {
             .sum()
     }
     fn page_sizes(&self, va: u64, len: u64) -> [u64; 3] {
-        let out = [0u64; 3];
+        let mut out = [0u64; 3];
         // The proxy writes the three counts into `out` (runtime memory, in the
         // unified address space) before it answers.
-        let r = self.call(Op::PageSizes, 0, [va, len, out.as_ptr() as u64, 0, 0, 0]);
+        let r = self.call(
+            Op::PageSizes,
+            0,
+            [va, len, out.as_mut_ptr() as u64, 0, 0, 0],
+        );
         if r != 0 {
             return [0; 3];
         }
