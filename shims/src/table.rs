@@ -129,8 +129,8 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         }
 
         // The partition's /proc and /sys files; every other path is Linux's.
-        Sysno::open => Local(|pr, p, a| fs::open(pr, p, a[0], a[1], a[2])),
-        Sysno::openat => Local(|pr, p, a| fs::openat(pr, p, a[0], a[1], a[2], a[3])),
+        Sysno::open => Local(|pr, p, a| fs::open(pr, p, a)),
+        Sysno::openat => Local(|pr, p, a| fs::openat(pr, p, a)),
         Sysno::rseq => Local(|pr, p, _| task::rseq(pr, p)),
 
         // The program: execve in the same partition; /proc/self/exe names it.
@@ -283,6 +283,12 @@ mod tests {
         fn shared_len(&self, _: u64) -> u64 {
             0
         }
+        fn page_faults(&self) -> u64 {
+            0
+        }
+        fn page_sizes(&self, _: u64, _: u64) -> [u64; 3] {
+            [0; 3]
+        }
     }
 
     fn setup() -> (Process, Recorder) {
@@ -337,6 +343,9 @@ mod tests {
             Sysno::tgkill,
             Sysno::tkill,
             Sysno::sched_yield,
+            Sysno::sched_getaffinity,
+            Sysno::open,
+            Sysno::openat,
             Sysno::rseq,
         ] {
             assert_eq!(kind(s as u32), Kind::Local, "{}", s.name());
@@ -377,7 +386,7 @@ mod tests {
             9999u64,
             Sysno::getppid as u64,
             Sysno::write as u64,
-            Sysno::openat as u64,
+            Sysno::read as u64,
             Sysno::futex as u64,
             Sysno::shmdt as u64,
         ] {
@@ -387,6 +396,18 @@ mod tests {
             assert_eq!(p.forwarded.borrow()[before], (nr, args));
         }
         assert!(p.logs.borrow().is_empty());
+    }
+
+    #[test]
+    fn opening_a_path_libos_does_not_serve_is_forwarded_unchanged() {
+        let (mut pr, p) = setup();
+        // The path pointer is not readable by libos: Linux's to judge.
+        for nr in [Sysno::open as u64, Sysno::openat as u64] {
+            let args = [1, 2, 3, 4, 5, 6];
+            let before = p.forwarded.borrow().len();
+            assert_eq!(dispatch(&mut pr, &p, nr, args), LINUX_ANSWER as u64);
+            assert_eq!(p.forwarded.borrow()[before], (nr, args));
+        }
     }
 
     #[test]

@@ -18,32 +18,20 @@ fn served<P: Platform>(pr: &Process, p: &P, path: u64) -> Option<procfs::File> {
     procfs::lookup(pr.pid, &name)
 }
 
-/// `open(path, flags, mode)`.
-pub fn open<P: Platform>(
-    pr: &mut Process,
-    p: &P,
-    path: u64,
-    flags: u64,
-    mode: u64,
-) -> Result<usize, Errno> {
-    match served(pr, p, path) {
-        Some(f) => procfs::open(pr, p, f, flags),
-        None => forwarded(p.forward(Sysno::open as u64, [path, flags, mode, 0, 0, 0])),
+/// `open(path, flags, mode)`; `args` are the call's registers, forwarded as they
+/// are when the path is Linux's.
+pub fn open<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usize, Errno> {
+    match served(pr, p, args[0]) {
+        Some(f) => procfs::open(pr, p, f, args[1]),
+        None => forwarded(p.forward(Sysno::open as u64, args)),
     }
 }
 
 /// `openat(dirfd, path, flags, mode)`: an absolute path ignores `dirfd`, as in
 /// Linux; a relative one is always Linux's.
-pub fn openat<P: Platform>(
-    pr: &mut Process,
-    p: &P,
-    dirfd: u64,
-    path: u64,
-    flags: u64,
-    mode: u64,
-) -> Result<usize, Errno> {
-    match served(pr, p, path) {
-        Some(f) => procfs::open(pr, p, f, flags),
-        None => forwarded(p.forward(Sysno::openat as u64, [dirfd, path, flags, mode, 0, 0])),
+pub fn openat<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usize, Errno> {
+    match served(pr, p, args[1]) {
+        Some(f) => procfs::open(pr, p, f, args[2]),
+        None => forwarded(p.forward(Sysno::openat as u64, args)),
     }
 }
