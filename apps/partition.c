@@ -4,7 +4,7 @@
  * mask), /proc/cpuinfo's processors, /proc/meminfo's MemTotal, /proc/self/status's
  * Threads and Cpus_allowed_list — and how served /proc files behave as
  * descriptors (opening for writing is EACCES, writing a read-only descriptor is
- * EBADF, O_CLOEXEC is honoured).
+ * EBADF, O_CLOEXEC is honoured, the number is the lowest free one).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,6 +67,12 @@ int main(void)
 	printf("opened read-only: %s\n", (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY ? "yes" : "no");
 	int r = write(fd, "x", 1);
 	printf("write to it: %s\n", r < 0 ? strerror(errno) : "succeeded");
+	close(fd);
+	/* open returns the lowest free descriptor, as always. */
+	int lowest = open("/dev/null", O_RDONLY);
+	close(lowest);
+	fd = open("/proc/self/maps", O_RDONLY);
+	printf("lowest descriptor: %s\n", fd == lowest ? "yes" : "no");
 	close(fd);
 	return 0;
 }

@@ -114,18 +114,23 @@ pub fn open<P: Platform>(pr: &Process, p: &P, f: File, flags: u64) -> Result<usi
     }
     let text = render(pr, p, f);
     let name = cstr(f.name().as_bytes());
+    // The memfd takes the lowest free number, which is what `open` returns on
+    // Linux; at the end that number holds the read-only descriptor.
     let memfd = fwd(p, Sysno::memfd_create, [p.addr_of(&name), MFD_CLOEXEC])?;
-    let filled = fill(p, memfd, &text).and_then(|()| {
-        // Reopen read-only (the memfd is read-write), with the caller's O_CLOEXEC.
+    let done = fill(p, memfd, &text).and_then(|()| {
+        // A read-only open of the same file (the memfd itself is read-write) ...
         let path = cstr(format!("/proc/self/fd/{memfd}").as_bytes());
-        fwd(
-            p,
-            Sysno::openat,
-            [AT_FDCWD, p.addr_of(&path), flags & O_CLOEXEC, 0],
-        )
+        let ro = fwd(p, Sysno::openat, [AT_FDCWD, p.addr_of(&path), O_CLOEXEC, 0])?;
+        // ... put in the memfd's place, with the caller's O_CLOEXEC.
+        let r = fwd(p, Sysno::dup3, [ro, memfd, flags & O_CLOEXEC]);
+        let _ = fwd(p, Sysno::close, [ro]);
+        r
     });
-    let _ = fwd(p, Sysno::close, [memfd]);
-    filled.map(|fd| fd as usize)
+    if let Err(e) = done {
+        let _ = fwd(p, Sysno::close, [memfd]);
+        return Err(e);
+    }
+    Ok(memfd as usize)
 }
 
 /// Write `text` into descriptor `fd` and rewind it.
@@ -592,6 +597,134 @@ mod tests {
         assert_eq!(lookup(42, b"/proc/self/maps/x"), None);
         assert_eq!(lookup(42, b"proc/self/maps"), None);
         assert_eq!(lookup(42, b"/proc/uptime"), None);
+    }
+
+    use crate::fake::FakePlatform;
+    use mote_abi::boot::BootInfo;
+
+    fn process() -> (Process, FakePlatform) {
+        let boot = BootInfo {
+            pid: 77,
+            ncores: 2,
+            pool_start: 16 << 20,
+            mem_size: 80 << 20,
+            ..Default::default()
+        };
+        let p = FakePlatform::new();
+        let mut pr = Process::new(&boot);
+        pr.mm.init(&p).unwrap();
+        pr.exe = b"/bin/memcheck".to_vec();
+        (pr, p)
+    }
+
+    #[test]
+    fn open_hands_out_a_read_only_descriptor_in_the_memfds_place() {
+        let (pr, p) = process();
+        p.reply(Sysno::memfd_create, 3);
+        p.reply(Sysno::write, 1 << 20);
+        p.reply(Sysno::lseek, 0);
+        p.reply(Sysno::openat, 4);
+        p.reply(Sysno::dup3, 3);
+        p.reply(Sysno::close, 0);
+        assert_eq!(open(&pr, &p, File::CpuList, O_CLOEXEC), Ok(3));
+        let calls: Vec<(u64, [u64; 6])> = p.st.borrow().forwarded.clone();
+        let nrs: Vec<u64> = calls.iter().map(|c| c.0).collect();
+        assert_eq!(
+            nrs,
+            [
+                Sysno::memfd_create,
+                Sysno::write,
+                Sysno::lseek,
+                Sysno::openat,
+                Sysno::dup3,
+                Sysno::close
+            ]
+            .map(|s| s as u64)
+        );
+        assert_eq!(calls[1].1[2], 4, "writes \"0-1\\n\"");
+        assert_eq!(calls[3].1[2], O_CLOEXEC, "the reopen is read-only");
+        assert_eq!(
+            calls[4].1[..3],
+            [4, 3, O_CLOEXEC],
+            "dup3(ro, memfd, O_CLOEXEC)"
+        );
+        assert_eq!(calls[5].1[0], 4);
+        // Without O_CLOEXEC the descriptor is inherited across exec.
+        p.st.borrow_mut().forwarded.clear();
+        assert_eq!(open(&pr, &p, File::CpuList, 0), Ok(3));
+        assert_eq!(p.st.borrow().forwarded[4].1[2], 0);
+    }
+
+    #[test]
+    fn open_for_writing_is_eacces_and_reaches_linux_never() {
+        let (pr, p) = process();
+        for flags in [1, 2, 0o1101] {
+            assert_eq!(open(&pr, &p, File::Maps, flags), Err(Errno::EACCES));
+        }
+        assert_eq!(open(&pr, &p, File::Maps, 0o200_000), Err(Errno::ENOTDIR));
+        assert!(p.st.borrow().forwarded.is_empty());
+        // A failing memfd is the application's error.
+        p.reply(Sysno::memfd_create, -(Errno::EMFILE.code() as i64));
+        assert_eq!(open(&pr, &p, File::Maps, 0), Err(Errno::EMFILE));
+    }
+
+    #[test]
+    fn maps_and_smaps_show_the_address_space() {
+        let (mut pr, p) = process();
+        let a = pr
+            .mm
+            .mmap(&p, 0, 4 << 20, PROT_READ | PROT_WRITE, 0x22, u64::MAX, 0)
+            .unwrap();
+        let b = pr
+            .mm
+            .mmap(&p, 0, 8192, PROT_READ, 0x22, u64::MAX, 0)
+            .unwrap();
+        let maps = String::from_utf8(render(&pr, &p, File::Maps)).unwrap();
+        let want_a = format!("{a:08x}-{:08x} rw-p 00000000 00:00 0 \n", a + (4 << 20));
+        let want_b = format!("{b:08x}-{:08x} r--p 00000000 00:00 0 \n", b + 8192);
+        assert_eq!(maps, format!("{want_b}{want_a}"));
+        let smaps = String::from_utf8(render(&pr, &p, File::Smaps)).unwrap();
+        let entry_a = &smaps[smaps.find(&want_a).unwrap()..];
+        assert!(
+            entry_a.contains("\nKernelPageSize:     2048 kB\n"),
+            "{smaps}"
+        );
+        assert!(
+            entry_a.contains("\nAnonHugePages:      4096 kB\n"),
+            "{smaps}"
+        );
+        assert!(
+            entry_a.contains("\nRss:                4096 kB\n"),
+            "{smaps}"
+        );
+        let entry_b = &smaps[..smaps.find(&want_a).unwrap()];
+        assert!(
+            entry_b.contains("\nKernelPageSize:        4 kB\n"),
+            "{smaps}"
+        );
+        assert!(entry_b.contains("\nVmFlags: rd mr mw me ac\n"), "{smaps}");
+    }
+
+    #[test]
+    fn facts_come_from_the_address_space_pool_and_counter() {
+        let (mut pr, p) = process();
+        p.st.borrow_mut().page_faults = 5;
+        pr.mm
+            .mmap(&p, 0, 4 << 20, PROT_READ | PROT_WRITE, 0x22, u64::MAX, 0)
+            .unwrap();
+        let f = Facts::of(&pr, &p);
+        assert_eq!(
+            (f.comm.as_str(), f.ncores, f.threads, f.faults),
+            ("memcheck", 2, 1, 5)
+        );
+        assert_eq!(
+            (f.vm_size, f.vm_rss, f.vm_data),
+            (4 << 20, 4 << 20, 4 << 20)
+        );
+        assert_eq!(f.mem_total, 64 << 20);
+        assert_eq!(f.mem_free, (64 << 20) - (4 << 20) - pr.mm.tables_given());
+        assert_eq!((f.page_size, f.huge_total), (2 << 20, 32));
+        assert_eq!(f.huge_free, f.mem_free / (2 << 20));
     }
 
     #[test]

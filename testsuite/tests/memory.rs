@@ -157,4 +157,5 @@ fn the_partition_shows_its_own_cores_memory_and_status() {
     assert_eq!(value(&out, "O_CLOEXEC kept:"), "yes", "{out}");
     assert_eq!(value(&out, "opened read-only:"), "yes", "{out}");
     assert_eq!(value(&out, "write to it:"), "Bad file descriptor", "{out}");
+    assert_eq!(value(&out, "lowest descriptor:"), "yes", "{out}");
 }
