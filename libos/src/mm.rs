@@ -44,6 +44,7 @@
 //! reserve, if any, is one read-write VMA starting at the break's page end.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use mote_abi::errno::Errno;
@@ -141,7 +142,7 @@ struct Backing {
 }
 
 /// Something that covers `[key, end)` in a `BTreeMap` and can be cut in two.
-trait Piece: Copy {
+trait Piece {
     fn end(&self, start: u64) -> u64;
     /// Cut at `at`: self keeps `[start, at)`, the result is `[at, end)`.
     fn cut(&mut self, start: u64, at: u64) -> Self;
@@ -168,6 +169,24 @@ impl Piece for Backing {
             gpa: self.gpa + (at - start),
         };
         self.len = at - start;
+        hi
+    }
+}
+
+/// The name `/proc/self/maps` shows for `[key, end)`: the file a mapping came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Label {
+    end: u64,
+    name: Arc<[u8]>,
+}
+
+impl Piece for Label {
+    fn end(&self, _: u64) -> u64 {
+        self.end
+    }
+    fn cut(&mut self, _: u64, at: u64) -> Self {
+        let hi = self.clone();
+        self.end = at;
         hi
     }
 }
@@ -215,6 +234,8 @@ pub struct AddressSpace {
     noted: u32,
     /// Pass-through objects by guest-physical start: bytes of VMAs still using them.
     shared: BTreeMap<u64, u64>,
+    /// Names of file mappings (`/proc/self/maps`), by start.
+    labels: BTreeMap<u64, Label>,
     /// Page size for anonymous memory, heap, stacks and private file copies
     /// (`BootInfo::page_size`, `mote run --page-size`): 4 KiB, 2 MiB or 1 GiB.
     page_size: u64,
@@ -234,6 +255,38 @@ impl AddressSpace {
             noted: 0,
             shared: BTreeMap::new(),
             page_size: LARGE_PAGE_SIZE,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Name `[start, end)` (a mapping's range) for `/proc/self/maps`: the path of
+    /// the file it maps. Removed with the mapping, moved with it by `mremap`.
+    pub fn label(&mut self, start: u64, end: u64, name: &[u8]) {
+        self.unlabel(start, end);
+        self.labels.insert(
+            start,
+            Label {
+                end,
+                name: name.into(),
+            },
+        );
+    }
+
+    /// The name of the mapping at `va`, if it has one.
+    pub fn label_at(&self, va: u64) -> Option<&[u8]> {
+        self.labels
+            .range(..=va)
+            .next_back()
+            .filter(|(_, l)| l.end > va)
+            .map(|(_, l)| &l.name[..])
+    }
+
+    fn unlabel(&mut self, start: u64, end: u64) {
+        split(&mut self.labels, start);
+        split(&mut self.labels, end);
+        let keys: Vec<u64> = self.labels.range(start..end).map(|(&s, _)| s).collect();
+        for k in keys {
+            self.labels.remove(&k);
         }
     }
 
@@ -356,6 +409,11 @@ impl AddressSpace {
         self.brk_start = va;
         self.brk = va;
         self.heap_dirty = va;
+    }
+
+    /// Where brk started.
+    pub fn brk_start(&self) -> u64 {
+        self.brk_start
     }
 
     /// Current brk.
@@ -582,6 +640,11 @@ impl AddressSpace {
             }
             if prot != PROT_READ | PROT_WRITE {
                 self.change_prot(p, start, end, prot)?;
+            }
+        }
+        if !anon {
+            if let Some(name) = fd_path(p, fd) {
+                self.label(start, end, &name);
             }
         }
         Ok(start)
@@ -972,6 +1035,19 @@ impl AddressSpace {
             }
             p.publish(change(KIND_MAP, va, b.len, b.gpa));
             done.push((va, b));
+        }
+        // The name goes along.
+        split(&mut self.labels, old);
+        split(&mut self.labels, old + len);
+        let moved: Vec<(u64, Label)> = self
+            .labels
+            .range(old..old + len)
+            .map(|(&s, l)| (s, l.clone()))
+            .collect();
+        self.unlabel(old, old + len);
+        for (s, l) in moved {
+            let end = to + (l.end - old);
+            self.labels.insert(to + (s - old), Label { end, ..l });
         }
         // Drop the old range without freeing its frames: they live on at `to`.
         split(&mut self.vmas, old);
@@ -1407,6 +1483,7 @@ impl AddressSpace {
         } else {
             end
         };
+        self.unlabel(start, end);
         split(&mut self.vmas, start);
         split(&mut self.vmas, end);
         split(&mut self.backing, start);
@@ -1573,6 +1650,13 @@ impl AddressSpace {
                 at = v.end;
             }
         }
+        for (&s, l) in &self.labels {
+            assert!(s < l.end, "labels are not empty");
+            assert!(
+                self.vma_containing(s).is_some(),
+                "a label at {s:#x} outlived its mapping"
+            );
+        }
         let mut shared: BTreeMap<u64, u64> = BTreeMap::new();
         for (&s, v) in &self.vmas {
             if let VmaKind::Passthrough { gpa, .. } = v.kind {
@@ -1640,6 +1724,29 @@ fn coalesce(pieces: &[(u64, u64, u64)]) -> Vec<(u64, u64)> {
 
 fn change(kind: u64, va: u64, len: u64, gpa: u64) -> Change {
     Change { kind, va, len, gpa }
+}
+
+/// The path Linux has for descriptor `fd` (`readlink /proc/self/fd/N`), if any.
+fn fd_path<P: Platform>(p: &P, fd: u64) -> Option<Vec<u8>> {
+    let mut link = alloc::format!("/proc/self/fd/{}", fd as i32).into_bytes();
+    link.push(0);
+    let mut buf = alloc::vec![0u8; 4096];
+    // The proxy writes the link's text into `buf` (unified address space).
+    let r = p.forward(
+        syscalls::Sysno::readlinkat as u64,
+        [
+            crate::uapi::fcntl::AT_FDCWD,
+            p.addr_of(&link),
+            buf.as_mut_ptr() as u64,
+            buf.len() as u64,
+            0,
+            0,
+        ],
+    );
+    (r > 0 && (r as usize) < buf.len()).then(|| {
+        buf.truncate(r as usize);
+        buf
+    })
 }
 
 /// Fill mapped, writable user memory `[va, va+len)` with the file's bytes from `off`
@@ -1982,6 +2089,41 @@ mod tests {
             Ok(())
         );
         assert_eq!(mm.vma_at(a - 2 * PAGE_SIZE).unwrap().1.prot, PROT_READ);
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn labels_follow_their_mapping_through_munmap_and_mremap() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 8 * PAGE_SIZE, ANON).unwrap();
+        mm.label(a, a + 8 * PAGE_SIZE, b"/lib/x.so");
+        mm.munmap(&p, a + 2 * PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert_eq!(mm.label_at(a), Some(&b"/lib/x.so"[..]));
+        assert_eq!(mm.label_at(a + 2 * PAGE_SIZE), None);
+        assert_eq!(mm.label_at(a + 3 * PAGE_SIZE), Some(&b"/lib/x.so"[..]));
+        // Moving the tail takes its name along.
+        let to = mm
+            .mremap(
+                &p,
+                a + 4 * PAGE_SIZE,
+                4 * PAGE_SIZE,
+                16 * PAGE_SIZE,
+                MREMAP_MAYMOVE | MREMAP_FIXED,
+                a - 64 * PAGE_SIZE,
+            )
+            .unwrap();
+        assert_eq!(to, a - 64 * PAGE_SIZE);
+        assert_eq!(mm.label_at(a + 4 * PAGE_SIZE), None);
+        assert_eq!(mm.label_at(to + PAGE_SIZE), Some(&b"/lib/x.so"[..]));
+        assert_eq!(
+            mm.label_at(to + 4 * PAGE_SIZE),
+            None,
+            "the grown part is new"
+        );
+        mm.assert_invariants();
+        // Mapping over it removes the name.
+        anon(&mut mm, &p, a, PAGE_SIZE, ANON | MAP_FIXED).unwrap();
+        assert_eq!(mm.label_at(a), None);
         mm.assert_invariants();
     }
 

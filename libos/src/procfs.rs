@@ -36,6 +36,7 @@ use syscalls::Sysno;
 use crate::mm::{Vma, VmaKind};
 use crate::platform::Platform;
 use crate::process::Process;
+use crate::signal::Disposition;
 use crate::uapi::fcntl::{AT_FDCWD, O_CLOEXEC};
 use crate::uapi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
 
@@ -241,6 +242,15 @@ pub struct Facts {
     pub page_size: u64,
     pub huge_total: u64,
     pub huge_free: u64,
+    /// The program's text `[start, end)`, the main stack's top, where brk started.
+    pub code: (u64, u64),
+    pub stack_top: u64,
+    pub brk_start: u64,
+    /// Signal masks as libos keeps them: blocked, pending, ignored, caught.
+    pub sig_blk: u64,
+    pub sig_pnd: u64,
+    pub sig_ign: u64,
+    pub sig_cgt: u64,
 }
 
 impl Facts {
@@ -254,8 +264,29 @@ impl Facts {
             faults: p.page_faults(),
             ..Facts::default()
         };
+        for sig in 1..=64u32 {
+            let bit = 1u64 << (sig - 1);
+            match pr.signals.disposition(sig) {
+                Disposition::Ignore => f.sig_ign |= bit,
+                Disposition::Handler(_) => f.sig_cgt |= bit,
+                Disposition::Default(_) => {}
+            }
+        }
+        f.sig_blk = pr.signals.mask();
+        f.sig_pnd = pr.signals.pending();
+        f.brk_start = pr.mm.brk_start();
         for (s, v) in pr.mm.vmas().filter(|(_, v)| v.kind != VmaKind::HeapReserve) {
             let len = v.end - s;
+            if v.kind == VmaKind::Image && v.prot & PROT_EXEC != 0 && s < INTERP_BASE {
+                f.code = if f.code.1 == 0 {
+                    (s, v.end)
+                } else {
+                    (f.code.0.min(s), f.code.1.max(v.end))
+                };
+            }
+            if v.kind == VmaKind::Stack {
+                f.stack_top = f.stack_top.max(v.end);
+            }
             f.vm_size += len;
             f.vm_rss += pr.mm.backed_bytes(s, v.end);
             match v.kind {
@@ -298,7 +329,13 @@ fn maps<P: Platform>(pr: &Process, pages: Option<&P>) -> String {
         if v.kind == VmaKind::HeapReserve {
             continue;
         }
-        let _ = writeln!(out, "{}", maps_line(s, v, &pr.exe));
+        let program = v.kind == VmaKind::Image && s < INTERP_BASE;
+        let file = pr
+            .mm
+            .label_at(s)
+            .or(program.then_some(&pr.exe[..]))
+            .unwrap_or_default();
+        let _ = writeln!(out, "{}", maps_line(s, v, file));
         if let Some(p) = pages {
             smaps_fields(&mut out, pr, p, s, v);
         }
@@ -306,8 +343,9 @@ fn maps<P: Platform>(pr: &Process, pages: Option<&P>) -> String {
     out
 }
 
-/// One line of `maps`: range, permissions, offset, device, inode, name.
-fn maps_line(s: u64, v: &Vma, exe: &[u8]) -> String {
+/// One line of `maps`: range, permissions, offset, device, inode, name (`file`:
+/// the mapping's file if libos knows it, else the program's).
+fn maps_line(s: u64, v: &Vma, file: &[u8]) -> String {
     let perm = |bit, c| if v.prot & bit != 0 { c } else { '-' };
     let mut line = format!(
         "{s:08x}-{:08x} {}{}{}{} 00000000 00:00 0",
@@ -317,13 +355,15 @@ fn maps_line(s: u64, v: &Vma, exe: &[u8]) -> String {
         perm(PROT_EXEC, 'x'),
         if v.shared { 's' } else { 'p' },
     );
-    // Names libos knows; private file copies and ld.so's segments stay unnamed
-    // (libos does not keep the paths of the files they came from).
+    // File mappings carry the path Linux gave for their descriptor, ld.so's
+    // segments its path, the program's segments the program's.
     let name = match v.kind {
         VmaKind::Heap => String::from("[heap]"),
         VmaKind::Stack => String::from("[stack]"),
         VmaKind::Stubs => String::from("[mote-stubs]"),
-        VmaKind::Image if s < INTERP_BASE => String::from_utf8_lossy(exe).into_owned(),
+        VmaKind::Image | VmaKind::File | VmaKind::Passthrough { .. } => {
+            String::from_utf8_lossy(file).into_owned()
+        }
         _ => String::new(),
     };
     if name.is_empty() {
@@ -428,6 +468,10 @@ pub fn status(linux: &str, f: &Facts) -> String {
             }
             "Cpus_allowed" => format!("Cpus_allowed:\t{mask}"),
             "Cpus_allowed_list" => format!("Cpus_allowed_list:\t{cpus}"),
+            "SigPnd" => format!("SigPnd:\t{:016x}", f.sig_pnd),
+            "SigBlk" => format!("SigBlk:\t{:016x}", f.sig_blk),
+            "SigIgn" => format!("SigIgn:\t{:016x}", f.sig_ign),
+            "SigCgt" => format!("SigCgt:\t{:016x}", f.sig_cgt),
             "Mems_allowed" => String::from("Mems_allowed:\t1"),
             "Mems_allowed_list" => String::from("Mems_allowed_list:\t0"),
             _ => String::from(line),
@@ -483,7 +527,22 @@ pub fn stat(linux: &str, f: &Facts) -> String {
     set(20, f.threads as u64);
     set(23, f.vm_size);
     set(24, f.vm_rss / PAGE_SIZE);
+    set(26, f.code.0); // startcode
+    set(27, f.code.1); // endcode
+    set(28, f.stack_top); // startstack
+    set(29, 0); // kstkesp
+    set(30, 0); // kstkeip
+    set(31, f.sig_pnd); // signal
+    set(32, f.sig_blk); // blocked
+    set(33, f.sig_ign); // sigignore
+    set(34, f.sig_cgt); // sigcatch
     set(39, 0); // processor
+                // start_data, end_data (libos does not keep them), start_brk, then where
+                // argv and the environment lie (Linux's figures are the proxy's).
+    for n in [45, 46, 48, 49, 50, 51] {
+        set(n, 0);
+    }
+    set(47, f.brk_start);
     format!("{pid}({}) {}\n", f.comm, fields.join(" "))
 }
 
@@ -753,14 +812,21 @@ mod tests {
             page_size: 2 << 20,
             huge_total: 1000,
             huge_free: 499,
+            code: (4 << 20, 5 << 20),
+            stack_top: 1 << 40,
+            brk_start: 8 << 20,
+            sig_blk: 1 << 9,
+            sig_pnd: 0,
+            sig_ign: 1 << 12,
+            sig_cgt: 0,
         }
     }
 
     #[test]
     fn status_rewrites_the_partitions_lines_and_keeps_linuxs() {
-        let linux = "Name:\tmote\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t77\nPid:\t77\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t 4000000 kB\nVmSize:\t 3900000 kB\nVmHWM:\t   90000 kB\nVmRSS:\t   80000 kB\nVmStk:\t     132 kB\nThreads:\t3\nCpus_allowed:\t3\nCpus_allowed_list:\t0-1\nMems_allowed:\t00000000,00000001\nvoluntary_ctxt_switches:\t5\n";
+        let linux = "Name:\tmote\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t77\nPid:\t77\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t 4000000 kB\nVmSize:\t 3900000 kB\nVmHWM:\t   90000 kB\nVmRSS:\t   80000 kB\nVmStk:\t     132 kB\nThreads:\t3\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\nCpus_allowed:\t3\nCpus_allowed_list:\t0-1\nMems_allowed:\t00000000,00000001\nvoluntary_ctxt_switches:\t5\n";
         let s = status(linux, &facts());
-        let want = "Name:\tmemcheck\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t77\nPid:\t77\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t 1048576 kB\nVmSize:\t 1048576 kB\nVmHWM:\t  524288 kB\nVmRSS:\t  524288 kB\nVmStk:\t    8192 kB\nThreads:\t1\nCpus_allowed:\t3\nCpus_allowed_list:\t0-1\nMems_allowed:\t1\nvoluntary_ctxt_switches:\t5\n";
+        let want = "Name:\tmemcheck\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t77\nPid:\t77\nUid:\t1000\t1000\t1000\t1000\nVmPeak:\t 1048576 kB\nVmSize:\t 1048576 kB\nVmHWM:\t  524288 kB\nVmRSS:\t  524288 kB\nVmStk:\t    8192 kB\nThreads:\t1\nSigBlk:\t0000000000000200\nSigIgn:\t0000000000001000\nCpus_allowed:\t3\nCpus_allowed_list:\t0-1\nMems_allowed:\t1\nvoluntary_ctxt_switches:\t5\n";
         assert_eq!(s, want);
         // Without Linux's file, the partition's part alone.
         let alone = status("", &facts());
@@ -780,6 +846,9 @@ mod tests {
         assert_eq!(fields[22], (1u64 << 30).to_string(), "vsize");
         assert_eq!(fields[23], (131072).to_string(), "rss in pages");
         assert_eq!(fields[38], "0", "processor");
+        assert_eq!(fields[25], "4194304", "startcode");
+        assert_eq!(fields[46], "8388608", "start_brk");
+        assert_eq!(fields[47], "0", "arg_start is not the proxy's");
         assert_eq!(fields.len(), 52);
     }
 
