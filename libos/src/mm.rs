@@ -911,14 +911,6 @@ impl AddressSpace {
         if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 && flags & MREMAP_MAYMOVE == 0 {
             return Err(Errno::EINVAL);
         }
-        if flags & MREMAP_DONTUNMAP != 0 {
-            self.note(
-                p,
-                Note::DontUnmap,
-                "mremap: MREMAP_DONTUNMAP is not supported yet; returning EINVAL",
-            );
-            return Err(Errno::EINVAL);
-        }
         let old_len = page_len(old_len).map_err(|_| Errno::EINVAL)?;
         let new_len = page_len(new_len).map_err(|_| Errno::EINVAL)?;
         if new_len == 0 || old_len == 0 {
@@ -943,6 +935,10 @@ impl AddressSpace {
                 "mremap: moving or growing a shared file mapping is not supported yet; returning EINVAL",
             );
             return Err(Errno::EINVAL);
+        }
+
+        if flags & MREMAP_DONTUNMAP != 0 {
+            return self.move_dont_unmap(p, old, old_len, new_len, flags, new_addr, vma);
         }
 
         if flags & MREMAP_FIXED != 0 {
@@ -990,6 +986,63 @@ impl AddressSpace {
             .find_free(new_len, align, USER_START, USER_MMAP_TOP)
             .ok_or(Errno::ENOMEM)?;
         self.move_range(p, old, old_len, to, new_len, vma)?;
+        Ok(to)
+    }
+
+    /// `mremap` with `MREMAP_DONTUNMAP`: the pages move to a new range (`new_addr`
+    /// with `MREMAP_FIXED`), and the old range stays mapped, reading zero from then
+    /// on, as Linux leaves a private anonymous mapping. Like Linux, only private
+    /// anonymous memory, and the length cannot change.
+    #[allow(clippy::too_many_arguments)]
+    fn move_dont_unmap<P: Platform>(
+        &mut self,
+        p: &P,
+        old: u64,
+        len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+        vma: Vma,
+    ) -> Result<u64, Errno> {
+        let anon = matches!(vma.kind, VmaKind::Anon | VmaKind::Heap | VmaKind::Stack);
+        if new_len != len || !anon || vma.shared {
+            if !anon {
+                self.note(
+                    p,
+                    Note::DontUnmap,
+                    "mremap: MREMAP_DONTUNMAP of a file mapping is not supported yet; returning EINVAL",
+                );
+            }
+            return Err(Errno::EINVAL);
+        }
+        let to = if flags & MREMAP_FIXED != 0 {
+            if !new_addr.is_multiple_of(PAGE_SIZE) || new_addr > USER_END - len {
+                return Err(Errno::EINVAL);
+            }
+            if new_addr < USER_START {
+                return Err(Errno::EPERM);
+            }
+            if new_addr < old + len && old < new_addr + len {
+                return Err(Errno::EINVAL);
+            }
+            self.remove_range(p, new_addr, new_addr + len);
+            new_addr
+        } else {
+            let align = self.placement_align(len);
+            self.find_free(len, align, USER_START, USER_MMAP_TOP)
+                .ok_or(Errno::ENOMEM)?
+        };
+        self.move_range(p, old, len, to, len, vma)?;
+        // Fresh zeroed memory where the pages were; without memory for it, the
+        // pages go back and nothing changed.
+        if let Err(e) = self.map_new(p, old, old + len, vma.prot, vma.kind, false) {
+            let moved = Vma {
+                end: to + len,
+                ..vma
+            };
+            self.move_range(p, to, len, old, len, moved)?;
+            return Err(e);
+        }
         Ok(to)
     }
 
@@ -2090,6 +2143,45 @@ mod tests {
         );
         assert_eq!(mm.vma_at(a - 2 * PAGE_SIZE).unwrap().1.prot, PROT_READ);
         mm.assert_invariants();
+    }
+
+    #[test]
+    fn mremap_dontunmap_moves_the_pages_and_leaves_zero_memory_behind() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * PAGE_SIZE, ANON).unwrap();
+        p.poke(a + PAGE_SIZE, b"moved");
+        let dontunmap = MREMAP_MAYMOVE | MREMAP_DONTUNMAP;
+        let to = mm
+            .mremap(&p, a, 4 * PAGE_SIZE, 4 * PAGE_SIZE, dontunmap, 0)
+            .unwrap();
+        assert_ne!(to, a);
+        assert_eq!(p.peek(to + PAGE_SIZE, 5), b"moved");
+        assert_eq!(p.peek(a + PAGE_SIZE, 5), [0; 5], "the old range reads zero");
+        assert_eq!(mm.vma_at(a).unwrap().1.prot, RW);
+        // To a fixed place; a changed length or a missing MAYMOVE is EINVAL.
+        let b = anon(&mut mm, &p, 0, 64 * PAGE_SIZE, ANON).unwrap();
+        assert_eq!(
+            mm.mremap(
+                &p,
+                to,
+                4 * PAGE_SIZE,
+                4 * PAGE_SIZE,
+                dontunmap | MREMAP_FIXED,
+                b
+            ),
+            Ok(b)
+        );
+        assert_eq!(p.peek(b + PAGE_SIZE, 5), b"moved");
+        assert_eq!(
+            mm.mremap(&p, b, 4 * PAGE_SIZE, 8 * PAGE_SIZE, dontunmap, 0),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mm.mremap(&p, b, 4 * PAGE_SIZE, 4 * PAGE_SIZE, MREMAP_DONTUNMAP, 0),
+            Err(Errno::EINVAL)
+        );
+        mm.assert_invariants();
+        p.assert_mirror_matches();
     }
 
     #[test]

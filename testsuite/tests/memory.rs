@@ -51,6 +51,11 @@ fn a_gigabyte_of_anonymous_memory_is_on_large_pages_and_never_faults() {
     // are kernel-min's faults) and kernel-min's counter for the whole run.
     assert_eq!(value(&out, "page faults:"), "0", "{out}");
     assert_eq!(kernel_faults(&mote.stderr_text()), 0, "{mote:?}");
+    assert_eq!(
+        value(&out, "dontunmap:"),
+        "moved, the old range reads zero",
+        "{out}"
+    );
 }
 
 #[test]
