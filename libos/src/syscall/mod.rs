@@ -151,6 +151,38 @@ mod tests {
     }
 
     #[test]
+    fn sched_getaffinity_answers_with_the_partitions_cores() {
+        let (mut pr, p, buf) = setup();
+        pr.ncores = 3;
+        p.poke(buf, &[0xff; 16]);
+        assert_eq!(task::sched_getaffinity(&mut pr, &p, 0, 128, buf), Ok(8));
+        assert_eq!(p.peek(buf, 9), [0b111, 0, 0, 0, 0, 0, 0, 0, 0xff]);
+        assert_eq!(
+            task::sched_getaffinity(&mut pr, &p, PID as u64, 8, buf),
+            Ok(8)
+        );
+        // As Linux: too small or not a multiple of a long.
+        assert_eq!(
+            task::sched_getaffinity(&mut pr, &p, 0, 4, buf),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            task::sched_getaffinity(&mut pr, &p, 0, 12, buf),
+            Err(Errno::EINVAL)
+        );
+        // A read-only buffer is EFAULT.
+        assert_eq!(
+            task::sched_getaffinity(&mut pr, &p, 0, 8, buf + 4096),
+            Err(Errno::EFAULT)
+        );
+        assert!(p.forwarded_nrs().is_empty());
+        // Another process's mask is Linux's.
+        p.reply(syscalls::Sysno::sched_getaffinity, 8);
+        assert_eq!(task::sched_getaffinity(&mut pr, &p, 1, 8, buf), Ok(8));
+        assert_eq!(forwarded_count(&p, syscalls::Sysno::sched_getaffinity), 1);
+    }
+
+    #[test]
     fn rt_sigprocmask_block_unblock_setmask() {
         let (mut pr, p, buf) = setup();
         p.poke(buf, &(bit(SIGINT) | bit(SIGSTOP)).to_le_bytes());
