@@ -2755,7 +2755,17 @@ mod tests {
 
     #[test]
     fn random_operations_keep_the_invariants() {
+        random_operations(LARGE_PAGE_SIZE);
+    }
+
+    #[test]
+    fn random_operations_keep_the_invariants_with_4k_pages() {
+        random_operations(PAGE_SIZE);
+    }
+
+    fn random_operations(page_size: u64) {
         let (mut mm, p) = setup(96 * MB);
+        mm.set_page_size(page_size);
         mm.set_brk_start(0x40_0000);
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut rnd = |n: u64| {
@@ -2798,9 +2808,18 @@ mod tests {
                     .map(|a| fresh(&mm, a)),
                 2 => mm.munmap(&p, va, len),
                 3 => mm.mprotect(&p, va, len, prot),
-                4 => mm
-                    .mremap(&p, va, len, (1 + rnd(40)) * PAGE_SIZE, MREMAP_MAYMOVE, 0)
+                4 if rnd(3) == 0 => mm
+                    .mremap(&p, va, len, len, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0)
                     .map(|_| ()),
+                4 => {
+                    if let Some((s, v)) = mm.vma_at(va).map(|(s, v)| (s, *v)) {
+                        if rnd(2) == 0 {
+                            mm.label(s, v.end, b"/some/file");
+                        }
+                    }
+                    mm.mremap(&p, va, len, (1 + rnd(40)) * PAGE_SIZE, MREMAP_MAYMOVE, 0)
+                        .map(|_| ())
+                }
                 5 => mm.madvise(&p, va, len, MADV_DONTNEED),
                 7 if rnd(2) == 0 => {
                     // A shared file mapping, partly beyond the file's end.
@@ -2821,8 +2840,16 @@ mod tests {
                     }
                     Ok(())
                 }
-                _ => mm.mmap(&p, va, len, prot, ANON, u64::MAX, 0).map(|_| ()),
+                _ => {
+                    let grows = if rnd(4) == 0 { MAP_GROWSDOWN } else { 0 };
+                    mm.mmap(&p, va, len, prot, ANON | grows, u64::MAX, 0)
+                        .map(|_| ())
+                }
             };
+            if rnd(16) == 0 {
+                // An access below some mapping: grows it if it is MAP_GROWSDOWN.
+                let _ = mm.page_fault(&p, va.saturating_sub(PAGE_SIZE));
+            }
             mm.assert_invariants();
         }
         p.assert_mirror_matches();
