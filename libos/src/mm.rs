@@ -4,9 +4,15 @@
 //! Memory is never demand-paged: a mapping is backed by frames from the
 //! [`FramePool`] and mapped by kernel-min when it is created, so the application never
 //! takes a page fault in it. Regions of 2 MiB or more are placed 2 MiB aligned and
-//! backed by 2 MiB chunks, which kernel-min maps with large pages. The one exception
-//! is `PROT_NONE` anonymous memory, which is only a reservation (allocators reserve
-//! large ranges that way) and gets frames when `mprotect` makes it accessible.
+//! backed by 2 MiB chunks, which kernel-min maps with large pages. The page size is
+//! a policy (`mote run --page-size`, [`AddressSpace::set_page_size`]): with 4 KiB
+//! kernel-min is told to map small pages only (`kcall::MAP_PAGES_4K`); with 1 GiB,
+//! regions of 1 GiB or more are placed 1 GiB aligned and their aligned gigabytes
+//! backed by 1 GiB chunks when the pool has them (`kcall::MAP_PAGES_1G`), 2 MiB
+//! chunks otherwise. The exceptions are `PROT_NONE` anonymous memory, which is only a
+//! reservation (allocators reserve large ranges that way) and gets frames when
+//! `mprotect` makes it accessible, and the growth of a `MAP_GROWSDOWN` mapping,
+//! which happens, as on Linux, on a fault just below it.
 //!
 //! Two maps describe the space: `vmas` (what the application asked for: range,
 //! protection, kind) and `backing` (which physically contiguous frames are mapped
