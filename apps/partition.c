@@ -59,6 +59,24 @@ int main(void)
 	lines_starting("/proc/self/status", "Threads:", 0);
 	lines_starting("/proc/self/status", "Cpus_allowed_list:", 0);
 
+	/* /proc/self/statm and /proc/self/status tell the same sizes. */
+	unsigned long size = 0, resident = 0, vmsize = 0, vmrss = 0;
+	char line[256];
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f != NULL && fscanf(f, "%lu %lu", &size, &resident) != 2)
+		size = 0;
+	if (f != NULL)
+		fclose(f);
+	f = fopen("/proc/self/status", "r");
+	while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+		sscanf(line, "VmSize: %lu", &vmsize);
+		sscanf(line, "VmRSS: %lu", &vmrss);
+	}
+	if (f != NULL)
+		fclose(f);
+	printf("statm agrees with status: %s\n",
+	       size > 0 && size * 4 == vmsize && resident * 4 == vmrss ? "yes" : "no");
+
 	int w = open("/proc/self/maps", O_WRONLY);
 	printf("open maps for writing: %s\n", w < 0 ? strerror(errno) : "succeeded");
 	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);

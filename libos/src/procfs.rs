@@ -4,6 +4,7 @@
 //!
 //! Served locally (for `self`, `thread-self` and the application's own pid):
 //! `/proc/self/maps`, `/proc/self/smaps`, `/proc/self/status`, `/proc/self/stat`,
+//! `/proc/self/statm`,
 //! `/proc/meminfo`, `/proc/cpuinfo`, `/sys/devices/system/cpu/{online,possible,present}`.
 //! Every other path is Linux's (forwarded by the caller).
 //!
@@ -47,6 +48,7 @@ pub enum File {
     Smaps,
     Status,
     Stat,
+    Statm,
     Meminfo,
     Cpuinfo,
     /// `/sys/devices/system/cpu/online`, `possible` and `present` (all the same).
@@ -61,6 +63,7 @@ impl File {
             File::Smaps => "mote:/proc/self/smaps",
             File::Status => "mote:/proc/self/status",
             File::Stat => "mote:/proc/self/stat",
+            File::Statm => "mote:/proc/self/statm",
             File::Meminfo => "mote:/proc/meminfo",
             File::Cpuinfo => "mote:/proc/cpuinfo",
             File::CpuList => "mote:/sys/devices/system/cpu",
@@ -92,6 +95,7 @@ pub fn lookup(pid: u32, path: &[u8]) -> Option<File> {
         b"smaps" => Some(File::Smaps),
         b"status" => Some(File::Status),
         b"stat" => Some(File::Stat),
+        b"statm" => Some(File::Statm),
         _ => None,
     }
 }
@@ -207,6 +211,7 @@ pub fn render<P: Platform>(pr: &Process, p: &P, f: File) -> Vec<u8> {
             let linux = linux_file(p, "/proc/self/stat").unwrap_or_default();
             stat(&String::from_utf8_lossy(&linux), &facts).into_bytes()
         }
+        File::Statm => statm(&facts).into_bytes(),
         File::Meminfo => meminfo(&facts).into_bytes(),
         File::Cpuinfo => {
             let linux = linux_file(p, "/proc/cpuinfo").unwrap_or_default();
@@ -546,6 +551,19 @@ pub fn stat(linux: &str, f: &Facts) -> String {
     format!("{pid}({}) {}\n", f.comm, fields.join(" "))
 }
 
+/// `/proc/self/statm`: size, resident, shared, text, lib (0), data, dirty (0), in
+/// pages.
+pub fn statm(f: &Facts) -> String {
+    let pages = |b: u64| b / PAGE_SIZE;
+    format!(
+        "{} {} 0 {} 0 {} 0\n",
+        pages(f.vm_size),
+        pages(f.vm_rss),
+        pages(f.vm_exe),
+        pages(f.vm_data + f.vm_stk)
+    )
+}
+
 /// `/proc/meminfo`: the partition's memory is the frame pool.
 pub fn meminfo(f: &Facts) -> String {
     let mut out = String::new();
@@ -850,6 +868,12 @@ mod tests {
         assert_eq!(fields[46], "8388608", "start_brk");
         assert_eq!(fields[47], "0", "arg_start is not the proxy's");
         assert_eq!(fields.len(), 52);
+    }
+
+    #[test]
+    fn statm_counts_pages() {
+        assert_eq!(statm(&facts()), "262144 131072 0 256 0 258048 0\n");
+        assert_eq!(lookup(42, b"/proc/self/statm"), Some(File::Statm));
     }
 
     #[test]

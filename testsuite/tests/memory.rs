@@ -153,6 +153,7 @@ fn the_partition_shows_its_own_cores_memory_and_status() {
         "0",
         "{out}"
     );
+    assert_eq!(value(&out, "statm agrees with status:"), "yes", "{out}");
     // The served files behave as Linux's read-only descriptors.
     assert_eq!(
         value(&out, "open maps for writing:"),
