@@ -2,8 +2,13 @@
 //! libos cannot do at CPL3, and the FS base.
 
 use mote_abi::errno::Errno;
-use mote_abi::kcall::{DOORBELL, GIVE_TABLES, MAP, PROTECT, SET_FS, SET_GS, UNMAP};
-use mote_abi::layout::{is_passthrough, PAGE_SIZE, PT_POOL_END, USER_END, USER_START};
+use mote_abi::kcall::{
+    DOORBELL, GIVE_TABLES, MAP, MAP_PAGES_1G, MAP_PAGES_4K, PROTECT, PROT_MASK, SET_FS, SET_GS,
+    UNMAP,
+};
+use mote_abi::layout::{
+    is_passthrough, HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE, PT_POOL_END, USER_END, USER_START,
+};
 use mote_abi::paging::{user_flags, PageTables};
 
 use crate::arch;
@@ -67,9 +72,16 @@ fn map(va: u64, gpa: u64, len: u64, prot: u64) -> Result<usize, Errno> {
     if !(is_passthrough(gpa, len) && gpa.is_multiple_of(PAGE_SIZE)) {
         check_pool(gpa, len)?;
     }
+    let max_page = match prot & (MAP_PAGES_4K | MAP_PAGES_1G) {
+        0 => LARGE_PAGE_SIZE,
+        MAP_PAGES_4K => PAGE_SIZE,
+        MAP_PAGES_1G => HUGE_PAGE_SIZE,
+        _ => return Err(Errno::EINVAL),
+    };
+    let flags = user_flags(prot & PROT_MASK);
     let mut t = TABLES.lock();
     let pml4 = crate::boot().pml4_gpa;
-    PageTables::new(&mut *t, pml4).map(va, gpa, len, user_flags(prot), true)?;
+    PageTables::new(&mut *t, pml4).map_pages(va, gpa, len, flags, max_page)?;
     Ok(0)
 }
 

@@ -57,6 +57,9 @@ pub extern "C" fn handle(f: &mut KFrame) {
         return;
     }
     let cr2 = if f.vector == vector::PF {
+        core_page(arch::current_core())
+            .page_faults
+            .fetch_add(1, Ordering::Relaxed);
         arch::cr2()
     } else {
         0

@@ -426,6 +426,9 @@ impl Process {
                     return Err(ExecErrorKind::Load(LoadError::InterpNotLoadable));
                 }
                 self.map_image(p, &ld, &ip)?;
+                for r in ip.regions() {
+                    self.mm.label(r.start, r.end, path.as_bytes());
+                }
                 (ip.entry, ip.bias)
             }
         };

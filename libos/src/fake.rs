@@ -15,7 +15,8 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use mote_abi::errno::Errno;
-use mote_abi::layout::{LARGE_PAGE_SIZE, PAGE_SIZE, PASSTHROUGH_GPA};
+use mote_abi::kcall::{MAP_PAGES_1G, MAP_PAGES_4K, PROT_MASK};
+use mote_abi::layout::{HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE, PASSTHROUGH_GPA};
 use mote_abi::maplog::{Change, KIND_MAP, KIND_UNMAP};
 use mote_abi::trap::FaultReport;
 use syscalls::Sysno;
@@ -79,6 +80,11 @@ pub struct State {
     pub shared: BTreeMap<u64, (u64, u64, u64)>,
     /// Next free offset in the pass-through window.
     pub shared_next: u64,
+    /// What `page_faults` reports.
+    pub page_faults: u64,
+    /// Size of the page mapping each mapped virtual page (kernel-min's rule: the
+    /// largest size the `map` call's alignment, length and page-size bits allow).
+    pub page_size: BTreeMap<u64, u64>,
 }
 
 /// The fake platform.
@@ -271,9 +277,25 @@ impl Platform for FakePlatform {
         }
         st.table_frames -= need.len() as u64;
         st.tables.extend(need);
-        for i in 0..n {
-            st.pages
-                .insert(va + i * PAGE_SIZE, (gpa + i * PAGE_SIZE, prot));
+        let max = match prot & (MAP_PAGES_4K | MAP_PAGES_1G) {
+            MAP_PAGES_4K => PAGE_SIZE,
+            MAP_PAGES_1G => HUGE_PAGE_SIZE,
+            _ => LARGE_PAGE_SIZE,
+        };
+        let prot = prot & PROT_MASK;
+        let mut off = 0;
+        while off < len {
+            let (v, g) = (va + off, gpa + off);
+            let size = [HUGE_PAGE_SIZE, LARGE_PAGE_SIZE]
+                .into_iter()
+                .find(|&s| s <= max && v.is_multiple_of(s) && g.is_multiple_of(s) && len - off >= s)
+                .unwrap_or(PAGE_SIZE);
+            for i in 0..size / PAGE_SIZE {
+                st.pages
+                    .insert(v + i * PAGE_SIZE, (g + i * PAGE_SIZE, prot));
+                st.page_size.insert(v + i * PAGE_SIZE, size);
+            }
+            off += size;
         }
         Ok(())
     }
@@ -284,6 +306,7 @@ impl Platform for FakePlatform {
         let keys: Vec<u64> = st.pages.range(va..va + len).map(|(&k, _)| k).collect();
         for k in keys {
             st.pages.remove(&k);
+            st.page_size.remove(&k);
         }
         Ok(())
     }
@@ -470,6 +493,24 @@ impl Platform for FakePlatform {
             st.shared.remove(&gpa).is_some(),
             "fake: unshare of unknown object {gpa:#x}"
         );
+    }
+
+    fn page_faults(&self) -> u64 {
+        self.st.borrow().page_faults
+    }
+
+    fn page_sizes(&self, va: u64, len: u64) -> [u64; 3] {
+        let st = self.st.borrow();
+        let mut out = [0; 3];
+        for (_, &size) in st.page_size.range(va..va.saturating_add(len)) {
+            let i = match size {
+                PAGE_SIZE => 0,
+                LARGE_PAGE_SIZE => 1,
+                _ => 2,
+            };
+            out[i] += PAGE_SIZE;
+        }
+        out
     }
 
     fn exit(&self, status: i32) -> ! {

@@ -4,8 +4,8 @@
 //! handed out is known to be zero (guest RAM is a fresh memfd), so it is tracked by a
 //! bump pointer; frames that come back (munmap, brk shrink) go to a free list of
 //! coalesced runs and are reported *dirty* when handed out again, so the caller zeroes
-//! them. Two sizes are served: 4 KiB frames and 2 MiB chunks aligned to 2 MiB (which
-//! kernel-min maps with large pages). Requests are answered with as few physically
+//! them. Three sizes are served: 4 KiB frames, 2 MiB chunks aligned to 2 MiB and
+//! 1 GiB chunks aligned to 1 GiB (which kernel-min maps with large or huge pages). Requests are answered with as few physically
 //! contiguous runs as possible, because every run costs a kernel call to map and a
 //! map-log entry to publish.
 
@@ -13,7 +13,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use mote_abi::errno::Errno;
-use mote_abi::layout::{align_down, align_up, LARGE_PAGE_SIZE, PAGE_SIZE};
+use mote_abi::layout::{align_down, align_up, HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE};
 
 /// Which frames a request wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,13 +22,17 @@ pub enum FrameSize {
     Small,
     /// 2 MiB chunks; every run starts 2 MiB aligned and is a multiple of 2 MiB.
     Large,
+    /// 1 GiB chunks; every run starts 1 GiB aligned and is a multiple of 1 GiB.
+    Huge,
 }
 
 impl FrameSize {
-    fn bytes(self) -> u64 {
+    /// The unit in bytes.
+    pub fn bytes(self) -> u64 {
         match self {
             FrameSize::Small => PAGE_SIZE,
             FrameSize::Large => LARGE_PAGE_SIZE,
+            FrameSize::Huge => HUGE_PAGE_SIZE,
         }
     }
 }
@@ -100,6 +104,18 @@ impl FramePool {
         (self.start, self.end)
     }
 
+    /// Bytes that can still be handed out in chunks of `size` (aligned stretches).
+    pub fn available_in(&self, size: FrameSize) -> u64 {
+        let unit = size.bytes();
+        let chunks_in = |a: u64, l: u64| align_down(a + l, unit).saturating_sub(align_up(a, unit));
+        chunks_in(self.bump, self.end - self.bump)
+            + self
+                .free
+                .iter()
+                .map(|(&a, f)| chunks_in(a, f.len))
+                .sum::<u64>()
+    }
+
     /// Hand out `len` bytes (rounded up to the frame size) as contiguous runs,
     /// preferring a single run. Nothing is taken when the request cannot be met
     /// (`ENOMEM`).
@@ -108,7 +124,7 @@ impl FramePool {
         let len = align_up(len.max(1), unit);
         match size {
             FrameSize::Small => self.alloc_small(len),
-            FrameSize::Large => self.alloc_large(len),
+            FrameSize::Large | FrameSize::Huge => self.alloc_aligned(len, unit),
         }
     }
 
@@ -163,11 +179,11 @@ impl FramePool {
         Ok(runs)
     }
 
-    fn alloc_large(&mut self, len: u64) -> Result<Vec<Run>, Errno> {
+    fn alloc_aligned(&mut self, len: u64, unit: u64) -> Result<Vec<Run>, Errno> {
         // Aligned capacity of each source, so a failing request takes nothing.
         let chunks_in = |a: u64, l: u64| {
-            let s = align_up(a, LARGE_PAGE_SIZE);
-            let e = align_down(a + l, LARGE_PAGE_SIZE);
+            let s = align_up(a, unit);
+            let e = align_down(a + l, unit);
             e.saturating_sub(s)
         };
         let bump_cap = chunks_in(self.bump, self.end - self.bump);
@@ -183,23 +199,19 @@ impl FramePool {
             .min_by_key(|(_, f)| f.len)
             .map(|(&a, _)| a);
         if let Some(a) = best {
-            return Ok(alloc::vec![self.take_free(
-                a,
-                align_up(a, LARGE_PAGE_SIZE),
-                len
-            )]);
+            return Ok(alloc::vec![self.take_free(a, align_up(a, unit), len)]);
         }
         // 2. From never-used memory; the frames skipped for alignment stay free (and
         //    zero).
         if bump_cap >= len {
-            return Ok(alloc::vec![self.take_bump_aligned(len)]);
+            return Ok(alloc::vec![self.take_bump_aligned(len, unit)]);
         }
         // 3. Several runs, largest first.
         let mut runs = Vec::new();
         let mut need = len;
         if bump_cap > 0 {
             let take = bump_cap.min(need);
-            runs.push(self.take_bump_aligned(take));
+            runs.push(self.take_bump_aligned(take, unit));
             need -= take;
         }
         while need > 0 {
@@ -211,7 +223,7 @@ impl FramePool {
                 .expect("capacity was counted");
             debug_assert!(cap > 0);
             let take = cap.min(need);
-            runs.push(self.take_free(a, align_up(a, LARGE_PAGE_SIZE), take));
+            runs.push(self.take_free(a, align_up(a, unit), take));
             need -= take;
         }
         Ok(runs)
@@ -227,8 +239,8 @@ impl FramePool {
         }
     }
 
-    fn take_bump_aligned(&mut self, len: u64) -> Run {
-        let aligned = align_up(self.bump, LARGE_PAGE_SIZE);
+    fn take_bump_aligned(&mut self, len: u64, unit: u64) -> Run {
+        let aligned = align_up(self.bump, unit);
         if aligned > self.bump {
             let (gap, glen) = (self.bump, aligned - self.bump);
             self.bump = aligned;
@@ -350,6 +362,30 @@ mod tests {
         // The skipped frames below 2 MiB are handed out, still known zero.
         let s = p.alloc(PAGE_SIZE, FrameSize::Small).unwrap();
         assert!(s[0].zeroed && s[0].gpa < 2 * MB);
+    }
+
+    #[test]
+    fn huge_chunks_are_gigabyte_aligned_or_enomem() {
+        const GB: u64 = 1 << 30;
+        let mut p = FramePool::new(100 * MB, 2 * GB + 100 * MB);
+        // [1G, 2G) is the only aligned gigabyte.
+        assert_eq!(p.alloc(2 * GB, FrameSize::Huge), Err(Errno::ENOMEM));
+        let r = p.alloc(GB, FrameSize::Huge).unwrap();
+        assert_eq!(
+            r,
+            [Run {
+                gpa: GB,
+                len: GB,
+                zeroed: true
+            }]
+        );
+        assert_eq!(p.alloc(GB, FrameSize::Huge), Err(Errno::ENOMEM));
+        // What was skipped below it is still there, in 2 MiB chunks too.
+        let l = p.alloc(800 * MB, FrameSize::Large).unwrap();
+        assert_eq!(l.iter().map(|r| r.len).sum::<u64>(), 800 * MB);
+        assert!(l.iter().all(|r| r.gpa % LARGE_PAGE_SIZE == 0 && r.zeroed));
+        p.free(GB, GB);
+        assert_eq!(p.alloc(GB, FrameSize::Huge).unwrap()[0].gpa, GB);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod mm;
 pub mod patch;
 pub mod platform;
 pub mod process;
+pub mod procfs;
 pub mod sched;
 pub mod signal;
 pub mod stack;

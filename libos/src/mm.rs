@@ -4,9 +4,15 @@
 //! Memory is never demand-paged: a mapping is backed by frames from the
 //! [`FramePool`] and mapped by kernel-min when it is created, so the application never
 //! takes a page fault in it. Regions of 2 MiB or more are placed 2 MiB aligned and
-//! backed by 2 MiB chunks, which kernel-min maps with large pages. The one exception
-//! is `PROT_NONE` anonymous memory, which is only a reservation (allocators reserve
-//! large ranges that way) and gets frames when `mprotect` makes it accessible.
+//! backed by 2 MiB chunks, which kernel-min maps with large pages. The page size is
+//! a policy (`mote run --page-size`, [`AddressSpace::set_page_size`]): with 4 KiB
+//! kernel-min is told to map small pages only (`kcall::MAP_PAGES_4K`); with 1 GiB,
+//! regions of 1 GiB or more are placed 1 GiB aligned and their aligned gigabytes
+//! backed by 1 GiB chunks when the pool has them (`kcall::MAP_PAGES_1G`), 2 MiB
+//! chunks otherwise. The exceptions are `PROT_NONE` anonymous memory, which is only a
+//! reservation (allocators reserve large ranges that way) and gets frames when
+//! `mprotect` makes it accessible, and the growth of a `MAP_GROWSDOWN` mapping,
+//! which happens, as on Linux, on a fault just below it.
 //!
 //! Two maps describe the space: `vmas` (what the application asked for: range,
 //! protection, kind) and `backing` (which physically contiguous frames are mapped
@@ -44,12 +50,14 @@
 //! reserve, if any, is one read-write VMA starting at the break's page end.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use mote_abi::errno::Errno;
+use mote_abi::kcall::{MAP_PAGES_1G, MAP_PAGES_4K};
 use mote_abi::layout::{
-    align_down, align_up, is_passthrough, LARGE_PAGE_SIZE, PAGE_SIZE, USER_END, USER_MMAP_TOP,
-    USER_START,
+    align_down, align_up, is_passthrough, HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE, USER_END,
+    USER_MMAP_TOP, USER_START,
 };
 use mote_abi::maplog::{Change, KIND_MAP, KIND_UNMAP};
 
@@ -61,6 +69,11 @@ use crate::uapi::mman::*;
 pub const TABLE_GRANT: u64 = LARGE_PAGE_SIZE;
 /// Bound on give-tables-and-retry rounds for one mapping.
 const MAX_TABLE_ROUNDS: usize = 16;
+/// Gap a `MAP_GROWSDOWN` mapping keeps from the mapping below it when it grows
+/// (Linux's default `stack_guard_gap`, 256 pages).
+const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
+/// Largest size a `MAP_GROWSDOWN` mapping grows to (Linux's default `RLIMIT_STACK`).
+const STACK_LIMIT: u64 = 8 << 20;
 /// `MAP_32BIT` window (as Linux's x86_64 `find_start_end`).
 const MAP_32BIT_LO: u64 = 0x4000_0000;
 const MAP_32BIT_HI: u64 = 0x8000_0000;
@@ -114,6 +127,9 @@ pub struct Vma {
     /// Mapped `MAP_SHARED` (anonymous; there is no other process to share with yet,
     /// so it behaves as private memory).
     pub shared: bool,
+    /// Mapped `MAP_GROWSDOWN`: an access just below it extends it downwards
+    /// ([`AddressSpace::page_fault`]).
+    pub growsdown: bool,
 }
 
 impl Vma {
@@ -132,7 +148,7 @@ struct Backing {
 }
 
 /// Something that covers `[key, end)` in a `BTreeMap` and can be cut in two.
-trait Piece: Copy {
+trait Piece {
     fn end(&self, start: u64) -> u64;
     /// Cut at `at`: self keeps `[start, at)`, the result is `[at, end)`.
     fn cut(&mut self, start: u64, at: u64) -> Self;
@@ -163,6 +179,24 @@ impl Piece for Backing {
     }
 }
 
+/// The name `/proc/self/maps` shows for `[key, end)`: the file a mapping came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Label {
+    end: u64,
+    name: Arc<[u8]>,
+}
+
+impl Piece for Label {
+    fn end(&self, _: u64) -> u64 {
+        self.end
+    }
+    fn cut(&mut self, _: u64, at: u64) -> Self {
+        let hi = self.clone();
+        self.end = at;
+        hi
+    }
+}
+
 fn split<T: Piece>(map: &mut BTreeMap<u64, T>, at: u64) {
     let Some((&s, piece)) = map.range_mut(..at).next_back() else {
         return;
@@ -187,6 +221,8 @@ enum Note {
     DontneedFile = 1 << 1,
     DontUnmap = 1 << 2,
     GrowFile = 1 << 3,
+    NoHugeFrames = 1 << 4,
+    OutOfMemory = 1 << 5,
 }
 
 /// The application's address space.
@@ -204,6 +240,11 @@ pub struct AddressSpace {
     noted: u32,
     /// Pass-through objects by guest-physical start: bytes of VMAs still using them.
     shared: BTreeMap<u64, u64>,
+    /// Names of file mappings (`/proc/self/maps`), by start.
+    labels: BTreeMap<u64, Label>,
+    /// Page size for anonymous memory, heap, stacks and private file copies
+    /// (`BootInfo::page_size`, `mote run --page-size`): 4 KiB, 2 MiB or 1 GiB.
+    page_size: u64,
 }
 
 impl AddressSpace {
@@ -219,7 +260,74 @@ impl AddressSpace {
             tables_given: 0,
             noted: 0,
             shared: BTreeMap::new(),
+            page_size: LARGE_PAGE_SIZE,
+            labels: BTreeMap::new(),
         }
+    }
+
+    /// Name `[start, end)` (a mapping's range) for `/proc/self/maps`: the path of
+    /// the file it maps. Removed with the mapping, moved with it by `mremap`.
+    pub fn label(&mut self, start: u64, end: u64, name: &[u8]) {
+        self.unlabel(start, end);
+        self.labels.insert(
+            start,
+            Label {
+                end,
+                name: name.into(),
+            },
+        );
+    }
+
+    /// The name of the mapping at `va`, if it has one.
+    pub fn label_at(&self, va: u64) -> Option<&[u8]> {
+        self.labels
+            .range(..=va)
+            .next_back()
+            .filter(|(_, l)| l.end > va)
+            .map(|(_, l)| &l.name[..])
+    }
+
+    fn unlabel(&mut self, start: u64, end: u64) {
+        split(&mut self.labels, start);
+        split(&mut self.labels, end);
+        let keys: Vec<u64> = self.labels.range(start..end).map(|(&s, _)| s).collect();
+        for k in keys {
+            self.labels.remove(&k);
+        }
+    }
+
+    /// Back memory with pages of `size` (4 KiB, 2 MiB or 1 GiB; anything else is
+    /// the default, 2 MiB). With 1 GiB pages, a mapping of 1 GiB or more is placed
+    /// 1 GiB aligned and its aligned gigabytes get 1 GiB frames when the pool has
+    /// them (2 MiB frames otherwise, said once).
+    pub fn set_page_size(&mut self, size: u64) {
+        self.page_size = match size {
+            PAGE_SIZE | HUGE_PAGE_SIZE => size,
+            _ => LARGE_PAGE_SIZE,
+        };
+    }
+
+    /// The page-size policy in bytes.
+    pub fn page_size(&self) -> u64 {
+        self.page_size
+    }
+
+    /// Alignment for a new mapping of `len` bytes placed by libos: large mappings
+    /// start where large pages can map them.
+    fn placement_align(&self, len: u64) -> u64 {
+        if self.page_size == HUGE_PAGE_SIZE && len >= HUGE_PAGE_SIZE {
+            HUGE_PAGE_SIZE
+        } else if len >= LARGE_PAGE_SIZE {
+            LARGE_PAGE_SIZE
+        } else {
+            PAGE_SIZE
+        }
+    }
+
+    /// Bytes of `[va, va+len)` mapped by 4 KiB, 2 MiB and 1 GiB pages (asked of
+    /// the page tables themselves: `/proc/self/smaps`).
+    pub fn page_sizes<P: Platform>(&self, p: &P, va: u64, len: u64) -> [u64; 3] {
+        p.page_sizes(va, len)
     }
 
     /// Start-up: give kernel-min its first page-table frames.
@@ -273,6 +381,14 @@ impl AddressSpace {
             .map(|(&s, b)| b.gpa + (va - s))
     }
 
+    /// Bytes of `[start, end)` backed by memory.
+    pub fn backed_bytes(&self, start: u64, end: u64) -> u64 {
+        self.backed_in(start, end)
+            .iter()
+            .map(|&(_, len, _)| len)
+            .sum()
+    }
+
     /// Check that the application may read (and, with `write`, write) `[va, va+len)`,
     /// so libos can access it on its behalf without faulting: `EFAULT` otherwise.
     pub fn check_access(&self, va: u64, len: u64, write: bool) -> Result<(), Errno> {
@@ -299,6 +415,11 @@ impl AddressSpace {
         self.brk_start = va;
         self.brk = va;
         self.heap_dirty = va;
+    }
+
+    /// Where brk started.
+    pub fn brk_start(&self) -> u64 {
+        self.brk_start
     }
 
     /// Current brk.
@@ -480,10 +601,10 @@ impl AddressSpace {
             if hint >= USER_START && hint <= USER_END - len && self.is_free(hint, hint + len) {
                 hint
             } else {
-                let align = if len >= LARGE_PAGE_SIZE || flags & MAP_HUGETLB != 0 {
-                    LARGE_PAGE_SIZE
+                let align = if flags & MAP_HUGETLB != 0 {
+                    self.placement_align(len).max(LARGE_PAGE_SIZE)
                 } else {
-                    PAGE_SIZE
+                    self.placement_align(len)
                 };
                 let (lo, hi) = if flags & MAP_32BIT != 0 {
                     (MAP_32BIT_LO, MAP_32BIT_HI)
@@ -499,7 +620,13 @@ impl AddressSpace {
             if fixed {
                 self.remove_range(p, start, end);
             }
-            self.map_new(p, start, end, prot, VmaKind::Anon, shared)?;
+            if let Err(e) = self.map_new(p, start, end, prot, VmaKind::Anon, shared) {
+                self.note_oom(p, e, len);
+                return Err(e);
+            }
+            if flags & MAP_GROWSDOWN != 0 {
+                self.set_growsdown(start, end);
+            }
         } else if shared {
             if fixed {
                 self.remove_range(p, start, end);
@@ -519,6 +646,11 @@ impl AddressSpace {
             }
             if prot != PROT_READ | PROT_WRITE {
                 self.change_prot(p, start, end, prot)?;
+            }
+        }
+        if !anon {
+            if let Some(name) = fd_path(p, fd) {
+                self.label(start, end, &name);
             }
         }
         Ok(start)
@@ -588,6 +720,7 @@ impl AddressSpace {
                     may_write: m.may_write,
                 },
                 shared: true,
+                growsdown: false,
             },
         );
         // The proxy may hand out the same start again (another mapping of the same
@@ -603,7 +736,7 @@ impl AddressSpace {
     /// `SIGBUS`. Every other fault is the exception's own (`SIGSEGV`).
     pub fn page_fault<P: Platform>(&mut self, p: &P, addr: u64) -> Fault {
         let Some((_, &v)) = self.vma_at(addr) else {
-            return Fault::Default;
+            return self.grow_down(p, addr);
         };
         let VmaKind::Passthrough { gpa, va, .. } = v.kind else {
             return Fault::Default;
@@ -628,6 +761,64 @@ impl AddressSpace {
         );
         p.publish(change(KIND_MAP, page, PAGE_SIZE, pgpa));
         Fault::Retry
+    }
+
+    /// An access at `addr`, outside every VMA, just below a `MAP_GROWSDOWN` one:
+    /// extend that VMA down to `addr`'s page (backed like the rest of it), as Linux's
+    /// `expand_stack` does, if the new start keeps `STACK_GUARD_GAP` from the VMA
+    /// below and the whole stays within `STACK_LIMIT`.
+    fn grow_down<P: Platform>(&mut self, p: &P, addr: u64) -> Fault {
+        let page = align_down(addr, PAGE_SIZE);
+        let Some((&start, &v)) = self.vmas.range(addr..).next() else {
+            return Fault::Default;
+        };
+        if !v.growsdown || v.end - page > STACK_LIMIT || page < USER_START {
+            return Fault::Default;
+        }
+        let below = self
+            .vmas
+            .range(..start)
+            .next_back()
+            .map_or(0, |(_, b)| b.end);
+        if below.saturating_add(STACK_GUARD_GAP) > page {
+            return Fault::Default;
+        }
+        if self
+            .map_new(p, page, start, v.prot, v.kind, v.shared)
+            .is_err()
+        {
+            return Fault::Signal(crate::uapi::signal::SIGSEGV);
+        }
+        self.set_growsdown(page, start);
+        Fault::Retry
+    }
+
+    /// Mark the VMAs in `[start, end)` `MAP_GROWSDOWN`.
+    fn set_growsdown(&mut self, start: u64, end: u64) {
+        split(&mut self.vmas, start);
+        split(&mut self.vmas, end);
+        for (_, v) in self.vmas.range_mut(start..end) {
+            v.growsdown = true;
+        }
+        self.merge_around(start, end);
+    }
+
+    /// A mapping of `len` bytes failed for want of memory: say so once, with the fix.
+    fn note_oom<P: Platform>(&mut self, p: &P, e: Errno, len: u64) {
+        if e != Errno::ENOMEM || self.noted & Note::OutOfMemory as u32 != 0 {
+            return;
+        }
+        let free = self.frames.available() >> 20;
+        let (start, end) = self.frames.range();
+        self.note(
+            p,
+            Note::OutOfMemory,
+            &alloc::format!(
+                "out of partition memory: a mapping of {} MiB does not fit in the {free} MiB left of {} MiB; the application gets ENOMEM (give the partition more with mote run --mem)",
+                len.div_ceil(1 << 20),
+                (end - start) >> 20
+            ),
+        );
     }
 
     // ---------------------------------------------------------------- munmap
@@ -678,7 +869,11 @@ impl AddressSpace {
         if grows != 0 {
             // Only the stack grows down; extend to the start of its VMA as Linux does.
             match self.vma_at(start) {
-                Some((s, v)) if grows == PROT_GROWSDOWN && v.kind == VmaKind::Stack => start = s,
+                Some((s, v))
+                    if grows == PROT_GROWSDOWN && (v.kind == VmaKind::Stack || v.growsdown) =>
+                {
+                    start = s
+                }
                 _ => return Err(Errno::EINVAL),
             }
         }
@@ -722,14 +917,6 @@ impl AddressSpace {
         if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 && flags & MREMAP_MAYMOVE == 0 {
             return Err(Errno::EINVAL);
         }
-        if flags & MREMAP_DONTUNMAP != 0 {
-            self.note(
-                p,
-                Note::DontUnmap,
-                "mremap: MREMAP_DONTUNMAP is not supported yet; returning EINVAL",
-            );
-            return Err(Errno::EINVAL);
-        }
         let old_len = page_len(old_len).map_err(|_| Errno::EINVAL)?;
         let new_len = page_len(new_len).map_err(|_| Errno::EINVAL)?;
         if new_len == 0 || old_len == 0 {
@@ -754,6 +941,10 @@ impl AddressSpace {
                 "mremap: moving or growing a shared file mapping is not supported yet; returning EINVAL",
             );
             return Err(Errno::EINVAL);
+        }
+
+        if flags & MREMAP_DONTUNMAP != 0 {
+            return self.move_dont_unmap(p, old, old_len, new_len, flags, new_addr, vma);
         }
 
         if flags & MREMAP_FIXED != 0 {
@@ -796,15 +987,68 @@ impl AddressSpace {
         if flags & MREMAP_MAYMOVE == 0 {
             return Err(Errno::ENOMEM);
         }
-        let align = if new_len >= LARGE_PAGE_SIZE {
-            LARGE_PAGE_SIZE
-        } else {
-            PAGE_SIZE
-        };
+        let align = self.placement_align(new_len);
         let to = self
             .find_free(new_len, align, USER_START, USER_MMAP_TOP)
             .ok_or(Errno::ENOMEM)?;
         self.move_range(p, old, old_len, to, new_len, vma)?;
+        Ok(to)
+    }
+
+    /// `mremap` with `MREMAP_DONTUNMAP`: the pages move to a new range (`new_addr`
+    /// with `MREMAP_FIXED`), and the old range stays mapped, reading zero from then
+    /// on, as Linux leaves a private anonymous mapping. Like Linux, only private
+    /// anonymous memory, and the length cannot change.
+    #[allow(clippy::too_many_arguments)]
+    fn move_dont_unmap<P: Platform>(
+        &mut self,
+        p: &P,
+        old: u64,
+        len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+        vma: Vma,
+    ) -> Result<u64, Errno> {
+        let anon = matches!(vma.kind, VmaKind::Anon | VmaKind::Heap | VmaKind::Stack);
+        if new_len != len || !anon || vma.shared {
+            if !anon {
+                self.note(
+                    p,
+                    Note::DontUnmap,
+                    "mremap: MREMAP_DONTUNMAP of a file mapping is not supported yet; returning EINVAL",
+                );
+            }
+            return Err(Errno::EINVAL);
+        }
+        let to = if flags & MREMAP_FIXED != 0 {
+            if !new_addr.is_multiple_of(PAGE_SIZE) || new_addr > USER_END - len {
+                return Err(Errno::EINVAL);
+            }
+            if new_addr < USER_START {
+                return Err(Errno::EPERM);
+            }
+            if new_addr < old + len && old < new_addr + len {
+                return Err(Errno::EINVAL);
+            }
+            self.remove_range(p, new_addr, new_addr + len);
+            new_addr
+        } else {
+            let align = self.placement_align(len);
+            self.find_free(len, align, USER_START, USER_MMAP_TOP)
+                .ok_or(Errno::ENOMEM)?
+        };
+        self.move_range(p, old, len, to, len, vma)?;
+        // Fresh zeroed memory where the pages were; without memory for it, the
+        // pages go back and nothing changed.
+        if let Err(e) = self.map_new(p, old, old + len, vma.prot, vma.kind, false) {
+            let moved = Vma {
+                end: to + len,
+                ..vma
+            };
+            self.move_range(p, to, len, old, len, moved)?;
+            return Err(e);
+        }
         Ok(to)
     }
 
@@ -850,6 +1094,19 @@ impl AddressSpace {
             }
             p.publish(change(KIND_MAP, va, b.len, b.gpa));
             done.push((va, b));
+        }
+        // The name goes along.
+        split(&mut self.labels, old);
+        split(&mut self.labels, old + len);
+        let moved: Vec<(u64, Label)> = self
+            .labels
+            .range(old..old + len)
+            .map(|(&s, l)| (s, l.clone()))
+            .collect();
+        self.unlabel(old, old + len);
+        for (s, l) in moved {
+            let end = to + (l.end - old);
+            self.labels.insert(to + (s - old), Label { end, ..l });
         }
         // Drop the old range without freeing its frames: they live on at `to`.
         split(&mut self.vmas, old);
@@ -1050,6 +1307,7 @@ impl AddressSpace {
                 prot,
                 kind,
                 shared,
+                growsdown: false,
             },
         );
         if prot != PROT_NONE {
@@ -1131,23 +1389,50 @@ impl AddressSpace {
         prot: u64,
         mapped: &mut Vec<(u64, Backing)>,
     ) -> Result<(), Errno> {
-        let ms = align_up(s, LARGE_PAGE_SIZE);
-        let me = align_down(e, LARGE_PAGE_SIZE);
-        let mut pieces: Vec<(u64, u64, FrameSize)> = Vec::new();
-        if ms < me {
-            if s < ms {
-                pieces.push((s, ms, FrameSize::Small));
-            }
-            pieces.push((ms, me, FrameSize::Large));
-            if me < e {
-                pieces.push((me, e, FrameSize::Small));
-            }
-        } else {
-            pieces.push((s, e, FrameSize::Small));
+        // The aligned middle of each size the policy allows, largest first; the
+        // ends in the next smaller size.
+        let sizes: &[FrameSize] = match self.page_size {
+            PAGE_SIZE => &[],
+            HUGE_PAGE_SIZE => &[FrameSize::Huge, FrameSize::Large],
+            _ => &[FrameSize::Large],
+        };
+        let mut pieces: Vec<(u64, u64, FrameSize)> = alloc::vec![(s, e, FrameSize::Small)];
+        for &size in sizes {
+            let unit = size.bytes();
+            pieces = pieces
+                .into_iter()
+                .flat_map(|(ps, pe, cur)| {
+                    let (ms, me) = (align_up(ps, unit), align_down(pe, unit));
+                    if cur != FrameSize::Small || ms >= me {
+                        return alloc::vec![(ps, pe, cur)];
+                    }
+                    let mut v = Vec::new();
+                    if ps < ms {
+                        v.push((ps, ms, FrameSize::Small));
+                    }
+                    v.push((ms, me, size));
+                    if me < pe {
+                        v.push((me, pe, FrameSize::Small));
+                    }
+                    v
+                })
+                .collect();
         }
         for (ps, pe, size) in pieces {
             let runs = match self.frames.alloc(pe - ps, size) {
                 Ok(r) => r,
+                // No aligned gigabyte left: 2 MiB chunks, else 4 KiB frames.
+                Err(_) if size == FrameSize::Huge => {
+                    self.note(
+                        p,
+                        Note::NoHugeFrames,
+                        "--page-size 1g: the partition's memory has no free 1 GiB-aligned gigabyte for this mapping; using 2 MiB pages (a larger --mem leaves room)",
+                    );
+                    match self.frames.alloc(pe - ps, FrameSize::Large) {
+                        Ok(r) => r,
+                        Err(_) => self.frames.alloc(pe - ps, FrameSize::Small)?,
+                    }
+                }
                 // Fragmented: fall back to 4 KiB frames.
                 Err(_) if size == FrameSize::Large => {
                     self.frames.alloc(pe - ps, FrameSize::Small)?
@@ -1201,8 +1486,13 @@ impl AddressSpace {
         len: u64,
         prot: u64,
     ) -> Result<(), Errno> {
+        let pages = match self.page_size {
+            PAGE_SIZE => MAP_PAGES_4K,
+            HUGE_PAGE_SIZE => MAP_PAGES_1G,
+            _ => 0,
+        };
         for _ in 0..MAX_TABLE_ROUNDS {
-            match p.map(va, gpa, len, prot) {
+            match p.map(va, gpa, len, prot | pages) {
                 Err(Errno::ENOMEM) => {
                     // A partly done map must not leave pages behind for the retry.
                     let _ = p.unmap(va, len);
@@ -1252,6 +1542,7 @@ impl AddressSpace {
         } else {
             end
         };
+        self.unlabel(start, end);
         split(&mut self.vmas, start);
         split(&mut self.vmas, end);
         split(&mut self.backing, start);
@@ -1376,7 +1667,8 @@ impl AddressSpace {
                 ) && prev.end == k
                     && prev.prot == v.prot
                     && prev.kind == v.kind
-                    && prev.shared == v.shared;
+                    && prev.shared == v.shared
+                    && prev.growsdown == v.growsdown;
                 if mergeable {
                     self.vmas.remove(&k);
                     self.vmas.get_mut(&c).expect("present").end = v.end;
@@ -1416,6 +1708,13 @@ impl AddressSpace {
                 let (_, v) = self.vma_containing(at).expect("backing lies inside VMAs");
                 at = v.end;
             }
+        }
+        for (&s, l) in &self.labels {
+            assert!(s < l.end, "labels are not empty");
+            assert!(
+                self.vma_containing(s).is_some(),
+                "a label at {s:#x} outlived its mapping"
+            );
         }
         let mut shared: BTreeMap<u64, u64> = BTreeMap::new();
         for (&s, v) in &self.vmas {
@@ -1484,6 +1783,29 @@ fn coalesce(pieces: &[(u64, u64, u64)]) -> Vec<(u64, u64)> {
 
 fn change(kind: u64, va: u64, len: u64, gpa: u64) -> Change {
     Change { kind, va, len, gpa }
+}
+
+/// The path Linux has for descriptor `fd` (`readlink /proc/self/fd/N`), if any.
+fn fd_path<P: Platform>(p: &P, fd: u64) -> Option<Vec<u8>> {
+    let mut link = alloc::format!("/proc/self/fd/{}", fd as i32).into_bytes();
+    link.push(0);
+    let mut buf = alloc::vec![0u8; 4096];
+    // The proxy writes the link's text into `buf` (unified address space).
+    let r = p.forward(
+        syscalls::Sysno::readlinkat as u64,
+        [
+            crate::uapi::fcntl::AT_FDCWD,
+            p.addr_of(&link),
+            buf.as_mut_ptr() as u64,
+            buf.len() as u64,
+            0,
+            0,
+        ],
+    );
+    (r > 0 && (r as usize) < buf.len()).then(|| {
+        buf.truncate(r as usize);
+        buf
+    })
 }
 
 /// Fill mapped, writable user memory `[va, va+len)` with the file's bytes from `off`
@@ -1695,6 +2017,212 @@ mod tests {
         assert_eq!((va, len), (a, 4 * MB));
         assert_eq!(gpa % LARGE_PAGE_SIZE, 0);
         assert_eq!(maps.len(), 2);
+    }
+
+    fn map_calls(p: &FakePlatform) -> Vec<(u64, u64, u64, u64)> {
+        p.take_calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                KCall::Map { va, gpa, len, prot } => Some((va, gpa, len, prot)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn page_size_4k_maps_with_small_pages_only() {
+        let (mut mm, p) = setup(64 * MB);
+        mm.set_page_size(PAGE_SIZE);
+        p.take_calls();
+        let a = anon(&mut mm, &p, 0, 6 * MB, ANON).unwrap();
+        let maps = map_calls(&p);
+        assert!(!maps.is_empty());
+        assert!(maps.iter().all(|m| m.3 & MAP_PAGES_4K != 0), "{maps:x?}");
+        assert_eq!(p.page_sizes(a, 6 * MB), [6 * MB, 0, 0]);
+        assert_eq!(mm.page_sizes(&p, a, 6 * MB), [6 * MB, 0, 0]);
+    }
+
+    #[test]
+    fn page_size_2m_is_the_default_and_maps_large_pages() {
+        let (mut mm, p) = setup(64 * MB);
+        assert_eq!(mm.page_size(), LARGE_PAGE_SIZE);
+        let a = anon(&mut mm, &p, 0, 6 * MB, ANON).unwrap();
+        assert_eq!(p.page_sizes(a, 6 * MB), [0, 6 * MB, 0]);
+        assert!(map_calls(&p)
+            .iter()
+            .all(|m| m.3 & (MAP_PAGES_4K | MAP_PAGES_1G) == 0));
+    }
+
+    #[test]
+    fn page_size_1g_places_and_backs_a_gigabyte_with_one_huge_page() {
+        const GB: u64 = 1 << 30;
+        let p = FakePlatform::new();
+        // The pool spans [16M, 16M + 2G + 64M): one aligned gigabyte, [1G, 2G).
+        let mut mm = AddressSpace::new(FramePool::new(16 * MB, 16 * MB + 2 * GB + 64 * MB));
+        mm.init(&p).unwrap();
+        mm.set_page_size(HUGE_PAGE_SIZE);
+        anon(&mut mm, &p, 0, PAGE_SIZE, ANON).unwrap(); // disturb the alignment
+        p.take_calls();
+        let a = anon(&mut mm, &p, 0, GB + 4 * MB, ANON).unwrap();
+        assert_eq!(a % GB, 0, "placed 1 GiB aligned");
+        let maps = map_calls(&p);
+        assert_eq!(maps[0].0, a);
+        assert_eq!(
+            (maps[0].1, maps[0].2),
+            (GB, GB),
+            "one aligned gigabyte of frames"
+        );
+        assert!(maps[0].3 & MAP_PAGES_1G != 0);
+        assert_eq!(p.page_sizes(a, GB + 4 * MB), [0, 4 * MB, GB]);
+        assert!(p.st.borrow().logs.is_empty());
+        // No aligned gigabyte is left: 2 MiB pages, said once.
+        let c = anon(&mut mm, &p, 0, GB, ANON).unwrap();
+        assert_eq!(c % GB, 0);
+        assert_eq!(p.page_sizes(c, GB), [0, GB, 0]);
+        let logs = p.st.borrow().logs.clone();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert!(logs[0].contains("--page-size 1g"), "{logs:?}");
+        assert_eq!(anon(&mut mm, &p, 0, GB, ANON), Err(Errno::ENOMEM));
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn out_of_memory_is_enomem_with_one_message_naming_mem() {
+        let (mut mm, p) = setup(16 * MB);
+        assert_eq!(anon(&mut mm, &p, 0, 64 * MB, ANON), Err(Errno::ENOMEM));
+        assert_eq!(anon(&mut mm, &p, 0, 32 * MB, ANON), Err(Errno::ENOMEM));
+        let logs = p.st.borrow().logs.clone();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert!(
+            logs[0].contains("--mem") && logs[0].contains("64 MiB"),
+            "{logs:?}"
+        );
+        // Nothing was taken: what fits still maps.
+        assert!(anon(&mut mm, &p, 0, 8 * MB, ANON).is_ok());
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn populate_noreserve_and_stack_flags_map_memory_at_once() {
+        let (mut mm, p) = setup(64 * MB);
+        for f in [MAP_POPULATE, MAP_NORESERVE, MAP_STACK, MAP_LOCKED] {
+            let a = anon(&mut mm, &p, 0, 3 * PAGE_SIZE, ANON | f).unwrap();
+            for i in 0..3 {
+                assert!(p.mapping(a + i * PAGE_SIZE).is_some(), "flag {f:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn growsdown_mapping_grows_on_a_fault_just_below_it() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * PAGE_SIZE, ANON | MAP_GROWSDOWN).unwrap();
+        assert!(mm.vma_at(a).unwrap().1.growsdown);
+        // A fault two pages below: the VMA grows down to that page, backed.
+        assert_eq!(mm.page_fault(&p, a - 2 * PAGE_SIZE + 8), Fault::Retry);
+        let (s, v) = mm.vma_at(a).unwrap();
+        assert_eq!((s, v.end), (a - 2 * PAGE_SIZE, a + 4 * PAGE_SIZE));
+        assert!(v.growsdown);
+        assert!(p.mapping(a - 2 * PAGE_SIZE).is_some());
+        // Not beyond the stack limit, nor for an ordinary mapping.
+        assert_eq!(mm.page_fault(&p, a - 9 * MB), Fault::Default);
+        let b = anon(&mut mm, &p, 0, PAGE_SIZE, ANON).unwrap();
+        assert_eq!(mm.page_fault(&p, b - PAGE_SIZE), Fault::Default);
+        // Not into the guard gap above another mapping.
+        let c = anon(&mut mm, &p, 0, PAGE_SIZE, ANON).unwrap();
+        let d = mm
+            .mmap(
+                &p,
+                c + 2 * PAGE_SIZE,
+                PAGE_SIZE,
+                RW,
+                ANON | MAP_GROWSDOWN | MAP_FIXED,
+                u64::MAX,
+                0,
+            )
+            .unwrap();
+        assert_eq!(mm.page_fault(&p, d - PAGE_SIZE), Fault::Default);
+        // mprotect with PROT_GROWSDOWN reaches the start of a growsdown VMA.
+        assert_eq!(
+            mm.mprotect(&p, a, PAGE_SIZE, PROT_READ | PROT_GROWSDOWN),
+            Ok(())
+        );
+        assert_eq!(mm.vma_at(a - 2 * PAGE_SIZE).unwrap().1.prot, PROT_READ);
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn mremap_dontunmap_moves_the_pages_and_leaves_zero_memory_behind() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * PAGE_SIZE, ANON).unwrap();
+        p.poke(a + PAGE_SIZE, b"moved");
+        let dontunmap = MREMAP_MAYMOVE | MREMAP_DONTUNMAP;
+        let to = mm
+            .mremap(&p, a, 4 * PAGE_SIZE, 4 * PAGE_SIZE, dontunmap, 0)
+            .unwrap();
+        assert_ne!(to, a);
+        assert_eq!(p.peek(to + PAGE_SIZE, 5), b"moved");
+        assert_eq!(p.peek(a + PAGE_SIZE, 5), [0; 5], "the old range reads zero");
+        assert_eq!(mm.vma_at(a).unwrap().1.prot, RW);
+        // To a fixed place; a changed length or a missing MAYMOVE is EINVAL.
+        let b = anon(&mut mm, &p, 0, 64 * PAGE_SIZE, ANON).unwrap();
+        assert_eq!(
+            mm.mremap(
+                &p,
+                to,
+                4 * PAGE_SIZE,
+                4 * PAGE_SIZE,
+                dontunmap | MREMAP_FIXED,
+                b
+            ),
+            Ok(b)
+        );
+        assert_eq!(p.peek(b + PAGE_SIZE, 5), b"moved");
+        assert_eq!(
+            mm.mremap(&p, b, 4 * PAGE_SIZE, 8 * PAGE_SIZE, dontunmap, 0),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            mm.mremap(&p, b, 4 * PAGE_SIZE, 4 * PAGE_SIZE, MREMAP_DONTUNMAP, 0),
+            Err(Errno::EINVAL)
+        );
+        mm.assert_invariants();
+        p.assert_mirror_matches();
+    }
+
+    #[test]
+    fn labels_follow_their_mapping_through_munmap_and_mremap() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 8 * PAGE_SIZE, ANON).unwrap();
+        mm.label(a, a + 8 * PAGE_SIZE, b"/lib/x.so");
+        mm.munmap(&p, a + 2 * PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert_eq!(mm.label_at(a), Some(&b"/lib/x.so"[..]));
+        assert_eq!(mm.label_at(a + 2 * PAGE_SIZE), None);
+        assert_eq!(mm.label_at(a + 3 * PAGE_SIZE), Some(&b"/lib/x.so"[..]));
+        // Moving the tail takes its name along.
+        let to = mm
+            .mremap(
+                &p,
+                a + 4 * PAGE_SIZE,
+                4 * PAGE_SIZE,
+                16 * PAGE_SIZE,
+                MREMAP_MAYMOVE | MREMAP_FIXED,
+                a - 64 * PAGE_SIZE,
+            )
+            .unwrap();
+        assert_eq!(to, a - 64 * PAGE_SIZE);
+        assert_eq!(mm.label_at(a + 4 * PAGE_SIZE), None);
+        assert_eq!(mm.label_at(to + PAGE_SIZE), Some(&b"/lib/x.so"[..]));
+        assert_eq!(
+            mm.label_at(to + 4 * PAGE_SIZE),
+            None,
+            "the grown part is new"
+        );
+        mm.assert_invariants();
+        // Mapping over it removes the name.
+        anon(&mut mm, &p, a, PAGE_SIZE, ANON | MAP_FIXED).unwrap();
+        assert_eq!(mm.label_at(a), None);
+        mm.assert_invariants();
     }
 
     #[test]
@@ -2233,7 +2761,17 @@ mod tests {
 
     #[test]
     fn random_operations_keep_the_invariants() {
+        random_operations(LARGE_PAGE_SIZE);
+    }
+
+    #[test]
+    fn random_operations_keep_the_invariants_with_4k_pages() {
+        random_operations(PAGE_SIZE);
+    }
+
+    fn random_operations(page_size: u64) {
         let (mut mm, p) = setup(96 * MB);
+        mm.set_page_size(page_size);
         mm.set_brk_start(0x40_0000);
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut rnd = |n: u64| {
@@ -2276,9 +2814,18 @@ mod tests {
                     .map(|a| fresh(&mm, a)),
                 2 => mm.munmap(&p, va, len),
                 3 => mm.mprotect(&p, va, len, prot),
-                4 => mm
-                    .mremap(&p, va, len, (1 + rnd(40)) * PAGE_SIZE, MREMAP_MAYMOVE, 0)
+                4 if rnd(3) == 0 => mm
+                    .mremap(&p, va, len, len, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0)
                     .map(|_| ()),
+                4 => {
+                    if let Some((s, v)) = mm.vma_at(va).map(|(s, v)| (s, *v)) {
+                        if rnd(2) == 0 {
+                            mm.label(s, v.end, b"/some/file");
+                        }
+                    }
+                    mm.mremap(&p, va, len, (1 + rnd(40)) * PAGE_SIZE, MREMAP_MAYMOVE, 0)
+                        .map(|_| ())
+                }
                 5 => mm.madvise(&p, va, len, MADV_DONTNEED),
                 7 if rnd(2) == 0 => {
                     // A shared file mapping, partly beyond the file's end.
@@ -2299,8 +2846,16 @@ mod tests {
                     }
                     Ok(())
                 }
-                _ => mm.mmap(&p, va, len, prot, ANON, u64::MAX, 0).map(|_| ()),
+                _ => {
+                    let grows = if rnd(4) == 0 { MAP_GROWSDOWN } else { 0 };
+                    mm.mmap(&p, va, len, prot, ANON | grows, u64::MAX, 0)
+                        .map(|_| ())
+                }
             };
+            if rnd(16) == 0 {
+                // An access below some mapping: grows it if it is MAP_GROWSDOWN.
+                let _ = mm.page_fault(&p, va.saturating_sub(PAGE_SIZE));
+            }
             mm.assert_invariants();
         }
         p.assert_mirror_matches();

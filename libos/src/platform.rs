@@ -75,6 +75,12 @@ pub trait Platform {
     /// Bytes of the pass-through object at `gpa` that lie before its file's end
     /// now (`Op::SharedLen`): the file may have grown since it was mapped.
     fn shared_len(&self, gpa: u64) -> u64;
+    /// Page faults kernel-min has taken on the partition's cores so far
+    /// (`ikc::CorePage::page_faults`, summed).
+    fn page_faults(&self) -> u64;
+    /// Bytes of user `[va, va+len)` mapped by 4 KiB, 2 MiB and 1 GiB pages, as the
+    /// page tables hold them now (`Op::PageSizes`).
+    fn page_sizes(&self, va: u64, len: u64) -> [u64; 3];
 }
 
 /// A pass-through object the proxy made for a shared file or device mapping.

@@ -54,14 +54,20 @@ pub struct Process {
     pub patcher: crate::patch::Patcher,
     /// Log decisions that are normal (e.g. `rseq` refused) too.
     pub debug: bool,
+    /// LWK cores of the partition, numbered `0..ncores` inside it.
+    pub ncores: u32,
+    /// Live threads, as the runtime's thread layer last said.
+    pub threads: usize,
     logged: BTreeSet<u64>,
 }
 
 impl Process {
     /// The process of a partition, before anything is loaded.
     pub fn new(boot: &BootInfo) -> Self {
+        let mut mm = AddressSpace::new(FramePool::from_boot(boot));
+        mm.set_page_size(boot.page_size);
         Process {
-            mm: AddressSpace::new(FramePool::from_boot(boot)),
+            mm,
             pid: boot.pid,
             signals: Signals::default(),
             robust_list: (0, 0),
@@ -76,6 +82,8 @@ impl Process {
             exe: alloc::vec::Vec::new(),
             pending_entry: None,
             debug: boot.flags & BOOT_F_DEBUG != 0,
+            ncores: boot.ncores.max(1),
+            threads: 1,
             logged: BTreeSet::new(),
         }
     }
@@ -83,6 +91,11 @@ impl Process {
     /// The calling thread's id (only the main thread exists so far).
     pub fn tid(&self) -> u32 {
         self.pid
+    }
+
+    /// Threads of the process (`/proc/self/status`).
+    pub fn thread_count(&self) -> usize {
+        self.threads.max(1)
     }
 
     /// Log `msg()` the first time `key` (a system call number, usually) asks.

@@ -124,6 +124,31 @@ impl PhysMem for BootTables<'_> {
     }
 }
 
+/// The partition's live page tables, read only (kernel-min edits them).
+struct LiveTables<'g>(&'g GuestMem);
+
+impl PhysMem for LiveTables<'_> {
+    fn read(&self, pa: u64) -> u64 {
+        if pa + 8 > self.0.size() {
+            return 0;
+        }
+        self.0.read_u64(pa)
+    }
+    fn write(&mut self, _pa: u64, _v: u64) {
+        unreachable!("the proxy only reads the live page tables")
+    }
+    fn alloc_table(&mut self) -> Option<u64> {
+        None
+    }
+}
+
+/// `ikc::Op::PageSizes`: bytes of `[va, va+len)` mapped by 4 KiB, 2 MiB and 1 GiB
+/// pages in the partition's page tables (rooted where the boot tables put it).
+pub fn page_sizes(guest: &GuestMem, va: u64, len: u64) -> [u64; 3] {
+    let mut mem = LiveTables(guest);
+    PageTables::new(&mut mem, PT_POOL_GPA).page_sizes(va, len)
+}
+
 /// Build the boot page tables; returns (pml4, next free pool page).
 pub fn build_page_tables(guest: &GuestMem, runtime_gpa: u64) -> Result<(u64, u64), BootError> {
     let mut mem = BootTables {

@@ -69,6 +69,11 @@ pub struct RunArgs {
     /// Partition memory (512M, 2G, 1073741824, ...), rounded up to 2 MiB; at least 128M.
     #[arg(long, default_value = DEFAULT_MEM, value_name = "SIZE", value_parser = parse_mem)]
     pub mem: u64,
+    /// Page size backing the application's anonymous memory, heap and stacks:
+    /// 4k, 2m (physically contiguous 2 MiB pages) or 1g (1 GiB pages where the
+    /// partition's memory has 1 GiB-aligned room; 2 MiB otherwise).
+    #[arg(long, value_enum, default_value_t = PageSize::TwoM, value_name = "SIZE")]
+    pub page_size: PageSize,
     /// Which partition backend to use.
     #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
     pub platform: PlatformChoice,
@@ -88,6 +93,31 @@ pub struct RunArgs {
         value_parser = clap::value_parser!(OsString)
     )]
     pub command: Vec<OsString>,
+}
+
+/// `--page-size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PageSize {
+    /// 4 KiB pages.
+    #[value(name = "4k", alias = "4K")]
+    FourK,
+    /// 2 MiB pages (the default).
+    #[value(name = "2m", alias = "2M")]
+    TwoM,
+    /// 1 GiB pages.
+    #[value(name = "1g", alias = "1G")]
+    OneG,
+}
+
+impl PageSize {
+    /// In bytes.
+    pub fn bytes(self) -> u64 {
+        match self {
+            PageSize::FourK => mote_abi::layout::PAGE_SIZE,
+            PageSize::TwoM => LARGE_PAGE_SIZE,
+            PageSize::OneG => mote_abi::layout::HUGE_PAGE_SIZE,
+        }
+    }
 }
 
 /// `--platform`.
@@ -229,6 +259,24 @@ mod tests {
         };
         assert_eq!(r.mem, 2 << 30);
         assert_eq!(r.command, ["--weird", "x"]);
+    }
+
+    #[test]
+    fn page_size_defaults_to_2m_and_takes_4k_and_1g() {
+        let size = |args: &[&str]| {
+            let mut v = vec!["mote", "run"];
+            v.extend_from_slice(args);
+            v.push("x");
+            match Cli::try_parse_from(v).map(|c| c.command) {
+                Ok(Command::Run(r)) => Some(r.page_size.bytes()),
+                _ => None,
+            }
+        };
+        assert_eq!(size(&[]), Some(2 << 20));
+        assert_eq!(size(&["--page-size", "4k"]), Some(4096));
+        assert_eq!(size(&["--page-size", "2M"]), Some(2 << 20));
+        assert_eq!(size(&["--page-size=1g"]), Some(1 << 30));
+        assert_eq!(size(&["--page-size", "8k"]), None);
     }
 
     #[test]

@@ -371,8 +371,14 @@ pub fn copy_user(dst: u64, src: u64, len: u64) -> io::Result<()> {
     if read_user(src, &mut buf)? != buf.len() {
         return Err(io::Error::from_raw_os_error(libc::EFAULT));
     }
+    write_user(dst, &buf)
+}
+
+/// Copy `buf` to the proxy's address `dst` (a mirrored application or runtime
+/// address) without risking a fault: unmapped memory gives `EFAULT`.
+pub fn write_user(dst: u64, buf: &[u8]) -> io::Result<()> {
     let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
+        iov_base: buf.as_ptr() as *mut libc::c_void,
         iov_len: buf.len(),
     };
     let remote = libc::iovec {

@@ -236,6 +236,14 @@ pub fn serve(
                     }
                 }
             }
+            Some(Op::PageSizes) => {
+                let sizes = crate::boot::page_sizes(guest, req.args[0], req.args[1]);
+                let bytes: Vec<u8> = sizes.iter().flat_map(|n| n.to_ne_bytes()).collect();
+                match crate::mirror::write_user(req.args[2], &bytes) {
+                    Ok(()) => 0,
+                    Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
+                }
+            }
             None => {
                 warn_once(&UNKNOWN_OP_WARNED, || {
                     format!(

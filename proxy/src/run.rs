@@ -11,6 +11,7 @@
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::channel;
 use std::sync::Arc;
 
@@ -120,6 +121,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         random: random_bytes().map_err(fail(EXIT_MOTE_FAILED))?,
         no_patch: a.no_patch,
         stats: a.stats,
+        page_size: a.page_size.bytes(),
     };
     let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {
         (
@@ -167,7 +169,12 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         .start(tx)
         .map_err(|e| (EXIT_MOTE_FAILED, format!("cannot start the partition: {e}")))?;
 
-    Ok(match rx.recv() {
+    let event = rx.recv();
+    if a.stats {
+        // The partition has stopped: its counters no longer change.
+        crate::say!("mote: {}", kernel_stats(&guest, a.cores));
+    }
+    Ok(match event {
         Ok(Event::Exited(status)) => status,
         Ok(Event::Killed { signal, fault }) => report::print_killed(signal, fault.as_ref()),
         Ok(Event::Failed(msg)) => return Err((EXIT_MOTE_FAILED, msg)),
@@ -178,6 +185,28 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             ))
         }
     })
+}
+
+/// `--stats`: what kernel-min counted, summed over the partition's cores, with
+/// the page faults per core.
+fn kernel_stats(guest: &GuestMem, cores: usize) -> String {
+    let (mut faults, mut upcalls, mut kcalls) = (Vec::new(), 0, 0);
+    for core in 0..cores {
+        let page = guest.core_page(core);
+        faults.push(page.page_faults.load(Ordering::Relaxed));
+        upcalls += page.upcalls.load(Ordering::Relaxed);
+        kcalls += page.kcalls.load(Ordering::Relaxed);
+    }
+    let per_core: Vec<String> = faults
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("core {i}: {n}"))
+        .collect();
+    format!(
+        "kernel-min: page faults {} ({}), traps handed up {upcalls}, kernel calls {kcalls}",
+        faults.iter().sum::<u64>(),
+        per_core.join(", ")
+    )
 }
 
 /// The proxy's own descriptors start here.

@@ -43,6 +43,8 @@ pub struct BootParams {
     pub no_patch: bool,
     /// `--stats`: report system-call statistics at exit.
     pub stats: bool,
+    /// `--page-size` in bytes.
+    pub page_size: u64,
 }
 
 /// How a run ends.
@@ -166,6 +168,16 @@ impl Partition {
             if fsgsbase { 2 } else { 0 },
         );
 
+        // 1 GiB pages need the guest CPU's pdpe1gb (CPUID 0x8000_0001 EDX bit 26).
+        let pdpe1gb = leaf(0x8000_0001, 0).is_some_and(|e| e.edx & (1 << 26) != 0);
+        let mut page_size = params.page_size;
+        if page_size == HUGE_PAGE_SIZE && !pdpe1gb {
+            crate::say!(
+                "mote: --page-size 1g: this CPU (as KVM offers it) has no 1 GiB pages (pdpe1gb); using 2m"
+            );
+            page_size = LARGE_PAGE_SIZE;
+        }
+
         let mut flags = 0;
         if fsgsbase {
             flags |= BOOT_F_FSGSBASE;
@@ -203,6 +215,7 @@ impl Partition {
             hwcap,
             hwcap2,
             random: params.random,
+            page_size,
         };
         let mut info = info;
         let mut vcpus = Vec::new();

@@ -7,7 +7,7 @@ use static_assertions::const_assert_eq;
 /// `BootInfo::magic`: "MOTEBOOT".
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"MOTEBOOT");
 /// Version of this layout; bumped on any change.
-pub const BOOT_VERSION: u32 = 2;
+pub const BOOT_VERSION: u32 = 3;
 
 /// At `layout::BOOT_INFO_GPA`.
 #[repr(C)]
@@ -62,6 +62,10 @@ pub struct BootInfo {
     pub hwcap2: u64,
     /// 16 random bytes for AT_RANDOM.
     pub random: [u8; 16],
+    /// Page size for the application's anonymous memory, heap and stacks
+    /// (`mote run --page-size`): `PAGE_SIZE`, `LARGE_PAGE_SIZE` or `HUGE_PAGE_SIZE`
+    /// from `layout`; 0 means the default, 2 MiB.
+    pub page_size: u64,
 }
 
 /// Auxiliary-vector type under which a mote application finds the runtime's direct
@@ -81,9 +85,10 @@ pub const BOOT_F_NO_PATCH: u32 = 1 << 2;
 /// Report system-call statistics at exit (`mote run --stats`).
 pub const BOOT_F_STATS: u32 = 1 << 3;
 
-const_assert_eq!(size_of::<BootInfo>(), 168);
+const_assert_eq!(size_of::<BootInfo>(), 176);
 const_assert_eq!(offset_of!(BootInfo, pid), 104);
 const_assert_eq!(offset_of!(BootInfo, random), 152);
+const_assert_eq!(offset_of!(BootInfo, page_size), 168);
 
 /// The argv/envp block: `argc` NUL-terminated strings, then `envc` NUL-terminated
 /// strings, back to back. The first argv string is the resolved program path that

@@ -87,6 +87,12 @@ pub enum Op {
     /// Returns the server's Linux tid, which is the application thread's tid (as
     /// McKernel's proxy threads give theirs), or `-errno`.
     StartServer = 11,
+    /// How the application's `[args[0], args[0]+args[1])` is mapped: the proxy walks
+    /// the partition's page tables (in guest memory, read only) and writes three
+    /// `u64` — bytes mapped by 4 KiB, 2 MiB and 1 GiB pages — to runtime memory at
+    /// `args[2]`. Returns 0. For `/proc/self/smaps` (statistics; a walk racing a
+    /// kernel call of another core may see either side of it).
+    PageSizes = 12,
 }
 
 /// Bit of a `MapShared` result: the host mapping is read-only (the fd was not open
@@ -108,6 +114,7 @@ impl Op {
             9 => Op::Unshare,
             10 => Op::SharedLen,
             11 => Op::StartServer,
+            12 => Op::PageSizes,
             _ => return None,
         })
     }
@@ -257,7 +264,11 @@ pub struct CorePage {
     pub upcalls: AtomicU64,
     /// Kernel calls kernel-min served for this core (statistics).
     pub kcalls: AtomicU64,
-    _pad: [u64; 4],
+    /// Page faults (`#PF`) kernel-min took on this core, whatever became of them
+    /// (statistics: libos maps memory before the application touches it, so after
+    /// start-up this stays put; `mote run --stats` and `/proc/self/stat` show it).
+    pub page_faults: AtomicU64,
+    _pad: [u64; 3],
     /// The fault that ended the run, if any.
     pub fault: FaultReport,
 }
@@ -266,6 +277,9 @@ const_assert_eq!(size_of::<CorePage>(), 4096);
 const_assert_eq!(offset_of!(CorePage, sleep_max_ns), 8);
 const_assert_eq!(offset_of!(CorePage, upcall_rsp), 192);
 const_assert_eq!(offset_of!(CorePage, fault), 256);
+const_assert_eq!(offset_of!(CorePage, upcalls), 208);
+const_assert_eq!(offset_of!(CorePage, kcalls), 216);
+const_assert_eq!(offset_of!(CorePage, page_faults), 224);
 
 /// Offset of core `i`'s page inside the IKC area.
 pub const fn core_page_offset(i: usize) -> u64 {

@@ -7,7 +7,8 @@
 //! result in `rax` (0 or a value on success, `-errno` on failure).
 
 /// `map(va, gpa, len, prot)`: map `[va, va+len)` to guest-physical `[gpa, gpa+len)`
-/// with `PROT_*` bits; uses 2 MiB pages where alignment allows. Fails with
+/// with `PROT_*` bits; uses 2 MiB pages where alignment allows (`prot` may add
+/// `MAP_PAGES_4K` or `MAP_PAGES_1G` to change the largest page size). Fails with
 /// `EEXIST` if any page is already mapped, `EINVAL` for a range outside the user
 /// half, or for guest-physical memory outside both the frame pool and the
 /// pass-through window (`layout::PASSTHROUGH_GPA`).
@@ -37,3 +38,11 @@ pub const PROT_READ: u64 = 1;
 pub const PROT_WRITE: u64 = 2;
 /// `PROT_EXEC`, as in Linux.
 pub const PROT_EXEC: u64 = 4;
+
+/// `map`'s `prot` may carry this: 4 KiB pages only.
+pub const MAP_PAGES_4K: u64 = 1 << 16;
+/// `map`'s `prot` may carry this: 1 GiB pages where virtual and physical addresses
+/// are 1 GiB aligned (the CPU must offer `pdpe1gb`).
+pub const MAP_PAGES_1G: u64 = 1 << 17;
+/// `PROT_*` bits `map` and `protect` look at.
+pub const PROT_MASK: u64 = PROT_READ | PROT_WRITE | PROT_EXEC;

@@ -2,15 +2,16 @@
 //!
 //! One implementation serves both sides: the proxy builds the boot page tables with
 //! it (over the guest memory it holds), and kernel-min edits the live tables with it
-//! (over its direct map). Format: Intel SDM vol. 3A §4.5. Uses 2 MiB pages where
-//! virtual and physical alignment allow, and splits a 2 MiB page into 4 KiB pages
-//! when an operation covers only part of it.
+//! (over its direct map). Format: Intel SDM vol. 3A §4.5. Uses 2 MiB pages (and,
+//! when asked, 1 GiB pages: `PDPTE.PS`, §4.5.4) where virtual and physical alignment
+//! allow, and splits a large page into the next smaller size when an operation
+//! covers only part of it.
 
 use x86_64::structures::paging::PageTableFlags as F;
 
 use crate::errno::Errno;
 use crate::kcall::{PROT_EXEC, PROT_READ, PROT_WRITE};
-use crate::layout::{LARGE_PAGE_SIZE, PAGE_SIZE};
+use crate::layout::{HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE};
 
 /// Physical address bits of an entry.
 pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -60,6 +61,23 @@ fn index(va: u64, level: u32) -> u64 {
     (va >> (12 + 9 * (level - 1))) & (ENTRIES - 1)
 }
 
+fn va_page(va: u64) -> u64 {
+    va & !(PAGE_SIZE - 1)
+}
+
+const fn align_down(x: u64, a: u64) -> u64 {
+    x & !(a - 1)
+}
+
+/// Size of the page a leaf at `level` maps (1: 4 KiB, 2: 2 MiB, 3: 1 GiB).
+pub const fn level_size(level: u32) -> u64 {
+    match level {
+        1 => PAGE_SIZE,
+        2 => LARGE_PAGE_SIZE,
+        _ => HUGE_PAGE_SIZE,
+    }
+}
+
 /// Where a virtual address is mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Translation {
@@ -91,7 +109,7 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
         for l in (level + 1..=4).rev() {
             let e_pa = table + index(va, l) * 8;
             let e = self.mem.read(e_pa);
-            if e & F::HUGE_PAGE.bits() != 0 && l == 2 {
+            if e & F::HUGE_PAGE.bits() != 0 && (l == 2 || l == 3) {
                 // A large page (possibly PROT_NONE, i.e. not present) is in the way.
                 return Err(Errno::EEXIST);
             } else if e & F::PRESENT.bits() == 0 {
@@ -115,7 +133,7 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
         for l in (1..=4).rev() {
             let e_pa = table + index(va, l) * 8;
             let e = self.mem.read(e_pa);
-            if l == 1 || (l == 2 && e & F::HUGE_PAGE.bits() != 0) {
+            if l == 1 || ((l == 2 || l == 3) && e & F::HUGE_PAGE.bits() != 0) {
                 return (e != 0).then_some((e_pa, l));
             }
             if e & F::PRESENT.bits() == 0 {
@@ -126,15 +144,16 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
         None
     }
 
-    /// Whether the 2 MiB region of `va` is mapped through a page table (4 KiB pages).
-    fn has_table(&self, va: u64) -> bool {
+    /// Whether the region of `va` that one entry at `level` (2: 2 MiB, 3: 1 GiB)
+    /// covers is mapped through a lower table (smaller pages).
+    fn has_table(&self, va: u64, level: u32) -> bool {
         let mut table = self.pml4;
-        for l in (2..=4).rev() {
+        for l in (level..=4).rev() {
             let e = self.mem.read(table + index(va, l) * 8);
             if e & F::PRESENT.bits() == 0 || e & F::HUGE_PAGE.bits() != 0 {
                 return false;
             }
-            if l == 2 {
+            if l == level {
                 return true;
             }
             table = e & ADDR_MASK;
@@ -142,15 +161,48 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
         false
     }
 
+    /// Bytes of `[va, va+len)` mapped (present, or kept `PROT_NONE`) by 4 KiB, 2 MiB
+    /// and 1 GiB pages, in that order: what `/proc/self/smaps` reports per VMA.
+    pub fn page_sizes(&self, va: u64, len: u64) -> [u64; 3] {
+        let mut out = [0; 3];
+        let end = va.saturating_add(len);
+        let mut v = va;
+        while v < end {
+            // Walk down; an absent entry at level l skips its whole region.
+            let mut table = self.pml4;
+            let mut step = PAGE_SIZE;
+            for l in (1..=4).rev() {
+                let e = self.mem.read(table + index(va_page(v), l) * 8);
+                let size = if l == 4 {
+                    512 * HUGE_PAGE_SIZE
+                } else {
+                    level_size(l)
+                };
+                let leaf = l == 1 || ((l == 2 || l == 3) && e & F::HUGE_PAGE.bits() != 0);
+                if leaf {
+                    if e != 0 {
+                        let n = (align_down(v, size) + size).min(end) - v;
+                        out[l as usize - 1] += n;
+                    }
+                    step = size;
+                    break;
+                }
+                if e & F::PRESENT.bits() == 0 {
+                    step = size;
+                    break;
+                }
+                table = e & ADDR_MASK;
+            }
+            v = align_down(v, step).saturating_add(step);
+        }
+        out
+    }
+
     /// Look up `va`.
     pub fn translate(&self, va: u64) -> Option<Translation> {
         let (e_pa, level) = self.leaf(va)?;
         let e = self.mem.read(e_pa);
-        let page_size = if level == 2 {
-            LARGE_PAGE_SIZE
-        } else {
-            PAGE_SIZE
-        };
+        let page_size = level_size(level);
         let base = e & ADDR_MASK & !(page_size - 1);
         Some(Translation {
             pa: base + (va & (page_size - 1)),
@@ -162,6 +214,20 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
     /// Map `[va, va+len)` to `[pa, pa+len)` with leaf `flags`. Nothing may be mapped
     /// there yet (EEXIST, and nothing is changed). `large` allows 2 MiB pages.
     pub fn map(&mut self, va: u64, pa: u64, len: u64, flags: F, large: bool) -> Result<(), Errno> {
+        let max = if large { LARGE_PAGE_SIZE } else { PAGE_SIZE };
+        self.map_pages(va, pa, len, flags, max)
+    }
+
+    /// [`map`](Self::map) with pages of at most `max_page` bytes (4 KiB, 2 MiB or
+    /// 1 GiB): each page is the largest size that alignment and length allow.
+    pub fn map_pages(
+        &mut self,
+        va: u64,
+        pa: u64,
+        len: u64,
+        flags: F,
+        max_page: u64,
+    ) -> Result<(), Errno> {
         if !va.is_multiple_of(PAGE_SIZE)
             || !pa.is_multiple_of(PAGE_SIZE)
             || !len.is_multiple_of(PAGE_SIZE)
@@ -172,30 +238,31 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
         let mut off = 0;
         while off < len {
             let (v, p) = (va + off, pa + off);
-            // A 2 MiB page where aligned, unless 4 KiB pages were used there before:
-            // then their (now empty) table stays and takes 4 KiB entries again.
-            let big = large
-                && v.is_multiple_of(LARGE_PAGE_SIZE)
-                && p.is_multiple_of(LARGE_PAGE_SIZE)
-                && len - off >= LARGE_PAGE_SIZE
-                && !self.has_table(v);
-            let res = if big {
-                self.entry_create(v, 2, user).and_then(|e| {
-                    if self.mem.read(e) != 0 {
-                        return Err(Errno::EEXIST);
-                    }
-                    self.mem.write(e, p | (flags | F::HUGE_PAGE).bits());
-                    Ok(LARGE_PAGE_SIZE)
+            // The largest page that fits, unless smaller pages were used there before:
+            // then their (now empty) table stays and takes smaller entries again.
+            let level = [3u32, 2]
+                .into_iter()
+                .find(|&l| {
+                    let size = level_size(l);
+                    size <= max_page
+                        && v.is_multiple_of(size)
+                        && p.is_multiple_of(size)
+                        && len - off >= size
+                        && !self.has_table(v, l)
                 })
-            } else {
-                self.entry_create(v, 1, user).and_then(|e| {
-                    if self.mem.read(e) != 0 {
-                        return Err(Errno::EEXIST);
-                    }
-                    self.mem.write(e, p | flags.bits());
-                    Ok(PAGE_SIZE)
-                })
-            };
+                .unwrap_or(1);
+            let res = self.entry_create(v, level, user).and_then(|e| {
+                if self.mem.read(e) != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                let leaf = if level > 1 {
+                    flags | F::HUGE_PAGE
+                } else {
+                    flags
+                };
+                self.mem.write(e, p | leaf.bits());
+                Ok(level_size(level))
+            });
             match res {
                 Ok(step) => off += step,
                 Err(e) => {
@@ -207,15 +274,19 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
         Ok(())
     }
 
-    /// Replace the 2 MiB leaf at `e_pa` by a table of 512 4 KiB leaves, same frames,
-    /// same flags.
-    fn split(&mut self, e_pa: u64) -> Result<(), Errno> {
+    /// Replace the large leaf at `e_pa` (at `level` 2 or 3) by a table of 512 leaves
+    /// of the next smaller size, same frames, same flags.
+    fn split(&mut self, e_pa: u64, level: u32) -> Result<(), Errno> {
         let e = self.mem.read(e_pa);
         let t = self.mem.alloc_table().ok_or(Errno::ENOMEM)?;
-        let flags = (e & !ADDR_MASK) & !F::HUGE_PAGE.bits();
-        let base = e & ADDR_MASK & !(LARGE_PAGE_SIZE - 1);
+        let mut flags = (e & !ADDR_MASK) & !F::HUGE_PAGE.bits();
+        if level == 3 {
+            flags |= F::HUGE_PAGE.bits();
+        }
+        let base = e & ADDR_MASK & !(level_size(level) - 1);
+        let step = level_size(level - 1);
         for i in 0..ENTRIES {
-            self.mem.write(t + i * 8, (base + i * PAGE_SIZE) | flags);
+            self.mem.write(t + i * 8, (base + i * step) | flags);
         }
         let user = e & F::USER_ACCESSIBLE.bits();
         self.mem.write(e_pa, t | table_flags(user != 0).bits());
@@ -243,13 +314,14 @@ impl<'m, M: PhysMem> PageTables<'m, M> {
                     self.mem.write(e_pa, f(e));
                     v += PAGE_SIZE;
                 }
-                Some((e_pa, _)) => {
-                    if v.is_multiple_of(LARGE_PAGE_SIZE) && end - v >= LARGE_PAGE_SIZE {
+                Some((e_pa, level)) => {
+                    let size = level_size(level);
+                    if v.is_multiple_of(size) && end - v >= size {
                         let e = self.mem.read(e_pa);
                         self.mem.write(e_pa, f(e));
-                        v += LARGE_PAGE_SIZE;
+                        v += size;
                     } else {
-                        self.split(e_pa)?;
+                        self.split(e_pa, level)?;
                     }
                 }
             }
@@ -394,6 +466,59 @@ mod tests {
             Err(Errno::EEXIST)
         );
         assert_eq!(pt.translate(0x20_1000).unwrap().pa, 0x80_1000);
+    }
+
+    #[test]
+    fn huge_pages_where_allowed_and_split_in_two_steps() {
+        let mut m = mem();
+        let mut pt = PageTables::new(&mut m, 0);
+        let g = HUGE_PAGE_SIZE;
+        // Without permission: 2 MiB pages only.
+        pt.map_pages(g, g, g, user_flags(RW), LARGE_PAGE_SIZE)
+            .unwrap();
+        assert_eq!(pt.translate(g + 0x1234).unwrap().page_size, LARGE_PAGE_SIZE);
+        pt.unmap(g, g).unwrap();
+        // With it: one 1 GiB page, then a 2 MiB and a 4 KiB page after it.
+        pt.map_pages(
+            2 * g,
+            4 * g,
+            g + LARGE_PAGE_SIZE + PAGE_SIZE,
+            user_flags(RW),
+            HUGE_PAGE_SIZE,
+        )
+        .unwrap();
+        let t = pt.translate(2 * g + 0x12_3456).unwrap();
+        assert_eq!((t.pa, t.page_size), (4 * g + 0x12_3456, HUGE_PAGE_SIZE));
+        assert_eq!(
+            pt.page_sizes(0, 8 * g),
+            [PAGE_SIZE, LARGE_PAGE_SIZE, HUGE_PAGE_SIZE]
+        );
+        assert_eq!(pt.page_sizes(2 * g + 0x1000, 0x2000), [0, 0, 0x2000]);
+        assert_eq!(pt.translate(3 * g).unwrap().page_size, LARGE_PAGE_SIZE);
+        assert_eq!(
+            pt.translate(3 * g + LARGE_PAGE_SIZE).unwrap().page_size,
+            PAGE_SIZE
+        );
+        assert_eq!(
+            pt.map(2 * g + 0x5000, 0, 0x1000, user_flags(RW), true),
+            Err(Errno::EEXIST)
+        );
+        // Protecting one 4 KiB page splits 1 GiB -> 2 MiB -> 4 KiB, frames kept.
+        pt.protect(2 * g + 0x40_1000, 0x1000, user_flags(PROT_READ))
+            .unwrap();
+        let t = pt.translate(2 * g + 0x40_1000).unwrap();
+        assert_eq!((t.pa, t.page_size), (4 * g + 0x40_1000, PAGE_SIZE));
+        assert!(!t.flags.contains(F::WRITABLE));
+        let t = pt.translate(2 * g + 0x60_0000).unwrap();
+        assert_eq!((t.pa, t.page_size), (4 * g + 0x60_0000, LARGE_PAGE_SIZE));
+        assert!(t.flags.contains(F::WRITABLE));
+        let [small, large, huge] = pt.page_sizes(2 * g - 0x1000, g + 0x20_3000);
+        assert_eq!(huge, 0);
+        assert_eq!(small, 512 * PAGE_SIZE + PAGE_SIZE);
+        assert_eq!(large, g - LARGE_PAGE_SIZE + LARGE_PAGE_SIZE);
+        pt.unmap(2 * g, g).unwrap();
+        assert!(pt.translate(2 * g + 0x60_0000).is_none());
+        assert!(pt.translate(3 * g).is_some());
     }
 
     #[test]

@@ -12,13 +12,18 @@ use crate::platform::Platform;
 use crate::process::Process;
 
 /// Longest path (`PATH_MAX`).
-const PATH_MAX: usize = 4096;
+pub(crate) const PATH_MAX: usize = 4096;
 /// Most bytes of arguments and environment (`ARG_MAX` as Linux computes it for an
 /// 8 MiB stack: a quarter of it).
 const ARG_MAX: usize = 2 << 20;
 
 /// A NUL-terminated string of at most `max` bytes from application memory.
-fn read_cstr<P: Platform>(pr: &Process, p: &P, va: u64, max: usize) -> Result<Vec<u8>, Errno> {
+pub(crate) fn read_cstr<P: Platform>(
+    pr: &Process,
+    p: &P,
+    va: u64,
+    max: usize,
+) -> Result<Vec<u8>, Errno> {
     let mut out = Vec::new();
     let mut at = va;
     loop {

@@ -5,6 +5,7 @@
 use mote_abi::errno::Errno;
 
 pub mod exec;
+pub mod fs;
 pub mod mm;
 pub mod signal;
 pub mod task;
@@ -147,6 +148,41 @@ mod tests {
             e(signal::rt_sigaction(&mut pr, &p, 10, 0, buf + 4096, 8)),
             EFAULT
         );
+    }
+
+    #[test]
+    fn sched_getaffinity_answers_with_the_partitions_cores() {
+        let (mut pr, p, buf) = setup();
+        pr.ncores = 3;
+        p.poke(buf, &[0xff; 16]);
+        assert_eq!(
+            task::sched_getaffinity(&mut pr, &p, 0, 128, buf, Some(u64::MAX)),
+            Ok(8)
+        );
+        assert_eq!(p.peek(buf, 9), [0b111, 0, 0, 0, 0, 0, 0, 0, 0xff]);
+        assert_eq!(
+            task::sched_getaffinity(&mut pr, &p, PID as u64, 8, buf, Some(u64::MAX)),
+            Ok(8)
+        );
+        // As Linux: too small or not a multiple of a long.
+        assert_eq!(
+            task::sched_getaffinity(&mut pr, &p, 0, 4, buf, Some(u64::MAX)),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            task::sched_getaffinity(&mut pr, &p, 0, 12, buf, Some(u64::MAX)),
+            Err(Errno::EINVAL)
+        );
+        // A read-only buffer is EFAULT.
+        assert_eq!(
+            task::sched_getaffinity(&mut pr, &p, 0, 8, buf + 4096, Some(u64::MAX)),
+            Err(Errno::EFAULT)
+        );
+        assert!(p.forwarded_nrs().is_empty());
+        // Another process's mask is Linux's.
+        p.reply(syscalls::Sysno::sched_getaffinity, 8);
+        assert_eq!(task::sched_getaffinity(&mut pr, &p, 1, 8, buf, None), Ok(8));
+        assert_eq!(forwarded_count(&p, syscalls::Sysno::sched_getaffinity), 1);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Identity and per-thread registrations: `getpid`, `gettid`, `exit`, `exit_group`,
 //! `set_tid_address`, `set_robust_list`, `get_robust_list`, `arch_prctl`,
-//! `sched_yield`, `rseq`.
+//! `sched_getaffinity`, `rseq`.
 
 use mote_abi::errno::Errno;
 use syscalls::Sysno;
@@ -115,9 +115,41 @@ pub fn prctl<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usi
     forwarded(p.forward(Sysno::prctl as u64, args))
 }
 
-/// `sched_yield()`: one thread per core, nothing else to run.
-pub fn sched_yield() -> Result<usize, Errno> {
-    Ok(0)
+/// `sched_getaffinity(pid, len, mask)`. `ours`: the cores the thread `pid` may
+/// run on when it is one of the application's (pid 0 is the caller), as bits of
+/// the partition's cores numbered `0..ncores` (as if the kernel had `ncores`
+/// possible CPUs); `None`: another process's, which is Linux's to answer.
+pub fn sched_getaffinity<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    pid: u64,
+    len: u64,
+    mask: u64,
+    ours: Option<u64>,
+) -> Result<usize, Errno> {
+    let pid = pid as i32;
+    if pid < 0 {
+        return Err(Errno::ESRCH);
+    }
+    let Some(bits) = ours else {
+        return forwarded(p.forward(
+            Sysno::sched_getaffinity as u64,
+            [pid as u64, len, mask, 0, 0, 0],
+        ));
+    };
+    // As Linux: the buffer must hold nr_cpu_ids bits and be a multiple of a long;
+    // the answer is the bytes written (nr_cpu_ids bits rounded up to longs).
+    let ncores = u64::from(pr.ncores.max(1));
+    let need = ncores.div_ceil(64) * 8;
+    if len * 8 < ncores || !len.is_multiple_of(8) {
+        return Err(Errno::EINVAL);
+    }
+    let mut bytes = alloc::vec![0u8; need as usize];
+    for core in (0..ncores as usize).filter(|&c| c >= 64 || bits & (1 << c) != 0) {
+        bytes[core / 8] |= 1 << (core % 8);
+    }
+    pr.write_user(p, mask, &bytes)?;
+    Ok(need as usize)
 }
 
 /// `rseq(...)`: not offered. glibc then runs without restartable sequences, as on

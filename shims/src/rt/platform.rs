@@ -273,4 +273,29 @@ impl Platform for Kvm {
     fn shared_len(&self, gpa: u64) -> u64 {
         self.call(Op::SharedLen, 0, [gpa, 0, 0, 0, 0, 0]).max(0) as u64
     }
+    fn page_faults(&self) -> u64 {
+        (0..self.boot.ncores as usize)
+            .map(|i| {
+                core_page(i)
+                    .page_faults
+                    .load(core::sync::atomic::Ordering::Relaxed)
+            })
+            .sum()
+    }
+    fn page_sizes(&self, va: u64, len: u64) -> [u64; 3] {
+        let mut out = [0u64; 3];
+        // The proxy writes the three counts into `out` (runtime memory, in the
+        // unified address space) before it answers.
+        let r = self.call(
+            Op::PageSizes,
+            0,
+            [va, len, out.as_mut_ptr() as u64, 0, 0, 0],
+        );
+        if r != 0 {
+            return [0; 3];
+        }
+        // SAFETY: `out` is ours and live; the proxy's write happened before the
+        // response that `call` waited for (Acquire), so a volatile read sees it.
+        unsafe { core::ptr::read_volatile(&out) }
+    }
 }

@@ -661,6 +661,7 @@ fn clone_thread(
     });
     drop(g);
     kick(core);
+    publish_thread_count(proc);
     Ok(tid as usize)
 }
 
@@ -712,6 +713,10 @@ fn exit_thread(p: &'static Kvm, proc: &spin::Mutex<Option<Process>>, status: u64
         }
     }
     t.stop_current(core, State::Dead);
+    let live = t.live();
+    if let Some(pr) = proc.lock().as_mut() {
+        pr.threads = live;
+    }
     reschedule(g, p);
     unreachable!("a dead thread was scheduled again")
 }
@@ -907,7 +912,8 @@ fn futex(
     }
 }
 
-/// `sched_getaffinity(pid, len, mask)`: the thread's partition cores.
+/// `sched_getaffinity(pid, len, mask)`: a thread's partition cores (libos writes
+/// them; another process's go to Linux).
 fn getaffinity(
     p: &Kvm,
     proc: &spin::Mutex<Option<Process>>,
@@ -915,27 +921,16 @@ fn getaffinity(
     len: u64,
     mask: u64,
 ) -> Result<usize, Errno> {
-    let g = threads();
-    let t = g.as_ref().expect("threads");
-    let tid = if tid == 0 {
-        cpu().tid.load(Ordering::Relaxed) as u32
-    } else {
-        tid as u32
-    };
-    let bits = t.get(tid).ok_or(Errno::ESRCH)?.affinity;
-    // Linux: len must cover the kernel's cpumask (nr_cpu_ids bits) and be a
-    // multiple of the word size.
-    let need = t.ncores().div_ceil(64) * 8;
-    if (len as usize) < need || !len.is_multiple_of(8) {
-        return Err(Errno::EINVAL);
-    }
-    drop(g);
-    let out = &bits.to_le_bytes()[..need];
-    proc.lock()
+    let me = cpu().tid.load(Ordering::Relaxed) as u32;
+    let who = if tid == 0 { me } else { tid as u32 };
+    let ours = threads()
         .as_ref()
-        .expect("process")
-        .write_user(p, mask, out)?;
-    Ok(need)
+        .and_then(|t| t.get(who))
+        .filter(|x| x.state != State::Dead)
+        .map(|x| x.affinity);
+    let mut g = proc.lock();
+    let pr = g.as_mut().expect("process");
+    mote_libos::syscall::task::sched_getaffinity(pr, p, tid, len, mask, ours)
 }
 
 /// `sched_setaffinity(pid, len, mask)`: within the partition's cores.
@@ -1106,9 +1101,13 @@ fn direct_clone(p: &Kvm, proc: &spin::Mutex<Option<Process>>) -> Errno {
     Errno::ENOSYS
 }
 
-/// The live threads (for /proc views).
-pub fn thread_count() -> usize {
-    threads().as_ref().map_or(1, |t| t.live())
+/// Tell the process how many threads live (for `/proc/self/status`); call without
+/// holding PROCESS.
+fn publish_thread_count(proc: &spin::Mutex<Option<Process>>) {
+    let n = threads().as_ref().map_or(1, |t| t.live());
+    if let Some(pr) = proc.lock().as_mut() {
+        pr.threads = n;
+    }
 }
 
 /// Secondary cores: wait for the main thread to set up the thread table, then idle.

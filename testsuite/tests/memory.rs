@@ -1,0 +1,167 @@
+//! The memory policy and the partition's /proc and /sys, seen by applications:
+//! `apps/memcheck.c` (1 GiB of anonymous memory on large pages, visible in
+//! `/proc/self/smaps`, and no page fault while it runs) and `apps/partition.c` (the
+//! CPU count, memory and status a program finds).
+
+use mote_testsuite::{app, Program};
+
+/// The `key: value` line of `out` whose key is `key` (first one).
+fn value<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key:?} line in:\n{out}"))
+        .trim()
+}
+
+/// kB figure of an smaps line value such as `2048 kB`.
+fn kb(v: &str) -> u64 {
+    v.trim_end_matches("kB").trim().parse().unwrap()
+}
+
+/// Page faults kernel-min took, from `mote run --stats`.
+fn kernel_faults(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("kernel-min: page faults"))
+        .unwrap_or_else(|| panic!("no kernel-min statistics in stderr:\n{stderr}"));
+    let rest = &line[line.find("page faults ").unwrap() + "page faults ".len()..];
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_gigabyte_of_anonymous_memory_is_on_large_pages_and_never_faults() {
+    let prog = Program::new(app("memcheck"));
+    // Natively the same checks pass (with whatever pages Linux picks).
+    let native = prog.native();
+    assert_eq!(native.status, 0, "{native:?}");
+    assert!(native.stdout_text().contains("memcheck: all checks passed"));
+
+    let mote = prog.mote_with(&["--stats"]);
+    let out = mote.stdout_text();
+    assert_eq!(mote.status, 0, "{mote:?}");
+    assert!(out.contains("memcheck: all checks passed"), "{out}");
+    // /proc/self/maps lists it; smaps says it is backed by 2 MiB pages throughout.
+    assert!(value(&out, "maps: ").contains(" rw-p "), "{out}");
+    assert_eq!(kb(value(&out, "smaps: Size:")), 1 << 20, "{out}");
+    assert_eq!(kb(value(&out, "smaps: KernelPageSize:")), 2048, "{out}");
+    assert_eq!(kb(value(&out, "smaps: MMUPageSize:")), 2048, "{out}");
+    assert_eq!(kb(value(&out, "smaps: AnonHugePages:")), 1 << 20, "{out}");
+    // Writing every page of it (and the rest of the run) took no page fault: the
+    // program's own count (minflt + majflt of /proc/self/stat, which under mote
+    // are kernel-min's faults) and kernel-min's counter for the whole run.
+    assert_eq!(value(&out, "page faults:"), "0", "{out}");
+    assert_eq!(kernel_faults(&mote.stderr_text()), 0, "{mote:?}");
+    assert_eq!(
+        value(&out, "dontunmap:"),
+        "moved, the old range reads zero",
+        "{out}"
+    );
+}
+
+#[test]
+fn page_size_4k_backs_the_gigabyte_with_small_pages() {
+    let mote = Program::new(app("memcheck")).mote_with(&["--page-size", "4k"]);
+    let out = mote.stdout_text();
+    assert_eq!(mote.status, 0, "{mote:?}");
+    assert_eq!(kb(value(&out, "smaps: KernelPageSize:")), 4, "{out}");
+    assert_eq!(kb(value(&out, "smaps: AnonHugePages:")), 0, "{out}");
+    assert_eq!(value(&out, "page faults:"), "0", "{out}");
+}
+
+#[test]
+fn page_size_1g_uses_gigabyte_pages_or_says_why_not() {
+    let mote = Program::new(app("memcheck")).mote_with(&["--page-size", "1g", "--mem", "3G"]);
+    let out = mote.stdout_text();
+    let err = mote.stderr_text();
+    assert_eq!(mote.status, 0, "{mote:?}");
+    let page = kb(value(&out, "smaps: KernelPageSize:"));
+    if page == 2048 {
+        // This CPU (as KVM offers it) has no 1 GiB pages: one line says so.
+        assert_eq!(err.matches("--page-size 1g").count(), 1, "{err}");
+    } else {
+        assert_eq!(page, 1 << 20, "{out}");
+    }
+    assert_eq!(value(&out, "page faults:"), "0", "{out}");
+}
+
+#[test]
+fn the_fault_counter_counts_a_fault() {
+    // The counter the tests above read as 0 does count: a write through a bad
+    // pointer is one page fault.
+    let mote = Program::new(app("segv")).mote_with(&["--stats"]);
+    assert_eq!(mote.status, 139, "{mote:?}");
+    assert_eq!(kernel_faults(&mote.stderr_text()), 1, "{mote:?}");
+}
+
+#[test]
+fn a_write_to_a_page_made_read_only_is_sigsegv() {
+    let prog = Program::new(app("memcheck")).arg("rofault");
+    let native = prog.native();
+    let mote = prog.mote();
+    assert_eq!(native.status, 139);
+    assert_eq!(mote.status, native.status, "{mote:?}");
+    assert_eq!(mote.stdout, native.stdout);
+    assert!(mote.stderr_text().contains("SIGSEGV"), "{mote:?}");
+    assert!(
+        mote.stderr_text().contains("protection violation"),
+        "{mote:?}"
+    );
+}
+
+#[test]
+fn out_of_partition_memory_is_enomem_and_one_message() {
+    // 1 GiB does not fit in a 512 MiB partition: mmap fails as natively on a
+    // small machine, and mote says why once.
+    let mote = Program::new(app("memcheck")).mote_with(&["--mem", "512M"]);
+    let err = mote.stderr_text();
+    assert_eq!(mote.status, 1, "{mote:?}");
+    assert!(
+        err.contains("memcheck: mmap 1 GiB: Cannot allocate memory"),
+        "{err}"
+    );
+    assert_eq!(err.matches("out of partition memory").count(), 1, "{err}");
+    assert!(err.contains("--mem"), "{err}");
+}
+
+#[test]
+fn the_partition_shows_its_own_cores_memory_and_status() {
+    let mote = Program::new(app("partition")).mote_with(&["--mem", "512M"]);
+    let out = mote.stdout_text();
+    assert_eq!(mote.status, 0, "{mote:?}");
+    assert_eq!(value(&out, "nprocs_onln:"), "1", "{out}");
+    assert_eq!(value(&out, "nprocs_conf:"), "1", "{out}");
+    assert_eq!(value(&out, "affinity:"), "1 cpus", "{out}");
+    assert_eq!(value(&out, "/sys/devices/system/cpu/online:"), "0", "{out}");
+    assert_eq!(
+        value(&out, "/sys/devices/system/cpu/possible:"),
+        "0",
+        "{out}"
+    );
+    assert_eq!(
+        value(&out, "/proc/cpuinfo:"),
+        "1 lines starting 'processor'",
+        "{out}"
+    );
+    let total = kb(value(&out, "/proc/meminfo: MemTotal:"));
+    assert!(
+        total > 0 && total < 512 * 1024,
+        "MemTotal {total} kB: {out}"
+    );
+    assert_eq!(value(&out, "/proc/self/status: Threads:"), "1", "{out}");
+    assert_eq!(
+        value(&out, "/proc/self/status: Cpus_allowed_list:"),
+        "0",
+        "{out}"
+    );
+    assert_eq!(value(&out, "statm agrees with status:"), "yes", "{out}");
+    // The served files behave as Linux's read-only descriptors.
+    assert_eq!(
+        value(&out, "open maps for writing:"),
+        "Permission denied",
+        "{out}"
+    );
+    assert_eq!(value(&out, "O_CLOEXEC kept:"), "yes", "{out}");
+    assert_eq!(value(&out, "opened read-only:"), "yes", "{out}");
+    assert_eq!(value(&out, "write to it:"), "Bad file descriptor", "{out}");
+    assert_eq!(value(&out, "lowest descriptor:"), "yes", "{out}");
+}
