@@ -83,3 +83,20 @@ fn a_thread_ends_the_run_while_another_blocks_in_linux() {
         assert!(mote.stderr_text().contains("SIGSEGV"), "{mote:?}");
     }
 }
+
+#[test]
+fn the_partition_shows_as_many_cpus_as_cores() {
+    let mote = Program::new(app("partition")).mote_with(&["--cores", "4"]);
+    assert_eq!(mote.status, 0, "{mote:?}");
+    let out = mote.stdout_text();
+    for line in [
+        "nprocs_onln: 4",
+        "nprocs_conf: 4",
+        "affinity: 4 cpus",
+        "/sys/devices/system/cpu/online: 0-3",
+        "/proc/cpuinfo: 4 lines starting 'processor'",
+        "/proc/self/status: Cpus_allowed_list:\t0-3",
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+    }
+}
