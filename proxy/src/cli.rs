@@ -123,10 +123,12 @@ impl PageSize {
 /// `--platform`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PlatformChoice {
-    /// The best backend this machine has (today: KVM).
+    /// KVM when /dev/kvm is usable, else the hosted platform.
     Auto,
-    /// mote's own KVM VMM.
+    /// mote's own KVM VMM (also on software KVM).
     Kvm,
+    /// An ordinary Linux process beside the proxy, no KVM (Syscall User Dispatch).
+    Hosted,
 }
 
 /// Parse the command line; on a usage error print it as `mote: ...` and exit 2.

@@ -32,17 +32,23 @@ impl fmt::Display for KvmKind {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KvmUnusable {
     #[error(
-        "no usable /dev/kvm (not found): load kvm_intel or kvm_amd, or run on a machine with \
-         virtualization; a hosted platform without KVM is planned (issue 6)"
+        "no usable /dev/kvm (not found): load kvm_intel or kvm_amd, run on a machine with \
+         virtualization, or use --platform hosted"
     )]
     NotFound,
     #[error("no usable /dev/kvm (permission denied): add yourself to group kvm")]
     PermissionDenied,
-    #[error("no usable /dev/kvm ({0}); a hosted platform without KVM is planned (issue 6)")]
+    #[error("no usable /dev/kvm ({0}); --platform hosted runs without KVM")]
     Other(String),
     #[error("no usable /dev/kvm (KVM API version {0}, mote needs 12)")]
     ApiVersion(i32),
+    #[error("no usable /dev/kvm (hidden by {KVM_OVERRIDE_VAR}=none)")]
+    Hidden,
 }
+
+/// `MOTE_KVM=none` makes mote behave as on a machine without KVM (how the tests
+/// reach the hosted fallback of `--platform auto` on a machine that has KVM).
+pub const KVM_OVERRIDE_VAR: &str = "MOTE_KVM";
 
 /// The state of KVM on this machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +77,12 @@ pub fn kvm_kind_in(sys_module: &Path) -> Option<KvmKind> {
 
 /// Open /dev/kvm and check its API version.
 pub fn detect_kvm() -> KvmStatus {
+    if std::env::var_os(KVM_OVERRIDE_VAR).is_some_and(|v| v == "none") {
+        return KvmStatus {
+            kind: None,
+            usable: Err(KvmUnusable::Hidden),
+        };
+    }
     let usable = match kvm_ioctls::Kvm::new() {
         Ok(kvm) => match kvm.get_api_version() {
             12 => Ok(()),
@@ -90,27 +102,50 @@ pub fn detect_kvm() -> KvmStatus {
 }
 
 /// A partition backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// mote's own VMM on /dev/kvm.
     Kvm(KvmKind),
+    /// The hosted platform (`hosted.rs`): an ordinary Linux process; `None` when
+    /// asked for, else why KVM could not be used.
+    Hosted(Option<KvmUnusable>),
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Backend::Kvm(k) => write!(f, "kvm (mote's own VMM; {k})"),
+            Backend::Hosted(None) => f.write_str(
+                "hosted (--platform hosted: a Linux process with Syscall User Dispatch)",
+            ),
+            Backend::Hosted(Some(why)) => write!(
+                f,
+                "hosted (a Linux process with Syscall User Dispatch), because {why}"
+            ),
         }
     }
 }
 
 /// The backend `mote run --platform choice` uses on a machine in `status`.
+///
+/// `auto` takes KVM whenever /dev/kvm is usable, software KVM (kvm_pvm)
+/// included: every end-to-end test runs on the partition today, and the hosted
+/// platform does not yet cover threads on several cores, shared file mappings or
+/// `/proc/self/smaps` page sizes (README, "Platforms"). Once it does, `auto`
+/// should prefer it on software KVM, where a partition's every kernel entry is
+/// emulated.
 pub fn choose_backend(choice: PlatformChoice, status: &KvmStatus) -> Result<Backend, KvmUnusable> {
+    let kvm = || Backend::Kvm(status.kind.unwrap_or(KvmKind::Unknown));
     match choice {
-        PlatformChoice::Auto | PlatformChoice::Kvm => {
+        PlatformChoice::Kvm => {
             status.usable.clone()?;
-            Ok(Backend::Kvm(status.kind.unwrap_or(KvmKind::Unknown)))
+            Ok(kvm())
         }
+        PlatformChoice::Auto => match &status.usable {
+            Ok(()) => Ok(kvm()),
+            Err(e) => Ok(Backend::Hosted(Some(e.clone()))),
+        },
+        PlatformChoice::Hosted => Ok(Backend::Hosted(None)),
     }
 }
 
@@ -173,6 +208,10 @@ pub fn print_info() -> i32 {
             lwk.join(",")
         );
     }
+    match crate::hosted::dispatch_available() {
+        Ok(()) => println!("hosted:   Syscall User Dispatch available (--platform hosted)"),
+        Err(e) => println!("hosted:   no Syscall User Dispatch ({e}): --platform hosted refuses"),
+    }
     match choose_backend(PlatformChoice::Auto, &status) {
         Ok(b) => println!("backend:  mote run will use {b}"),
         Err(_) => println!("backend:  none: mote run will refuse to start"),
@@ -205,11 +244,17 @@ mod tests {
             kind: None,
             usable: Err(KvmUnusable::PermissionDenied),
         };
-        let e = choose_backend(PlatformChoice::Auto, &st).unwrap_err();
+        let e = choose_backend(PlatformChoice::Kvm, &st).unwrap_err();
         assert_eq!(
             e.to_string(),
             "no usable /dev/kvm (permission denied): add yourself to group kvm"
         );
+        // auto falls back to the hosted platform and says why.
+        let b = choose_backend(PlatformChoice::Auto, &st).unwrap();
+        assert_eq!(b, Backend::Hosted(Some(KvmUnusable::PermissionDenied)));
+        assert!(b.to_string().ends_with(
+            "because no usable /dev/kvm (permission denied): add yourself to group kvm"
+        ));
         let st = KvmStatus {
             kind: None,
             usable: Err(KvmUnusable::NotFound),
@@ -218,7 +263,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("no usable /dev/kvm (not found): load kvm_intel or kvm_amd"));
-        assert!(e.ends_with("(issue 6)"));
+        assert!(e.ends_with("or use --platform hosted"));
         let st = KvmStatus {
             kind: Some(KvmKind::Software),
             usable: Ok(()),
@@ -226,6 +271,10 @@ mod tests {
         assert_eq!(
             choose_backend(PlatformChoice::Auto, &st),
             Ok(Backend::Kvm(KvmKind::Software))
+        );
+        assert_eq!(
+            choose_backend(PlatformChoice::Hosted, &st),
+            Ok(Backend::Hosted(None))
         );
     }
 

@@ -8,6 +8,7 @@ mod bench;
 mod boot;
 mod cli;
 mod guest;
+mod hosted;
 mod info;
 mod mirror;
 mod offload;

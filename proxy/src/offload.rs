@@ -453,6 +453,24 @@ fn log(slot: usize, va: u64, len: u64) -> i64 {
     }
 }
 
+/// The IKC futexes are shared between processes (the hosted platform's requester
+/// is the application's process, not a vCPU thread of ours): set before the
+/// first offload thread starts.
+static SHARED_FUTEXES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Make the IKC futexes work across processes (hosted platform).
+pub fn share_futexes() {
+    SHARED_FUTEXES.store(true, Ordering::Relaxed);
+}
+
+fn futex_private() -> libc::c_int {
+    if SHARED_FUTEXES.load(Ordering::Relaxed) {
+        0
+    } else {
+        libc::FUTEX_PRIVATE_FLAG
+    }
+}
+
 /// Sleep while `word` holds `val` (FUTEX_WAIT_PRIVATE; the vCPU threads wake it).
 pub fn futex_wait(word: &AtomicU32, val: u32) {
     // SAFETY: `word` is a live, aligned u32; the kernel only reads it. No timeout.
@@ -460,7 +478,7 @@ pub fn futex_wait(word: &AtomicU32, val: u32) {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            libc::FUTEX_WAIT | futex_private(),
             val,
             std::ptr::null::<libc::timespec>(),
         )
@@ -478,7 +496,7 @@ pub fn futex_wait_for(word: &AtomicU32, val: u32, ns: u64) {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            libc::FUTEX_WAIT | futex_private(),
             val,
             &ts as *const libc::timespec,
         )
@@ -492,7 +510,7 @@ pub fn futex_wake(word: &AtomicU32) {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            libc::FUTEX_WAKE | futex_private(),
             i32::MAX,
         )
     };

@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use crate::cli::{RunArgs, EXIT_USAGE};
 use crate::guest::GuestMem;
+use crate::hosted::Hosted;
+use crate::info::Backend;
 use crate::mirror::Mirror;
 use crate::passthrough::Passthrough;
 use crate::vmm::{BootParams, Event, Partition};
@@ -70,7 +72,13 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     }
 
     let status = info::detect_kvm();
-    info::choose_backend(a.platform, &status).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
+    let backend =
+        info::choose_backend(a.platform, &status).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
+    if let Backend::Hosted(Some(why)) = &backend {
+        if std::env::var_os("MOTE_DEBUG").is_some_and(|v| v.as_bytes() == b"1") {
+            crate::say!("mote: {why}: using the hosted platform");
+        }
+    }
 
     let (name, app_args) = a.command.split_first().expect("clap requires PROGRAM");
     let prog = match program::prepare(name) {
@@ -123,22 +131,35 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         stats: a.stats,
         page_size: a.page_size.bytes(),
     };
-    let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {
+    let mut platform = match backend {
+        Backend::Kvm(_) => {
+            let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {
+                (
+                    EXIT_MOTE_FAILED,
+                    format!("cannot create the partition: {e}"),
+                )
+            })?;
+            let (vm, nr_memslots) = partition.memslots();
+            mirror.attach_passthrough(Passthrough::new(Box::new(vm), nr_memslots));
+            Started::Kvm(partition)
+        }
+        Backend::Hosted(_) => {
+            let h = Hosted::new(guest.clone(), a.cores, &params)
+                .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
+            offload::share_futexes();
+            Started::Hosted(h)
+        }
+    };
+    let runtime_gpa = match &platform {
+        Started::Kvm(p) => p.runtime_gpa(),
+        Started::Hosted(h) => h.runtime_gpa(),
+    };
+    mirror.map_boot_regions(runtime_gpa).map_err(|e| {
         (
             EXIT_MOTE_FAILED,
-            format!("cannot create the partition: {e}"),
+            format!("cannot mirror the boot regions: {e}"),
         )
     })?;
-    let (vm, nr_memslots) = partition.memslots();
-    mirror.attach_passthrough(Passthrough::new(Box::new(vm), nr_memslots));
-    mirror
-        .map_boot_regions(partition.runtime_gpa())
-        .map_err(|e| {
-            (
-                EXIT_MOTE_FAILED,
-                format!("cannot mirror the boot regions: {e}"),
-            )
-        })?;
 
     drop(low_fds);
     let own = offload::open_fds().map_err(|e| {
@@ -165,12 +186,19 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             format!("cannot start the offload thread: {e}"),
         )
     })?;
-    partition
-        .start(tx)
-        .map_err(|e| (EXIT_MOTE_FAILED, format!("cannot start the partition: {e}")))?;
+    match &mut platform {
+        Started::Kvm(partition) => partition
+            .start(tx)
+            .map_err(|e| (EXIT_MOTE_FAILED, format!("cannot start the partition: {e}")))?,
+        Started::Hosted(h) => h.start(tx).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?,
+    }
 
     let event = rx.recv();
-    if a.stats {
+    if let Started::Hosted(h) = &mut platform {
+        // The application's process has nothing left to do (it spins after its
+        // last request); end it before the proxy exits.
+        h.stop();
+    } else if a.stats {
         // The partition has stopped: its counters no longer change.
         crate::say!("mote: {}", kernel_stats(&guest, a.cores));
     }
@@ -185,6 +213,12 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             ))
         }
     })
+}
+
+/// The platform the application runs on.
+enum Started {
+    Kvm(Partition),
+    Hosted(Hosted),
 }
 
 /// `--stats`: what kernel-min counted, summed over the partition's cores, with

@@ -29,7 +29,7 @@ use crate::offload::{futex_wait, futex_wake, lwk_host_cpu, pin_to};
 /// kernel-min, built for x86_64-unknown-none by build.rs.
 static KERNEL_ELF: &[u8] = include_bytes!(env!("MOTE_KERNEL_ELF"));
 /// The runtime (libos + shims), built for x86_64-unknown-none by build.rs.
-static RUNTIME_ELF: &[u8] = include_bytes!(env!("MOTE_RUNTIME_ELF"));
+pub(crate) static RUNTIME_ELF: &[u8] = include_bytes!(env!("MOTE_RUNTIME_ELF"));
 
 /// What the partition is told at boot.
 pub struct BootParams {

@@ -5,6 +5,7 @@
 
 pub mod entry;
 pub mod heap;
+pub mod hosted;
 pub mod platform;
 pub mod threads;
 

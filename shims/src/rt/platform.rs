@@ -65,12 +65,20 @@ pub fn kcall_raw(nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
 
 fn kcall(nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
     let ret: u64;
+    if crate::rt::hosted::active() {
+        // The hosted platform (issue 6) carries kernel calls out with Linux.
+        return to_result(crate::rt::hosted::kcall(nr, a));
+    }
     // SAFETY: kernel-min serves syscalls from runtime text as kernel calls and
     // follows the syscall register convention (rcx, r11 clobbered).
     unsafe {
         asm!("syscall", inlateout("rax") nr => ret, in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
              in("r10") a[3], lateout("rcx") _, lateout("r11") _, options(nostack));
     }
+    to_result(ret)
+}
+
+fn to_result(ret: u64) -> Result<u64, Errno> {
     if (ret as i64) < 0 && (ret as i64) > -4096 {
         Err(Errno::from_code(-(ret as i64) as i32).unwrap_or(Errno::EINVAL))
     } else {

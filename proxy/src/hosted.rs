@@ -1,0 +1,314 @@
+//! The Linux-hosted platform, proxy side (`mote run --platform hosted`, issue 6):
+//! the application runs in a second Linux process, a child of the proxy, that
+//! holds the same runtime (libos + shims) the partition runs, instead of in a KVM
+//! partition.
+//!
+//! How the child comes to be: the proxy prepares guest memory as for a partition
+//! (the runtime image relocated into the memfd, `BootInfo`, argv block, IKC area),
+//! mirrors the boot regions at their fixed addresses and starts the main thread's
+//! offload server; then it `fork`s. The child inherits the reservation of the
+//! application's range and the shared memfd mappings of the boot regions at the
+//! same addresses, so the runtime is already in place: the child pins itself to
+//! the LWK core's host CPU, makes the runtime's text executable, closes every
+//! descriptor but the memfd (descriptors are the proxy's), and jumps to the
+//! runtime's `mote_hosted_start` on core 0's upcall stack. It never returns into
+//! the proxy's code; from then on only the runtime's text may make system calls
+//! (Syscall User Dispatch, set up by the runtime), so nothing of the forked
+//! proxy's libc can act behind libos's back.
+//!
+//! Everything else is the partition's: the runtime's `Platform` over kernel calls,
+//! which `shims/src/rt/hosted.rs` carries out with Linux calls; the offload
+//! servers (with shared futexes, since the requester is another process); the
+//! map log and the mirror. The run ends on the first event, as with KVM; the
+//! child is then killed and reaped before the proxy exits. A child that dies
+//! without telling the proxy (a signal from outside, a runtime crash) ends the
+//! run with what killed it.
+#![allow(unsafe_code)]
+
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mote_abi::boot::{
+    BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_F_NO_PATCH, BOOT_F_STATS, BOOT_MAGIC,
+    BOOT_VERSION,
+};
+use mote_abi::layout::*;
+
+use crate::boot;
+use crate::guest::GuestMem;
+use crate::offload::lwk_host_cpu;
+use crate::vmm::{BootParams, Event};
+
+/// Where the runtime image goes in guest memory (no kernel-min below it here).
+const RUNTIME_GPA: u64 = KERNEL_GPA;
+const _: () = assert!(RUNTIME_GPA.is_multiple_of(LARGE_PAGE_SIZE));
+
+/// `prctl` option and mode of Syscall User Dispatch (`linux/prctl.h`, 5.11).
+const PR_SET_SYSCALL_USER_DISPATCH: libc::c_int = 59;
+const PR_SYS_DISPATCH_OFF: libc::c_ulong = 0;
+
+/// Failure to set up the hosted platform.
+#[derive(Debug, thiserror::Error)]
+pub enum HostedError {
+    #[error(
+        "--platform hosted needs Syscall User Dispatch (Linux 5.11 or later, \
+         CONFIG_GENERIC_ENTRY): {0}"
+    )]
+    NoDispatch(std::io::Error),
+    #[error("--platform hosted runs one LWK core for now (--cores {0}); threads share it")]
+    Cores(usize),
+    #[error("--mem {mem} MiB is too small: the runtime needs {need} MiB")]
+    TooSmall { mem: u64, need: u64 },
+    #[error(transparent)]
+    Boot(#[from] boot::BootError),
+    #[error("cannot start the application's process (fork): {0}")]
+    Fork(std::io::Error),
+}
+
+/// Can this process use Syscall User Dispatch? Switching it off is accepted
+/// exactly where the kernel implements it.
+pub fn dispatch_available() -> Result<(), std::io::Error> {
+    // SAFETY: prctl with integer arguments; turning dispatch off changes nothing
+    // for a thread that never turned it on.
+    let r = unsafe {
+        libc::prctl(
+            PR_SET_SYSCALL_USER_DISPATCH,
+            PR_SYS_DISPATCH_OFF,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// A prepared, not yet started application process.
+pub struct Hosted {
+    guest: Arc<GuestMem>,
+    entry: u64,
+    child: Option<(libc::pid_t, JoinHandle<()>)>,
+}
+
+impl Hosted {
+    /// Load the runtime into guest memory and write its `BootInfo`.
+    pub fn new(
+        guest: Arc<GuestMem>,
+        cores: usize,
+        params: &BootParams,
+    ) -> Result<Hosted, HostedError> {
+        dispatch_available().map_err(HostedError::NoDispatch)?;
+        if cores != 1 {
+            return Err(HostedError::Cores(cores));
+        }
+        let pool_start = RUNTIME_GPA + RUNTIME_SIZE;
+        if pool_start + (16 << 20) > guest.size() {
+            return Err(HostedError::TooSmall {
+                mem: guest.size() >> 20,
+                need: (pool_start >> 20) + 16,
+            });
+        }
+        let runtime = boot::load_image(
+            &guest,
+            "runtime",
+            crate::vmm::RUNTIME_ELF,
+            RUNTIME_GPA,
+            RUNTIME_VA,
+            RUNTIME_IMAGE_MAX,
+            &["mote_hosted_start"],
+        )?;
+        // SAFETY: getauxval only reads this process's auxiliary vector.
+        let (hwcap, hwcap2) = unsafe {
+            (
+                libc::getauxval(libc::AT_HWCAP),
+                libc::getauxval(libc::AT_HWCAP2),
+            )
+        };
+        let mut flags = 0;
+        // HWCAP2_FSGSBASE: Linux enabled wrfsbase/wrgsbase for user code.
+        if hwcap2 & 2 != 0 {
+            flags |= BOOT_F_FSGSBASE;
+        }
+        if params.debug {
+            flags |= BOOT_F_DEBUG;
+        }
+        if params.no_patch {
+            flags |= BOOT_F_NO_PATCH;
+        }
+        if params.stats {
+            flags |= BOOT_F_STATS;
+        }
+        let info = BootInfo {
+            magic: BOOT_MAGIC,
+            version: BOOT_VERSION,
+            ncores: cores as u32,
+            mem_size: guest.size(),
+            pool_start,
+            runtime_gpa: RUNTIME_GPA,
+            runtime_entry: runtime.symbols[0],
+            runtime_text_start: runtime.text_start,
+            runtime_text_end: runtime.text_end,
+            runtime_trap_entry: 0,
+            runtime_syscall_entry: 0,
+            runtime_image_end: runtime.end,
+            // No page tables: Linux's are the application's.
+            pml4_gpa: 0,
+            pt_pool_next: PT_POOL_END,
+            pid: params.pid,
+            flags,
+            tsc_khz: tsc_khz(),
+            args_len: params.args_len,
+            argc: params.argc,
+            envc: params.envc,
+            hwcap,
+            hwcap2,
+            random: params.random,
+            page_size: params.page_size,
+        };
+        boot::write_boot_info(&guest, &info);
+        Ok(Hosted {
+            guest,
+            entry: runtime.symbols[0],
+            child: None,
+        })
+    }
+
+    /// Guest-physical base of the runtime region (mirrored at `RUNTIME_VA`).
+    pub fn runtime_gpa(&self) -> u64 {
+        RUNTIME_GPA
+    }
+
+    /// Fork the application's process and start the runtime in it. Call after the
+    /// boot regions are mirrored and the main thread's offload server runs. A
+    /// child that dies without an `Exit` or `Fatal` request sends `events` why.
+    pub fn start(&mut self, events: Sender<Event>) -> Result<(), HostedError> {
+        let entry = self.entry;
+        let fd = self.guest.fd();
+        let cpu = lwk_host_cpu(0);
+        // SAFETY: getpid has no arguments.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the child runs only `child`, which makes async-signal-safe system
+        // calls and then leaves the proxy's code for good (no allocation, no lock
+        // another thread of the proxy could hold).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(HostedError::Fork(std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            child(entry, fd, parent, cpu);
+        }
+        let waiter = std::thread::Builder::new()
+            .name("mote-hosted-wait".into())
+            .spawn(move || {
+                let mut status = 0;
+                // SAFETY: waits for our own child; `status` is a live int.
+                let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+                if r != pid {
+                    return;
+                }
+                let ev = if libc::WIFSIGNALED(status) {
+                    Event::Killed {
+                        signal: libc::WTERMSIG(status) as u32,
+                        fault: None,
+                    }
+                } else {
+                    Event::Failed(format!(
+                        "the application's process ended with status {} before the application did",
+                        libc::WEXITSTATUS(status)
+                    ))
+                };
+                let _ = events.send(ev);
+            })
+            .map_err(HostedError::Fork)?;
+        self.child = Some((pid, waiter));
+        Ok(())
+    }
+
+    /// End the application's process (the run is over) and reap it.
+    pub fn stop(&mut self) {
+        if let Some((pid, waiter)) = self.child.take() {
+            // SAFETY: `pid` is our child, not reaped before the waiter joins.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = waiter.join();
+        }
+    }
+}
+
+/// The forked child: become the application's process and enter the runtime.
+fn child(entry: u64, fd: i32, parent: libc::pid_t, cpu: usize) -> ! {
+    // SAFETY: plain system calls on this (single-threaded) child's own state:
+    // 1. the parent-death signal and the check that the parent still lives make
+    //    the child end with the proxy;
+    // 2. pinning, and making the mirrored runtime region executable (the mirror
+    //    maps it read-write), touch only this process;
+    // 3. closing every descriptor but the memfd: the application's descriptors
+    //    live in the proxy, and nothing in this process uses the others again;
+    // 4. the jump leaves the proxy's code for the runtime's entry with a fresh
+    //    stack (core 0's upcall stack, in the runtime region); nothing returns.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(125);
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        if libc::mprotect(
+            RUNTIME_VA as *mut libc::c_void,
+            RUNTIME_SIZE as usize,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+        ) != 0
+        {
+            libc::_exit(125);
+        }
+        let fd_u = fd as libc::c_uint;
+        if fd_u > 0 {
+            libc::syscall(libc::SYS_close_range, 0, fd_u - 1, 0);
+        }
+        libc::syscall(libc::SYS_close_range, fd_u + 1, libc::c_uint::MAX, 0);
+        core::arch::asm!(
+            "mov rsp, {top}",
+            "jmp {entry}",
+            top = in(reg) upcall_stack_top(0),
+            entry = in(reg) entry,
+            in("rdi") LIBOS_VA,
+            in("rsi") 0u64,
+            in("rdx") fd as u64,
+            options(noreturn)
+        )
+    }
+}
+
+/// The TSC rate in kHz, measured against `CLOCK_MONOTONIC_RAW` over 20 ms (no
+/// KVM to ask). libos refreshes its clock references every second, so the small
+/// error only shows as a slew within a second.
+fn tsc_khz() -> u64 {
+    fn sample() -> (u64, u64) {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: rdtsc reads a counter; clock_gettime writes `ts`.
+        unsafe {
+            let a = core::arch::x86_64::_rdtsc();
+            libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts);
+            let b = core::arch::x86_64::_rdtsc();
+            (
+                a / 2 + b / 2,
+                ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
+            )
+        }
+    }
+    let (t0, n0) = sample();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (t1, n1) = sample();
+    let ns = n1.saturating_sub(n0);
+    if ns == 0 {
+        return 0;
+    }
+    ((t1 - t0) as u128 * 1_000_000 / ns as u128) as u64
+}

@@ -1,0 +1,504 @@
+//! The Linux-hosted platform's machine edge (issue 6): the same runtime, libos
+//! and shim table as in the partition, run in an ordinary Linux process that the
+//! proxy forked (`mote run --platform hosted`).
+//!
+//! The runtime keeps talking to "kernel-min" through its kernel calls
+//! (`mote_abi::kcall`); here, instead of a `syscall` into kernel-min, each kernel
+//! call is carried out with Linux system calls issued from the runtime's own text:
+//!
+//! | kernel call | hosted |
+//! |---|---|
+//! | `MAP` (va, gpa, len, prot) | `mmap(va, len, prot, MAP_SHARED|MAP_FIXED, guest memfd, gpa)` |
+//! | `UNMAP` | back to the inaccessible reservation (`PROT_NONE`, `MAP_FIXED`) |
+//! | `PROTECT` | `mprotect` |
+//! | `GIVE_TABLES` | nothing: Linux owns the page tables |
+//! | `SET_FS` / `SET_GS` | `arch_prctl` |
+//! | `DOORBELL` `NOTIFY` / `WAIT` / `WAKE_CORE` | shared futexes on the IKC words the vCPU thread would sleep or wake on |
+//!
+//! so the `Platform` implementation above the kernel calls (`rt::platform`), the
+//! IKC protocol and the map log are the partition's, unchanged: guest "physical"
+//! memory is the memfd, mapped at the application's addresses in this process
+//! (by these `MAP`s) and in the proxy (by the map log), which is the unified
+//! address space. File descriptors live in the proxy: every call libos does not
+//! serve travels through the IKC slot, exactly as from the partition.
+//!
+//! Traps are signals. Syscall User Dispatch (`PR_SET_SYSCALL_USER_DISPATCH`, Linux
+//! 5.11) lets `syscall` run natively only from the runtime's text; a `syscall`
+//! anywhere else (the application, and whatever of the forked proxy's libc is
+//! still mapped in this process) raises `SIGSYS` instead of reaching Linux.
+//! `SIGSYS`, `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE` and `SIGTRAP` are turned into
+//! a `TrapFrame` and handed to the same `shim_trap` kernel-min's upcalls reach, so
+//! a trapped call is routed, and its site patched, as in the partition. The
+//! handler runs on the running thread's runtime stack (`sigaltstack`), returns
+//! through `rt_sigreturn` with the frame's registers, and Linux restores the
+//! application's extended state from the signal frame.
+
+use core::arch::{asm, global_asm};
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+
+use mote_abi::boot::BootInfo;
+use mote_abi::layout::{is_passthrough, upcall_stack_top, LARGE_PAGE_SIZE, UPCALL_STACK_SIZE};
+use mote_abi::trap::{vector, TrapFrame, VECTOR_SYSCALL};
+use mote_abi::{kcall, ports};
+
+/// Set once by `mote_hosted_start`, before any kernel call.
+static HOSTED: AtomicBool = AtomicBool::new(false);
+/// The guest memfd (the proxy passed its number, inherited through `fork`).
+static GUEST_FD: AtomicI32 = AtomicI32::new(-1);
+/// Signals handled so far (statistics, for `--stats`).
+pub static SIGNALS: AtomicU64 = AtomicU64::new(0);
+
+/// Does the runtime run on the hosted platform?
+#[inline]
+pub fn active() -> bool {
+    HOSTED.load(Ordering::Relaxed)
+}
+
+// --- Linux system calls, from the runtime's text --------------------------------
+
+/// x86_64 system call numbers and constants used here (`asm/unistd_64.h`,
+/// `asm-generic/mman-common.h`, `linux/futex.h`, `asm/prctl.h`, `linux/prctl.h`).
+mod nr {
+    pub const MMAP: u64 = 9;
+    pub const MPROTECT: u64 = 10;
+    pub const RT_SIGACTION: u64 = 13;
+    pub const RT_SIGPROCMASK: u64 = 14;
+    pub const RT_SIGRETURN: u64 = 15;
+    pub const MADVISE: u64 = 28;
+    pub const SIGALTSTACK: u64 = 131;
+    pub const PRCTL: u64 = 157;
+    pub const ARCH_PRCTL: u64 = 158;
+    pub const FUTEX: u64 = 202;
+    pub const EXIT_GROUP: u64 = 231;
+
+    pub const PROT_NONE: u64 = 0;
+    pub const MAP_SHARED: u64 = 0x01;
+    pub const MAP_PRIVATE: u64 = 0x02;
+    pub const MAP_FIXED: u64 = 0x10;
+    pub const MAP_ANONYMOUS: u64 = 0x20;
+    pub const MAP_NORESERVE: u64 = 0x4000;
+    pub const MADV_HUGEPAGE: u64 = 14;
+    pub const FUTEX_WAIT: u64 = 0;
+    pub const FUTEX_WAKE: u64 = 1;
+    pub const ARCH_SET_GS: u64 = 0x1001;
+    pub const ARCH_SET_FS: u64 = 0x1002;
+    pub const PR_SET_SYSCALL_USER_DISPATCH: u64 = 59;
+    pub const PR_SYS_DISPATCH_ON: u64 = 1;
+    pub const SIG_SETMASK: u64 = 2;
+    pub const SA_SIGINFO: u64 = 0x4;
+    pub const SA_ONSTACK: u64 = 0x0800_0000;
+    pub const SA_RESTORER: u64 = 0x0400_0000;
+    pub const SA_NODEFER: u64 = 0x4000_0000;
+    /// `si_code` of a `SIGSYS` raised by Syscall User Dispatch.
+    pub const SYS_USER_DISPATCH: i32 = 2;
+}
+
+/// Linux signal numbers (`asm/signal.h`).
+mod sig {
+    pub const SIGILL: i32 = 4;
+    pub const SIGTRAP: i32 = 5;
+    pub const SIGBUS: i32 = 7;
+    pub const SIGFPE: i32 = 8;
+    pub const SIGSEGV: i32 = 11;
+    pub const SIGSYS: i32 = 31;
+}
+
+fn linux(n: u64, a: [u64; 6]) -> i64 {
+    let ret: i64;
+    // SAFETY: a raw Linux system call from the runtime's text (allowed by Syscall
+    // User Dispatch); callers pass arguments that touch only runtime memory or the
+    // ranges libos asked to (re)map; rcx and r11 are clobbered as `syscall` defines.
+    unsafe {
+        asm!("syscall", inlateout("rax") n as i64 => ret, in("rdi") a[0], in("rsi") a[1],
+             in("rdx") a[2], in("r10") a[3], in("r8") a[4], in("r9") a[5],
+             lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    ret
+}
+
+// --- kernel calls ------------------------------------------------------------------
+
+/// A kernel call carried out with Linux system calls; returns what kernel-min
+/// would (a value, or `-errno` as u64).
+pub fn kcall(n: u64, a: [u64; 4]) -> u64 {
+    let r = match n {
+        kcall::MAP => map(a[0], a[1], a[2], a[3]),
+        kcall::UNMAP => reserve(a[0], a[1]),
+        kcall::PROTECT => linux(nr::MPROTECT, [a[0], a[1], a[2] & kcall::PROT_MASK, 0, 0, 0]),
+        kcall::GIVE_TABLES => 0,
+        kcall::SET_FS => linux(nr::ARCH_PRCTL, [nr::ARCH_SET_FS, a[0], 0, 0, 0, 0]),
+        kcall::SET_GS => linux(nr::ARCH_PRCTL, [nr::ARCH_SET_GS, a[0], 0, 0, 0, 0]),
+        kcall::DOORBELL => doorbell(a[0] as u16, a[1]),
+        _ => -38, // ENOSYS
+    };
+    r as u64
+}
+
+fn map(va: u64, gpa: u64, len: u64, prot: u64) -> i64 {
+    if is_passthrough(gpa, len) {
+        // Shared file mappings need the file mapped in this process too; the
+        // proxy made none (it has no VM to give a memory slot to).
+        return -22; // EINVAL
+    }
+    let fd = GUEST_FD.load(Ordering::Relaxed) as u64;
+    let flags = nr::MAP_SHARED | nr::MAP_FIXED;
+    let r = linux(nr::MMAP, [va, len, prot & kcall::PROT_MASK, flags, fd, gpa]);
+    if r < 0 {
+        return r;
+    }
+    if len >= LARGE_PAGE_SIZE && prot & kcall::MAP_PAGES_4K == 0 {
+        // Large pages where Linux gives them for shared memory (THP for shmem:
+        // /sys/kernel/mm/transparent_hugepage/shmem_enabled); failure is harmless.
+        linux(nr::MADVISE, [va, len, nr::MADV_HUGEPAGE, 0, 0, 0]);
+    }
+    0
+}
+
+/// Put `[va, va+len)` back to the inaccessible reservation the proxy made before
+/// forking (never a real `munmap`: nothing of Linux may land in the application's
+/// range).
+fn reserve(va: u64, len: u64) -> i64 {
+    let flags = nr::MAP_PRIVATE | nr::MAP_ANONYMOUS | nr::MAP_NORESERVE | nr::MAP_FIXED;
+    let r = linux(nr::MMAP, [va, len, nr::PROT_NONE, flags, u64::MAX, 0]);
+    r.min(0)
+}
+
+fn futex_wake(word: &core::sync::atomic::AtomicU32) -> i64 {
+    // Shared (not FUTEX_PRIVATE): the other side is the proxy, another process,
+    // waiting on the same memfd page.
+    linux(
+        nr::FUTEX,
+        [
+            word.as_ptr() as u64,
+            nr::FUTEX_WAKE,
+            i32::MAX as u64,
+            0,
+            0,
+            0,
+        ],
+    )
+}
+
+/// `struct timespec`.
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+fn doorbell(port: u16, value: u64) -> i64 {
+    match port {
+        ports::NOTIFY => {
+            if value as usize >= mote_abi::ikc::MAX_THREADS {
+                return -22;
+            }
+            futex_wake(&super::platform::thread_slot(value as usize).req_seq);
+            0
+        }
+        ports::WAIT => {
+            let core = super::threads::cpu().core.load(Ordering::Relaxed) as usize;
+            let page = super::platform::core_page(core);
+            let max = page.sleep_max_ns.load(Ordering::Relaxed);
+            let ts = Timespec {
+                sec: (max / 1_000_000_000) as i64,
+                nsec: (max % 1_000_000_000) as i64,
+            };
+            let tsp = if max == 0 {
+                0
+            } else {
+                &ts as *const Timespec as u64
+            };
+            linux(
+                nr::FUTEX,
+                [
+                    page.wake_seq.as_ptr() as u64,
+                    nr::FUTEX_WAIT,
+                    value & 0xffff_ffff,
+                    tsp,
+                    0,
+                    0,
+                ],
+            );
+            0
+        }
+        ports::WAKE_CORE => {
+            if value as usize >= mote_abi::layout::MAX_CORES {
+                return -22;
+            }
+            futex_wake(&super::platform::core_page(value as usize).wake_seq);
+            0
+        }
+        _ => -22,
+    }
+}
+
+// --- start-up ----------------------------------------------------------------------
+
+global_asm!(
+    r#"
+    // Found by the proxy through the symbol table: keep it (R = SHF_GNU_RETAIN).
+    .section .text.mote_hosted, "axR"
+    // The forked proxy jumped here: rdi = BootInfo (user view), rsi = core,
+    // rdx = the guest memfd, rsp = this core's upcall stack top.
+    .global mote_hosted_start
+mote_hosted_start:
+    and rsp, -16
+    call {main}
+    ud2
+
+    // Every trap signal: rdi = signal, rsi = siginfo, rdx = ucontext, on the
+    // running thread's runtime stack (sigaltstack).
+    .global mote_hosted_signal
+mote_hosted_signal:
+    cld
+    jmp {handler}
+
+    // sa_restorer: back to the interrupted code with the ucontext's registers.
+    .global mote_hosted_restorer
+mote_hosted_restorer:
+    mov eax, {sigreturn}
+    syscall
+    ud2
+"#,
+    main = sym hosted_main,
+    handler = sym hosted_signal,
+    sigreturn = const nr::RT_SIGRETURN,
+);
+
+unsafe extern "C" {
+    static mote_hosted_signal: u8;
+    static mote_hosted_restorer: u8;
+}
+
+/// First Rust code of the hosted runtime: claim the traps, make Syscall User
+/// Dispatch catch every `syscall` outside the runtime's text, then start as the
+/// partition's core 0 does.
+extern "C" fn hosted_main(boot: &'static BootInfo, core: usize, fd: i32) -> ! {
+    GUEST_FD.store(fd, Ordering::Relaxed);
+    HOSTED.store(true, Ordering::Relaxed);
+    set_signal_stack(upcall_stack_top(core));
+    for s in [
+        sig::SIGSYS,
+        sig::SIGSEGV,
+        sig::SIGBUS,
+        sig::SIGILL,
+        sig::SIGFPE,
+        sig::SIGTRAP,
+    ] {
+        let act = SigAction {
+            handler: &raw const mote_hosted_signal as u64,
+            // NODEFER and an empty mask: a thread switch inside the handler (a
+            // blocking call) leaves the signal deliverable for the next thread.
+            flags: nr::SA_SIGINFO | nr::SA_ONSTACK | nr::SA_RESTORER | nr::SA_NODEFER,
+            restorer: &raw const mote_hosted_restorer as u64,
+            mask: 0,
+        };
+        if linux(
+            nr::RT_SIGACTION,
+            [s as u64, &act as *const SigAction as u64, 0, 8, 0, 0],
+        ) < 0
+        {
+            linux(nr::EXIT_GROUP, [125, 0, 0, 0, 0, 0]);
+        }
+    }
+    // Whatever the forking thread blocked, the application starts with nothing
+    // blocked (libos keeps the application's own mask).
+    let none = 0u64;
+    linux(
+        nr::RT_SIGPROCMASK,
+        [nr::SIG_SETMASK, &none as *const u64 as u64, 0, 8, 0, 0],
+    );
+    let (start, end) = (boot.runtime_text_start, boot.runtime_text_end);
+    if linux(
+        nr::PRCTL,
+        [
+            nr::PR_SET_SYSCALL_USER_DISPATCH,
+            nr::PR_SYS_DISPATCH_ON,
+            start,
+            end - start,
+            0, // no selector: outside the runtime's text every syscall is dispatched
+            0,
+        ],
+    ) < 0
+    {
+        // The proxy checked that the kernel has it; this is not expected.
+        linux(nr::EXIT_GROUP, [125, 0, 0, 0, 0, 0]);
+    }
+    crate::partition::runtime_main(boot, core)
+}
+
+/// `struct sigaction` as the kernel takes it (`rt_sigaction`, x86_64).
+#[repr(C)]
+struct SigAction {
+    handler: u64,
+    flags: u64,
+    restorer: u64,
+    mask: u64,
+}
+
+/// `stack_t`.
+#[repr(C)]
+struct StackT {
+    sp: u64,
+    flags: i32,
+    _pad: i32,
+    size: u64,
+}
+
+/// Make the runtime stack ending at `top` (one upcall stack's size) the stack
+/// signals are handled on. Called on a stack other than the current signal
+/// stack (Linux refuses to move the one in use).
+pub fn set_signal_stack(top: u64) {
+    let st = StackT {
+        sp: top - UPCALL_STACK_SIZE,
+        flags: 0,
+        _pad: 0,
+        size: UPCALL_STACK_SIZE,
+    };
+    linux(
+        nr::SIGALTSTACK,
+        [&st as *const StackT as u64, 0, 0, 0, 0, 0],
+    );
+}
+
+// --- traps -------------------------------------------------------------------------
+
+/// `struct sigcontext` (64-bit, `asm/sigcontext.h`) as it sits in `ucontext`.
+#[repr(C)]
+struct SigContext {
+    r8: u64,
+    r9: u64,
+    r10: u64,
+    r11: u64,
+    r12: u64,
+    r13: u64,
+    r14: u64,
+    r15: u64,
+    rdi: u64,
+    rsi: u64,
+    rbp: u64,
+    rbx: u64,
+    rdx: u64,
+    rax: u64,
+    rcx: u64,
+    rsp: u64,
+    rip: u64,
+    eflags: u64,
+    cs_gs_fs_ss: u64,
+    err: u64,
+    trapno: u64,
+    oldmask: u64,
+    cr2: u64,
+    fpstate: u64,
+    reserved: [u64; 8],
+}
+
+/// `struct ucontext` (`asm/ucontext.h`): flags, link, `stack_t`, then the
+/// registers.
+#[repr(C)]
+struct UContext {
+    flags: u64,
+    link: u64,
+    stack: StackT,
+    mcontext: SigContext,
+    sigmask: u64,
+}
+
+static_assertions::const_assert_eq!(size_of::<StackT>(), 24);
+static_assertions::const_assert_eq!(offset_of!(UContext, mcontext), 40);
+static_assertions::const_assert_eq!(offset_of!(SigContext, rip), 128);
+static_assertions::const_assert_eq!(offset_of!(SigContext, cr2), 176);
+static_assertions::const_assert_eq!(size_of::<SigContext>(), 256);
+static_assertions::const_assert_eq!(offset_of!(UContext, sigmask), 296);
+
+/// The head of `siginfo_t` (`asm-generic/siginfo.h`): signo, errno, code, then
+/// the union (`si_addr`; for `SIGSYS` `si_call_addr`, `si_syscall`, `si_arch`).
+#[repr(C)]
+struct SigInfoHead {
+    signo: i32,
+    errno: i32,
+    code: i32,
+    _pad: i32,
+    addr: u64,
+    syscall: i32,
+    arch: u32,
+}
+
+/// The exception vector behind a trap signal.
+fn vector_of(signal: i32, code: i32, trapno: u64) -> u64 {
+    match signal {
+        sig::SIGSYS if code == nr::SYS_USER_DISPATCH => VECTOR_SYSCALL,
+        sig::SIGSEGV | sig::SIGBUS if trapno == vector::PF => vector::PF,
+        sig::SIGSEGV | sig::SIGBUS if trapno == vector::AC => vector::AC,
+        sig::SIGSEGV => vector::GP,
+        sig::SIGBUS => vector::PF,
+        sig::SIGILL => vector::UD,
+        sig::SIGFPE if trapno == vector::XM || trapno == vector::MF => trapno,
+        sig::SIGFPE => vector::DE,
+        sig::SIGTRAP => vector::BP,
+        _ => trapno,
+    }
+}
+
+extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) {
+    SIGNALS.fetch_add(1, Ordering::Relaxed);
+    let m = &mut uc.mcontext;
+    let vector = vector_of(signal, info.code, m.trapno);
+    let mut f = TrapFrame {
+        r15: m.r15,
+        r14: m.r14,
+        r13: m.r13,
+        r12: m.r12,
+        r11: m.r11,
+        r10: m.r10,
+        r9: m.r9,
+        r8: m.r8,
+        rbp: m.rbp,
+        rdi: m.rdi,
+        rsi: m.rsi,
+        rdx: m.rdx,
+        rcx: m.rcx,
+        rbx: m.rbx,
+        rax: m.rax,
+        hdr: mote_abi::trap::UpcallHeader {
+            vector,
+            error_code: m.err,
+            cr2: if vector == vector::PF { info.addr } else { 0 },
+            rip: m.rip,
+            rflags: m.eflags,
+            rsp: m.rsp,
+            _pad: 0,
+        },
+    };
+    if vector == VECTOR_SYSCALL {
+        // Dispatch rolled rax back to the number; Linux's `syscall` would clobber
+        // rcx and r11 with the return address and flags.
+        f.rcx = m.rip;
+        f.r11 = m.eflags;
+    }
+    crate::partition::shim_trap(&mut f);
+    let m = &mut uc.mcontext;
+    m.r15 = f.r15;
+    m.r14 = f.r14;
+    m.r13 = f.r13;
+    m.r12 = f.r12;
+    m.r11 = f.r11;
+    m.r10 = f.r10;
+    m.r9 = f.r9;
+    m.r8 = f.r8;
+    m.rbp = f.rbp;
+    m.rdi = f.rdi;
+    m.rsi = f.rsi;
+    m.rdx = f.rdx;
+    m.rcx = f.rcx;
+    m.rbx = f.rbx;
+    m.rax = f.rax;
+    m.rip = f.hdr.rip;
+    m.rsp = f.hdr.rsp;
+    m.eflags = f.hdr.rflags;
+    if f.hdr.vector == VECTOR_SYSCALL {
+        m.rcx = f.hdr.rip;
+        m.r11 = f.hdr.rflags;
+    }
+}
