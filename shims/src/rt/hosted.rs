@@ -38,7 +38,9 @@ use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use mote_abi::boot::BootInfo;
-use mote_abi::layout::{is_passthrough, upcall_stack_top, LARGE_PAGE_SIZE, UPCALL_STACK_SIZE};
+use mote_abi::layout::{
+    is_passthrough, upcall_stack_top, LARGE_PAGE_SIZE, MAX_CORES, UPCALL_STACK_SIZE,
+};
 use mote_abi::trap::{vector, TrapFrame, VECTOR_SYSCALL};
 use mote_abi::{kcall, ports};
 
@@ -277,7 +279,7 @@ unsafe extern "C" {
 extern "C" fn hosted_main(boot: &'static BootInfo, core: usize, fd: i32) -> ! {
     GUEST_FD.store(fd, Ordering::Relaxed);
     HOSTED.store(true, Ordering::Relaxed);
-    set_signal_stack(upcall_stack_top(core));
+    on_switch(core, upcall_stack_top(core), UPCALL_STACK_SIZE);
     for s in [
         sig::SIGSYS,
         sig::SIGSEGV,
@@ -346,15 +348,29 @@ struct StackT {
     size: u64,
 }
 
-/// Make the runtime stack ending at `top` (one upcall stack's size) the stack
-/// signals are handled on. Called on a stack other than the current signal
-/// stack (Linux refuses to move the one in use).
-pub fn set_signal_stack(top: u64) {
+/// Top of each core's signal stack as last set (0: not yet).
+static SIGNAL_STACK_TOP: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+
+/// A thread starts or resumes on `core` with its runtime stack `[top - size,
+/// top)`: make that the stack its traps are handled on. A trap of one thread
+/// may block inside `shim_trap` (a futex wait, a forwarded call) while other
+/// threads of the core run, so each thread's signal frames must stay on its own
+/// stack. Called on the resumed thread's stack, which is therefore not the
+/// signal stack in use (Linux refuses to move that one) unless it is already
+/// the right one.
+pub fn on_switch(core: usize, top: u64, size: u64) {
+    if SIGNAL_STACK_TOP[core % MAX_CORES].swap(top, Ordering::Relaxed) != top {
+        set_signal_stack(top, size);
+    }
+}
+
+/// Make `[top - size, top)` the stack signals are handled on.
+fn set_signal_stack(top: u64, size: u64) {
     let st = StackT {
-        sp: top - UPCALL_STACK_SIZE,
+        sp: top - size,
         flags: 0,
         _pad: 0,
-        size: UPCALL_STACK_SIZE,
+        size,
     };
     linux(
         nr::SIGALTSTACK,

@@ -311,6 +311,17 @@ fn resume_thread_state() {
     let c = cpu();
     let slot = c.slot.load(Ordering::Relaxed) as usize;
     restore_ext(&tcb(slot).xsave);
+    if super::hosted::active() {
+        // Hosted platform: this thread's traps arrive as signals on its own stack.
+        let size = if slot == 0 {
+            mote_abi::layout::UPCALL_STACK_SIZE
+        } else {
+            // stack_top aligns down by up to 15 bytes.
+            tcb(slot).stack.len() as u64 - 16
+        };
+        let core = c.core.load(Ordering::Relaxed) as usize;
+        super::hosted::on_switch(core, stack_top(slot), size);
+    }
 }
 
 /// Give the core to the next thread: the caller already changed the running
