@@ -8,10 +8,11 @@
 //! mirrors the boot regions at their fixed addresses and starts the main thread's
 //! offload server; then it `fork`s. The child inherits the reservation of the
 //! application's range and the shared memfd mappings of the boot regions at the
-//! same addresses, so the runtime is already in place: the child pins itself to
-//! the LWK core's host CPU, makes the runtime's text executable, closes every
-//! descriptor but the memfd (descriptors are the proxy's), and jumps to the
-//! runtime's `mote_hosted_start` on core 0's upcall stack. It never returns into
+//! same addresses, so the runtime is already in place: the child makes the
+//! runtime's text executable, closes every descriptor but the memfd (descriptors
+//! are the proxy's), and jumps to the runtime's `mote_hosted_start` on core 0's
+//! upcall stack. The runtime starts one Linux thread per further LWK core and
+//! pins each core's thread to its host CPU (`mote_abi::hosted::HostedInfo`). It never returns into
 //! the proxy's code; from then on only the runtime's text may make system calls
 //! (Syscall User Dispatch, set up by the runtime), so nothing of the forked
 //! proxy's libc can act behind libos's back.
@@ -33,6 +34,7 @@ use mote_abi::boot::{
     BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_F_NO_PATCH, BOOT_F_STATS, BOOT_MAGIC,
     BOOT_VERSION,
 };
+use mote_abi::hosted::{HostedInfo, HOSTED_INFO_GPA, HOSTED_INFO_VA, HOSTED_MAGIC};
 use mote_abi::layout::*;
 
 use crate::boot;
@@ -56,8 +58,6 @@ pub enum HostedError {
          CONFIG_GENERIC_ENTRY): {0}"
     )]
     NoDispatch(std::io::Error),
-    #[error("--platform hosted runs one LWK core for now (--cores {0}); threads share it")]
-    Cores(usize),
     #[error("--mem {mem} MiB is too small: the runtime needs {need} MiB")]
     TooSmall { mem: u64, need: u64 },
     #[error(transparent)]
@@ -102,9 +102,6 @@ impl Hosted {
         params: &BootParams,
     ) -> Result<Hosted, HostedError> {
         dispatch_available().map_err(HostedError::NoDispatch)?;
-        if cores != 1 {
-            return Err(HostedError::Cores(cores));
-        }
         let pool_start = RUNTIME_GPA + RUNTIME_SIZE;
         if pool_start + (16 << 20) > guest.size() {
             return Err(HostedError::TooSmall {
@@ -170,6 +167,21 @@ impl Hosted {
             page_size: params.page_size,
         };
         boot::write_boot_info(&guest, &info);
+        let mut hosted = HostedInfo {
+            magic: HOSTED_MAGIC,
+            guest_fd: guest.fd() as u64,
+            host_cpu: [0; MAX_CORES],
+        };
+        for (i, cpu) in hosted.host_cpu.iter_mut().enumerate().take(cores) {
+            *cpu = lwk_host_cpu(i) as u32;
+        }
+        let bytes: Vec<u8> = {
+            let p = &hosted as *const HostedInfo as *const u8;
+            // SAFETY: HostedInfo is plain integers without padding (size pinned in
+            // mote_abi::hosted); the slice covers exactly it while it lives.
+            unsafe { std::slice::from_raw_parts(p, std::mem::size_of::<HostedInfo>()) }.to_vec()
+        };
+        guest.write(HOSTED_INFO_GPA, &bytes);
         Ok(Hosted {
             guest,
             entry: runtime.symbols[0],
@@ -188,7 +200,6 @@ impl Hosted {
     pub fn start(&mut self, events: Sender<Event>) -> Result<(), HostedError> {
         let entry = self.entry;
         let fd = self.guest.fd();
-        let cpu = lwk_host_cpu(0);
         // SAFETY: getpid has no arguments.
         let parent = unsafe { libc::getpid() };
         // SAFETY: the child runs only `child`, which makes async-signal-safe system
@@ -199,7 +210,7 @@ impl Hosted {
             return Err(HostedError::Fork(std::io::Error::last_os_error()));
         }
         if pid == 0 {
-            child(entry, fd, parent, cpu);
+            child(entry, fd, parent);
         }
         let waiter = std::thread::Builder::new()
             .name("mote-hosted-wait".into())
@@ -239,12 +250,12 @@ impl Hosted {
 }
 
 /// The forked child: become the application's process and enter the runtime.
-fn child(entry: u64, fd: i32, parent: libc::pid_t, cpu: usize) -> ! {
+fn child(entry: u64, fd: i32, parent: libc::pid_t) -> ! {
     // SAFETY: plain system calls on this (single-threaded) child's own state:
     // 1. the parent-death signal and the check that the parent still lives make
     //    the child end with the proxy;
-    // 2. pinning, and making the mirrored runtime region executable (the mirror
-    //    maps it read-write), touch only this process;
+    // 2. making the mirrored runtime region executable (the mirror maps it
+    //    read-write) touches only this process;
     // 3. closing every descriptor but the memfd: the application's descriptors
     //    live in the proxy, and nothing in this process uses the others again;
     // 4. the jump leaves the proxy's code for the runtime's entry with a fresh
@@ -254,9 +265,6 @@ fn child(entry: u64, fd: i32, parent: libc::pid_t, cpu: usize) -> ! {
         if libc::getppid() != parent {
             libc::_exit(125);
         }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
         if libc::mprotect(
             RUNTIME_VA as *mut libc::c_void,
             RUNTIME_SIZE as usize,
@@ -277,7 +285,7 @@ fn child(entry: u64, fd: i32, parent: libc::pid_t, cpu: usize) -> ! {
             entry = in(reg) entry,
             in("rdi") LIBOS_VA,
             in("rsi") 0u64,
-            in("rdx") fd as u64,
+            in("rdx") HOSTED_INFO_VA,
             options(noreturn)
         )
     }

@@ -140,16 +140,52 @@ mod cases {
         assert!(run.stdout_text().contains("cos(1) = 0.540302305868"));
     }
 
-    pub fn threads(pf: &[&str]) {
-        let run = same(&Program::new(app("threads")), pf);
-        assert!(run
+    /// `--cores N` added to the platform's options.
+    fn with_cores<'a>(pf: &[&'a str], cores: &'a str) -> Vec<&'a str> {
+        let mut v = pf.to_vec();
+        v.extend(["--cores", cores]);
+        v
+    }
+
+    pub fn threads_on_1_2_4_cores(pf: &[&str]) {
+        let p = Program::new(app("threads"));
+        let native = p.native();
+        for cores in ["1", "2", "4"] {
+            assert_same(&native, &p.mote_with(&with_cores(pf, cores)));
+        }
+        assert!(native
             .stdout_text()
             .contains("mutex counter 16000, atomic counter 16000, join total 28140"));
     }
 
-    pub fn futex(pf: &[&str]) {
-        let run = same(&Program::new(app("futex")), pf);
-        assert!(run.stdout_text().contains("reader: got 5 bytes: hello"));
+    pub fn futex_on_1_2_4_cores(pf: &[&str]) {
+        let p = Program::new(app("futex"));
+        let native = p.native();
+        for cores in ["1", "2", "4"] {
+            assert_same(&native, &p.mote_with(&with_cores(pf, cores)));
+        }
+        assert!(native.stdout_text().contains("reader: got 5 bytes: hello"));
+    }
+
+    pub fn openmp_on_2_cores(pf: &[&str]) {
+        let omp = |n: Option<&str>| {
+            let mut env = vec![("PATH", "/usr/bin:/bin")];
+            env.extend(n.map(|n| ("OMP_NUM_THREADS", n)));
+            Program::new(app("omp")).env_exact(env)
+        };
+        let native = omp(Some("2")).native();
+        let run = omp(None).mote_with(&with_cores(pf, "2"));
+        assert_same(&native, &run);
+        assert!(run.stdout_text().starts_with("threads 2\n"), "{run:?}");
+    }
+
+    pub fn a_thread_faults_on_2_cores(pf: &[&str]) {
+        let p = Program::new(app("thread_end")).arg("segv");
+        let native = p.native();
+        assert_eq!(native.status, 139, "{native:?}");
+        let run = p.mote_with(&with_cores(pf, "2"));
+        assert_same(&native, &run);
+        assert!(run.stderr_text().contains("SIGSEGV"), "{run:?}");
     }
 
     pub fn thread_ends_the_run(pf: &[&str]) {
@@ -214,8 +250,10 @@ platform_tests!(
         busybox_shell,
         dynamic_sort,
         dlopen,
-        threads,
-        futex,
+        threads_on_1_2_4_cores,
+        futex_on_1_2_4_cores,
+        openmp_on_2_cores,
+        a_thread_faults_on_2_cores,
         thread_ends_the_run,
         patched_sites_take_no_further_trap,
     ]

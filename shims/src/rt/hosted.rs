@@ -38,6 +38,7 @@ use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use mote_abi::boot::BootInfo;
+use mote_abi::hosted::{HostedInfo, HOSTED_MAGIC};
 use mote_abi::layout::{
     is_passthrough, upcall_stack_top, LARGE_PAGE_SIZE, MAX_CORES, UPCALL_STACK_SIZE,
 };
@@ -73,6 +74,11 @@ mod nr {
     pub const ARCH_PRCTL: u64 = 158;
     pub const FUTEX: u64 = 202;
     pub const EXIT_GROUP: u64 = 231;
+    pub const CLONE: u64 = 56;
+    pub const SCHED_SETAFFINITY: u64 = 203;
+    /// A thread of this process: `CLONE_VM | CLONE_FS | CLONE_FILES |
+    /// CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM`.
+    pub const CLONE_THREAD_FLAGS: u64 = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000;
 
     pub const PROT_NONE: u64 = 0;
     pub const MAP_SHARED: u64 = 0x01;
@@ -242,12 +248,30 @@ global_asm!(
     // Found by the proxy through the symbol table: keep it (R = SHF_GNU_RETAIN).
     .section .text.mote_hosted, "axR"
     // The forked proxy jumped here: rdi = BootInfo (user view), rsi = core,
-    // rdx = the guest memfd, rsp = this core's upcall stack top.
+    // rdx = HostedInfo (user view), rsp = this core's upcall stack top.
     .global mote_hosted_start
 mote_hosted_start:
     and rsp, -16
     call {main}
     ud2
+
+    // mote_hosted_clone(flags = rdi, stack = rsi): a Linux thread for LWK core
+    // [rsi] (the caller stored the core there), starting in hosted_secondary on
+    // that stack. Returns the new tid or -errno in the calling thread.
+    .global mote_hosted_clone
+mote_hosted_clone:
+    mov eax, {clone}
+    xor edx, edx
+    xor r10d, r10d
+    xor r8d, r8d
+    syscall
+    test rax, rax
+    jnz 1f
+    mov rdi, [rsp]
+    call {secondary}
+    ud2
+1:
+    ret
 
     // Every trap signal: rdi = signal, rsi = siginfo, rdx = ucontext, on the
     // running thread's runtime stack (sigaltstack).
@@ -264,6 +288,8 @@ mote_hosted_restorer:
     ud2
 "#,
     main = sym hosted_main,
+    secondary = sym hosted_secondary,
+    clone = const nr::CLONE,
     handler = sym hosted_signal,
     sigreturn = const nr::RT_SIGRETURN,
 );
@@ -271,15 +297,72 @@ mote_hosted_restorer:
 unsafe extern "C" {
     static mote_hosted_signal: u8;
     static mote_hosted_restorer: u8;
+    fn mote_hosted_clone(flags: u64, stack: u64) -> i64;
 }
 
-/// First Rust code of the hosted runtime: claim the traps, make Syscall User
-/// Dispatch catch every `syscall` outside the runtime's text, then start as the
+/// The proxy's start-up facts (set by `hosted_main`).
+static INFO: spin::Once<(&'static BootInfo, &'static HostedInfo)> = spin::Once::new();
+
+/// First Rust code of the hosted runtime (core 0, the process's first thread):
+/// claim the traps, start a Linux thread per further LWK core, then start as the
 /// partition's core 0 does.
-extern "C" fn hosted_main(boot: &'static BootInfo, core: usize, fd: i32) -> ! {
-    GUEST_FD.store(fd, Ordering::Relaxed);
+extern "C" fn hosted_main(boot: &'static BootInfo, core: usize, info: &'static HostedInfo) -> ! {
+    if info.magic != HOSTED_MAGIC {
+        linux(nr::EXIT_GROUP, [125, 0, 0, 0, 0, 0]);
+    }
+    GUEST_FD.store(info.guest_fd as i32, Ordering::Relaxed);
     HOSTED.store(true, Ordering::Relaxed);
+    INFO.call_once(|| (boot, info));
+    let ncores = (boot.ncores as usize).clamp(1, MAX_CORES);
+    claim_traps();
+    for c in 1..ncores {
+        // The core number at the top of its stack, for mote_hosted_clone.
+        let stack = upcall_stack_top(c) - 16;
+        // SAFETY: `stack` is the top of core c's upcall stack, in the runtime
+        // region (mapped read-write), used by nothing else yet.
+        unsafe { (stack as *mut u64).write(c as u64) };
+        // SAFETY: the new thread starts in hosted_secondary on that stack and never
+        // returns; it shares everything of this process, as a vCPU shares the VM.
+        if unsafe { mote_hosted_clone(nr::CLONE_THREAD_FLAGS, stack) } < 0 {
+            linux(nr::EXIT_GROUP, [125, 0, 0, 0, 0, 0]);
+        }
+    }
+    start_core(core)
+}
+
+/// First code of LWK core `core`'s Linux thread.
+extern "C" fn hosted_secondary(core: u64) -> ! {
+    start_core(core as usize)
+}
+
+/// What every core's thread does first: pin itself, take its signal stack, turn
+/// Syscall User Dispatch on (a per-thread setting), enter the runtime.
+fn start_core(core: usize) -> ! {
+    let (boot, info) = *INFO.get().expect("hosted start-up facts");
+    let cpu = info.host_cpu[core % MAX_CORES] as usize;
+    let mut set = [0u64; 16]; // cpu_set_t, 1024 CPUs
+    if cpu < 1024 {
+        set[cpu / 64] |= 1 << (cpu % 64);
+        // Best effort, as for a vCPU thread: unpinned still runs, only noisier.
+        linux(
+            nr::SCHED_SETAFFINITY,
+            [
+                0,
+                size_of::<[u64; 16]>() as u64,
+                set.as_ptr() as u64,
+                0,
+                0,
+                0,
+            ],
+        );
+    }
     on_switch(core, upcall_stack_top(core), UPCALL_STACK_SIZE);
+    dispatch_on(boot);
+    crate::partition::runtime_main(boot, core)
+}
+
+/// Install the trap-signal handlers (process-wide) and unblock every signal.
+fn claim_traps() {
     for s in [
         sig::SIGSYS,
         sig::SIGSEGV,
@@ -311,6 +394,11 @@ extern "C" fn hosted_main(boot: &'static BootInfo, core: usize, fd: i32) -> ! {
         nr::RT_SIGPROCMASK,
         [nr::SIG_SETMASK, &none as *const u64 as u64, 0, 8, 0, 0],
     );
+}
+
+/// Turn Syscall User Dispatch on for the calling thread: `syscall` outside the
+/// runtime's text raises `SIGSYS`.
+fn dispatch_on(boot: &BootInfo) {
     let (start, end) = (boot.runtime_text_start, boot.runtime_text_end);
     if linux(
         nr::PRCTL,
@@ -327,7 +415,6 @@ extern "C" fn hosted_main(boot: &'static BootInfo, core: usize, fd: i32) -> ! {
         // The proxy checked that the kernel has it; this is not expected.
         linux(nr::EXIT_GROUP, [125, 0, 0, 0, 0, 0]);
     }
-    crate::partition::runtime_main(boot, core)
 }
 
 /// `struct sigaction` as the kernel takes it (`rt_sigaction`, x86_64).
