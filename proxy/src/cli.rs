@@ -56,6 +56,9 @@ pub struct BenchArgs {
     /// Repetitions per side (default 3 with --quick, else 5).
     #[arg(long, value_name = "N")]
     pub reps: Option<usize>,
+    /// Platform of the mote runs (`mote run --platform`).
+    #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
+    pub platform: PlatformChoice,
     /// Workloads to run (default: all): latency, fwq, gups, stream, alloc, cg, startup.
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,

@@ -180,7 +180,7 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
         let load = config.load.then(|| load::Load::start(linux_cpu));
         for rep in 0..reps {
             for side in [Side::Native, Side::Mote] {
-                let run = run_once(config, side, rep, a.quick, &mote, &apps, &cpus);
+                let run = run_once(config, side, rep, a.quick, &mote, &apps, &cpus, a.platform);
                 print_progress(config, &run, reps);
                 config.runs.push(run);
             }
@@ -290,6 +290,7 @@ struct Cpus {
     all: rustix::thread::CpuSet,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_once(
     config: &Config,
     side: Side,
@@ -298,6 +299,7 @@ fn run_once(
     mote: &Path,
     apps: &Path,
     cpus: &Cpus,
+    platform: crate::cli::PlatformChoice,
 ) -> Run {
     let w = config.workload;
     let program = apps.join(w.program);
@@ -306,7 +308,11 @@ fn run_once(
         Side::Native => Command::new(&program),
         Side::Mote => {
             let mut c = Command::new(mote);
-            c.arg("run").arg("--").arg(&program);
+            c.arg("run");
+            if let Some(p) = clap::ValueEnum::to_possible_value(&platform) {
+                c.args(["--platform", p.get_name()]);
+            }
+            c.arg("--").arg(&program);
             c
         }
     };
