@@ -40,6 +40,7 @@ use mote_abi::layout::*;
 use crate::boot;
 use crate::guest::GuestMem;
 use crate::offload::lwk_host_cpu;
+use crate::passthrough::{MemSlots, Passthrough};
 use crate::vmm::{BootParams, Event};
 
 /// Where the runtime image goes in guest memory (no kernel-min below it here).
@@ -194,6 +195,15 @@ impl Hosted {
         RUNTIME_GPA
     }
 
+    /// Shared file mappings: the proxy maps the file as for a partition (its
+    /// mirror) and hands out a pass-through range, but there is no memory slot to
+    /// register; the application's process maps the same file itself, through
+    /// its own descriptor of the proxy's (`pidfd_getfd`, see the runtime's
+    /// `rt::hosted`).
+    pub fn passthrough() -> Passthrough {
+        Passthrough::new(Box::new(NoSlots), NO_SLOTS_LIMIT)
+    }
+
     /// Fork the application's process and start the runtime in it. Call after the
     /// boot regions are mirrored and the main thread's offload server runs. A
     /// child that dies without an `Exit` or `Fatal` request sends `events` why.
@@ -212,6 +222,11 @@ impl Hosted {
         if pid == 0 {
             child(entry, fd, parent);
         }
+        // Where Yama restricts ptrace access to descendants, let the child take
+        // descriptors from us (pidfd_getfd) for shared file mappings. Without
+        // Yama the option does not exist and nothing needs allowing.
+        // SAFETY: prctl with integer arguments, on this process only.
+        unsafe { libc::prctl(libc::PR_SET_PTRACER, pid as libc::c_ulong, 0, 0, 0) };
         let waiter = std::thread::Builder::new()
             .name("mote-hosted-wait".into())
             .spawn(move || {
@@ -248,6 +263,19 @@ impl Hosted {
         }
     }
 }
+
+/// Memory slots of the hosted platform: none to register (the application's
+/// process maps shared files itself).
+struct NoSlots;
+
+impl MemSlots for NoSlots {
+    fn set(&self, _slot: u32, _gpa: u64, _len: u64, _hva: u64, _ro: bool) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Pass-through objects at once (slot numbers only count them here).
+const NO_SLOTS_LIMIT: u32 = 32768;
 
 /// The forked child: become the application's process and enter the runtime.
 fn child(entry: u64, fd: i32, parent: libc::pid_t) -> ! {

@@ -147,6 +147,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             let h = Hosted::new(guest.clone(), a.cores, &params)
                 .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
             offload::share_futexes();
+            mirror.attach_passthrough(Hosted::passthrough());
             Started::Hosted(h)
         }
     };

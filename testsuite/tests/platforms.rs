@@ -193,6 +193,84 @@ mod cases {
         assert_eq!(run.status, 3);
     }
 
+    pub fn shared_file_written_through_map_shared(pf: &[&str]) {
+        let dir = TempDir::new("platform-shmfile");
+        let (n, m) = (dir.path().join("native"), dir.path().join("mote"));
+        let native = Program::new(app("shmfile")).arg(&n).native();
+        let run = Program::new(app("shmfile")).arg(&m).mote_with(pf);
+        assert_same(&native, &run);
+        assert!(run.stdout_text().contains("all checks passed"), "{run:?}");
+        assert_eq!(std::fs::read(&m).unwrap(), std::fs::read(&n).unwrap());
+    }
+
+    /// `shmfault MODE FILE` on both sides (each its own copy of `contents`):
+    /// same output and status.
+    fn shmfault(pf: &[&str], mode: &str, contents: &str) -> Run {
+        let dir = TempDir::new("platform-shmfault");
+        let (n, m) = (dir.file("native", contents), dir.file("mote", contents));
+        let native = Program::new(app("shmfault")).arg(mode).arg(&n).native();
+        let run = Program::new(app("shmfault"))
+            .arg(mode)
+            .arg(&m)
+            .mote_with(pf);
+        assert_same(&native, &run);
+        assert_eq!(std::fs::read(&m).unwrap(), std::fs::read(&n).unwrap());
+        run
+    }
+
+    pub fn shared_mapping_faults(pf: &[&str]) {
+        let ro = shmfault(pf, "ro", "read me\n");
+        assert_eq!(ro.status, 139);
+        assert!(ro.stderr_text().contains("SIGSEGV"), "{ro:?}");
+        let eof = shmfault(pf, "eof", "x");
+        assert_eq!(eof.status, 135);
+        assert!(eof.stderr_text().contains("SIGBUS"), "{eof:?}");
+        let trunc = shmfault(pf, "trunc", "");
+        assert_eq!(trunc.status, 135);
+        assert!(trunc.stderr_text().contains("SIGBUS"), "{trunc:?}");
+    }
+
+    pub fn posix_shm_aliases(pf: &[&str]) {
+        let name = |side: &str| format!("/mote-platform-shm-{side}-{}", std::process::id());
+        let native = Program::new(app("shm_posix")).arg(name("n")).native();
+        let run = Program::new(app("shm_posix")).arg(name("m")).mote_with(pf);
+        assert_same(&native, &run);
+        assert_eq!(
+            run.stdout_text(),
+            "two mappings of one shm object alias: yes\n"
+        );
+    }
+
+    pub fn ping_pong_with_a_native_process(pf: &[&str]) {
+        let path = std::path::Path::new("/dev/shm")
+            .join(format!("mote-platform-pingpong-{}", std::process::id()));
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        let peer = std::process::Command::new(app("shmpingpong"))
+            .arg(&path)
+            .args(["b", "10000"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the native peer");
+        let run = Program::new(app("shmpingpong"))
+            .arg(&path)
+            .args(["a", "10000"])
+            .mote_with(pf);
+        // The peer bounds its own waits; it ends once side a did (or gave up).
+        let out = peer.wait_with_output().expect("peer");
+        let page = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            run.stdout_text(),
+            "side a: 10000 rounds, no lost update\n",
+            "{run:?}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "side b: 10000 rounds, no lost update\n"
+        );
+        assert_eq!(u64::from_le_bytes(page[8..16].try_into().unwrap()), 20_000);
+    }
+
     pub fn patched_sites_take_no_further_trap(pf: &[&str]) {
         let mut opts = pf.to_vec();
         opts.push("--stats");
@@ -256,6 +334,10 @@ platform_tests!(
         a_thread_faults_on_2_cores,
         thread_ends_the_run,
         patched_sites_take_no_further_trap,
+        shared_file_written_through_map_shared,
+        shared_mapping_faults,
+        posix_shm_aliases,
+        ping_pong_with_a_native_process,
     ]
 );
 

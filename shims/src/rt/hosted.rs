@@ -75,6 +75,10 @@ mod nr {
     pub const FUTEX: u64 = 202;
     pub const EXIT_GROUP: u64 = 231;
     pub const CLONE: u64 = 56;
+    pub const CLOSE: u64 = 3;
+    pub const GETPPID: u64 = 110;
+    pub const PIDFD_OPEN: u64 = 434;
+    pub const PIDFD_GETFD: u64 = 438;
     pub const SCHED_SETAFFINITY: u64 = 203;
     /// A thread of this process: `CLONE_VM | CLONE_FS | CLONE_FILES |
     /// CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM`.
@@ -144,14 +148,18 @@ pub fn kcall(n: u64, a: [u64; 4]) -> u64 {
 }
 
 fn map(va: u64, gpa: u64, len: u64, prot: u64) -> i64 {
-    if is_passthrough(gpa, len) {
-        // Shared file mappings need the file mapped in this process too; the
-        // proxy made none (it has no VM to give a memory slot to).
-        return -22; // EINVAL
-    }
-    let fd = GUEST_FD.load(Ordering::Relaxed) as u64;
+    let (fd, off) = if is_passthrough(gpa, len) {
+        // A shared file mapping: the same file, at the same offset, as the
+        // proxy's mapping behind this pass-through range.
+        match shared_file(gpa, len) {
+            Some(fo) => fo,
+            None => return -22, // EINVAL: not a range the proxy handed out
+        }
+    } else {
+        (GUEST_FD.load(Ordering::Relaxed) as u64, gpa)
+    };
     let flags = nr::MAP_SHARED | nr::MAP_FIXED;
-    let r = linux(nr::MMAP, [va, len, prot & kcall::PROT_MASK, flags, fd, gpa]);
+    let r = linux(nr::MMAP, [va, len, prot & kcall::PROT_MASK, flags, fd, off]);
     if r < 0 {
         return r;
     }
@@ -170,6 +178,69 @@ fn reserve(va: u64, len: u64) -> i64 {
     let flags = nr::MAP_PRIVATE | nr::MAP_ANONYMOUS | nr::MAP_NORESERVE | nr::MAP_FIXED;
     let r = linux(nr::MMAP, [va, len, nr::PROT_NONE, flags, u64::MAX, 0]);
     r.min(0)
+}
+
+// --- shared file mappings ------------------------------------------------------------
+
+/// A pass-through object as this process sees it: the proxy answered `MapShared`
+/// with `gpa` for `len` bytes of the file at offset `off`, and this process holds
+/// its own descriptor of that open file (`pidfd_getfd`).
+#[derive(Clone, Copy)]
+struct SharedFile {
+    gpa: u64,
+    len: u64,
+    off: u64,
+    fd: u64,
+}
+
+static SHARED: spin::Mutex<alloc::vec::Vec<SharedFile>> = spin::Mutex::new(alloc::vec::Vec::new());
+/// A pidfd of the proxy (the parent), opened at start-up.
+static PROXY_PIDFD: AtomicI32 = AtomicI32::new(-1);
+
+/// libos made a shared file mapping: the proxy mapped the application's `fd`
+/// (its descriptor: descriptors live in the proxy) at `off` for `len` bytes and
+/// answered `gpa`. Take a descriptor of the same open file, so `MAP` of that
+/// range can map the file here too; every process mapping a file shares its page
+/// cache, so both views are the same memory. (`/dev/zero` is the exception: each
+/// `mmap` of it is new memory, so this process and the proxy would see different
+/// pages.) Returns `-errno` if the descriptor cannot be had.
+pub fn shared_mapped(gpa: u64, len: u64, fd: u64, off: u64) -> i64 {
+    let pidfd = PROXY_PIDFD.load(Ordering::Relaxed);
+    if pidfd < 0 {
+        return -19; // ENODEV
+    }
+    let mine = linux(nr::PIDFD_GETFD, [pidfd as u64, fd, 0, 0, 0, 0]);
+    if mine < 0 {
+        return mine;
+    }
+    SHARED.lock().push(SharedFile {
+        gpa,
+        len,
+        off,
+        fd: mine as u64,
+    });
+    0
+}
+
+/// The proxy dropped the pass-through object at `gpa`: close our descriptors of it.
+pub fn shared_dropped(gpa: u64) {
+    SHARED.lock().retain(|s| {
+        if s.gpa == gpa {
+            linux(nr::CLOSE, [s.fd, 0, 0, 0, 0, 0]);
+            false
+        } else {
+            true
+        }
+    });
+}
+
+/// Descriptor and file offset behind pass-through `[gpa, gpa+len)`.
+fn shared_file(gpa: u64, len: u64) -> Option<(u64, u64)> {
+    SHARED
+        .lock()
+        .iter()
+        .find(|s| gpa >= s.gpa && gpa + len <= s.gpa + s.len)
+        .map(|s| (s.fd, s.off + (gpa - s.gpa)))
 }
 
 fn futex_wake(word: &core::sync::atomic::AtomicU32) -> i64 {
@@ -313,6 +384,11 @@ extern "C" fn hosted_main(boot: &'static BootInfo, core: usize, info: &'static H
     GUEST_FD.store(info.guest_fd as i32, Ordering::Relaxed);
     HOSTED.store(true, Ordering::Relaxed);
     INFO.call_once(|| (boot, info));
+    // The proxy's descriptors, for shared file mappings (it allowed us with
+    // PR_SET_PTRACER where Yama restricts ptrace access).
+    let ppid = linux(nr::GETPPID, [0; 6]);
+    let pidfd = linux(nr::PIDFD_OPEN, [ppid as u64, 0, 0, 0, 0, 0]);
+    PROXY_PIDFD.store(pidfd.max(-1) as i32, Ordering::Relaxed);
     let ncores = (boot.ncores as usize).clamp(1, MAX_CORES);
     claim_traps();
     for c in 1..ncores {
@@ -532,10 +608,10 @@ struct SigInfoHead {
 fn vector_of(signal: i32, code: i32, trapno: u64) -> u64 {
     match signal {
         sig::SIGSYS if code == nr::SYS_USER_DISPATCH => VECTOR_SYSCALL,
-        sig::SIGSEGV | sig::SIGBUS if trapno == vector::PF => vector::PF,
-        sig::SIGSEGV | sig::SIGBUS if trapno == vector::AC => vector::AC,
+        sig::SIGSEGV if trapno == vector::PF => vector::PF,
         sig::SIGSEGV => vector::GP,
-        sig::SIGBUS => vector::PF,
+        sig::SIGBUS if trapno == vector::PF => vector::PF,
+        sig::SIGBUS => vector::AC,
         sig::SIGILL => vector::UD,
         sig::SIGFPE if trapno == vector::XM || trapno == vector::MF => trapno,
         sig::SIGFPE => vector::DE,
@@ -579,6 +655,24 @@ extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) 
         // rcx and r11 with the return address and flags.
         f.rcx = m.rip;
         f.r11 = m.eflags;
+    }
+    if signal == sig::SIGBUS && vector == vector::PF {
+        // Linux could not back a mapped page (a shared file truncated under its
+        // mapping): the partition ends such a run with SIGBUS too (the proxy
+        // sees KVM fail on the vanished host page). The fault is the report.
+        use mote_libos::platform::Platform;
+        let report = mote_abi::trap::FaultReport {
+            origin: mote_abi::trap::FaultOrigin::App as u32,
+            signal: sig::SIGBUS as u32,
+            vector,
+            error_code: m.err,
+            addr: info.addr,
+            regs: [
+                m.rax, m.rbx, m.rcx, m.rdx, m.rsi, m.rdi, m.rbp, m.rsp, m.r8, m.r9, m.r10, m.r11,
+                m.r12, m.r13, m.r14, m.r15, m.rip, m.eflags,
+            ],
+        };
+        super::platform::kvm().die(sig::SIGBUS as u32, Some(&report));
     }
     crate::partition::shim_trap(&mut f);
     let m = &mut uc.mcontext;

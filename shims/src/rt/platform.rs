@@ -269,6 +269,14 @@ impl Platform for Kvm {
             return Err(Errno::from_code(-r as i32).unwrap_or(Errno::ENOMEM));
         }
         let gpa = r as u64 & !(PAGE_SIZE - 1);
+        if crate::rt::hosted::active() {
+            // The hosted process maps the file itself (see `rt::hosted`).
+            let e = crate::rt::hosted::shared_mapped(gpa, len, fd, off);
+            if e < 0 {
+                self.unshare(gpa);
+                return Err(Errno::from_code(-e as i32).unwrap_or(Errno::ENODEV));
+            }
+        }
         Ok(SharedMapping {
             gpa,
             valid: self.shared_len(gpa).min(len),
@@ -276,6 +284,9 @@ impl Platform for Kvm {
         })
     }
     fn unshare(&self, gpa: u64) {
+        if crate::rt::hosted::active() {
+            crate::rt::hosted::shared_dropped(gpa);
+        }
         self.call(Op::Unshare, 0, [gpa, 0, 0, 0, 0, 0]);
     }
     fn shared_len(&self, gpa: u64) -> u64 {
