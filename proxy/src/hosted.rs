@@ -250,6 +250,7 @@ impl Hosted {
                 let _ = events.send(ev);
             })
             .map_err(HostedError::Fork)?;
+        CHILD.store(pid, std::sync::atomic::Ordering::Relaxed);
         self.child = Some((pid, waiter));
         Ok(())
     }
@@ -262,6 +263,76 @@ impl Hosted {
             let _ = waiter.join();
         }
     }
+}
+
+/// The application's process, once started (for `Op::PageSizes`).
+static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// `ikc::Op::PageSizes` on the hosted platform: bytes of the application's
+/// `[va, va+len)` mapped by 4 KiB, 2 MiB and 1 GiB pages, from Linux's view of the
+/// application's process (`/proc/PID/smaps`); `None` on the partition.
+pub fn page_sizes(va: u64, len: u64) -> Option<[u64; 3]> {
+    let pid = CHILD.load(std::sync::atomic::Ordering::Relaxed);
+    if pid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    Some(smaps_page_sizes(&text, va, len))
+}
+
+/// Sum the mapped bytes of `[va, va+len)` in `smaps` text by page size: an
+/// entry's resident bytes (prorated to the overlap) are 2 MiB pages as far as
+/// its `*PmdMapped`/`AnonHugePages` say, all of them where its
+/// `KernelPageSize` is 2 MiB or 1 GiB (hugetlbfs), 4 KiB pages otherwise.
+fn smaps_page_sizes(text: &str, va: u64, len: u64) -> [u64; 3] {
+    let mut out = [0u64; 3];
+    let end = va.saturating_add(len);
+    let mut entry: Option<(u64, u64)> = None;
+    let (mut rss, mut pmd, mut kps) = (0u64, 0u64, 4u64);
+    let mut flush = |e: Option<(u64, u64)>, rss: u64, pmd: u64, kps: u64| {
+        let Some((s, e)) = e else { return };
+        let (lo, hi) = (s.max(va), e.min(end));
+        if lo >= hi || e <= s {
+            return;
+        }
+        let part = |x: u64| (x as u128 * (hi - lo) as u128 / (e - s) as u128) as u64;
+        match kps {
+            1048576 => out[2] += part(rss),
+            2048 => out[1] += part(rss),
+            _ => {
+                let big = part(pmd.min(rss));
+                out[1] += big;
+                out[0] += part(rss) - big.min(part(rss));
+            }
+        }
+    };
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let Some(first) = words.next() else { continue };
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
+                flush(entry, rss, pmd, kps);
+                entry = Some((a, b));
+                (rss, pmd, kps) = (0, 0, 4);
+                continue;
+            }
+        }
+        let kb = || -> u64 {
+            words
+                .clone()
+                .next()
+                .and_then(|w| w.parse().ok())
+                .unwrap_or(0)
+        };
+        match first {
+            "Rss:" => rss = kb() << 10,
+            "AnonHugePages:" | "ShmemPmdMapped:" | "FilePmdMapped:" => pmd += kb() << 10,
+            "KernelPageSize:" => kps = kb(),
+            _ => {}
+        }
+    }
+    flush(entry, rss, pmd, kps);
+    out
 }
 
 /// Memory slots of the hosted platform: none to register (the application's
@@ -347,4 +418,41 @@ fn tsc_khz() -> u64 {
         return 0;
     }
     ((t1 - t0) as u128 * 1_000_000 / ns as u128) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_sizes_from_smaps() {
+        let text = "\
+1000-201000 rw-s 00000000 00:01 5 /memfd:mote-guest (deleted)
+Size:               2048 kB
+Rss:                1024 kB
+ShmemPmdMapped:        0 kB
+KernelPageSize:        4 kB
+200000000-200400000 rw-s 00000000 00:01 5 /memfd:mote-guest (deleted)
+Size:               4096 kB
+Rss:                4096 kB
+ShmemPmdMapped:     2048 kB
+KernelPageSize:        4 kB
+7f0000000000-7f0040000000 rw-s 00000000 00:0f 9 /dev/hugepages/x
+Size:            1048576 kB
+Rss:             1048576 kB
+KernelPageSize:  1048576 kB
+";
+        // All of the first entry: 1 MiB resident on 4 KiB pages.
+        assert_eq!(smaps_page_sizes(text, 0x1000, 0x20_0000), [1 << 20, 0, 0]);
+        // Half of the second: half its 2 MiB-mapped and half its 4 KiB bytes.
+        assert_eq!(
+            smaps_page_sizes(text, 0x2_0000_0000, 0x20_0000),
+            [1 << 20, 1 << 20, 0]
+        );
+        assert_eq!(
+            smaps_page_sizes(text, 0x7f00_0000_0000, 1 << 30),
+            [0, 0, 1 << 30]
+        );
+        assert_eq!(smaps_page_sizes(text, 0x5000_0000, 0x1000), [0, 0, 0]);
+    }
 }

@@ -237,7 +237,8 @@ pub fn serve(
                 }
             }
             Some(Op::PageSizes) => {
-                let sizes = crate::boot::page_sizes(guest, req.args[0], req.args[1]);
+                let sizes = crate::hosted::page_sizes(req.args[0], req.args[1])
+                    .unwrap_or_else(|| crate::boot::page_sizes(guest, req.args[0], req.args[1]));
                 let bytes: Vec<u8> = sizes.iter().flat_map(|n| n.to_ne_bytes()).collect();
                 match crate::mirror::write_user(req.args[2], &bytes) {
                     Ok(()) => 0,

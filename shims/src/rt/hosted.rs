@@ -90,6 +90,9 @@ mod nr {
     pub const MAP_FIXED: u64 = 0x10;
     pub const MAP_ANONYMOUS: u64 = 0x20;
     pub const MAP_NORESERVE: u64 = 0x4000;
+    pub const MADV_POPULATE_READ: u64 = 22;
+    pub const MADV_POPULATE_WRITE: u64 = 23;
+    pub const GETRUSAGE: u64 = 98;
     pub const MADV_HUGEPAGE: u64 = 14;
     pub const FUTEX_WAIT: u64 = 0;
     pub const FUTEX_WAKE: u64 = 1;
@@ -163,12 +166,59 @@ fn map(va: u64, gpa: u64, len: u64, prot: u64) -> i64 {
     if r < 0 {
         return r;
     }
+    if len >= POPULATE_MIN && prot & kcall::PROT_MASK != 0 {
+        // Memory is mapped before the application touches it, as in the
+        // partition: the page-table entries now (writable where the mapping is:
+        // MAP_POPULATE would map shared pages read-only, and each first store
+        // would still fault), not one fault per page later. The proxy allocates
+        // the pages behind large mappings anyway. Linux 5.14; failure only loses
+        // the head start.
+        let advice = if prot & kcall::PROT_WRITE != 0 {
+            nr::MADV_POPULATE_WRITE
+        } else {
+            nr::MADV_POPULATE_READ
+        };
+        // Linux counts populating as page faults of this thread: keep them out
+        // of the application's count (`page_faults`).
+        let before = faults(RUSAGE_THREAD);
+        linux(nr::MADVISE, [va, len, advice, 0, 0, 0]);
+        POPULATED.fetch_add(
+            faults(RUSAGE_THREAD).saturating_sub(before),
+            Ordering::Relaxed,
+        );
+    }
     if len >= LARGE_PAGE_SIZE && prot & kcall::MAP_PAGES_4K == 0 {
         // Large pages where Linux gives them for shared memory (THP for shmem:
         // /sys/kernel/mm/transparent_hugepage/shmem_enabled); failure is harmless.
         linux(nr::MADVISE, [va, len, nr::MADV_HUGEPAGE, 0, 0, 0]);
     }
     0
+}
+
+/// Mappings from this size on are populated at once (`rt::platform` has the same
+/// threshold for the proxy's side).
+const POPULATE_MIN: u64 = 256 << 10;
+
+/// Faults Linux counted while populating mappings (not the application's).
+static POPULATED: AtomicU64 = AtomicU64::new(0);
+const RUSAGE_SELF: u64 = 0;
+const RUSAGE_THREAD: u64 = 1;
+
+/// Page faults Linux took in this process so far (minor and major, every thread),
+/// less those of populating mappings ahead of use: the hosted platform's count of
+/// what kernel-min counts in the partition.
+pub fn page_faults() -> u64 {
+    faults(RUSAGE_SELF).saturating_sub(POPULATED.load(Ordering::Relaxed))
+}
+
+/// `getrusage(who)`'s minor plus major faults.
+fn faults(who: u64) -> u64 {
+    // struct rusage: two timevals, then longs; ru_minflt and ru_majflt at 64, 72.
+    let mut ru = [0u64; 18];
+    if linux(nr::GETRUSAGE, [who, ru.as_mut_ptr() as u64, 0, 0, 0, 0]) < 0 {
+        return 0;
+    }
+    ru[8] + ru[9]
 }
 
 /// Put `[va, va+len)` back to the inaccessible reservation the proxy made before

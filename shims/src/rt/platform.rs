@@ -293,6 +293,9 @@ impl Platform for Kvm {
         self.call(Op::SharedLen, 0, [gpa, 0, 0, 0, 0, 0]).max(0) as u64
     }
     fn page_faults(&self) -> u64 {
+        if crate::rt::hosted::active() {
+            return crate::rt::hosted::page_faults();
+        }
         (0..self.boot.ncores as usize)
             .map(|i| {
                 core_page(i)
