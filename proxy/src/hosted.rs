@@ -93,6 +93,8 @@ pub struct Hosted {
     guest: Arc<GuestMem>,
     entry: u64,
     child: Option<(libc::pid_t, JoinHandle<()>)>,
+    /// The TSC rate is measured while the proxy sets up the rest.
+    tsc: TscClock,
 }
 
 impl Hosted {
@@ -158,7 +160,7 @@ impl Hosted {
             pt_pool_next: PT_POOL_END,
             pid: params.pid,
             flags,
-            tsc_khz: tsc_khz(),
+            tsc_khz: 0, // measured until `start` (see `TscClock`)
             args_len: params.args_len,
             argc: params.argc,
             envc: params.envc,
@@ -187,6 +189,7 @@ impl Hosted {
             guest,
             entry: runtime.symbols[0],
             child: None,
+            tsc: TscClock::start(),
         })
     }
 
@@ -210,6 +213,11 @@ impl Hosted {
     pub fn start(&mut self, events: Sender<Event>) -> Result<(), HostedError> {
         let entry = self.entry;
         let fd = self.guest.fd();
+        let khz = self.tsc.khz();
+        self.guest.write_u64(
+            BOOT_INFO_GPA + std::mem::offset_of!(BootInfo, tsc_khz) as u64,
+            khz,
+        );
         // SAFETY: getpid has no arguments.
         let parent = unsafe { libc::getpid() };
         // SAFETY: the child runs only `child`, which makes async-signal-safe system
@@ -390,10 +398,17 @@ fn child(entry: u64, fd: i32, parent: libc::pid_t) -> ! {
     }
 }
 
-/// The TSC rate in kHz, measured against `CLOCK_MONOTONIC_RAW` over 20 ms (no
-/// KVM to ask). libos refreshes its clock references every second, so the small
+/// The TSC rate in kHz, measured against `CLOCK_MONOTONIC_RAW` (no KVM to
+/// ask) over at least `TSC_SPAN` between `start` and `khz`; the proxy's set-up
+/// in between (mirroring the runtime region, starting the offload thread) counts
+/// towards it. libos refreshes its clock references every second, so the small
 /// error only shows as a slew within a second.
-fn tsc_khz() -> u64 {
+struct TscClock(u64, u64);
+
+/// Shortest measurement.
+const TSC_SPAN: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl TscClock {
     fn sample() -> (u64, u64) {
         let mut ts = libc::timespec {
             tv_sec: 0,
@@ -410,14 +425,25 @@ fn tsc_khz() -> u64 {
             )
         }
     }
-    let (t0, n0) = sample();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    let (t1, n1) = sample();
-    let ns = n1.saturating_sub(n0);
-    if ns == 0 {
-        return 0;
+
+    fn start() -> TscClock {
+        let (t, n) = Self::sample();
+        TscClock(t, n)
     }
-    ((t1 - t0) as u128 * 1_000_000 / ns as u128) as u64
+
+    fn khz(&self) -> u64 {
+        let (_, now) = Self::sample();
+        let span = TSC_SPAN.as_nanos() as u64;
+        if now.saturating_sub(self.1) < span {
+            std::thread::sleep(std::time::Duration::from_nanos(span - (now - self.1)));
+        }
+        let (t1, n1) = Self::sample();
+        let ns = n1.saturating_sub(self.1);
+        if ns == 0 {
+            return 0;
+        }
+        (t1.wrapping_sub(self.0) as u128 * 1_000_000 / ns as u128) as u64
+    }
 }
 
 #[cfg(test)]
