@@ -26,6 +26,7 @@
 //! run with what killed it.
 #![allow(unsafe_code)]
 
+use std::os::fd::AsRawFd;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -92,7 +93,9 @@ pub fn dispatch_available() -> Result<(), std::io::Error> {
 pub struct Hosted {
     guest: Arc<GuestMem>,
     entry: u64,
-    child: Option<(libc::pid_t, JoinHandle<()>)>,
+    /// The application's process: a pidfd of it (signals reach that process even
+    /// after the waiter reaped it, never a recycled pid) and its waiter.
+    child: Option<(std::os::fd::OwnedFd, JoinHandle<()>)>,
     /// The TSC rate is measured while the proxy sets up the rest.
     tsc: TscClock,
 }
@@ -235,6 +238,32 @@ impl Hosted {
         // Yama the option does not exist and nothing needs allowing.
         // SAFETY: prctl with integer arguments, on this process only.
         unsafe { libc::prctl(libc::PR_SET_PTRACER, pid as libc::c_ulong, 0, 0, 0) };
+        // Only the waiter below reaps the child, so the pid is still ours here.
+        // SAFETY: pidfd_open of our child; the result is checked.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        if raw < 0 {
+            let err = std::io::Error::last_os_error();
+            // SAFETY: our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return Err(HostedError::Fork(err));
+        }
+        // Out of the application's numbering (its descriptors are the proxy's
+        // low ones) and out of reach of its forwarded close/dup2.
+        // SAFETY: F_DUPFD_CLOEXEC and close on the descriptor just made.
+        let high = unsafe {
+            let high = libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, PIDFD_MIN);
+            libc::close(raw);
+            high
+        };
+        if high < 0 {
+            let err = std::io::Error::last_os_error();
+            // SAFETY: our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return Err(HostedError::Fork(err));
+        }
+        crate::offload::protect_fds([high]);
+        // SAFETY: a fresh descriptor nobody else owns.
+        let pidfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) };
         let waiter = std::thread::Builder::new()
             .name("mote-hosted-wait".into())
             .spawn(move || {
@@ -259,15 +288,25 @@ impl Hosted {
             })
             .map_err(HostedError::Fork)?;
         CHILD.store(pid, std::sync::atomic::Ordering::Relaxed);
-        self.child = Some((pid, waiter));
+        self.child = Some((pidfd, waiter));
         Ok(())
     }
 
     /// End the application's process (the run is over) and reap it.
     pub fn stop(&mut self) {
-        if let Some((pid, waiter)) = self.child.take() {
-            // SAFETY: `pid` is our child, not reaped before the waiter joins.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+        if let Some((pidfd, waiter)) = self.child.take() {
+            // SAFETY: pidfd_send_signal on our own pidfd of the child; once the
+            // child is reaped it fails with ESRCH instead of reaching another
+            // process.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
             let _ = waiter.join();
         }
     }
@@ -342,6 +381,9 @@ fn smaps_page_sizes(text: &str, va: u64, len: u64) -> [u64; 3] {
     flush(entry, rss, pmd, kps);
     out
 }
+
+/// Lowest descriptor number of the proxy's pidfd of the child.
+const PIDFD_MIN: libc::c_int = 700;
 
 /// Memory slots of the hosted platform: none to register (the application's
 /// process maps shared files itself).

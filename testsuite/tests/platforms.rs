@@ -291,6 +291,26 @@ mod cases {
         );
     }
 
+    /// `apps/partition.c` on 2 cores: the program sees the partition's CPUs
+    /// everywhere, and its descriptors are numbered as natively (the proxy's
+    /// own, the hosted platform's pidfd of its child included, stay out of the
+    /// way: a served file opens at the lowest free number).
+    pub fn the_partitions_view_on_2_cores(pf: &[&str]) {
+        let run = Program::new(app("partition")).mote_with(&with_cores(pf, "2"));
+        let out = run.stdout_text();
+        assert_eq!(run.status, 0, "{run:?}");
+        for line in [
+            "nprocs_onln: 2",
+            "affinity: 2 cpus",
+            "/sys/devices/system/cpu/online: 0-1",
+            "/proc/self/status: Cpus_allowed_list:\t0-1",
+            "statm agrees with status: yes",
+            "lowest descriptor: yes",
+        ] {
+            assert!(out.lines().any(|l| l == line), "no {line:?} in\n{out}");
+        }
+    }
+
     pub fn patched_sites_take_no_further_trap(pf: &[&str]) {
         let mut opts = pf.to_vec();
         opts.push("--stats");
@@ -362,6 +382,7 @@ macro_rules! for_every_case {
                 posix_shm_aliases,
                 ping_pong_with_a_native_process,
                 a_gigabyte_mapped_before_use,
+                the_partitions_view_on_2_cores,
             ]
         );
     };
