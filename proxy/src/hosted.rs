@@ -95,7 +95,11 @@ pub struct Hosted {
     entry: u64,
     /// The application's process: a pidfd of it (signals reach that process even
     /// after the waiter reaped it, never a recycled pid) and its waiter.
-    child: Option<(std::os::fd::OwnedFd, JoinHandle<()>)>,
+    child: Option<(std::os::fd::OwnedFd, JoinHandle<Option<u64>>)>,
+    /// The runtime's count of trap signals (`MOTE_HOSTED_TRAPS`), mirrored here.
+    traps_va: u64,
+    /// Page faults of the ended application's process (from `wait4`).
+    faults: Option<u64>,
     /// The TSC rate is measured while the proxy sets up the rest.
     tsc: TscClock,
 }
@@ -122,7 +126,7 @@ impl Hosted {
             RUNTIME_GPA,
             RUNTIME_VA,
             RUNTIME_IMAGE_MAX,
-            &["mote_hosted_start"],
+            &["mote_hosted_start", "MOTE_HOSTED_TRAPS"],
         )?;
         // SAFETY: getauxval only reads this process's auxiliary vector.
         let (hwcap, hwcap2) = unsafe {
@@ -192,6 +196,8 @@ impl Hosted {
             guest,
             entry: runtime.symbols[0],
             child: None,
+            traps_va: runtime.symbols[1],
+            faults: None,
             tsc: TscClock::start(),
         })
     }
@@ -268,11 +274,14 @@ impl Hosted {
             .name("mote-hosted-wait".into())
             .spawn(move || {
                 let mut status = 0;
-                // SAFETY: waits for our own child; `status` is a live int.
-                let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+                // SAFETY: all-zero is a valid rusage.
+                let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+                // SAFETY: waits for our own child; `status` and `ru` are live.
+                let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
                 if r != pid {
-                    return;
+                    return None;
                 }
+                let faults = (ru.ru_minflt + ru.ru_majflt) as u64;
                 let ev = if libc::WIFSIGNALED(status) {
                     Event::Killed {
                         signal: libc::WTERMSIG(status) as u32,
@@ -285,6 +294,7 @@ impl Hosted {
                     ))
                 };
                 let _ = events.send(ev);
+                Some(faults)
             })
             .map_err(HostedError::Fork)?;
         CHILD.store(pid, std::sync::atomic::Ordering::Relaxed);
@@ -307,8 +317,22 @@ impl Hosted {
                     0,
                 )
             };
-            let _ = waiter.join();
+            self.faults = waiter.join().ok().flatten();
         }
+    }
+
+    /// `--stats` after `stop`: what the hosted platform counted.
+    pub fn stats(&self) -> String {
+        let mut n = [0u8; 8];
+        let traps = match crate::mirror::read_user(self.traps_va, &mut n) {
+            Ok(8) => u64::from_ne_bytes(n).to_string(),
+            _ => "unknown".into(),
+        };
+        let faults = self.faults.map_or("unknown".into(), |f| f.to_string());
+        format!(
+            "hosted: trap signals {traps} (system calls caught by Syscall User Dispatch, faults), \
+             Linux page faults in the application's process {faults} (populating included)"
+        )
     }
 }
 

@@ -199,6 +199,9 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         // The application's process has nothing left to do (it spins after its
         // last request); end it before the proxy exits.
         h.stop();
+        if a.stats {
+            crate::say!("mote: {}", h.stats());
+        }
     } else if a.stats {
         // The partition has stopped: its counters no longer change.
         crate::say!("mote: {}", kernel_stats(&guest, a.cores));

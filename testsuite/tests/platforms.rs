@@ -333,6 +333,15 @@ mod cases {
             direct >= 4000 && trapped < 100,
             "patched sites must carry the loop's calls: {line}"
         );
+        if pf.contains(&"hosted") {
+            // Every trapped call was one SIGSYS, and nothing else trapped.
+            let hosted = err
+                .lines()
+                .find_map(|l| l.strip_prefix("mote: hosted: trap signals "))
+                .unwrap_or_else(|| panic!("no hosted statistics\n{run:?}"));
+            let signals: u64 = hosted.split_whitespace().next().unwrap().parse().unwrap();
+            assert_eq!(signals, trapped, "{run:?}");
+        }
     }
 }
 

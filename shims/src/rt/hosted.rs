@@ -49,8 +49,10 @@ use mote_abi::{kcall, ports};
 static HOSTED: AtomicBool = AtomicBool::new(false);
 /// The guest memfd (the proxy passed its number, inherited through `fork`).
 static GUEST_FD: AtomicI32 = AtomicI32::new(-1);
-/// Signals handled so far (statistics, for `--stats`).
-pub static SIGNALS: AtomicU64 = AtomicU64::new(0);
+/// Trap signals handled so far (statistics: the proxy reads it for `--stats`
+/// through the mirrored runtime region, finding it by this symbol).
+#[no_mangle]
+pub static MOTE_HOSTED_TRAPS: AtomicU64 = AtomicU64::new(0);
 
 /// Does the runtime run on the hosted platform?
 #[inline]
@@ -671,7 +673,7 @@ fn vector_of(signal: i32, code: i32, trapno: u64) -> u64 {
 }
 
 extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) {
-    SIGNALS.fetch_add(1, Ordering::Relaxed);
+    MOTE_HOSTED_TRAPS.fetch_add(1, Ordering::Relaxed);
     let m = &mut uc.mcontext;
     let vector = vector_of(signal, info.code, m.trapno);
     let mut f = TrapFrame {
