@@ -149,6 +149,35 @@ pub fn choose_backend(choice: PlatformChoice, status: &KvmStatus) -> Result<Back
     }
 }
 
+/// What page size the hosted platform's memory (shared memory: a memfd) gets
+/// from Linux: transparent huge pages for shmem, per
+/// /sys/kernel/mm/transparent_hugepage/shmem_enabled (mote asks with
+/// MADV_HUGEPAGE).
+fn hosted_pages() -> String {
+    let path = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+    match std::fs::read_to_string(path) {
+        Ok(text) => describe_shmem_thp(&text),
+        Err(_) => "application memory on 4 KiB pages (no transparent huge pages)".into(),
+    }
+}
+
+fn describe_shmem_thp(text: &str) -> String {
+    let chosen = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('[').and_then(|w| w.strip_suffix(']')))
+        .unwrap_or("unknown");
+    match chosen {
+        "always" | "within_size" | "advise" | "force" => format!(
+            "application memory on 2 MiB pages where aligned (shmem transparent huge pages: {chosen})"
+        ),
+        _ => format!(
+            "application memory on 4 KiB pages (shmem transparent huge pages: {chosen}; \
+             mote asks for 2 MiB pages with MADV_HUGEPAGE, which `advise` in \
+             /sys/kernel/mm/transparent_hugepage/shmem_enabled would honour)"
+        ),
+    }
+}
+
 /// CPUs this process may run on.
 pub fn host_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -212,6 +241,7 @@ pub fn print_info() -> i32 {
         Ok(()) => println!("hosted:   Syscall User Dispatch available (--platform hosted)"),
         Err(e) => println!("hosted:   no Syscall User Dispatch ({e}): --platform hosted refuses"),
     }
+    println!("hosted:   {}", hosted_pages());
     match choose_backend(PlatformChoice::Auto, &status) {
         Ok(b) => println!("backend:  mote run will use {b}"),
         Err(_) => println!("backend:  none: mote run will refuse to start"),
@@ -275,6 +305,19 @@ mod tests {
         assert_eq!(
             choose_backend(PlatformChoice::Hosted, &st),
             Ok(Backend::Hosted(None))
+        );
+    }
+
+    #[test]
+    fn shmem_huge_pages_setting() {
+        assert!(
+            describe_shmem_thp("always within_size advise [never] deny force\n").starts_with(
+                "application memory on 4 KiB pages (shmem transparent huge pages: never;"
+            )
+        );
+        assert!(
+            describe_shmem_thp("always within_size [advise] never deny force")
+                .starts_with("application memory on 2 MiB pages where aligned")
         );
     }
 

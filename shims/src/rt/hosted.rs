@@ -168,6 +168,12 @@ fn map(va: u64, gpa: u64, len: u64, prot: u64) -> i64 {
     if r < 0 {
         return r;
     }
+    if len >= LARGE_PAGE_SIZE && prot & kcall::MAP_PAGES_4K == 0 {
+        // Large pages where Linux gives them for shared memory (THP for shmem:
+        // /sys/kernel/mm/transparent_hugepage/shmem_enabled); failure is harmless.
+        // Before populating: the page size is chosen when a page is allocated.
+        linux(nr::MADVISE, [va, len, nr::MADV_HUGEPAGE, 0, 0, 0]);
+    }
     if len >= POPULATE_MIN && prot & kcall::PROT_MASK != 0 {
         // Memory is mapped before the application touches it, as in the
         // partition: the page-table entries now (writable where the mapping is:
@@ -188,11 +194,6 @@ fn map(va: u64, gpa: u64, len: u64, prot: u64) -> i64 {
             faults(RUSAGE_THREAD).saturating_sub(before),
             Ordering::Relaxed,
         );
-    }
-    if len >= LARGE_PAGE_SIZE && prot & kcall::MAP_PAGES_4K == 0 {
-        // Large pages where Linux gives them for shared memory (THP for shmem:
-        // /sys/kernel/mm/transparent_hugepage/shmem_enabled); failure is harmless.
-        linux(nr::MADVISE, [va, len, nr::MADV_HUGEPAGE, 0, 0, 0]);
     }
     0
 }
