@@ -107,19 +107,9 @@ mod nr {
     pub const SA_ONSTACK: u64 = 0x0800_0000;
     pub const SA_RESTORER: u64 = 0x0400_0000;
     pub const SA_NODEFER: u64 = 0x4000_0000;
-    /// `si_code` of a `SIGSYS` raised by Syscall User Dispatch.
-    pub const SYS_USER_DISPATCH: i32 = 2;
 }
 
-/// Linux signal numbers (`asm/signal.h`).
-mod sig {
-    pub const SIGILL: i32 = 4;
-    pub const SIGTRAP: i32 = 5;
-    pub const SIGBUS: i32 = 7;
-    pub const SIGFPE: i32 = 8;
-    pub const SIGSEGV: i32 = 11;
-    pub const SIGSYS: i32 = 31;
-}
+use mote_abi::hosted::signal as sig;
 
 fn linux(n: u64, a: [u64; 6]) -> i64 {
     let ret: i64;
@@ -657,26 +647,10 @@ struct SigInfoHead {
     arch: u32,
 }
 
-/// The exception vector behind a trap signal.
-fn vector_of(signal: i32, code: i32, trapno: u64) -> u64 {
-    match signal {
-        sig::SIGSYS if code == nr::SYS_USER_DISPATCH => VECTOR_SYSCALL,
-        sig::SIGSEGV if trapno == vector::PF => vector::PF,
-        sig::SIGSEGV => vector::GP,
-        sig::SIGBUS if trapno == vector::PF => vector::PF,
-        sig::SIGBUS => vector::AC,
-        sig::SIGILL => vector::UD,
-        sig::SIGFPE if trapno == vector::XM || trapno == vector::MF => trapno,
-        sig::SIGFPE => vector::DE,
-        sig::SIGTRAP => vector::BP,
-        _ => trapno,
-    }
-}
-
 extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) {
     MOTE_HOSTED_TRAPS.fetch_add(1, Ordering::Relaxed);
     let m = &mut uc.mcontext;
-    let vector = vector_of(signal, info.code, m.trapno);
+    let vector = mote_abi::hosted::trap_vector(signal, info.code, m.trapno);
     let mut f = TrapFrame {
         r15: m.r15,
         r14: m.r14,
