@@ -436,6 +436,52 @@ impl Threads {
     }
 }
 
+/// Most entries of a robust list looked at when a thread dies (Linux's
+/// `ROBUST_LIST_LIMIT`).
+pub const ROBUST_LIST_LIMIT: usize = 2048;
+/// Futex word bits (`linux/futex.h`).
+pub const FUTEX_WAITERS: u32 = 0x8000_0000;
+pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+pub const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// The futex words of a dying thread's robust list (`set_robust_list`): `head` is
+/// `struct robust_list_head { next, futex_offset, list_op_pending }`; `read`
+/// reads a user word (None: unreadable, which ends the walk as in Linux). Entry
+/// pointers with bit 0 set are PI futexes, which mote does not offer: skipped.
+pub fn robust_futexes(head: u64, read: impl Fn(u64) -> Option<u64>) -> Vec<u64> {
+    let mut out = Vec::new();
+    let (Some(mut entry), Some(offset), Some(pending)) =
+        (read(head), read(head + 8), read(head + 16))
+    else {
+        return out;
+    };
+    let offset = offset as i64;
+    let word = |e: u64| e.wrapping_add(offset as u64);
+    for _ in 0..ROBUST_LIST_LIMIT {
+        if entry == head {
+            break;
+        }
+        let next = read(entry & !1);
+        if entry & 1 == 0 && entry != pending {
+            out.push(word(entry));
+        }
+        match next {
+            Some(n) => entry = n,
+            None => break,
+        }
+    }
+    if pending != 0 && pending & 1 == 0 {
+        out.push(word(pending));
+    }
+    out
+}
+
+/// What a robust futex word becomes when its owner `tid` dies: `None` if another
+/// thread owns it; else the owner-died bit with the waiters bit kept.
+pub fn owner_died(word: u32, tid: u32) -> Option<u32> {
+    (word & FUTEX_TID_MASK == tid).then_some((word & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
+}
+
 /// `FUTEX_WAKE_OP`'s operation on the old value of the second word: returns the new
 /// value and whether the comparison holds (Linux `futex_atomic_op_inuser`).
 /// `EINVAL` for unknown operations or comparisons (`ENOSYS` in Linux for the op).
@@ -615,6 +661,39 @@ mod tests {
         assert_eq!(t.set_affinity(9, 1), Err(Errno::ESRCH));
         t.stop_current(0, State::Runnable);
         assert_eq!(t.pick(0, 0, |_| false), Some(2));
+    }
+
+    #[test]
+    fn robust_list_walk_finds_held_futexes() {
+        use alloc::collections::BTreeMap;
+        // head at 0x100 -> entry 0x200 -> entry 0x300 -> head; futex at entry + 0x10.
+        let mem: BTreeMap<u64, u64> = [
+            (0x100, 0x200),
+            (0x108, 0x10),
+            (0x110, 0x400),
+            (0x200, 0x300),
+            (0x300, 0x100),
+            (0x400, 0x100),
+        ]
+        .into_iter()
+        .collect();
+        let read = |a: u64| mem.get(&a).copied();
+        assert_eq!(robust_futexes(0x100, read), [0x210, 0x310, 0x410]);
+        // A cycle that never returns to the head stops at the limit.
+        let cyc: BTreeMap<u64, u64> = [(0x100, 0x200), (0x108, 0), (0x110, 0), (0x200, 0x200)]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            robust_futexes(0x100, |a| cyc.get(&a).copied()).len(),
+            ROBUST_LIST_LIMIT
+        );
+        assert!(robust_futexes(0x900, read).is_empty());
+        assert_eq!(owner_died(42, 42), Some(FUTEX_OWNER_DIED));
+        assert_eq!(
+            owner_died(FUTEX_WAITERS | 42, 42),
+            Some(FUTEX_WAITERS | FUTEX_OWNER_DIED)
+        );
+        assert_eq!(owner_died(43, 42), None);
     }
 
     #[test]

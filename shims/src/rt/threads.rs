@@ -712,6 +712,10 @@ fn exit_thread(p: &'static Kvm, proc: &spin::Mutex<Option<Process>>, status: u64
             }
         }
     }
+    let robust = t.get(me).map_or(0, |x| x.robust_list.0);
+    if robust != 0 {
+        release_robust(p, proc, t, me, robust);
+    }
     t.stop_current(core, State::Dead);
     let live = t.live();
     if let Some(pr) = proc.lock().as_mut() {
@@ -719,6 +723,48 @@ fn exit_thread(p: &'static Kvm, proc: &spin::Mutex<Option<Process>>, status: u64
     }
     reschedule(g, p);
     unreachable!("a dead thread was scheduled again")
+}
+
+/// A dying thread's robust futexes (`set_robust_list`): each one it still holds
+/// gets the owner-died bit, and a waiter is woken, as Linux does.
+fn release_robust(
+    p: &Kvm,
+    proc: &spin::Mutex<Option<Process>>,
+    t: &mut Threads,
+    tid: u32,
+    head: u64,
+) {
+    let g = proc.lock();
+    let Some(pr) = g.as_ref() else {
+        return;
+    };
+    let read = |a: u64| {
+        let mut b = [0u8; 8];
+        pr.read_user(p, a, &mut b).ok()?;
+        Some(u64::from_le_bytes(b))
+    };
+    for addr in sched::robust_futexes(head, read) {
+        if !addr.is_multiple_of(4) || pr.mm.check_access(addr, 4, true).is_err() {
+            continue;
+        }
+        // SAFETY: addr is mapped writable application memory (checked), aligned;
+        // other threads change it with atomic instructions too.
+        let word = unsafe { &*(addr as *const AtomicU32) };
+        let mut old = word.load(Ordering::Relaxed);
+        while let Some(new) = sched::owner_died(old, tid) {
+            match word.compare_exchange(old, new, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => {
+                    if old & sched::FUTEX_WAITERS != 0 {
+                        for c in t.futex_wake(addr, 1, u32::MAX) {
+                            kick(c);
+                        }
+                    }
+                    break;
+                }
+                Err(now) => old = now,
+            }
+        }
+    }
 }
 
 /// Read the futex word at `uaddr` (aligned, mapped readable).
