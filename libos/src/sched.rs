@@ -50,6 +50,9 @@ pub struct Thread {
     pub slot: usize,
     /// The core it runs on.
     pub core: usize,
+    /// A vfork child: a process of its own (a forked proxy serves its slot) that
+    /// shares this memory until it execs or exits.
+    pub child_process: bool,
     /// Cores it may run on (bit per partition core).
     pub affinity: u64,
     pub state: State,
@@ -114,6 +117,7 @@ impl Threads {
                 tid,
                 slot: 0,
                 core: 0,
+                child_process: false,
                 affinity: all_cores(ncores),
                 state: State::Running,
                 wake: Wake::Woken,
@@ -201,6 +205,25 @@ impl Threads {
         self.threads.insert(tid, t);
         self.runq[core].push_back(tid);
         core
+    }
+
+    /// Add a new, runnable thread on `core` (a vfork child beside its parent).
+    pub fn spawn_on(&mut self, mut t: Thread, core: usize) -> usize {
+        t.core = core.min(self.ncores - 1);
+        t.state = State::Runnable;
+        let (tid, core) = (t.tid, t.core);
+        self.threads.insert(tid, t);
+        self.runq[core].push_back(tid);
+        core
+    }
+
+    /// Live threads of the application itself (vfork children are other
+    /// processes).
+    pub fn live_own(&self) -> usize {
+        self.threads
+            .values()
+            .filter(|t| t.state != State::Dead && !t.child_process)
+            .count()
     }
 
     /// Make a blocked or forwarded thread runnable; returns its core (to wake it
@@ -527,6 +550,7 @@ mod tests {
             tid,
             slot,
             core: 0,
+            child_process: false,
             affinity,
             state: State::Runnable,
             wake: Wake::Woken,

@@ -69,6 +69,24 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         );
     }
 
+    let page = match a.page_size {
+        crate::cli::PageSize::FourK => "4k",
+        crate::cli::PageSize::TwoM => "2m",
+        crate::cli::PageSize::OneG => "1g",
+    };
+    let mut options: Vec<std::ffi::OsString> = vec![
+        "--cores".into(),
+        a.cores.to_string().into(),
+        "--mem".into(),
+        a.mem.to_string().into(),
+        "--page-size".into(),
+        page.into(),
+    ];
+    if a.no_patch {
+        options.push("--no-patch".into());
+    }
+    crate::spawn::set_run_options(options);
+
     let status = info::detect_kvm();
     info::choose_backend(a.platform, &status).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
 

@@ -101,6 +101,11 @@ mod partition {
         args: [u64; 6],
         frame: Option<&TrapFrame>,
     ) -> (u64, Option<Entry>) {
+        if rt::threads::current_is_child() {
+            if let Some(r) = rt::threads::child_call(p, nr, args) {
+                return (r, None);
+            }
+        }
         match mote_shims::table::route::<rt::platform::Kvm>(nr as u32) {
             Route::Thread => {
                 if is_exit(nr) {

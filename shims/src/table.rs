@@ -35,7 +35,7 @@ pub type Handler<P> = fn(&mut Process, &P, [u64; 6]) -> Result<usize, Errno>;
 /// Why a call is refused instead of forwarded, and which work will implement it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Later {
-    /// fork, vfork (clone of a process is refused by the thread layer).
+    /// fork (a copy of the process; the thread layer refuses `clone` of one).
     Threads,
     /// execveat (execve is answered locally).
     Exec,
@@ -67,7 +67,7 @@ impl Later {
     /// One line for the log.
     pub fn why(self) -> &'static str {
         match self {
-            Later::Threads => "creating processes is not implemented yet (run by Linux it would fork the proxy)",
+            Later::Threads => "copying the process (fork) is not implemented yet (vfork and posix_spawn are); run by Linux it would fork the proxy",
             Later::Exec => "execveat is not implemented yet (use execve; run by Linux it would replace the proxy)",
             Later::SignalDelivery => "signal handlers are not delivered yet, so there is no frame to return from",
             Later::TimerSignals => "timer signals are not implemented yet (run by Linux they would signal the proxy)",
@@ -129,6 +129,7 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         // Threads: creation, exit, futexes, scheduling, per-thread registrations.
         Sysno::clone
         | Sysno::clone3
+        | Sysno::vfork
         | Sysno::exit
         | Sysno::futex
         | Sysno::gettid
@@ -171,7 +172,7 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         }
 
         // Never to Linux: they would act on the proxy itself.
-        Sysno::fork | Sysno::vfork => Refused(Later::Threads),
+        Sysno::fork => Refused(Later::Threads),
         Sysno::execveat => Refused(Later::Exec),
         Sysno::rt_sigreturn => Refused(Later::SignalDelivery),
         Sysno::alarm | Sysno::setitimer | Sysno::timer_create => Refused(Later::TimerSignals),
@@ -335,6 +336,7 @@ mod tests {
         for s in [
             Sysno::clone,
             Sysno::clone3,
+            Sysno::vfork,
             Sysno::exit,
             Sysno::futex,
             Sysno::gettid,
@@ -379,7 +381,6 @@ mod tests {
     fn calls_that_would_act_on_the_proxy_are_refused() {
         for s in [
             Sysno::fork,
-            Sysno::vfork,
             Sysno::execveat,
             Sysno::rt_sigreturn,
             Sysno::shmat,
