@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod deliver;
 pub mod elf;
 pub mod errno;
 pub mod exec;
@@ -17,6 +18,7 @@ pub mod mm;
 pub mod patch;
 pub mod platform;
 pub mod process;
+pub mod sigframe;
 pub mod signal;
 pub mod stack;
 pub mod syscall;

@@ -1,7 +1,17 @@
-//! Signal calls: `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`, and the ways a
-//! process signals itself (`kill`, `tkill`, `tgkill`, `rt_sigqueueinfo`,
-//! `rt_tgsigqueueinfo`). A signal addressed to any other process goes to Linux
-//! through the proxy.
+//! Signal calls: `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`, `rt_sigpending`,
+//! the waits (`pause`, `rt_sigsuspend`, `rt_sigtimedwait`), the ways a process
+//! signals itself (`kill`, `tkill`, `tgkill`, `rt_sigqueueinfo`,
+//! `rt_tgsigqueueinfo`), the timers that signal (`alarm`, `setitimer`,
+//! `timer_create`), and forwarded calls a signal interrupts (`forward_interruptible`,
+//! the sleeps). A signal addressed to any other process goes to Linux through the
+//! proxy.
+//!
+//! Where waits happen: signals from outside reach the proxy, so a wait for them is
+//! a forwarded `pause` (or an absolute `clock_nanosleep`) that the proxy's offload
+//! thread blocks in; the proxy interrupts it with `EINTR` when a signal libos asked
+//! to hear about arrives (`mote_abi::signal`), and libos looks again. Timers run in
+//! Linux: `alarm`, `setitimer(ITIMER_REAL)` and `timer_create` are forwarded, so the
+//! proxy process gets the signal and routes it like any other from outside.
 
 use mote_abi::errno::Errno;
 use syscalls::Sysno;
@@ -9,8 +19,265 @@ use syscalls::Sysno;
 use super::forwarded;
 use crate::platform::Platform;
 use crate::process::Process;
-use crate::signal::{self, AltStack, SigAction};
+use crate::sigframe::{code, SigInfo};
+use crate::signal::{self, AfterEintr, AltStack, SigAction, UNBLOCKABLE};
 use crate::uapi::signal::{sigaction, stack_t, SIGSET_SIZE};
+
+const EINTR: i64 = -(Errno::EINTR as i64);
+
+/// A forwarded call; when a signal interrupted it, Linux's restart rules decide
+/// whether it runs again now, after the handler (`SA_RESTART`), or returns `EINTR`.
+pub fn forward_interruptible<P: Platform>(pr: &mut Process, p: &P, nr: u64, args: [u64; 6]) -> i64 {
+    loop {
+        let r = p.forward(nr, args);
+        if r != EINTR || pr.on_eintr(p, nr, args) != AfterEintr::RestartNow {
+            return r;
+        }
+    }
+}
+
+/// Wait until the proxy says a signal arrived (or `deadline`, a Linux
+/// `CLOCK_MONOTONIC` time as `[sec, nsec]`, passes).
+fn wait_outside<P: Platform>(p: &P, deadline: Option<[u8; 16]>) -> i64 {
+    match deadline {
+        Some(ts) => p.forward(
+            Sysno::clock_nanosleep as u64,
+            [CLOCK_MONOTONIC, TIMER_ABSTIME, p.addr_of(&ts), 0, 0, 0],
+        ),
+        None => p.forward(Sysno::pause as u64, [0; 6]),
+    }
+}
+
+/// `TIMER_ABSTIME` and `CLOCK_MONOTONIC` (`include/uapi/linux/time.h`).
+const TIMER_ABSTIME: u64 = 1;
+const CLOCK_MONOTONIC: u64 = 1;
+
+/// `pause()`: until a signal runs a handler (or ends the process).
+pub fn pause<P: Platform>(pr: &mut Process, p: &P) -> Result<usize, Errno> {
+    loop {
+        if pr.handler_due(p).is_some() {
+            return Err(Errno::EINTR);
+        }
+        wait_outside(p, None);
+    }
+}
+
+/// `rt_sigsuspend(mask, sigsetsize)`: wait with `mask` in place; the handler's
+/// frame records the caller's mask, which `rt_sigreturn` puts back.
+pub fn rt_sigsuspend<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    mask: u64,
+    sigsetsize: u64,
+) -> Result<usize, Errno> {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = [0u8; 8];
+    pr.read_user(p, mask, &mut b)?;
+    let old = pr.signals.mask();
+    pr.signals.set_mask(u64::from_le_bytes(b));
+    loop {
+        if pr.handler_due(p).is_some() {
+            pr.signals.thread.saved_mask = Some(old);
+            return Err(Errno::EINTR);
+        }
+        wait_outside(p, None);
+    }
+}
+
+/// `rt_sigpending(set, sigsetsize)`: pending signals that are blocked.
+pub fn rt_sigpending<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    set: u64,
+    sigsetsize: u64,
+) -> Result<usize, Errno> {
+    if sigsetsize > SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    pr.signals.take_external();
+    let pending = pr.signals.pending() & pr.signals.mask();
+    pr.write_user(p, set, &pending.to_le_bytes()[..sigsetsize as usize])?;
+    Ok(0)
+}
+
+/// `rt_sigtimedwait(set, info, timeout, sigsetsize)`.
+pub fn rt_sigtimedwait<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    set: u64,
+    info: u64,
+    timeout: u64,
+    sigsetsize: u64,
+) -> Result<usize, Errno> {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = [0u8; 8];
+    pr.read_user(p, set, &mut b)?;
+    let set = u64::from_le_bytes(b) & !UNBLOCKABLE;
+    if info != 0 {
+        pr.mm.check_access(info, 128, true)?;
+    }
+    let deadline = if timeout != 0 {
+        let mut ts = [0u8; 16];
+        pr.read_user(p, timeout, &mut ts)?;
+        let sec = i64::from_le_bytes(ts[..8].try_into().expect("8"));
+        let nsec = i64::from_le_bytes(ts[8..].try_into().expect("8"));
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(Errno::EINVAL);
+        }
+        let now = [0u8; 16];
+        let r = p.forward(
+            Sysno::clock_gettime as u64,
+            [CLOCK_MONOTONIC, p.addr_of(&now), 0, 0, 0, 0],
+        );
+        forwarded(r)?;
+        let s0 = i64::from_le_bytes(now[..8].try_into().expect("8"));
+        let n0 = i64::from_le_bytes(now[8..].try_into().expect("8"));
+        let mut n = n0 + nsec;
+        let mut s = s0.saturating_add(sec);
+        if n >= 1_000_000_000 {
+            n -= 1_000_000_000;
+            s = s.saturating_add(1);
+        }
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&s.to_le_bytes());
+        d[8..].copy_from_slice(&n.to_le_bytes());
+        Some((d, sec == 0 && nsec == 0))
+    } else {
+        None
+    };
+    loop {
+        pr.signals.take_external();
+        if let Some((sig, i)) = pr.signals.take_from(set) {
+            if info != 0 {
+                pr.write_user(p, info, &i.0)?;
+            }
+            pr.signals.publish();
+            return Ok(sig as usize);
+        }
+        if pr.handler_due(p).is_some() {
+            return Err(Errno::EINTR);
+        }
+        if let Some((_, true)) = deadline {
+            return Err(Errno::EAGAIN);
+        }
+        pr.signals.thread.waiting = set;
+        pr.signals.publish();
+        let r = wait_outside(p, deadline.map(|d| d.0));
+        pr.signals.thread.waiting = 0;
+        pr.signals.publish();
+        if r == 0 {
+            // The deadline passed; one last look.
+            pr.signals.take_external();
+            if let Some((sig, i)) = pr.signals.take_from(set) {
+                if info != 0 {
+                    pr.write_user(p, info, &i.0)?;
+                }
+                return Ok(sig as usize);
+            }
+            return Err(Errno::EAGAIN);
+        }
+    }
+}
+
+/// `nanosleep(req, rem)` and relative `clock_nanosleep`: forwarded; a signal
+/// that runs a handler ends it with `EINTR` and the time left, any other
+/// interruption sleeps on for the time left (Linux's restart block).
+pub fn sleep<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    nr: u64,
+    args: [u64; 6],
+) -> Result<usize, Errno> {
+    let clock = nr == Sysno::clock_nanosleep as u64;
+    let (req_i, rem_i) = if clock { (2, 3) } else { (0, 1) };
+    let absolute = clock && args[1] & TIMER_ABSTIME != 0;
+    let rem = args[rem_i];
+    let left = [0u8; 16];
+    let mut again = [0u8; 16];
+    let mut a = args;
+    if !absolute {
+        a[rem_i] = p.addr_of(&left);
+    }
+    loop {
+        let r = p.forward(nr, a);
+        if r != EINTR {
+            return forwarded(r);
+        }
+        if pr.handler_due(p).is_some() {
+            if !absolute && rem != 0 {
+                pr.write_user(p, rem, &left)?;
+            }
+            return Err(Errno::EINTR);
+        }
+        if !absolute {
+            again.copy_from_slice(&left);
+            a[req_i] = p.addr_of(&again);
+        }
+    }
+}
+
+/// `alarm(seconds)`: Linux's timer; SIGALRM reaches the proxy, which routes it.
+pub fn alarm<P: Platform>(p: &P, seconds: u64) -> Result<usize, Errno> {
+    forwarded(p.forward(Sysno::alarm as u64, [seconds, 0, 0, 0, 0, 0]))
+}
+
+/// `setitimer(which, new, old)`: `ITIMER_REAL` counts wall time and signals the
+/// process, so Linux's works for us; the CPU-time timers would count the
+/// proxy's time, not the application's.
+pub fn setitimer<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    which: u64,
+    new: u64,
+    old: u64,
+) -> Result<usize, Errno> {
+    const ITIMER_REAL: u64 = 0;
+    if which != ITIMER_REAL {
+        pr.log_once(p, Sysno::setitimer as u64 + 0x2_0000, || {
+            alloc::format!(
+                "setitimer({which}): CPU-time timers would count the proxy's time; returning ENOSYS"
+            )
+        });
+        return Err(Errno::ENOSYS);
+    }
+    forwarded(p.forward(Sysno::setitimer as u64, [which, new, old, 0, 0, 0]))
+}
+
+/// `timer_create(clock, sevp, timerid)`: wall-clock timers that signal the process
+/// (or do not signal) run in Linux; CPU-time clocks and thread-directed or
+/// thread-creating notifications are not offered.
+pub fn timer_create<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    clock: u64,
+    sevp: u64,
+    timerid: u64,
+) -> Result<usize, Errno> {
+    const SIGEV_SIGNAL: i32 = 0;
+    const SIGEV_NONE: i32 = 1;
+    let clock_ok = matches!(clock as i32, 0 | 1 | 4 | 7 | 8 | 9 | 11);
+    let notify = if sevp != 0 {
+        let mut b = [0u8; 16];
+        pr.read_user(p, sevp, &mut b)?;
+        i32::from_le_bytes(b[12..16].try_into().expect("4"))
+    } else {
+        SIGEV_SIGNAL
+    };
+    if !clock_ok || !matches!(notify, SIGEV_SIGNAL | SIGEV_NONE) {
+        pr.log_once(p, Sysno::timer_create as u64 + 0x2_0000, || {
+            alloc::format!(
+                "timer_create(clock {}, notify {notify}): only wall-clock timers that signal the process are offered; returning ENOSYS",
+                clock as i32
+            )
+        });
+        return Err(Errno::ENOSYS);
+    }
+    forwarded(p.forward(Sysno::timer_create as u64, [clock, sevp, timerid, 0, 0, 0]))
+}
 
 /// `rt_sigaction(sig, act, oact, sigsetsize)`.
 pub fn rt_sigaction<P: Platform>(
@@ -111,7 +378,7 @@ pub fn tkill<P: Platform>(pr: &mut Process, p: &P, tid: u64, sig: u64) -> Result
         return Err(Errno::EINVAL);
     }
     if tid == pr.tid() as i32 {
-        return pr.raise(p, sig);
+        return raise_thread(pr, p, sig);
     }
     forwarded(p.forward(Sysno::tkill as u64, [tid as u64, sig, 0, 0, 0, 0]))
 }
@@ -133,7 +400,7 @@ pub fn tgkill<P: Platform>(
             // No other thread exists yet.
             return Err(Errno::ESRCH);
         }
-        return pr.raise(p, sig);
+        return raise_thread(pr, p, sig);
     }
     forwarded(p.forward(
         Sysno::tgkill as u64,
@@ -141,8 +408,42 @@ pub fn tgkill<P: Platform>(
     ))
 }
 
-/// `rt_sigqueueinfo(tgid, sig, info)`: to ourselves the `siginfo` only matters to a
-/// handler, which cannot run yet.
+/// `tkill`/`tgkill` to ourselves: thread-directed, `SI_TKILL`.
+fn raise_thread<P: Platform>(pr: &mut Process, p: &P, sig: u64) -> Result<usize, Errno> {
+    if sig == 0 {
+        return Ok(0);
+    }
+    let sig = signal::valid(sig).ok_or(Errno::EINVAL)?;
+    if pr.signals.ignored(sig) && !pr.signals.blocked(sig) {
+        return Ok(0);
+    }
+    let info = pr.sender_info(p, sig, code::SI_TKILL);
+    pr.raise_info(p, sig, info, true);
+    Ok(0)
+}
+
+/// `rt_sigqueueinfo`/`rt_tgsigqueueinfo` to ourselves: the caller's `siginfo`, whose
+/// `si_code` must be negative and not `SI_TKILL` (else `EPERM`, as Linux).
+fn queue_own<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    sig: u64,
+    info: u64,
+    thread: bool,
+) -> Result<usize, Errno> {
+    let mut b = [0u8; 128];
+    pr.read_user(p, info, &mut b)?;
+    let sig = signal::valid(sig).ok_or(Errno::EINVAL)?;
+    let mut i = SigInfo(b);
+    if i.code() >= 0 || i.code() == code::SI_TKILL {
+        return Err(Errno::EPERM);
+    }
+    i.0[0..4].copy_from_slice(&(sig as i32).to_le_bytes());
+    pr.raise_info(p, sig, i, thread);
+    Ok(0)
+}
+
+/// `rt_sigqueueinfo(tgid, sig, info)`.
 pub fn rt_sigqueueinfo<P: Platform>(
     pr: &mut Process,
     p: &P,
@@ -151,8 +452,7 @@ pub fn rt_sigqueueinfo<P: Platform>(
     info: u64,
 ) -> Result<usize, Errno> {
     if tgid as i32 == pr.pid as i32 {
-        pr.mm.check_access(info, 128, false)?;
-        return pr.raise(p, sig);
+        return queue_own(pr, p, sig, info, false);
     }
     forwarded(p.forward(Sysno::rt_sigqueueinfo as u64, [tgid, sig, info, 0, 0, 0]))
 }
@@ -170,8 +470,7 @@ pub fn rt_tgsigqueueinfo<P: Platform>(
         if tid as i32 != pr.tid() as i32 {
             return Err(Errno::ESRCH);
         }
-        pr.mm.check_access(info, 128, false)?;
-        return pr.raise(p, sig);
+        return queue_own(pr, p, sig, info, true);
     }
     forwarded(p.forward(
         Sysno::rt_tgsigqueueinfo as u64,
