@@ -43,6 +43,11 @@ pub enum BadFrame {
 impl Process {
     /// The sender fields of a signal the application sends itself.
     pub fn sender_info<P: Platform>(&mut self, p: &P, sig: u32, code: i32) -> SigInfo {
+        // Only a handler ever reads it: spare the forwarded getuid otherwise.
+        let handled = matches!(self.signals.disposition(sig), Disposition::Handler(_));
+        if !handled && !self.signals.blocked(sig) {
+            return SigInfo::from_process(sig, code, self.pid, 0);
+        }
         let uid = *self
             .signals
             .sender_uid
@@ -165,6 +170,7 @@ impl Process {
         p: &P,
         frame: u64,
         cur_rflags: u64,
+        fp: &FpFormat,
     ) -> Result<Restored, BadFrame> {
         let mut b = [0u8; sigframe::off::SIZE];
         self.read_user(p, frame, &mut b)
@@ -183,7 +189,11 @@ impl Process {
             return Err(BadFrame::Stack(rsp));
         }
         if r.fpstate != 0
-            && (r.fpstate % 64 != 0 || self.mm.check_access(r.fpstate, 512, false).is_err())
+            && (r.fpstate % 64 != 0
+                || self
+                    .mm
+                    .check_access(r.fpstate, fp.frame_size(), false)
+                    .is_err())
         {
             return Err(BadFrame::Stack(r.fpstate));
         }
@@ -272,7 +282,7 @@ mod tests {
         assert_eq!(pr.signals.mask(), bit(SIGHUP) | bit(SIGUSR1) | bit(SIGUSR2));
         p.write_mem(f.place.frame, &f.bytes);
         // The restorer's `syscall` sees rsp = frame + 8.
-        let r = pr.sigreturn(&p, f.place.frame, 0x202).unwrap();
+        let r = pr.sigreturn(&p, f.place.frame, 0x202, &FX).unwrap();
         assert_eq!(r.regs.rax, 7);
         assert_eq!(r.regs.r12, 12);
         assert_eq!(r.regs.hdr.rip, 0x40_5000);
@@ -319,7 +329,7 @@ mod tests {
             pr.build_frame(&d, &ctx, &FX, (14, 6, 0)),
             Err(BadFrame::Stack(_))
         ));
-        assert!(pr.sigreturn(&p, 0x5000_0000, 0x202).is_err());
+        assert!(pr.sigreturn(&p, 0x5000_0000, 0x202, &FX).is_err());
     }
 
     #[test]

@@ -21,9 +21,9 @@ mod partition {
     use alloc::string::ToString;
 
     use mote_abi::boot::BootInfo;
-    use mote_abi::trap::{
-        signal_for_vector, vector, FaultOrigin, FaultReport, TrapFrame, VECTOR_SYSCALL,
-    };
+    use mote_abi::signal::{VECTOR_PATCHED, VECTOR_SIGNAL};
+    use mote_abi::trap::{signal_for_vector, vector, TrapFrame, VECTOR_SYSCALL};
+    use mote_libos::sigframe::SigInfo;
     use mote_libos::exec::Entry;
     use mote_libos::mm::Fault;
     use mote_libos::patch::Patcher;
@@ -47,6 +47,8 @@ mod partition {
         let p = PLATFORM.call_once(|| rt::platform::Kvm { boot, core: 0 });
         rt::entry::set_upcall_stack(0, mote_abi::layout::upcall_stack_top(0));
         let mut proc = Process::new(boot);
+        proc.signals.attach(rt::sig::page()); // signals: from the proxy
+        proc.minsigstksz = rt::fpu::format().min_stack(); // signals: AT_MINSIGSTKSZ
         proc.direct_entry = rt::entry::direct_entry_addr();
         let patch = boot.flags & mote_abi::boot::BOOT_F_NO_PATCH == 0;
         proc.patcher = Patcher::new(patch, rt::entry::patched_entry_addr());
@@ -83,6 +85,12 @@ mod partition {
         let proc = guard.as_mut().expect("process before first call");
         proc.patcher.stats.direct += 1;
         report_at_exit(proc, p, nr);
+        // --- signals: rt_sigreturn needs the registers; the slow path has them.
+        if nr == syscalls::Sysno::rt_sigreturn as u64 {
+            rt::sig::request_sigreturn();
+            return 0;
+        }
+        // --- end signals
         let r = mote_shims::table::dispatch(proc, p, nr, args);
         if let Some(entry) = proc.pending_entry.take() {
             // execve: there is no caller to return to.
@@ -104,8 +112,11 @@ mod partition {
         }
     }
 
-    /// Every system call and exception of the application.
-    pub extern "C" fn shim_trap(f: &mut TrapFrame) {
+    /// Every system call and exception of the application. Returns non-zero when
+    /// the entry must restore every register from `f` (a signal frame was built or
+    /// taken back, or a faulting instruction is retried), zero for the `syscall`
+    /// exit (rcx and r11 clobbered).
+    pub extern "C" fn shim_trap(f: &mut TrapFrame) -> u64 {
         let p = platform();
         if f.hdr.vector == VECTOR_SYSCALL {
             let mut guard = PROCESS.lock();
@@ -113,6 +124,12 @@ mod partition {
             let Process { patcher, mm, .. } = proc;
             patcher.on_trap(mm, p, f.hdr.rip, f.rax);
             report_at_exit(proc, p, f.rax);
+            if f.rax == syscalls::Sysno::rt_sigreturn as u64 {
+                // The restorer's `syscall`: its `ret` popped pretcode.
+                let frame = f.hdr.rsp.wrapping_sub(8);
+                rt::sig::sigreturn(proc, p, f, frame);
+                return 1;
+            }
             f.rax = mote_shims::table::dispatch(
                 proc,
                 p,
@@ -127,36 +144,88 @@ mod partition {
                 f.hdr.rip = entry.rip;
                 f.hdr.rsp = entry.rsp;
                 f.hdr.rflags = 0x202;
+                return 0;
             }
-            return;
+            return u64::from(rt::sig::on_return(proc, p, f));
         }
-        // An exception of the application. Handlers are a later issue: the default
-        // action of the signal ends the run, with what happened.
+        if f.hdr.vector == VECTOR_SIGNAL {
+            // The VMM redirected the vCPU: a signal from outside is pending.
+            let mut guard = PROCESS.lock();
+            let proc = guard.as_mut().expect("process before first signal");
+            rt::sig::on_return(proc, p, f);
+            return 1;
+        }
+        // An exception of the application: its handler runs if it has one and the
+        // signal is not blocked; otherwise the run ends, with what happened.
         let h = f.hdr;
         let mut signal = signal_for_vector(h.vector);
+        let mut guard = PROCESS.try_lock();
+        let Some(proc) = guard.as_mut().and_then(|g| g.as_mut()) else {
+            p.die(signal, Some(&rt::sig::report(f, signal)))
+        };
         // libos knows what the faulting page is: beyond the end of a shared file
         // mapping (or over a page it has since grown to), a page fault is libos's.
         if h.vector == vector::PF {
-            if let Some(proc) = PROCESS.try_lock().as_mut().and_then(|g| g.as_mut()) {
-                match proc.mm.page_fault(p, h.cr2) {
-                    Fault::Retry => return,
-                    Fault::Signal(s) => signal = s,
-                    Fault::Default => {}
-                }
+            match proc.mm.page_fault(p, h.cr2) {
+                Fault::Retry => return 1,
+                Fault::Signal(s) => signal = s,
+                Fault::Default => {}
             }
         }
-        let report = FaultReport {
-            origin: FaultOrigin::App as u32,
-            signal,
-            vector: h.vector,
-            error_code: h.error_code,
-            addr: if h.vector == vector::PF { h.cr2 } else { h.rip },
-            regs: [
-                f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, h.rsp, f.r8, f.r9, f.r10, f.r11,
-                f.r12, f.r13, f.r14, f.r15, h.rip, h.rflags,
-            ],
+        let info = fault_info(proc, f, signal);
+        if let Some(d) = proc.fault_delivery(signal, info) {
+            let ctx = *f;
+            let cr2 = if h.vector == vector::PF { h.cr2 } else { 0 };
+            rt::sig::deliver(proc, p, f, &ctx, &d, (h.vector, h.error_code, cr2));
+            return 1;
+        }
+        p.die(signal, Some(&rt::sig::report(f, signal)))
+    }
+
+    /// The `siginfo` of a fault, as Linux's trap handlers fill it.
+    fn fault_info(proc: &Process, f: &TrapFrame, signal: u32) -> SigInfo {
+        use mote_libos::sigframe::{code, fpe_code, segv_code};
+        let h = f.hdr;
+        let (code, addr) = match (h.vector, signal) {
+            (vector::PF, 7) => (code::BUS_ADRERR, h.cr2),
+            (vector::PF, _) => (segv_code(proc.mm.vma_at(h.cr2).is_some()), h.cr2),
+            (vector::DE, _) => (code::FPE_INTDIV, h.rip),
+            (vector::XM, _) => {
+                let (mxcsr, _, _) = rt::fpu::status();
+                (fpe_code(mxcsr & 0x3f, (mxcsr >> 7) & 0x3f), h.rip)
+            }
+            (vector::MF, _) => {
+                let (_, fsw, fcw) = rt::fpu::status();
+                (fpe_code(u32::from(fsw) & 0x3f, u32::from(fcw) & 0x3f), h.rip)
+            }
+            (vector::UD, _) => (code::ILL_ILLOPN, h.rip),
+            (vector::DB, _) => (code::TRAP_TRACE, h.rip),
+            (vector::AC, _) => (code::BUS_ADRALN, 0),
+            // int3, #GP and the rest: the kernel's own (SI_KERNEL, no address).
+            _ => (code::SI_KERNEL, 0),
         };
-        p.die(signal, Some(&report))
+        SigInfo::fault(signal, code, addr)
+    }
+
+    /// The patched-site and direct entries' slow path: the call returned while the
+    /// signal page's `attention` was set. `f` is the state the call returns to.
+    pub extern "C" fn direct_slow(f: &mut TrapFrame) {
+        let p = platform();
+        let mut guard = PROCESS.lock();
+        let proc = guard.as_mut().expect("process before first call");
+        if rt::sig::take_sigreturn() {
+            // At a patched site the stub moved rsp down by the red zone and the
+            // call's return address: the `syscall`'s rsp is 128 above the
+            // post-return rsp, and the frame 8 below that.
+            let sp = if f.hdr.vector == VECTOR_PATCHED {
+                f.hdr.rsp + 128
+            } else {
+                f.hdr.rsp
+            };
+            rt::sig::sigreturn(proc, p, f, sp.wrapping_sub(8));
+            return;
+        }
+        rt::sig::on_return(proc, p, f);
     }
 
     #[panic_handler]

@@ -39,10 +39,6 @@ pub enum Later {
     Threads,
     /// execveat (execve is answered locally).
     Exec,
-    /// rt_sigreturn.
-    SignalDelivery,
-    /// alarm, setitimer, timer_create: their signals would go to the proxy.
-    TimerSignals,
     /// shmat: the segment would be attached in the proxy's address space.
     SysvShm,
     /// seccomp (and prctl(PR_SET_SECCOMP)): it would filter the proxy.
@@ -69,8 +65,6 @@ impl Later {
         match self {
             Later::Threads => "creating threads and processes is not implemented yet (run by Linux it would clone the proxy)",
             Later::Exec => "execveat is not implemented yet (use execve; run by Linux it would replace the proxy)",
-            Later::SignalDelivery => "signal handlers are not delivered yet, so there is no frame to return from",
-            Later::TimerSignals => "timer signals are not implemented yet (run by Linux they would signal the proxy)",
             Later::SysvShm => "attaching System V shared memory is not implemented yet (Linux would attach it in the proxy)",
             Later::Seccomp => "seccomp is not offered (run by Linux it would filter the proxy)",
             Later::Namespaces => "namespaces are not offered (run by Linux it would move the proxy)",
@@ -155,12 +149,28 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::rt_tgsigqueueinfo => {
             Local(|pr, p, a| signal::rt_tgsigqueueinfo(pr, p, a[0], a[1], a[2], a[3]))
         }
+        Sysno::rt_sigpending => Local(|pr, p, a| signal::rt_sigpending(pr, p, a[0], a[1])),
+        Sysno::rt_sigsuspend => Local(|pr, p, a| signal::rt_sigsuspend(pr, p, a[0], a[1])),
+        Sysno::rt_sigtimedwait => {
+            Local(|pr, p, a| signal::rt_sigtimedwait(pr, p, a[0], a[1], a[2], a[3]))
+        }
+        Sysno::pause => Local(|pr, p, _| signal::pause(pr, p)),
+        // Interrupted sleeps return the time left or sleep on (restart block).
+        Sysno::nanosleep => Local(|pr, p, a| signal::sleep(pr, p, Sysno::nanosleep as u64, a)),
+        Sysno::clock_nanosleep => {
+            Local(|pr, p, a| signal::sleep(pr, p, Sysno::clock_nanosleep as u64, a))
+        }
+        // The runtime's entries answer rt_sigreturn before the table: they own the
+        // registers the frame restores. Reaching here is a bug, said as ENOSYS.
+        Sysno::rt_sigreturn => Local(|_, _, _| Err(Errno::ENOSYS)),
+        // Timers run in Linux; their signals reach the proxy, which routes them.
+        Sysno::alarm => Local(|_, p, a| signal::alarm(p, a[0])),
+        Sysno::setitimer => Local(|pr, p, a| signal::setitimer(pr, p, a[0], a[1], a[2])),
+        Sysno::timer_create => Local(|pr, p, a| signal::timer_create(pr, p, a[0], a[1], a[2])),
 
         // Never to Linux: they would act on the proxy itself.
         Sysno::clone | Sysno::clone3 | Sysno::fork | Sysno::vfork => Refused(Later::Threads),
         Sysno::execveat => Refused(Later::Exec),
-        Sysno::rt_sigreturn => Refused(Later::SignalDelivery),
-        Sysno::alarm | Sysno::setitimer | Sysno::timer_create => Refused(Later::TimerSignals),
         Sysno::shmat => Refused(Later::SysvShm),
         Sysno::seccomp => Refused(Later::Seccomp),
         Sysno::unshare | Sysno::setns => Refused(Later::Namespaces),
@@ -189,7 +199,8 @@ pub fn dispatch<P: Platform>(proc: &mut Process, p: &P, nr: u64, args: [u64; 6])
     let nr = nr as u32;
     match route::<P>(nr) {
         Route::Local(handler) => to_ret(handler(proc, p, args)),
-        Route::Forward => p.forward(nr as u64, args) as u64,
+        // A signal may interrupt a forwarded call (SA_RESTART rules in libos).
+        Route::Forward => signal::forward_interruptible(proc, p, nr as u64, args) as u64,
         Route::Refused(later) => {
             proc.log_once(p, nr as u64, || {
                 format!("{}: {}; returning ENOSYS", name(nr), later.why())
@@ -329,6 +340,16 @@ mod tests {
             Sysno::kill,
             Sysno::tgkill,
             Sysno::tkill,
+            Sysno::rt_sigreturn,
+            Sysno::rt_sigpending,
+            Sysno::rt_sigsuspend,
+            Sysno::rt_sigtimedwait,
+            Sysno::pause,
+            Sysno::nanosleep,
+            Sysno::clock_nanosleep,
+            Sysno::alarm,
+            Sysno::setitimer,
+            Sysno::timer_create,
             Sysno::sched_yield,
             Sysno::rseq,
         ] {
@@ -344,11 +365,7 @@ mod tests {
             Sysno::fork,
             Sysno::vfork,
             Sysno::execveat,
-            Sysno::rt_sigreturn,
             Sysno::shmat,
-            Sysno::alarm,
-            Sysno::setitimer,
-            Sysno::timer_create,
             Sysno::seccomp,
             Sysno::unshare,
             Sysno::setns,

@@ -1,0 +1,171 @@
+//! Signal delivery at the runtime's entries: the machine half of what libos
+//! (`deliver`, `sigframe`) decides. Every way back to the application passes here
+//! when something is pending:
+//! * a trapped system call or exception (`shim_trap`, full `TrapFrame`);
+//! * a call through a patched site or the direct entry, whose assembly builds a
+//!   `TrapFrame` on its slow path only when the signal page's `attention` word is
+//!   set (`VECTOR_PATCHED`, `VECTOR_DIRECT`);
+//! * the VMM's redirection of a vCPU running application code when a signal from
+//!   outside arrives (`VECTOR_SIGNAL`).
+//!
+//! The entries then leave through the full-restore exit, which reloads every
+//! register from the frame.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use mote_abi::signal::{SignalPage, SIGNAL_PAGE_VA, VECTOR_DIRECT, VECTOR_PATCHED};
+use mote_abi::trap::{FaultOrigin, FaultReport, TrapFrame, VECTOR_SYSCALL};
+use mote_libos::deliver::Delivery;
+use mote_libos::platform::Platform;
+use mote_libos::process::Process;
+use mote_libos::signal::Restart;
+use mote_libos::uapi::signal::SIGSEGV;
+
+use super::fpu;
+
+/// The signal page the proxy fills (`mote_abi::signal`).
+pub fn page() -> &'static SignalPage {
+    // SAFETY: the IKC area (and the signal page in it) is mapped user read-write
+    // for the partition's life; SignalPage is atomics and padding.
+    unsafe { &*(SIGNAL_PAGE_VA as *const SignalPage) }
+}
+
+/// A patched site or the direct entry asked for `rt_sigreturn`: the slow path
+/// (which has the registers) does it.
+static SIGRETURN: AtomicBool = AtomicBool::new(false);
+
+/// `rt_sigreturn` arrived without a trap: take the slow path on the way out.
+pub fn request_sigreturn() {
+    SIGRETURN.store(true, Ordering::Relaxed);
+    page().attention.store(1, Ordering::Relaxed);
+}
+
+/// Whether the slow path must do an `rt_sigreturn`.
+pub fn take_sigreturn() -> bool {
+    SIGRETURN.swap(false, Ordering::Relaxed)
+}
+
+/// The report of a fault that ends the run, from the application's registers.
+pub fn report(f: &TrapFrame, signal: u32) -> FaultReport {
+    let h = f.hdr;
+    FaultReport {
+        origin: FaultOrigin::App as u32,
+        signal,
+        vector: h.vector,
+        error_code: h.error_code,
+        addr: if h.vector == mote_abi::trap::vector::PF {
+            h.cr2
+        } else {
+            h.rip
+        },
+        regs: [
+            f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, h.rsp, f.r8, f.r9, f.r10, f.r11,
+            f.r12, f.r13, f.r14, f.r15, h.rip, h.rflags,
+        ],
+    }
+}
+
+/// The state that runs call `r` again, from the frame of the entry it came
+/// through: the `syscall` instruction itself for a trapped call; for the patched
+/// and direct entries, the entry's first instruction with the registers it was
+/// called with (its return address is still on the stack, just below the
+/// post-return stack pointer).
+pub fn restart_context(f: &TrapFrame, r: Restart) -> TrapFrame {
+    let mut c = *f;
+    let a = r.args;
+    match f.hdr.vector {
+        VECTOR_PATCHED => {
+            c.hdr.rip = super::entry::patched_entry_addr();
+            c.hdr.rsp -= 8;
+            (c.rax, c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9) =
+                (r.nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        }
+        VECTOR_DIRECT => {
+            c.hdr.rip = super::entry::direct_entry_addr();
+            c.hdr.rsp -= 8;
+            (c.rdi, c.rsi, c.rdx, c.rcx, c.r8, c.r9) = (r.nr, a[0], a[1], a[2], a[3], a[4]);
+        }
+        _ => {
+            debug_assert_eq!(f.hdr.vector, VECTOR_SYSCALL);
+            c.hdr.rip -= 2;
+            c.rax = r.nr;
+        }
+    }
+    c
+}
+
+/// Before the entry of frame `f` returns to the application: run the next
+/// handler due (its frame over the state `f` resumes, or over the restart of an
+/// interrupted call). Returns whether `f` changed (then all registers must be
+/// restored from it).
+pub fn on_return<P: Platform>(proc: &mut Process, p: &P, f: &mut TrapFrame) -> bool {
+    let restart = proc.take_restart();
+    let ctx = restart.map_or(*f, |r| restart_context(f, r));
+    match proc.next_delivery(p) {
+        Some(d) => {
+            deliver(proc, p, f, &ctx, &d, (0, 0, 0));
+            true
+        }
+        None if restart.is_some() => {
+            copy_keep_vector(f, &ctx);
+            true
+        }
+        None => false,
+    }
+}
+
+fn copy_keep_vector(f: &mut TrapFrame, from: &TrapFrame) {
+    let v = f.hdr.vector;
+    *f = *from;
+    f.hdr.vector = v;
+}
+
+/// Run the handler of `d` over context `ctx`: save the FP state into the frame,
+/// write the frame, and make `f` the handler's entry state. A frame that does not
+/// fit on the stack ends the run with SIGSEGV, as Linux's `force_sigsegv`.
+pub fn deliver<P: Platform>(
+    proc: &mut Process,
+    p: &P,
+    f: &mut TrapFrame,
+    ctx: &TrapFrame,
+    d: &Delivery,
+    fault: (u64, u64, u64),
+) {
+    let fmt = fpu::format();
+    match proc.build_frame(d, ctx, &fmt, fault) {
+        Ok(fr) => {
+            fpu::save(fr.place.fpstate);
+            p.write_mem(fr.place.frame, &fr.bytes);
+            fpu::reset_for_handler();
+            copy_keep_vector(f, &fr.entry);
+        }
+        Err(e) => {
+            p.log(&alloc::format!(
+                "{}: no room for the signal frame ({e:?}); the run ends with SIGSEGV",
+                mote_libos::signal::name(d.sig)
+            ));
+            p.die(SIGSEGV, Some(&report(ctx, SIGSEGV)))
+        }
+    }
+}
+
+/// `rt_sigreturn` with the frame at `frame`: registers, FP state, mask and
+/// alternate stack come back; a bad frame ends the run with SIGSEGV.
+pub fn sigreturn<P: Platform>(proc: &mut Process, p: &P, f: &mut TrapFrame, frame: u64) {
+    match proc.sigreturn(p, frame, f.hdr.rflags, &fpu::format()) {
+        Ok(r) => {
+            if r.fpstate != 0 {
+                fpu::restore(r.fpstate);
+            } else {
+                fpu::reset_for_handler();
+            }
+            copy_keep_vector(f, &r.regs);
+        }
+        Err(e) => {
+            p.log(&alloc::format!(
+                "rt_sigreturn: bad signal frame at {frame:#x} ({e:?}); the run ends with SIGSEGV"
+            ));
+            p.die(SIGSEGV, Some(&report(f, SIGSEGV)))
+        }
+    }
+}
