@@ -124,6 +124,9 @@ pub fn spawn(
                     crate::say!("mote: offload thread {core}: cannot pin to CPU {cpu}: {e}");
                 }
             }
+            if core == 0 {
+                crate::signals::register_offload();
+            }
             serve(core, &guest, &mirror, &events);
         })
 }
@@ -139,7 +142,13 @@ pub fn serve(core: usize, guest: &GuestMem, mirror: &Mirror, events: &Sender<Eve
         last = req.seq;
         mirror.sync(guest.maplog());
         let ret = match Op::from_u32(req.op) {
-            Some(Op::Syscall) => forward(req.nr, req.args),
+            Some(Op::Syscall) => {
+                // A signal for the application interrupts the call (signals.rs).
+                crate::signals::offload_busy(true);
+                let r = forward(req.nr, req.args);
+                crate::signals::offload_busy(false);
+                r
+            }
             Some(Op::Exit) => {
                 let _ = events.send(Event::Exited((req.args[0] & 0xff) as i32));
                 return;

@@ -23,12 +23,12 @@ mod partition {
     use mote_abi::boot::BootInfo;
     use mote_abi::signal::{VECTOR_PATCHED, VECTOR_SIGNAL};
     use mote_abi::trap::{signal_for_vector, vector, TrapFrame, VECTOR_SYSCALL};
-    use mote_libos::sigframe::SigInfo;
     use mote_libos::exec::Entry;
     use mote_libos::mm::Fault;
     use mote_libos::patch::Patcher;
     use mote_libos::platform::Platform;
     use mote_libos::process::Process;
+    use mote_libos::sigframe::SigInfo;
 
     use crate::rt;
 
@@ -128,6 +128,8 @@ mod partition {
                 // The restorer's `syscall`: its `ret` popped pretcode.
                 let frame = f.hdr.rsp.wrapping_sub(8);
                 rt::sig::sigreturn(proc, p, f, frame);
+                // A signal the handler left pending (unblocked now) runs next.
+                rt::sig::on_return(proc, p, f);
                 return 1;
             }
             f.rax = mote_shims::table::dispatch(
@@ -196,7 +198,10 @@ mod partition {
             }
             (vector::MF, _) => {
                 let (_, fsw, fcw) = rt::fpu::status();
-                (fpe_code(u32::from(fsw) & 0x3f, u32::from(fcw) & 0x3f), h.rip)
+                (
+                    fpe_code(u32::from(fsw) & 0x3f, u32::from(fcw) & 0x3f),
+                    h.rip,
+                )
             }
             (vector::UD, _) => (code::ILL_ILLOPN, h.rip),
             (vector::DB, _) => (code::TRAP_TRACE, h.rip),
@@ -223,7 +228,6 @@ mod partition {
                 f.hdr.rsp
             };
             rt::sig::sigreturn(proc, p, f, sp.wrapping_sub(8));
-            return;
         }
         rt::sig::on_return(proc, p, f);
     }
