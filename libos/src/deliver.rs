@@ -4,6 +4,7 @@
 //! the FP state and the exit path.
 
 use mote_abi::layout::USER_END;
+use mote_abi::signal::{VECTOR_DIRECT, VECTOR_PATCHED};
 use mote_abi::trap::TrapFrame;
 use syscalls::Sysno;
 
@@ -189,7 +190,7 @@ impl Process {
             return Err(BadFrame::Stack(rsp));
         }
         if r.fpstate != 0
-            && (r.fpstate % 64 != 0
+            && (!r.fpstate.is_multiple_of(64)
                 || self
                     .mm
                     .check_access(r.fpstate, fp.frame_size(), false)
@@ -212,6 +213,34 @@ impl Process {
     pub fn take_restart(&mut self) -> Option<Restart> {
         self.signals.thread.restart.take()
     }
+}
+
+/// The state that runs call `r` again, from the frame of the entry it came
+/// through: the `syscall` instruction itself for a trapped call (as Linux rewinds
+/// rip by 2); for the patched-site and direct entries (at `patched` and
+/// `direct`), the entry's first instruction with the registers it was called with
+/// — its return address is still on the stack, right below the post-return rsp.
+pub fn restart_context(f: &TrapFrame, r: Restart, patched: u64, direct: u64) -> TrapFrame {
+    let mut c = *f;
+    let a = r.args;
+    match f.hdr.vector {
+        VECTOR_PATCHED => {
+            c.hdr.rip = patched;
+            c.hdr.rsp -= 8;
+            (c.rax, c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9) =
+                (r.nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        }
+        VECTOR_DIRECT => {
+            c.hdr.rip = direct;
+            c.hdr.rsp -= 8;
+            (c.rdi, c.rsi, c.rdx, c.rcx, c.r8, c.r9) = (r.nr, a[0], a[1], a[2], a[3], a[4]);
+        }
+        _ => {
+            c.hdr.rip -= 2;
+            c.rax = r.nr;
+        }
+    }
+    c
 }
 
 #[cfg(test)]
@@ -347,6 +376,35 @@ mod tests {
         pr.signals.set_mask(bit(SIGSEGV));
         assert!(pr.fault_delivery(SIGSEGV, info).is_none(), "blocked: die");
         let _ = &p;
+    }
+
+    #[test]
+    fn restart_re_enters_the_way_the_call_came() {
+        let r = Restart {
+            nr: 0,
+            args: [3, 0x1000, 1, 0, 0, 0],
+        };
+        let mut f = TrapFrame {
+            rax: (-4i64) as u64,
+            ..Default::default()
+        };
+        f.hdr.rip = 0x40_1002;
+        f.hdr.rsp = 0x7fff_0000;
+        f.hdr.vector = mote_abi::trap::VECTOR_SYSCALL;
+        let t = restart_context(&f, r, 0xa, 0xb);
+        assert_eq!((t.hdr.rip, t.rax, t.hdr.rsp), (0x40_1000, 0, 0x7fff_0000));
+        f.hdr.vector = VECTOR_PATCHED;
+        let c = restart_context(&f, r, 0xa, 0xb);
+        assert_eq!(
+            (c.hdr.rip, c.hdr.rsp, c.rax, c.rdi, c.rsi),
+            (0xa, 0x7fff_0000 - 8, 0, 3, 0x1000)
+        );
+        f.hdr.vector = VECTOR_DIRECT;
+        let d = restart_context(&f, r, 0xa, 0xb);
+        assert_eq!(
+            (d.hdr.rip, d.rdi, d.rsi, d.rdx, d.rcx),
+            (0xb, 0, 3, 0x1000, 1)
+        );
     }
 
     #[test]

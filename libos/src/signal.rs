@@ -626,6 +626,93 @@ mod tests {
     }
 
     #[test]
+    fn proxy_is_told_what_to_wake_for() {
+        use core::sync::atomic::Ordering;
+        let page: &'static SignalPage = Box::leak(Box::new(SignalPage::new()));
+        let mut s = Signals::default();
+        s.attach(page);
+        let wake = page.wake.load(Ordering::Relaxed);
+        assert_ne!(wake & bit(SIGINT), 0, "default-terminate wakes");
+        assert_eq!(wake & bit(SIGCHLD), 0, "default-ignore does not");
+        s.change_mask(SIG_BLOCK, bit(SIGINT)).unwrap();
+        assert_eq!(page.wake.load(Ordering::Relaxed) & bit(SIGINT), 0);
+        s.thread.waiting = bit(SIGINT);
+        s.publish();
+        assert_ne!(
+            page.wake.load(Ordering::Relaxed) & bit(SIGINT),
+            0,
+            "sigtimedwait"
+        );
+        s.thread.waiting = 0;
+        // The proxy records SIGTERM with its siginfo; libos takes it.
+        page.info[SIGTERM as usize - 1][0].store(SIGTERM as u64, Ordering::Relaxed);
+        page.info[SIGTERM as usize - 1][2].store(777, Ordering::Relaxed);
+        page.pending.fetch_or(bit(SIGTERM), Ordering::Release);
+        page.attention.store(1, Ordering::Release);
+        s.take_external();
+        assert_eq!(page.pending.load(Ordering::Relaxed), 0);
+        assert_eq!(s.pending(), bit(SIGTERM));
+        assert_eq!(
+            page.attention.load(Ordering::Relaxed),
+            1,
+            "deliverable: still"
+        );
+        let (sig, info) = s.take_from(!s.mask()).unwrap();
+        assert_eq!((sig, info.signo()), (SIGTERM, SIGTERM));
+        assert_eq!(&info.0[16..20], &777u32.to_le_bytes());
+        s.take_external();
+        assert_eq!(page.attention.load(Ordering::Relaxed), 0, "nothing left");
+    }
+
+    #[test]
+    fn synchronous_signals_come_first_and_thread_before_process() {
+        let mut s = Signals::default();
+        s.make_pending(SIGHUP);
+        s.queue(SIGSEGV, SigInfo::new(SIGSEGV, 1), true);
+        s.queue(SIGUSR1, SigInfo::new(SIGUSR1, 0), true);
+        assert_eq!(s.take_deliverable(), Some(SIGSEGV));
+        assert_eq!(s.take_deliverable(), Some(SIGUSR1));
+        assert_eq!(s.take_deliverable(), Some(SIGHUP));
+    }
+
+    #[test]
+    fn restart_rules_follow_linux() {
+        let read = restartable(Sysno::read as u64);
+        assert_eq!(read, Restartable::WithSaRestart);
+        assert_eq!(restartable(Sysno::nanosleep as u64), Restartable::Never);
+        assert_eq!(restartable(Sysno::epoll_wait as u64), Restartable::Never);
+        assert_eq!(after_eintr(read, None), AfterEintr::RestartNow);
+        assert_eq!(
+            after_eintr(read, Some(SA_RESTART)),
+            AfterEintr::RestartAfterHandler
+        );
+        assert_eq!(after_eintr(read, Some(0)), AfterEintr::Eintr);
+        assert_eq!(
+            after_eintr(Restartable::Never, Some(SA_RESTART)),
+            AfterEintr::Eintr
+        );
+    }
+
+    #[test]
+    fn handler_mask_and_resethand() {
+        let mut s = Signals::default();
+        s.set_mask(bit(SIGHUP));
+        let act = SigAction {
+            handler: 0x1000,
+            flags: SA_RESETHAND,
+            restorer: 0,
+            mask: bit(SIGUSR2),
+        };
+        s.set_action(SIGUSR1, act).unwrap();
+        assert_eq!(s.begin_handler(SIGUSR1, act), bit(SIGHUP));
+        assert_eq!(s.mask(), bit(SIGHUP) | bit(SIGUSR1) | bit(SIGUSR2));
+        assert_eq!(s.action(SIGUSR1).handler, SIG_DFL);
+        // sigsuspend's caller's mask goes into the frame.
+        s.thread.saved_mask = Some(7);
+        assert_eq!(s.begin_handler(SIGUSR2, SigAction::default()), 7);
+    }
+
+    #[test]
     fn sigaction_bytes_round_trip() {
         let a = SigAction {
             handler: 0x40_1000,

@@ -235,7 +235,7 @@ pub fn redirect(
         return;
     }
     let top = guest.core_page(core).upcall_rsp.load(Ordering::Relaxed);
-    if top == 0 || top % 16 != 0 || top < RUNTIME_VA {
+    if top == 0 || !top.is_multiple_of(16) || top < RUNTIME_VA {
         return;
     }
     let hdr_va = top - std::mem::size_of::<UpcallHeader>() as u64;

@@ -13,8 +13,8 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use mote_abi::signal::{SignalPage, SIGNAL_PAGE_VA, VECTOR_DIRECT, VECTOR_PATCHED};
-use mote_abi::trap::{FaultOrigin, FaultReport, TrapFrame, VECTOR_SYSCALL};
+use mote_abi::signal::{SignalPage, SIGNAL_PAGE_VA};
+use mote_abi::trap::{FaultOrigin, FaultReport, TrapFrame};
 use mote_libos::deliver::Delivery;
 use mote_libos::platform::Platform;
 use mote_libos::process::Process;
@@ -65,33 +65,14 @@ pub fn report(f: &TrapFrame, signal: u32) -> FaultReport {
     }
 }
 
-/// The state that runs call `r` again, from the frame of the entry it came
-/// through: the `syscall` instruction itself for a trapped call; for the patched
-/// and direct entries, the entry's first instruction with the registers it was
-/// called with (its return address is still on the stack, just below the
-/// post-return stack pointer).
+/// The state that runs call `r` again (see `mote_libos::deliver::restart_context`).
 pub fn restart_context(f: &TrapFrame, r: Restart) -> TrapFrame {
-    let mut c = *f;
-    let a = r.args;
-    match f.hdr.vector {
-        VECTOR_PATCHED => {
-            c.hdr.rip = super::entry::patched_entry_addr();
-            c.hdr.rsp -= 8;
-            (c.rax, c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9) =
-                (r.nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-        }
-        VECTOR_DIRECT => {
-            c.hdr.rip = super::entry::direct_entry_addr();
-            c.hdr.rsp -= 8;
-            (c.rdi, c.rsi, c.rdx, c.rcx, c.r8, c.r9) = (r.nr, a[0], a[1], a[2], a[3], a[4]);
-        }
-        _ => {
-            debug_assert_eq!(f.hdr.vector, VECTOR_SYSCALL);
-            c.hdr.rip -= 2;
-            c.rax = r.nr;
-        }
-    }
-    c
+    mote_libos::deliver::restart_context(
+        f,
+        r,
+        super::entry::patched_entry_addr(),
+        super::entry::direct_entry_addr(),
+    )
 }
 
 /// Before the entry of frame `f` returns to the application: run the next
