@@ -30,6 +30,9 @@ pub const HANG_LIMIT: Duration = Duration::from_secs(120);
 /// both sides see the same environment.
 pub const OWNER_VAR: &str = "MOTE_TESTSUITE_OWNER";
 
+/// How often a signal a test sends is sent again until the program ends.
+const RESIGNAL: Duration = Duration::from_millis(500);
+
 /// How long processes started by a run may take to disappear after it ended.
 const STRAY_GRACE: Duration = Duration::from_secs(5);
 
@@ -459,17 +462,22 @@ fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side, signal: Option<&str
     let err = reader(child.stderr.take().expect("stderr is piped"));
 
     let start = Instant::now();
-    if let Some(sig) = signal {
-        // The program said it is ready (or ended: the channel closes).
-        if got_line.recv_timeout(HANG_LIMIT).is_ok() {
-            let sent = Command::new("kill")
-                .args([&format!("-{sig}"), &pid.to_string()])
-                .status()
-                .expect("running kill");
-            assert!(sent.success(), "kill -{sig} {pid} failed");
-        }
-    }
+    // With a signal to send: once the first line arrived, send it, and again every
+    // RESIGNAL until the program ends — a program may take the first one just
+    // before it blocks, natively as under mote, and must not wait forever for it.
+    let mut line_seen = false;
+    let mut last_sent: Option<Instant> = None;
     let status = loop {
+        if let Some(sig) = signal {
+            line_seen = line_seen || got_line.try_recv().is_ok();
+            if line_seen && last_sent.is_none_or(|t| t.elapsed() >= RESIGNAL) {
+                let _ = Command::new("kill")
+                    .args([&format!("-{sig}"), &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+                last_sent = Some(Instant::now());
+            }
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if start.elapsed() < HANG_LIMIT => thread::sleep(Duration::from_millis(5)),
