@@ -290,6 +290,41 @@ static void test_flags(void) {
     sigaltstack(&ss, NULL);
 }
 
+static volatile int on_alt;
+static char overflow_alt[65536];
+static void on_overflow(int sig, siginfo_t *si, void *uc) {
+    (void)si;
+    (void)uc;
+    int here;
+    got_sig = sig;
+    on_alt = (char *)&here > overflow_alt && (char *)&here <= overflow_alt + sizeof overflow_alt;
+    siglongjmp(jb, 1);
+}
+
+static volatile int depth_limit = 1 << 30;
+static int recurse(volatile char *p, int depth) {
+    volatile char buf[4096];
+    buf[0] = p ? p[0] + 1 : 0;
+    if (depth >= depth_limit)
+        return buf[0];
+    return recurse(buf, depth + 1) + buf[100];
+}
+
+static void test_stack_overflow(void) {
+    stack_t ss = {.ss_sp = overflow_alt, .ss_size = sizeof overflow_alt, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+    install(SIGSEGV, on_overflow, SA_ONSTACK);
+    got_sig = 0;
+    if (sigsetjmp(jb, 1) == 0)
+        recurse(NULL, 0);
+    printf("stack overflow: SIGSEGV handled on the alternate stack: %s\n",
+           got_sig == SIGSEGV && on_alt ? "yes" : "no");
+    CHECK(got_sig == SIGSEGV && on_alt, "stack overflow on the alternate stack");
+    signal(SIGSEGV, SIG_DFL);
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, NULL);
+}
+
 static volatile double fp_junk;
 static void on_fp(int sig) {
     (void)sig;
@@ -391,6 +426,7 @@ int main(void) {
     test_blocked();
     test_flags();
     test_fp_state();
+    test_stack_overflow();
     test_timers();
     if (failures) {
         printf("%d check(s) failed\n", failures);
