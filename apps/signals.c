@@ -363,6 +363,34 @@ static void arm(long usec) {
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
+static volatile int timer_value;
+static void on_timer(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    got_sig = sig;
+    got_code = si->si_code;
+    timer_value = si->si_value.sival_int;
+}
+
+static void test_timer_create(void) {
+    install(SIGUSR2, on_timer, 0);
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGUSR2;
+    sev.sigev_value.sival_int = 4242;
+    timer_t t;
+    CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0, "timer_create");
+    struct itimerspec its = {.it_value = {0, 30000000}};
+    got_sig = 0;
+    timer_settime(t, 0, &its, NULL);
+    int r = pause();
+    printf("timer_create: SIGUSR2 woke pause(): %s, SI_TIMER with the value: %s\n",
+           r == -1 && errno == EINTR ? "EINTR" : "wrong",
+           got_code == SI_TIMER && timer_value == 4242 ? "yes" : "no");
+    CHECK(got_sig == SIGUSR2 && got_code == SI_TIMER && timer_value == 4242, "timer_create");
+    timer_delete(t);
+}
+
 static void test_timers(void) {
     install_plain(SIGALRM, on_alrm, 0);
     count_alrm = 0;
@@ -428,6 +456,7 @@ int main(void) {
     test_fp_state();
     test_stack_overflow();
     test_timers();
+    test_timer_create();
     if (failures) {
         printf("%d check(s) failed\n", failures);
         return 1;

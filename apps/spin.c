@@ -3,6 +3,7 @@
  * nanosleep (`spin sleep`). With `handler` it catches SIGINT and SIGTERM and says
  * which one came, and what the interrupted call returned, then exits 0. Without,
  * the signal's default action ends it (130 for SIGINT, 143 for SIGTERM).
+ * `spin wait` blocks SIGINT and SIGTERM and takes the first with sigwaitinfo.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,6 +37,21 @@ int main(int argc, char **argv) {
     int fds[2];
     if (pipe(fds) != 0)
         return 2;
+    if (strcmp(mode, "wait") == 0) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        printf("ready\n");
+        fflush(stdout);
+        siginfo_t si;
+        int s = sigwaitinfo(&set, &si);
+        printf("sigwaitinfo: %s, sent by a process: %s\n",
+               s == SIGINT ? "SIGINT" : s == SIGTERM ? "SIGTERM" : "wrong",
+               si.si_code == SI_USER && si.si_pid > 0 ? "yes" : "no");
+        return 0;
+    }
     printf("ready\n");
     fflush(stdout);
     const char *result = "";

@@ -389,6 +389,14 @@ impl Signals {
     pub fn publish(&self) {
         use core::sync::atomic::Ordering;
         let Some(page) = self.page else { return };
+        // Linux: a blocked signal is never ignored (the disposition may change
+        // before it is unblocked).
+        let ignored = (1..=NSIG)
+            .filter(|&s| self.ignored(s) && !self.blocked(s))
+            .fold(0, |m, s| m | bit(s));
+        page.ignored.store(ignored, Ordering::Release);
+        // Arrived while ignored (the proxy may have seen the old set): discarded.
+        page.pending.fetch_and(!ignored, Ordering::AcqRel);
         page.wake.store(self.wake_set(), Ordering::Release);
         if self.needs_attention() {
             page.attention.store(1, Ordering::Release);
@@ -644,6 +652,16 @@ mod tests {
             "sigtimedwait"
         );
         s.thread.waiting = 0;
+        assert_ne!(page.ignored.load(Ordering::Relaxed) & bit(SIGCHLD), 0);
+        s.set_action(
+            SIGCHLD,
+            SigAction {
+                handler: 0x1000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(page.ignored.load(Ordering::Relaxed) & bit(SIGCHLD), 0);
         // The proxy records SIGTERM with its siginfo; libos takes it.
         page.info[SIGTERM as usize - 1][0].store(SIGTERM as u64, Ordering::Relaxed);
         page.info[SIGTERM as usize - 1][2].store(777, Ordering::Relaxed);

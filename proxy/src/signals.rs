@@ -197,7 +197,7 @@ fn route(page: &SignalPage) {
 }
 
 fn record(page: &SignalPage, sig: u32, info: &libc::siginfo_t) {
-    if !(1..=64).contains(&sig) {
+    if !(1..=64).contains(&sig) || page.ignored.load(Ordering::Acquire) & (1 << (sig - 1)) != 0 {
         return;
     }
     // SAFETY: siginfo_t is at least 128 bytes of plain data; we read its first 32.

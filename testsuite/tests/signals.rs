@@ -71,3 +71,13 @@ fn sigint_handler_interrupts_nanosleep_with_the_time_left() {
         "ready\ncaught SIGINT; nanosleep: EINTR\n",
     );
 }
+
+#[test]
+fn sigwaitinfo_takes_a_blocked_signal_from_outside() {
+    signalled(
+        &["wait"],
+        "INT",
+        0,
+        "ready\nsigwaitinfo: SIGINT, sent by a process: yes\n",
+    );
+}

@@ -8,6 +8,7 @@
 //! `alarm`/`setitimer`/`timer_create` all signal it. A router thread in the proxy
 //! takes each such signal (`sigwaitinfo`; every other proxy thread blocks them) and:
 //!
+//! 0. drops it if `ignored` has its bit;
 //! 1. writes the first 32 bytes of its `siginfo_t` into `info[sig - 1]` (Relaxed);
 //! 2. `pending.fetch_or(bit, Release)`;
 //! 3. if `bit & wake != 0` (libos wants to hear about it now): `attention.store(1,
@@ -20,7 +21,7 @@
 //! libos (one core so far):
 //! * publishes `wake` = the signals whose arrival must interrupt the application
 //!   now (not blocked and not ignored, plus those `rt_sigtimedwait` waits for),
-//!   whenever the mask or a disposition changes (Release);
+//!   and `ignored`, whenever the mask or a disposition changes (Release);
 //! * `attention.store(0)`, then `pending.swap(0, Acquire)` and reads `info` for
 //!   the bits it took: a signal arriving in between sets `attention` again;
 //! * the runtime's direct entries test `attention` after every call (one load) and
@@ -57,7 +58,11 @@ pub struct SignalPage {
     pub wake: AtomicU64,
     /// Non-zero: libos has something to look at before returning to the application.
     pub attention: AtomicU32,
-    _pad: [u32; 11],
+    _pad: u32,
+    /// Signals the application ignores (libos writes): the proxy drops them on
+    /// arrival, as Linux discards an ignored signal when it is sent.
+    pub ignored: AtomicU64,
+    _pad2: [u64; 4],
     /// The start of each pending signal's `siginfo_t` (`INFO_BYTES`), as 4 words.
     pub info: [[AtomicU64; INFO_BYTES / 8]; 64],
 }
@@ -65,6 +70,7 @@ pub struct SignalPage {
 const_assert_eq!(offset_of!(SignalPage, pending), 0);
 const_assert_eq!(offset_of!(SignalPage, wake), 8);
 const_assert_eq!(offset_of!(SignalPage, attention), 16);
+const_assert_eq!(offset_of!(SignalPage, ignored), 24);
 const_assert_eq!(offset_of!(SignalPage, info), 64);
 const_assert_eq!(size_of::<SignalPage>(), 4096);
 
@@ -96,7 +102,9 @@ impl SignalPage {
             pending: AtomicU64::new(0),
             wake: AtomicU64::new(0),
             attention: AtomicU32::new(0),
-            _pad: [0; 11],
+            _pad: 0,
+            ignored: AtomicU64::new(0),
+            _pad2: [0; 4],
             info: [const { [const { AtomicU64::new(0) }; 4] }; 64],
         }
     }

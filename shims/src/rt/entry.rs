@@ -85,6 +85,9 @@ mote_patched_entry:
     mov rdx, rsi
     mov rsi, rdi
     mov rdi, rax
+    // A raw `syscall` site may run with DF set; Rust code needs it clear (popfq
+    // below gives the application its flags back).
+    cld
     call {direct}
     add rsp, 8
     pop rsp
