@@ -41,6 +41,8 @@ pub enum Later {
     Exec,
     /// shmat: the segment would be attached in the proxy's address space.
     SysvShm,
+    /// signalfd, signalfd4: the descriptor would read the proxy's signals.
+    Signalfd,
     /// seccomp (and prctl(PR_SET_SECCOMP)): it would filter the proxy.
     Seccomp,
     /// unshare, setns.
@@ -65,6 +67,7 @@ impl Later {
         match self {
             Later::Threads => "creating threads and processes is not implemented yet (run by Linux it would clone the proxy)",
             Later::Exec => "execveat is not implemented yet (use execve; run by Linux it would replace the proxy)",
+            Later::Signalfd => "signalfd is not offered yet (run by Linux it would take the proxy's signals, which mote routes to the application)",
             Later::SysvShm => "attaching System V shared memory is not implemented yet (Linux would attach it in the proxy)",
             Later::Seccomp => "seccomp is not offered (run by Linux it would filter the proxy)",
             Later::Namespaces => "namespaces are not offered (run by Linux it would move the proxy)",
@@ -172,6 +175,7 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::clone | Sysno::clone3 | Sysno::fork | Sysno::vfork => Refused(Later::Threads),
         Sysno::execveat => Refused(Later::Exec),
         Sysno::shmat => Refused(Later::SysvShm),
+        Sysno::signalfd | Sysno::signalfd4 => Refused(Later::Signalfd),
         Sysno::seccomp => Refused(Later::Seccomp),
         Sysno::unshare | Sysno::setns => Refused(Later::Namespaces),
         Sysno::personality => Refused(Later::Personality),
@@ -366,6 +370,8 @@ mod tests {
             Sysno::vfork,
             Sysno::execveat,
             Sysno::shmat,
+            Sysno::signalfd,
+            Sysno::signalfd4,
             Sysno::seccomp,
             Sysno::unshare,
             Sysno::setns,

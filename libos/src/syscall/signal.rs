@@ -422,8 +422,8 @@ fn raise_thread<P: Platform>(pr: &mut Process, p: &P, sig: u64) -> Result<usize,
     Ok(0)
 }
 
-/// `rt_sigqueueinfo`/`rt_tgsigqueueinfo` to ourselves: the caller's `siginfo`, whose
-/// `si_code` must be negative and not `SI_TKILL` (else `EPERM`, as Linux).
+/// `rt_sigqueueinfo`/`rt_tgsigqueueinfo` to ourselves: the caller's `siginfo` as it
+/// is (Linux's `EPERM` for `si_code >= 0` applies to other processes only).
 fn queue_own<P: Platform>(
     pr: &mut Process,
     p: &P,
@@ -435,9 +435,6 @@ fn queue_own<P: Platform>(
     pr.read_user(p, info, &mut b)?;
     let sig = signal::valid(sig).ok_or(Errno::EINVAL)?;
     let mut i = SigInfo(b);
-    if i.code() >= 0 || i.code() == code::SI_TKILL {
-        return Err(Errno::EPERM);
-    }
     i.0[0..4].copy_from_slice(&(sig as i32).to_le_bytes());
     pr.raise_info(p, sig, i, thread);
     Ok(0)
