@@ -17,6 +17,16 @@ fn signals_program_same_as_native() {
     );
 }
 
+/// Every call trapping (no patched sites): delivery, sigreturn and restarts from
+/// the trap entry's frame instead of the patched entry's slow path.
+#[test]
+fn signals_program_with_every_call_trapping() {
+    let prog = Program::new(app("signals"));
+    let native = prog.native();
+    let mote = prog.mote_with(&["--no-patch"]);
+    assert_same(&native, &mote);
+}
+
 /// The same program and signal natively and under mote: same stdout and status.
 fn signalled(args: &[&str], sig: &str, status: i32, stdout: &str) {
     let prog = Program::new(app("spin")).args(args);
