@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -363,6 +365,38 @@ static void arm(long usec) {
     setitimer(ITIMER_REAL, &it, NULL);
 }
 
+/* mote's direct system-call entry (apps/latency.c); natively, syscall(). */
+#define AT_MOTE_SYSCALL 0x6d6f7465UL
+typedef long (*direct_fn)(long, long, long, long, long, long, long);
+
+static void test_direct_entry(void) {
+    direct_fn direct = (direct_fn)getauxval(AT_MOTE_SYSCALL);
+    install_plain(SIGUSR1, on_usr1, 0);
+    count_usr1 = 0;
+    long r = direct ? direct(SYS_kill, getpid(), SIGUSR1, 0, 0, 0, 0)
+                    : syscall(SYS_kill, getpid(), SIGUSR1);
+    printf("kill through the direct entry: returned %ld, handler ran %d time(s)\n", r,
+           (int)count_usr1);
+    CHECK(r == 0 && count_usr1 == 1, "direct entry delivery");
+    /* A read the handler interrupts and SA_RESTART restarts, through the entry. */
+    install_plain(SIGALRM, on_alrm_write, SA_RESTART);
+    char c = 0;
+    arm(50000);
+    r = direct ? direct(SYS_read, pipefd[0], (long)&c, 1, 0, 0, 0)
+               : syscall(SYS_read, pipefd[0], &c, 1);
+    printf("read through the direct entry, restarted after the handler: %ld byte(s)\n", r);
+    CHECK(r == 1 && c == 'x', "direct entry restart");
+    /* glibc's syscall() site: trapped the first time, a patched site after. */
+    for (int i = 0; i < 2; i++) {
+        c = 0;
+        arm(50000);
+        r = syscall(SYS_read, pipefd[0], &c, 1);
+        printf("read through syscall() (%d), restarted after the handler: %ld byte(s)\n", i, r);
+        CHECK(r == 1 && c == 'x', "syscall() restart");
+    }
+    signal(SIGALRM, SIG_DFL);
+}
+
 static volatile int timer_value;
 static void on_timer(int sig, siginfo_t *si, void *uc) {
     (void)uc;
@@ -457,6 +491,7 @@ int main(void) {
     test_stack_overflow();
     test_timers();
     test_timer_create();
+    test_direct_entry();
     if (failures) {
         printf("%d check(s) failed\n", failures);
         return 1;

@@ -178,7 +178,10 @@ impl Process {
             .map_err(|_| BadFrame::Stack(frame))?;
         let r = sigframe::decode(&b, cur_rflags);
         let (rip, rsp) = (r.regs.hdr.rip, r.regs.hdr.rsp);
-        if rip >= USER_END || rsp >= USER_END {
+        // The runtime's two entries are where a restarted call resumes
+        // (`restart_context`); the application may call them anyway.
+        let entry = rip != 0 && (rip == self.direct_entry || rip == self.patcher.entry);
+        if (rip >= USER_END && !entry) || rsp >= USER_END {
             return Err(BadFrame::Context(rip));
         }
         // The runtime's exit writes the return address just below the red zone.
