@@ -323,6 +323,29 @@ mod tests {
     }
 
     #[test]
+    fn sigreturn_to_a_restarted_direct_entry_call_is_allowed() {
+        let p = FakePlatform::new();
+        let (mut pr, top) = proc_with_stack(&p);
+        pr.direct_entry = USER_END + 0x40_0000;
+        let act = SigAction {
+            handler: 0x40_1000,
+            ..Default::default()
+        };
+        for (rip, ok) in [(pr.direct_entry, true), (USER_END + 0x50_0000, false)] {
+            pr.signals.set_action(SIGUSR1, act).unwrap();
+            pr.raise(&p, SIGUSR1 as u64).unwrap();
+            let d = pr.next_delivery(&p).unwrap();
+            let mut ctx = TrapFrame::default();
+            ctx.hdr.rip = rip;
+            ctx.hdr.rsp = top - 512;
+            let f = pr.build_frame(&d, &ctx, &FX, (0, 0, 0)).unwrap();
+            p.write_mem(f.place.frame, &f.bytes);
+            let r = pr.sigreturn(&p, f.place.frame, 0x202, &FX);
+            assert_eq!(r.is_ok(), ok, "{rip:#x}");
+        }
+    }
+
+    #[test]
     fn nodefer_and_resethand() {
         let p = FakePlatform::new();
         let (mut pr, top) = proc_with_stack(&p);
