@@ -78,11 +78,16 @@ pub const REFUSED: SysnoSet = SysnoSet::new(&[
     Sysno::vfork,
     Sysno::execve,
     Sysno::execveat,
-    // Signal state of the proxy's thread.
+    // Signal state of the proxy's thread, and the signals the proxy routes to the
+    // application (signals.rs): libos answers these.
     Sysno::rt_sigreturn,
     Sysno::rt_sigaction,
     Sysno::rt_sigprocmask,
     Sysno::sigaltstack,
+    Sysno::rt_sigsuspend,
+    Sysno::rt_sigtimedwait,
+    Sysno::signalfd,
+    Sysno::signalfd4,
     // The proxy's address space (the application's is libos's).
     Sysno::mmap,
     Sysno::munmap,

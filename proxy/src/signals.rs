@@ -260,3 +260,58 @@ pub fn redirect(
     regs.rflags = 0x2;
     let _ = vcpu.set_regs(&regs);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routed_signals_leave_faults_job_control_and_the_kick_alone() {
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGALRM,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+        ] {
+            assert!(routed(s), "{s}");
+        }
+        for s in [
+            libc::SIGSEGV,
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGTSTP,
+            libc::SIGCONT,
+            libc::SIGPIPE,
+            kick_signal(),
+        ] {
+            assert!(!routed(s), "{s}");
+        }
+        assert!(routed(libc::SIGRTMIN()));
+    }
+
+    #[test]
+    fn arrivals_are_recorded_unless_ignored() {
+        let page = SignalPage::new();
+        // SAFETY: siginfo_t is plain data.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        info.si_signo = libc::SIGTERM;
+        info.si_code = libc::SI_USER;
+        record(&page, libc::SIGTERM as u32, &info);
+        assert_eq!(
+            page.pending.load(Ordering::Relaxed),
+            1 << (libc::SIGTERM - 1)
+        );
+        assert_eq!(
+            page.info_bytes(libc::SIGTERM as u32)[..4],
+            libc::SIGTERM.to_le_bytes()
+        );
+        page.ignored
+            .store(1 << (libc::SIGHUP - 1), Ordering::Relaxed);
+        record(&page, libc::SIGHUP as u32, &info);
+        assert_eq!(
+            page.pending.load(Ordering::Relaxed) & (1 << (libc::SIGHUP - 1)),
+            0
+        );
+    }
+}
