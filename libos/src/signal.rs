@@ -240,6 +240,9 @@ impl Signals {
             }
         }
         self.thread.altstack = AltStack::DISABLED;
+        self.thread.saved_mask = None;
+        self.thread.restart = None;
+        self.thread.waiting = 0;
         self.publish();
     }
 
