@@ -30,10 +30,24 @@ const EINTR: i64 = -(Errno::EINTR as i64);
 pub fn forward_interruptible<P: Platform>(pr: &mut Process, p: &P, nr: u64, args: [u64; 6]) -> i64 {
     loop {
         let r = p.forward(nr, args);
-        if r != EINTR || pr.on_eintr(p, nr, args) != AfterEintr::RestartNow {
+        if let Some(r) = interrupted(pr, p, nr, args, r) {
             return r;
         }
     }
+}
+
+/// What forwarded call `nr` returns after Linux answered `r`: `r` itself, or
+/// `None` when a signal interrupted it and no handler runs, so it runs again now.
+/// Only needs the process when `r` is `EINTR`, so a caller can forward without
+/// holding the process and take it only then.
+pub fn interrupted<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    nr: u64,
+    args: [u64; 6],
+    r: i64,
+) -> Option<i64> {
+    (r != EINTR || pr.on_eintr(p, nr, args) != AfterEintr::RestartNow).then_some(r)
 }
 
 /// Wait until the proxy says a signal arrived (or `deadline`, a Linux
