@@ -32,7 +32,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64};
 use static_assertions::const_assert_eq;
 
 use crate::ikc::MAPLOG_OFFSET;
-use crate::layout::{align_up, IKC_SIZE, IKC_VA, PAGE_SIZE};
+use crate::layout::{IKC_SIZE, IKC_VA, PAGE_SIZE};
 use crate::maplog::MapLog;
 
 /// `UpcallHeader::vector` when the VMM redirected the vCPU to deliver a signal
@@ -74,10 +74,11 @@ const_assert_eq!(offset_of!(SignalPage, ignored), 24);
 const_assert_eq!(offset_of!(SignalPage, info), 64);
 const_assert_eq!(size_of::<SignalPage>(), 4096);
 
-/// Offset of the signal page inside the IKC area (after the map log).
-pub const SIGNAL_PAGE_OFFSET: u64 = align_up(MAPLOG_OFFSET + size_of::<MapLog>() as u64, PAGE_SIZE);
+/// Offset of the signal page inside the IKC area: its last page, clear of the
+/// core pages, the map log and whatever else grows after them.
+pub const SIGNAL_PAGE_OFFSET: u64 = IKC_SIZE - PAGE_SIZE;
 
-static_assertions::const_assert!(SIGNAL_PAGE_OFFSET + PAGE_SIZE <= IKC_SIZE);
+static_assertions::const_assert!(MAPLOG_OFFSET + size_of::<MapLog>() as u64 <= SIGNAL_PAGE_OFFSET);
 
 /// Virtual address of the signal page in the partition (and, mirrored, in the proxy).
 pub const SIGNAL_PAGE_VA: u64 = IKC_VA + SIGNAL_PAGE_OFFSET;
