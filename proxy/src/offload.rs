@@ -129,9 +129,7 @@ pub fn spawn(
                     crate::say!("mote: offload thread {core}: cannot pin to CPU {cpu}: {e}");
                 }
             }
-            if core == 0 {
-                crate::signals::register_offload();
-            }
+            crate::signals::register_offload(core);
             serve(core, &guest, &mirror, &events);
         })
 }
@@ -149,9 +147,9 @@ pub fn serve(core: usize, guest: &GuestMem, mirror: &Mirror, events: &Sender<Eve
         let ret = match Op::from_u32(req.op) {
             Some(Op::Syscall) => {
                 // A signal for the application interrupts the call (signals.rs).
-                crate::signals::offload_busy(true);
+                crate::signals::offload_busy(core, true);
                 let r = forward(req.nr, req.args);
-                crate::signals::offload_busy(false);
+                crate::signals::offload_busy(core, false);
                 r
             }
             Some(Op::Exit) => {

@@ -5,10 +5,10 @@
 //! * Every thread of the proxy blocks the routed signals (`block_routed`, called
 //!   before any thread exists, so all inherit the mask); a router thread takes
 //!   them with `sigtimedwait` and records them in the partition's signal page.
-//! * When libos wants a signal now (`wake`), the router kicks: it sets the vCPU's
+//! * When libos wants a signal now (`wake`), the router kicks: it sets each vCPU's
 //!   `immediate_exit` and sends it `KICK`, so `KVM_RUN` returns and the vCPU thread
 //!   redirects a vCPU that runs application code into the runtime's trap entry
-//!   (`redirect`); and it sends `KICK` to an offload thread that is executing a
+//!   (`redirect`); and it sends `KICK` to each offload thread that is executing a
 //!   forwarded call, whose handler is installed without `SA_RESTART`, so a
 //!   blocking call returns `EINTR` and libos applies Linux's restart rules.
 //! * Kicks repeat (every `REKICK`) until libos has taken the signal or no longer
@@ -101,59 +101,85 @@ pub fn block_routed() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The threads the router interrupts (core 0; the multi-core issue makes these
-/// per core).
-struct Targets {
-    vcpu: AtomicU64,
+/// Most vCPUs and offload threads the router interrupts.
+const MAX_TARGETS: usize = mote_abi::layout::MAX_CORES;
+
+/// A vCPU thread: its pthread and its `kvm_run.immediate_exit` byte.
+struct Vcpu {
+    thread: AtomicU64,
     immediate_exit: AtomicPtr<u8>,
-    offload: AtomicU64,
-    offload_busy: AtomicBool,
 }
 
-static TARGETS: Targets = Targets {
-    vcpu: AtomicU64::new(0),
-    immediate_exit: AtomicPtr::new(std::ptr::null_mut()),
-    offload: AtomicU64::new(0),
-    offload_busy: AtomicBool::new(false),
-};
+/// An offload thread: its pthread, and whether it executes a forwarded call.
+struct Offload {
+    thread: AtomicU64,
+    busy: AtomicBool,
+}
+
+static VCPUS: [Vcpu; MAX_TARGETS] = [const {
+    Vcpu {
+        thread: AtomicU64::new(0),
+        immediate_exit: AtomicPtr::new(std::ptr::null_mut()),
+    }
+}; MAX_TARGETS];
+
+static OFFLOADS: [Offload; MAX_TARGETS] = [const {
+    Offload {
+        thread: AtomicU64::new(0),
+        busy: AtomicBool::new(false),
+    }
+}; MAX_TARGETS];
 
 fn self_thread() -> u64 {
     // SAFETY: pthread_self has no preconditions.
     unsafe { libc::pthread_self() as u64 }
 }
 
-/// The calling thread runs core 0's vCPU.
-pub fn register_vcpu(vcpu: &mut VcpuFd) {
+/// The calling thread runs vCPU `core`.
+pub fn register_vcpu(core: usize, vcpu: &mut VcpuFd) {
+    let Some(v) = VCPUS.get(core) else { return };
     let p = &mut vcpu.get_kvm_run().immediate_exit as *mut u8;
-    TARGETS.immediate_exit.store(p, Ordering::Release);
-    TARGETS.vcpu.store(self_thread(), Ordering::Release);
+    v.immediate_exit.store(p, Ordering::Release);
+    v.thread.store(self_thread(), Ordering::Release);
 }
 
-/// The calling thread is core 0's offload thread.
-pub fn register_offload() {
-    TARGETS.offload.store(self_thread(), Ordering::Release);
+/// The calling thread serves offload slot `index`.
+pub fn register_offload(index: usize) {
+    if let Some(o) = OFFLOADS.get(index) {
+        o.thread.store(self_thread(), Ordering::Release);
+    }
 }
 
-/// The offload thread starts (true) or ends (false) a forwarded call.
-pub fn offload_busy(busy: bool) {
-    TARGETS.offload_busy.store(busy, Ordering::SeqCst);
+/// Offload slot `index`'s thread starts (true) or ends (false) a forwarded call.
+pub fn offload_busy(index: usize, busy: bool) {
+    if let Some(o) = OFFLOADS.get(index) {
+        o.busy.store(busy, Ordering::SeqCst);
+    }
 }
 
+/// Interrupt every vCPU (the first in application code takes the signal; a
+/// process-directed signal may go to any thread) and every offload thread in a
+/// forwarded call.
 fn kick() {
-    let vcpu = TARGETS.vcpu.load(Ordering::Acquire);
-    let exit = TARGETS.immediate_exit.load(Ordering::Acquire);
-    if vcpu != 0 && !exit.is_null() {
+    for v in &VCPUS {
+        let thread = v.thread.load(Ordering::Acquire);
+        let exit = v.immediate_exit.load(Ordering::Acquire);
+        if thread == 0 || exit.is_null() {
+            continue;
+        }
         // SAFETY: `exit` points into the vCPU's kvm_run mapping, which lives as
         // long as the vCPU (the whole run); a byte store is what KVM_RUN checks.
         unsafe { AtomicU8::from_ptr(exit).store(1, Ordering::SeqCst) };
         // SAFETY: the thread is a live thread of this process (vCPU threads run
         // until the process exits).
-        unsafe { libc::pthread_kill(vcpu as libc::pthread_t, kick_signal()) };
+        unsafe { libc::pthread_kill(thread as libc::pthread_t, kick_signal()) };
     }
-    let off = TARGETS.offload.load(Ordering::Acquire);
-    if off != 0 && TARGETS.offload_busy.load(Ordering::SeqCst) {
-        // SAFETY: as above (offload threads live until the process exits).
-        unsafe { libc::pthread_kill(off as libc::pthread_t, kick_signal()) };
+    for o in &OFFLOADS {
+        let thread = o.thread.load(Ordering::Acquire);
+        if thread != 0 && o.busy.load(Ordering::SeqCst) {
+            // SAFETY: as above (offload threads live until the process exits).
+            unsafe { libc::pthread_kill(thread as libc::pthread_t, kick_signal()) };
+        }
     }
 }
 

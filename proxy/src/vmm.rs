@@ -264,9 +264,7 @@ impl Partition {
                     // Best effort: an unpinned vCPU still runs, only noisier.
                     let _ = pin_to(host_cpu);
                     let mut vcpu = vcpu;
-                    if i == 0 {
-                        crate::signals::register_vcpu(&mut vcpu);
-                    }
+                    crate::signals::register_vcpu(i, &mut vcpu);
                     let ev = run_vcpu(vcpu, i, &guest, debug, (runtime_gpa, trap_entry));
                     let _ = events.send(ev);
                 })
