@@ -105,6 +105,26 @@ static void test_segv(void) {
     munmap(ro, 4096);
 }
 
+static void test_sigbus(void) {
+    int fd = memfd_create("signals", 0);
+    CHECK(fd >= 0 && ftruncate(fd, 100) == 0, "memfd");
+    char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(m != MAP_FAILED, "mmap shared");
+    install(SIGBUS, on_fault, 0);
+    got_sig = 0;
+    if (sigsetjmp(jb, 1) == 0) {
+        m[4096] = 1;
+        printf("FAIL: no SIGBUS\n");
+        failures++;
+    }
+    printf("SIGBUS beyond the end of a shared file: %s, si_addr is the byte: %s\n",
+           got_code == BUS_ADRERR ? "BUS_ADRERR" : "wrong", got_addr == m + 4096 ? "yes" : "no");
+    CHECK(got_sig == SIGBUS && got_code == BUS_ADRERR && got_addr == m + 4096, "SIGBUS");
+    signal(SIGBUS, SIG_DFL);
+    munmap(m, 8192);
+    close(fd);
+}
+
 static char *fix_page;
 static void on_fix(int sig, siginfo_t *si, void *uc) {
     (void)sig;
@@ -482,6 +502,7 @@ int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     test_segv();
     test_segv_return();
+    test_sigbus();
     test_other_faults();
     test_trap();
     test_raise_kill();
