@@ -269,10 +269,19 @@ static void on_nodefer(int sig) {
     nested_depth--;
 }
 
+static volatile int alt_onstack_flag, alt_change_errno;
 static void on_altstack(int sig) {
     (void)sig;
     int here;
     handler_sp = (uintptr_t)&here;
+    static char other_stack[16384];
+    stack_t cur, other = {.ss_sp = other_stack, .ss_size = sizeof other_stack, .ss_flags = 0};
+    sigaltstack(NULL, &cur);
+    alt_onstack_flag = cur.ss_flags & SS_ONSTACK;
+    /* Changing the alternate stack while running on it is refused. */
+    alt_change_errno = 0;
+    if (alt_onstack_flag)
+        alt_change_errno = sigaltstack(&other, NULL) == -1 ? errno : 0;
 }
 
 static void test_flags(void) {
@@ -301,8 +310,11 @@ static void test_flags(void) {
     install_plain(SIGUSR2, on_altstack, SA_ONSTACK);
     raise(SIGUSR2);
     int on = handler_sp > (uintptr_t)alt && handler_sp <= (uintptr_t)alt + sizeof alt;
-    printf("SA_ONSTACK: handler ran on the alternate stack: %s\n", on ? "yes" : "no");
-    CHECK(on, "SA_ONSTACK");
+    printf("SA_ONSTACK: handler ran on the alternate stack: %s; sigaltstack there says "
+           "SS_ONSTACK: %s, refuses a change with EPERM: %s\n",
+           on ? "yes" : "no", alt_onstack_flag ? "yes" : "no",
+           alt_change_errno == EPERM ? "yes" : "no");
+    CHECK(on && alt_onstack_flag && alt_change_errno == EPERM, "SA_ONSTACK");
     install_plain(SIGUSR2, on_altstack, 0);
     raise(SIGUSR2);
     on = handler_sp > (uintptr_t)alt && handler_sp <= (uintptr_t)alt + sizeof alt;

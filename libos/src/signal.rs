@@ -149,6 +149,9 @@ pub struct ThreadSignals {
     pub restart: Option<Restart>,
     /// Signals `rt_sigtimedwait` waits for: they wake the thread while blocked.
     pub waiting: u64,
+    /// The application's rsp at the system call being served (0: unknown), set
+    /// by the entries: whether the thread runs on its alternate stack.
+    pub caller_sp: u64,
 }
 
 impl Default for ThreadSignals {
@@ -160,6 +163,7 @@ impl Default for ThreadSignals {
             saved_mask: None,
             restart: None,
             waiting: 0,
+            caller_sp: 0,
         }
     }
 }
@@ -427,12 +431,15 @@ impl Signals {
         self.thread.altstack
     }
 
-    /// `sigaltstack(ss)`: validate and install. (`EPERM` — changing it while on it —
-    /// needs the caller's stack pointer, which the entries do not pass yet.)
+    /// `sigaltstack(ss)`: validate and install (`EPERM` while running on it).
     pub fn set_altstack(&mut self, ss: AltStack) -> Result<(), Errno> {
         let mode = ss.flags & !SS_AUTODISARM;
         if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
             return Err(Errno::EINVAL);
+        }
+        let sp = self.thread.caller_sp;
+        if sp != 0 && crate::sigframe::on_altstack(self.thread.altstack, sp) {
+            return Err(Errno::EPERM);
         }
         if mode == SS_DISABLE {
             self.thread.altstack = AltStack::DISABLED;
@@ -765,5 +772,12 @@ mod tests {
         s.set_altstack(ok).unwrap();
         assert_eq!(s.altstack(), ok);
         assert_eq!(AltStack::from_bytes(&ok.to_bytes()), ok);
+        // Running on it: no change (EPERM), and it reports SS_ONSTACK.
+        s.thread.caller_sp = 0x1800;
+        assert_eq!(s.set_altstack(AltStack::DISABLED), Err(Errno::EPERM));
+        assert_eq!(crate::sigframe::altstack_flags(ok, 0x1800), SS_ONSTACK);
+        s.thread.caller_sp = 0x9000;
+        assert_eq!(crate::sigframe::altstack_flags(ok, 0x9000), 0);
+        assert_eq!(s.set_altstack(AltStack::DISABLED), Ok(()));
     }
 }

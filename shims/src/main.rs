@@ -70,6 +70,9 @@ mod partition {
     /// `mote_syscall` (the direct entry) and `mote_patched_entry` (patched sites):
     /// a system call by a plain function call, no trap.
     #[allow(clippy::too_many_arguments)]
+    ///
+    /// `hint`, an eighth argument on the stack, is `mote_syscall`'s saved rbp:
+    /// the caller's rsp was 16 above it (signals: is it on the alternate stack).
     pub extern "C" fn direct_syscall(
         nr: u64,
         a0: u64,
@@ -78,12 +81,34 @@ mod partition {
         a3: u64,
         a4: u64,
         a5: u64,
+        hint: u64,
     ) -> u64 {
-        let args = [a0, a1, a2, a3, a4, a5];
+        direct_common(nr, [a0, a1, a2, a3, a4, a5], hint.wrapping_add(16))
+    }
+
+    /// `mote_patched_entry`'s call: `hint` is its saved-register area, 192 bytes
+    /// below the rsp of the application's `syscall` (7 saved registers, the
+    /// stub's return address, the red zone the stub stepped over).
+    #[allow(clippy::too_many_arguments)]
+    pub extern "C" fn patched_syscall(
+        nr: u64,
+        a0: u64,
+        a1: u64,
+        a2: u64,
+        a3: u64,
+        a4: u64,
+        a5: u64,
+        hint: u64,
+    ) -> u64 {
+        direct_common(nr, [a0, a1, a2, a3, a4, a5], hint.wrapping_add(192))
+    }
+
+    fn direct_common(nr: u64, args: [u64; 6], caller_sp: u64) -> u64 {
         let p = platform();
         let mut guard = PROCESS.lock();
         let proc = guard.as_mut().expect("process before first call");
         proc.patcher.stats.direct += 1;
+        proc.signals.thread.caller_sp = caller_sp; // signals: sigaltstack's SS_ONSTACK
         report_at_exit(proc, p, nr);
         // --- signals: rt_sigreturn needs the registers; the slow path has them.
         if nr == syscalls::Sysno::rt_sigreturn as u64 {
@@ -124,6 +149,7 @@ mod partition {
             let Process { patcher, mm, .. } = proc;
             patcher.on_trap(mm, p, f.hdr.rip, f.rax);
             report_at_exit(proc, p, f.rax);
+            proc.signals.thread.caller_sp = f.hdr.rsp; // signals: sigaltstack's SS_ONSTACK
             if f.rax == syscalls::Sysno::rt_sigreturn as u64 {
                 // The restorer's `syscall`: its `ret` popped pretcode.
                 let frame = f.hdr.rsp.wrapping_sub(8);

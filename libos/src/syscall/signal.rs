@@ -371,7 +371,13 @@ pub fn sigaltstack<P: Platform>(
         pr.signals.set_altstack(AltStack::from_bytes(&b))?;
     }
     if old_ss != 0 {
-        pr.write_user(p, old_ss, &old.to_bytes())?;
+        // Linux reports SS_ONSTACK while the caller runs on it.
+        let sp = pr.signals.thread.caller_sp;
+        let reported = AltStack {
+            flags: crate::sigframe::altstack_flags(old, sp),
+            ..old
+        };
+        pr.write_user(p, old_ss, &reported.to_bytes())?;
     }
     Ok(0)
 }

@@ -88,7 +88,7 @@ mote_patched_entry:
     // A raw `syscall` site may run with DF set; Rust code needs it clear (popfq
     // below gives the application its flags back).
     cld
-    call {direct}
+    call {direct_patched}
     add rsp, 8
     pop rsp
     mov r11, {attn}
@@ -262,6 +262,7 @@ mote_full_exit:
     ucs = const 0x23,
     trap = sym crate::partition::shim_trap,
     direct = sym crate::partition::direct_syscall,
+    direct_patched = sym crate::partition::patched_syscall,
     rip = const offset_of!(UpcallHeader, rip),
     rflags = const offset_of!(UpcallHeader, rflags),
     rsp = const offset_of!(UpcallHeader, rsp),
