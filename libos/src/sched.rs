@@ -40,6 +40,8 @@ pub enum Wake {
     Woken,
     /// Its deadline passed.
     TimedOut,
+    /// A signal for it arrived (the wait ends with `EINTR`).
+    Interrupted,
 }
 
 /// One thread.
@@ -254,6 +256,25 @@ impl Threads {
                 self.runq[core].push_back(tid);
             }
         }
+    }
+
+    /// A signal for `tid` arrived: end its futex wait (`EINTR`). Returns its core
+    /// if it was waiting.
+    pub fn interrupt(&mut self, tid: u32) -> Option<usize> {
+        if !matches!(self.threads.get(&tid)?.state, State::Blocked { .. }) {
+            return None;
+        }
+        self.unqueue_futex(tid);
+        self.make_runnable(tid, Wake::Interrupted)
+    }
+
+    /// Threads of `core` blocked in a futex wait (a signal from outside interrupts
+    /// one of them so that it can act on it).
+    pub fn blocked_on(&self, core: usize) -> Option<u32> {
+        self.threads
+            .values()
+            .find(|t| t.core == core && matches!(t.state, State::Blocked { .. }))
+            .map(|t| t.tid)
     }
 
     /// Choose the next thread for `core` (`None`: idle). Threads whose forwarded call
@@ -627,6 +648,20 @@ mod tests {
         assert_eq!(t.get(1).unwrap().wake, Wake::TimedOut);
         assert_eq!(t.futex_waiters(0x40), 0);
         assert_eq!(t.next_deadline(0), 0);
+    }
+
+    #[test]
+    fn a_signal_interrupts_a_futex_wait() {
+        let mut t = Threads::new(1, 1, 16);
+        t.futex_enqueue(1, 0x40, u32::MAX);
+        t.stop_current(0, State::Blocked { deadline: 0 });
+        assert_eq!(t.blocked_on(0), Some(1));
+        assert_eq!(t.interrupt(1), Some(0));
+        assert_eq!(t.interrupt(1), None, "already runnable");
+        assert_eq!(t.futex_waiters(0x40), 0);
+        assert_eq!(t.pick(0, 0, |_| false), Some(1));
+        assert_eq!(t.get(1).unwrap().wake, Wake::Interrupted);
+        assert_eq!(t.blocked_on(0), None);
     }
 
     #[test]

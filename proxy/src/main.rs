@@ -16,6 +16,7 @@ mod program;
 mod report;
 mod run;
 mod say;
+mod signals;
 mod spawn;
 mod vmm;
 

@@ -80,11 +80,16 @@ pub const REFUSED: SysnoSet = SysnoSet::new(&[
     Sysno::vfork,
     Sysno::execve,
     Sysno::execveat,
-    // Signal state of the proxy's thread.
+    // Signal state of the proxy's thread, and the signals the proxy routes to the
+    // application (signals.rs): libos answers these.
     Sysno::rt_sigreturn,
     Sysno::rt_sigaction,
     Sysno::rt_sigprocmask,
     Sysno::sigaltstack,
+    Sysno::rt_sigsuspend,
+    Sysno::rt_sigtimedwait,
+    Sysno::signalfd,
+    Sysno::signalfd4,
     // The proxy's address space (the application's is libos's).
     Sysno::mmap,
     Sysno::munmap,
@@ -143,6 +148,7 @@ pub fn spawn(
                     crate::say!("mote: offload thread {slot}: cannot pin to CPU {cpu}: {e}");
                 }
             }
+            crate::signals::register_offload(slot);
             serve(slot, &guest, &mirror, &events, pin);
         });
     match started {
@@ -284,7 +290,13 @@ pub fn serve(
             mirror.sync(guest.maplog());
         }
         let ret = match Op::from_u32(req.op) {
-            Some(Op::Syscall) => forward(req.nr, req.args),
+            Some(Op::Syscall) => {
+                // A signal for the application interrupts the call (signals.rs).
+                crate::signals::offload_busy(index, true);
+                let r = forward(req.nr, req.args);
+                crate::signals::offload_busy(index, false);
+                r
+            }
             Some(Op::Exit) if child => {
                 // SAFETY: ends this (forked, single-threaded) process at once.
                 unsafe { libc::_exit((req.args[0] & 0xff) as i32) }

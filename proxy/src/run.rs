@@ -87,6 +87,14 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     }
     crate::spawn::set_run_options(options);
 
+    // Signals: before any thread exists, so every thread blocks the routed ones.
+    crate::signals::block_routed().map_err(|e| {
+        (
+            EXIT_MOTE_FAILED,
+            format!("cannot set up signal routing: {e}"),
+        )
+    })?;
+
     let status = info::detect_kvm();
     info::choose_backend(a.platform, &status).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
 
@@ -181,6 +189,12 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         (
             EXIT_MOTE_FAILED,
             format!("cannot start the offload thread: {e}"),
+        )
+    })?;
+    crate::signals::spawn_router(guest.clone()).map_err(|e| {
+        (
+            EXIT_MOTE_FAILED,
+            format!("cannot start the signal router: {e}"),
         )
     })?;
     partition

@@ -326,6 +326,10 @@ static_assertions::const_assert!(
     MAPLOG_OFFSET + size_of::<crate::maplog::MapLog>() as u64 <= THREAD_SLOTS_OFFSET
 );
 static_assertions::const_assert!(thread_slot_offset(MAX_THREADS) <= crate::layout::IKC_SIZE);
+// The signal page is the IKC area's last page.
+static_assertions::const_assert!(
+    thread_slot_offset(MAX_THREADS) <= crate::signal::SIGNAL_PAGE_OFFSET
+);
 
 #[cfg(test)]
 mod tests {

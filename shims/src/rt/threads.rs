@@ -65,6 +65,9 @@ pub struct PerCpu {
     pub self_ptr: AtomicU64,
     /// The running thread is a vfork child (1) or not (0).
     pub child: AtomicU64,
+    /// A patched site or the direct entry asked for `rt_sigreturn` (1): the
+    /// entry's slow path does it (`rt::sig`).
+    pub sigreturn: AtomicU64,
 }
 
 pub const PERCPU_SCRATCH: usize = 0;
@@ -84,6 +87,7 @@ static CPUS: [PerCpu; MAX_CORES] = [const {
         dead: AtomicU64::new(0),
         self_ptr: AtomicU64::new(0),
         child: AtomicU64::new(0),
+        sigreturn: AtomicU64::new(0),
     }
 }; MAX_CORES];
 
@@ -453,6 +457,7 @@ pub fn idle_loop(p: &'static Kvm) -> ! {
         }
         let deadline = t.next_deadline(core);
         drop(g);
+        attend_signals(core);
         if spins < IDLE_SPINS {
             spins += 1;
             core::hint::spin_loop();
@@ -470,6 +475,8 @@ pub fn idle_loop(p: &'static Kvm) -> ! {
             t.others_runnable(core)
                 || (t.has_forwarded(core) && any_answered(t, core))
                 || (deadline != 0 && now_ns(p) >= deadline)
+                || (super::sig::page().attention.load(Ordering::Acquire) != 0
+                    && t.blocked_on(core).is_some())
         });
     }
 }
@@ -687,6 +694,13 @@ fn clone_thread(
         CloneKind::VforkChild => t.spawn_on(child, parent.core),
     };
     drop(g);
+    if kind == CloneKind::Thread {
+        // The new thread's signal state: the creator's mask, nothing pending.
+        if let Some(pr) = proc.lock().as_mut() {
+            pr.signals.switch_thread(parent.tid);
+            pr.signals.new_thread(tid);
+        }
+    }
     kick(core);
     if kind == CloneKind::VforkChild {
         // vfork: the parent goes on once the child exec'd or ended (its calls
@@ -753,6 +767,7 @@ fn exit_thread(p: &'static Kvm, proc: &spin::Mutex<Option<Process>>, status: u64
     let live = t.live_own();
     if let Some(pr) = proc.lock().as_mut() {
         pr.threads = live;
+        pr.signals.end_thread(me);
     }
     reschedule(g, p);
     unreachable!("a dead thread was scheduled again")
@@ -829,6 +844,35 @@ pub fn child_call(p: &Kvm, nr: u64, a: [u64; 6]) -> Option<u64> {
     }
     // Returns only when the program cannot be run (-errno).
     Some(p.spawn_exec(a[0], a[1], a[2]) as u64)
+}
+
+/// Signals were sent to threads `tids` (`tgkill`): end their futex waits (EINTR)
+/// so they act on them. Call without holding PROCESS.
+pub fn interrupt(tids: &[u32]) {
+    if tids.is_empty() {
+        return;
+    }
+    let mut g = threads();
+    let Some(t) = g.as_mut() else { return };
+    let cores: Vec<usize> = tids.iter().filter_map(|&tid| t.interrupt(tid)).collect();
+    drop(g);
+    for c in cores {
+        kick(c);
+    }
+}
+
+/// A signal from outside wants acting on (the signal page's `attention`) while
+/// this core runs none of the process's threads: interrupt one of its threads'
+/// futex waits so that it takes it on its way back to the application.
+fn attend_signals(core: usize) {
+    if super::sig::page().attention.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let mut g = threads();
+    let Some(t) = g.as_mut() else { return };
+    if let Some(tid) = t.blocked_on(core) {
+        t.interrupt(tid);
+    }
 }
 
 /// Read the futex word at `uaddr` (aligned, mapped readable).
@@ -931,6 +975,7 @@ fn futex(
             reschedule(g, p);
             match threads().as_ref().and_then(|t| t.get(me)).map(|x| x.wake) {
                 Some(Wake::TimedOut) => Err(Errno::ETIMEDOUT),
+                Some(Wake::Interrupted) => Err(Errno::EINTR),
                 _ => Ok(0),
             }
         }
