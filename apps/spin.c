@@ -4,9 +4,12 @@
  * which one came, and what the interrupted call returned, then exits 0. Without,
  * the signal's default action ends it (130 for SIGINT, 143 for SIGTERM).
  * `spin wait` blocks SIGINT and SIGTERM and takes the first with sigwaitinfo.
+ * `spin threads` computes in two threads while the main thread waits in
+ * pthread_join.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +19,14 @@
 static volatile sig_atomic_t caught;
 
 static void on_signal(int sig) { caught = sig; }
+
+static void *compute(void *arg) {
+    (void)arg;
+    volatile unsigned long x = 1;
+    while (!caught)
+        x = x * 6364136223846793005UL + 1442695040888963407UL;
+    return NULL;
+}
 
 int main(int argc, char **argv) {
     const char *mode = "loop";
@@ -59,6 +70,13 @@ int main(int argc, char **argv) {
         char c;
         ssize_t n = read(fds[0], &c, 1);
         result = n == -1 && errno == EINTR ? "read: EINTR" : "read: wrong";
+    } else if (strcmp(mode, "threads") == 0) {
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            pthread_create(&t[i], NULL, compute, NULL);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        result = "threads: ended";
     } else if (strcmp(mode, "sleep") == 0) {
         struct timespec req = {1000, 0}, rem;
         int r = nanosleep(&req, &rem);

@@ -393,6 +393,28 @@ impl Signals {
         self.others.insert(tid, t);
     }
 
+    /// Threads that would take a pending process-directed signal now (they do not
+    /// block it), by tid; the current thread's state counts as `current`'s.
+    pub fn takers(&self) -> alloc::vec::Vec<u32> {
+        let wanted = self.pending & !self.ignored_set();
+        let mut out = alloc::vec::Vec::new();
+        if self.current != 0 && self.current != NOBODY && wanted & !self.thread.mask != 0 {
+            out.push(self.current);
+        }
+        for (&tid, t) in &self.others {
+            if (wanted | t.pending) & !t.mask != 0 {
+                out.push(tid);
+            }
+        }
+        out
+    }
+
+    fn ignored_set(&self) -> u64 {
+        (1..=NSIG)
+            .filter(|&s| self.ignored(s))
+            .fold(0, |m, s| m | bit(s))
+    }
+
     /// Thread `tid` ended.
     pub fn end_thread(&mut self, tid: u32) {
         self.others.remove(&tid);
@@ -472,7 +494,9 @@ impl Signals {
     /// Whether a pending signal needs acting on before the thread returns to the
     /// application (or an interrupted call must be restarted).
     pub fn needs_attention(&self) -> bool {
-        self.pending() & self.wake_set() != 0 || self.thread.restart.is_some()
+        self.pending() & self.wake_set() != 0
+            || self.thread.restart.is_some()
+            || self.others.values().any(|t| t.pending & !t.mask != 0)
     }
 
     /// Tell the proxy what to wake the application for, and raise the attention
@@ -672,6 +696,35 @@ pub fn name(sig: u32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_thread_state_follows_the_running_thread() {
+        let mut s = Signals::default();
+        s.switch_thread(10); // the main thread
+        s.set_mask(bit(SIGUSR1));
+        s.new_thread(11);
+        s.new_thread(12);
+        s.switch_thread(12);
+        assert_eq!(
+            s.mask(),
+            bit(SIGUSR1),
+            "a new thread starts with its creator's mask"
+        );
+        s.set_mask(0);
+        s.switch_thread(10);
+        assert_eq!(s.mask(), bit(SIGUSR1));
+        // A process-directed SIGUSR1 is for the threads that do not block it.
+        s.queue(SIGUSR1, crate::sigframe::SigInfo::new(SIGUSR1, 0), false);
+        assert_eq!(s.takers(), [12]);
+        assert!(s.queue_for(11, SIGUSR2, crate::sigframe::SigInfo::new(SIGUSR2, 0)));
+        assert!(!s.queue_for(99, SIGUSR2, crate::sigframe::SigInfo::new(SIGUSR2, 0)));
+        s.switch_thread(11);
+        assert_eq!(s.thread.pending, bit(SIGUSR2));
+        s.end_thread(11);
+        s.switch_thread(12);
+        assert!(!s.has_other_thread(11));
+        assert_eq!(s.mask(), 0);
+    }
 
     #[test]
     fn kill_and_stop_cannot_be_blocked_or_caught() {

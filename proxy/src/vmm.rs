@@ -444,13 +444,15 @@ fn run_vcpu(
                     // looks at its deadlines again.
                     crate::offload::futex_wait_for(&page.wake_seq, seen, max);
                 } else {
-                    // Until woken, or until a signal from outside wants the
-                    // runtime's attention (the router's kick interrupts the wait).
+                    // Until woken, or until the signal router's kick interrupts the
+                    // wait while a signal wants the runtime's attention (it then
+                    // finds a thread of this core to take it).
                     let signals = guest.signal_page();
-                    while page.wake_seq.load(Ordering::Acquire) == seen
-                        && signals.attention.load(Ordering::Acquire) == 0
-                    {
+                    while page.wake_seq.load(Ordering::Acquire) == seen {
                         futex_wait(&page.wake_seq, seen);
+                        if signals.attention.load(Ordering::Acquire) != 0 {
+                            break;
+                        }
                     }
                 }
             }

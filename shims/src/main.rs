@@ -53,6 +53,15 @@ mod partition {
         PROCESS.is_locked()
     }
 
+    /// The threads that would take a pending signal now (signals from outside
+    /// collected first); None if the process is not set up yet.
+    pub fn process_with_signals() -> Option<alloc::vec::Vec<u32>> {
+        let mut g = PROCESS.lock();
+        let pr = g.as_mut()?;
+        pr.signals.take_external();
+        Some(pr.signals.takers())
+    }
+
     /// The process, with the running thread's signal state in place (its mask,
     /// alternate stack, ... are per thread).
     fn process() -> spin::MutexGuard<'static, Option<Process>> {
@@ -63,7 +72,6 @@ mod partition {
         }
         g
     }
-
 
     /// First code of the runtime on every core, from kernel-min: `boot` is the user
     /// view of BootInfo. Core 0 loads the application and runs it as the main

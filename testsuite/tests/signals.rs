@@ -91,3 +91,18 @@ fn sigwaitinfo_takes_a_blocked_signal_from_outside() {
         "ready\nsigwaitinfo: SIGINT, sent by a process: yes\n",
     );
 }
+
+#[test]
+fn ctrl_c_ends_computing_threads_with_130() {
+    signalled(&["threads"], "INT", 130, "ready\n");
+}
+
+#[test]
+fn sigint_handler_runs_while_threads_compute_and_main_waits() {
+    signalled(
+        &["threads", "handler"],
+        "INT",
+        0,
+        "ready\ncaught SIGINT; threads: ended\n",
+    );
+}

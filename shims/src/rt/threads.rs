@@ -475,8 +475,6 @@ pub fn idle_loop(p: &'static Kvm) -> ! {
             t.others_runnable(core)
                 || (t.has_forwarded(core) && any_answered(t, core))
                 || (deadline != 0 && now_ns(p) >= deadline)
-                || (super::sig::page().attention.load(Ordering::Acquire) != 0
-                    && t.blocked_on(core).is_some())
         });
     }
 }
@@ -861,16 +859,25 @@ pub fn interrupt(tids: &[u32]) {
     }
 }
 
-/// A signal from outside wants acting on (the signal page's `attention`) while
-/// this core runs none of the process's threads: interrupt one of its threads'
-/// futex waits so that it takes it on its way back to the application.
+/// A signal wants acting on (the signal page's `attention`) while this core runs
+/// none of the process's threads: end the futex wait of one of its threads that
+/// would take it, so that it does on its way back to the application.
 fn attend_signals(core: usize) {
     if super::sig::page().attention.load(Ordering::Acquire) == 0 {
         return;
     }
+    // PROCESS first, let go, then THREADS (lock order).
+    let takers = match crate::partition::process_with_signals() {
+        Some(t) => t,
+        None => return,
+    };
     let mut g = threads();
     let Some(t) = g.as_mut() else { return };
-    if let Some(tid) = t.blocked_on(core) {
+    let target = takers.iter().copied().find(|&tid| {
+        t.get(tid)
+            .is_some_and(|x| x.core == core && matches!(x.state, State::Blocked { .. }))
+    });
+    if let Some(tid) = target {
         t.interrupt(tid);
     }
 }
