@@ -12,11 +12,13 @@
  * exits 1 otherwise.
  *
  * Every kernel works on a range of rows, so the solver splits the rows between
- * THREADS workers and sums their partial dot products in a fixed order. mote
- * has no threads yet (issue 3), so THREADS is 1: --threads accepts 1 only.
+ * --threads workers (pthreads; the main thread is worker 0) and sums their
+ * partial dot products in worker order: the result depends on the thread count
+ * only, never on timing.
  *
- * usage: cg [--quick] [--n N] [--threads 1]
+ * usage: cg [--quick] [--n N] [--threads T]
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,7 @@
 
 #define TOL 1e-10
 #define MAX_ITER 500
-#define MAX_THREADS 1
+#define MAX_THREADS 64
 
 /* No libm in a static link without -lm: sqrtsd directly. */
 static double sq_root(double v)
@@ -84,23 +86,87 @@ static void waxpby(double alpha, const double *x, double beta, const double *y, 
 static int threads = 1;
 static struct range part[MAX_THREADS];
 
-/* Each kernel over every worker's rows; partial dots summed in worker order. */
+/* The kernel every worker runs next on its rows, and its operands. */
+enum op { OP_SPMV, OP_DOT, OP_WAXPBY, OP_EXIT };
+static struct {
+	enum op op;
+	const struct matrix *m;
+	const double *x, *y;
+	double *w;
+	double alpha, beta;
+} job;
+static double partial[MAX_THREADS];
+static pthread_barrier_t start, done;
+
+static void run_part(int t)
+{
+	switch (job.op) {
+	case OP_SPMV:
+		spmv(job.m, job.x, job.w, part[t]);
+		break;
+	case OP_DOT:
+		partial[t] = dot(job.x, job.y, part[t]);
+		break;
+	case OP_WAXPBY:
+		waxpby(job.alpha, job.x, job.beta, job.y, job.w, part[t]);
+		break;
+	case OP_EXIT:
+		break;
+	}
+}
+
+static void *worker(void *arg)
+{
+	int t = (int)(long)arg;
+	for (;;) {
+		pthread_barrier_wait(&start);
+		if (job.op == OP_EXIT)
+			return NULL;
+		run_part(t);
+		pthread_barrier_wait(&done);
+	}
+}
+
+/* Every worker runs `job` on its rows (the main thread is worker 0). */
+static void run_all(void)
+{
+	if (threads == 1) {
+		run_part(0);
+		return;
+	}
+	pthread_barrier_wait(&start);
+	run_part(0);
+	pthread_barrier_wait(&done);
+}
+
 static void all_spmv(const struct matrix *m, const double *x, double *y)
 {
-	for (int t = 0; t < threads; t++)
-		spmv(m, x, y, part[t]);
+	job.op = OP_SPMV;
+	job.m = m;
+	job.x = x;
+	job.w = y;
+	run_all();
 }
 static double all_dot(const double *a, const double *b)
 {
+	job.op = OP_DOT;
+	job.x = a;
+	job.y = b;
+	run_all();
 	double sum = 0.0;
 	for (int t = 0; t < threads; t++)
-		sum += dot(a, b, part[t]);
+		sum += partial[t];
 	return sum;
 }
 static void all_waxpby(double alpha, const double *x, double beta, const double *y, double *w)
 {
-	for (int t = 0; t < threads; t++)
-		waxpby(alpha, x, beta, y, w, part[t]);
+	job.op = OP_WAXPBY;
+	job.alpha = alpha;
+	job.x = x;
+	job.beta = beta;
+	job.y = y;
+	job.w = w;
+	run_all();
 }
 
 static void build(struct matrix *m, long nx, long ny, long nz, double *b)
@@ -145,7 +211,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
 			threads = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: cg [--quick] [--n N] [--threads 1]\n");
+			fprintf(stderr, "usage: cg [--quick] [--n N] [--threads T]\n");
 			return 2;
 		}
 	}
@@ -154,7 +220,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (threads < 1 || threads > MAX_THREADS) {
-		fprintf(stderr, "cg: --threads must be 1 until mote has threads (issue 3)\n");
+		fprintf(stderr, "cg: --threads must be 1..%d\n", MAX_THREADS);
 		return 2;
 	}
 	struct matrix m;
@@ -172,6 +238,16 @@ int main(int argc, char **argv)
 		nnz += m.nnz_in_row[i];
 	for (int t = 0; t < threads; t++)
 		part[t] = (struct range){rows * t / threads, rows * (t + 1) / threads};
+	pthread_t tid[MAX_THREADS];
+	if (threads > 1) {
+		pthread_barrier_init(&start, NULL, threads);
+		pthread_barrier_init(&done, NULL, threads);
+		for (int t = 1; t < threads; t++)
+			if (pthread_create(&tid[t], NULL, worker, (void *)(long)t) != 0) {
+				perror("cg: pthread_create");
+				return 1;
+			}
+	}
 
 	double t0 = now_s();
 	/* x = 0: r = b - A x = b, p = r */
@@ -192,6 +268,12 @@ int main(int argc, char **argv)
 		iter++;
 	}
 	double secs = now_s() - t0;
+	if (threads > 1) {
+		job.op = OP_EXIT;
+		pthread_barrier_wait(&start);
+		for (int t = 1; t < threads; t++)
+			pthread_join(tid[t], NULL);
+	}
 
 	double err = 0.0;
 	for (long i = 0; i < rows; i++)

@@ -58,6 +58,14 @@ static void *reader(void *arg) {
     return NULL;
 }
 
+static pthread_mutex_t robust;
+
+static void *die_holding(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&robust);
+    return NULL; // ends without unlocking
+}
+
 int main(void) {
     struct timespec ts = {0, 10 * 1000 * 1000};
     printf("wait on changed word: %s\n", err(futex(&word, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0)));
@@ -111,6 +119,20 @@ int main(void) {
     printf("reader's tid differs from the main thread's: %s\n",
            child_tid != syscall(SYS_gettid) && child_tid > 0 ? "yes" : "no");
     printf("main tid is the pid: %s\n", syscall(SYS_gettid) == getpid() ? "yes" : "no");
+
+    // A robust mutex whose owner died.
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&robust, &attr);
+    pthread_t holder;
+    pthread_create(&holder, NULL, die_holding, NULL);
+    pthread_join(holder, NULL);
+    int rr = pthread_mutex_lock(&robust);
+    printf("robust mutex of a dead owner: %s\n", rr == EOWNERDEAD ? "EOWNERDEAD" : strerror(rr));
+    if (rr == EOWNERDEAD)
+        pthread_mutex_consistent(&robust);
+    pthread_mutex_unlock(&robust);
 
     cpu_set_t set;
     CPU_ZERO(&set);

@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod deliver;
 pub mod elf;
 pub mod errno;
 pub mod exec;
@@ -19,6 +20,7 @@ pub mod platform;
 pub mod process;
 pub mod procfs;
 pub mod sched;
+pub mod sigframe;
 pub mod signal;
 pub mod stack;
 pub mod syscall;

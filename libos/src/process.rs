@@ -3,7 +3,8 @@
 //! (`set_tid_address`, `set_robust_list`, the FS base), and what was already logged.
 //!
 //! What happens when the application signals itself lives here too ([`Process::raise`]):
-//! until handler delivery lands (a later issue), a signal takes its default action.
+//! a default action is taken at once; a signal with a handler stays pending until the
+//! runtime's entry builds its frame (`deliver`).
 
 use alloc::collections::BTreeSet;
 use alloc::format;
@@ -58,6 +59,9 @@ pub struct Process {
     pub ncores: u32,
     /// Live threads, as the runtime's thread layer last said.
     pub threads: usize,
+    /// Threads a signal was sent to (`tgkill`): the runtime interrupts their
+    /// waits once it has let go of the process.
+    pub interrupt: alloc::vec::Vec<u32>,
     logged: BTreeSet<u64>,
 }
 
@@ -84,13 +88,17 @@ impl Process {
             debug: boot.flags & BOOT_F_DEBUG != 0,
             ncores: boot.ncores.max(1),
             threads: 1,
+            interrupt: alloc::vec::Vec::new(),
             logged: BTreeSet::new(),
         }
     }
 
     /// The calling thread's id (only the main thread exists so far).
     pub fn tid(&self) -> u32 {
-        self.pid
+        match self.signals.current_thread() {
+            0 => self.pid,
+            t => t,
+        }
     }
 
     /// Threads of the process (`/proc/self/status`).
@@ -128,17 +136,21 @@ impl Process {
             return Ok(0);
         }
         let sig = signal::valid(sig).ok_or(Errno::EINVAL)?;
-        if self.signals.blocked(sig) {
-            self.signals.make_pending(sig);
+        if self.signals.ignored(sig) && !self.signals.blocked(sig) {
             return Ok(0);
         }
-        self.act_on(p, sig);
+        let info = self.sender_info(p, sig, crate::sigframe::code::SI_USER);
+        self.raise_info(p, sig, info, false);
         Ok(0)
     }
 
-    /// Act on signals that became deliverable (after the mask changed).
+    /// Act on signals that became deliverable (after the mask changed, or from
+    /// outside): default actions now; signals with a handler stay pending for the
+    /// entry that returns to the application.
     pub fn deliver_pending<P: Platform>(&mut self, p: &P) {
-        while let Some(sig) = self.signals.take_deliverable() {
+        self.signals.take_external();
+        let set = !self.signals.mask() & !self.signals.handled_set();
+        while let Some((sig, _)) = self.signals.take_from(set) {
             self.act_on(p, sig);
         }
     }
@@ -165,13 +177,8 @@ impl Process {
                     [self.pid as u64, SIGSTOP as u64, 0, 0, 0, 0],
                 );
             }
-            Disposition::Handler(h) => {
-                p.log(&format!(
-                    "{} ({sig}): the application installed a handler at {h:#x}, but delivering signals to handlers is not implemented yet; ending the run as if it had no handler",
-                    signal::name(sig)
-                ));
-                p.die(sig, None)
-            }
+            // Its frame is built by the entry returning to the application.
+            Disposition::Handler(_) => self.signals.make_pending(sig),
         }
     }
 }
@@ -242,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn installed_handler_is_reported_then_the_run_ends() {
+    fn signal_with_a_handler_stays_pending_for_the_entry() {
         let p = FakePlatform::new();
         let mut pr = proc();
         pr.signals
@@ -254,10 +261,11 @@ mod tests {
                 },
             )
             .unwrap();
-        let msg = panics(|| {
-            let _ = pr.raise(&p, SIGUSR2 as u64);
-        });
-        assert!(msg.contains("signal 12"));
-        assert!(p.st.borrow().logs[0].contains("not implemented yet"));
+        assert_eq!(pr.raise(&p, SIGUSR2 as u64), Ok(0));
+        assert_eq!(pr.signals.pending(), bit(SIGUSR2));
+        let d = pr.next_delivery(&p).expect("a handler to run");
+        assert_eq!((d.sig, d.action.handler), (SIGUSR2, 0x40_1000));
+        assert_eq!(d.info.code(), crate::sigframe::code::SI_USER);
+        assert_eq!(pr.signals.pending(), 0);
     }
 }

@@ -40,6 +40,8 @@ pub enum Wake {
     Woken,
     /// Its deadline passed.
     TimedOut,
+    /// A signal for it arrived (the wait ends with `EINTR`).
+    Interrupted,
 }
 
 /// One thread.
@@ -50,6 +52,9 @@ pub struct Thread {
     pub slot: usize,
     /// The core it runs on.
     pub core: usize,
+    /// A vfork child: a process of its own (a forked proxy serves its slot) that
+    /// shares this memory until it execs or exits.
+    pub child_process: bool,
     /// Cores it may run on (bit per partition core).
     pub affinity: u64,
     pub state: State,
@@ -114,6 +119,7 @@ impl Threads {
                 tid,
                 slot: 0,
                 core: 0,
+                child_process: false,
                 affinity: all_cores(ncores),
                 state: State::Running,
                 wake: Wake::Woken,
@@ -203,6 +209,25 @@ impl Threads {
         core
     }
 
+    /// Add a new, runnable thread on `core` (a vfork child beside its parent).
+    pub fn spawn_on(&mut self, mut t: Thread, core: usize) -> usize {
+        t.core = core.min(self.ncores - 1);
+        t.state = State::Runnable;
+        let (tid, core) = (t.tid, t.core);
+        self.threads.insert(tid, t);
+        self.runq[core].push_back(tid);
+        core
+    }
+
+    /// Live threads of the application itself (vfork children are other
+    /// processes).
+    pub fn live_own(&self) -> usize {
+        self.threads
+            .values()
+            .filter(|t| t.state != State::Dead && !t.child_process)
+            .count()
+    }
+
     /// Make a blocked or forwarded thread runnable; returns its core (to wake it
     /// if it sleeps), or None if it was not waiting.
     fn make_runnable(&mut self, tid: u32, why: Wake) -> Option<usize> {
@@ -231,6 +256,25 @@ impl Threads {
                 self.runq[core].push_back(tid);
             }
         }
+    }
+
+    /// A signal for `tid` arrived: end its futex wait (`EINTR`). Returns its core
+    /// if it was waiting.
+    pub fn interrupt(&mut self, tid: u32) -> Option<usize> {
+        if !matches!(self.threads.get(&tid)?.state, State::Blocked { .. }) {
+            return None;
+        }
+        self.unqueue_futex(tid);
+        self.make_runnable(tid, Wake::Interrupted)
+    }
+
+    /// Threads of `core` blocked in a futex wait (a signal from outside interrupts
+    /// one of them so that it can act on it).
+    pub fn blocked_on(&self, core: usize) -> Option<u32> {
+        self.threads
+            .values()
+            .find(|t| t.core == core && matches!(t.state, State::Blocked { .. }))
+            .map(|t| t.tid)
     }
 
     /// Choose the next thread for `core` (`None`: idle). Threads whose forwarded call
@@ -436,6 +480,52 @@ impl Threads {
     }
 }
 
+/// Most entries of a robust list looked at when a thread dies (Linux's
+/// `ROBUST_LIST_LIMIT`).
+pub const ROBUST_LIST_LIMIT: usize = 2048;
+/// Futex word bits (`linux/futex.h`).
+pub const FUTEX_WAITERS: u32 = 0x8000_0000;
+pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+pub const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// The futex words of a dying thread's robust list (`set_robust_list`): `head` is
+/// `struct robust_list_head { next, futex_offset, list_op_pending }`; `read`
+/// reads a user word (None: unreadable, which ends the walk as in Linux). Entry
+/// pointers with bit 0 set are PI futexes, which mote does not offer: skipped.
+pub fn robust_futexes(head: u64, read: impl Fn(u64) -> Option<u64>) -> Vec<u64> {
+    let mut out = Vec::new();
+    let (Some(mut entry), Some(offset), Some(pending)) =
+        (read(head), read(head + 8), read(head + 16))
+    else {
+        return out;
+    };
+    let offset = offset as i64;
+    let word = |e: u64| e.wrapping_add(offset as u64);
+    for _ in 0..ROBUST_LIST_LIMIT {
+        if entry == head {
+            break;
+        }
+        let next = read(entry & !1);
+        if entry & 1 == 0 && entry != pending {
+            out.push(word(entry));
+        }
+        match next {
+            Some(n) => entry = n,
+            None => break,
+        }
+    }
+    if pending != 0 && pending & 1 == 0 {
+        out.push(word(pending));
+    }
+    out
+}
+
+/// What a robust futex word becomes when its owner `tid` dies: `None` if another
+/// thread owns it; else the owner-died bit with the waiters bit kept.
+pub fn owner_died(word: u32, tid: u32) -> Option<u32> {
+    (word & FUTEX_TID_MASK == tid).then_some((word & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
+}
+
 /// `FUTEX_WAKE_OP`'s operation on the old value of the second word: returns the new
 /// value and whether the comparison holds (Linux `futex_atomic_op_inuser`).
 /// `EINVAL` for unknown operations or comparisons (`ENOSYS` in Linux for the op).
@@ -481,6 +571,7 @@ mod tests {
             tid,
             slot,
             core: 0,
+            child_process: false,
             affinity,
             state: State::Runnable,
             wake: Wake::Woken,
@@ -560,6 +651,20 @@ mod tests {
     }
 
     #[test]
+    fn a_signal_interrupts_a_futex_wait() {
+        let mut t = Threads::new(1, 1, 16);
+        t.futex_enqueue(1, 0x40, u32::MAX);
+        t.stop_current(0, State::Blocked { deadline: 0 });
+        assert_eq!(t.blocked_on(0), Some(1));
+        assert_eq!(t.interrupt(1), Some(0));
+        assert_eq!(t.interrupt(1), None, "already runnable");
+        assert_eq!(t.futex_waiters(0x40), 0);
+        assert_eq!(t.pick(0, 0, |_| false), Some(1));
+        assert_eq!(t.get(1).unwrap().wake, Wake::Interrupted);
+        assert_eq!(t.blocked_on(0), None);
+    }
+
+    #[test]
     fn requeue_moves_waiters() {
         let mut t = Threads::new(1, 1, 16);
         for i in 2..6 {
@@ -615,6 +720,39 @@ mod tests {
         assert_eq!(t.set_affinity(9, 1), Err(Errno::ESRCH));
         t.stop_current(0, State::Runnable);
         assert_eq!(t.pick(0, 0, |_| false), Some(2));
+    }
+
+    #[test]
+    fn robust_list_walk_finds_held_futexes() {
+        use alloc::collections::BTreeMap;
+        // head at 0x100 -> entry 0x200 -> entry 0x300 -> head; futex at entry + 0x10.
+        let mem: BTreeMap<u64, u64> = [
+            (0x100, 0x200),
+            (0x108, 0x10),
+            (0x110, 0x400),
+            (0x200, 0x300),
+            (0x300, 0x100),
+            (0x400, 0x100),
+        ]
+        .into_iter()
+        .collect();
+        let read = |a: u64| mem.get(&a).copied();
+        assert_eq!(robust_futexes(0x100, read), [0x210, 0x310, 0x410]);
+        // A cycle that never returns to the head stops at the limit.
+        let cyc: BTreeMap<u64, u64> = [(0x100, 0x200), (0x108, 0), (0x110, 0), (0x200, 0x200)]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            robust_futexes(0x100, |a| cyc.get(&a).copied()).len(),
+            ROBUST_LIST_LIMIT
+        );
+        assert!(robust_futexes(0x900, read).is_empty());
+        assert_eq!(owner_died(42, 42), Some(FUTEX_OWNER_DIED));
+        assert_eq!(
+            owner_died(FUTEX_WAITERS | 42, 42),
+            Some(FUTEX_WAITERS | FUTEX_OWNER_DIED)
+        );
+        assert_eq!(owner_died(43, 42), None);
     }
 
     #[test]

@@ -166,6 +166,14 @@ pub mod signal {
     pub const SIG_DFL: u64 = 0;
     pub const SIG_IGN: u64 = 1;
 
+    /// `sa_flags` (`arch/x86/include/uapi/asm/signal.h`).
+    pub const SA_SIGINFO: u64 = 0x4;
+    pub const SA_RESTORER: u64 = 0x0400_0000;
+    pub const SA_ONSTACK: u64 = 0x0800_0000;
+    pub const SA_RESTART: u64 = 0x1000_0000;
+    pub const SA_NODEFER: u64 = 0x4000_0000;
+    pub const SA_RESETHAND: u64 = 0x8000_0000;
+
     pub const SIG_BLOCK: u64 = 0;
     pub const SIG_UNBLOCK: u64 = 1;
     pub const SIG_SETMASK: u64 = 2;

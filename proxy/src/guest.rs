@@ -162,6 +162,19 @@ impl GuestMem {
         unsafe { &*p.cast::<Slot>() }
     }
 
+    /// The signal page (`mote_abi::signal`).
+    pub fn signal_page(&self) -> &mote_abi::signal::SignalPage {
+        use mote_abi::signal::{SignalPage, SIGNAL_PAGE_OFFSET};
+        let p = self
+            .ptr(
+                IKC_GPA + SIGNAL_PAGE_OFFSET,
+                std::mem::size_of::<SignalPage>() as u64,
+            )
+            .expect("signal page");
+        // SAFETY: in range, page aligned, all atomics; lives as long as self.
+        unsafe { &*p.cast::<SignalPage>() }
+    }
+
     /// The map log.
     pub fn maplog(&self) -> &MapLog {
         const { assert!(MAPLOG_OFFSET + std::mem::size_of::<MapLog>() as u64 <= IKC_SIZE) };

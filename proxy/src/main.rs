@@ -17,6 +17,8 @@ mod program;
 mod report;
 mod run;
 mod say;
+mod signals;
+mod spawn;
 mod vmm;
 
 fn main() {

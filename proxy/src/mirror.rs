@@ -155,6 +155,11 @@ impl Mirror {
             .map_or(-i64::from(libc::EINVAL), |pt| pt.valid_len(gpa))
     }
 
+    /// Hold while forking the proxy: no other thread is half-way through a change.
+    pub fn fork_guard(&self) -> MutexGuard<'_, ()> {
+        self.lock_changes()
+    }
+
     fn lock_changes(&self) -> MutexGuard<'_, ()> {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
     }

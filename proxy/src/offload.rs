@@ -12,9 +12,9 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use mote_abi::ikc::{Op, Request, Slot, MAX_THREADS, SPIN_LIMIT};
@@ -80,11 +80,16 @@ pub const REFUSED: SysnoSet = SysnoSet::new(&[
     Sysno::vfork,
     Sysno::execve,
     Sysno::execveat,
-    // Signal state of the proxy's thread.
+    // Signal state of the proxy's thread, and the signals the proxy routes to the
+    // application (signals.rs): libos answers these.
     Sysno::rt_sigreturn,
     Sysno::rt_sigaction,
     Sysno::rt_sigprocmask,
     Sysno::sigaltstack,
+    Sysno::rt_sigsuspend,
+    Sysno::rt_sigtimedwait,
+    Sysno::signalfd,
+    Sysno::signalfd4,
     // The proxy's address space (the application's is libos's).
     Sysno::mmap,
     Sysno::munmap,
@@ -143,6 +148,7 @@ pub fn spawn(
                     crate::say!("mote: offload thread {slot}: cannot pin to CPU {cpu}: {e}");
                 }
             }
+            crate::signals::register_offload(slot);
             serve(slot, &guest, &mirror, &events, pin);
         });
     match started {
@@ -152,6 +158,106 @@ pub fn spawn(
             Err(e)
         }
     }
+}
+
+/// This process is a vfork child of the proxy (serving one thread slot).
+static IN_VFORK_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Read ends of the pipes that tell a vfork parent its child exec'd or ended.
+static VFORK_PIPES: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
+
+/// `Op::Fork`: fork the proxy; the child process serves `slot`.
+fn fork_child(
+    slot: usize,
+    guest: &Arc<GuestMem>,
+    mirror: &Arc<Mirror>,
+    events: &Sender<Event>,
+    pin: Option<usize>,
+) -> i64 {
+    if slot >= MAX_THREADS {
+        return -i64::from(libc::EINVAL);
+    }
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into fds.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return -i64::from(
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EMFILE),
+        );
+    }
+    protect_fds(fds);
+    let guard = mirror.fork_guard();
+    // SAFETY: the child only serves one slot with raw system calls and the
+    // mirror (whose lock is held across the fork, so it is consistent); it never
+    // returns into the parent's other threads' state.
+    let pid = unsafe { libc::fork() };
+    drop(guard);
+    match pid {
+        -1 => {
+            let e = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EAGAIN);
+            // SAFETY: closing our own pipe.
+            unsafe {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+            }
+            -i64::from(e)
+        }
+        0 => {
+            IN_VFORK_CHILD.store(true, Ordering::Relaxed);
+            // SAFETY: the read end is the parent's; the write end closes at exec
+            // or exit, which is what the parent waits for.
+            unsafe { libc::close(fds[0]) };
+            serve(slot, guest, mirror, events, pin);
+            // SAFETY: a child process never returns into the parent's code.
+            unsafe { libc::_exit(0) }
+        }
+        pid => {
+            // SAFETY: the write end is the child's.
+            unsafe { libc::close(fds[1]) };
+            VFORK_PIPES
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((pid, fds[0]));
+            i64::from(pid)
+        }
+    }
+}
+
+/// `Op::VforkWait`: block until child `pid` exec'd or ended, then release its
+/// thread slot's pending call with `VFORK_GONE`.
+fn vfork_wait(pid: i32, slot: usize, guest: &GuestMem) -> i64 {
+    let fd = {
+        let mut pipes = VFORK_PIPES.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(i) = pipes.iter().position(|&(p, _)| p == pid) else {
+            return -i64::from(libc::ECHILD);
+        };
+        pipes.swap_remove(i).1
+    };
+    let mut b = [0u8; 1];
+    // SAFETY: fd is our pipe's read end; read blocks until the child's write end
+    // closes (exec or exit).
+    while unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) } != 0 {
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
+    // SAFETY: closing our own pipe end.
+    unsafe { libc::close(fd) };
+    unprotect_fd(fd);
+    if slot < MAX_THREADS {
+        let s = guest.thread_slot(slot);
+        let seq = s.req_seq.load(Ordering::Acquire);
+        if s.resp_seq.load(Ordering::Acquire) != seq {
+            let waiter = s.respond(seq, mote_abi::ikc::VFORK_GONE);
+            if waiter != 0 {
+                wake_core(guest, waiter as usize - 1);
+            }
+        }
+    }
+    0
 }
 
 /// Wake core `core`, which may sleep on its `wake_seq` waiting for a response.
@@ -174,15 +280,49 @@ pub fn serve(
     let slot = guest.thread_slot(index);
     // The last request answered; a request is pending when req_seq differs.
     let mut last = slot.resp_seq.load(Ordering::Acquire);
+    let child = IN_VFORK_CHILD.load(Ordering::Relaxed);
     loop {
         let req = wait_request(slot, last);
         last = req.seq;
-        mirror.sync(guest.maplog());
+        // A vfork child process leaves the map log to the parent, which is the
+        // one that keeps running (the child's mirror stays as it was at the fork).
+        if !child {
+            mirror.sync(guest.maplog());
+        }
         let ret = match Op::from_u32(req.op) {
-            Some(Op::Syscall) => forward(req.nr, req.args),
+            Some(Op::Syscall) => {
+                // A signal for the application interrupts the call (signals.rs).
+                crate::signals::offload_busy(index, true);
+                let r = forward(req.nr, req.args);
+                crate::signals::offload_busy(index, false);
+                r
+            }
+            Some(Op::Exit) if child => {
+                // SAFETY: ends this (forked, single-threaded) process at once.
+                unsafe { libc::_exit((req.args[0] & 0xff) as i32) }
+            }
             Some(Op::Exit) => {
                 let _ = events.send(Event::Exited((req.args[0] & 0xff) as i32));
                 return;
+            }
+            Some(Op::Fatal) if child => {
+                let sig = req.args[0] as i32;
+                crate::say!(
+                    "mote: child process {}: killed by signal {sig}",
+                    std::process::id()
+                );
+                // SAFETY: default action for the signal, then raise it: the process
+                // ends as killed by it (the parent's wait4 sees that).
+                unsafe {
+                    libc::signal(sig, libc::SIG_DFL);
+                    libc::raise(sig);
+                    libc::_exit(128 + sig)
+                }
+            }
+            Some(Op::Fork) => fork_child(req.args[0] as usize, guest, mirror, events, pin),
+            Some(Op::VforkWait) => vfork_wait(req.args[0] as i32, req.args[1] as usize, guest),
+            Some(Op::SpawnExec) => {
+                crate::spawn::exec_in_partition(req.args[0], req.args[1], req.args[2])
             }
             Some(Op::Fatal) => {
                 let page = guest.core_page(req.args[2] as usize % mote_abi::layout::MAX_CORES);
@@ -454,32 +594,15 @@ fn log(slot: usize, va: u64, len: u64) -> i64 {
     }
 }
 
-/// The IKC futexes are shared between processes (the hosted platform's requester
-/// is the application's process, not a vCPU thread of ours): set before the
-/// first offload thread starts.
-static SHARED_FUTEXES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Make the IKC futexes work across processes (hosted platform).
-pub fn share_futexes() {
-    SHARED_FUTEXES.store(true, Ordering::Relaxed);
-}
-
-fn futex_private() -> libc::c_int {
-    if SHARED_FUTEXES.load(Ordering::Relaxed) {
-        0
-    } else {
-        libc::FUTEX_PRIVATE_FLAG
-    }
-}
-
-/// Sleep while `word` holds `val` (FUTEX_WAIT_PRIVATE; the vCPU threads wake it).
+/// Sleep while `word` holds `val` (a shared futex: the IKC words are guest memory,
+/// which a vfork child process of the proxy maps too).
 pub fn futex_wait(word: &AtomicU32, val: u32) {
     // SAFETY: `word` is a live, aligned u32; the kernel only reads it. No timeout.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
-            libc::FUTEX_WAIT | futex_private(),
+            libc::FUTEX_WAIT,
             val,
             std::ptr::null::<libc::timespec>(),
         )
@@ -497,24 +620,17 @@ pub fn futex_wait_for(word: &AtomicU32, val: u32, ns: u64) {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
-            libc::FUTEX_WAIT | futex_private(),
+            libc::FUTEX_WAIT,
             val,
             &ts as *const libc::timespec,
         )
     };
 }
 
-/// Wake every sleeper on `word` (FUTEX_WAKE_PRIVATE).
+/// Wake every sleeper on `word` (shared futex, see `futex_wait`).
 pub fn futex_wake(word: &AtomicU32) {
     // SAFETY: `word` is a live, aligned u32; wake does not access it.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE | futex_private(),
-            i32::MAX,
-        )
-    };
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
 }
 
 /// Pin the calling thread to host CPU `cpu`.

@@ -71,6 +71,37 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         );
     }
 
+    let page = match a.page_size {
+        crate::cli::PageSize::FourK => "4k",
+        crate::cli::PageSize::TwoM => "2m",
+        crate::cli::PageSize::OneG => "1g",
+    };
+    let mut options: Vec<std::ffi::OsString> = vec![
+        "--cores".into(),
+        a.cores.to_string().into(),
+        "--mem".into(),
+        a.mem.to_string().into(),
+        "--page-size".into(),
+        page.into(),
+    ];
+    if a.no_patch {
+        options.push("--no-patch".into());
+    }
+    // A child's program runs on the platform its parent was asked for.
+    if let Some(p) = clap::ValueEnum::to_possible_value(&a.platform) {
+        options.push("--platform".into());
+        options.push(p.get_name().into());
+    }
+    crate::spawn::set_run_options(options);
+
+    // Signals: before any thread exists, so every thread blocks the routed ones.
+    crate::signals::block_routed().map_err(|e| {
+        (
+            EXIT_MOTE_FAILED,
+            format!("cannot set up signal routing: {e}"),
+        )
+    })?;
+
     let status = info::detect_kvm();
     let backend =
         info::choose_backend(a.platform, &status).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
@@ -146,7 +177,6 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         Backend::Hosted(_) => {
             let h = Hosted::new(guest.clone(), a.cores, &params)
                 .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
-            offload::share_futexes();
             mirror.attach_passthrough(Hosted::passthrough());
             Started::Hosted(h)
         }
@@ -185,6 +215,12 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         (
             EXIT_MOTE_FAILED,
             format!("cannot start the offload thread: {e}"),
+        )
+    })?;
+    crate::signals::spawn_router(guest.clone()).map_err(|e| {
+        (
+            EXIT_MOTE_FAILED,
+            format!("cannot start the signal router: {e}"),
         )
     })?;
     match &mut platform {

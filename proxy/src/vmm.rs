@@ -91,6 +91,8 @@ pub struct Partition {
     nr_memslots: u32,
     vcpus: std::sync::Mutex<Vec<VcpuFd>>,
     runtime_gpa: u64,
+    /// The runtime's trap entry (where a redirected vCPU enters for a signal).
+    trap_entry: u64,
     debug: bool,
 }
 
@@ -241,6 +243,7 @@ impl Partition {
             nr_memslots,
             vcpus: std::sync::Mutex::new(vcpus),
             runtime_gpa,
+            trap_entry: info.runtime_trap_entry,
             debug: params.debug,
         })
     }
@@ -264,6 +267,7 @@ impl Partition {
             let guest = self.guest.clone();
             let events = events.clone();
             let debug = self.debug;
+            let (runtime_gpa, trap_entry) = (self.runtime_gpa, self.trap_entry);
             // The first allowed host CPU is the Linux core (offload threads); LWK
             // cores go on the other allowed CPUs, wrapping when there are fewer.
             let host_cpu = lwk_host_cpu(i);
@@ -272,7 +276,9 @@ impl Partition {
                 .spawn(move || {
                     // Best effort: an unpinned vCPU still runs, only noisier.
                     let _ = pin_to(host_cpu);
-                    let ev = run_vcpu(vcpu, i, &guest, debug);
+                    let mut vcpu = vcpu;
+                    crate::signals::register_vcpu(i, &mut vcpu);
+                    let ev = run_vcpu(vcpu, i, &guest, debug, (runtime_gpa, trap_entry));
                     let _ = events.send(ev);
                 })
                 .expect("spawn vCPU thread");
@@ -381,12 +387,24 @@ fn host_xcr0() -> u64 {
     (hi as u64) << 32 | lo as u64
 }
 
-fn run_vcpu(mut vcpu: VcpuFd, core: usize, guest: &GuestMem, debug: bool) -> Event {
+/// `runtime`: the runtime's guest-physical base and trap entry (for signals).
+fn run_vcpu(
+    mut vcpu: VcpuFd,
+    core: usize,
+    guest: &GuestMem,
+    debug: bool,
+    runtime: (u64, u64),
+) -> Event {
     let mut line = Vec::new();
     loop {
         let exit = match vcpu.run() {
             Ok(e) => e,
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            // A kick for a signal from outside (signals.rs), or another signal.
+            Err(e) if e.errno() == libc::EINTR => {
+                crate::signals::redirect(&mut vcpu, guest, core, runtime.0, runtime.1);
+                continue;
+            }
+            Err(e) if e.errno() == libc::EAGAIN => continue,
             // Linux could not provide a page behind a memory slot: guest RAM never
             // shrinks, so it is a pass-through mapping of a file that was truncated
             // under the application. Linux raises SIGBUS for that access.
@@ -426,8 +444,15 @@ fn run_vcpu(mut vcpu: VcpuFd, core: usize, guest: &GuestMem, debug: bool) -> Eve
                     // looks at its deadlines again.
                     crate::offload::futex_wait_for(&page.wake_seq, seen, max);
                 } else {
+                    // Until woken, or until the signal router's kick interrupts the
+                    // wait while a signal wants the runtime's attention (it then
+                    // finds a thread of this core to take it).
+                    let signals = guest.signal_page();
                     while page.wake_seq.load(Ordering::Acquire) == seen {
                         futex_wait(&page.wake_seq, seen);
+                        if signals.attention.load(Ordering::Acquire) != 0 {
+                            break;
+                        }
                     }
                 }
             }

@@ -21,14 +21,15 @@ mod partition {
     use alloc::string::ToString;
 
     use mote_abi::boot::BootInfo;
-    use mote_abi::trap::{
-        signal_for_vector, vector, FaultOrigin, FaultReport, TrapFrame, VECTOR_SYSCALL,
-    };
+    use mote_abi::signal::{VECTOR_PATCHED, VECTOR_SIGNAL};
+    use mote_abi::trap::{signal_for_vector, vector, TrapFrame, VECTOR_SYSCALL};
     use mote_libos::exec::Entry;
     use mote_libos::mm::Fault;
     use mote_libos::patch::Patcher;
     use mote_libos::platform::Platform;
     use mote_libos::process::Process;
+    use mote_libos::sigframe::SigInfo;
+    use mote_libos::syscall::wait::{Step, Wait};
     use mote_shims::table::Route;
 
     use core::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,26 @@ mod partition {
         PROCESS.is_locked()
     }
 
+    /// The threads that would take a pending signal now (signals from outside
+    /// collected first); None if the process is not set up yet.
+    pub fn process_with_signals() -> Option<alloc::vec::Vec<u32>> {
+        let mut g = PROCESS.lock();
+        let pr = g.as_mut()?;
+        pr.signals.take_external();
+        Some(pr.signals.takers())
+    }
+
+    /// The process, with the running thread's signal state in place (its mask,
+    /// alternate stack, ... are per thread).
+    fn process() -> spin::MutexGuard<'static, Option<Process>> {
+        let mut g = PROCESS.lock();
+        let tid = rt::threads::cpu().tid.load(Ordering::Relaxed) as u32;
+        if let Some(pr) = g.as_mut() {
+            pr.signals.switch_thread(tid);
+        }
+        g
+    }
+
     /// First code of the runtime on every core, from kernel-min: `boot` is the user
     /// view of BootInfo. Core 0 loads the application and runs it as the main
     /// thread; the others wait for threads.
@@ -70,6 +91,8 @@ mod partition {
         rt::threads::init_core(p, 0);
         let mut proc = Process::new(boot);
         rt::threads::init_main(p, proc.pid);
+        proc.signals.attach(rt::sig::page()); // signals: from the proxy
+        proc.minsigstksz = rt::fpu::format().min_stack(); // signals: AT_MINSIGSTKSZ
         PLATFORM_READY.call_once(|| p);
         proc.direct_entry = rt::entry::direct_entry_addr();
         let patch = boot.flags & mote_abi::boot::BOOT_F_NO_PATCH == 0;
@@ -93,14 +116,20 @@ mod partition {
     }
 
     /// One system call, however it arrived (`frame`: the full registers of a
-    /// trapped call). Returns the value for `rax`, and where a successful `execve`
-    /// continues.
+    /// trapped call; `caller_sp`: the application's rsp at the call). Returns the
+    /// value for `rax`, and where a successful `execve` continues.
     fn syscall(
         p: &'static rt::platform::Kvm,
         nr: u64,
         args: [u64; 6],
         frame: Option<&TrapFrame>,
+        caller_sp: u64,
     ) -> (u64, Option<Entry>) {
+        if rt::threads::current_is_child() {
+            if let Some(r) = rt::threads::child_call(p, nr, args) {
+                return (r, None);
+            }
+        }
         match mote_shims::table::route::<rt::platform::Kvm>(nr as u32) {
             Route::Thread => {
                 if is_exit(nr) {
@@ -111,20 +140,60 @@ mod partition {
                 let r = rt::threads::dispatch(p, &PROCESS, nr as u32 as u64, args, frame);
                 (to_ret(r), None)
             }
-            // No lock: a call that blocks in Linux holds up only its thread.
-            Route::Forward => (p.forward(nr as u32 as u64, args) as u64, None),
+            // No lock: a call that blocks in Linux holds up only its thread. A
+            // signal may interrupt it (EINTR): libos applies SA_RESTART then.
+            Route::Forward => loop {
+                let r = p.forward(nr as u32 as u64, args);
+                if r != -(mote_abi::errno::Errno::EINTR as i64) {
+                    break (r as u64, None);
+                }
+                let mut g = process();
+                let pr = g.as_mut().expect("process");
+                pr.signals.thread.caller_sp = caller_sp;
+                if let Some(r) =
+                    mote_libos::syscall::signal::interrupted(pr, p, nr as u32 as u64, args, r)
+                {
+                    break (r as u64, None);
+                }
+            },
+            // Waits for signals or time: the process is released while Linux waits.
+            Route::Wait => {
+                let Some(mut w) = Wait::new(nr as u32 as u64, args) else {
+                    return (to_ret(Err(mote_abi::errno::Errno::ENOSYS)), None);
+                };
+                let mut last = None;
+                loop {
+                    let step = {
+                        let mut g = process();
+                        let pr = g.as_mut().expect("process");
+                        pr.signals.thread.caller_sp = caller_sp;
+                        w.step(pr, p, last)
+                    };
+                    match step {
+                        Step::Done(r) => return (to_ret(r), None),
+                        Step::Forward(n, a) => last = Some(p.forward(n, a)),
+                    }
+                }
+            }
             _ => {
-                let mut guard = PROCESS.lock();
+                let mut guard = process();
                 let proc = guard.as_mut().expect("process before first call");
+                proc.signals.thread.caller_sp = caller_sp; // signals: SS_ONSTACK
                 report_at_exit(proc, p, nr);
                 let r = mote_shims::table::dispatch(proc, p, nr, args);
-                (r, proc.pending_entry.take())
+                let entry = proc.pending_entry.take();
+                let interrupt = core::mem::take(&mut proc.interrupt);
+                drop(guard);
+                rt::threads::interrupt(&interrupt);
+                (r, entry)
             }
         }
     }
 
-    /// `mote_syscall` (the direct entry) and `mote_patched_entry` (patched sites):
-    /// a system call by a plain function call, no trap.
+    /// `mote_syscall` (the direct entry): a system call by a plain function call,
+    /// no trap. `hint`, an eighth argument on the stack, is `mote_syscall`'s saved
+    /// rbp: the caller's rsp was 16 above it (signals: is it on the alternate
+    /// stack).
     #[allow(clippy::too_many_arguments)]
     pub extern "C" fn direct_syscall(
         nr: u64,
@@ -134,9 +203,36 @@ mod partition {
         a3: u64,
         a4: u64,
         a5: u64,
+        hint: u64,
     ) -> u64 {
+        direct_common(nr, [a0, a1, a2, a3, a4, a5], hint.wrapping_add(16))
+    }
+
+    /// `mote_patched_entry`'s call: `hint` is its saved-register area, 192 bytes
+    /// below the rsp of the application's `syscall` (7 saved registers, the
+    /// stub's return address, the red zone the stub stepped over).
+    #[allow(clippy::too_many_arguments)]
+    pub extern "C" fn patched_syscall(
+        nr: u64,
+        a0: u64,
+        a1: u64,
+        a2: u64,
+        a3: u64,
+        a4: u64,
+        a5: u64,
+        hint: u64,
+    ) -> u64 {
+        direct_common(nr, [a0, a1, a2, a3, a4, a5], hint.wrapping_add(192))
+    }
+
+    fn direct_common(nr: u64, args: [u64; 6], caller_sp: u64) -> u64 {
         DIRECT_CALLS.fetch_add(1, Ordering::Relaxed);
-        let (r, entry) = syscall(platform(), nr, [a0, a1, a2, a3, a4, a5], None);
+        // rt_sigreturn needs the registers; the entries' slow path has them.
+        if nr == syscalls::Sysno::rt_sigreturn as u64 {
+            rt::sig::request_sigreturn();
+            return 0;
+        }
+        let (r, entry) = syscall(platform(), nr, args, None, caller_sp);
         if let Some(entry) = entry {
             // execve: there is no caller to return to.
             rt::entry::enter_app(entry.rip, entry.rsp)
@@ -157,13 +253,16 @@ mod partition {
         }
     }
 
-    /// Every system call and exception of the application.
-    pub extern "C" fn shim_trap(f: &mut TrapFrame) {
+    /// Every system call and exception of the application. Returns non-zero when
+    /// the entry must restore every register from `f` (a signal frame was built or
+    /// taken back, or a faulting instruction is retried), zero for the `syscall`
+    /// exit (rcx and r11 clobbered).
+    pub extern "C" fn shim_trap(f: &mut TrapFrame) -> u64 {
         let p = platform();
         if f.hdr.vector == VECTOR_SYSCALL {
             let nr = f.rax;
             {
-                let mut guard = PROCESS.lock();
+                let mut guard = process();
                 let proc = guard.as_mut().expect("process before first trap");
                 let Process { patcher, mm, .. } = proc;
                 // Sites of calls whose child needs the full frame keep trapping.
@@ -172,9 +271,18 @@ mod partition {
                 } else {
                     patcher.on_trap(mm, p, f.hdr.rip, nr);
                 }
+                if nr == syscalls::Sysno::rt_sigreturn as u64 {
+                    proc.signals.thread.caller_sp = f.hdr.rsp;
+                    // The restorer's `syscall`: its `ret` popped pretcode.
+                    let frame = f.hdr.rsp.wrapping_sub(8);
+                    rt::sig::sigreturn(proc, p, f, frame);
+                    // A signal the handler left pending (unblocked now) runs next.
+                    rt::sig::on_return(proc, p, f);
+                    return 1;
+                }
             }
             let args = [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9];
-            let (r, entry) = syscall(p, nr, args, Some(f));
+            let (r, entry) = syscall(p, nr, args, Some(f), f.hdr.rsp);
             f.rax = r;
             if let Some(entry) = entry {
                 // A successful execve: the new program starts with a clean
@@ -184,8 +292,18 @@ mod partition {
                 f.hdr.rip = entry.rip;
                 f.hdr.rsp = entry.rsp;
                 f.hdr.rflags = 0x202;
+                return 0;
             }
-            return;
+            let mut guard = process();
+            let proc = guard.as_mut().expect("process");
+            return u64::from(rt::sig::on_return(proc, p, f));
+        }
+        if f.hdr.vector == VECTOR_SIGNAL {
+            // The VMM redirected the vCPU: a signal from outside is pending.
+            let mut guard = process();
+            let proc = guard.as_mut().expect("process before first signal");
+            rt::sig::on_return(proc, p, f);
+            return 1;
         }
         // A thread met the int3 of a site another core is rewriting: run the site
         // again once the new bytes are in.
@@ -198,7 +316,7 @@ mod partition {
         if mote_libos::patch::being_patched(site) {
             mote_libos::patch::wait_patched(site);
             f.hdr.rip = site;
-            return;
+            return 1;
         }
         if site != 0 {
             let mut b = [0u8; 1];
@@ -210,36 +328,83 @@ mod partition {
                     .is_some_and(|pr| pr.patcher.is_patched_site(site));
             if rewritten {
                 f.hdr.rip = site;
-                return;
+                return 1;
             }
         }
-        // An exception of the application. Handlers are a later issue: the default
-        // action of the signal ends the run, with what happened.
+        // An exception of the application: its handler runs if it has one and the
+        // signal is not blocked; otherwise the run ends, with what happened.
         let h = f.hdr;
         let mut signal = signal_for_vector(h.vector);
+        let mut guard = process();
+        let Some(proc) = guard.as_mut() else {
+            p.die(signal, Some(&rt::sig::report(f, signal)))
+        };
         // libos knows what the faulting page is: beyond the end of a shared file
         // mapping (or over a page it has since grown to), a page fault is libos's.
         if h.vector == vector::PF {
-            if let Some(proc) = PROCESS.try_lock().as_mut().and_then(|g| g.as_mut()) {
-                match proc.mm.page_fault(p, h.cr2) {
-                    Fault::Retry => return,
-                    Fault::Signal(s) => signal = s,
-                    Fault::Default => {}
-                }
+            match proc.mm.page_fault(p, h.cr2) {
+                Fault::Retry => return 1,
+                Fault::Signal(s) => signal = s,
+                Fault::Default => {}
             }
         }
-        let report = FaultReport {
-            origin: FaultOrigin::App as u32,
-            signal,
-            vector: h.vector,
-            error_code: h.error_code,
-            addr: if h.vector == vector::PF { h.cr2 } else { h.rip },
-            regs: [
-                f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, h.rsp, f.r8, f.r9, f.r10, f.r11,
-                f.r12, f.r13, f.r14, f.r15, h.rip, h.rflags,
-            ],
+        let info = fault_info(proc, f, signal);
+        if let Some(d) = proc.fault_delivery(signal, info) {
+            let ctx = *f;
+            let cr2 = if h.vector == vector::PF { h.cr2 } else { 0 };
+            rt::sig::deliver(proc, p, f, &ctx, &d, (h.vector, h.error_code, cr2));
+            return 1;
+        }
+        drop(guard);
+        p.die(signal, Some(&rt::sig::report(f, signal)))
+    }
+
+    /// The `siginfo` of a fault, as Linux's trap handlers fill it.
+    fn fault_info(proc: &Process, f: &TrapFrame, signal: u32) -> SigInfo {
+        use mote_libos::sigframe::{code, fpe_code, segv_code};
+        let h = f.hdr;
+        let (code, addr) = match (h.vector, signal) {
+            (vector::PF, 7) => (code::BUS_ADRERR, h.cr2),
+            (vector::PF, _) => (segv_code(proc.mm.vma_at(h.cr2).is_some()), h.cr2),
+            (vector::DE, _) => (code::FPE_INTDIV, h.rip),
+            (vector::XM, _) => {
+                let (mxcsr, _, _) = rt::fpu::status();
+                (fpe_code(mxcsr & 0x3f, (mxcsr >> 7) & 0x3f), h.rip)
+            }
+            (vector::MF, _) => {
+                let (_, fsw, fcw) = rt::fpu::status();
+                (
+                    fpe_code(u32::from(fsw) & 0x3f, u32::from(fcw) & 0x3f),
+                    h.rip,
+                )
+            }
+            (vector::UD, _) => (code::ILL_ILLOPN, h.rip),
+            (vector::DB, _) => (code::TRAP_TRACE, h.rip),
+            (vector::AC, _) => (code::BUS_ADRALN, 0),
+            // int3, #GP and the rest: the kernel's own (SI_KERNEL, no address).
+            _ => (code::SI_KERNEL, 0),
         };
-        p.die(signal, Some(&report))
+        SigInfo::fault(signal, code, addr)
+    }
+
+    /// The patched-site and direct entries' slow path: the call returned while the
+    /// signal page's `attention` was set. `f` is the state the call returns to.
+    pub extern "C" fn direct_slow(f: &mut TrapFrame) {
+        let p = platform();
+        let mut guard = process();
+        let proc = guard.as_mut().expect("process before first call");
+        if rt::sig::take_sigreturn() {
+            // At a patched site the stub moved rsp down by the red zone and the
+            // call's return address: the `syscall`'s rsp is 128 above the
+            // post-return rsp, and the frame 8 below that.
+            let sp = if f.hdr.vector == VECTOR_PATCHED {
+                f.hdr.rsp + 128
+            } else {
+                f.hdr.rsp
+            };
+            rt::sig::sigreturn(proc, p, f, sp.wrapping_sub(8));
+        }
+        rt::sig::on_return(proc, p, f);
     }
 
     #[panic_handler]

@@ -35,16 +35,14 @@ pub type Handler<P> = fn(&mut Process, &P, [u64; 6]) -> Result<usize, Errno>;
 /// Why a call is refused instead of forwarded, and which work will implement it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Later {
-    /// fork, vfork (clone of a process is refused by the thread layer).
+    /// fork (a copy of the process; the thread layer refuses `clone` of one).
     Threads,
     /// execveat (execve is answered locally).
     Exec,
-    /// rt_sigreturn.
-    SignalDelivery,
-    /// alarm, setitimer, timer_create: their signals would go to the proxy.
-    TimerSignals,
     /// shmat: the segment would be attached in the proxy's address space.
     SysvShm,
+    /// signalfd, signalfd4: the descriptor would read the proxy's signals.
+    Signalfd,
     /// seccomp (and prctl(PR_SET_SECCOMP)): it would filter the proxy.
     Seccomp,
     /// unshare, setns.
@@ -67,10 +65,9 @@ impl Later {
     /// One line for the log.
     pub fn why(self) -> &'static str {
         match self {
-            Later::Threads => "creating processes is not implemented yet (run by Linux it would fork the proxy)",
+            Later::Threads => "copying the process (fork) is not implemented yet (vfork and posix_spawn are); run by Linux it would fork the proxy",
             Later::Exec => "execveat is not implemented yet (use execve; run by Linux it would replace the proxy)",
-            Later::SignalDelivery => "signal handlers are not delivered yet, so there is no frame to return from",
-            Later::TimerSignals => "timer signals are not implemented yet (run by Linux they would signal the proxy)",
+            Later::Signalfd => "signalfd is not offered yet (run by Linux it would take the proxy's signals, which mote routes to the application)",
             Later::SysvShm => "attaching System V shared memory is not implemented yet (Linux would attach it in the proxy)",
             Later::Seccomp => "seccomp is not offered (run by Linux it would filter the proxy)",
             Later::Namespaces => "namespaces are not offered (run by Linux it would move the proxy)",
@@ -88,6 +85,9 @@ impl Later {
 pub enum Route<P> {
     /// Answered by libos.
     Local(Handler<P>),
+    /// A wait for a signal or for time, stepped by the runtime with the process
+    /// lock released while Linux waits (`mote_libos::syscall::wait`).
+    Wait,
     /// Answered by the runtime's thread layer (`rt::threads`, over libos's
     /// scheduler and futex table): calls that create, block, wake or end threads, or
     /// act on the calling thread. They run outside the process lock.
@@ -100,7 +100,7 @@ pub enum Route<P> {
 
 /// The table.
 pub fn route<P: Platform>(nr: u32) -> Route<P> {
-    use Route::{Forward, Local, Refused, Thread};
+    use Route::{Forward, Local, Refused, Thread, Wait};
     if nr & X32_SYSCALL_BIT != 0 {
         return Refused(Later::X32);
     }
@@ -129,6 +129,7 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         // Threads: creation, exit, futexes, scheduling, per-thread registrations.
         Sysno::clone
         | Sysno::clone3
+        | Sysno::vfork
         | Sysno::exit
         | Sysno::futex
         | Sysno::gettid
@@ -169,13 +170,27 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::rt_tgsigqueueinfo => {
             Local(|pr, p, a| signal::rt_tgsigqueueinfo(pr, p, a[0], a[1], a[2], a[3]))
         }
+        Sysno::rt_sigpending => Local(|pr, p, a| signal::rt_sigpending(pr, p, a[0], a[1])),
+        // Waits for a signal or for time (`mote_libos::syscall::wait`): interrupted
+        // sleeps return the time left or sleep on (restart block).
+        Sysno::rt_sigsuspend
+        | Sysno::rt_sigtimedwait
+        | Sysno::pause
+        | Sysno::nanosleep
+        | Sysno::clock_nanosleep => Wait,
+        // The runtime's entries answer rt_sigreturn before the table: they own the
+        // registers the frame restores. Reaching here is a bug, said as ENOSYS.
+        Sysno::rt_sigreturn => Local(|_, _, _| Err(Errno::ENOSYS)),
+        // Timers run in Linux; their signals reach the proxy, which routes them.
+        Sysno::alarm => Local(|_, p, a| signal::alarm(p, a[0])),
+        Sysno::setitimer => Local(|pr, p, a| signal::setitimer(pr, p, a[0], a[1], a[2])),
+        Sysno::timer_create => Local(|pr, p, a| signal::timer_create(pr, p, a[0], a[1], a[2])),
 
         // Never to Linux: they would act on the proxy itself.
-        Sysno::fork | Sysno::vfork => Refused(Later::Threads),
+        Sysno::fork => Refused(Later::Threads),
         Sysno::execveat => Refused(Later::Exec),
-        Sysno::rt_sigreturn => Refused(Later::SignalDelivery),
-        Sysno::alarm | Sysno::setitimer | Sysno::timer_create => Refused(Later::TimerSignals),
         Sysno::shmat => Refused(Later::SysvShm),
+        Sysno::signalfd | Sysno::signalfd4 => Refused(Later::Signalfd),
         Sysno::seccomp => Refused(Later::Seccomp),
         Sysno::unshare | Sysno::setns => Refused(Later::Namespaces),
         Sysno::personality => Refused(Later::Personality),
@@ -203,9 +218,14 @@ pub fn dispatch<P: Platform>(proc: &mut Process, p: &P, nr: u64, args: [u64; 6])
     let nr = nr as u32;
     match route::<P>(nr) {
         Route::Local(handler) => to_ret(handler(proc, p, args)),
-        Route::Forward => p.forward(nr as u64, args) as u64,
+        Route::Forward => signal::forward_interruptible(proc, p, nr as u64, args) as u64,
         // The runtime sends these to its thread layer before coming here.
         Route::Thread => to_ret(Err(Errno::ENOSYS)),
+        // Held throughout here (one thread); the runtime releases it while waiting.
+        Route::Wait => match mote_libos::syscall::wait::Wait::new(nr as u64, args) {
+            Some(w) => to_ret(mote_libos::syscall::wait::run(w, proc, p)),
+            None => to_ret(Err(Errno::ENOSYS)),
+        },
         Route::Refused(later) => {
             proc.log_once(p, nr as u64, || {
                 format!("{}: {}; returning ENOSYS", name(nr), later.why())
@@ -319,6 +339,7 @@ mod tests {
         Forward,
         Refused,
         Thread,
+        Wait,
     }
 
     fn kind(nr: u32) -> Kind {
@@ -327,6 +348,20 @@ mod tests {
             Route::Forward => Kind::Forward,
             Route::Refused(_) => Kind::Refused,
             Route::Thread => Kind::Thread,
+            Route::Wait => Kind::Wait,
+        }
+    }
+
+    #[test]
+    fn waits_are_stepped_by_the_runtime() {
+        for s in [
+            Sysno::rt_sigsuspend,
+            Sysno::rt_sigtimedwait,
+            Sysno::pause,
+            Sysno::nanosleep,
+            Sysno::clock_nanosleep,
+        ] {
+            assert_eq!(kind(s as u32), Kind::Wait, "{}", s.name());
         }
     }
 
@@ -335,6 +370,7 @@ mod tests {
         for s in [
             Sysno::clone,
             Sysno::clone3,
+            Sysno::vfork,
             Sysno::exit,
             Sysno::futex,
             Sysno::gettid,
@@ -369,6 +405,11 @@ mod tests {
             Sysno::tkill,
             Sysno::open,
             Sysno::openat,
+            Sysno::rt_sigreturn,
+            Sysno::rt_sigpending,
+            Sysno::alarm,
+            Sysno::setitimer,
+            Sysno::timer_create,
             Sysno::rseq,
         ] {
             assert_eq!(kind(s as u32), Kind::Local, "{}", s.name());
@@ -379,13 +420,10 @@ mod tests {
     fn calls_that_would_act_on_the_proxy_are_refused() {
         for s in [
             Sysno::fork,
-            Sysno::vfork,
             Sysno::execveat,
-            Sysno::rt_sigreturn,
             Sysno::shmat,
-            Sysno::alarm,
-            Sysno::setitimer,
-            Sysno::timer_create,
+            Sysno::signalfd,
+            Sysno::signalfd4,
             Sysno::seccomp,
             Sysno::unshare,
             Sysno::setns,

@@ -30,6 +30,9 @@ pub const HANG_LIMIT: Duration = Duration::from_secs(120);
 /// both sides see the same environment.
 pub const OWNER_VAR: &str = "MOTE_TESTSUITE_OWNER";
 
+/// How often a signal a test sends is sent again until the program ends.
+const RESIGNAL: Duration = Duration::from_millis(500);
+
 /// How long processes started by a run may take to disappear after it ended.
 const STRAY_GRACE: Duration = Duration::from_secs(5);
 
@@ -232,7 +235,27 @@ impl Program {
         (native, mote)
     }
 
-    fn execute(&self, mut cmd: Command, side: Side) -> Run {
+    /// Runs it natively; once it has printed its first line, sends it signal
+    /// `sig` (as `kill -SIG <pid>` from a shell would).
+    pub fn native_signalled(&self, sig: &str) -> Run {
+        let mut cmd = Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..]);
+        self.execute_signalled(cmd, Side::Native, Some(sig))
+    }
+
+    /// Runs it under `mote run --` and sends the `mote` process signal `sig` once
+    /// the program has printed its first line.
+    pub fn mote_signalled(&self, sig: &str) -> Run {
+        let mut cmd = Command::new(&artifacts().mote);
+        cmd.arg("run").arg("--").args(&self.argv);
+        self.execute_signalled(cmd, Side::Mote, Some(sig))
+    }
+
+    fn execute(&self, cmd: Command, side: Side) -> Run {
+        self.execute_signalled(cmd, side, None)
+    }
+
+    fn execute_signalled(&self, mut cmd: Command, side: Side, signal: Option<&str>) -> Run {
         if let Some(vars) = &self.env {
             cmd.env_clear().envs(vars.iter().map(|(k, v)| (k, v)));
         }
@@ -243,7 +266,7 @@ impl Program {
             cmd.current_dir(dir);
         }
         let _guard = lock();
-        run(cmd, self.stdin.clone(), side)
+        run(cmd, self.stdin.clone(), side, signal)
     }
 }
 
@@ -255,7 +278,7 @@ pub fn run_mote_command(args: &[&str]) -> Run {
     cmd.env_remove("MOTE_DEBUG");
     cmd.env(OWNER_VAR, std::process::id().to_string());
     let _guard = lock();
-    run(cmd, None, Side::Mote)
+    run(cmd, None, Side::Mote, None)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -380,9 +403,37 @@ fn reader(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
     })
 }
 
+/// A reader that says (once) when the first full line has arrived.
+fn line_reader(
+    mut pipe: impl Read + Send + 'static,
+    first_line: std::sync::mpsc::Sender<()>,
+) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut told = false;
+        loop {
+            let n = match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("reading the child's output: {e}"),
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            if !told && buf.contains(&b'\n') {
+                told = true;
+                let _ = first_line.send(());
+            }
+        }
+        buf
+    })
+}
+
 /// Spawns, feeds stdin, collects stdout and stderr, waits with the hang limit,
-/// then checks that nothing is left behind. The caller holds the run lock.
-fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side) -> Run {
+/// then checks that nothing is left behind. With `signal` (a `kill` name such as
+/// `INT`), sends it to the child once the child printed its first line. The
+/// caller holds the run lock.
+fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side, signal: Option<&str>) -> Run {
     let command = show_command(&cmd);
     if let (Side::Mote, Some(hung)) = (side, HUNG.get()) {
         panic!("not run: an earlier run in this test binary hung (`{hung}`); fix that first");
@@ -406,11 +457,27 @@ fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side) -> Run {
             let _ = pipe.write_all(&data);
         })
     });
-    let out = reader(child.stdout.take().expect("stdout is piped"));
+    let (first_line, got_line) = std::sync::mpsc::channel();
+    let out = line_reader(child.stdout.take().expect("stdout is piped"), first_line);
     let err = reader(child.stderr.take().expect("stderr is piped"));
 
     let start = Instant::now();
+    // With a signal to send: once the first line arrived, send it, and again every
+    // RESIGNAL until the program ends — a program may take the first one just
+    // before it blocks, natively as under mote, and must not wait forever for it.
+    let mut line_seen = false;
+    let mut last_sent: Option<Instant> = None;
     let status = loop {
+        if let Some(sig) = signal {
+            line_seen = line_seen || got_line.try_recv().is_ok();
+            if line_seen && last_sent.is_none_or(|t| t.elapsed() >= RESIGNAL) {
+                let _ = Command::new("kill")
+                    .args([&format!("-{sig}"), &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+                last_sent = Some(Instant::now());
+            }
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if start.elapsed() < HANG_LIMIT => thread::sleep(Duration::from_millis(5)),

@@ -100,3 +100,16 @@ fn the_partition_shows_as_many_cpus_as_cores() {
         assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
     }
 }
+
+#[test]
+fn signals_reach_the_threads_they_are_for() {
+    let p = Program::new(app("thread_signals"));
+    let native = p.native();
+    assert_eq!(native.status, 0, "{native:?}");
+    for cores in ["1", "2"] {
+        mote_testsuite::assert_same(&native, &p.mote_with(&["--cores", cores]));
+    }
+    assert!(native
+        .stdout_text()
+        .contains("taken by the only thread not blocking it: yes"));
+}

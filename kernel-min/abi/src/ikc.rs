@@ -93,7 +93,23 @@ pub enum Op {
     /// `args[2]`. Returns 0. For `/proc/self/smaps` (statistics; a walk racing a
     /// kernel call of another core may see either side of it).
     PageSizes = 12,
+    /// A vfork child (`clone` with `CLONE_VM|CLONE_VFORK`, as `vfork` and
+    /// `posix_spawn` make): the proxy forks itself; the child process serves thread
+    /// slot `args[0]`, so the child thread's calls (`dup2`, `close`, `chdir`, ...)
+    /// act on the child's own descriptors. Returns the child's pid or `-errno`.
+    Fork = 13,
+    /// The vfork parent waits until child `args[0]` (slot `args[1]`) has exec'd or
+    /// ended; the child thread's pending call then returns `VFORK_GONE`.
+    VforkWait = 14,
+    /// From a vfork child: exec `args[0]` (path) with `args[1]` (argv) and `args[2]`
+    /// (envp) in a new partition (the proxy execs `mote run` with the run's
+    /// options). Returns only on failure, with `-errno`.
+    SpawnExec = 15,
 }
+
+/// What a vfork child thread's call returns once its process exec'd or ended: the
+/// thread is gone from the partition.
+pub const VFORK_GONE: i64 = -(1 << 40);
 
 /// Bit of a `MapShared` result: the host mapping is read-only (the fd was not open
 /// for writing), so the application may never make it writable (`EACCES`).
@@ -115,6 +131,9 @@ impl Op {
             10 => Op::SharedLen,
             11 => Op::StartServer,
             12 => Op::PageSizes,
+            13 => Op::Fork,
+            14 => Op::VforkWait,
+            15 => Op::SpawnExec,
             _ => return None,
         })
     }
@@ -307,6 +326,10 @@ static_assertions::const_assert!(
     MAPLOG_OFFSET + size_of::<crate::maplog::MapLog>() as u64 <= THREAD_SLOTS_OFFSET
 );
 static_assertions::const_assert!(thread_slot_offset(MAX_THREADS) <= crate::layout::IKC_SIZE);
+// The signal page is the IKC area's last page.
+static_assertions::const_assert!(
+    thread_slot_offset(MAX_THREADS) <= crate::signal::SIGNAL_PAGE_OFFSET
+);
 
 #[cfg(test)]
 mod tests {

@@ -16,4 +16,5 @@ pub mod layout;
 pub mod maplog;
 pub mod paging;
 pub mod ports;
+pub mod signal;
 pub mod trap;

@@ -10,6 +10,7 @@ pub mod mm;
 pub mod signal;
 pub mod task;
 pub mod time;
+pub mod wait;
 
 /// A forwarded call's raw result as a handler result.
 pub fn forwarded(r: i64) -> Result<usize, Errno> {
@@ -221,6 +222,43 @@ mod tests {
             signal::rt_sigprocmask(&mut pr, &p, SIG_SETMASK, 0, buf + 4096, 8),
             Err(EFAULT)
         );
+    }
+
+    #[test]
+    fn sigtimedwait_sigpending_and_pause_decide_locally() {
+        let (mut pr, p, buf) = setup();
+        use mote_abi::errno::Errno::*;
+        let act = crate::signal::SigAction {
+            handler: 0x40_1000,
+            ..Default::default()
+        };
+        pr.signals.set_action(SIGUSR1, act).unwrap();
+        pr.signals.set_mask(bit(SIGUSR1));
+        signal::kill(&mut pr, &p, PID as u64, SIGUSR1 as u64).unwrap();
+        assert_eq!(signal::rt_sigpending(&mut pr, &p, buf, 8), Ok(0));
+        assert_eq!(p.peek(buf, 8), bit(SIGUSR1).to_le_bytes());
+        // A blocked pending signal in the set is taken without a handler.
+        p.poke(buf, &bit(SIGUSR1).to_le_bytes());
+        let info = buf + 64;
+        assert_eq!(
+            signal::rt_sigtimedwait(&mut pr, &p, buf, info, 0, 8),
+            Ok(SIGUSR1 as usize)
+        );
+        assert_eq!(p.peek(info, 4), (SIGUSR1 as i32).to_le_bytes());
+        assert_eq!(pr.signals.pending(), 0);
+        // Nothing pending, zero timeout: EAGAIN after one look at Linux's clock.
+        p.reply(syscalls::Sysno::clock_gettime, 0);
+        p.poke(buf + 32, &[0u8; 16]);
+        assert_eq!(
+            signal::rt_sigtimedwait(&mut pr, &p, buf, 0, buf + 32, 8),
+            Err(EAGAIN)
+        );
+        // pause() with a handler due returns EINTR without waiting in Linux.
+        pr.signals.set_mask(0);
+        signal::kill(&mut pr, &p, PID as u64, SIGUSR1 as u64).unwrap();
+        let before = p.forwarded_nrs().len();
+        assert_eq!(signal::pause(&mut pr, &p), Err(EINTR));
+        assert_eq!(p.forwarded_nrs().len(), before);
     }
 
     #[test]

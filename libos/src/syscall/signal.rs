@@ -1,7 +1,17 @@
-//! Signal calls: `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`, and the ways a
-//! process signals itself (`kill`, `tkill`, `tgkill`, `rt_sigqueueinfo`,
-//! `rt_tgsigqueueinfo`). A signal addressed to any other process goes to Linux
-//! through the proxy.
+//! Signal calls: `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`, `rt_sigpending`,
+//! the waits (`pause`, `rt_sigsuspend`, `rt_sigtimedwait`), the ways a process
+//! signals itself (`kill`, `tkill`, `tgkill`, `rt_sigqueueinfo`,
+//! `rt_tgsigqueueinfo`), the timers that signal (`alarm`, `setitimer`,
+//! `timer_create`), and forwarded calls a signal interrupts (`forward_interruptible`,
+//! the sleeps). A signal addressed to any other process goes to Linux through the
+//! proxy.
+//!
+//! Where waits happen: signals from outside reach the proxy, so a wait for them is
+//! a forwarded `pause` (or an absolute `clock_nanosleep`) that the proxy's offload
+//! thread blocks in; the proxy interrupts it with `EINTR` when a signal libos asked
+//! to hear about arrives (`mote_abi::signal`), and libos looks again. Timers run in
+//! Linux: `alarm`, `setitimer(ITIMER_REAL)` and `timer_create` are forwarded, so the
+//! proxy process gets the signal and routes it like any other from outside.
 
 use mote_abi::errno::Errno;
 use syscalls::Sysno;
@@ -9,8 +19,164 @@ use syscalls::Sysno;
 use super::forwarded;
 use crate::platform::Platform;
 use crate::process::Process;
-use crate::signal::{self, AltStack, SigAction};
+use crate::sigframe::{code, SigInfo};
+use crate::signal::{self, AfterEintr, AltStack, SigAction};
 use crate::uapi::signal::{sigaction, stack_t, SIGSET_SIZE};
+
+const EINTR: i64 = -(Errno::EINTR as i64);
+
+/// A forwarded call; when a signal interrupted it, Linux's restart rules decide
+/// whether it runs again now, after the handler (`SA_RESTART`), or returns `EINTR`.
+pub fn forward_interruptible<P: Platform>(pr: &mut Process, p: &P, nr: u64, args: [u64; 6]) -> i64 {
+    loop {
+        let r = p.forward(nr, args);
+        if let Some(r) = interrupted(pr, p, nr, args, r) {
+            return r;
+        }
+    }
+}
+
+/// What forwarded call `nr` returns after Linux answered `r`: `r` itself, or
+/// `None` when a signal interrupted it and no handler runs, so it runs again now.
+/// Only needs the process when `r` is `EINTR`, so a caller can forward without
+/// holding the process and take it only then.
+pub fn interrupted<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    nr: u64,
+    args: [u64; 6],
+    r: i64,
+) -> Option<i64> {
+    (r != EINTR || pr.on_eintr(p, nr, args) != AfterEintr::RestartNow).then_some(r)
+}
+
+/// `pause()`: until a signal runs a handler (or ends the process).
+pub fn pause<P: Platform>(pr: &mut Process, p: &P) -> Result<usize, Errno> {
+    wait_call(pr, p, Sysno::pause, [0; 6])
+}
+
+/// `rt_sigsuspend(mask, sigsetsize)` (see `wait`).
+pub fn rt_sigsuspend<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    mask: u64,
+    sigsetsize: u64,
+) -> Result<usize, Errno> {
+    wait_call(pr, p, Sysno::rt_sigsuspend, [mask, sigsetsize, 0, 0, 0, 0])
+}
+
+/// `rt_sigpending(set, sigsetsize)`: pending signals that are blocked.
+pub fn rt_sigpending<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    set: u64,
+    sigsetsize: u64,
+) -> Result<usize, Errno> {
+    if sigsetsize > SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    pr.signals.take_external();
+    let pending = pr.signals.pending() & pr.signals.mask();
+    pr.write_user(p, set, &pending.to_le_bytes()[..sigsetsize as usize])?;
+    Ok(0)
+}
+
+/// `rt_sigtimedwait(set, info, timeout, sigsetsize)` (see `wait`).
+pub fn rt_sigtimedwait<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    set: u64,
+    info: u64,
+    timeout: u64,
+    sigsetsize: u64,
+) -> Result<usize, Errno> {
+    wait_call(
+        pr,
+        p,
+        Sysno::rt_sigtimedwait,
+        [set, info, timeout, sigsetsize, 0, 0],
+    )
+}
+
+/// `nanosleep(req, rem)` and `clock_nanosleep` (see `wait`).
+pub fn sleep<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    nr: u64,
+    args: [u64; 6],
+) -> Result<usize, Errno> {
+    let w = super::wait::Wait::new(nr, args).ok_or(Errno::ENOSYS)?;
+    super::wait::run(w, pr, p)
+}
+
+fn wait_call<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    nr: Sysno,
+    args: [u64; 6],
+) -> Result<usize, Errno> {
+    let w = super::wait::Wait::new(nr as u64, args).expect("a waiting call");
+    super::wait::run(w, pr, p)
+}
+
+/// `alarm(seconds)`: Linux's timer; SIGALRM reaches the proxy, which routes it.
+pub fn alarm<P: Platform>(p: &P, seconds: u64) -> Result<usize, Errno> {
+    forwarded(p.forward(Sysno::alarm as u64, [seconds, 0, 0, 0, 0, 0]))
+}
+
+/// `setitimer(which, new, old)`: `ITIMER_REAL` counts wall time and signals the
+/// process, so Linux's works for us; the CPU-time timers would count the
+/// proxy's time, not the application's.
+pub fn setitimer<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    which: u64,
+    new: u64,
+    old: u64,
+) -> Result<usize, Errno> {
+    const ITIMER_REAL: u64 = 0;
+    if which != ITIMER_REAL {
+        pr.log_once(p, Sysno::setitimer as u64 + 0x2_0000, || {
+            alloc::format!(
+                "setitimer({which}): CPU-time timers would count the proxy's time; returning ENOSYS"
+            )
+        });
+        return Err(Errno::ENOSYS);
+    }
+    forwarded(p.forward(Sysno::setitimer as u64, [which, new, old, 0, 0, 0]))
+}
+
+/// `timer_create(clock, sevp, timerid)`: wall-clock timers that signal the process
+/// (or do not signal) run in Linux; CPU-time clocks and thread-directed or
+/// thread-creating notifications are not offered.
+pub fn timer_create<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    clock: u64,
+    sevp: u64,
+    timerid: u64,
+) -> Result<usize, Errno> {
+    const SIGEV_SIGNAL: i32 = 0;
+    const SIGEV_NONE: i32 = 1;
+    let clock_ok = matches!(clock as i32, 0 | 1 | 4 | 7 | 8 | 9 | 11);
+    let notify = if sevp != 0 {
+        let mut b = [0u8; 16];
+        pr.read_user(p, sevp, &mut b)?;
+        i32::from_le_bytes(b[12..16].try_into().expect("4"))
+    } else {
+        SIGEV_SIGNAL
+    };
+    if !clock_ok || !matches!(notify, SIGEV_SIGNAL | SIGEV_NONE) {
+        pr.log_once(p, Sysno::timer_create as u64 + 0x2_0000, || {
+            alloc::format!(
+                "timer_create(clock {}, notify {notify}): only wall-clock timers that signal the process are offered; returning ENOSYS",
+                clock as i32
+            )
+        });
+        return Err(Errno::ENOSYS);
+    }
+    forwarded(p.forward(Sysno::timer_create as u64, [clock, sevp, timerid, 0, 0, 0]))
+}
 
 /// `rt_sigaction(sig, act, oact, sigsetsize)`.
 pub fn rt_sigaction<P: Platform>(
@@ -90,7 +256,13 @@ pub fn sigaltstack<P: Platform>(
         pr.signals.set_altstack(AltStack::from_bytes(&b))?;
     }
     if old_ss != 0 {
-        pr.write_user(p, old_ss, &old.to_bytes())?;
+        // Linux reports SS_ONSTACK while the caller runs on it.
+        let sp = pr.signals.thread.caller_sp;
+        let reported = AltStack {
+            flags: crate::sigframe::altstack_flags(old, sp),
+            ..old
+        };
+        pr.write_user(p, old_ss, &reported.to_bytes())?;
     }
     Ok(0)
 }
@@ -111,7 +283,10 @@ pub fn tkill<P: Platform>(pr: &mut Process, p: &P, tid: u64, sig: u64) -> Result
         return Err(Errno::EINVAL);
     }
     if tid == pr.tid() as i32 {
-        return pr.raise(p, sig);
+        return raise_thread(pr, p, sig);
+    }
+    if pr.signals.has_other_thread(tid as u32) {
+        return raise_other(pr, p, tid as u32, sig);
     }
     forwarded(p.forward(Sysno::tkill as u64, [tid as u64, sig, 0, 0, 0, 0]))
 }
@@ -129,11 +304,13 @@ pub fn tgkill<P: Platform>(
         return Err(Errno::EINVAL);
     }
     if tgid == pr.pid as i32 {
-        if tid != pr.tid() as i32 {
-            // No other thread exists yet.
-            return Err(Errno::ESRCH);
+        if tid == pr.tid() as i32 {
+            return raise_thread(pr, p, sig);
         }
-        return pr.raise(p, sig);
+        if pr.signals.has_other_thread(tid as u32) {
+            return raise_other(pr, p, tid as u32, sig);
+        }
+        return Err(Errno::ESRCH);
     }
     forwarded(p.forward(
         Sysno::tgkill as u64,
@@ -141,8 +318,53 @@ pub fn tgkill<P: Platform>(
     ))
 }
 
-/// `rt_sigqueueinfo(tgid, sig, info)`: to ourselves the `siginfo` only matters to a
-/// handler, which cannot run yet.
+/// `tkill`/`tgkill` to another thread of the process: queued for it, and the
+/// runtime interrupts its wait (`Process::interrupt`).
+fn raise_other<P: Platform>(pr: &mut Process, p: &P, tid: u32, sig: u64) -> Result<usize, Errno> {
+    if sig == 0 {
+        return Ok(0);
+    }
+    let sig = signal::valid(sig).ok_or(Errno::EINVAL)?;
+    let info = pr.sender_info(p, sig, crate::sigframe::code::SI_TKILL);
+    pr.signals.queue_for(tid, sig, info);
+    pr.interrupt.push(tid);
+    pr.signals.publish();
+    Ok(0)
+}
+
+/// `tkill`/`tgkill` to ourselves: thread-directed, `SI_TKILL`.
+fn raise_thread<P: Platform>(pr: &mut Process, p: &P, sig: u64) -> Result<usize, Errno> {
+    if sig == 0 {
+        return Ok(0);
+    }
+    let sig = signal::valid(sig).ok_or(Errno::EINVAL)?;
+    if pr.signals.ignored(sig) && !pr.signals.blocked(sig) {
+        return Ok(0);
+    }
+    let info = pr.sender_info(p, sig, code::SI_TKILL);
+    pr.raise_info(p, sig, info, true);
+    Ok(0)
+}
+
+/// `rt_sigqueueinfo`/`rt_tgsigqueueinfo` to ourselves: the caller's `siginfo` as it
+/// is (Linux's `EPERM` for `si_code >= 0` applies to other processes only).
+fn queue_own<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    sig: u64,
+    info: u64,
+    thread: bool,
+) -> Result<usize, Errno> {
+    let mut b = [0u8; 128];
+    pr.read_user(p, info, &mut b)?;
+    let sig = signal::valid(sig).ok_or(Errno::EINVAL)?;
+    let mut i = SigInfo(b);
+    i.0[0..4].copy_from_slice(&(sig as i32).to_le_bytes());
+    pr.raise_info(p, sig, i, thread);
+    Ok(0)
+}
+
+/// `rt_sigqueueinfo(tgid, sig, info)`.
 pub fn rt_sigqueueinfo<P: Platform>(
     pr: &mut Process,
     p: &P,
@@ -151,8 +373,7 @@ pub fn rt_sigqueueinfo<P: Platform>(
     info: u64,
 ) -> Result<usize, Errno> {
     if tgid as i32 == pr.pid as i32 {
-        pr.mm.check_access(info, 128, false)?;
-        return pr.raise(p, sig);
+        return queue_own(pr, p, sig, info, false);
     }
     forwarded(p.forward(Sysno::rt_sigqueueinfo as u64, [tgid, sig, info, 0, 0, 0]))
 }
@@ -170,8 +391,7 @@ pub fn rt_tgsigqueueinfo<P: Platform>(
         if tid as i32 != pr.tid() as i32 {
             return Err(Errno::ESRCH);
         }
-        pr.mm.check_access(info, 128, false)?;
-        return pr.raise(p, sig);
+        return queue_own(pr, p, sig, info, true);
     }
     forwarded(p.forward(
         Sysno::rt_tgsigqueueinfo as u64,

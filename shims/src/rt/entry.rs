@@ -8,6 +8,14 @@
 //! `r11` take the return address and flags (as `syscall` defines), and a `jmp rcx`
 //! on the application's own stack finishes the call. Nothing is written below the
 //! application's stack pointer, so its red zone is safe.
+//!
+//! Signals (see `sig`): when `shim_trap` returns non-zero, `mote_full_exit` restores
+//! every register from the frame, rcx and r11 included. It writes the return address
+//! 8 bytes below the target's red zone (dead stack by the ABI) and `ret 128` pops it
+//! and steps back over the red zone. The patched-site and direct entries test the
+//! signal page's `attention` word after the call (one load, the fast path) and only
+//! when it is set build a `TrapFrame` of the state the call returns to and call
+//! `direct_slow`, leaving through `mote_full_exit`.
 
 use core::arch::global_asm;
 use core::mem::offset_of;
@@ -77,9 +85,15 @@ mote_patched_entry:
     mov rdx, rsi
     mov rsi, rdi
     mov rdi, rax
-    call {direct}
+    // A raw `syscall` site may run with DF set; Rust code needs it clear (popfq
+    // below gives the application its flags back).
+    cld
+    call {direct_patched}
     add rsp, 8
     pop rsp
+    mov r11, {attn}
+    cmp dword ptr [r11], 0
+    jne 2f
     pop r9
     pop r8
     pop r10
@@ -88,6 +102,37 @@ mote_patched_entry:
     pop rdi
     popfq
     ret
+    // Slow path: the frame of the state after `ret`, from the saved area
+    // (r9 r8 r10 rdx rsi rdi rflags, return address) and the live registers.
+2:  mov r11, rsp
+    mov rsp, gs:[{top}]
+    push 0
+    lea rcx, [r11 + 64]
+    push rcx
+    push qword ptr [r11 + 48]
+    push qword ptr [r11 + 56]
+    push 0
+    push 0
+    push {vpatched}
+    push rax
+    push rbx
+    push 0
+    push qword ptr [r11 + 24]
+    push qword ptr [r11 + 32]
+    push qword ptr [r11 + 40]
+    push rbp
+    push qword ptr [r11 + 8]
+    push qword ptr [r11]
+    push qword ptr [r11 + 16]
+    push 0
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call {slow}
+    jmp mote_full_exit
 
     // The direct entry (`AT_MOTE_SYSCALL`): a C-ABI call from the application,
     // `long mote_syscall(nr, a0, a1, a2, a3, a4, a5)`, served on the upcall stack
@@ -103,7 +148,40 @@ mote_syscall:
     call {direct}
     mov rsp, rbp
     pop rbp
+    mov r11, {attn}
+    cmp dword ptr [r11], 0
+    jne 3f
     ret
+    // Slow path: the state after `ret`; caller-saved registers are dead (zero).
+3:  mov r11, rsp
+    mov rsp, gs:[{top}]
+    push 0
+    lea rcx, [r11 + 8]
+    push rcx
+    pushfq
+    push qword ptr [r11]
+    push 0
+    push 0
+    push {vdirect}
+    push rax
+    push rbx
+    push 0
+    push 0
+    push 0
+    push 0
+    push rbp
+    push 0
+    push 0
+    push 0
+    push 0
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call {slow}
+    jmp mote_full_exit
 
     .global mote_trap_entry
 mote_trap_entry:
@@ -125,6 +203,8 @@ mote_trap_entry:
     mov rdi, rsp
     cld
     call {trap}
+    test rax, rax
+    jnz mote_full_exit
     // Also where a new thread starts (threads::mote_thread_start).
     .global mote_trap_exit
 mote_trap_exit:
@@ -149,6 +229,33 @@ mote_trap_exit:
     popfq
     mov rsp, [rsp + {rsp}]
     jmp rcx
+
+    // Every register from the TrapFrame at rsp (see the module comment).
+mote_full_exit:
+    mov rax, [rsp + {f_rsp}]
+    sub rax, 136
+    mov rcx, [rsp + {f_rip}]
+    mov [rax], rcx
+    mov [rsp + {f_cr2}], rax
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    push qword ptr [rsp + {rflags}]
+    popfq
+    mov rsp, [rsp + {cr2}]
+    ret 128
 "#,
     main = sym crate::partition::runtime_main,
     scratch = const crate::rt::threads::PERCPU_SCRATCH,
@@ -158,9 +265,18 @@ mote_trap_exit:
     ucs = const 0x23,
     trap = sym crate::partition::shim_trap,
     direct = sym crate::partition::direct_syscall,
+    direct_patched = sym crate::partition::patched_syscall,
     rip = const offset_of!(UpcallHeader, rip),
     rflags = const offset_of!(UpcallHeader, rflags),
     rsp = const offset_of!(UpcallHeader, rsp),
+    cr2 = const offset_of!(UpcallHeader, cr2),
+    f_rsp = const offset_of!(TrapFrame, hdr) + offset_of!(UpcallHeader, rsp),
+    f_rip = const offset_of!(TrapFrame, hdr) + offset_of!(UpcallHeader, rip),
+    f_cr2 = const offset_of!(TrapFrame, hdr) + offset_of!(UpcallHeader, cr2),
+    attn = const mote_abi::signal::SIGNAL_PAGE_VA + mote_abi::signal::ATTENTION_OFFSET as u64,
+    vpatched = const mote_abi::signal::VECTOR_PATCHED,
+    vdirect = const mote_abi::signal::VECTOR_DIRECT,
+    slow = sym crate::partition::direct_slow,
 );
 
 static_assertions::const_assert_eq!(offset_of!(TrapFrame, hdr), 15 * 8);

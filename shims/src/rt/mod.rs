@@ -4,9 +4,11 @@
 #![allow(unsafe_code)]
 
 pub mod entry;
+pub mod fpu;
 pub mod heap;
 pub mod hosted;
 pub mod platform;
+pub mod sig;
 pub mod threads;
 
 /// The argv/envp block the proxy wrote (`layout::ARGS_VA`, `BootInfo::args_len`).

@@ -113,7 +113,7 @@ impl Kvm {
         let cpu = crate::rt::threads::cpu();
         let slot = cpu.slot.load(core::sync::atomic::Ordering::Relaxed) as usize;
         let core = cpu.core.load(core::sync::atomic::Ordering::Relaxed) as u32;
-        thread_slot(slot).call(
+        let r = thread_slot(slot).call(
             op,
             nr,
             args,
@@ -121,7 +121,29 @@ impl Kvm {
                 slot: slot as u32,
                 core,
             },
-        )
+        );
+        if r == mote_abi::ikc::VFORK_GONE {
+            // This thread was a vfork child whose process exec'd or ended.
+            crate::rt::threads::end_child_thread()
+        }
+        r
+    }
+
+    /// Fork a proxy process to serve slot `slot` (a vfork child); its pid or
+    /// `-errno`.
+    pub fn fork_server(&self, slot: usize) -> i64 {
+        self.call(Op::Fork, 0, [slot as u64, 0, 0, 0, 0, 0])
+    }
+
+    /// Wait until vfork child `pid` (slot `slot`) exec'd or ended.
+    pub fn vfork_wait(&self, pid: u32, slot: usize) {
+        self.call(Op::VforkWait, 0, [pid as u64, slot as u64, 0, 0, 0, 0]);
+    }
+
+    /// A vfork child's `execve`: its program in a partition of its own. Returns
+    /// only on failure (`-errno`).
+    pub fn spawn_exec(&self, path: u64, argv: u64, envp: u64) -> i64 {
+        self.call(Op::SpawnExec, 0, [path, argv, envp, 0, 0, 0])
     }
 
     /// This core.

@@ -63,6 +63,11 @@ pub struct PerCpu {
     pub dead: AtomicU64,
     /// Address of this struct (for Rust code: `gs:[self_ptr]`).
     pub self_ptr: AtomicU64,
+    /// The running thread is a vfork child (1) or not (0).
+    pub child: AtomicU64,
+    /// A patched site or the direct entry asked for `rt_sigreturn` (1): the
+    /// entry's slow path does it (`rt::sig`).
+    pub sigreturn: AtomicU64,
 }
 
 pub const PERCPU_SCRATCH: usize = 0;
@@ -81,6 +86,8 @@ static CPUS: [PerCpu; MAX_CORES] = [const {
         idle_rsp: AtomicU64::new(0),
         dead: AtomicU64::new(0),
         self_ptr: AtomicU64::new(0),
+        child: AtomicU64::new(0),
+        sigreturn: AtomicU64::new(0),
     }
 }; MAX_CORES];
 
@@ -337,10 +344,7 @@ fn reschedule(mut g: spin::MutexGuard<'static, Option<Threads>>, p: &Kvm) {
         return;
     }
     let dying = t.get(me).is_some_and(|x| x.state == State::Dead);
-    let next = next.map(|tid| {
-        let x = t.get(tid).expect("picked thread");
-        (tid, x.slot, x.fs_base)
-    });
+    let next = next.map(|tid| t.get(tid).expect("picked thread").clone());
     drop(g);
     if !dying {
         save_ext(&mut tcb(my_slot).xsave);
@@ -349,7 +353,7 @@ fn reschedule(mut g: spin::MutexGuard<'static, Option<Threads>>, p: &Kvm) {
     }
     let save = &raw mut tcb(my_slot).rsp;
     match next {
-        Some((tid, slot, fs)) => enter(p, core, tid, slot, fs, save),
+        Some(x) => enter(p, core, &x, save),
         None => {
             c.tid.store(0, Ordering::Relaxed);
             set_upcall_top(core, 0);
@@ -362,8 +366,10 @@ fn reschedule(mut g: spin::MutexGuard<'static, Option<Threads>>, p: &Kvm) {
 
 /// Make `tid` (slot `slot`) the running thread of this core and switch to it,
 /// saving the current context's rsp at `save`.
-fn enter(p: &Kvm, core: usize, tid: u32, slot: usize, fs: u64, save: *mut u64) {
+fn enter(p: &Kvm, core: usize, x: &Thread, save: *mut u64) {
+    let (tid, slot, fs) = (x.tid, x.slot, x.fs_base);
     let c = &CPUS[core];
+    c.child.store(x.child_process as u64, Ordering::Relaxed);
     c.tid.store(tid as u64, Ordering::Relaxed);
     c.slot.store(slot as u64, Ordering::Relaxed);
     set_upcall_top(core, stack_top(slot));
@@ -453,16 +459,16 @@ pub fn idle_loop(p: &'static Kvm) -> ! {
         };
         let now = now_ns(p);
         if let Some(tid) = t.pick(core, now, answered) {
-            let x = t.get(tid).expect("picked thread");
-            let (slot, fs) = (x.slot, x.fs_base);
+            let x = t.get(tid).expect("picked thread").clone();
             drop(g);
             spins = 0;
-            enter(p, core, tid, slot, fs, c.idle_rsp.as_ptr());
+            enter(p, core, &x, c.idle_rsp.as_ptr());
             after_switch();
             continue;
         }
         let deadline = t.next_deadline(core);
         drop(g);
+        attend_signals(core);
         if spins < IDLE_SPINS {
             spins += 1;
             core::hint::spin_loop();
@@ -546,15 +552,30 @@ struct CloneArgs {
     tls: u64,
 }
 
-/// Threads only: a new process (fork, vfork, posix_spawn) would need a second
-/// partition or Linux's fork of the proxy, neither of which exists yet.
-fn check_clone(pr: &mut Process, p: &Kvm, a: &CloneArgs) -> Result<(), Errno> {
+/// What a `clone` makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CloneKind {
+    /// A thread of this process.
+    Thread,
+    /// A vfork child process (`vfork`, `posix_spawn`): it shares the memory and
+    /// runs in this partition until it execs (into a partition of its own) or
+    /// exits; its calls go to a forked proxy with its own descriptors.
+    VforkChild,
+}
+
+/// Threads and vfork children. A copy of the process (`fork`) would need a second
+/// partition with a copy of the memory, which does not exist yet.
+fn check_clone(pr: &mut Process, p: &Kvm, a: &CloneArgs) -> Result<CloneKind, Errno> {
     use clone_flags::*;
     let thread = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
+    let vfork = CLONE_VM | CLONE_VFORK;
+    if a.flags & !CSIGNAL == vfork {
+        return Ok(CloneKind::VforkChild);
+    }
     if a.flags & thread != thread {
         pr.log_once(p, Sysno::clone as u64, || {
             alloc::format!(
-                "clone with flags {:#x}: creating processes (fork, vfork, posix_spawn) is not implemented yet; only threads (CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD); returning ENOSYS",
+                "clone with flags {:#x}: copying the process (fork) is not implemented yet; threads (CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD) and vfork children (CLONE_VM|CLONE_VFORK: vfork, posix_spawn) are; returning ENOSYS",
                 a.flags
             )
         });
@@ -582,7 +603,7 @@ fn check_clone(pr: &mut Process, p: &Kvm, a: &CloneArgs) -> Result<(), Errno> {
     if a.flags & CSIGNAL != 0 {
         return Err(Errno::EINVAL); // Linux: a thread has no exit signal.
     }
-    Ok(())
+    Ok(CloneKind::Thread)
 }
 
 /// `clone` / `clone3` of a thread, from a trap (`f` is the caller's frame: the child
@@ -594,17 +615,18 @@ fn clone_thread(
     a: CloneArgs,
 ) -> Result<usize, Errno> {
     use clone_flags::*;
-    {
+    let kind = {
         let mut g = proc.lock();
         let pr = g.as_mut().expect("process");
-        check_clone(pr, p, &a)?;
+        let kind = check_clone(pr, p, &a)?;
         if a.flags & CLONE_PARENT_SETTID != 0 {
             pr.mm.check_access(a.ptid, 4, true)?;
         }
         if a.flags & CLONE_CHILD_SETTID != 0 {
             pr.mm.check_access(a.ctid, 4, true)?;
         }
-    }
+        kind
+    };
     let (slot, parent) = {
         let mut g = threads();
         let t = g.as_mut().expect("threads");
@@ -615,7 +637,11 @@ fn clone_thread(
         (t.alloc_slot()?, me)
     };
     // The slot's own offload thread in the proxy; its Linux tid is the new thread's.
-    let tid = p.start_server(slot);
+    // A vfork child's is a forked proxy process, whose pid is the child's.
+    let tid = match kind {
+        CloneKind::Thread => p.start_server(slot),
+        CloneKind::VforkChild => p.fork_server(slot),
+    };
     if tid <= 0 {
         threads().as_mut().expect("threads").free_slot(slot);
         return Err(Errno::from_code((-tid) as i32).unwrap_or(Errno::EAGAIN));
@@ -650,10 +676,11 @@ fn clone_thread(
     }
     let mut g = threads();
     let t = g.as_mut().expect("threads");
-    let core = t.spawn(Thread {
+    let child = Thread {
         tid,
         slot,
         core: 0,
+        child_process: kind == CloneKind::VforkChild,
         affinity: parent.affinity,
         state: State::Runnable,
         wake: Wake::Woken,
@@ -669,9 +696,27 @@ fn clone_thread(
         } else {
             parent.fs_base
         },
-    });
+    };
+    let core = match kind {
+        CloneKind::Thread => t.spawn(child),
+        // Beside its parent, which waits for it.
+        CloneKind::VforkChild => t.spawn_on(child, parent.core),
+    };
     drop(g);
+    if kind == CloneKind::Thread {
+        // The new thread's signal state: the creator's mask, nothing pending.
+        if let Some(pr) = proc.lock().as_mut() {
+            pr.signals.switch_thread(parent.tid);
+            pr.signals.new_thread(tid);
+        }
+    }
     kick(core);
+    if kind == CloneKind::VforkChild {
+        // vfork: the parent goes on once the child exec'd or ended (its calls
+        // meanwhile are the child's, on this core or another).
+        p.vfork_wait(tid, slot);
+        return Ok(tid as usize);
+    }
     publish_thread_count(proc);
     Ok(tid as usize)
 }
@@ -687,12 +732,12 @@ fn clone3_args(pr: &Process, p: &Kvm, uargs: u64, size: u64) -> Result<CloneArgs
     let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
     // flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
     // set_tid, set_tid_size, cgroup.
-    if w(4) != 0 || w(8) != 0 || w(9) != 0 {
+    if w(4) > 64 || w(8) != 0 || w(9) != 0 {
         return Err(Errno::EINVAL);
     }
     let stack = if w(5) != 0 { w(5) + w(6) } else { 0 };
     Ok(CloneArgs {
-        flags: w(0),
+        flags: w(0) | (w(4) & clone_flags::CSIGNAL),
         stack,
         ptid: w(3),
         ctid: w(2),
@@ -707,7 +752,7 @@ fn exit_thread(p: &'static Kvm, proc: &spin::Mutex<Option<Process>>, status: u64
     let core = cpu().core.load(Ordering::Relaxed) as usize;
     let mut g = threads();
     let t = g.as_mut().expect("threads");
-    if t.live() <= 1 {
+    if t.live_own() <= 1 {
         drop(g);
         p.exit((status & 0xff) as i32);
     }
@@ -723,13 +768,129 @@ fn exit_thread(p: &'static Kvm, proc: &spin::Mutex<Option<Process>>, status: u64
             }
         }
     }
+    let robust = t.get(me).map_or(0, |x| x.robust_list.0);
+    if robust != 0 {
+        release_robust(p, proc, t, me, robust);
+    }
     t.stop_current(core, State::Dead);
-    let live = t.live();
+    let live = t.live_own();
     if let Some(pr) = proc.lock().as_mut() {
         pr.threads = live;
+        pr.signals.end_thread(me);
     }
     reschedule(g, p);
     unreachable!("a dead thread was scheduled again")
+}
+
+/// A dying thread's robust futexes (`set_robust_list`): each one it still holds
+/// gets the owner-died bit, and a waiter is woken, as Linux does.
+fn release_robust(
+    p: &Kvm,
+    proc: &spin::Mutex<Option<Process>>,
+    t: &mut Threads,
+    tid: u32,
+    head: u64,
+) {
+    let g = proc.lock();
+    let Some(pr) = g.as_ref() else {
+        return;
+    };
+    let read = |a: u64| {
+        let mut b = [0u8; 8];
+        pr.read_user(p, a, &mut b).ok()?;
+        Some(u64::from_le_bytes(b))
+    };
+    for addr in sched::robust_futexes(head, read) {
+        if !addr.is_multiple_of(4) || pr.mm.check_access(addr, 4, true).is_err() {
+            continue;
+        }
+        // SAFETY: addr is mapped writable application memory (checked), aligned;
+        // other threads change it with atomic instructions too.
+        let word = unsafe { &*(addr as *const AtomicU32) };
+        let mut old = word.load(Ordering::Relaxed);
+        while let Some(new) = sched::owner_died(old, tid) {
+            match word.compare_exchange(old, new, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => {
+                    if old & sched::FUTEX_WAITERS != 0 {
+                        for c in t.futex_wake(addr, 1, u32::MAX) {
+                            kick(c);
+                        }
+                    }
+                    break;
+                }
+                Err(now) => old = now,
+            }
+        }
+    }
+}
+
+/// Is the running thread a vfork child (its process is another)?
+pub fn current_is_child() -> bool {
+    cpu().child.load(Ordering::Relaxed) != 0
+}
+
+/// The running vfork child's process exec'd or ended: the thread leaves the
+/// partition. Never called with PROCESS held.
+pub fn end_child_thread() -> ! {
+    let core = cpu().core.load(Ordering::Relaxed) as usize;
+    let mut g = threads();
+    g.as_mut().expect("threads").stop_current(core, State::Dead);
+    reschedule(g, super::platform::kvm());
+    unreachable!("a gone vfork child was scheduled again")
+}
+
+/// Calls of a vfork child that are its process's, not the partition's: `execve`
+/// runs the program in a partition of its own, `exit`/`exit_group` end the child
+/// process. `None`: not such a call.
+pub fn child_call(p: &Kvm, nr: u64, a: [u64; 6]) -> Option<u64> {
+    let nr = nr as u32 as u64;
+    let exit = nr == Sysno::exit as u64 || nr == Sysno::exit_group as u64;
+    if !(exit || nr == Sysno::execve as u64) || !current_is_child() {
+        return None;
+    }
+    if exit {
+        p.exit((a[0] & 0xff) as i32)
+    }
+    // Returns only when the program cannot be run (-errno).
+    Some(p.spawn_exec(a[0], a[1], a[2]) as u64)
+}
+
+/// Signals were sent to threads `tids` (`tgkill`): end their futex waits (EINTR)
+/// so they act on them. Call without holding PROCESS.
+pub fn interrupt(tids: &[u32]) {
+    if tids.is_empty() {
+        return;
+    }
+    let mut g = threads();
+    let Some(t) = g.as_mut() else { return };
+    let cores: Vec<usize> = tids.iter().filter_map(|&tid| t.interrupt(tid)).collect();
+    drop(g);
+    for c in cores {
+        kick(c);
+    }
+}
+
+/// A signal wants acting on (the signal page's `attention`) while this core runs
+/// none of the process's threads: end the futex wait of one of its threads that
+/// would take it, so that it does on its way back to the application.
+fn attend_signals(core: usize) {
+    if super::sig::page().attention.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    // PROCESS first, let go, then THREADS (lock order).
+    let takers = match crate::partition::process_with_signals() {
+        Some(t) => t,
+        None => return,
+    };
+    let mut g = threads();
+    let Some(t) = g.as_mut() else { return };
+    let target = takers.iter().copied().find(|&tid| {
+        t.get(tid)
+            .is_some_and(|x| x.core == core && matches!(x.state, State::Blocked { .. }))
+    });
+    if let Some(tid) = target {
+        t.interrupt(tid);
+    }
 }
 
 /// Read the futex word at `uaddr` (aligned, mapped readable).
@@ -832,6 +993,7 @@ fn futex(
             reschedule(g, p);
             match threads().as_ref().and_then(|t| t.get(me)).map(|x| x.wake) {
                 Some(Wake::TimedOut) => Err(Errno::ETIMEDOUT),
+                Some(Wake::Interrupted) => Err(Errno::EINTR),
                 _ => Ok(0),
             }
         }
@@ -1015,6 +1177,24 @@ pub fn dispatch(
                 },
             )
         }
+        Some(Sysno::vfork) => {
+            let Some(f) = frame else {
+                return Err(direct_clone(p, proc));
+            };
+            let flags = clone_flags::CLONE_VM | clone_flags::CLONE_VFORK | 17; // SIGCHLD
+            clone_thread(
+                p,
+                proc,
+                f,
+                CloneArgs {
+                    flags,
+                    stack: 0,
+                    ptid: 0,
+                    ctid: 0,
+                    tls: 0,
+                },
+            )
+        }
         Some(Sysno::clone3) => {
             let Some(f) = frame else {
                 return Err(direct_clone(p, proc));
@@ -1115,7 +1295,7 @@ fn direct_clone(p: &Kvm, proc: &spin::Mutex<Option<Process>>) -> Errno {
 /// Tell the process how many threads live (for `/proc/self/status`); call without
 /// holding PROCESS.
 fn publish_thread_count(proc: &spin::Mutex<Option<Process>>) {
-    let n = threads().as_ref().map_or(1, |t| t.live());
+    let n = threads().as_ref().map_or(1, |t| t.live_own());
     if let Some(pr) = proc.lock().as_mut() {
         pr.threads = n;
     }
@@ -1138,5 +1318,5 @@ pub fn secondary(p: &'static Kvm, core: usize) -> ! {
 /// Patched sites that would clone must keep trapping (the child needs the full
 /// register frame).
 pub fn must_trap(nr: u64) -> bool {
-    nr == Sysno::clone as u64 || nr == Sysno::clone3 as u64
+    nr == Sysno::clone as u64 || nr == Sysno::clone3 as u64 || nr == Sysno::vfork as u64
 }

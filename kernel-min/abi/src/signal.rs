@@ -1,0 +1,118 @@
+//! Signals from outside the partition: the page the proxy and libos share to pass
+//! them, and the upcall vectors the runtime's entries use for delivery.
+//!
+//! # Protocol (the only place it is written down)
+//!
+//! The proxy owns the Linux process the shell and other processes see: `kill -TERM
+//! <pid of mote>`, Ctrl-C, and the timers the application set through forwarded
+//! `alarm`/`setitimer`/`timer_create` all signal it. A router thread in the proxy
+//! takes each such signal (`sigwaitinfo`; every other proxy thread blocks them) and:
+//!
+//! 0. drops it if `ignored` has its bit;
+//! 1. writes the first 32 bytes of its `siginfo_t` into `info[sig - 1]` (Relaxed);
+//! 2. `pending.fetch_or(bit, Release)`;
+//! 3. if `bit & wake != 0` (libos wants to hear about it now): `attention.store(1,
+//!    Release)`, then kicks the core until libos has taken the bit or no longer
+//!    wants it: the vCPU thread is pulled out of `KVM_RUN` and, when the vCPU is
+//!    running application code, enters the runtime's trap entry with vector
+//!    `VECTOR_SIGNAL` (the VMM builds the `UpcallHeader` kernel-min would have);
+//!    a forwarded call the offload thread is blocked in returns `EINTR`.
+//!
+//! libos (one core so far):
+//! * publishes `wake` = the signals whose arrival must interrupt the application
+//!   now (not blocked and not ignored, plus those `rt_sigtimedwait` waits for),
+//!   and `ignored`, whenever the mask or a disposition changes (Release);
+//! * `attention.store(0)`, then `pending.swap(0, Acquire)` and reads `info` for
+//!   the bits it took: a signal arriving in between sets `attention` again;
+//! * the runtime's direct entries test `attention` after every call (one load) and
+//!   take the slow path that can build a signal frame only when it is set.
+
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicU32, AtomicU64};
+use static_assertions::const_assert_eq;
+
+use crate::ikc::MAPLOG_OFFSET;
+use crate::layout::{IKC_SIZE, IKC_VA, PAGE_SIZE};
+use crate::maplog::MapLog;
+
+/// `UpcallHeader::vector` when the VMM redirected the vCPU to deliver a signal
+/// from outside (no instruction of the application was interrupted mid-way).
+pub const VECTOR_SIGNAL: u64 = 0x101;
+/// Vector of the frame the patched-site entry builds on its slow path.
+pub const VECTOR_PATCHED: u64 = 0x102;
+/// Vector of the frame the direct (C-ABI) entry builds on its slow path.
+pub const VECTOR_DIRECT: u64 = 0x103;
+
+/// Bytes of each signal's `siginfo_t` the proxy passes on: `si_signo`, `si_errno`,
+/// `si_code`, and the first 16 bytes of the union (sender pid and uid, or timer id,
+/// overrun and value).
+pub const INFO_BYTES: usize = 32;
+
+/// The shared signal page (one per partition).
+#[repr(C, align(4096))]
+#[derive(Debug)]
+pub struct SignalPage {
+    /// Signals from outside not yet taken by libos (bit `sig - 1`).
+    pub pending: AtomicU64,
+    /// Signals whose arrival must interrupt the application (libos writes).
+    pub wake: AtomicU64,
+    /// Non-zero: libos has something to look at before returning to the application.
+    pub attention: AtomicU32,
+    _pad: u32,
+    /// Signals the application ignores (libos writes): the proxy drops them on
+    /// arrival, as Linux discards an ignored signal when it is sent.
+    pub ignored: AtomicU64,
+    _pad2: [u64; 4],
+    /// The start of each pending signal's `siginfo_t` (`INFO_BYTES`), as 4 words.
+    pub info: [[AtomicU64; INFO_BYTES / 8]; 64],
+}
+
+const_assert_eq!(offset_of!(SignalPage, pending), 0);
+const_assert_eq!(offset_of!(SignalPage, wake), 8);
+const_assert_eq!(offset_of!(SignalPage, attention), 16);
+const_assert_eq!(offset_of!(SignalPage, ignored), 24);
+const_assert_eq!(offset_of!(SignalPage, info), 64);
+const_assert_eq!(size_of::<SignalPage>(), 4096);
+
+/// Offset of the signal page inside the IKC area: its last page, clear of the
+/// core pages, the map log and whatever else grows after them.
+pub const SIGNAL_PAGE_OFFSET: u64 = IKC_SIZE - PAGE_SIZE;
+
+static_assertions::const_assert!(MAPLOG_OFFSET + size_of::<MapLog>() as u64 <= SIGNAL_PAGE_OFFSET);
+
+/// Virtual address of the signal page in the partition (and, mirrored, in the proxy).
+pub const SIGNAL_PAGE_VA: u64 = IKC_VA + SIGNAL_PAGE_OFFSET;
+
+/// Offset of `attention` from `SIGNAL_PAGE_VA`, for the entries' assembly.
+pub const ATTENTION_OFFSET: usize = offset_of!(SignalPage, attention);
+
+impl SignalPage {
+    /// The bytes the proxy stored for `sig`.
+    pub fn info_bytes(&self, sig: u32) -> [u8; INFO_BYTES] {
+        let mut b = [0u8; INFO_BYTES];
+        for (i, w) in self.info[(sig as usize - 1) % 64].iter().enumerate() {
+            b[i * 8..][..8]
+                .copy_from_slice(&w.load(core::sync::atomic::Ordering::Relaxed).to_le_bytes());
+        }
+        b
+    }
+
+    /// A fresh page (for tests and host platforms).
+    pub const fn new() -> Self {
+        SignalPage {
+            pending: AtomicU64::new(0),
+            wake: AtomicU64::new(0),
+            attention: AtomicU32::new(0),
+            _pad: 0,
+            ignored: AtomicU64::new(0),
+            _pad2: [0; 4],
+            info: [const { [const { AtomicU64::new(0) }; 4] }; 64],
+        }
+    }
+}
+
+impl Default for SignalPage {
+    fn default() -> Self {
+        Self::new()
+    }
+}

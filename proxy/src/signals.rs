@@ -1,0 +1,345 @@
+//! Signals from outside reach the application: Ctrl-C, `kill -TERM <pid of mote>`,
+//! and the timers the application set through forwarded calls all signal this
+//! process. Protocol with libos: `mote_abi::signal`.
+//!
+//! * Every thread of the proxy blocks the routed signals (`block_routed`, called
+//!   before any thread exists, so all inherit the mask); a router thread takes
+//!   them with `sigtimedwait` and records them in the partition's signal page.
+//! * When libos wants a signal now (`wake`), the router kicks: it sets each vCPU's
+//!   `immediate_exit` and sends it `KICK`, so `KVM_RUN` returns and the vCPU thread
+//!   redirects a vCPU that runs application code into the runtime's trap entry
+//!   (`redirect`); and it sends `KICK` to each offload thread that is executing a
+//!   forwarded call, whose handler is installed without `SA_RESTART`, so a
+//!   blocking call returns `EINTR` and libos applies Linux's restart rules.
+//! * Kicks repeat (every `REKICK`) until libos has taken the signal or no longer
+//!   wants it: a kick that lands just before a blocking call starts, or while the
+//!   vCPU is in the runtime, is made good by the next one.
+//!
+//! Not routed: the kick signal itself (`SIGRTMAX`), signals of the proxy's own
+//! faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), SIGKILL and SIGSTOP,
+//! job control (SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT: they stop and continue the
+//! whole run, as before), SIGPIPE (raised in the offload thread by a forwarded
+//! write, it keeps its default action), and glibc's internal 32 and 33.
+#![allow(unsafe_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kvm_ioctls::VcpuFd;
+use mote_abi::layout::{RUNTIME_VA, USER_END};
+use mote_abi::signal::{SignalPage, INFO_BYTES, VECTOR_SIGNAL};
+use mote_abi::trap::UpcallHeader;
+
+use crate::guest::GuestMem;
+
+/// How often an unanswered signal is kicked again.
+const REKICK: Duration = Duration::from_millis(2);
+
+/// The signal that interrupts the vCPU and offload threads.
+pub fn kick_signal() -> i32 {
+    libc::SIGRTMAX()
+}
+
+fn routed(sig: i32) -> bool {
+    use libc::*;
+    !matches!(
+        sig,
+        SIGKILL
+            | SIGSTOP
+            | SIGSEGV
+            | SIGBUS
+            | SIGFPE
+            | SIGILL
+            | SIGTRAP
+            | SIGSYS
+            | SIGPIPE
+            | SIGTSTP
+            | SIGTTIN
+            | SIGTTOU
+            | SIGCONT
+            | 32
+            | 33
+    ) && sig != kick_signal()
+}
+
+fn routed_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain bits; sigemptyset/sigaddset write only into it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in 1..=libc::SIGRTMAX() {
+            if routed(sig) {
+                libc::sigaddset(&mut set, sig);
+            }
+        }
+        set
+    }
+}
+
+extern "C" fn on_kick(_: libc::c_int) {}
+
+/// Block the routed signals in the calling thread (call before any thread starts:
+/// every later thread inherits the mask) and install the kick handler.
+pub fn block_routed() -> std::io::Result<()> {
+    let set = routed_set();
+    // SAFETY: 1. pthread_sigmask changes only this thread's mask; 2. the kick
+    // handler is an empty extern "C" function, async-signal-safe, installed without
+    // SA_RESTART on purpose (blocking calls must return EINTR).
+    unsafe {
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_kick as *const () as usize;
+        sa.sa_flags = 0;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(kick_signal(), &sa, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Most vCPUs the router interrupts.
+const MAX_TARGETS: usize = mote_abi::layout::MAX_CORES;
+/// Most offload threads (one per application thread slot).
+const MAX_OFFLOADS: usize = mote_abi::ikc::MAX_THREADS;
+
+/// A vCPU thread: its pthread and its `kvm_run.immediate_exit` byte.
+struct Vcpu {
+    thread: AtomicU64,
+    immediate_exit: AtomicPtr<u8>,
+}
+
+/// An offload thread: its pthread, and whether it executes a forwarded call.
+struct Offload {
+    thread: AtomicU64,
+    busy: AtomicBool,
+}
+
+static VCPUS: [Vcpu; MAX_TARGETS] = [const {
+    Vcpu {
+        thread: AtomicU64::new(0),
+        immediate_exit: AtomicPtr::new(std::ptr::null_mut()),
+    }
+}; MAX_TARGETS];
+
+static OFFLOADS: [Offload; MAX_OFFLOADS] = [const {
+    Offload {
+        thread: AtomicU64::new(0),
+        busy: AtomicBool::new(false),
+    }
+}; MAX_OFFLOADS];
+
+fn self_thread() -> u64 {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as u64 }
+}
+
+/// The calling thread runs vCPU `core`.
+pub fn register_vcpu(core: usize, vcpu: &mut VcpuFd) {
+    let Some(v) = VCPUS.get(core) else { return };
+    let p = &mut vcpu.get_kvm_run().immediate_exit as *mut u8;
+    v.immediate_exit.store(p, Ordering::Release);
+    v.thread.store(self_thread(), Ordering::Release);
+}
+
+/// The calling thread serves offload slot `index`.
+pub fn register_offload(index: usize) {
+    if let Some(o) = OFFLOADS.get(index) {
+        o.thread.store(self_thread(), Ordering::Release);
+    }
+}
+
+/// Offload slot `index`'s thread starts (true) or ends (false) a forwarded call.
+pub fn offload_busy(index: usize, busy: bool) {
+    if let Some(o) = OFFLOADS.get(index) {
+        o.busy.store(busy, Ordering::SeqCst);
+    }
+}
+
+/// Interrupt every vCPU (the first in application code takes the signal; a
+/// process-directed signal may go to any thread) and every offload thread in a
+/// forwarded call.
+fn kick() {
+    for v in &VCPUS {
+        let thread = v.thread.load(Ordering::Acquire);
+        let exit = v.immediate_exit.load(Ordering::Acquire);
+        if thread == 0 || exit.is_null() {
+            continue;
+        }
+        // SAFETY: `exit` points into the vCPU's kvm_run mapping, which lives as
+        // long as the vCPU (the whole run); a byte store is what KVM_RUN checks.
+        unsafe { AtomicU8::from_ptr(exit).store(1, Ordering::SeqCst) };
+        // SAFETY: the thread is a live thread of this process (vCPU threads run
+        // until the process exits).
+        unsafe { libc::pthread_kill(thread as libc::pthread_t, kick_signal()) };
+    }
+    for o in &OFFLOADS {
+        let thread = o.thread.load(Ordering::Acquire);
+        if thread != 0 && o.busy.load(Ordering::SeqCst) {
+            // SAFETY: as above (offload threads live until the process exits).
+            unsafe { libc::pthread_kill(thread as libc::pthread_t, kick_signal()) };
+        }
+    }
+}
+
+/// Start the router for the partition whose signal page is in `guest`.
+pub fn spawn_router(guest: Arc<GuestMem>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("mote-signals".into())
+        .spawn(move || route(guest.signal_page()))
+        .map(|_| ())
+}
+
+fn route(page: &SignalPage) {
+    let set = routed_set();
+    let mut outstanding = false;
+    loop {
+        // SAFETY: siginfo_t is plain data; sigtimedwait writes it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: REKICK.as_nanos() as i64,
+        };
+        // SAFETY: set, info and ts are valid for the call; the routed signals are
+        // blocked in this thread, so sigtimedwait takes them.
+        let sig = unsafe {
+            if outstanding {
+                libc::sigtimedwait(&set, &mut info, &ts)
+            } else {
+                libc::sigwaitinfo(&set, &mut info)
+            }
+        };
+        if sig > 0 {
+            record(page, sig as u32, &info);
+        }
+        let wanted = page.pending.load(Ordering::Acquire) & page.wake.load(Ordering::Acquire);
+        outstanding = wanted != 0;
+        if outstanding {
+            page.attention.store(1, Ordering::Release);
+            kick();
+        }
+    }
+}
+
+fn record(page: &SignalPage, sig: u32, info: &libc::siginfo_t) {
+    if !(1..=64).contains(&sig) || page.ignored.load(Ordering::Acquire) & (1 << (sig - 1)) != 0 {
+        return;
+    }
+    // SAFETY: siginfo_t is at least 128 bytes of plain data; we read its first 32.
+    let bytes: [u8; INFO_BYTES] = unsafe {
+        std::ptr::read_unaligned(info as *const libc::siginfo_t as *const [u8; INFO_BYTES])
+    };
+    for (i, w) in page.info[sig as usize - 1].iter().enumerate() {
+        let v = u64::from_le_bytes(bytes[i * 8..][..8].try_into().expect("8 bytes"));
+        w.store(v, Ordering::Relaxed);
+    }
+    page.pending.fetch_or(1 << (sig - 1), Ordering::Release);
+}
+
+/// After `KVM_RUN` returned for a kick: if the vCPU runs application code and a
+/// signal libos wants is pending, make it enter the runtime's trap entry as
+/// kernel-min's upcall would (`UpcallHeader` with `VECTOR_SIGNAL` on the upcall
+/// stack). Anywhere else (runtime, kernel-min) the runtime sees the signal on its
+/// way back to the application, or the next kick catches it.
+pub fn redirect(
+    vcpu: &mut VcpuFd,
+    guest: &GuestMem,
+    core: usize,
+    runtime_gpa: u64,
+    trap_entry: u64,
+) {
+    vcpu.set_kvm_immediate_exit(0);
+    let page = guest.signal_page();
+    if page.pending.load(Ordering::Acquire) & page.wake.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let (Ok(mut regs), Ok(sregs)) = (vcpu.get_regs(), vcpu.get_sregs()) else {
+        return;
+    };
+    if sregs.cs.selector & 3 != 3 || regs.rip >= USER_END || regs.rip < 0x1000 {
+        return;
+    }
+    let top = guest.core_page(core).upcall_rsp.load(Ordering::Relaxed);
+    if top == 0 || !top.is_multiple_of(16) || top < RUNTIME_VA {
+        return;
+    }
+    let hdr_va = top - std::mem::size_of::<UpcallHeader>() as u64;
+    let h = UpcallHeader {
+        vector: VECTOR_SIGNAL,
+        error_code: 0,
+        cr2: 0,
+        rip: regs.rip,
+        rflags: regs.rflags,
+        rsp: regs.rsp,
+        _pad: 0,
+    };
+    // SAFETY: UpcallHeader is plain integers.
+    let bytes: [u8; std::mem::size_of::<UpcallHeader>()] = unsafe { std::mem::transmute(h) };
+    let gpa = runtime_gpa + (hdr_va - RUNTIME_VA);
+    if guest.ptr(gpa, bytes.len() as u64).is_none() {
+        return;
+    }
+    guest.write(gpa, &bytes);
+    regs.rip = trap_entry;
+    regs.rsp = hdr_va;
+    regs.rflags = 0x2;
+    let _ = vcpu.set_regs(&regs);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routed_signals_leave_faults_job_control_and_the_kick_alone() {
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGALRM,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+        ] {
+            assert!(routed(s), "{s}");
+        }
+        for s in [
+            libc::SIGSEGV,
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGTSTP,
+            libc::SIGCONT,
+            libc::SIGPIPE,
+            kick_signal(),
+        ] {
+            assert!(!routed(s), "{s}");
+        }
+        assert!(routed(libc::SIGRTMIN()));
+    }
+
+    #[test]
+    fn arrivals_are_recorded_unless_ignored() {
+        let page = SignalPage::new();
+        // SAFETY: siginfo_t is plain data.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        info.si_signo = libc::SIGTERM;
+        info.si_code = libc::SI_USER;
+        record(&page, libc::SIGTERM as u32, &info);
+        assert_eq!(
+            page.pending.load(Ordering::Relaxed),
+            1 << (libc::SIGTERM - 1)
+        );
+        assert_eq!(
+            page.info_bytes(libc::SIGTERM as u32)[..4],
+            libc::SIGTERM.to_le_bytes()
+        );
+        page.ignored
+            .store(1 << (libc::SIGHUP - 1), Ordering::Relaxed);
+        record(&page, libc::SIGHUP as u32, &info);
+        assert_eq!(
+            page.pending.load(Ordering::Relaxed) & (1 << (libc::SIGHUP - 1)),
+            0
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Processes the application creates: a vfork child (`vfork`, `posix_spawn`,
+//! `clone(CLONE_VM|CLONE_VFORK)`) that calls `execve` runs its new program in a
+//! partition of its own — the forked proxy process execs `mote run` with this
+//! run's options, so the program's children are mote applications too, with
+//! their own cores and memory, and the parent's `wait4` sees their exit status.
+#![allow(unsafe_code)]
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::OnceLock;
+
+/// `mote run` options children inherit (`--cores N --mem SIZE ...`).
+static RUN_OPTIONS: OnceLock<Vec<OsString>> = OnceLock::new();
+
+/// The host CPUs mote was started with (the forked proxy thread is pinned to the
+/// Linux core; its child `mote run` gets the whole set back).
+static HOST_CPUS: OnceLock<Vec<usize>> = OnceLock::new();
+
+/// Remember this run's options and CPUs for the partitions of its children (call
+/// from the main thread, before any pinning).
+pub fn set_run_options(options: Vec<OsString>) {
+    let _ = RUN_OPTIONS.set(options);
+    let _ = HOST_CPUS.set(crate::offload::host_cpus());
+}
+
+/// Longest string or vector read from the application (as Linux's limits).
+const MAX_STRING: usize = 128 << 10;
+const MAX_VECTOR: usize = 1 << 16;
+
+/// The NUL-terminated string at application address `va`.
+fn user_string(va: u64) -> Result<Vec<u8>, i32> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 256];
+    loop {
+        let n = crate::mirror::read_user(va + out.len() as u64, &mut chunk)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EFAULT))?;
+        if n == 0 {
+            return Err(libc::EFAULT);
+        }
+        if let Some(end) = chunk[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&chunk[..end]);
+            return Ok(out);
+        }
+        out.extend_from_slice(&chunk[..n]);
+        if out.len() > MAX_STRING {
+            return Err(libc::E2BIG);
+        }
+    }
+}
+
+/// The strings of the NULL-terminated vector at `va` (0: none).
+fn user_vector(va: u64) -> Result<Vec<Vec<u8>>, i32> {
+    let mut out = Vec::new();
+    if va == 0 {
+        return Ok(out);
+    }
+    loop {
+        let mut w = [0u8; 8];
+        let n = crate::mirror::read_user(va + 8 * out.len() as u64, &mut w)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EFAULT))?;
+        if n != 8 {
+            return Err(libc::EFAULT);
+        }
+        let p = u64::from_ne_bytes(w);
+        if p == 0 {
+            return Ok(out);
+        }
+        out.push(user_string(p)?);
+        if out.len() > MAX_VECTOR {
+            return Err(libc::E2BIG);
+        }
+    }
+}
+
+fn cstring(b: &[u8]) -> Result<CString, i32> {
+    CString::new(b).map_err(|_| libc::EINVAL)
+}
+
+/// `Op::SpawnExec` in a vfork child process: exec `mote run OPTIONS -- path
+/// argv[1..]` with `envp`. Returns `-errno` when the program cannot be run (as
+/// `execve` would: ENOENT, EACCES, ...), or when the exec itself fails.
+pub fn exec_in_partition(path: u64, argv: u64, envp: u64) -> i64 {
+    match build_and_exec(path, argv, envp) {
+        Ok(never) => match never {},
+        Err(e) => -i64::from(e),
+    }
+}
+
+fn build_and_exec(path: u64, argv: u64, envp: u64) -> Result<std::convert::Infallible, i32> {
+    let path = user_string(path)?;
+    let argv = user_vector(argv)?;
+    let envp = user_vector(envp)?;
+    if path.is_empty() {
+        return Err(libc::ENOENT);
+    }
+    let c_path = cstring(&path)?;
+    // What execve would say about the program itself.
+    // SAFETY: c_path is a valid C string.
+    if unsafe { libc::access(c_path.as_ptr(), libc::X_OK) } != 0 {
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EACCES));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))?;
+    let mut args: Vec<Vec<u8>> = vec![exe.as_os_str().as_bytes().to_vec(), b"run".to_vec()];
+    args.extend(
+        RUN_OPTIONS
+            .get()
+            .into_iter()
+            .flatten()
+            .map(|o| o.as_bytes().to_vec()),
+    );
+    args.push(b"--".to_vec());
+    args.push(path);
+    args.extend(argv.into_iter().skip(1));
+    let c_args = args
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let c_env = envp
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut arg_ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+    arg_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|a| a.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    let c_exe = cstring(exe.as_os_str().as_bytes())?;
+    // SAFETY: mote's CPUs and an empty signal mask for the new program (the
+    // offload thread is pinned and may block signals the proxy handles), then
+    // execve with NULL-terminated vectors of valid C strings that outlive the call.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in HOST_CPUS.get().into_iter().flatten() {
+            if c < libc::CPU_SETSIZE as usize {
+                libc::CPU_SET(c, &mut set);
+            }
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::execve(c_exe.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr());
+    }
+    Err(std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::ENOEXEC))
+}
