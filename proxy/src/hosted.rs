@@ -298,6 +298,7 @@ impl Hosted {
             })
             .map_err(HostedError::Fork)?;
         CHILD.store(pid, std::sync::atomic::Ordering::Relaxed);
+        crate::signals::register_hosted(pid);
         self.child = Some((pidfd, waiter));
         Ok(())
     }

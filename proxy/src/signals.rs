@@ -159,10 +159,38 @@ pub fn offload_busy(index: usize, busy: bool) {
     }
 }
 
+/// The hosted platform's application process (0: none): its threads are the
+/// LWK cores, kicked like vCPUs (the runtime's kick handler enters the runtime
+/// from application code, as `redirect` does for a vCPU).
+static HOSTED_CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The hosted platform started its application process `pid`.
+pub fn register_hosted(pid: i32) {
+    HOSTED_CHILD.store(pid, Ordering::Release);
+}
+
+/// Send the kick to every thread of the hosted application process.
+fn kick_hosted(pid: i32) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for tid in tasks
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        // SAFETY: tgkill only signals; it checks that `tid` belongs to `pid`.
+        unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, kick_signal()) };
+    }
+}
+
 /// Interrupt every vCPU (the first in application code takes the signal; a
 /// process-directed signal may go to any thread) and every offload thread in a
 /// forwarded call.
 fn kick() {
+    let hosted = HOSTED_CHILD.load(Ordering::Acquire);
+    if hosted > 0 {
+        kick_hosted(hosted);
+    }
     for v in &VCPUS {
         let thread = v.thread.load(Ordering::Acquire);
         let exit = v.immediate_exit.load(Ordering::Acquire);

@@ -246,8 +246,13 @@ impl Program {
     /// Runs it under `mote run --` and sends the `mote` process signal `sig` once
     /// the program has printed its first line.
     pub fn mote_signalled(&self, sig: &str) -> Run {
+        self.mote_signalled_with(&[], sig)
+    }
+
+    /// `mote_signalled` with `mote run OPTIONS`.
+    pub fn mote_signalled_with(&self, options: &[&str], sig: &str) -> Run {
         let mut cmd = Command::new(&artifacts().mote);
-        cmd.arg("run").arg("--").args(&self.argv);
+        cmd.arg("run").args(options).arg("--").args(&self.argv);
         self.execute_signalled(cmd, Side::Mote, Some(sig))
     }
 

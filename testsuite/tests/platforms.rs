@@ -311,6 +311,54 @@ mod cases {
         }
     }
 
+    pub fn signals_program(pf: &[&str]) {
+        let run = same(&Program::new(app("signals")), pf);
+        assert!(
+            run.stdout_text().ends_with("all checks passed\n"),
+            "{run:?}"
+        );
+        let mut opts = pf.to_vec();
+        opts.push("--no-patch");
+        same(&Program::new(app("signals")), &opts);
+    }
+
+    /// `apps/spin.c ARGS` natively and under mote, signal `sig` sent to the
+    /// process (`mote`) once it printed its first line.
+    fn signalled(pf: &[&str], args: &[&str], sig: &str, status: i32, stdout: &str) {
+        let prog = Program::new(app("spin")).args(args);
+        let native = prog.native_signalled(sig);
+        let run = prog.mote_signalled_with(pf, sig);
+        assert_same(&native, &run);
+        assert_eq!(run.status, status, "{run:?}");
+        assert_eq!(run.stdout_text(), stdout, "{run:?}");
+    }
+
+    pub fn signals_from_outside(pf: &[&str]) {
+        signalled(pf, &[], "INT", 130, "ready\n");
+        signalled(pf, &[], "TERM", 143, "ready\n");
+        signalled(
+            pf,
+            &["handler"],
+            "INT",
+            0,
+            "ready\ncaught SIGINT; loop: ended\n",
+        );
+        signalled(
+            pf,
+            &["read", "handler"],
+            "TERM",
+            0,
+            "ready\ncaught SIGTERM; read: EINTR\n",
+        );
+        signalled(
+            pf,
+            &["threads", "handler"],
+            "INT",
+            0,
+            "ready\ncaught SIGINT; threads: ended\n",
+        );
+    }
+
     pub fn patched_sites_take_no_further_trap(pf: &[&str]) {
         let mut opts = pf.to_vec();
         opts.push("--stats");
@@ -392,6 +440,8 @@ macro_rules! for_every_case {
                 ping_pong_with_a_native_process,
                 a_gigabyte_mapped_before_use,
                 the_partitions_view_on_2_cores,
+                signals_program,
+                signals_from_outside,
             ]
         );
     };

@@ -102,7 +102,7 @@ mod nr {
     pub const ARCH_SET_FS: u64 = 0x1002;
     pub const PR_SET_SYSCALL_USER_DISPATCH: u64 = 59;
     pub const PR_SYS_DISPATCH_ON: u64 = 1;
-    pub const SIG_SETMASK: u64 = 2;
+    pub const SIG_UNBLOCK: u64 = 1;
     pub const SA_SIGINFO: u64 = 0x4;
     pub const SA_ONSTACK: u64 = 0x0800_0000;
     pub const SA_RESTORER: u64 = 0x0400_0000;
@@ -394,6 +394,11 @@ mote_hosted_signal:
     cld
     jmp {handler}
 
+    .global mote_hosted_kick
+mote_hosted_kick:
+    cld
+    jmp {kick}
+
     // sa_restorer: back to the interrupted code with the ucontext's registers.
     .global mote_hosted_restorer
 mote_hosted_restorer:
@@ -405,11 +410,13 @@ mote_hosted_restorer:
     secondary = sym hosted_secondary,
     clone = const nr::CLONE,
     handler = sym hosted_signal,
+    kick = sym hosted_kick,
     sigreturn = const nr::RT_SIGRETURN,
 );
 
 unsafe extern "C" {
     static mote_hosted_signal: u8;
+    static mote_hosted_kick: u8;
     static mote_hosted_restorer: u8;
     fn mote_hosted_clone(flags: u64, stack: u64) -> i64;
 }
@@ -480,18 +487,28 @@ fn start_core(core: usize) -> ! {
     crate::partition::runtime_main(boot, core)
 }
 
-/// Install the trap-signal handlers (process-wide) and unblock every signal.
+/// The proxy's kick (`SIGRTMAX`, see the proxy's `signals`): a signal from
+/// outside is pending for the application.
+const KICK: i32 = 64;
+
+/// Install the trap-signal and kick handlers (process-wide) and unblock them.
+/// Everything else stays as the forking thread had it: the proxy blocks the
+/// signals it routes (Ctrl-C reaches both processes; the proxy's router records
+/// it and kicks this process, whose own copy stays pending, unused).
 fn claim_traps() {
-    for s in [
-        sig::SIGSYS,
-        sig::SIGSEGV,
-        sig::SIGBUS,
-        sig::SIGILL,
-        sig::SIGFPE,
-        sig::SIGTRAP,
+    let mut unblock = 0u64;
+    for (s, handler) in [
+        (sig::SIGSYS, &raw const mote_hosted_signal),
+        (sig::SIGSEGV, &raw const mote_hosted_signal),
+        (sig::SIGBUS, &raw const mote_hosted_signal),
+        (sig::SIGILL, &raw const mote_hosted_signal),
+        (sig::SIGFPE, &raw const mote_hosted_signal),
+        (sig::SIGTRAP, &raw const mote_hosted_signal),
+        (KICK, &raw const mote_hosted_kick),
     ] {
+        unblock |= 1 << (s - 1);
         let act = SigAction {
-            handler: &raw const mote_hosted_signal as u64,
+            handler: handler as u64,
             // NODEFER and an empty mask: a thread switch inside the handler (a
             // blocking call) leaves the signal deliverable for the next thread.
             flags: nr::SA_SIGINFO | nr::SA_ONSTACK | nr::SA_RESTORER | nr::SA_NODEFER,
@@ -506,12 +523,9 @@ fn claim_traps() {
             linux(nr::EXIT_GROUP, [125, 0, 0, 0, 0, 0]);
         }
     }
-    // Whatever the forking thread blocked, the application starts with nothing
-    // blocked (libos keeps the application's own mask).
-    let none = 0u64;
     linux(
         nr::RT_SIGPROCMASK,
-        [nr::SIG_SETMASK, &none as *const u64 as u64, 0, 8, 0, 0],
+        [nr::SIG_UNBLOCK, &unblock as *const u64 as u64, 0, 8, 0, 0],
     );
 }
 
@@ -558,7 +572,8 @@ struct StackT {
 static SIGNAL_STACK_TOP: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
 
 /// A thread starts or resumes on `core` with its runtime stack `[top - size,
-/// top)`: make that the stack its traps are handled on. A trap of one thread
+/// top)` (`top == 0`: the idle context, on its own stack): make that the stack
+/// its traps are handled on. A trap of one thread
 /// may block inside `shim_trap` (a futex wait, a forwarded call) while other
 /// threads of the core run, so each thread's signal frames must stay on its own
 /// stack. Called on the resumed thread's stack, which is therefore not the
@@ -570,11 +585,13 @@ pub fn on_switch(core: usize, top: u64, size: u64) {
     }
 }
 
-/// Make `[top - size, top)` the stack signals are handled on.
+/// Make `[top - size, top)` the stack signals are handled on (`top == 0`: none,
+/// signals are handled on the current stack).
 fn set_signal_stack(top: u64, size: u64) {
+    const SS_DISABLE: i32 = 2;
     let st = StackT {
-        sp: top - size,
-        flags: 0,
+        sp: top.saturating_sub(size),
+        flags: if top == 0 { SS_DISABLE } else { 0 },
         _pad: 0,
         size,
     };
@@ -647,11 +664,85 @@ struct SigInfoHead {
     arch: u32,
 }
 
-extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) {
-    MOTE_HOSTED_TRAPS.fetch_add(1, Ordering::Relaxed);
-    let m = &mut uc.mcontext;
-    let vector = mote_abi::hosted::trap_vector(signal, info.code, m.trapno);
-    let mut f = TrapFrame {
+/// `struct _fpx_sw_bytes` (`asm/sigcontext.h`): in the reserved bytes 464..512 of
+/// a signal frame's FP image, saying whether it is an xsave image and of which
+/// features.
+const FP_SW_BYTES: u64 = 464;
+/// `FP_XSTATE_MAGIC1`.
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+
+/// The xsave feature mask of the signal frame's FP image at `fpstate`, or `None`
+/// for a legacy (fxsave) image.
+fn fp_features(fpstate: u64) -> Option<u64> {
+    // SAFETY: `fpstate` is the kernel's FP image in the signal frame on this
+    // thread's signal stack (at least 512 bytes, 64-byte aligned).
+    unsafe {
+        let magic = ((fpstate + FP_SW_BYTES) as *const u32).read();
+        (magic == FP_XSTATE_MAGIC1).then(|| ((fpstate + FP_SW_BYTES + 8) as *const u64).read())
+    }
+}
+
+/// Load the application's FP/SIMD state, which Linux saved in the signal frame,
+/// into the registers: while the runtime handles a trap they hold the
+/// application's state, as in the partition (the runtime is soft-float, and
+/// libos's signal delivery and thread switches save and restore the registers).
+fn fp_load(fpstate: u64) {
+    // SAFETY: the image is the one Linux wrote for this signal (valid by
+    // construction), 64-byte aligned; xrstor/fxrstor only read it.
+    unsafe {
+        match fp_features(fpstate) {
+            Some(mask) => asm!("xrstor64 [{}]", in(reg) fpstate, in("eax") mask as u32,
+                               in("edx") (mask >> 32) as u32, options(nostack)),
+            None => asm!("fxrstor64 [{}]", in(reg) fpstate, options(nostack)),
+        }
+    }
+}
+
+/// Put the registers' FP/SIMD state back into the signal frame, which
+/// `rt_sigreturn` restores: whatever the runtime left there (a handler's initial
+/// state, a state restored by the application's `rt_sigreturn`, another thread's)
+/// is what the application continues with. The software bytes (464..512) and the
+/// image's size are Linux's: xsave leaves those bytes alone and writes only the
+/// features the frame was made for.
+fn fp_store(fpstate: u64) {
+    // SAFETY: as fp_load; xsave/fxsave write only within the image Linux sized
+    // for these features.
+    unsafe {
+        match fp_features(fpstate) {
+            Some(mask) => asm!("xsave64 [{}]", in(reg) fpstate, in("eax") mask as u32,
+                               in("edx") (mask >> 32) as u32, options(nostack)),
+            None => asm!("fxsave64 [{}]", in(reg) fpstate, options(nostack)),
+        }
+    }
+}
+
+/// The proxy's kick: a signal from outside waits for the application. In
+/// application code, enter the runtime as the partition's VMM redirects a vCPU
+/// (`VECTOR_SIGNAL`), so the signal is delivered now; anywhere in the runtime,
+/// nothing: the runtime sees the signal on its way back to the application, or
+/// the next kick catches it.
+extern "C" fn hosted_kick(_signal: i32, _info: &SigInfoHead, uc: &mut UContext) {
+    let Some((boot, _)) = INFO.get() else { return };
+    let rip = uc.mcontext.rip;
+    let in_runtime = rip >= boot.runtime_text_start && rip < boot.runtime_text_end;
+    if in_runtime || rip >= mote_abi::layout::USER_END {
+        return;
+    }
+    let fpstate = uc.mcontext.fpstate;
+    if fpstate != 0 {
+        fp_load(fpstate);
+    }
+    let mut f = frame_of(&uc.mcontext, mote_abi::signal::VECTOR_SIGNAL, 0);
+    crate::partition::shim_trap(&mut f);
+    write_back(&f, &mut uc.mcontext, true);
+    if fpstate != 0 {
+        fp_store(fpstate);
+    }
+}
+
+/// A `TrapFrame` of the interrupted registers.
+fn frame_of(m: &SigContext, vector: u64, cr2: u64) -> TrapFrame {
+    TrapFrame {
         r15: m.r15,
         r14: m.r14,
         r13: m.r13,
@@ -670,13 +761,53 @@ extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) 
         hdr: mote_abi::trap::UpcallHeader {
             vector,
             error_code: m.err,
-            cr2: if vector == vector::PF { info.addr } else { 0 },
+            cr2,
             rip: m.rip,
             rflags: m.eflags,
             rsp: m.rsp,
             _pad: 0,
         },
-    };
+    }
+}
+
+/// The frame's registers back into the ucontext `rt_sigreturn` restores; unless
+/// `full`, a system call returns as from `syscall` (rcx and r11 take the return
+/// address and flags).
+fn write_back(f: &TrapFrame, m: &mut SigContext, full: bool) {
+    m.r15 = f.r15;
+    m.r14 = f.r14;
+    m.r13 = f.r13;
+    m.r12 = f.r12;
+    m.r11 = f.r11;
+    m.r10 = f.r10;
+    m.r9 = f.r9;
+    m.r8 = f.r8;
+    m.rbp = f.rbp;
+    m.rdi = f.rdi;
+    m.rsi = f.rsi;
+    m.rdx = f.rdx;
+    m.rcx = f.rcx;
+    m.rbx = f.rbx;
+    m.rax = f.rax;
+    m.rip = f.hdr.rip;
+    m.rsp = f.hdr.rsp;
+    m.eflags = f.hdr.rflags;
+    if !full && f.hdr.vector == VECTOR_SYSCALL {
+        m.rcx = f.hdr.rip;
+        m.r11 = f.hdr.rflags;
+    }
+}
+
+extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) {
+    MOTE_HOSTED_TRAPS.fetch_add(1, Ordering::Relaxed);
+    let fpstate = uc.mcontext.fpstate;
+    if fpstate != 0 {
+        fp_load(fpstate);
+    }
+    let m = &uc.mcontext;
+    let vector = mote_abi::hosted::trap_vector(signal, info.code, m.trapno);
+    let cr2 = if vector == vector::PF { info.addr } else { 0 };
+    let mut f = frame_of(m, vector, cr2);
     if vector == VECTOR_SYSCALL {
         // Dispatch rolled rax back to the number; Linux's `syscall` would clobber
         // rcx and r11 with the return address and flags.
@@ -701,28 +832,11 @@ extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) 
         };
         super::platform::kvm().die(sig::SIGBUS as u32, Some(&report));
     }
-    crate::partition::shim_trap(&mut f);
-    let m = &mut uc.mcontext;
-    m.r15 = f.r15;
-    m.r14 = f.r14;
-    m.r13 = f.r13;
-    m.r12 = f.r12;
-    m.r11 = f.r11;
-    m.r10 = f.r10;
-    m.r9 = f.r9;
-    m.r8 = f.r8;
-    m.rbp = f.rbp;
-    m.rdi = f.rdi;
-    m.rsi = f.rsi;
-    m.rdx = f.rdx;
-    m.rcx = f.rcx;
-    m.rbx = f.rbx;
-    m.rax = f.rax;
-    m.rip = f.hdr.rip;
-    m.rsp = f.hdr.rsp;
-    m.eflags = f.hdr.rflags;
-    if f.hdr.vector == VECTOR_SYSCALL {
-        m.rcx = f.hdr.rip;
-        m.r11 = f.hdr.rflags;
+    // 0: return as from `syscall`; otherwise every register comes from the frame
+    // (as the partition's `mote_full_exit`).
+    let full = crate::partition::shim_trap(&mut f) != 0;
+    write_back(&f, &mut uc.mcontext, full);
+    if fpstate != 0 {
+        fp_store(fpstate);
     }
 }

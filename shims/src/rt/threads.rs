@@ -445,10 +445,19 @@ extern "C" fn idle_entry() -> ! {
 
 /// What a core runs when none of its threads can: pick a thread, else spin a little,
 /// else sleep until woken.
+/// Hosted platform: the idle context handles signals (the proxy's kicks) on its
+/// own stack, never on the signal stack of a thread blocked inside a trap.
+fn idle_signal_stack(core: usize) {
+    if super::hosted::active() {
+        super::hosted::on_switch(core, 0, 0);
+    }
+}
+
 pub fn idle_loop(p: &'static Kvm) -> ! {
     let c = cpu();
     let core = c.core.load(Ordering::Relaxed) as usize;
     after_switch();
+    idle_signal_stack(core);
     let mut spins = 0u32;
     loop {
         let mut g = threads();
@@ -464,6 +473,7 @@ pub fn idle_loop(p: &'static Kvm) -> ! {
             spins = 0;
             enter(p, core, &x, c.idle_rsp.as_ptr());
             after_switch();
+            idle_signal_stack(core);
             continue;
         }
         let deadline = t.next_deadline(core);
