@@ -359,6 +359,26 @@ mod cases {
         );
     }
 
+    /// `posix_spawn`, `system`, `popen` and `vfork` children (their programs run
+    /// on the same platform), and a `/bin/sh` script running commands.
+    pub fn child_processes(pf: &[&str]) {
+        let run = same(&Program::new(app("spawn")), pf);
+        assert!(
+            run.stdout_text().contains("vfork+_exit(5): exited 5"),
+            "{run:?}"
+        );
+        let dir = TempDir::new("platform-sh");
+        let script = dir.file(
+            "script.sh",
+            "#!/bin/sh\necho one\n/bin/echo two\nls /nonexistent-dir 2>/dev/null || echo three\nexit 7\n",
+        );
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let run = same(&Program::new(&script), pf);
+        assert_eq!(run.stdout_text(), "one\ntwo\nthree\n");
+        assert_eq!(run.status, 7);
+    }
+
     pub fn patched_sites_take_no_further_trap(pf: &[&str]) {
         let mut opts = pf.to_vec();
         opts.push("--stats");
@@ -442,6 +462,7 @@ macro_rules! for_every_case {
                 the_partitions_view_on_2_cores,
                 signals_program,
                 signals_from_outside,
+                child_processes,
             ]
         );
     };
