@@ -132,7 +132,10 @@ mod partition {
         }
         match mote_shims::table::route::<rt::platform::Kvm>(nr as u32) {
             Route::Thread => {
-                if is_exit(nr) {
+                // The last thread's `exit` ends the process: say the statistics.
+                if nr as u32 as u64 == syscalls::Sysno::exit as u64
+                    && rt::threads::live_threads() <= 1
+                {
                     if let Some(proc) = PROCESS.lock().as_mut() {
                         report_at_exit(proc, p, nr);
                     }

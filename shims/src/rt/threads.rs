@@ -1281,6 +1281,11 @@ fn direct_clone(p: &Kvm, proc: &spin::Mutex<Option<Process>>) -> Errno {
     Errno::ENOSYS
 }
 
+/// Threads of the application alive now.
+pub fn live_threads() -> usize {
+    threads().as_ref().map_or(1, |t| t.live_own())
+}
+
 /// Tell the process how many threads live (for `/proc/self/status`); call without
 /// holding PROCESS.
 fn publish_thread_count(proc: &spin::Mutex<Option<Process>>) {
