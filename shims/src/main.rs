@@ -31,7 +31,6 @@ mod partition {
     use mote_libos::process::Process;
     use mote_shims::table::Route;
 
-    use core::sync::atomic::{AtomicU64, Ordering};
     use mote_abi::errno::to_ret;
 
     use crate::rt;
@@ -39,8 +38,6 @@ mod partition {
     /// The application's process state (address space, signals, identity, ...).
     /// Lock order: `rt::threads::THREADS` first, then this one.
     static PROCESS: spin::Mutex<Option<Process>> = spin::Mutex::new(None);
-    /// Calls that arrived without a trap (counted outside the lock).
-    static DIRECT_CALLS: AtomicU64 = AtomicU64::new(0);
 
     fn platform() -> &'static rt::platform::Kvm {
         rt::platform::kvm()
@@ -135,7 +132,6 @@ mod partition {
         a4: u64,
         a5: u64,
     ) -> u64 {
-        DIRECT_CALLS.fetch_add(1, Ordering::Relaxed);
         let (r, entry) = syscall(platform(), nr, [a0, a1, a2, a3, a4, a5], None);
         if let Some(entry) = entry {
             // execve: there is no caller to return to.
@@ -149,7 +145,7 @@ mod partition {
         let report = mote_abi::boot::BOOT_F_DEBUG | mote_abi::boot::BOOT_F_STATS;
         if is_exit(nr) && p.boot.flags & report != 0 {
             let mut s = proc.patcher.stats;
-            s.direct = DIRECT_CALLS.load(Ordering::Relaxed);
+            s.direct = rt::threads::direct_calls();
             p.log(&alloc::format!(
                 "system calls: {} trapped, {} without a trap (patched sites, direct entry); {} sites patched, {} left trapping",
                 s.trapped, s.direct, s.patched, s.declined

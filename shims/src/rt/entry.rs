@@ -56,10 +56,24 @@ mote_syscall_entry:
     // A patched system-call site's stub called us (see libos `patch`): rax = the
     // number, arguments in the `syscall` registers, the return address points into
     // the stub, rsp is the application's below its red zone. `syscall` preserves
-    // every register but rax, rcx and r11, and the flags: keep what a C call would
-    // clobber, switch to the upcall stack, call the direct entry's handler.
+    // every register but rax, rcx and r11, and the flags.
+    //
+    // Fast path first: calls whose answer is a word the runtime keeps (getpid: the
+    // process's; gettid: the running thread's, in this core's PerCpu) are answered
+    // here in a few instructions. Only rcx is touched besides rax, and no flags:
+    // `lea` and `jrcxz` leave them alone. The per-core call counter is a plain
+    // load-add-store (only this core writes it).
     .global mote_patched_entry
 mote_patched_entry:
+    mov rcx, gs:[{calls}]
+    lea rcx, [rcx + 1]
+    mov gs:[{calls}], rcx
+    lea rcx, [rax - {nr_getpid}]
+    jrcxz 2f
+    lea rcx, [rax - {nr_gettid}]
+    jrcxz 3f
+    // Slow path: keep what a C call would clobber, switch to the upcall stack,
+    // call the direct entry's handler.
     pushfq
     push rdi
     push rsi
@@ -88,12 +102,21 @@ mote_patched_entry:
     pop rdi
     popfq
     ret
+2:  mov rax, [rip + {pid}]
+    ret
+3:  mov rax, gs:[{tid}]
+    ret
 
     // The direct entry (`AT_MOTE_SYSCALL`): a C-ABI call from the application,
     // `long mote_syscall(nr, a0, a1, a2, a3, a4, a5)`, served on the upcall stack
-    // without any trap.
+    // without any trap; getpid and gettid answered at once as above.
     .global mote_syscall
 mote_syscall:
+    inc qword ptr gs:[{calls}]
+    cmp rdi, {nr_getpid}
+    je 4f
+    cmp rdi, {nr_gettid}
+    je 5f
     push rbp
     mov rbp, rsp
     mov rax, [rbp + 16]
@@ -103,6 +126,10 @@ mote_syscall:
     call {direct}
     mov rsp, rbp
     pop rbp
+    ret
+4:  mov rax, [rip + {pid}]
+    ret
+5:  mov rax, gs:[{tid}]
     ret
 
     .global mote_trap_entry
@@ -158,6 +185,11 @@ mote_trap_exit:
     ucs = const 0x23,
     trap = sym crate::partition::shim_trap,
     direct = sym crate::partition::direct_syscall,
+    calls = const crate::rt::threads::PERCPU_CALLS,
+    tid = const crate::rt::threads::PERCPU_TID,
+    pid = sym crate::rt::threads::PID,
+    nr_getpid = const syscalls::Sysno::getpid as u64,
+    nr_gettid = const syscalls::Sysno::gettid as u64,
     rip = const offset_of!(UpcallHeader, rip),
     rflags = const offset_of!(UpcallHeader, rflags),
     rsp = const offset_of!(UpcallHeader, rsp),
