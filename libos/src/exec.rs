@@ -443,6 +443,8 @@ impl Process {
                 VmaKind::Stack,
             )
             .map_err(ExecErrorKind::Memory)?;
+        let (vdata, vdso) = crate::vdso::map(&mut self.mm, p).map_err(ExecErrorKind::Memory)?;
+        self.clock.attach_vdso(p, vdata, self.direct_entry);
         let id = |nr: Sysno| {
             let r = p.forward(nr as u64, [0; 6]);
             if r < 0 {
@@ -465,6 +467,7 @@ impl Process {
             hwcap2: self.hwcap.1,
             minsigstksz: self.minsigstksz,
             direct_entry: self.direct_entry,
+            vdso,
         };
         let st = stack::build(
             USER_STACK_TOP,
