@@ -62,7 +62,9 @@ mote_syscall_entry:
     // process's; gettid: the running thread's, in this core's PerCpu) are answered
     // here in a few instructions. Only rcx is touched besides rax, and no flags:
     // `lea` and `jrcxz` leave them alone. The per-core call counter is a plain
-    // load-add-store (only this core writes it).
+    // load-add-store (only this core writes it). Work due at every call's return
+    // (a pending signal) belongs before the fast path, tested the same
+    // flag-free way: load the word into rcx, `jrcxz` past the slow-path jump.
     .global mote_patched_entry
 mote_patched_entry:
     mov rcx, gs:[{calls}]
