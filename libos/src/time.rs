@@ -101,6 +101,16 @@ impl Clock {
         self.publish(p);
     }
 
+    /// Whether references are published to a vDSO data page.
+    pub fn has_vdso(&self) -> bool {
+        self.vdata != 0
+    }
+
+    /// Stop publishing (the application unmapped or replaced the data page).
+    pub fn detach_vdso(&mut self) {
+        self.vdata = 0;
+    }
+
     /// Write the references to the vDSO's data page, under its sequence byte:
     /// odd, the data, even. Each write is its own call to the platform, finished
     /// before the next starts, so a reader that sees the same even byte before
@@ -123,11 +133,17 @@ impl Clock {
         }
         .to_bytes();
         self.seq = self.seq.wrapping_add(1) | 1;
-        let ok =
-            p.poke(self.vdata, &[self.seq]).is_ok() && p.poke(self.vdata + 8, &data[8..]).is_ok();
+        if p.poke(self.vdata, &[self.seq]).is_err() {
+            self.vdata = 0;
+            return;
+        }
+        // Even if the data could not be written, never leave readers spinning on
+        // an odd sequence.
+        let written = p.poke(self.vdata + 8, &data[8..]).is_ok();
         self.seq = self.seq.wrapping_add(1);
-        if ok {
-            let _ = p.poke(self.vdata, &[self.seq]);
+        let _ = p.poke(self.vdata, &[self.seq]);
+        if !written {
+            self.vdata = 0;
         }
     }
 
