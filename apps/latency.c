@@ -2,7 +2,7 @@
  * latency: per-call cost of a call mote answers locally (getpid, issued with
  * syscall(SYS_getpid) so libc cannot cache it), of a forwarded null call
  * (getppid), of a forwarded one-byte write to /dev/null (write_devnull) and of
- * libc's clock_gettime(CLOCK_MONOTONIC) (the vDSO natively). Each sample times a batch of calls with CLOCK_MONOTONIC; the batch
+ * libc's clock_gettime(CLOCK_MONOTONIC) (the vDSO, natively and under mote). Each sample times a batch of calls with CLOCK_MONOTONIC; the batch
  * size is calibrated so one batch takes about 1 ms whatever a call costs, which
  * keeps a run well under a second natively and under a few seconds even at
  * 30 us per call. Prints one machine-readable line per call:

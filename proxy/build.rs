@@ -12,6 +12,7 @@ fn main() {
         "kernel-min/src",
         "kernel-min/abi/src",
         "libos/src",
+        "libos/vdso",
         "shims/src",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
@@ -20,6 +21,7 @@ fn main() {
         "kernel-min/Cargo.toml",
         "kernel-min/abi/Cargo.toml",
         "libos/Cargo.toml",
+        "libos/build.rs",
         "shims/Cargo.toml",
         "Cargo.lock",
     ] {

@@ -443,6 +443,8 @@ impl Process {
                 VmaKind::Stack,
             )
             .map_err(ExecErrorKind::Memory)?;
+        let (vdata, vdso) = crate::vdso::map(&mut self.mm, p).map_err(ExecErrorKind::Memory)?;
+        self.clock.attach_vdso(p, vdata, self.direct_entry);
         let id = |nr: Sysno| {
             let r = p.forward(nr as u64, [0; 6]);
             if r < 0 {
@@ -465,6 +467,7 @@ impl Process {
             hwcap2: self.hwcap.1,
             minsigstksz: self.minsigstksz,
             direct_entry: self.direct_entry,
+            vdso,
         };
         let st = stack::build(
             USER_STACK_TOP,
@@ -628,6 +631,41 @@ mod tests {
         assert!(pr.mm.brk(&p, plan.brk_start + 100) == plan.brk_start + 100);
         assert!(plan.segments[0].vaddr >= USER_START);
         p.assert_mirror_matches();
+    }
+
+    #[test]
+    fn the_vdso_is_mapped_and_its_page_written_only_while_mapped() {
+        use crate::vdso::{VData, VDATA_LEN, VDSO_VA, VVAR_VA};
+        let data = std::fs::read("/bin/busybox").unwrap();
+        let p = FakePlatform::new();
+        p.add_file(3, data.clone());
+        p.reply(Sysno::clock_gettime, 0);
+        let mut pr = Process::new(&BootInfo {
+            tsc_khz: 2_000_000,
+            ..boot()
+        });
+        pr.direct_entry = 0x4000_0000_1234;
+        let args = ExecArgs {
+            path: b"/bin/busybox",
+            argv: vec![b"busybox"],
+            envp: vec![],
+        };
+        let e = pr.load(&p, &HostFile(data), &args).unwrap();
+        assert_eq!(p.peek(VDSO_VA, 4), b"\x7fELF");
+        assert_eq!(p.mapping(VDSO_VA).unwrap().1, PROT_READ | PROT_EXEC);
+        assert_eq!(p.mapping(VVAR_VA).unwrap().1, PROT_READ);
+        // A clock read refreshes the references and publishes them.
+        let tp = e.rsp - 64;
+        crate::syscall::time::clock_gettime(&mut pr, &p, 1, tp).unwrap();
+        let d = VData::parse(&p.peek(VVAR_VA, VDATA_LEN).try_into().unwrap());
+        assert!(d.seq > 0 && d.seq.is_multiple_of(2), "{d:?}");
+        assert!(d.mult != 0 && d.max_ticks != 0 && d.direct == 0x4000_0000_1234);
+        // Once the application unmaps it, libos no longer writes there (the fake
+        // panics on a write to unmapped memory), even when a refresh is due.
+        pr.mm.munmap(&p, VVAR_VA, PAGE_SIZE).unwrap();
+        p.st.borrow_mut().tsc += 10_000_000_000;
+        crate::syscall::time::clock_gettime(&mut pr, &p, 1, tp).unwrap();
+        assert!(!pr.clock.has_vdso());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod stack;
 pub mod syscall;
 pub mod time;
 pub mod uapi;
+pub mod vdso;
 
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;

@@ -366,7 +366,9 @@ fn maps_line(s: u64, v: &Vma, file: &[u8]) -> String {
         VmaKind::Heap => String::from("[heap]"),
         VmaKind::Stack => String::from("[stack]"),
         VmaKind::Stubs => String::from("[mote-stubs]"),
-        VmaKind::Image | VmaKind::File | VmaKind::Passthrough { .. } => {
+        // Anonymous memory has a name only when libos gave it one (`[vvar]`,
+        // `[vdso]`).
+        VmaKind::Image | VmaKind::File | VmaKind::Passthrough { .. } | VmaKind::Anon => {
             String::from_utf8_lossy(file).into_owned()
         }
         _ => String::new(),

@@ -47,6 +47,8 @@ pub struct Auxv {
     pub minsigstksz: u64,
     /// The runtime's direct system-call entry (`AT_MOTE_SYSCALL`; 0 = none).
     pub direct_entry: u64,
+    /// The vDSO's ELF header (`AT_SYSINFO_EHDR`; 0 = none).
+    pub vdso: u64,
 }
 
 /// Everything the initial stack holds.
@@ -165,7 +167,11 @@ fn aux_pairs(sp: &StackParams<'_>, platform: u64, random: u64, execfn: u64) -> V
     } else {
         a.minsigstksz
     };
-    let mut v = vec![
+    let mut v = Vec::new();
+    if a.vdso != 0 {
+        v.push((AT_SYSINFO_EHDR, a.vdso));
+    }
+    v.extend([
         (AT_MINSIGSTKSZ, minsig),
         (AT_HWCAP, a.hwcap),
         (AT_PAGESZ, PAGE_SIZE),
@@ -185,7 +191,7 @@ fn aux_pairs(sp: &StackParams<'_>, platform: u64, random: u64, execfn: u64) -> V
         (AT_HWCAP2, a.hwcap2),
         (AT_EXECFN, execfn),
         (AT_PLATFORM, platform),
-    ];
+    ]);
     if a.direct_entry != 0 {
         v.push((mote_abi::boot::AT_MOTE_SYSCALL, a.direct_entry));
     }
@@ -273,6 +279,7 @@ mod tests {
                 hwcap2: 2,
                 minsigstksz: 0,
                 direct_entry: 0,
+                vdso: 0,
             },
         }
     }

@@ -8,7 +8,13 @@
 //! (`BootInfo::tsc_khz`). Linux slews its clocks (NTP) and the nominal TSC rate is
 //! not exact either, so the pair is refreshed once a second of TSC time; a refresh
 //! never makes `CLOCK_MONOTONIC` go backwards (values are clamped to the last one
-//! returned). Without a known TSC rate, every read is forwarded.
+//! returned, and a new `CLOCK_MONOTONIC` reference starts where the old one had
+//! got to). Without a known TSC rate, every read is forwarded.
+//!
+//! The same references and formula serve the application's vDSO
+//! ([`crate::vdso`]): after each refresh they are published in its data page, so a
+//! clock read there and one answered here agree to the nanosecond, and
+//! `CLOCK_MONOTONIC` never goes backwards whichever way it is read.
 
 use syscalls::Sysno;
 
@@ -55,10 +61,18 @@ struct Ref {
 pub struct Clock {
     /// TSC ticks per millisecond (0: unknown, forward every read).
     khz: u64,
+    /// ns = ticks * mult >> 32 ([`mult_for`]).
+    mult: u64,
     real: Option<Ref>,
     mono: Option<Ref>,
     /// Largest `CLOCK_MONOTONIC` value handed out.
     last_mono: u64,
+    /// The vDSO data page the references are published to (0: none).
+    vdata: u64,
+    /// The runtime's direct entry, for the vDSO's calls back into libos.
+    direct: u64,
+    /// The data page's sequence byte (odd while an update is written).
+    seq: u8,
 }
 
 impl Clock {
@@ -66,7 +80,70 @@ impl Clock {
     pub fn new(tsc_khz: u64) -> Self {
         Clock {
             khz: tsc_khz,
+            mult: mult_for(tsc_khz),
             ..Default::default()
+        }
+    }
+
+    /// TSC ticks after which a reference is refreshed: one second, or less if
+    /// `ticks * mult` would not fit 64 bits (the vDSO's multiply) — a TSC
+    /// above 4.29 GHz.
+    fn max_ticks(&self) -> u64 {
+        (self.khz * 1000).min(u64::MAX.checked_div(self.mult).unwrap_or(0))
+    }
+
+    /// Publish to the vDSO data page at `vdata` from now on (`direct`: the
+    /// runtime's direct entry, for the vDSO's fallback; 0 for `syscall`).
+    pub fn attach_vdso<P: Platform>(&mut self, p: &P, vdata: u64, direct: u64) {
+        self.vdata = vdata;
+        self.direct = direct;
+        self.seq = 0;
+        self.publish(p);
+    }
+
+    /// Whether references are published to a vDSO data page.
+    pub fn has_vdso(&self) -> bool {
+        self.vdata != 0
+    }
+
+    /// Stop publishing (the application unmapped or replaced the data page).
+    pub fn detach_vdso(&mut self) {
+        self.vdata = 0;
+    }
+
+    /// Write the references to the vDSO's data page, under its sequence byte:
+    /// odd, the data, even. Each write is its own call to the platform, finished
+    /// before the next starts, so a reader that sees the same even byte before
+    /// and after reading the data read one consistent update.
+    fn publish<P: Platform>(&mut self, p: &P) {
+        if self.vdata == 0 {
+            return;
+        }
+        let (mult, real, mono) = match (self.real, self.mono) {
+            (Some(r), Some(m)) if self.khz != 0 => (self.mult, r, m),
+            _ => (0, Ref::default(), Ref::default()),
+        };
+        let data = crate::vdso::VData {
+            seq: 0,
+            mult,
+            max_ticks: self.max_ticks(),
+            real: [real.tsc, real.ns / NS, real.ns % NS],
+            mono: [mono.tsc, mono.ns / NS, mono.ns % NS],
+            direct: self.direct,
+        }
+        .to_bytes();
+        self.seq = self.seq.wrapping_add(1) | 1;
+        if p.poke(self.vdata, &[self.seq]).is_err() {
+            self.vdata = 0;
+            return;
+        }
+        // Even if the data could not be written, never leave readers spinning on
+        // an odd sequence.
+        let written = p.poke(self.vdata + 8, &data[8..]).is_ok();
+        self.seq = self.seq.wrapping_add(1);
+        let _ = p.poke(self.vdata, &[self.seq]);
+        if !written {
+            self.vdata = 0;
         }
     }
 
@@ -78,15 +155,17 @@ impl Clock {
             return None;
         }
         let tsc = p.tsc();
-        let stale = |r: &Option<Ref>| r.is_none_or(|r| tsc.wrapping_sub(r.tsc) > self.khz * 1000);
+        let max = self.max_ticks();
+        let stale = |r: &Option<Ref>| r.is_none_or(|r| tsc.wrapping_sub(r.tsc) > max);
         if stale(&self.real) || stale(&self.mono) {
             self.resync(p)?;
+            self.publish(p);
         }
         let r = match base {
             Base::Real => self.real?,
             Base::Mono => self.mono?,
         };
-        let ns = r.ns + ticks_to_ns(tsc.saturating_sub(r.tsc), self.khz);
+        let ns = r.ns + ticks_to_ns(tsc.saturating_sub(r.tsc), self.mult);
         if base == Base::Mono {
             self.last_mono = self.last_mono.max(ns);
             return Some(self.last_mono);
@@ -117,15 +196,32 @@ impl Clock {
             })
         };
         let real = read(id::REALTIME)?;
-        let mono = read(id::MONOTONIC)?;
+        let mut mono = read(id::MONOTONIC)?;
+        // Start where the old reference had got to, plus the one nanosecond the
+        // rounding of two conversions can lose: every value computed from the new
+        // reference is then at least what the old one gives for the same TSC.
+        if let Some(old) = self.mono {
+            let reached = old.ns + ticks_to_ns(mono.tsc.saturating_sub(old.tsc), self.mult) + 1;
+            mono.ns = mono.ns.max(reached);
+        }
         self.real = Some(real);
         self.mono = Some(mono);
         Some(())
     }
 }
 
-fn ticks_to_ns(ticks: u64, khz: u64) -> u64 {
-    (u128::from(ticks) * 1_000_000 / u128::from(khz)) as u64
+/// The 32.32 fixed-point ns-per-tick factor for a TSC of `khz`, rounded up (the
+/// vDSO computes `ticks * mult >> 32` with one multiply; over the one second a
+/// reference lives, the rounding adds less than a nanosecond).
+fn mult_for(khz: u64) -> u64 {
+    if khz == 0 {
+        return 0;
+    }
+    ((1_000_000u128 << 32).div_ceil(u128::from(khz))) as u64
+}
+
+fn ticks_to_ns(ticks: u64, mult: u64) -> u64 {
+    ((u128::from(ticks) * u128::from(mult)) >> 32) as u64
 }
 
 /// `struct timespec` bytes for `ns`.
@@ -154,9 +250,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ticks_convert_exactly() {
-        assert_eq!(ticks_to_ns(2_300_000, 2_300_000), 1_000_000);
-        assert_eq!(ticks_to_ns(2_300_000_000 * 3600, 2_300_000), 3600 * NS);
+    fn ticks_convert_exactly_over_a_reference_lifetime() {
+        for khz in [1_000_000, 2_300_000, 2_994_375, 3_700_001] {
+            let m = mult_for(khz);
+            assert_eq!(ticks_to_ns(khz, m), 1_000_000, "{khz} kHz");
+            let second = ticks_to_ns(khz * 1000, m);
+            assert!((NS..=NS + 1).contains(&second), "{khz} kHz: {second}");
+        }
+    }
+
+    #[test]
+    fn monotonic_never_goes_back_when_a_refresh_finds_linux_behind() {
+        // Linux's clock (the fake answers 0 ns every time) stands still while the
+        // TSC runs: each refresh must start where the old reference had got to.
+        let p = crate::fake::FakePlatform::new();
+        p.st.borrow_mut()
+            .replies
+            .insert(Sysno::clock_gettime as u64, 0);
+        let mut c = Clock::new(1000);
+        let mut last = 0;
+        let mut reference: Option<Ref> = None;
+        for _ in 0..5000 {
+            let ns = c.now(&p, id::MONOTONIC).expect("kept clock");
+            assert!(ns >= last, "{ns} after {last}");
+            last = ns;
+            // The reference itself (what the vDSO computes from, without libos's
+            // clamp) never falls behind the one it replaces.
+            let new = c.mono.unwrap();
+            if let Some(old) = reference.filter(|o| o.tsc != new.tsc) {
+                let reached = old.ns + ticks_to_ns(new.tsc - old.tsc, c.mult);
+                assert!(new.ns > reached, "{new:?} behind {old:?}");
+            }
+            reference = Some(new);
+        }
+        let refreshes = p
+            .forwarded_nrs()
+            .iter()
+            .filter(|&&n| n == Sysno::clock_gettime as u64)
+            .count();
+        assert!(refreshes >= 8, "only {refreshes} reads of Linux's clocks");
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub mod auxv {
     pub const AT_HWCAP2: u64 = 26;
     pub const AT_EXECFN: u64 = 31;
     pub const AT_MINSIGSTKSZ: u64 = 51;
+    pub const AT_SYSINFO_EHDR: u64 = 33;
 }
 
 /// Signals, `arch/x86/include/uapi/asm/signal.h` and `include/uapi/asm-generic/signal-defs.h`.

@@ -282,7 +282,7 @@ pub fn serve(
     let mut last = slot.resp_seq.load(Ordering::Acquire);
     let child = IN_VFORK_CHILD.load(Ordering::Relaxed);
     loop {
-        let req = wait_request(slot, last);
+        let req = wait_request(guest, slot, last);
         last = req.seq;
         // A vfork child process leaves the map log to the parent, which is the
         // one that keeps running (the child's mirror stays as it was at the fork).
@@ -403,7 +403,9 @@ pub fn serve(
 }
 
 /// Wait for a request after `last`: spin (bounded), then sleep on `req_seq`.
-fn wait_request(slot: &Slot, last: u32) -> Request {
+/// Before sleeping, wake the requester's core if it waits (the late check of the
+/// protocol, `mote_abi::ikc`: `respond` does not fence).
+fn wait_request(guest: &GuestMem, slot: &Slot, last: u32) -> Request {
     loop {
         for _ in 0..SPIN_LIMIT {
             if let Some(r) = slot.poll(last) {
@@ -412,6 +414,10 @@ fn wait_request(slot: &Slot, last: u32) -> Request {
             std::hint::spin_loop();
         }
         if slot.begin_sleep(last) {
+            let waiter = slot.waiting_requester();
+            if waiter != 0 {
+                wake_core(guest, waiter as usize - 1);
+            }
             futex_wait(&slot.req_seq, last);
             slot.end_sleep();
         }

@@ -32,16 +32,15 @@ mod partition {
     use mote_libos::syscall::wait::{Step, Wait};
     use mote_shims::table::Route;
 
-    use core::sync::atomic::{AtomicU64, Ordering};
     use mote_abi::errno::to_ret;
+
+    use core::sync::atomic::Ordering;
 
     use crate::rt;
 
     /// The application's process state (address space, signals, identity, ...).
     /// Lock order: `rt::threads::THREADS` first, then this one.
     static PROCESS: spin::Mutex<Option<Process>> = spin::Mutex::new(None);
-    /// Calls that arrived without a trap (counted outside the lock).
-    static DIRECT_CALLS: AtomicU64 = AtomicU64::new(0);
 
     fn platform() -> &'static rt::platform::Kvm {
         rt::platform::kvm()
@@ -132,7 +131,10 @@ mod partition {
         }
         match mote_shims::table::route::<rt::platform::Kvm>(nr as u32) {
             Route::Thread => {
-                if is_exit(nr) {
+                // The last thread's `exit` ends the process: say the statistics.
+                if nr as u32 as u64 == syscalls::Sysno::exit as u64
+                    && rt::threads::live_threads() <= 1
+                {
                     if let Some(proc) = PROCESS.lock().as_mut() {
                         report_at_exit(proc, p, nr);
                     }
@@ -226,7 +228,6 @@ mod partition {
     }
 
     fn direct_common(nr: u64, args: [u64; 6], caller_sp: u64) -> u64 {
-        DIRECT_CALLS.fetch_add(1, Ordering::Relaxed);
         // rt_sigreturn needs the registers; the entries' slow path has them.
         if nr == syscalls::Sysno::rt_sigreturn as u64 {
             rt::sig::request_sigreturn();
@@ -245,7 +246,7 @@ mod partition {
         let report = mote_abi::boot::BOOT_F_DEBUG | mote_abi::boot::BOOT_F_STATS;
         if is_exit(nr) && p.boot.flags & report != 0 {
             let mut s = proc.patcher.stats;
-            s.direct = DIRECT_CALLS.load(Ordering::Relaxed);
+            s.direct = rt::threads::direct_calls();
             p.log(&alloc::format!(
                 "system calls: {} trapped, {} without a trap (patched sites, direct entry); {} sites patched, {} left trapping",
                 s.trapped, s.direct, s.patched, s.declined

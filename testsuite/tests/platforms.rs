@@ -379,6 +379,13 @@ mod cases {
         assert_eq!(run.status, 7);
     }
 
+    /// The vDSO libos maps (`apps/vdso.c`: found through `AT_SYSINFO_EHDR`, its
+    /// time agreeing with the system call's, again after `execve`).
+    pub fn vdso(pf: &[&str]) {
+        let run = same(&Program::new(app("vdso")), pf);
+        assert_eq!(run.status, 0, "{run:?}");
+    }
+
     pub fn patched_sites_take_no_further_trap(pf: &[&str]) {
         let mut opts = pf.to_vec();
         opts.push("--stats");
@@ -463,6 +470,7 @@ macro_rules! for_every_case {
                 signals_program,
                 signals_from_outside,
                 child_processes,
+                vdso,
             ]
         );
     };

@@ -1,6 +1,6 @@
 //! The partition's clocks (answered from the TSC by libos): consistent with each
 //! other, monotonic, and running at the rate of Linux's clocks — the same lines as
-//! natively.
+//! natively; and the vDSO that answers the clocks in the application itself.
 
 use mote_testsuite::{app, Program};
 
@@ -8,4 +8,53 @@ use mote_testsuite::{app, Program};
 fn clocks_agree_and_advance() {
     let (_, mote) = Program::new(app("clocks")).same_as_native();
     assert!(mote.stdout_text().contains("went backwards 0 times"));
+}
+
+/// The number of system calls (trapped and without a trap) from `--stats`.
+fn system_calls(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("system calls:"))
+        .unwrap_or_else(|| panic!("no statistics line in stderr:\n{stderr}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let before = |w: &str| -> u64 {
+        let i = words.iter().position(|x| *x == w).unwrap();
+        words[i - 1].parse().unwrap()
+    };
+    before("trapped,") + before("without")
+}
+
+#[test]
+fn clock_reads_are_answered_in_the_vdso_without_a_system_call() {
+    let prog = Program::new(app("clocks"));
+    let native = prog.native();
+    let mote = prog.mote_with(&["--stats"]);
+    assert_eq!(mote.status, native.status, "{mote:?}");
+    assert_eq!(mote.stdout, native.stdout);
+    // 200,000 monotonic reads; the runtime sees only the start-up calls, the
+    // nanosleep and a reference refresh per second.
+    let calls = system_calls(&mote.stderr_text());
+    assert!(
+        calls < 1000,
+        "{calls} system calls: clock_gettime did not stay in the vDSO"
+    );
+}
+
+#[test]
+fn the_vdso_is_mapped_and_exports_linuxs_clock_functions_after_execve_too() {
+    let (_, mote) = Program::new(app("vdso")).arg("exec").same_as_native();
+    let out = mote.stdout_text();
+    assert_eq!(out.matches("AT_SYSINFO_EHDR: present").count(), 2, "{out}");
+    assert_eq!(out.matches("@LINUX_2.6: found").count(), 10, "{out}");
+}
+
+#[test]
+fn a_dynamically_linked_program_finds_the_vdso() {
+    let (_, mote) = Program::new(app("vdso_dyn")).same_as_native();
+    let out = mote.stdout_text();
+    assert!(
+        out.contains("[vdso] in maps: yes, [vvar] in maps: yes"),
+        "{out}"
+    );
+    assert!(out.contains("agrees with the system call: yes"), "{out}");
 }

@@ -22,6 +22,7 @@ const CALLS: &[(&str, &str, &str)] = &[
     ("getppid", "getppid", "forwarded, syscall"),
     ("getpid_direct", "getpid", "local, direct entry"),
     ("getppid_direct", "getppid", "forwarded, direct"),
+    ("clock_gettime", "clock_gettime", "libc (vDSO)"),
 ];
 
 pub fn compare(mote: &Path, program: &Path) -> Result<(), Error> {

@@ -10,19 +10,23 @@
 //! * **LWK side (requester: the slot's thread):**
 //!   1. writes `op`, `nr`, `args` (Relaxed — published by step 2);
 //!   2. `req_seq.store(s, Release)` with `s = previous + 1`;
-//!   3. `fence(SeqCst)`; if `proxy_waiting != 0` the proxy sleeps: `out NOTIFY`;
-//!   4. spins until `resp_seq.load(Acquire) == s`, bounded; then sets
+//!   3. if `proxy_waiting != 0` (a plain load) the proxy sleeps: `out NOTIFY`;
+//!   4. spins until `resp_seq.load(Acquire) == s`, bounded. After `FENCE_SPINS`
+//!      spins without an answer (and not rung yet): `fence(SeqCst)`, and if
+//!      `proxy_waiting != 0`, `out NOTIFY`. After `SPIN_LIMIT`: sets
 //!      `lwk_waiting = core + 1`, `fence(SeqCst)`, re-checks and if still not
 //!      answered lets its core run other threads or sleep (`Doorbell::wait_response`;
 //!      the core sleeps on its `CorePage::wake_seq`); clears `lwk_waiting`;
 //!   5. reads `ret` (Relaxed — ordered by the Acquire of step 4).
-//! * **Proxy side (one offload thread per core):**
+//! * **Proxy side (one offload thread per slot):**
 //!   1. spins until `req_seq.load(Acquire) != last`, bounded; then sets
-//!      `proxy_waiting = 1`, `fence(SeqCst)`, re-checks and sleeps on `req_seq`
-//!      (futex) until it changes; clears `proxy_waiting`;
+//!      `proxy_waiting = 1`, `fence(SeqCst)`, re-checks `req_seq` (a request:
+//!      do not sleep); reads `lwk_waiting` and if it is `c + 1 != 0` wakes core
+//!      `c` (step 4's late check); sleeps on `req_seq` (futex) until it changes;
+//!      clears `proxy_waiting`;
 //!   2. reads `op`, `nr`, `args`, executes the call;
 //!   3. `ret.store(Relaxed)`, `resp_seq.store(s, Release)`;
-//!   4. `fence(SeqCst)`; if `lwk_waiting = c + 1 != 0`, bumps core `c`'s
+//!   4. if `lwk_waiting = c + 1 != 0` (a plain load), bumps core `c`'s
 //!      `wake_seq` and futex-wakes it.
 //!
 //! A core with nothing to run sleeps the same way whatever it waits for (a
@@ -31,8 +35,33 @@
 //! work bumps `wake_seq` (SeqCst) and, if `sleeping`, wakes it (`ports::WAKE_CORE`
 //! from another core, a futex wake from the proxy).
 //!
-//! The SeqCst fences make the flag/sequence pairs a Dekker handshake: a side that
-//! goes to sleep either sees the other's sequence number or is seen as waiting.
+//! ## Why no side loses a wake-up, with no fence on the fast path
+//!
+//! Each sleep transition is a Dekker handshake: a side stores its flag, fences,
+//! and loads the other's sequence number; the other side stores its sequence
+//! number, fences, and loads the flag. With both fences, one of the two sees the
+//! other's store. The fences of the announcing side are always there (they are
+//! off the hot path: a side announces sleep only after spinning in vain). The
+//! fence of the publishing side is *deferred*: right after publishing it does a
+//! plain load of the flag, which rings at once for a peer asleep for a while (its
+//! flag store long visible), and the fenced load follows later, still before the
+//! publisher itself could wait for anything:
+//! * requester → sleeping proxy: the fenced check at `FENCE_SPINS` comes before
+//!   the requester can announce its own sleep (`FENCE_SPINS` < `SPIN_LIMIT`), so
+//!   either the proxy's re-check saw `req_seq`, or the requester sees
+//!   `proxy_waiting` and rings. Cost of losing the race: the doorbell comes
+//!   `FENCE_SPINS` pauses late, once.
+//! * responder → sleeping requester: the proxy's fenced check is the `fence` of
+//!   its own sleep announcement (proxy step 1), which comes before it sleeps and
+//!   before it reads another request of this slot (there is none until the
+//!   requester has its answer). Either the requester's re-check saw `resp_seq`,
+//!   or that load sees `lwk_waiting` and wakes the core. Cost of losing the race:
+//!   the wake comes after the proxy's spin (`SPIN_LIMIT` pauses), once.
+//!
+//! A plain load that sees a stale flag only causes a spare doorbell or wake,
+//! which both sides tolerate (sleeps re-check and may return early). So a call
+//! whose peer is awake costs two stores, the cache-line transfers, and no fence:
+//! `fence(SeqCst)` is an `mfence`, tens of cycles each way.
 //! Requester and responder fields live on different cache lines.
 
 use core::mem::{offset_of, size_of};
@@ -186,6 +215,10 @@ pub trait Doorbell {
 
 /// Spins before a side goes to sleep (each iteration is one `pause`).
 pub const SPIN_LIMIT: u32 = 1 << 14;
+/// Spins of the requester before its fenced look at `proxy_waiting` (see the
+/// protocol): a few µs, well past a forwarded call whose proxy is awake.
+pub const FENCE_SPINS: u32 = 64;
+static_assertions::const_assert!(FENCE_SPINS < SPIN_LIMIT);
 
 impl Slot {
     /// LWK side: make a call and wait for its result.
@@ -197,8 +230,10 @@ impl Slot {
         }
         let s = self.req_seq.load(Ordering::Relaxed).wrapping_add(1);
         self.req_seq.store(s, Ordering::Release);
-        fence(Ordering::SeqCst);
-        if self.proxy_waiting.load(Ordering::Relaxed) != 0 {
+        // Protocol step 3: a proxy asleep for a while is rung at once; the fenced
+        // check below covers one that went to sleep just now.
+        let mut rung = self.proxy_waiting.load(Ordering::Relaxed) != 0;
+        if rung {
             bell.notify_proxy(self);
         }
         let mut spins = 0u32;
@@ -206,6 +241,13 @@ impl Slot {
             let r = self.resp_seq.load(Ordering::Acquire);
             if r == s {
                 break;
+            }
+            if spins == FENCE_SPINS && !rung {
+                fence(Ordering::SeqCst);
+                if self.proxy_waiting.load(Ordering::Relaxed) != 0 {
+                    rung = true;
+                    bell.notify_proxy(self);
+                }
             }
             if spins < SPIN_LIMIT {
                 spins += 1;
@@ -237,7 +279,8 @@ impl Slot {
     }
 
     /// Proxy side: announce sleep; returns false if a request arrived meanwhile
-    /// (then do not sleep). Call `end_sleep` after waking.
+    /// (then do not sleep). Otherwise call [`Slot::waiting_requester`] (its load
+    /// comes after this fence) and `end_sleep` after waking.
     pub fn begin_sleep(&self, last: u32) -> bool {
         self.proxy_waiting.store(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
@@ -248,6 +291,14 @@ impl Slot {
         true
     }
 
+    /// Proxy side, after `begin_sleep` returned true: the requester's
+    /// `lwk_waiting` (core + 1, or 0). Non-zero: it may have gone to sleep without
+    /// seeing the last response, whose `respond` did not see it waiting (the
+    /// deferred fence of the protocol) — wake its core before sleeping.
+    pub fn waiting_requester(&self) -> u32 {
+        self.lwk_waiting.load(Ordering::Relaxed)
+    }
+
     /// Proxy side: done sleeping.
     pub fn end_sleep(&self) {
         self.proxy_waiting.store(0, Ordering::Relaxed);
@@ -255,10 +306,11 @@ impl Slot {
 
     /// Proxy side: publish the result of request `seq`. Returns the waiting
     /// requester's `lwk_waiting` (core + 1) when its core must be woken, else 0.
+    /// No fence: a requester that announced its wait just now is found by
+    /// [`Slot::waiting_requester`] before this side sleeps.
     pub fn respond(&self, seq: u32, ret: i64) -> u32 {
         self.ret.store(ret, Ordering::Relaxed);
         self.resp_seq.store(seq, Ordering::Release);
-        fence(Ordering::SeqCst);
         self.lwk_waiting.load(Ordering::Relaxed)
     }
 }
@@ -408,6 +460,98 @@ mod tests {
         h.join().unwrap();
         assert_eq!(bell.0.load(Ordering::Relaxed), 1);
         assert!(!slot.begin_sleep(0), "a published request cancels sleep");
+    }
+
+    /// Both sides really sleep, as in the partition: the requester's wait returns
+    /// only when the responder wakes it (a counter standing in for the core's
+    /// `wake_seq`), the responder's only when rung (standing in for the futex).
+    /// Slow calls make the requester sleep, pauses between calls the responder;
+    /// a lost wake-up shows as a panic after seconds instead of microseconds.
+    #[test]
+    fn no_wake_up_is_lost_with_the_deferred_fences() {
+        use std::sync::atomic::Ordering::SeqCst;
+        use std::time::{Duration, Instant};
+        fn until(what: &str, mut done: impl FnMut() -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !done() {
+                assert!(Instant::now() < deadline, "lost wake-up: {what}");
+                std::thread::yield_now();
+            }
+        }
+        struct Bell {
+            wakes: Arc<AtomicU32>,
+            rings: Arc<AtomicU32>,
+        }
+        impl Doorbell for Bell {
+            fn notify_proxy(&self, _slot: &Slot) {
+                self.rings.fetch_add(1, SeqCst);
+            }
+            fn wait_response(&self, slot: &Slot, seen: u32) {
+                // As a core going to sleep: note wake_seq, re-check, then wait.
+                let w = self.wakes.load(SeqCst);
+                if slot.resp_seq.load(Ordering::Acquire) != seen {
+                    return;
+                }
+                until("requester never woken", || self.wakes.load(SeqCst) != w);
+            }
+        }
+        const CALLS: u64 = 300;
+        let slot = new_slot();
+        let wakes = Arc::new(AtomicU32::new(0));
+        let rings = Arc::new(AtomicU32::new(0));
+        let server = {
+            let (slot, wakes, rings) = (slot.clone(), wakes.clone(), rings.clone());
+            std::thread::spawn(move || {
+                let mut last = 0;
+                let (mut slept, mut woke) = (0, 0);
+                loop {
+                    let req = 'wait: loop {
+                        for _ in 0..SPIN_LIMIT {
+                            if let Some(r) = slot.poll(last) {
+                                break 'wait r;
+                            }
+                            core::hint::spin_loop();
+                        }
+                        let r0 = rings.load(SeqCst);
+                        if slot.begin_sleep(last) {
+                            if slot.waiting_requester() != 0 {
+                                wakes.fetch_add(1, SeqCst);
+                            }
+                            slept += 1;
+                            until("proxy never rung", || {
+                                rings.load(SeqCst) != r0
+                                    || slot.req_seq.load(Ordering::Acquire) != last
+                            });
+                            slot.end_sleep();
+                        }
+                    };
+                    last = req.seq;
+                    if req.nr % 7 == 3 {
+                        std::thread::sleep(Duration::from_millis(3));
+                    }
+                    if slot.respond(req.seq, req.nr as i64 * 2) != 0 {
+                        woke += 1;
+                        wakes.fetch_add(1, SeqCst);
+                    }
+                    if req.op == Op::Exit as u32 {
+                        return (slept, woke);
+                    }
+                }
+            })
+        };
+        let bell = Bell { wakes, rings };
+        for i in 0..CALLS {
+            if i % 11 == 5 {
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            assert_eq!(slot.call(Op::Syscall, i, [0; 6], &bell), i as i64 * 2);
+        }
+        assert_eq!(slot.call(Op::Exit, 0, [0; 6], &bell), 0);
+        let (slept, woke) = server.join().unwrap();
+        assert!(
+            slept > 0 && woke > 0,
+            "both sides slept: {slept} and {woke} times"
+        );
     }
 
     #[test]

@@ -10,6 +10,16 @@ use crate::platform::Platform;
 use crate::process::Process;
 use crate::time::{id, timespec, timeval};
 
+/// `clock`'s time from libos's clocks, which also refresh the vDSO's data page —
+/// unless the application unmapped or replaced that page: then libos stops
+/// writing there.
+fn now<P: Platform>(pr: &mut Process, p: &P, clock: u64) -> Option<u64> {
+    if pr.clock.has_vdso() && pr.mm.label_at(crate::vdso::VVAR_VA) != Some(&b"[vvar]"[..]) {
+        pr.clock.detach_vdso();
+    }
+    pr.clock.now(p, clock)
+}
+
 /// `clock_gettime(clock, tp)`.
 pub fn clock_gettime<P: Platform>(
     pr: &mut Process,
@@ -17,7 +27,7 @@ pub fn clock_gettime<P: Platform>(
     clock: u64,
     tp: u64,
 ) -> Result<usize, Errno> {
-    let Some(ns) = pr.clock.now(p, clock) else {
+    let Some(ns) = now(pr, p, clock) else {
         return forwarded(p.forward(Sysno::clock_gettime as u64, [clock, tp, 0, 0, 0, 0]));
     };
     pr.mm.check_access(tp, 16, true)?;
@@ -38,7 +48,7 @@ pub fn gettimeofday<P: Platform>(
     if tv == 0 {
         return Ok(0);
     }
-    let Some(ns) = pr.clock.now(p, id::REALTIME) else {
+    let Some(ns) = now(pr, p, id::REALTIME) else {
         return forwarded(p.forward(Sysno::gettimeofday as u64, [tv, 0, 0, 0, 0, 0]));
     };
     pr.mm.check_access(tv, 16, true)?;
@@ -48,7 +58,7 @@ pub fn gettimeofday<P: Platform>(
 
 /// `time(tloc)`.
 pub fn time<P: Platform>(pr: &mut Process, p: &P, tloc: u64) -> Result<usize, Errno> {
-    let Some(ns) = pr.clock.now(p, id::REALTIME) else {
+    let Some(ns) = now(pr, p, id::REALTIME) else {
         return forwarded(p.forward(Sysno::time as u64, [tloc, 0, 0, 0, 0, 0]));
     };
     let secs = ns / 1_000_000_000;

@@ -64,11 +64,38 @@ mote_syscall_entry:
     // A patched system-call site's stub called us (see libos `patch`): rax = the
     // number, arguments in the `syscall` registers, the return address points into
     // the stub, rsp is the application's below its red zone. `syscall` preserves
-    // every register but rax, rcx and r11, and the flags: keep what a C call would
-    // clobber, switch to the upcall stack, call the direct entry's handler.
+    // every register but rax, rcx and r11, and the flags.
+    //
+    // Fast path first: calls whose answer is a word the runtime keeps (getpid: the
+    // process's; gettid: the running thread's, in this core's PerCpu) are answered
+    // here in a few instructions. Only rcx is touched besides rax, and no flags:
+    // `lea` and `jrcxz` leave them alone. The per-core call counter is a plain
+    // load-add-store (only this core writes it). Work due at every call's return
+    // (a pending signal) belongs before the fast path, tested the same
+    // flag-free way: load the word into rcx, `jrcxz` past the slow-path jump.
     .global mote_patched_entry
 mote_patched_entry:
-    pushfq
+    mov rcx, gs:[{calls}]
+    lea rcx, [rcx + 1]
+    mov gs:[{calls}], rcx
+    // getpid and gettid at once, unless a signal wants attention (then the full
+    // path delivers it on the way out). No flags change on this path.
+    mov r11, {attn}
+    mov ecx, dword ptr [r11]
+    jrcxz 6f
+    jmp 8f
+6:  lea rcx, [rax - {nr_getpid}]
+    jrcxz 4f
+    lea rcx, [rax - {nr_gettid}]
+    jrcxz 5f
+    jmp 8f
+4:  mov rax, [rip + {pid}]
+    ret
+5:  mov rax, gs:[{tid}]
+    ret
+    // Keep what a C call would clobber, switch to the upcall stack, call the
+    // direct entry's handler.
+8:  pushfq
     push rdi
     push rsi
     push rdx
@@ -136,10 +163,18 @@ mote_patched_entry:
 
     // The direct entry (`AT_MOTE_SYSCALL`): a C-ABI call from the application,
     // `long mote_syscall(nr, a0, a1, a2, a3, a4, a5)`, served on the upcall stack
-    // without any trap.
+    // without any trap; getpid and gettid answered at once as above.
     .global mote_syscall
 mote_syscall:
-    push rbp
+    inc qword ptr gs:[{calls}]
+    mov r11, {attn}
+    cmp dword ptr [r11], 0
+    jne 9f
+    cmp rdi, {nr_getpid}
+    je 6f
+    cmp rdi, {nr_gettid}
+    je 7f
+9:  push rbp
     mov rbp, rsp
     mov rax, [rbp + 16]
     mov rsp, gs:[{top}]
@@ -182,6 +217,10 @@ mote_syscall:
     cld
     call {slow}
     jmp mote_full_exit
+6:  mov rax, [rip + {pid}]
+    ret
+7:  mov rax, gs:[{tid}]
+    ret
 
     .global mote_trap_entry
 mote_trap_entry:
@@ -266,6 +305,11 @@ mote_full_exit:
     trap = sym crate::partition::shim_trap,
     direct = sym crate::partition::direct_syscall,
     direct_patched = sym crate::partition::patched_syscall,
+    calls = const crate::rt::threads::PERCPU_CALLS,
+    tid = const crate::rt::threads::PERCPU_TID,
+    pid = sym crate::rt::threads::PID,
+    nr_getpid = const syscalls::Sysno::getpid as u64,
+    nr_gettid = const syscalls::Sysno::gettid as u64,
     rip = const offset_of!(UpcallHeader, rip),
     rflags = const offset_of!(UpcallHeader, rflags),
     rsp = const offset_of!(UpcallHeader, rsp),

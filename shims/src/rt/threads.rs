@@ -63,6 +63,10 @@ pub struct PerCpu {
     pub dead: AtomicU64,
     /// Address of this struct (for Rust code: `gs:[self_ptr]`).
     pub self_ptr: AtomicU64,
+    /// System calls that arrived on this core without a trap (patched sites, direct
+    /// entry). Only this core writes it, with a plain load-add-store in the entry
+    /// stubs (no `lock`); `--stats` sums the cores at exit.
+    pub calls: AtomicU64,
     /// The running thread is a vfork child (1) or not (0).
     pub child: AtomicU64,
     /// A patched site or the direct entry asked for `rt_sigreturn` (1): the
@@ -72,9 +76,22 @@ pub struct PerCpu {
 
 pub const PERCPU_SCRATCH: usize = 0;
 pub const PERCPU_UPCALL_TOP: usize = 8;
+pub const PERCPU_TID: usize = 24;
+pub const PERCPU_CALLS: usize = 64;
 static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, scratch), PERCPU_SCRATCH);
 static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, upcall_top), PERCPU_UPCALL_TOP);
 static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, self_ptr), 56);
+static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, tid), PERCPU_TID);
+static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, calls), PERCPU_CALLS);
+
+/// The process's pid (Linux's, the proxy's; it stays across `execve`): what the
+/// entry stubs answer `getpid` with, without entering Rust.
+pub static PID: AtomicU64 = AtomicU64::new(0);
+
+/// Calls that arrived without a trap, on all cores (`PerCpu::calls`).
+pub fn direct_calls() -> u64 {
+    CPUS.iter().map(|c| c.calls.load(Ordering::Relaxed)).sum()
+}
 
 static CPUS: [PerCpu; MAX_CORES] = [const {
     PerCpu {
@@ -86,6 +103,7 @@ static CPUS: [PerCpu; MAX_CORES] = [const {
         idle_rsp: AtomicU64::new(0),
         dead: AtomicU64::new(0),
         self_ptr: AtomicU64::new(0),
+        calls: AtomicU64::new(0),
         child: AtomicU64::new(0),
         sigreturn: AtomicU64::new(0),
     }
@@ -265,6 +283,7 @@ pub fn init_main(p: &Kvm, tid: u32) {
     tcb(0).xsave = alloc::vec![0u8; XSAVE_AREA];
     let ncores = (p.boot.ncores as usize).clamp(1, MAX_CORES);
     *threads() = Some(Threads::new(ncores, tid, MAX_THREADS));
+    PID.store(tid as u64, Ordering::Relaxed);
     let c = cpu();
     c.tid.store(tid as u64, Ordering::Relaxed);
     c.slot.store(0, Ordering::Relaxed);
@@ -1300,6 +1319,11 @@ fn direct_clone(p: &Kvm, proc: &spin::Mutex<Option<Process>>) -> Errno {
         });
     }
     Errno::ENOSYS
+}
+
+/// Threads of the application alive now.
+pub fn live_threads() -> usize {
+    threads().as_ref().map_or(1, |t| t.live_own())
 }
 
 /// Tell the process how many threads live (for `/proc/self/status`); call without

@@ -1,0 +1,2 @@
+/* The vDSO checks of apps/vdso.c in a dynamically linked program. */
+#include "../vdso.c"
