@@ -12,18 +12,21 @@
 //! runtime's text executable, closes every descriptor but the memfd (descriptors
 //! are the proxy's), and jumps to the runtime's `mote_hosted_start` on core 0's
 //! upcall stack. The runtime starts one Linux thread per further LWK core and
-//! pins each core's thread to its host CPU (`mote_abi::hosted::HostedInfo`). It never returns into
-//! the proxy's code; from then on only the runtime's text may make system calls
-//! (Syscall User Dispatch, set up by the runtime), so nothing of the forked
-//! proxy's libc can act behind libos's back.
+//! pins each core's thread to its host CPU (`mote_abi::hosted::HostedInfo`). It
+//! never returns into the proxy's code; from then on only the runtime's text may
+//! make system calls (Syscall User Dispatch, set up by the runtime), so nothing
+//! of the forked proxy's libc can act behind libos's back.
 //!
 //! Everything else is the partition's: the runtime's `Platform` over kernel calls,
 //! which `shims/src/rt/hosted.rs` carries out with Linux calls; the offload
-//! servers (with shared futexes, since the requester is another process); the
-//! map log and the mirror. The run ends on the first event, as with KVM; the
-//! child is then killed and reaped before the proxy exits. A child that dies
-//! without telling the proxy (a signal from outside, a runtime crash) ends the
-//! run with what killed it.
+//! servers (shared futexes: the requester is another process); the map log and
+//! the mirror; shared file mappings (`passthrough`, without memory slots: the
+//! child maps the same file through its own descriptor of the proxy's, taken
+//! with `pidfd_getfd`); signals from outside (the router kicks the child's
+//! threads instead of vCPUs, `signals::register_hosted`). The run ends on the
+//! first event, as with KVM; the child is then killed and reaped before the
+//! proxy exits. A child that dies without telling the proxy (SIGKILL from
+//! outside, a runtime crash) ends the run with what killed it.
 #![allow(unsafe_code)]
 
 use std::os::fd::AsRawFd;

@@ -20,7 +20,9 @@
 //! memory is the memfd, mapped at the application's addresses in this process
 //! (by these `MAP`s) and in the proxy (by the map log), which is the unified
 //! address space. File descriptors live in the proxy: every call libos does not
-//! serve travels through the IKC slot, exactly as from the partition.
+//! serve travels through the IKC slot, exactly as from the partition. (The
+//! only descriptors of this process are the memfd, a pidfd of the proxy, and
+//! its own copies of files the application maps shared, see `shared_mapped`.)
 //!
 //! Traps are signals. Syscall User Dispatch (`PR_SET_SYSCALL_USER_DISPATCH`, Linux
 //! 5.11) lets `syscall` run natively only from the runtime's text; a `syscall`
@@ -29,9 +31,12 @@
 //! `SIGSYS`, `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE` and `SIGTRAP` are turned into
 //! a `TrapFrame` and handed to the same `shim_trap` kernel-min's upcalls reach, so
 //! a trapped call is routed, and its site patched, as in the partition. The
-//! handler runs on the running thread's runtime stack (`sigaltstack`), returns
-//! through `rt_sigreturn` with the frame's registers, and Linux restores the
-//! application's extended state from the signal frame.
+//! handler runs on the running thread's runtime stack (`sigaltstack`, moved at
+//! every thread switch), loads the application's FP state from the signal frame
+//! into the registers (where the runtime expects it, as in the partition), and
+//! returns through `rt_sigreturn` with the frame's registers and FP state. The
+//! proxy's kick (`SIGRTMAX`, a signal from outside is pending) enters the
+//! runtime the same way from application code (`VECTOR_SIGNAL`).
 
 use core::arch::{asm, global_asm};
 use core::mem::{offset_of, size_of};
