@@ -21,7 +21,7 @@ use crate::arch::{self, KFrame};
 /// RFLAGS the shim's entry starts with: reserved bit 1 only (no TF, DF, AC; IF off).
 const UPCALL_RFLAGS: u64 = 0x2;
 /// User-settable RFLAGS bits (CF PF AF ZF SF TF DF OF AC ID); IF/IOPL stay as set.
-const USER_RFLAGS_MASK: u64 = 0x0025_0dd5;
+pub const USER_RFLAGS_MASK: u64 = 0x0025_0dd5;
 
 /// Core `i`'s IKC page, through the runtime's user mapping (same CR3).
 fn core_page(i: usize) -> &'static CorePage {

@@ -405,13 +405,27 @@ pub fn serve(
 /// Wait for a request after `last`: spin (bounded), then sleep on `req_seq`.
 /// Before sleeping, wake the requester's core if it waits (the late check of the
 /// protocol, `mote_abi::ikc`: `respond` does not fence).
+/// Offload threads spinning for a request now, and how many may.
+static SPINNERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const MAX_SPINNERS: usize = 2;
+
 fn wait_request(guest: &GuestMem, slot: &Slot, last: u32) -> Request {
     loop {
-        for _ in 0..SPIN_LIMIT {
-            if let Some(r) = slot.poll(last) {
-                return r;
+        // Spin only while few others do: every offload thread shares the Linux
+        // core, and a crowd of spinners (an application with many threads) would
+        // starve the one with a request to serve.
+        if SPINNERS.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS {
+            for _ in 0..SPIN_LIMIT {
+                if let Some(r) = slot.poll(last) {
+                    SPINNERS.fetch_sub(1, Ordering::AcqRel);
+                    return r;
+                }
+                std::hint::spin_loop();
             }
-            std::hint::spin_loop();
+        }
+        SPINNERS.fetch_sub(1, Ordering::AcqRel);
+        if let Some(r) = slot.poll(last) {
+            return r;
         }
         if slot.begin_sleep(last) {
             let waiter = slot.waiting_requester();

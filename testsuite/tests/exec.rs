@@ -37,3 +37,12 @@ fn a_shebang_script_runs_through_its_interpreter() {
     assert_eq!(mote.status, 7);
     assert!(mote.stdout_text().contains("from a script:"));
 }
+
+/// Regression: Linux resolved `/proc/self/exe` for the proxy, so the application
+/// re-executing itself ran the `mote` binary in the partition.
+#[test]
+fn execve_of_proc_self_exe_runs_the_program_again() {
+    let (_, mote) = Program::new(app("reexec")).same_as_native();
+    assert_eq!(mote.stdout_text(), "first run\nrunning again, argc=2\n");
+    assert_eq!(mote.status, 3);
+}

@@ -83,9 +83,14 @@ pub fn execve<P: Platform>(
     argv: u64,
     envp: u64,
 ) -> Result<usize, Errno> {
-    let path = read_cstr(pr, p, path, PATH_MAX)?;
+    let mut path = read_cstr(pr, p, path, PATH_MAX)?;
     if path.is_empty() {
         return Err(Errno::ENOENT);
+    }
+    // Linux would resolve the link for the proxy (the `mote` binary): the
+    // application's own program is what it means.
+    if is_self_exe(pr, &path) && !pr.exe.is_empty() {
+        path = pr.exe.clone();
     }
     let mut total = 0;
     let argv = read_strv(pr, p, argv, &mut total)?;

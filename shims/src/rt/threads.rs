@@ -69,6 +69,8 @@ pub struct PerCpu {
     pub calls: AtomicU64,
     /// The running thread is a vfork child (1) or not (0).
     pub child: AtomicU64,
+    /// The FS base this core has loaded (when setting it takes a kernel call).
+    pub fs: AtomicU64,
     /// A patched site or the direct entry asked for `rt_sigreturn` (1): the
     /// entry's slow path does it (`rt::sig`).
     pub sigreturn: AtomicU64,
@@ -105,6 +107,7 @@ static CPUS: [PerCpu; MAX_CORES] = [const {
         self_ptr: AtomicU64::new(0),
         calls: AtomicU64::new(0),
         child: AtomicU64::new(0),
+        fs: AtomicU64::new(0),
         sigreturn: AtomicU64::new(0),
     }
 }; MAX_CORES];

@@ -146,7 +146,6 @@ pub fn init(core: usize) {
             invalid_tss = 10,
             segment_not_present = 11,
             stack_segment_fault = 12,
-            general_protection_fault = 13,
             page_fault = 14,
             x87_floating_point = 16,
             alignment_check = 17,
@@ -158,6 +157,12 @@ pub fn init(core: usize) {
             vmm_communication_exception = 29,
             security_exception = 30,
         );
+        // SAFETY: gp_entry serves the kernel calls it recognises and otherwise
+        // continues as the vector-13 stub does (into trap_common).
+        unsafe {
+            idt.general_protection_fault
+                .set_handler_addr(VirtAddr::new(core::ptr::addr_of!(gp_entry) as u64))
+        };
         // SAFETY: see above.
         unsafe {
             idt.double_fault
@@ -233,6 +238,8 @@ pub fn init(core: usize) {
 
 unsafe extern "C" {
     static vec_stub_0: u8;
+    static gp_entry: u8;
+    static kcall_alias: u64;
     static syscall_page: u8;
     static syscall_entry: u8;
     static syscall_hw: u8;
@@ -269,6 +276,7 @@ fn init_syscall_page(b: &mote_abi::boot::BootInfo) {
         (core::ptr::addr_of!(sp_rt_start), b.runtime_text_start),
         (core::ptr::addr_of!(sp_rt_end), b.runtime_text_end),
         (core::ptr::addr_of!(sp_shim_entry), b.runtime_syscall_entry),
+        (core::ptr::addr_of!(kcall_alias), pvm_kcall_addr()),
     ] {
         // SAFETY: the data words are kernel memory reached through the direct map
         // (writable for ring 0); user mode sees them only through the read-only alias.
@@ -384,6 +392,54 @@ vec_stub_0:
     jmp trap_common
     .endr
 
+    // #GP. Under kvm_pvm a kernel call arrives here (see the module comment),
+    // and every instruction until `iretq` is emulated: the two that run most
+    // (`set_fs` at every thread switch, the IKC doorbells) are served right here,
+    // in a few instructions, without a frame. Anything else goes on as vector 13.
+    .balign 16
+    .global gp_entry
+gp_entry:
+    cmp rax, {k_set_fs}
+    je 1f
+    cmp rax, {k_doorbell}
+    jne 8f
+1:  push rcx
+    mov rcx, [rip + kcall_alias]
+    cmp [rsp + 16], rcx
+    pop rcx
+    jne 8f
+    cmp rax, {k_doorbell}
+    je 3f
+    push rdx
+    push rcx
+    mov ecx, 0xc0000100
+    mov eax, edi
+    mov rdx, rdi
+    shr rdx, 32
+    wrmsr
+    pop rcx
+    pop rdx
+    jmp 5f
+3:  cmp rdi, {p_first}
+    jb 8f
+    cmp rdi, {p_last}
+    ja 8f
+    push rdx
+    mov edx, edi
+    mov eax, esi
+    out dx, eax
+    pop rdx
+    // Return as `syscall` does: to rcx, with the flags in r11 (user bits only).
+5:  xor eax, eax
+    add rsp, 8
+    mov [rsp], rcx
+    and r11, {uflags}
+    or r11, 2
+    mov [rsp + 16], r11
+    iretq
+8:  push 13
+    jmp trap_common
+
     .balign 16
 syscall_hw:
     swapgs
@@ -473,6 +529,12 @@ sp_shim_entry:
     .quad 0
     .balign 4096
 
+    .section .data.kcall_alias, "aw"
+    .balign 8
+    .global kcall_alias
+kcall_alias:
+    .quad 0
+
     .section .bss.boot_stack, "aw", @nobits
     .balign 16
     .space 16384 * {ncores}
@@ -494,5 +556,10 @@ df_stack_top:
     kds = const KERNEL_DS,
     handle = sym crate::trap::handle,
     ncores = const MAX_CORES,
+    k_set_fs = const mote_abi::kcall::SET_FS,
+    k_doorbell = const mote_abi::kcall::DOORBELL,
+    p_first = const mote_abi::ports::NOTIFY,
+    p_last = const mote_abi::ports::WAKE_CORE,
+    uflags = const crate::trap::USER_RFLAGS_MASK,
     trap_size = const TRAP_STACK_SIZE,
 );
