@@ -924,14 +924,7 @@ fn read_timespec(proc: &spin::Mutex<Option<Process>>, p: &Kvm, ts: u64) -> Resul
         .as_ref()
         .expect("process")
         .read_user(p, ts, &mut b)?;
-    let sec = i64::from_le_bytes(b[..8].try_into().expect("8"));
-    let nsec = i64::from_le_bytes(b[8..].try_into().expect("8"));
-    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-        return Err(Errno::EINVAL);
-    }
-    Ok((sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(nsec as u64))
+    mote_libos::time::parse_timespec(&b)
 }
 
 mod futex_op {
@@ -1125,14 +1118,10 @@ pub fn local_sleep(
     let ns = if runtime(req) {
         let mut b = [0u8; 16];
         p.read_mem(req, &mut b);
-        let sec = i64::from_le_bytes(b[..8].try_into().expect("8"));
-        let nsec = i64::from_le_bytes(b[8..].try_into().expect("8"));
-        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-            return Some(err(Errno::EINVAL));
+        match mote_libos::time::parse_timespec(&b) {
+            Ok(ns) => ns,
+            Err(e) => return Some(err(e)),
         }
-        (sec as u64)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(nsec as u64)
     } else {
         match read_timespec(proc, p, req) {
             Ok(ns) => ns,
