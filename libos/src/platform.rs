@@ -81,6 +81,16 @@ pub trait Platform {
     /// Bytes of user `[va, va+len)` mapped by 4 KiB, 2 MiB and 1 GiB pages, as the
     /// page tables hold them now (`Op::PageSizes`).
     fn page_sizes(&self, va: u64, len: u64) -> [u64; 3];
+    /// The core the caller runs on (0 where there is one).
+    fn core(&self) -> usize {
+        0
+    }
+    /// CPU time in ns (`Op::CpuTimes`): `[process, all vCPUs, vCPU 0, vCPU 1, ...]`
+    /// into `out`; returns how many were written (0: unknown).
+    fn cpu_times(&self, out: &mut [u64]) -> usize {
+        let _ = out;
+        0
+    }
 }
 
 /// A pass-through object the proxy made for a shared file or device mapping.

@@ -245,6 +245,19 @@ pub fn is_local(clock: u64) -> bool {
     base_of(clock).is_some()
 }
 
+/// A `struct timespec` as nanoseconds; `EINVAL` for a negative time or
+/// nanoseconds out of range, as Linux's sleeps and timeouts say.
+pub fn parse_timespec(b: &[u8; 16]) -> Result<u64, mote_abi::errno::Errno> {
+    let sec = i64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+    let nsec = i64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(mote_abi::errno::Errno::EINVAL);
+    }
+    Ok((sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsec as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

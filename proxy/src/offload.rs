@@ -376,6 +376,14 @@ pub fn serve(
                     }
                 }
             }
+            Some(Op::CpuTimes) => {
+                let times = crate::signals::cpu_times(req.args[1] as usize);
+                let bytes: Vec<u8> = times.iter().flat_map(|n| n.to_ne_bytes()).collect();
+                match crate::mirror::write_user(req.args[0], &bytes) {
+                    Ok(()) => times.len() as i64,
+                    Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
+                }
+            }
             Some(Op::PageSizes) => {
                 let sizes = crate::hosted::page_sizes(req.args[0], req.args[1])
                     .unwrap_or_else(|| crate::boot::page_sizes(guest, req.args[0], req.args[1]));

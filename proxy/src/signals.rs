@@ -145,6 +145,41 @@ pub fn register_vcpu(core: usize, vcpu: &mut VcpuFd) {
     v.thread.store(self_thread(), Ordering::Release);
 }
 
+/// CPU time in ns for `Op::CpuTimes`: the process's (RUSAGE_SELF), the vCPU
+/// threads' together, then each registered vCPU's; at most `max` values.
+pub fn cpu_times(max: usize) -> Vec<u64> {
+    let ns = |ts: libc::timespec| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    let mut per = Vec::new();
+    for v in &VCPUS {
+        let thread = v.thread.load(Ordering::Acquire);
+        if thread == 0 {
+            break;
+        }
+        let mut clock: libc::clockid_t = 0;
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: the thread is a live vCPU thread (they run until the process
+        // exits); clock and ts are valid out-parameters.
+        let ok = unsafe {
+            libc::pthread_getcpuclockid(thread as libc::pthread_t, &mut clock) == 0
+                && libc::clock_gettime(clock, &mut ts) == 0
+        };
+        per.push(if ok { ns(ts) } else { 0 });
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    let mut out = vec![ns(ts), per.iter().sum()];
+    out.extend(per);
+    out.truncate(max);
+    out
+}
+
 /// The calling thread serves offload slot `index`.
 pub fn register_offload(index: usize) {
     if let Some(o) = OFFLOADS.get(index) {

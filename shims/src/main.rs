@@ -173,7 +173,14 @@ mod partition {
                     };
                     match step {
                         Step::Done(r) => return (to_ret(r), None),
-                        Step::Forward(n, a) => last = Some(p.forward(n, a)),
+                        // Sleeps on the partition's clocks are the scheduler's;
+                        // the rest (pause, waits on other clocks) wait in Linux.
+                        Step::Forward(n, a) => {
+                            last = Some(
+                                rt::threads::local_sleep(p, &PROCESS, n, a)
+                                    .unwrap_or_else(|| p.forward(n, a)),
+                            )
+                        }
                     }
                 }
             }

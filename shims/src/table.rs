@@ -121,6 +121,9 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::getpid => Local(|pr, _, _| task::getpid(pr)),
         Sysno::exit_group => Local(|pr, p, a| task::exit_group(pr, p, a[0])),
         Sysno::prctl => Local(|pr, p, a| task::prctl(pr, p, a)),
+        // CPU time and faults of the partition, on top of Linux's accounting.
+        Sysno::getrusage => Local(|pr, p, a| task::getrusage(pr, p, a[0], a[1])),
+        Sysno::times => Local(|pr, p, a| task::times(pr, p, a[0])),
         // The partition's /proc and /sys files; every other path is Linux's.
         Sysno::open => Local(|pr, p, a| fs::open(pr, p, a)),
         Sysno::openat => Local(|pr, p, a| fs::openat(pr, p, a)),

@@ -386,6 +386,27 @@ mod cases {
         assert_eq!(run.status, 0, "{run:?}");
     }
 
+    /// `getrusage`/`times` describe the application: computing is user time,
+    /// the peak resident size covers its memory, touching fresh memory takes no
+    /// fault per page.
+    pub fn getrusage_and_times(pf: &[&str]) {
+        let run = Program::new(app("rusage")).mote_with(pf);
+        assert_eq!(run.status, 0, "{run:?}");
+        let text = run.stdout_text();
+        for line in [
+            "user time grew: yes",
+            "peak resident size covers the 64 MiB touched: yes",
+            "minor faults while touching 64 MiB: 0",
+            "times: user ticks: yes, elapsed ticks: yes",
+            "RUSAGE_THREAD: ok",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
     pub fn patched_sites_take_no_further_trap(pf: &[&str]) {
         let mut opts = pf.to_vec();
         opts.push("--stats");
@@ -471,6 +492,7 @@ macro_rules! for_every_case {
                 signals_from_outside,
                 child_processes,
                 vdso,
+                getrusage_and_times,
             ]
         );
     };

@@ -58,3 +58,27 @@ fn a_dynamically_linked_program_finds_the_vdso() {
     );
     assert!(out.contains("agrees with the system call: yes"), "{out}");
 }
+
+/// `getrusage` and `times` describe the partition: user time is the vCPUs' (the
+/// application's computing), the peak resident size its memory, and the minor
+/// faults kernel-min's — none while touching fresh memory, which natively takes
+/// thousands.
+#[test]
+fn getrusage_and_times_describe_the_partition() {
+    let run = Program::new(app("rusage")).mote();
+    assert_eq!(run.status, 0, "{run:?}");
+    let text = run.stdout_text();
+    for line in [
+        "user time grew: yes",
+        "peak resident size covers the 64 MiB touched: yes",
+        "minor faults while touching 64 MiB: 0",
+        "times: user ticks: yes, elapsed ticks: yes",
+        "RUSAGE_THREAD: ok",
+        "RUSAGE_CHILDREN: ok",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}

@@ -134,6 +134,11 @@ pub enum Op {
     /// (envp) in a new partition (the proxy execs `mote run` with the run's
     /// options). Returns only on failure, with `-errno`.
     SpawnExec = 15,
+    /// CPU time for `getrusage`/`times`: the proxy writes up to `args[1]` u64 at
+    /// runtime memory `args[0]`: the whole process's CPU time (ns, Linux's
+    /// `RUSAGE_SELF`), then the vCPUs' together, then each vCPU's. Returns how
+    /// many it wrote.
+    CpuTimes = 16,
 }
 
 /// What a vfork child thread's call returns once its process exec'd or ended: the
@@ -163,6 +168,7 @@ impl Op {
             13 => Op::Fork,
             14 => Op::VforkWait,
             15 => Op::SpawnExec,
+            16 => Op::CpuTimes,
             _ => return None,
         })
     }

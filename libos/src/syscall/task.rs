@@ -162,3 +162,71 @@ pub fn rseq<P: Platform>(pr: &mut Process, p: &P) -> Result<usize, Errno> {
     }
     Err(Errno::ENOSYS)
 }
+
+/// `getrusage(who, usage)`. Linux fills the structure (block I/O, context
+/// switches, children: the proxy is the process to Linux), then the partition's
+/// own numbers replace what Linux cannot know: user time is the vCPUs' CPU time
+/// (the application's code and libos), system time the rest of the process's
+/// (the proxy serving forwarded calls), for `RUSAGE_THREAD` the calling core's
+/// vCPU; the peak resident size and the minor faults are the partition's.
+pub fn getrusage<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    who: u64,
+    usage: u64,
+) -> Result<usize, Errno> {
+    const RUSAGE_SELF: i32 = 0;
+    const RUSAGE_THREAD: i32 = 1;
+    let who = who as i32;
+    let linux = [0u8; 144];
+    forwarded(p.forward(
+        Sysno::getrusage as u64,
+        [who as u64, p.addr_of(&linux), 0, 0, 0, 0],
+    ))?;
+    let mut ru = linux;
+    if who == RUSAGE_SELF || who == RUSAGE_THREAD {
+        let mut t = [0u64; 2 + 64];
+        let n = p.cpu_times(&mut t);
+        if n >= 2 {
+            let (user, sys) = if who == RUSAGE_SELF {
+                (t[1], t[0].saturating_sub(t[1]))
+            } else {
+                (t.get(2 + p.core()).copied().unwrap_or(0), 0)
+            };
+            ru[0..16].copy_from_slice(&timeval(user));
+            ru[16..32].copy_from_slice(&timeval(sys));
+        }
+        let facts = crate::procfs::Facts::of(pr, p);
+        ru[32..40].copy_from_slice(&(facts.vm_rss / 1024).to_le_bytes());
+        ru[64..72].copy_from_slice(&facts.faults.to_le_bytes());
+    }
+    pr.write_user(p, usage, &ru)?;
+    Ok(0)
+}
+
+/// `times(buf)`: the same CPU times in clock ticks (100 per second); the
+/// children's and the return value (ticks since an arbitrary point) are Linux's.
+pub fn times<P: Platform>(pr: &mut Process, p: &P, buf: u64) -> Result<usize, Errno> {
+    const TICKS_PER_SEC: u64 = 100;
+    let linux = [0u8; 32];
+    let r = forwarded(p.forward(Sysno::times as u64, [p.addr_of(&linux), 0, 0, 0, 0, 0]))?;
+    if buf != 0 {
+        let mut tms = linux;
+        let mut t = [0u64; 2];
+        if p.cpu_times(&mut t) == 2 {
+            let tick = 1_000_000_000 / TICKS_PER_SEC;
+            tms[0..8].copy_from_slice(&(t[1] / tick).to_le_bytes());
+            tms[8..16].copy_from_slice(&(t[0].saturating_sub(t[1]) / tick).to_le_bytes());
+        }
+        pr.write_user(p, buf, &tms)?;
+    }
+    Ok(r)
+}
+
+/// `struct timeval` of `ns`.
+fn timeval(ns: u64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+    b[8..].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
+    b
+}

@@ -240,11 +240,11 @@ impl Wait {
 fn deadline<P: Platform>(pr: &mut Process, p: &P, timeout: u64) -> Result<([u8; 16], bool), Errno> {
     let mut ts = [0u8; 16];
     pr.read_user(p, timeout, &mut ts)?;
-    let sec = i64::from_le_bytes(ts[..8].try_into().expect("8"));
-    let nsec = i64::from_le_bytes(ts[8..].try_into().expect("8"));
-    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-        return Err(Errno::EINVAL);
-    }
+    let total = crate::time::parse_timespec(&ts)?;
+    let (sec, nsec) = (
+        (total / 1_000_000_000) as i64,
+        (total % 1_000_000_000) as i64,
+    );
     let now = [0u8; 16];
     let r = p.forward(
         Sysno::clock_gettime as u64,

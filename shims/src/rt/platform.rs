@@ -335,6 +335,23 @@ impl Platform for Kvm {
             })
             .sum()
     }
+    fn core(&self) -> usize {
+        Kvm::core(self)
+    }
+    fn cpu_times(&self, out: &mut [u64]) -> usize {
+        // The proxy writes into `out` (runtime memory, in the unified address space).
+        let r = self.call(
+            Op::CpuTimes,
+            0,
+            [out.as_mut_ptr() as u64, out.len() as u64, 0, 0, 0, 0],
+        );
+        let n = r.max(0) as usize;
+        if crate::rt::hosted::active() {
+            // No vCPUs: the cores are this process's threads (see `rt::hosted`).
+            return crate::rt::hosted::cpu_times(out, n, self.boot.ncores as usize);
+        }
+        n
+    }
     fn page_sizes(&self, va: u64, len: u64) -> [u64; 3] {
         let mut out = [0u64; 3];
         // The proxy writes the three counts into `out` (runtime memory, in the

@@ -945,14 +945,7 @@ fn read_timespec(proc: &spin::Mutex<Option<Process>>, p: &Kvm, ts: u64) -> Resul
         .as_ref()
         .expect("process")
         .read_user(p, ts, &mut b)?;
-    let sec = i64::from_le_bytes(b[..8].try_into().expect("8"));
-    let nsec = i64::from_le_bytes(b[8..].try_into().expect("8"));
-    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-        return Err(Errno::EINVAL);
-    }
-    Ok((sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(nsec as u64))
+    mote_libos::time::parse_timespec(&b)
 }
 
 mod futex_op {
@@ -1115,6 +1108,80 @@ fn futex(
             Err(Errno::ENOSYS)
         }
     }
+}
+
+/// `nanosleep` and `clock_nanosleep` on the partition's clocks, locally: the
+/// thread blocks in the scheduler until its deadline (its core runs other threads
+/// or sleeps that long), or until a signal for it ends the wait (`-EINTR`, the
+/// time left written to `rem` for a relative sleep). `None`: a clock libos does not
+/// keep (the caller forwards the call to Linux).
+pub fn local_sleep(
+    p: &'static Kvm,
+    proc: &spin::Mutex<Option<Process>>,
+    nr: u64,
+    a: [u64; 6],
+) -> Option<i64> {
+    use mote_libos::time::id;
+    let (clock, absolute, req, rem) = if nr == Sysno::nanosleep as u64 {
+        (id::MONOTONIC, false, a[0], a[1])
+    } else if nr == Sysno::clock_nanosleep as u64 {
+        (a[0], a[1] & 1 != 0, a[2], a[3])
+    } else {
+        return None;
+    };
+    if !matches!(clock, id::REALTIME | id::MONOTONIC | id::BOOTTIME) || p.boot.tsc_khz == 0 {
+        return None;
+    }
+    let err = |e: Errno| -(e as i64);
+    // The wait steps (libos `wait`) pass their own buffers for the time left and
+    // a resumed request: runtime memory, not the application's.
+    let runtime = |va: u64| (mote_abi::layout::LIBOS_VA..mote_abi::layout::LIBOS_END).contains(&va);
+    let ns = if runtime(req) {
+        let mut b = [0u8; 16];
+        p.read_mem(req, &mut b);
+        match mote_libos::time::parse_timespec(&b) {
+            Ok(ns) => ns,
+            Err(e) => return Some(err(e)),
+        }
+    } else {
+        match read_timespec(proc, p, req) {
+            Ok(ns) => ns,
+            Err(e) => return Some(err(e)),
+        }
+    };
+    let now = now_ns(p);
+    let deadline = if absolute {
+        let current = proc.lock().as_mut()?.clock.now(p, clock)?;
+        now.saturating_add(ns.saturating_sub(current))
+    } else {
+        now.saturating_add(ns)
+    };
+    if deadline <= now {
+        return Some(0);
+    }
+    let core = cpu().core.load(Ordering::Relaxed) as usize;
+    let me = cpu().tid.load(Ordering::Relaxed) as u32;
+    let mut g = threads();
+    g.as_mut()?.stop_current(core, State::Blocked { deadline });
+    reschedule(g, p);
+    let wake = threads().as_ref().and_then(|t| t.get(me)).map(|x| x.wake);
+    if wake != Some(Wake::Interrupted) {
+        return Some(0);
+    }
+    if !absolute && rem != 0 {
+        let left = deadline.saturating_sub(now_ns(p));
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&(left / 1_000_000_000).to_le_bytes());
+        b[8..].copy_from_slice(&(left % 1_000_000_000).to_le_bytes());
+        if runtime(rem) {
+            p.write_mem(rem, &b);
+        } else if let Some(pr) = proc.lock().as_ref() {
+            if let Err(e) = pr.write_user(p, rem, &b) {
+                return Some(err(e));
+            }
+        }
+    }
+    Some(err(Errno::EINTR))
 }
 
 /// `sched_getaffinity(pid, len, mask)`: a thread's partition cores (libos writes
