@@ -306,7 +306,11 @@ fn run_once(
         Side::Native => Command::new(&program),
         Side::Mote => {
             let mut c = Command::new(mote);
-            c.arg("run").arg("--").arg(&program);
+            c.arg("run")
+                .arg("--cores")
+                .arg(w.cores.to_string())
+                .arg("--")
+                .arg(&program);
             c
         }
     };
