@@ -152,6 +152,11 @@ impl Hosted {
         if params.stats {
             flags |= BOOT_F_STATS;
         }
+        if params.shared_cpus {
+            // Idle cores' threads sleep at once rather than spin on a host CPU
+            // another core needs.
+            flags |= mote_abi::boot::BOOT_F_SHARED_CPUS;
+        }
         let info = BootInfo {
             magic: BOOT_MAGIC,
             version: BOOT_VERSION,

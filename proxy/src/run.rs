@@ -161,6 +161,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         no_patch: a.no_patch,
         stats: a.stats,
         page_size: a.page_size.bytes(),
+        shared_cpus: a.cores > 1 && a.cores + 1 > offload::host_cpus().len(),
     };
     let mut platform = match backend {
         Backend::Kvm(_) => {

@@ -45,6 +45,8 @@ pub struct BootParams {
     pub stats: bool,
     /// `--page-size` in bytes.
     pub page_size: u64,
+    /// LWK cores share host CPUs (`BOOT_F_SHARED_CPUS`).
+    pub shared_cpus: bool,
 }
 
 /// How a run ends.
@@ -192,6 +194,9 @@ impl Partition {
         }
         if params.stats {
             flags |= BOOT_F_STATS;
+        }
+        if params.shared_cpus {
+            flags |= mote_abi::boot::BOOT_F_SHARED_CPUS;
         }
         let info = BootInfo {
             magic: BOOT_MAGIC,

@@ -84,6 +84,9 @@ pub const BOOT_F_DEBUG: u32 = 1 << 1;
 pub const BOOT_F_NO_PATCH: u32 = 1 << 2;
 /// Report system-call statistics at exit (`mote run --stats`).
 pub const BOOT_F_STATS: u32 = 1 << 3;
+/// LWK cores share host CPUs (more cores than the machine can dedicate): an idle
+/// core sleeps at once instead of spinning on a CPU another core needs.
+pub const BOOT_F_SHARED_CPUS: u32 = 1 << 4;
 
 const_assert_eq!(size_of::<BootInfo>(), 176);
 const_assert_eq!(offset_of!(BootInfo, pid), 104);

@@ -308,7 +308,7 @@ fn run_once(
         Side::Native => Command::new(&program),
         Side::Mote => {
             let mut c = Command::new(mote);
-            c.arg("run");
+            c.arg("run").arg("--cores").arg(w.cores.to_string());
             if let Some(p) = clap::ValueEnum::to_possible_value(&platform) {
                 c.args(["--platform", p.get_name()]);
             }

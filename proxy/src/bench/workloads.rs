@@ -66,6 +66,10 @@ pub struct Workload {
     pub quick_args: &'static [&'static str],
     pub metrics: &'static [Metric],
     pub what: &'static str,
+    /// LWK cores of the mote run (`--cores`). The native run stays pinned to the
+    /// LWK host CPU as for every workload: on a 2-CPU machine both sides then
+    /// have one host CPU for the threads.
+    pub cores: usize,
 }
 
 /// The end-to-end wall time of a run, measured by the bench for every run.
@@ -91,6 +95,7 @@ pub const ALL: &[Workload] = &[
         ],
         what: "per-call latency: getpid (local under mote), getppid and write to /dev/null \
                (forwarded), libc clock_gettime; the syscall instruction and mote's direct entry",
+        cores: 1,
     },
     Workload {
         name: FWQ,
@@ -103,6 +108,7 @@ pub const ALL: &[Workload] = &[
             m("mean_min_ratio", "", Better::Lower),
         ],
         what: "Fixed Work Quantum: 10,000 samples of one fixed quantum, in TSC cycles",
+        cores: 1,
     },
     Workload {
         name: "gups",
@@ -114,6 +120,7 @@ pub const ALL: &[Workload] = &[
             m("gups", "GUP/s", Better::Higher),
         ],
         what: "random read-modify-write updates, 1 GiB table (64 MiB quick)",
+        cores: 1,
     },
     Workload {
         name: "stream",
@@ -122,6 +129,7 @@ pub const ALL: &[Workload] = &[
         quick_args: &["--quick"],
         metrics: &[m("triad_gbs", "GB/s", Better::Higher)],
         what: "STREAM triad, 3 x 160 MB (3 x 16 MB quick)",
+        cores: 1,
     },
     Workload {
         name: "alloc",
@@ -130,6 +138,7 @@ pub const ALL: &[Workload] = &[
         quick_args: &["--quick"],
         metrics: &[m("ns_per_op", "ns", Better::Lower)],
         what: "malloc/free of mixed sizes, 10M operations (1M quick)",
+        cores: 1,
     },
     Workload {
         name: "cg",
@@ -142,6 +151,20 @@ pub const ALL: &[Workload] = &[
             m("iterations", "", Better::Neither),
         ],
         what: "HPCCG-style CG, 27-point stencil, 64^3 rows (32^3 quick), 1 thread",
+        cores: 1,
+    },
+    Workload {
+        name: "cg2",
+        program: "cg",
+        args: &["--threads", "2"],
+        quick_args: &["--quick", "--threads", "2"],
+        metrics: &[
+            m("ms_per_iteration", "ms", Better::Lower),
+            m("mflops", "MFLOP/s", Better::Higher),
+            m("iterations", "", Better::Neither),
+        ],
+        what: "the same CG with 2 threads (pthreads, a barrier per kernel): --cores 2 under mote",
+        cores: 2,
     },
     Workload {
         name: "startup",
@@ -150,6 +173,7 @@ pub const ALL: &[Workload] = &[
         quick_args: &[],
         metrics: &[m(WALL_MS, "ms", Better::Lower)],
         what: "end-to-end time of a program that prints one line and exits",
+        cores: 1,
     },
 ];
 

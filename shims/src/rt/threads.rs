@@ -501,7 +501,8 @@ pub fn idle_loop(p: &'static Kvm) -> ! {
         let deadline = t.next_deadline(core);
         drop(g);
         attend_signals(core);
-        if spins < IDLE_SPINS {
+        let shared = p.boot.flags & mote_abi::boot::BOOT_F_SHARED_CPUS != 0;
+        if spins < IDLE_SPINS && !shared {
             spins += 1;
             core::hint::spin_loop();
             continue;
