@@ -407,6 +407,16 @@ mod cases {
         }
     }
 
+    /// Threads until the runtime's memory for their stacks is used up: EAGAIN,
+    /// then every thread joins (no runtime failure).
+    pub fn threads_until_eagain(pf: &[&str]) {
+        let run = Program::new(app("manythreads")).mote_with(pf);
+        assert_eq!(run.status, 0, "{run:?}");
+        let text = run.stdout_text();
+        assert!(text.starts_with("created "), "{run:?}");
+        assert!(text.ends_with("joined all\n"), "{run:?}");
+    }
+
     pub fn patched_sites_take_no_further_trap(pf: &[&str]) {
         let mut opts = pf.to_vec();
         opts.push("--stats");
@@ -493,6 +503,7 @@ macro_rules! for_every_case {
                 child_processes,
                 vdso,
                 getrusage_and_times,
+                threads_until_eagain,
             ]
         );
     };

@@ -113,3 +113,14 @@ fn signals_reach_the_threads_they_are_for() {
         .stdout_text()
         .contains("taken by the only thread not blocking it: yes"));
 }
+
+/// Regression: a thread past the runtime's memory for thread stacks panicked the
+/// runtime; it is refused with EAGAIN now, and the others run on.
+#[test]
+fn too_many_threads_is_eagain_not_a_crash() {
+    let run = Program::new(app("manythreads")).mote();
+    assert_eq!(run.status, 0, "{run:?}");
+    let text = run.stdout_text();
+    assert!(text.ends_with("joined all\n"), "{run:?}");
+    assert!(text.starts_with("created "), "{run:?}");
+}

@@ -39,8 +39,8 @@ use super::platform::{core_page, kcall_raw, thread_slot, Kvm};
 const THREAD_STACK: usize = 64 << 10;
 /// Stack of core 0's idle context.
 const IDLE_STACK: usize = 16 << 10;
-/// Bytes for one thread's extended state (`xsave`; the size CPUID reports is
-/// checked against it).
+/// Most bytes for one thread's extended state (`xsave`; the size CPUID reports
+/// is checked against it, and each thread gets what CPUID says).
 const XSAVE_AREA: usize = 16 << 10;
 
 /// Per-core data, reached through the GS base (the entry stubs read `upcall_top`
@@ -149,6 +149,14 @@ fn threads() -> spin::MutexGuard<'static, Option<Threads>> {
     THREADS.lock()
 }
 
+/// Bytes of a thread's extended-state area: what CPUID says `xsave` writes, plus
+/// room to align it (the 512-byte `fxsave` area otherwise).
+static EXT_BYTES: AtomicU64 = AtomicU64::new(512 + 64);
+
+fn ext_bytes() -> usize {
+    EXT_BYTES.load(Ordering::Relaxed) as usize
+}
+
 /// Extended state: saved with `xsave` when the OS enabled it, else `fxsave`.
 static XSAVE: AtomicU32 = AtomicU32::new(0);
 
@@ -164,7 +172,7 @@ fn xsave_supported() -> bool {
 
 fn save_ext(area: &mut [u8]) {
     let p = (area.as_mut_ptr() as u64).next_multiple_of(64);
-    // SAFETY: the area is XSAVE_AREA bytes, 64 more than the aligned save needs
+    // SAFETY: the area is ext_bytes() long, 64 more than the aligned save needs
     // (checked against CPUID at start-up); xsave/fxsave only write there.
     unsafe {
         if XSAVE.load(Ordering::Relaxed) != 0 {
@@ -267,6 +275,7 @@ pub fn init_main(p: &Kvm, tid: u32) {
         };
         if (size as usize) + 64 <= XSAVE_AREA {
             XSAVE.store(1, Ordering::Relaxed);
+            EXT_BYTES.store(size as u64 + 64, Ordering::Relaxed);
         } else {
             p.log(&alloc::format!(
                 "extended state of {size} bytes exceeds the {XSAVE_AREA} reserved; threads save only the SSE state"
@@ -283,7 +292,7 @@ pub fn init_main(p: &Kvm, tid: u32) {
             xsave: Vec::new(),
         });
     }
-    tcb(0).xsave = alloc::vec![0u8; XSAVE_AREA];
+    tcb(0).xsave = alloc::vec![0u8; ext_bytes()];
     let ncores = (p.boot.ncores as usize).clamp(1, MAX_CORES);
     *threads() = Some(Threads::new(ncores, tid, MAX_THREADS));
     PID.store(tid as u64, Ordering::Relaxed);
@@ -298,6 +307,17 @@ pub fn init_main(p: &Kvm, tid: u32) {
         initial_context(top, &raw const mote_idle_start as u64),
         Ordering::Relaxed,
     );
+}
+
+/// Heap a new thread leaves free (see `clone_thread`).
+const HEAP_HEADROOM: usize = 256 << 10;
+
+/// `len` zero bytes from the runtime's heap, or None when it is full.
+fn zeroed(len: usize) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.resize(len, 0);
+    Some(v)
 }
 
 /// A context that `mote_switch` resumes at `entry` with rsp = `top` (16-aligned).
@@ -465,8 +485,6 @@ extern "C" fn idle_entry() -> ! {
     idle_loop(super::platform::kvm())
 }
 
-/// What a core runs when none of its threads can: pick a thread, else spin a little,
-/// else sleep until woken.
 /// Hosted platform: the idle context handles signals (the proxy's kicks) on its
 /// own stack, never on the signal stack of a thread blocked inside a trap.
 fn idle_signal_stack(core: usize) {
@@ -475,6 +493,8 @@ fn idle_signal_stack(core: usize) {
     }
 }
 
+/// What a core runs when none of its threads can: pick a thread, else spin a little,
+/// else sleep until woken.
 pub fn idle_loop(p: &'static Kvm) -> ! {
     let c = cpu();
     let core = c.core.load(Ordering::Relaxed) as usize;
@@ -682,8 +702,28 @@ fn clone_thread(
     let tid = tid as u32;
     let tcb = tcb(slot);
     if tcb.stack.is_empty() {
-        tcb.stack = alloc::vec![0u8; THREAD_STACK];
-        tcb.xsave = alloc::vec![0u8; XSAVE_AREA];
+        // The runtime's heap is fixed (layout::RUNTIME_HEAP_SIZE): out of it, the
+        // thread is refused as Linux refuses one it has no memory for.
+        // A new thread also leaves HEAP_HEADROOM free for the runtime's own later
+        // allocations (its log line, libos's bookkeeping): running out of those
+        // would end the run instead of refusing one thread.
+        let spare = zeroed(HEAP_HEADROOM);
+        let (true, Some(stack), Some(xsave)) =
+            (spare.is_some(), zeroed(THREAD_STACK), zeroed(ext_bytes()))
+        else {
+            threads().as_mut().expect("threads").free_slot(slot);
+            if let Some(pr) = proc.lock().as_mut() {
+                pr.log_once(p, 0x3_2000, || {
+                    alloc::format!(
+                        "clone: the runtime's memory for thread stacks is used up ({} threads live); returning EAGAIN",
+                        live_threads()
+                    )
+                });
+            }
+            return Err(Errno::EAGAIN);
+        };
+        tcb.stack = stack;
+        tcb.xsave = xsave;
     }
     // The child's extended state is the parent's now (as Linux copies it).
     save_ext(&mut tcb.xsave);
