@@ -3,6 +3,7 @@
 // each child's output and exit status as natively.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -25,8 +26,18 @@ static void report(const char *what, pid_t pid) {
         printf("%s: killed by signal %d\n", what, WTERMSIG(st));
 }
 
+static void *nothing(void *arg) { return arg; }
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    // Threads first (regression: a vfork child was given a finished thread's slot,
+    // which an offload thread of the parent proxy still served; that thread ran
+    // the child's exec and replaced the parent).
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, nothing, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
     pid_t pid;
     char *echo[] = {"echo", "hello from posix_spawn", NULL};
     int r = posix_spawn(&pid, "/bin/echo", NULL, NULL, echo, environ);

@@ -87,6 +87,9 @@ pub struct Threads {
     free_slots: Vec<usize>,
     next_slot: usize,
     max_slots: usize,
+    /// Slots an offload thread of the proxy process itself serves (all but vfork
+    /// children's).
+    parent_served: alloc::collections::BTreeSet<usize>,
 }
 
 /// All cores of a partition with `n` cores.
@@ -112,6 +115,7 @@ impl Threads {
             free_slots: Vec::new(),
             next_slot: 1,
             max_slots,
+            parent_served: [0].into_iter().collect(),
         };
         t.threads.insert(
             tid,
@@ -178,6 +182,29 @@ impl Threads {
         }
         self.next_slot += 1;
         Ok(self.next_slot - 1)
+    }
+
+    /// A free IKC slot for a vfork child: one that no offload thread of *this*
+    /// proxy process serves (the child's forked proxy serves it; two servers on
+    /// one slot would race for its requests).
+    pub fn alloc_child_slot(&mut self) -> Result<usize, Errno> {
+        if let Some(i) = self
+            .free_slots
+            .iter()
+            .position(|s| !self.parent_served.contains(s))
+        {
+            return Ok(self.free_slots.swap_remove(i));
+        }
+        if self.next_slot >= self.max_slots {
+            return Err(Errno::EAGAIN);
+        }
+        self.next_slot += 1;
+        Ok(self.next_slot - 1)
+    }
+
+    /// An offload thread of this proxy process serves `slot` from now on.
+    pub fn mark_served(&mut self, slot: usize) {
+        self.parent_served.insert(slot);
     }
 
     /// Give back a slot `alloc_slot` returned, unused.
@@ -708,6 +735,19 @@ mod tests {
         assert_eq!(t.reap(2), None, "only dead threads are reaped");
         assert_eq!(t.reap(1), Some(0));
         assert_eq!(t.alloc_slot(), Ok(0));
+    }
+
+    #[test]
+    fn vfork_children_never_get_a_slot_the_proxy_serves() {
+        let mut t = Threads::new(1, 1, 8);
+        let a = t.alloc_slot().unwrap();
+        t.mark_served(a);
+        let b = t.alloc_slot().unwrap();
+        t.free_slot(a);
+        t.free_slot(b);
+        // b was never served by the proxy process: a child may have it; a never.
+        assert_eq!(t.alloc_child_slot(), Ok(b));
+        assert_ne!(t.alloc_child_slot(), Ok(a));
     }
 
     #[test]

@@ -687,7 +687,11 @@ fn clone_thread(
             .get(cpu().tid.load(Ordering::Relaxed) as u32)
             .cloned()
             .ok_or(Errno::ESRCH)?;
-        (t.alloc_slot()?, me)
+        let slot = match kind {
+            CloneKind::Thread => t.alloc_slot()?,
+            CloneKind::VforkChild => t.alloc_child_slot()?,
+        };
+        (slot, me)
     };
     // The slot's own offload thread in the proxy; its Linux tid is the new thread's.
     // A vfork child's is a forked proxy process, whose pid is the child's.
@@ -695,6 +699,9 @@ fn clone_thread(
         CloneKind::Thread => p.start_server(slot),
         CloneKind::VforkChild => p.fork_server(slot),
     };
+    if kind == CloneKind::Thread && tid > 0 {
+        threads().as_mut().expect("threads").mark_served(slot);
+    }
     if tid <= 0 {
         threads().as_mut().expect("threads").free_slot(slot);
         return Err(Errno::from_code((-tid) as i32).unwrap_or(Errno::EAGAIN));
