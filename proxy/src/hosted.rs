@@ -34,10 +34,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use mote_abi::boot::{
-    BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_F_NO_PATCH, BOOT_F_STATS, BOOT_MAGIC,
-    BOOT_VERSION,
-};
+use mote_abi::boot::{BootInfo, BOOT_MAGIC, BOOT_VERSION};
 use mote_abi::hosted::{HostedInfo, HOSTED_INFO_GPA, HOSTED_INFO_VA, HOSTED_MAGIC};
 use mote_abi::layout::*;
 
@@ -138,25 +135,8 @@ impl Hosted {
                 libc::getauxval(libc::AT_HWCAP2),
             )
         };
-        let mut flags = 0;
         // HWCAP2_FSGSBASE: Linux enabled wrfsbase/wrgsbase for user code.
-        if hwcap2 & 2 != 0 {
-            flags |= BOOT_F_FSGSBASE;
-        }
-        if params.debug {
-            flags |= BOOT_F_DEBUG;
-        }
-        if params.no_patch {
-            flags |= BOOT_F_NO_PATCH;
-        }
-        if params.stats {
-            flags |= BOOT_F_STATS;
-        }
-        if params.shared_cpus {
-            // Idle cores' threads sleep at once rather than spin on a host CPU
-            // another core needs.
-            flags |= mote_abi::boot::BOOT_F_SHARED_CPUS;
-        }
+        let flags = params.flags(hwcap2 & 2 != 0);
         let info = BootInfo {
             magic: BOOT_MAGIC,
             version: BOOT_VERSION,

@@ -49,6 +49,26 @@ pub struct BootParams {
     pub shared_cpus: bool,
 }
 
+impl BootParams {
+    /// `BootInfo::flags` for these parameters on either platform; `fsgsbase`:
+    /// user code may use `wrfsbase`/`wrgsbase`.
+    pub fn flags(&self, fsgsbase: bool) -> u32 {
+        use mote_abi::boot::BOOT_F_SHARED_CPUS;
+        [
+            (fsgsbase, BOOT_F_FSGSBASE),
+            (self.debug, BOOT_F_DEBUG),
+            (self.no_patch, BOOT_F_NO_PATCH),
+            (self.stats, BOOT_F_STATS),
+            // Idle cores sleep at once rather than spin on a host CPU another
+            // core needs.
+            (self.shared_cpus, BOOT_F_SHARED_CPUS),
+        ]
+        .into_iter()
+        .filter(|&(on, _)| on)
+        .fold(0, |f, (_, bit)| f | bit)
+    }
+}
+
 /// How a run ends.
 #[derive(Debug)]
 pub enum Event {
@@ -182,22 +202,7 @@ impl Partition {
             page_size = LARGE_PAGE_SIZE;
         }
 
-        let mut flags = 0;
-        if fsgsbase {
-            flags |= BOOT_F_FSGSBASE;
-        }
-        if params.debug {
-            flags |= BOOT_F_DEBUG;
-        }
-        if params.no_patch {
-            flags |= BOOT_F_NO_PATCH;
-        }
-        if params.stats {
-            flags |= BOOT_F_STATS;
-        }
-        if params.shared_cpus {
-            flags |= mote_abi::boot::BOOT_F_SHARED_CPUS;
-        }
+        let flags = params.flags(fsgsbase);
         let info = BootInfo {
             magic: BOOT_MAGIC,
             version: BOOT_VERSION,

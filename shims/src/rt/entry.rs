@@ -24,6 +24,25 @@ use mote_abi::trap::{TrapFrame, UpcallHeader};
 
 global_asm!(
     r#"
+    // The general-purpose registers of a TrapFrame, lowest address first.
+    .macro mote_pop_gprs
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    .endm
+
     .section .text.start, "ax"
     .global _start
 _start:
@@ -247,21 +266,7 @@ mote_trap_entry:
     // Also where a new thread starts (threads::mote_thread_start).
     .global mote_trap_exit
 mote_trap_exit:
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    mote_pop_gprs
     mov rcx, [rsp + {rip}]
     mov r11, [rsp + {rflags}]
     push r11
@@ -276,21 +281,7 @@ mote_full_exit:
     mov rcx, [rsp + {f_rip}]
     mov [rax], rcx
     mov [rsp + {f_cr2}], rax
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    mote_pop_gprs
     push qword ptr [rsp + {rflags}]
     popfq
     mov rsp, [rsp + {cr2}]
