@@ -85,6 +85,29 @@ pub struct State {
     /// Size of the page mapping each mapped virtual page (kernel-min's rule: the
     /// largest size the `map` call's alignment, length and page-size bits allow).
     pub page_size: BTreeMap<u64, u64>,
+    /// Guest-physical memory the platform maps only in whole, aligned 2 MiB
+    /// pages (the hosted platform's hugetlbfs memory): `map`, `unmap` and
+    /// `protect` of part of such a page panic, as Linux refuses them (EINVAL).
+    pub whole_only: Option<(u64, u64)>,
+}
+
+impl State {
+    /// An unmap or protect of `[va, va+len)` must not cut into a whole-only page.
+    fn check_whole(&self, va: u64, len: u64, what: &str) {
+        let Some((ws, we)) = self.whole_only else {
+            return;
+        };
+        for (&v, &(gpa, _)) in self.pages.range(va..va + len) {
+            if gpa >= ws && gpa < we {
+                let chunk = v & !(LARGE_PAGE_SIZE - 1);
+                assert!(
+                    chunk >= va && chunk + LARGE_PAGE_SIZE <= va + len,
+                    "fake: {what} of part of a whole-only 2 MiB page at {chunk:#x}: [{va:#x}, {:#x})",
+                    va + len
+                );
+            }
+        }
+    }
 }
 
 /// The fake platform.
@@ -252,6 +275,15 @@ impl Platform for FakePlatform {
         );
         let mut st = self.st.borrow_mut();
         st.calls.push(KCall::Map { va, gpa, len, prot });
+        if let Some((ws, we)) = st.whole_only {
+            if gpa < we && gpa + len > ws {
+                let whole = |x: u64| x.is_multiple_of(LARGE_PAGE_SIZE);
+                assert!(
+                    whole(va) && whole(gpa) && whole(len) && gpa >= ws && gpa + len <= we,
+                    "fake: map of part of a whole-only 2 MiB page: va {va:#x} gpa {gpa:#x} len {len:#x}"
+                );
+            }
+        }
         let n = len / PAGE_SIZE;
         if (0..n).any(|i| st.pages.contains_key(&(va + i * PAGE_SIZE))) {
             return Err(Errno::EEXIST);
@@ -303,6 +335,7 @@ impl Platform for FakePlatform {
     fn unmap(&self, va: u64, len: u64) -> Result<(), Errno> {
         let mut st = self.st.borrow_mut();
         st.calls.push(KCall::Unmap { va, len });
+        st.check_whole(va, len, "unmap");
         let keys: Vec<u64> = st.pages.range(va..va + len).map(|(&k, _)| k).collect();
         for k in keys {
             st.pages.remove(&k);
@@ -314,6 +347,7 @@ impl Platform for FakePlatform {
     fn protect(&self, va: u64, len: u64, prot: u64) -> Result<(), Errno> {
         let mut st = self.st.borrow_mut();
         st.calls.push(KCall::Protect { va, len, prot });
+        st.check_whole(va, len, "protect");
         for (_, e) in st.pages.range_mut(va..va + len) {
             e.1 = prot;
         }

@@ -1,6 +1,9 @@
 //! The guest-physical frame pool: every byte of application memory comes from here.
 //!
-//! The pool covers `[BootInfo::pool_start, BootInfo::mem_size)`. Memory that was never
+//! The pool covers `[BootInfo::pool_start, BootInfo::mem_size)`; where the platform
+//! has memory it can map only in whole 2 MiB pages (`BootInfo::large_pool_start`,
+//! the hosted platform's hugetlbfs memory), that part is a region of its own that
+//! serves only 2 MiB and 1 GiB requests. Memory that was never
 //! handed out is known to be zero (guest RAM is a fresh memfd), so it is tracked by a
 //! bump pointer; frames that come back (munmap, brk shrink) go to a free list of
 //! coalesced runs and are reported *dirty* when handed out again, so the caller zeroes
@@ -56,9 +59,9 @@ struct Free {
     zeroed: bool,
 }
 
-/// The pool.
+/// The frames of one kind of memory.
 #[derive(Debug)]
-pub struct FramePool {
+struct Region {
     start: u64,
     end: u64,
     /// `[bump, end)` has never been handed out.
@@ -70,12 +73,131 @@ pub struct FramePool {
     free_bytes: u64,
 }
 
+/// The pool: one region of memory the platform maps in any page size, and
+/// optionally a second (`BootInfo::large_pool_start`) of 2 MiB pages the platform
+/// maps only whole (hugetlbfs on the hosted platform), which serves 2 MiB and 1 GiB
+/// requests first.
+#[derive(Debug)]
+pub struct FramePool {
+    any: Region,
+    large: Option<Region>,
+}
+
 impl FramePool {
     /// A pool over `[start, end)`; both are rounded inwards to 4 KiB.
     pub fn new(start: u64, end: u64) -> Self {
+        FramePool {
+            any: Region::new(start, end),
+            large: None,
+        }
+    }
+
+    /// A pool over `[start, large_start)`, mapped in any page size, and
+    /// `[large_start, end)`, handed out and mapped only in whole 2 MiB chunks.
+    pub fn with_large(start: u64, large_start: u64, end: u64) -> Self {
+        let large_start = align_up(large_start, LARGE_PAGE_SIZE);
+        FramePool {
+            any: Region::new(start, large_start),
+            large: (large_start < end).then(|| Region::new(large_start, end)),
+        }
+    }
+
+    /// The pool of a partition.
+    pub fn from_boot(boot: &mote_abi::boot::BootInfo) -> Self {
+        match boot.large_pool_start {
+            0 => Self::new(boot.pool_start, boot.mem_size),
+            large => Self::with_large(boot.pool_start, large, boot.mem_size),
+        }
+    }
+
+    fn regions(&self) -> impl Iterator<Item = &Region> {
+        core::iter::once(&self.any).chain(self.large.as_ref())
+    }
+
+    /// Bytes that can still be handed out.
+    pub fn available(&self) -> u64 {
+        self.regions().map(Region::available).sum()
+    }
+
+    /// Bytes of never-used memory left.
+    pub fn untouched(&self) -> u64 {
+        self.regions().map(|r| r.end - r.bump).sum()
+    }
+
+    /// `[start, end)` of the pool (both regions).
+    pub fn range(&self) -> (u64, u64) {
+        let end = self.large.as_ref().map_or(self.any.end, |l| l.end);
+        (self.any.start, end)
+    }
+
+    /// Bytes that can still be handed out in chunks of `size` (aligned stretches).
+    pub fn available_in(&self, size: FrameSize) -> u64 {
+        match (size, &self.large) {
+            (FrameSize::Small, _) | (_, None) => self.any.available_in(size),
+            (_, Some(l)) => self.any.available_in(size) + l.available_in(size),
+        }
+    }
+
+    /// Is the frame at `gpa` part of a 2 MiB chunk the platform can map only whole
+    /// and 2 MiB aligned (so libos must never map, unmap or protect part of it)?
+    pub fn whole_chunks_only(&self, gpa: u64) -> bool {
+        self.large
+            .as_ref()
+            .is_some_and(|l| gpa >= l.start && gpa < l.end)
+    }
+
+    /// Hand out `len` bytes (rounded up to the frame size) as contiguous runs,
+    /// preferring a single run. Nothing is taken when the request cannot be met
+    /// (`ENOMEM`). 2 MiB and 1 GiB requests come from the 2 MiB-only region first,
+    /// then from the other.
+    pub fn alloc(&mut self, len: u64, size: FrameSize) -> Result<Vec<Run>, Errno> {
+        let Some(large) = self.large.as_mut().filter(|_| size != FrameSize::Small) else {
+            return self.any.alloc(len, size);
+        };
+        let len = align_up(len.max(1), size.bytes());
+        let from_large = large.available_in(size).min(len);
+        if from_large == len {
+            return large.alloc(len, size);
+        }
+        let mut runs = match from_large {
+            0 => Vec::new(),
+            n => large.alloc(n, size)?,
+        };
+        match self.any.alloc(len - from_large, size) {
+            Ok(more) => {
+                runs.extend(more);
+                Ok(runs)
+            }
+            Err(e) => {
+                for r in runs {
+                    self.free(r.gpa, r.len);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Give back `[gpa, gpa+len)` (page aligned, previously handed out). The frames
+    /// are dirty from now on.
+    pub fn free(&mut self, gpa: u64, len: u64) {
+        match &mut self.large {
+            Some(l) if gpa >= l.start => {
+                debug_assert!(
+                    gpa.is_multiple_of(LARGE_PAGE_SIZE) && len.is_multiple_of(LARGE_PAGE_SIZE)
+                );
+                l.free(gpa, len)
+            }
+            _ => self.any.free(gpa, len),
+        }
+    }
+}
+
+impl Region {
+    /// A region over `[start, end)`; both are rounded inwards to 4 KiB.
+    fn new(start: u64, end: u64) -> Self {
         let start = align_up(start, PAGE_SIZE);
         let end = align_down(end, PAGE_SIZE).max(start);
-        FramePool {
+        Region {
             start,
             end,
             bump: start,
@@ -84,28 +206,13 @@ impl FramePool {
         }
     }
 
-    /// The pool of a partition.
-    pub fn from_boot(boot: &mote_abi::boot::BootInfo) -> Self {
-        Self::new(boot.pool_start, boot.mem_size)
-    }
-
     /// Bytes that can still be handed out (in 4 KiB frames).
-    pub fn available(&self) -> u64 {
+    fn available(&self) -> u64 {
         self.free_bytes + (self.end - self.bump)
     }
 
-    /// Bytes of never-used memory left above the bump pointer.
-    pub fn untouched(&self) -> u64 {
-        self.end - self.bump
-    }
-
-    /// `[start, end)` of the pool.
-    pub fn range(&self) -> (u64, u64) {
-        (self.start, self.end)
-    }
-
     /// Bytes that can still be handed out in chunks of `size` (aligned stretches).
-    pub fn available_in(&self, size: FrameSize) -> u64 {
+    fn available_in(&self, size: FrameSize) -> u64 {
         let unit = size.bytes();
         let chunks_in = |a: u64, l: u64| align_down(a + l, unit).saturating_sub(align_up(a, unit));
         chunks_in(self.bump, self.end - self.bump)
@@ -119,7 +226,7 @@ impl FramePool {
     /// Hand out `len` bytes (rounded up to the frame size) as contiguous runs,
     /// preferring a single run. Nothing is taken when the request cannot be met
     /// (`ENOMEM`).
-    pub fn alloc(&mut self, len: u64, size: FrameSize) -> Result<Vec<Run>, Errno> {
+    fn alloc(&mut self, len: u64, size: FrameSize) -> Result<Vec<Run>, Errno> {
         let unit = size.bytes();
         let len = align_up(len.max(1), unit);
         match size {
@@ -130,7 +237,7 @@ impl FramePool {
 
     /// Give back `[gpa, gpa+len)` (page aligned, previously handed out). The frames
     /// are dirty from now on.
-    pub fn free(&mut self, gpa: u64, len: u64) {
+    fn free(&mut self, gpa: u64, len: u64) {
         debug_assert!(gpa.is_multiple_of(PAGE_SIZE) && len.is_multiple_of(PAGE_SIZE));
         debug_assert!(gpa >= self.start && gpa + len <= self.bump);
         if len == 0 {
@@ -418,5 +525,55 @@ mod tests {
         assert_eq!(r.iter().map(|r| r.len).sum::<u64>(), 4 * PAGE_SIZE);
         assert_eq!(r[0].len, 2 * PAGE_SIZE, "largest run first");
         assert_eq!(p.available(), 0);
+    }
+
+    #[test]
+    fn two_mib_only_memory_serves_large_requests_first_and_small_never() {
+        // [4 MiB, 16 MiB) any size, [16 MiB, 24 MiB) whole 2 MiB chunks only.
+        let mut p = FramePool::with_large(4 * MB, 16 * MB, 24 * MB);
+        assert_eq!(p.range(), (4 * MB, 24 * MB));
+        assert!(p.whole_chunks_only(16 * MB) && p.whole_chunks_only(24 * MB - 1));
+        assert!(!p.whole_chunks_only(16 * MB - PAGE_SIZE));
+        let r = p.alloc(4 * MB, FrameSize::Large).unwrap();
+        assert_eq!(
+            r,
+            [Run {
+                gpa: 16 * MB,
+                len: 4 * MB,
+                zeroed: true
+            }]
+        );
+        let small = p.alloc(PAGE_SIZE, FrameSize::Small).unwrap();
+        assert!(
+            !p.whole_chunks_only(small[0].gpa),
+            "4 KiB frames never from 2 MiB-only memory"
+        );
+        assert_eq!(p.available_in(FrameSize::Small), 12 * MB - PAGE_SIZE);
+        // 6 MiB more: the 4 MiB left of the 2 MiB-only memory, then 2 MiB elsewhere.
+        let r = p.alloc(6 * MB, FrameSize::Large).unwrap();
+        assert_eq!(r.iter().map(|r| r.len).sum::<u64>(), 6 * MB);
+        assert_eq!(
+            r.iter()
+                .filter(|r| p.whole_chunks_only(r.gpa))
+                .map(|r| r.len)
+                .sum::<u64>(),
+            4 * MB
+        );
+        assert!(r.iter().all(|r| r.gpa.is_multiple_of(LARGE_PAGE_SIZE)));
+        // A chunk given back is handed out again, dirty.
+        p.free(16 * MB, 2 * MB);
+        let again = p.alloc(2 * MB, FrameSize::Large).unwrap();
+        assert_eq!(
+            again,
+            [Run {
+                gpa: 16 * MB,
+                len: 2 * MB,
+                zeroed: false
+            }]
+        );
+        // Too much for both is ENOMEM and takes nothing.
+        let before = p.available();
+        assert_eq!(p.alloc(64 * MB, FrameSize::Large), Err(Errno::ENOMEM));
+        assert_eq!(p.available(), before);
     }
 }

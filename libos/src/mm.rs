@@ -72,6 +72,13 @@ const MAX_TABLE_ROUNDS: usize = 16;
 /// Gap a `MAP_GROWSDOWN` mapping keeps from the mapping below it when it grows
 /// (Linux's default `stack_guard_gap`, 256 pages).
 const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
+/// Page-fault error code bits (Intel SDM vol. 3, 4.7): a write; an instruction fetch.
+pub const PF_WRITE: u64 = 1 << 1;
+pub const PF_FETCH: u64 = 1 << 4;
+
+/// Bytes copied at a time when a whole-only 2 MiB page is split.
+const COPY_BUF: usize = 64 << 10;
+
 /// Largest size a `MAP_GROWSDOWN` mapping grows to (Linux's default `RLIMIT_STACK`).
 const STACK_LIMIT: u64 = 8 << 20;
 /// `MAP_32BIT` window (as Linux's x86_64 `find_start_end`).
@@ -729,15 +736,25 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// What a page fault of the application at `addr` means. Only the unbacked
-    /// pages of a shared file mapping are libos's business: if the file has grown
-    /// over the page since it was mapped, the page is mapped now and the access is
-    /// retried; otherwise it lies beyond the file's end and Linux would raise
-    /// `SIGBUS`. Every other fault is the exception's own (`SIGSEGV`).
-    pub fn page_fault<P: Platform>(&mut self, p: &P, addr: u64) -> Fault {
+    /// What a page fault of the application at `addr` (x86 page-fault error code
+    /// `error`) means. An access the VMA allows to a backed page met a mapping
+    /// that was changing under it (a whole-only 2 MiB page being split, see
+    /// `split_chunk`, or a stale translation) and is retried. Then the unbacked
+    /// pages of a shared file mapping: if the file has grown over the page since
+    /// it was mapped, the page is mapped now and the access is retried; otherwise
+    /// it lies beyond the file's end and Linux would raise `SIGBUS`. Every other
+    /// fault is the exception's own (`SIGSEGV`).
+    pub fn page_fault<P: Platform>(&mut self, p: &P, addr: u64, error: u64) -> Fault {
         let Some((_, &v)) = self.vma_at(addr) else {
             return self.grow_down(p, addr);
         };
+        let (write, fetch) = (error & PF_WRITE != 0, error & PF_FETCH != 0);
+        if self.translate(addr).is_some()
+            && allows(v.prot, write)
+            && (!fetch || v.prot & PROT_EXEC != 0)
+        {
+            return Fault::Retry;
+        }
         let VmaKind::Passthrough { gpa, va, .. } = v.kind else {
             return Fault::Default;
         };
@@ -832,6 +849,9 @@ impl AddressSpace {
         if addr > USER_END || len > USER_END - addr {
             return Err(Errno::EINVAL);
         }
+        // Where a whole-only 2 MiB page cannot be split, nothing changes (ENOMEM).
+        self.split_whole_chunk(p, addr)?;
+        self.split_whole_chunk(p, addr + len)?;
         self.remove_range(p, addr, addr + len);
         Ok(())
     }
@@ -1074,6 +1094,20 @@ impl AddressSpace {
         new_len: u64,
         vma: Vma,
     ) -> Result<(), Errno> {
+        self.split_whole_chunk(p, old)?;
+        self.split_whole_chunk(p, old + len)?;
+        if !(to.wrapping_sub(old)).is_multiple_of(LARGE_PAGE_SIZE) {
+            // Whole-only 2 MiB pages can only land 2 MiB aligned.
+            let whole: Vec<u64> = self
+                .backed_in(old, old + len)
+                .into_iter()
+                .filter(|&(_, _, gpa)| self.frames.whole_chunks_only(gpa))
+                .flat_map(|(va, len, _)| (va..va + len).step_by(LARGE_PAGE_SIZE as usize))
+                .collect();
+            for chunk in whole {
+                self.split_chunk(p, chunk)?;
+            }
+        }
         split(&mut self.backing, old);
         split(&mut self.backing, old + len);
         let runs: Vec<(u64, Backing)> = self
@@ -1262,6 +1296,8 @@ impl AddressSpace {
         end: u64,
         prot: u64,
     ) -> Result<(), Errno> {
+        self.split_whole_chunk(p, start)?;
+        self.split_whole_chunk(p, end)?;
         // Pages backed before this call; populate maps the new ones with `prot`.
         split(&mut self.vmas, start);
         split(&mut self.vmas, end);
@@ -1529,6 +1565,115 @@ impl AddressSpace {
         }
     }
 
+    /// `at` is about to become an edge of a mapping change (an unmap, a protection
+    /// change, a move). Where it falls inside a 2 MiB page the platform can map
+    /// only whole (`FramePool::whole_chunks_only`: the hosted platform's hugetlbfs
+    /// memory), that page is split first, as Linux splits a transparent huge
+    /// page: its contents move to 4 KiB frames mapped in its place.
+    fn split_whole_chunk<P: Platform>(&mut self, p: &P, at: u64) -> Result<(), Errno> {
+        if at.is_multiple_of(LARGE_PAGE_SIZE) {
+            return Ok(());
+        }
+        let Some((&va, &b)) = self.backing.range(..=at).next_back() else {
+            return Ok(());
+        };
+        if va + b.len <= at || !self.frames.whole_chunks_only(b.gpa) {
+            return Ok(());
+        }
+        self.split_chunk(p, align_down(at, LARGE_PAGE_SIZE))
+    }
+
+    /// Move the whole-only 2 MiB page mapped at `chunk` to 4 KiB frames: copy it
+    /// through a scratch mapping, then map the copy in its place, with the same
+    /// protection page by page. Other threads are kept from writing meanwhile (the
+    /// page is read-only; their faults wait for the address-space lock and then
+    /// retry, see `page_fault`). ENOMEM, and nothing changed, without the frames.
+    fn split_chunk<P: Platform>(&mut self, p: &P, chunk: u64) -> Result<(), Errno> {
+        const LARGE: u64 = LARGE_PAGE_SIZE;
+        split(&mut self.backing, chunk);
+        split(&mut self.backing, chunk + LARGE);
+        let old = match self.backing.get(&chunk) {
+            Some(&b) if b.len == LARGE && self.frames.whole_chunks_only(b.gpa) => b,
+            _ => return Ok(()),
+        };
+        debug_assert!(old.gpa.is_multiple_of(LARGE));
+        let parts = self.parts(chunk, chunk + LARGE);
+        debug_assert_eq!(
+            parts.iter().map(|(s, e, _)| e - s).sum::<u64>(),
+            LARGE,
+            "a backed chunk lies inside VMAs"
+        );
+        let prot = |va: u64| {
+            parts
+                .iter()
+                .find(|(s, e, _)| (*s..*e).contains(&va))
+                .map_or(PROT_NONE, |(_, _, v)| v.prot)
+        };
+        let scratch = self
+            .find_free(LARGE, LARGE, USER_START, USER_MMAP_TOP)
+            .ok_or(Errno::ENOMEM)?;
+        let runs = self.frames.alloc(LARGE, FrameSize::Small)?;
+        let give_back = |mm: &mut Self, runs: &[Run]| {
+            for r in runs {
+                mm.frames.free(r.gpa, r.len);
+            }
+        };
+        // 1. The new frames at the scratch address, writable.
+        let mut va = scratch;
+        for r in &runs {
+            if let Err(e) = self.kmap(p, va, r.gpa, r.len, PROT_READ | PROT_WRITE | MAP_PAGES_4K) {
+                let _ = p.unmap(scratch, LARGE);
+                give_back(self, &runs);
+                return Err(e);
+            }
+            va += r.len;
+        }
+        // 2. Nobody writes the old page any more; copy it.
+        let _ = p.protect(chunk, LARGE, PROT_READ);
+        let mut buf = alloc::vec![0u8; COPY_BUF];
+        for off in (0..LARGE).step_by(COPY_BUF) {
+            p.read_mem(chunk + off, &mut buf);
+            p.write_mem(scratch + off, &buf);
+        }
+        let _ = p.unmap(scratch, LARGE);
+        // 3. The copy in its place, then each page's protection.
+        let _ = p.unmap(chunk, LARGE);
+        p.publish(change(KIND_UNMAP, chunk, LARGE, old.gpa));
+        let first = prot(chunk);
+        let mut va = chunk;
+        for r in &runs {
+            if let Err(e) = self.kmap(p, va, r.gpa, r.len, first | MAP_PAGES_4K) {
+                // Put the old page back: the address space is as before.
+                let _ = p.unmap(chunk, LARGE);
+                let _ = self.kmap(p, chunk, old.gpa, LARGE, first);
+                p.publish(change(KIND_MAP, chunk, LARGE, old.gpa));
+                give_back(self, &runs);
+                return Err(e);
+            }
+            va += r.len;
+        }
+        for &(s, e, v) in &parts {
+            if v.prot != first {
+                let _ = p.protect(s, e - s, v.prot);
+            }
+        }
+        self.backing.remove(&chunk);
+        let mut va = chunk;
+        for r in runs {
+            p.publish(change(KIND_MAP, va, r.len, r.gpa));
+            self.backing.insert(
+                va,
+                Backing {
+                    len: r.len,
+                    gpa: r.gpa,
+                },
+            );
+            va += r.len;
+        }
+        self.frames.free(old.gpa, LARGE);
+        Ok(())
+    }
+
     /// Remove everything in `[start, end)`: VMAs, mappings, frames. The heap
     /// reserve stays contiguous with the break: removing part of it removes the
     /// rest above, too.
@@ -1542,6 +1687,19 @@ impl AddressSpace {
         } else {
             end
         };
+        // A whole-only 2 MiB page the range cuts into is split first; without
+        // 4 KiB frames for that (out of memory), its part stays as it is.
+        let start = match self.split_whole_chunk(p, start) {
+            Ok(()) => start,
+            Err(_) => align_up(start, LARGE_PAGE_SIZE),
+        };
+        let end = match self.split_whole_chunk(p, end) {
+            Ok(()) => end,
+            Err(_) => align_down(end, LARGE_PAGE_SIZE),
+        };
+        if start >= end {
+            return;
+        }
         self.unlabel(start, end);
         split(&mut self.vmas, start);
         split(&mut self.vmas, end);
@@ -1701,6 +1859,13 @@ impl AddressSpace {
         }
         let mut prev_end = 0;
         for (&va, b) in &self.backing {
+            if self.frames.whole_chunks_only(b.gpa) {
+                let whole = |x: u64| x.is_multiple_of(LARGE_PAGE_SIZE);
+                assert!(
+                    whole(va) && whole(b.gpa) && whole(b.len),
+                    "whole-only memory is backing whole 2 MiB pages: {va:#x} {b:?}"
+                );
+            }
             assert!(va >= prev_end, "backing disjoint");
             prev_end = va + b.len;
             let mut at = va;
@@ -2119,15 +2284,15 @@ mod tests {
         let a = anon(&mut mm, &p, 0, 4 * PAGE_SIZE, ANON | MAP_GROWSDOWN).unwrap();
         assert!(mm.vma_at(a).unwrap().1.growsdown);
         // A fault two pages below: the VMA grows down to that page, backed.
-        assert_eq!(mm.page_fault(&p, a - 2 * PAGE_SIZE + 8), Fault::Retry);
+        assert_eq!(mm.page_fault(&p, a - 2 * PAGE_SIZE + 8, 0), Fault::Retry);
         let (s, v) = mm.vma_at(a).unwrap();
         assert_eq!((s, v.end), (a - 2 * PAGE_SIZE, a + 4 * PAGE_SIZE));
         assert!(v.growsdown);
         assert!(p.mapping(a - 2 * PAGE_SIZE).is_some());
         // Not beyond the stack limit, nor for an ordinary mapping.
-        assert_eq!(mm.page_fault(&p, a - 9 * MB), Fault::Default);
+        assert_eq!(mm.page_fault(&p, a - 9 * MB, 0), Fault::Default);
         let b = anon(&mut mm, &p, 0, PAGE_SIZE, ANON).unwrap();
-        assert_eq!(mm.page_fault(&p, b - PAGE_SIZE), Fault::Default);
+        assert_eq!(mm.page_fault(&p, b - PAGE_SIZE, 0), Fault::Default);
         // Not into the guard gap above another mapping.
         let c = anon(&mut mm, &p, 0, PAGE_SIZE, ANON).unwrap();
         let d = mm
@@ -2141,7 +2306,7 @@ mod tests {
                 0,
             )
             .unwrap();
-        assert_eq!(mm.page_fault(&p, d - PAGE_SIZE), Fault::Default);
+        assert_eq!(mm.page_fault(&p, d - PAGE_SIZE, PF_FETCH), Fault::Default);
         // mprotect with PROT_GROWSDOWN reaches the start of a growsdown VMA.
         assert_eq!(
             mm.mprotect(&p, a, PAGE_SIZE, PROT_READ | PROT_GROWSDOWN),
@@ -2636,25 +2801,25 @@ mod tests {
         assert_eq!(p.mapping(a + PAGE_SIZE), None, "beyond EOF stays unmapped");
         assert_eq!(mm.frames().available(), before, "no pool frames used");
         assert_eq!(
-            mm.page_fault(&p, a + PAGE_SIZE + 8),
+            mm.page_fault(&p, a + PAGE_SIZE + 8, 0),
             Fault::Signal(signal::SIGBUS)
         );
         assert_eq!(
-            mm.page_fault(&p, a + 8),
+            mm.page_fault(&p, a + 8, PF_FETCH),
             Fault::Default,
             "a backed page faults as SIGSEGV"
         );
         // The file grows to three pages: the second page is mapped on its fault.
         p.add_shareable(7, 2 * PAGE_SIZE + 1, true);
-        assert_eq!(mm.page_fault(&p, a + PAGE_SIZE + 8), Fault::Retry);
+        assert_eq!(mm.page_fault(&p, a + PAGE_SIZE + 8, 0), Fault::Retry);
         assert_eq!(p.mapping(a + PAGE_SIZE).unwrap(), (gpa + PAGE_SIZE, rw));
         assert_eq!(
-            mm.page_fault(&p, a + PAGE_SIZE),
+            mm.page_fault(&p, a + PAGE_SIZE, PF_FETCH),
             Fault::Default,
             "mapped now"
         );
         assert_eq!(
-            mm.page_fault(&p, a + 3 * PAGE_SIZE),
+            mm.page_fault(&p, a + 3 * PAGE_SIZE, 0),
             Fault::Signal(signal::SIGBUS)
         );
         p.add_shareable(7, 100, true);
@@ -2720,7 +2885,7 @@ mod tests {
         );
         assert_eq!(p.mapping(a + PAGE_SIZE).unwrap().1, PROT_READ);
         // A write fault on it is an ordinary SIGSEGV.
-        assert_eq!(mm.page_fault(&p, a), Fault::Default);
+        assert_eq!(mm.page_fault(&p, a, PF_WRITE), Fault::Default);
         // MAP_FIXED over it replaces it and releases the object.
         mm.mmap(
             &p,
@@ -2854,7 +3019,7 @@ mod tests {
             };
             if rnd(16) == 0 {
                 // An access below some mapping: grows it if it is MAP_GROWSDOWN.
-                let _ = mm.page_fault(&p, va.saturating_sub(PAGE_SIZE));
+                let _ = mm.page_fault(&p, va.saturating_sub(PAGE_SIZE), 0);
             }
             mm.assert_invariants();
         }
@@ -2866,5 +3031,91 @@ mod tests {
         assert!(p.st.borrow().pages.is_empty());
         assert!(p.st.borrow().mirror.is_empty());
         assert!(p.st.borrow().shared.is_empty(), "every object released");
+    }
+
+    /// An address space whose pool has `large` bytes of whole-only 2 MiB pages
+    /// above `mem` bytes of ordinary memory, on a fake that refuses partial
+    /// operations on them.
+    fn setup_whole_only(mem: u64, large: u64) -> (AddressSpace, FakePlatform) {
+        let p = FakePlatform::new();
+        let (start, split_at) = (16 * MB, 16 * MB + mem);
+        p.st.borrow_mut().whole_only = Some((split_at, split_at + large));
+        let mut mm = AddressSpace::new(FramePool::with_large(start, split_at, split_at + large));
+        mm.init(&p).unwrap();
+        (mm, p)
+    }
+
+    #[test]
+    fn whole_only_pages_are_split_before_a_partial_mprotect_munmap_or_move() {
+        let (mut mm, p) = setup_whole_only(64 * MB, 64 * MB);
+        let whole = |p: &FakePlatform, va: u64| {
+            let gpa = p.mapping(va).unwrap().0;
+            gpa >= 80 * MB
+        };
+        let a = anon(&mut mm, &p, 0, 8 * MB, ANON).unwrap();
+        assert!(a.is_multiple_of(2 * MB));
+        for i in 0..4 {
+            assert!(
+                whole(&p, a + i * 2 * MB),
+                "large maps use the 2 MiB-only memory"
+            );
+        }
+        // Data in the first chunk, on both sides of the page about to change.
+        p.write_mem(a + PAGE_SIZE - 3, b"before");
+        p.write_mem(a + 3 * PAGE_SIZE, b"after");
+        // A guard page, as pthread_create makes one.
+        mm.mprotect(&p, a + PAGE_SIZE, PAGE_SIZE, PROT_NONE)
+            .unwrap();
+        assert!(!whole(&p, a), "the first chunk moved to 4 KiB frames");
+        assert!(whole(&p, a + 2 * MB), "the others stayed");
+        assert_eq!(p.mapping(a + PAGE_SIZE).unwrap().1, PROT_NONE);
+        assert_eq!(p.mapping(a).unwrap().1, RW);
+        // "before" straddles the guard page: read its two halves.
+        assert_eq!(p.peek(a + PAGE_SIZE - 3, 3), b"bef");
+        assert_eq!(p.peek(a + 3 * PAGE_SIZE, 5), b"after");
+        // munmap of one page inside another chunk.
+        p.write_mem(a + 2 * MB + 5 * PAGE_SIZE, b"kept");
+        mm.munmap(&p, a + 2 * MB + PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert_eq!(p.mapping(a + 2 * MB + PAGE_SIZE), None);
+        assert_eq!(p.peek(a + 2 * MB + 5 * PAGE_SIZE, 4), b"kept");
+        // A move to an address 4 KiB off the 2 MiB grid splits what moves.
+        p.write_mem(a + 6 * MB + 7, b"moved");
+        let to = mm
+            .mremap(
+                &p,
+                a + 6 * MB,
+                2 * MB,
+                2 * MB,
+                MREMAP_MAYMOVE | MREMAP_FIXED,
+                0x7000_1000,
+            )
+            .unwrap();
+        assert_eq!(to, 0x7000_1000);
+        assert_eq!(p.peek(to + 7, 5), b"moved");
+        assert!(!whole(&p, to));
+        mm.assert_invariants();
+        p.assert_mirror_matches();
+        // Freed whole-only pages are handed out again, whole.
+        mm.munmap(&p, a, 8 * MB).unwrap();
+        mm.munmap(&p, to, 2 * MB).unwrap();
+        let b = anon(&mut mm, &p, 0, 8 * MB, ANON).unwrap();
+        assert!((0..4).all(|i| whole(&p, b + i * 2 * MB)));
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn an_allowed_access_to_a_backed_page_is_retried() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 2 * PAGE_SIZE, ANON).unwrap();
+        mm.mprotect(&p, a + PAGE_SIZE, PAGE_SIZE, PROT_READ)
+            .unwrap();
+        // The mapping was changing under the access (another core, a split).
+        assert_eq!(mm.page_fault(&p, a, PF_WRITE), Fault::Retry);
+        assert_eq!(mm.page_fault(&p, a + PAGE_SIZE, 0), Fault::Retry);
+        // What the VMA forbids is the application's fault.
+        assert_eq!(mm.page_fault(&p, a + PAGE_SIZE, PF_WRITE), Fault::Default);
+        assert_eq!(mm.page_fault(&p, a, PF_FETCH), Fault::Default);
+        mm.mprotect(&p, a, PAGE_SIZE, PROT_NONE).unwrap();
+        assert_eq!(mm.page_fault(&p, a, 0), Fault::Default);
     }
 }

@@ -1,6 +1,7 @@
-//! Guest-physical memory of a partition: one memfd, mapped once into the proxy for
-//! KVM (slot 0 at GPA 0) and, piece by piece, at the application's own virtual
-//! addresses by `mirror` (the unified address space).
+//! Guest-physical memory of a partition: one memfd (two on the hosted platform
+//! with hugetlbfs pages), mapped once into the proxy for KVM (slot 0 at GPA 0) and,
+//! piece by piece, at the application's own virtual addresses by `mirror` (the
+//! unified address space).
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -8,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use mote_abi::ikc::{
     core_page_offset, thread_slot_offset, CorePage, Slot, MAPLOG_OFFSET, MAX_THREADS,
 };
-use mote_abi::layout::{IKC_GPA, IKC_SIZE};
+use mote_abi::layout::{IKC_GPA, IKC_SIZE, LARGE_PAGE_SIZE as LARGE};
 use mote_abi::maplog::MapLog;
 
 /// Failure to set up guest memory.
@@ -20,12 +21,25 @@ pub enum GuestMemError {
     Size { size: u64, err: std::io::Error },
     #[error("cannot map guest memory of {size} bytes: {err}")]
     Map { size: u64, err: std::io::Error },
+    #[error(
+        "cannot take {pages} 2 MiB pages from hugetlbfs ({err}); fewer are free than \
+         /proc/meminfo said a moment ago (another program took them): run again"
+    )]
+    Huge { pages: u64, err: std::io::Error },
 }
 
-/// The partition's memory as the proxy holds it.
+/// The partition's memory as the proxy holds it: guest-physical `[0, small)` from
+/// an ordinary memfd and, on the hosted platform when Linux has 2 MiB pages
+/// reserved, `[small, small + large)` from a hugetlbfs memfd (2 MiB pages, which
+/// can only be mapped whole). Both are mapped back to back in the proxy, so a
+/// guest-physical address is one offset from `host_base` either way.
 pub struct GuestMem {
     fd: OwnedFd,
+    /// The hugetlbfs memfd behind `[small, size)`, if any.
+    large_fd: Option<OwnedFd>,
     base: *mut u8,
+    /// Where the 2 MiB-page memory starts (== `size` without it).
+    small: u64,
     size: u64,
 }
 
@@ -35,56 +49,149 @@ unsafe impl Send for GuestMem {}
 // SAFETY: as above.
 unsafe impl Sync for GuestMem {}
 
+/// `memfd_create` flags for 2 MiB hugetlbfs pages (`linux/memfd.h`,
+/// `MFD_HUGE_2MB` is log2(2 MiB) << `MFD_HUGE_SHIFT`).
+const MFD_HUGE_2MB: libc::c_uint = 21 << 26;
+
+fn memfd(name: &std::ffi::CStr, flags: libc::c_uint, size: u64) -> Result<OwnedFd, GuestMemError> {
+    // SAFETY: plain syscall with a static C string; the result is checked.
+    let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | flags) };
+    if raw < 0 {
+        return Err(GuestMemError::Memfd(std::io::Error::last_os_error()));
+    }
+    // SAFETY: raw is a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ftruncate on our own fd.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } != 0 {
+        return Err(GuestMemError::Size {
+            size,
+            err: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(fd)
+}
+
 impl GuestMem {
     /// Create `size` bytes (a multiple of 2 MiB) of zeroed guest memory.
     pub fn new(size: u64) -> Result<GuestMem, GuestMemError> {
-        // SAFETY: plain syscall with a static C string; the result is checked.
-        let raw = unsafe { libc::memfd_create(c"mote-guest".as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(GuestMemError::Memfd(std::io::Error::last_os_error()));
-        }
-        // SAFETY: raw is a fresh fd we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: ftruncate on our own fd.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } != 0 {
-            return Err(GuestMemError::Size {
-                size,
-                err: std::io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: new shared mapping of our memfd; the kernel picks the address.
-        let base = unsafe {
+        Self::with_large(size, 0)
+    }
+
+    /// Create `size` bytes (a multiple of 2 MiB) of zeroed guest memory, the last
+    /// `large` of them (a multiple of 2 MiB, at most `size`) on 2 MiB hugetlbfs
+    /// pages, which are reserved now: the call fails when Linux has fewer free.
+    pub fn with_large(size: u64, large: u64) -> Result<GuestMem, GuestMemError> {
+        assert!(size.is_multiple_of(LARGE) && large.is_multiple_of(LARGE) && large <= size);
+        let small = size - large;
+        let fd = memfd(c"mote-guest", 0, small)?;
+        let large_fd = match large {
+            0 => None,
+            _ => Some(memfd(
+                c"mote-guest-2m",
+                libc::MFD_HUGETLB | MFD_HUGE_2MB,
+                large,
+            )?),
+        };
+        // One stretch of address space, 2 MiB aligned (hugetlbfs maps only at
+        // 2 MiB-aligned addresses), then each memfd at its place in it.
+        let span = (size + LARGE) as usize;
+        // SAFETY: a fresh inaccessible anonymous mapping; the kernel picks the address.
+        let raw = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                size as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_NORESERVE,
-                fd.as_raw_fd(),
+                span,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
                 0,
             )
         };
-        if base == libc::MAP_FAILED {
+        if raw == libc::MAP_FAILED {
             return Err(GuestMemError::Map {
                 size,
                 err: std::io::Error::last_os_error(),
             });
         }
-        // Transparent huge pages for the KVM view where the kernel allows it.
-        // SAFETY: advice on our own mapping; failure is harmless.
-        unsafe { libc::madvise(base, size as usize, libc::MADV_HUGEPAGE) };
-        Ok(GuestMem {
+        let base = (raw as u64).next_multiple_of(LARGE);
+        // The stretch's ends beyond [base, base + size) go back.
+        // SAFETY: both pieces are parts of the mapping just made, used by nobody.
+        unsafe {
+            let head = base - raw as u64;
+            if head > 0 {
+                libc::munmap(raw, head as usize);
+            }
+            let tail = span as u64 - head - size;
+            if tail > 0 {
+                libc::munmap((base + size) as *mut libc::c_void, tail as usize);
+            }
+        }
+        let mem = GuestMem {
             fd,
-            base: base.cast(),
+            large_fd,
+            base: base as *mut u8,
+            small,
             size,
-        })
+        };
+        let map = |at: u64, len: u64, fd: i32, flags: libc::c_int| {
+            // SAFETY: [at, at + len) lies in the stretch reserved above, which only
+            // `mem` owns (it unmaps it on drop); MAP_FIXED replaces the reservation.
+            let p = unsafe {
+                libc::mmap(
+                    at as *mut libc::c_void,
+                    len as usize,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_FIXED | flags,
+                    fd,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        if small > 0 {
+            map(base, small, mem.fd(), libc::MAP_NORESERVE)
+                .map_err(|err| GuestMemError::Map { size, err })?;
+            // Transparent huge pages for the KVM view where the kernel allows it.
+            // SAFETY: advice on our own mapping; failure is harmless.
+            unsafe {
+                libc::madvise(
+                    base as *mut libc::c_void,
+                    small as usize,
+                    libc::MADV_HUGEPAGE,
+                )
+            };
+        }
+        if let Some(fd) = &mem.large_fd {
+            // Without MAP_NORESERVE: the pages are reserved now, so running short
+            // of them is this error, not a SIGBUS in the middle of the run.
+            map(base + small, large, fd.as_raw_fd(), 0).map_err(|err| GuestMemError::Huge {
+                pages: large / LARGE,
+                err,
+            })?;
+        }
+        Ok(mem)
     }
 
-    /// The memfd (for mirror mappings and KVM).
+    /// The memfd behind guest-physical `[0, large_start())` (for mirror mappings
+    /// and KVM).
     pub fn fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }
 
-    /// Size in bytes.
+    /// The hugetlbfs memfd behind `[large_start(), size())`, if there is one.
+    pub fn large_fd(&self) -> Option<i32> {
+        self.large_fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// Where the 2 MiB-page memory starts, or `None` without it.
+    pub fn large_start(&self) -> Option<u64> {
+        self.large_fd.as_ref().map(|_| self.small)
+    }
+
+    /// Size in bytes (both memfds).
     pub fn size(&self) -> u64 {
         self.size
     }

@@ -52,6 +52,49 @@ const _: () = assert!(RUNTIME_GPA.is_multiple_of(LARGE_PAGE_SIZE));
 const PR_SET_SYSCALL_USER_DISPATCH: libc::c_int = 59;
 const PR_SYS_DISPATCH_OFF: libc::c_ulong = 0;
 
+/// Where Linux counts its 2 MiB hugetlbfs pages.
+const HUGETLB_2M: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB";
+
+/// The least of a run's memory kept on ordinary (4 KiB-mappable) pages: the
+/// runtime, program images, small mappings, the ends of large ones and split
+/// 2 MiB pages come from there.
+const SMALL_MIN: u64 = 256 << 20;
+
+/// 2 MiB hugetlbfs pages a new reservation can take now (free less reserved);
+/// 0 where Linux has none (`/proc/sys/vm/nr_hugepages` is 0).
+pub fn hugetlb_pages_free() -> u64 {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("{HUGETLB_2M}/{f}"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    read("free_hugepages").saturating_sub(read("resv_hugepages"))
+}
+
+/// How much of a hosted run's `mem` goes on 2 MiB hugetlbfs pages, with
+/// `free_pages` of them free: none for `--page-size 4k`; otherwise as much as is
+/// free, keeping a quarter of `mem` (at least `SMALL_MIN`) on ordinary pages.
+pub fn large_memory(mem: u64, page_size: u64, free_pages: u64) -> u64 {
+    if page_size != 0 && page_size < LARGE_PAGE_SIZE {
+        return 0;
+    }
+    let small = (mem / 4).max(SMALL_MIN).min(mem);
+    let large = (mem - small).min(free_pages.saturating_mul(LARGE_PAGE_SIZE));
+    large / LARGE_PAGE_SIZE * LARGE_PAGE_SIZE
+}
+
+/// The hosted platform's guest memory: `mem` bytes, with 2 MiB hugetlbfs pages
+/// where Linux has them free (`large_memory`), else all ordinary shared memory.
+pub fn guest_memory(mem: u64, page_size: u64) -> Result<GuestMem, crate::guest::GuestMemError> {
+    let large = large_memory(mem, page_size, hugetlb_pages_free());
+    match GuestMem::with_large(mem, large) {
+        // Another program took the pages since they were counted: go without.
+        Err(crate::guest::GuestMemError::Huge { .. }) => GuestMem::new(mem),
+        r => r,
+    }
+}
+
 /// Failure to set up the hosted platform.
 #[derive(Debug, thiserror::Error)]
 pub enum HostedError {
@@ -163,11 +206,14 @@ impl Hosted {
             hwcap2,
             random: params.random,
             page_size: params.page_size,
+            large_pool_start: guest.large_start().unwrap_or(0),
         };
         boot::write_boot_info(&guest, &info);
         let mut hosted = HostedInfo {
             magic: HOSTED_MAGIC,
             guest_fd: guest.fd() as u64,
+            large_fd: guest.large_fd().unwrap_or(-1) as u64,
+            large_gpa: guest.large_start().unwrap_or(0),
             host_cpu: [0; MAX_CORES],
         };
         for (i, cpu) in hosted.host_cpu.iter_mut().enumerate().take(cores) {
@@ -209,7 +255,7 @@ impl Hosted {
     /// child that dies without an `Exit` or `Fatal` request sends `events` why.
     pub fn start(&mut self, events: Sender<Event>) -> Result<(), HostedError> {
         let entry = self.entry;
-        let fd = self.guest.fd();
+        let keep = [self.guest.fd(), self.guest.large_fd().unwrap_or(-1)];
         let khz = self.tsc.khz();
         self.guest.write_u64(
             BOOT_INFO_GPA + std::mem::offset_of!(BootInfo, tsc_khz) as u64,
@@ -225,7 +271,7 @@ impl Hosted {
             return Err(HostedError::Fork(std::io::Error::last_os_error()));
         }
         if pid == 0 {
-            child(entry, fd, parent);
+            child(entry, keep, parent);
         }
         // Where Yama restricts ptrace access to descendants, let the child take
         // descriptors from us (pidfd_getfd) for shared file mappings. Without
@@ -343,7 +389,8 @@ pub fn page_sizes(va: u64, len: u64) -> Option<[u64; 3]> {
 /// Sum the mapped bytes of `[va, va+len)` in `smaps` text by page size: an
 /// entry's resident bytes (prorated to the overlap) are 2 MiB pages as far as
 /// its `*PmdMapped`/`AnonHugePages` say, all of them where its
-/// `KernelPageSize` is 2 MiB or 1 GiB (hugetlbfs), 4 KiB pages otherwise.
+/// `KernelPageSize` is 2 MiB or 1 GiB (hugetlbfs, whose pages Linux counts in
+/// `*_Hugetlb`, not `Rss`), 4 KiB pages otherwise.
 fn smaps_page_sizes(text: &str, va: u64, len: u64) -> [u64; 3] {
     let mut out = [0u64; 3];
     let end = va.saturating_add(len);
@@ -385,7 +432,7 @@ fn smaps_page_sizes(text: &str, va: u64, len: u64) -> [u64; 3] {
                 .unwrap_or(0)
         };
         match first {
-            "Rss:" => rss = kb() << 10,
+            "Rss:" | "Shared_Hugetlb:" | "Private_Hugetlb:" => rss += kb() << 10,
             "AnonHugePages:" | "ShmemPmdMapped:" | "FilePmdMapped:" => pmd += kb() << 10,
             "KernelPageSize:" => kps = kb(),
             _ => {}
@@ -412,13 +459,13 @@ impl MemSlots for NoSlots {
 const NO_SLOTS_LIMIT: u32 = 32768;
 
 /// The forked child: become the application's process and enter the runtime.
-fn child(entry: u64, fd: i32, parent: libc::pid_t) -> ! {
+fn child(entry: u64, keep: [i32; 2], parent: libc::pid_t) -> ! {
     // SAFETY: plain system calls on this (single-threaded) child's own state:
     // 1. the parent-death signal and the check that the parent still lives make
     //    the child end with the proxy;
     // 2. making the mirrored runtime region executable (the mirror maps it
     //    read-write) touches only this process;
-    // 3. closing every descriptor but the memfd: the application's descriptors
+    // 3. closing every descriptor but the memfds: the application's descriptors
     //    live in the proxy, and nothing in this process uses the others again;
     // 4. the jump leaves the proxy's code for the runtime's entry with a fresh
     //    stack (core 0's upcall stack, in the runtime region); nothing returns.
@@ -435,11 +482,18 @@ fn child(entry: u64, fd: i32, parent: libc::pid_t) -> ! {
         {
             libc::_exit(125);
         }
-        let fd_u = fd as libc::c_uint;
-        if fd_u > 0 {
-            libc::syscall(libc::SYS_close_range, 0, fd_u - 1, 0);
+        // Close the gaps around the kept descriptors (sorted; -1 keeps nothing).
+        let mut keep = keep;
+        keep.sort_unstable();
+        let mut from: libc::c_uint = 0;
+        for k in keep.into_iter().filter(|&k| k >= 0) {
+            let k = k as libc::c_uint;
+            if k > from {
+                libc::syscall(libc::SYS_close_range, from, k - 1, 0);
+            }
+            from = k + 1;
         }
-        libc::syscall(libc::SYS_close_range, fd_u + 1, libc::c_uint::MAX, 0);
+        libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0);
         core::arch::asm!(
             "mov rsp, {top}",
             "jmp {entry}",
@@ -506,6 +560,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hugetlb_share_of_memory() {
+        const MB: u64 = 1 << 20;
+        // A quarter stays on ordinary pages, at least 256 MiB.
+        assert_eq!(large_memory(2048 * MB, 0, 10_000), 1536 * MB);
+        assert_eq!(large_memory(2048 * MB, LARGE_PAGE_SIZE, 10), 20 * MB);
+        assert_eq!(large_memory(512 * MB, LARGE_PAGE_SIZE, 10_000), 256 * MB);
+        assert_eq!(large_memory(256 * MB, LARGE_PAGE_SIZE, 10_000), 0);
+        // None free, or 4 KiB pages asked for: none.
+        assert_eq!(large_memory(2048 * MB, LARGE_PAGE_SIZE, 0), 0);
+        assert_eq!(large_memory(2048 * MB, PAGE_SIZE, 10_000), 0);
+        // 1 GiB pages on hosted are 2 MiB hugetlbfs pages mapped a gigabyte at a time.
+        assert_eq!(large_memory(4096 * MB, HUGE_PAGE_SIZE, 10_000), 3072 * MB);
+    }
+
+    #[test]
+    fn guest_memory_with_hugetlb_pages_is_one_range_of_two_memfds() {
+        if hugetlb_pages_free() < 2 {
+            eprintln!("skipped: fewer than two free 2 MiB hugetlbfs pages");
+            return;
+        }
+        let g = GuestMem::with_large(8 << 20, 4 << 20).unwrap();
+        assert_eq!(g.large_start(), Some(4 << 20));
+        assert!(g.host_base().is_multiple_of(LARGE_PAGE_SIZE));
+        g.write((4 << 20) - 4, b"abcdefgh");
+        let mut b = [0u8; 8];
+        g.read((4 << 20) - 4, &mut b);
+        assert_eq!(&b, b"abcdefgh", "one address range across both memfds");
+        let fd = g.large_fd().unwrap();
+        // The bytes written at the start of the hugetlbfs memfd are in it.
+        let mut first = [0u8; 4];
+        // SAFETY: pread into a local buffer from our own descriptor.
+        let n = unsafe { libc::pread(fd, first.as_mut_ptr().cast(), 4, 0) };
+        assert_eq!(n, 4);
+        assert_eq!(&first, b"efgh");
+    }
+
+    #[test]
     fn page_sizes_from_smaps() {
         let text = "\
 1000-201000 rw-s 00000000 00:01 5 /memfd:mote-guest (deleted)
@@ -520,8 +611,16 @@ ShmemPmdMapped:     2048 kB
 KernelPageSize:        4 kB
 7f0000000000-7f0040000000 rw-s 00000000 00:0f 9 /dev/hugepages/x
 Size:            1048576 kB
-Rss:             1048576 kB
+Rss:                   0 kB
+Shared_Hugetlb:  1048576 kB
+Private_Hugetlb:       0 kB
 KernelPageSize:  1048576 kB
+3ffec0000000-3fff00000000 rw-s 00200000 00:11 7 /memfd:mote-guest-2m (deleted)
+Size:            1048576 kB
+Rss:                   0 kB
+Shared_Hugetlb:   524288 kB
+Private_Hugetlb:       0 kB
+KernelPageSize:     2048 kB
 ";
         // All of the first entry: 1 MiB resident on 4 KiB pages.
         assert_eq!(smaps_page_sizes(text, 0x1000, 0x20_0000), [1 << 20, 0, 0]);
@@ -533,6 +632,11 @@ KernelPageSize:  1048576 kB
         assert_eq!(
             smaps_page_sizes(text, 0x7f00_0000_0000, 1 << 30),
             [0, 0, 1 << 30]
+        );
+        // hugetlbfs pages are counted in *_Hugetlb, not Rss.
+        assert_eq!(
+            smaps_page_sizes(text, 0x3ffe_c000_0000, 1 << 30),
+            [0, 512 << 20, 0]
         );
         assert_eq!(smaps_page_sizes(text, 0x5000_0000, 0x1000), [0, 0, 0]);
     }

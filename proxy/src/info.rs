@@ -149,16 +149,27 @@ pub fn choose_backend(choice: PlatformChoice, status: &KvmStatus) -> Result<Back
     }
 }
 
-/// What page size the hosted platform's memory (shared memory: a memfd) gets
-/// from Linux: transparent huge pages for shmem, per
-/// /sys/kernel/mm/transparent_hugepage/shmem_enabled (mote asks with
-/// MADV_HUGEPAGE).
+/// What page size the hosted platform's memory gets from Linux: 2 MiB hugetlbfs
+/// pages where some are free (`hosted::guest_memory`), else transparent huge pages
+/// for shared memory, per /sys/kernel/mm/transparent_hugepage/shmem_enabled (mote
+/// asks with MADV_HUGEPAGE).
 fn hosted_pages() -> String {
+    let free = crate::hosted::hugetlb_pages_free();
+    if free > 0 {
+        return format!(
+            "application memory on 2 MiB hugetlbfs pages ({free} free; up to three \
+             quarters of --mem goes on them)"
+        );
+    }
     let path = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
-    match std::fs::read_to_string(path) {
+    let thp = match std::fs::read_to_string(path) {
         Ok(text) => describe_shmem_thp(&text),
         Err(_) => "application memory on 4 KiB pages (no transparent huge pages)".into(),
-    }
+    };
+    format!(
+        "{thp}; no 2 MiB hugetlbfs pages are free: as root, \
+         `echo 1024 > /proc/sys/vm/nr_hugepages` reserves 2 GiB of them"
+    )
 }
 
 fn describe_shmem_thp(text: &str) -> String {

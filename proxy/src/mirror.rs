@@ -46,7 +46,7 @@ pub enum MirrorError {
     Dup(io::Error),
     #[error("range {va:#x}+{len:#x} is outside the mirrored range")]
     OutsideRange { va: u64, len: u64 },
-    #[error("guest-physical {gpa:#x}+{len:#x} is beyond guest memory ({size:#x} bytes)")]
+    #[error("guest-physical {gpa:#x}+{len:#x} is beyond guest memory ({size:#x} bytes) or spans both of its memfds")]
     BeyondMemory { gpa: u64, len: u64, size: u64 },
     #[error("unaligned or empty change (va {va:#x}, len {len:#x}, gpa {gpa:#x})")]
     Unaligned { va: u64, len: u64, gpa: u64 },
@@ -63,6 +63,9 @@ const MADV_POPULATE_WRITE: libc::c_int = 23;
 pub struct Mirror {
     /// Our own descriptor of the guest memfd.
     fd: OwnedFd,
+    /// And of the hugetlbfs memfd behind `[large_start, guest_size)`, if any.
+    large_fd: Option<OwnedFd>,
+    large_start: u64,
     guest_size: u64,
     start: u64,
     end: u64,
@@ -84,6 +87,15 @@ impl Mirror {
         // is borrowed; we only duplicate it.
         let borrowed = unsafe { BorrowedFd::borrow_raw(guest.fd()) };
         let fd = borrowed.try_clone_to_owned().map_err(MirrorError::Dup)?;
+        let large_fd = match guest.large_fd() {
+            // SAFETY: as above, for GuestMem's hugetlbfs memfd.
+            Some(raw) => Some(
+                unsafe { BorrowedFd::borrow_raw(raw) }
+                    .try_clone_to_owned()
+                    .map_err(MirrorError::Dup)?,
+            ),
+            None => None,
+        };
         let len = (end - start) as usize;
         // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping: it either
         // creates a fresh inaccessible mapping at `start` or fails.
@@ -113,6 +125,8 @@ impl Mirror {
         }
         Ok(Mirror {
             fd,
+            large_fd,
+            large_start: guest.large_start().unwrap_or(guest.size()),
             guest_size: guest.size(),
             start,
             end,
@@ -233,18 +247,25 @@ impl Mirror {
                 {
                     return Ok(());
                 }
-                if gpa.checked_add(len).is_none_or(|e| e > self.guest_size) {
-                    return Err(MirrorError::BeyondMemory {
-                        gpa,
-                        len,
-                        size: self.guest_size,
-                    });
-                }
+                let end = gpa.checked_add(len);
+                let (fd, off) = match (&self.large_fd, end) {
+                    (_, Some(e)) if e <= self.large_start => (self.fd.as_raw_fd(), gpa),
+                    (Some(large), Some(e)) if gpa >= self.large_start && e <= self.guest_size => {
+                        (large.as_raw_fd(), gpa - self.large_start)
+                    }
+                    _ => {
+                        return Err(MirrorError::BeyondMemory {
+                            gpa,
+                            len,
+                            size: self.guest_size,
+                        })
+                    }
+                };
                 (
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_SHARED | libc::MAP_FIXED,
-                    self.fd.as_raw_fd(),
-                    gpa as libc::off_t,
+                    fd,
+                    off as libc::off_t,
                 )
             }
             KIND_UNMAP => (

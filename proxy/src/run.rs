@@ -132,7 +132,11 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     crate::say::init();
     let low_fds = LowFds::fill().map_err(fail(EXIT_MOTE_FAILED))?;
 
-    let guest = Arc::new(GuestMem::new(a.mem).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);
+    let guest = match backend {
+        Backend::Kvm(_) => GuestMem::new(a.mem),
+        Backend::Hosted(_) => crate::hosted::guest_memory(a.mem, a.page_size.bytes()),
+    };
+    let guest = Arc::new(guest.map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);
     // Before any thread exists: nothing of ours may land in the application's range.
     let mirror = Arc::new(Mirror::reserve(&guest).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);
 

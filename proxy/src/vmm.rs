@@ -228,6 +228,8 @@ impl Partition {
             hwcap2,
             random: params.random,
             page_size,
+            // One memfd: KVM gives the guest 2 MiB pages of any memory.
+            large_pool_start: 0,
         };
         let mut info = info;
         let mut vcpus = Vec::new();

@@ -350,7 +350,7 @@ mod partition {
         // libos knows what the faulting page is: beyond the end of a shared file
         // mapping (or over a page it has since grown to), a page fault is libos's.
         if h.vector == vector::PF {
-            match proc.mm.page_fault(p, h.cr2) {
+            match proc.mm.page_fault(p, h.cr2, h.error_code) {
                 Fault::Retry => return 1,
                 Fault::Signal(s) => signal = s,
                 Fault::Default => {}

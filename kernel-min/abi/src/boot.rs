@@ -7,7 +7,7 @@ use static_assertions::const_assert_eq;
 /// `BootInfo::magic`: "MOTEBOOT".
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"MOTEBOOT");
 /// Version of this layout; bumped on any change.
-pub const BOOT_VERSION: u32 = 3;
+pub const BOOT_VERSION: u32 = 4;
 
 /// At `layout::BOOT_INFO_GPA`.
 #[repr(C)]
@@ -66,6 +66,11 @@ pub struct BootInfo {
     /// (`mote run --page-size`): `PAGE_SIZE`, `LARGE_PAGE_SIZE` or `HUGE_PAGE_SIZE`
     /// from `layout`; 0 means the default, 2 MiB.
     pub page_size: u64,
+    /// Where 2 MiB-only memory starts (0: there is none): `[large_pool_start,
+    /// mem_size)` is backed by 2 MiB pages the platform can map only whole and 2 MiB
+    /// aligned (the hosted platform's hugetlbfs memory), so libos hands it out in
+    /// 2 MiB chunks alone and never maps part of a chunk.
+    pub large_pool_start: u64,
 }
 
 /// Auxiliary-vector type under which a mote application finds the runtime's direct
@@ -88,10 +93,11 @@ pub const BOOT_F_STATS: u32 = 1 << 3;
 /// core sleeps at once instead of spinning on a CPU another core needs.
 pub const BOOT_F_SHARED_CPUS: u32 = 1 << 4;
 
-const_assert_eq!(size_of::<BootInfo>(), 176);
+const_assert_eq!(size_of::<BootInfo>(), 184);
 const_assert_eq!(offset_of!(BootInfo, pid), 104);
 const_assert_eq!(offset_of!(BootInfo, random), 152);
 const_assert_eq!(offset_of!(BootInfo, page_size), 168);
+const_assert_eq!(offset_of!(BootInfo, large_pool_start), 176);
 
 /// The argv/envp block: `argc` NUL-terminated strings, then `envc` NUL-terminated
 /// strings, back to back. The first argv string is the resolved program path that

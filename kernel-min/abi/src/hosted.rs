@@ -25,11 +25,17 @@ pub struct HostedInfo {
     pub magic: u64,
     /// The guest memfd's descriptor number in the application's process.
     pub guest_fd: u64,
+    /// The descriptor of the 2 MiB-page memory (a hugetlbfs memfd) behind
+    /// guest-physical `[large_gpa, BootInfo::mem_size)`; unused when `large_gpa`
+    /// is 0. Offset 0 of it is `large_gpa`.
+    pub large_fd: u64,
+    /// Where the 2 MiB-page memory starts (`BootInfo::large_pool_start`), or 0.
+    pub large_gpa: u64,
     /// Host CPU each LWK core's Linux thread pins itself to.
     pub host_cpu: [u32; MAX_CORES],
 }
 
-const_assert!(size_of::<HostedInfo>() == 16 + 4 * MAX_CORES);
+const_assert!(size_of::<HostedInfo>() == 32 + 4 * MAX_CORES);
 const_assert!(HOSTED_INFO_GPA + size_of::<HostedInfo>() as u64 <= BOOT_GDT_GPA);
 const_assert!(BOOT_INFO_GPA + size_of::<crate::boot::BootInfo>() as u64 <= HOSTED_INFO_GPA);
 

@@ -54,6 +54,10 @@ use mote_abi::{kcall, ports};
 static HOSTED: AtomicBool = AtomicBool::new(false);
 /// The guest memfd (the proxy passed its number, inherited through `fork`).
 static GUEST_FD: AtomicI32 = AtomicI32::new(-1);
+/// The hugetlbfs memfd behind guest-physical `[LARGE_GPA, mem_size)` (2 MiB
+/// pages), and where that memory starts (0: there is none).
+static LARGE_FD: AtomicI32 = AtomicI32::new(-1);
+static LARGE_GPA: AtomicU64 = AtomicU64::new(0);
 /// Trap signals handled so far (statistics: the proxy reads it for `--stats`
 /// through the mirrored runtime region, finding it by this symbol).
 #[no_mangle]
@@ -158,14 +162,21 @@ fn map(va: u64, gpa: u64, len: u64, prot: u64) -> i64 {
             None => return -22, // EINVAL: not a range the proxy handed out
         }
     } else {
-        (GUEST_FD.load(Ordering::Relaxed) as u64, gpa)
+        match LARGE_GPA.load(Ordering::Relaxed) {
+            // hugetlbfs memory: libos maps it only in whole, aligned 2 MiB chunks.
+            large if large != 0 && gpa >= large => {
+                (LARGE_FD.load(Ordering::Relaxed) as u64, gpa - large)
+            }
+            _ => (GUEST_FD.load(Ordering::Relaxed) as u64, gpa),
+        }
     };
     let flags = nr::MAP_SHARED | nr::MAP_FIXED;
     let r = linux(nr::MMAP, [va, len, prot & kcall::PROT_MASK, flags, fd, off]);
     if r < 0 {
         return r;
     }
-    if len >= LARGE_PAGE_SIZE && prot & kcall::MAP_PAGES_4K == 0 {
+    let hugetlb = fd == LARGE_FD.load(Ordering::Relaxed) as u64;
+    if len >= LARGE_PAGE_SIZE && prot & kcall::MAP_PAGES_4K == 0 && !hugetlb {
         // Large pages where Linux gives them for shared memory (THP for shmem:
         // /sys/kernel/mm/transparent_hugepage/shmem_enabled); failure is harmless.
         // Before populating: the page size is chosen when a page is allocated.
@@ -477,6 +488,8 @@ extern "C" fn hosted_main(boot: &'static BootInfo, core: usize, info: &'static H
         linux(nr::EXIT_GROUP, [125, 0, 0, 0, 0, 0]);
     }
     GUEST_FD.store(info.guest_fd as i32, Ordering::Relaxed);
+    LARGE_FD.store(info.large_fd as i32, Ordering::Relaxed);
+    LARGE_GPA.store(info.large_gpa, Ordering::Relaxed);
     HOSTED.store(true, Ordering::Relaxed);
     INFO.call_once(|| (boot, info));
     // The proxy's descriptors, for shared file mappings (it allowed us with
