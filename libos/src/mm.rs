@@ -739,31 +739,35 @@ impl AddressSpace {
     /// What a page fault of the application at `addr` (x86 page-fault error code
     /// `error`) means. An access the VMA allows to a backed page met a mapping
     /// that was changing under it (a whole-only 2 MiB page being split, see
-    /// `split_chunk`, or a stale translation) and is retried. Then the unbacked
-    /// pages of a shared file mapping: if the file has grown over the page since
-    /// it was mapped, the page is mapped now and the access is retried; otherwise
-    /// it lies beyond the file's end and Linux would raise `SIGBUS`. Every other
-    /// fault is the exception's own (`SIGSEGV`).
+    /// `split_chunk`, or a stale translation) and is retried. In a shared file
+    /// mapping, an allowed access to a page beyond the file's end is `SIGBUS`, as
+    /// in Linux, mapped (the file shrank under it) or not; an unbacked page the
+    /// file has grown over since it was mapped is mapped now and the access
+    /// retried. Every other fault is the exception's own (`SIGSEGV`).
     pub fn page_fault<P: Platform>(&mut self, p: &P, addr: u64, error: u64) -> Fault {
         let Some((_, &v)) = self.vma_at(addr) else {
             return self.grow_down(p, addr);
         };
         let (write, fetch) = (error & PF_WRITE != 0, error & PF_FETCH != 0);
-        if self.translate(addr).is_some()
-            && allows(v.prot, write)
-            && (!fetch || v.prot & PROT_EXEC != 0)
-        {
-            return Fault::Retry;
-        }
+        let allowed = allows(v.prot, write) && (!fetch || v.prot & PROT_EXEC != 0);
+        let backed = self.translate(addr).is_some();
         let VmaKind::Passthrough { gpa, va, .. } = v.kind else {
-            return Fault::Default;
+            return if backed && allowed {
+                Fault::Retry
+            } else {
+                Fault::Default
+            };
         };
-        if v.prot == PROT_NONE || self.translate(addr).is_some() {
+        if !allowed {
             return Fault::Default;
         }
+        // Beyond the file's end now (it may have shrunk under a mapped page): SIGBUS.
         let page = align_down(addr, PAGE_SIZE);
         if page - va >= p.shared_len(gpa) {
             return Fault::Signal(crate::uapi::signal::SIGBUS);
+        }
+        if backed {
+            return Fault::Retry;
         }
         let pgpa = gpa + (page - va);
         if self.kmap(p, page, pgpa, PAGE_SIZE, v.prot).is_err() {
@@ -2823,6 +2827,11 @@ mod tests {
             Fault::Signal(signal::SIGBUS)
         );
         p.add_shareable(7, 100, true);
+        assert_eq!(
+            mm.page_fault(&p, a + PAGE_SIZE + 8, 0),
+            Fault::Signal(signal::SIGBUS),
+            "the file shrank under a mapped page"
+        );
         assert!(matches!(
             mm.vma_at(a).unwrap().1.kind,
             VmaKind::Passthrough {
