@@ -873,24 +873,10 @@ extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) 
         f.rcx = m.rip;
         f.r11 = m.eflags;
     }
-    if signal == sig::SIGBUS && vector == vector::PF {
-        // Linux could not back a mapped page (a shared file truncated under its
-        // mapping): the partition ends such a run with SIGBUS too (the proxy
-        // sees KVM fail on the vanished host page). The fault is the report.
-        use mote_libos::platform::Platform;
-        let report = mote_abi::trap::FaultReport {
-            origin: mote_abi::trap::FaultOrigin::App as u32,
-            signal: sig::SIGBUS as u32,
-            vector,
-            error_code: m.err,
-            addr: info.addr,
-            regs: [
-                m.rax, m.rbx, m.rcx, m.rdx, m.rsi, m.rdi, m.rbp, m.rsp, m.r8, m.r9, m.r10, m.r11,
-                m.r12, m.r13, m.r14, m.r15, m.rip, m.eflags,
-            ],
-        };
-        super::platform::kvm().die(sig::SIGBUS as u32, Some(&report));
-    }
+    // A `SIGBUS` for a page fault (Linux could not back a mapped page: a shared
+    // file truncated under its mapping) goes the same way: libos finds the page
+    // beyond the file's end and delivers `SIGBUS` to the application's handler,
+    // or ends the run with it.
     // 0: return as from `syscall`; otherwise every register comes from the frame
     // (as the partition's `mote_full_exit`).
     let full = crate::partition::shim_trap(&mut f) != 0;
