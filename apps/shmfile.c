@@ -90,6 +90,18 @@ int main(int argc, char **argv)
 		check(a[0] == 0 && a[8191] == 0, "/dev/zero maps as zeroes");
 		memset(a, 0x5a, 8192);
 		check(a[4096] == 0x5a, "/dev/zero mapping is writable");
+		/* The kernel writes into it too: read(2) from a pipe, write(2) out of it. */
+		int pfd[2];
+		check(pipe(pfd) == 0, "pipe");
+		check(write(pfd[1], "zero", 4) == 4, "write into the pipe");
+		check(read(pfd[0], a + 4000, 4) == 4 && !memcmp(a + 4000, "zero", 4),
+		      "read(2) into a /dev/zero mapping is seen in it");
+		a[5000] = 'Z';
+		char back = 0;
+		check(write(pfd[1], a + 5000, 1) == 1 && read(pfd[0], &back, 1) == 1 && back == 'Z',
+		      "write(2) out of a /dev/zero mapping sends what it holds");
+		close(pfd[0]);
+		close(pfd[1]);
 		check(munmap(a, 8192) == 0, "munmap of /dev/zero mapping");
 	}
 	close(z);

@@ -568,8 +568,15 @@ impl AddressSpace {
             }
             _ => return Err(Errno::EINVAL),
         };
-        let anon = flags & MAP_ANONYMOUS != 0;
+        let mut anon = flags & MAP_ANONYMOUS != 0;
         let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
+        // A shared mapping of /dev/zero is anonymous shared memory in Linux
+        // (`shmem_zero_setup`): here, memory from the pool, which the proxy sees
+        // as it sees all of the application's memory. (Passed through, the
+        // proxy's and the hosted application's process would each get an object
+        // of their own.)
+        let dev_zero = !anon && shared && is_dev_zero(p, fd);
+        anon |= dev_zero;
         if !anon && off.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
             return Err(Errno::EOVERFLOW);
         }
@@ -655,7 +662,9 @@ impl AddressSpace {
                 self.change_prot(p, start, end, prot)?;
             }
         }
-        if !anon {
+        if dev_zero {
+            self.label(start, end, b"/dev/zero (deleted)");
+        } else if !anon {
             if let Some(name) = fd_path(p, fd) {
                 self.label(start, end, &name);
             }
@@ -1975,6 +1984,22 @@ fn fd_path<P: Platform>(p: &P, fd: u64) -> Option<Vec<u8>> {
         buf.truncate(r as usize);
         buf
     })
+}
+
+/// Is `fd` open on `/dev/zero` (a character device 1:5)?
+fn is_dev_zero<P: Platform>(p: &P, fd: u64) -> bool {
+    use crate::uapi::stat;
+    let st = alloc::vec![0u8; stat::SIZE];
+    // The proxy writes the stat buffer (unified address space).
+    let r = p.forward(
+        syscalls::Sysno::fstat as u64,
+        [fd, p.addr_of(&st), 0, 0, 0, 0],
+    );
+    // Written behind the compiler's back: read through an opaque copy.
+    let st = core::hint::black_box(st);
+    let mode = u32::from_le_bytes(st[stat::ST_MODE..][..4].try_into().expect("4 bytes"));
+    let rdev = u64::from_le_bytes(st[stat::ST_RDEV..][..8].try_into().expect("8 bytes"));
+    r == 0 && mode & stat::S_IFMT == stat::S_IFCHR && rdev == stat::DEV_ZERO
 }
 
 /// Fill mapped, writable user memory `[va, va+len)` with the file's bytes from `off`

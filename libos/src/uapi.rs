@@ -96,8 +96,12 @@ pub mod fcntl {
 pub mod stat {
     pub const SIZE: usize = 144;
     pub const ST_MODE: usize = 24;
+    pub const ST_RDEV: usize = 40;
     pub const ST_SIZE: usize = 48;
     pub const S_IFMT: u32 = 0o170_000;
+    pub const S_IFCHR: u32 = 0o020_000;
+    /// `st_rdev` of `/dev/zero`: `makedev(1, 5)` (`Documentation/admin-guide/devices.txt`).
+    pub const DEV_ZERO: u64 = (1 << 8) | 5;
     pub const S_IFREG: u32 = 0o100_000;
     pub const S_IFDIR: u32 = 0o040_000;
 }
