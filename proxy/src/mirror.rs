@@ -73,6 +73,8 @@ pub struct Mirror {
     lock: Mutex<()>,
     /// Shared file and device mappings (set once the VM exists).
     passthrough: OnceLock<Passthrough>,
+    /// Allocate the host pages behind new mappings at once (see `apply_locked`).
+    populate: std::sync::atomic::AtomicBool,
 }
 
 impl Mirror {
@@ -132,7 +134,17 @@ impl Mirror {
             end,
             lock: Mutex::new(()),
             passthrough: OnceLock::new(),
+            populate: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Leave the host pages behind new mappings to be allocated on first touch:
+    /// on the hosted platform the application's process touches (or populates)
+    /// them natively, so populating them here only costs (~30 ms of start-up for
+    /// the runtime region alone).
+    pub fn populate_lazily(&self) {
+        self.populate
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Serve shared file and device mappings with `pt` (once, after the VM exists).
@@ -289,7 +301,7 @@ impl Mirror {
                 err: io::Error::last_os_error(),
             });
         }
-        if kind == KIND_MAP {
+        if kind == KIND_MAP && self.populate.load(std::sync::atomic::Ordering::Relaxed) {
             // Allocate the host pages behind newly mapped guest memory now, natively:
             // a guest's first touch of a page the host has not allocated yet costs
             // ~60 us under nested virtualization, against ~8 us for one that exists.

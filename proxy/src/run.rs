@@ -183,6 +183,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             let h = Hosted::new(guest.clone(), a.cores, &params)
                 .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
             mirror.attach_passthrough(Hosted::passthrough());
+            mirror.populate_lazily();
             Started::Hosted(h)
         }
     };
