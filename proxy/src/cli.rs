@@ -126,7 +126,8 @@ impl PageSize {
 /// `--platform`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PlatformChoice {
-    /// KVM when /dev/kvm is usable, else the hosted platform.
+    /// KVM when it is hardware-virtualised (kvm_intel, kvm_amd), else the
+    /// hosted platform (`mote info` says which and why).
     Auto,
     /// mote's own KVM VMM (also on software KVM).
     Kvm,
