@@ -77,7 +77,8 @@ pub struct RunArgs {
     /// partition's memory has 1 GiB-aligned room; 2 MiB otherwise).
     #[arg(long, value_enum, default_value_t = PageSize::TwoM, value_name = "SIZE")]
     pub page_size: PageSize,
-    /// Which partition backend to use.
+    /// Which platform runs the program: the KVM partition or the hosted process
+    /// (`auto`: the partition only on hardware-virtualised KVM; `mote info` says which).
     #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
     pub platform: PlatformChoice,
     /// Leave the program's system-call sites as they are: every call traps

@@ -6,11 +6,10 @@
 //! compute loop with 130 and leaves nothing behind, a handler runs instead when
 //! installed, and a blocking forwarded call is interrupted as on Linux.
 
-use mote_testsuite::{app, assert_same, Program};
+use mote_testsuite::{app, assert_same, Platform, Program};
 
-#[test]
-fn signals_program_same_as_native() {
-    let (_, mote) = Program::new(app("signals")).same_as_native();
+fn signals_program_same_as_native(pf: Platform) {
+    let (_, mote) = Program::new(app("signals")).on(pf).same_as_native();
     assert!(
         mote.stdout_text().ends_with("all checks passed\n"),
         "{mote:?}"
@@ -19,17 +18,16 @@ fn signals_program_same_as_native() {
 
 /// Every call trapping (no patched sites): delivery, sigreturn and restarts from
 /// the trap entry's frame instead of the patched entry's slow path.
-#[test]
-fn signals_program_with_every_call_trapping() {
-    let prog = Program::new(app("signals"));
+fn signals_program_with_every_call_trapping(pf: Platform) {
+    let prog = Program::new(app("signals")).on(pf);
     let native = prog.native();
     let mote = prog.mote_with(&["--no-patch"]);
     assert_same(&native, &mote);
 }
 
 /// The same program and signal natively and under mote: same stdout and status.
-fn signalled(args: &[&str], sig: &str, status: i32, stdout: &str) {
-    let prog = Program::new(app("spin")).args(args);
+fn signalled(pf: Platform, args: &[&str], sig: &str, status: i32, stdout: &str) {
+    let prog = Program::new(app("spin")).on(pf).args(args);
     let native = prog.native_signalled(sig);
     let mote = prog.mote_signalled(sig);
     assert_same(&native, &mote);
@@ -37,19 +35,17 @@ fn signalled(args: &[&str], sig: &str, status: i32, stdout: &str) {
     assert_eq!(mote.stdout_text(), stdout, "{mote:?}");
 }
 
-#[test]
-fn ctrl_c_ends_a_compute_loop_with_130() {
-    signalled(&[], "INT", 130, "ready\n");
+fn ctrl_c_ends_a_compute_loop_with_130(pf: Platform) {
+    signalled(pf, &[], "INT", 130, "ready\n");
 }
 
-#[test]
-fn sigterm_ends_a_compute_loop_with_143() {
-    signalled(&[], "TERM", 143, "ready\n");
+fn sigterm_ends_a_compute_loop_with_143(pf: Platform) {
+    signalled(pf, &[], "TERM", 143, "ready\n");
 }
 
-#[test]
-fn sigint_handler_runs_instead_of_ending_the_loop() {
+fn sigint_handler_runs_instead_of_ending_the_loop(pf: Platform) {
     signalled(
+        pf,
         &["handler"],
         "INT",
         0,
@@ -57,14 +53,13 @@ fn sigint_handler_runs_instead_of_ending_the_loop() {
     );
 }
 
-#[test]
-fn ctrl_c_ends_a_blocking_read_with_130() {
-    signalled(&["read"], "INT", 130, "ready\n");
+fn ctrl_c_ends_a_blocking_read_with_130(pf: Platform) {
+    signalled(pf, &["read"], "INT", 130, "ready\n");
 }
 
-#[test]
-fn sigterm_handler_interrupts_a_blocking_read_with_eintr() {
+fn sigterm_handler_interrupts_a_blocking_read_with_eintr(pf: Platform) {
     signalled(
+        pf,
         &["read", "handler"],
         "TERM",
         0,
@@ -72,9 +67,9 @@ fn sigterm_handler_interrupts_a_blocking_read_with_eintr() {
     );
 }
 
-#[test]
-fn sigint_handler_interrupts_nanosleep_with_the_time_left() {
+fn sigint_handler_interrupts_nanosleep_with_the_time_left(pf: Platform) {
     signalled(
+        pf,
         &["sleep", "handler"],
         "INT",
         0,
@@ -82,9 +77,9 @@ fn sigint_handler_interrupts_nanosleep_with_the_time_left() {
     );
 }
 
-#[test]
-fn sigwaitinfo_takes_a_blocked_signal_from_outside() {
+fn sigwaitinfo_takes_a_blocked_signal_from_outside(pf: Platform) {
     signalled(
+        pf,
         &["wait"],
         "INT",
         0,
@@ -92,17 +87,30 @@ fn sigwaitinfo_takes_a_blocked_signal_from_outside() {
     );
 }
 
-#[test]
-fn ctrl_c_ends_computing_threads_with_130() {
-    signalled(&["threads"], "INT", 130, "ready\n");
+fn ctrl_c_ends_computing_threads_with_130(pf: Platform) {
+    signalled(pf, &["threads"], "INT", 130, "ready\n");
 }
 
-#[test]
-fn sigint_handler_runs_while_threads_compute_and_main_waits() {
+fn sigint_handler_runs_while_threads_compute_and_main_waits(pf: Platform) {
     signalled(
+        pf,
         &["threads", "handler"],
         "INT",
         0,
         "ready\ncaught SIGINT; threads: ended\n",
     );
 }
+
+mote_testsuite::on_both_platforms!(
+    signals_program_same_as_native,
+    signals_program_with_every_call_trapping,
+    ctrl_c_ends_a_compute_loop_with_130,
+    sigterm_ends_a_compute_loop_with_143,
+    sigint_handler_runs_instead_of_ending_the_loop,
+    ctrl_c_ends_a_blocking_read_with_130,
+    sigterm_handler_interrupts_a_blocking_read_with_eintr,
+    sigint_handler_interrupts_nanosleep_with_the_time_left,
+    sigwaitinfo_takes_a_blocked_signal_from_outside,
+    ctrl_c_ends_computing_threads_with_130,
+    sigint_handler_runs_while_threads_compute_and_main_waits,
+);
