@@ -322,7 +322,7 @@ impl Program {
     pub fn native_signalled(&self, sig: &str) -> Run {
         let mut cmd = Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]);
-        self.execute_signalled(cmd, Side::Native, Some(sig))
+        self.execute_poked(cmd, Side::Native, Some(&mut |pid| send_signal(pid, sig)))
     }
 
     /// Runs it under `mote run --platform P --` and sends the `mote` process
@@ -333,15 +333,28 @@ impl Program {
 
     /// `mote_signalled` with `mote run --platform P OPTIONS`.
     pub fn mote_signalled_with(&self, options: &[&str], sig: &str) -> Run {
+        self.mote_poked_with(options, |pid| send_signal(pid, sig))
+    }
+
+    /// Runs it as `mote run --platform P OPTIONS -- ARGV...`; once the program
+    /// has printed its first line, calls `poke` with the pid of `mote`, and
+    /// again every 0.5 s until the program ends (as `mote_signalled` sends its
+    /// signal).
+    pub fn mote_poked_with(&self, options: &[&str], mut poke: impl FnMut(u32)) -> Run {
         let cmd = self.mote_command(options);
-        self.execute_signalled(cmd, Side::Mote, Some(sig))
+        self.execute_poked(cmd, Side::Mote, Some(&mut poke))
     }
 
     fn execute(&self, cmd: Command, side: Side) -> Run {
-        self.execute_signalled(cmd, side, None)
+        self.execute_poked(cmd, side, None)
     }
 
-    fn execute_signalled(&self, mut cmd: Command, side: Side, signal: Option<&str>) -> Run {
+    fn execute_poked(
+        &self,
+        mut cmd: Command,
+        side: Side,
+        poke: Option<&mut dyn FnMut(u32)>,
+    ) -> Run {
         if let Some(vars) = &self.env {
             cmd.env_clear().envs(vars.iter().map(|(k, v)| (k, v)));
         }
@@ -352,8 +365,32 @@ impl Program {
             cmd.current_dir(dir);
         }
         let _guard = lock();
-        run(cmd, self.stdin.clone(), side, signal)
+        run(cmd, self.stdin.clone(), side, poke)
     }
+}
+
+/// `kill -SIG PID`, as a shell sends it (`sig`: a name such as `INT`).
+pub fn send_signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The child processes of `pid` (of all its threads).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 /// Runs `mote ARGS...` itself (for example `mote info`), with the same lock,
@@ -516,10 +553,15 @@ fn line_reader(
 }
 
 /// Spawns, feeds stdin, collects stdout and stderr, waits with the hang limit,
-/// then checks that nothing is left behind. With `signal` (a `kill` name such as
-/// `INT`), sends it to the child once the child printed its first line. The
-/// caller holds the run lock.
-fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side, signal: Option<&str>) -> Run {
+/// then checks that nothing is left behind. With `poke` (sending a signal, say),
+/// calls it with the child's pid once the child printed its first line, and
+/// again every `RESIGNAL` until the child ends. The caller holds the run lock.
+fn run(
+    mut cmd: Command,
+    stdin: Option<Vec<u8>>,
+    side: Side,
+    mut poke: Option<&mut dyn FnMut(u32)>,
+) -> Run {
     let command = show_command(&cmd);
     if let (Side::Mote, Some(hung)) = (side, HUNG.get()) {
         panic!("not run: an earlier run in this test binary hung (`{hung}`); fix that first");
@@ -548,19 +590,17 @@ fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side, signal: Option<&str
     let err = reader(child.stderr.take().expect("stderr is piped"));
 
     let start = Instant::now();
-    // With a signal to send: once the first line arrived, send it, and again every
-    // RESIGNAL until the program ends — a program may take the first one just
-    // before it blocks, natively as under mote, and must not wait forever for it.
+    // With a poke (a signal to send): once the first line arrived, poke, and
+    // again every RESIGNAL until the program ends — a program may take the first
+    // signal just before it blocks, natively as under mote, and must not wait
+    // forever for it.
     let mut line_seen = false;
     let mut last_sent: Option<Instant> = None;
     let status = loop {
-        if let Some(sig) = signal {
+        if let Some(poke) = poke.as_mut() {
             line_seen = line_seen || got_line.try_recv().is_ok();
             if line_seen && last_sent.is_none_or(|t| t.elapsed() >= RESIGNAL) {
-                let _ = Command::new("kill")
-                    .args([&format!("-{sig}"), &pid.to_string()])
-                    .stderr(Stdio::null())
-                    .status();
+                poke(pid);
                 last_sent = Some(Instant::now());
             }
         }

@@ -6,7 +6,9 @@
 //! compute loop with 130 and leaves nothing behind, a handler runs instead when
 //! installed, and a blocking forwarded call is interrupted as on Linux.
 
-use mote_testsuite::{app, assert_same, Platform, Program};
+use std::time::Duration;
+
+use mote_testsuite::{app, assert_same, children_of, send_signal, Platform, Program};
 
 fn signals_program_same_as_native(pf: Platform) {
     let (_, mote) = Program::new(app("signals")).on(pf).same_as_native();
@@ -99,6 +101,39 @@ fn sigint_handler_runs_while_threads_compute_and_main_waits(pf: Platform) {
         0,
         "ready\ncaught SIGINT; threads: ended\n",
     );
+}
+
+/// Regression (hosted): the proxy kicks the application's process (a
+/// real-time signal, so Linux queues every one) every 2 ms until a signal from
+/// outside is taken. Kicks that piled up while the process could not run were
+/// delivered as nested frames at once and overflowed the idle context's stack
+/// into the runtime's heap: a runtime panic or a SIGSEGV in its allocator
+/// instead of status 130. Here the application's process is stopped while
+/// SIGINT arrives, then continued. Hosted only: the partition has no process of
+/// its own to stop (its vCPUs are threads of `mote`).
+#[test]
+fn kicks_queued_while_the_hosted_process_was_stopped_do_not_crash_the_runtime() {
+    let prog = Program::new(app("spin")).arg("read").on(Platform::Hosted);
+    let native = prog.native_signalled("INT");
+    let mut stopped = None;
+    let run = prog.mote_poked_with(&[], |mote| {
+        let app = children_of(mote);
+        match (stopped, app.as_slice()) {
+            (None, &[pid]) => {
+                stopped = Some(pid);
+                send_signal(pid, "STOP");
+                send_signal(mote, "INT");
+                // The proxy kicks meanwhile (every 2 ms): ~150 queue up.
+                std::thread::sleep(Duration::from_millis(300));
+                send_signal(pid, "CONT");
+            }
+            _ => send_signal(mote, "INT"),
+        }
+    });
+    assert!(stopped.is_some(), "no application process to stop\n{run:?}");
+    assert_same(&native, &run);
+    assert_eq!(run.status, 130, "{run:?}");
+    assert!(!run.stderr_text().contains("runtime panic"), "{run:?}");
 }
 
 mote_testsuite::on_both_platforms!(
