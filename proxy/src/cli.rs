@@ -77,7 +77,8 @@ pub struct RunArgs {
     /// partition's memory has 1 GiB-aligned room; 2 MiB otherwise).
     #[arg(long, value_enum, default_value_t = PageSize::TwoM, value_name = "SIZE")]
     pub page_size: PageSize,
-    /// Which partition backend to use.
+    /// Which platform runs the program: the KVM partition or the hosted process
+    /// (`auto`: the partition only on hardware-virtualised KVM; `mote info` says which).
     #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
     pub platform: PlatformChoice,
     /// Leave the program's system-call sites as they are: every call traps
@@ -126,7 +127,8 @@ impl PageSize {
 /// `--platform`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PlatformChoice {
-    /// KVM when /dev/kvm is usable, else the hosted platform.
+    /// KVM when it is hardware-virtualised (kvm_intel, kvm_amd), else the
+    /// hosted platform (`mote info` says which and why).
     Auto,
     /// mote's own KVM VMM (also on software KVM).
     Kvm,

@@ -103,12 +103,10 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     })?;
 
     let status = info::detect_kvm();
-    let backend =
-        info::choose_backend(a.platform, &status).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
-    if let Backend::Hosted(Some(why)) = &backend {
-        if std::env::var_os("MOTE_DEBUG").is_some_and(|v| v.as_bytes() == b"1") {
-            crate::say!("mote: {why}: using the hosted platform");
-        }
+    let backend = info::choose_backend(a.platform, &status, info::dispatch_status())
+        .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
+    if std::env::var_os("MOTE_DEBUG").is_some_and(|v| v.as_bytes() == b"1") {
+        crate::say!("mote: platform: {backend}");
     }
 
     let (name, app_args) = a.command.split_first().expect("clap requires PROGRAM");
@@ -133,7 +131,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     let low_fds = LowFds::fill().map_err(fail(EXIT_MOTE_FAILED))?;
 
     let guest = match backend {
-        Backend::Kvm(_) => GuestMem::new(a.mem),
+        Backend::Kvm(..) => GuestMem::new(a.mem),
         Backend::Hosted(_) => crate::hosted::guest_memory(a.mem, a.page_size.bytes()),
     };
     let guest = Arc::new(guest.map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);
@@ -168,7 +166,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         shared_cpus: a.cores > 1 && a.cores + 1 > offload::host_cpus().len(),
     };
     let mut platform = match backend {
-        Backend::Kvm(_) => {
+        Backend::Kvm(..) => {
             let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {
                 (
                     EXIT_MOTE_FAILED,

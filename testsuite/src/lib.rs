@@ -1,6 +1,12 @@
 //! The harness of mote's end-to-end tests (`tests/`): find `mote` and the apps,
-//! run a program natively and under `mote run --` with the same argv, stdin,
-//! environment and working directory, and compare what came out.
+//! run a program natively and under `mote run --platform P --` with the same
+//! argv, stdin, environment and working directory, and compare what came out.
+//!
+//! Every mote run names its [`Platform`] (`Program::on`); a test file lists its
+//! cases in [`on_both_platforms!`], which makes one `#[test]` per case on each
+//! platform (`kvm::hello`, `hosted::hello`), so the partition's and the hosted
+//! platform's behaviour cannot drift. A case that is about one platform pins it
+//! and says why.
 //!
 //! Every run made through this harness, native or not, holds one process-wide
 //! lock: the machine has two cores, and a mote run spins a vCPU and a proxy
@@ -151,6 +157,53 @@ pub fn has_interp(b: &[u8]) -> bool {
     (0..phnum).any(|i| num((phoff + i * phentsize) as usize, 4) == Some(3))
 }
 
+/// The platform of a mote run (`mote run --platform`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    /// `--platform kvm`: the partition, a KVM virtual machine.
+    Kvm,
+    /// `--platform hosted`: the runtime in an ordinary Linux process.
+    Hosted,
+    /// No `--platform` option: what `mote run` picks by itself (`auto`).
+    Auto,
+}
+
+impl Platform {
+    /// The `mote run` options that select it.
+    pub fn options(self) -> &'static [&'static str] {
+        match self {
+            Platform::Kvm => &["--platform", "kvm"],
+            Platform::Hosted => &["--platform", "hosted"],
+            Platform::Auto => &[],
+        }
+    }
+}
+
+/// One `#[test]` per listed case and platform: `mod kvm` and `mod hosted`, each
+/// with a test per function `fn case(pf: Platform)` of the calling file, run
+/// with `Platform::Kvm` and `Platform::Hosted`.
+#[macro_export]
+macro_rules! on_both_platforms {
+    ($($case:ident),* $(,)?) => {
+        mod kvm {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case($crate::Platform::Kvm)
+                }
+            )*
+        }
+        mod hosted {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case($crate::Platform::Hosted)
+                }
+            )*
+        }
+    };
+}
+
 /// A program to run, natively and under mote, with everything that must be the
 /// same on both sides.
 #[derive(Clone, Debug)]
@@ -159,6 +212,7 @@ pub struct Program {
     stdin: Option<Vec<u8>>,
     env: Option<Vec<(OsString, OsString)>>,
     cwd: Option<PathBuf>,
+    platform: Option<Platform>,
 }
 
 impl Program {
@@ -169,7 +223,15 @@ impl Program {
             stdin: None,
             env: None,
             cwd: None,
+            platform: None,
         }
+    }
+
+    /// The platform its mote runs use; a mote run of a program without one
+    /// panics (no test may silently depend on what `auto` picks).
+    pub fn on(mut self, platform: Platform) -> Self {
+        self.platform = Some(platform);
+        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -214,16 +276,36 @@ impl Program {
         self.execute(cmd, Side::Native)
     }
 
-    /// Runs it as `mote run -- ARGV...`.
+    /// Runs it as `mote run --platform P -- ARGV...`.
     pub fn mote(&self) -> Run {
         self.mote_with(&[])
     }
 
-    /// Runs it as `mote run OPTIONS -- ARGV...`.
+    /// Runs it as `mote run --platform P OPTIONS -- ARGV...`.
     pub fn mote_with(&self, options: &[&str]) -> Run {
-        let mut cmd = Command::new(&artifacts().mote);
-        cmd.arg("run").args(options).arg("--").args(&self.argv);
+        let cmd = self.mote_command(options);
         self.execute(cmd, Side::Mote)
+    }
+
+    /// `mote run --platform P OPTIONS -- ARGV...`
+    fn mote_command(&self, options: &[&str]) -> Command {
+        let platform = self.platform.unwrap_or_else(|| {
+            panic!(
+                "{}: say which platform mote runs it on: Program::on(Platform::…)",
+                self.argv[0].to_string_lossy()
+            )
+        });
+        assert!(
+            !options.contains(&"--platform"),
+            "the platform is Program::on's: {options:?}"
+        );
+        let mut cmd = Command::new(&artifacts().mote);
+        cmd.arg("run")
+            .args(platform.options())
+            .args(options)
+            .arg("--")
+            .args(&self.argv);
+        cmd
     }
 
     /// Runs it natively and under mote and asserts the same stdout and exit
@@ -240,27 +322,39 @@ impl Program {
     pub fn native_signalled(&self, sig: &str) -> Run {
         let mut cmd = Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]);
-        self.execute_signalled(cmd, Side::Native, Some(sig))
+        self.execute_poked(cmd, Side::Native, Some(&mut |pid| send_signal(pid, sig)))
     }
 
-    /// Runs it under `mote run --` and sends the `mote` process signal `sig` once
-    /// the program has printed its first line.
+    /// Runs it under `mote run --platform P --` and sends the `mote` process
+    /// signal `sig` once the program has printed its first line.
     pub fn mote_signalled(&self, sig: &str) -> Run {
         self.mote_signalled_with(&[], sig)
     }
 
-    /// `mote_signalled` with `mote run OPTIONS`.
+    /// `mote_signalled` with `mote run --platform P OPTIONS`.
     pub fn mote_signalled_with(&self, options: &[&str], sig: &str) -> Run {
-        let mut cmd = Command::new(&artifacts().mote);
-        cmd.arg("run").args(options).arg("--").args(&self.argv);
-        self.execute_signalled(cmd, Side::Mote, Some(sig))
+        self.mote_poked_with(options, |pid| send_signal(pid, sig))
+    }
+
+    /// Runs it as `mote run --platform P OPTIONS -- ARGV...`; once the program
+    /// has printed its first line, calls `poke` with the pid of `mote`, and
+    /// again every 0.5 s until the program ends (as `mote_signalled` sends its
+    /// signal).
+    pub fn mote_poked_with(&self, options: &[&str], mut poke: impl FnMut(u32)) -> Run {
+        let cmd = self.mote_command(options);
+        self.execute_poked(cmd, Side::Mote, Some(&mut poke))
     }
 
     fn execute(&self, cmd: Command, side: Side) -> Run {
-        self.execute_signalled(cmd, side, None)
+        self.execute_poked(cmd, side, None)
     }
 
-    fn execute_signalled(&self, mut cmd: Command, side: Side, signal: Option<&str>) -> Run {
+    fn execute_poked(
+        &self,
+        mut cmd: Command,
+        side: Side,
+        poke: Option<&mut dyn FnMut(u32)>,
+    ) -> Run {
         if let Some(vars) = &self.env {
             cmd.env_clear().envs(vars.iter().map(|(k, v)| (k, v)));
         }
@@ -271,8 +365,32 @@ impl Program {
             cmd.current_dir(dir);
         }
         let _guard = lock();
-        run(cmd, self.stdin.clone(), side, signal)
+        run(cmd, self.stdin.clone(), side, poke)
     }
+}
+
+/// `kill -SIG PID`, as a shell sends it (`sig`: a name such as `INT`).
+pub fn send_signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The child processes of `pid` (of all its threads).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 /// Runs `mote ARGS...` itself (for example `mote info`), with the same lock,
@@ -435,10 +553,15 @@ fn line_reader(
 }
 
 /// Spawns, feeds stdin, collects stdout and stderr, waits with the hang limit,
-/// then checks that nothing is left behind. With `signal` (a `kill` name such as
-/// `INT`), sends it to the child once the child printed its first line. The
-/// caller holds the run lock.
-fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side, signal: Option<&str>) -> Run {
+/// then checks that nothing is left behind. With `poke` (sending a signal, say),
+/// calls it with the child's pid once the child printed its first line, and
+/// again every `RESIGNAL` until the child ends. The caller holds the run lock.
+fn run(
+    mut cmd: Command,
+    stdin: Option<Vec<u8>>,
+    side: Side,
+    mut poke: Option<&mut dyn FnMut(u32)>,
+) -> Run {
     let command = show_command(&cmd);
     if let (Side::Mote, Some(hung)) = (side, HUNG.get()) {
         panic!("not run: an earlier run in this test binary hung (`{hung}`); fix that first");
@@ -467,19 +590,17 @@ fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side, signal: Option<&str
     let err = reader(child.stderr.take().expect("stderr is piped"));
 
     let start = Instant::now();
-    // With a signal to send: once the first line arrived, send it, and again every
-    // RESIGNAL until the program ends — a program may take the first one just
-    // before it blocks, natively as under mote, and must not wait forever for it.
+    // With a poke (a signal to send): once the first line arrived, poke, and
+    // again every RESIGNAL until the program ends — a program may take the first
+    // signal just before it blocks, natively as under mote, and must not wait
+    // forever for it.
     let mut line_seen = false;
     let mut last_sent: Option<Instant> = None;
     let status = loop {
-        if let Some(sig) = signal {
+        if let Some(poke) = poke.as_mut() {
             line_seen = line_seen || got_line.try_recv().is_ok();
             if line_seen && last_sent.is_none_or(|t| t.elapsed() >= RESIGNAL) {
-                let _ = Command::new("kill")
-                    .args([&format!("-{sig}"), &pid.to_string()])
-                    .stderr(Stdio::null())
-                    .status();
+                poke(pid);
                 last_sent = Some(Instant::now());
             }
         }

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use mote_testsuite::{app, Program, TempDir, OWNER_VAR};
+use mote_testsuite::{app, Platform, Program, TempDir, OWNER_VAR};
 
 fn assert_passed(run: &mote_testsuite::Run, last_line: &str) {
     assert_eq!(run.status, 0, "{run:?}");
@@ -13,22 +13,22 @@ fn assert_passed(run: &mote_testsuite::Run, last_line: &str) {
     );
 }
 
-#[test]
-fn hello() {
-    let (_, mote) = Program::new(app("hello")).same_as_native();
+fn hello(pf: Platform) {
+    let (_, mote) = Program::new(app("hello")).on(pf).same_as_native();
     assert_eq!(
         mote.stdout_text(),
         "Hello, world! I am a static x86_64 program with argc=1.\n"
     );
     let (_, mote) = Program::new(app("hello"))
+        .on(pf)
         .args(["a", "b", "c"])
         .same_as_native();
     assert!(mote.stdout_text().contains("argc=4"));
 }
 
-#[test]
-fn printargs_with_an_exact_environment() {
+fn printargs_with_an_exact_environment(pf: Platform) {
     let (_, mote) = Program::new(app("printargs"))
+        .on(pf)
         .args([
             "one",
             "",
@@ -60,9 +60,8 @@ fn printargs_with_an_exact_environment() {
     );
 }
 
-#[test]
-fn printargs_with_the_inherited_environment() {
-    let (_, mote) = Program::new(app("printargs")).same_as_native();
+fn printargs_with_the_inherited_environment(pf: Platform) {
+    let (_, mote) = Program::new(app("printargs")).on(pf).same_as_native();
     let vars = std::env::vars_os().count();
     assert!(
         mote.stdout_text().contains(&format!("envc={}", vars + 1)),
@@ -71,10 +70,10 @@ fn printargs_with_the_inherited_environment() {
     );
 }
 
-#[test]
-fn printargs_with_an_empty_environment_and_many_arguments() {
+fn printargs_with_an_empty_environment_and_many_arguments(pf: Platform) {
     let args: Vec<String> = (0..2000).map(|i| format!("argument-{i}")).collect();
     let (_, mote) = Program::new(app("printargs"))
+        .on(pf)
         .args(&args)
         .env_exact(std::iter::empty::<(&str, &str)>())
         .same_as_native();
@@ -82,64 +81,62 @@ fn printargs_with_an_empty_environment_and_many_arguments() {
     assert!(mote.stdout_text().ends_with("envc=1\n"));
 }
 
-#[test]
-fn fileio() {
+fn fileio(pf: Platform) {
     let tmp = TempDir::new("fileio");
     let mut vars: Vec<(String, String)> = std::env::vars().collect();
     vars.retain(|(k, _)| k != "TMPDIR");
     vars.push(("TMPDIR".into(), tmp.path().display().to_string()));
-    let (_, mote) = Program::new(app("fileio")).env_exact(vars).same_as_native();
+    let (_, mote) = Program::new(app("fileio"))
+        .on(pf)
+        .env_exact(vars)
+        .same_as_native();
     assert_passed(&mote, "fileio: all checks passed");
     let left: Vec<_> = fs::read_dir(tmp.path()).expect("read_dir").collect();
     assert!(left.is_empty(), "fileio left files behind: {left:?}");
 }
 
-#[test]
-fn bigmalloc_512_mib() {
-    let (_, mote) = Program::new(app("bigmalloc")).same_as_native();
+fn bigmalloc_512_mib(pf: Platform) {
+    let (_, mote) = Program::new(app("bigmalloc")).on(pf).same_as_native();
     assert!(mote
         .stdout_text()
         .contains("touched and verified 131072 pages"));
     assert!(mote.stdout_text().contains("checksum"));
 }
 
-#[test]
-fn mmapcycle() {
-    let (_, mote) = Program::new(app("mmapcycle")).same_as_native();
+fn mmapcycle(pf: Platform) {
+    let (_, mote) = Program::new(app("mmapcycle")).on(pf).same_as_native();
     assert_passed(&mote, "mmapcycle: all checks passed");
 }
 
-#[test]
-fn sbrk() {
-    let (_, mote) = Program::new(app("sbrk")).same_as_native();
+fn sbrk(pf: Platform) {
+    let (_, mote) = Program::new(app("sbrk")).on(pf).same_as_native();
     assert_passed(&mote, "sbrk: all checks passed");
 }
 
-#[test]
-fn exit42() {
-    let (_, mote) = Program::new(app("exit42")).same_as_native();
+fn exit42(pf: Platform) {
+    let (_, mote) = Program::new(app("exit42")).on(pf).same_as_native();
     assert_eq!(mote.status, 42);
     assert_eq!(mote.stdout_text(), "exiting with status 42\n");
 }
 
-#[test]
-fn catstdin_through_a_pipe() {
+fn catstdin_through_a_pipe(pf: Platform) {
     // printf 'a\nb\n' | mote run -- catstdin
     let (_, mote) = Program::new(app("catstdin"))
+        .on(pf)
         .stdin("a\nb\n")
         .same_as_native();
     assert_eq!(mote.stdout, b"a\nb\n");
     assert_eq!(mote.status, 0);
 }
 
-#[test]
-fn catstdin_of_a_megabyte_and_of_nothing() {
+fn catstdin_of_a_megabyte_and_of_nothing(pf: Platform) {
     let data: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i % 251) as u8).collect();
     let (_, mote) = Program::new(app("catstdin"))
+        .on(pf)
         .stdin(data.clone())
         .same_as_native();
     assert_eq!(mote.stdout, data);
-    let (_, mote) = Program::new(app("catstdin")).same_as_native();
+    let (_, mote) = Program::new(app("catstdin")).on(pf).same_as_native();
     assert!(mote.stdout.is_empty());
     assert_eq!(mote.status, 0);
 }
@@ -159,9 +156,8 @@ fn latency_line(stdout: &str, name: &str) -> (f64, f64) {
     (field("median_ns="), field("p99_ns="))
 }
 
-#[test]
-fn latency_reports_both_calls() {
-    let program = Program::new(app("latency"));
+fn latency_reports_both_calls(pf: Platform) {
+    let program = Program::new(app("latency")).on(pf);
     for run in [program.native(), program.mote()] {
         assert_eq!(run.status, 0, "{run:?}");
         for call in ["getpid", "getppid"] {
@@ -173,3 +169,18 @@ fn latency_reports_both_calls() {
         }
     }
 }
+
+mote_testsuite::on_both_platforms!(
+    hello,
+    printargs_with_an_exact_environment,
+    printargs_with_the_inherited_environment,
+    printargs_with_an_empty_environment_and_many_arguments,
+    fileio,
+    bigmalloc_512_mib,
+    mmapcycle,
+    sbrk,
+    exit42,
+    catstdin_through_a_pipe,
+    catstdin_of_a_megabyte_and_of_nothing,
+    latency_reports_both_calls,
+);

@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use mote_testsuite::{run_mote_command, TempDir};
+use mote_testsuite::{run_mote_command, Platform, TempDir};
 
 /// The configurations `mote bench --quick --load` reports, one or more table rows each.
 const CONFIGS: &[&str] = &[
@@ -26,12 +26,12 @@ fn row_has_figures(row: &str) -> bool {
     numbers >= 4 && ratio
 }
 
-#[test]
-fn quick_bench_runs_every_workload_and_reports_figures() {
+/// `mote bench --quick --load --platform P`.
+fn quick_bench_runs_every_workload_and_reports_figures(pf: Platform) {
     let dir = TempDir::new("bench");
     let json = dir.path().join("samples.json");
     let plots = dir.path().join("plots");
-    let run = run_mote_command(&[
+    let mut args = vec![
         "bench",
         "--quick",
         "--load",
@@ -39,7 +39,9 @@ fn quick_bench_runs_every_workload_and_reports_figures() {
         json.to_str().expect("utf-8 temp path"),
         "--plot",
         plots.to_str().expect("utf-8 temp path"),
-    ]);
+    ];
+    args.extend(pf.options());
+    let run = run_mote_command(&args);
     assert_eq!(run.status, 0, "{run:?}");
     let text = run.stdout_text();
     // The table: the lines after its header.
@@ -124,3 +126,5 @@ fn row_parsing() {
         "gups        ns_per_update                ns            -   -   9.455       9.658     -"
     ));
 }
+
+mote_testsuite::on_both_platforms!(quick_bench_runs_every_workload_and_reports_figures);

@@ -5,10 +5,10 @@ use std::fs::{self, File, FileTimes};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use mote_testsuite::{busybox, Program, TempDir};
+use mote_testsuite::{busybox, Platform, Program, TempDir};
 
-fn applet(args: &[&str]) -> Program {
-    Program::new(busybox()).args(args)
+fn applet(pf: Platform, args: &[&str]) -> Program {
+    Program::new(busybox()).on(pf).args(args)
 }
 
 /// Text with repeated words, for cat, wc, sort and grep.
@@ -19,33 +19,29 @@ fn sample_text() -> String {
         .collect()
 }
 
-#[test]
-fn echo() {
-    let (_, mote) = applet(&["echo", "hello", "from", "busybox"]).same_as_native();
+fn echo(pf: Platform) {
+    let (_, mote) = applet(pf, &["echo", "hello", "from", "busybox"]).same_as_native();
     assert_eq!(mote.stdout, b"hello from busybox\n");
 }
 
-#[test]
-fn echo_escapes_without_newline() {
-    let (_, mote) = applet(&["echo", "-n", "-e", "tab\\there\\nnext"]).same_as_native();
+fn echo_escapes_without_newline(pf: Platform) {
+    let (_, mote) = applet(pf, &["echo", "-n", "-e", "tab\\there\\nnext"]).same_as_native();
     assert_eq!(mote.stdout, b"tab\there\nnext");
 }
 
-#[test]
-fn cat_of_a_file() {
+fn cat_of_a_file(pf: Platform) {
     let dir = TempDir::new("cat");
     // Larger than one pipe buffer and one read, with every byte value.
     let mut data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
     data.extend_from_slice(sample_text().as_bytes());
     let file = dir.file("input", &data);
-    let (_, mote) = applet(&["cat"]).arg(&file).same_as_native();
+    let (_, mote) = applet(pf, &["cat"]).arg(&file).same_as_native();
     assert_eq!(mote.stdout, data);
 }
 
-#[test]
-fn cat_of_a_missing_file_fails_alike() {
+fn cat_of_a_missing_file_fails_alike(pf: Platform) {
     let dir = TempDir::new("cat-missing");
-    let (native, mote) = applet(&["cat"])
+    let (native, mote) = applet(pf, &["cat"])
         .arg(dir.path().join("absent"))
         .same_as_native();
     assert_eq!(native.status, 1);
@@ -55,23 +51,21 @@ fn cat_of_a_missing_file_fails_alike() {
     );
 }
 
-#[test]
-fn wc_of_a_file_and_of_stdin() {
+fn wc_of_a_file_and_of_stdin(pf: Platform) {
     let dir = TempDir::new("wc");
     let file = dir.file("words", sample_text());
-    let (_, mote) = applet(&["wc"]).arg(&file).same_as_native();
+    let (_, mote) = applet(pf, &["wc"]).arg(&file).same_as_native();
     assert!(mote.stdout_text().contains("500"), "{}", mote.stdout_text());
-    applet(&["wc", "-l", "-w", "-c"])
+    applet(pf, &["wc", "-l", "-w", "-c"])
         .stdin(sample_text())
         .same_as_native();
 }
 
-#[test]
-fn sort_numeric_reverse_and_unique() {
+fn sort_numeric_reverse_and_unique(pf: Platform) {
     let input: String = (0..2000)
         .map(|i| format!("{}\n", (i * 7919) % 1009))
         .collect();
-    let (_, mote) = applet(&["sort", "-n"])
+    let (_, mote) = applet(pf, &["sort", "-n"])
         .stdin(input.clone())
         .same_as_native();
     let lines: Vec<u32> = mote
@@ -81,34 +75,38 @@ fn sort_numeric_reverse_and_unique() {
         .collect();
     assert_eq!(lines.len(), 2000);
     assert!(lines.windows(2).all(|w| w[0] <= w[1]), "not sorted");
-    applet(&["sort", "-r", "-u"]).stdin(input).same_as_native();
+    applet(pf, &["sort", "-r", "-u"])
+        .stdin(input)
+        .same_as_native();
     let dir = TempDir::new("sort");
     let file = dir.file("text", sample_text());
-    applet(&["sort", "-k2,2n"]).arg(&file).same_as_native();
+    applet(pf, &["sort", "-k2,2n"]).arg(&file).same_as_native();
 }
 
-#[test]
-fn seq_1_1000() {
-    let (_, mote) = applet(&["seq", "1", "1000"]).same_as_native();
+fn seq_1_1000(pf: Platform) {
+    let (_, mote) = applet(pf, &["seq", "1", "1000"]).same_as_native();
     let expected: String = (1..=1000).map(|i| format!("{i}\n")).collect();
     assert_eq!(mote.stdout_text(), expected);
 }
 
-#[test]
-fn grep_match_count_and_no_match() {
+fn grep_match_count_and_no_match(pf: Platform) {
     let dir = TempDir::new("grep");
     let file = dir.file("text", sample_text());
-    let (_, mote) = applet(&["grep", "-n", "ring"]).arg(&file).same_as_native();
+    let (_, mote) = applet(pf, &["grep", "-n", "ring"])
+        .arg(&file)
+        .same_as_native();
     assert_eq!(mote.status, 0);
     assert!(!mote.stdout.is_empty());
-    let (_, mote) = applet(&["grep", "-c", "-E", "^(proxy|shim) "])
+    let (_, mote) = applet(pf, &["grep", "-c", "-E", "^(proxy|shim) "])
         .arg(&file)
         .same_as_native();
     assert_eq!(mote.stdout_text().trim(), "167");
-    let (_, mote) = applet(&["grep", "absent-word"]).arg(&file).same_as_native();
+    let (_, mote) = applet(pf, &["grep", "absent-word"])
+        .arg(&file)
+        .same_as_native();
     assert_eq!(mote.status, 1, "grep without a match exits 1");
     assert!(mote.stdout.is_empty());
-    applet(&["grep", "-v", "kernel"])
+    applet(pf, &["grep", "-v", "kernel"])
         .stdin(sample_text())
         .same_as_native();
 }
@@ -122,8 +120,7 @@ fn set_old_times(path: &Path) {
         .unwrap_or_else(|e| panic!("setting times of {}: {e}", path.display()));
 }
 
-#[test]
-fn ls_la_of_a_fixed_directory() {
+fn ls_la_of_a_fixed_directory(pf: Platform) {
     // `..` is ours too, so nothing else changes what `ls -la` shows.
     let root = TempDir::new("ls");
     let dir = root.path().join("listed");
@@ -138,7 +135,7 @@ fn ls_la_of_a_fixed_directory() {
     }
     set_old_times(&dir);
     set_old_times(root.path());
-    let (_, mote) = applet(&["ls", "-la"]).arg(&dir).same_as_native();
+    let (_, mote) = applet(pf, &["ls", "-la"]).arg(&dir).same_as_native();
     let text = mote.stdout_text();
     for name in [
         "small.txt",
@@ -151,30 +148,50 @@ fn ls_la_of_a_fixed_directory() {
         assert!(text.contains(name), "ls -la lacks {name}:\n{text}");
     }
     // Also listing the working directory, with relative names.
-    applet(&["ls", "-la", "."]).cwd(&dir).same_as_native();
+    applet(pf, &["ls", "-la", "."]).cwd(&dir).same_as_native();
 }
 
-#[test]
-fn sha256sum_of_a_file() {
+fn sha256sum_of_a_file(pf: Platform) {
     let dir = TempDir::new("sha");
     let data: Vec<u8> = (0u32..1 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     let file = dir.file("data", &data);
-    let (_, mote) = applet(&["sha256sum"]).arg(&file).same_as_native();
+    let (_, mote) = applet(pf, &["sha256sum"]).arg(&file).same_as_native();
     let digest = mote.stdout_text();
     assert_eq!(digest.split_whitespace().next().map(str::len), Some(64));
     // The empty input has a well-known digest.
-    let (_, mote) = applet(&["sha256sum"]).stdin("").same_as_native();
+    let (_, mote) = applet(pf, &["sha256sum"]).stdin("").same_as_native();
     assert!(mote
         .stdout_text()
         .starts_with("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
 }
 
-#[test]
-fn false_and_true() {
-    let (_, mote) = applet(&["false"]).same_as_native();
+/// busybox's shell running builtins, its exit status the script's.
+fn sh_runs_builtins_and_exits_with_their_status(pf: Platform) {
+    let (_, mote) = applet(pf, &["sh", "-c", "echo one; echo two; exit 3"]).same_as_native();
+    assert_eq!(mote.stdout_text(), "one\ntwo\n");
+    assert_eq!(mote.status, 3);
+}
+
+fn false_and_true(pf: Platform) {
+    let (_, mote) = applet(pf, &["false"]).same_as_native();
     assert_eq!(mote.status, 1);
-    let (_, mote) = applet(&["true"]).same_as_native();
+    let (_, mote) = applet(pf, &["true"]).same_as_native();
     assert_eq!(mote.status, 0);
 }
+
+mote_testsuite::on_both_platforms!(
+    echo,
+    echo_escapes_without_newline,
+    cat_of_a_file,
+    cat_of_a_missing_file_fails_alike,
+    wc_of_a_file_and_of_stdin,
+    sort_numeric_reverse_and_unique,
+    seq_1_1000,
+    grep_match_count_and_no_match,
+    ls_la_of_a_fixed_directory,
+    sha256sum_of_a_file,
+    sh_runs_builtins_and_exits_with_their_status,
+    false_and_true,
+);

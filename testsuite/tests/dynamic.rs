@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use mote_testsuite::{app, Program, TempDir};
+use mote_testsuite::{app, Platform, Program, TempDir};
 
 /// The first of `candidates` that exists.
 fn find(candidates: &[&str]) -> PathBuf {
@@ -16,35 +16,35 @@ fn find(candidates: &[&str]) -> PathBuf {
         .unwrap_or_else(|| panic!("none of {candidates:?} exists"))
 }
 
-#[test]
-fn ls_la_of_etc() {
+fn ls_la_of_etc(pf: Platform) {
     let (_, mote) = Program::new(find(&["/bin/ls", "/usr/bin/ls"]))
+        .on(pf)
         .args(["-la", "/etc"])
         .same_as_native();
     assert!(mote.stdout_text().contains("passwd"));
 }
 
-#[test]
-fn sort_of_a_file() {
+fn sort_of_a_file(pf: Platform) {
     let dir = TempDir::new("dyn-sort");
     let text: String = (0..2000)
         .map(|i| format!("{}\n", (i * 7919) % 2003))
         .collect();
     let f = dir.file("numbers", text);
     Program::new(find(&["/usr/bin/sort", "/bin/sort"]))
+        .on(pf)
         .args(["-n"])
         .arg(&f)
         .same_as_native();
 }
 
-#[test]
-fn sha256sum_of_10_mib() {
+fn sha256sum_of_10_mib(pf: Platform) {
     let dir = TempDir::new("dyn-sha");
     let data: Vec<u8> = (0..10u32 << 20)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     let f = dir.file("ten-mib", &data);
     let (_, mote) = Program::new(find(&["/usr/bin/sha256sum", "/bin/sha256sum"]))
+        .on(pf)
         .arg(&f)
         .same_as_native();
     assert_eq!(
@@ -53,9 +53,9 @@ fn sha256sum_of_10_mib() {
     );
 }
 
-#[test]
-fn find_in_usr_share_doc() {
+fn find_in_usr_share_doc(pf: Platform) {
     Program::new(find(&["/usr/bin/find", "/bin/find"]))
+        .on(pf)
         .args(["/usr/share/doc", "-maxdepth", "2", "-name", "*.gz"])
         .same_as_native();
 }
@@ -70,12 +70,11 @@ fn python() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-#[test]
-fn python_json_and_hashlib() {
+fn python_json_and_hashlib(pf: Platform) {
     let Some(py) = python() else {
         panic!("python3 is needed for this test (it is on every machine of this kind)");
     };
-    let (_, mote) = Program::new(py)
+    let (_, mote) = Program::new(py).on(pf)
         .args([
             "-c",
             "import json,hashlib; print(json.dumps({'h': hashlib.sha256(b'x'*1000000).hexdigest()}))",
@@ -84,22 +83,31 @@ fn python_json_and_hashlib() {
     assert!(mote.stdout_text().starts_with("{\"h\": \""));
 }
 
-#[test]
-fn python_json_tool_on_a_file() {
+fn python_json_tool_on_a_file(pf: Platform) {
     let Some(py) = python() else {
         panic!("python3 is needed for this test (it is on every machine of this kind)");
     };
     let dir = TempDir::new("dyn-json");
     let f = dir.file("in.json", r#"{"b": [1, 2, {"c": null}], "a": "mote"}"#);
     Program::new(py)
+        .on(pf)
         .args(["-m", "json.tool"])
         .arg(&f)
         .same_as_native();
 }
 
 /// A program built with plain `gcc` (dynamic, PIE) that loads libm with `dlopen`.
-#[test]
-fn dlopen_of_libm_and_cos() {
-    let (_, mote) = Program::new(app("dlopen_cos")).same_as_native();
+fn dlopen_of_libm_and_cos(pf: Platform) {
+    let (_, mote) = Program::new(app("dlopen_cos")).on(pf).same_as_native();
     assert!(mote.stdout_text().contains("cos(1) = 0.540302305868"));
 }
+
+mote_testsuite::on_both_platforms!(
+    ls_la_of_etc,
+    sort_of_a_file,
+    sha256sum_of_10_mib,
+    find_in_usr_share_doc,
+    python_json_and_hashlib,
+    python_json_tool_on_a_file,
+    dlopen_of_libm_and_cos,
+);

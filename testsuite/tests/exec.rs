@@ -2,11 +2,10 @@
 //! (the path a launcher or a shell `exec` takes), and `/proc/self/exe` names the
 //! application's program, not the proxy.
 
-use mote_testsuite::{app, Program};
+use mote_testsuite::{app, Platform, Program};
 
-#[test]
-fn a_launcher_execs_bin_echo() {
-    let (_, mote) = Program::new(app("execve_echo")).same_as_native();
+fn a_launcher_execs_bin_echo(pf: Platform) {
+    let (_, mote) = Program::new(app("execve_echo")).on(pf).same_as_native();
     let out = mote.stdout_text();
     assert!(
         out.contains("execve of a missing program: No such file or directory"),
@@ -22,8 +21,7 @@ fn a_launcher_execs_bin_echo() {
 
 /// `mote run -- ./script` runs a `#!` script through its interpreter, as execve
 /// does (here busybox's shell, whose `echo` and `exit` are built in).
-#[test]
-fn a_shebang_script_runs_through_its_interpreter() {
+fn a_shebang_script_runs_through_its_interpreter(pf: Platform) {
     let dir = mote_testsuite::TempDir::new("shebang");
     let script = dir.file(
         "hello.sh",
@@ -33,16 +31,21 @@ fn a_shebang_script_runs_through_its_interpreter() {
         ),
     );
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (_, mote) = Program::new(&script).arg("one").same_as_native();
+    let (_, mote) = Program::new(&script).on(pf).arg("one").same_as_native();
     assert_eq!(mote.status, 7);
     assert!(mote.stdout_text().contains("from a script:"));
 }
 
 /// Regression: Linux resolved `/proc/self/exe` for the proxy, so the application
 /// re-executing itself ran the `mote` binary in the partition.
-#[test]
-fn execve_of_proc_self_exe_runs_the_program_again() {
-    let (_, mote) = Program::new(app("reexec")).same_as_native();
+fn execve_of_proc_self_exe_runs_the_program_again(pf: Platform) {
+    let (_, mote) = Program::new(app("reexec")).on(pf).same_as_native();
     assert_eq!(mote.stdout_text(), "first run\nrunning again, argc=2\n");
     assert_eq!(mote.status, 3);
 }
+
+mote_testsuite::on_both_platforms!(
+    a_launcher_execs_bin_echo,
+    a_shebang_script_runs_through_its_interpreter,
+    execve_of_proc_self_exe_runs_the_program_again,
+);

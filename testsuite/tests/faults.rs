@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use mote_testsuite::{app, has_interp, Program, Run, TempDir};
+use mote_testsuite::{app, has_interp, Platform, Program, Run, TempDir};
 
 /// The values of every `0x…` hexadecimal number in `text`.
 fn hex_numbers(text: &str) -> Vec<u64> {
@@ -21,9 +21,8 @@ fn hex_numbers(text: &str) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn segv_ends_with_139_naming_the_signal_and_address() {
-    let (native, mote) = Program::new(app("segv")).same_as_native();
+fn segv_ends_with_139_naming_the_signal_and_address(pf: Platform) {
+    let (native, mote) = Program::new(app("segv")).on(pf).same_as_native();
     assert_eq!(native.status, 139, "natively the program dies of SIGSEGV");
     assert_eq!(
         mote.stdout_text(),
@@ -64,11 +63,10 @@ fn executable(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
-#[test]
-fn non_elf_text_file_is_refused() {
+fn non_elf_text_file_is_refused(pf: Platform) {
     let dir = TempDir::new("notelf");
     let file = executable(&dir.file("script.txt", "this is text, not a program\n"));
-    assert_refused(&Program::new(file).mote());
+    assert_refused(&Program::new(file).on(pf).mote());
 }
 
 /// A well-formed ELF32 i386 executable header with one PT_LOAD program header
@@ -95,45 +93,43 @@ fn elf32_i386() -> Vec<u8> {
     b
 }
 
-#[test]
-fn elf32_is_refused() {
+fn elf32_is_refused(pf: Platform) {
     let dir = TempDir::new("elf32");
     let file = executable(&dir.file("i386", elf32_i386()));
-    assert_refused(&Program::new(file).mote());
+    assert_refused(&Program::new(file).on(pf).mote());
 }
 
-#[test]
-fn missing_file_is_refused() {
+fn missing_file_is_refused(pf: Platform) {
     let dir = TempDir::new("missing");
-    assert_refused(&Program::new(dir.path().join("no-such-program")).mote());
+    assert_refused(
+        &Program::new(dir.path().join("no-such-program"))
+            .on(pf)
+            .mote(),
+    );
 }
 
-#[test]
-fn truncated_elf_is_refused() {
+fn truncated_elf_is_refused(pf: Platform) {
     let dir = TempDir::new("truncated");
     let hello = fs::read(app("hello")).expect("read hello");
     let half = executable(&dir.file("hello-half", &hello[..hello.len() / 2]));
-    assert_refused(&Program::new(half).mote());
+    assert_refused(&Program::new(half).on(pf).mote());
 }
 
-#[test]
-fn elf_truncated_inside_its_header_is_refused() {
+fn elf_truncated_inside_its_header_is_refused(pf: Platform) {
     let dir = TempDir::new("truncated-header");
     let hello = fs::read(app("hello")).expect("read hello");
     let stub = executable(&dir.file("hello-40", &hello[..40]));
-    assert_refused(&Program::new(stub).mote());
+    assert_refused(&Program::new(stub).on(pf).mote());
 }
 
-#[test]
-fn directory_is_refused() {
+fn directory_is_refused(pf: Platform) {
     let dir = TempDir::new("directory");
-    assert_refused(&Program::new(dir.path()).mote());
+    assert_refused(&Program::new(dir.path()).on(pf).mote());
 }
 
 /// A dynamically linked program whose interpreter is missing (built for another
 /// system) is refused by name, with the shell's "not found" status.
-#[test]
-fn dynamic_elf_with_a_missing_interpreter_is_refused() {
+fn dynamic_elf_with_a_missing_interpreter_is_refused(pf: Platform) {
     let dynamic = ["/bin/true", "/usr/bin/true", "/bin/ls", "/usr/bin/env"]
         .into_iter()
         .map(PathBuf::from)
@@ -149,7 +145,7 @@ fn dynamic_elf_with_a_missing_interpreter_is_refused() {
     let dir = TempDir::new("missing-interp");
     let prog = dir.file("other-system", &data);
     fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
-    let run = Program::new(&prog).mote();
+    let run = Program::new(&prog).on(pf).mote();
     assert_refused(&run);
     assert_eq!(run.status, 127);
     assert!(
@@ -162,9 +158,8 @@ fn dynamic_elf_with_a_missing_interpreter_is_refused() {
 /// Regression: an application that closed its stderr took mote's crash report
 /// with it (the application's fd 2 is the proxy's). The report goes to the stderr
 /// mote was started with.
-#[test]
-fn crash_report_survives_the_application_closing_stderr() {
-    let prog = Program::new(app("segv_nostderr"));
+fn crash_report_survives_the_application_closing_stderr(pf: Platform) {
+    let prog = Program::new(app("segv_nostderr")).on(pf);
     let native = prog.native();
     let mote = prog.mote();
     assert_eq!(native.status, 139);
@@ -173,3 +168,15 @@ fn crash_report_survives_the_application_closing_stderr() {
     let err = mote.stderr_text();
     assert!(err.contains("SIGSEGV") && err.contains("0x1234"), "{err}");
 }
+
+mote_testsuite::on_both_platforms!(
+    segv_ends_with_139_naming_the_signal_and_address,
+    non_elf_text_file_is_refused,
+    elf32_is_refused,
+    missing_file_is_refused,
+    truncated_elf_is_refused,
+    elf_truncated_inside_its_header_is_refused,
+    directory_is_refused,
+    dynamic_elf_with_a_missing_interpreter_is_refused,
+    crash_report_survives_the_application_closing_stderr,
+);

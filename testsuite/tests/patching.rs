@@ -1,8 +1,9 @@
 //! Self-patching system-call sites: a site that traps once is rewritten into a
 //! direct call, so a loop of calls takes no further trap; `--no-patch` keeps every
-//! call trapping. Either way the program behaves exactly as natively.
+//! call trapping. Either way the program behaves exactly as natively. On the
+//! hosted platform a trapped call is one `SIGSYS`.
 
-use mote_testsuite::{app, Program};
+use mote_testsuite::{app, Platform, Program};
 
 /// (trapped, through patched sites) from the `--stats` line.
 fn counts(stderr: &str) -> (u64, u64) {
@@ -25,9 +26,17 @@ fn counts(stderr: &str) -> (u64, u64) {
     (num("system calls: "), num("trapped, "))
 }
 
-#[test]
-fn a_loop_of_system_calls_stops_trapping_once_its_sites_are_patched() {
-    let prog = Program::new(app("syscall_loop"));
+/// The hosted platform's count of trap signals, from its `--stats` line.
+fn hosted_trap_signals(stderr: &str) -> u64 {
+    let rest = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("mote: hosted: trap signals "))
+        .unwrap_or_else(|| panic!("no hosted statistics in stderr:\n{stderr}"));
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn a_loop_of_system_calls_stops_trapping_once_its_sites_are_patched(pf: Platform) {
+    let prog = Program::new(app("syscall_loop")).on(pf);
     let native = prog.native();
     let mote = prog.mote_with(&["--stats"]);
     assert_eq!(mote.status, native.status, "{mote:?}");
@@ -42,11 +51,18 @@ fn a_loop_of_system_calls_stops_trapping_once_its_sites_are_patched() {
         direct >= 4000,
         "only {direct} calls went through patched sites"
     );
+    if pf == Platform::Hosted {
+        // Every trapped call was one SIGSYS, and nothing else trapped.
+        assert_eq!(
+            hosted_trap_signals(&mote.stderr_text()),
+            trapped,
+            "{mote:?}"
+        );
+    }
 }
 
-#[test]
-fn no_patch_keeps_every_call_trapping() {
-    let prog = Program::new(app("syscall_loop"));
+fn no_patch_keeps_every_call_trapping(pf: Platform) {
+    let prog = Program::new(app("syscall_loop")).on(pf);
     let native = prog.native();
     let mote = prog.mote_with(&["--stats", "--no-patch"]);
     assert_eq!(mote.status, native.status, "{mote:?}");
@@ -57,4 +73,16 @@ fn no_patch_keeps_every_call_trapping() {
         "only {trapped} trapped calls with --no-patch"
     );
     assert_eq!(direct, 0);
+    if pf == Platform::Hosted {
+        assert_eq!(
+            hosted_trap_signals(&mote.stderr_text()),
+            trapped,
+            "{mote:?}"
+        );
+    }
 }
+
+mote_testsuite::on_both_platforms!(
+    a_loop_of_system_calls_stops_trapping_once_its_sites_are_patched,
+    no_patch_keeps_every_call_trapping,
+);

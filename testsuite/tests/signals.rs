@@ -6,11 +6,12 @@
 //! compute loop with 130 and leaves nothing behind, a handler runs instead when
 //! installed, and a blocking forwarded call is interrupted as on Linux.
 
-use mote_testsuite::{app, assert_same, Program};
+use std::time::Duration;
 
-#[test]
-fn signals_program_same_as_native() {
-    let (_, mote) = Program::new(app("signals")).same_as_native();
+use mote_testsuite::{app, assert_same, children_of, send_signal, Platform, Program};
+
+fn signals_program_same_as_native(pf: Platform) {
+    let (_, mote) = Program::new(app("signals")).on(pf).same_as_native();
     assert!(
         mote.stdout_text().ends_with("all checks passed\n"),
         "{mote:?}"
@@ -19,17 +20,16 @@ fn signals_program_same_as_native() {
 
 /// Every call trapping (no patched sites): delivery, sigreturn and restarts from
 /// the trap entry's frame instead of the patched entry's slow path.
-#[test]
-fn signals_program_with_every_call_trapping() {
-    let prog = Program::new(app("signals"));
+fn signals_program_with_every_call_trapping(pf: Platform) {
+    let prog = Program::new(app("signals")).on(pf);
     let native = prog.native();
     let mote = prog.mote_with(&["--no-patch"]);
     assert_same(&native, &mote);
 }
 
 /// The same program and signal natively and under mote: same stdout and status.
-fn signalled(args: &[&str], sig: &str, status: i32, stdout: &str) {
-    let prog = Program::new(app("spin")).args(args);
+fn signalled(pf: Platform, args: &[&str], sig: &str, status: i32, stdout: &str) {
+    let prog = Program::new(app("spin")).on(pf).args(args);
     let native = prog.native_signalled(sig);
     let mote = prog.mote_signalled(sig);
     assert_same(&native, &mote);
@@ -37,19 +37,17 @@ fn signalled(args: &[&str], sig: &str, status: i32, stdout: &str) {
     assert_eq!(mote.stdout_text(), stdout, "{mote:?}");
 }
 
-#[test]
-fn ctrl_c_ends_a_compute_loop_with_130() {
-    signalled(&[], "INT", 130, "ready\n");
+fn ctrl_c_ends_a_compute_loop_with_130(pf: Platform) {
+    signalled(pf, &[], "INT", 130, "ready\n");
 }
 
-#[test]
-fn sigterm_ends_a_compute_loop_with_143() {
-    signalled(&[], "TERM", 143, "ready\n");
+fn sigterm_ends_a_compute_loop_with_143(pf: Platform) {
+    signalled(pf, &[], "TERM", 143, "ready\n");
 }
 
-#[test]
-fn sigint_handler_runs_instead_of_ending_the_loop() {
+fn sigint_handler_runs_instead_of_ending_the_loop(pf: Platform) {
     signalled(
+        pf,
         &["handler"],
         "INT",
         0,
@@ -57,14 +55,13 @@ fn sigint_handler_runs_instead_of_ending_the_loop() {
     );
 }
 
-#[test]
-fn ctrl_c_ends_a_blocking_read_with_130() {
-    signalled(&["read"], "INT", 130, "ready\n");
+fn ctrl_c_ends_a_blocking_read_with_130(pf: Platform) {
+    signalled(pf, &["read"], "INT", 130, "ready\n");
 }
 
-#[test]
-fn sigterm_handler_interrupts_a_blocking_read_with_eintr() {
+fn sigterm_handler_interrupts_a_blocking_read_with_eintr(pf: Platform) {
     signalled(
+        pf,
         &["read", "handler"],
         "TERM",
         0,
@@ -72,9 +69,9 @@ fn sigterm_handler_interrupts_a_blocking_read_with_eintr() {
     );
 }
 
-#[test]
-fn sigint_handler_interrupts_nanosleep_with_the_time_left() {
+fn sigint_handler_interrupts_nanosleep_with_the_time_left(pf: Platform) {
     signalled(
+        pf,
         &["sleep", "handler"],
         "INT",
         0,
@@ -82,9 +79,9 @@ fn sigint_handler_interrupts_nanosleep_with_the_time_left() {
     );
 }
 
-#[test]
-fn sigwaitinfo_takes_a_blocked_signal_from_outside() {
+fn sigwaitinfo_takes_a_blocked_signal_from_outside(pf: Platform) {
     signalled(
+        pf,
         &["wait"],
         "INT",
         0,
@@ -92,17 +89,63 @@ fn sigwaitinfo_takes_a_blocked_signal_from_outside() {
     );
 }
 
-#[test]
-fn ctrl_c_ends_computing_threads_with_130() {
-    signalled(&["threads"], "INT", 130, "ready\n");
+fn ctrl_c_ends_computing_threads_with_130(pf: Platform) {
+    signalled(pf, &["threads"], "INT", 130, "ready\n");
 }
 
-#[test]
-fn sigint_handler_runs_while_threads_compute_and_main_waits() {
+fn sigint_handler_runs_while_threads_compute_and_main_waits(pf: Platform) {
     signalled(
+        pf,
         &["threads", "handler"],
         "INT",
         0,
         "ready\ncaught SIGINT; threads: ended\n",
     );
 }
+
+/// Regression (hosted): the proxy kicks the application's process (a
+/// real-time signal, so Linux queues every one) every 2 ms until a signal from
+/// outside is taken. Kicks that piled up while the process could not run were
+/// delivered as nested frames at once and overflowed the idle context's stack
+/// into the runtime's heap: a runtime panic or a SIGSEGV in its allocator
+/// instead of status 130. Here the application's process is stopped while
+/// SIGINT arrives, then continued. Hosted only: the partition has no process of
+/// its own to stop (its vCPUs are threads of `mote`).
+#[test]
+fn kicks_queued_while_the_hosted_process_was_stopped_do_not_crash_the_runtime() {
+    let prog = Program::new(app("spin")).arg("read").on(Platform::Hosted);
+    let native = prog.native_signalled("INT");
+    let mut stopped = None;
+    let run = prog.mote_poked_with(&[], |mote| {
+        let app = children_of(mote);
+        match (stopped, app.as_slice()) {
+            (None, &[pid]) => {
+                stopped = Some(pid);
+                send_signal(pid, "STOP");
+                send_signal(mote, "INT");
+                // The proxy kicks meanwhile (every 2 ms): ~150 queue up.
+                std::thread::sleep(Duration::from_millis(300));
+                send_signal(pid, "CONT");
+            }
+            _ => send_signal(mote, "INT"),
+        }
+    });
+    assert!(stopped.is_some(), "no application process to stop\n{run:?}");
+    assert_same(&native, &run);
+    assert_eq!(run.status, 130, "{run:?}");
+    assert!(!run.stderr_text().contains("runtime panic"), "{run:?}");
+}
+
+mote_testsuite::on_both_platforms!(
+    signals_program_same_as_native,
+    signals_program_with_every_call_trapping,
+    ctrl_c_ends_a_compute_loop_with_130,
+    sigterm_ends_a_compute_loop_with_143,
+    sigint_handler_runs_instead_of_ending_the_loop,
+    ctrl_c_ends_a_blocking_read_with_130,
+    sigterm_handler_interrupts_a_blocking_read_with_eintr,
+    sigint_handler_interrupts_nanosleep_with_the_time_left,
+    sigwaitinfo_takes_a_blocked_signal_from_outside,
+    ctrl_c_ends_computing_threads_with_130,
+    sigint_handler_runs_while_threads_compute_and_main_waits,
+);

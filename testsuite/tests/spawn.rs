@@ -5,11 +5,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use mote_testsuite::{app, Program};
+use mote_testsuite::{app, Platform, Program};
 
-#[test]
-fn posix_spawn_system_popen_and_vfork_as_natively() {
-    let p = Program::new(app("spawn"));
+fn posix_spawn_system_popen_and_vfork_as_natively(pf: Platform) {
+    let p = Program::new(app("spawn")).on(pf);
     let native = p.native();
     assert_eq!(native.status, 0, "{native:?}");
     for cores in ["1", "2"] {
@@ -20,8 +19,7 @@ fn posix_spawn_system_popen_and_vfork_as_natively() {
     assert!(text.contains("popen read: through a pipe"), "{text}");
 }
 
-#[test]
-fn a_shell_script_runs_its_commands() {
+fn a_shell_script_runs_its_commands(pf: Platform) {
     let dir = mote_testsuite::TempDir::new("spawn-sh");
     let script = dir.file(
         "script.sh",
@@ -32,7 +30,7 @@ fn a_shell_script_runs_its_commands() {
         .arg(&script)
         .status()
         .unwrap();
-    let (_, mote) = Program::new(&script).same_as_native();
+    let (_, mote) = Program::new(&script).on(pf).same_as_native();
     assert_eq!(mote.stdout_text(), "one\ntwo\nthree\n");
 }
 
@@ -47,10 +45,10 @@ fn python() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-#[test]
-fn python_subprocess() {
+fn python_subprocess(pf: Platform) {
     let py = python().expect("python3 is needed for this test");
     let (_, mote) = Program::new(py)
+        .on(pf)
         .args([
             "-c",
             "import subprocess\n\
@@ -60,3 +58,9 @@ fn python_subprocess() {
         .same_as_native();
     assert_eq!(mote.stdout_text(), "b'x\\n'\n4\n");
 }
+
+mote_testsuite::on_both_platforms!(
+    posix_spawn_system_popen_and_vfork_as_natively,
+    a_shell_script_runs_its_commands,
+    python_subprocess,
+);

@@ -2,12 +2,14 @@
 //! other, monotonic, and running at the rate of Linux's clocks — the same lines as
 //! natively; and the vDSO that answers the clocks in the application itself.
 
-use mote_testsuite::{app, Program};
+use mote_testsuite::{app, Platform, Program};
 
-#[test]
-fn clocks_agree_and_advance() {
-    let (_, mote) = Program::new(app("clocks")).same_as_native();
+fn clocks_agree_and_advance(pf: Platform) {
+    let (_, mote) = Program::new(app("clocks")).on(pf).same_as_native();
     assert!(mote.stdout_text().contains("went backwards 0 times"));
+    assert!(mote
+        .stdout_text()
+        .contains("a 200 ms sleep measures at least 200 ms on both clocks"));
 }
 
 /// The number of system calls (trapped and without a trap) from `--stats`.
@@ -24,9 +26,8 @@ fn system_calls(stderr: &str) -> u64 {
     before("trapped,") + before("without")
 }
 
-#[test]
-fn clock_reads_are_answered_in_the_vdso_without_a_system_call() {
-    let prog = Program::new(app("clocks"));
+fn clock_reads_are_answered_in_the_vdso_without_a_system_call(pf: Platform) {
+    let prog = Program::new(app("clocks")).on(pf);
     let native = prog.native();
     let mote = prog.mote_with(&["--stats"]);
     assert_eq!(mote.status, native.status, "{mote:?}");
@@ -40,17 +41,18 @@ fn clock_reads_are_answered_in_the_vdso_without_a_system_call() {
     );
 }
 
-#[test]
-fn the_vdso_is_mapped_and_exports_linuxs_clock_functions_after_execve_too() {
-    let (_, mote) = Program::new(app("vdso")).arg("exec").same_as_native();
+fn the_vdso_is_mapped_and_exports_linuxs_clock_functions_after_execve_too(pf: Platform) {
+    let (_, mote) = Program::new(app("vdso"))
+        .on(pf)
+        .arg("exec")
+        .same_as_native();
     let out = mote.stdout_text();
     assert_eq!(out.matches("AT_SYSINFO_EHDR: present").count(), 2, "{out}");
     assert_eq!(out.matches("@LINUX_2.6: found").count(), 10, "{out}");
 }
 
-#[test]
-fn a_dynamically_linked_program_finds_the_vdso() {
-    let (_, mote) = Program::new(app("vdso_dyn")).same_as_native();
+fn a_dynamically_linked_program_finds_the_vdso(pf: Platform) {
+    let (_, mote) = Program::new(app("vdso_dyn")).on(pf).same_as_native();
     let out = mote.stdout_text();
     assert!(
         out.contains("[vdso] in maps: yes, [vvar] in maps: yes"),
@@ -63,9 +65,8 @@ fn a_dynamically_linked_program_finds_the_vdso() {
 /// application's computing), the peak resident size its memory, and the minor
 /// faults kernel-min's — none while touching fresh memory, which natively takes
 /// thousands.
-#[test]
-fn getrusage_and_times_describe_the_partition() {
-    let run = Program::new(app("rusage")).mote();
+fn getrusage_and_times_describe_the_partition(pf: Platform) {
+    let run = Program::new(app("rusage")).on(pf).mote();
     assert_eq!(run.status, 0, "{run:?}");
     let text = run.stdout_text();
     for line in [
@@ -82,3 +83,11 @@ fn getrusage_and_times_describe_the_partition() {
         );
     }
 }
+
+mote_testsuite::on_both_platforms!(
+    clocks_agree_and_advance,
+    clock_reads_are_answered_in_the_vdso_without_a_system_call,
+    the_vdso_is_mapped_and_exports_linuxs_clock_functions_after_execve_too,
+    a_dynamically_linked_program_finds_the_vdso,
+    getrusage_and_times_describe_the_partition,
+);

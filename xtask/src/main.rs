@@ -2,8 +2,9 @@
 //! xtask. Each subcommand is a list of steps; the first step that fails stops the
 //! run with a message naming the step and, where there is one, the fix.
 //!
-//! - `demo`: build the workspace (`target/release/mote`) and the apps, run
-//!   `mote run -- target/apps/hello`, show its output and status.
+//! - `demo`: build the workspace (`target/release/mote`) and the apps, say which
+//!   platform `mote run` takes here (`mote info`), run `mote run --
+//!   target/apps/hello`, show its output and status.
 //! - `test`: the same build, then formatting, lints (host and guest crates) and
 //!   every test of the workspace. This is what `.ci/run` runs.
 //! - `latency`: run `apps/latency.c` natively and under mote, print both and the ratio.
@@ -140,6 +141,16 @@ impl Workspace {
         let hello = self.apps_dir().join("hello");
         // The same program natively first: the demo's output must match it.
         let (native_status, native_out) = step::stdout_with_timeout(Command::new(&hello))?;
+        // Which platform `mote run` takes here, and why (`mote info`'s backend line).
+        let mut info = Command::new(self.mote());
+        info.arg("info");
+        let (_, text) = step::stdout_with_timeout(info)?;
+        if let Some(backend) = String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|l| l.strip_prefix("backend:"))
+        {
+            println!("\n(mote info: {})", backend.trim());
+        }
         println!(
             "\n$ {} run -- {}",
             self.show(&self.mote()),

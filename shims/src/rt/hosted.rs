@@ -36,7 +36,9 @@
 //! into the registers (where the runtime expects it, as in the partition), and
 //! returns through `rt_sigreturn` with the frame's registers and FP state. The
 //! proxy's kick (`SIGRTMAX`, a signal from outside is pending) enters the
-//! runtime the same way from application code (`VECTOR_SIGNAL`).
+//! runtime the same way from application code (`VECTOR_SIGNAL`); unlike the trap
+//! signals it is blocked while its handler runs, so the kicks Linux queued while
+//! the process waited for a CPU arrive one after another, not nested.
 
 use core::arch::{asm, global_asm};
 use core::mem::{offset_of, size_of};
@@ -566,11 +568,18 @@ fn claim_traps() {
         (KICK, &raw const mote_hosted_kick),
     ] {
         unblock |= 1 << (s - 1);
+        // Trap signals: NODEFER and an empty mask, so a thread switch inside the
+        // handler (a blocking call) leaves the signal deliverable for the next
+        // thread. The kick: blocked while its handler runs (which never switches
+        // threads). The kick is a real-time signal, so Linux queues every one the
+        // proxy sends (one per 2 ms until the signal is taken); deliverable
+        // during its handler, all those queued while the thread waited for a CPU
+        // would be pushed as nested frames at once, overflowing the stack they
+        // land on (the idle context's 16 KiB) into the runtime's heap.
+        let defer = if s == KICK { 0 } else { nr::SA_NODEFER };
         let act = SigAction {
             handler: handler as u64,
-            // NODEFER and an empty mask: a thread switch inside the handler (a
-            // blocking call) leaves the signal deliverable for the next thread.
-            flags: nr::SA_SIGINFO | nr::SA_ONSTACK | nr::SA_RESTORER | nr::SA_NODEFER,
+            flags: nr::SA_SIGINFO | nr::SA_ONSTACK | nr::SA_RESTORER | defer,
             restorer: &raw const mote_hosted_restorer as u64,
             mask: 0,
         };
