@@ -6,6 +6,7 @@
  * allocator and, when its heap grows or shrinks, brk/mmap. Prints:
  *
  *   ops=... seconds=... ops_per_sec=... ns_per_op=... peak_live=... errors=0
+ *   large_pages_pct=... resident_mib=...   (the [heap] at the end, see pages.h)
  *
  * Verification: every block still holds its stamps when freed; exits 1 otherwise.
  *
@@ -16,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "pages.h"
 
 #define SLOTS 8192
 
@@ -85,10 +88,11 @@ int main(int argc, char **argv)
 		}
 	}
 	double secs = now_s() - t0;
-	for (unsigned s = 0; s < SLOTS; s++)
-		free(block[s]);
 	printf("ops=%ld\nseconds=%.6f\nops_per_sec=%.0f\nns_per_op=%.2f\npeak_live=%ld\nerrors=%ld\n",
 	       ops, secs, (double)ops / secs, secs * 1e9 / (double)ops, peak, errors);
+	print_pages(NULL, 0, "[heap]");
+	for (unsigned s = 0; s < SLOTS; s++)
+		free(block[s]);
 	if (errors) {
 		fprintf(stderr, "alloc: %ld blocks lost their stamps\n", errors);
 		return 1;

@@ -6,6 +6,7 @@
  * figure is TLB- and memory-latency-bound. Prints:
  *
  *   table_mib=1024 updates=16777216 seconds=... ns_per_update=... gups=... errors=0
+ *   large_pages_pct=... resident_mib=...   (the table's pages, see pages.h)
  *
  * Verification: the same stream is applied again (XOR undoes it) and the table
  * must be back to table[i] = i; exits 1 otherwise.
@@ -19,6 +20,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+
+#include "pages.h"
 
 #define POLY 0x0000000000000007ULL
 
@@ -82,6 +85,7 @@ int main(int argc, char **argv)
 	       updates, secs);
 	printf("ns_per_update=%.3f\ngups=%.6f\nerrors=%ld\n", secs * 1e9 / (double)updates,
 	       (double)updates / secs * 1e-9, errors);
+	print_pages(table, words * 8, NULL);
 	if (errors) {
 		fprintf(stderr, "gups: %ld table entries wrong after undoing the updates\n", errors);
 		return 1;

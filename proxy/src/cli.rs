@@ -56,10 +56,17 @@ pub struct BenchArgs {
     /// Repetitions per side (default 3 with --quick, else 5).
     #[arg(long, value_name = "N")]
     pub reps: Option<usize>,
-    /// Platform of the mote runs (`mote run --platform`).
-    #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
-    pub platform: PlatformChoice,
-    /// Workloads to run (default: all): latency, fwq, gups, stream, alloc, cg, startup.
+    /// Platforms of the mote runs, beside native Linux: all usable ones (the
+    /// default), or kvm, hosted, or a list (`kvm,hosted`).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "all",
+        value_name = "PLATFORM"
+    )]
+    pub platform: Vec<BenchPlatform>,
+    /// Workloads to run (default: all): latency, fwq, gups, stream, alloc, cg, cg2, startup.
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,
 }
@@ -131,6 +138,18 @@ pub enum PlatformChoice {
     /// mote's own KVM VMM (also on software KVM).
     Kvm,
     /// An ordinary Linux process beside the proxy, no KVM (Syscall User Dispatch).
+    Hosted,
+}
+
+/// `mote bench --platform`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchPlatform {
+    /// Every platform this machine can run: kvm when /dev/kvm is usable, hosted
+    /// when Syscall User Dispatch is.
+    All,
+    /// The KVM partition.
+    Kvm,
+    /// The hosted platform.
     Hosted,
 }
 
