@@ -132,6 +132,7 @@ pub const ALL: &[Workload] = &[
         metrics: &[
             m("ns_per_update", "ns", Better::Lower),
             m("gups", "GUP/s", Better::Higher),
+            m("cpu_ns_per_update", "ns", Better::Lower),
             m(LARGE_PAGES, "%", Better::Neither),
         ],
         what: "random read-modify-write updates, 1 GiB table (64 MiB quick)",
@@ -156,6 +157,7 @@ pub const ALL: &[Workload] = &[
         quick_args: &["--quick"],
         metrics: &[
             m("ns_per_op", "ns", Better::Lower),
+            m("cpu_ns_per_op", "ns", Better::Lower),
             m(LARGE_PAGES, "%", Better::Neither),
         ],
         what: "malloc/free of mixed sizes, 10M operations (1M quick)",
