@@ -35,7 +35,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show what this machine offers (KVM kind, cores, memory) and the backend `run` uses.
     Info,
-    /// Run the workloads natively and under mote, pinned to the same core; print a table.
+    /// Run the workloads natively and on each mote platform (kvm, hosted), pinned
+    /// to the same core; print one table.
     Bench(BenchArgs),
 }
 
@@ -53,7 +54,8 @@ pub struct BenchArgs {
     /// Also run FWQ with a competing Linux load (busy loop, memory, file I/O) on the Linux core.
     #[arg(long)]
     pub load: bool,
-    /// Repetitions per side (default 3 with --quick, else 5).
+    /// Repetitions of each configuration, native and each platform (default 3
+    /// with --quick, else 5).
     #[arg(long, value_name = "N")]
     pub reps: Option<usize>,
     /// Platforms of the mote runs, beside native Linux: all usable ones (the
