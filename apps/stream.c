@@ -6,6 +6,7 @@
  * Prints:
  *
  *   elements=... array_mib=... reps=... best_seconds=... triad_gbs=... avg_gbs=... errors=0
+ *   large_pages_pct=... resident_mib=...   (array a's pages, see pages.h)
  *
  * Verification: every a[i] must equal b[i] + s * c[i] exactly; exits 1 otherwise.
  *
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "pages.h"
 
 static double now_s(void)
 {
@@ -80,6 +83,7 @@ int main(int argc, char **argv)
 	       (double)n * sizeof(double) / (1 << 20), reps, best);
 	printf("triad_gbs=%.3f\navg_gbs=%.3f\nerrors=%ld\n", bytes / best * 1e-9,
 	       bytes / (total / (double)(reps - 1)) * 1e-9, errors);
+	print_pages(a, n * sizeof *a, NULL);
 	if (errors) {
 		fprintf(stderr, "stream: %ld elements wrong\n", errors);
 		return 1;

@@ -35,7 +35,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show what this machine offers (KVM kind, cores, memory) and the backend `run` uses.
     Info,
-    /// Run the workloads natively and under mote, pinned to the same core; print a table.
+    /// Run the workloads natively and on each mote platform (kvm, hosted), pinned
+    /// to the same core; print one table.
     Bench(BenchArgs),
 }
 
@@ -53,13 +54,21 @@ pub struct BenchArgs {
     /// Also run FWQ with a competing Linux load (busy loop, memory, file I/O) on the Linux core.
     #[arg(long)]
     pub load: bool,
-    /// Repetitions per side (default 3 with --quick, else 5).
+    /// Repetitions of each configuration, native and each platform (default 3
+    /// with --quick, else 5).
     #[arg(long, value_name = "N")]
     pub reps: Option<usize>,
-    /// Platform of the mote runs (`mote run --platform`).
-    #[arg(long, value_enum, default_value_t = PlatformChoice::Auto)]
-    pub platform: PlatformChoice,
-    /// Workloads to run (default: all): latency, fwq, gups, stream, alloc, cg, startup.
+    /// Platforms of the mote runs, beside native Linux: all usable ones (the
+    /// default), or kvm, hosted, or a list (`kvm,hosted`).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "all",
+        value_name = "PLATFORM"
+    )]
+    pub platform: Vec<BenchPlatform>,
+    /// Workloads to run (default: all): latency, fwq, gups, stream, alloc, cg, cg2, startup.
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,
 }
@@ -133,6 +142,18 @@ pub enum PlatformChoice {
     /// mote's own KVM VMM (also on software KVM).
     Kvm,
     /// An ordinary Linux process beside the proxy, no KVM (Syscall User Dispatch).
+    Hosted,
+}
+
+/// `mote bench --platform`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchPlatform {
+    /// Every platform this machine can run: kvm when /dev/kvm is usable, hosted
+    /// when Syscall User Dispatch is.
+    All,
+    /// The KVM partition.
+    Kvm,
+    /// The hosted platform.
     Hosted,
 }
 

@@ -1,37 +1,54 @@
-//! `mote bench --quick` as a smoke test: every workload ran natively and under
-//! mote and produced figures. What the figures are is never asserted (benchmarks
-//! print numbers; tests do not time anything).
+//! `mote bench --quick` as a smoke test: every workload ran natively and on
+//! every platform (kvm and hosted, as `platforms.rs` expects of this machine),
+//! and produced figures in each column. What the figures are is never asserted
+//! (benchmarks print numbers; tests do not time anything).
 
 use std::fs;
 
-use mote_testsuite::{run_mote_command, Platform, TempDir};
+use mote_testsuite::{run_mote_command, Program, TempDir};
 
 /// The configurations `mote bench --quick --load` reports, one or more table rows each.
 const CONFIGS: &[&str] = &[
-    "latency", "fwq", "fwq+load", "gups", "stream", "alloc", "cg", "startup",
+    "latency", "fwq", "fwq+load", "gups", "stream", "alloc", "cg", "cg2", "startup",
 ];
 
-/// Whether a table row carries figures: native and mote median and p99, and a
-/// `1.23x` ratio.
-fn row_has_figures(row: &str) -> bool {
+/// The columns besides native.
+const PLATFORMS: &[&str] = &["kvm", "hosted"];
+
+/// What a table row holds besides its labels: the finite numbers (a median and
+/// a p99 per side), and the ratio cells (`1.23x`, or `-` for a figure a ratio
+/// says nothing about, as an iteration count), in order.
+fn row_cells(row: &str) -> (usize, Vec<Option<f64>>) {
     let words: Vec<&str> = row.split_whitespace().collect();
     let numbers = words
         .iter()
         .filter(|w| w.parse::<f64>().is_ok_and(f64::is_finite))
         .count();
-    let ratio = words.iter().any(|w| {
-        w.strip_suffix('x')
-            .is_some_and(|r| r.parse::<f64>().is_ok_and(f64::is_finite))
-    });
-    numbers >= 4 && ratio
+    // The ratios follow the last number.
+    let after = words
+        .iter()
+        .rposition(|w| w.parse::<f64>().is_ok())
+        .map_or(0, |i| i + 1);
+    let ratios = words[after..]
+        .iter()
+        .map_while(|w| match *w {
+            "-" => Some(None),
+            w => w
+                .strip_suffix('x')
+                .and_then(|r| r.parse::<f64>().ok())
+                .filter(|r| r.is_finite())
+                .map(Some),
+        })
+        .collect();
+    (numbers, ratios)
 }
 
-/// `mote bench --quick --load --platform P`.
-fn quick_bench_runs_every_workload_and_reports_figures(pf: Platform) {
+#[test]
+fn quick_bench_runs_every_workload_on_every_platform_and_reports_figures() {
     let dir = TempDir::new("bench");
     let json = dir.path().join("samples.json");
     let plots = dir.path().join("plots");
-    let mut args = vec![
+    let run = run_mote_command(&[
         "bench",
         "--quick",
         "--load",
@@ -39,17 +56,29 @@ fn quick_bench_runs_every_workload_and_reports_figures(pf: Platform) {
         json.to_str().expect("utf-8 temp path"),
         "--plot",
         plots.to_str().expect("utf-8 temp path"),
-    ];
-    args.extend(pf.options());
-    let run = run_mote_command(&args);
+    ]);
     assert_eq!(run.status, 0, "{run:?}");
     let text = run.stdout_text();
-    // The table: the lines after its header.
+    assert!(
+        !text.contains("not run here"),
+        "a platform was left out:\n{text}"
+    );
+    // The table: its header, then the lines after it.
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("workload "))
+        .unwrap_or_else(|| panic!("no table:\n{text}"));
+    for p in PLATFORMS {
+        for column in [format!("{p} med"), format!("{p} p99"), format!("{p}/nat")] {
+            assert!(header.contains(&column), "no {column} column: {header}");
+        }
+    }
     let table: Vec<&str> = text
         .lines()
         .skip_while(|l| !l.starts_with("workload "))
         .skip(1)
         .collect();
+    let sides = 1 + PLATFORMS.len();
     for config in CONFIGS {
         let rows: Vec<&str> = table
             .iter()
@@ -60,19 +89,32 @@ fn quick_bench_runs_every_workload_and_reports_figures(pf: Platform) {
             !rows.is_empty(),
             "no table row for {config}:\n{text}\n{run:?}"
         );
+        let mut with_ratios = 0;
         for row in rows {
-            assert!(
-                row_has_figures(row),
-                "{config}: row without figures: {row}\n{text}"
+            let (numbers, ratios) = row_cells(row);
+            assert_eq!(
+                numbers,
+                2 * sides,
+                "{config}: a side without its median and p99: {row}\n{text}"
             );
+            assert_eq!(
+                ratios.len(),
+                PLATFORMS.len(),
+                "{config}: not one ratio cell per platform: {row}"
+            );
+            with_ratios += usize::from(ratios.iter().all(Option::is_some));
         }
-        // Every repetition of both sides ran and passed its own checks.
-        for side in ["native", "mote"] {
+        assert!(
+            with_ratios > 0,
+            "{config}: no platform/native ratio\n{text}"
+        );
+        // Every side ran and passed its own checks.
+        for side in std::iter::once(&"native").chain(PLATFORMS) {
             let ok = text
                 .lines()
                 .filter(|l| {
                     let w: Vec<&str> = l.split_whitespace().collect();
-                    w.first() == Some(config) && w.get(2) == Some(&side)
+                    w.first() == Some(config) && w.get(2) == Some(side)
                 })
                 .filter(|l| l.ends_with(" ok"))
                 .count();
@@ -85,6 +127,18 @@ fn quick_bench_runs_every_workload_and_reports_figures(pf: Platform) {
         assert!(
             samples.contains(&format!("\"name\": \"{config}\"")),
             "{config} missing from {}",
+            json.display()
+        );
+    }
+    assert!(
+        samples.contains("\"platforms\": [\"kvm\", \"hosted\"]"),
+        "platforms missing from {}",
+        json.display()
+    );
+    for side in ["native", "kvm", "hosted"] {
+        assert!(
+            samples.contains(&format!("\"side\": \"{side}\"")),
+            "no {side} run in {}",
             json.display()
         );
     }
@@ -102,7 +156,85 @@ fn quick_bench_runs_every_workload_and_reports_figures(pf: Platform) {
             svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
             "{picture}"
         );
+        for panel in ["native", "mote on kvm", "mote on hosted"] {
+            assert!(svg.contains(panel), "{picture}: no {panel} panel");
+        }
     }
+}
+
+/// Without a usable /dev/kvm the bench says so in one line and runs the
+/// hosted platform beside native.
+#[test]
+fn bench_without_kvm_says_so_and_runs_hosted() {
+    let mote = mote_testsuite::artifacts()
+        .mote
+        .to_str()
+        .expect("mote's path is UTF-8");
+    // The harness passes its own environment through: the override goes
+    // through `env` for this one command.
+    let run = Program::new("/usr/bin/env")
+        .args([
+            "MOTE_KVM=none",
+            mote,
+            "bench",
+            "--quick",
+            "--reps",
+            "1",
+            "startup",
+        ])
+        .native();
+    assert_eq!(run.status, 0, "{run:?}");
+    let text = run.stdout_text();
+    let said: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("not run here"))
+        .collect();
+    assert_eq!(said.len(), 1, "{text}");
+    assert!(
+        said[0].starts_with("mote bench: kvm: not run here: ") && said[0].contains("MOTE_KVM=none"),
+        "{text}"
+    );
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("workload "))
+        .unwrap_or_else(|| panic!("no table:\n{text}"));
+    assert!(
+        header.contains("hosted med") && !header.contains("kvm"),
+        "{header}"
+    );
+    let row = text
+        .lines()
+        .skip_while(|l| !l.starts_with("workload "))
+        .find(|l| l.starts_with("startup "))
+        .unwrap_or_else(|| panic!("no startup row:\n{text}"));
+    let (numbers, ratios) = row_cells(row);
+    assert_eq!((numbers, ratios.len()), (4, 1), "{row}");
+}
+
+#[test]
+fn asking_for_the_unusable_platform_alone_fails_naming_it() {
+    let mote = mote_testsuite::artifacts()
+        .mote
+        .to_str()
+        .expect("mote's path is UTF-8");
+    let run = Program::new("/usr/bin/env")
+        .args([
+            "MOTE_KVM=none",
+            mote,
+            "bench",
+            "--quick",
+            "--platform",
+            "kvm",
+            "startup",
+        ])
+        .native();
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stdout_text().contains("kvm: not run here: "), "{run:?}");
+    assert!(
+        run.stderr_text()
+            .starts_with("mote: bench: no mote platform can run"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -119,12 +251,17 @@ fn unknown_workload_is_a_usage_error() {
 
 #[test]
 fn row_parsing() {
-    assert!(row_has_figures(
-        "gups        ns_per_update                ns            9.647      11.563       9.455       9.658     0.98x  lower is better"
-    ));
-    assert!(!row_has_figures(
-        "gups        ns_per_update                ns            -   -   9.455       9.658     -"
-    ));
+    let (numbers, ratios) = row_cells(
+        "gups        ns_per_update                      ns           18.442      32.150      \
+         14.851      15.586      14.0        15.0       0.81x      0.76x  lower is better",
+    );
+    assert_eq!((numbers, ratios), (6, vec![Some(0.81), Some(0.76)]));
+    let (numbers, ratios) = row_cells(
+        "gups        large_pages_pct                    %            0  0  100.0  100.0  0  0  -  -",
+    );
+    assert_eq!((numbers, ratios), (6, vec![None, None]));
+    let (numbers, ratios) = row_cells(
+        "gups        ns_per_update                      ns       -   -   9.455  9.658  1  2  -  -",
+    );
+    assert_eq!((numbers, ratios), (4, vec![None, None]));
 }
-
-mote_testsuite::on_both_platforms!(quick_bench_runs_every_workload_and_reports_figures);

@@ -1,9 +1,10 @@
-//! `mote bench`: each workload in `apps/` natively and under `mote run`, in the
-//! same invocation, on the same host core, several repetitions alternating
-//! native and mote; then one table of
-//! medians, p99 and the mote/native ratio per figure. `--json` keeps the raw
-//! samples, `--plot` draws them (SVG), `--load` adds an FWQ configuration with a
-//! competing Linux load on the Linux core.
+//! `mote bench`: each workload in `apps/` natively and on every mote platform
+//! this machine offers (the KVM partition, the hosted platform), in the same
+//! invocation, on the same host core, several repetitions interleaved (native,
+//! kvm, hosted, native, ...); then one table of medians and p99 per
+//! configuration and the ratio of each platform to native per figure. `--json`
+//! keeps the raw samples, `--plot` draws them (SVG), `--load` adds an FWQ
+//! configuration with a competing Linux load on the Linux core.
 //!
 //! Benchmarks print numbers; they never judge them. The bench fails only when a
 //! workload fails (its own verification included) or prints no figures.
@@ -19,9 +20,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::cli::{BenchArgs, EXIT_USAGE};
+use std::fmt::Write as _;
+
+use crate::cli::{BenchArgs, BenchPlatform, EXIT_USAGE};
 use stats::{Summary, Value};
-use workloads::{Better, Workload};
+use workloads::{Better, Metric, Workload};
 
 /// A run still going after this long is killed (a hang, not a measurement).
 const RUN_LIMIT: Duration = Duration::from_secs(600);
@@ -29,17 +32,44 @@ const REPS_QUICK: usize = 3;
 const REPS_FULL: usize = 5;
 const BUILD_HINT: &str = "build them with `cargo xtask apps`";
 
+/// A mote platform (`mote run --platform`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Platform {
+    Kvm,
+    Hosted,
+}
+
+impl Platform {
+    /// In the order the bench runs and prints them.
+    pub const ALL: [Platform; 2] = [Platform::Kvm, Platform::Hosted];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Kvm => "kvm",
+            Platform::Hosted => "hosted",
+        }
+    }
+}
+
+/// Where a run ran: natively, or under mote on a platform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
     Native,
-    Mote,
+    Mote(Platform),
 }
 
 impl Side {
     pub fn name(self) -> &'static str {
         match self {
             Side::Native => "native",
-            Side::Mote => "mote",
+            Side::Mote(p) => p.name(),
+        }
+    }
+
+    pub fn platform(self) -> Option<Platform> {
+        match self {
+            Side::Native => None,
+            Side::Mote(p) => Some(p),
         }
     }
 }
@@ -86,7 +116,24 @@ pub struct Report {
     pub reps: usize,
     pub lwk_cpu: usize,
     pub linux_cpu: usize,
+    /// The platforms that ran, in order.
+    pub platforms: Vec<Platform>,
+    /// What the host gives memory: `(setting, value)` pairs.
+    pub host_memory: Vec<(String, String)>,
     pub configs: Vec<Config>,
+}
+
+impl Report {
+    /// Native, then each platform: the columns of the table.
+    pub fn sides(&self) -> Vec<Side> {
+        sides(&self.platforms)
+    }
+}
+
+fn sides(platforms: &[Platform]) -> Vec<Side> {
+    std::iter::once(Side::Native)
+        .chain(platforms.iter().map(|&p| Side::Mote(p)))
+        .collect()
 }
 
 pub fn bench(a: BenchArgs) -> i32 {
@@ -131,11 +178,24 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
             ),
         ));
     }
-    // The host core mote pins its (first) vCPU to, and the Linux core where its
-    // offload thread runs (vmm.rs, offload.rs). A native run is pinned to the
-    // vCPU's core. `mote run` is started with the bench's own affinity and pins
-    // its threads itself: restricted to one CPU, it would count one host CPU and
-    // put its vCPU beside the offload thread.
+    let kvm = crate::info::detect_kvm();
+    let (platforms, unavailable) = choose_platforms(&a.platform, |p| match p {
+        Platform::Kvm => kvm.usable.clone().map_err(|e| e.to_string()),
+        Platform::Hosted => crate::hosted::dispatch_available()
+            .map_err(|e| crate::hosted::HostedError::NoDispatch(e).to_string()),
+    });
+    for line in &unavailable {
+        println!("mote bench: {line}");
+    }
+    if platforms.is_empty() {
+        return Err((1, "no mote platform can run on this machine".into()));
+    }
+    // The host core mote pins its (first) LWK core to (a vCPU, or the hosted
+    // platform's core thread), and the Linux core where its offload threads run
+    // (vmm.rs, hosted.rs, offload.rs). A native run is pinned to the LWK core.
+    // `mote run` is started with the bench's own affinity and pins its threads
+    // itself: restricted to one CPU, it would count one host CPU and put its LWK
+    // core beside the offload thread.
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (lwk_cpu, linux_cpu) = if ncpu > 1 { (1, 0) } else { (0, 0) };
     let all_cpus = child::own_cpus()
@@ -163,10 +223,13 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
             });
         }
     }
+    let sides = sides(&platforms);
+    let names: Vec<&str> = sides.iter().map(|s| s.name()).collect();
     println!(
-        "mote bench: {} configuration(s), {reps} repetition(s) each, native and mote alternating, \
+        "mote bench: {} configuration(s), {reps} repetition(s) each of {} in turn, \
          pinned to host CPU {lwk_cpu}{}",
         configs.len(),
+        names.join(", "),
         if a.load {
             format!("; load on CPU {linux_cpu} for the +load configuration")
         } else {
@@ -176,11 +239,17 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
     if ncpu == 1 {
         println!("mote bench: one host CPU: the Linux side and the workload share it");
     }
+    let host_memory = host_memory();
+    let settings: Vec<String> = host_memory
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!("mote bench: host memory: {}", settings.join(" "));
     for config in &mut configs {
         let load = config.load.then(|| load::Load::start(linux_cpu));
         for rep in 0..reps {
-            for side in [Side::Native, Side::Mote] {
-                let run = run_once(config, side, rep, a.quick, &mote, &apps, &cpus, a.platform);
+            for &side in &sides {
+                let run = run_once(config, side, rep, a.quick, &mote, &apps, &cpus);
                 print_progress(config, &run, reps);
                 config.runs.push(run);
             }
@@ -195,6 +264,8 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
         reps,
         lwk_cpu,
         linux_cpu,
+        platforms,
+        host_memory,
         configs,
     };
     println!();
@@ -208,6 +279,7 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
         );
     }
     let incomplete = print_table(&report);
+    print_page_notes(&report, kvm.kind);
     let mut status = 0;
     if let Some(path) = &a.json {
         match output::write_json(path, &report) {
@@ -253,24 +325,63 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
     Ok(status)
 }
 
-/// The workloads named on the command line, in the table's order; all by default.
-fn select(names: &[String]) -> Result<Vec<&'static Workload>, (i32, String)> {
-    if names.is_empty() {
-        return Ok(workloads::ALL.iter().collect());
-    }
-    for n in names {
-        if workloads::find(n).is_none() {
-            let known: Vec<&str> = workloads::ALL.iter().map(|w| w.name).collect();
-            return Err((
-                EXIT_USAGE,
-                format!("no workload `{n}` (known: {})", known.join(", ")),
-            ));
+/// The platforms to run, in `Platform::ALL`'s order: those asked for (`all`:
+/// every one) that `usable` accepts; and a line for each one asked for that it
+/// refuses, saying why.
+fn choose_platforms(
+    asked: &[BenchPlatform],
+    usable: impl Fn(Platform) -> Result<(), String>,
+) -> (Vec<Platform>, Vec<String>) {
+    let wanted = |p: Platform| {
+        let named = match p {
+            Platform::Kvm => BenchPlatform::Kvm,
+            Platform::Hosted => BenchPlatform::Hosted,
+        };
+        asked.iter().any(|&a| a == BenchPlatform::All || a == named)
+    };
+    let (mut run, mut skipped) = (Vec::new(), Vec::new());
+    for p in Platform::ALL.into_iter().filter(|&p| wanted(p)) {
+        match usable(p) {
+            Ok(()) => run.push(p),
+            Err(why) => skipped.push(format!("{}: not run here: {why}", p.name())),
         }
     }
-    Ok(workloads::ALL
-        .iter()
-        .filter(|w| names.iter().any(|n| n == w.name))
-        .collect())
+    (run, skipped)
+}
+
+/// What this host gives a program's memory: transparent huge pages for
+/// anonymous and for shared memory (the hosted platform's memory is a memfd),
+/// and reserved hugetlb pages.
+fn host_memory() -> Vec<(String, String)> {
+    let chosen = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| {
+                text.split_whitespace()
+                    .find_map(|w| w.strip_prefix('[')?.strip_suffix(']').map(str::to_string))
+            })
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or("unknown")
+            .to_string()
+    };
+    let thp = "/sys/kernel/mm/transparent_hugepage";
+    vec![
+        ("thp_enabled".into(), chosen(&format!("{thp}/enabled"))),
+        (
+            "shmem_thp_enabled".into(),
+            chosen(&format!("{thp}/shmem_enabled")),
+        ),
+        ("hugepages_total".into(), field("HugePages_Total")),
+        ("hugepages_free".into(), field("HugePages_Free")),
+        ("hugepagesize_kb".into(), field("Hugepagesize")),
+    ]
 }
 
 /// `<target>/apps/`, beside the profile directory that holds `mote`
@@ -282,7 +393,7 @@ fn apps_dir(mote: &Path) -> PathBuf {
 
 /// Where runs go.
 struct Cpus {
-    /// The compute core: mote's vCPU, and every native run.
+    /// The compute core: mote's first LWK core, and every native run.
     lwk: usize,
     /// The Linux core: the bench waits there, the load runs there.
     linux: usize,
@@ -290,7 +401,6 @@ struct Cpus {
     all: rustix::thread::CpuSet,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_once(
     config: &Config,
     side: Side,
@@ -299,20 +409,19 @@ fn run_once(
     mote: &Path,
     apps: &Path,
     cpus: &Cpus,
-    platform: crate::cli::PlatformChoice,
 ) -> Run {
     let w = config.workload;
     let program = apps.join(w.program);
     let args = if quick { w.quick_args } else { w.args };
     let mut cmd = match side {
         Side::Native => Command::new(&program),
-        Side::Mote => {
+        Side::Mote(platform) => {
             let mut c = Command::new(mote);
-            c.arg("run").arg("--cores").arg(w.cores.to_string());
-            if let Some(p) = clap::ValueEnum::to_possible_value(&platform) {
-                c.args(["--platform", p.get_name()]);
-            }
-            c.arg("--").arg(&program);
+            c.arg("run")
+                .args(["--platform", platform.name(), "--stats", "--cores"])
+                .arg(w.cores.to_string())
+                .arg("--")
+                .arg(&program);
             c
         }
     };
@@ -328,7 +437,7 @@ fn run_once(
     };
     let affinity = match side {
         Side::Native => child::only(cpus.lwk),
-        Side::Mote => cpus.all,
+        Side::Mote(_) => cpus.all,
     };
     let out = match child::run_pinned(cmd, &affinity, cpus.linux, RUN_LIMIT) {
         Ok(out) => out,
@@ -342,6 +451,9 @@ fn run_once(
     run.figures = stats::parse(&out.stdout);
     run.figures
         .insert(workloads::WALL_MS.to_string(), Value::One(run.wall_ms));
+    if side != Side::Native {
+        run.figures.extend(stats::mote_stats(&out.stderr));
+    }
     if out.timed_out {
         run.error = Some(format!("{} run killed after {RUN_LIMIT:?}", side.name()));
     } else if run.status != 0 {
@@ -380,75 +492,135 @@ fn print_progress(config: &Config, run: &Run, reps: usize) {
     );
 }
 
-/// Prints the table; returns the configurations with a figure missing on a side.
+/// Prints the table: per figure, the median and p99 of every side, then each
+/// platform's median over native's. Returns the figures missing on a side.
 fn print_table(report: &Report) -> Vec<String> {
+    let sides = report.sides();
     let mut incomplete = Vec::new();
     println!();
-    println!(
-        "{:<11} {:<34} {:<7} {:>11} {:>11} {:>11} {:>11} {:>9}  ",
-        "workload",
-        "figure",
-        "unit",
-        "native med",
-        "native p99",
-        "mote med",
-        "mote p99",
-        "mote/nat"
-    );
+    let mut head = format!("{:<11} {:<34} {:<7}", "workload", "figure", "unit");
+    for s in &sides {
+        let _ = write!(
+            head,
+            " {:>11} {:>11}",
+            format!("{} med", s.name()),
+            format!("{} p99", s.name())
+        );
+    }
+    for p in &report.platforms {
+        let _ = write!(head, " {:>10}", format!("{}/nat", p.name()));
+    }
+    println!("{head}");
     for config in &report.configs {
         for metric in config.workload.metrics {
-            let native = stats::summarize(&config.samples(Side::Native, metric.native_key));
-            let under_mote = stats::summarize(&config.samples(Side::Mote, metric.key));
+            let summaries: Vec<Option<Summary>> = sides
+                .iter()
+                .map(|&s| stats::summarize(&config.samples(s, metric.key_on(s))))
+                .collect();
             let label = if metric.pooled {
                 format!("{} (all)", metric.key)
             } else {
                 metric.key.to_string()
             };
-            let (Some(n), Some(m)) = (native, under_mote) else {
-                incomplete.push(format!("{} {}", config.name, metric.key));
-                println!(
-                    "{:<11} {label:<34} {:<7} {:>11} {:>11} {:>11} {:>11} {:>9}",
-                    config.name,
-                    metric.unit,
-                    cell(native.map(|s| s.median)),
-                    cell(native.map(|s| s.p99)),
-                    cell(under_mote.map(|s| s.median)),
-                    cell(under_mote.map(|s| s.p99)),
-                    "-"
-                );
-                continue;
-            };
-            println!(
-                "{:<11} {label:<34} {:<7} {:>11} {:>11} {:>11} {:>11} {:>8.2}x  {}",
-                config.name,
-                metric.unit,
-                num(n.median),
-                num(n.p99),
-                num(m.median),
-                num(m.p99),
-                ratio(&n, &m),
-                match metric.better {
-                    Better::Lower => "lower is better",
-                    Better::Higher => "higher is better",
-                    Better::Neither => "",
+            for (s, summary) in sides.iter().zip(&summaries) {
+                if summary.is_none() {
+                    incomplete.push(format!("{} {} ({})", config.name, metric.key, s.name()));
                 }
-            );
+            }
+            let mut row = format!("{:<11} {label:<34} {:<7}", config.name, metric.unit);
+            for s in &summaries {
+                let _ = write!(
+                    row,
+                    " {:>11} {:>11}",
+                    cell(s.map(|s| s.median)),
+                    cell(s.map(|s| s.p99))
+                );
+            }
+            for s in &summaries[1..] {
+                let _ = write!(row, " {:>10}", ratio_cell(metric, summaries[0], *s));
+            }
+            row.push_str(match metric.better {
+                Better::Lower => "  lower is better",
+                Better::Higher => "  higher is better",
+                Better::Neither => "",
+            });
+            println!("{row}");
         }
     }
     println!(
-        "(median and p99 over {} repetition(s) per side; `(all)`: over every sample of every \
-         repetition)",
+        "(median and p99 over {} repetition(s) per configuration, `(all)`: over every sample of \
+         every repetition; PLATFORM/nat: the platform's median over native's)",
         report.reps
     );
     incomplete
 }
 
-fn ratio(native: &Summary, under_mote: &Summary) -> f64 {
-    under_mote.median / native.median
+/// Under the table, where a workload reports `large_pages_pct`: where that
+/// figure comes from on each side, and what the host offers.
+fn print_page_notes(report: &Report, kvm_kind: Option<crate::info::KvmKind>) {
+    let reported = report.configs.iter().any(|c| {
+        c.workload
+            .metrics
+            .iter()
+            .any(|m| m.key == workloads::LARGE_PAGES)
+    });
+    if !reported {
+        return;
+    }
+    println!(
+        "{}: the share of the workload's memory on 2 MiB or 1 GiB pages, from its \
+         /proc/self/smaps: Linux's natively and on the hosted platform, the partition's page \
+         tables on kvm",
+        workloads::LARGE_PAGES
+    );
+    if report.platforms.contains(&Platform::Kvm) && kvm_kind == Some(crate::info::KvmKind::Software)
+    {
+        println!(
+            "  this KVM is kvm_pvm (software): its shadow paging maps guest memory with 4 KiB \
+             host pages, so kvm's large pages do not widen the TLB's reach here"
+        );
+    }
+    let settings: Vec<String> = report
+        .host_memory
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!("  host: {}", settings.join(" "));
+}
+
+/// A platform's median over native's, when both are there and the figure is
+/// one a ratio says something about.
+fn ratio_cell(metric: &Metric, native: Option<Summary>, platform: Option<Summary>) -> String {
+    match (native, platform) {
+        (Some(n), Some(m)) if metric.better != Better::Neither && n.median != 0.0 => {
+            format!("{:.2}x", m.median / n.median)
+        }
+        _ => "-".to_string(),
+    }
 }
 
 fn cell(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), num)
+}
+
+/// The workloads named on the command line, in the table's order; all by default.
+fn select(names: &[String]) -> Result<Vec<&'static Workload>, (i32, String)> {
+    if names.is_empty() {
+        return Ok(workloads::ALL.iter().collect());
+    }
+    for n in names {
+        if workloads::find(n).is_none() {
+            let known: Vec<&str> = workloads::ALL.iter().map(|w| w.name).collect();
+            return Err((
+                EXIT_USAGE,
+                format!("no workload `{n}` (known: {})", known.join(", ")),
+            ));
+        }
+    }
+    Ok(workloads::ALL
+        .iter()
+        .filter(|w| names.iter().any(|n| n == w.name))
+        .collect())
 }
 
 /// A figure with as many digits as it deserves.
@@ -458,7 +630,9 @@ fn num(v: f64) -> String {
         format!("{v:.1}")
     } else if a >= 1.0 {
         format!("{v:.3}")
-    } else if a >= 0.001 || a == 0.0 {
+    } else if a == 0.0 {
+        "0".to_string()
+    } else if a >= 0.001 {
         format!("{v:.4}")
     } else {
         format!("{v:.3e}")
@@ -485,6 +659,75 @@ mod tests {
         assert_eq!(a.plot.as_deref(), Some(Path::new("pics")));
         assert_eq!(a.reps, Some(2));
         assert_eq!(a.workloads, ["fwq", "gups"]);
+        assert_eq!(a.platform, [BenchPlatform::All]);
+
+        let cli = crate::cli::Cli::try_parse_from([
+            "mote",
+            "bench",
+            "--platform",
+            "hosted,kvm",
+            "--platform",
+            "kvm",
+        ])
+        .unwrap();
+        let crate::cli::Command::Bench(a) = cli.command else {
+            panic!("not bench")
+        };
+        assert_eq!(
+            a.platform,
+            [
+                BenchPlatform::Hosted,
+                BenchPlatform::Kvm,
+                BenchPlatform::Kvm
+            ]
+        );
+        assert!(crate::cli::Cli::try_parse_from(["mote", "bench", "--platform", "vm"]).is_err());
+    }
+
+    #[test]
+    fn platforms_run_in_order_and_unusable_ones_are_said() {
+        let both = |_: Platform| Ok(());
+        let no_kvm = |p: Platform| match p {
+            Platform::Kvm => Err("no usable /dev/kvm".to_string()),
+            Platform::Hosted => Ok(()),
+        };
+        use BenchPlatform::{All, Hosted, Kvm};
+        assert_eq!(
+            choose_platforms(&[All], both),
+            (vec![Platform::Kvm, Platform::Hosted], vec![])
+        );
+        assert_eq!(
+            choose_platforms(&[Hosted, Kvm, Hosted], both),
+            (vec![Platform::Kvm, Platform::Hosted], vec![])
+        );
+        assert_eq!(
+            choose_platforms(&[Hosted], both),
+            (vec![Platform::Hosted], vec![])
+        );
+        assert_eq!(
+            choose_platforms(&[All], no_kvm),
+            (
+                vec![Platform::Hosted],
+                vec!["kvm: not run here: no usable /dev/kvm".to_string()]
+            )
+        );
+        let (run, said) = choose_platforms(&[Kvm], no_kvm);
+        assert!(run.is_empty());
+        assert_eq!(said.len(), 1);
+    }
+
+    #[test]
+    fn sides_are_native_then_each_platform() {
+        assert_eq!(
+            sides(&[Platform::Kvm, Platform::Hosted]),
+            [
+                Side::Native,
+                Side::Mote(Platform::Kvm),
+                Side::Mote(Platform::Hosted)
+            ]
+        );
+        let names: Vec<&str> = sides(&Platform::ALL).iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["native", "kvm", "hosted"]);
     }
 
     #[test]
@@ -511,5 +754,6 @@ mod tests {
         assert_eq!(num(9.27), "9.270");
         assert_eq!(num(0.1078), "0.1078");
         assert_eq!(num(9.6e-11), "9.600e-11");
+        assert_eq!(num(0.0), "0");
     }
 }

@@ -1,6 +1,7 @@
 //! `--json` and `--plot`: the raw figures of every run as JSON, and SVG pictures
-//! (an FWQ timeline per configuration, a system-call latency histogram), written
-//! by hand to keep mote's dependencies light.
+//! (an FWQ timeline per configuration with a panel per side, a system-call
+//! latency histogram with a panel per side), written by hand to keep mote's
+//! dependencies light.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -10,13 +11,27 @@ use std::path::{Path, PathBuf};
 use super::stats::Value;
 use super::{Config, Report, Side};
 
-/// Writes every run's figures (sample lists included) as one JSON document.
+/// Writes every run's figures (sample lists included) as one JSON document. A
+/// run's `side` is `native` or its platform, and `platform` its platform (`null`
+/// natively).
 pub fn write_json(path: &Path, report: &Report) -> io::Result<()> {
     let mut j = String::new();
+    let platforms: Vec<String> = report.platforms.iter().map(|p| string(p.name())).collect();
+    let host: Vec<String> = report
+        .host_memory
+        .iter()
+        .map(|(k, v)| format!("{}: {}", string(k), string(v)))
+        .collect();
     let _ = write!(
         j,
-        "{{\n  \"quick\": {},\n  \"repetitions\": {},\n  \"lwk_cpu\": {},\n  \"linux_cpu\": {},\n  \"configurations\": [",
-        report.quick, report.reps, report.lwk_cpu, report.linux_cpu
+        "{{\n  \"quick\": {},\n  \"repetitions\": {},\n  \"lwk_cpu\": {},\n  \"linux_cpu\": {},\n  \
+         \"platforms\": [{}],\n  \"host_memory\": {{{}}},\n  \"configurations\": [",
+        report.quick,
+        report.reps,
+        report.lwk_cpu,
+        report.linux_cpu,
+        platforms.join(", "),
+        host.join(", ")
     );
     for (ci, c) in report.configs.iter().enumerate() {
         let _ = write!(
@@ -31,9 +46,12 @@ pub fn write_json(path: &Path, report: &Report) -> io::Result<()> {
         for (ri, r) in c.runs.iter().enumerate() {
             let _ = write!(
                 j,
-                "{}\n        {{\"side\": {}, \"rep\": {}, \"status\": {}, \"wall_ms\": {}, \"error\": {}, \"figures\": {{",
+                "{}\n        {{\"side\": {}, \"platform\": {}, \"rep\": {}, \"status\": {}, \"wall_ms\": {}, \"error\": {}, \"figures\": {{",
                 if ri == 0 { "" } else { "," },
                 string(r.side.name()),
+                r.side
+                    .platform()
+                    .map_or("null".to_string(), |p| string(p.name())),
                 r.rep,
                 r.status,
                 number(r.wall_ms),
@@ -99,12 +117,12 @@ pub fn write_plots(dir: &Path, report: &Report) -> io::Result<Vec<PathBuf>> {
     for c in &report.configs {
         if c.workload.name == super::workloads::FWQ {
             let path = dir.join(format!("{}-timeline.svg", c.name.replace('+', "-")));
-            fs::write(&path, fwq_timeline(c))?;
+            fs::write(&path, fwq_timeline(report, c))?;
             written.push(path);
         }
         if c.workload.name == "latency" {
             let path = dir.join("latency-histogram.svg");
-            fs::write(&path, latency_histogram(c))?;
+            fs::write(&path, latency_histogram(report, c))?;
             written.push(path);
         }
     }
@@ -178,8 +196,8 @@ fn si(v: f64) -> String {
 }
 
 /// FWQ: cycles of every sample in order, first repetition of each side, one
-/// panel per side on the same logarithmic scale.
-fn fwq_timeline(c: &Config) -> String {
+/// panel per side (native, then each platform) on the same logarithmic scale.
+fn fwq_timeline(report: &Report, c: &Config) -> String {
     let first = |side: Side| -> Vec<f64> {
         c.runs
             .iter()
@@ -190,14 +208,11 @@ fn fwq_timeline(c: &Config) -> String {
             })
             .unwrap_or_default()
     };
-    let panels = [
-        (Side::Native, first(Side::Native)),
-        (Side::Mote, first(Side::Mote)),
-    ];
+    let panels: Vec<(Side, Vec<f64>)> = report.sides().into_iter().map(|s| (s, first(s))).collect();
     let all = panels.iter().flat_map(|(_, v)| v.iter().copied());
     let (min, max) = all.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let axis = LogAxis::around(if min.is_finite() { min } else { 1.0 }, max);
-    let h = TOP + 2.0 * PANEL_H + GAP + 40.0;
+    let h = TOP + panels.len() as f64 * (PANEL_H + GAP) - GAP + 40.0;
     let mut s = svg_start(
         h,
         &format!(
@@ -233,7 +248,7 @@ fn fwq_timeline(c: &Config) -> String {
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{} — {} samples, max/min {:.3}</text>",
             LEFT + pw / 2.0,
             y0 - 6.0,
-            side.name(),
+            side_title(*side),
             samples.len(),
             if samples.is_empty() { f64::NAN } else { max / min }
         );
@@ -248,7 +263,7 @@ fn fwq_timeline(c: &Config) -> String {
         let _ = writeln!(
             s,
             "<path d=\"{path}\" stroke=\"{}\" stroke-width=\"2\" fill=\"none\"/>",
-            COLORS[i]
+            COLORS[i % COLORS.len()]
         );
     }
     let _ = writeln!(
@@ -260,110 +275,144 @@ fn fwq_timeline(c: &Config) -> String {
     s
 }
 
+/// A panel's name: `native`, `mote on kvm`, `mote on hosted`.
+fn side_title(side: Side) -> String {
+    match side.platform() {
+        None => side.name().to_string(),
+        Some(p) => format!("mote on {}", p.name()),
+    }
+}
+
+/// The calls the latency histogram shows: the key, and whether only mote has it
+/// (the direct entry).
+const LATENCY_SERIES: [(&str, bool); 5] = [
+    ("getpid.raw_ns", false),
+    ("getppid.raw_ns", false),
+    ("clock_gettime.raw_ns", false),
+    ("getpid_direct.raw_ns", true),
+    ("getppid_direct.raw_ns", true),
+];
+
+/// One call's samples on one side: its colour index, its name, the samples.
+type Series<'a> = (usize, &'a str, Vec<f64>);
+
 /// System-call latency: the distribution of per-call times (every sample of
-/// every repetition), native and under mote, on a logarithmic time axis.
-fn latency_histogram(c: &Config) -> String {
-    let series: Vec<(String, Vec<f64>)> = [
-        (Side::Native, "getpid.raw_ns"),
-        (Side::Native, "getppid.raw_ns"),
-        (Side::Mote, "getpid.raw_ns"),
-        (Side::Mote, "getppid.raw_ns"),
-        (Side::Mote, "getpid_direct.raw_ns"),
-        (Side::Mote, "getppid_direct.raw_ns"),
-        (Side::Native, "clock_gettime.raw_ns"),
-        (Side::Mote, "clock_gettime.raw_ns"),
-    ]
-    .iter()
-    .map(|&(side, key)| {
-        let call = key.trim_end_matches(".raw_ns");
-        (format!("{} {call}", side.name()), c.samples(side, key))
-    })
-    .filter(|(_, v)| !v.is_empty())
-    .collect();
-    let all = series.iter().flat_map(|(_, v)| v.iter().copied());
+/// every repetition), one panel per side (native, then each platform) on one
+/// logarithmic time axis; a call keeps its colour in every panel.
+fn latency_histogram(report: &Report, c: &Config) -> String {
+    const LEGEND: f64 = 18.0;
+    // Per panel: its side and its series (colour index, name, samples).
+    let panels: Vec<(Side, Vec<Series>)> = report
+        .sides()
+        .into_iter()
+        .map(|side| {
+            let series = LATENCY_SERIES
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, mote_only))| !mote_only || side != Side::Native)
+                .map(|(i, (key, _))| (i, key.trim_end_matches(".raw_ns"), c.samples(side, key)))
+                .filter(|(_, _, v)| !v.is_empty())
+                .collect();
+            (side, series)
+        })
+        .collect();
+    let all = panels
+        .iter()
+        .flat_map(|(_, series)| series.iter().flat_map(|(_, _, v)| v.iter().copied()));
     let (min, max) = all.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let axis = LogAxis::around(if min.is_finite() { min } else { 1.0 }, max.max(10.0));
     const BINS_PER_DECADE: f64 = 20.0;
-    let bins = ((axis.hi - axis.lo) * BINS_PER_DECADE) as usize;
-    let h = TOP + PANEL_H + 60.0 + 18.0 * series.len() as f64;
+    let bins = (((axis.hi - axis.lo) * BINS_PER_DECADE) as usize).max(1);
+    let hist = |v: &[f64]| -> Vec<f64> {
+        let mut counts = vec![0f64; bins];
+        for &x in v {
+            let b = ((axis.frac(x) * bins as f64) as usize).min(bins - 1);
+            counts[b] += 1.0;
+        }
+        counts.iter().map(|c| c / v.len() as f64).collect()
+    };
+    let hists: Vec<Vec<Vec<f64>>> = panels
+        .iter()
+        .map(|(_, series)| series.iter().map(|(_, _, v)| hist(v)).collect())
+        .collect();
+    let top = hists
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .fold(0.0, f64::max)
+        .max(0.01);
+    let panel_h = |series: usize| PANEL_H + 40.0 + LEGEND * series as f64 + GAP / 2.0;
+    let h = TOP + panels.iter().map(|(_, s)| panel_h(s.len())).sum::<f64>();
     let pw = W - LEFT - RIGHT;
     let mut s = svg_start(
         h,
         "System-call latency per call: share of samples (log time axis)",
     );
-    let hists: Vec<Vec<f64>> = series
-        .iter()
-        .map(|(_, v)| {
-            let mut counts = vec![0f64; bins.max(1)];
-            for &x in v {
-                let b = ((axis.frac(x) * bins as f64) as usize).min(counts.len() - 1);
-                counts[b] += 1.0;
-            }
-            counts.iter().map(|c| c / v.len() as f64).collect()
-        })
-        .collect();
-    let top = hists
-        .iter()
-        .flatten()
-        .copied()
-        .fold(0.0, f64::max)
-        .max(0.01);
-    let _ = writeln!(
-        s,
-        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{pw}\" height=\"{PANEL_H}\" fill=\"none\" stroke=\"#888\"/>"
-    );
-    for d in axis.decades() {
-        let x = LEFT + pw * axis.frac(d);
-        let label = if d >= 1000.0 {
-            format!("{} µs", d / 1000.0)
-        } else {
-            format!("{d} ns")
-        };
+    let mut y0 = TOP;
+    for ((side, series), hists) in panels.iter().zip(&hists) {
         let _ = writeln!(
             s,
-            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{}\" stroke=\"#ddd\"/>\
-             <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{label}</text>",
-            TOP + PANEL_H,
-            TOP + PANEL_H + 16.0
+            "<rect x=\"{LEFT}\" y=\"{y0}\" width=\"{pw}\" height=\"{PANEL_H}\" fill=\"none\" stroke=\"#888\"/>\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            LEFT + pw / 2.0,
+            y0 - 6.0,
+            side_title(*side)
         );
-    }
-    for q in [0.25, 0.5, 0.75, 1.0] {
-        let y = TOP + PANEL_H * (1.0 - q);
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}%</text>",
-            LEFT - 6.0,
-            y + 4.0,
-            q * top * 100.0
-        );
-    }
-    for (i, ((name, v), hist)) in series.iter().zip(&hists).enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let mut path = format!("M{LEFT} {}", TOP + PANEL_H);
-        for (b, share) in hist.iter().enumerate() {
-            let x0 = LEFT + pw * b as f64 / bins as f64;
-            let x1 = LEFT + pw * (b + 1) as f64 / bins as f64;
-            let y = TOP + PANEL_H * (1.0 - share / top);
-            let _ = write!(path, "L{x0:.1} {y:.1}L{x1:.1} {y:.1}");
+        for d in axis.decades() {
+            let x = LEFT + pw * axis.frac(d);
+            let label = if d >= 1000.0 {
+                format!("{} µs", d / 1000.0)
+            } else {
+                format!("{d} ns")
+            };
+            let _ = writeln!(
+                s,
+                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{y0}\" y2=\"{}\" stroke=\"#ddd\"/>\
+                 <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{label}</text>",
+                y0 + PANEL_H,
+                y0 + PANEL_H + 16.0
+            );
         }
-        let _ = write!(path, "L{} {}", LEFT + pw, TOP + PANEL_H);
-        let _ = writeln!(
-            s,
-            "<path d=\"{path}\" stroke=\"{color}\" stroke-width=\"1.5\" fill=\"{color}\" fill-opacity=\"0.15\"/>"
-        );
-        let mut sorted = v.clone();
-        sorted.sort_by(f64::total_cmp);
-        let y = TOP + PANEL_H + 40.0 + 18.0 * i as f64;
-        let _ = writeln!(
-            s,
-            "<rect x=\"{LEFT}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\
-             <text x=\"{}\" y=\"{y}\">{} — median {:.1} ns, {} samples</text>",
-            y - 10.0,
-            LEFT + 18.0,
-            xml(name),
-            sorted[sorted.len() / 2],
-            sorted.len()
-        );
+        for q in [0.5, 1.0] {
+            let y = y0 + PANEL_H * (1.0 - q);
+            let _ = writeln!(
+                s,
+                "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}%</text>",
+                LEFT - 6.0,
+                y + 4.0,
+                q * top * 100.0
+            );
+        }
+        for (k, ((color, name, v), hist)) in series.iter().zip(hists).enumerate() {
+            let color = COLORS[color % COLORS.len()];
+            let mut path = format!("M{LEFT} {}", y0 + PANEL_H);
+            for (b, share) in hist.iter().enumerate() {
+                let x0 = LEFT + pw * b as f64 / bins as f64;
+                let x1 = LEFT + pw * (b + 1) as f64 / bins as f64;
+                let y = y0 + PANEL_H * (1.0 - share / top);
+                let _ = write!(path, "L{x0:.1} {y:.1}L{x1:.1} {y:.1}");
+            }
+            let _ = write!(path, "L{} {}", LEFT + pw, y0 + PANEL_H);
+            let _ = writeln!(
+                s,
+                "<path d=\"{path}\" stroke=\"{color}\" stroke-width=\"1.5\" fill=\"{color}\" fill-opacity=\"0.15\"/>"
+            );
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            let y = y0 + PANEL_H + 40.0 + LEGEND * k as f64;
+            let _ = writeln!(
+                s,
+                "<rect x=\"{LEFT}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\
+                 <text x=\"{}\" y=\"{y}\">{} — median {:.1} ns, {} samples</text>",
+                y - 10.0,
+                LEFT + 18.0,
+                xml(name),
+                sorted[sorted.len() / 2],
+                sorted.len()
+            );
+        }
+        y0 += panel_h(series.len());
     }
     s.push_str("</svg>\n");
     s

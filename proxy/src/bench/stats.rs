@@ -1,5 +1,5 @@
-//! What a workload printed, as figures: its `key=value` output parsed, and the
-//! median and p99 of a set of samples.
+//! What a workload printed, as figures: its `key=value` output parsed, what
+//! `mote run --stats` said on stderr, and the median and p99 of a set of samples.
 
 use std::collections::BTreeMap;
 
@@ -61,6 +61,40 @@ fn number(text: &str) -> Option<f64> {
     text.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// What `mote run --stats` reported at exit (stderr), as `mote.*` figures: how
+/// the system calls arrived (`mote.trapped_calls`, `mote.untrapped_calls`), and
+/// the page faults of the application's memory (`mote.page_faults`: kernel-min's
+/// count on kvm, Linux's for the application's process on hosted, populating
+/// included), kernel calls (kvm) and trap signals (hosted). A line that is not
+/// there gives no figure.
+pub fn mote_stats(stderr: &str) -> BTreeMap<String, Value> {
+    const FIGURES: &[(&str, &str)] = &[
+        ("system calls: ", "mote.trapped_calls"),
+        (" trapped, ", "mote.untrapped_calls"),
+        ("kernel-min: page faults ", "mote.page_faults"),
+        ("kernel calls ", "mote.kernel_calls"),
+        ("hosted: trap signals ", "mote.trap_signals"),
+        (
+            "page faults in the application's process ",
+            "mote.page_faults",
+        ),
+    ];
+    let mut figures = BTreeMap::new();
+    for line in stderr.lines().filter(|l| l.starts_with("mote: ")) {
+        for (before, key) in FIGURES {
+            let Some(at) = line.find(before) else {
+                continue;
+            };
+            let rest = &line[at + before.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if let Some(v) = number(&digits) {
+                figures.insert(key.to_string(), Value::One(v));
+            }
+        }
+    }
+    figures
+}
+
 /// Median and 99th percentile (nearest rank) of a set of samples.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Summary {
@@ -113,6 +147,26 @@ mod tests {
         assert_eq!(f.get("bad"), None);
         assert_eq!(f.get("list"), None);
         assert_eq!(f.len(), 7);
+    }
+
+    #[test]
+    fn mote_stats_of_either_platform() {
+        let kvm = "mote: libos: system calls: 17 trapped, 4021 without a trap (patched sites, \
+                   direct entry); 10 sites patched, 7 left trapping\n\
+                   mote: kernel-min: page faults 3 (core 0: 3), traps handed up 0, kernel calls 49\n";
+        let f = mote_stats(kvm);
+        assert_eq!(f.get("mote.trapped_calls"), Some(&Value::One(17.0)));
+        assert_eq!(f.get("mote.untrapped_calls"), Some(&Value::One(4021.0)));
+        assert_eq!(f.get("mote.page_faults"), Some(&Value::One(3.0)));
+        assert_eq!(f.get("mote.kernel_calls"), Some(&Value::One(49.0)));
+        assert_eq!(f.len(), 4);
+        let hosted = "mote: hosted: trap signals 12 (system calls caught by Syscall User \
+                      Dispatch, faults), Linux page faults in the application's process 5120 \
+                      (populating included)\nother: page faults 9\n";
+        let f = mote_stats(hosted);
+        assert_eq!(f.get("mote.trap_signals"), Some(&Value::One(12.0)));
+        assert_eq!(f.get("mote.page_faults"), Some(&Value::One(5120.0)));
+        assert_eq!(f.len(), 2);
     }
 
     #[test]

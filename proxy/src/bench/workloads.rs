@@ -25,6 +25,16 @@ pub struct Metric {
     pub pooled: bool,
 }
 
+impl Metric {
+    /// The key to read on `side`.
+    pub fn key_on(&self, side: super::Side) -> &'static str {
+        match side {
+            super::Side::Native => self.native_key,
+            super::Side::Mote(_) => self.key,
+        }
+    }
+}
+
 const fn m(key: &'static str, unit: &'static str, better: Better) -> Metric {
     Metric {
         key,
@@ -66,9 +76,9 @@ pub struct Workload {
     pub quick_args: &'static [&'static str],
     pub metrics: &'static [Metric],
     pub what: &'static str,
-    /// LWK cores of the mote run (`--cores`). The native run stays pinned to the
-    /// LWK host CPU as for every workload: on a 2-CPU machine both sides then
-    /// have one host CPU for the threads.
+    /// LWK cores of the mote runs (`--cores`). The native run stays pinned to
+    /// the LWK host CPU as for every workload: on a 2-CPU machine every side
+    /// then has one host CPU for the threads.
     pub cores: usize,
 }
 
@@ -77,12 +87,16 @@ pub const WALL_MS: &str = "wall_ms";
 
 pub const FWQ: &str = "fwq";
 
+/// The share of a memory workload's memory on 2 MiB or 1 GiB pages, in percent
+/// (`apps/pages.h`): what page size the application's memory got on each side.
+pub const LARGE_PAGES: &str = "large_pages_pct";
+
 pub const ALL: &[Workload] = &[
     Workload {
         name: "latency",
         program: "latency",
         args: &["--raw"],
-        quick_args: &["--raw"],
+        quick_args: &["--quick", "--raw"],
         metrics: &[
             pooled("getpid.raw_ns", "ns"),
             pooled("getppid.raw_ns", "ns"),
@@ -118,6 +132,8 @@ pub const ALL: &[Workload] = &[
         metrics: &[
             m("ns_per_update", "ns", Better::Lower),
             m("gups", "GUP/s", Better::Higher),
+            m("cpu_ns_per_update", "ns", Better::Lower),
+            m(LARGE_PAGES, "%", Better::Neither),
         ],
         what: "random read-modify-write updates, 1 GiB table (64 MiB quick)",
         cores: 1,
@@ -127,7 +143,10 @@ pub const ALL: &[Workload] = &[
         program: "stream",
         args: &[],
         quick_args: &["--quick"],
-        metrics: &[m("triad_gbs", "GB/s", Better::Higher)],
+        metrics: &[
+            m("triad_gbs", "GB/s", Better::Higher),
+            m(LARGE_PAGES, "%", Better::Neither),
+        ],
         what: "STREAM triad, 3 x 160 MB (3 x 16 MB quick)",
         cores: 1,
     },
@@ -136,7 +155,11 @@ pub const ALL: &[Workload] = &[
         program: "alloc",
         args: &[],
         quick_args: &["--quick"],
-        metrics: &[m("ns_per_op", "ns", Better::Lower)],
+        metrics: &[
+            m("ns_per_op", "ns", Better::Lower),
+            m("cpu_ns_per_op", "ns", Better::Lower),
+            m(LARGE_PAGES, "%", Better::Neither),
+        ],
         what: "malloc/free of mixed sizes, 10M operations (1M quick)",
         cores: 1,
     },
