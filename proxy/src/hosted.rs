@@ -180,6 +180,13 @@ impl Hosted {
         };
         // HWCAP2_FSGSBASE: Linux enabled wrfsbase/wrgsbase for user code.
         let flags = params.flags(hwcap2 & 2 != 0);
+        let mut page_size = params.page_size;
+        if page_size == HUGE_PAGE_SIZE {
+            crate::say!(
+                "mote: --page-size 1g: the hosted platform maps memory with 2 MiB hugetlbfs pages at most; using 2m"
+            );
+            page_size = LARGE_PAGE_SIZE;
+        }
         let info = BootInfo {
             magic: BOOT_MAGIC,
             version: BOOT_VERSION,
@@ -205,7 +212,7 @@ impl Hosted {
             hwcap,
             hwcap2,
             random: params.random,
-            page_size: params.page_size,
+            page_size,
             large_pool_start: guest.large_start().unwrap_or(0),
         };
         boot::write_boot_info(&guest, &info);
