@@ -240,7 +240,33 @@ impl Program {
     pub fn native_signalled(&self, sig: &str) -> Run {
         let mut cmd = Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]);
-        self.execute_signalled(cmd, Side::Native, Some(sig))
+        self.execute_signalled(cmd, Side::Native, Some(Signalling::new(sig)))
+    }
+
+    /// `native_signalled`, the program stopped meanwhile: once it has printed
+    /// its first line it is stopped (`SIGSTOP`), sent `sig`, and continued
+    /// (`SIGCONT`) `stopped` later.
+    pub fn native_signalled_while_stopped(&self, sig: &str, stopped: Duration) -> Run {
+        let mut cmd = Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..]);
+        let signalling = Signalling::new(sig).while_stopped(stopped);
+        self.execute_signalled(cmd, Side::Native, Some(signalling))
+    }
+
+    /// `mote_signalled_with`, the process that runs the program's code stopped
+    /// meanwhile (see `native_signalled_while_stopped`): on the hosted platform
+    /// that is mote's child, the application's process, while mote itself (the
+    /// proxy) goes on running; in the partition it is mote.
+    pub fn mote_signalled_while_stopped_with(
+        &self,
+        options: &[&str],
+        sig: &str,
+        stopped: Duration,
+    ) -> Run {
+        let mut cmd = Command::new(&artifacts().mote);
+        cmd.arg("run").args(options).arg("--").args(&self.argv);
+        let signalling = Signalling::new(sig).while_stopped(stopped);
+        self.execute_signalled(cmd, Side::Mote, Some(signalling))
     }
 
     /// Runs it under `mote run --` and sends the `mote` process signal `sig` once
@@ -253,14 +279,19 @@ impl Program {
     pub fn mote_signalled_with(&self, options: &[&str], sig: &str) -> Run {
         let mut cmd = Command::new(&artifacts().mote);
         cmd.arg("run").args(options).arg("--").args(&self.argv);
-        self.execute_signalled(cmd, Side::Mote, Some(sig))
+        self.execute_signalled(cmd, Side::Mote, Some(Signalling::new(sig)))
     }
 
     fn execute(&self, cmd: Command, side: Side) -> Run {
         self.execute_signalled(cmd, side, None)
     }
 
-    fn execute_signalled(&self, mut cmd: Command, side: Side, signal: Option<&str>) -> Run {
+    fn execute_signalled(
+        &self,
+        mut cmd: Command,
+        side: Side,
+        signal: Option<Signalling<'_>>,
+    ) -> Run {
         if let Some(vars) = &self.env {
             cmd.env_clear().envs(vars.iter().map(|(k, v)| (k, v)));
         }
@@ -272,6 +303,62 @@ impl Program {
         }
         let _guard = lock();
         run(cmd, self.stdin.clone(), side, signal)
+    }
+}
+
+/// How a run is signalled from outside.
+#[derive(Clone, Copy)]
+struct Signalling<'a> {
+    /// A `kill` name such as `INT`.
+    sig: &'a str,
+    /// Stop the process running the program's code before the first signal,
+    /// continue it this long after.
+    stopped: Option<Duration>,
+}
+
+impl<'a> Signalling<'a> {
+    fn new(sig: &'a str) -> Self {
+        Self { sig, stopped: None }
+    }
+
+    fn while_stopped(self, stopped: Duration) -> Self {
+        Self {
+            stopped: Some(stopped),
+            ..self
+        }
+    }
+}
+
+/// `kill -SIG PID`, as from a shell.
+fn kill(sig: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The process that runs the code of the program started as `pid`: the program
+/// itself natively; under mote, mote's child if it has one (the hosted
+/// platform's application process), else mote (the partition's vCPUs are its
+/// threads).
+fn running_code(pid: u32, side: Side) -> u32 {
+    if side == Side::Native {
+        return pid;
+    }
+    let children: Vec<u32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    match children[..] {
+        [child] => child,
+        _ => pid,
     }
 }
 
@@ -435,10 +522,16 @@ fn line_reader(
 }
 
 /// Spawns, feeds stdin, collects stdout and stderr, waits with the hang limit,
-/// then checks that nothing is left behind. With `signal` (a `kill` name such as
-/// `INT`), sends it to the child once the child printed its first line. The
-/// caller holds the run lock.
-fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side, signal: Option<&str>) -> Run {
+/// then checks that nothing is left behind. With `signal`, sends its signal to
+/// the child once the child printed its first line (stopping the process that
+/// runs the program's code around the first one if asked). The caller holds the
+/// run lock.
+fn run(
+    mut cmd: Command,
+    stdin: Option<Vec<u8>>,
+    side: Side,
+    signal: Option<Signalling<'_>>,
+) -> Run {
     let command = show_command(&cmd);
     if let (Side::Mote, Some(hung)) = (side, HUNG.get()) {
         panic!("not run: an earlier run in this test binary hung (`{hung}`); fix that first");
@@ -473,13 +566,21 @@ fn run(mut cmd: Command, stdin: Option<Vec<u8>>, side: Side, signal: Option<&str
     let mut line_seen = false;
     let mut last_sent: Option<Instant> = None;
     let status = loop {
-        if let Some(sig) = signal {
+        if let Some(s) = signal {
             line_seen = line_seen || got_line.try_recv().is_ok();
             if line_seen && last_sent.is_none_or(|t| t.elapsed() >= RESIGNAL) {
-                let _ = Command::new("kill")
-                    .args([&format!("-{sig}"), &pid.to_string()])
-                    .stderr(Stdio::null())
-                    .status();
+                let stop = s
+                    .stopped
+                    .filter(|_| last_sent.is_none())
+                    .map(|d| (d, running_code(pid, side)));
+                if let Some((_, code)) = stop {
+                    kill("STOP", code);
+                }
+                kill(s.sig, pid);
+                if let Some((d, code)) = stop {
+                    thread::sleep(d);
+                    kill("CONT", code);
+                }
                 last_sent = Some(Instant::now());
             }
         }

@@ -359,6 +359,37 @@ mod cases {
         );
     }
 
+    /// A signal sent while the process that runs the application's code is
+    /// stopped (as by a debugger, or starved on a loaded machine) is taken once
+    /// it continues: in a blocking call (`read`: the core idles meanwhile), in
+    /// application code, or with threads computing on their own runtime stacks.
+    /// On the hosted platform the proxy keeps kicking the stopped application
+    /// process (`SIGRTMAX`, every 2 ms), and Linux queues every kick: they all
+    /// arrive when it continues, and used to nest, a signal frame each, until
+    /// they ran off the runtime stack into the runtime's heap (the signals
+    /// program crashed on a loaded machine).
+    pub fn queued_kicks_after_a_stop(pf: &[&str]) {
+        const STOPPED: std::time::Duration = std::time::Duration::from_millis(500);
+        for (args, stdout) in [
+            (
+                &["read", "handler"][..],
+                "ready\ncaught SIGTERM; read: EINTR\n",
+            ),
+            (&["handler"][..], "ready\ncaught SIGTERM; loop: ended\n"),
+            (
+                &["threads", "handler"][..],
+                "ready\ncaught SIGTERM; threads: ended\n",
+            ),
+        ] {
+            let prog = Program::new(app("spin")).args(args);
+            let native = prog.native_signalled_while_stopped("TERM", STOPPED);
+            let run = prog.mote_signalled_while_stopped_with(pf, "TERM", STOPPED);
+            assert_same(&native, &run);
+            assert_eq!(run.status, 0, "{run:?}");
+            assert_eq!(run.stdout_text(), stdout, "{run:?}");
+        }
+    }
+
     /// `posix_spawn`, `system`, `popen` and `vfork` children (their programs run
     /// on the same platform), and a `/bin/sh` script running commands.
     pub fn child_processes(pf: &[&str]) {
@@ -500,6 +531,7 @@ macro_rules! for_every_case {
                 the_partitions_view_on_2_cores,
                 signals_program,
                 signals_from_outside,
+                queued_kicks_after_a_stop,
                 child_processes,
                 vdso,
                 getrusage_and_times,
