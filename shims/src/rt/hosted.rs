@@ -36,9 +36,22 @@
 //! into the registers (where the runtime expects it, as in the partition), and
 //! returns through `rt_sigreturn` with the frame's registers and FP state. The
 //! proxy's kick (`SIGRTMAX`, a signal from outside is pending) enters the
-//! runtime the same way from application code (`VECTOR_SIGNAL`); unlike the trap
-//! signals it is blocked while its handler runs, so the kicks Linux queued while
-//! the process waited for a CPU arrive one after another, not nested.
+//! runtime the same way from application code (`VECTOR_SIGNAL`).
+//!
+//! Every signal frame is one Linux writes on a runtime stack, so two rules keep
+//! those stacks intact:
+//! * Kicks never nest. `SIGRTMAX` is a real-time signal: each of the proxy's
+//!   kicks (one every 2 ms while a signal waits) is queued, and when this
+//!   process could not run for a while (a loaded machine, a stopped process)
+//!   Linux delivers the whole queue at its next return to user mode. With the
+//!   kick deferred during its own handler they arrive one after another on the
+//!   same few kilobytes; nested, hundreds of frames ran off the bottom of the
+//!   stack into the runtime's heap.
+//! * No kick lands on a stack a thread switch is leaving. Linux puts a frame at
+//!   the top of the signal stack when the interrupted rsp is not on it, and
+//!   between the stack switch and the next context's `on_switch` the signal
+//!   stack is still the switched-out thread's, whose live frames are at its top:
+//!   the kick is blocked across that window (`before_switch`).
 
 use core::arch::{asm, global_asm};
 use core::mem::{offset_of, size_of};
@@ -115,6 +128,7 @@ mod nr {
     pub const ARCH_SET_FS: u64 = 0x1002;
     pub const PR_SET_SYSCALL_USER_DISPATCH: u64 = 59;
     pub const PR_SYS_DISPATCH_ON: u64 = 1;
+    pub const SIG_BLOCK: u64 = 0;
     pub const SIG_UNBLOCK: u64 = 1;
     pub const SA_SIGINFO: u64 = 0x4;
     pub const SA_ONSTACK: u64 = 0x0800_0000;
@@ -521,8 +535,8 @@ extern "C" fn hosted_secondary(core: u64) -> ! {
     start_core(core as usize)
 }
 
-/// What every core's thread does first: pin itself, take its signal stack, turn
-/// Syscall User Dispatch on (a per-thread setting), enter the runtime.
+/// What every core's thread does first: pin itself, take its signal stack (core
+/// 0), turn Syscall User Dispatch on (a per-thread setting), enter the runtime.
 fn start_core(core: usize) -> ! {
     let (boot, info) = *INFO.get().expect("hosted start-up facts");
     let cpu = info.host_cpu[core % MAX_CORES] as usize;
@@ -543,7 +557,13 @@ fn start_core(core: usize) -> ! {
         );
     }
     CORE_TID[core % MAX_CORES].store(linux(nr::GETTID, [0; 6]) as i32, Ordering::Relaxed);
-    on_switch(core, upcall_stack_top(core), UPCALL_STACK_SIZE);
+    // Core 0's first context becomes the main thread, whose runtime stack is
+    // this upcall stack; a secondary core's becomes its idle context, which has
+    // no signal stack (`threads::idle_loop`). Setting one here would stick:
+    // Linux refuses to disable the signal stack rsp is on.
+    if core == 0 {
+        on_switch(core, upcall_stack_top(core), UPCALL_STACK_SIZE);
+    }
     dispatch_on(boot);
     crate::partition::runtime_main(boot, core)
 }
@@ -557,29 +577,30 @@ const KICK: i32 = 64;
 /// signals it routes (Ctrl-C reaches both processes; the proxy's router records
 /// it and kicks this process, whose own copy stays pending, unused).
 fn claim_traps() {
+    // Trap signals: NODEFER and an empty mask, so a thread switch inside the
+    // handler (a blocking call) leaves the signal deliverable for the next
+    // thread. They are synchronous: one at a time, each from its thread's own
+    // code. The kick is not NODEFER: Linux defers it while its handler runs, so
+    // queued kicks come one after another instead of nesting (see the module
+    // comment). Its handler never switches threads (it delivers under the
+    // PROCESS lock, and nothing holding it gives up the core), so the deferral
+    // ends with the handler.
+    let trap = nr::SA_SIGINFO | nr::SA_ONSTACK | nr::SA_RESTORER | nr::SA_NODEFER;
+    let kick = nr::SA_SIGINFO | nr::SA_ONSTACK | nr::SA_RESTORER;
     let mut unblock = 0u64;
-    for (s, handler) in [
-        (sig::SIGSYS, &raw const mote_hosted_signal),
-        (sig::SIGSEGV, &raw const mote_hosted_signal),
-        (sig::SIGBUS, &raw const mote_hosted_signal),
-        (sig::SIGILL, &raw const mote_hosted_signal),
-        (sig::SIGFPE, &raw const mote_hosted_signal),
-        (sig::SIGTRAP, &raw const mote_hosted_signal),
-        (KICK, &raw const mote_hosted_kick),
+    for (s, handler, flags) in [
+        (sig::SIGSYS, &raw const mote_hosted_signal, trap),
+        (sig::SIGSEGV, &raw const mote_hosted_signal, trap),
+        (sig::SIGBUS, &raw const mote_hosted_signal, trap),
+        (sig::SIGILL, &raw const mote_hosted_signal, trap),
+        (sig::SIGFPE, &raw const mote_hosted_signal, trap),
+        (sig::SIGTRAP, &raw const mote_hosted_signal, trap),
+        (KICK, &raw const mote_hosted_kick, kick),
     ] {
         unblock |= 1 << (s - 1);
-        // Trap signals: NODEFER and an empty mask, so a thread switch inside the
-        // handler (a blocking call) leaves the signal deliverable for the next
-        // thread. The kick: blocked while its handler runs (which never switches
-        // threads). The kick is a real-time signal, so Linux queues every one the
-        // proxy sends (one per 2 ms until the signal is taken); deliverable
-        // during its handler, all those queued while the thread waited for a CPU
-        // would be pushed as nested frames at once, overflowing the stack they
-        // land on (the idle context's 16 KiB) into the runtime's heap.
-        let defer = if s == KICK { 0 } else { nr::SA_NODEFER };
         let act = SigAction {
             handler: handler as u64,
-            flags: nr::SA_SIGINFO | nr::SA_ONSTACK | nr::SA_RESTORER | defer,
+            flags,
             restorer: &raw const mote_hosted_restorer as u64,
             mask: 0,
         };
@@ -639,18 +660,53 @@ struct StackT {
 /// Top of each core's signal stack as last set (0: not yet).
 static SIGNAL_STACK_TOP: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
 
+/// Cores whose kick is blocked from `before_switch` to the next `on_switch`.
+static KICK_HELD: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+
+/// The running context of `core` is about to switch stacks. If it is a thread,
+/// its runtime stack is the signal stack and holds its live frames (the signal
+/// frame of the trap it blocks in, the runtime's frames below it); a kick
+/// arriving after the stack switch, before the next context's `on_switch`, would
+/// find rsp off that signal stack and Linux would write its frame at the top,
+/// over them. Block the kick until `on_switch` (it stays pending and arrives
+/// then, on the right stack). Leaving the idle context needs nothing: it has no
+/// signal stack, so a kick meanwhile lands below rsp on whichever stack that is.
+pub fn before_switch(core: usize) {
+    if SIGNAL_STACK_TOP[core % MAX_CORES].load(Ordering::Relaxed) != 0 {
+        block_kick(true);
+        KICK_HELD[core % MAX_CORES].store(true, Ordering::Relaxed);
+    }
+}
+
 /// A thread starts or resumes on `core` with its runtime stack `[top - size,
 /// top)` (`top == 0`: the idle context, on its own stack): make that the stack
-/// its traps are handled on. A trap of one thread
-/// may block inside `shim_trap` (a futex wait, a forwarded call) while other
-/// threads of the core run, so each thread's signal frames must stay on its own
-/// stack. Called on the resumed thread's stack, which is therefore not the
-/// signal stack in use (Linux refuses to move that one) unless it is already
-/// the right one.
+/// its traps are handled on, then let a kick held by `before_switch` in. A trap
+/// of one thread may block inside `shim_trap` (a futex wait, a forwarded call)
+/// while other threads of the core run, so each thread's signal frames must
+/// stay on its own stack. Called on the resumed thread's stack, which is
+/// therefore not the signal stack in use (Linux refuses to move that one)
+/// unless it is already the right one.
 pub fn on_switch(core: usize, top: u64, size: u64) {
     if SIGNAL_STACK_TOP[core % MAX_CORES].swap(top, Ordering::Relaxed) != top {
         set_signal_stack(top, size);
     }
+    if KICK_HELD[core % MAX_CORES].swap(false, Ordering::Relaxed) {
+        block_kick(false);
+    }
+}
+
+/// Block (or unblock) the kick for the calling thread.
+fn block_kick(block: bool) {
+    let set = 1u64 << (KICK - 1);
+    let how = if block {
+        nr::SIG_BLOCK
+    } else {
+        nr::SIG_UNBLOCK
+    };
+    linux(
+        nr::RT_SIGPROCMASK,
+        [how, &set as *const u64 as u64, 0, 8, 0, 0],
+    );
 }
 
 /// Make `[top - size, top)` the stack signals are handled on (`top == 0`: none,

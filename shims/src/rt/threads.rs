@@ -37,8 +37,13 @@ use super::platform::{core_page, kcall_raw, thread_slot, Kvm};
 /// Runtime stack of a thread other than the main one (the main thread has core 0's
 /// upcall stack).
 const THREAD_STACK: usize = 64 << 10;
-/// Stack of core 0's idle context.
+/// Stack of core 0's idle context (on the hosted platform, plus room for one
+/// Linux signal frame, see `init_main`).
 const IDLE_STACK: usize = 16 << 10;
+/// Most bytes of a Linux signal frame besides its extended-state image (return
+/// address, `ucontext`, `siginfo`, the image's alignment and end marker: under
+/// 1 KiB), with room to spare.
+const SIGFRAME_REST: usize = 2 << 10;
 /// Most bytes for one thread's extended state (`xsave`; the size CPUID reports
 /// is checked against it, and each thread gets what CPUID says).
 const XSAVE_AREA: usize = 16 << 10;
@@ -266,6 +271,9 @@ fn set_upcall_top(core: usize, top: u64) {
 
 /// The main thread `tid` on core 0, before the application starts.
 pub fn init_main(p: &Kvm, tid: u32) {
+    // What the enabled extended state takes in an xsave image (a signal frame's
+    // too); the legacy fxsave image without xsave.
+    let mut ext_state = 512;
     if xsave_supported() {
         let size: u32;
         // SAFETY: cpuid leaf 0xd sub-leaf 0 exists when OSXSAVE is set.
@@ -273,6 +281,7 @@ pub fn init_main(p: &Kvm, tid: u32) {
             asm!("push rbx", "cpuid", "mov {0:e}, ebx", "pop rbx", out(reg) size,
                  inout("eax") 0xd => _, inout("ecx") 0 => _, out("edx") _, options(nostack))
         };
+        ext_state = ext_state.max(size as usize);
         if (size as usize) + 64 <= XSAVE_AREA {
             XSAVE.store(1, Ordering::Relaxed);
             EXT_BYTES.store(size as u64 + 64, Ordering::Relaxed);
@@ -300,9 +309,17 @@ pub fn init_main(p: &Kvm, tid: u32) {
     c.tid.store(tid as u64, Ordering::Relaxed);
     c.slot.store(0, Ordering::Relaxed);
     set_upcall_top(0, upcall_stack_top(0));
-    // Core 0's idle context, entered the first time the main thread blocks.
-    let idle: &'static mut [u8] = Vec::leak(alloc::vec![0u8; IDLE_STACK]);
-    let top = (idle.as_ptr() as u64 + IDLE_STACK as u64) & !15;
+    // Core 0's idle context, entered the first time the main thread blocks. On
+    // the hosted platform a kick may come while it runs, and Linux writes its
+    // signal frame (registers and the whole extended state) below its rsp: one
+    // at a time (see `hosted`), but it must fit.
+    let idle_len = if super::hosted::active() {
+        IDLE_STACK + ext_state + SIGFRAME_REST
+    } else {
+        IDLE_STACK
+    };
+    let idle: &'static mut [u8] = Vec::leak(alloc::vec![0u8; idle_len]);
+    let top = (idle.as_ptr() as u64 + idle_len as u64) & !15;
     c.idle_rsp.store(
         initial_context(top, &raw const mote_idle_start as u64),
         Ordering::Relaxed,
@@ -332,7 +349,12 @@ fn initial_context(top: u64, entry: u64) -> u64 {
 }
 
 /// Switch from the running context (whose rsp is saved at `save`) to `next_rsp`.
+/// The context switched to calls `hosted::on_switch` first thing (through
+/// `resume_thread_state` or `idle_signal_stack`).
 fn switch(save: *mut u64, next_rsp: u64) {
+    if super::hosted::active() {
+        super::hosted::before_switch(cpu().core.load(Ordering::Relaxed) as usize);
+    }
     // SAFETY: next_rsp is a context saved by mote_switch or made by
     // initial_context; `save` belongs to the context we leave.
     unsafe { mote_switch(save, next_rsp) }
