@@ -58,3 +58,23 @@ fn no_patch_keeps_every_call_trapping() {
     );
     assert_eq!(direct, 0);
 }
+
+/// Regression: the patched entry gives the arithmetic flags back with `sahf` and
+/// an `add` instead of `popfq` (which cost ~70 ns per forwarded call); every flag
+/// pattern, DF included, must come back from a patched site as from `syscall`.
+#[test]
+fn patched_sites_give_the_flags_back() {
+    let prog = Program::new(app("syscall_flags"));
+    let native = prog.native();
+    assert_eq!(native.status, 0, "{native:?}");
+    for platform in ["kvm", "hosted"] {
+        let mote = prog.mote_with(&["--stats", "--platform", platform]);
+        assert_eq!(mote.status, native.status, "{platform}: {mote:?}");
+        assert_eq!(mote.stdout, native.stdout, "{platform}");
+        let (_, direct) = counts(&mote.stderr_text());
+        assert!(
+            direct >= 4000,
+            "{platform}: only {direct} calls went through patched sites"
+        );
+    }
+}
