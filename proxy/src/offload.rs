@@ -410,14 +410,30 @@ pub fn serve(
     }
 }
 
-/// Wait for a request after `last`: spin (bounded), then sleep on `req_seq`.
-/// Before sleeping, wake the requester's core if it waits (the late check of the
-/// protocol, `mote_abi::ikc`: `respond` does not fence).
 /// Offload threads spinning for a request now, and how many may.
 static SPINNERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 const MAX_SPINNERS: usize = 2;
 
+/// Polls right after answering a call before the thread counts itself among the
+/// `SPINNERS`: the requester's next call usually comes within a few hundred ns
+/// (its thread returns to the application and calls again), and this window
+/// serves it without an atomic read-modify-write on a shared counter per call
+/// (a locked instruction also waits for the response's store to leave the store
+/// buffer). Bounded (a few µs), so a crowd of threads just past their calls
+/// cannot starve the Linux core for long.
+const GRACE_SPINS: u32 = 256;
+
+/// Wait for a request after `last`: poll for `GRACE_SPINS`, spin (bounded, while
+/// few others do), then sleep on `req_seq`. Before sleeping, wake the requester's
+/// core if it waits (the late check of the protocol, `mote_abi::ikc`: `respond`
+/// does not fence).
 fn wait_request(guest: &GuestMem, slot: &Slot, last: u32) -> Request {
+    for _ in 0..GRACE_SPINS {
+        if let Some(r) = slot.poll(last) {
+            return r;
+        }
+        std::hint::spin_loop();
+    }
     loop {
         // Spin only while few others do: every offload thread shares the Linux
         // core, and a crowd of spinners (an application with many threads) would

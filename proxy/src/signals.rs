@@ -188,9 +188,13 @@ pub fn register_offload(index: usize) {
 }
 
 /// Offload slot `index`'s thread starts (true) or ends (false) a forwarded call.
+/// A plain store (twice per forwarded call, on its hot path): a router that reads
+/// a stale value kicks in vain or not at all this time, and kicks again every
+/// `REKICK` while the signal is outstanding, by when the store is long visible.
+/// The same retry covers a kick that lands just before the thread enters its call.
 pub fn offload_busy(index: usize, busy: bool) {
     if let Some(o) = OFFLOADS.get(index) {
-        o.busy.store(busy, Ordering::SeqCst);
+        o.busy.store(busy, Ordering::Release);
     }
 }
 

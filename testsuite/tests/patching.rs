@@ -82,7 +82,25 @@ fn no_patch_keeps_every_call_trapping(pf: Platform) {
     }
 }
 
+/// Regression: the patched entry gives the arithmetic flags back with `sahf` and
+/// an `add` instead of `popfq` (which cost ~70 ns per forwarded call); every flag
+/// pattern, DF included, must come back from a patched site as from `syscall`.
+fn patched_sites_give_the_flags_back(pf: Platform) {
+    let prog = Program::new(app("syscall_flags")).on(pf);
+    let native = prog.native();
+    assert_eq!(native.status, 0, "{native:?}");
+    let mote = prog.mote_with(&["--stats"]);
+    assert_eq!(mote.status, native.status, "{mote:?}");
+    assert_eq!(mote.stdout, native.stdout);
+    let (_, direct) = counts(&mote.stderr_text());
+    assert!(
+        direct >= 4000,
+        "only {direct} calls went through patched sites"
+    );
+}
+
 mote_testsuite::on_both_platforms!(
     a_loop_of_system_calls_stops_trapping_once_its_sites_are_patched,
     no_patch_keeps_every_call_trapping,
+    patched_sites_give_the_flags_back,
 );
