@@ -89,6 +89,11 @@ pub struct State {
     /// pages (the hosted platform's hugetlbfs memory): `map`, `unmap` and
     /// `protect` of part of such a page panic, as Linux refuses them (EINVAL).
     pub whole_only: Option<(u64, u64)>,
+    /// How many whole-only 2 MiB pages the platform can still back (`None`: as
+    /// many as asked); a `map` needing more fails with ENOSPC, as the hosted
+    /// platform's when Linux has no free hugetlbfs pages. Pages once backed stay.
+    pub whole_only_budget: Option<u64>,
+    pub whole_only_backed: BTreeSet<u64>,
 }
 
 impl State {
@@ -282,6 +287,17 @@ impl Platform for FakePlatform {
                     whole(va) && whole(gpa) && whole(len) && gpa >= ws && gpa + len <= we,
                     "fake: map of part of a whole-only 2 MiB page: va {va:#x} gpa {gpa:#x} len {len:#x}"
                 );
+                let chunks: Vec<u64> = (gpa..gpa + len)
+                    .step_by(LARGE_PAGE_SIZE as usize)
+                    .filter(|c| !st.whole_only_backed.contains(c))
+                    .collect();
+                if let Some(left) = st.whole_only_budget {
+                    if (chunks.len() as u64) > left {
+                        return Err(Errno::ENOSPC);
+                    }
+                    st.whole_only_budget = Some(left - chunks.len() as u64);
+                }
+                st.whole_only_backed.extend(chunks);
             }
         }
         let n = len / PAGE_SIZE;

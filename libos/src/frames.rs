@@ -81,6 +81,9 @@ struct Region {
 pub struct FramePool {
     any: Region,
     large: Option<Region>,
+    /// The platform could not back a chunk of the 2 MiB-only region (Linux ran
+    /// out of hugetlbfs pages): no more new requests go there.
+    large_retired: bool,
 }
 
 impl FramePool {
@@ -89,6 +92,7 @@ impl FramePool {
         FramePool {
             any: Region::new(start, end),
             large: None,
+            large_retired: false,
         }
     }
 
@@ -99,6 +103,7 @@ impl FramePool {
         FramePool {
             any: Region::new(start, large_start),
             large: (large_start < end).then(|| Region::new(large_start, end)),
+            large_retired: false,
         }
     }
 
@@ -134,6 +139,7 @@ impl FramePool {
     pub fn available_in(&self, size: FrameSize) -> u64 {
         match (size, &self.large) {
             (FrameSize::Small, _) | (_, None) => self.any.available_in(size),
+            _ if self.large_retired => self.any.available_in(size),
             (_, Some(l)) => self.any.available_in(size) + l.available_in(size),
         }
     }
@@ -146,12 +152,24 @@ impl FramePool {
             .is_some_and(|l| gpa >= l.start && gpa < l.end)
     }
 
+    /// The platform cannot back the 2 MiB-only region's frames any more (ENOSPC
+    /// from `Platform::map`): later requests go to the other region. Frames of it
+    /// already handed out stay valid and come back with `free`.
+    pub fn retire_large(&mut self) {
+        self.large_retired = true;
+    }
+
     /// Hand out `len` bytes (rounded up to the frame size) as contiguous runs,
     /// preferring a single run. Nothing is taken when the request cannot be met
     /// (`ENOMEM`). 2 MiB and 1 GiB requests come from the 2 MiB-only region first,
     /// then from the other.
     pub fn alloc(&mut self, len: u64, size: FrameSize) -> Result<Vec<Run>, Errno> {
-        let Some(large) = self.large.as_mut().filter(|_| size != FrameSize::Small) else {
+        let retired = self.large_retired;
+        let Some(large) = self
+            .large
+            .as_mut()
+            .filter(|_| size != FrameSize::Small && !retired)
+        else {
             return self.any.alloc(len, size);
         };
         let len = align_up(len.max(1), size.bytes());

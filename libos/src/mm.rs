@@ -230,6 +230,7 @@ enum Note {
     GrowFile = 1 << 3,
     NoHugeFrames = 1 << 4,
     OutOfMemory = 1 << 5,
+    NoHugetlbPages = 1 << 6,
 }
 
 /// The application's address space.
@@ -1468,6 +1469,25 @@ impl AddressSpace {
                 .collect();
         }
         for (ps, pe, size) in pieces {
+            self.back_piece(p, ps, pe, size, prot, mapped)?;
+        }
+        Ok(())
+    }
+
+    /// Back `[ps, pe)` with frames of `size` (falling back to smaller ones), mapped
+    /// `prot`, adding the runs to `mapped`. Where the platform cannot back 2 MiB-only
+    /// frames any more (hugetlbfs ran out: ENOSPC), that region is retired and the
+    /// piece is backed from the rest of the pool.
+    fn back_piece<P: Platform>(
+        &mut self,
+        p: &P,
+        ps: u64,
+        pe: u64,
+        size: FrameSize,
+        prot: u64,
+        mapped: &mut Vec<(u64, Backing)>,
+    ) -> Result<(), Errno> {
+        loop {
             let runs = match self.frames.alloc(pe - ps, size) {
                 Ok(r) => r,
                 // No aligned gigabyte left: 2 MiB chunks, else 4 KiB frames.
@@ -1489,12 +1509,28 @@ impl AddressSpace {
                 Err(e) => return Err(e),
             };
             let mut va = ps;
+            let done = mapped.len();
             let mut rest = runs.into_iter();
             while let Some(run) = rest.next() {
                 if let Err(err) = self.map_run(p, va, run, prot) {
                     self.frames.free(run.gpa, run.len);
                     for r in rest {
                         self.frames.free(r.gpa, r.len);
+                    }
+                    if err == Errno::ENOSPC && self.frames.whole_chunks_only(run.gpa) {
+                        // Undo this piece and back it again without that region.
+                        let undo: Vec<(u64, Backing)> = mapped.drain(done..).collect();
+                        self.unmap_runs(p, &undo);
+                        for (_, b) in undo {
+                            self.frames.free(b.gpa, b.len);
+                        }
+                        self.frames.retire_large();
+                        self.note(
+                            p,
+                            Note::NoHugetlbPages,
+                            "Linux has no more free 2 MiB hugetlbfs pages: further memory uses ordinary pages",
+                        );
+                        break;
                     }
                     return Err(err);
                 }
@@ -1507,8 +1543,10 @@ impl AddressSpace {
                 ));
                 va += run.len;
             }
+            if va == pe {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Map one run at `va` with `prot`, zeroing it first when it is dirty.
@@ -3151,5 +3189,35 @@ mod tests {
         assert_eq!(mm.page_fault(&p, a, PF_FETCH), Fault::Default);
         mm.mprotect(&p, a, PAGE_SIZE, PROT_NONE).unwrap();
         assert_eq!(mm.page_fault(&p, a, 0), Fault::Default);
+    }
+
+    #[test]
+    fn when_the_platform_cannot_back_whole_only_pages_the_rest_of_the_pool_is_used() {
+        let (mut mm, p) = setup_whole_only(64 * MB, 64 * MB);
+        // Linux has hugetlbfs pages for two chunks only.
+        p.st.borrow_mut().whole_only_budget = Some(2);
+        let a = anon(&mut mm, &p, 0, 8 * MB, ANON).unwrap();
+        let whole = |va: u64| p.mapping(va).unwrap().0 >= 80 * MB;
+        // The first mapping's chunks were taken together and failed together: all
+        // of it is ordinary memory, on 2 MiB pages still.
+        assert!(
+            (0..4).all(|i| !whole(a + i * 2 * MB)),
+            "no partly hugetlbfs mapping"
+        );
+        assert_eq!(p.st.borrow().page_size.get(&a), Some(&LARGE_PAGE_SIZE));
+        assert_eq!(
+            p.st.borrow()
+                .logs
+                .iter()
+                .filter(|l| l.contains("hugetlbfs"))
+                .count(),
+            1,
+            "said once"
+        );
+        // Later mappings do not try again.
+        let b = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
+        assert!(!whole(b));
+        mm.assert_invariants();
+        p.assert_mirror_matches();
     }
 }

@@ -21,10 +21,7 @@ pub enum GuestMemError {
     Size { size: u64, err: std::io::Error },
     #[error("cannot map guest memory of {size} bytes: {err}")]
     Map { size: u64, err: std::io::Error },
-    #[error(
-        "cannot take {pages} 2 MiB pages from hugetlbfs ({err}); fewer are free than \
-         /proc/meminfo said a moment ago (another program took them): run again"
-    )]
+    #[error("cannot map {pages} 2 MiB hugetlbfs pages of guest memory: {err}")]
     Huge { pages: u64, err: std::io::Error },
 }
 
@@ -79,7 +76,7 @@ impl GuestMem {
 
     /// Create `size` bytes (a multiple of 2 MiB) of zeroed guest memory, the last
     /// `large` of them (a multiple of 2 MiB, at most `size`) on 2 MiB hugetlbfs
-    /// pages, which are reserved now: the call fails when Linux has fewer free.
+    /// pages, which are allocated only as the runtime maps them.
     pub fn with_large(size: u64, large: u64) -> Result<GuestMem, GuestMemError> {
         assert!(size.is_multiple_of(LARGE) && large.is_multiple_of(LARGE) && large <= size);
         let small = size - large;
@@ -165,11 +162,17 @@ impl GuestMem {
             };
         }
         if let Some(fd) = &mem.large_fd {
-            // Without MAP_NORESERVE: the pages are reserved now, so running short
-            // of them is this error, not a SIGBUS in the middle of the run.
-            map(base + small, large, fd.as_raw_fd(), 0).map_err(|err| GuestMemError::Huge {
-                pages: large / LARGE,
-                err,
+            // MAP_NORESERVE: nothing is taken from Linux's hugetlbfs pages until
+            // the runtime maps a chunk, which allocates its pages first
+            // (`fallocate`, see the runtime's `rt::hosted::map`) and falls back
+            // to ordinary memory when none are left. Runs side by side (MPI ranks
+            // on one node) so share the pages by use, not by their --mem. The
+            // proxy touches this memory only where the runtime mapped it.
+            map(base + small, large, fd.as_raw_fd(), libc::MAP_NORESERVE).map_err(|err| {
+                GuestMemError::Huge {
+                    pages: large / LARGE,
+                    err,
+                }
             })?;
         }
         Ok(mem)

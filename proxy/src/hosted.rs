@@ -89,7 +89,7 @@ pub fn large_memory(mem: u64, page_size: u64, free_pages: u64) -> u64 {
 pub fn guest_memory(mem: u64, page_size: u64) -> Result<GuestMem, crate::guest::GuestMemError> {
     let large = large_memory(mem, page_size, hugetlb_pages_free());
     match GuestMem::with_large(mem, large) {
-        // Another program took the pages since they were counted: go without.
+        // hugetlbfs memory could not be mapped at all: go without.
         Err(crate::guest::GuestMemError::Huge { .. }) => GuestMem::new(mem),
         r => r,
     }

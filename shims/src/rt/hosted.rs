@@ -95,6 +95,7 @@ mod nr {
     pub const RT_SIGPROCMASK: u64 = 14;
     pub const RT_SIGRETURN: u64 = 15;
     pub const MADVISE: u64 = 28;
+    pub const FALLOCATE: u64 = 285;
     pub const SIGALTSTACK: u64 = 131;
     pub const PRCTL: u64 = 157;
     pub const ARCH_PRCTL: u64 = 158;
@@ -186,12 +187,27 @@ fn map(va: u64, gpa: u64, len: u64, prot: u64) -> i64 {
             _ => (GUEST_FD.load(Ordering::Relaxed) as u64, gpa),
         }
     };
+    let hugetlb = fd == LARGE_FD.load(Ordering::Relaxed) as u64;
+    if hugetlb {
+        // The proxy maps hugetlbfs memory without reserving it (so that runs
+        // side by side share Linux's pages by use, not by their --mem): take the
+        // pages now, or tell libos there are none left (ENOSPC: it maps
+        // ordinary memory instead), rather than meet a SIGBUS at first touch.
+        // Pages once taken stay the run's (libos reuses freed frames).
+        let r = linux(nr::FALLOCATE, [fd, 0, off, len, 0, 0]);
+        if r < 0 {
+            // Give back what the failed call did take (the range is free frames
+            // of libos's, about to be freed again): another run may need them.
+            const PUNCH_HOLE_KEEP_SIZE: u64 = 0x02 | 0x01;
+            linux(nr::FALLOCATE, [fd, PUNCH_HOLE_KEEP_SIZE, off, len, 0, 0]);
+            return -28; // ENOSPC
+        }
+    }
     let flags = nr::MAP_SHARED | nr::MAP_FIXED;
     let r = linux(nr::MMAP, [va, len, prot & kcall::PROT_MASK, flags, fd, off]);
     if r < 0 {
         return r;
     }
-    let hugetlb = fd == LARGE_FD.load(Ordering::Relaxed) as u64;
     if len >= LARGE_PAGE_SIZE && prot & kcall::MAP_PAGES_4K == 0 && !hugetlb {
         // Large pages where Linux gives them for shared memory (THP for shmem:
         // /sys/kernel/mm/transparent_hugepage/shmem_enabled); failure is harmless.
