@@ -105,6 +105,12 @@ int main(int argc, char **argv)
 		check(munmap(a, 8192) == 0, "munmap of /dev/zero mapping");
 	}
 	close(z);
+	/* Writable shared only through a descriptor open for writing, as any file. */
+	z = open("/dev/zero", O_RDONLY);
+	check(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, z, 0) == MAP_FAILED &&
+		      errno == EACCES,
+	      "a read-only /dev/zero descriptor does not map writable shared");
+	close(z);
 
 	if (failed)
 		return 1;

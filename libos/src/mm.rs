@@ -72,9 +72,16 @@ const MAX_TABLE_ROUNDS: usize = 16;
 /// Gap a `MAP_GROWSDOWN` mapping keeps from the mapping below it when it grows
 /// (Linux's default `stack_guard_gap`, 256 pages).
 const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
-/// Page-fault error code bits (Intel SDM vol. 3, 4.7): a write; an instruction fetch.
+/// Page-fault error code bits (Intel SDM vol. 3, 4.7): a write; a reserved bit
+/// set in a paging entry; an instruction fetch; a protection-key violation.
 pub const PF_WRITE: u64 = 1 << 1;
+pub const PF_RSVD: u64 = 1 << 3;
 pub const PF_FETCH: u64 = 1 << 4;
+pub const PF_PK: u64 = 1 << 5;
+
+/// How many lately split whole-only chunks `page_fault` remembers (their faults
+/// are retried): more than the cores that can fault on one at once.
+const SPLIT_LATELY: usize = 64;
 
 /// Bytes copied at a time when a whole-only 2 MiB page is split.
 const COPY_BUF: usize = 64 << 10;
@@ -253,6 +260,9 @@ pub struct AddressSpace {
     /// Page size for anonymous memory, heap, stacks and private file copies
     /// (`BootInfo::page_size`, `mote run --page-size`): 4 KiB, 2 MiB or 1 GiB.
     page_size: u64,
+    /// Virtual starts of the whole-only chunks split last (`SPLIT_LATELY` of them,
+    /// oldest first): a fault there may have met the split (see `page_fault`).
+    split_lately: alloc::collections::VecDeque<u64>,
 }
 
 impl AddressSpace {
@@ -269,6 +279,7 @@ impl AddressSpace {
             noted: 0,
             shared: BTreeMap::new(),
             page_size: LARGE_PAGE_SIZE,
+            split_lately: alloc::collections::VecDeque::new(),
             labels: BTreeMap::new(),
         }
     }
@@ -455,8 +466,11 @@ impl AddressSpace {
         let new_end = align_up(addr, PAGE_SIZE);
         let heap_end = self.heap_end();
         if new_end < old_end {
+            let old = self.brk;
             self.brk = addr;
-            self.shrink_heap(p, new_end, old_end, heap_end);
+            if self.shrink_heap(p, new_end, old_end, heap_end).is_err() {
+                self.brk = old;
+            }
         } else if new_end > old_end {
             if new_end > heap_end {
                 // Back `[heap_end, new_end)` and over-extend to the next 2 MiB
@@ -496,7 +510,13 @@ impl AddressSpace {
     /// become reserve, still backed and now dirty. If the heap there is not plain
     /// read-write heap memory (the application unmapped, re-protected or mapped
     /// over part of it), everything from `new_end` up is unmapped, as Linux would.
-    fn shrink_heap<P: Platform>(&mut self, p: &P, new_end: u64, old_end: u64, heap_end: u64) {
+    fn shrink_heap<P: Platform>(
+        &mut self,
+        p: &P,
+        new_end: u64,
+        old_end: u64,
+        heap_end: u64,
+    ) -> Result<(), Errno> {
         let mut at = new_end;
         let plain = loop {
             if at >= old_end {
@@ -510,17 +530,19 @@ impl AddressSpace {
             }
         };
         if !plain {
-            self.remove_range(p, new_end, heap_end.max(old_end));
+            self.remove_range(p, new_end, heap_end.max(old_end))?;
             self.heap_dirty = new_end;
-            return;
+            return Ok(());
         }
         self.set_kind(new_end, old_end, VmaKind::HeapReserve);
         self.heap_dirty = self.heap_dirty.max(old_end);
         // Keep at most one chunk beyond the 2 MiB boundary above the new break.
         let keep = align_up(new_end, LARGE_PAGE_SIZE).saturating_add(LARGE_PAGE_SIZE);
         if keep < heap_end {
-            self.remove_range(p, keep, heap_end);
+            // Reserve beyond the break: kept when it cannot be cut (ENOMEM).
+            let _ = self.remove_range(p, keep, heap_end);
         }
+        Ok(())
     }
 
     /// Make the VMAs in `[start, end)` (all heap or heap reserve) of `kind`.
@@ -577,6 +599,14 @@ impl AddressSpace {
         // proxy's and the hosted application's process would each get an object
         // of their own.)
         let dev_zero = !anon && shared && is_dev_zero(p, fd);
+        if dev_zero && prot & PROT_WRITE != 0 {
+            // As for any shared mapping: writable only through a descriptor open
+            // for writing.
+            let fl = p.forward(syscalls::Sysno::fcntl as u64, [fd, F_GETFL, 0, 0, 0, 0]);
+            if fl >= 0 && fl as u64 & O_ACCMODE == O_RDONLY {
+                return Err(Errno::EACCES);
+            }
+        }
         anon |= dev_zero;
         if !anon && off.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
             return Err(Errno::EOVERFLOW);
@@ -633,7 +663,7 @@ impl AddressSpace {
 
         if anon {
             if fixed {
-                self.remove_range(p, start, end);
+                self.remove_range(p, start, end)?;
             }
             if let Err(e) = self.map_new(p, start, end, prot, VmaKind::Anon, shared) {
                 self.note_oom(p, e, len);
@@ -644,7 +674,7 @@ impl AddressSpace {
             }
         } else if shared {
             if fixed {
-                self.remove_range(p, start, end);
+                self.remove_range(p, start, end)?;
             }
             self.map_passthrough(p, start, end, prot, flags, fd, off)?;
         } else {
@@ -652,11 +682,12 @@ impl AddressSpace {
             // into place (the proxy sees the same addresses), then the requested
             // protection.
             if fixed {
-                self.remove_range(p, start, end);
+                self.remove_range(p, start, end)?;
             }
             self.map_new(p, start, end, PROT_READ | PROT_WRITE, VmaKind::File, false)?;
             if let Err(e) = read_file_into(p, fd, start, len, off) {
-                self.remove_range(p, start, end);
+                // Just mapped by us: its ends cut nothing.
+                let _ = self.remove_range(p, start, end);
                 return Err(e);
             }
             if prot != PROT_READ | PROT_WRITE {
@@ -689,7 +720,7 @@ impl AddressSpace {
         if va < USER_START || va > USER_END - len {
             return Err(Errno::ENOMEM);
         }
-        self.remove_range(p, va, va + len);
+        self.remove_range(p, va, va + len)?;
         self.map_new(p, va, va + len, prot, kind, false)
     }
 
@@ -747,22 +778,31 @@ impl AddressSpace {
     }
 
     /// What a page fault of the application at `addr` (x86 page-fault error code
-    /// `error`) means. An access the VMA allows to a backed page met a mapping
-    /// that was changing under it (a whole-only 2 MiB page being split, see
-    /// `split_chunk`, or a stale translation) and is retried. In a shared file
-    /// mapping, an allowed access to a page beyond the file's end is `SIGBUS`, as
-    /// in Linux, mapped (the file shrank under it) or not; an unbacked page the
-    /// file has grown over since it was mapped is mapped now and the access
-    /// retried. Every other fault is the exception's own (`SIGSEGV`).
+    /// `error`) means. A fault Linux reported as `SIGBUS` (`trap::PF_SIGBUS`, hosted
+    /// platform) is `SIGBUS`. An access the VMA allows to a backed page of a
+    /// whole-only 2 MiB page split lately met the split under way (`split_chunk`
+    /// makes the page read-only, then maps its copy) and is retried. In a shared
+    /// file mapping, an allowed access to a page beyond the file's end is
+    /// `SIGBUS`, as in Linux, mapped (the file shrank under it) or not; an
+    /// unbacked page the file has grown over since it was mapped is mapped now and
+    /// the access retried. Every other fault is the exception's own (`SIGSEGV`).
     pub fn page_fault<P: Platform>(&mut self, p: &P, addr: u64, error: u64) -> Fault {
+        if error & mote_abi::trap::PF_SIGBUS != 0 {
+            return Fault::Signal(crate::uapi::signal::SIGBUS);
+        }
         let Some((_, &v)) = self.vma_at(addr) else {
             return self.grow_down(p, addr);
         };
         let (write, fetch) = (error & PF_WRITE != 0, error & PF_FETCH != 0);
         let allowed = allows(v.prot, write) && (!fetch || v.prot & PROT_EXEC != 0);
         let backed = self.translate(addr).is_some();
+        // Reserved-bit and protection-key faults are never a split's.
+        let plain = error & (PF_RSVD | PF_PK) == 0;
+        let split_lately = self
+            .split_lately
+            .contains(&align_down(addr, LARGE_PAGE_SIZE));
         let VmaKind::Passthrough { gpa, va, .. } = v.kind else {
-            return if backed && allowed {
+            return if backed && allowed && plain && split_lately {
                 Fault::Retry
             } else {
                 Fault::Default
@@ -841,11 +881,20 @@ impl AddressSpace {
         }
         let free = self.frames.available() >> 20;
         let (start, end) = self.frames.range();
+        // Of what is left, how much only 2 MiB-aligned mappings can use.
+        let whole_only = free.saturating_sub(self.frames.available_in(FrameSize::Small) >> 20);
+        let split = if whole_only > 0 {
+            alloc::format!(
+                " ({whole_only} MiB of it only in whole 2 MiB pages: hugetlbfs memory, which 4 KiB pieces cannot use; --page-size 4k puts all of --mem on ordinary pages)"
+            )
+        } else {
+            alloc::string::String::new()
+        };
         self.note(
             p,
             Note::OutOfMemory,
             &alloc::format!(
-                "out of partition memory: a mapping of {} MiB does not fit in the {free} MiB left of {} MiB; the application gets ENOMEM (give the partition more with mote run --mem)",
+                "out of partition memory: a mapping of {} MiB does not fit in the {free} MiB left of {} MiB{split}; the application gets ENOMEM (give the partition more with mote run --mem)",
                 len.div_ceil(1 << 20),
                 (end - start) >> 20
             ),
@@ -864,10 +913,7 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         // Where a whole-only 2 MiB page cannot be split, nothing changes (ENOMEM).
-        self.split_whole_chunk(p, addr)?;
-        self.split_whole_chunk(p, addr + len)?;
-        self.remove_range(p, addr, addr + len);
-        Ok(())
+        self.remove_range(p, addr, addr + len)
     }
 
     // ---------------------------------------------------------------- mprotect
@@ -997,17 +1043,21 @@ impl AddressSpace {
             if new_len > old_len && vma.kind == VmaKind::File {
                 return self.grow_file_refused(p);
             }
-            self.remove_range(p, new_addr, new_addr + new_len);
+            // Both cuts first, so that a failing one (ENOMEM) changes nothing.
+            self.split_whole_chunk(p, new_addr)?;
+            self.split_whole_chunk(p, new_addr + new_len)?;
+            self.split_whole_chunk(p, old + new_len.min(old_len))?;
+            self.remove_range(p, new_addr, new_addr + new_len)?;
             let moved_len = old_len.min(new_len);
             if old_len > new_len {
-                self.remove_range(p, old + new_len, old_end);
+                self.remove_range(p, old + new_len, old_end)?;
             }
             self.move_range(p, old, moved_len, new_addr, new_len, vma)?;
             return Ok(new_addr);
         }
 
         if new_len <= old_len {
-            self.remove_range(p, old + new_len, old_end);
+            self.remove_range(p, old + new_len, old_end)?;
             return Ok(old);
         }
         if vma.kind == VmaKind::File {
@@ -1065,7 +1115,9 @@ impl AddressSpace {
             if new_addr < old + len && old < new_addr + len {
                 return Err(Errno::EINVAL);
             }
-            self.remove_range(p, new_addr, new_addr + len);
+            self.split_whole_chunk(p, old)?;
+            self.split_whole_chunk(p, old + len)?;
+            self.remove_range(p, new_addr, new_addr + len)?;
             new_addr
         } else {
             let align = self.placement_align(len);
@@ -1180,7 +1232,8 @@ impl AddressSpace {
         if new_len > len {
             if let Err(e) = self.map_new(p, to + len, to + new_len, vma.prot, vma.kind, vma.shared)
             {
-                self.remove_range(p, to, to + len);
+                // Just mapped by us at a free range: its ends cut nothing.
+                let _ = self.remove_range(p, to, to + len);
                 return Err(e);
             }
         }
@@ -1225,6 +1278,9 @@ impl AddressSpace {
             .collect();
         match advice {
             MADV_DONTNEED | MADV_DONTNEED_LOCKED | MADV_FREE | MADV_REMOVE => {
+                // Zeroing may change the protection of part of a whole-only page.
+                self.split_whole_chunk(p, addr)?;
+                self.split_whole_chunk(p, end)?;
                 for &(s, e, v) in &parts {
                     let anon = matches!(v.kind, VmaKind::Anon | VmaKind::Heap | VmaKind::Stack);
                     if advice == MADV_REMOVE && !(anon && v.shared) {
@@ -1680,6 +1736,10 @@ impl AddressSpace {
             va += r.len;
         }
         // 2. Nobody writes the old page any more; copy it.
+        if self.split_lately.len() == SPLIT_LATELY {
+            self.split_lately.pop_front();
+        }
+        self.split_lately.push_back(chunk);
         let _ = p.protect(chunk, LARGE, PROT_READ);
         let mut buf = alloc::vec![0u8; COPY_BUF];
         for off in (0..LARGE).step_by(COPY_BUF) {
@@ -1728,9 +1788,9 @@ impl AddressSpace {
     /// Remove everything in `[start, end)`: VMAs, mappings, frames. The heap
     /// reserve stays contiguous with the break: removing part of it removes the
     /// rest above, too.
-    fn remove_range<P: Platform>(&mut self, p: &P, start: u64, end: u64) {
+    fn remove_range<P: Platform>(&mut self, p: &P, start: u64, end: u64) -> Result<(), Errno> {
         if start >= end {
-            return;
+            return Ok(());
         }
         let (reserve, heap_end) = (align_up(self.brk, PAGE_SIZE), self.heap_end());
         let end = if start < heap_end && end > reserve && end < heap_end {
@@ -1739,18 +1799,9 @@ impl AddressSpace {
             end
         };
         // A whole-only 2 MiB page the range cuts into is split first; without
-        // 4 KiB frames for that (out of memory), its part stays as it is.
-        let start = match self.split_whole_chunk(p, start) {
-            Ok(()) => start,
-            Err(_) => align_up(start, LARGE_PAGE_SIZE),
-        };
-        let end = match self.split_whole_chunk(p, end) {
-            Ok(()) => end,
-            Err(_) => align_down(end, LARGE_PAGE_SIZE),
-        };
-        if start >= end {
-            return;
-        }
+        // 4 KiB frames for that, nothing changes (ENOMEM).
+        self.split_whole_chunk(p, start)?;
+        self.split_whole_chunk(p, end)?;
         self.unlabel(start, end);
         split(&mut self.vmas, start);
         split(&mut self.vmas, end);
@@ -1781,6 +1832,7 @@ impl AddressSpace {
         }
         self.release_shared(p, &released);
         self.heap_dirty = self.heap_dirty.min(self.heap_end());
+        Ok(())
     }
 
     /// Pieces `(start, end, object)` of shared file mappings are gone: the proxy puts
@@ -2023,6 +2075,11 @@ fn fd_path<P: Platform>(p: &P, fd: u64) -> Option<Vec<u8>> {
         buf
     })
 }
+
+/// `fcntl` `F_GETFL` and the access-mode bits of its result (`asm-generic/fcntl.h`).
+const F_GETFL: u64 = 3;
+const O_ACCMODE: u64 = 3;
+const O_RDONLY: u64 = 0;
 
 /// Is `fd` open on `/dev/zero` (a character device 1:5)?
 fn is_dev_zero<P: Platform>(p: &P, fd: u64) -> bool {
@@ -3007,10 +3064,62 @@ mod tests {
     }
 
     fn random_operations(page_size: u64) {
-        let (mut mm, p) = setup(96 * MB);
+        let (mm, p) = setup(96 * MB);
+        random_operations_on(mm, p, page_size, &[], 0x2545_f491_4f6c_dd1d);
+    }
+
+    #[test]
+    fn whole_only_random_operations_with_whole_only_memory() {
+        for seed in 1..6u64 {
+            let (mm, p) = setup_whole_only(32 * MB, 64 * MB);
+            random_operations_on(
+                mm,
+                p,
+                LARGE_PAGE_SIZE,
+                &[],
+                seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            );
+        }
+    }
+
+    #[test]
+    fn whole_only_random_operations_with_whole_only_memory_but_madvise() {
+        for seed in 1..6u64 {
+            let (mm, p) = setup_whole_only(32 * MB, 64 * MB);
+            random_operations_on(
+                mm,
+                p,
+                LARGE_PAGE_SIZE,
+                &[5],
+                seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            );
+        }
+    }
+
+    #[test]
+    fn whole_only_random_operations_with_whole_only_memory_plenty_small_but_madvise() {
+        for seed in 1..6u64 {
+            let (mm, p) = setup_whole_only(512 * MB, 64 * MB);
+            random_operations_on(
+                mm,
+                p,
+                LARGE_PAGE_SIZE,
+                &[5],
+                seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            );
+        }
+    }
+
+    fn random_operations_on(
+        mut mm: AddressSpace,
+        p: FakePlatform,
+        page_size: u64,
+        skip: &[u64],
+        seed0: u64,
+    ) {
         mm.set_page_size(page_size);
         mm.set_brk_start(0x40_0000);
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut seed = seed0;
         let mut rnd = |n: u64| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
@@ -3042,7 +3151,11 @@ mod tests {
                     assert_eq!(p.peek(a + len - 16, 16), [0; 16]);
                 }
             };
-            let _ = match rnd(8) {
+            let op = rnd(8);
+            if skip.contains(&op) {
+                continue;
+            }
+            let _ = match op {
                 0 => mm
                     .mmap(&p, va, len, prot, ANON | MAP_FIXED, u64::MAX, 0)
                     .map(|a| fresh(&mm, a)),
@@ -3099,7 +3212,8 @@ mod tests {
         // Everything goes back.
         mm.munmap(&p, USER_START, USER_END - USER_START).unwrap();
         mm.assert_invariants();
-        assert_eq!(mm.frames().available() + mm.tables_given(), 96 * MB);
+        let (ps, pe) = mm.frames().range();
+        assert_eq!(mm.frames().available() + mm.tables_given(), pe - ps);
         assert!(p.st.borrow().pages.is_empty());
         assert!(p.st.borrow().mirror.is_empty());
         assert!(p.st.borrow().shared.is_empty(), "every object released");
@@ -3175,20 +3289,133 @@ mod tests {
         mm.assert_invariants();
     }
 
+    // ---- whole-only memory without 4 KiB frames to split it ----
+
+    /// Use up the pool's 4 KiB-capable memory with small mappings.
+    fn exhaust_small(mm: &mut AddressSpace, p: &FakePlatform) {
+        while anon(mm, p, 0, MB, ANON).is_ok() {}
+        while anon(mm, p, 0, PAGE_SIZE, ANON).is_ok() {}
+        assert_eq!(mm.frames().available_in(FrameSize::Small), 0);
+    }
+
     #[test]
-    fn an_allowed_access_to_a_backed_page_is_retried() {
-        let (mut mm, p) = setup(64 * MB);
-        let a = anon(&mut mm, &p, 0, 2 * PAGE_SIZE, ANON).unwrap();
+    fn whole_only_madvise_dontneed_in_part_of_a_read_only_whole_chunk() {
+        let (mut mm, p) = setup_whole_only(64 * MB, 64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
+        assert!(p.mapping(a).unwrap().0 >= 80 * MB, "a whole-only chunk");
+        p.write_mem(a + PAGE_SIZE, b"gone");
+        p.write_mem(a + 2 * PAGE_SIZE, b"kept");
+        // Whole chunks: no split needed.
+        mm.mprotect(&p, a, 4 * MB, PROT_READ).unwrap();
+        // zero_backed protects [a+4K, a+8K) read-write: part of a whole-only page
+        // (Linux: EINVAL, ignored; then the runtime's own store faults).
+        mm.madvise(&p, a + PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED)
+            .unwrap();
+        assert_eq!(p.peek(a + PAGE_SIZE, 4), [0; 4]);
+        assert_eq!(p.peek(a + 2 * PAGE_SIZE, 4), b"kept");
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn whole_only_map_fixed_into_a_whole_chunk_without_4k_frames() {
+        let (mut mm, p) = setup_whole_only(16 * MB, 64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
+        assert!(p.mapping(a).unwrap().0 >= 32 * MB, "a whole-only chunk");
+        p.write_mem(a + PAGE_SIZE, b"old");
+        exhaust_small(&mut mm, &p);
+        // MAP_FIXED of one page inside the chunk: remove_range cannot split
+        // (ENOMEM), silently leaves [a+4K, a+2M) in place, then map_new runs
+        // over a range that is not free.
+        let r = mm.mmap(
+            &p,
+            a + PAGE_SIZE,
+            PAGE_SIZE,
+            RW,
+            ANON | MAP_FIXED,
+            u64::MAX,
+            0,
+        );
+        match r {
+            Err(e) => assert_eq!(e, Errno::ENOMEM),
+            Ok(va) => {
+                assert_eq!(va, a + PAGE_SIZE);
+                assert_eq!(p.peek(a + PAGE_SIZE, 3), [0; 3], "fresh memory is zero");
+            }
+        }
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn whole_only_mremap_shrink_of_a_whole_chunk_without_4k_frames() {
+        let (mut mm, p) = setup_whole_only(16 * MB, 64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
+        exhaust_small(&mut mm, &p);
+        // Shrink to 2 MiB + 4 KiB: the cut at a+2M+4K lies inside a whole chunk.
+        let r = mm.mremap(&p, a, 4 * MB, 2 * MB + PAGE_SIZE, 0, 0);
+        if r == Ok(a) {
+            assert!(
+                mm.vma_at(a + 3 * MB).is_none(),
+                "mremap said the tail is gone, but it is still mapped"
+            );
+        }
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn whole_only_mremap_fixed_onto_part_of_a_whole_chunk_without_4k_frames() {
+        let (mut mm, p) = setup_whole_only(16 * MB, 64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
+        let b = anon(&mut mm, &p, 0, 2 * MB, ANON).unwrap();
+        p.write_mem(a + 2 * MB + 8, b"victim");
+        exhaust_small(&mut mm, &p);
+        // Move b (2 MiB) onto a, growing to 2 MiB + 4 KiB: the displacement is
+        // 2 MiB aligned, but the new end a+2M+4K cuts a's second whole chunk.
+        // remove_range cannot split it, silently keeps [a+2M, a+2M+4K), and
+        // map_new then runs over it.
+        let r = mm.mremap(
+            &p,
+            b,
+            2 * MB,
+            2 * MB + PAGE_SIZE,
+            MREMAP_MAYMOVE | MREMAP_FIXED,
+            a,
+        );
+        if r == Ok(a) {
+            assert_eq!(
+                p.peek(a + 2 * MB + 8, 6),
+                [0; 6],
+                "the grown part is fresh memory"
+            );
+        }
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn only_faults_that_may_have_met_a_split_are_retried() {
+        let (mut mm, p) = setup_whole_only(64 * MB, 64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
+        // An allowed access to a backed page elsewhere is the application's fault
+        // (on the partition, a fault with the page tables right cannot repeat).
+        assert_eq!(mm.page_fault(&p, a + 8, PF_WRITE), Fault::Default);
+        // A split makes the chunk read-only, then maps the copy: a fault that met
+        // it is retried.
         mm.mprotect(&p, a + PAGE_SIZE, PAGE_SIZE, PROT_READ)
             .unwrap();
-        // The mapping was changing under the access (another core, a split).
-        assert_eq!(mm.page_fault(&p, a, PF_WRITE), Fault::Retry);
-        assert_eq!(mm.page_fault(&p, a + PAGE_SIZE, 0), Fault::Retry);
-        // What the VMA forbids is the application's fault.
+        assert_eq!(mm.page_fault(&p, a + 8, PF_WRITE), Fault::Retry);
+        assert_eq!(mm.page_fault(&p, a + 2 * PAGE_SIZE, 0), Fault::Retry);
+        // What the VMA forbids there is the application's fault, and so are
+        // reserved-bit and protection-key faults.
         assert_eq!(mm.page_fault(&p, a + PAGE_SIZE, PF_WRITE), Fault::Default);
         assert_eq!(mm.page_fault(&p, a, PF_FETCH), Fault::Default);
-        mm.mprotect(&p, a, PAGE_SIZE, PROT_NONE).unwrap();
-        assert_eq!(mm.page_fault(&p, a, 0), Fault::Default);
+        assert_eq!(mm.page_fault(&p, a, PF_PK), Fault::Default);
+        assert_eq!(mm.page_fault(&p, a, PF_RSVD), Fault::Default);
+        // The other chunk was not split.
+        assert_eq!(mm.page_fault(&p, a + 2 * MB, PF_WRITE), Fault::Default);
+        // A fault Linux reported as SIGBUS is SIGBUS, whatever the mapping says.
+        assert_eq!(
+            mm.page_fault(&p, a + 8, PF_WRITE | mote_abi::trap::PF_SIGBUS),
+            Fault::Signal(signal::SIGBUS)
+        );
     }
 
     #[test]

@@ -89,8 +89,8 @@ pub fn large_memory(mem: u64, page_size: u64, free_pages: u64) -> u64 {
 pub fn guest_memory(mem: u64, page_size: u64) -> Result<GuestMem, crate::guest::GuestMemError> {
     let large = large_memory(mem, page_size, hugetlb_pages_free());
     match GuestMem::with_large(mem, large) {
-        // hugetlbfs memory could not be mapped at all: go without.
-        Err(crate::guest::GuestMemError::Huge { .. }) => GuestMem::new(mem),
+        // hugetlbfs memory could not be set up at all: go without.
+        Err(_) if large > 0 => GuestMem::new(mem),
         r => r,
     }
 }

@@ -107,6 +107,13 @@ pub const REG_NAMES: [&str; 18] = [
     "r14", "r15", "rip", "rflags",
 ];
 
+/// A page-fault error-code bit no CPU sets (bit 31; Intel SDM vol. 3A 4.7 defines
+/// bits 0-6 and 15): the hosted platform's mark that Linux raised `SIGBUS` for the
+/// access (it could not back a mapped page: a shared file truncated under it, a
+/// full tmpfs, an I/O error), so the fault is `SIGBUS` whatever the page's mapping
+/// says and is never retried.
+pub const PF_SIGBUS: u64 = 1 << 31;
+
 /// Exception vectors, Intel SDM vol. 3A table 6-1.
 pub mod vector {
     pub const DE: u64 = 0;

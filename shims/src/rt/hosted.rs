@@ -948,6 +948,9 @@ extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) 
     let vector = mote_abi::hosted::trap_vector(signal, info.code, m.trapno);
     let cr2 = if vector == vector::PF { info.addr } else { 0 };
     let mut f = frame_of(m, vector, cr2);
+    if signal == sig::SIGBUS && vector == vector::PF {
+        f.hdr.error_code |= mote_abi::trap::PF_SIGBUS;
+    }
     if vector == VECTOR_SYSCALL {
         // Dispatch rolled rax back to the number; Linux's `syscall` would clobber
         // rcx and r11 with the return address and flags.
