@@ -1,7 +1,8 @@
 //! The offload server: one thread per application thread, on the host's Linux core,
 //! serving that thread's IKC slot (protocol at the top of `mote_abi::ikc`). Slot 0
-//! (the main thread) is served from the start; libos asks for more with
-//! `Op::StartServer` when it creates threads.
+//! (the main thread) and each core's idle-context slot (`ikc::idle_slot`) are
+//! served from the start; libos asks for more with `Op::StartServer` when it
+//! creates threads.
 //!
 //! A forwarded system call runs here with a raw `syscall` instruction, in the
 //! unified address space (`mirror`): the application's pointers are valid as they
@@ -17,7 +18,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use mote_abi::ikc::{Op, Request, Slot, MAX_THREADS, SPIN_LIMIT};
+use mote_abi::ikc::{Op, Request, Slot, MAX_THREADS, SPIN_LIMIT, THREAD_SLOTS};
 use mote_abi::trap::FaultReport;
 use syscalls::{Sysno, SysnoSet};
 
@@ -281,8 +282,11 @@ pub fn serve(
     // The last request answered; a request is pending when req_seq differs.
     let mut last = slot.resp_seq.load(Ordering::Acquire);
     let child = IN_VFORK_CHILD.load(Ordering::Relaxed);
+    // An idle context calls only to report the end of the run (a runtime panic):
+    // its server sleeps at once and leaves the spinning to the threads' servers.
+    let spin = index < THREAD_SLOTS;
     loop {
-        let req = wait_request(guest, slot, last);
+        let req = wait_request(guest, slot, last, spin);
         last = req.seq;
         // A vfork child process leaves the map log to the parent, which is the
         // one that keeps running (the child's mirror stays as it was at the fork).
@@ -423,12 +427,12 @@ const MAX_SPINNERS: usize = 2;
 /// cannot starve the Linux core for long.
 const GRACE_SPINS: u32 = 256;
 
-/// Wait for a request after `last`: poll for `GRACE_SPINS`, spin (bounded, while
-/// few others do), then sleep on `req_seq`. Before sleeping, wake the requester's
-/// core if it waits (the late check of the protocol, `mote_abi::ikc`: `respond`
-/// does not fence).
-fn wait_request(guest: &GuestMem, slot: &Slot, last: u32) -> Request {
-    for _ in 0..GRACE_SPINS {
+/// Wait for a request after `last`: with `spin`, poll for `GRACE_SPINS` and spin
+/// (bounded, while few others do); then sleep on `req_seq`. Before sleeping,
+/// wake the requester's core if it waits (the late check of the protocol,
+/// `mote_abi::ikc`: `respond` does not fence).
+fn wait_request(guest: &GuestMem, slot: &Slot, last: u32, spin: bool) -> Request {
+    for _ in 0..if spin { GRACE_SPINS } else { 0 } {
         if let Some(r) = slot.poll(last) {
             return r;
         }
@@ -438,16 +442,18 @@ fn wait_request(guest: &GuestMem, slot: &Slot, last: u32) -> Request {
         // Spin only while few others do: every offload thread shares the Linux
         // core, and a crowd of spinners (an application with many threads) would
         // starve the one with a request to serve.
-        if SPINNERS.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS {
-            for _ in 0..SPIN_LIMIT {
-                if let Some(r) = slot.poll(last) {
-                    SPINNERS.fetch_sub(1, Ordering::AcqRel);
-                    return r;
+        if spin {
+            if SPINNERS.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS {
+                for _ in 0..SPIN_LIMIT {
+                    if let Some(r) = slot.poll(last) {
+                        SPINNERS.fetch_sub(1, Ordering::AcqRel);
+                        return r;
+                    }
+                    std::hint::spin_loop();
                 }
-                std::hint::spin_loop();
             }
+            SPINNERS.fetch_sub(1, Ordering::AcqRel);
         }
-        SPINNERS.fetch_sub(1, Ordering::AcqRel);
         if let Some(r) = slot.poll(last) {
             return r;
         }

@@ -207,20 +207,24 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
 
     offload::default_sigpipe();
     let (tx, rx) = channel();
-    // The main thread's server; libos asks for one per thread it creates.
-    offload::spawn(
-        0,
-        guest.clone(),
-        mirror.clone(),
-        tx.clone(),
-        Some(offload::linux_core()),
-    )
-    .map_err(|e| {
-        (
-            EXIT_MOTE_FAILED,
-            format!("cannot start the offload thread: {e}"),
+    // The main thread's server and each core's idle context's (`ikc::idle_slot`);
+    // libos asks for one per thread it creates.
+    let first_slots = std::iter::once(0).chain((0..a.cores).map(mote_abi::ikc::idle_slot));
+    for slot in first_slots {
+        offload::spawn(
+            slot,
+            guest.clone(),
+            mirror.clone(),
+            tx.clone(),
+            Some(offload::linux_core()),
         )
-    })?;
+        .map_err(|e| {
+            (
+                EXIT_MOTE_FAILED,
+                format!("cannot start the offload thread of IKC slot {slot}: {e}"),
+            )
+        })?;
+    }
     crate::signals::spawn_router(guest.clone()).map_err(|e| {
         (
             EXIT_MOTE_FAILED,

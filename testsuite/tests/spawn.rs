@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
-use mote_testsuite::{app, Platform, Program};
+use mote_testsuite::{app, assert_same, children_of, send_signal, Platform, Program};
 
 fn posix_spawn_system_popen_and_vfork_as_natively(pf: Platform) {
     let p = Program::new(app("spawn")).on(pf);
@@ -32,6 +33,64 @@ fn a_shell_script_runs_its_commands(pf: Platform) {
         .unwrap();
     let (_, mote) = Program::new(&script).on(pf).same_as_native();
     assert_eq!(mote.stdout_text(), "one\ntwo\nthree\n");
+}
+
+/// Regression: a shell script waiting for its child (`wait4` forwarded, its core
+/// idle after the vfork child thread left for a partition of its own) ends with
+/// 143 on SIGTERM, also when the kicks for it queued while the application's
+/// process could not run (hosted: it is stopped meanwhile, so ~150 kicks queue
+/// and then land on the idle context). A run of `mote run --platform hosted
+/// script.sh` once hung there and ignored SIGTERM: nested kicks had overflowed
+/// the idle context's stack into the heap, the runtime panicked in the idle
+/// context, and the panic's message went to the IKC slot of the vfork child that
+/// ran last, whose server had exec'd: never answered, so the run never ended.
+/// The child prints the first line (so the script is past its `vfork` then) and
+/// reads a FIFO whose only writer is the script: it ends when the script does.
+fn sigterm_ends_a_shell_script_waiting_for_its_child(pf: Platform) {
+    let dir = mote_testsuite::TempDir::new("spawn-term");
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let script = dir.file(
+        "script.sh",
+        format!(
+            "#!/bin/sh\nexec 3<>{f}\n/bin/sh -c 'echo ready; exec /bin/cat' <{f} 3>&-\necho not reached\nexit 7\n",
+            f = fifo.display()
+        ),
+    );
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let prog = Program::new(&script).on(pf);
+    let native = prog.native_signalled("TERM");
+    let mut stopped = false;
+    let run = prog.mote_poked_with(&[], |mote| {
+        if pf == Platform::Hosted && !stopped {
+            // The application's process and the child's `mote run`.
+            let children = children_of(mote);
+            stopped = true;
+            for &c in &children {
+                send_signal(c, "STOP");
+            }
+            send_signal(mote, "TERM");
+            // The proxy kicks meanwhile (every 2 ms).
+            std::thread::sleep(Duration::from_millis(300));
+            for &c in &children {
+                send_signal(c, "CONT");
+            }
+        } else {
+            send_signal(mote, "TERM");
+        }
+    });
+    assert_same(&native, &run);
+    assert_eq!(run.status, 143, "{run:?}");
+    assert_eq!(run.stdout_text(), "ready\n", "{run:?}");
+    assert!(!run.stderr_text().contains("runtime panic"), "{run:?}");
 }
 
 /// The interpreter itself, not a wrapper script (pyenv's shims are bash scripts,
@@ -62,5 +121,6 @@ fn python_subprocess(pf: Platform) {
 mote_testsuite::on_both_platforms!(
     posix_spawn_system_popen_and_vfork_as_natively,
     a_shell_script_runs_its_commands,
+    sigterm_ends_a_shell_script_waiting_for_its_child,
     python_subprocess,
 );

@@ -7,6 +7,13 @@
 //! threads): a thread blocked in a forwarded `read` holds up nobody else. A slot
 //! carries one call at a time.
 //!
+//! Each core's idle context (what a core runs while none of its threads can) has a
+//! slot of its own too (`idle_slot`), served from the start: the runtime's own
+//! calls made there (a panic's `Log`, `Fatal`) must not go on the slot of the
+//! thread that ran last, which may have a call in flight, or, a vfork child's
+//! whose process exec'd, have no server any more (the call would never be
+//! answered and the run would hang).
+//!
 //! * **LWK side (requester: the slot's thread):**
 //!   1. writes `op`, `nr`, `args` (Relaxed — published by step 2);
 //!   2. `req_seq.store(s, Release)` with `s = previous + 1`;
@@ -366,8 +373,20 @@ pub const fn core_page_offset(i: usize) -> u64 {
 /// Offset of the map log inside the IKC area (after the core pages).
 pub const MAPLOG_OFFSET: u64 = core_page_offset(crate::layout::MAX_CORES);
 
-/// Most application threads alive at once (each has a slot).
+/// IKC slots: one per application thread alive ([`THREAD_SLOTS`]), then one per
+/// core's idle context ([`idle_slot`]).
 pub const MAX_THREADS: usize = 1024;
+
+/// Most application threads alive at once (slots `0..THREAD_SLOTS`; slot 0 is
+/// the main thread's).
+pub const THREAD_SLOTS: usize = MAX_THREADS - crate::layout::MAX_CORES;
+
+/// The slot of core `core`'s idle context (`core < MAX_CORES`): never a thread's.
+pub const fn idle_slot(core: usize) -> usize {
+    THREAD_SLOTS + core
+}
+
+static_assertions::const_assert!(idle_slot(crate::layout::MAX_CORES - 1) < MAX_THREADS);
 
 /// Offset of the thread slots inside the IKC area (after the map log).
 pub const THREAD_SLOTS_OFFSET: u64 = crate::layout::align_up(
@@ -558,6 +577,16 @@ mod tests {
             slept > 0 && woke > 0,
             "both sides slept: {slept} and {woke} times"
         );
+    }
+
+    #[test]
+    fn idle_slots_are_per_core_and_never_a_threads() {
+        let idle: std::collections::BTreeSet<usize> =
+            (0..crate::layout::MAX_CORES).map(idle_slot).collect();
+        assert_eq!(idle.len(), crate::layout::MAX_CORES, "one slot per core");
+        assert!(idle
+            .iter()
+            .all(|&s| (THREAD_SLOTS..MAX_THREADS).contains(&s)));
     }
 
     #[test]

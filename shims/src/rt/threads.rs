@@ -23,7 +23,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use mote_abi::errno::Errno;
-use mote_abi::ikc::{Slot, MAX_THREADS};
+use mote_abi::ikc::{idle_slot, Slot, MAX_THREADS, THREAD_SLOTS};
 use mote_abi::layout::{upcall_stack_top, MAX_CORES};
 use mote_abi::trap::TrapFrame;
 use mote_abi::{kcall, ports};
@@ -303,7 +303,7 @@ pub fn init_main(p: &Kvm, tid: u32) {
     }
     tcb(0).xsave = alloc::vec![0u8; ext_bytes()];
     let ncores = (p.boot.ncores as usize).clamp(1, MAX_CORES);
-    *threads() = Some(Threads::new(ncores, tid, MAX_THREADS));
+    *threads() = Some(Threads::new(ncores, tid, THREAD_SLOTS));
     PID.store(tid as u64, Ordering::Relaxed);
     let c = cpu();
     c.tid.store(tid as u64, Ordering::Relaxed);
@@ -419,13 +419,24 @@ fn reschedule(mut g: spin::MutexGuard<'static, Option<Threads>>, p: &Kvm) {
     match next {
         Some(x) => enter(p, core, &x, save),
         None => {
-            c.tid.store(0, Ordering::Relaxed);
-            set_upcall_top(core, 0);
+            to_idle_context(core);
             switch(save, c.idle_rsp.load(Ordering::Relaxed));
         }
     }
     after_switch();
     resume_thread_state();
+}
+
+/// This core leaves its threads for its idle context: no thread runs, and calls
+/// made there (a runtime panic's log and `Fatal`) take the core's own slot, not
+/// the slot of the thread that ran last — that one may have a call in flight, or,
+/// a vfork child's whose process exec'd or ended, no server any more.
+fn to_idle_context(core: usize) {
+    let c = &CPUS[core];
+    c.tid.store(0, Ordering::Relaxed);
+    c.slot.store(idle_slot(core) as u64, Ordering::Relaxed);
+    c.child.store(0, Ordering::Relaxed);
+    set_upcall_top(core, 0);
 }
 
 /// Make `tid` (slot `slot`) the running thread of this core and switch to it,
@@ -1478,9 +1489,7 @@ fn publish_thread_count(proc: &spin::Mutex<Option<Process>>) {
 /// Secondary cores: wait for the main thread to set up the thread table, then idle.
 pub fn secondary(p: &'static Kvm, core: usize) -> ! {
     init_core(p, core);
-    set_upcall_top(core, 0);
-    let c = cpu();
-    c.tid.store(0, Ordering::Relaxed);
+    to_idle_context(core);
     while THREADS.lock().is_none() {
         core::hint::spin_loop();
     }
