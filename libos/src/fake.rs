@@ -94,6 +94,9 @@ pub struct State {
     /// platform's when Linux has no free hugetlbfs pages. Pages once backed stay.
     pub whole_only_budget: Option<u64>,
     pub whole_only_backed: BTreeSet<u64>,
+    /// What `calls_in_flight` reports, and the last request each slot answered.
+    pub in_flight: Vec<(u32, u32)>,
+    pub answered: BTreeMap<u32, u32>,
 }
 
 impl State {
@@ -543,6 +546,18 @@ impl Platform for FakePlatform {
             st.shared.remove(&gpa).is_some(),
             "fake: unshare of unknown object {gpa:#x}"
         );
+    }
+
+    fn calls_in_flight(&self) -> Vec<(u32, u32)> {
+        self.st.borrow().in_flight.clone()
+    }
+
+    fn call_answered(&self, slot: u32, seq: u32) -> bool {
+        self.st
+            .borrow()
+            .answered
+            .get(&slot)
+            .is_some_and(|&a| a >= seq)
     }
 
     fn page_faults(&self) -> u64 {

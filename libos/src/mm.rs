@@ -263,6 +263,10 @@ pub struct AddressSpace {
     /// Virtual starts of the whole-only chunks split last (`SPLIT_LATELY` of them,
     /// oldest first): a fault there may have met the split (see `page_fault`).
     split_lately: alloc::collections::VecDeque<u64>,
+    /// Frames of split whole-only pages that forwarded calls in flight at the
+    /// split may still write through the proxy's old mapping: (guest-physical
+    /// start, the calls as `(slot, sequence)`). Freed once all are answered.
+    quarantine: Vec<(u64, Vec<(u32, u32)>)>,
 }
 
 impl AddressSpace {
@@ -280,6 +284,7 @@ impl AddressSpace {
             shared: BTreeMap::new(),
             page_size: LARGE_PAGE_SIZE,
             split_lately: alloc::collections::VecDeque::new(),
+            quarantine: Vec::new(),
             labels: BTreeMap::new(),
         }
     }
@@ -1495,6 +1500,7 @@ impl AddressSpace {
         prot: u64,
         mapped: &mut Vec<(u64, Backing)>,
     ) -> Result<(), Errno> {
+        self.release_quarantine(p);
         // The aligned middle of each size the policy allows, largest first; the
         // ends in the next smaller size.
         let sizes: &[FrameSize] = match self.page_size {
@@ -1697,6 +1703,7 @@ impl AddressSpace {
     /// retry, see `page_fault`). ENOMEM, and nothing changed, without the frames.
     fn split_chunk<P: Platform>(&mut self, p: &P, chunk: u64) -> Result<(), Errno> {
         const LARGE: u64 = LARGE_PAGE_SIZE;
+        self.release_quarantine(p);
         split(&mut self.backing, chunk);
         split(&mut self.backing, chunk + LARGE);
         let old = match self.backing.get(&chunk) {
@@ -1781,8 +1788,30 @@ impl AddressSpace {
             );
             va += r.len;
         }
-        self.frames.free(old.gpa, LARGE);
+        // A forwarded call already in flight (a blocking `read` into this page)
+        // writes through the proxy's mapping as it was when the call began: the
+        // old frames stay out of the pool until every such call is answered.
+        let waits = p.calls_in_flight();
+        if waits.is_empty() {
+            self.frames.free(old.gpa, LARGE);
+        } else {
+            self.quarantine.push((old.gpa, waits));
+        }
         Ok(())
+    }
+
+    /// Free the quarantined frames whose forwarded calls have all been answered.
+    fn release_quarantine<P: Platform>(&mut self, p: &P) {
+        if self.quarantine.is_empty() {
+            return;
+        }
+        let (done, wait): (Vec<_>, Vec<_>) = core::mem::take(&mut self.quarantine)
+            .into_iter()
+            .partition(|(_, calls)| calls.iter().all(|&(s, q)| p.call_answered(s, q)));
+        self.quarantine = wait;
+        for (gpa, _) in done {
+            self.frames.free(gpa, LARGE_PAGE_SIZE);
+        }
     }
 
     /// Remove everything in `[start, end)`: VMAs, mappings, frames. The heap
@@ -1950,10 +1979,11 @@ impl AddressSpace {
             .filter(|b| !is_passthrough(b.gpa, b.len))
             .map(|b| b.len)
             .sum();
+        let quarantined = self.quarantine.len() as u64 * LARGE_PAGE_SIZE;
         assert_eq!(
-            self.frames.available() + backed + self.tables_given,
+            self.frames.available() + backed + self.tables_given + quarantined,
             pool_end - pool_start,
-            "every frame is free, backing memory, or a page table"
+            "every frame is free, backing memory, a page table, or quarantined"
         );
         let mut prev_end = 0;
         for (&s, v) in &self.vmas {
@@ -3446,5 +3476,27 @@ mod tests {
         assert!(!whole(b));
         mm.assert_invariants();
         p.assert_mirror_matches();
+    }
+
+    #[test]
+    fn a_split_page_waits_for_the_forwarded_calls_in_flight_before_its_frames_are_reused() {
+        let (mut mm, p) = setup_whole_only(64 * MB, 8 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
+        let old = p.mapping(a).unwrap().0;
+        // Another thread's blocking read is in flight (slot 3, request 7).
+        p.st.borrow_mut().in_flight = alloc::vec![(3, 7)];
+        mm.mprotect(&p, a + PAGE_SIZE, PAGE_SIZE, PROT_READ)
+            .unwrap();
+        p.st.borrow_mut().in_flight.clear();
+        mm.assert_invariants();
+        // Its old frames are not handed out while the call is unanswered.
+        let b = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
+        assert!((0..2).all(|i| p.mapping(b + i * 2 * MB).unwrap().0 != old));
+        mm.munmap(&p, b, 4 * MB).unwrap();
+        // Once it is answered they are.
+        p.st.borrow_mut().answered.insert(3, 7);
+        let c = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
+        assert!((0..2).any(|i| p.mapping(c + i * 2 * MB).unwrap().0 == old));
+        mm.assert_invariants();
     }
 }

@@ -85,6 +85,17 @@ pub trait Platform {
     fn core(&self) -> usize {
         0
     }
+    /// The IKC slots with a request the proxy has not answered yet, each with that
+    /// request's sequence number: forwarded calls in flight now (a blocking
+    /// `read` may stay in flight for long). None where nothing is forwarded.
+    fn calls_in_flight(&self) -> alloc::vec::Vec<(u32, u32)> {
+        alloc::vec::Vec::new()
+    }
+    /// Has slot `slot` answered its request `seq` (and so every earlier one)?
+    fn call_answered(&self, slot: u32, seq: u32) -> bool {
+        let _ = (slot, seq);
+        true
+    }
     /// CPU time in ns (`Op::CpuTimes`): `[process, all vCPUs, vCPU 0, vCPU 1, ...]`
     /// into `out`; returns how many were written (0: unknown).
     fn cpu_times(&self, out: &mut [u64]) -> usize {

@@ -350,6 +350,23 @@ impl Platform for Kvm {
     fn core(&self) -> usize {
         Kvm::core(self)
     }
+    fn calls_in_flight(&self) -> alloc::vec::Vec<(u32, u32)> {
+        (0..mote_abi::ikc::MAX_THREADS)
+            .filter_map(|i| {
+                let s = thread_slot(i);
+                let req = s.req_seq.load(core::sync::atomic::Ordering::Acquire);
+                let resp = s.resp_seq.load(core::sync::atomic::Ordering::Acquire);
+                (req != resp).then_some((i as u32, req))
+            })
+            .collect()
+    }
+    fn call_answered(&self, slot: u32, seq: u32) -> bool {
+        let resp = thread_slot(slot as usize)
+            .resp_seq
+            .load(core::sync::atomic::Ordering::Acquire);
+        // Sequence numbers wrap: answered when `resp` is at or past `seq`.
+        resp.wrapping_sub(seq) as i32 >= 0
+    }
     fn cpu_times(&self, out: &mut [u64]) -> usize {
         // The proxy writes into `out` (runtime memory, in the unified address space).
         let r = self.call(
