@@ -97,6 +97,9 @@ pub struct State {
     /// What `calls_in_flight` reports, and the last request each slot answered.
     pub in_flight: Vec<(u32, u32)>,
     pub answered: BTreeMap<u32, u32>,
+    /// A platform whose host owns the page tables (`builds_page_tables` false),
+    /// with what its `map` fails with (the hosted platform's Linux `mmap`).
+    pub host_tables: Option<Errno>,
 }
 
 impl State {
@@ -283,6 +286,9 @@ impl Platform for FakePlatform {
         );
         let mut st = self.st.borrow_mut();
         st.calls.push(KCall::Map { va, gpa, len, prot });
+        if let Some(e) = st.host_tables {
+            return Err(e);
+        }
         if let Some((ws, we)) = st.whole_only {
             if gpa < we && gpa + len > ws {
                 let whole = |x: u64| x.is_multiple_of(LARGE_PAGE_SIZE);
@@ -546,6 +552,10 @@ impl Platform for FakePlatform {
             st.shared.remove(&gpa).is_some(),
             "fake: unshare of unknown object {gpa:#x}"
         );
+    }
+
+    fn builds_page_tables(&self) -> bool {
+        self.st.borrow().host_tables.is_none()
     }
 
     fn calls_in_flight(&self) -> Vec<(u32, u32)> {

@@ -1642,7 +1642,7 @@ impl AddressSpace {
         };
         for _ in 0..MAX_TABLE_ROUNDS {
             match p.map(va, gpa, len, prot | pages) {
-                Err(Errno::ENOMEM) => {
+                Err(Errno::ENOMEM) if p.builds_page_tables() => {
                     // A partly done map must not leave pages behind for the retry.
                     let _ = p.unmap(va, len);
                     self.give_tables(p)?;
@@ -3498,5 +3498,25 @@ mod tests {
         let c = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
         assert!((0..2).any(|i| p.mapping(c + i * 2 * MB).unwrap().0 == old));
         mm.assert_invariants();
+    }
+
+    #[test]
+    fn enomem_from_a_platform_without_page_tables_gives_no_frames_away() {
+        // The hosted platform: Linux owns the page tables, and its mmap fails
+        // with ENOMEM at vm.max_map_count.
+        let p = FakePlatform::new();
+        p.st.borrow_mut().host_tables = Some(Errno::ENOMEM);
+        let mut mm = AddressSpace::new(FramePool::new(16 * MB, 80 * MB));
+        let before = mm.frames().available();
+        assert_eq!(
+            mm.mmap(&p, 0, 4 * MB, RW, ANON, u64::MAX, 0),
+            Err(Errno::ENOMEM)
+        );
+        assert_eq!(
+            mm.frames().available(),
+            before,
+            "no frames given for tables"
+        );
+        assert_eq!(mm.tables_given(), 0);
     }
 }

@@ -22,6 +22,13 @@ pub trait Platform {
     /// page tables from (kernel call `GIVE_TABLES`). `map` fails with ENOMEM when
     /// kernel-min is out of table frames; give more and retry.
     fn give_tables(&self, gpa: u64, len: u64) -> Result<(), Errno>;
+    /// Does the platform build page tables from frames libos gives it (kernel-min
+    /// does)? Where it does not (the hosted platform: Linux owns the tables),
+    /// ENOMEM from `map` is the host's own limit (`vm.max_map_count`, memory)
+    /// and giving frames would not help.
+    fn builds_page_tables(&self) -> bool {
+        true
+    }
     /// Set the FS base of the running thread (`arch_prctl(ARCH_SET_FS)`).
     fn set_fs(&self, base: u64);
     /// Tell the proxy about a change of the application's address space (map log), so

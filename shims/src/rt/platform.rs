@@ -172,6 +172,9 @@ impl Platform for Kvm {
     fn give_tables(&self, gpa: u64, len: u64) -> Result<(), Errno> {
         kcall(kcall::GIVE_TABLES, [gpa, len, 0, 0]).map(|_| ())
     }
+    fn builds_page_tables(&self) -> bool {
+        !crate::rt::hosted::active()
+    }
     fn set_fs(&self, base: u64) {
         if self.boot.flags & BOOT_F_FSGSBASE != 0 {
             // SAFETY: CR4.FSGSBASE is set (boot flag), so wrfsbase works at CPL3; FS
