@@ -103,6 +103,34 @@ pub struct State {
 }
 
 impl State {
+    /// kernel-min's rule for `protect`/`unmap` of `[va, va+len)`: a 2 MiB page
+    /// the range covers only in part is split into a table of 4 KiB entries,
+    /// which takes a page-table frame; without one the call fails (ENOMEM).
+    fn split_tables(&mut self, va: u64, len: u64) -> Result<(), Errno> {
+        let (start, end) = (va & !(LARGE_PAGE_SIZE - 1), va + len);
+        let mut need = BTreeSet::new();
+        let mut block = start;
+        while block < end {
+            let partial = block < va || block + LARGE_PAGE_SIZE > end;
+            let large = self.page_size.get(&block.max(va)) == Some(&LARGE_PAGE_SIZE);
+            if partial && large && !self.tables.contains(&block) {
+                need.insert(block);
+            }
+            block += LARGE_PAGE_SIZE;
+        }
+        if need.len() as u64 > self.table_frames {
+            return Err(Errno::ENOMEM);
+        }
+        self.table_frames -= need.len() as u64;
+        for b in &need {
+            for (_, size) in self.page_size.range_mut(*b..*b + LARGE_PAGE_SIZE) {
+                *size = PAGE_SIZE;
+            }
+        }
+        self.tables.extend(need);
+        Ok(())
+    }
+
     /// An unmap or protect of `[va, va+len)` must not cut into a whole-only page.
     fn check_whole(&self, va: u64, len: u64, what: &str) {
         let Some((ws, we)) = self.whole_only else {
@@ -361,6 +389,7 @@ impl Platform for FakePlatform {
         let mut st = self.st.borrow_mut();
         st.calls.push(KCall::Unmap { va, len });
         st.check_whole(va, len, "unmap");
+        st.split_tables(va, len)?;
         let keys: Vec<u64> = st.pages.range(va..va + len).map(|(&k, _)| k).collect();
         for k in keys {
             st.pages.remove(&k);
@@ -373,6 +402,7 @@ impl Platform for FakePlatform {
         let mut st = self.st.borrow_mut();
         st.calls.push(KCall::Protect { va, len, prot });
         st.check_whole(va, len, "protect");
+        st.split_tables(va, len)?;
         for (_, e) in st.pages.range_mut(va..va + len) {
             e.1 = prot;
         }

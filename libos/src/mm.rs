@@ -1334,9 +1334,13 @@ impl AddressSpace {
         let runs = self.backed_in(start, end);
         for (s, e) in coalesce(&runs) {
             if prot & PROT_WRITE == 0 {
-                let _ = p.protect(s, e - s, PROT_READ | PROT_WRITE);
+                if self.kprotect(p, s, e - s, PROT_READ | PROT_WRITE).is_err() {
+                    // Without tables to make it writable the page keeps its
+                    // contents (never a store into a read-only page).
+                    continue;
+                }
                 p.zero(s, e - s);
-                let _ = p.protect(s, e - s, prot);
+                let _ = self.kprotect(p, s, e - s, prot);
             } else {
                 p.zero(s, e - s);
             }
@@ -1393,7 +1397,7 @@ impl AddressSpace {
             v.prot = prot;
         }
         for (s, e) in coalesce(&old) {
-            let _ = p.protect(s, e - s, prot);
+            let _ = self.kprotect(p, s, e - s, prot);
         }
         self.merge_around(start, end);
         Ok(())
@@ -1653,6 +1657,32 @@ impl AddressSpace {
         Err(Errno::ENOMEM)
     }
 
+    /// `Platform::protect`, giving kernel-min more page-table frames when it runs
+    /// out (protecting part of a 2 MiB page splits it into a table of 4 KiB
+    /// entries). A partly done call is redone whole: it is idempotent.
+    fn kprotect<P: Platform>(&mut self, p: &P, va: u64, len: u64, prot: u64) -> Result<(), Errno> {
+        for _ in 0..MAX_TABLE_ROUNDS {
+            match p.protect(va, len, prot) {
+                Err(Errno::ENOMEM) if p.builds_page_tables() => self.give_tables(p)?,
+                r => return r,
+            }
+        }
+        Err(Errno::ENOMEM)
+    }
+
+    /// `Platform::unmap`, likewise: unmapping part of a 2 MiB page needs a table.
+    /// Frames are freed only after their pages are gone, so this must not fail
+    /// quietly while there is memory for tables.
+    fn kunmap<P: Platform>(&mut self, p: &P, va: u64, len: u64) -> Result<(), Errno> {
+        for _ in 0..MAX_TABLE_ROUNDS {
+            match p.unmap(va, len) {
+                Err(Errno::ENOMEM) if p.builds_page_tables() => self.give_tables(p)?,
+                r => return r,
+            }
+        }
+        Err(Errno::ENOMEM)
+    }
+
     /// Hand kernel-min `TABLE_GRANT` bytes of frames for page tables (never returned).
     fn give_tables<P: Platform>(&mut self, p: &P) -> Result<(), Errno> {
         let runs = match self.frames.alloc(TABLE_GRANT, FrameSize::Large) {
@@ -1668,10 +1698,10 @@ impl AddressSpace {
 
     /// Unmap backed runs from kernel-min (one call per virtually contiguous group) and
     /// tell the proxy (one entry per run). Frames are not freed here.
-    fn unmap_runs<P: Platform>(&self, p: &P, runs: &[(u64, Backing)]) {
+    fn unmap_runs<P: Platform>(&mut self, p: &P, runs: &[(u64, Backing)]) {
         let flat: Vec<(u64, u64, u64)> = runs.iter().map(|&(va, b)| (va, b.len, b.gpa)).collect();
         for (s, e) in coalesce(&flat) {
-            let _ = p.unmap(s, e - s);
+            let _ = self.kunmap(p, s, e - s);
         }
         for &(va, b) in runs {
             p.publish(change(KIND_UNMAP, va, b.len, b.gpa));
@@ -3518,5 +3548,29 @@ mod tests {
             "no frames given for tables"
         );
         assert_eq!(mm.tables_given(), 0);
+    }
+
+    #[test]
+    fn protecting_or_unmapping_part_of_a_large_page_gives_kernel_min_a_table_first() {
+        let (mut mm, p) = setup(64 * MB);
+        let a = anon(&mut mm, &p, 0, 4 * MB, ANON).unwrap();
+        assert_eq!(p.st.borrow().page_size.get(&a), Some(&LARGE_PAGE_SIZE));
+        // kernel-min has no table frame left to split a 2 MiB page with.
+        p.st.borrow_mut().table_frames = 0;
+        let given = mm.tables_given();
+        mm.mprotect(&p, a + PAGE_SIZE, PAGE_SIZE, PROT_READ)
+            .unwrap();
+        assert_eq!(p.mapping(a + PAGE_SIZE).unwrap().1, PROT_READ, "protected");
+        assert_eq!(p.mapping(a).unwrap().1, RW);
+        assert!(mm.tables_given() > given, "libos gave tables and retried");
+        p.st.borrow_mut().table_frames = 0;
+        mm.munmap(&p, a + 2 * MB + PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert_eq!(
+            p.mapping(a + 2 * MB + PAGE_SIZE),
+            None,
+            "unmapped before its frame is free"
+        );
+        mm.assert_invariants();
+        p.assert_mirror_matches();
     }
 }
