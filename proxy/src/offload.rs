@@ -189,6 +189,8 @@ fn fork_child(
     }
     protect_fds(fds);
     let guard = mirror.fork_guard();
+    // SAFETY: getpid has no arguments.
+    let parent = unsafe { libc::getpid() };
     // SAFETY: the child only serves one slot with raw system calls and the
     // mirror (whose lock is held across the fork, so it is consistent); it never
     // returns into the parent's other threads' state.
@@ -208,6 +210,17 @@ fn fork_child(
         }
         0 => {
             IN_VFORK_CHILD.store(true, Ordering::Relaxed);
+            // The child's server ends with the run, even while the child is
+            // stuck in a call (the parent-death signal comes when this offload
+            // thread of the parent ends, at the latest when the run does); its
+            // exec clears it (`spawn::exec_in_partition`).
+            // SAFETY: prctl and getppid on this process only.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+            }
             // SAFETY: the read end is the parent's; the write end closes at exec
             // or exit, which is what the parent waits for.
             unsafe { libc::close(fds[0]) };
@@ -228,8 +241,12 @@ fn fork_child(
 }
 
 /// `Op::VforkWait`: block until child `pid` exec'd or ended, then release its
-/// thread slot's pending call with `VFORK_GONE`.
-fn vfork_wait(pid: i32, slot: usize, guest: &GuestMem) -> i64 {
+/// thread slot's pending call with `VFORK_GONE`. A signal for the application
+/// interrupts the wait as it does a forwarded call (`-EINTR`, the child still
+/// registered): the parent's libos then acts on it (a `SIGTERM` ends the run, as
+/// it ends a vfork parent on Linux, even while the child is stuck in a call
+/// served by its own forked proxy) and waits again.
+fn vfork_wait(pid: i32, slot: usize, guest: &GuestMem, index: usize) -> i64 {
     let fd = {
         let mut pipes = VFORK_PIPES.lock().unwrap_or_else(|p| p.into_inner());
         let Some(i) = pipes.iter().position(|&(p, _)| p == pid) else {
@@ -238,12 +255,18 @@ fn vfork_wait(pid: i32, slot: usize, guest: &GuestMem) -> i64 {
         pipes.swap_remove(i).1
     };
     let mut b = [0u8; 1];
+    crate::signals::offload_busy(index, true);
     // SAFETY: fd is our pipe's read end; read blocks until the child's write end
     // closes (exec or exit).
-    while unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) } != 0 {
-        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            break;
-        }
+    let r = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+    let err = io::Error::last_os_error().raw_os_error();
+    crate::signals::offload_busy(index, false);
+    if r < 0 && err == Some(libc::EINTR) {
+        VFORK_PIPES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((pid, fd));
+        return -i64::from(libc::EINTR);
     }
     // SAFETY: closing our own pipe end.
     unsafe { libc::close(fd) };
@@ -324,7 +347,9 @@ pub fn serve(
                 }
             }
             Some(Op::Fork) => fork_child(req.args[0] as usize, guest, mirror, events, pin),
-            Some(Op::VforkWait) => vfork_wait(req.args[0] as i32, req.args[1] as usize, guest),
+            Some(Op::VforkWait) => {
+                vfork_wait(req.args[0] as i32, req.args[1] as usize, guest, index)
+            }
             Some(Op::SpawnExec) => {
                 crate::spawn::exec_in_partition(req.args[0], req.args[1], req.args[2])
             }

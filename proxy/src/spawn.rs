@@ -126,9 +126,10 @@ fn build_and_exec(path: u64, argv: u64, envp: u64) -> Result<std::convert::Infal
     let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|a| a.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
     let c_exe = cstring(exe.as_os_str().as_bytes())?;
-    // SAFETY: mote's CPUs and an empty signal mask for the new program (the
-    // offload thread is pinned and may block signals the proxy handles), then
-    // execve with NULL-terminated vectors of valid C strings that outlive the call.
+    // SAFETY: mote's CPUs, an empty signal mask (the offload thread is pinned and
+    // may block signals the proxy handles) and no parent-death signal for the new
+    // program, then execve with NULL-terminated vectors of valid C strings that
+    // outlive the call.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         for &c in HOST_CPUS.get().into_iter().flatten() {
@@ -140,6 +141,9 @@ fn build_and_exec(path: u64, argv: u64, envp: u64) -> Result<std::convert::Infal
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // The new program is a process of its own, which outlives its parent
+        // as natively (the forked proxy was to die with the run: `fork_child`).
+        libc::prctl(libc::PR_SET_PDEATHSIG, 0);
         libc::execve(c_exe.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr());
     }
     Err(std::io::Error::last_os_error()

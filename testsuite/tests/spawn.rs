@@ -118,9 +118,24 @@ fn python_subprocess(pf: Platform) {
     assert_eq!(mote.stdout_text(), "b'x\\n'\n4\n");
 }
 
+/// Regression: a vfork child blocked in a call before its `exec`
+/// (`apps/vfork_stuck.c`: a read of a pipe nobody writes) kept its parent's
+/// wait from being interrupted, so SIGTERM did not end the run; and the child's
+/// forked proxy outlived the run. Now the run ends with 143 and nothing is left
+/// behind (the harness checks). Not compared with a native run: natively the
+/// vfork child outlives its killed parent, blocked for ever.
+fn sigterm_ends_a_vfork_parent_whose_child_is_stuck_before_exec(pf: Platform) {
+    let run = Program::new(app("vfork_stuck"))
+        .on(pf)
+        .mote_signalled("TERM");
+    assert_eq!(run.status, 143, "{run:?}");
+    assert_eq!(run.stdout_text(), "ready\n", "{run:?}");
+}
+
 mote_testsuite::on_both_platforms!(
     posix_spawn_system_popen_and_vfork_as_natively,
     a_shell_script_runs_its_commands,
     sigterm_ends_a_shell_script_waiting_for_its_child,
+    sigterm_ends_a_vfork_parent_whose_child_is_stuck_before_exec,
     python_subprocess,
 );

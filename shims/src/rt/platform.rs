@@ -135,9 +135,10 @@ impl Kvm {
         self.call(Op::Fork, 0, [slot as u64, 0, 0, 0, 0, 0])
     }
 
-    /// Wait until vfork child `pid` (slot `slot`) exec'd or ended.
-    pub fn vfork_wait(&self, pid: u32, slot: usize) {
-        self.call(Op::VforkWait, 0, [pid as u64, slot as u64, 0, 0, 0, 0]);
+    /// Wait until vfork child `pid` (slot `slot`) exec'd or ended: 0, or `-EINTR`
+    /// when a signal for the application interrupted the wait.
+    pub fn vfork_wait(&self, pid: u32, slot: usize) -> i64 {
+        self.call(Op::VforkWait, 0, [pid as u64, slot as u64, 0, 0, 0, 0])
     }
 
     /// A vfork child's `execve`: its program in a partition of its own. Returns

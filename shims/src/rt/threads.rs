@@ -827,7 +827,14 @@ fn clone_thread(
     if kind == CloneKind::VforkChild {
         // vfork: the parent goes on once the child exec'd or ended (its calls
         // meanwhile are the child's, on this core or another).
-        p.vfork_wait(tid, slot);
+        while p.vfork_wait(tid, slot) == Errno::EINTR.ret() {
+            // A signal from outside: a default action that ends the process
+            // (SIGTERM, SIGINT) ends the run now, as it ends a vfork parent on
+            // Linux; a caught one waits until the child exec'd or ended.
+            if let Some(pr) = proc.lock().as_mut() {
+                pr.deliver_pending(p);
+            }
+        }
         return Ok(tid as usize);
     }
     publish_thread_count(proc);
