@@ -144,6 +144,12 @@ impl FramePool {
         }
     }
 
+    /// Does the pool have memory the platform maps only in whole 2 MiB chunks (the
+    /// hosted platform's hugetlbfs memory)? Never in the partition.
+    pub fn has_whole_only(&self) -> bool {
+        self.large.is_some()
+    }
+
     /// Is the frame at `gpa` part of a 2 MiB chunk the platform can map only whole
     /// and 2 MiB aligned (so libos must never map, unmap or protect part of it)?
     pub fn whole_chunks_only(&self, gpa: u64) -> bool {

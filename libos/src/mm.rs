@@ -1714,7 +1714,8 @@ impl AddressSpace {
     /// memory), that page is split first, as Linux splits a transparent huge
     /// page: its contents move to 4 KiB frames mapped in its place.
     fn split_whole_chunk<P: Platform>(&mut self, p: &P, at: u64) -> Result<(), Errno> {
-        if at.is_multiple_of(LARGE_PAGE_SIZE) {
+        // Nothing to look up in the partition (every munmap and mprotect comes here).
+        if !self.frames.has_whole_only() || at.is_multiple_of(LARGE_PAGE_SIZE) {
             return Ok(());
         }
         let Some((&va, &b)) = self.backing.range(..=at).next_back() else {
