@@ -20,9 +20,20 @@
  * (`getauxval(AT_MOTE_SYSCALL)`: a plain function call into the runtime instead
  * of the `syscall` instruction), as `getpid_direct`, `getppid_direct`,
  * `write_devnull_direct` and `clock_gettime_direct`.
+ *
+ * With --floor-cpu N (natively; `mote bench` passes its Linux core), also
+ * `getppid_floor`: what any shared-memory offload of getppid costs on this
+ * machine. A thread pinned to CPU N serves calls from this one through two
+ * cache lines laid out and used as mote's IKC slot is (`mote_abi::ikc`: the
+ * request line with its sequence number, the response line apart, `pause` in
+ * both spins) and runs getppid with a `syscall` instruction, as mote's proxy
+ * does. Two cache-line handoffs plus Linux's own call: mote's forwarded
+ * getppid cannot beat it, so its ratio to this figure is the runtime's cost.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +67,57 @@ static int samples = SAMPLES;
 
 static int null_fd = -1; /* /dev/null, for SYS_write */
 
+/* The floor's slot: a request line and a response line, as mote's IKC slot. */
+struct __attribute__((aligned(64))) floor_req {
+	uint32_t seq;
+	uint32_t op;
+	uint64_t nr;
+	uint64_t args[6];
+};
+struct __attribute__((aligned(64))) floor_resp {
+	uint32_t seq;
+	uint32_t waiting;
+	int64_t ret;
+};
+static struct floor_req floor_req;
+static struct floor_resp floor_resp;
+static int use_floor; /* batch_ns: calls go through the floor's slot */
+static uint32_t floor_stop; /* the floor's server ends (seq of the last call) */
+
+static long floor_call(long nr)
+{
+	uint32_t s = floor_req.seq + 1;
+	floor_req.nr = (uint64_t)nr;
+	__atomic_store_n(&floor_req.seq, s, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&floor_resp.seq, __ATOMIC_ACQUIRE) != s)
+		__builtin_ia32_pause();
+	return floor_resp.ret;
+}
+
+static void *floor_server(void *arg)
+{
+	int cpu = *(int *)arg;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof set, &set) != 0) {
+		perror("latency: --floor-cpu: sched_setaffinity");
+		exit(1);
+	}
+	uint32_t last = 0;
+	for (;;) {
+		uint32_t s;
+		while ((s = __atomic_load_n(&floor_req.seq, __ATOMIC_ACQUIRE)) == last)
+			__builtin_ia32_pause();
+		last = s;
+		long ret = syscall((long)floor_req.nr);
+		floor_resp.ret = ret;
+		__atomic_store_n(&floor_resp.seq, s, __ATOMIC_RELEASE);
+		if (__atomic_load_n(&floor_stop, __ATOMIC_ACQUIRE) == s)
+			return NULL;
+	}
+}
+
 /* `batch` calls of `nr`: SYS_write writes one byte to /dev/null, SYS_clock_gettime
  * reads CLOCK_MONOTONIC (through libc, i.e. the vDSO where there is one), any
  * other number is called without arguments. */
@@ -79,6 +141,9 @@ static double batch_ns(long nr, long batch)
 		else
 			for (long i = 0; i < batch; i++)
 				clock_gettime(CLOCK_MONOTONIC, &ts);
+	} else if (use_floor) {
+		for (long i = 0; i < batch; i++)
+			floor_call(nr);
 	} else if (use_direct) {
 		for (long i = 0; i < batch; i++)
 			direct(nr, 0, 0, 0, 0, 0, 0);
@@ -120,15 +185,48 @@ static void measure(const char *name, long nr)
 	fflush(stdout);
 }
 
+/* getppid_floor: the same getppid through the floor's slot, served on `cpu`. */
+static void measure_floor(int cpu)
+{
+	static int server_cpu;
+	server_cpu = cpu;
+	pthread_t t;
+	int e = pthread_create(&t, NULL, floor_server, &server_cpu);
+	if (e != 0) {
+		fprintf(stderr, "latency: --floor-cpu: cannot start the server thread: %s\n", strerror(e));
+		exit(1);
+	}
+	if (floor_call(SYS_getppid) != getppid()) {
+		fprintf(stderr, "latency: the floor's getppid returned nonsense\n");
+		exit(1);
+	}
+	use_floor = 1;
+	measure("getppid_floor", SYS_getppid);
+	use_floor = 0;
+	/* The server ends after answering the next call. */
+	__atomic_store_n(&floor_stop, floor_req.seq + 1, __ATOMIC_RELEASE);
+	floor_call(SYS_getppid);
+	pthread_join(t, NULL);
+}
+
 int main(int argc, char **argv)
 {
+	int floor_cpu = -1;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--raw") == 0) {
 			raw = 1;
 		} else if (strcmp(argv[i], "--quick") == 0) {
 			samples = SAMPLES / 2;
+		} else if (strcmp(argv[i], "--floor-cpu") == 0 && i + 1 < argc) {
+			char *end;
+			long c = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || c < 0 || c >= CPU_SETSIZE) {
+				fprintf(stderr, "latency: --floor-cpu %s: not a CPU number\n", argv[i]);
+				return 2;
+			}
+			floor_cpu = (int)c;
 		} else {
-			fprintf(stderr, "usage: latency [--quick] [--raw]\n");
+			fprintf(stderr, "usage: latency [--quick] [--raw] [--floor-cpu N]\n");
 			return 2;
 		}
 	}
@@ -144,6 +242,8 @@ int main(int argc, char **argv)
 	}
 	measure("getpid", SYS_getpid);
 	measure("getppid", SYS_getppid);
+	if (floor_cpu >= 0)
+		measure_floor(floor_cpu);
 	measure("write_devnull", SYS_write);
 	measure("clock_gettime", SYS_clock_gettime);
 	direct = (direct_fn)getauxval(AT_MOTE_SYSCALL);

@@ -122,6 +122,14 @@ fn quick_bench_runs_every_workload_on_every_platform_and_reports_figures() {
         }
     }
 
+    // The forwarded call against its floor, measured natively in the same run.
+    assert!(
+        table
+            .iter()
+            .any(|l| l.starts_with("latency") && l.contains("getppid vs floor")),
+        "no floor row for the forwarded call:\n{text}"
+    );
+
     let samples = fs::read_to_string(&json).expect("--json wrote its file");
     for config in CONFIGS {
         assert!(
@@ -142,6 +150,10 @@ fn quick_bench_runs_every_workload_on_every_platform_and_reports_figures() {
             json.display()
         );
     }
+    assert!(
+        samples.contains("\"getppid_floor.raw_ns\": ["),
+        "the floor's raw samples missing"
+    );
     assert!(
         samples.contains("\"raw_cycles\": ["),
         "FWQ raw samples missing"

@@ -426,6 +426,10 @@ fn run_once(
         }
     };
     cmd.args(args);
+    if let (Side::Native, Some(opt)) = (side, w.native_linux_cpu_arg) {
+        // On a one-CPU machine this is the LWK core too, as mote's proxy is.
+        cmd.arg(opt).arg(cpus.linux.to_string());
+    }
     cmd.env_remove("MOTE_DEBUG");
     let mut run = Run {
         side,
@@ -517,10 +521,10 @@ fn print_table(report: &Report) -> Vec<String> {
                 .iter()
                 .map(|&s| stats::summarize(&config.samples(s, metric.key_on(s))))
                 .collect();
-            let label = if metric.pooled {
-                format!("{} (all)", metric.key)
-            } else {
-                metric.key.to_string()
+            let label = match metric.label {
+                Some(l) => l.to_string(),
+                None if metric.pooled => format!("{} (all)", metric.key),
+                None => metric.key.to_string(),
             };
             for (s, summary) in sides.iter().zip(&summaries) {
                 if summary.is_none() {

@@ -23,6 +23,8 @@ pub struct Metric {
     /// The key holds a comma-separated list of samples: median and p99 are taken
     /// over every sample of every repetition instead of over per-run values.
     pub pooled: bool,
+    /// The row's name in the table (the key when None).
+    pub label: Option<&'static str>,
 }
 
 impl Metric {
@@ -42,6 +44,7 @@ const fn m(key: &'static str, unit: &'static str, better: Better) -> Metric {
         unit,
         better,
         pooled: false,
+        label: None,
     }
 }
 
@@ -52,6 +55,7 @@ const fn pooled(key: &'static str, unit: &'static str) -> Metric {
         unit,
         better: Better::Lower,
         pooled: true,
+        label: None,
     }
 }
 
@@ -63,8 +67,16 @@ const fn pooled_vs(key: &'static str, native_key: &'static str, unit: &'static s
         unit,
         better: Better::Lower,
         pooled: true,
+        label: None,
     }
 }
+
+/// mote's forwarded `getppid` against the offload floor the native run of
+/// `latency` measures (`--floor-cpu`): two cache-line handoffs and Linux's call.
+const FORWARD_FLOOR: Metric = Metric {
+    label: Some("getppid vs floor (all)"),
+    ..pooled_vs("getppid.raw_ns", "getppid_floor.raw_ns", "ns")
+};
 
 /// One program and how to run it.
 #[derive(Debug)]
@@ -80,6 +92,10 @@ pub struct Workload {
     /// the LWK host CPU as for every workload: on a 2-CPU machine every side
     /// then has one host CPU for the threads.
     pub cores: usize,
+    /// An option the native run gets with the Linux core's number, for a
+    /// helper thread of the program to run there (the native side of what
+    /// mote's proxy does there).
+    pub native_linux_cpu_arg: Option<&'static str>,
 }
 
 /// The end-to-end wall time of a run, measured by the bench for every run.
@@ -100,6 +116,7 @@ pub const ALL: &[Workload] = &[
         metrics: &[
             pooled("getpid.raw_ns", "ns"),
             pooled("getppid.raw_ns", "ns"),
+            FORWARD_FLOOR,
             pooled("write_devnull.raw_ns", "ns"),
             pooled("clock_gettime.raw_ns", "ns"),
             pooled_vs("getpid_direct.raw_ns", "getpid.raw_ns", "ns"),
@@ -108,8 +125,10 @@ pub const ALL: &[Workload] = &[
             pooled_vs("clock_gettime_direct.raw_ns", "clock_gettime.raw_ns", "ns"),
         ],
         what: "per-call latency: getpid (local under mote), getppid and write to /dev/null \
-               (forwarded), libc clock_gettime; the syscall instruction and mote's direct entry",
+               (forwarded), libc clock_gettime; the syscall instruction and mote's direct entry; \
+               the floor of a forwarded call (native column of `getppid vs floor`)",
         cores: 1,
+        native_linux_cpu_arg: Some("--floor-cpu"),
     },
     Workload {
         name: FWQ,
@@ -123,6 +142,7 @@ pub const ALL: &[Workload] = &[
         ],
         what: "Fixed Work Quantum: 10,000 samples of one fixed quantum, in TSC cycles",
         cores: 1,
+        native_linux_cpu_arg: None,
     },
     Workload {
         name: "gups",
@@ -137,6 +157,7 @@ pub const ALL: &[Workload] = &[
         ],
         what: "random read-modify-write updates, 1 GiB table (64 MiB quick)",
         cores: 1,
+        native_linux_cpu_arg: None,
     },
     Workload {
         name: "stream",
@@ -149,6 +170,7 @@ pub const ALL: &[Workload] = &[
         ],
         what: "STREAM triad, 3 x 160 MB (3 x 16 MB quick)",
         cores: 1,
+        native_linux_cpu_arg: None,
     },
     Workload {
         name: "alloc",
@@ -162,6 +184,7 @@ pub const ALL: &[Workload] = &[
         ],
         what: "malloc/free of mixed sizes, 10M operations (1M quick)",
         cores: 1,
+        native_linux_cpu_arg: None,
     },
     Workload {
         name: "cg",
@@ -175,6 +198,7 @@ pub const ALL: &[Workload] = &[
         ],
         what: "HPCCG-style CG, 27-point stencil, 64^3 rows (32^3 quick), 1 thread",
         cores: 1,
+        native_linux_cpu_arg: None,
     },
     Workload {
         name: "cg2",
@@ -188,6 +212,7 @@ pub const ALL: &[Workload] = &[
         ],
         what: "the same CG with 2 threads (pthreads, a barrier per kernel): --cores 2 under mote",
         cores: 2,
+        native_linux_cpu_arg: None,
     },
     Workload {
         name: "startup",
@@ -197,6 +222,7 @@ pub const ALL: &[Workload] = &[
         metrics: &[m(WALL_MS, "ms", Better::Lower)],
         what: "end-to-end time of a program that prints one line and exits",
         cores: 1,
+        native_linux_cpu_arg: None,
     },
 ];
 
