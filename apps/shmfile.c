@@ -2,9 +2,11 @@
  * shmfile PATH: writes a file through a MAP_SHARED mapping and msync, checks that
  * read() sees the stores at once, maps it again read-only to check the contents,
  * then uses /dev/zero MAP_SHARED (anonymous shared memory) and a mapping of a file
- * range from an offset, and a mapping whose file grows after it was made. The file is left on disk for the caller to check: byte i
+ * range from an offset, a mapping whose file grows after it was made, MAP_HUGETLB
+ * (EINVAL but for a hugetlbfs file) and a hugetlbfs file mapped shared. The file is left on disk for the caller to check: byte i
  * of its SIZE bytes is (i * 7 + 3) & 0xff.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +24,41 @@ static void check(int ok, const char *what)
 		printf("FAILED: %s\n", what);
 		failed = 1;
 	}
+}
+
+/* A file on hugetlbfs (a memfd with MFD_HUGETLB): mapped in whole 2 MiB pages
+ * (the length rounds up, the address is aligned), two mappings alias. Needs a
+ * free 2 MiB page: without one (mmap's ENOMEM) it says so and checks nothing
+ * more, natively and under mote alike. */
+static void huge_file(void)
+{
+	const size_t huge = 2 << 20;
+	int h = memfd_create("shmfile-huge", MFD_HUGETLB);
+	if (h < 0 || ftruncate(h, huge) != 0) {
+		printf("shmfile: no hugetlbfs memfd here (%s)\n", strerror(errno));
+		if (h >= 0)
+			close(h);
+		return;
+	}
+	unsigned char *a = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, h, 0);
+	if (a == MAP_FAILED) {
+		check(errno == ENOMEM, "a hugetlbfs file maps, or fails for want of pages");
+		printf("shmfile: no free 2 MiB page for the hugetlbfs file\n");
+		close(h);
+		return;
+	}
+	check(((unsigned long)a & (huge - 1)) == 0, "a hugetlbfs mapping is 2 MiB aligned");
+	unsigned char *b = mmap(NULL, huge, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_HUGETLB, h, 0);
+	check(b != MAP_FAILED, "MAP_HUGETLB of a hugetlbfs file maps");
+	if (b != MAP_FAILED) {
+		a[100] = 42;
+		/* Past the 4096 bytes asked for, inside the rounded-up huge page. */
+		a[huge - 1] = 7;
+		check(b[100] == 42 && b[huge - 1] == 7, "two mappings of a hugetlbfs file alias");
+		check(munmap(b, huge) == 0, "munmap of the MAP_HUGETLB mapping");
+	}
+	check(munmap(a, huge) == 0, "munmap of the hugetlbfs mapping");
+	close(h);
 }
 
 int main(int argc, char **argv)
@@ -111,6 +148,26 @@ int main(int argc, char **argv)
 		      errno == EACCES,
 	      "a read-only /dev/zero descriptor does not map writable shared");
 	close(z);
+
+	/* MAP_HUGETLB asks for a hugetlbfs file: any other is EINVAL (Linux's
+	 * ksys_mmap_pgoff), /dev/zero too. */
+	int f = open(argv[1], O_RDWR);
+	check(f >= 0, "reopen the file");
+	check(mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_HUGETLB, f, 0) ==
+			      MAP_FAILED &&
+		      errno == EINVAL,
+	      "MAP_HUGETLB of a file not on hugetlbfs is EINVAL");
+	close(f);
+	z = open("/dev/zero", O_RDWR);
+	check(mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_HUGETLB, z, 0) ==
+			      MAP_FAILED &&
+		      errno == EINVAL,
+	      "MAP_HUGETLB of /dev/zero is EINVAL");
+	close(z);
+	check(mmap(NULL, 4096, PROT_READ, MAP_SHARED | MAP_HUGETLB, 999, 0) == MAP_FAILED &&
+		      errno == EBADF,
+	      "MAP_HUGETLB of a closed descriptor is EBADF");
+	huge_file();
 
 	if (failed)
 		return 1;

@@ -612,6 +612,25 @@ impl AddressSpace {
                 return Err(Errno::EACCES);
             }
         }
+        // A file on hugetlbfs is mapped in whole huge pages (Linux rounds the
+        // length up and needs an aligned address); MAP_HUGETLB asks for one and is
+        // EINVAL for any other file (`ksys_mmap_pgoff`), /dev/zero included.
+        let huge_file = !anon
+            && (flags & MAP_HUGETLB != 0 || shared && !dev_zero)
+            && match is_hugetlbfs(p, fd) {
+                Ok(huge) => huge,
+                Err(e) if flags & MAP_HUGETLB != 0 => return Err(e),
+                // Not for this check to decide: the mapping below reports it.
+                Err(_) => false,
+            };
+        if flags & MAP_HUGETLB != 0 && !anon && !huge_file {
+            return Err(Errno::EINVAL);
+        }
+        let len = if huge_file {
+            align_up(len, LARGE_PAGE_SIZE)
+        } else {
+            len
+        };
         anon |= dev_zero;
         if !anon && off.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
             return Err(Errno::EOVERFLOW);
@@ -651,7 +670,7 @@ impl AddressSpace {
             if hint >= USER_START && hint <= USER_END - len && self.is_free(hint, hint + len) {
                 hint
             } else {
-                let align = if flags & MAP_HUGETLB != 0 {
+                let align = if flags & MAP_HUGETLB != 0 || huge_file {
                     self.placement_align(len).max(LARGE_PAGE_SIZE)
                 } else {
                     self.placement_align(len)
@@ -2156,6 +2175,25 @@ fn is_dev_zero<P: Platform>(p: &P, fd: u64) -> bool {
     let mode = u32::from_le_bytes(st[stat::ST_MODE..][..4].try_into().expect("4 bytes"));
     let rdev = u64::from_le_bytes(st[stat::ST_RDEV..][..8].try_into().expect("8 bytes"));
     r == 0 && mode & stat::S_IFMT == stat::S_IFCHR && rdev == stat::DEV_ZERO
+}
+
+/// Whether `fd` is a file on hugetlbfs (`fstatfs`, forwarded); Linux's error
+/// (EBADF) when `fd` is not open.
+fn is_hugetlbfs<P: Platform>(p: &P, fd: u64) -> Result<bool, Errno> {
+    use crate::uapi::statfs;
+    let buf = alloc::vec![0u8; statfs::SIZE];
+    // The proxy writes the buffer (unified address space).
+    let r = p.forward(
+        syscalls::Sysno::fstatfs as u64,
+        [fd, p.addr_of(&buf), 0, 0, 0, 0],
+    );
+    if r < 0 {
+        return Err(Errno::from_code(-r as i32).unwrap_or(Errno::EBADF));
+    }
+    // Written behind the compiler's back: read through an opaque copy.
+    let buf = core::hint::black_box(buf);
+    let f_type = u64::from_le_bytes(buf[statfs::F_TYPE..][..8].try_into().expect("8 bytes"));
+    Ok(f_type == statfs::HUGETLBFS_MAGIC)
 }
 
 /// Fill mapped, writable user memory `[va, va+len)` with the file's bytes from `off`

@@ -106,6 +106,15 @@ pub mod stat {
     pub const S_IFDIR: u32 = 0o040_000;
 }
 
+/// `struct statfs` (`fstatfs`), `arch/x86/include/uapi/asm/statfs.h` via
+/// `asm-generic/statfs.h`: 120 bytes on x86_64, `f_type` first.
+pub mod statfs {
+    pub const SIZE: usize = 120;
+    pub const F_TYPE: usize = 0;
+    /// `include/uapi/linux/magic.h`.
+    pub const HUGETLBFS_MAGIC: u64 = 0x9584_58f6;
+}
+
 /// Auxiliary vector tags, `include/uapi/linux/auxvec.h` and
 /// `arch/x86/include/uapi/asm/auxvec.h`.
 pub mod auxv {
