@@ -39,8 +39,8 @@ use mote_abi::hosted::{HostedInfo, HOSTED_INFO_GPA, HOSTED_INFO_VA, HOSTED_MAGIC
 use mote_abi::layout::*;
 
 use crate::boot;
+use crate::cpus::lwk_host_cpu;
 use crate::guest::GuestMem;
-use crate::offload::lwk_host_cpu;
 use crate::passthrough::{MemSlots, Passthrough};
 use crate::vmm::{BootParams, Event};
 

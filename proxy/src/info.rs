@@ -307,6 +307,17 @@ pub fn print_info() -> i32 {
             "layout:   Linux core: host CPU {linux} (offload servers); LWK cores on host CPUs {}",
             lwk.join(",")
         );
+        let taken: Vec<String> = crate::cpus::taken_by_others()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        if !taken.is_empty() {
+            println!(
+                "          taken by other mote runs now: host CPU(s) {} (a new run's cores \
+                 go on the others, and share when none is left)",
+                taken.join(",")
+            );
+        }
     }
     let dispatch = dispatch_status();
     match &dispatch {

@@ -7,6 +7,7 @@ mod args;
 mod bench;
 mod boot;
 mod cli;
+mod cpus;
 mod guest;
 mod hosted;
 mod info;

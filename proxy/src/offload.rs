@@ -52,17 +52,6 @@ pub fn linux_core() -> usize {
     host_cpus()[0]
 }
 
-/// Host CPU for LWK core `i`: the allowed CPUs after the Linux core, wrapping;
-/// the Linux core itself only when it is the only one allowed.
-pub fn lwk_host_cpu(i: usize) -> usize {
-    let cpus = host_cpus();
-    if cpus.len() > 1 {
-        cpus[1 + i % (cpus.len() - 1)]
-    } else {
-        cpus[0]
-    }
-}
-
 /// Longest libos log message printed (longer ones are cut).
 const LOG_MAX: usize = 4096;
 

@@ -165,6 +165,8 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         page_size: a.page_size.bytes(),
         shared_cpus: a.cores > 1 && a.cores + 1 > offload::host_cpus().len(),
     };
+    // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
+    crate::cpus::claim(a.cores, params.debug || params.stats);
     let mut platform = match backend {
         Backend::Kvm(..) => {
             let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {

@@ -23,8 +23,9 @@ use mote_abi::ports;
 use mote_abi::trap::FaultReport;
 
 use crate::boot::{self, BootError};
+use crate::cpus::lwk_host_cpu;
 use crate::guest::GuestMem;
-use crate::offload::{futex_wait, futex_wake, lwk_host_cpu, pin_to};
+use crate::offload::{futex_wait, futex_wake, pin_to};
 
 /// kernel-min, built for x86_64-unknown-none by build.rs.
 static KERNEL_ELF: &[u8] = include_bytes!(env!("MOTE_KERNEL_ELF"));
