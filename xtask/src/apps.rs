@@ -1,6 +1,8 @@
 //! The C applications in `apps/`: prerequisites and the build, one program per
-//! `.c` file: `apps/*.c` static (`gcc -static -O2 -Wall -Werror`), and
-//! `apps/dynamic/*.c` as ordinary dynamically linked PIE programs.
+//! `.c` file: `apps/*.c` static (`gcc -static -O2 -Wall -Werror`),
+//! `apps/dynamic/*.c` as ordinary dynamically linked PIE programs, and
+//! `apps/mpi/*.c` with the MPI compiler wrapper (`mpicc`, dynamic: as MPI codes
+//! are built), for the test suite only.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,8 +15,32 @@ use crate::step;
 const GCC_FIX: &str = "install Debian packages gcc libc6-dev";
 /// Flags for `apps/*.c`.
 pub const STATIC: &[&str] = &["-static", "-O2", "-Wall", "-Werror"];
-/// Flags for `apps/dynamic/*.c` (gcc's defaults: dynamic, PIE).
+/// Flags for `apps/dynamic/*.c` (gcc's defaults: dynamic, PIE) and `apps/mpi/*.c`.
 pub const DYNAMIC: &[&str] = &["-O2", "-Wall", "-Werror"];
+
+/// The C compiler of `apps/*.c` and `apps/dynamic/*.c`.
+pub const GCC: &str = "gcc";
+/// The MPI compiler wrapper of `apps/mpi/*.c`.
+pub const MPICC: &str = "mpicc";
+const MPI_FIX: &str = "install Debian packages mpich libmpich-dev (the MPI tests run \
+                       `mpiexec -n 2 mote run -- ...`)";
+
+/// `mpicc` and `mpiexec` must run (MPICH's, or any MPI's wrappers).
+pub fn check_mpi() -> Result<(), Error> {
+    for tool in [MPICC, "mpiexec"] {
+        let ok = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            return Err(Error::Missing {
+                what: tool.to_string(),
+                fix: MPI_FIX,
+            });
+        }
+    }
+    Ok(())
+}
 
 /// gcc must run and find a static libc (`libc.a`, from libc6-dev).
 pub fn check_prerequisites() -> Result<(), Error> {
@@ -50,9 +76,15 @@ fn extra_cflags(src: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Compiles every `src_dir/*.c` into `out_dir/<name>`, skipping programs newer
-/// than their source (and than every `src_dir/*.h`). Returns the programs.
-pub fn build_all(src_dir: &Path, out_dir: &Path, cflags: &[&str]) -> Result<Vec<PathBuf>, Error> {
+/// Compiles every `src_dir/*.c` into `out_dir/<name>` with `cc`, skipping
+/// programs newer than their source (and than every `src_dir/*.h`). Returns the
+/// programs.
+pub fn build_all(
+    src_dir: &Path,
+    out_dir: &Path,
+    cc: &str,
+    cflags: &[&str],
+) -> Result<Vec<PathBuf>, Error> {
     let io = |context: String| move |e| Error::Io { context, source: e };
     let mut sources = Vec::new();
     let mut newest_header = None;
@@ -81,7 +113,7 @@ pub fn build_all(src_dir: &Path, out_dir: &Path, cflags: &[&str]) -> Result<Vec<
         if !up_to_date {
             // Compile to a temporary name so a failed build never leaves a stale program.
             let tmp = out.with_extension("tmp");
-            let mut cmd = Command::new("gcc");
+            let mut cmd = Command::new(cc);
             cmd.args(cflags)
                 .args(extra_cflags(src))
                 .arg("-o")

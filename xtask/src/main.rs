@@ -8,7 +8,7 @@
 //! - `test`: the same build, then formatting, lints (host and guest crates) and
 //!   every test of the workspace. This is what `.ci/run` runs.
 //! - `latency`: run `apps/latency.c` natively and under mote, print both and the ratio.
-//! - `apps`: only compile `apps/*.c`.
+//! - `apps`: only compile `apps/*.c` (and `apps/mpi/*.c` where MPI is installed).
 
 mod apps;
 mod elf;
@@ -35,7 +35,7 @@ commands:
   demo      build mote and the apps, then run apps/hello.c under `mote run`
   test      build, then cargo fmt --check, clippy (host and guest crates), cargo test
   latency   run apps/latency.c natively and under mote; print median, p99 and ratio
-  apps      compile apps/*.c into <target>/apps (gcc -static)";
+  apps      compile apps/*.c into <target>/apps (gcc -static; apps/mpi/*.c with mpicc)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,7 +43,14 @@ fn main() -> ExitCode {
         Some("demo") => Workspace::locate().and_then(|ws| ws.demo()),
         Some("test") => Workspace::locate().and_then(|ws| ws.test()),
         Some("latency") => Workspace::locate().and_then(|ws| ws.latency()),
-        Some("apps") => Workspace::locate().and_then(|ws| ws.build_apps().map(|_| ())),
+        Some("apps") => Workspace::locate().and_then(|ws| {
+            ws.build_apps()?;
+            // The MPI programs too where MPI is installed; `test` requires it.
+            if apps::check_mpi().is_ok() {
+                ws.build_mpi_apps()?;
+            }
+            Ok(())
+        }),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -127,13 +134,25 @@ impl Workspace {
     fn build_apps(&self) -> Result<Vec<PathBuf>, Error> {
         apps::check_prerequisites()?;
         let apps = self.root.join("apps");
-        let mut built = apps::build_all(&apps, &self.apps_dir(), apps::STATIC)?;
+        let mut built = apps::build_all(&apps, &self.apps_dir(), apps::GCC, apps::STATIC)?;
         built.extend(apps::build_all(
             &apps.join("dynamic"),
             &self.apps_dir(),
+            apps::GCC,
             apps::DYNAMIC,
         )?);
         Ok(built)
+    }
+
+    /// `apps/mpi/*.c`, for the MPI tests (not the demo: it needs no MPI).
+    fn build_mpi_apps(&self) -> Result<Vec<PathBuf>, Error> {
+        apps::check_mpi()?;
+        apps::build_all(
+            &self.root.join("apps").join("mpi"),
+            &self.apps_dir(),
+            apps::MPICC,
+            apps::DYNAMIC,
+        )
     }
 
     fn demo(&self) -> Result<(), Error> {
@@ -179,7 +198,9 @@ impl Workspace {
 
     fn test(&self) -> Result<(), Error> {
         check_busybox()?;
+        apps::check_mpi()?;
         self.build()?;
+        self.build_mpi_apps()?;
         step::run(
             "check formatting",
             self.cargo(&["fmt", "--all", "--check"]),
