@@ -36,6 +36,13 @@
 //! left, libos sends `ikc::Op::Unshare` for it, and when an object has no start in
 //! use, its slot, range, private mapping and descriptor go.
 //!
+//! System V shared memory attachments (`ikc::Op::ShmAttach`) take the same path:
+//! the proxy attaches the segment with Linux's `shmat(id, va, SHM_REMAP)` at the
+//! application's address in the reservation (its mirror) and backs a slot with
+//! that attachment itself, as for a device, so Linux counts one attachment per
+//! application attachment; `KIND_UNMAP` over it (libos unmapped it: `shmdt`,
+//! `munmap`) detaches it in Linux, and the proxy's exit detaches the rest.
+//!
 //! The same path carries MPI intra-node shared memory (`/dev/shm` segments mapped by
 //! every rank, native or mote; one slot per segment however often it is mapped) and
 //! RDMA device mappings (doorbells and queues of `/dev/infiniband/uverbs*`:
@@ -387,6 +394,83 @@ impl Passthrough {
         }
     }
 
+    /// `Op::ShmAttach`: attach System V segment `shmid` at the application's `va`
+    /// (`len` bytes: the whole segment, page-rounded) and give it a slot backed by
+    /// that very attachment, as a device's slot is by its mapping: another attach
+    /// for the slot would count in the segment's `shm_nattch`. Linux's `shmat`
+    /// judges the id and the permissions. The caller holds the mirror's lock.
+    pub fn attach_shm(&self, va: u64, len: u64, shmid: u64, shmflg: u64) -> i64 {
+        let aligned = |x: u64| x.is_multiple_of(PAGE_SIZE);
+        if len == 0
+            || !aligned(va)
+            || !aligned(len)
+            || va < USER_START
+            || va.checked_add(len).is_none_or(|e| e > USER_END)
+        {
+            return neg(libc::EINVAL);
+        }
+        let Ok(id) = i32::try_from(shmid) else {
+            return neg(libc::EINVAL);
+        };
+        let readonly = shmflg & libc::SHM_RDONLY as u64 != 0;
+        let flags = (shmflg as i32 & (libc::SHM_RDONLY | libc::SHM_EXEC)) | libc::SHM_REMAP;
+        // SAFETY: as for `map`'s mmap: 1. [va, va+len) lies in the application's
+        // range, which the mirror reserved: SHM_REMAP replaces only mirror mappings
+        // (there, the reservation: libos freed the range and the map log putting
+        // it back was applied before this request); 2. the caller holds the
+        // mirror lock; 3. nothing in the proxy holds references into it.
+        let p = unsafe { libc::shmat(id, va as *const libc::c_void, flags) };
+        if p as isize == -1 {
+            let err = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL);
+            restore_reservation(va, len);
+            return neg(err);
+        }
+        // The segment is as long as libos found it (an id names one segment for
+        // its life): anything else would leave part of the slot unbacked.
+        if p as u64 != va || segment_len(id) != Some(len) {
+            restore_reservation(va, len);
+            return neg(libc::EINVAL);
+        }
+        let mut st = self.state();
+        let placed =
+            st.alloc
+                .alloc(len)
+                .map_err(|_| libc::ENOMEM)
+                .and_then(
+                    |(slot, gpa)| match self.slots.set(slot, gpa, len, va, readonly) {
+                        Ok(()) => Ok((slot, gpa)),
+                        Err(e) => {
+                            st.alloc.free(slot, gpa, len);
+                            Err(e.raw_os_error().unwrap_or(libc::ENOMEM))
+                        }
+                    },
+                );
+        match placed {
+            Ok((slot, gpa)) => {
+                st.objects.insert(
+                    gpa,
+                    Object {
+                        slot,
+                        len,
+                        off: 0,
+                        readonly,
+                        file: None,
+                        attached: BTreeMap::from([(gpa, vec![(va, len)])]),
+                    },
+                );
+                (gpa | if readonly { SHARED_READONLY } else { 0 }) as i64
+            }
+            Err(errno) => {
+                drop(st);
+                // Putting the reservation back detaches the segment.
+                restore_reservation(va, len);
+                neg(errno)
+            }
+        }
+    }
+
     /// `Op::Unshare`: the object at `gpa` is no longer mapped by the application.
     /// Its virtual range was already given back to the reservation through the map
     /// log (applied before this request); here the slot goes.
@@ -458,6 +542,18 @@ fn object_at(objects: &mut BTreeMap<u64, Object>, gpa: u64) -> Option<(u64, &mut
         .next_back()
         .filter(|(&b, o)| gpa < b + o.len)
         .map(|(&b, o)| (b, o))
+}
+
+/// Size of System V segment `id`, page-rounded (`IPC_STAT`).
+fn segment_len(id: i32) -> Option<u64> {
+    // SAFETY: shmid_ds is plain data (all-zero is valid); IPC_STAT writes only
+    // into it.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; IPC_STAT only reads the segment's state.
+    if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } != 0 {
+        return None;
+    }
+    Some((ds.shm_segsz as u64).next_multiple_of(PAGE_SIZE))
 }
 
 /// Device and inode of `fd` when it is a regular file.
