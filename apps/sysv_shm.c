@@ -7,6 +7,9 @@
  *   sysv_shm detached   attach, detach, then store into the old range: dies of
  *                       SIGSEGV (status 139) after one line
  *   sysv_shm rdonly     store into a SHM_RDONLY attachment: dies of SIGSEGV
+ *   sysv_shm perm       what a process without CAP_IPC_OWNER may attach (run it
+ *                       as root without the capability: `setpriv --bounding-set
+ *                       -ipc_owner`): EACCES from Linux's own permission checks
  *   sysv_shm peer KEY a|b ROUNDS
  *                       two processes take turns incrementing a counter in the
  *                       segment of KEY (created by whichever comes first), as
@@ -361,6 +364,32 @@ static int die_read_only(void)
     return 1;
 }
 
+static int permissions(void)
+{
+    int ro = shmget(IPC_PRIVATE, PAGE, IPC_CREAT | 0400);
+    int rw = shmget(IPC_PRIVATE, PAGE, IPC_CREAT | 0600);
+    int wo = shmget(IPC_PRIVATE, PAGE, IPC_CREAT | 0200);
+    if (ro < 0 || rw < 0 || wo < 0) {
+        perror("shmget");
+        return 1;
+    }
+    char *p;
+    printf("0400 segment: read-write %s", try_shmat(ro, NULL, 0, NULL));
+    printf(", read-only %s", try_shmat(ro, NULL, SHM_RDONLY, &p));
+    printf(" (reads %d)\n", p ? p[0] : -1);
+    if (p)
+        shmdt(p);
+    printf("0600 segment: SHM_EXEC %s", try_shmat(rw, NULL, SHM_EXEC, NULL));
+    printf(", read-write %s\n", try_shmat(rw, NULL, 0, NULL));
+    printf("0200 segment: read-write %s", try_shmat(wo, NULL, 0, NULL));
+    printf(", nattch %s\n", err_name(-(int)nattch(wo)));
+    printf("nattch after the refusals: %ld %ld\n", nattch(ro), nattch(rw));
+    shmctl(ro, IPC_RMID, NULL);
+    shmctl(rw, IPC_RMID, NULL);
+    shmctl(wo, IPC_RMID, NULL);
+    return 0;
+}
+
 struct turns {
     uint64_t turn;
     uint64_t counter;
@@ -436,9 +465,11 @@ int main(int argc, char **argv)
         return die_after_detach();
     if (argc == 2 && strcmp(argv[1], "rdonly") == 0)
         return die_read_only();
+    if (argc == 2 && strcmp(argv[1], "perm") == 0)
+        return permissions();
     if (argc == 5 && strcmp(argv[1], "peer") == 0 &&
         (strcmp(argv[3], "a") == 0 || strcmp(argv[3], "b") == 0))
         return peer((key_t)strtol(argv[2], NULL, 0), argv[3], atol(argv[4]));
-    fprintf(stderr, "usage: sysv_shm [detached | rdonly | peer KEY a|b ROUNDS]\n");
+    fprintf(stderr, "usage: sysv_shm [detached | rdonly | perm | peer KEY a|b ROUNDS]\n");
     return 2;
 }
