@@ -3317,6 +3317,98 @@ mod tests {
     }
 
     #[test]
+    fn a_sysv_attachment_is_mapped_whole_named_and_detached_by_its_start() {
+        use crate::uapi::shm::*;
+        let (mut mm, p) = setup(64 * MB);
+        let rw = PROT_READ | PROT_WRITE;
+        p.add_segment(7, 3 * PAGE_SIZE + 100, true);
+        // Anywhere: the whole page-rounded segment, read-write, named by its key.
+        let a = mm.shmat(&p, 7, 0, 0, 3 * PAGE_SIZE + 100, 0x1234).unwrap();
+        let (_, v) = mm.vma_at(a).unwrap();
+        assert_eq!((v.end - a, v.prot, v.shared), (4 * PAGE_SIZE, rw, true));
+        assert!(p.mapping(a + 3 * PAGE_SIZE).is_some(), "the last page too");
+        assert_eq!(mm.label_at(a), Some(&b"/SYSV00001234 (deleted)"[..]));
+        // Read-only and executable attachments of the same segment.
+        let r = mm
+            .shmat(&p, 7, 0, SHM_RDONLY, 3 * PAGE_SIZE + 100, 0x1234)
+            .unwrap();
+        assert_eq!(p.mapping(r).unwrap().1, PROT_READ);
+        assert_eq!(
+            mm.mprotect(&p, r, PAGE_SIZE, rw),
+            Err(Errno::EACCES),
+            "SHM_RDONLY never becomes writable"
+        );
+        assert_eq!(mm.page_fault(&p, r, PF_WRITE), Fault::Default, "SIGSEGV");
+        let x = mm.shmat(&p, 7, 0, SHM_EXEC, 4 * PAGE_SIZE, 0x1234).unwrap();
+        assert_eq!(mm.vma_at(x).unwrap().1.prot, rw | PROT_EXEC);
+        assert_eq!(mm.sysv_runs(7), 3);
+        mm.assert_invariants();
+
+        // A fixed address over a mapping: EINVAL, unless SHM_REMAP replaces it.
+        let d = mm
+            .mmap(
+                &p,
+                0,
+                4 * PAGE_SIZE,
+                rw,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+                u64::MAX,
+                0,
+            )
+            .unwrap();
+        assert_eq!(
+            mm.shmat(&p, 7, d, 0, 4 * PAGE_SIZE, 0x1234),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(mm.vma_at(d).unwrap().1.kind, VmaKind::Anon, "kept");
+        assert_eq!(mm.shmat(&p, 7, d, SHM_REMAP, 4 * PAGE_SIZE, 0x1234), Ok(d));
+        assert!(matches!(
+            mm.vma_at(d).unwrap().1.kind,
+            VmaKind::Passthrough { .. }
+        ));
+        // Attached again at the same address: the old attachment goes.
+        let objects = p.st.borrow().shared.len();
+        assert_eq!(mm.shmat(&p, 7, d, SHM_REMAP, 4 * PAGE_SIZE, 0x1234), Ok(d));
+        assert_eq!(p.st.borrow().shared.len(), objects, "replaced, released");
+        // Linux's refusal changes nothing of the free range it was asked for.
+        p.add_segment(8, PAGE_SIZE, false);
+        assert_eq!(mm.shmat(&p, 8, 0, 0, PAGE_SIZE, 1), Err(Errno::EACCES));
+        assert_eq!(mm.shmat(&p, 9, 0, 0, PAGE_SIZE, 1), Err(Errno::EINVAL));
+        mm.assert_invariants();
+
+        // munmap of a middle page: two pieces, both detached by one shmdt.
+        mm.munmap(&p, a + PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert_eq!(mm.sysv_runs(7), 5, "a in two pieces, r, x, d");
+        assert_eq!(mm.shmdt(&p, a + PAGE_SIZE), Err(Errno::EINVAL));
+        assert_eq!(mm.shmdt(&p, a + 1), Err(Errno::EINVAL));
+        // mprotect splits VMAs, not the proxy's attachment.
+        mm.mprotect(&p, d, PAGE_SIZE, PROT_READ).unwrap();
+        assert_eq!(mm.sysv_runs(7), 5);
+        mm.shmdt(&p, a).unwrap();
+        assert!(mm.vma_at(a).is_none() && mm.vma_at(a + 2 * PAGE_SIZE).is_none());
+        assert_eq!(mm.shmdt(&p, a), Err(Errno::EINVAL), "already detached");
+        mm.shmdt(&p, d).unwrap();
+        assert!(mm.vma_at(d).is_none() && mm.vma_at(d + 3 * PAGE_SIZE).is_none());
+        // shmdt names attachments only: a shared file mapping is not one.
+        p.add_shareable(3, PAGE_SIZE, true);
+        let f = mm.mmap(&p, 0, PAGE_SIZE, rw, MAP_SHARED, 3, 0).unwrap();
+        assert_eq!(mm.shmdt(&p, f), Err(Errno::EINVAL));
+        mm.munmap(&p, f, PAGE_SIZE).unwrap();
+        // mremap may shrink an attachment, not move or grow it.
+        assert_eq!(
+            mm.mremap(&p, x, 4 * PAGE_SIZE, 8 * PAGE_SIZE, MREMAP_MAYMOVE, 0),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(mm.mremap(&p, x, 4 * PAGE_SIZE, PAGE_SIZE, 0, 0), Ok(x));
+        mm.shmdt(&p, x).unwrap();
+        mm.shmdt(&p, r).unwrap();
+        assert!(p.st.borrow().shared.is_empty(), "every object released");
+        assert_eq!(mm.sysv_runs(7), 0);
+        p.assert_mirror_matches();
+        mm.assert_invariants();
+    }
+
+    #[test]
     fn random_operations_keep_the_invariants() {
         random_operations(LARGE_PAGE_SIZE);
     }

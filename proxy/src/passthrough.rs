@@ -412,6 +412,15 @@ impl Passthrough {
         let Ok(id) = i32::try_from(shmid) else {
             return neg(libc::EINVAL);
         };
+        // The segment is as long as libos found it (an id names one segment for
+        // its life), checked before attaching: SHM_REMAP of a longer one would
+        // replace mirror mappings beyond the range. IPC_STAT fails as shmat
+        // would (a bad or removed id, no read permission).
+        match segment_len(id) {
+            Ok(l) if l == len => {}
+            Ok(_) => return neg(libc::EINVAL),
+            Err(errno) => return neg(errno),
+        }
         let readonly = shmflg & libc::SHM_RDONLY as u64 != 0;
         let flags = (shmflg as i32 & (libc::SHM_RDONLY | libc::SHM_EXEC)) | libc::SHM_REMAP;
         // SAFETY: as for `map`'s mmap: 1. [va, va+len) lies in the application's
@@ -427,9 +436,7 @@ impl Passthrough {
             restore_reservation(va, len);
             return neg(err);
         }
-        // The segment is as long as libos found it (an id names one segment for
-        // its life): anything else would leave part of the slot unbacked.
-        if p as u64 != va || segment_len(id) != Some(len) {
+        if p as u64 != va {
             restore_reservation(va, len);
             return neg(libc::EINVAL);
         }
@@ -545,15 +552,17 @@ fn object_at(objects: &mut BTreeMap<u64, Object>, gpa: u64) -> Option<(u64, &mut
 }
 
 /// Size of System V segment `id`, page-rounded (`IPC_STAT`).
-fn segment_len(id: i32) -> Option<u64> {
+fn segment_len(id: i32) -> Result<u64, i32> {
     // SAFETY: shmid_ds is plain data (all-zero is valid); IPC_STAT writes only
     // into it.
     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: as above; IPC_STAT only reads the segment's state.
     if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } != 0 {
-        return None;
+        return Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL));
     }
-    Some((ds.shm_segsz as u64).next_multiple_of(PAGE_SIZE))
+    Ok((ds.shm_segsz as u64).next_multiple_of(PAGE_SIZE))
 }
 
 /// Device and inode of `fd` when it is a regular file.
@@ -710,6 +719,79 @@ mod tests {
         fn set(&self, slot: u32, gpa: u64, len: u64, hva: u64, ro: bool) -> io::Result<()> {
             self.0.lock().unwrap().push((slot, gpa, len, hva, ro));
             Ok(())
+        }
+    }
+
+    /// `shm_nattch` of segment `id`.
+    fn nattch(id: i32) -> u64 {
+        // SAFETY: plain data, filled by IPC_STAT.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) }, 0);
+        ds.shm_nattch
+    }
+
+    #[test]
+    fn a_sysv_segment_is_attached_at_the_applications_address_and_backs_its_slot() {
+        let _g = crate::mirror::TEST_RESERVATION
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let guest = crate::guest::GuestMem::new(2 << 20).unwrap();
+        let _m = crate::mirror::Mirror::reserve(&guest).unwrap();
+        let rec = std::sync::Arc::new(Recorder::default());
+        let calls = || rec.0.lock().unwrap().clone();
+        let pt = Passthrough::new(Box::new(rec.clone()), 8);
+        // SAFETY: shmget creates a private segment; removed below.
+        let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 3 * 4096 + 100, 0o600) };
+        assert!(id >= 0);
+        let (va, len) = (0x5000_0000u64, 4 * PAGE_SIZE);
+        let gpa = pt.attach_shm(va, len, id as u64, 0) as u64;
+        assert_eq!(gpa & (PAGE_SIZE - 1), 0, "{gpa:#x}");
+        assert_eq!(
+            calls()[0],
+            (FIRST_SLOT, gpa, len, va, false),
+            "the attachment backs the slot"
+        );
+        assert_eq!(nattch(id), 1, "one Linux attachment");
+        assert!(pt.covers(va, gpa, len));
+        assert_eq!(pt.valid_len(gpa), len as i64, "the whole segment");
+        crate::mirror::write_user(va + len - 1, b"z").unwrap();
+        // SAFETY: a second attachment (anywhere) to look at the segment's pages.
+        let look = unsafe { libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY) };
+        // SAFETY: the last byte of the page-rounded segment, attached above.
+        assert_eq!(unsafe { *(look as *const u8).add(len as usize - 1) }, b'z');
+
+        // A read-only attachment: read-only slot, and said so.
+        let va2 = va + 0x10_0000;
+        let r = pt.attach_shm(va2, len, id as u64, libc::SHM_RDONLY as u64) as u64;
+        assert_eq!(r & SHARED_READONLY, SHARED_READONLY);
+        assert!(calls().last().unwrap().4);
+        // Not the segment's size, or no such segment: refused, reservation back.
+        let va3 = va + 0x20_0000;
+        assert_eq!(
+            pt.attach_shm(va3, 2 * PAGE_SIZE, id as u64, 0),
+            -i64::from(libc::EINVAL)
+        );
+        assert_eq!(
+            pt.attach_shm(va3, len, u64::from(u32::MAX), 0),
+            -i64::from(libc::EINVAL)
+        );
+        let mut b = [0u8; 1];
+        assert!(crate::mirror::read_user(va3, &mut b).is_err());
+        assert_eq!(nattch(id), 3, "refusals leave no attachment");
+
+        // libos unmaps (the map log puts the reservation back), then unshares.
+        restore_reservation(va, len);
+        restore_reservation(va2, len);
+        assert_eq!(nattch(id), 1, "only the look is left");
+        assert_eq!(pt.unshare(gpa), 0);
+        assert_eq!(pt.unshare(r & !SHARED_READONLY), 0);
+        assert_eq!(pt.live(), 0);
+        assert_eq!(calls().last().unwrap().2, 0, "slot deleted");
+        // SAFETY: our own attachment and segment.
+        unsafe {
+            libc::shmdt(look);
+            libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
         }
     }
 

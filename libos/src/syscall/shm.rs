@@ -104,3 +104,96 @@ pub fn shmctl<P: Platform>(
 }
 
 const _: () = assert!(SHMLBA == PAGE_SIZE);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakePlatform;
+    use crate::uapi::mman::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    use mote_abi::boot::BootInfo;
+
+    fn setup() -> (Process, FakePlatform) {
+        let boot = BootInfo {
+            pid: 500,
+            pool_start: 16 << 20,
+            mem_size: 64 << 20,
+            ..Default::default()
+        };
+        let p = FakePlatform::new();
+        let mut pr = Process::new(&boot);
+        pr.mm.init(&p).unwrap();
+        (pr, p)
+    }
+
+    fn shmctls(p: &FakePlatform) -> usize {
+        p.forwarded_nrs()
+            .iter()
+            .filter(|&&n| n == Sysno::shmctl as u64)
+            .count()
+    }
+
+    #[test]
+    fn address_errors_come_before_linux_is_asked_as_in_do_shmat() {
+        let (mut pr, p) = setup();
+        let at = 0x1000_0000;
+        let cases = [
+            (-1i64 as u64, 0, 0, Errno::EINVAL),
+            (7, at + 100, 0, Errno::EINVAL),
+            (7, 0, SHM_REMAP, Errno::EINVAL),
+            (7, 100, SHM_RND | SHM_REMAP, Errno::EINVAL),
+            (7, 100, SHM_RND, Errno::EPERM),
+        ];
+        for (id, addr, flg, want) in cases {
+            assert_eq!(
+                shmat(&mut pr, &p, id, addr, flg),
+                Err(want),
+                "{addr:#x} {flg:#o}"
+            );
+        }
+        assert_eq!(shmctls(&p), 0, "Linux never asked");
+        // Then the segment: Linux's answer to IPC_STAT (a removed id, say).
+        p.reply(Sysno::shmctl, Errno::EIDRM.ret());
+        assert_eq!(shmat(&mut pr, &p, 7, at + 100, SHM_RND), Err(Errno::EIDRM));
+        assert_eq!(shmctls(&p), 1);
+        assert_eq!(pr.mm.vmas().count(), 0, "nothing mapped");
+    }
+
+    #[test]
+    fn the_application_reads_its_own_attach_count_where_linux_counts_two_per_attachment() {
+        let (mut pr, p) = setup();
+        p.st.borrow_mut().shm_views = 2;
+        p.add_segment(7, 4096, true);
+        let a = pr.mm.shmat(&p, 7, 0, 0, 4096, 0).unwrap();
+        pr.mm.shmat(&p, 7, 0, 0, 4096, 0).unwrap();
+        let rw = PROT_READ | PROT_WRITE;
+        let buf = pr
+            .mm
+            .mmap(&p, 0, 4096, rw, MAP_PRIVATE | MAP_ANONYMOUS, u64::MAX, 0)
+            .unwrap();
+        let at = buf + shmid_ds::NATTCH as u64;
+        // Linux: the proxy's and the application process's attachments.
+        p.write_mem(at, &4u64.to_le_bytes());
+        p.reply(Sysno::shmctl, 0);
+        assert_eq!(shmctl(&mut pr, &p, 7, IPC_STAT, buf), Ok(0));
+        assert_eq!(p.peek(at, 8), 2u64.to_le_bytes());
+        // SHM_STAT names the segment by its result.
+        p.write_mem(at, &4u64.to_le_bytes());
+        p.reply(Sysno::shmctl, 7);
+        assert_eq!(shmctl(&mut pr, &p, 0, SHM_STAT, buf), Ok(7));
+        assert_eq!(p.peek(at, 8), 2u64.to_le_bytes());
+        // Another segment, another command, or an error: Linux's as it is.
+        p.write_mem(at, &4u64.to_le_bytes());
+        p.reply(Sysno::shmctl, 0);
+        shmctl(&mut pr, &p, 8, IPC_STAT, buf).unwrap();
+        shmctl(&mut pr, &p, 7, 1, buf).unwrap();
+        p.reply(Sysno::shmctl, Errno::EINVAL.ret());
+        assert_eq!(shmctl(&mut pr, &p, 7, IPC_STAT, buf), Err(Errno::EINVAL));
+        assert_eq!(p.peek(at, 8), 4u64.to_le_bytes());
+        // Detached: nothing to take off.
+        pr.mm.shmdt(&p, a).unwrap();
+        p.write_mem(at, &2u64.to_le_bytes());
+        p.reply(Sysno::shmctl, 0);
+        shmctl(&mut pr, &p, 7, IPC_STAT, buf).unwrap();
+        assert_eq!(p.peek(at, 8), 1u64.to_le_bytes());
+    }
+}
