@@ -260,6 +260,7 @@ enum Note {
     OutOfMemory = 1 << 5,
     NoHugetlbPages = 1 << 6,
     SysvRemap = 1 << 7,
+    SysvHuge = 1 << 9,
     RemoveShared = 1 << 8,
 }
 
@@ -875,6 +876,15 @@ impl AddressSpace {
         let m = match p.attach_shm(start, len, shmid, shmflg) {
             Ok(m) => m,
             Err(e) => {
+                if e == Errno::EINVAL {
+                    // The segment exists (IPC_STAT said so): Linux maps it larger
+                    // than its size, or not at this alignment.
+                    self.note(
+                        p,
+                        Note::SysvHuge,
+                        "shmat: Linux refused the attachment with EINVAL although the segment exists: a SHM_HUGETLB segment whose size is not a multiple of the huge page size is not supported yet",
+                    );
+                }
                 if replaced {
                     // Linux judges the id and the permissions before it unmaps
                     // anything; here its shmat comes after libos cleared the range.
@@ -3374,6 +3384,10 @@ mod tests {
         p.add_segment(8, PAGE_SIZE, false);
         assert_eq!(mm.shmat(&p, 8, 0, 0, PAGE_SIZE, 1), Err(Errno::EACCES));
         assert_eq!(mm.shmat(&p, 9, 0, 0, PAGE_SIZE, 1), Err(Errno::EINVAL));
+        assert!(
+            p.st.borrow().logs.iter().any(|l| l.contains("SHM_HUGETLB")),
+            "an EINVAL for a segment that exists is explained once"
+        );
         mm.assert_invariants();
 
         // munmap of a middle page: two pieces, both detached by one shmdt.

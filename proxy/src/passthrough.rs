@@ -395,7 +395,9 @@ impl Passthrough {
     }
 
     /// `Op::ShmAttach`: attach System V segment `shmid` at the application's `va`
-    /// (`len` bytes: the whole segment, page-rounded) and give it a slot backed by
+    /// (`len` bytes: the whole segment, page-rounded; `EINVAL` if Linux maps it
+    /// larger, as a `SHM_HUGETLB` segment of a size that is not a multiple of the
+    /// huge page size) and give it a slot backed by
     /// that very attachment, as a device's slot is by its mapping: another attach
     /// for the slot would count in the segment's `shm_nattch`. Linux's `shmat`
     /// judges the id and the permissions. The caller holds the mirror's lock.
@@ -422,13 +424,23 @@ impl Passthrough {
             Err(errno) => return neg(errno),
         }
         let readonly = shmflg & libc::SHM_RDONLY as u64 != 0;
-        let flags = (shmflg as i32 & (libc::SHM_RDONLY | libc::SHM_EXEC)) | libc::SHM_REMAP;
+        let flags = shmflg as i32 & (libc::SHM_RDONLY | libc::SHM_EXEC);
+        // Not SHM_REMAP over the reservation: a hole is made for the segment
+        // and Linux attaches it only if it fits. A segment can map larger than
+        // its size says (SHM_HUGETLB: rounded up to the huge page size), and with
+        // SHM_REMAP would replace the mirror's mappings beyond the range.
         // SAFETY: as for `map`'s mmap: 1. [va, va+len) lies in the application's
-        // range, which the mirror reserved: SHM_REMAP replaces only mirror mappings
-        // (there, the reservation: libos freed the range and the map log putting
-        // it back was applied before this request); 2. the caller holds the
-        // mirror lock; 3. nothing in the proxy holds references into it.
-        let p = unsafe { libc::shmat(id, va as *const libc::c_void, flags) };
+        // range, which the mirror reserved and libos freed (the map log putting
+        // the reservation back was applied before this request), so the munmap
+        // and the attach touch only the reservation; the hole lasts until the
+        // attach or `restore_reservation`, and the kernel places nothing of the
+        // proxy's own that low meanwhile (it searches down from the mmap base,
+        // far above); 2. the caller holds the mirror lock; 3. nothing in the proxy
+        // holds references into it.
+        let p = unsafe {
+            libc::munmap(va as *mut libc::c_void, len as usize);
+            libc::shmat(id, va as *const libc::c_void, flags)
+        };
         if p as isize == -1 {
             let err = io::Error::last_os_error()
                 .raw_os_error()
@@ -741,9 +753,19 @@ mod tests {
         let rec = std::sync::Arc::new(Recorder::default());
         let calls = || rec.0.lock().unwrap().clone();
         let pt = Passthrough::new(Box::new(rec.clone()), 8);
-        // SAFETY: shmget creates a private segment; removed below.
+        // SAFETY: shmget creates a private segment; removed by the guard.
         let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 3 * 4096 + 100, 0o600) };
         assert!(id >= 0);
+        /// Removes the segment however the test ends (it goes with its last
+        /// attachment, at the latest when the test process exits).
+        struct Remove(i32);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                // SAFETY: IPC_RMID of the test's own segment.
+                unsafe { libc::shmctl(self.0, libc::IPC_RMID, std::ptr::null_mut()) };
+            }
+        }
+        let _remove = Remove(id);
         let (va, len) = (0x5000_0000u64, 4 * PAGE_SIZE);
         let gpa = pt.attach_shm(va, len, id as u64, 0) as u64;
         assert_eq!(gpa & (PAGE_SIZE - 1), 0, "{gpa:#x}");
@@ -788,11 +810,8 @@ mod tests {
         assert_eq!(pt.unshare(r & !SHARED_READONLY), 0);
         assert_eq!(pt.live(), 0);
         assert_eq!(calls().last().unwrap().2, 0, "slot deleted");
-        // SAFETY: our own attachment and segment.
-        unsafe {
-            libc::shmdt(look);
-            libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
-        }
+        // SAFETY: our own attachment.
+        unsafe { libc::shmdt(look) };
     }
 
     #[test]

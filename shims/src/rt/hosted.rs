@@ -93,6 +93,7 @@ pub fn active() -> bool {
 /// `asm-generic/mman-common.h`, `linux/futex.h`, `asm/prctl.h`, `linux/prctl.h`).
 mod nr {
     pub const MMAP: u64 = 9;
+    pub const MUNMAP: u64 = 11;
     pub const SHMAT: u64 = 30;
     pub const MPROTECT: u64 = 10;
     pub const RT_SIGACTION: u64 = 13;
@@ -124,7 +125,6 @@ mod nr {
     pub const MADV_POPULATE_READ: u64 = 22;
     /// `shmat` flags (`linux/shm.h`).
     pub const SHM_RDONLY: u64 = 0o10_000;
-    pub const SHM_REMAP: u64 = 0o40_000;
     pub const SHM_EXEC: u64 = 0o100_000;
     pub const MADV_POPULATE_WRITE: u64 = 23;
     pub const GETRUSAGE: u64 = 98;
@@ -380,13 +380,17 @@ struct SysvView {
 
 static SYSV: spin::Mutex<alloc::vec::Vec<SysvView>> = spin::Mutex::new(alloc::vec::Vec::new());
 
-/// Attach System V segment `shmid` at `[va, va+len)` of this process (over the
-/// reservation, `SHM_REMAP`), with `shmat`'s `SHM_RDONLY` and `SHM_EXEC` from
-/// `shmflg`, before the proxy attaches it in its mirror: every process attaching
-/// a segment shares its pages. Linux's errno if it refuses (the proxy, with the
-/// same credentials, would refuse too).
+/// Attach System V segment `shmid` at `[va, va+len)` of this process (in a hole
+/// made in the reservation, so that a segment Linux maps larger than `len` is
+/// refused rather than replacing what lies beyond), with `shmat`'s `SHM_RDONLY`
+/// and `SHM_EXEC` from `shmflg`, before the proxy attaches it in its mirror:
+/// every process attaching a segment shares its pages. Linux's errno if it
+/// refuses (the proxy, with the same credentials, would refuse too).
 pub fn shm_attach(va: u64, len: u64, shmid: u64, shmflg: u64) -> i64 {
-    let flags = nr::SHM_REMAP | (shmflg & (nr::SHM_RDONLY | nr::SHM_EXEC));
+    let flags = shmflg & (nr::SHM_RDONLY | nr::SHM_EXEC);
+    // Only the runtime maps memory in this process, and only at fixed
+    // addresses: nothing lands in the hole before the attach or `reserve`.
+    linux(nr::MUNMAP, [va, len, 0, 0, 0, 0]);
     let r = linux(nr::SHMAT, [shmid, va, flags, 0, 0, 0]);
     if r < 0 || r as u64 != va {
         // Whatever Linux did to the range, the reservation goes back over it.
