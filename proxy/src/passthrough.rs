@@ -37,8 +37,9 @@
 //! use, its slot, range, private mapping and descriptor go.
 //!
 //! System V shared memory attachments (`ikc::Op::ShmAttach`) take the same path:
-//! the proxy attaches the segment with Linux's `shmat(id, va, SHM_REMAP)` at the
-//! application's address in the reservation (its mirror) and backs a slot with
+//! the proxy attaches the segment with Linux's `shmat(id, va)` at the
+//! application's address, in a hole it makes in the reservation (its mirror; a
+//! segment that maps larger than libos asked does not fit), and backs a slot with
 //! that attachment itself, as for a device, so Linux counts one attachment per
 //! application attachment; `KIND_UNMAP` over it (libos unmapped it: `shmdt`,
 //! `munmap`) detaches it in Linux, and the proxy's exit detaches the rest.

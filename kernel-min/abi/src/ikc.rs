@@ -151,8 +151,10 @@ pub enum Op {
     /// address `args[0]` for `args[1]` bytes: the whole segment, page-rounded, its
     /// size as libos found it with a forwarded `shmctl(IPC_STAT)`; `args[0]` chosen
     /// by libos (page aligned, free in the mirror). The proxy attaches the segment
-    /// there itself with Linux's `shmat(id, va, flags | SHM_REMAP)` in its mirror,
-    /// so Linux checks the id and the permissions and answers its own errno, and
+    /// there itself with Linux's `shmat(id, va, flags)` in its mirror (in a hole
+    /// made in the reservation, so a segment Linux maps larger than `args[1]`, as
+    /// `SHM_HUGETLB` rounds, is `EINVAL` and replaces nothing beyond), so Linux
+    /// checks the id and the permissions and answers its own errno, and
     /// backs a KVM memory slot with that very attachment, as for a device (the
     /// hosted platform has no slot: the application's process attaches the same id
     /// at the same address itself, before this request). Returns the slot's
