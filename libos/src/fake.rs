@@ -24,6 +24,9 @@ use syscalls::Sysno;
 use crate::platform::{Platform, SharedMapping};
 use crate::uapi::mman::{PROT_NONE, PROT_WRITE};
 
+/// The fd `State::shared` records for a System V attachment.
+pub const SYSV_FD: u64 = u64::MAX;
+
 /// A kernel call the fake saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KCall {
@@ -78,6 +81,12 @@ pub struct State {
     pub shareable: BTreeMap<u64, (u64, bool)>,
     /// Live pass-through objects: guest-physical start → (length, fd, offset).
     pub shared: BTreeMap<u64, (u64, u64, u64)>,
+    /// System V segments the proxy can attach, by id: (size, writable by us).
+    /// Their pass-through objects are in `shared` with fd [`SYSV_FD`] and the
+    /// id as the offset.
+    pub segments: BTreeMap<u64, (u64, bool)>,
+    /// What `shm_views` reports (0: the default, 1).
+    pub shm_views: u64,
     /// Next free offset in the pass-through window.
     pub shared_next: u64,
     /// What `page_faults` reports.
@@ -169,6 +178,15 @@ impl FakePlatform {
     /// Let the proxy map `fd` shared: a file of `size` bytes, writable or not.
     pub fn add_shareable(&self, fd: u64, size: u64, writable: bool) {
         self.st.borrow_mut().shareable.insert(fd, (size, writable));
+    }
+
+    /// Let the proxy attach System V segment `shmid` of `size` bytes, writable or
+    /// only readable.
+    pub fn add_segment(&self, shmid: u64, size: u64, writable: bool) {
+        self.st
+            .borrow_mut()
+            .segments
+            .insert(shmid, (size, writable));
     }
 
     /// Answer forwarded call `nr` with `ret`.
@@ -567,9 +585,45 @@ impl Platform for FakePlatform {
         })
     }
 
+    fn attach_shm(
+        &self,
+        va: u64,
+        len: u64,
+        shmid: u64,
+        shmflg: u64,
+    ) -> Result<SharedMapping, Errno> {
+        assert!(va.is_multiple_of(PAGE_SIZE) && len.is_multiple_of(PAGE_SIZE));
+        let mut st = self.st.borrow_mut();
+        let &(size, writable) = st.segments.get(&shmid).ok_or(Errno::EINVAL)?;
+        let read_only = shmflg & crate::uapi::shm::SHM_RDONLY != 0;
+        if !read_only && !writable {
+            return Err(Errno::EACCES);
+        }
+        assert_eq!(
+            len,
+            size.next_multiple_of(PAGE_SIZE),
+            "fake: the whole segment"
+        );
+        let gpa = PASSTHROUGH_GPA + st.shared_next.next_multiple_of(LARGE_PAGE_SIZE);
+        st.shared_next = gpa - PASSTHROUGH_GPA + len;
+        st.shared.insert(gpa, (len, SYSV_FD, shmid));
+        Ok(SharedMapping {
+            gpa,
+            valid: len,
+            may_write: !read_only,
+        })
+    }
+
+    fn shm_views(&self) -> u64 {
+        self.st.borrow().shm_views.max(1)
+    }
+
     fn shared_len(&self, gpa: u64) -> u64 {
         let st = self.st.borrow();
         let &(len, fd, off) = st.shared.get(&gpa).expect("fake: unknown object");
+        if fd == SYSV_FD {
+            return len;
+        }
         let size = st.shareable[&fd].0;
         size.saturating_sub(off)
             .next_multiple_of(PAGE_SIZE)

@@ -29,6 +29,15 @@
 //! when none are. `msync` needs nothing here: forwarded, Linux runs it on the proxy's
 //! mapping, which is the same file at the same address.
 //!
+//! System V shared memory attachments (`shmat`) are pass-through objects too: the
+//! proxy attaches the segment at the application's address in its mirror (Linux's
+//! own `shmat` judges the id and the permissions) and hands its pages to the
+//! partition; libos maps the whole page-rounded segment, names it
+//! `/SYSV<key> (deleted)` as Linux does, and remembers where each attachment began
+//! for `shmdt`, which removes every piece of it that `munmap` left
+//! ([`AddressSpace::shmat`], [`AddressSpace::shmdt`]). `munmap`, `mprotect` and
+//! `mremap` treat an attachment as a shared file mapping.
+//!
 //! The brk heap is over-extended, as McKernel does: when the break grows past what
 //! is backed, the heap is backed up to the next 2 MiB boundary beyond the new break
 //! (a whole 2 MiB-aligned chunk where alignment allows, so kernel-min maps it with a
@@ -62,8 +71,9 @@ use mote_abi::layout::{
 use mote_abi::maplog::{Change, KIND_MAP, KIND_UNMAP};
 
 use crate::frames::{FramePool, FrameSize, Run};
-use crate::platform::Platform;
+use crate::platform::{Platform, SharedMapping};
 use crate::uapi::mman::*;
+use crate::uapi::shm::{SHM_EXEC, SHM_RDONLY};
 
 /// Page-table frames handed to kernel-min at start-up and whenever it runs out.
 pub const TABLE_GRANT: u64 = LARGE_PAGE_SIZE;
@@ -227,6 +237,17 @@ fn page_len(len: u64) -> Result<u64, Errno> {
         .ok_or(Errno::ENOMEM)
 }
 
+/// A System V shared memory attachment: the pass-through object the proxy made for
+/// it is the key of [`AddressSpace`]'s `sysv` map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SysvAttach {
+    shmid: u64,
+    /// Where it was attached: what `shmdt` names. Its pieces lie in
+    /// `[va, va+len)` (moving a pass-through mapping is refused).
+    va: u64,
+    len: u64,
+}
+
 /// Messages logged once per address space.
 #[derive(Clone, Copy)]
 #[repr(u32)]
@@ -238,6 +259,9 @@ enum Note {
     NoHugeFrames = 1 << 4,
     OutOfMemory = 1 << 5,
     NoHugetlbPages = 1 << 6,
+    SysvRemap = 1 << 7,
+    SysvHuge = 1 << 9,
+    RemoveShared = 1 << 8,
 }
 
 /// The application's address space.
@@ -255,6 +279,9 @@ pub struct AddressSpace {
     noted: u32,
     /// Pass-through objects by guest-physical start: bytes of VMAs still using them.
     shared: BTreeMap<u64, u64>,
+    /// The pass-through objects that are System V attachments, by guest-physical
+    /// start.
+    sysv: BTreeMap<u64, SysvAttach>,
     /// Names of file mappings (`/proc/self/maps`), by start.
     labels: BTreeMap<u64, Label>,
     /// Page size for anonymous memory, heap, stacks and private file copies
@@ -282,6 +309,7 @@ impl AddressSpace {
             tables_given: 0,
             noted: 0,
             shared: BTreeMap::new(),
+            sysv: BTreeMap::new(),
             page_size: LARGE_PAGE_SIZE,
             split_lately: alloc::collections::VecDeque::new(),
             quarantine: Vec::new(),
@@ -761,8 +789,21 @@ impl AddressSpace {
         fd: u64,
         off: u64,
     ) -> Result<(), Errno> {
+        let m = p.map_shared(start, end - start, prot, flags, fd, off)?;
+        self.install_passthrough(p, start, end, prot, m)
+    }
+
+    /// Map pass-through object `m`, which the proxy placed at the free range
+    /// `[start, end)`: its valid pages like RAM, the rest left to fault.
+    fn install_passthrough<P: Platform>(
+        &mut self,
+        p: &P,
+        start: u64,
+        end: u64,
+        prot: u64,
+        m: SharedMapping,
+    ) -> Result<(), Errno> {
         let len = end - start;
-        let m = p.map_shared(start, len, prot, flags, fd, off)?;
         let valid = m.valid.min(len);
         if valid > 0 {
             if let Err(e) = self.kmap(p, start, m.gpa, valid, prot) {
@@ -799,6 +840,156 @@ impl AddressSpace {
         // file range shares its slot): one release when both are gone.
         *self.shared.entry(m.gpa).or_insert(0) += len;
         Ok(())
+    }
+
+    // ---------------------------------------------------------------- System V shm
+
+    /// `shmat`: attach System V segment `shmid`, `len` bytes (its size, as Linux's
+    /// `IPC_STAT` gave it; the whole page-rounded segment is mapped), whose key is
+    /// `key`, at `addr` — page aligned (`SHM_RND` already applied) — or where libos
+    /// chooses for 0 (aligned like any mapping of its size, so at least `SHMLBA`).
+    /// Over existing mappings only with `SHM_REMAP` (else `EINVAL`), which replaces
+    /// them, as Linux's `do_shmat` does. Read-write, or read-only with
+    /// `SHM_RDONLY`, executable too with `SHM_EXEC`. Linux decides the rest in the
+    /// proxy (`Platform::attach_shm`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn shmat<P: Platform>(
+        &mut self,
+        p: &P,
+        shmid: u64,
+        addr: u64,
+        shmflg: u64,
+        len: u64,
+        key: u32,
+    ) -> Result<u64, Errno> {
+        let len = page_len(len)?;
+        if len == 0 || len > USER_END - USER_START {
+            return Err(Errno::ENOMEM);
+        }
+        let remap = shmflg & crate::uapi::shm::SHM_REMAP != 0;
+        let start = if addr != 0 {
+            debug_assert!(addr.is_multiple_of(PAGE_SIZE));
+            // Linux: an overlap without SHM_REMAP is EINVAL before do_mmap's checks.
+            if !remap
+                && addr
+                    .checked_add(len)
+                    .is_none_or(|e| !self.is_free_but_reserve(addr, e))
+            {
+                return Err(Errno::EINVAL);
+            }
+            if addr > USER_END - len {
+                return Err(Errno::ENOMEM);
+            }
+            if addr < USER_START {
+                return Err(Errno::EPERM);
+            }
+            addr
+        } else {
+            let align = self.placement_align(len);
+            self.find_free(len, align, USER_START, USER_MMAP_TOP)
+                .ok_or(Errno::ENOMEM)?
+        };
+        let end = start + len;
+        let replaced = !self.is_free_but_reserve(start, end);
+        self.remove_range(p, start, end)?;
+        let m = match p.attach_shm(start, len, shmid, shmflg) {
+            Ok(m) => m,
+            Err(e) => {
+                if e == Errno::EINVAL {
+                    // The segment exists (IPC_STAT said so): Linux maps it larger
+                    // than its size, or not at this alignment.
+                    self.note(
+                        p,
+                        Note::SysvHuge,
+                        "shmat: Linux refused the attachment with EINVAL although the segment exists: a SHM_HUGETLB segment whose size is not a multiple of the huge page size is not supported yet",
+                    );
+                }
+                if replaced {
+                    // Linux judges the id and the permissions before it unmaps
+                    // anything; here its shmat comes after libos cleared the range.
+                    self.note(
+                        p,
+                        Note::SysvRemap,
+                        "shmat: an attach with SHM_REMAP failed after the mappings it was to replace were removed (Linux would have kept them)",
+                    );
+                }
+                return Err(e);
+            }
+        };
+        let mut prot = PROT_READ;
+        if shmflg & SHM_RDONLY == 0 {
+            prot |= PROT_WRITE;
+        }
+        if shmflg & SHM_EXEC != 0 {
+            prot |= PROT_EXEC;
+        }
+        if let Err(e) = self.install_passthrough(p, start, end, prot, m) {
+            // The application's own attachment goes too (the hosted platform's).
+            let _ = p.unmap(start, len);
+            return Err(e);
+        }
+        self.sysv.insert(
+            m.gpa,
+            SysvAttach {
+                shmid,
+                va: start,
+                len,
+            },
+        );
+        self.label(
+            start,
+            end,
+            alloc::format!("/SYSV{key:08x} (deleted)").as_bytes(),
+        );
+        Ok(start)
+    }
+
+    /// `shmdt(addr)`: detach the attachment made at `addr`, every piece of it
+    /// `munmap` or `mprotect` left; `EINVAL` if none was made there. Like Linux,
+    /// which finds the first attachment VMA from `addr` up that was attached at
+    /// `addr`, the attachment with the lowest piece goes when there are several.
+    pub fn shmdt<P: Platform>(&mut self, p: &P, addr: u64) -> Result<(), Errno> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let pieces = self
+            .sysv
+            .iter()
+            .filter(|(_, a)| a.va == addr)
+            .map(|(&gpa, a)| self.sysv_pieces(gpa, a))
+            .filter(|pieces| !pieces.is_empty())
+            .min_by_key(|pieces| pieces[0].0)
+            .ok_or(Errno::EINVAL)?;
+        for (s, e) in pieces {
+            self.remove_range(p, s, e)?;
+        }
+        Ok(())
+    }
+
+    /// The VMA pieces of attachment `a` (object `gpa`), in address order.
+    fn sysv_pieces(&self, gpa: u64, a: &SysvAttach) -> Vec<(u64, u64)> {
+        self.parts(a.va, a.va + a.len)
+            .into_iter()
+            .filter(|(_, _, v)| matches!(v.kind, VmaKind::Passthrough { gpa: g, .. } if g == gpa))
+            .map(|(s, e, _)| (s, e))
+            .collect()
+    }
+
+    /// Pieces of the application's attachments of segment `shmid` that are
+    /// contiguous runs of address space: how many Linux attachments (VMAs) the
+    /// proxy's mirror holds of it, which `mprotect` never splits.
+    pub fn sysv_runs(&self, shmid: u64) -> u64 {
+        let mut runs = 0;
+        for (&gpa, a) in self.sysv.iter().filter(|(_, a)| a.shmid == shmid) {
+            let mut last_end = None;
+            for (s, e) in self.sysv_pieces(gpa, a) {
+                if last_end != Some(s) {
+                    runs += 1;
+                }
+                last_end = Some(e);
+            }
+        }
+        runs
     }
 
     /// What a page fault of the application at `addr` (x86 page-fault error code
@@ -1042,7 +1233,7 @@ impl AddressSpace {
             self.note(
                 p,
                 Note::SharedFile,
-                "mremap: moving or growing a shared file mapping is not supported yet; returning EINVAL",
+                "mremap: moving or growing a shared file or System V shared memory mapping is not supported yet; returning EINVAL",
             );
             return Err(Errno::EINVAL);
         }
@@ -1307,8 +1498,17 @@ impl AddressSpace {
                 self.split_whole_chunk(p, end)?;
                 for &(s, e, v) in &parts {
                     let anon = matches!(v.kind, VmaKind::Anon | VmaKind::Heap | VmaKind::Stack);
+                    let passthrough = matches!(v.kind, VmaKind::Passthrough { .. });
                     if advice == MADV_REMOVE && !(anon && v.shared) {
+                        if passthrough {
+                            self.note(p, Note::RemoveShared, "madvise: MADV_REMOVE of a shared file or System V shared memory mapping is not supported yet; returning EINVAL");
+                        }
                         return Err(Errno::EINVAL);
+                    }
+                    if passthrough {
+                        // Linux drops the page-table entries; the next access finds
+                        // the object's pages again, which are these: nothing to do.
+                        continue;
                     }
                     if !anon {
                         // Linux would drop the private copy and show the file again.
@@ -1926,6 +2126,7 @@ impl AddressSpace {
             });
             if left == Some(0) {
                 self.shared.remove(&obj);
+                self.sysv.remove(&obj);
                 p.unshare(obj);
             }
         }
@@ -2074,6 +2275,17 @@ impl AddressSpace {
             shared, self.shared,
             "objects count the bytes mapped from them"
         );
+        for (gpa, a) in &self.sysv {
+            assert!(
+                self.shared.contains_key(gpa),
+                "a detached attachment: {a:?}"
+            );
+            for (&s, v) in self.vmas.range(..a.va + a.len) {
+                if matches!(v.kind, VmaKind::Passthrough { gpa: g, .. } if g == *gpa) {
+                    assert!(s >= a.va && v.end <= a.va + a.len, "pieces stay in place");
+                }
+            }
+        }
         let reserves: Vec<(u64, Vma)> = self
             .vmas
             .iter()
@@ -3149,6 +3361,102 @@ mod tests {
         assert_eq!(p.st.borrow().shared.len(), 1, "still used at {b:#x}");
         mm.munmap(&p, b, 2 * MB).unwrap();
         assert!(p.st.borrow().shared.is_empty());
+        mm.assert_invariants();
+    }
+
+    #[test]
+    fn a_sysv_attachment_is_mapped_whole_named_and_detached_by_its_start() {
+        use crate::uapi::shm::*;
+        let (mut mm, p) = setup(64 * MB);
+        let rw = PROT_READ | PROT_WRITE;
+        p.add_segment(7, 3 * PAGE_SIZE + 100, true);
+        // Anywhere: the whole page-rounded segment, read-write, named by its key.
+        let a = mm.shmat(&p, 7, 0, 0, 3 * PAGE_SIZE + 100, 0x1234).unwrap();
+        let (_, v) = mm.vma_at(a).unwrap();
+        assert_eq!((v.end - a, v.prot, v.shared), (4 * PAGE_SIZE, rw, true));
+        assert!(p.mapping(a + 3 * PAGE_SIZE).is_some(), "the last page too");
+        assert_eq!(mm.label_at(a), Some(&b"/SYSV00001234 (deleted)"[..]));
+        // Read-only and executable attachments of the same segment.
+        let r = mm
+            .shmat(&p, 7, 0, SHM_RDONLY, 3 * PAGE_SIZE + 100, 0x1234)
+            .unwrap();
+        assert_eq!(p.mapping(r).unwrap().1, PROT_READ);
+        assert_eq!(
+            mm.mprotect(&p, r, PAGE_SIZE, rw),
+            Err(Errno::EACCES),
+            "SHM_RDONLY never becomes writable"
+        );
+        assert_eq!(mm.page_fault(&p, r, PF_WRITE), Fault::Default, "SIGSEGV");
+        let x = mm.shmat(&p, 7, 0, SHM_EXEC, 4 * PAGE_SIZE, 0x1234).unwrap();
+        assert_eq!(mm.vma_at(x).unwrap().1.prot, rw | PROT_EXEC);
+        assert_eq!(mm.sysv_runs(7), 3);
+        mm.assert_invariants();
+
+        // A fixed address over a mapping: EINVAL, unless SHM_REMAP replaces it.
+        let d = mm
+            .mmap(
+                &p,
+                0,
+                4 * PAGE_SIZE,
+                rw,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+                u64::MAX,
+                0,
+            )
+            .unwrap();
+        assert_eq!(
+            mm.shmat(&p, 7, d, 0, 4 * PAGE_SIZE, 0x1234),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(mm.vma_at(d).unwrap().1.kind, VmaKind::Anon, "kept");
+        assert_eq!(mm.shmat(&p, 7, d, SHM_REMAP, 4 * PAGE_SIZE, 0x1234), Ok(d));
+        assert!(matches!(
+            mm.vma_at(d).unwrap().1.kind,
+            VmaKind::Passthrough { .. }
+        ));
+        // Attached again at the same address: the old attachment goes.
+        let objects = p.st.borrow().shared.len();
+        assert_eq!(mm.shmat(&p, 7, d, SHM_REMAP, 4 * PAGE_SIZE, 0x1234), Ok(d));
+        assert_eq!(p.st.borrow().shared.len(), objects, "replaced, released");
+        // Linux's refusal changes nothing of the free range it was asked for.
+        p.add_segment(8, PAGE_SIZE, false);
+        assert_eq!(mm.shmat(&p, 8, 0, 0, PAGE_SIZE, 1), Err(Errno::EACCES));
+        assert_eq!(mm.shmat(&p, 9, 0, 0, PAGE_SIZE, 1), Err(Errno::EINVAL));
+        assert!(
+            p.st.borrow().logs.iter().any(|l| l.contains("SHM_HUGETLB")),
+            "an EINVAL for a segment that exists is explained once"
+        );
+        mm.assert_invariants();
+
+        // munmap of a middle page: two pieces, both detached by one shmdt.
+        mm.munmap(&p, a + PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert_eq!(mm.sysv_runs(7), 5, "a in two pieces, r, x, d");
+        assert_eq!(mm.shmdt(&p, a + PAGE_SIZE), Err(Errno::EINVAL));
+        assert_eq!(mm.shmdt(&p, a + 1), Err(Errno::EINVAL));
+        // mprotect splits VMAs, not the proxy's attachment.
+        mm.mprotect(&p, d, PAGE_SIZE, PROT_READ).unwrap();
+        assert_eq!(mm.sysv_runs(7), 5);
+        mm.shmdt(&p, a).unwrap();
+        assert!(mm.vma_at(a).is_none() && mm.vma_at(a + 2 * PAGE_SIZE).is_none());
+        assert_eq!(mm.shmdt(&p, a), Err(Errno::EINVAL), "already detached");
+        mm.shmdt(&p, d).unwrap();
+        assert!(mm.vma_at(d).is_none() && mm.vma_at(d + 3 * PAGE_SIZE).is_none());
+        // shmdt names attachments only: a shared file mapping is not one.
+        p.add_shareable(3, PAGE_SIZE, true);
+        let f = mm.mmap(&p, 0, PAGE_SIZE, rw, MAP_SHARED, 3, 0).unwrap();
+        assert_eq!(mm.shmdt(&p, f), Err(Errno::EINVAL));
+        mm.munmap(&p, f, PAGE_SIZE).unwrap();
+        // mremap may shrink an attachment, not move or grow it.
+        assert_eq!(
+            mm.mremap(&p, x, 4 * PAGE_SIZE, 8 * PAGE_SIZE, MREMAP_MAYMOVE, 0),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(mm.mremap(&p, x, 4 * PAGE_SIZE, PAGE_SIZE, 0, 0), Ok(x));
+        mm.shmdt(&p, x).unwrap();
+        mm.shmdt(&p, r).unwrap();
+        assert!(p.st.borrow().shared.is_empty(), "every object released");
+        assert_eq!(mm.sysv_runs(7), 0);
+        p.assert_mirror_matches();
         mm.assert_invariants();
     }
 

@@ -77,6 +77,25 @@ pub trait Platform {
         fd: u64,
         off: u64,
     ) -> Result<SharedMapping, Errno>;
+    /// Attach System V shared memory segment `shmid` at user `[va, va+len)` (free,
+    /// page aligned; `len` is the segment's size, page-rounded) with `shmat`'s
+    /// `shmflg` (`ikc::Op::ShmAttach`): a pass-through object like `map_shared`'s,
+    /// valid over its whole length, released the same way (`unshare`). `Err`
+    /// carries Linux's errno (a bad or removed id, no permission).
+    fn attach_shm(
+        &self,
+        va: u64,
+        len: u64,
+        shmid: u64,
+        shmflg: u64,
+    ) -> Result<SharedMapping, Errno>;
+    /// How many Linux attachments (`shm_nattch` counts them) stand behind each of
+    /// the application's System V attachments: 1, the proxy's mirror; 2 where the
+    /// application's own Linux process attaches the segment too (the hosted
+    /// platform). libos reports the application's own count.
+    fn shm_views(&self) -> u64 {
+        1
+    }
     /// The pass-through object at `gpa` is mapped nowhere any more (`Op::Unshare`).
     fn unshare(&self, gpa: u64);
     /// Bytes of the pass-through object at `gpa` that lie before its file's end
@@ -111,7 +130,8 @@ pub trait Platform {
     }
 }
 
-/// A pass-through object the proxy made for a shared file or device mapping.
+/// A pass-through object the proxy made for a shared file or device mapping, or a
+/// System V shared memory attachment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedMapping {
     /// Guest-physical start (in `layout::PASSTHROUGH_GPA`'s window).
@@ -119,6 +139,7 @@ pub struct SharedMapping {
     /// Bytes from the start that lie before the file's end (page multiple): only
     /// these may be mapped; the rest of the mapping raises `SIGBUS`.
     pub valid: u64,
-    /// The host mapping can be made writable (the fd was open for writing).
+    /// The host mapping can be made writable (the fd was open for writing; the
+    /// segment was not attached `SHM_RDONLY`).
     pub may_write: bool,
 }

@@ -220,6 +220,35 @@ pub mod signal {
     pub const MINSIGSTKSZ: u64 = 2048;
 }
 
+/// System V shared memory: `include/uapi/linux/shm.h`, `include/uapi/linux/ipc.h`,
+/// and x86_64's `struct shmid64_ds` (`include/uapi/asm-generic/shmbuf.h`, with
+/// `struct ipc64_perm` from `include/uapi/asm-generic/ipcbuf.h`), which is what
+/// `shmctl` reads and writes on x86_64 (glibc's `struct shmid_ds` has the same
+/// layout): 112 bytes.
+pub mod shm {
+    /// `shmat` flags.
+    pub const SHM_RDONLY: u64 = 0o10_000;
+    pub const SHM_RND: u64 = 0o20_000;
+    pub const SHM_REMAP: u64 = 0o40_000;
+    pub const SHM_EXEC: u64 = 0o100_000;
+    /// `SHMLBA` on x86_64 (`arch/x86/include/asm/shmparam.h`): the page size.
+    pub const SHMLBA: u64 = 4096;
+    /// `shmctl` commands that fill a `shmid64_ds`.
+    pub const IPC_STAT: u64 = 2;
+    pub const SHM_STAT: u64 = 13;
+    pub const SHM_STAT_ANY: u64 = 15;
+    /// `struct shmid64_ds` field offsets.
+    pub mod shmid_ds {
+        pub const SIZE: usize = 112;
+        /// `shm_perm.key` (`key_t`, i32).
+        pub const KEY: usize = 0;
+        /// `shm_segsz` (u64).
+        pub const SEGSZ: usize = 48;
+        /// `shm_nattch` (u64).
+        pub const NATTCH: usize = 88;
+    }
+}
+
 /// `arch/x86/include/uapi/asm/prctl.h`.
 pub mod arch_prctl {
     pub const ARCH_SET_GS: u64 = 0x1001;

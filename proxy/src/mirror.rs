@@ -166,6 +166,21 @@ impl Mirror {
         }
     }
 
+    /// `ikc::Op::ShmAttach`: attach System V segment `args[2]` at the application's
+    /// address `args[0]` (the mirror's own range) for `args[1]` bytes, `shmflg`
+    /// `args[3]`, and back a KVM slot with it; `-ENODEV` without a VM.
+    pub fn attach_shm(&self, args: [u64; 6]) -> i64 {
+        let _g = self.lock_changes();
+        let [va, len, shmid, shmflg, ..] = args;
+        match self.passthrough.get() {
+            Some(pt) if va >= self.start && va.checked_add(len).is_some_and(|e| e <= self.end) => {
+                pt.attach_shm(va, len, shmid, shmflg)
+            }
+            Some(_) => -i64::from(libc::EINVAL),
+            None => -i64::from(libc::ENODEV),
+        }
+    }
+
     /// `ikc::Op::Unshare`: drop the pass-through object at guest-physical `gpa`.
     pub fn unshare(&self, gpa: u64) -> i64 {
         let _g = self.lock_changes();

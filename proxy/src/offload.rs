@@ -366,6 +366,7 @@ pub fn serve(
                 Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
             },
             Some(Op::MapShared) => mirror.map_shared(req.args),
+            Some(Op::ShmAttach) => mirror.attach_shm(req.args),
             Some(Op::Unshare) => mirror.unshare(req.args[0]),
             Some(Op::SharedLen) => mirror.shared_len(req.args[0]),
             Some(Op::StartServer) => {

@@ -36,6 +36,14 @@
 //! left, libos sends `ikc::Op::Unshare` for it, and when an object has no start in
 //! use, its slot, range, private mapping and descriptor go.
 //!
+//! System V shared memory attachments (`ikc::Op::ShmAttach`) take the same path:
+//! the proxy attaches the segment with Linux's `shmat(id, va)` at the
+//! application's address, in a hole it makes in the reservation (its mirror; a
+//! segment that maps larger than libos asked does not fit), and backs a slot with
+//! that attachment itself, as for a device, so Linux counts one attachment per
+//! application attachment; `KIND_UNMAP` over it (libos unmapped it: `shmdt`,
+//! `munmap`) detaches it in Linux, and the proxy's exit detaches the rest.
+//!
 //! The same path carries MPI intra-node shared memory (`/dev/shm` segments mapped by
 //! every rank, native or mote; one slot per segment however often it is mapped) and
 //! RDMA device mappings (doorbells and queues of `/dev/infiniband/uverbs*`:
@@ -387,6 +395,102 @@ impl Passthrough {
         }
     }
 
+    /// `Op::ShmAttach`: attach System V segment `shmid` at the application's `va`
+    /// (`len` bytes: the whole segment, page-rounded; `EINVAL` if Linux maps it
+    /// larger, as a `SHM_HUGETLB` segment of a size that is not a multiple of the
+    /// huge page size) and give it a slot backed by
+    /// that very attachment, as a device's slot is by its mapping: another attach
+    /// for the slot would count in the segment's `shm_nattch`. Linux's `shmat`
+    /// judges the id and the permissions. The caller holds the mirror's lock.
+    pub fn attach_shm(&self, va: u64, len: u64, shmid: u64, shmflg: u64) -> i64 {
+        let aligned = |x: u64| x.is_multiple_of(PAGE_SIZE);
+        if len == 0
+            || !aligned(va)
+            || !aligned(len)
+            || va < USER_START
+            || va.checked_add(len).is_none_or(|e| e > USER_END)
+        {
+            return neg(libc::EINVAL);
+        }
+        let Ok(id) = i32::try_from(shmid) else {
+            return neg(libc::EINVAL);
+        };
+        // The segment is as long as libos found it (an id names one segment for
+        // its life), checked before attaching: SHM_REMAP of a longer one would
+        // replace mirror mappings beyond the range. IPC_STAT fails as shmat
+        // would (a bad or removed id, no read permission).
+        match segment_len(id) {
+            Ok(l) if l == len => {}
+            Ok(_) => return neg(libc::EINVAL),
+            Err(errno) => return neg(errno),
+        }
+        let readonly = shmflg & libc::SHM_RDONLY as u64 != 0;
+        let flags = shmflg as i32 & (libc::SHM_RDONLY | libc::SHM_EXEC);
+        // Not SHM_REMAP over the reservation: a hole is made for the segment
+        // and Linux attaches it only if it fits. A segment can map larger than
+        // its size says (SHM_HUGETLB: rounded up to the huge page size), and with
+        // SHM_REMAP would replace the mirror's mappings beyond the range.
+        // SAFETY: as for `map`'s mmap: 1. [va, va+len) lies in the application's
+        // range, which the mirror reserved and libos freed (the map log putting
+        // the reservation back was applied before this request), so the munmap
+        // and the attach touch only the reservation; the hole lasts until the
+        // attach or `restore_reservation`, and the kernel places nothing of the
+        // proxy's own that low meanwhile (it searches down from the mmap base,
+        // far above); 2. the caller holds the mirror lock; 3. nothing in the proxy
+        // holds references into it.
+        let p = unsafe {
+            libc::munmap(va as *mut libc::c_void, len as usize);
+            libc::shmat(id, va as *const libc::c_void, flags)
+        };
+        if p as isize == -1 {
+            let err = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL);
+            restore_reservation(va, len);
+            return neg(err);
+        }
+        if p as u64 != va {
+            restore_reservation(va, len);
+            return neg(libc::EINVAL);
+        }
+        let mut st = self.state();
+        let placed =
+            st.alloc
+                .alloc(len)
+                .map_err(|_| libc::ENOMEM)
+                .and_then(
+                    |(slot, gpa)| match self.slots.set(slot, gpa, len, va, readonly) {
+                        Ok(()) => Ok((slot, gpa)),
+                        Err(e) => {
+                            st.alloc.free(slot, gpa, len);
+                            Err(e.raw_os_error().unwrap_or(libc::ENOMEM))
+                        }
+                    },
+                );
+        match placed {
+            Ok((slot, gpa)) => {
+                st.objects.insert(
+                    gpa,
+                    Object {
+                        slot,
+                        len,
+                        off: 0,
+                        readonly,
+                        file: None,
+                        attached: BTreeMap::from([(gpa, vec![(va, len)])]),
+                    },
+                );
+                (gpa | if readonly { SHARED_READONLY } else { 0 }) as i64
+            }
+            Err(errno) => {
+                drop(st);
+                // Putting the reservation back detaches the segment.
+                restore_reservation(va, len);
+                neg(errno)
+            }
+        }
+    }
+
     /// `Op::Unshare`: the object at `gpa` is no longer mapped by the application.
     /// Its virtual range was already given back to the reservation through the map
     /// log (applied before this request); here the slot goes.
@@ -458,6 +562,20 @@ fn object_at(objects: &mut BTreeMap<u64, Object>, gpa: u64) -> Option<(u64, &mut
         .next_back()
         .filter(|(&b, o)| gpa < b + o.len)
         .map(|(&b, o)| (b, o))
+}
+
+/// Size of System V segment `id`, page-rounded (`IPC_STAT`).
+fn segment_len(id: i32) -> Result<u64, i32> {
+    // SAFETY: shmid_ds is plain data (all-zero is valid); IPC_STAT writes only
+    // into it.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; IPC_STAT only reads the segment's state.
+    if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } != 0 {
+        return Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL));
+    }
+    Ok((ds.shm_segsz as u64).next_multiple_of(PAGE_SIZE))
 }
 
 /// Device and inode of `fd` when it is a regular file.
@@ -615,6 +733,86 @@ mod tests {
             self.0.lock().unwrap().push((slot, gpa, len, hva, ro));
             Ok(())
         }
+    }
+
+    /// `shm_nattch` of segment `id`.
+    fn nattch(id: i32) -> u64 {
+        // SAFETY: plain data, filled by IPC_STAT.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) }, 0);
+        ds.shm_nattch
+    }
+
+    #[test]
+    fn a_sysv_segment_is_attached_at_the_applications_address_and_backs_its_slot() {
+        let _g = crate::mirror::TEST_RESERVATION
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let guest = crate::guest::GuestMem::new(2 << 20).unwrap();
+        let _m = crate::mirror::Mirror::reserve(&guest).unwrap();
+        let rec = std::sync::Arc::new(Recorder::default());
+        let calls = || rec.0.lock().unwrap().clone();
+        let pt = Passthrough::new(Box::new(rec.clone()), 8);
+        // SAFETY: shmget creates a private segment; removed by the guard.
+        let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 3 * 4096 + 100, 0o600) };
+        assert!(id >= 0);
+        /// Removes the segment however the test ends (it goes with its last
+        /// attachment, at the latest when the test process exits).
+        struct Remove(i32);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                // SAFETY: IPC_RMID of the test's own segment.
+                unsafe { libc::shmctl(self.0, libc::IPC_RMID, std::ptr::null_mut()) };
+            }
+        }
+        let _remove = Remove(id);
+        let (va, len) = (0x5000_0000u64, 4 * PAGE_SIZE);
+        let gpa = pt.attach_shm(va, len, id as u64, 0) as u64;
+        assert_eq!(gpa & (PAGE_SIZE - 1), 0, "{gpa:#x}");
+        assert_eq!(
+            calls()[0],
+            (FIRST_SLOT, gpa, len, va, false),
+            "the attachment backs the slot"
+        );
+        assert_eq!(nattch(id), 1, "one Linux attachment");
+        assert!(pt.covers(va, gpa, len));
+        assert_eq!(pt.valid_len(gpa), len as i64, "the whole segment");
+        crate::mirror::write_user(va + len - 1, b"z").unwrap();
+        // SAFETY: a second attachment (anywhere) to look at the segment's pages.
+        let look = unsafe { libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY) };
+        // SAFETY: the last byte of the page-rounded segment, attached above.
+        assert_eq!(unsafe { *(look as *const u8).add(len as usize - 1) }, b'z');
+
+        // A read-only attachment: read-only slot, and said so.
+        let va2 = va + 0x10_0000;
+        let r = pt.attach_shm(va2, len, id as u64, libc::SHM_RDONLY as u64) as u64;
+        assert_eq!(r & SHARED_READONLY, SHARED_READONLY);
+        assert!(calls().last().unwrap().4);
+        // Not the segment's size, or no such segment: refused, reservation back.
+        let va3 = va + 0x20_0000;
+        assert_eq!(
+            pt.attach_shm(va3, 2 * PAGE_SIZE, id as u64, 0),
+            -i64::from(libc::EINVAL)
+        );
+        assert_eq!(
+            pt.attach_shm(va3, len, u64::from(u32::MAX), 0),
+            -i64::from(libc::EINVAL)
+        );
+        let mut b = [0u8; 1];
+        assert!(crate::mirror::read_user(va3, &mut b).is_err());
+        assert_eq!(nattch(id), 3, "refusals leave no attachment");
+
+        // libos unmaps (the map log puts the reservation back), then unshares.
+        restore_reservation(va, len);
+        restore_reservation(va2, len);
+        assert_eq!(nattch(id), 1, "only the look is left");
+        assert_eq!(pt.unshare(gpa), 0);
+        assert_eq!(pt.unshare(r & !SHARED_READONLY), 0);
+        assert_eq!(pt.live(), 0);
+        assert_eq!(calls().last().unwrap().2, 0, "slot deleted");
+        // SAFETY: our own attachment.
+        unsafe { libc::shmdt(look) };
     }
 
     #[test]

@@ -23,7 +23,7 @@ use alloc::format;
 use mote_abi::errno::{to_ret, Errno};
 use mote_libos::platform::Platform;
 use mote_libos::process::Process;
-use mote_libos::syscall::{exec, fs, mm, signal, task, time};
+use mote_libos::syscall::{exec, fs, mm, shm, signal, task, time};
 use syscalls::Sysno;
 
 /// `__X32_SYSCALL_BIT`: x32-ABI numbers (`arch/x86/include/uapi/asm/unistd.h`).
@@ -39,8 +39,6 @@ pub enum Later {
     Threads,
     /// execveat (execve is answered locally).
     Exec,
-    /// shmat: the segment would be attached in the proxy's address space.
-    SysvShm,
     /// signalfd, signalfd4: the descriptor would read the proxy's signals.
     Signalfd,
     /// seccomp (and prctl(PR_SET_SECCOMP)): it would filter the proxy.
@@ -68,7 +66,6 @@ impl Later {
             Later::Threads => "copying the process (fork) is not implemented yet (vfork and posix_spawn are); run by Linux it would fork the proxy",
             Later::Exec => "execveat is not implemented yet (use execve; run by Linux it would replace the proxy)",
             Later::Signalfd => "signalfd is not offered yet (run by Linux it would take the proxy's signals, which mote routes to the application)",
-            Later::SysvShm => "attaching System V shared memory is not implemented yet (Linux would attach it in the proxy)",
             Later::Seccomp => "seccomp is not offered (run by Linux it would filter the proxy)",
             Later::Namespaces => "namespaces are not offered (run by Linux it would move the proxy)",
             Later::Personality => "changing the execution domain is not offered (it would change the proxy's)",
@@ -116,6 +113,11 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::pkey_mprotect => Local(|pr, p, a| mm::pkey_mprotect(pr, p, a[0], a[1], a[2], a[3])),
         Sysno::mremap => Local(|pr, p, a| mm::mremap(pr, p, a[0], a[1], a[2], a[3], a[4])),
         Sysno::madvise => Local(|pr, p, a| mm::madvise(pr, p, a[0], a[1], a[2])),
+        // System V shared memory: segments are Linux's (shmget is forwarded),
+        // attachments libos's address space's.
+        Sysno::shmat => Local(|pr, p, a| shm::shmat(pr, p, a[0], a[1], a[2])),
+        Sysno::shmdt => Local(|pr, p, a| shm::shmdt(pr, p, a[0])),
+        Sysno::shmctl => Local(|pr, p, a| shm::shmctl(pr, p, a[0], a[1], a[2])),
 
         // Identity, exit of the process.
         Sysno::getpid => Local(|pr, _, _| task::getpid(pr)),
@@ -192,7 +194,6 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         // Never to Linux: they would act on the proxy itself.
         Sysno::fork => Refused(Later::Threads),
         Sysno::execveat => Refused(Later::Exec),
-        Sysno::shmat => Refused(Later::SysvShm),
         Sysno::signalfd | Sysno::signalfd4 => Refused(Later::Signalfd),
         Sysno::seccomp => Refused(Later::Seccomp),
         Sysno::unshare | Sysno::setns => Refused(Later::Namespaces),
@@ -311,6 +312,9 @@ mod tests {
         ) -> Result<SharedMapping, Errno> {
             Err(Errno::ENODEV)
         }
+        fn attach_shm(&self, _: u64, _: u64, _: u64, _: u64) -> Result<SharedMapping, Errno> {
+            Err(Errno::ENODEV)
+        }
         fn unshare(&self, _: u64) {}
         fn shared_len(&self, _: u64) -> u64 {
             0
@@ -414,6 +418,9 @@ mod tests {
             Sysno::setitimer,
             Sysno::timer_create,
             Sysno::rseq,
+            Sysno::shmat,
+            Sysno::shmdt,
+            Sysno::shmctl,
         ] {
             assert_eq!(kind(s as u32), Kind::Local, "{}", s.name());
         }
@@ -424,7 +431,6 @@ mod tests {
         for s in [
             Sysno::fork,
             Sysno::execveat,
-            Sysno::shmat,
             Sysno::signalfd,
             Sysno::signalfd4,
             Sysno::seccomp,
@@ -449,7 +455,7 @@ mod tests {
             Sysno::getppid as u64,
             Sysno::write as u64,
             Sysno::read as u64,
-            Sysno::shmdt as u64,
+            Sysno::shmget as u64,
         ] {
             assert_eq!(kind(nr as u32), Kind::Forward);
             let before = p.forwarded.borrow().len();

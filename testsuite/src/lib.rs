@@ -213,6 +213,8 @@ pub struct Program {
     env: Option<Vec<(OsString, OsString)>>,
     cwd: Option<PathBuf>,
     platform: Option<Platform>,
+    /// A command that runs the rest (`setpriv ...`), natively and around `mote`.
+    wrapper: Vec<OsString>,
 }
 
 impl Program {
@@ -224,7 +226,24 @@ impl Program {
             env: None,
             cwd: None,
             platform: None,
+            wrapper: Vec::new(),
         }
+    }
+
+    /// Run it through `wrapper` (a command that execs the rest of its arguments,
+    /// such as `setpriv`): natively `WRAPPER... ARGV...`, under mote
+    /// `WRAPPER... mote run ... -- ARGV...`.
+    pub fn under<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, wrapper: I) -> Self {
+        self.wrapper = wrapper.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// A command running `argv` through the wrapper, if any.
+    fn wrapped(&self, argv: impl IntoIterator<Item = OsString>) -> Command {
+        let mut all = self.wrapper.iter().cloned().chain(argv);
+        let mut cmd = Command::new(all.next().expect("a program"));
+        cmd.args(all);
+        cmd
     }
 
     /// The platform its mote runs use; a mote run of a program without one
@@ -271,8 +290,7 @@ impl Program {
 
     /// Runs it natively.
     pub fn native(&self) -> Run {
-        let mut cmd = Command::new(&self.argv[0]);
-        cmd.args(&self.argv[1..]);
+        let cmd = self.wrapped(self.argv.iter().cloned());
         self.execute(cmd, Side::Native)
     }
 
@@ -299,7 +317,7 @@ impl Program {
             !options.contains(&"--platform"),
             "the platform is Program::on's: {options:?}"
         );
-        let mut cmd = Command::new(&artifacts().mote);
+        let mut cmd = self.wrapped([artifacts().mote.as_os_str().to_owned()]);
         cmd.arg("run")
             .args(platform.options())
             .args(options)
@@ -320,8 +338,7 @@ impl Program {
     /// Runs it natively; once it has printed its first line, sends it signal
     /// `sig` (as `kill -SIG <pid>` from a shell would).
     pub fn native_signalled(&self, sig: &str) -> Run {
-        let mut cmd = Command::new(&self.argv[0]);
-        cmd.args(&self.argv[1..]);
+        let cmd = self.wrapped(self.argv.iter().cloned());
         self.execute_poked(cmd, Side::Native, Some(&mut |pid| send_signal(pid, sig)))
     }
 

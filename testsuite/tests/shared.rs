@@ -3,7 +3,9 @@
 //! `MAP_SHARED` + `msync` is on disk after the run, and the faults of shared
 //! mappings (write to a read-only one, access beyond end-of-file) end the run with
 //! the native status; POSIX shared memory (`shm_open`) in a dynamically linked
-//! program.
+//! program; System V shared memory (`apps/sysv_shm.c`: `shmat`/`shmdt`/`shmctl`
+//! as natively, Linux's permission checks, and a segment shared by key with a
+//! native process, gone once both detached).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -194,7 +196,145 @@ fn hosted_a_sigbus_handler_runs_for_a_file_truncated_under_its_mapping() {
     );
 }
 
+fn system_v_shared_memory_behaves_as_natively(pf: Platform) {
+    let (_, mote) = Program::new(app("sysv_shm")).on(pf).same_as_native();
+    assert_eq!(mote.status, 0, "{mote:?}");
+    let out = mote.stdout_text();
+    for line in [
+        "a and b alias: yes, nattch 2\n",
+        "maps c: 16384 bytes r--s /SYSV00000000 (deleted)\n",
+        "store into c: SIGSEGV SEGV_ACCERR\n",
+        "store into b after shmdt: SIGSEGV SEGV_MAPERR\n",
+        "attach over a mapping: EINVAL, mapping kept: yes\n",
+        "munmap a's second page: ok, nattch 3\n",
+        "shmdt d: ok, IPC_STAT then: EINVAL\n",
+        "all checks passed\n",
+    ] {
+        assert!(out.contains(line), "{line:?} in {mote:?}");
+    }
+}
+
+fn a_store_after_shmdt_is_sigsegv_as_natively(pf: Platform) {
+    let (native, mote) = Program::new(app("sysv_shm"))
+        .on(pf)
+        .arg("detached")
+        .same_as_native();
+    assert_eq!(native.status, 139);
+    assert_eq!(mote.stdout_text(), "detached: 0; storing into it\n");
+    assert!(mote.stderr_text().contains("SIGSEGV"), "{mote:?}");
+}
+
+fn a_store_into_a_shm_rdonly_attachment_is_sigsegv_as_natively(pf: Platform) {
+    let (native, mote) = Program::new(app("sysv_shm"))
+        .on(pf)
+        .arg("rdonly")
+        .same_as_native();
+    assert_eq!(native.status, 139);
+    assert!(mote.stderr_text().contains("SIGSEGV"), "{mote:?}");
+}
+
+/// Does this process have `CAP_IPC_OWNER` (bit 15 of `CapEff`), which passes
+/// every System V permission check?
+fn has_cap_ipc_owner() -> bool {
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .expect("CapEff in /proc/self/status");
+    eff & (1 << 15) != 0
+}
+
+fn shmat_refuses_what_linux_refuses_without_cap_ipc_owner(pf: Platform) {
+    let mut prog = Program::new(app("sysv_shm")).on(pf).arg("perm");
+    if has_cap_ipc_owner() {
+        // As root: without the capability, so the permission bits count
+        // (setpriv is util-linux's, on every Debian system).
+        prog = prog.under(["setpriv", "--bounding-set", "-ipc_owner"]);
+    }
+    let (_, mote) = prog.same_as_native();
+    assert_eq!(mote.status, 0, "{mote:?}");
+    assert_eq!(
+        mote.stdout_text(),
+        "0400 segment: read-write EACCES, read-only ok (reads 0)\n\
+         0600 segment: SHM_EXEC EACCES, read-write ok\n\
+         0200 segment: read-write EACCES, nattch EACCES\n\
+         nattch after the refusals: 0 0\n"
+    );
+}
+
+/// System V segments of `key` Linux has now (`/proc/sysvipc/shm`: the key, in
+/// decimal, is the first field).
+fn segments_of_key(key: i32) -> usize {
+    fs::read_to_string("/proc/sysvipc/shm")
+        .expect("/proc/sysvipc/shm")
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().next().and_then(|k| k.parse().ok()) == Some(key))
+        .count()
+}
+
+fn mote_and_a_native_process_ping_pong_through_a_system_v_segment(pf: Platform) {
+    const ROUNDS: &str = "10000";
+    // A key of this test process and platform, free now.
+    let mut key = 0x6d6f_0000 | ((std::process::id() as i32 & 0x7ff) << 4);
+    if pf == Platform::Hosted {
+        key |= 8;
+    }
+    while segments_of_key(key) != 0 {
+        key += 1;
+    }
+    let key_arg = key.to_string();
+    // The native peer (side b) creates or finds the segment and removes it once
+    // the application (side a) has moved; both bound their waits themselves, and
+    // the peer is killed if it outlives the hang limit.
+    let mut peer = Command::new(app("sysv_shm"))
+        .args(["peer", &key_arg, "b", ROUNDS])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the native peer");
+    let mote = Program::new(app("sysv_shm"))
+        .on(pf)
+        .args(["peer", &key_arg, "a", ROUNDS])
+        .mote();
+    let deadline = Instant::now() + HANG_LIMIT;
+    let status = loop {
+        if let Some(s) = peer.try_wait().expect("peer status") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = peer.kill();
+            let _ = peer.wait();
+            panic!("native peer hung\n{mote:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut peer_out = String::new();
+    std::io::Read::read_to_string(&mut peer.stdout.take().unwrap(), &mut peer_out).unwrap();
+    let left = segments_of_key(key);
+    if left != 0 {
+        let _ = Command::new("ipcrm").args(["-M", &key_arg]).status();
+    }
+    assert_eq!(
+        mote.stdout_text(),
+        "side a: 10000 rounds, no lost update\n",
+        "{mote:?}"
+    );
+    assert_eq!(mote.status, 0, "{mote:?}");
+    assert_eq!(peer_out, "side b: 10000 rounds, no lost update\n");
+    assert!(status.success(), "native peer: {status:?}");
+    // Removed while both were attached: gone once both detached, so every
+    // attachment mote made for the application (the proxy's, the hosted
+    // application process's) is gone too.
+    assert_eq!(left, 0, "the segment outlived both processes");
+}
+
 mote_testsuite::on_both_platforms!(
+    system_v_shared_memory_behaves_as_natively,
+    a_store_after_shmdt_is_sigsegv_as_natively,
+    a_store_into_a_shm_rdonly_attachment_is_sigsegv_as_natively,
+    shmat_refuses_what_linux_refuses_without_cap_ipc_owner,
+    mote_and_a_native_process_ping_pong_through_a_system_v_segment,
     mote_and_a_native_process_ping_pong_through_a_dev_shm_page,
     a_file_written_through_map_shared_and_msync_holds_the_data,
     writing_a_read_only_shared_mapping_is_sigsegv_as_natively,

@@ -146,14 +146,36 @@ pub enum Op {
     /// `RUSAGE_SELF`), then the vCPUs' together, then each vCPU's. Returns how
     /// many it wrote.
     CpuTimes = 16,
+    /// Attach System V shared memory segment `args[2]` (`shmat`'s `shmflg` in
+    /// `args[3]`; only `SHM_RDONLY` and `SHM_EXEC` matter here) at application
+    /// address `args[0]` for `args[1]` bytes: the whole segment, page-rounded, its
+    /// size as libos found it with a forwarded `shmctl(IPC_STAT)`; `args[0]` chosen
+    /// by libos (page aligned, free in the mirror). The proxy attaches the segment
+    /// there itself with Linux's `shmat(id, va, flags)` in its mirror (in a hole
+    /// made in the reservation, so a segment Linux maps larger than `args[1]`, as
+    /// `SHM_HUGETLB` rounds, is `EINVAL` and replaces nothing beyond), so Linux
+    /// checks the id and the permissions and answers its own errno, and
+    /// backs a KVM memory slot with that very attachment, as for a device (the
+    /// hosted platform has no slot: the application's process attaches the same id
+    /// at the same address itself, before this request). Returns the slot's
+    /// guest-physical start, `| SHARED_READONLY` for `SHM_RDONLY`, or `-errno`.
+    /// The object is then a pass-through object like `MapShared`'s: libos maps it,
+    /// `SharedLen` answers the whole length, `Unshare` drops it once libos has
+    /// unmapped every page of it (the map log's `KIND_UNMAP` puts the mirror's
+    /// reservation back over the attachment, which detaches it in Linux).
+    ///
+    /// A separate op rather than a `MapShared` flavour: `MapShared`'s arguments are
+    /// `mmap`'s six and every one of them is used; a segment has no fd or offset.
+    ShmAttach = 17,
 }
 
 /// What a vfork child thread's call returns once its process exec'd or ended: the
 /// thread is gone from the partition.
 pub const VFORK_GONE: i64 = -(1 << 40);
 
-/// Bit of a `MapShared` result: the host mapping is read-only (the fd was not open
-/// for writing), so the application may never make it writable (`EACCES`).
+/// Bit of a `MapShared` or `ShmAttach` result: the host mapping is read-only (the
+/// fd was not open for writing; the segment was attached `SHM_RDONLY`), so the
+/// application may never make it writable (`EACCES`).
 pub const SHARED_READONLY: u64 = 1;
 
 impl Op {
@@ -176,6 +198,7 @@ impl Op {
             14 => Op::VforkWait,
             15 => Op::SpawnExec,
             16 => Op::CpuTimes,
+            17 => Op::ShmAttach,
             _ => return None,
         })
     }
@@ -592,6 +615,7 @@ mod tests {
     #[test]
     fn op_decoding_rejects_unknown() {
         assert_eq!(Op::from_u32(1), Some(Op::Syscall));
+        assert_eq!(Op::from_u32(17), Some(Op::ShmAttach));
         assert_eq!(Op::from_u32(0), None);
         assert_eq!(Op::from_u32(99), None);
     }

@@ -23,6 +23,9 @@
 //! serve travels through the IKC slot, exactly as from the partition. (The
 //! only descriptors of this process are the memfd, a pidfd of the proxy, and
 //! its own copies of files the application maps shared, see `shared_mapped`.)
+//! A System V shared memory attachment is this process's own `shmat` of the
+//! same segment at the same address, made before the proxy's (`shm_attach`);
+//! unmapping its pages (the reservation put back over them) detaches it.
 //!
 //! Traps are signals. Syscall User Dispatch (`PR_SET_SYSCALL_USER_DISPATCH`, Linux
 //! 5.11) lets `syscall` run natively only from the runtime's text; a `syscall`
@@ -90,6 +93,8 @@ pub fn active() -> bool {
 /// `asm-generic/mman-common.h`, `linux/futex.h`, `asm/prctl.h`, `linux/prctl.h`).
 mod nr {
     pub const MMAP: u64 = 9;
+    pub const MUNMAP: u64 = 11;
+    pub const SHMAT: u64 = 30;
     pub const MPROTECT: u64 = 10;
     pub const RT_SIGACTION: u64 = 13;
     pub const RT_SIGPROCMASK: u64 = 14;
@@ -118,6 +123,9 @@ mod nr {
     pub const MAP_ANONYMOUS: u64 = 0x20;
     pub const MAP_NORESERVE: u64 = 0x4000;
     pub const MADV_POPULATE_READ: u64 = 22;
+    /// `shmat` flags (`linux/shm.h`).
+    pub const SHM_RDONLY: u64 = 0o10_000;
+    pub const SHM_EXEC: u64 = 0o100_000;
     pub const MADV_POPULATE_WRITE: u64 = 23;
     pub const GETRUSAGE: u64 = 98;
     pub const CLOCK_GETTIME: u64 = 228;
@@ -172,6 +180,14 @@ pub fn kcall(n: u64, a: [u64; 4]) -> u64 {
 
 fn map(va: u64, gpa: u64, len: u64, prot: u64) -> i64 {
     let (fd, off) = if is_passthrough(gpa, len) {
+        // A System V attachment: attached at this very address already
+        // (`shm_attach`); only the protection is libos's to set.
+        if let Some(at) = sysv_at(gpa, len) {
+            if at != va {
+                return -22; // EINVAL: an attachment maps only where it was made
+            }
+            return linux(nr::MPROTECT, [va, len, prot & kcall::PROT_MASK, 0, 0, 0]);
+        }
         // A shared file mapping: the same file, at the same offset, as the
         // proxy's mapping behind this pass-through range.
         match shared_file(gpa, len) {
@@ -353,8 +369,61 @@ pub fn shared_mapped(gpa: u64, len: u64, fd: u64, off: u64) -> i64 {
     0
 }
 
-/// The proxy dropped the pass-through object at `gpa`: close our descriptors of it.
+/// A System V attachment as this process sees it: the segment is attached here at
+/// `va` too (`shm_attach`), and the proxy answered `gpa` for it.
+#[derive(Clone, Copy)]
+struct SysvView {
+    gpa: u64,
+    va: u64,
+    len: u64,
+}
+
+static SYSV: spin::Mutex<alloc::vec::Vec<SysvView>> = spin::Mutex::new(alloc::vec::Vec::new());
+
+/// Attach System V segment `shmid` at `[va, va+len)` of this process (in a hole
+/// made in the reservation, so that a segment Linux maps larger than `len` is
+/// refused rather than replacing what lies beyond), with `shmat`'s `SHM_RDONLY`
+/// and `SHM_EXEC` from `shmflg`, before the proxy attaches it in its mirror:
+/// every process attaching a segment shares its pages. Linux's errno if it
+/// refuses (the proxy, with the same credentials, would refuse too).
+pub fn shm_attach(va: u64, len: u64, shmid: u64, shmflg: u64) -> i64 {
+    let flags = shmflg & (nr::SHM_RDONLY | nr::SHM_EXEC);
+    // Only the runtime maps memory in this process, and only at fixed
+    // addresses: nothing lands in the hole before the attach or `reserve`.
+    linux(nr::MUNMAP, [va, len, 0, 0, 0, 0]);
+    let r = linux(nr::SHMAT, [shmid, va, flags, 0, 0, 0]);
+    if r < 0 || r as u64 != va {
+        // Whatever Linux did to the range, the reservation goes back over it.
+        reserve(va, len);
+        return if r < 0 { r } else { -22 };
+    }
+    0
+}
+
+/// The proxy refused the attachment `shm_attach` made: detach it here (the
+/// reservation goes back, which ends the Linux attachment).
+pub fn shm_detach(va: u64, len: u64) {
+    reserve(va, len);
+}
+
+/// The proxy answered `gpa` for the attachment at `va`.
+pub fn shm_attached(gpa: u64, va: u64, len: u64) {
+    SYSV.lock().push(SysvView { gpa, va, len });
+}
+
+/// Where pass-through `[gpa, gpa+len)` lies in this process if it is (part of) a
+/// System V attachment.
+fn sysv_at(gpa: u64, len: u64) -> Option<u64> {
+    SYSV.lock()
+        .iter()
+        .find(|s| gpa >= s.gpa && gpa + len <= s.gpa + s.len)
+        .map(|s| s.va + (gpa - s.gpa))
+}
+
+/// The proxy dropped the pass-through object at `gpa`: close our descriptors of it
+/// (a System V attachment was detached here when libos unmapped its last page).
 pub fn shared_dropped(gpa: u64) {
+    SYSV.lock().retain(|s| s.gpa != gpa);
     SHARED.lock().retain(|s| {
         if s.gpa == gpa {
             linux(nr::CLOSE, [s.fd, 0, 0, 0, 0, 0]);

@@ -330,6 +330,47 @@ impl Platform for Kvm {
             may_write: r as u64 & SHARED_READONLY == 0,
         })
     }
+    fn attach_shm(
+        &self,
+        va: u64,
+        len: u64,
+        shmid: u64,
+        shmflg: u64,
+    ) -> Result<SharedMapping, Errno> {
+        let hosted = crate::rt::hosted::active();
+        if hosted {
+            // The application's process attaches the segment itself first (see
+            // `rt::hosted`), so the proxy's is the last attach Linux records
+            // (`shm_lpid`, the application's pid).
+            let e = crate::rt::hosted::shm_attach(va, len, shmid, shmflg);
+            if e < 0 {
+                return Err(Errno::from_code(-e as i32).unwrap_or(Errno::EINVAL));
+            }
+        }
+        let r = self.call(Op::ShmAttach, 0, [va, len, shmid, shmflg, 0, 0]);
+        if r < 0 {
+            if hosted {
+                crate::rt::hosted::shm_detach(va, len);
+            }
+            return Err(Errno::from_code(-r as i32).unwrap_or(Errno::EINVAL));
+        }
+        let gpa = r as u64 & !(PAGE_SIZE - 1);
+        if hosted {
+            crate::rt::hosted::shm_attached(gpa, va, len);
+        }
+        Ok(SharedMapping {
+            gpa,
+            valid: len,
+            may_write: r as u64 & SHARED_READONLY == 0,
+        })
+    }
+    fn shm_views(&self) -> u64 {
+        if crate::rt::hosted::active() {
+            2
+        } else {
+            1
+        }
+    }
     fn unshare(&self, gpa: u64) {
         if crate::rt::hosted::active() {
             crate::rt::hosted::shared_dropped(gpa);
