@@ -1,0 +1,56 @@
+//! MPI on one node, as an HPC user runs it: `mpiexec -n 2 mote run -- ./app`
+//! (Debian's MPICH, its UCX transport), against `mpiexec -n 2 ./app` natively.
+//! Each rank is a mote run of its own; the ranks talk through shared memory,
+//! sockets and the process manager's pipes, all passed through to Linux.
+
+use mote_testsuite::{app, artifacts, Platform, Program};
+
+/// The ranks' lines, sorted (they print in any order).
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+fn two_ranks_exchange_messages_and_reduce_as_natively(pf: Platform) {
+    let prog = app("mpi_ring");
+    let native = Program::new("mpiexec")
+        .args(["-n", "2"])
+        .arg(&prog)
+        .native();
+    assert_eq!(native.status, 0, "{native:?}");
+    let mote = Program::new("mpiexec")
+        .args(["-n", "2"])
+        .arg(&artifacts().mote)
+        .arg("run")
+        .args(pf.options())
+        .arg("--")
+        .arg(&prog)
+        .native();
+    assert_eq!(mote.status, 0, "{mote:?}");
+    let want = sorted_lines(&native.stdout_text());
+    assert_eq!(want.len(), 2, "{native:?}");
+    assert_eq!(sorted_lines(&mote.stdout_text()), want, "{mote:?}");
+}
+
+// Not in the default run: a rank sometimes hangs in MPI_Finalize (about 1 run
+// in 3 on hosted, rarer on kvm, more under load). UCX's progress thread and the
+// main thread share an LWK core, the main thread spins in `pthread_spin_lock`
+// on a lock the progress thread holds, and libos never preempts a thread that
+// makes no system call, so the holder never runs again (README, "MPI"). Run
+// with `cargo test --release -p mote-testsuite --test mpi -- --ignored`.
+mod kvm {
+    #[test]
+    #[ignore = "libos does not preempt: two threads spinning on one core can hang MPI_Finalize"]
+    fn two_ranks_exchange_messages_and_reduce_as_natively() {
+        super::two_ranks_exchange_messages_and_reduce_as_natively(mote_testsuite::Platform::Kvm)
+    }
+}
+
+mod hosted {
+    #[test]
+    #[ignore = "libos does not preempt: two threads spinning on one core can hang MPI_Finalize"]
+    fn two_ranks_exchange_messages_and_reduce_as_natively() {
+        super::two_ranks_exchange_messages_and_reduce_as_natively(mote_testsuite::Platform::Hosted)
+    }
+}
