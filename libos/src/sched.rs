@@ -212,18 +212,30 @@ impl Threads {
         self.free_slots.push(slot);
     }
 
-    /// The core a new thread with `affinity` goes on: round robin over the allowed
-    /// cores.
+    /// The core a new thread with `affinity` goes on: the allowed core with the
+    /// fewest live threads, ties taken round robin. (libos switches threads only
+    /// at system calls and blocking: two threads that busy-wait on each other on
+    /// one core never let each other run, so a thread goes beside as few others
+    /// as it can.)
     pub fn place(&mut self, affinity: u64) -> usize {
         let allowed = affinity & all_cores(self.ncores);
-        for i in 0..self.ncores {
-            let c = (self.next_core + i) % self.ncores;
-            if allowed & (1 << c) != 0 {
-                self.next_core = (c + 1) % self.ncores;
-                return c;
+        let mut load = alloc::vec![0usize; self.ncores];
+        for t in self.threads.values().filter(|t| t.state != State::Dead) {
+            if let Some(l) = load.get_mut(t.core) {
+                *l += 1;
             }
         }
-        0
+        let best = (0..self.ncores)
+            .map(|i| (self.next_core + i) % self.ncores)
+            .filter(|&c| allowed & (1 << c) != 0)
+            .min_by_key(|&c| load[c]);
+        match best {
+            Some(c) => {
+                self.next_core = (c + 1) % self.ncores;
+                c
+            }
+            None => 0,
+        }
     }
 
     /// Add a new, runnable thread (from `clone`); returns its core.
@@ -622,6 +634,20 @@ mod tests {
             0,
             "no partition core allowed: core 0"
         );
+    }
+
+    #[test]
+    fn a_new_thread_goes_on_the_least_loaded_core() {
+        // Main (tid 100) on core 0 of 3.
+        let mut t = Threads::new(3, 100, 16);
+        assert_eq!(t.spawn(thread(101, 1, u64::MAX)), 1);
+        assert_eq!(t.spawn(thread(102, 2, u64::MAX)), 2);
+        // Core 1's thread ends: the next thread goes there, not round robin's
+        // turn (core 0, which runs main).
+        t.get_mut(101).unwrap().state = State::Dead;
+        assert_eq!(t.spawn(thread(103, 3, u64::MAX)), 1);
+        // Every core has one: round robin again.
+        assert_eq!(t.spawn(thread(104, 4, u64::MAX)), 2);
     }
 
     #[test]
