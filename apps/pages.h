@@ -1,6 +1,7 @@
 /*
  * pages.h: what page size a program's memory got, from /proc/self/smaps, for
- * the benchmark programs (gups, stream, alloc). Natively that is Linux's view
+ * the benchmark programs (gups, stream, alloc), and their threads' CPU time
+ * (thread_cpu_s; the includer defines _GNU_SOURCE). Natively that is Linux's view
  * (transparent huge pages in AnonHugePages, hugetlbfs in *_Hugetlb); under mote
  * it is the runtime's /proc/self/smaps (the partition's page tables on the kvm
  * platform, Linux's view of the application's process on the hosted one).
@@ -19,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 struct pages_entry {
 	uint64_t start, end;
@@ -98,3 +100,13 @@ static void print_pages(const void *addr, size_t len, const char *name)
 }
 
 #endif
+
+/* CPU time of the calling thread, user + system (the bench's cpu_ns figures). */
+static inline double thread_cpu_s(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_THREAD, &ru) != 0)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}

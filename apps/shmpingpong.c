@@ -18,35 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-struct page {
-	uint64_t turn;
-	uint64_t counter;
-};
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-/* Spin until p->turn == want; 0 on success, -1 after 60 s without it. */
-static int wait_turn(struct page *p, uint64_t want)
-{
-	double deadline = 0;
-	for (unsigned long spins = 0;; spins++) {
-		if (__atomic_load_n(&p->turn, __ATOMIC_ACQUIRE) == want)
-			return 0;
-		if ((spins & 0xfffff) == 0xfffff) {
-			double t = now();
-			if (deadline == 0)
-				deadline = t + 60;
-			else if (t > deadline)
-				return -1;
-		}
-		__builtin_ia32_pause();
-	}
-}
+#include "turns.h"
 
 int main(int argc, char **argv)
 {
@@ -61,7 +33,7 @@ int main(int argc, char **argv)
 		perror("open");
 		return 2;
 	}
-	struct page *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	struct turns *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
 		perror("mmap");
 		return 2;

@@ -12,6 +12,7 @@
  *
  * usage: stream [--quick] [--elements N] [--reps N]
  */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -46,6 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "turns.h"
+
 static int failures;
 #define CHECK(cond, what)                                                      \
     do {                                                                       \
@@ -390,35 +392,6 @@ static int permissions(void)
     return 0;
 }
 
-struct turns {
-    uint64_t turn;
-    uint64_t counter;
-};
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-/* Spin until p->turn == want; 0 on success, -1 after 60 s without it. */
-static int wait_turn(struct turns *p, uint64_t want)
-{
-    double deadline = 0;
-    for (unsigned long spins = 0;; spins++) {
-        if (__atomic_load_n(&p->turn, __ATOMIC_ACQUIRE) == want)
-            return 0;
-        if ((spins & 0xfffff) == 0xfffff) {
-            double t = now();
-            if (deadline == 0)
-                deadline = t + 60;
-            else if (t > deadline)
-                return -1;
-        }
-        __builtin_ia32_pause();
-    }
-}
 
 static int peer(key_t key, const char *side_name, long rounds)
 {

@@ -357,42 +357,47 @@ impl Passthrough {
             },
             None => None,
         };
-        let hva = file.as_ref().map_or(va, |f| f.hva);
-        let placed =
-            st.alloc
-                .alloc(len)
-                .map_err(|_| libc::ENOMEM)
-                .and_then(
-                    |(slot, gpa)| match self.slots.set(slot, gpa, len, hva, readonly) {
-                        Ok(()) => Ok((slot, gpa)),
-                        Err(e) => {
-                            st.alloc.free(slot, gpa, len);
-                            Err(e.raw_os_error().unwrap_or(libc::ENOMEM))
-                        }
-                    },
-                );
-        match placed {
-            Ok((slot, gpa)) => {
-                st.objects.insert(
-                    gpa,
-                    Object {
-                        slot,
-                        len,
-                        off,
-                        readonly,
-                        file,
-                        attached: BTreeMap::from([(gpa, vec![(va, len)])]),
-                    },
-                );
-                (gpa | if readonly { SHARED_READONLY } else { 0 }) as i64
-            }
+        match self.install(&mut st, va, len, off, readonly, file) {
+            Ok(r) => r,
             Err(errno) => {
                 drop(st);
-                drop(file);
                 restore_reservation(va, len);
                 neg(errno)
             }
         }
+    }
+
+    /// A slot for the object just mapped at `[va, va+len)` (its file's own
+    /// mapping at `file.hva` when it has one), recorded as attached at `va`:
+    /// the op's result (`gpa`, `| SHARED_READONLY`), or the errno (no slot
+    /// taken; a file mapping is dropped).
+    fn install(
+        &self,
+        st: &mut State,
+        va: u64,
+        len: u64,
+        off: u64,
+        readonly: bool,
+        file: Option<FileBacking>,
+    ) -> Result<i64, i32> {
+        let hva = file.as_ref().map_or(va, |f| f.hva);
+        let (slot, gpa) = st.alloc.alloc(len).map_err(|_| libc::ENOMEM)?;
+        if let Err(e) = self.slots.set(slot, gpa, len, hva, readonly) {
+            st.alloc.free(slot, gpa, len);
+            return Err(e.raw_os_error().unwrap_or(libc::ENOMEM));
+        }
+        st.objects.insert(
+            gpa,
+            Object {
+                slot,
+                len,
+                off,
+                readonly,
+                file,
+                attached: BTreeMap::from([(gpa, vec![(va, len)])]),
+            },
+        );
+        Ok((gpa | if readonly { SHARED_READONLY } else { 0 }) as i64)
     }
 
     /// `Op::ShmAttach`: attach System V segment `shmid` at the application's `va`
@@ -454,34 +459,8 @@ impl Passthrough {
             return neg(libc::EINVAL);
         }
         let mut st = self.state();
-        let placed =
-            st.alloc
-                .alloc(len)
-                .map_err(|_| libc::ENOMEM)
-                .and_then(
-                    |(slot, gpa)| match self.slots.set(slot, gpa, len, va, readonly) {
-                        Ok(()) => Ok((slot, gpa)),
-                        Err(e) => {
-                            st.alloc.free(slot, gpa, len);
-                            Err(e.raw_os_error().unwrap_or(libc::ENOMEM))
-                        }
-                    },
-                );
-        match placed {
-            Ok((slot, gpa)) => {
-                st.objects.insert(
-                    gpa,
-                    Object {
-                        slot,
-                        len,
-                        off: 0,
-                        readonly,
-                        file: None,
-                        attached: BTreeMap::from([(gpa, vec![(va, len)])]),
-                    },
-                );
-                (gpa | if readonly { SHARED_READONLY } else { 0 }) as i64
-            }
+        match self.install(&mut st, va, len, 0, readonly, None) {
+            Ok(r) => r,
             Err(errno) => {
                 drop(st);
                 // Putting the reservation back detaches the segment.

@@ -38,6 +38,29 @@ impl Drop for ShmFile {
     }
 }
 
+/// The native peer of a ping-pong with a mote run, once it ends: its status and
+/// stdout (killed, and the test failed, if it outlives the hang limit).
+fn native_peer_result(
+    peer: &mut std::process::Child,
+    mote: &mote_testsuite::Run,
+) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + HANG_LIMIT;
+    let status = loop {
+        if let Some(s) = peer.try_wait().expect("peer status") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = peer.kill();
+            let _ = peer.wait();
+            panic!("native peer hung\n{mote:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut peer.stdout.take().unwrap(), &mut out).unwrap();
+    (status, out)
+}
+
 fn mote_and_a_native_process_ping_pong_through_a_dev_shm_page(pf: Platform) {
     const ROUNDS: &str = "10000";
     let shm = ShmFile::new("pingpong");
@@ -55,20 +78,7 @@ fn mote_and_a_native_process_ping_pong_through_a_dev_shm_page(pf: Platform) {
         .arg(&shm.0)
         .args(["a", ROUNDS])
         .mote();
-    let deadline = Instant::now() + HANG_LIMIT;
-    let status = loop {
-        if let Some(s) = peer.try_wait().expect("peer status") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = peer.kill();
-            let _ = peer.wait();
-            panic!("native peer hung\n{mote:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut peer_out = String::new();
-    std::io::Read::read_to_string(&mut peer.stdout.take().unwrap(), &mut peer_out).unwrap();
+    let (status, peer_out) = native_peer_result(&mut peer, &mote);
     assert_eq!(
         mote.stdout_text(),
         "side a: 10000 rounds, no lost update\n",
@@ -297,20 +307,7 @@ fn mote_and_a_native_process_ping_pong_through_a_system_v_segment(pf: Platform) 
         .on(pf)
         .args(["peer", &key_arg, "a", ROUNDS])
         .mote();
-    let deadline = Instant::now() + HANG_LIMIT;
-    let status = loop {
-        if let Some(s) = peer.try_wait().expect("peer status") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = peer.kill();
-            let _ = peer.wait();
-            panic!("native peer hung\n{mote:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut peer_out = String::new();
-    std::io::Read::read_to_string(&mut peer.stdout.take().unwrap(), &mut peer_out).unwrap();
+    let (status, peer_out) = native_peer_result(&mut peer, &mote);
     let left = segments_of_key(key);
     if left != 0 {
         let _ = Command::new("ipcrm").args(["-M", &key_arg]).status();
