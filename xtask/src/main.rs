@@ -2,11 +2,13 @@
 //! xtask. Each subcommand is a list of steps; the first step that fails stops the
 //! run with a message naming the step and, where there is one, the fix.
 //!
-//! - `demo`: build the workspace (`target/release/mote`) and the apps, say which
-//!   platform `mote run` takes here (`mote info`), run `mote run --
-//!   target/apps/hello`, show its output and status.
-//! - `test`: the same build, then formatting, lints (host and guest crates) and
-//!   every test of the workspace. This is what `.ci/run` runs.
+//! - `demo`: install what the machine lacks (`setup`: the rustup target; as root
+//!   the Debian packages), build the workspace (`target/release/mote`) and the
+//!   apps, say which platform `mote run` takes here (`mote info`), run `mote run
+//!   -- target/apps/hello`, show its output and status.
+//! - `test`: install what the tests need as well (rustfmt, clippy, busybox, MPI;
+//!   as root the hugetlbfs pages), the same build, then formatting, lints (host
+//!   and guest crates) and every test of the workspace. `.ci/run` runs this.
 //! - `latency`: run `apps/latency.c` natively and under mote, print both and the ratio.
 //! - `apps`: only compile `apps/*.c` (and `apps/mpi/*.c` where MPI is installed).
 
@@ -14,6 +16,7 @@ mod apps;
 mod elf;
 mod error;
 mod latency;
+mod setup;
 mod step;
 
 use std::path::{Path, PathBuf};
@@ -21,8 +24,6 @@ use std::process::{Command, ExitCode};
 
 use error::Error;
 
-/// The target triple of the guest crates (kernel-min, the shims' runtime).
-const GUEST_TARGET: &str = "x86_64-unknown-none";
 /// The guest crates, linted for the guest target.
 const GUEST_CRATES: &[&str] = &["kernel-min", "mote-shims"];
 /// The static busybox the end-to-end tests run (Debian `busybox-static`).
@@ -113,9 +114,10 @@ impl Workspace {
             .to_string()
     }
 
-    /// `cargo build --release` of the workspace, then the apps.
+    /// `cargo build --release` of the workspace, then the apps; first what the
+    /// build needs and the machine lacks (`setup`).
     fn build(&self) -> Result<(), Error> {
-        apps::check_prerequisites()?;
+        setup::for_demo(&self.root)?;
         step::run(
             "build the workspace",
             self.cargo(&["build", "--release"]),
@@ -197,8 +199,7 @@ impl Workspace {
     }
 
     fn test(&self) -> Result<(), Error> {
-        check_busybox()?;
-        apps::check_mpi()?;
+        setup::for_test(&self.root)?;
         self.build()?;
         self.build_mpi_apps()?;
         step::run(
@@ -218,23 +219,16 @@ impl Workspace {
             ]),
             "fix the clippy findings above",
         )?;
-        if guest_target_installed(&self.root) {
-            let mut args = vec!["clippy", "--release", "--target", GUEST_TARGET];
-            for krate in GUEST_CRATES {
-                args.extend(["-p", krate]);
-            }
-            args.extend(["--bins", "--", "-D", "warnings"]);
-            step::run(
-                "lint the guest crates",
-                self.cargo(&args),
-                "fix the clippy findings above",
-            )?;
-        } else {
-            eprintln!(
-                "xtask: warning: target {GUEST_TARGET} is not installed; skipping the guest \
-                 clippy step (install it with `rustup target add {GUEST_TARGET}`)"
-            );
+        let mut args = vec!["clippy", "--release", "--target", setup::GUEST_TARGET];
+        for krate in GUEST_CRATES {
+            args.extend(["-p", krate]);
         }
+        args.extend(["--bins", "--", "-D", "warnings"]);
+        step::run(
+            "lint the guest crates",
+            self.cargo(&args),
+            "fix the clippy findings above",
+        )?;
         step::run(
             "run the tests",
             self.cargo(&["test", "--release", "--workspace"]),
@@ -317,24 +311,6 @@ fn check_busybox() -> Result<(), Error> {
             fix,
         }),
     }
-}
-
-/// Whether the standard library for the guest target is installed in the active toolchain.
-fn guest_target_installed(root: &Path) -> bool {
-    let Ok(out) = Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .current_dir(root)
-        .output()
-    else {
-        return false;
-    };
-    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    out.status.success()
-        && Path::new(&sysroot)
-            .join("lib/rustlib")
-            .join(GUEST_TARGET)
-            .join("lib")
-            .is_dir()
 }
 
 #[cfg(test)]
