@@ -24,25 +24,6 @@ use mote_abi::trap::{TrapFrame, UpcallHeader};
 
 global_asm!(
     r#"
-    // The general-purpose registers of a TrapFrame, lowest address first.
-    .macro mote_pop_gprs
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
-    .endm
-
     .section .text.start, "ax"
     .global _start
 _start:
@@ -265,21 +246,9 @@ mote_syscall:
 
     .global mote_trap_entry
 mote_trap_entry:
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    "#,
+    mote_abi::push_regs!(),
+    r#"
     mov rdi, rsp
     cld
     call {trap}
@@ -288,7 +257,9 @@ mote_trap_entry:
     // Also where a new thread starts (threads::mote_thread_start).
     .global mote_trap_exit
 mote_trap_exit:
-    mote_pop_gprs
+    "#,
+    mote_abi::pop_regs!(),
+    r#"
     mov rcx, [rsp + {rip}]
     mov r11, [rsp + {rflags}]
     push r11
@@ -303,7 +274,9 @@ mote_full_exit:
     mov rcx, [rsp + {f_rip}]
     mov [rax], rcx
     mov [rsp + {f_cr2}], rax
-    mote_pop_gprs
+    "#,
+    mote_abi::pop_regs!(),
+    r#"
     push qword ptr [rsp + {rflags}]
     popfq
     mov rsp, [rsp + {cr2}]
