@@ -16,7 +16,7 @@ use mote_abi::trap::{
     signal_for_vector, vector, FaultOrigin, FaultReport, UpcallHeader, VECTOR_SYSCALL,
 };
 
-use crate::arch::{self, KFrame, KHeader};
+use crate::arch::{self, KFrame};
 
 /// RFLAGS the shim's entry starts with: reserved bit 1 only (no TF, DF, AC; IF off).
 const UPCALL_RFLAGS: u64 = 0x2;
@@ -129,14 +129,8 @@ pub fn fatal_kernel(f: Option<(&KFrame, u64)>) -> ! {
     match f {
         Some((f, cr2)) => report(FaultOrigin::Kernel, f, cr2),
         None => {
-            let hdr = KHeader {
-                vector: 0xff,
-                ..KHeader::default()
-            };
-            let empty = KFrame {
-                hdr,
-                ..KFrame::default()
-            };
+            let mut empty = KFrame::default();
+            empty.hdr.vector = 0xff;
             report(FaultOrigin::Kernel, &empty, 0)
         }
     }

@@ -196,4 +196,22 @@ mod tests {
         assert_eq!(signal_for_vector(vector::UD), 4);
         assert_eq!(signal_for_vector(vector::BP), 5);
     }
+
+    /// `pop_regs!` names the registers in `Frame`'s field order, `push_regs!` in reverse.
+    #[test]
+    fn push_and_pop_regs_follow_the_frame_layout() {
+        let irp = |asm: &str| -> Vec<String> {
+            let list = asm.lines().find_map(|l| l.trim().strip_prefix(".irp reg,"));
+            list.unwrap().split(',').map(String::from).collect()
+        };
+        // "Frame { r15: 0, r14: 0, …, rax: 0, hdr: () }": a name ends each part before ": ".
+        let debug = format!("{:?}", Frame::<()>::default());
+        let name = |s: &str| s.rsplit(' ').next().unwrap().to_string();
+        let names = debug.split(": ").map(name);
+        let mut fields: Vec<_> = names.take_while(|n| n != "hdr").collect();
+        assert_eq!(fields.len(), 15);
+        assert_eq!(irp(crate::pop_regs!()), fields);
+        fields.reverse();
+        assert_eq!(irp(crate::push_regs!()), fields);
+    }
 }
