@@ -3,10 +3,11 @@
 //! kernel-min with an `UpcallHeader` at the top of the upcall stack).
 //!
 //! The trap entry completes the header into a `mote_abi::trap::TrapFrame` by pushing
-//! the general-purpose registers, calls `shim_trap`, then returns to the application
-//! without entering ring 0 again: registers come back from the frame, `rcx` and
-//! `r11` take the return address and flags (as `syscall` defines), and a `jmp rcx`
-//! on the application's own stack finishes the call. Nothing is written below the
+//! the general-purpose registers (`mote_abi::push_regs!`, as kernel-min's entry
+//! does), calls `shim_trap`, then returns to the application without entering ring 0
+//! again: registers come back from the frame (`pop_regs!`), `rcx` and `r11` take the
+//! return address and flags (as `syscall` defines), and a `jmp rcx` on the
+//! application's own stack finishes the call. Nothing is written below the
 //! application's stack pointer, so its red zone is safe.
 //!
 //! Signals (see `sig`): when `shim_trap` returns non-zero, `mote_full_exit` restores
