@@ -63,8 +63,8 @@ pub type TrapFrame = Frame<UpcallHeader>;
 
 /// Assembly text (for `asm!`/`global_asm!` templates) that pushes the general-purpose
 /// registers, completing a `Frame` whose `hdr` is at the stack pointer; the stack
-/// pointer ends at the frame. The first push lands highest: the offsets pinned below
-/// are this order.
+/// pointer ends at the frame. The first push lands highest; the offsets pinned below
+/// and a unit test tie this list to `Frame`'s fields.
 #[macro_export]
 macro_rules! push_regs {
     () => {
