@@ -38,14 +38,14 @@ fn in_runtime_text(addr: u64) -> bool {
 
 /// Called by `trap_common` with the saved registers.
 pub extern "C" fn handle(f: &mut KFrame) {
-    let from_user = f.cs & 3 == 3;
+    let from_user = f.hdr.cs & 3 == 3;
     // A kernel call under kvm_pvm arrives as #GP at the syscall page's `sp_kcall`.
-    let syscall = f.vector == VECTOR_SYSCALL
-        || (f.vector == vector::GP && from_user && f.rip == arch::pvm_kcall_addr());
+    let syscall = f.hdr.vector == VECTOR_SYSCALL
+        || (f.hdr.vector == vector::GP && from_user && f.hdr.rip == arch::pvm_kcall_addr());
     if syscall {
         // The application's view: it continues after `syscall` (rcx) with its flags (r11).
-        f.rip = f.rcx;
-        f.rflags = (f.r11 & USER_RFLAGS_MASK) | UPCALL_RFLAGS;
+        f.hdr.rip = f.rcx;
+        f.hdr.rflags = (f.r11 & USER_RFLAGS_MASK) | UPCALL_RFLAGS;
         if in_runtime_text(f.rcx) {
             core_page(arch::current_core())
                 .kcalls
@@ -56,7 +56,7 @@ pub extern "C" fn handle(f: &mut KFrame) {
         upcall(f, VECTOR_SYSCALL, 0, 0);
         return;
     }
-    let cr2 = if f.vector == vector::PF {
+    let cr2 = if f.hdr.vector == vector::PF {
         core_page(arch::current_core())
             .page_faults
             .fetch_add(1, Ordering::Relaxed);
@@ -67,12 +67,12 @@ pub extern "C" fn handle(f: &mut KFrame) {
     if !from_user {
         fatal_kernel(Some((f, cr2)));
     }
-    if in_runtime_text(f.rip) || (LIBOS_VA..LIBOS_END).contains(&f.rip) {
+    if in_runtime_text(f.hdr.rip) || (LIBOS_VA..LIBOS_END).contains(&f.hdr.rip) {
         report(FaultOrigin::Runtime, f, cr2);
         arch::outl(mote_abi::ports::FATAL, arch::current_core() as u32);
         arch::halt_forever();
     }
-    upcall(f, f.vector, f.error_code, cr2);
+    upcall(f, f.hdr.vector, f.hdr.error_code, cr2);
 }
 
 /// Hand the trap to the shim at CPL3.
@@ -90,31 +90,32 @@ fn upcall(f: &mut KFrame, vector: u64, error_code: u64, cr2: u64) {
         vector,
         error_code,
         cr2,
-        rip: f.rip,
-        rflags: f.rflags,
-        rsp: f.rsp,
+        rip: f.hdr.rip,
+        rflags: f.hdr.rflags,
+        rsp: f.hdr.rsp,
         _pad: 0,
     };
     // SAFETY: the upcall stack is in the runtime region, mapped user-writable for
     // the partition's life; top was checked non-zero and aligned.
     unsafe { hdr.write(h) };
     cp.upcalls.fetch_add(1, Ordering::Relaxed);
-    f.rip = entry;
-    f.rsp = hdr as u64;
-    f.rflags = UPCALL_RFLAGS;
+    f.hdr.rip = entry;
+    f.hdr.rsp = hdr as u64;
+    f.hdr.rflags = UPCALL_RFLAGS;
 }
 
 /// Fill the core page's fault report from a kernel frame.
 fn report(origin: FaultOrigin, f: &KFrame, cr2: u64) {
+    let h = &f.hdr;
     let r = FaultReport {
         origin: origin as u32,
-        signal: signal_for_vector(f.vector),
-        vector: f.vector,
-        error_code: f.error_code,
-        addr: if f.vector == vector::PF { cr2 } else { f.rip },
+        signal: signal_for_vector(h.vector),
+        vector: h.vector,
+        error_code: h.error_code,
+        addr: if h.vector == vector::PF { cr2 } else { h.rip },
         regs: [
-            f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11,
-            f.r12, f.r13, f.r14, f.r15, f.rip, f.rflags,
+            f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, h.rsp, f.r8, f.r9, f.r10, f.r11,
+            f.r12, f.r13, f.r14, f.r15, h.rip, h.rflags,
         ],
     };
     let p = &core_page(arch::current_core()).fault as *const FaultReport as *mut FaultReport;
@@ -128,31 +129,8 @@ pub fn fatal_kernel(f: Option<(&KFrame, u64)>) -> ! {
     match f {
         Some((f, cr2)) => report(FaultOrigin::Kernel, f, cr2),
         None => {
-            let mut empty = KFrame {
-                r15: 0,
-                r14: 0,
-                r13: 0,
-                r12: 0,
-                r11: 0,
-                r10: 0,
-                r9: 0,
-                r8: 0,
-                rbp: 0,
-                rdi: 0,
-                rsi: 0,
-                rdx: 0,
-                rcx: 0,
-                rbx: 0,
-                rax: 0,
-                vector: 0xff,
-                error_code: 0,
-                rip: 0,
-                cs: 0,
-                rflags: 0,
-                rsp: 0,
-                ss: 0,
-            };
-            empty.vector = 0xff;
+            let mut empty = KFrame::default();
+            empty.hdr.vector = 0xff;
             report(FaultOrigin::Kernel, &empty, 0)
         }
     }

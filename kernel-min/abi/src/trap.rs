@@ -1,9 +1,10 @@
 //! Trap frames: how kernel-min hands a system call or a fault up to the shim at CPL3.
 //!
-//! Kernel-min does not save general-purpose registers. It writes an `UpcallHeader`
-//! at the top of the current upcall stack (`CorePage::upcall_rsp`), and `iretq`s to
-//! the runtime's trap entry with `rsp` pointing at it. The entry, at CPL3, pushes the
-//! general-purpose registers below the header, which makes a `TrapFrame`.
+//! Kernel-min hands up no registers. It writes an `UpcallHeader` at the top of the
+//! current upcall stack (`CorePage::upcall_rsp`), and `iretq`s to the runtime's trap
+//! entry with `rsp` pointing at it. The entry, at CPL3, pushes the general-purpose
+//! registers below the header (`push_regs!`), which makes a `TrapFrame`. Kernel-min's
+//! own trap entry saves them the same way, as a `Frame` over the interrupt frame.
 
 use core::mem::{offset_of, size_of};
 use static_assertions::const_assert_eq;
@@ -32,10 +33,13 @@ pub struct UpcallHeader {
     pub _pad: u64,
 }
 
-/// The full frame the shim's trap entry builds (lowest address first).
+/// The general-purpose registers as a trap entry saves them (`push_regs!`), lowest
+/// address first, and above them `hdr`: what the stack held before the pushes. The
+/// one register layout of both entries that save registers: the shim's (`TrapFrame`,
+/// over an `UpcallHeader`) and kernel-min's (over the CPU's interrupt frame).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TrapFrame {
+pub struct Frame<H> {
     pub r15: u64,
     pub r14: u64,
     pub r13: u64,
@@ -51,14 +55,47 @@ pub struct TrapFrame {
     pub rcx: u64,
     pub rbx: u64,
     pub rax: u64,
-    pub hdr: UpcallHeader,
+    pub hdr: H,
 }
 
+/// The full frame the shim's trap entry builds.
+pub type TrapFrame = Frame<UpcallHeader>;
+
+/// Assembly text (for `asm!`/`global_asm!` templates) that pushes the general-purpose
+/// registers, completing a `Frame` whose `hdr` is at the stack pointer; the stack
+/// pointer ends at the frame. The first push lands highest; the offsets pinned below
+/// and a unit test tie this list to `Frame`'s fields.
+#[macro_export]
+macro_rules! push_regs {
+    () => {
+        r"
+        .irp reg,rax,rbx,rcx,rdx,rsi,rdi,rbp,r8,r9,r10,r11,r12,r13,r14,r15
+        push \reg
+        .endr
+        "
+    };
+}
+
+/// Assembly text, the inverse of `push_regs!`: loads the general-purpose registers
+/// from the `Frame` at the stack pointer, which ends at its `hdr`.
+#[macro_export]
+macro_rules! pop_regs {
+    () => {
+        r"
+        .irp reg,r15,r14,r13,r12,r11,r10,r9,r8,rbp,rdi,rsi,rdx,rcx,rbx,rax
+        pop \reg
+        .endr
+        "
+    };
+}
+
+// `push_regs!`'s first push lands highest, its last at the frame's start.
+const_assert_eq!(offset_of!(TrapFrame, rax), 14 * 8);
+const_assert_eq!(offset_of!(TrapFrame, r15), 0);
+const_assert_eq!(offset_of!(TrapFrame, hdr), 15 * 8);
 const_assert_eq!(size_of::<UpcallHeader>(), 56);
 const_assert_eq!(size_of::<TrapFrame>(), 176);
 const_assert_eq!(size_of::<TrapFrame>() % 16, 0);
-const_assert_eq!(offset_of!(TrapFrame, rax), 112);
-const_assert_eq!(offset_of!(TrapFrame, hdr), 120);
 const_assert_eq!(
     offset_of!(TrapFrame, hdr) + offset_of!(UpcallHeader, rip),
     144
@@ -158,5 +195,23 @@ mod tests {
         assert_eq!(signal_for_vector(vector::DE), 8);
         assert_eq!(signal_for_vector(vector::UD), 4);
         assert_eq!(signal_for_vector(vector::BP), 5);
+    }
+
+    /// `pop_regs!` names the registers in `Frame`'s field order, `push_regs!` in reverse.
+    #[test]
+    fn push_and_pop_regs_follow_the_frame_layout() {
+        let irp = |asm: &str| -> Vec<String> {
+            let list = asm.lines().find_map(|l| l.trim().strip_prefix(".irp reg,"));
+            list.unwrap().split(',').map(String::from).collect()
+        };
+        // "Frame { r15: 0, r14: 0, …, rax: 0, hdr: () }": a name ends each part before ": ".
+        let debug = format!("{:?}", Frame::<()>::default());
+        let name = |s: &str| s.rsplit(' ').next().unwrap().to_string();
+        let names = debug.split(": ").map(name);
+        let mut fields: Vec<_> = names.take_while(|n| n != "hdr").collect();
+        assert_eq!(fields.len(), 15);
+        assert_eq!(irp(crate::pop_regs!()), fields);
+        fields.reverse();
+        assert_eq!(irp(crate::push_regs!()), fields);
     }
 }

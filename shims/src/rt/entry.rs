@@ -3,10 +3,11 @@
 //! kernel-min with an `UpcallHeader` at the top of the upcall stack).
 //!
 //! The trap entry completes the header into a `mote_abi::trap::TrapFrame` by pushing
-//! the general-purpose registers, calls `shim_trap`, then returns to the application
-//! without entering ring 0 again: registers come back from the frame, `rcx` and
-//! `r11` take the return address and flags (as `syscall` defines), and a `jmp rcx`
-//! on the application's own stack finishes the call. Nothing is written below the
+//! the general-purpose registers (`mote_abi::push_regs!`, as kernel-min's entry
+//! does), calls `shim_trap`, then returns to the application without entering ring 0
+//! again: registers come back from the frame (`pop_regs!`), `rcx` and `r11` take the
+//! return address and flags (as `syscall` defines), and a `jmp rcx` on the
+//! application's own stack finishes the call. Nothing is written below the
 //! application's stack pointer, so its red zone is safe.
 //!
 //! Signals (see `sig`): when `shim_trap` returns non-zero, `mote_full_exit` restores
@@ -24,25 +25,6 @@ use mote_abi::trap::{TrapFrame, UpcallHeader};
 
 global_asm!(
     r#"
-    // The general-purpose registers of a TrapFrame, lowest address first.
-    .macro mote_pop_gprs
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
-    .endm
-
     .section .text.start, "ax"
     .global _start
 _start:
@@ -265,21 +247,9 @@ mote_syscall:
 
     .global mote_trap_entry
 mote_trap_entry:
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    "#,
+    mote_abi::push_regs!(),
+    r#"
     mov rdi, rsp
     cld
     call {trap}
@@ -288,7 +258,9 @@ mote_trap_entry:
     // Also where a new thread starts (threads::mote_thread_start).
     .global mote_trap_exit
 mote_trap_exit:
-    mote_pop_gprs
+    "#,
+    mote_abi::pop_regs!(),
+    r#"
     mov rcx, [rsp + {rip}]
     mov r11, [rsp + {rflags}]
     push r11
@@ -303,7 +275,9 @@ mote_full_exit:
     mov rcx, [rsp + {f_rip}]
     mov [rax], rcx
     mov [rsp + {f_cr2}], rax
-    mote_pop_gprs
+    "#,
+    mote_abi::pop_regs!(),
+    r#"
     push qword ptr [rsp + {rflags}]
     popfq
     mov rsp, [rsp + {cr2}]

@@ -1,7 +1,8 @@
 //! x86-64: descriptor tables, trap and `syscall` entry, MSRs, port I/O.
 //!
 //! Both entry paths end in `trap_common`, which saves the general-purpose registers
-//! as a `KFrame` and calls `trap::handle`:
+//! as a `KFrame` (`mote_abi::push_regs!`, as the shim's entry does) and calls
+//! `trap::handle`:
 //! * exceptions: one 16-byte stub per vector pushes (a dummy error code and) the
 //!   vector;
 //! * `syscall`: LSTAR points at `syscall_entry`, on a page of its own that is also
@@ -31,30 +32,15 @@ use x86_64::structures::tss::TaskStateSegment;
 use x86_64::VirtAddr;
 
 use mote_abi::layout::{DIRECT_MAP_BASE, MAX_CORES, SYSCALL_PAGE_VA};
+use mote_abi::trap::Frame;
 
-/// Registers saved by `trap_common`, lowest address first. The first 15 fields match
-/// `mote_abi::trap::TrapFrame`'s register order.
+/// What the stack holds under `trap_common`'s registers: the vector and error code
+/// the entry stub pushed, then the CPU's interrupt frame (Intel SDM vol. 3A §6.14.2).
 #[repr(C)]
-#[derive(Debug)]
-pub struct KFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KHeader {
     pub vector: u64,
     pub error_code: u64,
-    // Pushed by the CPU (Intel SDM vol. 3A §6.14.2).
     pub rip: u64,
     pub cs: u64,
     pub rflags: u64,
@@ -62,8 +48,12 @@ pub struct KFrame {
     pub ss: u64,
 }
 
+/// Registers saved by `trap_common` (`mote_abi::push_regs!`), over a `KHeader`.
+pub type KFrame = Frame<KHeader>;
+
 static_assertions::const_assert_eq!(core::mem::size_of::<KFrame>(), 176);
-static_assertions::const_assert_eq!(offset_of!(KFrame, vector), 120);
+static_assertions::const_assert_eq!(offset_of!(KFrame, hdr), 120);
+static_assertions::const_assert_eq!(offset_of!(KHeader, rip), 16);
 
 /// Selectors (order of `GDT`): sysret needs user data right before user code.
 pub const KERNEL_CS: u16 = 0x08;
@@ -456,40 +446,16 @@ syscall_hw:
     jmp trap_common
 
 trap_common:
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    "#,
+    mote_abi::push_regs!(),
+    r#"
     mov rdi, rsp
     cld
     call {handle}
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
-    add rsp, 16
+    "#,
+    mote_abi::pop_regs!(),
+    r#"
+    add rsp, {iret}
     iretq
 
     // The syscall page: position independent within itself (it also runs from its
@@ -555,6 +521,7 @@ df_stack_top:
     vsys = const mote_abi::trap::VECTOR_SYSCALL,
     kds = const KERNEL_DS,
     handle = sym crate::trap::handle,
+    iret = const offset_of!(KHeader, rip),
     ncores = const MAX_CORES,
     k_set_fs = const mote_abi::kcall::SET_FS,
     k_doorbell = const mote_abi::kcall::DOORBELL,
