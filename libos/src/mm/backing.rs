@@ -15,18 +15,33 @@ use crate::frames::{FrameSize, Run};
 use crate::platform::Platform;
 use crate::uapi::mman::*;
 
+use super::vma::Piece;
 use super::{AddressSpace, Note, VmaKind};
 
 /// Page-table frames handed to kernel-min at start-up and whenever it runs out.
 pub const TABLE_GRANT: u64 = LARGE_PAGE_SIZE;
 /// Bound on give-tables-and-retry rounds for one mapping.
-pub(super) const MAX_TABLE_ROUNDS: usize = 16;
+const MAX_TABLE_ROUNDS: usize = 16;
 
 /// Frames mapped at a virtual range; the map key is the virtual start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Backing {
     pub(super) len: u64,
     pub(super) gpa: u64,
+}
+
+impl Piece for Backing {
+    fn end(&self, start: u64) -> u64 {
+        start + self.len
+    }
+    fn cut(&mut self, start: u64, at: u64) -> Self {
+        let hi = Backing {
+            len: start + self.len - at,
+            gpa: self.gpa + (at - start),
+        };
+        self.len = at - start;
+        hi
+    }
 }
 
 /// Merge `(va, len, _)` pieces into virtually contiguous `(start, end)` ranges.
@@ -41,6 +56,7 @@ pub(super) fn coalesce(pieces: &[(u64, u64, u64)]) -> Vec<(u64, u64)> {
     out
 }
 
+/// A map-log entry for the proxy (`Platform::publish`).
 pub(super) fn change(kind: u64, va: u64, len: u64, gpa: u64) -> Change {
     Change { kind, va, len, gpa }
 }

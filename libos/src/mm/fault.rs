@@ -23,7 +23,7 @@ pub const PF_FETCH: u64 = 1 << 4;
 pub const PF_PK: u64 = 1 << 5;
 
 /// Largest size a `MAP_GROWSDOWN` mapping grows to (Linux's default `RLIMIT_STACK`).
-pub(super) const STACK_LIMIT: u64 = 8 << 20;
+const STACK_LIMIT: u64 = 8 << 20;
 
 /// What to do about a page fault of the application ([`AddressSpace::page_fault`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

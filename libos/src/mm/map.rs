@@ -15,8 +15,8 @@ use crate::uapi::mman::*;
 use super::{AddressSpace, Note, Vma, VmaKind};
 
 /// `MAP_32BIT` window (as Linux's x86_64 `find_start_end`).
-pub(super) const MAP_32BIT_LO: u64 = 0x4000_0000;
-pub(super) const MAP_32BIT_HI: u64 = 0x8000_0000;
+const MAP_32BIT_LO: u64 = 0x4000_0000;
+const MAP_32BIT_HI: u64 = 0x8000_0000;
 
 /// Where a new mapping goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,6 @@ use mote_abi::layout::{align_down, HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE};
 
 use crate::uapi::mman::*;
 
-use super::backing::Backing;
 use super::AddressSpace;
 
 /// What a VMA holds (for policy and, later, `/proc/self/maps`).
@@ -83,20 +82,6 @@ impl Piece for Vma {
     }
 }
 
-impl Piece for Backing {
-    fn end(&self, start: u64) -> u64 {
-        start + self.len
-    }
-    fn cut(&mut self, start: u64, at: u64) -> Self {
-        let hi = Backing {
-            len: start + self.len - at,
-            gpa: self.gpa + (at - start),
-        };
-        self.len = at - start;
-        hi
-    }
-}
-
 /// The name `/proc/self/maps` shows for `[key, end)`: the file a mapping came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Label {
@@ -115,6 +100,7 @@ impl Piece for Label {
     }
 }
 
+/// Cut the piece of `map` that straddles `at`, if any, in two there.
 pub(super) fn split<T: Piece>(map: &mut BTreeMap<u64, T>, at: u64) {
     let Some((&s, piece)) = map.range_mut(..at).next_back() else {
         return;

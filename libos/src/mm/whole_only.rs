@@ -20,10 +20,10 @@ use super::AddressSpace;
 
 /// How many lately split whole-only chunks `page_fault` remembers (their faults
 /// are retried): more than the cores that can fault on one at once.
-pub(super) const SPLIT_LATELY: usize = 64;
+const SPLIT_LATELY: usize = 64;
 
 /// Bytes copied at a time when a whole-only 2 MiB page is split.
-pub(super) const COPY_BUF: usize = 64 << 10;
+const COPY_BUF: usize = 64 << 10;
 
 impl AddressSpace {
     /// `at` is about to become an edge of a mapping change (an unmap, a protection
