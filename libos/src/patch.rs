@@ -48,9 +48,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use mote_abi::layout::PAGE_SIZE;
 
-use crate::mm::AddressSpace;
+use crate::mm::{AddressSpace, MapRequest};
 use crate::platform::Platform;
-use crate::uapi::mman::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::uapi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
 
 /// Bytes per stub (the stub is 29 bytes).
 pub const STUB_SIZE: u64 = 32;
@@ -281,14 +281,9 @@ impl Patcher {
         let base = mm.vma_at(site).map(|(start, _)| start)?;
         let hint = base.checked_sub(16 * PAGE_SIZE)?;
         let va = mm
-            .mmap(
+            .map(
                 p,
-                hint,
-                PAGE_SIZE,
-                PROT_READ | PROT_EXEC,
-                MAP_PRIVATE | MAP_ANONYMOUS,
-                u64::MAX,
-                0,
+                &MapRequest::anonymous(hint, PAGE_SIZE, PROT_READ | PROT_EXEC),
             )
             .ok()?;
         if !near(va) || p.poke(va, &self.entry.to_le_bytes()).is_err() {

@@ -750,14 +750,19 @@ mod tests {
     #[test]
     fn maps_and_smaps_show_the_address_space() {
         let (mut pr, p) = process();
-        let a = pr
-            .mm
-            .mmap(&p, 0, 4 << 20, PROT_READ | PROT_WRITE, 0x22, u64::MAX, 0)
-            .unwrap();
-        let b = pr
-            .mm
-            .mmap(&p, 0, 8192, PROT_READ, 0x22, u64::MAX, 0)
-            .unwrap();
+        let a = crate::syscall::mm::mmap(
+            &mut pr,
+            &p,
+            0,
+            4 << 20,
+            PROT_READ | PROT_WRITE,
+            0x22,
+            u64::MAX,
+            0,
+        )
+        .unwrap() as u64;
+        let b = crate::syscall::mm::mmap(&mut pr, &p, 0, 8192, PROT_READ, 0x22, u64::MAX, 0)
+            .unwrap() as u64;
         let maps = String::from_utf8(render(&pr, &p, File::Maps)).unwrap();
         let want_a = format!("{a:08x}-{:08x} rw-p 00000000 00:00 0 \n", a + (4 << 20));
         let want_b = format!("{b:08x}-{:08x} r--p 00000000 00:00 0 \n", b + 8192);
@@ -788,9 +793,17 @@ mod tests {
     fn facts_come_from_the_address_space_pool_and_counter() {
         let (mut pr, p) = process();
         p.st.borrow_mut().page_faults = 5;
-        pr.mm
-            .mmap(&p, 0, 4 << 20, PROT_READ | PROT_WRITE, 0x22, u64::MAX, 0)
-            .unwrap();
+        crate::syscall::mm::mmap(
+            &mut pr,
+            &p,
+            0,
+            4 << 20,
+            PROT_READ | PROT_WRITE,
+            0x22,
+            u64::MAX,
+            0,
+        )
+        .unwrap();
         let f = Facts::of(&pr, &p);
         assert_eq!(
             (f.comm.as_str(), f.ncores, f.threads, f.faults),

@@ -166,10 +166,17 @@ mod tests {
         let a = pr.mm.shmat(&p, 7, 0, 0, 4096, 0).unwrap();
         pr.mm.shmat(&p, 7, 0, 0, 4096, 0).unwrap();
         let rw = PROT_READ | PROT_WRITE;
-        let buf = pr
-            .mm
-            .mmap(&p, 0, 4096, rw, MAP_PRIVATE | MAP_ANONYMOUS, u64::MAX, 0)
-            .unwrap();
+        let buf = crate::syscall::mm::mmap(
+            &mut pr,
+            &p,
+            0,
+            4096,
+            rw,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            u64::MAX,
+            0,
+        )
+        .unwrap() as u64;
         let at = buf + shmid_ds::NATTCH as u64;
         // Linux: the proxy's and the application process's attachments.
         p.write_mem(at, &4u64.to_le_bytes());
