@@ -31,18 +31,21 @@
 
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::Sender;
+
+use rustix::process::{PTracer, Pid, PidfdFlags, Signal};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use mote_abi::boot::{BootInfo, BOOT_MAGIC, BOOT_VERSION};
+use mote_abi::boot::BootInfo;
 use mote_abi::hosted::{HostedInfo, HOSTED_INFO_GPA, HOSTED_INFO_VA, HOSTED_MAGIC};
 use mote_abi::layout::*;
 
-use crate::boot;
+use crate::boot::{self, BootParams, PlatformBoot};
 use crate::cpus::lwk_host_cpu;
+use crate::event::Event;
 use crate::guest::GuestMem;
+use crate::images::RUNTIME_ELF;
 use crate::passthrough::{MemSlots, Passthrough};
-use crate::vmm::{BootParams, Event};
 
 /// Where the runtime image goes in guest memory (no kernel-min below it here).
 const RUNTIME_GPA: u64 = KERNEL_GPA;
@@ -165,21 +168,14 @@ impl Hosted {
         let runtime = boot::load_image(
             &guest,
             "runtime",
-            crate::vmm::RUNTIME_ELF,
+            RUNTIME_ELF,
             RUNTIME_GPA,
             RUNTIME_VA,
             RUNTIME_IMAGE_MAX,
             &["mote_hosted_start", "MOTE_HOSTED_TRAPS"],
         )?;
-        // SAFETY: getauxval only reads this process's auxiliary vector.
-        let (hwcap, hwcap2) = unsafe {
-            (
-                libc::getauxval(libc::AT_HWCAP),
-                libc::getauxval(libc::AT_HWCAP2),
-            )
-        };
-        // HWCAP2_FSGSBASE: Linux enabled wrfsbase/wrgsbase for user code.
-        let flags = params.flags(hwcap2 & 2 != 0);
+        let (hwcap, hwcap2) = rustix::param::linux_hwcap();
+        let (hwcap, hwcap2) = (hwcap as u64, hwcap2 as u64);
         let mut page_size = params.page_size;
         if page_size == HUGE_PAGE_SIZE {
             crate::say!(
@@ -187,34 +183,31 @@ impl Hosted {
             );
             page_size = LARGE_PAGE_SIZE;
         }
-        let info = BootInfo {
-            magic: BOOT_MAGIC,
-            version: BOOT_VERSION,
-            ncores: cores as u32,
-            mem_size: guest.size(),
-            pool_start,
-            runtime_gpa: RUNTIME_GPA,
-            runtime_entry: runtime.symbols[0],
-            runtime_text_start: runtime.text_start,
-            runtime_text_end: runtime.text_end,
-            runtime_trap_entry: 0,
-            runtime_syscall_entry: 0,
-            runtime_image_end: runtime.end,
-            // No page tables: Linux's are the application's.
-            pml4_gpa: 0,
-            pt_pool_next: PT_POOL_END,
-            pid: params.pid,
-            flags,
-            tsc_khz: 0, // measured until `start` (see `TscClock`)
-            args_len: params.args_len,
-            argc: params.argc,
-            envc: params.envc,
-            hwcap,
-            hwcap2,
-            random: params.random,
-            page_size,
-            large_pool_start: guest.large_start().unwrap_or(0),
-        };
+        let info = boot::boot_info(
+            params,
+            &PlatformBoot {
+                cores,
+                mem_size: guest.size(),
+                pool_start,
+                large_pool_start: guest.large_start().unwrap_or(0),
+                runtime_gpa: RUNTIME_GPA,
+                runtime_entry: runtime.symbols[0],
+                runtime_text_start: runtime.text_start,
+                runtime_text_end: runtime.text_end,
+                runtime_trap_entry: 0,
+                runtime_syscall_entry: 0,
+                runtime_image_end: runtime.end,
+                // No page tables: Linux's are the application's.
+                pml4_gpa: 0,
+                pt_pool_next: PT_POOL_END,
+                // HWCAP2_FSGSBASE: Linux enabled wrfsbase/wrgsbase for user code.
+                fsgsbase: hwcap2 & 2 != 0,
+                hwcap,
+                hwcap2,
+                page_size,
+            },
+        );
+        // tsc_khz stays 0 until `start` (measured meanwhile, see `TscClock`).
         boot::write_boot_info(&guest, &info);
         let mut hosted = HostedInfo {
             magic: HOSTED_MAGIC,
@@ -226,13 +219,7 @@ impl Hosted {
         for (i, cpu) in hosted.host_cpu.iter_mut().enumerate().take(cores) {
             *cpu = lwk_host_cpu(i) as u32;
         }
-        let bytes: Vec<u8> = {
-            let p = &hosted as *const HostedInfo as *const u8;
-            // SAFETY: HostedInfo is plain integers without padding (size pinned in
-            // mote_abi::hosted); the slice covers exactly it while it lives.
-            unsafe { std::slice::from_raw_parts(p, std::mem::size_of::<HostedInfo>()) }.to_vec()
-        };
-        guest.write(HOSTED_INFO_GPA, &bytes);
+        guest.write_plain(HOSTED_INFO_GPA, &hosted);
         Ok(Hosted {
             guest,
             entry: runtime.symbols[0],
@@ -268,8 +255,7 @@ impl Hosted {
             BOOT_INFO_GPA + std::mem::offset_of!(BootInfo, tsc_khz) as u64,
             khz,
         );
-        // SAFETY: getpid has no arguments.
-        let parent = unsafe { libc::getpid() };
+        let parent = rustix::process::getpid().as_raw_nonzero().get();
         // SAFETY: the child runs only `child`, which makes async-signal-safe system
         // calls and then leaves the proxy's code for good (no allocation, no lock
         // another thread of the proxy could hold).
@@ -280,37 +266,25 @@ impl Hosted {
         if pid == 0 {
             child(entry, keep, parent);
         }
+        let child_pid = Pid::from_raw(pid).expect("fork returned a positive pid");
         // Where Yama restricts ptrace access to descendants, let the child take
         // descriptors from us (pidfd_getfd) for shared file mappings. Without
         // Yama the option does not exist and nothing needs allowing.
-        // SAFETY: prctl with integer arguments, on this process only.
-        unsafe { libc::prctl(libc::PR_SET_PTRACER, pid as libc::c_ulong, 0, 0, 0) };
+        let _ = rustix::process::set_ptracer(PTracer::ProcessID(child_pid));
         // Only the waiter below reaps the child, so the pid is still ours here.
-        // SAFETY: pidfd_open of our child; the result is checked.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-        if raw < 0 {
-            let err = std::io::Error::last_os_error();
-            // SAFETY: our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return Err(HostedError::Fork(err));
-        }
         // Out of the application's numbering (its descriptors are the proxy's
         // low ones) and out of reach of its forwarded close/dup2.
-        // SAFETY: F_DUPFD_CLOEXEC and close on the descriptor just made.
-        let high = unsafe {
-            let high = libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, PIDFD_MIN);
-            libc::close(raw);
-            high
+        let pidfd = rustix::process::pidfd_open(child_pid, PidfdFlags::empty())
+            .and_then(|raw| rustix::io::fcntl_dupfd_cloexec(&raw, PIDFD_MIN));
+        let pidfd = match pidfd {
+            Ok(fd) => fd,
+            Err(e) => {
+                // Our unreaped child.
+                let _ = rustix::process::kill_process(child_pid, Signal::KILL);
+                return Err(HostedError::Fork(e.into()));
+            }
         };
-        if high < 0 {
-            let err = std::io::Error::last_os_error();
-            // SAFETY: our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return Err(HostedError::Fork(err));
-        }
-        crate::offload::protect_fds([high]);
-        // SAFETY: a fresh descriptor nobody else owns.
-        let pidfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) };
+        crate::fds::protect_fds([pidfd.as_raw_fd()]);
         let waiter = std::thread::Builder::new()
             .name("mote-hosted-wait".into())
             .spawn(move || {
@@ -347,18 +321,9 @@ impl Hosted {
     /// End the application's process (the run is over) and reap it.
     pub fn stop(&mut self) {
         if let Some((pidfd, waiter)) = self.child.take() {
-            // SAFETY: pidfd_send_signal on our own pidfd of the child; once the
-            // child is reaped it fails with ESRCH instead of reaching another
-            // process.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    pidfd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
+            // Our own pidfd of the child: once the child is reaped this fails with
+            // ESRCH instead of reaching another process.
+            let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
             self.faults = waiter.join().ok().flatten();
         }
     }
@@ -526,20 +491,15 @@ const TSC_SPAN: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl TscClock {
     fn sample() -> (u64, u64) {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: rdtsc reads a counter; clock_gettime writes `ts`.
-        unsafe {
-            let a = core::arch::x86_64::_rdtsc();
-            libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts);
-            let b = core::arch::x86_64::_rdtsc();
-            (
-                a / 2 + b / 2,
-                ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
-            )
-        }
+        // SAFETY: rdtsc only reads the time-stamp counter.
+        let a = unsafe { core::arch::x86_64::_rdtsc() };
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicRaw);
+        // SAFETY: as above.
+        let b = unsafe { core::arch::x86_64::_rdtsc() };
+        (
+            a / 2 + b / 2,
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
+        )
     }
 
     fn start() -> TscClock {

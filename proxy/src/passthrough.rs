@@ -603,7 +603,7 @@ impl FileBacking {
         if p == libc::MAP_FAILED {
             return Err(errno());
         }
-        crate::offload::protect_fds([dup.as_raw_fd()]);
+        crate::fds::protect_fds([dup.as_raw_fd()]);
         Ok(FileBacking {
             inode,
             fd: dup,
@@ -619,7 +619,7 @@ impl Drop for FileBacking {
         // deleted first (`Passthrough::unshare`) or never made, and nothing else
         // refers to it.
         unsafe { libc::munmap(self.hva as *mut libc::c_void, self.len as usize) };
-        crate::offload::unprotect_fd(self.fd.as_raw_fd());
+        crate::fds::unprotect_fd(self.fd.as_raw_fd());
     }
 }
 

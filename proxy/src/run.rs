@@ -15,13 +15,15 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::channel;
 use std::sync::Arc;
 
+use crate::boot::BootParams;
 use crate::cli::{RunArgs, EXIT_USAGE};
+use crate::event::Event;
 use crate::guest::GuestMem;
 use crate::hosted::Hosted;
 use crate::info::Backend;
 use crate::mirror::Mirror;
 use crate::passthrough::Passthrough;
-use crate::vmm::{BootParams, Event, Partition};
+use crate::vmm::Partition;
 use crate::{args, info, offload, program, report};
 
 /// Exit status when mote itself fails (platform, VM, resources), as `env`, `nice`
@@ -59,7 +61,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             ),
         ));
     }
-    let host = offload::host_cpus().len();
+    let host = crate::cpus::host_cpus().len();
     if a.cores + 1 > host {
         // Allowed (tests run 4 cores on a 2-CPU machine), but the cores are not
         // dedicated any more: say so.
@@ -121,7 +123,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     // The descriptors the application inherits are its own; the ones the proxy opens
     // from here on go above LOW_FDS, so the application's first open() gets the
     // number it gets natively, and forwarded calls cannot close them.
-    let inherited = offload::open_fds().map_err(|e| {
+    let inherited = crate::fds::open_fds().map_err(|e| {
         (
             EXIT_MOTE_FAILED,
             format!("cannot list open descriptors: {e}"),
@@ -163,7 +165,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         no_patch: a.no_patch,
         stats: a.stats,
         page_size: a.page_size.bytes(),
-        shared_cpus: a.cores > 1 && a.cores + 1 > offload::host_cpus().len(),
+        shared_cpus: a.cores > 1 && a.cores + 1 > crate::cpus::host_cpus().len(),
     };
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);
@@ -199,15 +201,15 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     })?;
 
     drop(low_fds);
-    let own = offload::open_fds().map_err(|e| {
+    let own = crate::fds::open_fds().map_err(|e| {
         (
             EXIT_MOTE_FAILED,
             format!("cannot list open descriptors: {e}"),
         )
     })?;
-    offload::protect_fds(own.into_iter().filter(|fd| !inherited.contains(fd)));
+    crate::fds::protect_fds(own.into_iter().filter(|fd| !inherited.contains(fd)));
 
-    offload::default_sigpipe();
+    crate::signals::default_sigpipe();
     let (tx, rx) = channel();
     // The main thread's server and each core's idle context's (`ikc::idle_slot`);
     // libos asks for one per thread it creates.
@@ -218,7 +220,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             guest.clone(),
             mirror.clone(),
             tx.clone(),
-            Some(offload::linux_core()),
+            Some(crate::cpus::linux_core()),
         )
         .map_err(|e| {
             (

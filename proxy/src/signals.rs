@@ -101,6 +101,14 @@ pub fn block_routed() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Give SIGPIPE back its default action (Rust's runtime ignores it). A forwarded
+/// write into a closed pipe then ends the run with SIGPIPE, as it ends a native
+/// process that did not handle it.
+pub fn default_sigpipe() {
+    // SAFETY: installing SIG_DFL for SIGPIPE touches no Rust state.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// Most vCPUs the router interrupts.
 const MAX_TARGETS: usize = mote_abi::layout::MAX_CORES;
 /// Most offload threads (one per application thread slot).
