@@ -5,7 +5,7 @@
 //! `fcntl`, `close`).
 #![allow(unsafe_code)]
 
-use super::forward::{close_range_around_own, refused, X32_SYSCALL_BIT};
+use super::forward::{close_range_around_own, refused, REFUSED, X32_SYSCALL_BIT};
 use super::*;
 use crate::fds::protect_fds;
 use crate::futex::futex_wake;
@@ -330,4 +330,77 @@ fn fatal_without_report() {
             fault: None
         }
     ));
+}
+
+/// What the runtime's table does with `nr`, in a word.
+fn route_kind(nr: u32) -> &'static str {
+    use mote_shims::table::{route, Route};
+    match route::<mote_libos::fake::FakePlatform>(nr) {
+        Route::Forward => "Forward",
+        Route::Refused(_) => "Refused",
+        _ => "answered in the runtime",
+    }
+}
+
+/// Calls the route table forwards that the proxy nevertheless refuses (found by
+/// the test below; behaviour kept): both act on the address space, which is
+/// libos's, and run here they would remap or seal the proxy's mirror. The table
+/// should keep them from Linux (`Route::Refused`); until it does, the
+/// application gets `ENOSYS` from the proxy instead of from libos.
+const FORWARDED_BUT_REFUSED: &[Sysno] = &[Sysno::remap_file_pages, Sysno::mseal];
+
+/// The proxy's refused list and the runtime's route table (`mote_shims::table`)
+/// agree: a call the table forwards is executed here, never refused (but for
+/// `FORWARDED_BUT_REFUSED`), so every refused call is one the table keeps from
+/// Linux (answers locally, as a wait or in the thread layer, or refuses itself).
+/// Over every number a call can have, and the x32 aliases, which both refuse.
+#[test]
+fn refused_list_agrees_with_the_route_table() {
+    let mut wrong = Vec::new();
+    for nr in 0..4096u32 {
+        let Some(sysno) = refused(u64::from(nr)) else {
+            continue;
+        };
+        if route_kind(nr) == "Forward" && !FORWARDED_BUT_REFUSED.contains(&sysno) {
+            wrong.push(format!(
+                "{} ({nr}): routed Forward by the table, refused by the proxy",
+                sysno.name()
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the proxy refuses calls the runtime forwards:\n{}",
+        wrong.join("\n")
+    );
+    for sysno in REFUSED.iter() {
+        if !FORWARDED_BUT_REFUSED.contains(&sysno) {
+            assert_ne!(
+                route_kind(sysno.id() as u32),
+                "Forward",
+                "{} is in offload::REFUSED",
+                sysno.name()
+            );
+        }
+    }
+    // The known exceptions are still exceptions (else drop them from the list).
+    for &sysno in FORWARDED_BUT_REFUSED {
+        assert!(
+            REFUSED.contains(sysno),
+            "{} no longer refused",
+            sysno.name()
+        );
+        assert_eq!(
+            route_kind(sysno.id() as u32),
+            "Forward",
+            "{} no longer forwarded by the table: drop it from FORWARDED_BUT_REFUSED",
+            sysno.name()
+        );
+    }
+    // x32 numbers: the table refuses them, and the proxy never executes one.
+    for sysno in [Sysno::exit_group, Sysno::getppid, Sysno::write] {
+        let nr = X32_SYSCALL_BIT | sysno.id() as u64;
+        assert_eq!(route_kind(nr as u32), "Refused", "x32 {}", sysno.name());
+        assert_eq!(forward(nr, [0; 6]), -i64::from(libc::ENOSYS));
+    }
 }
