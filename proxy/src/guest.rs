@@ -2,6 +2,9 @@
 //! with hugetlbfs pages), mapped once into the proxy for KVM (slot 0 at GPA 0) and,
 //! piece by piece, at the application's own virtual addresses by `mirror` (the
 //! unified address space).
+//!
+//! Allows `unsafe`: it owns the raw memory: the memfd mappings and the typed
+//! views of the shared pages (IKC, signal page, map log, boot structures) in it.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -56,6 +56,9 @@
 //! `ENOMEM`. Adjacent mappings are not merged into one slot (KVM cannot grow a
 //! slot in place). `mremap` growing or moving a pass-through mapping is refused by
 //! libos.
+//!
+//! Allows `unsafe`: it maps files and System V segments into the application's
+//! reserved range (`mmap`, `shmat`, `munmap`) and registers KVM memory slots.
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;

@@ -3,6 +3,8 @@
 //! entry. vCPU threads run the guest and serve its few port exits (debug console,
 //! fatal report, IKC doorbells); forwarded calls never come through here — they
 //! travel through shared memory to the offload threads.
+//!
+//! Allows `unsafe`: the VMM's KVM ioctls (guest memory slot) and `xgetbv`.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::Ordering;
