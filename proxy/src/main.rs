@@ -18,6 +18,7 @@ mod info;
 mod mirror;
 mod offload;
 mod passthrough;
+mod platform;
 mod program;
 mod report;
 mod run;

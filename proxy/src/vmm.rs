@@ -25,6 +25,7 @@ use crate::event::Event;
 use crate::futex::{futex_wait, futex_wait_for, futex_wake, wake_core};
 use crate::guest::GuestMem;
 use crate::images::{KERNEL_ELF, RUNTIME_ELF};
+use crate::platform::Platform;
 
 /// Failure to create or start the partition.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,7 @@ pub struct Partition {
     /// The runtime's trap entry (where a redirected vCPU enters for a signal).
     trap_entry: u64,
     debug: bool,
+    cores: usize,
 }
 
 impl Partition {
@@ -193,6 +195,7 @@ impl Partition {
             runtime_gpa,
             trap_entry: info.runtime_trap_entry,
             debug: params.debug,
+            cores,
         })
     }
 
@@ -233,6 +236,43 @@ impl Partition {
         }
         Ok(())
     }
+}
+
+impl Platform for Partition {
+    fn runtime_gpa(&self) -> u64 {
+        Partition::runtime_gpa(self)
+    }
+
+    fn start(&mut self, events: Sender<Event>) -> Result<(), String> {
+        Partition::start(self, events).map_err(|e| format!("cannot start the partition: {e}"))
+    }
+
+    fn finish(&mut self, stats: bool) -> Option<String> {
+        // The partition has stopped: its counters no longer change.
+        stats.then(|| kernel_stats(&self.guest, self.cores))
+    }
+}
+
+/// `--stats`: what kernel-min counted, summed over the partition's cores, with
+/// the page faults per core.
+fn kernel_stats(guest: &GuestMem, cores: usize) -> String {
+    let (mut faults, mut upcalls, mut kcalls) = (Vec::new(), 0, 0);
+    for core in 0..cores {
+        let page = guest.core_page(core);
+        faults.push(page.page_faults.load(Ordering::Relaxed));
+        upcalls += page.upcalls.load(Ordering::Relaxed);
+        kcalls += page.kcalls.load(Ordering::Relaxed);
+    }
+    let per_core: Vec<String> = faults
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("core {i}: {n}"))
+        .collect();
+    format!(
+        "kernel-min: page faults {} ({}), traps handed up {upcalls}, kernel calls {kcalls}",
+        faults.iter().sum::<u64>(),
+        per_core.join(", ")
+    )
 }
 
 fn seg(selector: u16, code: bool) -> kvm_segment {

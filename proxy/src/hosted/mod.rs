@@ -53,6 +53,7 @@ use crate::event::Event;
 use crate::guest::GuestMem;
 use crate::images::RUNTIME_ELF;
 use crate::passthrough::{MemSlots, Passthrough};
+use crate::platform::Platform;
 
 /// Where the runtime image goes in guest memory (no kernel-min below it here).
 const RUNTIME_GPA: u64 = KERNEL_GPA;
@@ -302,6 +303,23 @@ impl Hosted {
             "hosted: trap signals {traps} (system calls caught by Syscall User Dispatch, faults), \
              Linux page faults in the application's process {faults} (populating included)"
         )
+    }
+}
+
+impl Platform for Hosted {
+    fn runtime_gpa(&self) -> u64 {
+        Hosted::runtime_gpa(self)
+    }
+
+    fn start(&mut self, events: Sender<Event>) -> Result<(), String> {
+        Hosted::start(self, events).map_err(|e| e.to_string())
+    }
+
+    fn finish(&mut self, stats: bool) -> Option<String> {
+        // The application's process has nothing left to do (it spins after its
+        // last request); end it before the proxy exits.
+        self.stop();
+        stats.then(|| self.stats())
     }
 }
 
