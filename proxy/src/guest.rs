@@ -1,7 +1,7 @@
 //! Guest-physical memory of a partition: one memfd (two on the hosted platform
 //! with hugetlbfs pages), mapped once into the proxy for KVM (slot 0 at GPA 0) and,
 //! piece by piece, at the application's own virtual addresses by `mirror` (the
-//! unified address space).
+//! unified address space). A leaf module.
 //!
 //! Allows `unsafe`: it owns the raw memory: the memfd mappings and the typed
 //! views of the shared pages (IKC, signal page, map log, boot structures) in it.
