@@ -2,16 +2,119 @@
 //! kernel-min and runtime images (relocated static-PIE ELFs), building the boot page
 //! tables and writing `BootInfo`. The proxy plays the boot loader here, so that
 //! kernel-min spends no emulated CPL0 instructions on it.
+//!
+//! Also what both platforms tell the runtime at boot: the common [`BootParams`]
+//! and the one [`boot_info`] builder, to which each platform (`vmm`, `hosted`)
+//! adds its part ([`PlatformBoot`]). A leaf module (it uses only `guest`).
 
 use goblin::elf::program_header::{PF_X, PT_LOAD};
 use goblin::elf::Elf;
 use x86_64::structures::paging::PageTableFlags as F;
 
-use mote_abi::boot::BootInfo;
+use mote_abi::boot::{
+    BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_F_NO_PATCH, BOOT_F_SHARED_CPUS, BOOT_F_STATS,
+    BOOT_MAGIC, BOOT_VERSION,
+};
 use mote_abi::layout::*;
 use mote_abi::paging::{PageTables, PhysMem};
 
 use crate::guest::GuestMem;
+
+/// What the partition is told at boot, on either platform.
+pub struct BootParams {
+    pub pid: u32,
+    pub argc: u32,
+    pub envc: u32,
+    pub args_len: u64,
+    pub debug: bool,
+    pub random: [u8; 16],
+    /// `--no-patch`: system-call sites are never rewritten.
+    pub no_patch: bool,
+    /// `--stats`: report system-call statistics at exit.
+    pub stats: bool,
+    /// `--page-size` in bytes.
+    pub page_size: u64,
+    /// LWK cores share host CPUs (`BOOT_F_SHARED_CPUS`).
+    pub shared_cpus: bool,
+}
+
+impl BootParams {
+    /// `BootInfo::flags` for these parameters on either platform; `fsgsbase`:
+    /// user code may use `wrfsbase`/`wrgsbase`.
+    pub fn flags(&self, fsgsbase: bool) -> u32 {
+        [
+            (fsgsbase, BOOT_F_FSGSBASE),
+            (self.debug, BOOT_F_DEBUG),
+            (self.no_patch, BOOT_F_NO_PATCH),
+            (self.stats, BOOT_F_STATS),
+            // Idle cores sleep at once rather than spin on a host CPU another
+            // core needs.
+            (self.shared_cpus, BOOT_F_SHARED_CPUS),
+        ]
+        .into_iter()
+        .filter(|&(on, _)| on)
+        .fold(0, |f, (_, bit)| f | bit)
+    }
+}
+
+/// A platform's part of `BootInfo`: where it put the runtime, the page tables
+/// and the pools, and what its CPU offers.
+pub struct PlatformBoot {
+    pub cores: usize,
+    pub mem_size: u64,
+    pub pool_start: u64,
+    /// Start of the 2 MiB-page pool (0: none).
+    pub large_pool_start: u64,
+    pub runtime_gpa: u64,
+    pub runtime_entry: u64,
+    pub runtime_text_start: u64,
+    pub runtime_text_end: u64,
+    /// 0 where the runtime is not entered through traps (hosted).
+    pub runtime_trap_entry: u64,
+    pub runtime_syscall_entry: u64,
+    pub runtime_image_end: u64,
+    /// 0 where there are no guest page tables (hosted: Linux's are the application's).
+    pub pml4_gpa: u64,
+    pub pt_pool_next: u64,
+    /// User code may use `wrfsbase`/`wrgsbase`.
+    pub fsgsbase: bool,
+    pub hwcap: u64,
+    pub hwcap2: u64,
+    /// The page size the platform can give (`--page-size`, or less).
+    pub page_size: u64,
+}
+
+/// The `BootInfo` for `params` on a platform; `tsc_khz` is left 0 for the
+/// platform to fill in once it knows it.
+pub fn boot_info(params: &BootParams, p: &PlatformBoot) -> BootInfo {
+    BootInfo {
+        magic: BOOT_MAGIC,
+        version: BOOT_VERSION,
+        ncores: p.cores as u32,
+        mem_size: p.mem_size,
+        pool_start: p.pool_start,
+        runtime_gpa: p.runtime_gpa,
+        runtime_entry: p.runtime_entry,
+        runtime_text_start: p.runtime_text_start,
+        runtime_text_end: p.runtime_text_end,
+        runtime_trap_entry: p.runtime_trap_entry,
+        runtime_syscall_entry: p.runtime_syscall_entry,
+        runtime_image_end: p.runtime_image_end,
+        pml4_gpa: p.pml4_gpa,
+        pt_pool_next: p.pt_pool_next,
+        pid: params.pid,
+        flags: params.flags(p.fsgsbase),
+        tsc_khz: 0,
+        args_len: params.args_len,
+        argc: params.argc,
+        envc: params.envc,
+        hwcap: p.hwcap,
+        hwcap2: p.hwcap2,
+        random: params.random,
+        page_size: p.page_size,
+        large_pool_start: p.large_pool_start,
+    }
+}
 
 /// Failure to prepare the partition's memory (a build or proxy bug, or too little
 /// memory).
@@ -191,13 +294,5 @@ pub fn write_boot_gdt(guest: &GuestMem) {
 
 /// Write `info` at `BOOT_INFO_GPA`.
 pub fn write_boot_info(guest: &GuestMem, info: &BootInfo) {
-    let p = guest
-        .ptr(BOOT_INFO_GPA, std::mem::size_of::<BootInfo>() as u64)
-        .expect("boot info page");
-    #[allow(unsafe_code)]
-    // SAFETY: in range (checked by ptr), BootInfo is plain data, the guest is not
-    // running yet.
-    unsafe {
-        p.cast::<BootInfo>().write_unaligned(*info)
-    };
+    guest.write_plain(BOOT_INFO_GPA, info);
 }

@@ -12,12 +12,60 @@
 //! claiming existed (`cpus[1 + i % (n - 1)]`); `--stats` and `MOTE_DEBUG` say
 //! where each core went, `mote info` which CPUs other runs hold. No claim is made on a one-CPU machine, where the Linux
 //! core and the LWK core share the CPU anyway.
-#![allow(unsafe_code)]
+//!
+//! Also the host facts every part of the proxy asks about CPUs: the allowed set
+//! ([`host_cpus`]), the Linux core, and pinning a thread ([`pin_to`]). A leaf
+//! module: it uses no other proxy module but `say`.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+
+use rustix::fs::{flock, FlockOperation};
+use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
+
+/// The host CPUs this process may run on (its affinity set, as `taskset` or a
+/// batch system gave it), ascending; never empty.
+pub fn host_cpus() -> Vec<usize> {
+    // sched_getaffinity(0) reads the calling thread's set (all threads of mote
+    // start with the process's set).
+    let Ok(set) = sched_getaffinity(None) else {
+        return vec![0];
+    };
+    let cpus: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect();
+    if cpus.is_empty() {
+        vec![0]
+    } else {
+        cpus
+    }
+}
+
+/// The Linux core: the first allowed host CPU (offload threads run there).
+pub fn linux_core() -> usize {
+    host_cpus()[0]
+}
+
+/// Pin the calling thread to host CPU `cpu`.
+pub fn pin_to(cpu: usize) -> io::Result<()> {
+    if cpu >= CpuSet::MAX_CPU {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    sched_setaffinity(None, &set)?;
+    Ok(())
+}
+
+/// Let the calling thread run on every CPU of `cpus` (those beyond the set's
+/// range are left out); errors are ignored, as an unpinned thread still runs.
+pub fn allow_cpus(cpus: &[usize]) {
+    let mut set = CpuSet::new();
+    for &c in cpus.iter().filter(|&&c| c < CpuSet::MAX_CPU) {
+        set.set(c);
+    }
+    let _ = sched_setaffinity(None, &set);
+}
 
 /// Where the lock files live: tmpfs, shared by every process of the node.
 const LOCK_DIR: &str = "/dev/shm";
@@ -33,7 +81,7 @@ pub fn lwk_host_cpu(i: usize) -> usize {
     CLAIMED
         .get()
         .and_then(|c| c.get(i).copied())
-        .unwrap_or_else(|| shared_layout(&crate::offload::host_cpus(), i))
+        .unwrap_or_else(|| shared_layout(&host_cpus(), i))
 }
 
 /// The layout without claims: the allowed CPUs after the Linux core, wrapping;
@@ -120,15 +168,15 @@ fn try_lock(path: &Path) -> Option<File> {
                 .open(path)
         })
         .ok()?;
-    // SAFETY: flock on a descriptor this function owns; no memory is involved.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    (r == 0).then_some(f)
+    flock(&f, FlockOperation::NonBlockingLockExclusive)
+        .is_ok()
+        .then_some(f)
 }
 
 /// Claim this run's LWK CPUs (once, from the main thread before any core
 /// starts); says under `say` (`--stats`, `MOTE_DEBUG`) where each core goes.
 pub fn claim(cores: usize, say: bool) {
-    let allowed = crate::offload::host_cpus();
+    let allowed = host_cpus();
     let (got, held) = claim_in(Path::new(LOCK_DIR), &allowed, cores);
     if say {
         for (i, g) in got.iter().enumerate() {
@@ -151,7 +199,7 @@ pub fn claim(cores: usize, say: bool) {
 /// The allowed LWK candidates (not the Linux core) that another mote run holds
 /// now, for `mote info`.
 pub fn taken_by_others() -> Vec<usize> {
-    let allowed = crate::offload::host_cpus();
+    let allowed = host_cpus();
     allowed
         .iter()
         .skip(1)

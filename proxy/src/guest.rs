@@ -1,7 +1,10 @@
 //! Guest-physical memory of a partition: one memfd (two on the hosted platform
 //! with hugetlbfs pages), mapped once into the proxy for KVM (slot 0 at GPA 0) and,
 //! piece by piece, at the application's own virtual addresses by `mirror` (the
-//! unified address space).
+//! unified address space). A leaf module.
+//!
+//! Allows `unsafe`: it owns the raw memory: the memfd mappings and the typed
+//! views of the shared pages (IKC, signal page, map log, boot structures) in it.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -11,6 +14,7 @@ use mote_abi::ikc::{
 };
 use mote_abi::layout::{IKC_GPA, IKC_SIZE, LARGE_PAGE_SIZE as LARGE};
 use mote_abi::maplog::MapLog;
+use mote_abi::trap::FaultReport;
 
 /// Failure to set up guest memory.
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +248,31 @@ impl GuestMem {
     /// Write a u64 at guest-physical `gpa`.
     pub fn write_u64(&self, gpa: u64, v: u64) {
         self.write(gpa, &v.to_le_bytes());
+    }
+
+    /// Write `value`'s bytes at guest-physical `gpa` (a `#[repr(C)]` boot
+    /// structure: `BootInfo`, `HostedInfo`). As `write`: only before the guest
+    /// runs or into memory it does not use concurrently; panics when out of range.
+    pub fn write_plain<T: Copy>(&self, gpa: u64, value: &T) {
+        let p = self
+            .ptr(gpa, std::mem::size_of::<T>() as u64)
+            .expect("guest write out of range");
+        // SAFETY: p is valid for size_of::<T>() bytes (checked by ptr); the write is
+        // unaligned-safe; T is Copy (nothing to drop, no ownership moved into guest
+        // memory), and the guest reads it as plain bytes.
+        unsafe { p.cast::<T>().write_unaligned(*value) };
+    }
+
+    /// The fault report core `core` wrote into its IKC page before reporting a
+    /// fatal fault (`ports::FATAL`, `Op::Fatal`).
+    pub fn fault_report(&self, core: usize) -> FaultReport {
+        let p = &self.core_page(core).fault as *const FaultReport;
+        // SAFETY: the core page is live shared memory for as long as `self`;
+        // FaultReport is plain integers (any bit pattern is valid); the guest wrote
+        // the report before the exit or the request that reports it, which the
+        // caller's Acquire (of the request) or the stopped vCPU ordered before this
+        // read; a volatile read, as the guest may still write.
+        unsafe { p.read_volatile() }
     }
 
     /// Core `i`'s IKC page.

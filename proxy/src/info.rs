@@ -297,7 +297,7 @@ pub fn print_info() -> i32 {
         Some(m) => println!("host:     {cores} cores, {} memory", human_size(m)),
         None => println!("host:     {cores} cores, memory unknown"),
     }
-    let allowed = crate::offload::host_cpus();
+    let allowed = crate::cpus::host_cpus();
     let linux = allowed[0];
     let lwk: Vec<String> = allowed[1..].iter().map(|c| c.to_string()).collect();
     if lwk.is_empty() {

@@ -13,6 +13,10 @@
 //! Mirror mappings are always read-write: the map log carries no protection, so a
 //! forwarded call may write where the application itself could not (see the report
 //! of issue 2's proxy work).
+//!
+//! Allows `unsafe`: it maps guest memory at the application's addresses
+//! (`mmap`/`munmap` in the reservation) and copies through them
+//! (`process_vm_readv`/`writev`).
 #![allow(unsafe_code)]
 
 use std::io;

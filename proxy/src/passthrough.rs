@@ -56,6 +56,9 @@
 //! `ENOMEM`. Adjacent mappings are not merged into one slot (KVM cannot grow a
 //! slot in place). `mremap` growing or moving a pass-through mapping is refused by
 //! libos.
+//!
+//! Allows `unsafe`: it maps files and System V segments into the application's
+//! reserved range (`mmap`, `shmat`, `munmap`) and registers KVM memory slots.
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -603,7 +606,7 @@ impl FileBacking {
         if p == libc::MAP_FAILED {
             return Err(errno());
         }
-        crate::offload::protect_fds([dup.as_raw_fd()]);
+        crate::fds::protect_fds([dup.as_raw_fd()]);
         Ok(FileBacking {
             inode,
             fd: dup,
@@ -619,7 +622,7 @@ impl Drop for FileBacking {
         // deleted first (`Passthrough::unshare`) or never made, and nothing else
         // refers to it.
         unsafe { libc::munmap(self.hva as *mut libc::c_void, self.len as usize) };
-        crate::offload::unprotect_fd(self.fd.as_raw_fd());
+        crate::fds::unprotect_fd(self.fd.as_raw_fd());
     }
 }
 

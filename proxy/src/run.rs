@@ -11,17 +11,19 @@
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::channel;
 use std::sync::Arc;
 
+use crate::boot::BootParams;
 use crate::cli::{RunArgs, EXIT_USAGE};
+use crate::event::Event;
 use crate::guest::GuestMem;
 use crate::hosted::Hosted;
 use crate::info::Backend;
 use crate::mirror::Mirror;
 use crate::passthrough::Passthrough;
-use crate::vmm::{BootParams, Event, Partition};
+use crate::platform::Platform;
+use crate::vmm::Partition;
 use crate::{args, info, offload, program, report};
 
 /// Exit status when mote itself fails (platform, VM, resources), as `env`, `nice`
@@ -59,7 +61,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             ),
         ));
     }
-    let host = offload::host_cpus().len();
+    let host = crate::cpus::host_cpus().len();
     if a.cores + 1 > host {
         // Allowed (tests run 4 cores on a 2-CPU machine), but the cores are not
         // dedicated any more: say so.
@@ -121,7 +123,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     // The descriptors the application inherits are its own; the ones the proxy opens
     // from here on go above LOW_FDS, so the application's first open() gets the
     // number it gets natively, and forwarded calls cannot close them.
-    let inherited = offload::open_fds().map_err(|e| {
+    let inherited = crate::fds::open_fds().map_err(|e| {
         (
             EXIT_MOTE_FAILED,
             format!("cannot list open descriptors: {e}"),
@@ -163,7 +165,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         no_patch: a.no_patch,
         stats: a.stats,
         page_size: a.page_size.bytes(),
-        shared_cpus: a.cores > 1 && a.cores + 1 > offload::host_cpus().len(),
+        shared_cpus: a.cores > 1 && a.cores + 1 > crate::cpus::host_cpus().len(),
     };
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);
@@ -177,37 +179,35 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             })?;
             let (vm, nr_memslots) = partition.memslots();
             mirror.attach_passthrough(Passthrough::new(Box::new(vm), nr_memslots));
-            Started::Kvm(partition)
+            Box::new(partition) as Box<dyn Platform>
         }
         Backend::Hosted(_) => {
             let h = Hosted::new(guest.clone(), a.cores, &params)
                 .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
             mirror.attach_passthrough(Hosted::passthrough());
             mirror.populate_lazily();
-            Started::Hosted(h)
+            Box::new(h)
         }
     };
-    let runtime_gpa = match &platform {
-        Started::Kvm(p) => p.runtime_gpa(),
-        Started::Hosted(h) => h.runtime_gpa(),
-    };
-    mirror.map_boot_regions(runtime_gpa).map_err(|e| {
-        (
-            EXIT_MOTE_FAILED,
-            format!("cannot mirror the boot regions: {e}"),
-        )
-    })?;
+    mirror
+        .map_boot_regions(platform.runtime_gpa())
+        .map_err(|e| {
+            (
+                EXIT_MOTE_FAILED,
+                format!("cannot mirror the boot regions: {e}"),
+            )
+        })?;
 
     drop(low_fds);
-    let own = offload::open_fds().map_err(|e| {
+    let own = crate::fds::open_fds().map_err(|e| {
         (
             EXIT_MOTE_FAILED,
             format!("cannot list open descriptors: {e}"),
         )
     })?;
-    offload::protect_fds(own.into_iter().filter(|fd| !inherited.contains(fd)));
+    crate::fds::protect_fds(own.into_iter().filter(|fd| !inherited.contains(fd)));
 
-    offload::default_sigpipe();
+    crate::signals::default_sigpipe();
     let (tx, rx) = channel();
     // The main thread's server and each core's idle context's (`ikc::idle_slot`);
     // libos asks for one per thread it creates.
@@ -218,7 +218,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             guest.clone(),
             mirror.clone(),
             tx.clone(),
-            Some(offload::linux_core()),
+            Some(crate::cpus::linux_core()),
         )
         .map_err(|e| {
             (
@@ -233,24 +233,11 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             format!("cannot start the signal router: {e}"),
         )
     })?;
-    match &mut platform {
-        Started::Kvm(partition) => partition
-            .start(tx)
-            .map_err(|e| (EXIT_MOTE_FAILED, format!("cannot start the partition: {e}")))?,
-        Started::Hosted(h) => h.start(tx).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?,
-    }
+    platform.start(tx).map_err(fail(EXIT_MOTE_FAILED))?;
 
     let event = rx.recv();
-    if let Started::Hosted(h) = &mut platform {
-        // The application's process has nothing left to do (it spins after its
-        // last request); end it before the proxy exits.
-        h.stop();
-        if a.stats {
-            crate::say!("mote: {}", h.stats());
-        }
-    } else if a.stats {
-        // The partition has stopped: its counters no longer change.
-        crate::say!("mote: {}", kernel_stats(&guest, a.cores));
+    if let Some(stats) = platform.finish(a.stats) {
+        crate::say!("mote: {stats}");
     }
     Ok(match event {
         Ok(Event::Exited(status)) => status,
@@ -263,34 +250,6 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             ))
         }
     })
-}
-
-/// The platform the application runs on.
-enum Started {
-    Kvm(Partition),
-    Hosted(Hosted),
-}
-
-/// `--stats`: what kernel-min counted, summed over the partition's cores, with
-/// the page faults per core.
-fn kernel_stats(guest: &GuestMem, cores: usize) -> String {
-    let (mut faults, mut upcalls, mut kcalls) = (Vec::new(), 0, 0);
-    for core in 0..cores {
-        let page = guest.core_page(core);
-        faults.push(page.page_faults.load(Ordering::Relaxed));
-        upcalls += page.upcalls.load(Ordering::Relaxed);
-        kcalls += page.kcalls.load(Ordering::Relaxed);
-    }
-    let per_core: Vec<String> = faults
-        .iter()
-        .enumerate()
-        .map(|(i, n)| format!("core {i}: {n}"))
-        .collect();
-    format!(
-        "kernel-min: page faults {} ({}), traps handed up {upcalls}, kernel calls {kcalls}",
-        faults.iter().sum::<u64>(),
-        per_core.join(", ")
-    )
 }
 
 /// The proxy's own descriptors start here.

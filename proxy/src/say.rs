@@ -6,13 +6,11 @@
 //! lost, where a shell still prints "Segmentation fault". The proxy therefore
 //! writes its own lines to a private duplicate of the stderr it was started with,
 //! made before the application runs and protected from forwarded calls like the
-//! proxy's other descriptors.
-#![allow(unsafe_code)]
+//! proxy's other descriptors. A leaf module.
 
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::FromRawFd;
 use std::sync::OnceLock;
 
 static OUT: OnceLock<File> = OnceLock::new();
@@ -23,11 +21,8 @@ const FIRST_FD: i32 = 600;
 /// Keep a private duplicate of the current stderr for mote's messages. Call before
 /// the application runs (its descriptor must be among those the proxy protects).
 pub fn init() {
-    // SAFETY: F_DUPFD_CLOEXEC on fd 2 makes a new descriptor we then own.
-    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, FIRST_FD) };
-    if fd >= 0 {
-        // SAFETY: `fd` is fresh and owned by nothing else.
-        let _ = OUT.set(unsafe { File::from_raw_fd(fd) });
+    if let Ok(fd) = rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), FIRST_FD) {
+        let _ = OUT.set(File::from(fd));
     }
 }
 

@@ -20,6 +20,10 @@
 //! job control (SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT: they stop and continue the
 //! whole run, as before), SIGPIPE (raised in the offload thread by a forwarded
 //! write, it keeps its default action), and glibc's internal 32 and 33.
+//!
+//! Allows `unsafe`: raw signal system calls (`sigaction`, masks, `sigwaitinfo`,
+//! `pthread_kill`, `tgkill`, thread CPU clocks) and the store into a vCPU's
+//! `kvm_run.immediate_exit` byte.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
@@ -99,6 +103,14 @@ pub fn block_routed() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Give SIGPIPE back its default action (Rust's runtime ignores it). A forwarded
+/// write into a closed pipe then ends the run with SIGPIPE, as it ends a native
+/// process that did not handle it.
+pub fn default_sigpipe() {
+    // SAFETY: installing SIG_DFL for SIGPIPE touches no Rust state.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 /// Most vCPUs the router interrupts.

@@ -3,6 +3,9 @@
 //! partition of its own — the forked proxy process execs `mote run` with this
 //! run's options, so the program's children are mote applications too, with
 //! their own cores and memory, and the parent's `wait4` sees their exit status.
+//!
+//! Allows `unsafe` for the exec itself: `execve` with raw C vectors built from
+//! the application's, after emptying the signal mask (`pthread_sigmask`).
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, OsString};
@@ -20,7 +23,7 @@ static HOST_CPUS: OnceLock<Vec<usize>> = OnceLock::new();
 /// from the main thread, before any pinning).
 pub fn set_run_options(options: Vec<OsString>) {
     let _ = RUN_OPTIONS.set(options);
-    let _ = HOST_CPUS.set(crate::offload::host_cpus());
+    let _ = HOST_CPUS.set(crate::cpus::host_cpus());
 }
 
 /// Longest string or vector read from the application (as Linux's limits).
@@ -95,12 +98,8 @@ fn build_and_exec(path: u64, argv: u64, envp: u64) -> Result<std::convert::Infal
     }
     let c_path = cstring(&path)?;
     // What execve would say about the program itself.
-    // SAFETY: c_path is a valid C string.
-    if unsafe { libc::access(c_path.as_ptr(), libc::X_OK) } != 0 {
-        return Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EACCES));
-    }
+    rustix::fs::access(c_path.as_c_str(), rustix::fs::Access::EXEC_OK)
+        .map_err(|e| e.raw_os_error())?;
     let exe = std::env::current_exe().map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))?;
     let mut args: Vec<Vec<u8>> = vec![exe.as_os_str().as_bytes().to_vec(), b"run".to_vec()];
     args.extend(
@@ -126,26 +125,22 @@ fn build_and_exec(path: u64, argv: u64, envp: u64) -> Result<std::convert::Infal
     let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|a| a.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
     let c_exe = cstring(exe.as_os_str().as_bytes())?;
-    // SAFETY: mote's CPUs, an empty signal mask (the offload thread is pinned and
-    // may block signals the proxy handles) and no parent-death signal for the new
-    // program, then execve with NULL-terminated vectors of valid C strings that
-    // outlive the call.
+    // mote's CPUs (the offload thread is pinned).
+    crate::cpus::allow_cpus(HOST_CPUS.get().map_or(&[], |c| c.as_slice()));
+    // SAFETY: an empty signal mask (the offload thread may block signals the proxy
+    // handles): sigset_t is plain bits, sigemptyset writes only into it, and
+    // pthread_sigmask changes only this thread's mask.
     unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in HOST_CPUS.get().into_iter().flatten() {
-            if c < libc::CPU_SETSIZE as usize {
-                libc::CPU_SET(c, &mut set);
-            }
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        // The new program is a process of its own, which outlives its parent
-        // as natively (the forked proxy was to die with the run: `fork_child`).
-        libc::prctl(libc::PR_SET_PDEATHSIG, 0);
-        libc::execve(c_exe.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr());
     }
+    // The new program is a process of its own, which outlives its parent as
+    // natively (the forked proxy was to die with the run: `fork_child`).
+    let _ = rustix::process::set_parent_process_death_signal(None);
+    // SAFETY: execve with NULL-terminated vectors of valid C strings that outlive
+    // the call; on success nothing of this process returns.
+    unsafe { libc::execve(c_exe.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr()) };
     Err(std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::ENOEXEC))

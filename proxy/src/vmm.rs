@@ -3,6 +3,8 @@
 //! entry. vCPU threads run the guest and serve its few port exits (debug console,
 //! fatal report, IKC doorbells); forwarded calls never come through here — they
 //! travel through shared memory to the offload threads.
+//!
+//! Allows `unsafe`: the VMM's KVM ioctls (guest memory slot) and `xgetbv`.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::Ordering;
@@ -14,75 +16,16 @@ use kvm_bindings::{
 };
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 
-use mote_abi::boot::{
-    BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_F_NO_PATCH, BOOT_F_STATS, BOOT_MAGIC,
-    BOOT_VERSION,
-};
 use mote_abi::layout::*;
 use mote_abi::ports;
-use mote_abi::trap::FaultReport;
 
-use crate::boot::{self, BootError};
-use crate::cpus::lwk_host_cpu;
+use crate::boot::{self, BootError, BootParams, PlatformBoot};
+use crate::cpus::{lwk_host_cpu, pin_to};
+use crate::event::Event;
+use crate::futex::{futex_wait, futex_wait_for, futex_wake, wake_core};
 use crate::guest::GuestMem;
-use crate::offload::{futex_wait, futex_wake, pin_to};
-
-/// kernel-min, built for x86_64-unknown-none by build.rs.
-static KERNEL_ELF: &[u8] = include_bytes!(env!("MOTE_KERNEL_ELF"));
-/// The runtime (libos + shims), built for x86_64-unknown-none by build.rs.
-pub(crate) static RUNTIME_ELF: &[u8] = include_bytes!(env!("MOTE_RUNTIME_ELF"));
-
-/// What the partition is told at boot.
-pub struct BootParams {
-    pub pid: u32,
-    pub argc: u32,
-    pub envc: u32,
-    pub args_len: u64,
-    pub debug: bool,
-    pub random: [u8; 16],
-    /// `--no-patch`: system-call sites are never rewritten.
-    pub no_patch: bool,
-    /// `--stats`: report system-call statistics at exit.
-    pub stats: bool,
-    /// `--page-size` in bytes.
-    pub page_size: u64,
-    /// LWK cores share host CPUs (`BOOT_F_SHARED_CPUS`).
-    pub shared_cpus: bool,
-}
-
-impl BootParams {
-    /// `BootInfo::flags` for these parameters on either platform; `fsgsbase`:
-    /// user code may use `wrfsbase`/`wrgsbase`.
-    pub fn flags(&self, fsgsbase: bool) -> u32 {
-        use mote_abi::boot::BOOT_F_SHARED_CPUS;
-        [
-            (fsgsbase, BOOT_F_FSGSBASE),
-            (self.debug, BOOT_F_DEBUG),
-            (self.no_patch, BOOT_F_NO_PATCH),
-            (self.stats, BOOT_F_STATS),
-            // Idle cores sleep at once rather than spin on a host CPU another
-            // core needs.
-            (self.shared_cpus, BOOT_F_SHARED_CPUS),
-        ]
-        .into_iter()
-        .filter(|&(on, _)| on)
-        .fold(0, |f, (_, bit)| f | bit)
-    }
-}
-
-/// How a run ends.
-#[derive(Debug)]
-pub enum Event {
-    /// The application exited with this status.
-    Exited(i32),
-    /// A signal ended the application (or the runtime/kernel failed).
-    Killed {
-        signal: u32,
-        fault: Option<FaultReport>,
-    },
-    /// The partition failed in a way that is not the application's doing.
-    Failed(String),
-}
+use crate::images::{KERNEL_ELF, RUNTIME_ELF};
+use crate::platform::Platform;
 
 /// Failure to create or start the partition.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +60,7 @@ pub struct Partition {
     /// The runtime's trap entry (where a redirected vCPU enters for a signal).
     trap_entry: u64,
     debug: bool,
+    cores: usize,
 }
 
 impl Partition {
@@ -203,36 +147,29 @@ impl Partition {
             page_size = LARGE_PAGE_SIZE;
         }
 
-        let flags = params.flags(fsgsbase);
-        let info = BootInfo {
-            magic: BOOT_MAGIC,
-            version: BOOT_VERSION,
-            ncores: cores as u32,
-            mem_size: guest.size(),
-            pool_start,
-            runtime_gpa,
-            runtime_entry: runtime.entry,
-            runtime_text_start: runtime.text_start,
-            runtime_text_end: runtime.text_end,
-            runtime_trap_entry: runtime.symbols[0],
-            runtime_syscall_entry: runtime.symbols[1],
-            runtime_image_end: runtime.end,
-            pml4_gpa: pml4,
-            pt_pool_next: pt_next,
-            pid: params.pid,
-            flags,
-            tsc_khz: 0, // from the first vCPU, below
-            args_len: params.args_len,
-            argc: params.argc,
-            envc: params.envc,
-            hwcap,
-            hwcap2,
-            random: params.random,
-            page_size,
-            // One memfd: KVM gives the guest 2 MiB pages of any memory.
-            large_pool_start: 0,
-        };
-        let mut info = info;
+        let mut info = boot::boot_info(
+            params,
+            &PlatformBoot {
+                cores,
+                mem_size: guest.size(),
+                pool_start,
+                // One memfd: KVM gives the guest 2 MiB pages of any memory.
+                large_pool_start: 0,
+                runtime_gpa,
+                runtime_entry: runtime.entry,
+                runtime_text_start: runtime.text_start,
+                runtime_text_end: runtime.text_end,
+                runtime_trap_entry: runtime.symbols[0],
+                runtime_syscall_entry: runtime.symbols[1],
+                runtime_image_end: runtime.end,
+                pml4_gpa: pml4,
+                pt_pool_next: pt_next,
+                fsgsbase,
+                hwcap,
+                hwcap2,
+                page_size,
+            },
+        );
         let mut vcpus = Vec::new();
         for id in 0..cores {
             let vcpu = vm
@@ -241,8 +178,8 @@ impl Partition {
             vcpu.set_cpuid2(&cpuid).map_err(kvm_err("set CPUID"))?;
             setup_vcpu(&vcpu, id, pml4, kernel.entry, fsgsbase, xsave)?;
             if id == 0 {
-                // The guest's TSC rate, for libos's clocks; 0 (forward every
-                // clock read) if KVM does not say.
+                // The guest's TSC rate, for libos's clocks (the builder left it 0:
+                // forward every clock read, as when KVM does not say).
                 info.tsc_khz = vcpu.get_tsc_khz().map_or(0, u64::from);
             }
             vcpus.push(vcpu);
@@ -258,6 +195,7 @@ impl Partition {
             runtime_gpa,
             trap_entry: info.runtime_trap_entry,
             debug: params.debug,
+            cores,
         })
     }
 
@@ -298,6 +236,43 @@ impl Partition {
         }
         Ok(())
     }
+}
+
+impl Platform for Partition {
+    fn runtime_gpa(&self) -> u64 {
+        Partition::runtime_gpa(self)
+    }
+
+    fn start(&mut self, events: Sender<Event>) -> Result<(), String> {
+        Partition::start(self, events).map_err(|e| format!("cannot start the partition: {e}"))
+    }
+
+    fn finish(&mut self, stats: bool) -> Option<String> {
+        // The partition has stopped: its counters no longer change.
+        stats.then(|| kernel_stats(&self.guest, self.cores))
+    }
+}
+
+/// `--stats`: what kernel-min counted, summed over the partition's cores, with
+/// the page faults per core.
+fn kernel_stats(guest: &GuestMem, cores: usize) -> String {
+    let (mut faults, mut upcalls, mut kcalls) = (Vec::new(), 0, 0);
+    for core in 0..cores {
+        let page = guest.core_page(core);
+        faults.push(page.page_faults.load(Ordering::Relaxed));
+        upcalls += page.upcalls.load(Ordering::Relaxed);
+        kcalls += page.kcalls.load(Ordering::Relaxed);
+    }
+    let per_core: Vec<String> = faults
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("core {i}: {n}"))
+        .collect();
+    format!(
+        "kernel-min: page faults {} ({}), traps handed up {upcalls}, kernel calls {kcalls}",
+        faults.iter().sum::<u64>(),
+        per_core.join(", ")
+    )
 }
 
 fn seg(selector: u16, code: bool) -> kvm_segment {
@@ -455,7 +430,7 @@ fn run_vcpu(
                 if max != 0 {
                     // A futex timeout on the core: one bounded sleep, then the core
                     // looks at its deadlines again.
-                    crate::offload::futex_wait_for(&page.wake_seq, seen, max);
+                    futex_wait_for(&page.wake_seq, seen, max);
                 } else {
                     // Until woken, or until the signal router's kick interrupts the
                     // wait while a signal wants the runtime's attention (it then
@@ -471,10 +446,10 @@ fn run_vcpu(
             }
             VcpuExit::IoOut(ports::WAKE_CORE, data) => {
                 let target = u32::from_le_bytes(data.try_into().unwrap_or([0; 4])) as usize;
-                crate::offload::wake_core(guest, target);
+                wake_core(guest, target);
             }
             VcpuExit::IoOut(ports::FATAL, _) => {
-                let fault = read_fault(guest, core);
+                let fault = guest.fault_report(core);
                 return Event::Killed {
                     signal: fault.signal,
                     fault: Some(fault),
@@ -511,11 +486,4 @@ fn run_vcpu(
             other => return Event::Failed(format!("vCPU {core}: unexpected exit {other:?}")),
         }
     }
-}
-
-fn read_fault(guest: &GuestMem, core: usize) -> FaultReport {
-    let p = &guest.core_page(core).fault as *const FaultReport;
-    // SAFETY: the core page is live shared memory; the guest wrote the report before
-    // the FATAL exit and stopped.
-    unsafe { p.read_volatile() }
 }

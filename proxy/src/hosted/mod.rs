@@ -27,30 +27,37 @@
 //! first event, as with KVM; the child is then killed and reaped before the
 //! proxy exits. A child that dies without telling the proxy (SIGKILL from
 //! outside, a runtime crash) ends the run with what killed it.
-#![allow(unsafe_code)]
+//!
+//! The raw parts (forking the proxy, the child's jump into the runtime, reaping
+//! it, the Syscall User Dispatch probe, the TSC) are `process`'s; this module
+//! prepares memory and drives the child's life.
+
+mod process;
+
+pub use process::dispatch_available;
 
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::Sender;
+
+use rustix::process::{PTracer, PidfdFlags, Signal};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use mote_abi::boot::{BootInfo, BOOT_MAGIC, BOOT_VERSION};
-use mote_abi::hosted::{HostedInfo, HOSTED_INFO_GPA, HOSTED_INFO_VA, HOSTED_MAGIC};
+use mote_abi::boot::BootInfo;
+use mote_abi::hosted::{HostedInfo, HOSTED_INFO_GPA, HOSTED_MAGIC};
 use mote_abi::layout::*;
 
-use crate::boot;
+use crate::boot::{self, BootParams, PlatformBoot};
 use crate::cpus::lwk_host_cpu;
+use crate::event::Event;
 use crate::guest::GuestMem;
+use crate::images::RUNTIME_ELF;
 use crate::passthrough::{MemSlots, Passthrough};
-use crate::vmm::{BootParams, Event};
+use crate::platform::Platform;
 
 /// Where the runtime image goes in guest memory (no kernel-min below it here).
 const RUNTIME_GPA: u64 = KERNEL_GPA;
 const _: () = assert!(RUNTIME_GPA.is_multiple_of(LARGE_PAGE_SIZE));
-
-/// `prctl` option and mode of Syscall User Dispatch (`linux/prctl.h`, 5.11).
-const PR_SET_SYSCALL_USER_DISPATCH: libc::c_int = 59;
-const PR_SYS_DISPATCH_OFF: libc::c_ulong = 0;
 
 /// Where Linux counts its 2 MiB hugetlbfs pages.
 const HUGETLB_2M: &str = "/sys/kernel/mm/hugepages/hugepages-2048kB";
@@ -111,27 +118,6 @@ pub enum HostedError {
     Fork(std::io::Error),
 }
 
-/// Can this process use Syscall User Dispatch? Switching it off is accepted
-/// exactly where the kernel implements it.
-pub fn dispatch_available() -> Result<(), std::io::Error> {
-    // SAFETY: prctl with integer arguments; turning dispatch off changes nothing
-    // for a thread that never turned it on.
-    let r = unsafe {
-        libc::prctl(
-            PR_SET_SYSCALL_USER_DISPATCH,
-            PR_SYS_DISPATCH_OFF,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 /// A prepared, not yet started application process.
 pub struct Hosted {
     guest: Arc<GuestMem>,
@@ -144,7 +130,7 @@ pub struct Hosted {
     /// Page faults of the ended application's process (from `wait4`).
     faults: Option<u64>,
     /// The TSC rate is measured while the proxy sets up the rest.
-    tsc: TscClock,
+    tsc: process::TscClock,
 }
 
 impl Hosted {
@@ -165,21 +151,14 @@ impl Hosted {
         let runtime = boot::load_image(
             &guest,
             "runtime",
-            crate::vmm::RUNTIME_ELF,
+            RUNTIME_ELF,
             RUNTIME_GPA,
             RUNTIME_VA,
             RUNTIME_IMAGE_MAX,
             &["mote_hosted_start", "MOTE_HOSTED_TRAPS"],
         )?;
-        // SAFETY: getauxval only reads this process's auxiliary vector.
-        let (hwcap, hwcap2) = unsafe {
-            (
-                libc::getauxval(libc::AT_HWCAP),
-                libc::getauxval(libc::AT_HWCAP2),
-            )
-        };
-        // HWCAP2_FSGSBASE: Linux enabled wrfsbase/wrgsbase for user code.
-        let flags = params.flags(hwcap2 & 2 != 0);
+        let (hwcap, hwcap2) = rustix::param::linux_hwcap();
+        let (hwcap, hwcap2) = (hwcap as u64, hwcap2 as u64);
         let mut page_size = params.page_size;
         if page_size == HUGE_PAGE_SIZE {
             crate::say!(
@@ -187,34 +166,31 @@ impl Hosted {
             );
             page_size = LARGE_PAGE_SIZE;
         }
-        let info = BootInfo {
-            magic: BOOT_MAGIC,
-            version: BOOT_VERSION,
-            ncores: cores as u32,
-            mem_size: guest.size(),
-            pool_start,
-            runtime_gpa: RUNTIME_GPA,
-            runtime_entry: runtime.symbols[0],
-            runtime_text_start: runtime.text_start,
-            runtime_text_end: runtime.text_end,
-            runtime_trap_entry: 0,
-            runtime_syscall_entry: 0,
-            runtime_image_end: runtime.end,
-            // No page tables: Linux's are the application's.
-            pml4_gpa: 0,
-            pt_pool_next: PT_POOL_END,
-            pid: params.pid,
-            flags,
-            tsc_khz: 0, // measured until `start` (see `TscClock`)
-            args_len: params.args_len,
-            argc: params.argc,
-            envc: params.envc,
-            hwcap,
-            hwcap2,
-            random: params.random,
-            page_size,
-            large_pool_start: guest.large_start().unwrap_or(0),
-        };
+        let info = boot::boot_info(
+            params,
+            &PlatformBoot {
+                cores,
+                mem_size: guest.size(),
+                pool_start,
+                large_pool_start: guest.large_start().unwrap_or(0),
+                runtime_gpa: RUNTIME_GPA,
+                runtime_entry: runtime.symbols[0],
+                runtime_text_start: runtime.text_start,
+                runtime_text_end: runtime.text_end,
+                runtime_trap_entry: 0,
+                runtime_syscall_entry: 0,
+                runtime_image_end: runtime.end,
+                // No page tables: Linux's are the application's.
+                pml4_gpa: 0,
+                pt_pool_next: PT_POOL_END,
+                // HWCAP2_FSGSBASE: Linux enabled wrfsbase/wrgsbase for user code.
+                fsgsbase: hwcap2 & 2 != 0,
+                hwcap,
+                hwcap2,
+                page_size,
+            },
+        );
+        // tsc_khz stays 0 until `start` (measured meanwhile, see `TscClock`).
         boot::write_boot_info(&guest, &info);
         let mut hosted = HostedInfo {
             magic: HOSTED_MAGIC,
@@ -226,20 +202,14 @@ impl Hosted {
         for (i, cpu) in hosted.host_cpu.iter_mut().enumerate().take(cores) {
             *cpu = lwk_host_cpu(i) as u32;
         }
-        let bytes: Vec<u8> = {
-            let p = &hosted as *const HostedInfo as *const u8;
-            // SAFETY: HostedInfo is plain integers without padding (size pinned in
-            // mote_abi::hosted); the slice covers exactly it while it lives.
-            unsafe { std::slice::from_raw_parts(p, std::mem::size_of::<HostedInfo>()) }.to_vec()
-        };
-        guest.write(HOSTED_INFO_GPA, &bytes);
+        guest.write_plain(HOSTED_INFO_GPA, &hosted);
         Ok(Hosted {
             guest,
             entry: runtime.symbols[0],
             child: None,
             traps_va: runtime.symbols[1],
             faults: None,
-            tsc: TscClock::start(),
+            tsc: process::TscClock::start(),
         })
     }
 
@@ -268,71 +238,38 @@ impl Hosted {
             BOOT_INFO_GPA + std::mem::offset_of!(BootInfo, tsc_khz) as u64,
             khz,
         );
-        // SAFETY: getpid has no arguments.
-        let parent = unsafe { libc::getpid() };
-        // SAFETY: the child runs only `child`, which makes async-signal-safe system
-        // calls and then leaves the proxy's code for good (no allocation, no lock
-        // another thread of the proxy could hold).
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(HostedError::Fork(std::io::Error::last_os_error()));
-        }
-        if pid == 0 {
-            child(entry, keep, parent);
-        }
+        let child_pid = process::fork_runtime(entry, keep).map_err(HostedError::Fork)?;
+        let pid = child_pid.as_raw_nonzero().get();
         // Where Yama restricts ptrace access to descendants, let the child take
         // descriptors from us (pidfd_getfd) for shared file mappings. Without
         // Yama the option does not exist and nothing needs allowing.
-        // SAFETY: prctl with integer arguments, on this process only.
-        unsafe { libc::prctl(libc::PR_SET_PTRACER, pid as libc::c_ulong, 0, 0, 0) };
+        let _ = rustix::process::set_ptracer(PTracer::ProcessID(child_pid));
         // Only the waiter below reaps the child, so the pid is still ours here.
-        // SAFETY: pidfd_open of our child; the result is checked.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-        if raw < 0 {
-            let err = std::io::Error::last_os_error();
-            // SAFETY: our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return Err(HostedError::Fork(err));
-        }
         // Out of the application's numbering (its descriptors are the proxy's
         // low ones) and out of reach of its forwarded close/dup2.
-        // SAFETY: F_DUPFD_CLOEXEC and close on the descriptor just made.
-        let high = unsafe {
-            let high = libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, PIDFD_MIN);
-            libc::close(raw);
-            high
+        let pidfd = rustix::process::pidfd_open(child_pid, PidfdFlags::empty())
+            .and_then(|raw| rustix::io::fcntl_dupfd_cloexec(&raw, PIDFD_MIN));
+        let pidfd = match pidfd {
+            Ok(fd) => fd,
+            Err(e) => {
+                // Our unreaped child.
+                let _ = rustix::process::kill_process(child_pid, Signal::KILL);
+                return Err(HostedError::Fork(e.into()));
+            }
         };
-        if high < 0 {
-            let err = std::io::Error::last_os_error();
-            // SAFETY: our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return Err(HostedError::Fork(err));
-        }
-        crate::offload::protect_fds([high]);
-        // SAFETY: a fresh descriptor nobody else owns.
-        let pidfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) };
+        crate::fds::protect_fds([pidfd.as_raw_fd()]);
         let waiter = std::thread::Builder::new()
             .name("mote-hosted-wait".into())
             .spawn(move || {
-                let mut status = 0;
-                // SAFETY: all-zero is a valid rusage.
-                let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-                // SAFETY: waits for our own child; `status` and `ru` are live.
-                let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-                if r != pid {
-                    return None;
-                }
-                let faults = (ru.ru_minflt + ru.ru_majflt) as u64;
-                let ev = if libc::WIFSIGNALED(status) {
-                    Event::Killed {
-                        signal: libc::WTERMSIG(status) as u32,
+                let (end, faults) = process::wait(pid)?;
+                let ev = match end {
+                    process::End::Signaled(signal) => Event::Killed {
+                        signal,
                         fault: None,
-                    }
-                } else {
-                    Event::Failed(format!(
-                        "the application's process ended with status {} before the application did",
-                        libc::WEXITSTATUS(status)
-                    ))
+                    },
+                    process::End::Exited(status) => Event::Failed(format!(
+                        "the application's process ended with status {status} before the application did"
+                    )),
                 };
                 let _ = events.send(ev);
                 Some(faults)
@@ -347,18 +284,9 @@ impl Hosted {
     /// End the application's process (the run is over) and reap it.
     pub fn stop(&mut self) {
         if let Some((pidfd, waiter)) = self.child.take() {
-            // SAFETY: pidfd_send_signal on our own pidfd of the child; once the
-            // child is reaped it fails with ESRCH instead of reaching another
-            // process.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    pidfd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
+            // Our own pidfd of the child: once the child is reaped this fails with
+            // ESRCH instead of reaching another process.
+            let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
             self.faults = waiter.join().ok().flatten();
         }
     }
@@ -375,6 +303,23 @@ impl Hosted {
             "hosted: trap signals {traps} (system calls caught by Syscall User Dispatch, faults), \
              Linux page faults in the application's process {faults} (populating included)"
         )
+    }
+}
+
+impl Platform for Hosted {
+    fn runtime_gpa(&self) -> u64 {
+        Hosted::runtime_gpa(self)
+    }
+
+    fn start(&mut self, events: Sender<Event>) -> Result<(), String> {
+        Hosted::start(self, events).map_err(|e| e.to_string())
+    }
+
+    fn finish(&mut self, stats: bool) -> Option<String> {
+        // The application's process has nothing left to do (it spins after its
+        // last request); end it before the proxy exits.
+        self.stop();
+        stats.then(|| self.stats())
     }
 }
 
@@ -465,103 +410,6 @@ impl MemSlots for NoSlots {
 /// Pass-through objects at once (slot numbers only count them here).
 const NO_SLOTS_LIMIT: u32 = 32768;
 
-/// The forked child: become the application's process and enter the runtime.
-fn child(entry: u64, keep: [i32; 2], parent: libc::pid_t) -> ! {
-    // SAFETY: plain system calls on this (single-threaded) child's own state:
-    // 1. the parent-death signal and the check that the parent still lives make
-    //    the child end with the proxy;
-    // 2. making the mirrored runtime region executable (the mirror maps it
-    //    read-write) touches only this process;
-    // 3. closing every descriptor but the memfds: the application's descriptors
-    //    live in the proxy, and nothing in this process uses the others again;
-    // 4. the jump leaves the proxy's code for the runtime's entry with a fresh
-    //    stack (core 0's upcall stack, in the runtime region); nothing returns.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() != parent {
-            libc::_exit(125);
-        }
-        if libc::mprotect(
-            RUNTIME_VA as *mut libc::c_void,
-            RUNTIME_SIZE as usize,
-            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
-        ) != 0
-        {
-            libc::_exit(125);
-        }
-        // Close the gaps around the kept descriptors (sorted; -1 keeps nothing).
-        let mut keep = keep;
-        keep.sort_unstable();
-        let mut from: libc::c_uint = 0;
-        for k in keep.into_iter().filter(|&k| k >= 0) {
-            let k = k as libc::c_uint;
-            if k > from {
-                libc::syscall(libc::SYS_close_range, from, k - 1, 0);
-            }
-            from = k + 1;
-        }
-        libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0);
-        core::arch::asm!(
-            "mov rsp, {top}",
-            "jmp {entry}",
-            top = in(reg) upcall_stack_top(0),
-            entry = in(reg) entry,
-            in("rdi") LIBOS_VA,
-            in("rsi") 0u64,
-            in("rdx") HOSTED_INFO_VA,
-            options(noreturn)
-        )
-    }
-}
-
-/// The TSC rate in kHz, measured against `CLOCK_MONOTONIC_RAW` (no KVM to
-/// ask) over at least `TSC_SPAN` between `start` and `khz`; the proxy's set-up
-/// in between (mirroring the runtime region, starting the offload thread) counts
-/// towards it. libos refreshes its clock references every second, so the small
-/// error only shows as a slew within a second.
-struct TscClock(u64, u64);
-
-/// Shortest measurement.
-const TSC_SPAN: std::time::Duration = std::time::Duration::from_millis(20);
-
-impl TscClock {
-    fn sample() -> (u64, u64) {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: rdtsc reads a counter; clock_gettime writes `ts`.
-        unsafe {
-            let a = core::arch::x86_64::_rdtsc();
-            libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts);
-            let b = core::arch::x86_64::_rdtsc();
-            (
-                a / 2 + b / 2,
-                ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
-            )
-        }
-    }
-
-    fn start() -> TscClock {
-        let (t, n) = Self::sample();
-        TscClock(t, n)
-    }
-
-    fn khz(&self) -> u64 {
-        let (_, now) = Self::sample();
-        let span = TSC_SPAN.as_nanos() as u64;
-        if now.saturating_sub(self.1) < span {
-            std::thread::sleep(std::time::Duration::from_nanos(span - (now - self.1)));
-        }
-        let (t1, n1) = Self::sample();
-        let ns = n1.saturating_sub(self.1);
-        if ns == 0 {
-            return 0;
-        }
-        (t1.wrapping_sub(self.0) as u128 * 1_000_000 / ns as u128) as u64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,6 +446,7 @@ mod tests {
         // The bytes written at the start of the hugetlbfs memfd are in it.
         let mut first = [0u8; 4];
         // SAFETY: pread into a local buffer from our own descriptor.
+        #[allow(unsafe_code)]
         let n = unsafe { libc::pread(fd, first.as_mut_ptr().cast(), 4, 0) };
         assert_eq!(n, 4);
         assert_eq!(&first, b"efgh");

@@ -1,0 +1,19 @@
+//! How a run ends: the one event the platform (vCPU threads, the hosted
+//! application's waiter) or an offload server sends the main thread. A leaf
+//! module.
+
+use mote_abi::trap::FaultReport;
+
+/// How a run ends.
+#[derive(Debug)]
+pub enum Event {
+    /// The application exited with this status.
+    Exited(i32),
+    /// A signal ended the application (or the runtime/kernel failed).
+    Killed {
+        signal: u32,
+        fault: Option<FaultReport>,
+    },
+    /// The partition failed in a way that is not the application's doing.
+    Failed(String),
+}

@@ -1,0 +1,177 @@
+//! The hosted platform's raw process work: probing for Syscall User Dispatch,
+//! forking the proxy into the application's process and entering the runtime
+//! there, reaping it, and measuring the TSC.
+//!
+//! Allows `unsafe`: `fork` of the multi-threaded proxy, the child's jump onto
+//! the runtime's stack and entry (inline assembly), `wait4` with resource usage,
+//! the Syscall User Dispatch `prctl`, and `rdtsc`.
+#![allow(unsafe_code)]
+
+use std::io;
+
+use mote_abi::hosted::HOSTED_INFO_VA;
+use mote_abi::layout::*;
+use rustix::process::Pid;
+
+/// `prctl` option and mode of Syscall User Dispatch (`linux/prctl.h`, 5.11).
+const PR_SET_SYSCALL_USER_DISPATCH: libc::c_int = 59;
+const PR_SYS_DISPATCH_OFF: libc::c_ulong = 0;
+
+/// Can this process use Syscall User Dispatch? Switching it off is accepted
+/// exactly where the kernel implements it.
+pub fn dispatch_available() -> Result<(), std::io::Error> {
+    // SAFETY: prctl with integer arguments; turning dispatch off changes nothing
+    // for a thread that never turned it on.
+    let r = unsafe {
+        libc::prctl(
+            PR_SET_SYSCALL_USER_DISPATCH,
+            PR_SYS_DISPATCH_OFF,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Fork the application's process: the child enters the runtime at `entry`
+/// (keeping only the descriptors `keep`, -1: none) and never returns; the parent
+/// gets its pid.
+pub fn fork_runtime(entry: u64, keep: [i32; 2]) -> io::Result<Pid> {
+    let parent = rustix::process::getpid().as_raw_nonzero().get();
+    // SAFETY: the child runs only `child`, which makes async-signal-safe system
+    // calls and then leaves the proxy's code for good (no allocation, no lock
+    // another thread of the proxy could hold).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        child(entry, keep, parent);
+    }
+    Ok(Pid::from_raw(pid).expect("fork returned a positive pid"))
+}
+
+/// How the application's process ended.
+pub enum End {
+    /// Killed by this signal.
+    Signaled(u32),
+    /// Exited with this status.
+    Exited(i32),
+}
+
+/// Wait for our child `pid` to end (the only reaper of it): how it ended and its
+/// page faults (minor and major), or None if the wait fails.
+pub fn wait(pid: i32) -> Option<(End, u64)> {
+    let mut status = 0;
+    // SAFETY: all-zero is a valid rusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `status` and `ru` are live.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    if r != pid {
+        return None;
+    }
+    let faults = (ru.ru_minflt + ru.ru_majflt) as u64;
+    let end = if libc::WIFSIGNALED(status) {
+        End::Signaled(libc::WTERMSIG(status) as u32)
+    } else {
+        End::Exited(libc::WEXITSTATUS(status))
+    };
+    Some((end, faults))
+}
+
+/// The forked child: become the application's process and enter the runtime.
+fn child(entry: u64, keep: [i32; 2], parent: libc::pid_t) -> ! {
+    // SAFETY: plain system calls on this (single-threaded) child's own state:
+    // 1. the parent-death signal and the check that the parent still lives make
+    //    the child end with the proxy;
+    // 2. making the mirrored runtime region executable (the mirror maps it
+    //    read-write) touches only this process;
+    // 3. closing every descriptor but the memfds: the application's descriptors
+    //    live in the proxy, and nothing in this process uses the others again;
+    // 4. the jump leaves the proxy's code for the runtime's entry with a fresh
+    //    stack (core 0's upcall stack, in the runtime region); nothing returns.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(125);
+        }
+        if libc::mprotect(
+            RUNTIME_VA as *mut libc::c_void,
+            RUNTIME_SIZE as usize,
+            libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+        ) != 0
+        {
+            libc::_exit(125);
+        }
+        // Close the gaps around the kept descriptors (sorted; -1 keeps nothing).
+        let mut keep = keep;
+        keep.sort_unstable();
+        let mut from: libc::c_uint = 0;
+        for k in keep.into_iter().filter(|&k| k >= 0) {
+            let k = k as libc::c_uint;
+            if k > from {
+                libc::syscall(libc::SYS_close_range, from, k - 1, 0);
+            }
+            from = k + 1;
+        }
+        libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0);
+        core::arch::asm!(
+            "mov rsp, {top}",
+            "jmp {entry}",
+            top = in(reg) upcall_stack_top(0),
+            entry = in(reg) entry,
+            in("rdi") LIBOS_VA,
+            in("rsi") 0u64,
+            in("rdx") HOSTED_INFO_VA,
+            options(noreturn)
+        )
+    }
+}
+
+/// The TSC rate in kHz, measured against `CLOCK_MONOTONIC_RAW` (no KVM to
+/// ask) over at least `TSC_SPAN` between `start` and `khz`; the proxy's set-up
+/// in between (mirroring the runtime region, starting the offload thread) counts
+/// towards it. libos refreshes its clock references every second, so the small
+/// error only shows as a slew within a second.
+pub struct TscClock(u64, u64);
+
+/// Shortest measurement.
+const TSC_SPAN: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl TscClock {
+    fn sample() -> (u64, u64) {
+        // SAFETY: rdtsc only reads the time-stamp counter.
+        let a = unsafe { core::arch::x86_64::_rdtsc() };
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicRaw);
+        // SAFETY: as above.
+        let b = unsafe { core::arch::x86_64::_rdtsc() };
+        (
+            a / 2 + b / 2,
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
+        )
+    }
+
+    pub fn start() -> TscClock {
+        let (t, n) = Self::sample();
+        TscClock(t, n)
+    }
+
+    pub fn khz(&self) -> u64 {
+        let (_, now) = Self::sample();
+        let span = TSC_SPAN.as_nanos() as u64;
+        if now.saturating_sub(self.1) < span {
+            std::thread::sleep(std::time::Duration::from_nanos(span - (now - self.1)));
+        }
+        let (t1, n1) = Self::sample();
+        let ns = n1.saturating_sub(self.1);
+        if ns == 0 {
+            return 0;
+        }
+        (t1.wrapping_sub(self.0) as u128 * 1_000_000 / ns as u128) as u64
+    }
+}

@@ -1,0 +1,174 @@
+//! Forwarded system calls: the raw-syscall executor and what it refuses. A call
+//! libos forwards runs here with a raw `syscall` instruction, in the unified
+//! address space (`mirror`): the application's pointers are valid as they are.
+//! Numbers that would act on the proxy itself (its threads, signal state,
+//! address space) are refused with `ENOSYS` ([`REFUSED`]): libos implements
+//! them locally, so seeing one here is a bug worth a line on stderr; calls that
+//! would close or replace the proxy's own descriptors (`fds`) are answered here.
+//!
+//! Allows `unsafe`: it is the raw-syscall executor (`syscalls::raw`), the one
+//! place the proxy executes the application's calls.
+#![allow(unsafe_code)]
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use syscalls::{Sysno, SysnoSet};
+
+use super::warn_once;
+use crate::fds;
+
+/// The x32 ABI bit of a system call number: an x86_64 process never uses it, and the
+/// refusal list below would not recognise `exit | X32_BIT`.
+pub(super) const X32_SYSCALL_BIT: u64 = 0x4000_0000;
+
+/// Calls that would act on the proxy itself if executed here.
+pub const REFUSED: SysnoSet = SysnoSet::new(&[
+    // Process and thread life: would end or clone the proxy.
+    Sysno::exit,
+    Sysno::exit_group,
+    Sysno::clone,
+    Sysno::clone3,
+    Sysno::fork,
+    Sysno::vfork,
+    Sysno::execve,
+    Sysno::execveat,
+    // Signal state of the proxy's thread, and the signals the proxy routes to the
+    // application (signals.rs): libos answers these.
+    Sysno::rt_sigreturn,
+    Sysno::rt_sigaction,
+    Sysno::rt_sigprocmask,
+    Sysno::sigaltstack,
+    Sysno::rt_sigsuspend,
+    Sysno::rt_sigtimedwait,
+    Sysno::signalfd,
+    Sysno::signalfd4,
+    // The proxy's address space (the application's is libos's).
+    Sysno::mmap,
+    Sysno::munmap,
+    Sysno::mprotect,
+    Sysno::pkey_mprotect,
+    Sysno::mremap,
+    Sysno::remap_file_pages,
+    Sysno::brk,
+    Sysno::madvise,
+    Sysno::mseal,
+    Sysno::shmat,
+    Sysno::shmdt,
+    Sysno::modify_ldt,
+    // Per-thread state of the offload thread.
+    Sysno::arch_prctl,
+    Sysno::set_tid_address,
+    Sysno::set_robust_list,
+    Sysno::rseq,
+    Sysno::seccomp,
+    Sysno::unshare,
+    Sysno::setns,
+    Sysno::personality,
+]);
+
+/// Execute system call `nr` for the application; Linux's result or `-errno`.
+pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
+    if nr & X32_SYSCALL_BIT != 0 {
+        warn_once(&X32_WARNED, || {
+            format!("mote: refused forwarded x32 system call {nr:#x}")
+        });
+        return -i64::from(libc::ENOSYS);
+    }
+    if let Some(sysno) = refused(nr) {
+        let id = sysno.id() as usize;
+        let bit = 1u64 << (id % 64);
+        if REFUSED_WARNED[id / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+            crate::say!("mote: refused forwarded {}", sysno.name());
+        }
+        return -i64::from(libc::ENOSYS);
+    }
+    if let Some(ret) = guard_own_state(nr, args) {
+        return ret;
+    }
+    let [a0, a1, a2, a3, a4, a5] = args.map(|a| a as usize);
+    // SAFETY: the call acts on the proxy's process on the application's behalf:
+    // 1. numbers that would change the proxy's own threads, signal state or address
+    //    space are refused above, and so are closing or replacing the proxy's own
+    //    descriptors (guard_own_state), so Rust's view of this process stays valid;
+    // 2. pointer arguments are application addresses, inside the mirror reservation
+    //    that holds no proxy data; the kernel checks them (EFAULT) and writes through
+    //    them only into guest memory.
+    unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 }
+}
+
+/// Calls that are forwarded in general but would act on the proxy with these
+/// arguments: answered here (`Some`) or left to Linux (`None`).
+fn guard_own_state(nr: u64, args: [u64; 6]) -> Option<i64> {
+    const CLOSE: u64 = Sysno::close.id() as u64;
+    const DUP2: u64 = Sysno::dup2.id() as u64;
+    const DUP3: u64 = Sysno::dup3.id() as u64;
+    const CLOSE_RANGE: u64 = Sysno::close_range.id() as u64;
+    const PRCTL: u64 = Sysno::prctl.id() as u64;
+    match nr {
+        // Not the application's descriptor: as if it were not open.
+        CLOSE if fds::is_own_fd(args[0]) => Some(-i64::from(libc::EBADF)),
+        // Linux's answer when the target number is being set up by someone else.
+        DUP2 | DUP3 if fds::is_own_fd(args[1]) => Some(-i64::from(libc::EBUSY)),
+        CLOSE_RANGE => Some(close_range_around_own(args[0], args[1], args[2])),
+        // Seccomp filters and mm fields would bind the proxy, not the application.
+        PRCTL if args[0] == libc::PR_SET_SECCOMP as u64 || args[0] == libc::PR_SET_MM as u64 => {
+            warn_once(&PRCTL_WARNED, || {
+                format!("mote: refused forwarded prctl option {}", args[0])
+            });
+            Some(-i64::from(libc::EINVAL))
+        }
+        _ => None,
+    }
+}
+
+/// `close_range(first, last, flags)` over the application's descriptors only.
+pub(super) fn close_range_around_own(first: u64, last: u64, flags: u64) -> i64 {
+    let (Ok(first), Ok(last)) = (u32::try_from(first), u32::try_from(last)) else {
+        return -i64::from(libc::EINVAL);
+    };
+    if first > last {
+        return -i64::from(libc::EINVAL);
+    }
+    // CLOSE_RANGE_UNSHARE would give the offload thread a descriptor table of its
+    // own, apart from the rest of the proxy; the application has nothing to unshare.
+    let flags = flags & !u64::from(libc::CLOSE_RANGE_UNSHARE);
+    let own = fds::own_fds();
+    let mut ranges = Vec::new();
+    let mut lo = Some(first);
+    for &fd in own.iter().filter(|&&fd| fd >= first && fd <= last) {
+        if let Some(l) = lo.filter(|&l| fd > l) {
+            ranges.push((l, fd - 1));
+        }
+        lo = fd.checked_add(1);
+    }
+    if let Some(l) = lo.filter(|&l| l <= last) {
+        ranges.push((l, last));
+    }
+    for (lo, hi) in ranges {
+        // SAFETY: closes (or marks close-on-exec) only application descriptors: the
+        // proxy's own are outside every range.
+        let r = unsafe {
+            syscalls::raw::syscall3(
+                Sysno::close_range.id() as usize,
+                lo as usize,
+                hi as usize,
+                flags as usize,
+            )
+        } as i64;
+        if r < 0 {
+            return r;
+        }
+    }
+    0
+}
+
+/// The refused call `nr` names, if it is one.
+pub fn refused(nr: u64) -> Option<Sysno> {
+    let sysno = Sysno::new(usize::try_from(nr).ok()?)?;
+    REFUSED.contains(sysno).then_some(sysno)
+}
+
+/// One bit per system call number: refusal already reported.
+static REFUSED_WARNED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static X32_WARNED: AtomicU32 = AtomicU32::new(0);
+static PRCTL_WARNED: AtomicU32 = AtomicU32::new(0);

@@ -1,0 +1,294 @@
+//! The offload server: one thread per application thread, on the host's Linux core,
+//! serving that thread's IKC slot (protocol at the top of `mote_abi::ikc`). Slot 0
+//! (the main thread) and each core's idle-context slot (`ikc::idle_slot`) are
+//! served from the start; libos asks for more with `Op::StartServer` when it
+//! creates threads.
+//!
+//! This module owns the server loop (`serve`: wait for a request, apply the map
+//! log, answer it); the forwarded calls themselves are `forward`'s (the raw
+//! executor and the refused list), vfork children `vfork`'s. The map log is
+//! applied before every request, so memory libos published before making the
+//! call is visible.
+
+mod forward;
+#[cfg(test)]
+mod tests;
+mod vfork;
+
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mote_abi::ikc::{Op, Request, Slot, MAX_THREADS, SPIN_LIMIT, THREAD_SLOTS};
+
+use self::forward::forward;
+use crate::cpus::pin_to;
+use crate::event::Event;
+use crate::futex::{futex_wait, wake_core};
+use crate::guest::GuestMem;
+use crate::mirror::{copy_user, read_user, zero_user, Mirror};
+
+/// Longest libos log message printed (longer ones are cut).
+const LOG_MAX: usize = 4096;
+
+/// Linux tid of each slot's server (0: none yet): the application thread's tid.
+static TIDS: [AtomicU32; MAX_THREADS] = [const { AtomicU32::new(0) }; MAX_THREADS];
+
+/// Thread slots that have a server (bit per slot).
+static SERVED: [AtomicU64; MAX_THREADS / 64] = [const { AtomicU64::new(0) }; MAX_THREADS / 64];
+
+/// Start the offload thread of thread slot `slot`, pinned to host CPU `pin` (None:
+/// not pinned). The thread ends after its application thread reports the end of the
+/// run (`Exit` or `Fatal`). `Ok(None)`: the slot already has one.
+pub fn spawn(
+    slot: usize,
+    guest: Arc<GuestMem>,
+    mirror: Arc<Mirror>,
+    events: Sender<Event>,
+    pin: Option<usize>,
+) -> io::Result<Option<JoinHandle<()>>> {
+    if slot >= MAX_THREADS {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let bit = 1u64 << (slot % 64);
+    if SERVED[slot / 64].fetch_or(bit, Ordering::AcqRel) & bit != 0 {
+        return Ok(None);
+    }
+    let started = std::thread::Builder::new()
+        .name(format!("mote-offload{slot}"))
+        .spawn(move || {
+            let tid = rustix::thread::gettid().as_raw_nonzero().get();
+            TIDS[slot].store(tid as u32, Ordering::Release);
+            if let Some(cpu) = pin {
+                if let Err(e) = pin_to(cpu) {
+                    crate::say!("mote: offload thread {slot}: cannot pin to CPU {cpu}: {e}");
+                }
+            }
+            crate::signals::register_offload(slot);
+            serve(slot, &guest, &mirror, &events, pin);
+        });
+    match started {
+        Ok(h) => Ok(Some(h)),
+        Err(e) => {
+            SERVED[slot / 64].fetch_and(!bit, Ordering::AcqRel);
+            Err(e)
+        }
+    }
+}
+
+/// Serve thread slot `index` until the run ends; sends the ending `Event`.
+pub fn serve(
+    index: usize,
+    guest: &Arc<GuestMem>,
+    mirror: &Arc<Mirror>,
+    events: &Sender<Event>,
+    pin: Option<usize>,
+) {
+    let slot = guest.thread_slot(index);
+    // The last request answered; a request is pending when req_seq differs.
+    let mut last = slot.resp_seq.load(Ordering::Acquire);
+    let child = vfork::in_vfork_child();
+    // An idle context calls only to report the end of the run (a runtime panic):
+    // its server sleeps at once and leaves the spinning to the threads' servers.
+    let spin = index < THREAD_SLOTS;
+    loop {
+        let req = wait_request(guest, slot, last, spin);
+        last = req.seq;
+        // A vfork child process leaves the map log to the parent, which is the
+        // one that keeps running (the child's mirror stays as it was at the fork).
+        if !child {
+            mirror.sync(guest.maplog());
+        }
+        let ret = match Op::from_u32(req.op) {
+            Some(Op::Syscall) => {
+                // A signal for the application interrupts the call (signals.rs).
+                crate::signals::offload_busy(index, true);
+                let r = forward(req.nr, req.args);
+                crate::signals::offload_busy(index, false);
+                r
+            }
+            Some(Op::Exit) if child => vfork::child_exit((req.args[0] & 0xff) as i32),
+            Some(Op::Exit) => {
+                let _ = events.send(Event::Exited((req.args[0] & 0xff) as i32));
+                return;
+            }
+            Some(Op::Fatal) if child => {
+                let sig = req.args[0] as i32;
+                crate::say!(
+                    "mote: child process {}: killed by signal {sig}",
+                    std::process::id()
+                );
+                vfork::child_killed(sig)
+            }
+            Some(Op::Fork) => vfork::fork_child(req.args[0] as usize, guest, mirror, events, pin),
+            Some(Op::VforkWait) => {
+                vfork::vfork_wait(req.args[0] as i32, req.args[1] as usize, guest, index)
+            }
+            Some(Op::SpawnExec) => {
+                crate::spawn::exec_in_partition(req.args[0], req.args[1], req.args[2])
+            }
+            Some(Op::Fatal) => {
+                // libos wrote the report before publishing the request, which the
+                // Acquire load of req_seq in `poll` ordered before this read.
+                let core = req.args[2] as usize % mote_abi::layout::MAX_CORES;
+                let fault = (req.args[1] != 0).then(|| guest.fault_report(core));
+                let signal = req.args[0] as u32;
+                let _ = events.send(Event::Killed { signal, fault });
+                return;
+            }
+            Some(Op::Log) => log(index, req.args[0], req.args[1]),
+            Some(Op::Nop) => 0,
+            Some(Op::Zero) => match zero_user(req.args[0], req.args[1]) {
+                Ok(()) => 0,
+                Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
+            },
+            Some(Op::Write) => match copy_user(req.args[0], req.args[1], req.args[2]) {
+                Ok(()) => 0,
+                Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
+            },
+            Some(Op::MapShared) => mirror.map_shared(req.args),
+            Some(Op::ShmAttach) => mirror.attach_shm(req.args),
+            Some(Op::Unshare) => mirror.unshare(req.args[0]),
+            Some(Op::SharedLen) => mirror.shared_len(req.args[0]),
+            Some(Op::StartServer) => {
+                let r = spawn(
+                    req.args[0] as usize,
+                    guest.clone(),
+                    mirror.clone(),
+                    events.clone(),
+                    pin,
+                );
+                match r {
+                    Ok(_) => {
+                        // The server's tid is the new application thread's.
+                        let i = req.args[0] as usize;
+                        loop {
+                            let tid = TIDS[i].load(Ordering::Acquire);
+                            if tid != 0 {
+                                break i64::from(tid);
+                            }
+                            std::thread::yield_now();
+                        }
+                    }
+                    Err(e) => {
+                        crate::say!("mote: cannot start the offload thread of application thread slot {}: {e}", req.args[0]);
+                        -i64::from(e.raw_os_error().unwrap_or(libc::EAGAIN))
+                    }
+                }
+            }
+            Some(Op::CpuTimes) => {
+                let times = crate::signals::cpu_times(req.args[1] as usize);
+                let bytes: Vec<u8> = times.iter().flat_map(|n| n.to_ne_bytes()).collect();
+                match crate::mirror::write_user(req.args[0], &bytes) {
+                    Ok(()) => times.len() as i64,
+                    Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
+                }
+            }
+            Some(Op::PageSizes) => {
+                let sizes = crate::hosted::page_sizes(req.args[0], req.args[1])
+                    .unwrap_or_else(|| crate::boot::page_sizes(guest, req.args[0], req.args[1]));
+                let bytes: Vec<u8> = sizes.iter().flat_map(|n| n.to_ne_bytes()).collect();
+                match crate::mirror::write_user(req.args[2], &bytes) {
+                    Ok(()) => 0,
+                    Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
+                }
+            }
+            None => {
+                warn_once(&UNKNOWN_OP_WARNED, || {
+                    format!(
+                        "mote: thread slot {index}: unknown IKC op {} (answered ENOSYS)",
+                        req.op
+                    )
+                });
+                -i64::from(libc::ENOSYS)
+            }
+        };
+        let waiter = slot.respond(req.seq, ret);
+        if waiter != 0 {
+            wake_core(guest, waiter as usize - 1);
+        }
+    }
+}
+
+/// Offload threads spinning for a request now, and how many may.
+static SPINNERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const MAX_SPINNERS: usize = 2;
+
+/// Polls right after answering a call before the thread counts itself among the
+/// `SPINNERS`: the requester's next call usually comes within a few hundred ns
+/// (its thread returns to the application and calls again), and this window
+/// serves it without an atomic read-modify-write on a shared counter per call
+/// (a locked instruction also waits for the response's store to leave the store
+/// buffer). Bounded (a few µs), so a crowd of threads just past their calls
+/// cannot starve the Linux core for long.
+const GRACE_SPINS: u32 = 256;
+
+/// Wait for a request after `last`: with `spin`, poll for `GRACE_SPINS` and spin
+/// (bounded, while few others do); then sleep on `req_seq`. Before sleeping,
+/// wake the requester's core if it waits (the late check of the protocol,
+/// `mote_abi::ikc`: `respond` does not fence).
+fn wait_request(guest: &GuestMem, slot: &Slot, last: u32, spin: bool) -> Request {
+    for _ in 0..if spin { GRACE_SPINS } else { 0 } {
+        if let Some(r) = slot.poll(last) {
+            return r;
+        }
+        std::hint::spin_loop();
+    }
+    loop {
+        // Spin only while few others do: every offload thread shares the Linux
+        // core, and a crowd of spinners (an application with many threads) would
+        // starve the one with a request to serve.
+        if spin {
+            if SPINNERS.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS {
+                for _ in 0..SPIN_LIMIT {
+                    if let Some(r) = slot.poll(last) {
+                        SPINNERS.fetch_sub(1, Ordering::AcqRel);
+                        return r;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+            SPINNERS.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(r) = slot.poll(last) {
+            return r;
+        }
+        if slot.begin_sleep(last) {
+            let waiter = slot.waiting_requester();
+            if waiter != 0 {
+                wake_core(guest, waiter as usize - 1);
+            }
+            futex_wait(&slot.req_seq, last);
+            slot.end_sleep();
+        }
+    }
+}
+
+static UNKNOWN_OP_WARNED: AtomicU32 = AtomicU32::new(0);
+
+/// Run `msg` and say it, the first time only for `flag`.
+fn warn_once(flag: &AtomicU32, msg: impl FnOnce() -> String) {
+    if flag.swap(1, Ordering::Relaxed) == 0 {
+        crate::say!("{}", msg());
+    }
+}
+
+/// `Op::Log`: print libos's message at application address `va`.
+fn log(slot: usize, va: u64, len: u64) -> i64 {
+    let mut buf = vec![0u8; (len as usize).min(LOG_MAX)];
+    match read_user(va, &mut buf) {
+        Ok(n) => {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            for line in text.trim_end_matches('\n').lines() {
+                crate::say!("mote: libos: {line}");
+            }
+            0
+        }
+        Err(e) => {
+            crate::say!("mote: libos: thread slot {slot}: log message at {va:#x} unreadable: {e}");
+            -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT))
+        }
+    }
+}
