@@ -10,6 +10,7 @@ pub mod mm;
 pub mod shm;
 pub mod signal;
 pub mod task;
+pub mod thread;
 pub mod time;
 pub mod wait;
 

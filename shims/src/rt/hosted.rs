@@ -476,7 +476,7 @@ fn doorbell(port: u16, value: u64) -> i64 {
             0
         }
         ports::WAIT => {
-            let core = super::threads::cpu().core.load(Ordering::Relaxed) as usize;
+            let core = super::percpu::cpu().core.load(Ordering::Relaxed) as usize;
             let page = super::platform::core_page(core);
             let max = page.sleep_max_ns.load(Ordering::Relaxed);
             let ts = Timespec {

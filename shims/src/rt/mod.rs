@@ -3,10 +3,13 @@
 //! This is the only place in shims with `unsafe`.
 #![allow(unsafe_code)]
 
+pub mod call;
 pub mod entry;
 pub mod fpu;
 pub mod heap;
 pub mod hosted;
+pub mod locks;
+pub mod percpu;
 pub mod platform;
 pub mod sig;
 pub mod threads;

@@ -101,7 +101,7 @@ impl Doorbell for Ports {
         );
     }
     fn wait_response(&self, slot: &Slot, seen: u32) {
-        crate::rt::threads::wait_response(slot, seen, crate::partition::process_locked());
+        crate::rt::threads::wait_response(slot, seen, crate::rt::locks::PROCESS.is_locked());
     }
     fn waiter(&self) -> u32 {
         self.core + 1
@@ -110,7 +110,7 @@ impl Doorbell for Ports {
 
 impl Kvm {
     fn call(&self, op: Op, nr: u64, args: [u64; 6]) -> i64 {
-        let cpu = crate::rt::threads::cpu();
+        let cpu = crate::rt::percpu::cpu();
         let slot = cpu.slot.load(core::sync::atomic::Ordering::Relaxed) as usize;
         let core = cpu.core.load(core::sync::atomic::Ordering::Relaxed) as u32;
         let r = thread_slot(slot).call(
@@ -149,7 +149,7 @@ impl Kvm {
 
     /// This core.
     pub fn core(&self) -> usize {
-        crate::rt::threads::cpu()
+        crate::rt::percpu::cpu()
             .core
             .load(core::sync::atomic::Ordering::Relaxed) as usize
     }
@@ -185,7 +185,7 @@ impl Platform for Kvm {
             // A kernel call (about 80 µs under kvm_pvm, which offers no FSGSBASE):
             // skipped when this core's FS base already is `base` — the usual case
             // of one thread per core going idle and back.
-            let fs = &crate::rt::threads::cpu().fs;
+            let fs = &crate::rt::percpu::cpu().fs;
             if fs.load(core::sync::atomic::Ordering::Relaxed) == base {
                 return;
             }

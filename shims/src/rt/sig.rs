@@ -33,13 +33,13 @@ pub fn page() -> &'static SignalPage {
 /// `rt_sigreturn` arrived without a trap: take the slow path on the way out (this
 /// core's flag: the same thread takes it right after).
 pub fn request_sigreturn() {
-    super::threads::cpu().sigreturn.store(1, Ordering::Relaxed);
+    super::percpu::cpu().sigreturn.store(1, Ordering::Relaxed);
     page().attention.store(1, Ordering::Relaxed);
 }
 
 /// Whether the slow path must do an `rt_sigreturn`.
 pub fn take_sigreturn() -> bool {
-    super::threads::cpu().sigreturn.swap(0, Ordering::Relaxed) != 0
+    super::percpu::cpu().sigreturn.swap(0, Ordering::Relaxed) != 0
 }
 
 /// The report of a fault that ends the run, from the application's registers.
