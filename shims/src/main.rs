@@ -34,8 +34,8 @@ mod partition {
 
     use rt::locks::PROCESS;
 
-    fn platform() -> &'static rt::platform::Kvm {
-        rt::platform::kvm()
+    fn platform() -> &'static rt::platform::RtPlatform {
+        rt::platform::get()
     }
 
     /// The process, with the running thread's signal state in place (its mask,
@@ -62,7 +62,7 @@ mod partition {
             rt::threads::secondary(p, core)
         }
         rt::heap::init();
-        let p = rt::platform::init(boot);
+        let p = rt::platform::init(boot, &rt::threads::Scheduler);
         rt::threads::init_core(p, 0);
         let mut proc = Process::new(boot);
         rt::threads::init_main(p, proc.pid);
@@ -84,13 +84,13 @@ mod partition {
     }
 
     /// Set once core 0 has the heap, the platform and the thread table.
-    static PLATFORM_READY: spin::Once<&'static rt::platform::Kvm> = spin::Once::new();
+    static PLATFORM_READY: spin::Once<&'static rt::platform::RtPlatform> = spin::Once::new();
 
     /// One system call, however it arrived (`frame`: the full registers of a
     /// trapped call; `caller_sp`: the application's rsp at the call). Returns the
     /// value for `rax`, and where a successful `execve` continues.
     fn syscall(
-        p: &'static rt::platform::Kvm,
+        p: &'static rt::platform::RtPlatform,
         nr: u64,
         args: [u64; 6],
         frame: Option<&TrapFrame>,

@@ -15,21 +15,21 @@ use mote_shims::table::Runtime;
 
 use super::locks::{PROCESS, THREADS};
 use super::percpu;
-use super::platform::Kvm;
+use super::platform::RtPlatform;
 use super::threads;
 
 /// A call in progress: how it arrived (`frame`: the full registers of a trapped
 /// call; `caller_sp`: the application's rsp at the call), and where a successful
 /// `execve` continues.
 pub struct Call<'a> {
-    p: &'static Kvm,
+    p: &'static RtPlatform,
     frame: Option<&'a TrapFrame>,
     caller_sp: u64,
     entry: Cell<Option<Entry>>,
 }
 
 impl<'a> Call<'a> {
-    pub fn new(p: &'static Kvm, frame: Option<&'a TrapFrame>, caller_sp: u64) -> Self {
+    pub fn new(p: &'static RtPlatform, frame: Option<&'a TrapFrame>, caller_sp: u64) -> Self {
         Call {
             p,
             frame,
@@ -46,8 +46,8 @@ impl<'a> Call<'a> {
     }
 }
 
-impl Machine<Kvm> for Call<'_> {
-    fn platform(&self) -> &Kvm {
+impl Machine<RtPlatform> for Call<'_> {
+    fn platform(&self) -> &RtPlatform {
         self.p
     }
     fn process(&self) -> &ProcessLock {
@@ -98,7 +98,7 @@ impl Machine<Kvm> for Call<'_> {
     }
 }
 
-impl Runtime<Kvm> for Call<'_> {
+impl Runtime<RtPlatform> for Call<'_> {
     fn caller_sp(&self) -> u64 {
         self.caller_sp
     }

@@ -29,9 +29,11 @@ use mote_libos::platform::Platform;
 use mote_libos::sched::{State, Thread, Threads};
 use mote_libos::syscall::thread::tsc_ns;
 
+use super::ikc::{core_page, thread_slot};
 use super::locks::{PROCESS, THREADS};
+use super::percpu;
 use super::percpu::{cpu, PerCpu, CPUS};
-use super::platform::{core_page, kcall_raw, thread_slot, Kvm};
+use super::platform::{self, edge, kcall_raw, RtPlatform, Waiter};
 
 // The entry stubs (`rt::entry`) name these here.
 pub use super::percpu::{PERCPU_CALLS, PERCPU_SCRATCH, PERCPU_TID, PERCPU_UPCALL_TOP, PID};
@@ -40,12 +42,8 @@ pub use super::percpu::{PERCPU_CALLS, PERCPU_SCRATCH, PERCPU_TID, PERCPU_UPCALL_
 /// upcall stack).
 const THREAD_STACK: usize = 64 << 10;
 /// Stack of core 0's idle context (on the hosted platform, plus room for one
-/// Linux signal frame, see `init_main`).
+/// Linux signal frame, see `Edge::idle_stack`).
 const IDLE_STACK: usize = 16 << 10;
-/// Most bytes of a Linux signal frame besides its extended-state image (return
-/// address, `ucontext`, `siginfo`, the image's alignment and end marker: under
-/// 1 KiB), with room to spare.
-const SIGFRAME_REST: usize = 2 << 10;
 /// Most bytes for one thread's extended state (`xsave`; the size CPUID reports
 /// is checked against it, and each thread gets what CPUID says).
 const XSAVE_AREA: usize = 16 << 10;
@@ -168,7 +166,7 @@ unsafe extern "C" {
 }
 
 /// Set up this core's PerCpu and GS base.
-pub fn init_core(p: &Kvm, core: usize) {
+pub fn init_core(p: &RtPlatform, core: usize) {
     let c = &CPUS[core];
     c.core.store(core as u64, Ordering::Relaxed);
     c.self_ptr
@@ -190,7 +188,7 @@ fn set_upcall_top(core: usize, top: u64) {
 }
 
 /// The main thread `tid` on core 0, before the application starts.
-pub fn init_main(p: &Kvm, tid: u32) {
+pub fn init_main(p: &RtPlatform, tid: u32) {
     // What the enabled extended state takes in an xsave image (a signal frame's
     // too); the legacy fxsave image without xsave.
     let mut ext_state = 512;
@@ -229,15 +227,9 @@ pub fn init_main(p: &Kvm, tid: u32) {
     c.tid.store(tid as u64, Ordering::Relaxed);
     c.slot.store(0, Ordering::Relaxed);
     set_upcall_top(0, upcall_stack_top(0));
-    // Core 0's idle context, entered the first time the main thread blocks. On
-    // the hosted platform a kick may come while it runs, and Linux writes its
-    // signal frame (registers and the whole extended state) below its rsp: one
-    // at a time (see `hosted`), but it must fit.
-    let idle_len = if super::hosted::active() {
-        IDLE_STACK + ext_state + SIGFRAME_REST
-    } else {
-        IDLE_STACK
-    };
+    // Core 0's idle context, entered the first time the main thread blocks (on
+    // the hosted platform with room for a Linux signal frame, see `Edge::idle_stack`).
+    let idle_len = p.edge().idle_stack(IDLE_STACK, ext_state);
     let idle: &'static mut [u8] = Vec::leak(alloc::vec![0u8; idle_len]);
     let top = (idle.as_ptr() as u64 + idle_len as u64) & !15;
     c.idle_rsp.store(
@@ -258,12 +250,10 @@ fn initial_context(top: u64, entry: u64) -> u64 {
 }
 
 /// Switch from the running context (whose rsp is saved at `save`) to `next_rsp`.
-/// The context switched to calls `hosted::on_switch` first thing (through
+/// The context switched to calls `Edge::on_switch` first thing (through
 /// `resume_thread_state` or `idle_signal_stack`).
 fn switch(save: *mut u64, next_rsp: u64) {
-    if super::hosted::active() {
-        super::hosted::before_switch(cpu().core.load(Ordering::Relaxed) as usize);
-    }
+    edge().before_switch(percpu::core());
     // SAFETY: next_rsp is a context saved by mote_switch or made by
     // initial_context; `save` belongs to the context we leave.
     unsafe { mote_switch(save, next_rsp) }
@@ -291,22 +281,19 @@ fn resume_thread_state() {
     let c = cpu();
     let slot = c.slot.load(Ordering::Relaxed) as usize;
     restore_ext(&tcb(slot).xsave);
-    if super::hosted::active() {
-        // Hosted platform: this thread's traps arrive as signals on its own stack.
-        let size = if slot == 0 {
-            mote_abi::layout::UPCALL_STACK_SIZE
-        } else {
-            // stack_top aligns down by up to 15 bytes.
-            tcb(slot).stack.len() as u64 - 16
-        };
-        let core = c.core.load(Ordering::Relaxed) as usize;
-        super::hosted::on_switch(core, stack_top(slot), size);
-    }
+    // Hosted platform: this thread's traps arrive as signals on its own stack.
+    let size = if slot == 0 {
+        mote_abi::layout::UPCALL_STACK_SIZE
+    } else {
+        // stack_top aligns down by up to 15 bytes.
+        (tcb(slot).stack.len() as u64).saturating_sub(16)
+    };
+    edge().on_switch(percpu::core(), stack_top(slot), size);
 }
 
 /// Give the core to the next thread: the caller already changed the running
 /// thread's state (`stop_current`) under `g`. Returns when the thread runs again.
-pub fn reschedule(mut g: spin::MutexGuard<'_, Option<Threads>>, p: &Kvm) {
+pub fn reschedule(mut g: spin::MutexGuard<'_, Option<Threads>>, p: &RtPlatform) {
     let c = cpu();
     let core = c.core.load(Ordering::Relaxed) as usize;
     let me = c.tid.load(Ordering::Relaxed) as u32;
@@ -350,7 +337,7 @@ fn to_idle_context(core: usize) {
 
 /// Make `tid` (slot `slot`) the running thread of this core and switch to it,
 /// saving the current context's rsp at `save`.
-fn enter(p: &Kvm, core: usize, x: &Thread, save: *mut u64) {
+fn enter(p: &RtPlatform, core: usize, x: &Thread, save: *mut u64) {
     let (tid, slot, fs) = (x.tid, x.slot, x.fs_base);
     let c = &CPUS[core];
     c.child.store(x.child_process as u64, Ordering::Relaxed);
@@ -371,7 +358,7 @@ fn stack_top(slot: usize) -> u64 {
 }
 
 /// Monotonic time for deadlines.
-fn now_ns(p: &Kvm) -> u64 {
+fn now_ns(p: &RtPlatform) -> u64 {
     tsc_ns(p.tsc(), p.boot.tsc_khz)
 }
 
@@ -419,20 +406,18 @@ fn sleep_core(core: usize, max_ns: u64, ready: impl Fn() -> bool) {
 const IDLE_SPINS: u32 = 1 << 12;
 
 extern "C" fn idle_entry() -> ! {
-    idle_loop(super::platform::kvm())
+    idle_loop(platform::get())
 }
 
 /// Hosted platform: the idle context handles signals (the proxy's kicks) on its
 /// own stack, never on the signal stack of a thread blocked inside a trap.
 fn idle_signal_stack(core: usize) {
-    if super::hosted::active() {
-        super::hosted::on_switch(core, 0, 0);
-    }
+    edge().on_switch(core, 0, 0);
 }
 
 /// What a core runs when none of its threads can: pick a thread, else spin a little,
 /// else sleep until woken.
-pub fn idle_loop(p: &'static Kvm) -> ! {
+fn idle_loop(p: &'static RtPlatform) -> ! {
     let c = cpu();
     let core = c.core.load(Ordering::Relaxed) as usize;
     after_switch();
@@ -490,7 +475,7 @@ fn any_answered(t: &Threads, core: usize) -> bool {
 /// The thread on this core waits for its forwarded call's answer (after spinning):
 /// other threads of the core run meanwhile. Under the PROCESS lock the core only
 /// sleeps (another thread of this core could not take the lock).
-pub fn wait_response(slot: &Slot, seen: u32, process_locked: bool) {
+fn wait_response(slot: &Slot, seen: u32, process_locked: bool) {
     let core = cpu().core.load(Ordering::Relaxed) as usize;
     let done = || slot.resp_seq.load(Ordering::Acquire) != seen;
     if process_locked || cpu().tid.load(Ordering::Relaxed) == 0 {
@@ -509,7 +494,7 @@ pub fn wait_response(slot: &Slot, seen: u32, process_locked: bool) {
     g.as_mut()
         .expect("threads")
         .stop_current(core, State::Forwarded);
-    reschedule(g, super::platform::kvm());
+    reschedule(g, platform::get());
 }
 
 /// Is the running thread a vfork child (its process is another)?
@@ -519,11 +504,11 @@ pub fn current_is_child() -> bool {
 
 /// The running vfork child's process exec'd or ended: the thread leaves the
 /// partition. Never called with PROCESS held.
-pub fn end_child_thread() -> ! {
+fn end_child_thread() -> ! {
     let core = cpu().core.load(Ordering::Relaxed) as usize;
     let mut g = threads();
     g.as_mut().expect("threads").stop_current(core, State::Dead);
-    reschedule(g, super::platform::kvm());
+    reschedule(g, platform::get());
     unreachable!("a gone vfork child was scheduled again")
 }
 
@@ -554,7 +539,7 @@ fn attend_signals(core: usize) {
 }
 
 /// Secondary cores: wait for the main thread to set up the thread table, then idle.
-pub fn secondary(p: &'static Kvm, core: usize) -> ! {
+pub fn secondary(p: &'static RtPlatform, core: usize) -> ! {
     init_core(p, core);
     to_idle_context(core);
     while THREADS.lock().is_none() {
@@ -625,4 +610,16 @@ pub fn update_word(addr: u64, f: &mut dyn FnMut(u32) -> Option<u32>) -> Option<u
         }
     }
     None
+}
+
+/// The thread layer as the platform's forwarded calls wait on it.
+pub struct Scheduler;
+
+impl Waiter for Scheduler {
+    fn wait_response(&self, slot: &Slot, seen: u32, process_locked: bool) {
+        wait_response(slot, seen, process_locked)
+    }
+    fn end_child_thread(&self) -> ! {
+        end_child_thread()
+    }
 }

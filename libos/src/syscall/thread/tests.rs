@@ -9,7 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 const PID: u32 = 500;
 
-/// A process with one read-write page at `buf`, its main thread on core 0 of 2.
+/// A process with one read-write page at `buf` and a read-only one after it, its
+/// main thread on core 0 of 2.
 fn setup() -> (FakeMachine<FakePlatform>, u64) {
     let boot = BootInfo {
         pid: PID,
@@ -21,7 +22,8 @@ fn setup() -> (FakeMachine<FakePlatform>, u64) {
     let p = FakePlatform::new();
     let mut pr = Process::new(&boot);
     pr.mm.init(&p).unwrap();
-    let buf = mm::mmap(&mut pr, &p, 0, 4096, 3, 0x22, u64::MAX, 0).unwrap() as u64;
+    let buf = mm::mmap(&mut pr, &p, 0, 8192, 3, 0x22, u64::MAX, 0).unwrap() as u64;
+    mm::mprotect(&mut pr, &p, buf + 4096, 4096, 1).unwrap();
     (FakeMachine::new(p, pr, 2), buf)
 }
 
@@ -154,32 +156,38 @@ fn futex_pi_operations_are_enosys_and_said_once() {
 }
 
 #[test]
-fn per_thread_registrations_live_in_the_thread_table() {
+fn robust_list_and_tid_address() {
     let (m, buf) = setup();
     assert_eq!(gettid(&m), Ok(PID as usize));
     assert_eq!(set_tid_address(&m, buf), Ok(PID as usize));
-    assert_eq!(set_robust_list(&m, buf + 8, 16), Err(Errno::EINVAL));
-    assert_eq!(set_robust_list(&m, buf + 8, 24), Ok(0));
+    assert_eq!(set_robust_list(&m, 0x1234, 16), Err(Errno::EINVAL));
+    assert_eq!(set_robust_list(&m, 0x1234, 24), Ok(0));
     assert_eq!(get_robust_list(&m, 0, buf + 64, buf + 72), Ok(0));
-    assert_eq!(m.p.peek(buf + 64, 8), (buf + 8).to_le_bytes());
+    assert_eq!(m.p.peek(buf + 64, 8), 0x1234u64.to_le_bytes());
     assert_eq!(m.p.peek(buf + 72, 8), 24u64.to_le_bytes());
     assert_eq!(get_robust_list(&m, 4242, buf, buf), Err(Errno::ESRCH));
+    assert!(m.p.forwarded_nrs().is_empty());
     let t = m.threads.lock();
     assert_eq!(t.as_ref().unwrap().get(PID).unwrap().clear_child_tid, buf);
 }
 
 #[test]
-fn arch_prctl_sets_the_fs_base_of_the_calling_thread() {
+fn arch_prctl_fs() {
+    use crate::uapi::arch_prctl::{ARCH_GET_FS, ARCH_SET_FS, ARCH_SET_GS};
     let (m, buf) = setup();
-    assert_eq!(arch_prctl(&m, 0x1002, 0x7000_1000), Ok(0));
-    assert!(m.p.take_calls().contains(&KCall::SetFs(0x7000_1000)));
-    assert_eq!(arch_prctl(&m, 0x1003, buf), Ok(0));
+    m.p.take_calls();
+    assert_eq!(arch_prctl(&m, ARCH_SET_FS, 0x7000_1000), Ok(0));
+    assert_eq!(m.p.take_calls(), [KCall::SetFs(0x7000_1000)]);
+    assert_eq!(arch_prctl(&m, ARCH_GET_FS, buf), Ok(0));
     assert_eq!(m.p.peek(buf, 8), 0x7000_1000u64.to_le_bytes());
+    assert_eq!(arch_prctl(&m, ARCH_GET_FS, buf + 4096), Err(Errno::EFAULT));
+    assert_eq!(arch_prctl(&m, ARCH_SET_FS, 1 << 63), Err(Errno::EPERM));
     assert_eq!(
-        arch_prctl(&m, 0x1002, crate::uapi::TASK_SIZE_MAX),
+        arch_prctl(&m, ARCH_SET_FS, crate::uapi::TASK_SIZE_MAX),
         Err(Errno::EPERM)
     );
-    assert_eq!(arch_prctl(&m, 0x1001, 0), Err(Errno::EINVAL), "ARCH_SET_GS");
+    assert_eq!(arch_prctl(&m, ARCH_SET_GS, 0), Err(Errno::EINVAL));
+    assert_eq!(arch_prctl(&m, 0x3001, 0), Err(Errno::EINVAL));
 }
 
 #[test]
