@@ -111,8 +111,9 @@ impl Later {
 pub enum Route<P> {
     /// Answered by libos.
     Local(Handler<P>),
-    /// A wait for a signal or for time, stepped by the runtime with the process
-    /// lock released while Linux waits (`mote_libos::syscall::wait`).
+    /// A wait for a signal or for time (`mote_libos::syscall::wait`), stepped by
+    /// [`dispatch`] with the process lock released while Linux or the scheduler
+    /// waits.
     Wait,
     /// Answered by libos's thread handlers (`mote_libos::syscall::thread`, over the
     /// scheduler and futex table, with the runtime's machine part): calls that

@@ -2,13 +2,13 @@
 //! `Platform` implementation over kernel calls and the IKC slot, threads' context
 //! switches, and the heap. This is the only place in shims with `unsafe`.
 //!
-//! Layering (a module imports only modules after it in this list): `hosted` (the
+//! Layering (a module imports only modules after it in this list): `entry` (the
+//! stubs: entered from the machine, they enter `crate::partition`) → `hosted` (the
 //! hosted process's start-up and trap signals: it enters `crate::partition` as
 //! kernel-min's upcalls do, and names its `Edge` to `platform`) → `call` (a
 //! system call as the dispatcher sees the runtime) → `threads` (switches, the
 //! idle loop, blocking) → `sig` → `platform` (the runtime's `Platform`) → `kvm`
-//! → the leaves `edge`, `ikc`, `percpu`, `locks`, `fpu`, `heap`. (`entry`, the
-//! stubs, is entered from the machine and enters `crate::partition`.)
+//! → the leaves `edge`, `ikc`, `percpu`, `locks`, `fpu`, `heap`.
 #![allow(unsafe_code)]
 
 pub mod call;
