@@ -6,16 +6,17 @@
 //! never nest (see the parent module).
 
 use core::arch::{asm, global_asm};
-use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mote_abi::boot::BootInfo;
 use mote_abi::hosted::signal as sig;
 use mote_abi::layout::MAX_CORES;
-use mote_abi::trap::{vector, TrapFrame, VECTOR_SYSCALL};
 use mote_libos::uapi::prctl::{PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON};
 use mote_libos::uapi::signal::{
     SA_NODEFER, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_UNBLOCK, SS_DISABLE,
+};
+use mote_shims::sigcontext::{
+    frame_of, trap_frame, write_back, SigAction, SigInfoHead, StackT, UContext,
 };
 use syscalls::Sysno;
 
@@ -126,24 +127,6 @@ pub fn dispatch_on(boot: &BootInfo) {
     }
 }
 
-/// `struct sigaction` as the kernel takes it (`rt_sigaction`, x86_64).
-#[repr(C)]
-struct SigAction {
-    handler: u64,
-    flags: u64,
-    restorer: u64,
-    mask: u64,
-}
-
-/// `stack_t`.
-#[repr(C)]
-struct StackT {
-    sp: u64,
-    flags: i32,
-    _pad: i32,
-    size: u64,
-}
-
 /// Top of each core's signal stack as last set (0: not yet).
 static SIGNAL_STACK_TOP: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
 
@@ -208,67 +191,6 @@ fn set_signal_stack(top: u64, size: u64) {
 }
 
 // --- traps -------------------------------------------------------------------------
-
-/// `struct sigcontext` (64-bit, `asm/sigcontext.h`) as it sits in `ucontext`.
-#[repr(C)]
-struct SigContext {
-    r8: u64,
-    r9: u64,
-    r10: u64,
-    r11: u64,
-    r12: u64,
-    r13: u64,
-    r14: u64,
-    r15: u64,
-    rdi: u64,
-    rsi: u64,
-    rbp: u64,
-    rbx: u64,
-    rdx: u64,
-    rax: u64,
-    rcx: u64,
-    rsp: u64,
-    rip: u64,
-    eflags: u64,
-    cs_gs_fs_ss: u64,
-    err: u64,
-    trapno: u64,
-    oldmask: u64,
-    cr2: u64,
-    fpstate: u64,
-    reserved: [u64; 8],
-}
-
-/// `struct ucontext` (`asm/ucontext.h`): flags, link, `stack_t`, then the
-/// registers.
-#[repr(C)]
-struct UContext {
-    flags: u64,
-    link: u64,
-    stack: StackT,
-    mcontext: SigContext,
-    sigmask: u64,
-}
-
-static_assertions::const_assert_eq!(size_of::<StackT>(), 24);
-static_assertions::const_assert_eq!(offset_of!(UContext, mcontext), 40);
-static_assertions::const_assert_eq!(offset_of!(SigContext, rip), 128);
-static_assertions::const_assert_eq!(offset_of!(SigContext, cr2), 176);
-static_assertions::const_assert_eq!(size_of::<SigContext>(), 256);
-static_assertions::const_assert_eq!(offset_of!(UContext, sigmask), 296);
-
-/// The head of `siginfo_t` (`asm-generic/siginfo.h`): signo, errno, code, then
-/// the union (`si_addr`; for `SIGSYS` `si_call_addr`, `si_syscall`, `si_arch`).
-#[repr(C)]
-struct SigInfoHead {
-    signo: i32,
-    errno: i32,
-    code: i32,
-    _pad: i32,
-    addr: u64,
-    syscall: i32,
-    arch: u32,
-}
 
 /// `struct _fpx_sw_bytes` (`asm/sigcontext.h`): in the reserved bytes 464..512 of
 /// a signal frame's FP image, saying whether it is an xsave image and of which
@@ -346,87 +268,13 @@ extern "C" fn hosted_kick(_signal: i32, _info: &SigInfoHead, uc: &mut UContext) 
     }
 }
 
-/// A `TrapFrame` of the interrupted registers.
-fn frame_of(m: &SigContext, vector: u64, cr2: u64) -> TrapFrame {
-    TrapFrame {
-        r15: m.r15,
-        r14: m.r14,
-        r13: m.r13,
-        r12: m.r12,
-        r11: m.r11,
-        r10: m.r10,
-        r9: m.r9,
-        r8: m.r8,
-        rbp: m.rbp,
-        rdi: m.rdi,
-        rsi: m.rsi,
-        rdx: m.rdx,
-        rcx: m.rcx,
-        rbx: m.rbx,
-        rax: m.rax,
-        hdr: mote_abi::trap::UpcallHeader {
-            vector,
-            error_code: m.err,
-            cr2,
-            rip: m.rip,
-            rflags: m.eflags,
-            rsp: m.rsp,
-            _pad: 0,
-        },
-    }
-}
-
-/// The frame's registers back into the ucontext `rt_sigreturn` restores; unless
-/// `full`, a system call returns as from `syscall` (rcx and r11 take the return
-/// address and flags).
-fn write_back(f: &TrapFrame, m: &mut SigContext, full: bool) {
-    m.r15 = f.r15;
-    m.r14 = f.r14;
-    m.r13 = f.r13;
-    m.r12 = f.r12;
-    m.r11 = f.r11;
-    m.r10 = f.r10;
-    m.r9 = f.r9;
-    m.r8 = f.r8;
-    m.rbp = f.rbp;
-    m.rdi = f.rdi;
-    m.rsi = f.rsi;
-    m.rdx = f.rdx;
-    m.rcx = f.rcx;
-    m.rbx = f.rbx;
-    m.rax = f.rax;
-    m.rip = f.hdr.rip;
-    m.rsp = f.hdr.rsp;
-    m.eflags = f.hdr.rflags;
-    if !full && f.hdr.vector == VECTOR_SYSCALL {
-        m.rcx = f.hdr.rip;
-        m.r11 = f.hdr.rflags;
-    }
-}
-
 extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) {
     MOTE_HOSTED_TRAPS.fetch_add(1, Ordering::Relaxed);
     let fpstate = uc.mcontext.fpstate;
     if fpstate != 0 {
         fp_load(fpstate);
     }
-    let m = &uc.mcontext;
-    let vector = mote_abi::hosted::trap_vector(signal, info.code, m.trapno);
-    let cr2 = if vector == vector::PF { info.addr } else { 0 };
-    let mut f = frame_of(m, vector, cr2);
-    if signal == sig::SIGBUS && vector == vector::PF {
-        f.hdr.error_code |= mote_abi::trap::PF_SIGBUS;
-    }
-    if vector == VECTOR_SYSCALL {
-        // Dispatch rolled rax back to the number; Linux's `syscall` would clobber
-        // rcx and r11 with the return address and flags.
-        f.rcx = m.rip;
-        f.r11 = m.eflags;
-    }
-    // A `SIGBUS` for a page fault (Linux could not back a mapped page: a shared
-    // file truncated under its mapping) goes the same way: libos finds the page
-    // beyond the file's end and delivers `SIGBUS` to the application's handler,
-    // or ends the run with it.
+    let mut f = trap_frame(signal, info, &uc.mcontext);
     // 0: return as from `syscall`; otherwise every register comes from the frame
     // (as the partition's `mote_full_exit`).
     let full = crate::partition::shim_trap(&mut f) != 0;
