@@ -359,6 +359,8 @@ mod tests {
     struct Recorder {
         forwarded: RefCell<Vec<(u64, [u64; 6])>>,
         logs: RefCell<Vec<String>>,
+        /// Answers given before `LINUX_ANSWER`, first first.
+        first: RefCell<Vec<i64>>,
     }
 
     /// What Linux "answers" to every forwarded call in these tests.
@@ -392,7 +394,12 @@ mod tests {
         }
         fn forward(&self, nr: u64, args: [u64; 6]) -> i64 {
             self.forwarded.borrow_mut().push((nr, args));
-            LINUX_ANSWER
+            let mut first = self.first.borrow_mut();
+            if first.is_empty() {
+                LINUX_ANSWER
+            } else {
+                first.remove(0)
+            }
         }
         fn exit(&self, status: i32) -> ! {
             panic!("exit({status})")
@@ -479,6 +486,20 @@ mod tests {
         ] {
             assert_eq!(kind(s as u32), Kind::Wait, "{}", s.name());
         }
+    }
+
+    #[test]
+    fn a_wait_is_stepped_by_the_dispatcher() {
+        let rt = setup();
+        // rt_sigsuspend with a wrong sigsetsize ends at its first step.
+        let r = dispatch(&rt, Sysno::rt_sigsuspend as u64, [0x1000, 4, 0, 0, 0, 0]);
+        assert_eq!(r as i64, -22);
+        // A relative sleep of nothing (the request reads as zero) is over at once,
+        // in the scheduler, not in Linux.
+        let req = dispatch(&rt, Sysno::mmap as u64, [0, 4096, 3, 0x22, u64::MAX, 0]);
+        let r = dispatch(&rt, Sysno::nanosleep as u64, [req, 0, 0, 0, 0, 0]);
+        assert_eq!(r, 0);
+        assert!(rt.p.forwarded.borrow().is_empty());
     }
 
     #[test]
@@ -583,6 +604,19 @@ mod tests {
             assert_eq!(p.forwarded.borrow()[before], (nr, args));
         }
         assert!(p.logs.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_forwarded_call_interrupted_with_no_handler_to_run_runs_again() {
+        let rt = setup();
+        // EINTR with no signal pending for a handler: Linux would restart it.
+        rt.p.first.borrow_mut().push(Errno::EINTR.ret());
+        let args = [3, 0x1000, 10, 0, 0, 0];
+        assert_eq!(dispatch(&rt, Sysno::read as u64, args), LINUX_ANSWER as u64);
+        assert_eq!(
+            rt.p.forwarded.borrow().as_slice(),
+            [(Sysno::read as u64, args); 2]
+        );
     }
 
     #[test]
