@@ -687,3 +687,113 @@ impl Platform for FakePlatform {
         self.st.borrow_mut().logs.push(msg.into());
     }
 }
+
+/// A fake of the runtime's machine part of threads (`syscall::thread::Machine`)
+/// over a platform: one process, one thread table, the calling thread `tid` on
+/// `core`. A block (`reschedule`) returns at once, the thread woken as `wake_as`
+/// says (or still blocked if it says nothing); kicks and blocks are recorded; the
+/// proxy's offload servers answer `server_tid`.
+pub struct FakeMachine<P> {
+    pub p: P,
+    pub process: crate::syscall::thread::ProcessLock,
+    pub threads: crate::syscall::thread::ThreadsLock,
+    pub tid: core::cell::Cell<u32>,
+    pub core: core::cell::Cell<usize>,
+    pub tsc_khz: u64,
+    pub trapped: bool,
+    /// How a thread that blocks is woken (`None`: it is not).
+    pub wake_as: core::cell::Cell<Option<crate::sched::Wake>>,
+    /// The state each block left the running thread in.
+    pub blocks: RefCell<Vec<crate::sched::State>>,
+    pub kicks: RefCell<Vec<usize>>,
+    /// What `start_server` and `fork_server` answer.
+    pub server_tid: i64,
+    /// Slots given a new thread's context.
+    pub contexts: RefCell<Vec<(usize, u64)>>,
+}
+
+impl<P: Platform> FakeMachine<P> {
+    /// The process `pr` with its main thread (tid `pr.pid`) on core 0 of `ncores`.
+    pub fn new(p: P, pr: crate::process::Process, ncores: usize) -> Self {
+        let tid = pr.pid;
+        FakeMachine {
+            p,
+            process: spin::Mutex::new(Some(pr)),
+            threads: spin::Mutex::new(Some(crate::sched::Threads::new(ncores, tid, 64))),
+            tid: core::cell::Cell::new(tid),
+            core: core::cell::Cell::new(0),
+            tsc_khz: 1_000_000,
+            trapped: true,
+            wake_as: core::cell::Cell::new(None),
+            blocks: RefCell::new(Vec::new()),
+            kicks: RefCell::new(Vec::new()),
+            server_tid: 777,
+            contexts: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl<P: Platform> crate::syscall::thread::Machine<P> for FakeMachine<P> {
+    fn platform(&self) -> &P {
+        &self.p
+    }
+    fn process(&self) -> &crate::syscall::thread::ProcessLock {
+        &self.process
+    }
+    fn threads(&self) -> &crate::syscall::thread::ThreadsLock {
+        &self.threads
+    }
+    fn tid(&self) -> u32 {
+        self.tid.get()
+    }
+    fn core(&self) -> usize {
+        self.core.get()
+    }
+    fn tsc_khz(&self) -> u64 {
+        self.tsc_khz
+    }
+    fn reschedule(&self, mut g: spin::MutexGuard<'_, Option<crate::sched::Threads>>) {
+        let t = g.as_mut().expect("threads");
+        let me = self.tid.get();
+        let x = t.get_mut(me).expect("running thread");
+        self.blocks.borrow_mut().push(x.state);
+        if let Some(w) = self.wake_as.get() {
+            let core = x.core;
+            t.wake_thread(me, w);
+            assert_eq!(t.pick(core, 0, |_| false), Some(me), "fake: runs again");
+        }
+    }
+    fn kick(&self, core: usize) {
+        self.kicks.borrow_mut().push(core);
+    }
+    fn update_word(&self, addr: u64, f: &mut dyn FnMut(u32) -> Option<u32>) -> Option<u32> {
+        let mut b = [0u8; 4];
+        self.p.read_mem(addr, &mut b);
+        let old = u32::from_le_bytes(b);
+        let new = f(old)?;
+        self.p.write_mem(addr, &new.to_le_bytes());
+        Some(old)
+    }
+    fn trapped(&self) -> bool {
+        self.trapped
+    }
+    fn start_server(&self, _slot: usize) -> i64 {
+        self.server_tid
+    }
+    fn fork_server(&self, _slot: usize) -> i64 {
+        self.server_tid
+    }
+    fn vfork_wait(&self, _tid: u32, _slot: usize) -> i64 {
+        0
+    }
+    fn spawn_exec(&self, _path: u64, _argv: u64, _envp: u64) -> i64 {
+        Errno::ENOENT.ret()
+    }
+    fn new_context(&self, slot: usize, stack: u64) -> bool {
+        self.contexts.borrow_mut().push((slot, stack));
+        true
+    }
+    fn is_vfork_child(&self) -> bool {
+        false
+    }
+}

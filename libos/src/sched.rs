@@ -307,6 +307,13 @@ impl Threads {
         self.make_runnable(tid, Wake::Interrupted)
     }
 
+    /// Make `tid` runnable again if it waits (a futex, a deadline, a forwarded
+    /// call), for reason `why`; returns its core.
+    pub fn wake_thread(&mut self, tid: u32, why: Wake) -> Option<usize> {
+        self.unqueue_futex(tid);
+        self.make_runnable(tid, why)
+    }
+
     /// Threads of `core` blocked in a futex wait (a signal from outside interrupts
     /// one of them so that it can act on it).
     pub fn blocked_on(&self, core: usize) -> Option<u32> {

@@ -24,6 +24,7 @@ use crate::platform::Platform;
 pub mod id {
     pub const REALTIME: u64 = 0;
     pub const MONOTONIC: u64 = 1;
+    pub const PROCESS_CPUTIME_ID: u64 = 2;
     pub const MONOTONIC_RAW: u64 = 4;
     pub const REALTIME_COARSE: u64 = 5;
     pub const MONOTONIC_COARSE: u64 = 6;

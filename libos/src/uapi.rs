@@ -260,6 +260,57 @@ pub mod arch_prctl {
 /// `include/uapi/linux/prctl.h`.
 pub mod prctl {
     pub const PR_SET_SECCOMP: u64 = 22;
+    pub const PR_SET_SYSCALL_USER_DISPATCH: u64 = 59;
+    pub const PR_SYS_DISPATCH_ON: u64 = 1;
+}
+
+/// `include/uapi/linux/futex.h`: operations (the low bits of `op`) and flags.
+pub mod futex {
+    pub const FUTEX_WAIT: u32 = 0;
+    pub const FUTEX_WAKE: u32 = 1;
+    pub const FUTEX_REQUEUE: u32 = 3;
+    pub const FUTEX_CMP_REQUEUE: u32 = 4;
+    pub const FUTEX_WAKE_OP: u32 = 5;
+    pub const FUTEX_WAIT_BITSET: u32 = 9;
+    pub const FUTEX_WAKE_BITSET: u32 = 10;
+    pub const FUTEX_PRIVATE_FLAG: u32 = 128;
+    pub const FUTEX_CLOCK_REALTIME: u32 = 256;
+    /// `struct robust_list_head` is three words.
+    pub const ROBUST_LIST_HEAD_SIZE: u64 = 24;
+}
+
+/// `include/uapi/linux/sched.h`: `clone` flags, and `struct clone_args` (`clone3`).
+pub mod sched {
+    pub const CSIGNAL: u64 = 0xff;
+    pub const CLONE_VM: u64 = 0x100;
+    pub const CLONE_FS: u64 = 0x200;
+    pub const CLONE_FILES: u64 = 0x400;
+    pub const CLONE_SIGHAND: u64 = 0x800;
+    pub const CLONE_PIDFD: u64 = 0x1000;
+    pub const CLONE_VFORK: u64 = 0x4000;
+    pub const CLONE_PARENT: u64 = 0x8000;
+    pub const CLONE_THREAD: u64 = 0x10000;
+    pub const CLONE_SYSVSEM: u64 = 0x40000;
+    pub const CLONE_SETTLS: u64 = 0x80000;
+    pub const CLONE_PARENT_SETTID: u64 = 0x100000;
+    pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+    pub const CLONE_DETACHED: u64 = 0x400000;
+    pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
+    pub const CLONE_IO: u64 = 0x8000_0000;
+    /// `CLONE_ARGS_SIZE_VER0`: the smallest `struct clone_args`.
+    pub const CLONE_ARGS_SIZE_VER0: u64 = 64;
+}
+
+/// `include/uapi/linux/resource.h`: `getrusage`'s `who`.
+pub mod resource {
+    pub const RUSAGE_SELF: u64 = 0;
+    pub const RUSAGE_THREAD: u64 = 1;
+}
+
+/// `include/uapi/linux/falloc.h`.
+pub mod falloc {
+    pub const FALLOC_FL_KEEP_SIZE: u64 = 0x01;
+    pub const FALLOC_FL_PUNCH_HOLE: u64 = 0x02;
 }
 
 /// Highest user address Linux accepts as an FS base (`TASK_SIZE_MAX` with 4-level

@@ -3,4 +3,5 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod sigcontext;
 pub mod table;

@@ -29,45 +29,21 @@ mod partition {
     use mote_libos::platform::Platform;
     use mote_libos::process::Process;
     use mote_libos::sigframe::SigInfo;
-    use mote_libos::syscall::wait::{Step, Wait};
-    use mote_shims::table::Route;
-
-    use mote_abi::errno::to_ret;
-
-    use core::sync::atomic::Ordering;
 
     use crate::rt;
 
-    /// The application's process state (address space, signals, identity, ...).
-    /// Lock order: `rt::threads::THREADS` first, then this one.
-    static PROCESS: spin::Mutex<Option<Process>> = spin::Mutex::new(None);
+    use rt::locks::PROCESS;
 
-    fn platform() -> &'static rt::platform::Kvm {
-        rt::platform::kvm()
-    }
-
-    /// Is the process lock held (by anyone)? A forwarded call made under it must
-    /// not give up its core.
-    pub fn process_locked() -> bool {
-        PROCESS.is_locked()
-    }
-
-    /// The threads that would take a pending signal now (signals from outside
-    /// collected first); None if the process is not set up yet.
-    pub fn process_with_signals() -> Option<alloc::vec::Vec<u32>> {
-        let mut g = PROCESS.lock();
-        let pr = g.as_mut()?;
-        pr.signals.take_external();
-        Some(pr.signals.takers())
+    fn platform() -> &'static rt::platform::RtPlatform {
+        rt::platform::get()
     }
 
     /// The process, with the running thread's signal state in place (its mask,
     /// alternate stack, ... are per thread).
     fn process() -> spin::MutexGuard<'static, Option<Process>> {
         let mut g = PROCESS.lock();
-        let tid = rt::threads::cpu().tid.load(Ordering::Relaxed) as u32;
         if let Some(pr) = g.as_mut() {
-            pr.signals.switch_thread(tid);
+            pr.signals.switch_thread(rt::percpu::tid());
         }
         g
     }
@@ -86,7 +62,7 @@ mod partition {
             rt::threads::secondary(p, core)
         }
         rt::heap::init();
-        let p = rt::platform::init(boot);
+        let p = rt::platform::init(boot, &rt::threads::Scheduler);
         rt::threads::init_core(p, 0);
         let mut proc = Process::new(boot);
         rt::threads::init_main(p, proc.pid);
@@ -108,95 +84,19 @@ mod partition {
     }
 
     /// Set once core 0 has the heap, the platform and the thread table.
-    static PLATFORM_READY: spin::Once<&'static rt::platform::Kvm> = spin::Once::new();
-
-    fn is_exit(nr: u64) -> bool {
-        nr == syscalls::Sysno::exit as u64 || nr == syscalls::Sysno::exit_group as u64
-    }
+    static PLATFORM_READY: spin::Once<&'static rt::platform::RtPlatform> = spin::Once::new();
 
     /// One system call, however it arrived (`frame`: the full registers of a
     /// trapped call; `caller_sp`: the application's rsp at the call). Returns the
     /// value for `rax`, and where a successful `execve` continues.
     fn syscall(
-        p: &'static rt::platform::Kvm,
+        p: &'static rt::platform::RtPlatform,
         nr: u64,
         args: [u64; 6],
         frame: Option<&TrapFrame>,
         caller_sp: u64,
     ) -> (u64, Option<Entry>) {
-        if rt::threads::current_is_child() {
-            if let Some(r) = rt::threads::child_call(p, nr, args) {
-                return (r, None);
-            }
-        }
-        match mote_shims::table::route::<rt::platform::Kvm>(nr as u32) {
-            Route::Thread => {
-                // The last thread's `exit` ends the process: say the statistics.
-                if nr as u32 as u64 == syscalls::Sysno::exit as u64
-                    && rt::threads::live_threads() <= 1
-                {
-                    if let Some(proc) = PROCESS.lock().as_mut() {
-                        report_at_exit(proc, p, nr);
-                    }
-                }
-                let r = rt::threads::dispatch(p, &PROCESS, nr as u32 as u64, args, frame);
-                (to_ret(r), None)
-            }
-            // No lock: a call that blocks in Linux holds up only its thread. A
-            // signal may interrupt it (EINTR): libos applies SA_RESTART then.
-            Route::Forward => loop {
-                let r = p.forward(nr as u32 as u64, args);
-                if r != -(mote_abi::errno::Errno::EINTR as i64) {
-                    break (r as u64, None);
-                }
-                let mut g = process();
-                let pr = g.as_mut().expect("process");
-                pr.signals.thread.caller_sp = caller_sp;
-                if let Some(r) =
-                    mote_libos::syscall::signal::interrupted(pr, p, nr as u32 as u64, args, r)
-                {
-                    break (r as u64, None);
-                }
-            },
-            // Waits for signals or time: the process is released while Linux waits.
-            Route::Wait => {
-                let Some(mut w) = Wait::new(nr as u32 as u64, args) else {
-                    return (to_ret(Err(mote_abi::errno::Errno::ENOSYS)), None);
-                };
-                let mut last = None;
-                loop {
-                    let step = {
-                        let mut g = process();
-                        let pr = g.as_mut().expect("process");
-                        pr.signals.thread.caller_sp = caller_sp;
-                        w.step(pr, p, last)
-                    };
-                    match step {
-                        Step::Done(r) => return (to_ret(r), None),
-                        // Sleeps on the partition's clocks are the scheduler's;
-                        // the rest (pause, waits on other clocks) wait in Linux.
-                        Step::Forward(n, a) => {
-                            last = Some(
-                                rt::threads::local_sleep(p, &PROCESS, n, a)
-                                    .unwrap_or_else(|| p.forward(n, a)),
-                            )
-                        }
-                    }
-                }
-            }
-            _ => {
-                let mut guard = process();
-                let proc = guard.as_mut().expect("process before first call");
-                proc.signals.thread.caller_sp = caller_sp; // signals: SS_ONSTACK
-                report_at_exit(proc, p, nr);
-                let r = mote_shims::table::dispatch(proc, p, nr, args);
-                let entry = proc.pending_entry.take();
-                let interrupt = core::mem::take(&mut proc.interrupt);
-                drop(guard);
-                rt::threads::interrupt(&interrupt);
-                (r, entry)
-            }
-        }
+        rt::call::Call::new(p, frame, caller_sp).run(nr, args)
     }
 
     /// `mote_syscall` (the direct entry): a system call by a plain function call,
@@ -248,19 +148,6 @@ mod partition {
         r
     }
 
-    /// `--stats` (or `MOTE_DEBUG`): how the calls arrived, said at exit.
-    fn report_at_exit(proc: &Process, p: &rt::platform::Kvm, nr: u64) {
-        let report = mote_abi::boot::BOOT_F_DEBUG | mote_abi::boot::BOOT_F_STATS;
-        if is_exit(nr) && p.boot.flags & report != 0 {
-            let mut s = proc.patcher.stats;
-            s.direct = rt::threads::direct_calls();
-            p.log(&alloc::format!(
-                "system calls: {} trapped, {} without a trap (patched sites, direct entry); {} sites patched, {} left trapping",
-                s.trapped, s.direct, s.patched, s.declined
-            ));
-        }
-    }
-
     /// Every system call and exception of the application. Returns non-zero when
     /// the entry must restore every register from `f` (a signal frame was built or
     /// taken back, or a faulting instruction is retried), zero for the `syscall`
@@ -274,7 +161,7 @@ mod partition {
                 let proc = guard.as_mut().expect("process before first trap");
                 let Process { patcher, mm, .. } = proc;
                 // Sites of calls whose child needs the full frame keep trapping.
-                if rt::threads::must_trap(nr) {
+                if mote_libos::syscall::thread::needs_frame(nr) {
                     patcher.stats.trapped += 1;
                 } else {
                     patcher.on_trap(mm, p, f.hdr.rip, nr);

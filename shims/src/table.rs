@@ -2,14 +2,20 @@
 //! system calls the partition answers itself.
 //!
 //! Every call of the application reaches [`dispatch`] with its number and six
-//! arguments. A number the table names is answered by a typed libos handler
-//! (`mote_libos::syscall::*`, returning `Result<usize, Errno>`, turned into the
-//! register value by `mote_abi::errno::to_ret` here and nowhere else). A few calls are
+//! arguments, on every platform. A number the table names is answered by a typed
+//! libos handler (`mote_libos::syscall::*`, returning `Result<usize, Errno>`, turned
+//! into the register value by `mote_abi::errno::to_ret` here and nowhere else). A few
+//! calls are
 //! *refused*: run by the proxy they would act on the proxy process itself (create
 //! processes or threads in it, replace it, send it signals, sandbox it), so until their
 //! issue lands they return `ENOSYS` and say so once in the log. **Every other number
 //! is forwarded** unchanged to Linux through the proxy, which answers with Linux's own
 //! result and errno; nothing is answered with a made-up value.
+//!
+//! What only the runtime can do (switch stacks, block a thread with the process
+//! lock released, wake a core) the dispatcher reaches through [`Runtime`] (and the
+//! thread calls through its part `mote_libos::syscall::thread::Machine`), so the
+//! dispatcher itself runs in host tests over a fake.
 //!
 //! Numbers come from `syscalls::Sysno`, never typed by hand. Like Linux (6.x), the
 //! table looks at the low 32 bits of the number only, and forwards that value, so the
@@ -23,6 +29,8 @@ use alloc::format;
 use mote_abi::errno::{to_ret, Errno};
 use mote_libos::platform::Platform;
 use mote_libos::process::Process;
+use mote_libos::syscall::thread::{self, Machine};
+use mote_libos::syscall::wait::{Step, Wait};
 use mote_libos::syscall::{exec, fs, mm, shm, signal, task, time};
 use syscalls::Sysno;
 
@@ -31,6 +39,27 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// A local handler: the process, the platform, the six argument registers.
 pub type Handler<P> = fn(&mut Process, &P, [u64; 6]) -> Result<usize, Errno>;
+
+/// A thread handler: the runtime's machine part of threads, the six argument
+/// registers. It runs without the process lock (it takes the locks it needs,
+/// threads before process).
+pub type ThreadHandler<P> = fn(&dyn Machine<P>, [u64; 6]) -> Result<usize, Errno>;
+
+/// What the dispatcher needs from the runtime beyond the thread machine.
+pub trait Runtime<P: Platform>: Machine<P> {
+    /// The application's rsp at the call (signals: is it on the alternate stack).
+    fn caller_sp(&self) -> u64;
+    /// After a local call, with the process still locked (the runtime takes where
+    /// a successful `execve` continues, `Process::pending_entry`).
+    fn after_local(&self, proc: &mut Process) {
+        let _ = proc;
+    }
+    /// The process is about to end (`exit_group`, the last thread's `exit`): the
+    /// runtime's own report (`--stats`).
+    fn at_exit(&self, proc: &Process) {
+        let _ = proc;
+    }
+}
 
 /// Why a call is refused instead of forwarded, and which work will implement it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,13 +111,15 @@ impl Later {
 pub enum Route<P> {
     /// Answered by libos.
     Local(Handler<P>),
-    /// A wait for a signal or for time, stepped by the runtime with the process
-    /// lock released while Linux waits (`mote_libos::syscall::wait`).
+    /// A wait for a signal or for time (`mote_libos::syscall::wait`), stepped by
+    /// [`dispatch`] with the process lock released while Linux or the scheduler
+    /// waits.
     Wait,
-    /// Answered by the runtime's thread layer (`rt::threads`, over libos's
-    /// scheduler and futex table): calls that create, block, wake or end threads, or
-    /// act on the calling thread. They run outside the process lock.
-    Thread,
+    /// Answered by libos's thread handlers (`mote_libos::syscall::thread`, over the
+    /// scheduler and futex table, with the runtime's machine part): calls that
+    /// create, block, wake or end threads, or act on the calling thread. They run
+    /// outside the process lock.
+    Thread(ThreadHandler<P>),
     /// Sent to Linux unchanged.
     Forward,
     /// `ENOSYS`, logged once.
@@ -132,19 +163,21 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::rseq => Local(|pr, p, _| task::rseq(pr, p)),
 
         // Threads: creation, exit, futexes, scheduling, per-thread registrations.
-        Sysno::clone
-        | Sysno::clone3
-        | Sysno::vfork
-        | Sysno::exit
-        | Sysno::futex
-        | Sysno::gettid
-        | Sysno::set_tid_address
-        | Sysno::set_robust_list
-        | Sysno::get_robust_list
-        | Sysno::arch_prctl
-        | Sysno::sched_yield
-        | Sysno::sched_getaffinity
-        | Sysno::sched_setaffinity => Thread,
+        Sysno::clone => Thread(|m, a| thread::clone(m, a[0], a[1], a[2], a[3], a[4])),
+        Sysno::clone3 => Thread(|m, a| thread::clone3(m, a[0], a[1])),
+        Sysno::vfork => Thread(|m, _| thread::vfork(m)),
+        Sysno::exit => Thread(|m, a| thread::exit(m, a[0])),
+        Sysno::futex => {
+            Thread(|m, a| thread::futex(m, a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32))
+        }
+        Sysno::gettid => Thread(|m, _| thread::gettid(m)),
+        Sysno::set_tid_address => Thread(|m, a| thread::set_tid_address(m, a[0])),
+        Sysno::set_robust_list => Thread(|m, a| thread::set_robust_list(m, a[0], a[1])),
+        Sysno::get_robust_list => Thread(|m, a| thread::get_robust_list(m, a[0], a[1], a[2])),
+        Sysno::arch_prctl => Thread(|m, a| thread::arch_prctl(m, a[0], a[1])),
+        Sysno::sched_yield => Thread(|m, _| thread::sched_yield(m)),
+        Sysno::sched_getaffinity => Thread(|m, a| thread::sched_getaffinity(m, a[0], a[1], a[2])),
+        Sysno::sched_setaffinity => Thread(|m, a| thread::sched_setaffinity(m, a[0], a[1], a[2])),
 
         // The program: execve in the same partition; /proc/self/exe names it.
         Sysno::execve => Local(|pr, p, a| exec::execve(pr, p, a[0], a[1], a[2])),
@@ -216,25 +249,93 @@ fn name(nr: u32) -> alloc::string::String {
     }
 }
 
-/// Handle the application's system call `nr` with `args`; returns the value for
-/// `rax`.
-pub fn dispatch<P: Platform>(proc: &mut Process, p: &P, nr: u64, args: [u64; 6]) -> u64 {
+fn is_exit(nr: u64) -> bool {
+    nr == Sysno::exit as u64 || nr == Sysno::exit_group as u64
+}
+
+/// Handle the application's system call `nr` with `args` on runtime `rt`; returns
+/// the value for `rax`. The one place that routes a call, on every platform.
+pub fn dispatch<P: Platform, R: Runtime<P>>(rt: &R, nr: u64, args: [u64; 6]) -> u64 {
+    // A vfork child's exit and execve are its own process's.
+    if let Some(r) = thread::vfork_child_call(rt, nr, args) {
+        return r;
+    }
+    let full = nr;
     let nr = nr as u32;
+    let p = rt.platform();
     match route::<P>(nr) {
-        Route::Local(handler) => to_ret(handler(proc, p, args)),
-        Route::Forward => signal::forward_interruptible(proc, p, nr as u64, args) as u64,
-        // The runtime sends these to its thread layer before coming here.
-        Route::Thread => to_ret(Err(Errno::ENOSYS)),
-        // Held throughout here (one thread); the runtime releases it while waiting.
-        Route::Wait => match mote_libos::syscall::wait::Wait::new(nr as u64, args) {
-            Some(w) => to_ret(mote_libos::syscall::wait::run(w, proc, p)),
-            None => to_ret(Err(Errno::ENOSYS)),
+        Route::Thread(handler) => {
+            // The last thread's `exit` ends the process.
+            if full == Sysno::exit as u64 && thread::live(rt) <= 1 {
+                if let Some(proc) = rt.process().lock().as_mut() {
+                    rt.at_exit(proc);
+                }
+            }
+            to_ret(handler(rt, args))
+        }
+        // No lock: a call that blocks in Linux holds up only its thread. A signal
+        // may interrupt it (EINTR): libos applies SA_RESTART then.
+        Route::Forward => loop {
+            let r = p.forward(nr as u64, args);
+            if r != Errno::EINTR.ret() {
+                break r as u64;
+            }
+            let mut g = thread::process_of(rt);
+            let pr = g.as_mut().expect("process");
+            pr.signals.thread.caller_sp = rt.caller_sp();
+            if let Some(r) = signal::interrupted(pr, p, nr as u64, args, r) {
+                break r as u64;
+            }
         },
-        Route::Refused(later) => {
-            proc.log_once(p, nr as u64, || {
-                format!("{}: {}; returning ENOSYS", name(nr), later.why())
-            });
-            to_ret(Err(Errno::ENOSYS))
+        // Waits for signals or time: the process is released while Linux waits.
+        Route::Wait => {
+            let Some(mut w) = Wait::new(nr as u64, args) else {
+                return to_ret(Err(Errno::ENOSYS));
+            };
+            let mut last = None;
+            loop {
+                let step = {
+                    let mut g = thread::process_of(rt);
+                    let pr = g.as_mut().expect("process");
+                    pr.signals.thread.caller_sp = rt.caller_sp();
+                    w.step(pr, p, last)
+                };
+                match step {
+                    Step::Done(r) => return to_ret(r),
+                    // Sleeps on the partition's clocks are the scheduler's; the
+                    // rest (pause, waits on other clocks) wait in Linux.
+                    Step::Forward(n, a) => {
+                        last = Some(match thread::sleep(rt, n, a) {
+                            Some(r) => to_ret(r) as i64,
+                            None => p.forward(n, a),
+                        })
+                    }
+                }
+            }
+        }
+        // Answered here, under the process lock.
+        local => {
+            let mut g = thread::process_of(rt);
+            let proc = g.as_mut().expect("process before first call");
+            proc.signals.thread.caller_sp = rt.caller_sp(); // signals: SS_ONSTACK
+            if is_exit(full) {
+                rt.at_exit(proc);
+            }
+            let r = match local {
+                Route::Local(handler) => to_ret(handler(proc, p, args)),
+                Route::Refused(later) => {
+                    proc.log_once(p, nr as u64, || {
+                        format!("{}: {}; returning ENOSYS", name(nr), later.why())
+                    });
+                    to_ret(Err(Errno::ENOSYS))
+                }
+                _ => unreachable!("routed above"),
+            };
+            rt.after_local(proc);
+            let interrupt = core::mem::take(&mut proc.interrupt);
+            drop(g);
+            thread::interrupt(rt, &interrupt);
+            r
         }
     }
 }
@@ -248,6 +349,7 @@ mod tests {
     use mote_abi::boot::BootInfo;
     use mote_abi::maplog::Change;
     use mote_abi::trap::FaultReport;
+    use mote_libos::fake::FakeMachine;
     use mote_libos::platform::SharedMapping;
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -257,6 +359,8 @@ mod tests {
     struct Recorder {
         forwarded: RefCell<Vec<(u64, [u64; 6])>>,
         logs: RefCell<Vec<String>>,
+        /// Answers given before `LINUX_ANSWER`, first first.
+        first: RefCell<Vec<i64>>,
     }
 
     /// What Linux "answers" to every forwarded call in these tests.
@@ -290,7 +394,12 @@ mod tests {
         }
         fn forward(&self, nr: u64, args: [u64; 6]) -> i64 {
             self.forwarded.borrow_mut().push((nr, args));
-            LINUX_ANSWER
+            let mut first = self.first.borrow_mut();
+            if first.is_empty() {
+                LINUX_ANSWER
+            } else {
+                first.remove(0)
+            }
         }
         fn exit(&self, status: i32) -> ! {
             panic!("exit({status})")
@@ -327,7 +436,14 @@ mod tests {
         }
     }
 
-    fn setup() -> (Process, Recorder) {
+    impl Runtime<Recorder> for FakeMachine<Recorder> {
+        fn caller_sp(&self) -> u64 {
+            0
+        }
+    }
+
+    /// The process (pid 4321) and its main thread, on the recorder.
+    fn setup() -> FakeMachine<Recorder> {
         let boot = BootInfo {
             pid: 4321,
             pool_start: 16 << 20,
@@ -337,7 +453,7 @@ mod tests {
         let mut pr = Process::new(&boot);
         let p = Recorder::default();
         pr.mm.init(&p).unwrap();
-        (pr, p)
+        FakeMachine::new(p, pr, 1)
     }
 
     #[derive(Debug, PartialEq)]
@@ -354,7 +470,7 @@ mod tests {
             Route::Local(_) => Kind::Local,
             Route::Forward => Kind::Forward,
             Route::Refused(_) => Kind::Refused,
-            Route::Thread => Kind::Thread,
+            Route::Thread(_) => Kind::Thread,
             Route::Wait => Kind::Wait,
         }
     }
@@ -370,6 +486,20 @@ mod tests {
         ] {
             assert_eq!(kind(s as u32), Kind::Wait, "{}", s.name());
         }
+    }
+
+    #[test]
+    fn a_wait_is_stepped_by_the_dispatcher() {
+        let rt = setup();
+        // rt_sigsuspend with a wrong sigsetsize ends at its first step.
+        let r = dispatch(&rt, Sysno::rt_sigsuspend as u64, [0x1000, 4, 0, 0, 0, 0]);
+        assert_eq!(r as i64, -22);
+        // A relative sleep of nothing (the request reads as zero) is over at once,
+        // in the scheduler, not in Linux.
+        let req = dispatch(&rt, Sysno::mmap as u64, [0, 4096, 3, 0x22, u64::MAX, 0]);
+        let r = dispatch(&rt, Sysno::nanosleep as u64, [req, 0, 0, 0, 0, 0]);
+        assert_eq!(r, 0);
+        assert!(rt.p.forwarded.borrow().is_empty());
     }
 
     #[test]
@@ -391,6 +521,16 @@ mod tests {
         ] {
             assert_eq!(kind(s as u32), Kind::Thread, "{}", s.name());
         }
+    }
+
+    #[test]
+    fn thread_calls_are_answered_by_libos_thread_handlers() {
+        let rt = setup();
+        assert_eq!(dispatch(&rt, Sysno::gettid as u64, [0; 6]), 4321);
+        let r = dispatch(&rt, Sysno::set_robust_list as u64, [0x1000, 16, 0, 0, 0, 0]);
+        assert_eq!(r as i64, -22, "the head is 24 bytes");
+        assert_eq!(dispatch(&rt, Sysno::sched_yield as u64, [0; 6]), 0);
+        assert!(rt.p.forwarded.borrow().is_empty());
     }
 
     #[test]
@@ -448,7 +588,8 @@ mod tests {
 
     #[test]
     fn unknown_numbers_are_forwarded_unchanged_never_answered_here() {
-        let (mut pr, p) = setup();
+        let rt = setup();
+        let p = &rt.p;
         let args = [1, 2, 3, 4, 5, 6];
         for nr in [
             9999u64,
@@ -459,37 +600,47 @@ mod tests {
         ] {
             assert_eq!(kind(nr as u32), Kind::Forward);
             let before = p.forwarded.borrow().len();
-            assert_eq!(dispatch(&mut pr, &p, nr, args), LINUX_ANSWER as u64);
+            assert_eq!(dispatch(&rt, nr, args), LINUX_ANSWER as u64);
             assert_eq!(p.forwarded.borrow()[before], (nr, args));
         }
         assert!(p.logs.borrow().is_empty());
     }
 
     #[test]
+    fn a_forwarded_call_interrupted_with_no_handler_to_run_runs_again() {
+        let rt = setup();
+        // EINTR with no signal pending for a handler: Linux would restart it.
+        rt.p.first.borrow_mut().push(Errno::EINTR.ret());
+        let args = [3, 0x1000, 10, 0, 0, 0];
+        assert_eq!(dispatch(&rt, Sysno::read as u64, args), LINUX_ANSWER as u64);
+        assert_eq!(
+            rt.p.forwarded.borrow().as_slice(),
+            [(Sysno::read as u64, args); 2]
+        );
+    }
+
+    #[test]
     fn opening_a_path_libos_does_not_serve_is_forwarded_unchanged() {
-        let (mut pr, p) = setup();
+        let rt = setup();
+        let p = &rt.p;
         // The path pointer is not readable by libos: Linux's to judge.
         for nr in [Sysno::open as u64, Sysno::openat as u64] {
             let args = [1, 2, 3, 4, 5, 6];
             let before = p.forwarded.borrow().len();
-            assert_eq!(dispatch(&mut pr, &p, nr, args), LINUX_ANSWER as u64);
+            assert_eq!(dispatch(&rt, nr, args), LINUX_ANSWER as u64);
             assert_eq!(p.forwarded.borrow()[before], (nr, args));
         }
     }
 
     #[test]
     fn local_calls_do_not_reach_linux() {
-        let (mut pr, p) = setup();
-        assert_eq!(dispatch(&mut pr, &p, Sysno::getpid as u64, [0; 6]), 4321);
-        let a = dispatch(
-            &mut pr,
-            &p,
-            Sysno::mmap as u64,
-            [0, 8192, 3, 0x22, u64::MAX, 0],
-        );
+        let rt = setup();
+        let p = &rt.p;
+        assert_eq!(dispatch(&rt, Sysno::getpid as u64, [0; 6]), 4321);
+        let a = dispatch(&rt, Sysno::mmap as u64, [0, 8192, 3, 0x22, u64::MAX, 0]);
         assert!(a < 1 << 47 && a % 4096 == 0, "{a:#x}");
         assert_eq!(
-            dispatch(&mut pr, &p, Sysno::munmap as u64, [a, 8192, 0, 0, 0, 0]),
+            dispatch(&rt, Sysno::munmap as u64, [a, 8192, 0, 0, 0, 0]),
             0
         );
         assert!(p.forwarded.borrow().is_empty());
@@ -497,25 +648,21 @@ mod tests {
 
     #[test]
     fn errors_become_negative_errno() {
-        let (mut pr, p) = setup();
-        let r = dispatch(
-            &mut pr,
-            &p,
-            Sysno::munmap as u64,
-            [0x1001, 4096, 0, 0, 0, 0],
-        );
+        let rt = setup();
+        let r = dispatch(&rt, Sysno::munmap as u64, [0x1001, 4096, 0, 0, 0, 0]);
         assert_eq!(r as i64, -22);
-        let r = dispatch(&mut pr, &p, Sysno::rseq as u64, [0; 6]);
+        let r = dispatch(&rt, Sysno::rseq as u64, [0; 6]);
         assert_eq!(r as i64, -38);
-        let r = dispatch(&mut pr, &p, Sysno::rt_sigaction as u64, [10, 0, 0, 4, 0, 0]);
+        let r = dispatch(&rt, Sysno::rt_sigaction as u64, [10, 0, 0, 4, 0, 0]);
         assert_eq!(r as i64, -22, "sigsetsize must be 8");
     }
 
     #[test]
     fn refused_calls_return_enosys_and_log_once() {
-        let (mut pr, p) = setup();
+        let rt = setup();
+        let p = &rt.p;
         for _ in 0..3 {
-            let r = dispatch(&mut pr, &p, Sysno::fork as u64, [0; 6]);
+            let r = dispatch(&rt, Sysno::fork as u64, [0; 6]);
             assert_eq!(r as i64, -38);
         }
         assert!(p.forwarded.borrow().is_empty());
@@ -527,28 +674,24 @@ mod tests {
 
     #[test]
     fn high_bits_of_the_number_are_ignored_as_linux_does() {
-        let (mut pr, p) = setup();
+        let rt = setup();
+        let p = &rt.p;
         // Linux 6.x runs (1 << 32) | 57 as fork: it must never reach the proxy.
-        let r = dispatch(&mut pr, &p, (1 << 32) | Sysno::fork as u64, [0; 6]);
+        let r = dispatch(&rt, (1 << 32) | Sysno::fork as u64, [0; 6]);
         assert_eq!(r as i64, -38);
         // An x32 number is refused too.
-        let r = dispatch(&mut pr, &p, 0x4000_0000 | 520, [0; 6]);
+        let r = dispatch(&rt, 0x4000_0000 | 520, [0; 6]);
         assert_eq!(r as i64, -38);
         // A forwarded call goes with the number Linux would run.
-        dispatch(&mut pr, &p, (7 << 32) | Sysno::getppid as u64, [0; 6]);
+        dispatch(&rt, (7 << 32) | Sysno::getppid as u64, [0; 6]);
         assert_eq!(p.forwarded.borrow()[0].0, Sysno::getppid as u64);
     }
 
     #[test]
     fn exit_group_passes_the_low_byte() {
-        let (mut pr, p) = setup();
+        let rt = setup();
         let e = catch_unwind(AssertUnwindSafe(|| {
-            dispatch(
-                &mut pr,
-                &p,
-                Sysno::exit_group as u64,
-                [0x1_2a, 0, 0, 0, 0, 0],
-            );
+            dispatch(&rt, Sysno::exit_group as u64, [0x1_2a, 0, 0, 0, 0, 0]);
         }))
         .unwrap_err();
         assert_eq!(e.downcast_ref::<String>().unwrap(), "exit(42)");
@@ -556,15 +699,16 @@ mod tests {
 
     #[test]
     fn signals_to_other_processes_are_forwarded() {
-        let (mut pr, p) = setup();
-        dispatch(&mut pr, &p, Sysno::kill as u64, [999, 15, 0, 0, 0, 0]);
+        let rt = setup();
+        let p = &rt.p;
+        dispatch(&rt, Sysno::kill as u64, [999, 15, 0, 0, 0, 0]);
         assert_eq!(
             p.forwarded.borrow()[0],
             (Sysno::kill as u64, [999, 15, 0, 0, 0, 0])
         );
         // To ourselves: the default action of SIGTERM ends the run here.
         let e = catch_unwind(AssertUnwindSafe(|| {
-            dispatch(&mut pr, &p, Sysno::kill as u64, [4321, 15, 0, 0, 0, 0]);
+            dispatch(&rt, Sysno::kill as u64, [4321, 15, 0, 0, 0, 0]);
         }))
         .unwrap_err();
         assert_eq!(e.downcast_ref::<String>().unwrap(), "die(15)");

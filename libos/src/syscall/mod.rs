@@ -10,6 +10,7 @@ pub mod mm;
 pub mod shm;
 pub mod signal;
 pub mod task;
+pub mod thread;
 pub mod time;
 pub mod wait;
 
@@ -25,10 +26,9 @@ pub fn forwarded(r: i64) -> Result<usize, Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::{FakePlatform, KCall};
+    use crate::fake::FakePlatform;
     use crate::process::Process;
     use crate::signal::bit;
-    use crate::uapi::arch_prctl::*;
     use crate::uapi::signal::*;
     use mote_abi::boot::BootInfo;
 
@@ -274,45 +274,6 @@ mod tests {
         assert_eq!(signal::sigaltstack(&mut pr, &p, buf + 32, buf), Ok(0));
         assert_eq!(signal::sigaltstack(&mut pr, &p, 0, buf), Ok(0));
         assert_eq!(p.peek(buf, 24), ss);
-    }
-
-    #[test]
-    fn arch_prctl_fs() {
-        let (mut pr, p, buf) = setup();
-        p.take_calls();
-        assert_eq!(
-            task::arch_prctl(&mut pr, &p, ARCH_SET_FS, 0x7000_1000),
-            Ok(0)
-        );
-        assert_eq!(p.take_calls(), [KCall::SetFs(0x7000_1000)]);
-        assert_eq!(task::arch_prctl(&mut pr, &p, ARCH_GET_FS, buf), Ok(0));
-        assert_eq!(p.peek(buf, 8), 0x7000_1000u64.to_le_bytes());
-        use mote_abi::errno::Errno::*;
-        assert_eq!(
-            task::arch_prctl(&mut pr, &p, ARCH_GET_FS, buf + 4096),
-            Err(EFAULT)
-        );
-        assert_eq!(
-            task::arch_prctl(&mut pr, &p, ARCH_SET_FS, 1 << 63),
-            Err(EPERM)
-        );
-        assert_eq!(task::arch_prctl(&mut pr, &p, 0x3001, 0), Err(EINVAL));
-    }
-
-    #[test]
-    fn robust_list_and_tid_address() {
-        let (mut pr, p, buf) = setup();
-        assert_eq!(task::set_tid_address(&mut pr, buf), Ok(PID as usize));
-        assert_eq!(pr.clear_child_tid, buf);
-        assert_eq!(
-            task::set_robust_list(&mut pr, 0x1234, 16),
-            Err(mote_abi::errno::Errno::EINVAL)
-        );
-        assert_eq!(task::set_robust_list(&mut pr, 0x1234, 24), Ok(0));
-        assert_eq!(task::get_robust_list(&mut pr, &p, 0, buf, buf + 8), Ok(0));
-        assert_eq!(p.peek(buf, 8), 0x1234u64.to_le_bytes());
-        assert_eq!(p.peek(buf + 8, 8), 24u64.to_le_bytes());
-        assert!(p.forwarded_nrs().is_empty());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! the waits (`pause`, `rt_sigsuspend`, `rt_sigtimedwait`), the ways a process
 //! signals itself (`kill`, `tkill`, `tgkill`, `rt_sigqueueinfo`,
 //! `rt_tgsigqueueinfo`), the timers that signal (`alarm`, `setitimer`,
-//! `timer_create`), and forwarded calls a signal interrupts (`forward_interruptible`,
-//! the sleeps). A signal addressed to any other process goes to Linux through the
+//! `timer_create`), and forwarded calls a signal interrupts (`interrupted`, the
+//! sleeps). A signal addressed to any other process goes to Linux through the
 //! proxy.
 //!
 //! Where waits happen: signals from outside reach the proxy, so a wait for them is
@@ -23,18 +23,7 @@ use crate::sigframe::{code, SigInfo};
 use crate::signal::{self, AfterEintr, AltStack, SigAction};
 use crate::uapi::signal::{sigaction, stack_t, SIGSET_SIZE};
 
-const EINTR: i64 = -(Errno::EINTR as i64);
-
-/// A forwarded call; when a signal interrupted it, Linux's restart rules decide
-/// whether it runs again now, after the handler (`SA_RESTART`), or returns `EINTR`.
-pub fn forward_interruptible<P: Platform>(pr: &mut Process, p: &P, nr: u64, args: [u64; 6]) -> i64 {
-    loop {
-        let r = p.forward(nr, args);
-        if let Some(r) = interrupted(pr, p, nr, args, r) {
-            return r;
-        }
-    }
-}
+const EINTR: i64 = Errno::EINTR.ret();
 
 /// What forwarded call `nr` returns after Linux answered `r`: `r` itself, or
 /// `None` when a signal interrupted it and no handler runs, so it runs again now.

@@ -1,6 +1,7 @@
-//! Identity and per-thread registrations: `getpid`, `gettid`, `exit`, `exit_group`,
-//! `set_tid_address`, `set_robust_list`, `get_robust_list`, `arch_prctl`,
-//! `sched_getaffinity`, `rseq`.
+//! Identity and the process's registrations: `getpid`, `exit_group`, `prctl`,
+//! `arch_prctl` (but the FS base), `sched_getaffinity`, `rseq`, resource usage.
+//! What belongs to one thread (its tid, FS base, robust list, `exit`) is
+//! `thread`'s.
 
 use mote_abi::errno::Errno;
 use syscalls::Sysno;
@@ -9,24 +10,10 @@ use super::forwarded;
 use crate::platform::Platform;
 use crate::process::Process;
 use crate::uapi::arch_prctl::*;
-use crate::uapi::TASK_SIZE_MAX;
-
-/// `struct robust_list_head` is three words.
-const ROBUST_LIST_HEAD_SIZE: u64 = 24;
 
 /// `getpid()`.
 pub fn getpid(pr: &mut Process) -> Result<usize, Errno> {
     Ok(pr.pid as usize)
-}
-
-/// `gettid()`.
-pub fn gettid(pr: &mut Process) -> Result<usize, Errno> {
-    Ok(pr.tid() as usize)
-}
-
-/// `exit(status)`: with one thread, the process ends.
-pub fn exit<P: Platform>(_pr: &mut Process, p: &P, status: u64) -> Result<usize, Errno> {
-    p.exit((status & 0xff) as i32)
 }
 
 /// `exit_group(status)`.
@@ -34,63 +21,15 @@ pub fn exit_group<P: Platform>(_pr: &mut Process, p: &P, status: u64) -> Result<
     p.exit((status & 0xff) as i32)
 }
 
-/// `set_tid_address(tidptr)`: remember it; returns the caller's tid.
-pub fn set_tid_address(pr: &mut Process, tidptr: u64) -> Result<usize, Errno> {
-    pr.clear_child_tid = tidptr;
-    Ok(pr.tid() as usize)
-}
-
-/// `set_robust_list(head, len)`.
-pub fn set_robust_list(pr: &mut Process, head: u64, len: u64) -> Result<usize, Errno> {
-    if len != ROBUST_LIST_HEAD_SIZE {
-        return Err(Errno::EINVAL);
-    }
-    pr.robust_list = (head, len);
-    Ok(0)
-}
-
-/// `get_robust_list(pid, head_ptr, len_ptr)`: ours for pid 0 or our own tid; another
-/// Linux process's through the proxy.
-pub fn get_robust_list<P: Platform>(
-    pr: &mut Process,
-    p: &P,
-    pid: u64,
-    head_ptr: u64,
-    len_ptr: u64,
-) -> Result<usize, Errno> {
-    let pid = pid as i32;
-    if pid != 0 && pid != pr.tid() as i32 {
-        return forwarded(p.forward(
-            Sysno::get_robust_list as u64,
-            [pid as u64, head_ptr, len_ptr, 0, 0, 0],
-        ));
-    }
-    let (head, len) = pr.robust_list;
-    pr.write_user(p, head_ptr, &head.to_le_bytes())?;
-    pr.write_user(p, len_ptr, &len.to_le_bytes())?;
-    Ok(0)
-}
-
-/// `arch_prctl(code, addr)`: the FS base (TLS). GS stays the runtime's.
+/// `arch_prctl(code, addr)` for the codes other than the FS base's (per thread:
+/// `thread::arch_prctl`). GS stays the runtime's.
 pub fn arch_prctl<P: Platform>(
     pr: &mut Process,
     p: &P,
     code: u64,
-    addr: u64,
+    _addr: u64,
 ) -> Result<usize, Errno> {
     match code {
-        ARCH_SET_FS => {
-            if addr >= TASK_SIZE_MAX {
-                return Err(Errno::EPERM);
-            }
-            pr.fs_base = addr;
-            p.set_fs(addr);
-            Ok(0)
-        }
-        ARCH_GET_FS => {
-            pr.write_user(p, addr, &pr.fs_base.to_le_bytes())?;
-            Ok(0)
-        }
         ARCH_SET_GS | ARCH_GET_GS => {
             pr.log_once(p, 0x2_0000 + code, || {
                 alloc::format!("arch_prctl({code:#x}): the GS base is not offered to applications yet; returning EINVAL")

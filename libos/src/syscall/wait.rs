@@ -18,7 +18,7 @@ use crate::signal::UNBLOCKABLE;
 use crate::uapi::signal::SIGSET_SIZE;
 
 /// `EINTR` as a raw result.
-const EINTR: i64 = -(Errno::EINTR as i64);
+const EINTR: i64 = Errno::EINTR.ret();
 /// `TIMER_ABSTIME` and `CLOCK_MONOTONIC` (`include/uapi/linux/time.h`).
 const TIMER_ABSTIME: u64 = 1;
 const CLOCK_MONOTONIC: u64 = 1;

@@ -1,12 +1,26 @@
 //! The runtime binary's machine-facing edge: start-up, the trap entry, the
-//! `Platform` implementation over kernel calls and the IKC slot, and the heap.
-//! This is the only place in shims with `unsafe`.
+//! `Platform` implementation over kernel calls and the IKC slot, threads' context
+//! switches, and the heap. This is the only place in shims with `unsafe`.
+//!
+//! Layering (a module imports only modules after it in this list): `entry` (the
+//! stubs: entered from the machine, they enter `crate::partition`) → `hosted` (the
+//! hosted process's start-up and trap signals: it enters `crate::partition` as
+//! kernel-min's upcalls do, and names its `Edge` to `platform`) → `call` (a
+//! system call as the dispatcher sees the runtime) → `threads` (switches, the
+//! idle loop, blocking) → `sig` → `platform` (the runtime's `Platform`) → `kvm`
+//! → the leaves `edge`, `ikc`, `percpu`, `locks`, `fpu`, `heap`.
 #![allow(unsafe_code)]
 
+pub mod call;
+pub mod edge;
 pub mod entry;
 pub mod fpu;
 pub mod heap;
 pub mod hosted;
+pub mod ikc;
+pub mod kvm;
+pub mod locks;
+pub mod percpu;
 pub mod platform;
 pub mod sig;
 pub mod threads;

@@ -1,81 +1,80 @@
-//! `Platform` for the KVM partition: kernel calls are `syscall`s from the runtime's
-//! text, forwarded calls go through this core's IKC slot, user memory is reached
-//! directly (same page tables, CPL3).
+//! The runtime's `Platform`, one for every platform it runs on: kernel calls and
+//! the other machine-level operations go to the platform's [`Edge`] (the KVM
+//! partition's or the hosted process's, chosen once at start-up), forwarded
+//! calls through the running thread's IKC slot, and user memory is reached
+//! directly (the same address space at CPL3).
 
 use core::arch::asm;
+use core::sync::atomic::Ordering;
 
 use mote_abi::boot::{BootInfo, BOOT_F_FSGSBASE};
 use mote_abi::errno::Errno;
-use mote_abi::ikc::{
-    core_page_offset, thread_slot_offset, CorePage, Doorbell, Op, Slot, MAPLOG_OFFSET,
-    SHARED_READONLY,
-};
+use mote_abi::ikc::{Doorbell, Op, Slot, SHARED_READONLY};
 use mote_abi::kcall;
-use mote_abi::layout::{IKC_VA, PAGE_SIZE};
-use mote_abi::maplog::{Change, MapLog};
+use mote_abi::layout::PAGE_SIZE;
+use mote_abi::maplog::Change;
 use mote_abi::ports;
 use mote_abi::trap::FaultReport;
 use mote_libos::platform::{Platform, SharedMapping};
 
-/// The partition (one for all cores: which core and thread is running comes from
-/// the per-core data, `threads::cpu()`).
-pub struct Kvm {
-    pub boot: &'static BootInfo,
+use super::edge::Edge;
+use super::ikc::{core_page, maplog, thread_slot};
+use super::kvm::Kvm;
+use super::percpu;
+
+/// How a thread waits for the answer to its forwarded call: the thread layer's
+/// (`rt::threads`), handed to [`init`] so that this module does not import it.
+pub trait Waiter: Sync {
+    /// The thread on this core waits for `slot`'s answer to request `seen`;
+    /// `process_locked`: the process lock is held (the core only sleeps).
+    fn wait_response(&self, slot: &Slot, seen: u32, process_locked: bool);
+    /// The running vfork child's process exec'd or ended: the thread leaves.
+    fn end_child_thread(&self) -> !;
 }
 
-static KVM: spin::Once<Kvm> = spin::Once::new();
+/// The runtime's platform (one for all cores: which core and thread is running
+/// comes from the per-core data, `percpu`).
+pub struct RtPlatform {
+    pub boot: &'static BootInfo,
+    edge: &'static dyn Edge,
+    waiter: &'static dyn Waiter,
+}
+
+static PLATFORM: spin::Once<RtPlatform> = spin::Once::new();
+/// The platform's edge, chosen once: the hosted start-up names its own
+/// (`choose_edge`) before the runtime starts; otherwise it is the partition's.
+static EDGE: spin::Once<&'static dyn Edge> = spin::Once::new();
 
 /// The platform, once `init` ran.
-pub fn kvm() -> &'static Kvm {
-    KVM.get().expect("runtime not started")
+pub fn get() -> &'static RtPlatform {
+    PLATFORM.get().expect("runtime not started")
 }
 
-/// Set up the platform (every core calls it; the first one wins).
-pub fn init(boot: &'static BootInfo) -> &'static Kvm {
-    KVM.call_once(|| Kvm { boot })
+/// The hosted start-up: the runtime runs on `edge`, not in a partition.
+pub fn choose_edge(edge: &'static dyn Edge) {
+    EDGE.call_once(|| edge);
 }
 
-/// Thread slot `i`.
-pub fn thread_slot(i: usize) -> &'static Slot {
-    assert!(i < mote_abi::ikc::MAX_THREADS);
-    // SAFETY: the IKC area is mapped user read-write for the partition's life; the
-    // slots fit it (static assertion in ikc); Slot is atomics and integers.
-    unsafe { &*((IKC_VA + thread_slot_offset(i)) as *const Slot) }
+/// This platform's edge (the partition's unless `choose_edge` named another).
+pub fn edge() -> &'static dyn Edge {
+    *EDGE.call_once(|| &Kvm)
 }
 
-/// Core `i`'s IKC page.
-pub fn core_page(i: usize) -> &'static CorePage {
-    // SAFETY: the IKC area is mapped user read-write for the partition's life;
-    // CorePage is atomics and integers.
-    unsafe { &*((IKC_VA + core_page_offset(i)) as *const CorePage) }
-}
-
-fn maplog() -> &'static MapLog {
-    // SAFETY: as core_page.
-    unsafe { &*((IKC_VA + MAPLOG_OFFSET) as *const MapLog) }
+/// Set up the platform (once, on core 0).
+pub fn init(boot: &'static BootInfo, waiter: &'static dyn Waiter) -> &'static RtPlatform {
+    PLATFORM.call_once(|| RtPlatform {
+        boot,
+        edge: edge(),
+        waiter,
+    })
 }
 
 /// Mappings from this size on are applied by the proxy right away.
 const POPULATE_MIN: u64 = 256 << 10;
 
-/// Raw kernel call: `syscall` from the runtime's text.
+/// Raw kernel call through this platform's edge.
 pub fn kcall_raw(nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
-    kcall(nr, a)
-}
-
-fn kcall(nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
-    let ret: u64;
-    if crate::rt::hosted::active() {
-        // The hosted platform (issue 6) carries kernel calls out with Linux.
-        return to_result(crate::rt::hosted::kcall(nr, a));
-    }
-    // SAFETY: kernel-min serves syscalls from runtime text as kernel calls and
-    // follows the syscall register convention (rcx, r11 clobbered).
-    unsafe {
-        asm!("syscall", inlateout("rax") nr => ret, in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
-             in("r10") a[3], lateout("rcx") _, lateout("r11") _, options(nostack));
-    }
-    to_result(ret)
+    to_result(edge().kcall(nr, a))
 }
 
 fn to_result(ret: u64) -> Result<u64, Errno> {
@@ -91,42 +90,51 @@ fn to_result(ret: u64) -> Result<u64, Errno> {
 struct Ports {
     slot: u32,
     core: u32,
+    waiter: &'static dyn Waiter,
 }
 
 impl Doorbell for Ports {
     fn notify_proxy(&self, _slot: &Slot) {
-        let _ = kcall(
+        let _ = kcall_raw(
             kcall::DOORBELL,
             [ports::NOTIFY as u64, self.slot as u64, 0, 0],
         );
     }
     fn wait_response(&self, slot: &Slot, seen: u32) {
-        crate::rt::threads::wait_response(slot, seen, crate::partition::process_locked());
+        self.waiter
+            .wait_response(slot, seen, super::locks::PROCESS.is_locked());
     }
     fn waiter(&self) -> u32 {
         self.core + 1
     }
 }
 
-impl Kvm {
+impl RtPlatform {
     fn call(&self, op: Op, nr: u64, args: [u64; 6]) -> i64 {
-        let cpu = crate::rt::threads::cpu();
-        let slot = cpu.slot.load(core::sync::atomic::Ordering::Relaxed) as usize;
-        let core = cpu.core.load(core::sync::atomic::Ordering::Relaxed) as u32;
-        let r = thread_slot(slot).call(
-            op,
-            nr,
-            args,
-            &Ports {
-                slot: slot as u32,
-                core,
-            },
-        );
+        let cpu = percpu::cpu();
+        let slot = cpu.slot.load(Ordering::Relaxed) as usize;
+        let core = cpu.core.load(Ordering::Relaxed) as u32;
+        let ports = Ports {
+            slot: slot as u32,
+            core,
+            waiter: self.waiter,
+        };
+        let r = thread_slot(slot).call(op, nr, args, &ports);
         if r == mote_abi::ikc::VFORK_GONE {
             // This thread was a vfork child whose process exec'd or ended.
-            crate::rt::threads::end_child_thread()
+            self.waiter.end_child_thread()
         }
         r
+    }
+
+    /// Kernel call `nr` through this platform's edge.
+    fn kcall(&self, nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
+        to_result(self.edge.kcall(nr, a))
+    }
+
+    /// This platform's machine-level operations.
+    pub fn edge(&self) -> &'static dyn Edge {
+        self.edge
     }
 
     /// Fork a proxy process to serve slot `slot` (a vfork child); its pid or
@@ -149,9 +157,7 @@ impl Kvm {
 
     /// This core.
     pub fn core(&self) -> usize {
-        crate::rt::threads::cpu()
-            .core
-            .load(core::sync::atomic::Ordering::Relaxed) as usize
+        percpu::core()
     }
 
     /// Start the offload thread of thread slot `slot`; its Linux tid, or `-errno`.
@@ -160,21 +166,21 @@ impl Kvm {
     }
 }
 
-impl Platform for Kvm {
+impl Platform for RtPlatform {
     fn map(&self, va: u64, gpa: u64, len: u64, prot: u64) -> Result<(), Errno> {
-        kcall(kcall::MAP, [va, gpa, len, prot]).map(|_| ())
+        self.kcall(kcall::MAP, [va, gpa, len, prot]).map(|_| ())
     }
     fn unmap(&self, va: u64, len: u64) -> Result<(), Errno> {
-        kcall(kcall::UNMAP, [va, len, 0, 0]).map(|_| ())
+        self.kcall(kcall::UNMAP, [va, len, 0, 0]).map(|_| ())
     }
     fn protect(&self, va: u64, len: u64, prot: u64) -> Result<(), Errno> {
-        kcall(kcall::PROTECT, [va, len, prot, 0]).map(|_| ())
+        self.kcall(kcall::PROTECT, [va, len, prot, 0]).map(|_| ())
     }
     fn give_tables(&self, gpa: u64, len: u64) -> Result<(), Errno> {
-        kcall(kcall::GIVE_TABLES, [gpa, len, 0, 0]).map(|_| ())
+        self.kcall(kcall::GIVE_TABLES, [gpa, len, 0, 0]).map(|_| ())
     }
     fn builds_page_tables(&self) -> bool {
-        !crate::rt::hosted::active()
+        self.edge.builds_page_tables()
     }
     fn set_fs(&self, base: u64) {
         if self.boot.flags & BOOT_F_FSGSBASE != 0 {
@@ -185,12 +191,12 @@ impl Platform for Kvm {
             // A kernel call (about 80 µs under kvm_pvm, which offers no FSGSBASE):
             // skipped when this core's FS base already is `base` — the usual case
             // of one thread per core going idle and back.
-            let fs = &crate::rt::threads::cpu().fs;
-            if fs.load(core::sync::atomic::Ordering::Relaxed) == base {
+            let fs = &percpu::cpu().fs;
+            if fs.load(Ordering::Relaxed) == base {
                 return;
             }
-            if kcall(kcall::SET_FS, [base, 0, 0, 0]).is_ok() {
-                fs.store(base, core::sync::atomic::Ordering::Relaxed);
+            if self.kcall(kcall::SET_FS, [base, 0, 0, 0]).is_ok() {
+                fs.store(base, Ordering::Relaxed);
             }
         }
     }
@@ -206,7 +212,7 @@ impl Platform for Kvm {
         // only adds to every large `mmap`.
         if change.kind == mote_abi::maplog::KIND_MAP
             && change.len >= POPULATE_MIN
-            && !crate::rt::hosted::active()
+            && self.edge.proxy_populates()
         {
             self.call(Op::Nop, 0, [0; 6]);
         }
@@ -220,7 +226,7 @@ impl Platform for Kvm {
         // times cheaper than the round trip to the proxy and its
         // `process_vm_writev` (re-zeroing 160 KiB of heap that `brk` shrank over
         // and grew back: ~50 µs through the proxy, ~10 µs here).
-        if crate::rt::hosted::active() || self.call(Op::Zero, 0, [va, len, 0, 0, 0, 0]) != 0 {
+        if self.edge.zeroes_locally() || self.call(Op::Zero, 0, [va, len, 0, 0, 0, 0]) != 0 {
             // SAFETY: libos only passes ranges it has just mapped writable.
             unsafe { core::ptr::write_bytes(va as *mut u8, 0, len as usize) }
         }
@@ -316,13 +322,11 @@ impl Platform for Kvm {
             return Err(Errno::from_code(-r as i32).unwrap_or(Errno::ENOMEM));
         }
         let gpa = r as u64 & !(PAGE_SIZE - 1);
-        if crate::rt::hosted::active() {
-            // The hosted process maps the file itself (see `rt::hosted`).
-            let e = crate::rt::hosted::shared_mapped(gpa, len, fd, off);
-            if e < 0 {
-                self.unshare(gpa);
-                return Err(Errno::from_code(-e as i32).unwrap_or(Errno::ENODEV));
-            }
+        // The hosted process maps the file itself (see `rt::hosted`).
+        let e = self.edge.shared_mapped(gpa, len, fd, off);
+        if e < 0 {
+            self.unshare(gpa);
+            return Err(Errno::from_code(-e as i32).unwrap_or(Errno::ENODEV));
         }
         Ok(SharedMapping {
             gpa,
@@ -337,27 +341,20 @@ impl Platform for Kvm {
         shmid: u64,
         shmflg: u64,
     ) -> Result<SharedMapping, Errno> {
-        let hosted = crate::rt::hosted::active();
-        if hosted {
-            // The application's process attaches the segment itself first (see
-            // `rt::hosted`), so the proxy's is the last attach Linux records
-            // (`shm_lpid`, the application's pid).
-            let e = crate::rt::hosted::shm_attach(va, len, shmid, shmflg);
-            if e < 0 {
-                return Err(Errno::from_code(-e as i32).unwrap_or(Errno::EINVAL));
-            }
+        // The hosted process attaches the segment itself first (see
+        // `rt::hosted`), so the proxy's is the last attach Linux records
+        // (`shm_lpid`, the application's pid).
+        let e = self.edge.shm_attach(va, len, shmid, shmflg);
+        if e < 0 {
+            return Err(Errno::from_code(-e as i32).unwrap_or(Errno::EINVAL));
         }
         let r = self.call(Op::ShmAttach, 0, [va, len, shmid, shmflg, 0, 0]);
         if r < 0 {
-            if hosted {
-                crate::rt::hosted::shm_detach(va, len);
-            }
+            self.edge.shm_detach(va, len);
             return Err(Errno::from_code(-r as i32).unwrap_or(Errno::EINVAL));
         }
         let gpa = r as u64 & !(PAGE_SIZE - 1);
-        if hosted {
-            crate::rt::hosted::shm_attached(gpa, va, len);
-        }
+        self.edge.shm_attached(gpa, va, len);
         Ok(SharedMapping {
             gpa,
             valid: len,
@@ -365,50 +362,33 @@ impl Platform for Kvm {
         })
     }
     fn shm_views(&self) -> u64 {
-        if crate::rt::hosted::active() {
-            2
-        } else {
-            1
-        }
+        self.edge.shm_views()
     }
     fn unshare(&self, gpa: u64) {
-        if crate::rt::hosted::active() {
-            crate::rt::hosted::shared_dropped(gpa);
-        }
+        self.edge.shared_dropped(gpa);
         self.call(Op::Unshare, 0, [gpa, 0, 0, 0, 0, 0]);
     }
     fn shared_len(&self, gpa: u64) -> u64 {
         self.call(Op::SharedLen, 0, [gpa, 0, 0, 0, 0, 0]).max(0) as u64
     }
     fn page_faults(&self) -> u64 {
-        if crate::rt::hosted::active() {
-            return crate::rt::hosted::page_faults();
-        }
-        (0..self.boot.ncores as usize)
-            .map(|i| {
-                core_page(i)
-                    .page_faults
-                    .load(core::sync::atomic::Ordering::Relaxed)
-            })
-            .sum()
+        self.edge.page_faults(self.boot.ncores as usize)
     }
     fn core(&self) -> usize {
-        Kvm::core(self)
+        RtPlatform::core(self)
     }
     fn calls_in_flight(&self) -> alloc::vec::Vec<(u32, u32)> {
         (0..mote_abi::ikc::MAX_THREADS)
             .filter_map(|i| {
                 let s = thread_slot(i);
-                let req = s.req_seq.load(core::sync::atomic::Ordering::Acquire);
-                let resp = s.resp_seq.load(core::sync::atomic::Ordering::Acquire);
+                let req = s.req_seq.load(Ordering::Acquire);
+                let resp = s.resp_seq.load(Ordering::Acquire);
                 (req != resp).then_some((i as u32, req))
             })
             .collect()
     }
     fn call_answered(&self, slot: u32, seq: u32) -> bool {
-        let resp = thread_slot(slot as usize)
-            .resp_seq
-            .load(core::sync::atomic::Ordering::Acquire);
+        let resp = thread_slot(slot as usize).resp_seq.load(Ordering::Acquire);
         // Sequence numbers wrap: answered when `resp` is at or past `seq`.
         resp.wrapping_sub(seq) as i32 >= 0
     }
@@ -419,12 +399,9 @@ impl Platform for Kvm {
             0,
             [out.as_mut_ptr() as u64, out.len() as u64, 0, 0, 0, 0],
         );
-        let n = r.max(0) as usize;
-        if crate::rt::hosted::active() {
-            // No vCPUs: the cores are this process's threads (see `rt::hosted`).
-            return crate::rt::hosted::cpu_times(out, n, self.boot.ncores as usize);
-        }
-        n
+        // Hosted: no vCPUs, the cores are that process's threads.
+        self.edge
+            .cpu_times(out, r.max(0) as usize, self.boot.ncores as usize)
     }
     fn page_sizes(&self, va: u64, len: u64) -> [u64; 3] {
         let mut out = [0u64; 3];

@@ -33,13 +33,13 @@ pub fn page() -> &'static SignalPage {
 /// `rt_sigreturn` arrived without a trap: take the slow path on the way out (this
 /// core's flag: the same thread takes it right after).
 pub fn request_sigreturn() {
-    super::threads::cpu().sigreturn.store(1, Ordering::Relaxed);
+    super::percpu::cpu().sigreturn.store(1, Ordering::Relaxed);
     page().attention.store(1, Ordering::Relaxed);
 }
 
 /// Whether the slow path must do an `rt_sigreturn`.
 pub fn take_sigreturn() -> bool {
-    super::threads::cpu().sigreturn.swap(0, Ordering::Relaxed) != 0
+    super::percpu::cpu().sigreturn.swap(0, Ordering::Relaxed) != 0
 }
 
 /// The report of a fault that ends the run, from the application's registers.
@@ -62,14 +62,10 @@ pub fn report(f: &TrapFrame, signal: u32) -> FaultReport {
     }
 }
 
-/// The state that runs call `r` again (see `mote_libos::deliver::restart_context`).
-pub fn restart_context(f: &TrapFrame, r: Restart) -> TrapFrame {
-    mote_libos::deliver::restart_context(
-        f,
-        r,
-        super::entry::patched_entry_addr(),
-        super::entry::direct_entry_addr(),
-    )
+/// The state that runs call `r` again (see `mote_libos::deliver::restart_context`);
+/// the process knows the runtime's entries (`Patcher::entry`, `direct_entry`).
+pub fn restart_context(proc: &Process, f: &TrapFrame, r: Restart) -> TrapFrame {
+    mote_libos::deliver::restart_context(f, r, proc.patcher.entry, proc.direct_entry)
 }
 
 /// Before the entry of frame `f` returns to the application: run the next
@@ -78,7 +74,7 @@ pub fn restart_context(f: &TrapFrame, r: Restart) -> TrapFrame {
 /// restored from it).
 pub fn on_return<P: Platform>(proc: &mut Process, p: &P, f: &mut TrapFrame) -> bool {
     let restart = proc.take_restart();
-    let ctx = restart.map_or(*f, |r| restart_context(f, r));
+    let ctx = restart.map_or(*f, |r| restart_context(proc, f, r));
     match proc.next_delivery(p) {
         Some(d) => {
             deliver(proc, p, f, &ctx, &d, (0, 0, 0));

@@ -1,0 +1,285 @@
+//! Traps of the hosted process: the application's `syscall`s (Syscall User
+//! Dispatch's `SIGSYS`) and exceptions arrive as Linux signals, are turned into a
+//! `TrapFrame` and handed to `shim_trap`, as kernel-min's upcalls are in the
+//! partition; the proxy's kick (`SIGRTMAX`) enters the runtime the same way. Each
+//! thread's signal frames stay on its own runtime stack (`on_switch`), and kicks
+//! never nest (see the parent module).
+
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use mote_abi::boot::BootInfo;
+use mote_abi::hosted::signal as sig;
+use mote_abi::layout::MAX_CORES;
+use mote_libos::uapi::prctl::{PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON};
+use mote_libos::uapi::signal::{
+    SA_NODEFER, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_UNBLOCK, SS_DISABLE,
+};
+use mote_shims::sigcontext::{
+    frame_of, trap_frame, write_back, SigAction, SigInfoHead, StackT, UContext,
+};
+use syscalls::Sysno;
+
+use super::{linux, INFO, MOTE_HOSTED_TRAPS};
+
+global_asm!(
+    r#"
+    // Found by the proxy through the symbol table: keep it (R = SHF_GNU_RETAIN).
+    .section .text.mote_hosted, "axR"
+    // Every trap signal: rdi = signal, rsi = siginfo, rdx = ucontext, on the
+    // running thread's runtime stack (sigaltstack).
+    .global mote_hosted_signal
+mote_hosted_signal:
+    cld
+    jmp {handler}
+
+    .global mote_hosted_kick
+mote_hosted_kick:
+    cld
+    jmp {kick}
+
+    // sa_restorer: back to the interrupted code with the ucontext's registers.
+    .global mote_hosted_restorer
+mote_hosted_restorer:
+    mov eax, {sigreturn}
+    syscall
+    ud2
+"#,
+    handler = sym hosted_signal,
+    kick = sym hosted_kick,
+    sigreturn = const Sysno::rt_sigreturn as u64,
+);
+
+unsafe extern "C" {
+    static mote_hosted_signal: u8;
+    static mote_hosted_kick: u8;
+    static mote_hosted_restorer: u8;
+}
+
+/// The proxy's kick (`SIGRTMAX`, see the proxy's `signals`): a signal from
+/// outside is pending for the application.
+const KICK: i32 = mote_libos::uapi::signal::NSIG as i32; // SIGRTMAX
+
+/// Install the trap-signal and kick handlers (process-wide) and unblock them.
+/// Everything else stays as the forking thread had it: the proxy blocks the
+/// signals it routes (Ctrl-C reaches both processes; the proxy's router records
+/// it and kicks this process, whose own copy stays pending, unused).
+pub fn claim_traps() {
+    // Trap signals: NODEFER and an empty mask, so a thread switch inside the
+    // handler (a blocking call) leaves the signal deliverable for the next
+    // thread. They are synchronous: one at a time, each from its thread's own
+    // code. The kick is not NODEFER: Linux defers it while its handler runs, so
+    // queued kicks come one after another instead of nesting (see the module
+    // comment). Its handler never switches threads (it delivers under the
+    // PROCESS lock, and nothing holding it gives up the core), so the deferral
+    // ends with the handler.
+    let trap = SA_SIGINFO | SA_ONSTACK | SA_RESTORER | SA_NODEFER;
+    let kick = SA_SIGINFO | SA_ONSTACK | SA_RESTORER;
+    let mut unblock = 0u64;
+    for (s, handler, flags) in [
+        (sig::SIGSYS, &raw const mote_hosted_signal, trap),
+        (sig::SIGSEGV, &raw const mote_hosted_signal, trap),
+        (sig::SIGBUS, &raw const mote_hosted_signal, trap),
+        (sig::SIGILL, &raw const mote_hosted_signal, trap),
+        (sig::SIGFPE, &raw const mote_hosted_signal, trap),
+        (sig::SIGTRAP, &raw const mote_hosted_signal, trap),
+        (KICK, &raw const mote_hosted_kick, kick),
+    ] {
+        unblock |= 1 << (s - 1);
+        let act = SigAction {
+            handler: handler as u64,
+            flags,
+            restorer: &raw const mote_hosted_restorer as u64,
+            mask: 0,
+        };
+        if linux(
+            Sysno::rt_sigaction as u64,
+            [s as u64, &act as *const SigAction as u64, 0, 8, 0, 0],
+        ) < 0
+        {
+            linux(Sysno::exit_group as u64, [125, 0, 0, 0, 0, 0]);
+        }
+    }
+    linux(
+        Sysno::rt_sigprocmask as u64,
+        [SIG_UNBLOCK, &unblock as *const u64 as u64, 0, 8, 0, 0],
+    );
+}
+
+/// Turn Syscall User Dispatch on for the calling thread: `syscall` outside the
+/// runtime's text raises `SIGSYS`.
+pub fn dispatch_on(boot: &BootInfo) {
+    let (start, end) = (boot.runtime_text_start, boot.runtime_text_end);
+    if linux(
+        Sysno::prctl as u64,
+        [
+            PR_SET_SYSCALL_USER_DISPATCH,
+            PR_SYS_DISPATCH_ON,
+            start,
+            end - start,
+            0, // no selector: outside the runtime's text every syscall is dispatched
+            0,
+        ],
+    ) < 0
+    {
+        // The proxy checked that the kernel has it; this is not expected.
+        linux(Sysno::exit_group as u64, [125, 0, 0, 0, 0, 0]);
+    }
+}
+
+/// Top of each core's signal stack as last set (0: not yet).
+static SIGNAL_STACK_TOP: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_CORES];
+
+/// Cores whose kick is blocked from `before_switch` to the next `on_switch`.
+static KICK_HELD: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+
+/// The running context of `core` is about to switch stacks. If it is a thread,
+/// its runtime stack is the signal stack and holds its live frames (the signal
+/// frame of the trap it blocks in, the runtime's frames below it); a kick
+/// arriving after the stack switch, before the next context's `on_switch`, would
+/// find rsp off that signal stack and Linux would write its frame at the top,
+/// over them. Block the kick until `on_switch` (it stays pending and arrives
+/// then, on the right stack). Leaving the idle context needs nothing: it has no
+/// signal stack, so a kick meanwhile lands below rsp on whichever stack that is.
+pub fn before_switch(core: usize) {
+    if SIGNAL_STACK_TOP[core % MAX_CORES].load(Ordering::Relaxed) != 0 {
+        block_kick(true);
+        KICK_HELD[core % MAX_CORES].store(true, Ordering::Relaxed);
+    }
+}
+
+/// A thread starts or resumes on `core` with its runtime stack `[top - size,
+/// top)` (`top == 0`: the idle context, on its own stack): make that the stack
+/// its traps are handled on, then let a kick held by `before_switch` in. A trap
+/// of one thread may block inside `shim_trap` (a futex wait, a forwarded call)
+/// while other threads of the core run, so each thread's signal frames must
+/// stay on its own stack. Called on the resumed thread's stack, which is
+/// therefore not the signal stack in use (Linux refuses to move that one)
+/// unless it is already the right one.
+pub fn on_switch(core: usize, top: u64, size: u64) {
+    if SIGNAL_STACK_TOP[core % MAX_CORES].swap(top, Ordering::Relaxed) != top {
+        set_signal_stack(top, size);
+    }
+    if KICK_HELD[core % MAX_CORES].swap(false, Ordering::Relaxed) {
+        block_kick(false);
+    }
+}
+
+/// Block (or unblock) the kick for the calling thread.
+fn block_kick(block: bool) {
+    let set = 1u64 << (KICK - 1);
+    let how = if block { SIG_BLOCK } else { SIG_UNBLOCK };
+    linux(
+        Sysno::rt_sigprocmask as u64,
+        [how, &set as *const u64 as u64, 0, 8, 0, 0],
+    );
+}
+
+/// Make `[top - size, top)` the stack signals are handled on (`top == 0`: none,
+/// signals are handled on the current stack).
+fn set_signal_stack(top: u64, size: u64) {
+    let st = StackT {
+        sp: top.saturating_sub(size),
+        flags: if top == 0 { SS_DISABLE as i32 } else { 0 },
+        _pad: 0,
+        size,
+    };
+    linux(
+        Sysno::sigaltstack as u64,
+        [&st as *const StackT as u64, 0, 0, 0, 0, 0],
+    );
+}
+
+// --- traps -------------------------------------------------------------------------
+
+/// `struct _fpx_sw_bytes` (`asm/sigcontext.h`): in the reserved bytes 464..512 of
+/// a signal frame's FP image, saying whether it is an xsave image and of which
+/// features.
+const FP_SW_BYTES: u64 = 464;
+/// `FP_XSTATE_MAGIC1`.
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+
+/// The xsave feature mask of the signal frame's FP image at `fpstate`, or `None`
+/// for a legacy (fxsave) image.
+fn fp_features(fpstate: u64) -> Option<u64> {
+    // SAFETY: `fpstate` is the kernel's FP image in the signal frame on this
+    // thread's signal stack (at least 512 bytes, 64-byte aligned).
+    unsafe {
+        let magic = ((fpstate + FP_SW_BYTES) as *const u32).read();
+        (magic == FP_XSTATE_MAGIC1).then(|| ((fpstate + FP_SW_BYTES + 8) as *const u64).read())
+    }
+}
+
+/// Load the application's FP/SIMD state, which Linux saved in the signal frame,
+/// into the registers: while the runtime handles a trap they hold the
+/// application's state, as in the partition (the runtime is soft-float, and
+/// libos's signal delivery and thread switches save and restore the registers).
+fn fp_load(fpstate: u64) {
+    // SAFETY: the image is the one Linux wrote for this signal (valid by
+    // construction), 64-byte aligned; xrstor/fxrstor only read it.
+    unsafe {
+        match fp_features(fpstate) {
+            Some(mask) => asm!("xrstor64 [{}]", in(reg) fpstate, in("eax") mask as u32,
+                               in("edx") (mask >> 32) as u32, options(nostack)),
+            None => asm!("fxrstor64 [{}]", in(reg) fpstate, options(nostack)),
+        }
+    }
+}
+
+/// Put the registers' FP/SIMD state back into the signal frame, which
+/// `rt_sigreturn` restores: whatever the runtime left there (a handler's initial
+/// state, a state restored by the application's `rt_sigreturn`, another thread's)
+/// is what the application continues with. The software bytes (464..512) and the
+/// image's size are Linux's: xsave leaves those bytes alone and writes only the
+/// features the frame was made for.
+fn fp_store(fpstate: u64) {
+    // SAFETY: as fp_load; xsave/fxsave write only within the image Linux sized
+    // for these features.
+    unsafe {
+        match fp_features(fpstate) {
+            Some(mask) => asm!("xsave64 [{}]", in(reg) fpstate, in("eax") mask as u32,
+                               in("edx") (mask >> 32) as u32, options(nostack)),
+            None => asm!("fxsave64 [{}]", in(reg) fpstate, options(nostack)),
+        }
+    }
+}
+
+/// The proxy's kick: a signal from outside waits for the application. In
+/// application code, enter the runtime as the partition's VMM redirects a vCPU
+/// (`VECTOR_SIGNAL`), so the signal is delivered now; anywhere in the runtime,
+/// nothing: the runtime sees the signal on its way back to the application, or
+/// the next kick catches it.
+extern "C" fn hosted_kick(_signal: i32, _info: &SigInfoHead, uc: &mut UContext) {
+    let Some((boot, _)) = INFO.get() else { return };
+    let rip = uc.mcontext.rip;
+    let in_runtime = rip >= boot.runtime_text_start && rip < boot.runtime_text_end;
+    if in_runtime || rip >= mote_abi::layout::USER_END {
+        return;
+    }
+    let fpstate = uc.mcontext.fpstate;
+    if fpstate != 0 {
+        fp_load(fpstate);
+    }
+    let mut f = frame_of(&uc.mcontext, mote_abi::signal::VECTOR_SIGNAL, 0);
+    crate::partition::shim_trap(&mut f);
+    write_back(&f, &mut uc.mcontext, true);
+    if fpstate != 0 {
+        fp_store(fpstate);
+    }
+}
+
+extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) {
+    MOTE_HOSTED_TRAPS.fetch_add(1, Ordering::Relaxed);
+    let fpstate = uc.mcontext.fpstate;
+    if fpstate != 0 {
+        fp_load(fpstate);
+    }
+    let mut f = trap_frame(signal, info, &uc.mcontext);
+    // 0: return as from `syscall`; otherwise every register comes from the frame
+    // (as the partition's `mote_full_exit`).
+    let full = crate::partition::shim_trap(&mut f) != 0;
+    write_back(&f, &mut uc.mcontext, full);
+    if fpstate != 0 {
+        fp_store(fpstate);
+    }
+}
