@@ -520,7 +520,7 @@ impl Platform for FakePlatform {
             let chunk = {
                 let st = self.st.borrow();
                 let Some(file) = st.files.get(&fd) else {
-                    return -(Errno::EBADF.code() as i64);
+                    return Errno::EBADF.ret();
                 };
                 let s = (off as usize).min(file.len());
                 let e = (off.saturating_add(len) as usize).min(file.len());
@@ -532,10 +532,7 @@ impl Platform for FakePlatform {
             return chunk.len() as i64;
         }
         let st = self.st.borrow();
-        st.replies
-            .get(&nr)
-            .copied()
-            .unwrap_or(-(Errno::ENOSYS.code() as i64))
+        st.replies.get(&nr).copied().unwrap_or(Errno::ENOSYS.ret())
     }
 
     fn map_shared(

@@ -743,7 +743,7 @@ mod tests {
         assert_eq!(open(&pr, &p, File::Maps, 0o200_000), Err(Errno::ENOTDIR));
         assert!(p.st.borrow().forwarded.is_empty());
         // A failing memfd is the application's error.
-        p.reply(Sysno::memfd_create, -(Errno::EMFILE.code() as i64));
+        p.reply(Sysno::memfd_create, Errno::EMFILE.ret());
         assert_eq!(open(&pr, &p, File::Maps, 0), Err(Errno::EMFILE));
     }
 

@@ -84,6 +84,9 @@ pub enum Later {
     Vhangup,
     /// pkey_alloc, pkey_free: keys would be allocated in the proxy.
     Pkeys,
+    /// remap_file_pages, mseal: they would remap or seal the proxy's mirror of the
+    /// address space, which is libos's.
+    Mirror,
     /// A number with the x32 bit.
     X32,
 }
@@ -102,6 +105,7 @@ impl Later {
             Later::Ptrace => "ptrace is not offered (run by Linux it would trace the proxy)",
             Later::Vhangup => "vhangup is not offered (it would hang up the proxy's terminal)",
             Later::Pkeys => "memory protection keys are not offered (Linux would allocate them in the proxy)",
+            Later::Mirror => "remap_file_pages and mseal are not offered (run by Linux they would act on the proxy's mirror of the address space, not on libos's mappings)",
             Later::X32 => "x32-ABI system calls are not offered; mote runs x86_64 programs",
         }
     }
@@ -235,6 +239,7 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::ptrace => Refused(Later::Ptrace),
         Sysno::vhangup => Refused(Later::Vhangup),
         Sysno::pkey_alloc | Sysno::pkey_free => Refused(Later::Pkeys),
+        Sysno::remap_file_pages | Sysno::mseal => Refused(Later::Mirror),
 
         // Everything else is Linux's.
         _ => Forward,

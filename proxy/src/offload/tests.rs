@@ -342,16 +342,8 @@ fn route_kind(nr: u32) -> &'static str {
     }
 }
 
-/// Calls the route table forwards that the proxy nevertheless refuses (found by
-/// the test below; behaviour kept): both act on the address space, which is
-/// libos's, and run here they would remap or seal the proxy's mirror. The table
-/// should keep them from Linux (`Route::Refused`); until it does, the
-/// application gets `ENOSYS` from the proxy instead of from libos.
-const FORWARDED_BUT_REFUSED: &[Sysno] = &[Sysno::remap_file_pages, Sysno::mseal];
-
 /// The proxy's refused list and the runtime's route table (`mote_shims::table`)
-/// agree: a call the table forwards is executed here, never refused (but for
-/// `FORWARDED_BUT_REFUSED`), so every refused call is one the table keeps from
+/// agree: a call the table forwards is executed here, never refused, so every refused call is one the table keeps from
 /// Linux (answers locally, as a wait or in the thread layer, or refuses itself).
 /// Over every number a call can have, and the x32 aliases, which both refuse.
 #[test]
@@ -361,7 +353,7 @@ fn refused_list_agrees_with_the_route_table() {
         let Some(sysno) = refused(u64::from(nr)) else {
             continue;
         };
-        if route_kind(nr) == "Forward" && !FORWARDED_BUT_REFUSED.contains(&sysno) {
+        if route_kind(nr) == "Forward" {
             wrong.push(format!(
                 "{} ({nr}): routed Forward by the table, refused by the proxy",
                 sysno.name()
@@ -374,26 +366,10 @@ fn refused_list_agrees_with_the_route_table() {
         wrong.join("\n")
     );
     for sysno in REFUSED.iter() {
-        if !FORWARDED_BUT_REFUSED.contains(&sysno) {
-            assert_ne!(
-                route_kind(sysno.id() as u32),
-                "Forward",
-                "{} is in offload::REFUSED",
-                sysno.name()
-            );
-        }
-    }
-    // The known exceptions are still exceptions (else drop them from the list).
-    for &sysno in FORWARDED_BUT_REFUSED {
-        assert!(
-            REFUSED.contains(sysno),
-            "{} no longer refused",
-            sysno.name()
-        );
-        assert_eq!(
+        assert_ne!(
             route_kind(sysno.id() as u32),
             "Forward",
-            "{} no longer forwarded by the table: drop it from FORWARDED_BUT_REFUSED",
+            "{} is in offload::REFUSED",
             sysno.name()
         );
     }
