@@ -1,13 +1,15 @@
-//! The proxy's modules do not import each other in circles (CONVENTIONS.md:
-//! helpers live in leaf modules). Reads `proxy/src/**/*.rs`, takes every
-//! `crate::a::b` and `super::c` path outside comments and test modules as an
-//! edge to the module it names, and checks:
+//! The proxy's modules, and the runtime's (`shims/src/rt`), do not import each
+//! other in circles (CONVENTIONS.md: helpers live in leaf modules). Reads the
+//! sources, takes every `crate::a::b` and `super::c` path outside comments and
+//! test modules as an edge to the module it names, and checks:
 //!
 //! 1. no cycle among modules, a module's edges to its own parent or
 //!    submodules aside (`offload::vfork` calling `offload::serve` is one module);
 //! 2. none among top-level modules either, each taken with its submodules;
-//! 3. the leaf modules (host facilities and plain data) use no module but
-//!    other leaves.
+//! 3. the proxy's leaf modules (host facilities and plain data) use no module
+//!    but other leaves;
+//! 4. the runtime's modules keep the layering `shims/src/rt/mod.rs` states: each
+//!    imports only modules after it in that list.
 //!
 //! Test modules (`#[cfg(test)] mod tests { .. }` at the end of a file, and
 //! `tests.rs` files) may reach across: test set-up is not a dependency.
@@ -15,15 +17,28 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Modules that must stay leaves: they use no proxy module but these.
+/// The proxy's modules that must stay leaves: they use no proxy module but these.
 const LEAVES: &[&str] = &[
     "say", "cpus", "fds", "futex", "event", "images", "guest", "boot", "platform",
+];
+
+/// The runtime's modules in the order of `shims/src/rt/mod.rs`'s layering: each
+/// may import only modules of a later layer, the leaves (last) only each other.
+const RT_LAYERS: &[&[&str]] = &[
+    &["entry"],
+    &["hosted"],
+    &["call"],
+    &["threads"],
+    &["sig"],
+    &["platform"],
+    &["kvm"],
+    &["edge", "ikc", "percpu", "locks", "fpu", "heap"],
 ];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).expect("read proxy/src") {
+    for e in std::fs::read_dir(dir).expect("read the source folder") {
         let p = e.expect("dir entry").path();
         if p.is_dir() {
             rs_files(&p, out);
@@ -140,15 +155,20 @@ fn related(a: &str, b: &str) -> bool {
     a == b || within(a, b) || within(b, a)
 }
 
-fn graph() -> Graph {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// The import graph of crate `krate`'s modules (`<krate>/src`), those under
+/// module `under` when given (the crate root's own edges are a parent's).
+fn graph_of(krate: &str, under: Option<&str>) -> Graph {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(krate)
+        .join("src");
     let mut files = Vec::new();
     rs_files(&src, &mut files);
     let modules: BTreeSet<String> = files.iter().map(|f| module_of(&src, f)).collect();
     let mut g = Graph::new();
     for f in &files {
         let m = module_of(&src, f);
-        if m.is_empty() {
+        if m.is_empty() || under.is_some_and(|u| !related(&m, u)) {
             continue;
         }
         g.entry(m.clone()).or_default();
@@ -164,6 +184,14 @@ fn graph() -> Graph {
         }
     }
     g
+}
+
+fn graph() -> Graph {
+    graph_of("proxy", None)
+}
+
+fn runtime_graph() -> Graph {
+    graph_of("shims", Some("rt"))
 }
 
 /// A cycle in `g`, as the modules along it, if there is one.
@@ -236,17 +264,67 @@ fn proxy_modules_import_each_other_without_cycles() {
     }
 }
 
+/// `g` with each module taken together with its submodules, at `depth` path
+/// components (1: top-level modules; 2: `rt::x`).
+fn collapse(g: &Graph, depth: usize) -> Graph {
+    let top = |m: &str| m.split("::").take(depth).collect::<Vec<_>>().join("::");
+    let mut out = Graph::new();
+    for (m, to) in g {
+        let e = out.entry(top(m)).or_default();
+        e.extend(to.iter().map(|t| top(t)).filter(|t| *t != top(m)));
+    }
+    out
+}
+
 #[test]
 fn top_level_modules_with_their_submodules_have_no_cycles() {
-    let top = |m: &str| m.split("::").next().unwrap_or_default().to_string();
-    let mut g = Graph::new();
-    for (m, to) in graph() {
-        let e = g.entry(top(&m)).or_default();
-        e.extend(to.iter().map(|t| top(t)).filter(|t| *t != top(&m)));
-    }
+    let g = collapse(&graph(), 1);
     if let Some(c) = find_cycle(&g) {
         panic!("module cycle: {}\nedges:\n{}", c.join(" -> "), show(&g));
     }
+}
+
+#[test]
+fn runtime_modules_import_each_other_without_cycles() {
+    let g = runtime_graph();
+    assert!(
+        g.contains_key("rt::hosted::traps") && g["rt::threads"].contains("rt::platform"),
+        "the scan found the modules and edges:\n{}",
+        show(&g)
+    );
+    for g in [g.clone(), collapse(&g, 2)] {
+        if let Some(c) = find_cycle(&g) {
+            panic!("module cycle: {}\nedges:\n{}", c.join(" -> "), show(&g));
+        }
+    }
+}
+
+#[test]
+fn runtime_modules_keep_their_layering() {
+    let g = collapse(&runtime_graph(), 2);
+    let layer = |m: &str| {
+        let name = m.strip_prefix("rt::").unwrap_or(m);
+        RT_LAYERS
+            .iter()
+            .position(|l| l.contains(&name))
+            .unwrap_or_else(|| panic!("{m} is in no layer of RT_LAYERS (shims/src/rt/mod.rs)"))
+    };
+    let leaves = RT_LAYERS.len() - 1;
+    let mut wrong = Vec::new();
+    for (m, to) in &g {
+        for t in to {
+            let (a, b) = (layer(m), layer(t));
+            if b < a || (b == a && a != leaves) {
+                wrong.push(format!("{m} uses {t}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "against the layering of shims/src/rt/mod.rs: {}\nedges:\n{}",
+        wrong.join("; "),
+        show(&g)
+    );
 }
 
 #[test]
