@@ -10,7 +10,6 @@
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::mpsc::channel;
 use std::sync::Arc;
 
@@ -61,7 +60,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             ),
         ));
     }
-    let debug = std::env::var_os("MOTE_DEBUG").is_some_and(|v| v.as_bytes() == b"1");
+    let debug = crate::say::debug();
     let host = crate::cpus::host_cpus().len();
     if a.cores + 1 > host && (debug || a.stats) {
         // Allowed (tests run 4 cores on a 2-CPU machine; launchers bind each MPI
@@ -176,9 +175,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     // marked before it looks for a service CPU.
     let place = crate::cpus::offload_place_now();
     offload::set_placement(place.0, place.1, place.2, params.debug || params.stats);
-    if params.debug {
-        crate::say!("mote: offload threads on {}", place.0);
-    }
+    crate::note!("mote: offload threads on {}", place.0);
     let mut platform = match backend {
         Backend::Kvm(..) => {
             let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {

@@ -157,6 +157,7 @@ fn maybe_recheck() {
         h.push((start.elapsed().as_nanos() as u64, place));
         PLACE.store(encode(place), Ordering::Release);
         PLACE_GEN.fetch_add(1, Ordering::AcqRel);
+        crate::note!("mote: offload threads move to {place}");
     }
 }
 
@@ -208,7 +209,8 @@ pub fn spawn(
             TIDS[slot].store(tid as u32, Ordering::Release);
             if let Some(cpu) = pin {
                 if let Err(e) = pin_to(cpu) {
-                    crate::say!("mote: offload thread {slot}: cannot pin to CPU {cpu}: {e}");
+                    // It still serves its slot, from wherever Linux runs it.
+                    crate::note!("mote: offload thread {slot}: cannot pin to CPU {cpu}: {e}");
                 }
             }
             crate::signals::register_offload(slot);
@@ -262,7 +264,8 @@ pub fn serve(
             }
             Some(Op::Fatal) if child => {
                 let sig = req.args[0] as i32;
-                crate::say!(
+                // Its parent learns it from the wait status, as natively.
+                crate::note!(
                     "mote: child process {}: killed by signal {sig}",
                     std::process::id()
                 );
@@ -398,7 +401,10 @@ fn wait_request(
     let now = PLACE_GEN.load(Ordering::Acquire);
     if now != *gen {
         *gen = now;
-        let _ = pin_to((PLACE.load(Ordering::Acquire) >> 1) as usize);
+        let cpu = (PLACE.load(Ordering::Acquire) >> 1) as usize;
+        if let Err(e) = pin_to(cpu) {
+            crate::note!("mote: offload thread {index}: cannot move to CPU {cpu}: {e}");
+        }
     }
     let spin = spin && PLACE.load(Ordering::Relaxed) & 1 != 0;
     loop {
