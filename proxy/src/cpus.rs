@@ -173,8 +173,40 @@ pub fn busy_cpus(cpus: &[usize]) -> Vec<usize> {
     busy_in(Path::new(LOCK_DIR), cpus)
 }
 
+/// `/proc/locks`, kept open from [`keep_proc_locks`] on: a check while the
+/// application runs must not open a descriptor, which would take a number the
+/// application's next `open` gets natively.
+static PROC_LOCKS: OnceLock<File> = OnceLock::new();
+
+/// Open `/proc/locks` for later [`busy_cpus`] calls (before the proxy protects
+/// its descriptors from the application).
+pub fn keep_proc_locks() {
+    if let Ok(f) = File::open("/proc/locks") {
+        let _ = PROC_LOCKS.set(f);
+    }
+}
+
+/// The text of `/proc/locks`: through the kept descriptor (read from offset 0
+/// each time) when there is one.
+fn read_proc_locks() -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let Some(f) = PROC_LOCKS.get() else {
+        return std::fs::read_to_string("/proc/locks").ok();
+    };
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match f.read_at(&mut buf, text.len() as u64) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&text).into_owned())
+}
+
 fn busy_in(dir: &Path, cpus: &[usize]) -> Vec<usize> {
-    let Ok(text) = std::fs::read_to_string("/proc/locks") else {
+    let Some(text) = read_proc_locks() else {
         return Vec::new();
     };
     let locked = locked_files(&text);

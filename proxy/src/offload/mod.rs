@@ -91,6 +91,9 @@ fn encode(place: OffloadPlace) -> u64 {
 /// `allowed` that could use `usable`; `timed`: measure spinning for `--stats`.
 pub fn set_placement(place: OffloadPlace, allowed: Vec<usize>, usable: Vec<usize>, timed: bool) {
     let recheck = (allowed.len() == 1 && usable.len() > 1).then_some((allowed, usable));
+    if recheck.is_some() {
+        crate::cpus::keep_proc_locks();
+    }
     let p = Placement {
         recheck,
         history: std::sync::Mutex::new(vec![(0, place)]),
@@ -240,7 +243,12 @@ pub fn serve(
     // An idle context calls only to report the end of the run (a runtime panic):
     // its server sleeps at once and leaves the spinning to the threads' servers.
     let spin = index < THREAD_SLOTS;
+    // A thread started after the place changed (its `pin` is the first place)
+    // moves on its first wait.
     let mut gen = PLACE_GEN.load(Ordering::Acquire);
+    if pin.is_some() && gen != 0 {
+        gen = gen.wrapping_sub(1);
+    }
     loop {
         let req = wait_request(guest, index, slot, last, spin, &mut gen);
         last = req.seq;
