@@ -10,7 +10,7 @@
 //! applied before every request, so memory libos published before making the
 //! call is visible.
 //!
-//! Where the threads run and whether they spin is the [`Placement`] set once by
+//! Where the threads run and whether they spin is the `Placement` set once by
 //! `mote run` (`cpus::offload_place`): on the Linux core, or, for a run bound to
 //! one CPU, on a free service CPU outside the binding, else on the binding's
 //! CPU without ever spinning. A run bound to one CPU checks its service CPU
@@ -51,7 +51,7 @@ static SERVED: [AtomicU64; MAX_THREADS / 64] = [const { AtomicU64::new(0) }; MAX
 const RECHECK_NS: u64 = 250_000_000;
 
 /// The offload threads' place: set by `mote run` before the first thread starts.
-pub struct Placement {
+struct Placement {
     /// CPUs of the binding and of the cpuset, for a new decision; None: the
     /// place never changes (more than one CPU allowed).
     recheck: Option<(Vec<usize>, Vec<usize>)>,
@@ -76,7 +76,7 @@ static SPUN_HITS: AtomicU64 = AtomicU64::new(0);
 /// Per thread slot: polls made in grace windows and requests found there. Each
 /// is written by its slot's thread only (a load and a store, no locked
 /// instruction on the path of every call), and turned into time with
-/// [`POLL_NS`], measured once: reading a clock twice per call would cost a
+/// [`POLL_PS`], measured once: reading a clock twice per call would cost a
 /// tenth of a forwarded call.
 static GRACE_POLLS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
 static GRACE_HITS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
@@ -189,8 +189,9 @@ pub fn stats_line() -> Option<String> {
 }
 
 /// Start the offload thread of thread slot `slot`, pinned to host CPU `pin` (None:
-/// not pinned) until the place changes. The thread ends after its application thread reports the end of the
-/// run (`Exit` or `Fatal`). `Ok(None)`: the slot already has one.
+/// not pinned) until the place changes. The thread ends after its application
+/// thread reports the end of the run (`Exit` or `Fatal`). `Ok(None)`: the slot
+/// already has one.
 pub fn spawn(
     slot: usize,
     guest: Arc<GuestMem>,
