@@ -319,6 +319,10 @@ pub fn print_info() -> i32 {
             );
         }
     }
+    println!(
+        "offload:  a run started now puts its offload threads on {}",
+        crate::cpus::offload_place_now().0
+    );
     let dispatch = dispatch_status();
     match &dispatch {
         Ok(()) => println!("hosted:   Syscall User Dispatch available (--platform hosted)"),

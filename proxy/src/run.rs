@@ -10,7 +10,6 @@
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::mpsc::channel;
 use std::sync::Arc;
 
@@ -61,10 +60,13 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             ),
         ));
     }
+    let debug = crate::say::debug();
     let host = crate::cpus::host_cpus().len();
-    if a.cores + 1 > host {
-        // Allowed (tests run 4 cores on a 2-CPU machine), but the cores are not
-        // dedicated any more: say so.
+    if a.cores + 1 > host && (debug || a.stats) {
+        // Allowed (tests run 4 cores on a 2-CPU machine; launchers bind each MPI
+        // rank to one CPU), but the cores are not dedicated any more. A note, not
+        // a failure: only under MOTE_DEBUG or --stats, never on the application's
+        // stderr otherwise.
         crate::say!(
             "mote: --cores {} with {} host CPU(s) allowed: LWK cores share host CPUs with each other{}; expect noise",
             a.cores,
@@ -107,7 +109,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     let status = info::detect_kvm();
     let backend = info::choose_backend(a.platform, &status, info::dispatch_status())
         .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
-    if std::env::var_os("MOTE_DEBUG").is_some_and(|v| v.as_bytes() == b"1") {
+    if debug {
         crate::say!("mote: platform: {backend}");
     }
 
@@ -160,7 +162,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         argc: block.argc,
         envc: block.envc,
         args_len: block.len,
-        debug: std::env::var_os("MOTE_DEBUG").is_some_and(|v| v.as_bytes() == b"1"),
+        debug,
         random: random_bytes().map_err(fail(EXIT_MOTE_FAILED))?,
         no_patch: a.no_patch,
         stats: a.stats,
@@ -169,6 +171,11 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     };
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);
+    // Where the offload threads run: after the claim, so this run's own CPU is
+    // marked before it looks for a service CPU.
+    let place = crate::cpus::offload_place_now();
+    offload::set_placement(place.0, place.1, place.2, params.debug || params.stats);
+    crate::note!("mote: offload threads on {}", place.0);
     let mut platform = match backend {
         Backend::Kvm(..) => {
             let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {
@@ -218,7 +225,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
             guest.clone(),
             mirror.clone(),
             tx.clone(),
-            Some(crate::cpus::linux_core()),
+            Some(place.0.cpu()),
         )
         .map_err(|e| {
             (
@@ -238,6 +245,11 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     let event = rx.recv();
     if let Some(stats) = platform.finish(a.stats) {
         crate::say!("mote: {stats}");
+    }
+    if a.stats {
+        if let Some(line) = offload::stats_line() {
+            crate::say!("mote: {line}");
+        }
     }
     Ok(match event {
         Ok(Event::Exited(status)) => status,

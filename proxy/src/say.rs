@@ -1,5 +1,12 @@
 //! mote's own messages (`mote: …` lines: fault reports, refusals, libos logs).
 //!
+//! The rule: a `mote:` line goes to stderr ([`say!`]) only when something ended
+//! or failed that the user must act on (the run failed, the program was refused,
+//! the application was killed, a call mote refuses was made); every other note
+//! ([`note!`]: where cores went, fallbacks that change nothing for the
+//! application) only under `MOTE_DEBUG=1`, because scripts, test suites and MPI
+//! launchers read the application's stderr, and every rank would print it.
+//!
 //! The application's stderr is the proxy's fd 2 (forwarded calls run in the
 //! proxy), so an application that closes or redirects its stderr would take mote's
 //! messages with it — the crash report of a program that closed stderr would be
@@ -26,6 +33,14 @@ pub fn init() {
     }
 }
 
+/// Whether `MOTE_DEBUG=1` asks for mote's notes (read once).
+pub fn debug() -> bool {
+    static DEBUG: OnceLock<bool> = OnceLock::new();
+    *DEBUG.get_or_init(|| {
+        std::env::var_os("MOTE_DEBUG").is_some_and(|v| v.as_encoded_bytes() == b"1")
+    })
+}
+
 /// Write one message (a line, newline included by the caller) to mote's stderr.
 pub fn write(args: fmt::Arguments<'_>) {
     let text = fmt::format(args);
@@ -42,5 +57,15 @@ pub fn write(args: fmt::Arguments<'_>) {
 macro_rules! say {
     ($($arg:tt)*) => {
         $crate::say::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// A note for `MOTE_DEBUG=1` only: something the user need not act on.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if $crate::say::debug() {
+            $crate::say!($($arg)*)
+        }
     };
 }

@@ -9,6 +9,14 @@
 //! executor and the refused list), vfork children `vfork`'s. The map log is
 //! applied before every request, so memory libos published before making the
 //! call is visible.
+//!
+//! Where the threads run and whether they spin is the `Placement` set once by
+//! `mote run` (`cpus::offload_place`): on the Linux core, or, for a run bound to
+//! one CPU, on a free service CPU outside the binding, else on the binding's
+//! CPU without ever spinning. A run bound to one CPU checks its service CPU
+//! again every [`RECHECK_NS`] (another rank may start computing on it) and
+//! moves its threads when the place changes; `--stats` says where they ran and
+//! how long they spun ([`stats_line`]).
 
 mod forward;
 #[cfg(test)]
@@ -24,7 +32,7 @@ use std::thread::JoinHandle;
 use mote_abi::ikc::{Op, Request, Slot, MAX_THREADS, SPIN_LIMIT, THREAD_SLOTS};
 
 use self::forward::forward;
-use crate::cpus::pin_to;
+use crate::cpus::{pin_to, OffloadPlace};
 use crate::event::Event;
 use crate::futex::{futex_wait, wake_core};
 use crate::guest::GuestMem;
@@ -39,9 +47,151 @@ static TIDS: [AtomicU32; MAX_THREADS] = [const { AtomicU32::new(0) }; MAX_THREAD
 /// Thread slots that have a server (bit per slot).
 static SERVED: [AtomicU64; MAX_THREADS / 64] = [const { AtomicU64::new(0) }; MAX_THREADS / 64];
 
+/// How often a run bound to one CPU checks its offload threads' place again.
+const RECHECK_NS: u64 = 250_000_000;
+
+/// The offload threads' place: set by `mote run` before the first thread starts.
+struct Placement {
+    /// CPUs of the binding and of the cpuset, for a new decision; None: the
+    /// place never changes (more than one CPU allowed).
+    recheck: Option<(Vec<usize>, Vec<usize>)>,
+    /// Every place taken, with the run's time (ns since it started) it was taken.
+    history: std::sync::Mutex<Vec<(u64, OffloadPlace)>>,
+    start: std::time::Instant,
+}
+
+static PLACEMENT: std::sync::OnceLock<Placement> = std::sync::OnceLock::new();
+/// The current place, as `cpu << 1 | spins` (read on every wait).
+static PLACE: AtomicU64 = AtomicU64::new(1);
+/// Bumped when the place changes; each thread re-pins when it sees a new one.
+static PLACE_GEN: AtomicU32 = AtomicU32::new(0);
+/// Monotonic (coarse) time of the next check of the place.
+static NEXT_CHECK: AtomicU64 = AtomicU64::new(0);
+/// Whether spinning is timed (`--stats`, `MOTE_DEBUG`).
+static TIMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Time spent in the long spins (after the grace window), ns, and requests
+/// found there.
+static SPUN_NS: AtomicU64 = AtomicU64::new(0);
+static SPUN_HITS: AtomicU64 = AtomicU64::new(0);
+/// Per thread slot: polls made in grace windows and requests found there. Each
+/// is written by its slot's thread only (a load and a store, no locked
+/// instruction on the path of every call), and turned into time with
+/// [`POLL_PS`], measured once: reading a clock twice per call would cost a
+/// tenth of a forwarded call.
+static GRACE_POLLS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+static GRACE_HITS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+/// Cost of one poll of an idle slot, in ps (measured by `set_placement`).
+static POLL_PS: AtomicU64 = AtomicU64::new(0);
+
+fn encode(place: OffloadPlace) -> u64 {
+    (place.cpu() as u64) << 1 | u64::from(place.spins())
+}
+
+/// Set where the offload threads run: `place`, chosen for a run bound to
+/// `allowed` that could use `usable`; `timed`: measure spinning for `--stats`.
+pub fn set_placement(place: OffloadPlace, allowed: Vec<usize>, usable: Vec<usize>, timed: bool) {
+    let recheck = (allowed.len() == 1 && usable.len() > 1).then_some((allowed, usable));
+    if recheck.is_some() {
+        crate::cpus::keep_proc_locks();
+    }
+    let p = Placement {
+        recheck,
+        history: std::sync::Mutex::new(vec![(0, place)]),
+        start: std::time::Instant::now(),
+    };
+    if PLACEMENT.set(p).is_ok() {
+        PLACE.store(encode(place), Ordering::Release);
+        TIMED.store(timed, Ordering::Relaxed);
+        if timed {
+            POLL_PS.store(poll_cost_ps(), Ordering::Relaxed);
+        }
+        NEXT_CHECK.store(coarse_ns() + RECHECK_NS, Ordering::Relaxed);
+    }
+}
+
+/// What one poll of a slot without a request costs, in ps: a grace window's
+/// loop, timed over many turns.
+fn poll_cost_ps() -> u64 {
+    const TURNS: u32 = 1 << 15;
+    let word = AtomicU32::new(0);
+    let t0 = std::time::Instant::now();
+    for _ in 0..TURNS {
+        if std::hint::black_box(&word).load(Ordering::Acquire) == u32::MAX {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+    (t0.elapsed().as_nanos() as u64 * 1000) / u64::from(TURNS)
+}
+
+fn coarse_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Every [`RECHECK_NS`], one thread decides the place again (the service CPU
+/// may have become another rank's compute CPU, or one may have come free).
+fn maybe_recheck() {
+    let Some(Placement {
+        recheck: Some((allowed, usable)),
+        history,
+        start,
+    }) = PLACEMENT.get()
+    else {
+        return;
+    };
+    let next = NEXT_CHECK.load(Ordering::Relaxed);
+    let now = coarse_ns();
+    if now < next
+        || NEXT_CHECK
+            .compare_exchange(next, now + RECHECK_NS, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let outside: Vec<usize> = usable
+        .iter()
+        .copied()
+        .filter(|c| !allowed.contains(c))
+        .collect();
+    let place = crate::cpus::offload_place(allowed, usable, &crate::cpus::busy_cpus(&outside));
+    if encode(place) != PLACE.load(Ordering::Acquire) {
+        let mut h = history.lock().unwrap_or_else(|p| p.into_inner());
+        h.push((start.elapsed().as_nanos() as u64, place));
+        PLACE.store(encode(place), Ordering::Release);
+        PLACE_GEN.fetch_add(1, Ordering::AcqRel);
+        crate::note!("mote: offload threads move to {place}");
+    }
+}
+
+/// `--stats`: where the offload threads ran and how long they polled.
+pub fn stats_line() -> Option<String> {
+    let p = PLACEMENT.get()?;
+    let h = p.history.lock().unwrap_or_else(|p| p.into_inner());
+    let places: Vec<String> = h
+        .iter()
+        .map(|(at, place)| {
+            if *at == 0 {
+                place.to_string()
+            } else {
+                format!("from {:.3} s {place}", *at as f64 / 1e9)
+            }
+        })
+        .collect();
+    let sum = |a: &[AtomicU64]| a.iter().map(|n| n.load(Ordering::Relaxed)).sum::<u64>();
+    let grace_ns = sum(&GRACE_POLLS) * POLL_PS.load(Ordering::Relaxed) / 1000;
+    Some(format!(
+        "offload threads on {}; spun {:.3} ms, {} requests found spinning",
+        places.join(", then "),
+        (SPUN_NS.load(Ordering::Relaxed) + grace_ns) as f64 / 1e6,
+        SPUN_HITS.load(Ordering::Relaxed) + sum(&GRACE_HITS)
+    ))
+}
+
 /// Start the offload thread of thread slot `slot`, pinned to host CPU `pin` (None:
-/// not pinned). The thread ends after its application thread reports the end of the
-/// run (`Exit` or `Fatal`). `Ok(None)`: the slot already has one.
+/// not pinned) until the place changes. The thread ends after its application
+/// thread reports the end of the run (`Exit` or `Fatal`). `Ok(None)`: the slot
+/// already has one.
 pub fn spawn(
     slot: usize,
     guest: Arc<GuestMem>,
@@ -63,7 +213,8 @@ pub fn spawn(
             TIDS[slot].store(tid as u32, Ordering::Release);
             if let Some(cpu) = pin {
                 if let Err(e) = pin_to(cpu) {
-                    crate::say!("mote: offload thread {slot}: cannot pin to CPU {cpu}: {e}");
+                    // It still serves its slot, from wherever Linux runs it.
+                    crate::note!("mote: offload thread {slot}: cannot pin to CPU {cpu}: {e}");
                 }
             }
             crate::signals::register_offload(slot);
@@ -93,8 +244,14 @@ pub fn serve(
     // An idle context calls only to report the end of the run (a runtime panic):
     // its server sleeps at once and leaves the spinning to the threads' servers.
     let spin = index < THREAD_SLOTS;
+    // A thread started after the place changed (its `pin` is the first place)
+    // moves on its first wait.
+    let mut gen = PLACE_GEN.load(Ordering::Acquire);
+    if pin.is_some() && gen != 0 {
+        gen = gen.wrapping_sub(1);
+    }
     loop {
-        let req = wait_request(guest, slot, last, spin);
+        let req = wait_request(guest, index, slot, last, spin, &mut gen);
         last = req.seq;
         // A vfork child process leaves the map log to the parent, which is the
         // one that keeps running (the child's mirror stays as it was at the fork).
@@ -116,7 +273,8 @@ pub fn serve(
             }
             Some(Op::Fatal) if child => {
                 let sig = req.args[0] as i32;
-                crate::say!(
+                // Its parent learns it from the wait status, as natively.
+                crate::note!(
                     "mote: child process {}: killed by signal {sig}",
                     std::process::id()
                 );
@@ -225,30 +383,55 @@ const MAX_SPINNERS: usize = 2;
 /// cannot starve the Linux core for long.
 const GRACE_SPINS: u32 = 256;
 
-/// Wait for a request after `last`: with `spin`, poll for `GRACE_SPINS` and spin
-/// (bounded, while few others do); then sleep on `req_seq`. Before sleeping,
-/// wake the requester's core if it waits (the late check of the protocol,
-/// `mote_abi::ikc`: `respond` does not fence).
-fn wait_request(guest: &GuestMem, slot: &Slot, last: u32, spin: bool) -> Request {
-    for _ in 0..if spin { GRACE_SPINS } else { 0 } {
-        if let Some(r) = slot.poll(last) {
-            return r;
+/// Wait for a request after `last`: with `spin` (and a place that spins), poll
+/// for `GRACE_SPINS` and spin (bounded, while few others do); then sleep on
+/// `req_seq`. Before sleeping, wake the requester's core if it waits (the late
+/// check of the protocol, `mote_abi::ikc`: `respond` does not fence). Moves the
+/// thread when the place changed since `gen`.
+fn wait_request(
+    guest: &GuestMem,
+    index: usize,
+    slot: &Slot,
+    last: u32,
+    spin: bool,
+    gen: &mut u32,
+) -> Request {
+    if spin && PLACE.load(Ordering::Relaxed) & 1 != 0 {
+        for i in 0..GRACE_SPINS {
+            if let Some(r) = slot.poll(last) {
+                count_grace(index, i + 1, true);
+                return r;
+            }
+            std::hint::spin_loop();
         }
-        std::hint::spin_loop();
+        count_grace(index, GRACE_SPINS, false);
     }
+    maybe_recheck();
+    let now = PLACE_GEN.load(Ordering::Acquire);
+    if now != *gen {
+        *gen = now;
+        let cpu = (PLACE.load(Ordering::Acquire) >> 1) as usize;
+        if let Err(e) = pin_to(cpu) {
+            crate::note!("mote: offload thread {index}: cannot move to CPU {cpu}: {e}");
+        }
+    }
+    let spin = spin && PLACE.load(Ordering::Relaxed) & 1 != 0;
     loop {
         // Spin only while few others do: every offload thread shares the Linux
         // core, and a crowd of spinners (an application with many threads) would
         // starve the one with a request to serve.
         if spin {
             if SPINNERS.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS {
+                let t0 = timer();
                 for _ in 0..SPIN_LIMIT {
                     if let Some(r) = slot.poll(last) {
                         SPINNERS.fetch_sub(1, Ordering::AcqRel);
+                        count_spin(t0, true);
                         return r;
                     }
                     std::hint::spin_loop();
                 }
+                count_spin(t0, false);
             }
             SPINNERS.fetch_sub(1, Ordering::AcqRel);
         }
@@ -262,6 +445,33 @@ fn wait_request(guest: &GuestMem, slot: &Slot, last: u32, spin: bool) -> Request
             }
             futex_wait(&slot.req_seq, last);
             slot.end_sleep();
+        }
+    }
+}
+
+/// Count `polls` of a grace window of slot `index` (when spinning is counted,
+/// `--stats`); `found`: it ended with a request.
+fn count_grace(index: usize, polls: u32, found: bool) {
+    if TIMED.load(Ordering::Relaxed) {
+        let add = |a: &AtomicU64, n: u64| a.store(a.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        add(&GRACE_POLLS[index], u64::from(polls));
+        if found {
+            add(&GRACE_HITS[index], 1);
+        }
+    }
+}
+
+/// The start of a long spin, when spinning is timed (`--stats`).
+fn timer() -> Option<std::time::Instant> {
+    TIMED.load(Ordering::Relaxed).then(std::time::Instant::now)
+}
+
+/// Count a spin that began at `t0` (if timed); `found`: it ended with a request.
+fn count_spin(t0: Option<std::time::Instant>, found: bool) {
+    if let Some(t0) = t0 {
+        SPUN_NS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if found {
+            SPUN_HITS.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
