@@ -113,6 +113,34 @@ pub fn default_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
+/// After a forwarded call returned `r` in this (offload) thread: the synchronous
+/// signal Linux raised for the thread during it, taken back so that it reaches the
+/// application thread that made the call instead (`mote_abi::ikc`, `raised`).
+/// Only `SIGXFSZ`, which comes with `EFBIG` (a write past `RLIMIT_FSIZE`,
+/// `generic_write_check_limits`): it is routed, so blocked here, and stays pending
+/// on this thread until taken. `EFBIG` without it (past the file system's
+/// largest size) gives `None`.
+pub fn raised_by_call(r: i64) -> Option<u32> {
+    if r != -i64::from(libc::EFBIG) {
+        return None;
+    }
+    // SAFETY: set and info are valid for the calls; SIGXFSZ is blocked in this
+    // thread (block_routed), so sigtimedwait takes it instead of a handler; the
+    // zero timeout never waits.
+    let sig = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGXFSZ);
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        libc::sigtimedwait(&set, &mut info, &ts)
+    };
+    (sig == libc::SIGXFSZ).then_some(sig as u32)
+}
+
 /// Most vCPUs the router interrupts.
 const MAX_TARGETS: usize = mote_abi::layout::MAX_CORES;
 /// Most offload threads (one per application thread slot).

@@ -282,6 +282,15 @@ pub fn dispatch<P: Platform, R: Runtime<P>>(rt: &R, nr: u64, args: [u64; 6]) -> 
         // may interrupt it (EINTR): libos applies SA_RESTART then.
         Route::Forward => loop {
             let r = p.forward(nr as u64, args);
+            if signal::may_raise(r) {
+                let sig = p.take_raised();
+                if sig != 0 {
+                    let mut g = thread::process_of(rt);
+                    let pr = g.as_mut().expect("process");
+                    pr.signals.thread.caller_sp = rt.caller_sp();
+                    signal::raised_by_call(pr, p, sig);
+                }
+            }
             if r != Errno::EINTR.ret() {
                 break r as u64;
             }
