@@ -10,9 +10,11 @@
  * from a second thread while the main thread blocks SIGXFSZ: the signal is the
  * writing thread's, whose default action ends the program.
  *
- * `limits cpu [handler]`: RLIMIT_CPU of 1 second, then computes. Linux sends
+ * `limits cpu [handler|hard]`: RLIMIT_CPU of 1 second, then computes. Linux sends
  * SIGXCPU when the process's CPU time passes it: the default action ends the
- * program (152); `handler` catches it and exits 0.
+ * program (152); `handler` catches it, shows the soft limit Linux raised by a
+ * second, and exits 0; `hard` also sets a hard limit of 2 seconds and computes
+ * on after its handler ran, until SIGKILL ends it there (137).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -110,13 +112,22 @@ static int fsize(const char *how) {
     return 0;
 }
 
+static void on_xcpu(int sig) {
+    (void)sig;
+    say("caught SIGXCPU\n");
+}
+
 static int cpu(const char *how) {
-    int handler = strcmp(how, "handler") == 0;
+    int handler = strcmp(how, "handler") == 0, hard = strcmp(how, "hard") == 0;
     if (handler)
         catch(SIGXCPU);
+    if (hard)
+        signal(SIGXCPU, on_xcpu);
     struct rlimit rl;
     getrlimit(RLIMIT_CPU, &rl);
     rl.rlim_cur = 1;
+    if (hard)
+        rl.rlim_max = 2;
     if (setrlimit(RLIMIT_CPU, &rl) != 0) {
         say("setrlimit: failed\n");
         return 2;
@@ -126,6 +137,11 @@ static int cpu(const char *how) {
     while (!caught)
         x = x * 6364136223846793005UL + 1442695040888963407UL;
     say(caught == SIGXCPU ? "caught SIGXCPU\n" : "caught something else\n");
+    /* Linux raises the soft limit a second for the next SIGXCPU. */
+    getrlimit(RLIMIT_CPU, &rl);
+    char line[64];
+    snprintf(line, sizeof line, "soft limit now: %llu\n", (unsigned long long)rl.rlim_cur);
+    say(line);
     return 0;
 }
 
@@ -136,6 +152,6 @@ int main(int argc, char **argv) {
     }
     if (argc >= 2 && strcmp(argv[1], "cpu") == 0)
         return cpu(argc > 2 ? argv[2] : "");
-    say("usage: limits fsize FILE [handler|ignore|block|thread] | limits cpu [handler]\n");
+    say("usage: limits fsize FILE [handler|ignore|block|thread] | limits cpu [handler|hard]\n");
     return 2;
 }

@@ -444,12 +444,80 @@ fn route(page: &SignalPage) {
         if sig > 0 {
             record(page, sig as u32, &info);
         }
+        cpu_limit(page);
         let wanted = page.pending.load(Ordering::Acquire) & page.wake.load(Ordering::Acquire);
         outstanding = wanted != 0;
         if outstanding {
             page.attention.store(1, Ordering::Release);
             kick();
         }
+    }
+}
+
+/// `RLIMIT_CPU` on the hosted platform, looked at on every pass of the router
+/// (`LOOK_AGAIN` at the latest). The application's forwarded `setrlimit` set the
+/// limit on the proxy process, where Linux enforces it on the proxy's own CPU
+/// time only; the application computes in its own process. So the router
+/// enforces it as Linux's `check_process_timers` does, on the CPU time the
+/// application sees for itself (`getrusage(RUSAGE_SELF)`, `times`: both
+/// processes'): past the soft limit `SIGXCPU` (`SI_KERNEL`), and the soft limit
+/// goes up a second for the next one; past the hard limit `SIGKILL`, which
+/// libos cannot block or ignore. In the partition the vCPUs are threads of the
+/// proxy, whose CPU time is the application's: Linux's own enforcement is right
+/// there, and its `SIGXCPU` is routed like any other.
+fn cpu_limit(page: &SignalPage) {
+    let child = HOSTED_CHILD.load(Ordering::Acquire);
+    if child <= 0 {
+        return;
+    }
+    let limit = match rustix::process::getrlimit(rustix::process::Resource::Cpu) {
+        rustix::process::Rlimit {
+            current: Some(soft),
+            maximum,
+        } => (soft, maximum),
+        _ => return,
+    };
+    let (soft, hard) = limit;
+    let used = process_cpu_ns(0).saturating_add(process_cpu_ns(child));
+    let past = |secs: u64| used >= secs.saturating_mul(1_000_000_000);
+    // SAFETY: siginfo_t is plain data.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    info.si_code = libc::SI_KERNEL;
+    if hard.is_some_and(past) {
+        info.si_signo = libc::SIGKILL;
+        record(page, libc::SIGKILL as u32, &info);
+        return;
+    }
+    if !past(soft) {
+        return;
+    }
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Cpu,
+        rustix::process::Rlimit {
+            current: Some(hard.map_or(soft + 1, |h| (soft + 1).min(h))),
+            maximum: hard,
+        },
+    );
+    info.si_signo = libc::SIGXCPU;
+    record(page, libc::SIGXCPU as u32, &info);
+}
+
+/// CPU time in ns of process `pid` (0: this one), or 0 if it cannot be read.
+fn process_cpu_ns(pid: i32) -> u64 {
+    let mut clock: libc::clockid_t = libc::CLOCK_PROCESS_CPUTIME_ID;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock and ts are valid out-parameters.
+    let ok = unsafe {
+        (pid == 0 || libc::clock_getcpuclockid(pid, &mut clock) == 0)
+            && libc::clock_gettime(clock, &mut ts) == 0
+    };
+    if ok {
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    } else {
+        0
     }
 }
 

@@ -2,7 +2,8 @@
 //! mote: a write past `RLIMIT_FSIZE` raises `SIGXFSZ` for the writing thread — its
 //! default action ends the run with 153, a handler runs, an ignored or blocked one
 //! leaves `EFBIG` — and CPU time past `RLIMIT_CPU` raises `SIGXCPU` (152, or the
-//! handler).
+//! handler, and the soft limit goes up a second), past the hard limit `SIGKILL`
+//! (137).
 
 use mote_testsuite::{app, assert_same, Platform, Program, Run, TempDir};
 
@@ -99,6 +100,17 @@ fn sigxcpu_handler_runs_when_cpu_time_passes_rlimit_cpu(pf: Platform) {
     assert_eq!(mote.status, 0, "{mote:?}");
     assert_eq!(
         mote.stdout_text(),
+        "computing\ncaught SIGXCPU\nsoft limit now: 2\n",
+        "{mote:?}"
+    );
+}
+
+/// Past the hard limit Linux sends SIGKILL, whatever the handler of SIGXCPU.
+fn cpu_time_past_the_hard_rlimit_cpu_is_killed_by_sigkill_with_137(pf: Platform) {
+    let mote = cpu(pf, &["hard"]);
+    assert_eq!(mote.status, 137, "{mote:?}");
+    assert_eq!(
+        mote.stdout_text(),
         "computing\ncaught SIGXCPU\n",
         "{mote:?}"
     );
@@ -112,4 +124,5 @@ mote_testsuite::on_both_platforms!(
     sigxfsz_of_a_second_thread_ends_the_run,
     cpu_time_past_rlimit_cpu_is_killed_by_sigxcpu_with_152,
     sigxcpu_handler_runs_when_cpu_time_passes_rlimit_cpu,
+    cpu_time_past_the_hard_rlimit_cpu_is_killed_by_sigkill_with_137,
 );
