@@ -506,6 +506,36 @@ mod tests {
     }
 
     #[test]
+    fn a_signal_raised_by_a_call_is_seen_once_with_its_response() {
+        let slot = new_slot();
+        let server = {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                let mut last = 0;
+                for raise in [25, 0] {
+                    let r = loop {
+                        match slot.poll(last) {
+                            Some(r) => break r,
+                            None => std::thread::yield_now(),
+                        }
+                    };
+                    last = r.seq;
+                    if raise != 0 {
+                        slot.set_raised(raise);
+                    }
+                    slot.respond(r.seq, -27);
+                }
+            })
+        };
+        assert_eq!(slot.call(Op::Syscall, 1, [0; 6], &Spin), -27);
+        assert_eq!(slot.take_raised(), 25);
+        assert_eq!(slot.take_raised(), 0, "taken");
+        assert_eq!(slot.call(Op::Syscall, 1, [0; 6], &Spin), -27);
+        assert_eq!(slot.take_raised(), 0);
+        server.join().unwrap();
+    }
+
+    #[test]
     fn sleeping_proxy_is_seen_by_requester() {
         let slot = new_slot();
         assert!(slot.begin_sleep(0));
