@@ -14,7 +14,6 @@
 //! * Kicks repeat (every `REKICK`) until libos has taken the signal or no longer
 //!   wants it: a kick that lands just before a blocking call starts, or while the
 //!   vCPU is in the runtime, is made good by the next one.
-//!
 //! * The signals Linux raises for faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL) cannot
 //!   be blocked like the others: blocked, a fault of the proxy itself would kill
 //!   it without a trace, and a fault's handler must run in the faulting thread.
@@ -28,15 +27,18 @@
 //! * A synchronous signal Linux raises for an offload thread during a forwarded
 //!   call (SIGXFSZ) is taken back by that thread and passed to the application
 //!   thread that made the call (`raised_by_call`).
+//! * On the hosted platform the router also enforces the application's
+//!   `RLIMIT_CPU` on the application's process (`cpu_limit`).
 //!
-//! Not routed: the kick signal itself (`SIGRTMAX`), SIGTRAP and SIGSYS, SIGKILL and SIGSTOP,
-//! job control (SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT: they stop and continue the
+//! Not routed: the kick signal itself (`SIGRTMAX`), SIGTRAP and SIGSYS, SIGKILL
+//! and SIGSTOP, job control (SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT: they stop and continue the
 //! whole run, as before), SIGPIPE (raised in the offload thread by a forwarded
 //! write, it keeps its default action), and glibc's internal 32 and 33.
 //!
 //! Allows `unsafe`: raw signal system calls (`sigaction`, masks, `sigtimedwait`,
-//! `pthread_kill`, `tgkill`, thread CPU clocks) and the store into a vCPU's
-//! `kvm_run.immediate_exit` byte.
+//! `pthread_kill`, `tgkill`, thread and process CPU clocks), the fault-signal
+//! handler (reads Linux's `siginfo_t`, calls the handler it replaced) and the
+//! store into a vCPU's `kvm_run.immediate_exit` byte.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
