@@ -141,8 +141,9 @@ static PREVIOUS: std::sync::OnceLock<[libc::sigaction; FAULT_SIGNALS.len()]> =
     std::sync::OnceLock::new();
 /// The partition's signal page, once the router runs (for `on_fault_signal`).
 static PAGE: AtomicPtr<SignalPage> = AtomicPtr::new(std::ptr::null_mut());
-/// The router thread's Linux tid (0: not started).
+/// The router thread's Linux tid (0: not started), and its process's pid.
 static ROUTER_TID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static ROUTER_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// A fault signal reached the proxy (see the module's head).
 extern "C" fn on_fault_signal(
@@ -155,19 +156,23 @@ extern "C" fn on_fault_signal(
     if sent_by_a_process(code) {
         let page = PAGE.load(Ordering::Acquire);
         let router = ROUTER_TID.load(Ordering::Acquire);
-        if !page.is_null() && router != 0 {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        // A forked copy of the proxy (a vfork child's server) has no router: the
+        // signal is its own, as it is a native vfork child's.
+        if !page.is_null() && router != 0 && ROUTER_PID.load(Ordering::Acquire) == pid {
             // SAFETY: 1. PAGE points into guest memory, mapped for the whole run;
             // record only does atomic stores (async-signal-safe); 2. info is
             // valid (above); 3. tgkill only sends the kick, whose empty handler
             // interrupts the router's sigtimedwait so that it kicks the application.
             unsafe {
                 record(&*page, sig as u32, &*info);
-                libc::syscall(libc::SYS_tgkill, libc::getpid(), router, kick_signal());
+                libc::syscall(libc::SYS_tgkill, pid, router, kick_signal());
             }
             return;
         }
-        // No application yet to take it: its default action ends mote, once this
-        // handler returns (the signal is blocked until then).
+        // No application (yet) to take it: its default action ends this process
+        // once the handler returns (the signal is blocked until then).
         // SAFETY: signal and raise are async-signal-safe and touch no Rust state.
         unsafe {
             libc::signal(sig, libc::SIG_DFL);
@@ -416,6 +421,7 @@ pub fn spawn_router(guest: Arc<GuestMem>) -> std::io::Result<()> {
         .name("mote-signals".into())
         .spawn(move || {
             let page = guest.signal_page();
+            ROUTER_PID.store(std::process::id() as i32, Ordering::Release);
             ROUTER_TID.store(
                 rustix::thread::gettid().as_raw_nonzero().get(),
                 Ordering::Release,
