@@ -1,6 +1,7 @@
 /* A program to signal from outside: prints "ready", then computes forever
  * (`spin`) or blocks in a read on a pipe nobody writes (`spin read`) or in a long
- * nanosleep (`spin sleep`). With `handler` it catches SIGINT and SIGTERM and says
+ * nanosleep (`spin sleep`). With `handler` it catches SIGINT and SIGTERM (and
+ * SIGSEGV and SIGBUS, which a shell can send too) and says
  * which one came, and what the interrupted call returned, then exits 0. Without,
  * the signal's default action ends it (130 for SIGINT, 143 for SIGTERM).
  * `spin wait` blocks SIGINT and SIGTERM and takes the first with sigwaitinfo.
@@ -44,6 +45,8 @@ int main(int argc, char **argv) {
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGSEGV, &sa, NULL);
+        sigaction(SIGBUS, &sa, NULL);
     }
     int fds[2];
     if (pipe(fds) != 0)
@@ -87,7 +90,12 @@ int main(int argc, char **argv) {
             x = x * 6364136223846793005UL + 1442695040888963407UL;
         result = "loop: ended";
     }
-    printf("caught %s; %s\n", caught == SIGINT ? "SIGINT" : caught == SIGTERM ? "SIGTERM" : "nothing",
+    printf("caught %s; %s\n",
+           caught == SIGINT    ? "SIGINT"
+           : caught == SIGTERM ? "SIGTERM"
+           : caught == SIGSEGV ? "SIGSEGV"
+           : caught == SIGBUS  ? "SIGBUS"
+                               : "nothing",
            result);
     return 0;
 }

@@ -52,6 +52,12 @@ pub trait Platform {
     /// (negative errno on failure). Pointers in `args` must be mapped user memory
     /// or runtime memory (both are in the unified address space).
     fn forward(&self, nr: u64, args: [u64; 6]) -> i64;
+    /// The synchronous signal Linux raised for the calling thread during its last
+    /// forwarded call (`SIGXFSZ` with `EFBIG`), taken: asked only after an error
+    /// that may come with one. 0: none.
+    fn take_raised(&self) -> u32 {
+        0
+    }
     /// Virtual address of `buf` as the proxy sees it (runtime memory is in the
     /// unified address space, so this is the pointer value).
     fn addr_of(&self, buf: &[u8]) -> u64 {

@@ -14,16 +14,31 @@
 //! * Kicks repeat (every `REKICK`) until libos has taken the signal or no longer
 //!   wants it: a kick that lands just before a blocking call starts, or while the
 //!   vCPU is in the runtime, is made good by the next one.
+//! * The signals Linux raises for faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL) cannot
+//!   be blocked like the others: blocked, a fault of the proxy itself would kill
+//!   it without a trace, and a fault's handler must run in the faulting thread.
+//!   `on_fault_signal` runs for them in whichever thread takes them and tells the
+//!   two kinds apart by `si_code`: one sent with `kill`, `sigqueue` or `tgkill`
+//!   (`SI_USER`, `SI_QUEUE`, `SI_TKILL`: codes <= 0) is the application's and is
+//!   recorded like a routed one, then the router is woken to kick; a real fault
+//!   (`SEGV_MAPERR`, `SI_KERNEL`, ...: codes > 0) is the proxy's own crash and
+//!   goes on to what was there before (Rust's stack-overflow report) or to the
+//!   default action.
+//! * A synchronous signal Linux raises for an offload thread during a forwarded
+//!   call (SIGXFSZ) is taken back by that thread and passed to the application
+//!   thread that made the call (`raised_by_call`).
+//! * On the hosted platform the router also enforces the application's
+//!   `RLIMIT_CPU` on the application's process (`cpu_limit`).
 //!
-//! Not routed: the kick signal itself (`SIGRTMAX`), signals of the proxy's own
-//! faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), SIGKILL and SIGSTOP,
-//! job control (SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT: they stop and continue the
+//! Not routed: the kick signal itself (`SIGRTMAX`), SIGTRAP and SIGSYS, SIGKILL
+//! and SIGSTOP, job control (SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT: they stop and continue the
 //! whole run, as before), SIGPIPE (raised in the offload thread by a forwarded
 //! write, it keeps its default action), and glibc's internal 32 and 33.
 //!
-//! Allows `unsafe`: raw signal system calls (`sigaction`, masks, `sigwaitinfo`,
-//! `pthread_kill`, `tgkill`, thread CPU clocks) and the store into a vCPU's
-//! `kvm_run.immediate_exit` byte.
+//! Allows `unsafe`: raw signal system calls (`sigaction`, masks, `sigtimedwait`,
+//! `pthread_kill`, `tgkill`, thread and process CPU clocks), the fault-signal
+//! handler (reads Linux's `siginfo_t`, calls the handler it replaced) and the
+//! store into a vCPU's `kvm_run.immediate_exit` byte.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
@@ -39,6 +54,11 @@ use crate::guest::GuestMem;
 
 /// How often an unanswered signal is kicked again.
 const REKICK: Duration = Duration::from_millis(2);
+
+/// How often the router looks at the signal page with nothing outstanding: a
+/// fault signal recorded by `on_fault_signal` just before the router went to
+/// wait (its wake-up spent) is kicked by then at the latest.
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
 
 /// The signal that interrupts the vCPU and offload threads.
 pub fn kick_signal() -> i32 {
@@ -102,6 +122,109 @@ pub fn block_routed() -> std::io::Result<()> {
             return Err(std::io::Error::last_os_error());
         }
     }
+    route_fault_signals()
+}
+
+/// Fault signals a process outside may also send (`on_fault_signal`).
+const FAULT_SIGNALS: [i32; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL];
+
+/// Whether `si_code` says a process sent the signal (`kill`, `sigqueue`,
+/// `tgkill`, ...: `SI_USER` is 0, the others negative) rather than the kernel
+/// raised it for a fault (`SEGV_MAPERR` and the like are positive, `SI_KERNEL`
+/// is 0x80).
+fn sent_by_a_process(si_code: i32) -> bool {
+    si_code <= 0
+}
+
+/// What was installed for each of `FAULT_SIGNALS` before `on_fault_signal`.
+static PREVIOUS: std::sync::OnceLock<[libc::sigaction; FAULT_SIGNALS.len()]> =
+    std::sync::OnceLock::new();
+/// The partition's signal page, once the router runs (for `on_fault_signal`).
+static PAGE: AtomicPtr<SignalPage> = AtomicPtr::new(std::ptr::null_mut());
+/// The router thread's Linux tid (0: not started), and its process's pid.
+static ROUTER_TID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static ROUTER_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// A fault signal reached the proxy (see the module's head).
+extern "C" fn on_fault_signal(
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    // SAFETY: Linux passes a valid siginfo_t to an SA_SIGINFO handler.
+    let code = unsafe { (*info).si_code };
+    if sent_by_a_process(code) {
+        let page = PAGE.load(Ordering::Acquire);
+        let router = ROUTER_TID.load(Ordering::Acquire);
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        // A forked copy of the proxy (a vfork child's server) has no router: the
+        // signal is its own, as it is a native vfork child's.
+        if !page.is_null() && router != 0 && ROUTER_PID.load(Ordering::Acquire) == pid {
+            // SAFETY: 1. PAGE points into guest memory, mapped for the whole run;
+            // record only does atomic stores (async-signal-safe); 2. info is
+            // valid (above); 3. tgkill only sends the kick, whose empty handler
+            // interrupts the router's sigtimedwait so that it kicks the application.
+            unsafe {
+                record(&*page, sig as u32, &*info);
+                libc::syscall(libc::SYS_tgkill, pid, router, kick_signal());
+            }
+            return;
+        }
+        // No application (yet) to take it: its default action ends this process
+        // once the handler returns (the signal is blocked until then).
+        // SAFETY: signal and raise are async-signal-safe and touch no Rust state.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+        return;
+    }
+    // The proxy's own fault: what was installed before, else the default action
+    // (returning re-executes the faulting instruction, which then kills).
+    let previous = PREVIOUS
+        .get()
+        .and_then(|p| FAULT_SIGNALS.iter().position(|&s| s == sig).map(|i| p[i]));
+    match previous {
+        Some(old) if old.sa_flags & libc::SA_SIGINFO != 0 && old.sa_sigaction > 1 => {
+            // SAFETY: the previous SA_SIGINFO handler, called as Linux would.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(old.sa_sigaction) };
+            f(sig, info, ctx)
+        }
+        Some(old) if old.sa_sigaction > 1 => {
+            // SAFETY: the previous plain handler, called as Linux would.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(old.sa_sigaction) };
+            f(sig)
+        }
+        // SAFETY: installing SIG_DFL touches no Rust state.
+        _ => unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        },
+    }
+}
+
+/// Install `on_fault_signal` for `FAULT_SIGNALS`, keeping what was there.
+fn route_fault_signals() -> std::io::Result<()> {
+    // SAFETY: sigaction is plain data; the handler is an extern "C" function that
+    // only does async-signal-safe work (atomics, tgkill, signal, raise) or calls
+    // the handler that was installed before.
+    unsafe {
+        let mut previous: [libc::sigaction; FAULT_SIGNALS.len()] = std::mem::zeroed();
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_fault_signal as *const () as usize;
+        // On the alternate stack where a thread has one (Rust's, for stack
+        // overflows); not SA_RESTART: an interrupted call of the proxy's returns
+        // EINTR as for the kick, which its callers handle.
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        libc::sigemptyset(&mut sa.sa_mask);
+        for (i, &sig) in FAULT_SIGNALS.iter().enumerate() {
+            if libc::sigaction(sig, &sa, &mut previous[i]) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let _ = PREVIOUS.set(previous);
+    }
     Ok(())
 }
 
@@ -111,6 +234,34 @@ pub fn block_routed() -> std::io::Result<()> {
 pub fn default_sigpipe() {
     // SAFETY: installing SIG_DFL for SIGPIPE touches no Rust state.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+/// After a forwarded call returned `r` in this (offload) thread: the synchronous
+/// signal Linux raised for the thread during it, taken back so that it reaches the
+/// application thread that made the call instead (`mote_abi::ikc`, `raised`).
+/// Only `SIGXFSZ`, which comes with `EFBIG` (a write past `RLIMIT_FSIZE`,
+/// `generic_write_check_limits`): it is routed, so blocked here, and stays pending
+/// on this thread until taken. `EFBIG` without it (past the file system's
+/// largest size) gives `None`.
+pub fn raised_by_call(r: i64) -> Option<u32> {
+    if r != -i64::from(libc::EFBIG) {
+        return None;
+    }
+    // SAFETY: set and info are valid for the calls; SIGXFSZ is blocked in this
+    // thread (block_routed), so sigtimedwait takes it instead of a handler; the
+    // zero timeout never waits.
+    let sig = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGXFSZ);
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        libc::sigtimedwait(&set, &mut info, &ts)
+    };
+    (sig == libc::SIGXFSZ).then_some(sig as u32)
 }
 
 /// Most vCPUs the router interrupts.
@@ -268,7 +419,19 @@ fn kick() {
 pub fn spawn_router(guest: Arc<GuestMem>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("mote-signals".into())
-        .spawn(move || route(guest.signal_page()))
+        .spawn(move || {
+            let page = guest.signal_page();
+            ROUTER_PID.store(std::process::id() as i32, Ordering::Release);
+            ROUTER_TID.store(
+                rustix::thread::gettid().as_raw_nonzero().get(),
+                Ordering::Release,
+            );
+            PAGE.store(
+                page as *const SignalPage as *mut SignalPage,
+                Ordering::Release,
+            );
+            route(page)
+        })
         .map(|_| ())
 }
 
@@ -278,28 +441,91 @@ fn route(page: &SignalPage) {
     loop {
         // SAFETY: siginfo_t is plain data; sigtimedwait writes it.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let wait = if outstanding { REKICK } else { LOOK_AGAIN };
         let ts = libc::timespec {
             tv_sec: 0,
-            tv_nsec: REKICK.as_nanos() as i64,
+            tv_nsec: wait.as_nanos() as i64,
         };
         // SAFETY: set, info and ts are valid for the call; the routed signals are
         // blocked in this thread, so sigtimedwait takes them.
-        let sig = unsafe {
-            if outstanding {
-                libc::sigtimedwait(&set, &mut info, &ts)
-            } else {
-                libc::sigwaitinfo(&set, &mut info)
-            }
-        };
+        let sig = unsafe { libc::sigtimedwait(&set, &mut info, &ts) };
         if sig > 0 {
             record(page, sig as u32, &info);
         }
+        cpu_limit(page);
         let wanted = page.pending.load(Ordering::Acquire) & page.wake.load(Ordering::Acquire);
         outstanding = wanted != 0;
         if outstanding {
             page.attention.store(1, Ordering::Release);
             kick();
         }
+    }
+}
+
+/// `RLIMIT_CPU` on the hosted platform, looked at on every pass of the router
+/// (`LOOK_AGAIN` at the latest). The application's forwarded `setrlimit` set the
+/// limit on the proxy process, where Linux enforces it on the proxy's own CPU
+/// time only; the application computes in its own process. So the router
+/// enforces it as Linux's `check_process_timers` does, on the CPU time the
+/// application sees for itself (`getrusage(RUSAGE_SELF)`, `times`: both
+/// processes'): past the soft limit `SIGXCPU` (`SI_KERNEL`), and the soft limit
+/// goes up a second for the next one; past the hard limit `SIGKILL`, which
+/// libos cannot block or ignore. In the partition the vCPUs are threads of the
+/// proxy, whose CPU time is the application's: Linux's own enforcement is right
+/// there, and its `SIGXCPU` is routed like any other.
+fn cpu_limit(page: &SignalPage) {
+    let child = HOSTED_CHILD.load(Ordering::Acquire);
+    if child <= 0 {
+        return;
+    }
+    let limit = match rustix::process::getrlimit(rustix::process::Resource::Cpu) {
+        rustix::process::Rlimit {
+            current: Some(soft),
+            maximum,
+        } => (soft, maximum),
+        _ => return,
+    };
+    let (soft, hard) = limit;
+    let used = process_cpu_ns(0).saturating_add(process_cpu_ns(child));
+    let past = |secs: u64| used >= secs.saturating_mul(1_000_000_000);
+    // SAFETY: siginfo_t is plain data.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    info.si_code = libc::SI_KERNEL;
+    if hard.is_some_and(past) {
+        info.si_signo = libc::SIGKILL;
+        record(page, libc::SIGKILL as u32, &info);
+        return;
+    }
+    if !past(soft) {
+        return;
+    }
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Cpu,
+        rustix::process::Rlimit {
+            current: Some(hard.map_or(soft + 1, |h| (soft + 1).min(h))),
+            maximum: hard,
+        },
+    );
+    info.si_signo = libc::SIGXCPU;
+    record(page, libc::SIGXCPU as u32, &info);
+}
+
+/// CPU time in ns of process `pid` (0: this one), or 0 if it cannot be read.
+fn process_cpu_ns(pid: i32) -> u64 {
+    let mut clock: libc::clockid_t = libc::CLOCK_PROCESS_CPUTIME_ID;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock and ts are valid out-parameters.
+    let ok = unsafe {
+        (pid == 0 || libc::clock_getcpuclockid(pid, &mut clock) == 0)
+            && libc::clock_gettime(clock, &mut ts) == 0
+    };
+    if ok {
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    } else {
+        0
     }
 }
 
@@ -395,6 +621,20 @@ mod tests {
             assert!(!routed(s), "{s}");
         }
         assert!(routed(libc::SIGRTMIN()));
+    }
+
+    #[test]
+    fn fault_signals_sent_by_a_process_are_told_from_real_faults() {
+        for code in [libc::SI_USER, libc::SI_QUEUE, libc::SI_TKILL] {
+            assert!(sent_by_a_process(code), "{code}");
+        }
+        // SEGV_MAPERR, SEGV_ACCERR, BUS_ADRERR, FPE_INTDIV, ILL_ILLOPC, SI_KERNEL.
+        for code in [1, 2, 3, 0x80] {
+            assert!(!sent_by_a_process(code), "{code}");
+        }
+        for s in FAULT_SIGNALS {
+            assert!(!routed(s), "{s}: taken by on_fault_signal, never blocked");
+        }
     }
 
     #[test]

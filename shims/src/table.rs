@@ -282,6 +282,15 @@ pub fn dispatch<P: Platform, R: Runtime<P>>(rt: &R, nr: u64, args: [u64; 6]) -> 
         // may interrupt it (EINTR): libos applies SA_RESTART then.
         Route::Forward => loop {
             let r = p.forward(nr as u64, args);
+            if signal::may_raise(r) {
+                let sig = p.take_raised();
+                if sig != 0 {
+                    let mut g = thread::process_of(rt);
+                    let pr = g.as_mut().expect("process");
+                    pr.signals.thread.caller_sp = rt.caller_sp();
+                    signal::raised_by_call(pr, p, sig);
+                }
+            }
             if r != Errno::EINTR.ret() {
                 break r as u64;
             }
@@ -366,6 +375,8 @@ mod tests {
         logs: RefCell<Vec<String>>,
         /// Answers given before `LINUX_ANSWER`, first first.
         first: RefCell<Vec<i64>>,
+        /// The signal the next forwarded call "raised" (`Platform::take_raised`).
+        raised: core::cell::Cell<u32>,
     }
 
     /// What Linux "answers" to every forwarded call in these tests.
@@ -405,6 +416,9 @@ mod tests {
             } else {
                 first.remove(0)
             }
+        }
+        fn take_raised(&self) -> u32 {
+            self.raised.replace(0)
         }
         fn exit(&self, status: i32) -> ! {
             panic!("exit({status})")
@@ -718,5 +732,51 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.downcast_ref::<String>().unwrap(), "die(15)");
         assert_eq!(p.forwarded.borrow().len(), 1);
+    }
+
+    const SIGXFSZ: u32 = 25;
+
+    /// A write past RLIMIT_FSIZE: Linux answered EFBIG and raised SIGXFSZ.
+    fn write_past_the_limit(rt: &FakeMachine<Recorder>) -> u64 {
+        rt.p.first.borrow_mut().push(Errno::EFBIG.ret());
+        rt.p.raised.set(SIGXFSZ);
+        dispatch(rt, Sysno::write as u64, [3, 0x1000, 10, 0, 0, 0])
+    }
+
+    #[test]
+    fn sigxfsz_raised_by_a_forwarded_write_ends_the_process_by_default() {
+        let rt = setup();
+        let e = catch_unwind(AssertUnwindSafe(|| write_past_the_limit(&rt))).unwrap_err();
+        assert_eq!(e.downcast_ref::<String>().unwrap(), "die(25)");
+    }
+
+    #[test]
+    fn sigxfsz_raised_by_a_forwarded_write_is_the_calling_threads_when_blocked() {
+        let rt = setup();
+        let bit = 1u64 << (SIGXFSZ - 1);
+        thread::process_of(&rt)
+            .as_mut()
+            .unwrap()
+            .signals
+            .change_mask(0, bit) // SIG_BLOCK
+            .unwrap();
+        assert_eq!(write_past_the_limit(&rt), Errno::EFBIG.ret() as u64);
+        let g = thread::process_of(&rt);
+        let pr = g.as_ref().unwrap();
+        assert_eq!(pr.signals.thread.pending, bit);
+        assert_eq!(pr.signals.pending(), bit, "not the process's");
+        assert_eq!(rt.p.raised.get(), 0, "taken");
+    }
+
+    #[test]
+    fn efbig_without_a_raised_signal_raises_nothing() {
+        let rt = setup();
+        rt.p.first.borrow_mut().push(Errno::EFBIG.ret());
+        let r = dispatch(&rt, Sysno::write as u64, [3, 0x1000, 10, 0, 0, 0]);
+        assert_eq!(r, Errno::EFBIG.ret() as u64);
+        assert_eq!(
+            thread::process_of(&rt).as_ref().unwrap().signals.pending(),
+            0
+        );
     }
 }

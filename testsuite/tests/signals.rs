@@ -4,7 +4,8 @@
 //! reads and sleeps) prints the same lines; and signals sent to the `mote`
 //! process from outside (`apps/spin.c`) reach the application: Ctrl-C ends a
 //! compute loop with 130 and leaves nothing behind, a handler runs instead when
-//! installed, and a blocking forwarded call is interrupted as on Linux.
+//! installed, and a blocking forwarded call is interrupted as on Linux; `kill
+//! -SEGV` and `kill -BUS` are the application's too (139, 135), not mote's crash.
 
 use std::time::Duration;
 
@@ -136,6 +137,41 @@ fn kicks_queued_while_the_hosted_process_was_stopped_do_not_crash_the_runtime() 
     assert!(!run.stderr_text().contains("runtime panic"), "{run:?}");
 }
 
+/// Regression: `kill -SEGV <mote>` was taken for a fault of mote itself —
+/// ignored once (Rust's stack-overflow handler returned), then mote died of the
+/// second without a word. Sent by a process (`SI_USER`), it is the application's.
+fn sigsegv_from_outside_ends_a_compute_loop_with_139(pf: Platform) {
+    signalled(pf, &[], "SEGV", 139, "ready\n");
+}
+
+fn sigbus_from_outside_ends_a_compute_loop_with_135(pf: Platform) {
+    signalled(pf, &[], "BUS", 135, "ready\n");
+}
+
+fn sigsegv_from_outside_ends_a_blocking_read_with_139(pf: Platform) {
+    signalled(pf, &["read"], "SEGV", 139, "ready\n");
+}
+
+fn sigsegv_handler_runs_for_a_kill_from_outside(pf: Platform) {
+    signalled(
+        pf,
+        &["handler"],
+        "SEGV",
+        0,
+        "ready\ncaught SIGSEGV; loop: ended\n",
+    );
+}
+
+fn sigbus_handler_interrupts_a_blocking_read_with_eintr(pf: Platform) {
+    signalled(
+        pf,
+        &["read", "handler"],
+        "BUS",
+        0,
+        "ready\ncaught SIGBUS; read: EINTR\n",
+    );
+}
+
 mote_testsuite::on_both_platforms!(
     signals_program_same_as_native,
     signals_program_with_every_call_trapping,
@@ -148,4 +184,9 @@ mote_testsuite::on_both_platforms!(
     sigwaitinfo_takes_a_blocked_signal_from_outside,
     ctrl_c_ends_computing_threads_with_130,
     sigint_handler_runs_while_threads_compute_and_main_waits,
+    sigsegv_from_outside_ends_a_compute_loop_with_139,
+    sigbus_from_outside_ends_a_compute_loop_with_135,
+    sigsegv_from_outside_ends_a_blocking_read_with_139,
+    sigsegv_handler_runs_for_a_kill_from_outside,
+    sigbus_handler_interrupts_a_blocking_read_with_eintr,
 );

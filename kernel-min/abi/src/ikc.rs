@@ -24,7 +24,9 @@
 //!      `lwk_waiting = core + 1`, `fence(SeqCst)`, re-checks and if still not
 //!      answered lets its core run other threads or sleep (`Doorbell::wait_response`;
 //!      the core sleeps on its `CorePage::wake_seq`); clears `lwk_waiting`;
-//!   5. reads `ret` (Relaxed — ordered by the Acquire of step 4).
+//!   5. reads `ret` (Relaxed — ordered by the Acquire of step 4); only when `ret`
+//!      is an error a call may raise a signal for (`EFBIG`: `SIGXFSZ`), also
+//!      `raised.swap(0, Relaxed)`, the same way ordered.
 //! * **Proxy side (one offload thread per slot):**
 //!   1. spins until `req_seq.load(Acquire) != last`, bounded; then sets
 //!      `proxy_waiting = 1`, `fence(SeqCst)`, re-checks `req_seq` (a request:
@@ -32,7 +34,10 @@
 //!      `c` (step 4's late check); sleeps on `req_seq` (futex) until it changes;
 //!      clears `proxy_waiting`;
 //!   2. reads `op`, `nr`, `args`, executes the call;
-//!   3. `ret.store(Relaxed)`, `resp_seq.store(s, Release)`;
+//!   3. `ret.store(Relaxed)` — and, when Linux raised a synchronous signal for
+//!      the calling thread during the call (it is blocked in the offload thread,
+//!      which takes it back with a zero-timeout `sigtimedwait`), `raised.store(sig,
+//!      Relaxed)` — then `resp_seq.store(s, Release)`;
 //!   4. if `lwk_waiting = c + 1 != 0` (a plain load), bumps core `c`'s
 //!      `wake_seq` and futex-wakes it.
 //!
@@ -219,13 +224,17 @@ pub struct Slot {
     pub resp_seq: AtomicU32,
     pub proxy_waiting: AtomicU32,
     pub ret: AtomicI64,
-    _pad2: [u64; 6],
+    /// A signal Linux raised for the calling thread during the forwarded call
+    /// (`SIGXFSZ`), 0 if none; the requester clears it when it reads it.
+    pub raised: AtomicU32,
+    _pad2: [u32; 11],
 }
 
 const_assert_eq!(size_of::<Slot>(), 192);
 const_assert_eq!(offset_of!(Slot, args) + 48, 64);
 const_assert_eq!(offset_of!(Slot, lwk_waiting), 64);
 const_assert_eq!(offset_of!(Slot, resp_seq), 128);
+const_assert_eq!(offset_of!(Slot, raised), 144);
 
 /// A request read out of a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -348,6 +357,18 @@ impl Slot {
         self.ret.store(ret, Ordering::Relaxed);
         self.resp_seq.store(seq, Ordering::Release);
         self.lwk_waiting.load(Ordering::Relaxed)
+    }
+
+    /// Proxy side, before [`Slot::respond`]: Linux raised `sig` for the calling
+    /// thread during the call (published by `respond`'s Release).
+    pub fn set_raised(&self, sig: u32) {
+        self.raised.store(sig, Ordering::Relaxed);
+    }
+
+    /// LWK side, after [`Slot::call`] returned: the signal the call raised for this
+    /// thread (0: none), cleared (ordered by `call`'s Acquire of `resp_seq`).
+    pub fn take_raised(&self) -> u32 {
+        self.raised.swap(0, Ordering::Relaxed)
     }
 }
 
@@ -482,6 +503,36 @@ mod tests {
         }
         slot.call(Op::Exit, 0, [0; 6], &Spin);
         assert_eq!(server.join().unwrap(), 20_000);
+    }
+
+    #[test]
+    fn a_signal_raised_by_a_call_is_seen_once_with_its_response() {
+        let slot = new_slot();
+        let server = {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                let mut last = 0;
+                for raise in [25, 0] {
+                    let r = loop {
+                        match slot.poll(last) {
+                            Some(r) => break r,
+                            None => std::thread::yield_now(),
+                        }
+                    };
+                    last = r.seq;
+                    if raise != 0 {
+                        slot.set_raised(raise);
+                    }
+                    slot.respond(r.seq, -27);
+                }
+            })
+        };
+        assert_eq!(slot.call(Op::Syscall, 1, [0; 6], &Spin), -27);
+        assert_eq!(slot.take_raised(), 25);
+        assert_eq!(slot.take_raised(), 0, "taken");
+        assert_eq!(slot.call(Op::Syscall, 1, [0; 6], &Spin), -27);
+        assert_eq!(slot.take_raised(), 0);
+        server.join().unwrap();
     }
 
     #[test]

@@ -39,6 +39,25 @@ pub fn interrupted<P: Platform>(
     (r != EINTR || pr.on_eintr(p, nr, args) != AfterEintr::RestartNow).then_some(r)
 }
 
+/// Linux raised `sig` for the calling thread during a forwarded call
+/// (`SIGXFSZ` with `EFBIG`: a write past `RLIMIT_FSIZE`; the proxy took it back and
+/// passed it on, `Platform::take_raised`): queue it for this thread as Linux's
+/// `send_sig` does (`SI_USER`, the process's own pid and uid) and take the default
+/// action that is due (core dump: the run ends).
+pub fn raised_by_call<P: Platform>(pr: &mut Process, p: &P, sig: u32) {
+    let Some(sig) = signal::valid(u64::from(sig)) else {
+        return;
+    };
+    let info = pr.sender_info(p, sig, code::SI_USER);
+    pr.raise_info(p, sig, info, true);
+}
+
+/// Whether forwarded result `r` may come with a signal Linux raised for the
+/// calling thread (then ask `Platform::take_raised`): only `EFBIG` (`SIGXFSZ`).
+pub fn may_raise(r: i64) -> bool {
+    r == Errno::EFBIG.ret()
+}
+
 /// `pause()`: until a signal runs a handler (or ends the process).
 pub fn pause<P: Platform>(pr: &mut Process, p: &P) -> Result<usize, Errno> {
     wait_call(pr, p, Sysno::pause, [0; 6])

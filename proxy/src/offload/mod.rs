@@ -264,6 +264,10 @@ pub fn serve(
                 crate::signals::offload_busy(index, true);
                 let r = forward(req.nr, req.args);
                 crate::signals::offload_busy(index, false);
+                // SIGXFSZ (write past RLIMIT_FSIZE) is the application thread's.
+                if let Some(sig) = crate::signals::raised_by_call(r) {
+                    slot.set_raised(sig);
+                }
                 r
             }
             Some(Op::Exit) if child => vfork::child_exit((req.args[0] & 0xff) as i32),

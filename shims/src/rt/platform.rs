@@ -273,6 +273,10 @@ impl Platform for RtPlatform {
     fn forward(&self, nr: u64, args: [u64; 6]) -> i64 {
         self.call(Op::Syscall, nr, args)
     }
+    fn take_raised(&self) -> u32 {
+        let slot = percpu::cpu().slot.load(Ordering::Relaxed) as usize;
+        thread_slot(slot).take_raised()
+    }
     fn exit(&self, status: i32) -> ! {
         self.call(Op::Exit, 0, [status as u64, 0, 0, 0, 0, 0]);
         loop {
