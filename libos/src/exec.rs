@@ -74,16 +74,22 @@ pub enum ExecErrorKind {
     BadArgs,
     /// `openat` failed.
     Open(Errno),
-    /// Not a regular file (a directory, a device...).
-    NotRegular,
+    /// Not a regular file (a directory, a device...): its `st_mode`.
+    NotRegular(u32),
     /// No execute permission.
     NotExecutable,
     /// `fstat` or `pread64` failed.
     Read(Errno),
     /// The ELF file cannot be run.
     Load(LoadError),
-    /// The program's interpreter (`PT_INTERP`) cannot be opened.
-    Interp(String, Errno),
+    /// The program's interpreter (`PT_INTERP` or a `#!` line's; its path as the
+    /// file names it) cannot be opened, or (`ELOOP`) `#!` scripts nest deeper than
+    /// Linux allows.
+    Interp(Vec<u8>, Errno),
+    /// The interpreter is not a regular file (its `st_mode`): `EACCES`.
+    InterpNotRegular(Vec<u8>, u32),
+    /// The interpreter has no execute permission: `EACCES`.
+    InterpNotExecutable(Vec<u8>),
     /// Mapping the program or its stack failed (partition memory exhausted).
     Memory(Errno),
     /// Arguments and environment are too large.
@@ -104,7 +110,8 @@ impl ExecError {
         match self.kind {
             ExecErrorKind::Open(Errno::ENOENT)
             | ExecErrorKind::Open(Errno::ENOTDIR)
-            | ExecErrorKind::Interp(_, Errno::ENOENT) => 127,
+            | ExecErrorKind::Interp(_, Errno::ENOENT)
+            | ExecErrorKind::Interp(_, Errno::ENOTDIR) => 127,
             _ => 126,
         }
     }
@@ -113,7 +120,7 @@ impl ExecError {
 impl fmt::Display for ExecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ExecErrorKind::*;
-        write!(f, "{}: ", self.path)?;
+        write!(f, "{}: ", escape(self.path.as_bytes()))?;
         match &self.kind {
             BadArgs => write!(
                 f,
@@ -125,7 +132,7 @@ impl fmt::Display for ExecError {
                 "permission denied (check the file's and its directories' permissions)"
             ),
             Open(e) => write!(f, "cannot open it ({e:?})"),
-            NotRegular => write!(f, "not a regular file"),
+            NotRegular(mode) => write!(f, "permission denied: it is {}", file_kind(*mode)),
             NotExecutable => write!(
                 f,
                 "permission denied: the file is not executable (chmod +x)"
@@ -134,9 +141,26 @@ impl fmt::Display for ExecError {
             Load(e) => write!(f, "{e}"),
             Interp(path, Errno::ENOENT) => write!(
                 f,
-                "its interpreter {path} does not exist (the program was built for another system; run it where its dynamic linker is installed, or link it -static)"
+                "its interpreter {} does not exist (the program was built for another system; run it where its dynamic linker is installed, or link it -static)",
+                escape(path)
             ),
-            Interp(path, e) => write!(f, "cannot open its interpreter {path} ({e:?})"),
+            Interp(path, Errno::ELOOP) => write!(
+                f,
+                "too many levels of #! interpreters at {} (Linux allows {SCRIPT_DEPTH_MAX} scripts in a chain; ELOOP): run a shorter chain",
+                escape(path)
+            ),
+            Interp(path, e) => write!(f, "cannot open its interpreter {} ({e:?})", escape(path)),
+            InterpNotRegular(path, mode) => write!(
+                f,
+                "permission denied: its interpreter {} is {}, not a program",
+                escape(path),
+                file_kind(*mode)
+            ),
+            InterpNotExecutable(path) => write!(
+                f,
+                "permission denied: its interpreter {} is not executable (chmod +x it)",
+                escape(path)
+            ),
             Memory(e) => write!(
                 f,
                 "not enough partition memory to load it ({e:?}); give the run more with --mem"
@@ -146,12 +170,54 @@ impl fmt::Display for ExecError {
     }
 }
 
+/// `path` (bytes a file or the user gave) made safe to print on a terminal: control
+/// bytes (escape sequences included) become `\xNN`, a backslash `\\`, and bytes
+/// that are not UTF-8 `\xNN`.
+pub fn escape(path: &[u8]) -> String {
+    use core::fmt::Write;
+    let mut out = String::with_capacity(path.len());
+    for chunk in path.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    let mut b = [0u8; 4];
+                    for byte in c.encode_utf8(&mut b).bytes() {
+                        let _ = write!(out, "\\x{byte:02x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
+/// What a non-regular file is, for messages.
+fn file_kind(mode: u32) -> &'static str {
+    match mode & stat::S_IFMT {
+        stat::S_IFDIR => "a directory",
+        stat::S_IFCHR => "a character device",
+        0o060_000 => "a block device",
+        0o010_000 => "a FIFO",
+        0o140_000 => "a socket",
+        _ => "not a regular file",
+    }
+}
+
 /// The program file, as the loader reads it.
 pub trait ExecFile {
     /// Size in bytes.
     fn size(&self) -> u64;
+    /// Read up to `buf.len()` bytes at `offset` into `buf`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno>;
     /// Read up to `buf.len()` bytes at offset 0 into `buf`.
-    fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno>;
+    fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.read_at(buf, 0)
+    }
     /// The fd the proxy reads segments from (forwarded `pread64` into user memory).
     fn fd(&self) -> u64;
 }
@@ -161,16 +227,36 @@ pub struct ForwardedFile<'p, P: Platform> {
     p: &'p P,
     fd: u64,
     size: u64,
-    mode: u32,
 }
 
 impl<'p, P: Platform> ForwardedFile<'p, P> {
-    /// `openat(AT_FDCWD, path, O_RDONLY|O_CLOEXEC)` and `fstat`. The path and the
-    /// `struct stat` live in libos's heap, which is in the unified address space.
+    /// `newfstatat` first — a directory, FIFO or device is refused with `EACCES`
+    /// without being opened (opening a FIFO would block), as Linux's `may_open`
+    /// refuses them for `MAY_EXEC` — then `openat(AT_FDCWD, path,
+    /// O_RDONLY|O_CLOEXEC)`. The path and the `struct stat` live in libos's heap,
+    /// which is in the unified address space.
     pub fn open(p: &'p P, path: &[u8]) -> Result<Self, ExecErrorKind> {
         let mut cpath = Vec::with_capacity(path.len() + 1);
         cpath.extend_from_slice(path);
         cpath.push(0);
+        let st = vec![0u8; stat::SIZE];
+        let r = p.forward(
+            Sysno::newfstatat as u64,
+            [AT_FDCWD, p.addr_of(&cpath), p.addr_of(&st), 0, 0, 0],
+        );
+        if r < 0 {
+            return Err(ExecErrorKind::Open(crate::errno::from_result(r)));
+        }
+        // The proxy wrote `st` behind the compiler's back: read it through a
+        // volatile-free copy (`black_box` keeps the read from being folded away).
+        let st = core::hint::black_box(st);
+        let mode = u32::from_le_bytes(st[stat::ST_MODE..][..4].try_into().expect("4 bytes"));
+        if mode & stat::S_IFMT != stat::S_IFREG {
+            return Err(ExecErrorKind::NotRegular(mode));
+        }
+        if mode & 0o111 == 0 {
+            return Err(ExecErrorKind::NotExecutable);
+        }
         let r = p.forward(
             Sysno::openat as u64,
             [AT_FDCWD, p.addr_of(&cpath), O_RDONLY | O_CLOEXEC, 0, 0, 0],
@@ -182,25 +268,30 @@ impl<'p, P: Platform> ForwardedFile<'p, P> {
             p,
             fd: r as u64,
             size: 0,
-            mode: 0,
         };
+        // The size of what was opened (the path may have changed in between).
         let st = vec![0u8; stat::SIZE];
         let r = p.forward(Sysno::fstat as u64, [f.fd, p.addr_of(&st), 0, 0, 0, 0]);
         if r < 0 {
             return Err(ExecErrorKind::Read(crate::errno::from_result(r)));
         }
-        // The proxy wrote `st` behind the compiler's back: read it through a
-        // volatile-free copy (`black_box` keeps the read from being folded away).
         let st = core::hint::black_box(st);
-        f.mode = u32::from_le_bytes(st[stat::ST_MODE..][..4].try_into().expect("4 bytes"));
+        let mode = u32::from_le_bytes(st[stat::ST_MODE..][..4].try_into().expect("4 bytes"));
+        if mode & stat::S_IFMT != stat::S_IFREG {
+            return Err(ExecErrorKind::NotRegular(mode));
+        }
         f.size = u64::from_le_bytes(st[stat::ST_SIZE..][..8].try_into().expect("8 bytes"));
-        if f.mode & stat::S_IFMT != stat::S_IFREG {
-            return Err(ExecErrorKind::NotRegular);
-        }
-        if f.mode & 0o111 == 0 {
-            return Err(ExecErrorKind::NotExecutable);
-        }
         Ok(f)
+    }
+
+    /// Open `path` as the interpreter of another file: failures name it.
+    pub fn open_interp(p: &'p P, path: &[u8]) -> Result<Self, ExecErrorKind> {
+        Self::open(p, path).map_err(|e| match e {
+            ExecErrorKind::Open(errno) => ExecErrorKind::Interp(path.to_vec(), errno),
+            ExecErrorKind::NotRegular(mode) => ExecErrorKind::InterpNotRegular(path.to_vec(), mode),
+            ExecErrorKind::NotExecutable => ExecErrorKind::InterpNotExecutable(path.to_vec()),
+            other => other,
+        })
     }
 }
 
@@ -208,7 +299,7 @@ impl<P: Platform> ExecFile for ForwardedFile<'_, P> {
     fn size(&self) -> u64 {
         self.size
     }
-    fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         let mut done = 0;
         while done < buf.len() {
             let r = self.p.forward(
@@ -217,7 +308,7 @@ impl<P: Platform> ExecFile for ForwardedFile<'_, P> {
                     self.fd,
                     self.p.addr_of(&buf[done..]),
                     (buf.len() - done) as u64,
-                    done as u64,
+                    offset + done as u64,
                     0,
                     0,
                 ],
@@ -273,37 +364,39 @@ fn shebang(head: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     (!interp.is_empty()).then_some((interp, arg.filter(|a| !a.is_empty())))
 }
 
+/// Most `#!` scripts in a chain: Linux's `exec_binprm` searches for a binary
+/// format at depths 0..=5, so five scripts may lead to an ELF; a sixth is `ELOOP`.
+pub const SCRIPT_DEPTH_MAX: usize = 5;
+
 /// What to run for `path`: itself, or for a `#!` script its interpreter with the
-/// script's path as an argument (one level, as Linux's `binfmt_script` then finds
-/// an ELF). The program that will run is checked (opened, ELF planned).
+/// script's path as an argument — itself possibly a script, up to
+/// [`SCRIPT_DEPTH_MAX`] levels, as Linux's `binfmt_script`. The program that will
+/// run is checked (opened, ELF planned).
 fn resolve_script<P: Platform>(
     p: &P,
     path: Vec<u8>,
     argv: Vec<Vec<u8>>,
 ) -> Result<(Vec<u8>, Vec<Vec<u8>>), ExecErrorKind> {
-    let f = ForwardedFile::open(p, &path)?;
-    let mut head = vec![0u8; SHEBANG_MAX.min(f.size() as usize)];
-    let n = f.read_head(&mut head).map_err(ExecErrorKind::Read)?;
-    match shebang(&head[..n]) {
-        None => {
+    let (mut path, mut argv) = (path, argv);
+    for depth in 0..=SCRIPT_DEPTH_MAX {
+        let f = if depth == 0 {
+            ForwardedFile::open(p, &path)?
+        } else {
+            ForwardedFile::open_interp(p, &path)?
+        };
+        let mut head = vec![0u8; SHEBANG_MAX.min(f.size() as usize)];
+        let n = f.read_head(&mut head).map_err(ExecErrorKind::Read)?;
+        let Some((interp, arg)) = shebang(&head[..n]) else {
             read_plan(&f, USER_PIE_BASE)?;
-            Ok((path, argv))
-        }
-        Some((interp, arg)) => {
-            let mut v = vec![interp.clone()];
-            v.extend(arg);
-            v.push(path.clone());
-            v.extend(argv.into_iter().skip(1));
-            let f = ForwardedFile::open(p, &interp).map_err(|e| match e {
-                ExecErrorKind::Open(errno) => {
-                    ExecErrorKind::Interp(String::from_utf8_lossy(&interp).into_owned(), errno)
-                }
-                other => other,
-            })?;
-            read_plan(&f, USER_PIE_BASE)?;
-            Ok((interp, v))
-        }
+            return Ok((path, argv));
+        };
+        let mut v = vec![interp.clone()];
+        v.extend(arg);
+        v.push(path);
+        v.extend(argv.into_iter().skip(1));
+        (path, argv) = (interp, v);
     }
+    Err(ExecErrorKind::Interp(path, Errno::ELOOP))
 }
 
 /// The `errno` `execve` returns for a program it cannot start.
@@ -311,7 +404,10 @@ pub fn exec_errno(kind: &ExecErrorKind) -> Errno {
     match kind {
         ExecErrorKind::Open(e) | ExecErrorKind::Read(e) => *e,
         ExecErrorKind::Interp(_, e) => *e,
-        ExecErrorKind::NotRegular | ExecErrorKind::NotExecutable => Errno::EACCES,
+        ExecErrorKind::NotRegular(_)
+        | ExecErrorKind::NotExecutable
+        | ExecErrorKind::InterpNotRegular(..)
+        | ExecErrorKind::InterpNotExecutable(_) => Errno::EACCES,
         ExecErrorKind::Load(_) | ExecErrorKind::BadArgs => Errno::ENOEXEC,
         ExecErrorKind::Memory(e) => *e,
         ExecErrorKind::TooBig(_) => Errno::E2BIG,
@@ -409,25 +505,22 @@ impl Process {
         if self.mm.tables_given() == 0 {
             self.mm.init(p).map_err(ExecErrorKind::Memory)?;
         }
-        let plan = read_plan(file, USER_PIE_BASE)?;
+        let (plan, interp) = read_plan(file, USER_PIE_BASE)?;
         self.map_image(p, file, &plan)?;
         self.mm.set_brk_start(plan.brk_start);
         // A dynamically linked program starts in its interpreter, which finds the
         // program through AT_PHDR/AT_ENTRY and itself through AT_BASE.
-        let (start, base) = match &plan.interp {
+        let (start, base) = match &interp {
             None => (plan.entry, 0),
             Some(path) => {
-                let ld = ForwardedFile::open(p, path.as_bytes()).map_err(|e| match e {
-                    ExecErrorKind::Open(errno) => ExecErrorKind::Interp(path.clone(), errno),
-                    other => other,
-                })?;
-                let ip = read_plan(&ld, INTERP_BASE)?;
+                let ld = ForwardedFile::open_interp(p, path)?;
+                let (ip, _) = read_plan(&ld, INTERP_BASE)?;
                 if ip.interp.is_some() || !ip.pie {
                     return Err(ExecErrorKind::Load(LoadError::InterpNotLoadable));
                 }
                 self.map_image(p, &ld, &ip)?;
                 for r in ip.regions() {
-                    self.mm.label(r.start, r.end, path.as_bytes());
+                    self.mm.label(r.start, r.end, path);
                 }
                 (ip.entry, ip.bias)
             }
@@ -521,11 +614,15 @@ impl Process {
     }
 }
 
-/// Read the head of the file and plan, reading more while the planner asks.
-fn read_plan(file: &impl ExecFile, base: u64) -> Result<LoadPlan, ExecErrorKind> {
+/// Read the head of the file and plan, reading more while the planner asks; then
+/// read the interpreter's name (`PT_INTERP`), wherever in the file it lies.
+fn read_plan(
+    file: &impl ExecFile,
+    base: u64,
+) -> Result<(LoadPlan, Option<Vec<u8>>), ExecErrorKind> {
     let size = file.size();
     let mut want = HEAD_LEN.min(size as usize);
-    loop {
+    let plan = loop {
         let mut head = vec![0u8; want];
         let n = file.read_head(&mut head).map_err(ExecErrorKind::Read)?;
         head.truncate(n);
@@ -537,9 +634,22 @@ fn read_plan(file: &impl ExecFile, base: u64) -> Result<LoadPlan, ExecErrorKind>
                     file_size: n as u64,
                 }));
             }
-            r => return r.map_err(ExecErrorKind::Load),
+            r => break r.map_err(ExecErrorKind::Load)?,
         }
-    }
+    };
+    let interp = match plan.interp {
+        None => None,
+        Some(at) => {
+            let mut raw = vec![0u8; at.len as usize];
+            let n = file.read_at(&mut raw, at.offset).map_err(ExecErrorKind::Read)?;
+            if n != raw.len() {
+                // As Linux's elf_read: a short read is EIO.
+                return Err(ExecErrorKind::Read(Errno::EIO));
+            }
+            Some(elf::interp_name(&raw).map_err(ExecErrorKind::Load)?.to_vec())
+        }
+    };
+    Ok((plan, interp))
 }
 
 #[cfg(test)]
@@ -555,9 +665,10 @@ mod tests {
         fn size(&self) -> u64 {
             self.0.len() as u64
         }
-        fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno> {
-            let n = buf.len().min(self.0.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+            let data = self.0.get(offset as usize..).unwrap_or_default();
+            let n = buf.len().min(data.len());
+            buf[..n].copy_from_slice(&data[..n]);
             Ok(n)
         }
         fn fd(&self) -> u64 {
