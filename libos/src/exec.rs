@@ -146,8 +146,9 @@ impl fmt::Display for ExecError {
             ),
             Interp(path, Errno::ELOOP) => write!(
                 f,
-                "too many levels of #! interpreters at {} (Linux allows {SCRIPT_DEPTH_MAX} scripts in a chain; ELOOP): run a shorter chain",
-                escape(path)
+                "too many levels of #! interpreters: {} is script number {} in the chain, Linux allows {SCRIPT_DEPTH_MAX} (ELOOP); run a shorter chain",
+                escape(path),
+                SCRIPT_DEPTH_MAX + 1
             ),
             Interp(path, e) => write!(f, "cannot open its interpreter {} ({e:?})", escape(path)),
             InterpNotRegular(path, mode) => write!(
@@ -378,6 +379,7 @@ fn resolve_script<P: Platform>(
     argv: Vec<Vec<u8>>,
 ) -> Result<(Vec<u8>, Vec<Vec<u8>>), ExecErrorKind> {
     let (mut path, mut argv) = (path, argv);
+    let mut script = Vec::new();
     for depth in 0..=SCRIPT_DEPTH_MAX {
         let f = if depth == 0 {
             ForwardedFile::open(p, &path)?
@@ -387,16 +389,22 @@ fn resolve_script<P: Platform>(
         let mut head = vec![0u8; SHEBANG_MAX.min(f.size() as usize)];
         let n = f.read_head(&mut head).map_err(ExecErrorKind::Read)?;
         let Some((interp, arg)) = shebang(&head[..n]) else {
-            read_plan(&f, USER_PIE_BASE)?;
+            // An ELF: its own interpreter must open too, before the point of no
+            // return (Linux opens it before `begin_new_exec`).
+            if let (_, Some(ld)) = read_plan(&f, USER_PIE_BASE)? {
+                read_plan(&ForwardedFile::open_interp(p, &ld)?, INTERP_BASE)?;
+            }
             return Ok((path, argv));
         };
         let mut v = vec![interp.clone()];
         v.extend(arg);
-        v.push(path);
+        v.push(path.clone());
         v.extend(argv.into_iter().skip(1));
+        script = path;
         (path, argv) = (interp, v);
     }
-    Err(ExecErrorKind::Interp(path, Errno::ELOOP))
+    // `script` is the sixth `#!` script of the chain.
+    Err(ExecErrorKind::Interp(script, Errno::ELOOP))
 }
 
 /// The `errno` `execve` returns for a program it cannot start.
@@ -428,6 +436,8 @@ impl Process {
         envp: Vec<Vec<u8>>,
     ) -> Result<Entry, ExecErrorKind> {
         let (path, argv) = resolve_script(p, path, argv)?;
+        stack::check_args(&argv, &envp, &path, stack::args_limit(stack_rlimit(p)))
+            .map_err(ExecErrorKind::TooBig)?;
         // The point of no return: from here a failure kills the application.
         let fatal = |k: ExecErrorKind| -> ! {
             p.log(&alloc::format!(
@@ -570,6 +580,7 @@ impl Process {
                 execfn: args.path,
                 random: self.random,
                 aux,
+                args_limit: stack::args_limit(stack_rlimit(p)),
             },
         )
         .map_err(ExecErrorKind::TooBig)?;
@@ -641,12 +652,18 @@ fn read_plan(
         None => None,
         Some(at) => {
             let mut raw = vec![0u8; at.len as usize];
-            let n = file.read_at(&mut raw, at.offset).map_err(ExecErrorKind::Read)?;
+            let n = file
+                .read_at(&mut raw, at.offset)
+                .map_err(ExecErrorKind::Read)?;
             if n != raw.len() {
                 // As Linux's elf_read: a short read is EIO.
                 return Err(ExecErrorKind::Read(Errno::EIO));
             }
-            Some(elf::interp_name(&raw).map_err(ExecErrorKind::Load)?.to_vec())
+            Some(
+                elf::interp_name(&raw)
+                    .map_err(ExecErrorKind::Load)?
+                    .to_vec(),
+            )
         }
     };
     Ok((plan, interp))
@@ -827,6 +844,23 @@ mod tests {
     }
 }
 
+/// The application's stack limit (`RLIMIT_STACK`'s soft value, kept by the proxy):
+/// the arguments' room depends on it as on Linux. `_STK_LIM` if unknown.
+fn stack_rlimit<P: Platform>(p: &P) -> u64 {
+    const RLIMIT_STACK: u64 = 3;
+    let lim = [0u8; 16];
+    let r = p.forward(
+        Sysno::prlimit64 as u64,
+        [0, RLIMIT_STACK, 0, p.addr_of(&lim), 0, 0],
+    );
+    let lim = core::hint::black_box(lim);
+    if r == 0 {
+        u64::from_le_bytes(lim[0..8].try_into().expect("8 bytes"))
+    } else {
+        stack::STK_LIM
+    }
+}
+
 /// Close the application's descriptors marked close-on-exec (they live in the
 /// proxy; the proxy's own are protected and answer EBADF).
 fn close_on_exec<P: Platform>(p: &P) {
@@ -890,6 +924,25 @@ mod exec_tests {
         );
         assert_eq!(shebang(b"#!\n"), None);
         assert_eq!(shebang(b"\x7fELF"), None);
+    }
+
+    #[test]
+    fn paths_from_files_are_escaped() {
+        assert_eq!(escape(b"/lib/ld.so"), "/lib/ld.so");
+        assert_eq!(escape(b"/x/\x1b[2J\x07\n"), "/x/\\x1b[2J\\x07\\x0a");
+        assert_eq!(escape(b"a\\b\xff\xc2\x9b"), "a\\\\b\\xff\\xc2\\x9b");
+        let e = ExecError {
+            path: "/p\x1b".into(),
+            kind: ExecErrorKind::InterpNotRegular(b"/dev/\x1bnull".to_vec(), 0o020_644),
+        };
+        assert_eq!(
+            e.to_string(),
+            "/p\\x1b: permission denied: its interpreter /dev/\\x1bnull is a character device, not a program"
+        );
+        assert_eq!(e.status(), 126);
+        assert_eq!(exec_errno(&e.kind), Errno::EACCES);
+        let e = ExecErrorKind::InterpNotExecutable(b"/opt/ld.so".to_vec());
+        assert_eq!(exec_errno(&e), Errno::EACCES);
     }
 
     #[test]

@@ -92,8 +92,9 @@ pub enum ProgramError {
     #[error("permission denied: its interpreter {0} is not executable (chmod +x it)")]
     InterpreterNotExecutable(String),
     #[error(
-        "too many levels of #! interpreters at {0} (Linux allows {SCRIPT_DEPTH_MAX} scripts in a \
-         chain; ELOOP): run a shorter chain"
+        "too many levels of #! interpreters: {0} is script number {n} in the chain, Linux allows \
+         {SCRIPT_DEPTH_MAX} (ELOOP); run a shorter chain",
+        n = SCRIPT_DEPTH_MAX + 1
     )]
     ScriptLoop(String),
 }
@@ -146,6 +147,7 @@ pub fn prepare(name: &OsStr) -> Result<Program, ProgramError> {
     // A `#!` script runs its interpreter, as execve does, which may itself be a
     // script, up to Linux's depth; the last must be a program mote can run.
     let mut current = path.clone();
+    let mut script = path.clone();
     for depth in 0..=SCRIPT_DEPTH_MAX {
         match check_elf(&current) {
             Err(ProgramError::NotElf) => {
@@ -153,7 +155,7 @@ pub fn prepare(name: &OsStr) -> Result<Program, ProgramError> {
                     return Err(ProgramError::NotElf);
                 };
                 check_interpreter(&interp)?;
-                current = interp;
+                script = std::mem::replace(&mut current, interp);
             }
             r => {
                 let (kind, entry) = r?;
@@ -162,7 +164,10 @@ pub fn prepare(name: &OsStr) -> Result<Program, ProgramError> {
             }
         }
     }
-    Err(ProgramError::ScriptLoop(escape(current.as_os_str().as_bytes())))
+    // `script` is the sixth `#!` script of the chain.
+    Err(ProgramError::ScriptLoop(escape(
+        script.as_os_str().as_bytes(),
+    )))
 }
 
 /// An interpreter (`PT_INTERP` or `#!`) Linux would open: it exists (else 127), is
@@ -511,6 +516,34 @@ mod tests {
         ));
         let t = d.file("text", b"just text\n", 0o755);
         assert!(matches!(prepare(t.as_os_str()), Err(ProgramError::NotElf)));
+    }
+
+    #[test]
+    fn nested_scripts_and_unusable_interpreters() {
+        let d = TempDir::new("nested");
+        let last = d.file("s3", b"#!/bin/sh\necho hi\n", 0o755);
+        let mid = d.file("s2", format!("#!{}\n", last.display()).as_bytes(), 0o755);
+        let first = d.file("s1", format!("#!{}\n", mid.display()).as_bytes(), 0o755);
+        assert_eq!(prepare(first.as_os_str()).unwrap().kind, ElfKind::Script);
+        let dir = d.file("dir", format!("#!{}\n", d.0.display()).as_bytes(), 0o755);
+        let e = prepare(dir.as_os_str()).unwrap_err();
+        assert!(
+            matches!(e, ProgramError::InterpreterNotRegular(_, "a directory")),
+            "{e}"
+        );
+        assert_eq!(e.exit_status(), 126);
+        let noexec = d.file("noexec", b"#!/bin/sh\n", 0o644);
+        let q = d.file("q", format!("#!{}\n", noexec.display()).as_bytes(), 0o755);
+        let e = prepare(q.as_os_str()).unwrap_err();
+        assert!(
+            matches!(e, ProgramError::InterpreterNotExecutable(_)),
+            "{e}"
+        );
+        assert_eq!(e.exit_status(), 126);
+        let esc = d.file("esc", b"#!/nonexistent/\x1b[31m\n", 0o755);
+        let e = prepare(esc.as_os_str()).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/\\x1b[31m"), "{e}");
+        assert_eq!(escape(b"a\\\xff"), "a\\\\\\xff");
     }
 
     #[test]
