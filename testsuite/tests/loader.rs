@@ -267,6 +267,37 @@ fn control_bytes_from_a_file_are_escaped(pf: Platform) {
     refused_like_linux(pf, &prog, "/nonexistent/\\x1b[2J\\x07ld", "does not exist");
 }
 
+/// Regression: `--mem` beyond the machine's memory was accepted silently (hosted)
+/// or failed with "boot page tables: ENOMEM" (partition, 125G and up): it is
+/// refused before anything starts, naming the machine's memory and the most to
+/// ask for (the usage status, 2). Up to the machine's memory the partition boots
+/// (its direct map uses 1 GiB pages where the CPU has them).
+fn mem_beyond_the_machine_is_refused_with_the_figure(pf: Platform) {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("MemTotal in /proc/meminfo");
+    let gib = kib >> 20;
+    let program = Program::new(app("hello")).on(pf);
+    let too_much = format!("{}G", gib + 1);
+    let mote = program.mote_with(&["--mem", &too_much]);
+    assert_eq!(mote.status, 2, "{mote:?}");
+    let err = mote.stderr_text();
+    assert!(
+        err.starts_with("mote: --mem ")
+            && err.contains("more than this machine's")
+            && err.contains(&format!("give at most --mem {gib}G")),
+        "{mote:?}"
+    );
+    assert!(mote.stdout.is_empty());
+    let native = program.native();
+    let mote = program.mote_with(&["--mem", &format!("{}G", gib.clamp(1, 8))]);
+    mote_testsuite::assert_same(&native, &mote);
+}
+
 mote_testsuite::on_both_platforms!(
     at_phdr_ignores_a_misleading_pt_phdr,
     libc_so_prints_its_version,
@@ -276,4 +307,5 @@ mote_testsuite::on_both_platforms!(
     an_interpreter_without_execute_permission_is_named,
     an_interpreter_that_is_not_a_file_is_named,
     control_bytes_from_a_file_are_escaped,
+    mem_beyond_the_machine_is_refused_with_the_figure,
 );
