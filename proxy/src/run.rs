@@ -62,7 +62,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         ));
     }
     if let Some(host) = info::host_memory() {
-        crate::cli::check_mem_fits_host(a.mem, host).map_err(fail(EXIT_USAGE))?;
+        info::check_mem_fits_host(a.mem, host).map_err(fail(EXIT_USAGE))?;
     }
     let host = crate::cpus::host_cpus().len();
     if a.cores + 1 > host {
