@@ -90,6 +90,9 @@ pub enum ExecErrorKind {
     InterpNotRegular(Vec<u8>, u32),
     /// The interpreter has no execute permission: `EACCES`.
     InterpNotExecutable(Vec<u8>),
+    /// The interpreter opens but cannot be run, with the errno Linux gives
+    /// (`ELIBBAD` for a `PT_INTERP`, `ENOEXEC` for a `#!` interpreter).
+    InterpLoad(Vec<u8>, LoadError, Errno),
     /// Mapping the program or its stack failed (partition memory exhausted).
     Memory(Errno),
     /// Arguments and environment are too large.
@@ -157,6 +160,9 @@ impl fmt::Display for ExecError {
                 escape(path),
                 file_kind(*mode)
             ),
+            InterpLoad(path, e, _) => {
+                write!(f, "its interpreter {} cannot be run: {e}", escape(path))
+            }
             InterpNotExecutable(path) => write!(
                 f,
                 "permission denied: its interpreter {} is not executable (chmod +x it)",
@@ -386,13 +392,20 @@ fn resolve_script<P: Platform>(
         } else {
             ForwardedFile::open_interp(p, &path)?
         };
+        // A `#!` interpreter that is neither a script nor an ELF: ENOEXEC, its fault.
+        let blame = |e| match e {
+            ExecErrorKind::Load(l) if depth > 0 => {
+                ExecErrorKind::InterpLoad(path.clone(), l, Errno::ENOEXEC)
+            }
+            other => other,
+        };
         let mut head = vec![0u8; SHEBANG_MAX.min(f.size() as usize)];
         let n = f.read_head(&mut head).map_err(ExecErrorKind::Read)?;
         let Some((interp, arg)) = shebang(&head[..n]) else {
             // An ELF: its own interpreter must open too, before the point of no
             // return (Linux opens it before `begin_new_exec`).
-            if let (_, Some(ld)) = read_plan(&f, USER_PIE_BASE)? {
-                read_plan(&ForwardedFile::open_interp(p, &ld)?, INTERP_BASE)?;
+            if let (_, Some(ld)) = read_plan(&f, USER_PIE_BASE).map_err(blame)? {
+                plan_interp(&ForwardedFile::open_interp(p, &ld)?, &ld)?;
             }
             return Ok((path, argv));
         };
@@ -411,7 +424,7 @@ fn resolve_script<P: Platform>(
 pub fn exec_errno(kind: &ExecErrorKind) -> Errno {
     match kind {
         ExecErrorKind::Open(e) | ExecErrorKind::Read(e) => *e,
-        ExecErrorKind::Interp(_, e) => *e,
+        ExecErrorKind::Interp(_, e) | ExecErrorKind::InterpLoad(_, _, e) => *e,
         ExecErrorKind::NotRegular(_)
         | ExecErrorKind::NotExecutable
         | ExecErrorKind::InterpNotRegular(..)
@@ -524,10 +537,7 @@ impl Process {
             None => (plan.entry, 0),
             Some(path) => {
                 let ld = ForwardedFile::open_interp(p, path)?;
-                let (ip, _) = read_plan(&ld, INTERP_BASE)?;
-                if ip.interp.is_some() || !ip.pie {
-                    return Err(ExecErrorKind::Load(LoadError::InterpNotLoadable));
-                }
+                let ip = plan_interp(&ld, path)?;
                 self.map_image(p, &ld, &ip)?;
                 for r in ip.regions() {
                     self.mm.label(r.start, r.end, path);
@@ -623,6 +633,37 @@ impl Process {
         debug_assert!(regions.iter().all(|r| r.start.is_multiple_of(PAGE_SIZE)));
         Ok(())
     }
+}
+
+/// Plan the program interpreter (`PT_INTERP`) `path` opened as `file` at
+/// `INTERP_BASE`; failures are the interpreter's, with Linux's errno (`EIO` when
+/// shorter than an ELF header, else `ELIBBAD`).
+fn plan_interp(file: &impl ExecFile, path: &[u8]) -> Result<LoadPlan, ExecErrorKind> {
+    let blame = |l: LoadError| {
+        let errno = match l {
+            LoadError::TruncatedHeader { .. } => Errno::EIO,
+            _ => Errno::ELIBBAD,
+        };
+        ExecErrorKind::InterpLoad(path.to_vec(), l, errno)
+    };
+    // As Linux's elf_read of the interpreter's header: a short read is EIO.
+    if file.size() < 64 {
+        return Err(ExecErrorKind::InterpLoad(
+            path.to_vec(),
+            LoadError::TruncatedHeader {
+                file_size: file.size(),
+            },
+            Errno::EIO,
+        ));
+    }
+    let (ip, _) = read_plan(file, INTERP_BASE).map_err(|e| match e {
+        ExecErrorKind::Load(l) => blame(l),
+        other => other,
+    })?;
+    if ip.interp.is_some() || !ip.pie {
+        return Err(blame(LoadError::InterpNotLoadable));
+    }
+    Ok(ip)
 }
 
 /// Read the head of the file and plan, reading more while the planner asks; then

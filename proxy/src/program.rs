@@ -91,6 +91,8 @@ pub enum ProgramError {
     InterpreterNotRegular(String, &'static str),
     #[error("permission denied: its interpreter {0} is not executable (chmod +x it)")]
     InterpreterNotExecutable(String),
+    #[error("its interpreter {0} cannot be run: {1}")]
+    Interpreter(String, Box<ProgramError>),
     #[error(
         "too many levels of #! interpreters: {0} is script number {n} in the chain, Linux allows \
          {SCRIPT_DEPTH_MAX} (ELOOP); run a shorter chain",
@@ -150,12 +152,18 @@ pub fn prepare(name: &OsStr) -> Result<Program, ProgramError> {
     let mut script = path.clone();
     for depth in 0..=SCRIPT_DEPTH_MAX {
         match check_elf(&current) {
-            Err(ProgramError::NotElf) => {
-                let Some(interp) = shebang_interpreter(&current) else {
-                    return Err(ProgramError::NotElf);
-                };
+            Err(ProgramError::NotElf) if shebang_interpreter(&current).is_some() => {
+                let interp = shebang_interpreter(&current).expect("checked");
                 check_interpreter(&interp)?;
                 script = std::mem::replace(&mut current, interp);
+            }
+            // The fault of a `#!` interpreter that is neither a script nor a
+            // program mote can run is the interpreter's (execve: ENOEXEC, 126).
+            Err(e) if depth > 0 && e.exit_status() == EXIT_CANNOT_EXECUTE => {
+                return Err(ProgramError::Interpreter(
+                    escape(current.as_os_str().as_bytes()),
+                    Box::new(e),
+                ))
             }
             r => {
                 let (kind, entry) = r?;

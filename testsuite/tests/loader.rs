@@ -259,6 +259,34 @@ fn an_interpreter_that_is_not_a_file_is_named(pf: Platform) {
     refused_like_linux(pf, &prog, "/tmp", "a directory");
 }
 
+/// An interpreter that opens but is not a program is named too, with Linux's
+/// status: a `PT_INTERP` naming a text file (`EIO` when shorter than an ELF header,
+/// `ELIBBAD` otherwise), a `#!` naming one (`ENOEXEC`).
+fn an_interpreter_that_cannot_be_run_is_named(pf: Platform) {
+    let dir = ShortDir::new();
+    for (name, len) in [("short", 6), ("text", 5000)] {
+        let text = dir.0.join(name);
+        std::fs::write(&text, "x".repeat(len)).unwrap();
+        executable(&text);
+        let shown = text.display().to_string();
+        let prog = with_interp(&dir.0, shown.as_bytes());
+        refused_like_linux(pf, &prog, &shown, "cannot be run");
+    }
+    let script = dir.0.join("script");
+    std::fs::write(&script, format!("#!{}/text\n", dir.0.display())).unwrap();
+    executable(&script);
+    assert_eq!(native_errno(&script), 8, "ENOEXEC");
+    let mote = Program::new(&script).on(pf).mote();
+    assert_eq!(mote.status, 126, "{mote:?}");
+    let err = mote.stderr_text();
+    assert!(
+        err.starts_with("mote: ")
+            && err.contains("its interpreter /tmp/ml")
+            && err.contains("/text cannot be run"),
+        "{mote:?}"
+    );
+}
+
 /// Regression: control bytes and escape sequences from a file's `PT_INTERP` were
 /// printed raw to the terminal.
 fn control_bytes_from_a_file_are_escaped(pf: Platform) {
@@ -307,5 +335,6 @@ mote_testsuite::on_both_platforms!(
     an_interpreter_without_execute_permission_is_named,
     an_interpreter_that_is_not_a_file_is_named,
     control_bytes_from_a_file_are_escaped,
+    an_interpreter_that_cannot_be_run_is_named,
     mem_beyond_the_machine_is_refused_with_the_figure,
 );
