@@ -455,7 +455,7 @@ impl Process {
         let fatal = |k: ExecErrorKind| -> ! {
             p.log(&alloc::format!(
                 "execve of {} failed after the old program was gone: {k:?}",
-                String::from_utf8_lossy(&path)
+                escape(&path)
             ));
             p.die(9, None)
         };
