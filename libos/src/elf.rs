@@ -9,7 +9,6 @@
 //! `layout::INTERP_BASE`, as Linux does. No memory is touched here: `exec`
 //! carries the plan out.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -21,13 +20,16 @@ use mote_abi::layout::{align_down, align_up, PAGE_SIZE, USER_END, USER_PIE_BASE,
 use crate::uapi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
 
 /// Bytes to read first: enough for the headers of any ordinary program. When the
-/// program headers (or the interpreter's name) lie further in, `plan` answers
-/// [`LoadError::NeedBytes`] with the length to read instead.
+/// program headers lie further in, `plan` answers [`LoadError::NeedBytes`] with the
+/// length to read instead. The interpreter's name may lie anywhere in the file:
+/// `plan` gives its place ([`InterpAt`]) and the caller reads it.
 pub const HEAD_LEN: usize = 4096;
 /// Largest program-header table accepted (as Linux's `load_elf_phdrs`).
 const MAX_PHDRS_BYTES: u64 = 64 * 1024;
 /// Largest head `plan` asks for.
 pub const HEAD_MAX: usize = 128 * 1024;
+/// Longest `PT_INTERP` accepted, with its NUL (Linux's `PATH_MAX`).
+pub const INTERP_MAX: u64 = 4096;
 /// Size of an ELF64 header and program header.
 const EHDR64: usize = 64;
 const PHDR64: u16 = 56;
@@ -64,8 +66,31 @@ pub struct LoadPlan {
     pub exec_stack: bool,
     /// Where brk starts: the page after the highest segment.
     pub brk_start: u64,
-    /// `PT_INTERP`: the program interpreter (dynamic linker) to load with it.
-    pub interp: Option<String>,
+    /// `PT_INTERP`: where in the file the name of the program interpreter (the
+    /// dynamic linker to load with it) lies; read it and check it with
+    /// [`interp_name`].
+    pub interp: Option<InterpAt>,
+}
+
+/// The file range holding a `PT_INTERP` name (its `p_offset` and `p_filesz`), already
+/// checked to lie inside the file and to be 2..=`INTERP_MAX` bytes long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterpAt {
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// The interpreter's path from the `PT_INTERP` bytes read at [`InterpAt`]: as Linux's
+/// `load_elf_binary`, the last byte must be NUL and the name ends at the first NUL.
+pub fn interp_name(raw: &[u8]) -> Result<&[u8], LoadError> {
+    if raw.last() != Some(&0) {
+        return Err(LoadError::BadInterp);
+    }
+    let name = raw.split(|&b| b == 0).next().unwrap_or(raw);
+    if name.is_empty() {
+        return Err(LoadError::BadInterp);
+    }
+    Ok(name)
 }
 
 /// A page-aligned range to map with one protection.
@@ -139,7 +164,8 @@ pub enum LoadError {
     WrongMachine(u16),
     /// Not `ET_EXEC` or `ET_DYN`.
     NotExecutable(u16),
-    /// The `PT_INTERP` name lies beyond what the loader reads, or is empty.
+    /// The `PT_INTERP` name is empty, longer than `INTERP_MAX`, not NUL-terminated
+    /// or past the end of the file.
     BadInterp,
     /// The interpreter itself is not a shared object (`ET_DYN`) or wants another
     /// interpreter.
@@ -194,7 +220,7 @@ impl fmt::Display for LoadError {
             ),
             BadInterp => write!(
                 f,
-                "malformed ELF: the interpreter name (PT_INTERP) is empty or lies past the first {HEAD_MAX} bytes"
+                "malformed ELF: the interpreter name (PT_INTERP) is empty, longer than {INTERP_MAX} bytes, not NUL-terminated or past the end of the file"
             ),
             InterpNotLoadable => write!(
                 f,
@@ -299,23 +325,21 @@ pub fn plan_at(head: &[u8], file_size: u64, base: u64) -> Result<LoadPlan, LoadE
     let phdrs = ProgramHeader::parse(head, eh.e_phoff as usize, eh.e_phnum as usize, ctx)
         .map_err(|_| LoadError::BadPhnum(eh.e_phnum))?;
 
+    // As Linux: the first PT_INTERP counts; its size is 2..=PATH_MAX bytes.
     let interp = match phdrs.iter().find(|p| p.p_type == ph::PT_INTERP) {
         None => None,
         Some(ip) => {
-            let (s, e) = (ip.p_offset, ip.p_offset.saturating_add(ip.p_filesz));
-            if e > head.len() as u64 {
-                return if e <= file_size && e <= HEAD_MAX as u64 {
-                    Err(LoadError::NeedBytes(e as usize))
-                } else {
-                    Err(LoadError::BadInterp)
-                };
-            }
-            let raw = &head[s as usize..e as usize];
-            let name = raw.split(|&b| b == 0).next().unwrap_or(raw);
-            if name.is_empty() {
+            let fits = ip
+                .p_offset
+                .checked_add(ip.p_filesz)
+                .is_some_and(|e| e <= file_size);
+            if !(2..=INTERP_MAX).contains(&ip.p_filesz) || !fits {
                 return Err(LoadError::BadInterp);
             }
-            Some(String::from_utf8_lossy(name).into_owned())
+            Some(InterpAt {
+                offset: ip.p_offset,
+                len: ip.p_filesz,
+            })
         }
     };
     let pie = eh.e_type == header::ET_DYN;
@@ -380,26 +404,19 @@ pub fn plan_at(head: &[u8], file_size: u64, base: u64) -> Result<LoadPlan, LoadE
         });
     }
 
-    // AT_PHDR: PT_PHDR if present, else the load segment holding the table in the
-    // file (as Linux's load_elf_binary).
-    let phdr = phdrs
+    // AT_PHDR as Linux's load_elf_binary (since 5.18): the address of the table in
+    // the last PT_LOAD whose file bytes hold `e_phoff` (PT_PHDR is not consulted), or
+    // the bias alone when none does.
+    let phdr = loads
         .iter()
-        .find(|p| p.p_type == ph::PT_PHDR)
-        .map(|p| p.p_vaddr.wrapping_add(bias))
-        .or_else(|| {
-            loads
-                .iter()
-                .find(|(_, p)| p.p_offset <= eh.e_phoff && eh.e_phoff < p.p_offset + p.p_filesz)
-                .map(|(_, p)| p.p_vaddr.wrapping_add(bias) + (eh.e_phoff - p.p_offset))
+        .rev()
+        .find(|(_, p)| {
+            p.p_offset <= eh.e_phoff && eh.e_phoff < p.p_offset.saturating_add(p.p_filesz)
         })
-        .unwrap_or_else(|| {
-            let (_, first) = loads[0];
-            first
-                .p_vaddr
-                .wrapping_sub(first.p_offset)
-                .wrapping_add(eh.e_phoff)
-                .wrapping_add(bias)
-        });
+        .map_or(0, |(_, p)| {
+            (eh.e_phoff - p.p_offset).wrapping_add(p.p_vaddr)
+        })
+        .wrapping_add(bias);
     let exec_stack = phdrs
         .iter()
         .find(|p| p.p_type == ph::PT_GNU_STACK)
@@ -509,7 +526,9 @@ mod tests {
     fn dynamic_ls_is_planned_with_its_interpreter() {
         let data = std::fs::read("/bin/ls").expect("/bin/ls");
         let plan = plan_file(&data).unwrap();
-        assert_eq!(plan.interp.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
+        let at = plan.interp.unwrap();
+        let raw = &data[at.offset as usize..][..at.len as usize];
+        assert_eq!(interp_name(raw), Ok(&b"/lib64/ld-linux-x86-64.so.2"[..]));
         assert!(plan.pie, "Debian builds /bin/ls as PIE");
         assert!(plan.segments[0].vaddr >= USER_PIE_BASE);
     }
@@ -682,5 +701,60 @@ mod tests {
         assert_eq!(plan_file(&v), Err(LoadError::FileszOverMemsz { index: 0 }));
         let v = craft(2, &[(ph::PT_NOTE, 0, 0, 0, 0, 0)], 0);
         assert_eq!(plan_file(&v), Err(LoadError::NoLoadSegments));
+    }
+
+    /// Regression: AT_PHDR was taken from PT_PHDR; Linux ignores PT_PHDR and uses
+    /// the load segment whose file bytes hold the table.
+    #[test]
+    fn at_phdr_comes_from_the_load_segment_holding_the_table() {
+        let v = craft(
+            2,
+            &[
+                (ph::PT_PHDR, ph::PF_R, 64, 0x70_0000, 112, 112),
+                (ph::PT_LOAD, ph::PF_R | ph::PF_X, 0, 0x40_0000, 0x200, 0x200),
+            ],
+            0x200,
+        );
+        assert_eq!(plan_file(&v).unwrap().phdr, 0x40_0040);
+        // No segment holds the table: the bias alone (0 here), as Linux.
+        let v = craft(
+            2,
+            &[(ph::PT_LOAD, ph::PF_R, 0x1000, 0x40_0000, 0x10, 0x10)],
+            0x1100,
+        );
+        assert_eq!(plan_file(&v).unwrap().phdr, 0);
+    }
+
+    /// Regression: a PT_INTERP past the first 128 KiB was refused; glibc's
+    /// libc.so.6 has its name 1.6 MiB in, and Linux runs it.
+    #[test]
+    fn an_interpreter_name_anywhere_in_the_file_is_found() {
+        let data = std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").expect("libc.so.6");
+        let plan = plan_file(&data).unwrap();
+        let at = plan.interp.unwrap();
+        assert!(at.offset > HEAD_MAX as u64);
+        let raw = &data[at.offset as usize..][..at.len as usize];
+        assert_eq!(interp_name(raw), Ok(&b"/lib64/ld-linux-x86-64.so.2"[..]));
+        assert_eq!(interp_name(b"/lib/ld.so"), Err(LoadError::BadInterp));
+        assert_eq!(interp_name(b"\0\0"), Err(LoadError::BadInterp));
+        // Longer than PATH_MAX, or past the end of the file: ENOEXEC.
+        let v = craft(
+            2,
+            &[
+                (ph::PT_INTERP, ph::PF_R, 0x100, 0, 0x1001, 0x1001),
+                (ph::PT_LOAD, ph::PF_R, 0, 0x40_0000, 0x10, 0x10),
+            ],
+            0x2000,
+        );
+        assert_eq!(plan_file(&v), Err(LoadError::BadInterp));
+        let v = craft(
+            2,
+            &[
+                (ph::PT_INTERP, ph::PF_R, 0x100, 0, 0x200, 0x200),
+                (ph::PT_LOAD, ph::PF_R, 0, 0x40_0000, 0x10, 0x10),
+            ],
+            0x100,
+        );
+        assert_eq!(plan_file(&v), Err(LoadError::BadInterp));
     }
 }

@@ -74,16 +74,25 @@ pub enum ExecErrorKind {
     BadArgs,
     /// `openat` failed.
     Open(Errno),
-    /// Not a regular file (a directory, a device...).
-    NotRegular,
+    /// Not a regular file (a directory, a device...): its `st_mode`.
+    NotRegular(u32),
     /// No execute permission.
     NotExecutable,
     /// `fstat` or `pread64` failed.
     Read(Errno),
     /// The ELF file cannot be run.
     Load(LoadError),
-    /// The program's interpreter (`PT_INTERP`) cannot be opened.
-    Interp(String, Errno),
+    /// The program's interpreter (`PT_INTERP` or a `#!` line's; its path as the
+    /// file names it) cannot be opened, or (`ELOOP`) `#!` scripts nest deeper than
+    /// Linux allows.
+    Interp(Vec<u8>, Errno),
+    /// The interpreter is not a regular file (its `st_mode`): `EACCES`.
+    InterpNotRegular(Vec<u8>, u32),
+    /// The interpreter has no execute permission: `EACCES`.
+    InterpNotExecutable(Vec<u8>),
+    /// The interpreter opens but cannot be run, with the errno Linux gives
+    /// (`ELIBBAD` for a `PT_INTERP`, `ENOEXEC` for a `#!` interpreter).
+    InterpLoad(Vec<u8>, LoadError, Errno),
     /// Mapping the program or its stack failed (partition memory exhausted).
     Memory(Errno),
     /// Arguments and environment are too large.
@@ -104,7 +113,8 @@ impl ExecError {
         match self.kind {
             ExecErrorKind::Open(Errno::ENOENT)
             | ExecErrorKind::Open(Errno::ENOTDIR)
-            | ExecErrorKind::Interp(_, Errno::ENOENT) => 127,
+            | ExecErrorKind::Interp(_, Errno::ENOENT)
+            | ExecErrorKind::Interp(_, Errno::ENOTDIR) => 127,
             _ => 126,
         }
     }
@@ -113,7 +123,7 @@ impl ExecError {
 impl fmt::Display for ExecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ExecErrorKind::*;
-        write!(f, "{}: ", self.path)?;
+        write!(f, "{}: ", escape(self.path.as_bytes()))?;
         match &self.kind {
             BadArgs => write!(
                 f,
@@ -125,7 +135,7 @@ impl fmt::Display for ExecError {
                 "permission denied (check the file's and its directories' permissions)"
             ),
             Open(e) => write!(f, "cannot open it ({e:?})"),
-            NotRegular => write!(f, "not a regular file"),
+            NotRegular(mode) => write!(f, "permission denied: it is {}", file_kind(*mode)),
             NotExecutable => write!(
                 f,
                 "permission denied: the file is not executable (chmod +x)"
@@ -134,9 +144,30 @@ impl fmt::Display for ExecError {
             Load(e) => write!(f, "{e}"),
             Interp(path, Errno::ENOENT) => write!(
                 f,
-                "its interpreter {path} does not exist (the program was built for another system; run it where its dynamic linker is installed, or link it -static)"
+                "its interpreter {} does not exist (the program was built for another system; run it where its dynamic linker is installed, or link it -static)",
+                escape(path)
             ),
-            Interp(path, e) => write!(f, "cannot open its interpreter {path} ({e:?})"),
+            Interp(path, Errno::ELOOP) => write!(
+                f,
+                "too many levels of #! interpreters: {} is script number {} in the chain, Linux allows {SCRIPT_DEPTH_MAX} (ELOOP); run a shorter chain",
+                escape(path),
+                SCRIPT_DEPTH_MAX + 1
+            ),
+            Interp(path, e) => write!(f, "cannot open its interpreter {} ({e:?})", escape(path)),
+            InterpNotRegular(path, mode) => write!(
+                f,
+                "permission denied: its interpreter {} is {}, not a program",
+                escape(path),
+                file_kind(*mode)
+            ),
+            InterpLoad(path, e, _) => {
+                write!(f, "its interpreter {} cannot be run: {e}", escape(path))
+            }
+            InterpNotExecutable(path) => write!(
+                f,
+                "permission denied: its interpreter {} is not executable (chmod +x it)",
+                escape(path)
+            ),
             Memory(e) => write!(
                 f,
                 "not enough partition memory to load it ({e:?}); give the run more with --mem"
@@ -146,12 +177,54 @@ impl fmt::Display for ExecError {
     }
 }
 
+/// `path` (bytes a file or the user gave) made safe to print on a terminal: control
+/// bytes (escape sequences included) become `\xNN`, a backslash `\\`, and bytes
+/// that are not UTF-8 `\xNN`.
+pub fn escape(path: &[u8]) -> String {
+    use core::fmt::Write;
+    let mut out = String::with_capacity(path.len());
+    for chunk in path.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    let mut b = [0u8; 4];
+                    for byte in c.encode_utf8(&mut b).bytes() {
+                        let _ = write!(out, "\\x{byte:02x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
+/// What a non-regular file is, for messages.
+fn file_kind(mode: u32) -> &'static str {
+    match mode & stat::S_IFMT {
+        stat::S_IFDIR => "a directory",
+        stat::S_IFCHR => "a character device",
+        0o060_000 => "a block device",
+        0o010_000 => "a FIFO",
+        0o140_000 => "a socket",
+        _ => "not a regular file",
+    }
+}
+
 /// The program file, as the loader reads it.
 pub trait ExecFile {
     /// Size in bytes.
     fn size(&self) -> u64;
+    /// Read up to `buf.len()` bytes at `offset` into `buf`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno>;
     /// Read up to `buf.len()` bytes at offset 0 into `buf`.
-    fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno>;
+    fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.read_at(buf, 0)
+    }
     /// The fd the proxy reads segments from (forwarded `pread64` into user memory).
     fn fd(&self) -> u64;
 }
@@ -161,16 +234,36 @@ pub struct ForwardedFile<'p, P: Platform> {
     p: &'p P,
     fd: u64,
     size: u64,
-    mode: u32,
 }
 
 impl<'p, P: Platform> ForwardedFile<'p, P> {
-    /// `openat(AT_FDCWD, path, O_RDONLY|O_CLOEXEC)` and `fstat`. The path and the
-    /// `struct stat` live in libos's heap, which is in the unified address space.
+    /// `newfstatat` first — a directory, FIFO or device is refused with `EACCES`
+    /// without being opened (opening a FIFO would block), as Linux's `may_open`
+    /// refuses them for `MAY_EXEC` — then `openat(AT_FDCWD, path,
+    /// O_RDONLY|O_CLOEXEC)`. The path and the `struct stat` live in libos's heap,
+    /// which is in the unified address space.
     pub fn open(p: &'p P, path: &[u8]) -> Result<Self, ExecErrorKind> {
         let mut cpath = Vec::with_capacity(path.len() + 1);
         cpath.extend_from_slice(path);
         cpath.push(0);
+        let st = vec![0u8; stat::SIZE];
+        let r = p.forward(
+            Sysno::newfstatat as u64,
+            [AT_FDCWD, p.addr_of(&cpath), p.addr_of(&st), 0, 0, 0],
+        );
+        if r < 0 {
+            return Err(ExecErrorKind::Open(crate::errno::from_result(r)));
+        }
+        // The proxy wrote `st` behind the compiler's back: read it through a
+        // volatile-free copy (`black_box` keeps the read from being folded away).
+        let st = core::hint::black_box(st);
+        let mode = u32::from_le_bytes(st[stat::ST_MODE..][..4].try_into().expect("4 bytes"));
+        if mode & stat::S_IFMT != stat::S_IFREG {
+            return Err(ExecErrorKind::NotRegular(mode));
+        }
+        if mode & 0o111 == 0 {
+            return Err(ExecErrorKind::NotExecutable);
+        }
         let r = p.forward(
             Sysno::openat as u64,
             [AT_FDCWD, p.addr_of(&cpath), O_RDONLY | O_CLOEXEC, 0, 0, 0],
@@ -182,25 +275,30 @@ impl<'p, P: Platform> ForwardedFile<'p, P> {
             p,
             fd: r as u64,
             size: 0,
-            mode: 0,
         };
+        // The size of what was opened (the path may have changed in between).
         let st = vec![0u8; stat::SIZE];
         let r = p.forward(Sysno::fstat as u64, [f.fd, p.addr_of(&st), 0, 0, 0, 0]);
         if r < 0 {
             return Err(ExecErrorKind::Read(crate::errno::from_result(r)));
         }
-        // The proxy wrote `st` behind the compiler's back: read it through a
-        // volatile-free copy (`black_box` keeps the read from being folded away).
         let st = core::hint::black_box(st);
-        f.mode = u32::from_le_bytes(st[stat::ST_MODE..][..4].try_into().expect("4 bytes"));
+        let mode = u32::from_le_bytes(st[stat::ST_MODE..][..4].try_into().expect("4 bytes"));
+        if mode & stat::S_IFMT != stat::S_IFREG {
+            return Err(ExecErrorKind::NotRegular(mode));
+        }
         f.size = u64::from_le_bytes(st[stat::ST_SIZE..][..8].try_into().expect("8 bytes"));
-        if f.mode & stat::S_IFMT != stat::S_IFREG {
-            return Err(ExecErrorKind::NotRegular);
-        }
-        if f.mode & 0o111 == 0 {
-            return Err(ExecErrorKind::NotExecutable);
-        }
         Ok(f)
+    }
+
+    /// Open `path` as the interpreter of another file: failures name it.
+    pub fn open_interp(p: &'p P, path: &[u8]) -> Result<Self, ExecErrorKind> {
+        Self::open(p, path).map_err(|e| match e {
+            ExecErrorKind::Open(errno) => ExecErrorKind::Interp(path.to_vec(), errno),
+            ExecErrorKind::NotRegular(mode) => ExecErrorKind::InterpNotRegular(path.to_vec(), mode),
+            ExecErrorKind::NotExecutable => ExecErrorKind::InterpNotExecutable(path.to_vec()),
+            other => other,
+        })
     }
 }
 
@@ -208,7 +306,7 @@ impl<P: Platform> ExecFile for ForwardedFile<'_, P> {
     fn size(&self) -> u64 {
         self.size
     }
-    fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         let mut done = 0;
         while done < buf.len() {
             let r = self.p.forward(
@@ -217,7 +315,7 @@ impl<P: Platform> ExecFile for ForwardedFile<'_, P> {
                     self.fd,
                     self.p.addr_of(&buf[done..]),
                     (buf.len() - done) as u64,
-                    done as u64,
+                    offset + done as u64,
                     0,
                     0,
                 ],
@@ -273,45 +371,64 @@ fn shebang(head: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     (!interp.is_empty()).then_some((interp, arg.filter(|a| !a.is_empty())))
 }
 
+/// Most `#!` scripts in a chain: Linux's `exec_binprm` searches for a binary
+/// format at depths 0..=5, so five scripts may lead to an ELF; a sixth is `ELOOP`.
+pub const SCRIPT_DEPTH_MAX: usize = 5;
+
 /// What to run for `path`: itself, or for a `#!` script its interpreter with the
-/// script's path as an argument (one level, as Linux's `binfmt_script` then finds
-/// an ELF). The program that will run is checked (opened, ELF planned).
+/// script's path as an argument — itself possibly a script, up to
+/// [`SCRIPT_DEPTH_MAX`] levels, as Linux's `binfmt_script`. The program that will
+/// run is checked (opened, ELF planned).
 fn resolve_script<P: Platform>(
     p: &P,
     path: Vec<u8>,
     argv: Vec<Vec<u8>>,
 ) -> Result<(Vec<u8>, Vec<Vec<u8>>), ExecErrorKind> {
-    let f = ForwardedFile::open(p, &path)?;
-    let mut head = vec![0u8; SHEBANG_MAX.min(f.size() as usize)];
-    let n = f.read_head(&mut head).map_err(ExecErrorKind::Read)?;
-    match shebang(&head[..n]) {
-        None => {
-            read_plan(&f, USER_PIE_BASE)?;
-            Ok((path, argv))
-        }
-        Some((interp, arg)) => {
-            let mut v = vec![interp.clone()];
-            v.extend(arg);
-            v.push(path.clone());
-            v.extend(argv.into_iter().skip(1));
-            let f = ForwardedFile::open(p, &interp).map_err(|e| match e {
-                ExecErrorKind::Open(errno) => {
-                    ExecErrorKind::Interp(String::from_utf8_lossy(&interp).into_owned(), errno)
-                }
-                other => other,
-            })?;
-            read_plan(&f, USER_PIE_BASE)?;
-            Ok((interp, v))
-        }
+    let (mut path, mut argv) = (path, argv);
+    let mut script = Vec::new();
+    for depth in 0..=SCRIPT_DEPTH_MAX {
+        let f = if depth == 0 {
+            ForwardedFile::open(p, &path)?
+        } else {
+            ForwardedFile::open_interp(p, &path)?
+        };
+        // A `#!` interpreter that is neither a script nor an ELF: ENOEXEC, its fault.
+        let blame = |e| match e {
+            ExecErrorKind::Load(l) if depth > 0 => {
+                ExecErrorKind::InterpLoad(path.clone(), l, Errno::ENOEXEC)
+            }
+            other => other,
+        };
+        let mut head = vec![0u8; SHEBANG_MAX.min(f.size() as usize)];
+        let n = f.read_head(&mut head).map_err(ExecErrorKind::Read)?;
+        let Some((interp, arg)) = shebang(&head[..n]) else {
+            // An ELF: its own interpreter must open too, before the point of no
+            // return (Linux opens it before `begin_new_exec`).
+            if let (_, Some(ld)) = read_plan(&f, USER_PIE_BASE).map_err(blame)? {
+                plan_interp(&ForwardedFile::open_interp(p, &ld)?, &ld)?;
+            }
+            return Ok((path, argv));
+        };
+        let mut v = vec![interp.clone()];
+        v.extend(arg);
+        v.push(path.clone());
+        v.extend(argv.into_iter().skip(1));
+        script = path;
+        (path, argv) = (interp, v);
     }
+    // `script` is the sixth `#!` script of the chain.
+    Err(ExecErrorKind::Interp(script, Errno::ELOOP))
 }
 
 /// The `errno` `execve` returns for a program it cannot start.
 pub fn exec_errno(kind: &ExecErrorKind) -> Errno {
     match kind {
         ExecErrorKind::Open(e) | ExecErrorKind::Read(e) => *e,
-        ExecErrorKind::Interp(_, e) => *e,
-        ExecErrorKind::NotRegular | ExecErrorKind::NotExecutable => Errno::EACCES,
+        ExecErrorKind::Interp(_, e) | ExecErrorKind::InterpLoad(_, _, e) => *e,
+        ExecErrorKind::NotRegular(_)
+        | ExecErrorKind::NotExecutable
+        | ExecErrorKind::InterpNotRegular(..)
+        | ExecErrorKind::InterpNotExecutable(_) => Errno::EACCES,
         ExecErrorKind::Load(_) | ExecErrorKind::BadArgs => Errno::ENOEXEC,
         ExecErrorKind::Memory(e) => *e,
         ExecErrorKind::TooBig(_) => Errno::E2BIG,
@@ -332,11 +449,13 @@ impl Process {
         envp: Vec<Vec<u8>>,
     ) -> Result<Entry, ExecErrorKind> {
         let (path, argv) = resolve_script(p, path, argv)?;
+        stack::check_args(&argv, &envp, &path, stack::args_limit(stack_rlimit(p)))
+            .map_err(ExecErrorKind::TooBig)?;
         // The point of no return: from here a failure kills the application.
         let fatal = |k: ExecErrorKind| -> ! {
             p.log(&alloc::format!(
                 "execve of {} failed after the old program was gone: {k:?}",
-                String::from_utf8_lossy(&path)
+                escape(&path)
             ));
             p.die(9, None)
         };
@@ -409,25 +528,19 @@ impl Process {
         if self.mm.tables_given() == 0 {
             self.mm.init(p).map_err(ExecErrorKind::Memory)?;
         }
-        let plan = read_plan(file, USER_PIE_BASE)?;
+        let (plan, interp) = read_plan(file, USER_PIE_BASE)?;
         self.map_image(p, file, &plan)?;
         self.mm.set_brk_start(plan.brk_start);
         // A dynamically linked program starts in its interpreter, which finds the
         // program through AT_PHDR/AT_ENTRY and itself through AT_BASE.
-        let (start, base) = match &plan.interp {
+        let (start, base) = match &interp {
             None => (plan.entry, 0),
             Some(path) => {
-                let ld = ForwardedFile::open(p, path.as_bytes()).map_err(|e| match e {
-                    ExecErrorKind::Open(errno) => ExecErrorKind::Interp(path.clone(), errno),
-                    other => other,
-                })?;
-                let ip = read_plan(&ld, INTERP_BASE)?;
-                if ip.interp.is_some() || !ip.pie {
-                    return Err(ExecErrorKind::Load(LoadError::InterpNotLoadable));
-                }
+                let ld = ForwardedFile::open_interp(p, path)?;
+                let ip = plan_interp(&ld, path)?;
                 self.map_image(p, &ld, &ip)?;
                 for r in ip.regions() {
-                    self.mm.label(r.start, r.end, path.as_bytes());
+                    self.mm.label(r.start, r.end, path);
                 }
                 (ip.entry, ip.bias)
             }
@@ -477,6 +590,7 @@ impl Process {
                 execfn: args.path,
                 random: self.random,
                 aux,
+                args_limit: stack::args_limit(stack_rlimit(p)),
             },
         )
         .map_err(ExecErrorKind::TooBig)?;
@@ -521,11 +635,46 @@ impl Process {
     }
 }
 
-/// Read the head of the file and plan, reading more while the planner asks.
-fn read_plan(file: &impl ExecFile, base: u64) -> Result<LoadPlan, ExecErrorKind> {
+/// Plan the program interpreter (`PT_INTERP`) `path` opened as `file` at
+/// `INTERP_BASE`; failures are the interpreter's, with Linux's errno (`EIO` when
+/// shorter than an ELF header, else `ELIBBAD`).
+fn plan_interp(file: &impl ExecFile, path: &[u8]) -> Result<LoadPlan, ExecErrorKind> {
+    let blame = |l: LoadError| {
+        let errno = match l {
+            LoadError::TruncatedHeader { .. } => Errno::EIO,
+            _ => Errno::ELIBBAD,
+        };
+        ExecErrorKind::InterpLoad(path.to_vec(), l, errno)
+    };
+    // As Linux's elf_read of the interpreter's header: a short read is EIO.
+    if file.size() < 64 {
+        return Err(ExecErrorKind::InterpLoad(
+            path.to_vec(),
+            LoadError::TruncatedHeader {
+                file_size: file.size(),
+            },
+            Errno::EIO,
+        ));
+    }
+    let (ip, _) = read_plan(file, INTERP_BASE).map_err(|e| match e {
+        ExecErrorKind::Load(l) => blame(l),
+        other => other,
+    })?;
+    if ip.interp.is_some() || !ip.pie {
+        return Err(blame(LoadError::InterpNotLoadable));
+    }
+    Ok(ip)
+}
+
+/// Read the head of the file and plan, reading more while the planner asks; then
+/// read the interpreter's name (`PT_INTERP`), wherever in the file it lies.
+fn read_plan(
+    file: &impl ExecFile,
+    base: u64,
+) -> Result<(LoadPlan, Option<Vec<u8>>), ExecErrorKind> {
     let size = file.size();
     let mut want = HEAD_LEN.min(size as usize);
-    loop {
+    let plan = loop {
         let mut head = vec![0u8; want];
         let n = file.read_head(&mut head).map_err(ExecErrorKind::Read)?;
         head.truncate(n);
@@ -537,182 +686,44 @@ fn read_plan(file: &impl ExecFile, base: u64) -> Result<LoadPlan, ExecErrorKind>
                     file_size: n as u64,
                 }));
             }
-            r => return r.map_err(ExecErrorKind::Load),
+            r => break r.map_err(ExecErrorKind::Load)?,
         }
-    }
+    };
+    let interp = match plan.interp {
+        None => None,
+        Some(at) => {
+            let mut raw = vec![0u8; at.len as usize];
+            let n = file
+                .read_at(&mut raw, at.offset)
+                .map_err(ExecErrorKind::Read)?;
+            if n != raw.len() {
+                // As Linux's elf_read: a short read is EIO.
+                return Err(ExecErrorKind::Read(Errno::EIO));
+            }
+            Some(
+                elf::interp_name(&raw)
+                    .map_err(ExecErrorKind::Load)?
+                    .to_vec(),
+            )
+        }
+    };
+    Ok((plan, interp))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fake::FakePlatform;
-    use crate::uapi::auxv::*;
-    use mote_abi::layout::USER_START;
-
-    struct HostFile(Vec<u8>);
-
-    impl ExecFile for HostFile {
-        fn size(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn read_head(&self, buf: &mut [u8]) -> Result<usize, Errno> {
-            let n = buf.len().min(self.0.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            Ok(n)
-        }
-        fn fd(&self) -> u64 {
-            3
-        }
-    }
-
-    fn boot() -> BootInfo {
-        BootInfo {
-            pid: 77,
-            pool_start: 16 << 20,
-            mem_size: 256 << 20,
-            hwcap: 0xbfebfbff,
-            random: [7; 16],
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn busybox_is_loaded_with_its_stack() {
-        let data = std::fs::read("/bin/busybox").unwrap();
-        let p = FakePlatform::new();
-        p.add_file(3, data.clone());
-        p.reply(Sysno::getuid, 1000);
-        p.reply(Sysno::geteuid, 1000);
-        p.reply(Sysno::getgid, 100);
-        p.reply(Sysno::getegid, 100);
-        let mut pr = Process::new(&boot());
-        let args = ExecArgs {
-            path: b"/bin/busybox",
-            argv: vec![b"busybox", b"echo", b"hi"],
-            envp: vec![b"HOME=/"],
-        };
-        let e = pr.load(&p, &HostFile(data.clone()), &args).unwrap();
-        let plan = elf::plan(&data[..HEAD_LEN], data.len() as u64).unwrap();
-        assert_eq!(e.rip, plan.entry);
-        assert_eq!(e.rsp % 16, 0);
-        // Every segment's file bytes are in place, bss is zero, protections final.
-        for s in &plan.segments {
-            let n = s.filesz.min(256) as usize;
-            assert_eq!(p.peek(s.vaddr, n), data[s.offset as usize..][..n]);
-            if s.memsz > s.filesz {
-                assert_eq!(p.peek(s.vaddr + s.filesz, 1), [0]);
-            }
-            assert_eq!(p.mapping(s.vaddr).unwrap().1, s.prot, "{s:?}");
-        }
-        // Stack: argc and argv[1].
-        assert_eq!(p.peek(e.rsp, 8), 3u64.to_le_bytes());
-        let argv1 = u64::from_le_bytes(p.peek(e.rsp + 16, 8).try_into().unwrap());
-        assert_eq!(p.peek(argv1, 5), b"echo\0");
-        // auxv: find AT_PHDR and AT_UID.
-        let mut at = e.rsp + 8 * (1 + 3 + 1 + 1 + 1);
-        let mut aux = std::collections::BTreeMap::new();
-        loop {
-            let k = u64::from_le_bytes(p.peek(at, 8).try_into().unwrap());
-            let v = u64::from_le_bytes(p.peek(at + 8, 8).try_into().unwrap());
-            aux.insert(k, v);
-            at += 16;
-            if k == AT_NULL {
-                break;
-            }
-        }
-        assert_eq!(aux[&AT_PHDR], plan.phdr);
-        assert_eq!(aux[&AT_UID], 1000);
-        assert_eq!(aux[&AT_HWCAP], 0xbfebfbff);
-        assert_eq!(p.peek(aux[&AT_RANDOM], 16), [7; 16]);
-        // The phdrs are readable at AT_PHDR (glibc reads them for TLS).
-        assert_eq!(p.peek(plan.phdr, 4), data[64..68]);
-        // brk starts after the image.
-        assert_eq!(pr.mm.current_brk(), plan.brk_start);
-        assert!(pr.mm.brk(&p, plan.brk_start + 100) == plan.brk_start + 100);
-        assert!(plan.segments[0].vaddr >= USER_START);
-        p.assert_mirror_matches();
-    }
-
-    #[test]
-    fn the_vdso_is_mapped_and_its_page_written_only_while_mapped() {
-        use crate::vdso::{VData, VDATA_LEN, VDSO_VA, VVAR_VA};
-        let data = std::fs::read("/bin/busybox").unwrap();
-        let p = FakePlatform::new();
-        p.add_file(3, data.clone());
-        p.reply(Sysno::clock_gettime, 0);
-        let mut pr = Process::new(&BootInfo {
-            tsc_khz: 2_000_000,
-            ..boot()
-        });
-        pr.direct_entry = 0x4000_0000_1234;
-        let args = ExecArgs {
-            path: b"/bin/busybox",
-            argv: vec![b"busybox"],
-            envp: vec![],
-        };
-        let e = pr.load(&p, &HostFile(data), &args).unwrap();
-        assert_eq!(p.peek(VDSO_VA, 4), b"\x7fELF");
-        assert_eq!(p.mapping(VDSO_VA).unwrap().1, PROT_READ | PROT_EXEC);
-        assert_eq!(p.mapping(VVAR_VA).unwrap().1, PROT_READ);
-        // A clock read refreshes the references and publishes them.
-        let tp = e.rsp - 64;
-        crate::syscall::time::clock_gettime(&mut pr, &p, 1, tp).unwrap();
-        let d = VData::parse(&p.peek(VVAR_VA, VDATA_LEN).try_into().unwrap());
-        assert!(d.seq > 0 && d.seq.is_multiple_of(2), "{d:?}");
-        assert!(d.mult != 0 && d.max_ticks != 0 && d.direct == 0x4000_0000_1234);
-        // Once the application unmaps it, libos no longer writes there (the fake
-        // panics on a write to unmapped memory), even when a refresh is due.
-        pr.mm.munmap(&p, VVAR_VA, PAGE_SIZE).unwrap();
-        p.st.borrow_mut().tsc += 10_000_000_000;
-        crate::syscall::time::clock_gettime(&mut pr, &p, 1, tp).unwrap();
-        assert!(!pr.clock.has_vdso());
-    }
-
-    #[test]
-    fn refused_programs_map_nothing() {
-        let p = FakePlatform::new();
-        let mut pr = Process::new(&boot());
-        let args = ExecArgs {
-            path: b"/tmp/cut",
-            argv: vec![b"cut"],
-            envp: vec![],
-        };
-        // busybox cut short inside its program headers.
-        let data = std::fs::read("/bin/busybox").unwrap()[..100].to_vec();
-        let err = pr.load(&p, &HostFile(data), &args).unwrap_err();
-        assert!(matches!(
-            err,
-            ExecErrorKind::Load(LoadError::TruncatedPhdrs { .. })
-        ));
-        assert_eq!(pr.mm.vmas().count(), 0);
-        let e = ExecError {
-            path: "/tmp/cut".into(),
-            kind: err,
-        };
-        assert!(e.to_string().starts_with("/tmp/cut: truncated ELF"));
-        assert_eq!(e.status(), 126);
-    }
-
-    #[test]
-    fn a_missing_interpreter_is_named() {
-        let e = ExecError {
-            path: "/opt/x".into(),
-            kind: ExecErrorKind::Interp("/lib/ld-musl-x86_64.so.1".into(), Errno::ENOENT),
-        };
-        assert!(e
-            .to_string()
-            .contains("interpreter /lib/ld-musl-x86_64.so.1 does not exist"));
-        assert_eq!(e.status(), 127);
-    }
-
-    #[test]
-    fn args_block_decodes() {
-        let block = b"/usr/bin/prog\0prog\0-v\0A=1\0B=2\0";
-        let a = ExecArgs::from_block(block, 3, 2).unwrap();
-        assert_eq!(a.path, b"/usr/bin/prog");
-        assert_eq!(a.argv, [&b"prog"[..], b"-v"]);
-        assert_eq!(a.envp, [&b"A=1"[..], b"B=2"]);
-        assert!(ExecArgs::from_block(b"/x\0", 2, 0).is_none());
+/// The application's stack limit (`RLIMIT_STACK`'s soft value, kept by the proxy):
+/// the arguments' room depends on it as on Linux. `_STK_LIM` if unknown.
+fn stack_rlimit<P: Platform>(p: &P) -> u64 {
+    const RLIMIT_STACK: u64 = 3;
+    let lim = [0u8; 16];
+    let r = p.forward(
+        Sysno::prlimit64 as u64,
+        [0, RLIMIT_STACK, 0, p.addr_of(&lim), 0, 0],
+    );
+    let lim = core::hint::black_box(lim);
+    if r == 0 {
+        u64::from_le_bytes(lim[0..8].try_into().expect("8 bytes"))
+    } else {
+        stack::STK_LIM
     }
 }
 
@@ -764,33 +775,4 @@ fn absolute<P: Platform>(p: &P, path: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod exec_tests {
-    use super::*;
-
-    #[test]
-    fn shebang_lines_parse_like_linux() {
-        assert_eq!(
-            shebang(b"#!/bin/sh\necho"),
-            Some((b"/bin/sh".to_vec(), None))
-        );
-        assert_eq!(
-            shebang(b"#! /usr/bin/env  python3 \n"),
-            Some((b"/usr/bin/env".to_vec(), Some(b"python3".to_vec())))
-        );
-        assert_eq!(shebang(b"#!\n"), None);
-        assert_eq!(shebang(b"\x7fELF"), None);
-    }
-
-    #[test]
-    fn exec_failures_map_to_execve_errnos() {
-        assert_eq!(
-            exec_errno(&ExecErrorKind::Open(Errno::ENOENT)),
-            Errno::ENOENT
-        );
-        assert_eq!(exec_errno(&ExecErrorKind::NotExecutable), Errno::EACCES);
-        assert_eq!(
-            exec_errno(&ExecErrorKind::Load(LoadError::NotElf)),
-            Errno::ENOEXEC
-        );
-    }
-}
+mod tests;

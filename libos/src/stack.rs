@@ -17,8 +17,24 @@ use crate::uapi::auxv::*;
 
 /// Size of the main thread's stack VMA.
 pub const STACK_SIZE: u64 = 8 << 20;
-/// Most bytes of strings and tables (Linux allows a quarter of the stack limit).
-pub const MAX_ARGS_BYTES: u64 = STACK_SIZE / 4;
+/// Linux's `_STK_LIM`: the default stack limit (8 MiB).
+pub const STK_LIM: u64 = 8 << 20;
+/// Linux's `ARG_MAX` (32 pages): the least room for arguments, whatever the limit.
+pub const ARG_MIN_LIMIT: u64 = 32 * PAGE_SIZE;
+/// Linux's `MAX_ARG_STRLEN` (32 pages): the longest single argument or
+/// environment string, with its NUL.
+pub const MAX_ARG_STRLEN: u64 = 32 * PAGE_SIZE;
+/// The most room for arguments whatever the stack limit: three quarters of
+/// `_STK_LIM` (6 MiB), as Linux's `bprm_stack_limits`.
+pub const MAX_ARGS_BYTES: u64 = STK_LIM / 4 * 3;
+
+/// How many bytes of strings and pointers `execve` accepts with a stack limit
+/// (`RLIMIT_STACK`'s soft value) of `stack_rlimit`, as Linux's
+/// `bprm_stack_limits` (fs/exec.c): a quarter of the limit, at most
+/// [`MAX_ARGS_BYTES`] and at least [`ARG_MIN_LIMIT`]. 2 MiB with the usual 8 MiB.
+pub fn args_limit(stack_rlimit: u64) -> u64 {
+    (stack_rlimit / 4).clamp(ARG_MIN_LIMIT, MAX_ARGS_BYTES)
+}
 /// `AT_PLATFORM` on x86_64.
 pub const PLATFORM: &[u8] = b"x86_64";
 /// `AT_CLKTCK`: `USER_HZ`.
@@ -61,6 +77,8 @@ pub struct StackParams<'a> {
     /// `AT_RANDOM` bytes.
     pub random: [u8; 16],
     pub aux: Auxv,
+    /// [`args_limit`] of the application's stack limit.
+    pub args_limit: u64,
 }
 
 /// The built stack: `bytes` belong at `[rsp, top)`.
@@ -72,37 +90,63 @@ pub struct InitialStack {
 
 /// The arguments and environment do not fit (`E2BIG`, as `execve`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TooBig {
-    pub bytes: u64,
+pub enum TooBig {
+    /// Strings (the path, arguments, environment) and their pointers take `bytes`,
+    /// more than `limit` ([`args_limit`]).
+    Total { bytes: u64, limit: u64 },
+    /// One string takes `bytes` with its NUL, more than [`MAX_ARG_STRLEN`].
+    String { bytes: u64 },
 }
 
 impl core::fmt::Display for TooBig {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "argument list too long: arguments and environment take {} bytes, the limit is {MAX_ARGS_BYTES}",
-            self.bytes
-        )
+        match self {
+            TooBig::Total { bytes, limit } => write!(
+                f,
+                "argument list too long (E2BIG): arguments and environment take {bytes} bytes, Linux allows {limit} (a quarter of the stack limit, `ulimit -s`, at most {MAX_ARGS_BYTES})"
+            ),
+            TooBig::String { bytes } => write!(
+                f,
+                "argument list too long (E2BIG): one argument or environment string takes {bytes} bytes, Linux allows {MAX_ARG_STRLEN} (MAX_ARG_STRLEN)"
+            ),
+        }
     }
+}
+
+/// `E2BIG` as Linux's `execve` decides it: each string (with its NUL) at most
+/// [`MAX_ARG_STRLEN`]; the path, the arguments and the environment with one
+/// pointer each (argc counted as at least 1) within `limit` ([`args_limit`]).
+pub fn check_args<A: AsRef<[u8]>, E: AsRef<[u8]>>(
+    argv: &[A],
+    envp: &[E],
+    execfn: &[u8],
+    limit: u64,
+) -> Result<(), TooBig> {
+    let lens = || {
+        argv.iter()
+            .map(|s| s.as_ref().len())
+            .chain(envp.iter().map(|s| s.as_ref().len()))
+            .chain([execfn.len()])
+            .map(|n| n as u64 + 1)
+    };
+    if let Some(bytes) = lens().find(|&n| n > MAX_ARG_STRLEN) {
+        return Err(TooBig::String { bytes });
+    }
+    let bytes = lens().sum::<u64>() + (argv.len().max(1) + envp.len()) as u64 * 8;
+    let limit = limit.min(MAX_ARGS_BYTES);
+    if bytes > limit {
+        return Err(TooBig::Total { bytes, limit });
+    }
+    Ok(())
 }
 
 /// Lay out the initial stack below `top` (page aligned).
 pub fn build(top: u64, sp: &StackParams<'_>) -> Result<InitialStack, TooBig> {
     debug_assert!(top.is_multiple_of(PAGE_SIZE));
     let strlen = |s: &[u8]| s.len() as u64 + 1;
-    let strings: u64 = sp
-        .argv
-        .iter()
-        .chain(sp.envp)
-        .map(|s| strlen(s))
-        .sum::<u64>()
-        + strlen(sp.execfn);
+    check_args(sp.argv, sp.envp, sp.execfn, sp.args_limit)?;
     let aux = aux_pairs(sp, 0, 0, 0);
     let items = 1 + sp.argv.len() as u64 + 1 + sp.envp.len() as u64 + 1 + aux.len() as u64 * 2;
-    let estimate = 8 + strings + 16 + strlen(PLATFORM) + 16 + 16 + items * 8;
-    if estimate > MAX_ARGS_BYTES {
-        return Err(TooBig { bytes: estimate });
-    }
 
     // Addresses, top down.
     let mut p = top - 8;
@@ -281,6 +325,7 @@ mod tests {
                 direct_entry: 0,
                 vdso: 0,
             },
+            args_limit: args_limit(STK_LIM),
         }
     }
 
@@ -354,5 +399,40 @@ mod tests {
         let big = vec![b'x'; MAX_ARGS_BYTES as usize];
         let argv: &[&[u8]] = &[&big];
         assert!(build(TOP, &params(argv, &[])).is_err());
+    }
+
+    /// Regression: 1-2 MiB of arguments were refused; Linux takes up to a quarter
+    /// of the stack limit (2 MiB with 8 MiB), each string up to 128 KiB.
+    #[test]
+    fn arguments_up_to_linux_s_limit_fit() {
+        assert_eq!(args_limit(STK_LIM), 2 << 20);
+        assert_eq!(args_limit(u64::MAX), 6 << 20);
+        assert_eq!(args_limit(64 << 10), 128 << 10);
+        let s = vec![b'a'; MAX_ARG_STRLEN as usize - 1];
+        let argv: Vec<&[u8]> = (0..15).map(|_| &s[..]).collect();
+        let st = build(TOP, &params(&argv, &[])).unwrap();
+        assert_eq!(parse(&st).argv.len(), 15);
+        let argv: Vec<&[u8]> = (0..16).map(|_| &s[..]).collect();
+        assert!(matches!(
+            build(TOP, &params(&argv, &[])),
+            Err(TooBig::Total {
+                limit: 0x20_0000,
+                ..
+            })
+        ));
+        let long = vec![b'a'; MAX_ARG_STRLEN as usize];
+        assert_eq!(
+            build(TOP, &params(&[&long[..]], &[])),
+            Err(TooBig::String {
+                bytes: MAX_ARG_STRLEN + 1
+            })
+        );
+        // With an unlimited stack, 6 MiB.
+        let argv: Vec<&[u8]> = (0..40).map(|_| &s[..]).collect();
+        let p = StackParams {
+            args_limit: args_limit(u64::MAX),
+            ..params(&argv, &[])
+        };
+        assert_eq!(parse(&build(TOP, &p).unwrap()).argv.len(), 40);
     }
 }

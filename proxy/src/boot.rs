@@ -15,6 +15,7 @@ use mote_abi::boot::{
     BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_F_NO_PATCH, BOOT_F_SHARED_CPUS, BOOT_F_STATS,
     BOOT_MAGIC, BOOT_VERSION,
 };
+use mote_abi::errno::Errno;
 use mote_abi::layout::*;
 use mote_abi::paging::{PageTables, PhysMem};
 
@@ -126,6 +127,11 @@ pub enum BootError {
     TooSmall { mem: u64, need: u64 },
     #[error("boot page tables: {0:?}")]
     Tables(mote_abi::errno::Errno),
+    #[error(
+        "--mem {mem}M is more than the partition's boot page tables map with 2 MiB pages (the CPU, \
+         as KVM offers it, has no 1 GiB pages: pdpe1gb); give at most --mem {max}M"
+    )]
+    TooLargeFor2M { mem: u64, max: u64 },
 }
 
 /// Where an image landed.
@@ -252,26 +258,61 @@ pub fn page_sizes(guest: &GuestMem, va: u64, len: u64) -> [u64; 3] {
     PageTables::new(&mut mem, PT_POOL_GPA).page_sizes(va, len)
 }
 
-/// Build the boot page tables; returns (pml4, next free pool page).
-pub fn build_page_tables(guest: &GuestMem, runtime_gpa: u64) -> Result<(u64, u64), BootError> {
+/// Build the boot page tables; returns (pml4, next free pool page). The direct
+/// map of all guest memory uses 1 GiB pages when `gib_pages` (the guest CPU has
+/// pdpe1gb), else 2 MiB pages, one pool page per GiB: the pool then bounds
+/// `--mem`, and a larger one is refused naming the most that fits.
+pub fn build_page_tables(
+    guest: &GuestMem,
+    runtime_gpa: u64,
+    gib_pages: bool,
+) -> Result<(u64, u64), BootError> {
     let mut mem = BootTables {
         guest,
         next: PT_POOL_GPA + PAGE_SIZE,
     };
-    let pml4 = PT_POOL_GPA;
-    let mut pt = PageTables::new(&mut mem, pml4);
+    match map_boot(&mut mem, guest.size(), runtime_gpa, gib_pages) {
+        Err(Errno::ENOMEM) if !gib_pages => {
+            // The most whole GiB that fit: the direct map is the only part
+            // that grows with --mem.
+            let fits = |gib: u64| {
+                let mut dry = DryTables::default();
+                map_boot(&mut dry, gib << 30, runtime_gpa, false).is_ok()
+            };
+            let max = (1..guest.size() >> 30)
+                .take_while(|&g| fits(g))
+                .last()
+                .unwrap_or(0);
+            Err(BootError::TooLargeFor2M {
+                mem: guest.size() >> 20,
+                max: max << 10,
+            })
+        }
+        Err(e) => Err(BootError::Tables(e)),
+        Ok(()) => Ok((PT_POOL_GPA, mem.next)),
+    }
+}
+
+/// The boot mappings, into page tables rooted at `PT_POOL_GPA` in `mem`.
+fn map_boot(
+    mem: &mut impl PhysMem,
+    size: u64,
+    runtime_gpa: u64,
+    gib_pages: bool,
+) -> Result<(), Errno> {
+    let mut pt = PageTables::new(mem, PT_POOL_GPA);
     let kernel = F::PRESENT | F::WRITABLE | F::GLOBAL;
     let user_ro = F::PRESENT | F::USER_ACCESSIBLE | F::NO_EXECUTE;
     let user_rw = user_ro | F::WRITABLE;
-    let e = BootError::Tables;
-    pt.map(DIRECT_MAP_BASE, 0, guest.size(), kernel, true)
-        .map_err(e)?;
-    pt.map(LIBOS_VA, BOOT_INFO_GPA, PAGE_SIZE, user_ro, false)
-        .map_err(e)?;
-    pt.map(IKC_VA, IKC_GPA, IKC_SIZE, user_rw, false)
-        .map_err(e)?;
-    pt.map(ARGS_VA, ARGS_GPA, ARGS_MAX, user_ro, false)
-        .map_err(e)?;
+    let direct_page = if gib_pages {
+        HUGE_PAGE_SIZE
+    } else {
+        LARGE_PAGE_SIZE
+    };
+    pt.map_pages(DIRECT_MAP_BASE, 0, size, kernel, direct_page)?;
+    pt.map(LIBOS_VA, BOOT_INFO_GPA, PAGE_SIZE, user_ro, false)?;
+    pt.map(IKC_VA, IKC_GPA, IKC_SIZE, user_rw, false)?;
+    pt.map(ARGS_VA, ARGS_GPA, ARGS_MAX, user_ro, false)?;
     // The runtime's region: image, heap and upcall stacks (text needs exec).
     pt.map(
         RUNTIME_VA,
@@ -280,8 +321,29 @@ pub fn build_page_tables(guest: &GuestMem, runtime_gpa: u64) -> Result<(u64, u64
         F::PRESENT | F::USER_ACCESSIBLE | F::WRITABLE,
         true,
     )
-    .map_err(e)?;
-    Ok((pml4, mem.next))
+}
+
+/// Page tables counted, not written: how many pool pages a layout takes.
+#[derive(Default)]
+struct DryTables {
+    entries: std::collections::HashMap<u64, u64>,
+    next: u64,
+}
+
+impl PhysMem for DryTables {
+    fn read(&self, pa: u64) -> u64 {
+        self.entries.get(&pa).copied().unwrap_or(0)
+    }
+    fn write(&mut self, pa: u64, v: u64) {
+        self.entries.insert(pa, v);
+    }
+    fn alloc_table(&mut self) -> Option<u64> {
+        let next = self.next.max(PT_POOL_GPA + PAGE_SIZE);
+        (next + PAGE_SIZE <= PT_POOL_END).then(|| {
+            self.next = next + PAGE_SIZE;
+            next
+        })
+    }
 }
 
 /// The boot GDT: null, 64-bit code (0x08), data (0x10). kernel-min loads its own.
@@ -295,4 +357,43 @@ pub fn write_boot_gdt(guest: &GuestMem) {
 /// Write `info` at `BOOT_INFO_GPA`.
 pub fn write_boot_info(guest: &GuestMem, info: &BootInfo) {
     guest.write_plain(BOOT_INFO_GPA, info);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: `--mem` of 125G and up failed with "boot page tables: ENOMEM".
+    /// With 1 GiB pages the direct map of the largest `--mem` takes two pool pages;
+    /// without, the refusal names the most that fits.
+    #[test]
+    fn large_mem_fits_the_boot_tables_or_is_refused_with_the_figure() {
+        let runtime_gpa = 32 << 20;
+        let mut dry = DryTables::default();
+        assert_eq!(
+            map_boot(&mut dry, PASSTHROUGH_GPA - (2 << 20), runtime_gpa, true),
+            Ok(())
+        );
+        let mut dry = DryTables::default();
+        assert_eq!(map_boot(&mut dry, 64 << 30, runtime_gpa, false), Ok(()));
+        let guest = GuestMem::new(200 << 30).unwrap();
+        assert!(build_page_tables(&guest, runtime_gpa, true).is_ok());
+        let guest = GuestMem::new(200 << 30).unwrap();
+        let e = build_page_tables(&guest, runtime_gpa, false).unwrap_err();
+        let BootError::TooLargeFor2M { mem, max } = e else {
+            panic!("{e}")
+        };
+        assert_eq!(mem, 200 << 10);
+        assert!((100 << 10..200 << 10).contains(&max), "{max}");
+        let mut dry = DryTables::default();
+        assert_eq!(map_boot(&mut dry, max << 20, runtime_gpa, false), Ok(()));
+        let mut dry = DryTables::default();
+        assert_eq!(
+            map_boot(&mut dry, (max << 20) + (1 << 30), runtime_gpa, false),
+            Err(Errno::ENOMEM)
+        );
+        assert!(e
+            .to_string()
+            .contains(&format!("give at most --mem {max}M")));
+    }
 }

@@ -266,6 +266,27 @@ fn parse_meminfo_total(text: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+/// `--mem` against the machine's memory (`host`, MemTotal): a partition's memory
+/// is the application's real memory, so more than the machine has is refused now,
+/// naming the figure, rather than ending the job in the OOM killer or in swap
+/// later (as a batch scheduler refuses `--mem` above a node's memory).
+pub fn check_mem_fits_host(mem: u64, host: u64) -> Result<(), String> {
+    if mem <= host {
+        return Ok(());
+    }
+    let (most, unit) = if host >= 1 << 30 {
+        (host >> 30, "G")
+    } else {
+        (host >> 20, "M")
+    };
+    Err(format!(
+        "--mem {}: more than this machine's {} of memory (MemTotal in /proc/meminfo); give at \
+         most --mem {most}{unit}",
+        human_size(mem),
+        human_size(host)
+    ))
+}
+
 /// Bytes as a short human size (binary units).
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -343,6 +364,18 @@ pub fn print_info() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mem_above_the_machine_s_is_refused_with_the_figure() {
+        let host = 24 << 30;
+        assert_eq!(check_mem_fits_host(host, host), Ok(()));
+        let e = check_mem_fits_host(1 << 40, host + (500 << 20)).unwrap_err();
+        assert!(
+            e.starts_with("--mem 1.0 TiB: more than this machine's 24."),
+            "{e}"
+        );
+        assert!(e.ends_with("give at most --mem 24G"), "{e}");
+    }
 
     #[test]
     fn kind_from_modules() {

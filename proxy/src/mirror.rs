@@ -570,7 +570,7 @@ mod tests {
 
     #[test]
     fn sync_drains_the_log_and_skips_bad_entries() {
-        let guest = GuestMem::new(4 << 20).unwrap();
+        let guest = GuestMem::new(16 << 20).unwrap();
         let (_g, m) = reserved(&guest);
         let log = guest.maplog();
         assert!(log.push(Change {

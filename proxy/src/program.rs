@@ -87,6 +87,48 @@ pub enum ProgramError {
          where its dynamic linker is installed, or link it -static)"
     )]
     NoInterpreter(String),
+    #[error("permission denied: its interpreter {0} is {1}, not a program")]
+    InterpreterNotRegular(String, &'static str),
+    #[error("permission denied: its interpreter {0} is not executable (chmod +x it)")]
+    InterpreterNotExecutable(String),
+    #[error("its interpreter {0} cannot be run: {1}")]
+    Interpreter(String, Box<ProgramError>),
+    #[error(
+        "too many levels of #! interpreters: {0} is script number {n} in the chain, Linux allows \
+         {SCRIPT_DEPTH_MAX} (ELOOP); run a shorter chain",
+        n = SCRIPT_DEPTH_MAX + 1
+    )]
+    ScriptLoop(String),
+}
+
+/// Most `#!` scripts in a chain: Linux's `exec_binprm` searches for a binary
+/// format at depths 0..=5, so five scripts may lead to an ELF; a sixth is `ELOOP`.
+pub const SCRIPT_DEPTH_MAX: usize = 5;
+
+/// `bytes` (a path a file or the user gave) made safe to print on a terminal:
+/// control characters (escape sequences included) become `\xNN`, a backslash
+/// `\\`, and bytes that are not UTF-8 `\xNN`.
+pub fn escape(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    let mut b = [0u8; 4];
+                    for byte in c.encode_utf8(&mut b).bytes() {
+                        let _ = write!(out, "\\x{byte:02x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
 }
 
 impl ProgramError {
@@ -104,27 +146,74 @@ impl ProgramError {
 /// Find `name` and check it: the whole pre-flight of `mote run`.
 pub fn prepare(name: &OsStr) -> Result<Program, ProgramError> {
     let path = resolve(name, std::env::var_os("PATH").as_deref())?;
-    match check_elf(&path) {
-        Err(ProgramError::NotElf) => {
-            // A `#!` script runs its interpreter, as execve does; the interpreter
-            // must be a program mote can run (one level of `#!`, as here).
-            let Some(interp) = shebang_interpreter(&path) else {
-                return Err(ProgramError::NotElf);
-            };
-            if !interp.is_file() {
-                return Err(ProgramError::NoInterpreter(interp.display().to_string()));
+    // A `#!` script runs its interpreter, as execve does, which may itself be a
+    // script, up to Linux's depth; the last must be a program mote can run.
+    let mut current = path.clone();
+    let mut script = path.clone();
+    for depth in 0..=SCRIPT_DEPTH_MAX {
+        match check_elf(&current) {
+            Err(ProgramError::NotElf) if shebang_interpreter(&current).is_some() => {
+                let interp = shebang_interpreter(&current).expect("checked");
+                check_interpreter(&interp)?;
+                script = std::mem::replace(&mut current, interp);
             }
-            let (_, entry) = check_elf(&interp)?;
-            Ok(Program {
-                path,
-                kind: ElfKind::Script,
-                entry,
-            })
+            // The fault of a `#!` interpreter that is neither a script nor a
+            // program mote can run is the interpreter's (execve: ENOEXEC, 126).
+            Err(e) if depth > 0 && e.exit_status() == EXIT_CANNOT_EXECUTE => {
+                return Err(ProgramError::Interpreter(
+                    escape(current.as_os_str().as_bytes()),
+                    Box::new(e),
+                ))
+            }
+            r => {
+                let (kind, entry) = r?;
+                let kind = if depth == 0 { kind } else { ElfKind::Script };
+                return Ok(Program { path, kind, entry });
+            }
         }
-        r => {
-            let (kind, entry) = r?;
-            Ok(Program { path, kind, entry })
+    }
+    // `script` is the sixth `#!` script of the chain.
+    Err(ProgramError::ScriptLoop(escape(
+        script.as_os_str().as_bytes(),
+    )))
+}
+
+/// An interpreter (`PT_INTERP` or `#!`) Linux would open: it exists (else 127), is
+/// a regular file and executable (else `EACCES`, 126, as `open_exec` refuses it).
+fn check_interpreter(p: &Path) -> Result<(), ProgramError> {
+    let shown = || escape(p.as_os_str().as_bytes());
+    let md = match std::fs::metadata(p) {
+        Ok(md) => md,
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            return Err(ProgramError::NoInterpreter(shown()))
         }
+        Err(e) => return Err(ProgramError::Io(e)),
+    };
+    if !md.is_file() {
+        return Err(ProgramError::InterpreterNotRegular(shown(), file_kind(&md)));
+    }
+    rustix::fs::access(p, rustix::fs::Access::EXEC_OK)
+        .map_err(|_| ProgramError::InterpreterNotExecutable(shown()))
+}
+
+/// What a non-regular file is, for messages.
+fn file_kind(md: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = md.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -266,10 +355,7 @@ pub fn check_elf(path: &Path) -> Result<(ElfKind, u64), ProgramError> {
                     ProgramError::Truncated("interpreter name beyond end of file".into())
                 })?;
                 let end = interp.iter().position(|&b| b == 0).unwrap_or(interp.len());
-                let name = String::from_utf8_lossy(&interp[..end]).into_owned();
-                if !Path::new(&name).is_file() {
-                    return Err(ProgramError::NoInterpreter(name));
-                }
+                check_interpreter(Path::new(OsStr::from_bytes(&interp[..end])))?;
                 kind = ElfKind::Dynamic;
             }
             PT_LOAD => {
@@ -305,7 +391,7 @@ pub fn check_elf(path: &Path) -> Result<(ElfKind, u64), ProgramError> {
 
 /// The one-line refusal for `name` (as the user typed it).
 pub fn refusal(name: &OsStr, e: &ProgramError) -> String {
-    format!("mote: {}: {e}", name.to_string_lossy())
+    format!("mote: {}: {e}", escape(name.as_bytes()))
 }
 
 #[cfg(test)]
@@ -438,6 +524,34 @@ mod tests {
         ));
         let t = d.file("text", b"just text\n", 0o755);
         assert!(matches!(prepare(t.as_os_str()), Err(ProgramError::NotElf)));
+    }
+
+    #[test]
+    fn nested_scripts_and_unusable_interpreters() {
+        let d = TempDir::new("nested");
+        let last = d.file("s3", b"#!/bin/sh\necho hi\n", 0o755);
+        let mid = d.file("s2", format!("#!{}\n", last.display()).as_bytes(), 0o755);
+        let first = d.file("s1", format!("#!{}\n", mid.display()).as_bytes(), 0o755);
+        assert_eq!(prepare(first.as_os_str()).unwrap().kind, ElfKind::Script);
+        let dir = d.file("dir", format!("#!{}\n", d.0.display()).as_bytes(), 0o755);
+        let e = prepare(dir.as_os_str()).unwrap_err();
+        assert!(
+            matches!(e, ProgramError::InterpreterNotRegular(_, "a directory")),
+            "{e}"
+        );
+        assert_eq!(e.exit_status(), 126);
+        let noexec = d.file("noexec", b"#!/bin/sh\n", 0o644);
+        let q = d.file("q", format!("#!{}\n", noexec.display()).as_bytes(), 0o755);
+        let e = prepare(q.as_os_str()).unwrap_err();
+        assert!(
+            matches!(e, ProgramError::InterpreterNotExecutable(_)),
+            "{e}"
+        );
+        assert_eq!(e.exit_status(), 126);
+        let esc = d.file("esc", b"#!/nonexistent/\x1b[31m\n", 0o755);
+        let e = prepare(esc.as_os_str()).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/\\x1b[31m"), "{e}");
+        assert_eq!(escape(b"a\\\xff"), "a\\\\\\xff");
     }
 
     #[test]

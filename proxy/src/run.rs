@@ -61,6 +61,9 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         ));
     }
     let debug = crate::say::debug();
+    if let Some(host) = info::host_memory() {
+        info::check_mem_fits_host(a.mem, host).map_err(fail(EXIT_USAGE))?;
+    }
     let host = crate::cpus::host_cpus().len();
     if a.cores + 1 > host && (debug || a.stats) {
         // Allowed (tests run 4 cores on a 2-CPU machine; launchers bind each MPI

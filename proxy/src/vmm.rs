@@ -117,9 +117,6 @@ impl Partition {
             RUNTIME_IMAGE_MAX,
             &["mote_trap_entry", "mote_syscall_entry"],
         )?;
-        let (pml4, pt_next) = boot::build_page_tables(&guest, runtime_gpa)?;
-        boot::write_boot_gdt(&guest);
-
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(kvm_err("report CPUID"))?;
@@ -139,6 +136,9 @@ impl Partition {
 
         // 1 GiB pages need the guest CPU's pdpe1gb (CPUID 0x8000_0001 EDX bit 26).
         let pdpe1gb = leaf(0x8000_0001, 0).is_some_and(|e| e.edx & (1 << 26) != 0);
+        // The direct map uses them when it can: one pool page maps 512 GiB.
+        let (pml4, pt_next) = boot::build_page_tables(&guest, runtime_gpa, pdpe1gb)?;
+        boot::write_boot_gdt(&guest);
         let mut page_size = params.page_size;
         if page_size == HUGE_PAGE_SIZE && !pdpe1gb {
             crate::say!(

@@ -10,7 +10,7 @@
 //! GPA 0x0008_0000  IKC area (core pages,    VA LIBOS_VA + IKC_VA_OFF  (user, read-write)
 //!                  map log)
 //! GPA 0x0010_0000  argv/envp block          VA LIBOS_VA + ARGS_VA_OFF (user, read-only)
-//! GPA 0x0020_0000  kernel-min image         VA DIRECT_MAP_BASE + GPA  (kernel only)
+//! GPA 0x0080_0000  kernel-min image         VA DIRECT_MAP_BASE + GPA  (kernel only)
 //! runtime_gpa      libos runtime region     VA RUNTIME_VA             (user)
 //! pool_start..mem  frame pool for libos
 //! PASSTHROUGH_GPA  pass-through window: KVM memory slots backed by the proxy's
@@ -51,10 +51,12 @@ pub const IKC_GPA: u64 = 0x8_0000;
 pub const IKC_SIZE: u64 = 0x8_0000;
 /// argv/envp block written by the proxy.
 pub const ARGS_GPA: u64 = 0x10_0000;
-/// Largest argv/envp block.
-pub const ARGS_MAX: u64 = 0x10_0000;
+/// Largest argv/envp block: the most `execve` takes on Linux (6 MiB of strings and
+/// pointers: three quarters of `_STK_LIM`, reached with an unlimited stack limit)
+/// plus room for the resolved program path.
+pub const ARGS_MAX: u64 = 0x70_0000;
 /// Where the proxy loads kernel-min.
-pub const KERNEL_GPA: u64 = 0x20_0000;
+pub const KERNEL_GPA: u64 = 0x80_0000;
 
 /// Start of the pass-through window (guest-physical).
 pub const PASSTHROUGH_GPA: u64 = 1 << 40;
@@ -103,7 +105,7 @@ pub const ARGS_VA_OFF: u64 = 0x20_0000;
 /// Virtual address of the argv/envp block.
 pub const ARGS_VA: u64 = LIBOS_VA + ARGS_VA_OFF;
 /// Virtual address the runtime image is relocated to.
-pub const RUNTIME_VA: u64 = LIBOS_VA + 0x40_0000;
+pub const RUNTIME_VA: u64 = LIBOS_VA + 0x100_0000;
 /// Size of the runtime region: image, heap and upcall stacks.
 pub const RUNTIME_SIZE: u64 = 64 << 20;
 /// Largest runtime image.
@@ -126,6 +128,8 @@ static_assertions::const_assert!(
     RUNTIME_STACKS_OFF + MAX_CORES as u64 * UPCALL_STACK_SIZE <= RUNTIME_SIZE
 );
 static_assertions::const_assert!(ARGS_GPA + ARGS_MAX <= KERNEL_GPA);
+static_assertions::const_assert!(ARGS_VA + ARGS_MAX <= RUNTIME_VA);
+static_assertions::const_assert!(ARGS_MAX >= (6 << 20) + 4096);
 static_assertions::const_assert!(IKC_GPA + IKC_SIZE <= ARGS_GPA);
 static_assertions::const_assert!(RUNTIME_VA + RUNTIME_SIZE <= LIBOS_END);
 static_assertions::const_assert!(USER_STACK_TOP < USER_END && USER_MMAP_TOP < USER_STACK_TOP);
