@@ -181,26 +181,7 @@ impl fmt::Display for ExecError {
 /// bytes (escape sequences included) become `\xNN`, a backslash `\\`, and bytes
 /// that are not UTF-8 `\xNN`.
 pub fn escape(path: &[u8]) -> String {
-    use core::fmt::Write;
-    let mut out = String::with_capacity(path.len());
-    for chunk in path.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                c if c.is_control() => {
-                    let mut b = [0u8; 4];
-                    for byte in c.encode_utf8(&mut b).bytes() {
-                        let _ = write!(out, "\\x{byte:02x}");
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        for byte in chunk.invalid() {
-            let _ = write!(out, "\\x{byte:02x}");
-        }
-    }
-    out
+    alloc::format!("{}", mote_abi::exec::Escaped(path))
 }
 
 /// What a non-regular file is, for messages.
@@ -371,9 +352,9 @@ fn shebang(head: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     (!interp.is_empty()).then_some((interp, arg.filter(|a| !a.is_empty())))
 }
 
-/// Most `#!` scripts in a chain: Linux's `exec_binprm` searches for a binary
-/// format at depths 0..=5, so five scripts may lead to an ELF; a sixth is `ELOOP`.
-pub const SCRIPT_DEPTH_MAX: usize = 5;
+/// Most `#!` scripts in a chain (Linux's `exec_binprm` depth), shared with the
+/// other side of the launch.
+pub use mote_abi::exec::SCRIPT_DEPTH_MAX;
 
 /// What to run for `path`: itself, or for a `#!` script its interpreter with the
 /// script's path as an argument — itself possibly a script, up to

@@ -101,34 +101,15 @@ pub enum ProgramError {
     ScriptLoop(String),
 }
 
-/// Most `#!` scripts in a chain: Linux's `exec_binprm` searches for a binary
-/// format at depths 0..=5, so five scripts may lead to an ELF; a sixth is `ELOOP`.
-pub const SCRIPT_DEPTH_MAX: usize = 5;
+/// Most `#!` scripts in a chain (Linux's `exec_binprm` depth), shared with the
+/// other side of the launch.
+pub use mote_abi::exec::SCRIPT_DEPTH_MAX;
 
 /// `bytes` (a path a file or the user gave) made safe to print on a terminal:
 /// control characters (escape sequences included) become `\xNN`, a backslash
 /// `\\`, and bytes that are not UTF-8 `\xNN`.
 pub fn escape(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                c if c.is_control() => {
-                    let mut b = [0u8; 4];
-                    for byte in c.encode_utf8(&mut b).bytes() {
-                        let _ = write!(out, "\\x{byte:02x}");
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        for byte in chunk.invalid() {
-            let _ = write!(out, "\\x{byte:02x}");
-        }
-    }
-    out
+    mote_abi::exec::Escaped(bytes).to_string()
 }
 
 impl ProgramError {

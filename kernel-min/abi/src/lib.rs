@@ -9,6 +9,7 @@
 
 pub mod boot;
 pub mod errno;
+pub mod exec;
 pub mod hosted;
 pub mod ikc;
 pub mod kcall;
