@@ -244,6 +244,19 @@ impl Signals {
         Ok(old)
     }
 
+    /// A new process's signal state: default actions but for `ignored` (bit
+    /// `sig - 1`), which it inherits ignored as `execve` keeps them; SIGKILL and
+    /// SIGSTOP cannot be ignored.
+    pub fn inheriting_ignored(ignored: u64) -> Self {
+        let mut s = Signals::default();
+        for sig in
+            (1..=NSIG).filter(|&sig| ignored & bit(sig) != 0 && sig != SIGKILL && sig != SIGSTOP)
+        {
+            s.actions[(sig - 1) as usize].handler = SIG_IGN;
+        }
+        s
+    }
+
     /// What `execve` keeps (POSIX): ignored signals stay ignored, handled ones go
     /// back to their default (the handler's code is gone), the mask and pending
     /// signals stay, the alternate stack is dropped.

@@ -37,6 +37,8 @@ pub struct BootParams {
     pub page_size: u64,
     /// LWK cores share host CPUs (`BOOT_F_SHARED_CPUS`).
     pub shared_cpus: bool,
+    /// `BootInfo::ignored_signals` (`signals::inherited_ignored`).
+    pub ignored_signals: u64,
 }
 
 impl BootParams {
@@ -114,6 +116,7 @@ pub fn boot_info(params: &BootParams, p: &PlatformBoot) -> BootInfo {
         random: params.random,
         page_size: p.page_size,
         large_pool_start: p.large_pool_start,
+        ignored_signals: params.ignored_signals,
     }
 }
 

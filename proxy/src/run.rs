@@ -47,6 +47,8 @@ fn fail(status: i32) -> impl FnOnce(String) -> Failure {
 }
 
 fn run_inner(a: RunArgs) -> Result<i32, Failure> {
+    // Before mote installs or blocks anything: what the application inherits ignored.
+    let ignored_signals = crate::signals::inherited_ignored();
     if a.cores == 0 {
         return Err((EXIT_USAGE, "--cores must be at least 1".into()));
     }
@@ -171,6 +173,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         stats: a.stats,
         page_size: a.page_size.bytes(),
         shared_cpus: a.cores > 1 && a.cores + 1 > crate::cpus::host_cpus().len(),
+        ignored_signals,
     };
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);

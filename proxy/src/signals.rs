@@ -103,6 +103,25 @@ fn routed_set() -> libc::sigset_t {
 
 extern "C" fn on_kick(_: libc::c_int) {}
 
+/// The signals whose disposition is `SIG_IGN` now (bit `sig - 1`), before mote
+/// changes any: the application inherits them ignored, as across `execve`.
+/// SIGPIPE is left out: Rust's start-up has ignored it already, whatever mote
+/// inherited, and SIGKILL and SIGSTOP cannot be ignored.
+pub fn inherited_ignored() -> u64 {
+    (1..=64)
+        .filter(|&sig| sig != libc::SIGPIPE && sig != libc::SIGKILL && sig != libc::SIGSTOP)
+        .filter(|&sig| {
+            // SAFETY: sigaction with a null new action only reads the current
+            // one into `old`, a zeroed local.
+            unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction == libc::SIG_IGN
+            }
+        })
+        .fold(0u64, |m, sig| m | 1 << (sig - 1))
+}
+
 /// Block the routed signals in the calling thread (call before any thread starts:
 /// every later thread inherits the mask) and install the kick handler.
 pub fn block_routed() -> std::io::Result<()> {

@@ -239,10 +239,14 @@ impl Program {
     }
 
     /// A command running `argv` through the wrapper, if any.
+    /// `WRAPPER... ARGV...`, started with SIGINT and SIGQUIT at their default
+    /// actions (`env --default-signal`): a suite started in the background
+    /// (`nohup`, `&` without job control) inherits them ignored, and the Ctrl-C
+    /// tests would then wait for a signal neither side can take.
     fn wrapped(&self, argv: impl IntoIterator<Item = OsString>) -> Command {
-        let mut all = self.wrapper.iter().cloned().chain(argv);
-        let mut cmd = Command::new(all.next().expect("a program"));
-        cmd.args(all);
+        let mut cmd = Command::new("env");
+        cmd.arg("--default-signal=INT,QUIT")
+            .args(self.wrapper.iter().cloned().chain(argv));
         cmd
     }
 
@@ -338,8 +342,14 @@ impl Program {
     /// Runs it natively; once it has printed its first line, sends it signal
     /// `sig` (as `kill -SIG <pid>` from a shell would).
     pub fn native_signalled(&self, sig: &str) -> Run {
+        self.native_poked(|pid| send_signal(pid, sig))
+    }
+
+    /// Runs it natively; once the program has printed its first line, calls
+    /// `poke` with its pid, and again every 0.5 s until it ends.
+    pub fn native_poked(&self, mut poke: impl FnMut(u32)) -> Run {
         let cmd = self.wrapped(self.argv.iter().cloned());
-        self.execute_poked(cmd, Side::Native, Some(&mut |pid| send_signal(pid, sig)))
+        self.execute_poked(cmd, Side::Native, Some(&mut poke))
     }
 
     /// Runs it under `mote run --platform P --` and sends the `mote` process

@@ -172,7 +172,31 @@ fn sigbus_handler_interrupts_a_blocking_read_with_eintr(pf: Platform) {
     );
 }
 
+/// Regression: a program started with SIGINT ignored (`nohup`, a shell's
+/// background job) keeps it ignored across `execve`, natively; under mote the
+/// proxy routed SIGINT to an application that had it at its default and the run
+/// ended with 130. Ctrl-C first, then SIGTERM, which ends it on both sides.
+fn inherited_ignored_sigint_stays_ignored(pf: Platform) {
+    let prog =
+        Program::new(app("spin"))
+            .on(pf)
+            .under(["sh", "-c", "trap '' INT; exec \"$@\"", "sh"]);
+    let int_then_term = || {
+        let mut sent = 0;
+        move |pid: u32| {
+            send_signal(pid, if sent == 0 { "INT" } else { "TERM" });
+            sent += 1;
+        }
+    };
+    let native = prog.native_poked(int_then_term());
+    let mote = prog.mote_poked_with(&[], int_then_term());
+    assert_same(&native, &mote);
+    assert_eq!(mote.status, 143, "{mote:?}");
+    assert_eq!(mote.stdout_text(), "ready\n", "{mote:?}");
+}
+
 mote_testsuite::on_both_platforms!(
+    inherited_ignored_sigint_stays_ignored,
     signals_program_same_as_native,
     signals_program_with_every_call_trapping,
     ctrl_c_ends_a_compute_loop_with_130,

@@ -71,6 +71,11 @@ pub struct BootInfo {
     /// aligned (the hosted platform's hugetlbfs memory), so libos hands it out in
     /// 2 MiB chunks alone and never maps part of a chunk.
     pub large_pool_start: u64,
+    /// Signals whose disposition was `SIG_IGN` when `mote run` started (bit
+    /// `sig - 1`): the application inherits them ignored, as `execve` keeps them
+    /// (`nohup`, a shell's background job). SIGPIPE is never among them (Rust's
+    /// start-up ignores it in the proxy before anyone can look).
+    pub ignored_signals: u64,
 }
 
 /// Auxiliary-vector type under which a mote application finds the runtime's direct
@@ -93,11 +98,12 @@ pub const BOOT_F_STATS: u32 = 1 << 3;
 /// core sleeps at once instead of spinning on a CPU another core needs.
 pub const BOOT_F_SHARED_CPUS: u32 = 1 << 4;
 
-const_assert_eq!(size_of::<BootInfo>(), 184);
+const_assert_eq!(size_of::<BootInfo>(), 192);
 const_assert_eq!(offset_of!(BootInfo, pid), 104);
 const_assert_eq!(offset_of!(BootInfo, random), 152);
 const_assert_eq!(offset_of!(BootInfo, page_size), 168);
 const_assert_eq!(offset_of!(BootInfo, large_pool_start), 176);
+const_assert_eq!(offset_of!(BootInfo, ignored_signals), 184);
 
 /// The argv/envp block: `argc` NUL-terminated strings, then `envc` NUL-terminated
 /// strings, back to back. The first argv string is the resolved program path that
