@@ -32,8 +32,8 @@
 //!
 //! Not routed: the kick signal itself (`SIGRTMAX`), SIGTRAP and SIGSYS, SIGKILL
 //! and SIGSTOP, job control (SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT: they stop and continue the
-//! whole run, as before), SIGPIPE (raised in the offload thread by a forwarded
-//! write, it keeps its default action), and glibc's internal 32 and 33.
+//! whole run, as before), and glibc's internal 32 and 33. SIGPIPE is routed: one
+//! a forwarded write raises on its offload thread is taken back like SIGXFSZ.
 //!
 //! Allows `unsafe`: raw signal system calls (`sigaction`, masks, `sigtimedwait`,
 //! `pthread_kill`, `tgkill`, thread and process CPU clocks), the fault-signal
@@ -77,7 +77,6 @@ fn routed(sig: i32) -> bool {
             | SIGILL
             | SIGTRAP
             | SIGSYS
-            | SIGPIPE
             | SIGTSTP
             | SIGTTIN
             | SIGTTOU
@@ -103,12 +102,37 @@ fn routed_set() -> libc::sigset_t {
 
 extern "C" fn on_kick(_: libc::c_int) {}
 
+/// Whether SIGPIPE was ignored when the process started, read before Rust's
+/// start-up ignores it (`record_sigpipe`).
+static PIPE_IGNORED_AT_START: AtomicBool = AtomicBool::new(false);
+
+/// Runs from `.init_array`, before Rust's runtime sets SIGPIPE to `SIG_IGN`.
+extern "C" fn record_sigpipe() {
+    // SAFETY: sigaction with a null new action only reads the current one into
+    // `old`, a zeroed local; no Rust runtime state is touched.
+    let ignored = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    };
+    PIPE_IGNORED_AT_START.store(ignored, Ordering::Relaxed);
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static RECORD_SIGPIPE: extern "C" fn() = record_sigpipe;
+
 /// The signals whose disposition is `SIG_IGN` now (bit `sig - 1`), before mote
 /// changes any: the application inherits them ignored, as across `execve`.
-/// SIGPIPE is left out: Rust's start-up has ignored it already, whatever mote
-/// inherited, and SIGKILL and SIGSTOP cannot be ignored.
+/// SIGPIPE's comes from `PIPE_IGNORED_AT_START` (Rust's start-up has ignored it
+/// since), and SIGKILL and SIGSTOP cannot be ignored.
 pub fn inherited_ignored() -> u64 {
-    (1..=64)
+    let pipe = if PIPE_IGNORED_AT_START.load(Ordering::Relaxed) {
+        1 << (libc::SIGPIPE - 1)
+    } else {
+        0
+    };
+    pipe | (1..=64)
         .filter(|&sig| sig != libc::SIGPIPE && sig != libc::SIGKILL && sig != libc::SIGSTOP)
         .filter(|&sig| {
             // SAFETY: sigaction with a null new action only reads the current
@@ -258,21 +282,26 @@ pub fn default_sigpipe() {
 /// After a forwarded call returned `r` in this (offload) thread: the synchronous
 /// signal Linux raised for the thread during it, taken back so that it reaches the
 /// application thread that made the call instead (`mote_abi::ikc`, `raised`).
-/// Only `SIGXFSZ`, which comes with `EFBIG` (a write past `RLIMIT_FSIZE`,
-/// `generic_write_check_limits`): it is routed, so blocked here, and stays pending
-/// on this thread until taken. `EFBIG` without it (past the file system's
-/// largest size) gives `None`.
+/// `SIGXFSZ`, which comes with `EFBIG` (a write past `RLIMIT_FSIZE`,
+/// `generic_write_check_limits`), and `SIGPIPE`, which comes with `EPIPE` (a
+/// write into a pipe or socket nobody reads): both are routed, so blocked here,
+/// and stay pending on this thread until taken. The errno without its signal
+/// (past the file system's largest size; `MSG_NOSIGNAL`) gives `None`.
 pub fn raised_by_call(r: i64) -> Option<u32> {
-    if r != -i64::from(libc::EFBIG) {
+    let expected = if r == -i64::from(libc::EFBIG) {
+        libc::SIGXFSZ
+    } else if r == -i64::from(libc::EPIPE) {
+        libc::SIGPIPE
+    } else {
         return None;
-    }
-    // SAFETY: set and info are valid for the calls; SIGXFSZ is blocked in this
+    };
+    // SAFETY: set and info are valid for the calls; the signal is blocked in this
     // thread (block_routed), so sigtimedwait takes it instead of a handler; the
     // zero timeout never waits.
     let sig = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGXFSZ);
+        libc::sigaddset(&mut set, expected);
         let mut info: libc::siginfo_t = std::mem::zeroed();
         let ts = libc::timespec {
             tv_sec: 0,
@@ -280,7 +309,7 @@ pub fn raised_by_call(r: i64) -> Option<u32> {
         };
         libc::sigtimedwait(&set, &mut info, &ts)
     };
-    (sig == libc::SIGXFSZ).then_some(sig as u32)
+    (sig == expected).then_some(sig as u32)
 }
 
 /// Most vCPUs the router interrupts.

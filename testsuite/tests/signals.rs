@@ -195,8 +195,27 @@ fn inherited_ignored_sigint_stays_ignored(pf: Platform) {
     assert_eq!(mote.stdout_text(), "ready\n", "{mote:?}");
 }
 
+/// A write into a pipe nobody reads: SIGPIPE ends the program (141), or, with
+/// SIGPIPE ignored by the program itself (as CPython does) or inherited ignored
+/// (`trap '' PIPE`), the write fails with EPIPE. Regression: the forwarded
+/// write's SIGPIPE killed mote itself (141) even when the application ignored
+/// it, so Python's BrokenPipeError never came; and mote reads the inherited
+/// disposition before Rust's start-up ignores SIGPIPE.
+fn sigpipe_default_or_inherited_ignored_as_natively(pf: Platform) {
+    let prog = Program::new(app("brokenpipe")).on(pf);
+    let (_, mote) = prog.same_as_native();
+    assert_eq!(mote.status, 141, "{mote:?}");
+    let (_, mote) = prog.clone().arg("ignore").same_as_native();
+    assert_eq!(mote.stdout_text(), "write: EPIPE\n", "{mote:?}");
+    let ignoring = prog.under(["sh", "-c", "trap '' PIPE; exec \"$@\"", "sh"]);
+    let (_, mote) = ignoring.same_as_native();
+    assert_eq!(mote.status, 0, "{mote:?}");
+    assert_eq!(mote.stdout_text(), "write: EPIPE\n", "{mote:?}");
+}
+
 mote_testsuite::on_both_platforms!(
     inherited_ignored_sigint_stays_ignored,
+    sigpipe_default_or_inherited_ignored_as_natively,
     signals_program_same_as_native,
     signals_program_with_every_call_trapping,
     ctrl_c_ends_a_compute_loop_with_130,

@@ -73,8 +73,7 @@ pub struct BootInfo {
     pub large_pool_start: u64,
     /// Signals whose disposition was `SIG_IGN` when `mote run` started (bit
     /// `sig - 1`): the application inherits them ignored, as `execve` keeps them
-    /// (`nohup`, a shell's background job). SIGPIPE is never among them (Rust's
-    /// start-up ignores it in the proxy before anyone can look).
+    /// (`nohup`, a shell's background job).
     pub ignored_signals: u64,
 }
 

@@ -53,9 +53,10 @@ pub fn raised_by_call<P: Platform>(pr: &mut Process, p: &P, sig: u32) {
 }
 
 /// Whether forwarded result `r` may come with a signal Linux raised for the
-/// calling thread (then ask `Platform::take_raised`): only `EFBIG` (`SIGXFSZ`).
+/// calling thread (then ask `Platform::take_raised`): `EFBIG` (`SIGXFSZ`) and
+/// `EPIPE` (`SIGPIPE`).
 pub fn may_raise(r: i64) -> bool {
-    r == Errno::EFBIG.ret()
+    r == Errno::EFBIG.ret() || r == Errno::EPIPE.ret()
 }
 
 /// `pause()`: until a signal runs a handler (or ends the process).

@@ -264,7 +264,8 @@ pub fn serve(
                 crate::signals::offload_busy(index, true);
                 let r = forward(req.nr, req.args);
                 crate::signals::offload_busy(index, false);
-                // SIGXFSZ (write past RLIMIT_FSIZE) is the application thread's.
+                // SIGXFSZ (write past RLIMIT_FSIZE) and SIGPIPE (write nobody reads)
+                // are the application thread's.
                 if let Some(sig) = crate::signals::raised_by_call(r) {
                     slot.set_raised(sig);
                 }
