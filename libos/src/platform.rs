@@ -53,7 +53,7 @@ pub trait Platform {
     /// or runtime memory (both are in the unified address space).
     fn forward(&self, nr: u64, args: [u64; 6]) -> i64;
     /// The synchronous signal Linux raised for the calling thread during its last
-    /// forwarded call (`SIGXFSZ` with `EFBIG`), taken: asked only after an error
+    /// forwarded call (`SIGXFSZ` with `EFBIG`, `SIGPIPE` with `EPIPE`), taken: asked only after an error
     /// that may come with one. 0: none.
     fn take_raised(&self) -> u32 {
         0

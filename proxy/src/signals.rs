@@ -271,9 +271,10 @@ fn route_fault_signals() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Give SIGPIPE back its default action (Rust's runtime ignores it). A forwarded
-/// write into a closed pipe then ends the run with SIGPIPE, as it ends a native
-/// process that did not handle it.
+/// Give SIGPIPE back its default action (Rust's runtime ignores it), so the
+/// native programs mote starts for the application inherit Linux's default. (In
+/// the proxy SIGPIPE is routed and blocked: the one a forwarded write raises is
+/// the application thread's, `raised_by_call`.)
 pub fn default_sigpipe() {
     // SAFETY: installing SIG_DFL for SIGPIPE touches no Rust state.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };

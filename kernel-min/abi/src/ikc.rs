@@ -25,8 +25,8 @@
 //!      answered lets its core run other threads or sleep (`Doorbell::wait_response`;
 //!      the core sleeps on its `CorePage::wake_seq`); clears `lwk_waiting`;
 //!   5. reads `ret` (Relaxed — ordered by the Acquire of step 4); only when `ret`
-//!      is an error a call may raise a signal for (`EFBIG`: `SIGXFSZ`), also
-//!      `raised.swap(0, Relaxed)`, the same way ordered.
+//!      is an error a call may raise a signal for (`EFBIG`: `SIGXFSZ`; `EPIPE`:
+//!      `SIGPIPE`), also `raised.swap(0, Relaxed)`, the same way ordered.
 //! * **Proxy side (one offload thread per slot):**
 //!   1. spins until `req_seq.load(Acquire) != last`, bounded; then sets
 //!      `proxy_waiting = 1`, `fence(SeqCst)`, re-checks `req_seq` (a request:
@@ -225,7 +225,7 @@ pub struct Slot {
     pub proxy_waiting: AtomicU32,
     pub ret: AtomicI64,
     /// A signal Linux raised for the calling thread during the forwarded call
-    /// (`SIGXFSZ`), 0 if none; the requester clears it when it reads it.
+    /// (`SIGXFSZ`, `SIGPIPE`), 0 if none; the requester clears it when it reads it.
     pub raised: AtomicU32,
     _pad2: [u32; 11],
 }
