@@ -20,6 +20,17 @@ fn posix_spawn_system_popen_and_vfork_as_natively(pf: Platform) {
     assert!(text.contains("popen read: through a pipe"), "{text}");
 }
 
+/// `/proc/self/exe` in a child's `execve` (`posix_spawn`, vfork) is the
+/// application's program: it was mote's own binary, which then refused the
+/// child's arguments (`mote: unexpected argument '--child' found`).
+fn a_child_execs_proc_self_exe_as_natively(pf: Platform) {
+    let (native, _) = Program::new(app("selfexe")).on(pf).same_as_native();
+    assert_eq!(native.status, 0, "{native:?}");
+    let text = native.stdout_text();
+    assert!(text.contains("posix_spawn /proc/self/exe: exited 9"), "{text}");
+    assert!(text.contains("vfork+execve /proc/self/exe: exited 9"), "{text}");
+}
+
 fn a_shell_script_runs_its_commands(pf: Platform) {
     let dir = mote_testsuite::TempDir::new("spawn-sh");
     let script = dir.file(
@@ -133,6 +144,7 @@ fn sigterm_ends_a_vfork_parent_whose_child_is_stuck_before_exec(pf: Platform) {
 }
 
 mote_testsuite::on_both_platforms!(
+    a_child_execs_proc_self_exe_as_natively,
     posix_spawn_system_popen_and_vfork_as_natively,
     a_shell_script_runs_its_commands,
     sigterm_ends_a_shell_script_waiting_for_its_child,

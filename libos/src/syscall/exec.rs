@@ -100,6 +100,13 @@ pub fn execve<P: Platform>(
     Ok(0)
 }
 
+/// The application's program when the path at `va` names this process's
+/// executable link (`/proc/self/exe`) and the program is known.
+pub(crate) fn self_exe<P: Platform>(pr: &Process, p: &P, va: u64) -> Option<Vec<u8>> {
+    let path = read_cstr(pr, p, va, PATH_MAX).ok()?;
+    (is_self_exe(pr, &path) && !pr.exe.is_empty()).then(|| pr.exe.clone())
+}
+
 /// Whether `path` names this process's executable link.
 fn is_self_exe(pr: &Process, path: &[u8]) -> bool {
     let Some(rest) = path.strip_prefix(b"/proc/") else {

@@ -164,7 +164,21 @@ pub fn vfork_child_call<P: Platform>(m: &dyn Machine<P>, nr: u64, a: [u64; 6]) -
     if exit {
         m.platform().exit((a[0] & 0xff) as i32)
     }
-    Some(m.spawn_exec(a[0], a[1], a[2]) as u64)
+    // `/proc/self/exe` names the application's program, not the proxy's, as
+    // `execve` in the partition resolves it; the proxy reads the name from here
+    // (this thread's runtime stack, gone with the thread when the exec succeeds).
+    let mut exe = [0u8; super::exec::PATH_MAX + 1];
+    let own = process_of(m)
+        .as_ref()
+        .and_then(|pr| super::exec::self_exe(pr, m.platform(), a[0]));
+    let path = match own {
+        Some(name) if name.len() < exe.len() => {
+            exe[..name.len()].copy_from_slice(&name);
+            exe.as_ptr() as u64
+        }
+        _ => a[0],
+    };
+    Some(m.spawn_exec(path, a[1], a[2]) as u64)
 }
 
 // --- identity and registrations ---------------------------------------------------
