@@ -27,8 +27,14 @@ fn a_child_execs_proc_self_exe_as_natively(pf: Platform) {
     let (native, _) = Program::new(app("selfexe")).on(pf).same_as_native();
     assert_eq!(native.status, 0, "{native:?}");
     let text = native.stdout_text();
-    assert!(text.contains("posix_spawn /proc/self/exe: exited 9"), "{text}");
-    assert!(text.contains("vfork+execve /proc/self/exe: exited 9"), "{text}");
+    assert!(
+        text.contains("posix_spawn /proc/self/exe: exited 9"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vfork+execve /proc/self/exe: exited 9"),
+        "{text}"
+    );
 }
 
 fn a_shell_script_runs_its_commands(pf: Platform) {
