@@ -25,6 +25,7 @@ mod run;
 mod say;
 mod signals;
 mod spawn;
+mod spinners;
 mod vmm;
 
 fn main() {

@@ -12,6 +12,8 @@
 //!   tasks bound one CPU each (`task/affinity`), MPICH through PMI-2.
 
 use std::ffi::OsString;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use mote_testsuite::slurm::Slurm;
 use mote_testsuite::{app, artifacts, Platform, Program};
@@ -129,6 +131,68 @@ fn srun_two_ranks_under_a_single_node_slurm(pf: Platform) {
         MPICH_CORES,
         "mpi_ring",
     );
+}
+
+/// The node-wide bound on spinning offload threads (`proxy/src/spinners.rs`):
+/// four runs forwarding calls as fast as they can, started together as a
+/// launcher starts ranks, never have more than two offload threads spinning on
+/// one CPU between them (per run it was two each, eight on the Linux core).
+/// Sampled from the shared slot file; the spinner logic is the same on both
+/// platforms, so the hosted platform (four partitions are slow here) stands for
+/// both.
+#[test]
+fn four_runs_spin_at_most_two_offload_threads_per_cpu_between_them() {
+    const MAX_SPINNERS: usize = 2;
+    const PER_CPU: usize = 4;
+    let file = format!("/dev/shm/mote-spinners-{}", user_id());
+    let mut runs: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(&artifacts().mote)
+                .args(["run", "--platform", "hosted", "--"])
+                .arg(app("latency"))
+                .arg("--quick")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting mote")
+        })
+        .collect();
+    let (mut most, mut seen) = (0, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while runs
+        .iter_mut()
+        .any(|r| r.try_wait().expect("wait").is_none())
+    {
+        assert!(Instant::now() < deadline, "the runs did not end");
+        if let Ok(bytes) = std::fs::read(&file) {
+            for cpu in bytes.chunks(PER_CPU * 4) {
+                let claimed = cpu
+                    .chunks(4)
+                    .filter(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]) != 0)
+                    .count();
+                most = most.max(claimed);
+                seen += claimed as u64;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    for mut r in runs {
+        assert!(r.wait().expect("wait").success(), "a run failed");
+    }
+    assert!(
+        seen > 0,
+        "no offload thread was ever seen spinning in {file}"
+    );
+    assert!(
+        most <= MAX_SPINNERS,
+        "{most} offload threads spun on one CPU at once (bound {MAX_SPINNERS})"
+    );
+}
+
+/// This user's id, as the slot file is named.
+fn user_id() -> String {
+    let out = Command::new("id").arg("-u").output().expect("id -u");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 mote_testsuite::on_both_platforms!(

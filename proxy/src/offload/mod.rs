@@ -375,10 +375,6 @@ pub fn serve(
     }
 }
 
-/// Offload threads spinning for a request now, and how many may.
-static SPINNERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-const MAX_SPINNERS: usize = 2;
-
 /// Polls right after answering a call before the thread counts itself among the
 /// `SPINNERS`: the requester's next call usually comes within a few hundred ns
 /// (its thread returns to the application and calls again), and this window
@@ -423,22 +419,21 @@ fn wait_request(
     let spin = spin && PLACE.load(Ordering::Relaxed) & 1 != 0;
     loop {
         // Spin only while few others do: every offload thread shares the Linux
-        // core, and a crowd of spinners (an application with many threads) would
-        // starve the one with a request to serve.
-        if spin {
-            if SPINNERS.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS {
-                let t0 = timer();
-                for _ in 0..SPIN_LIMIT {
-                    if let Some(r) = slot.poll(last) {
-                        SPINNERS.fetch_sub(1, Ordering::AcqRel);
-                        count_spin(t0, true);
-                        return r;
-                    }
-                    std::hint::spin_loop();
+        // core, and a crowd of spinners (an application with many threads, or
+        // many ranks) would starve the one with a request to serve.
+        // The bound is node-wide (`spinners`): every run's offload threads on
+        // this CPU count, so N ranks sharing a service CPU keep it usable.
+        let cpu = (PLACE.load(Ordering::Relaxed) >> 1) as usize;
+        if let Some(_claim) = spin.then(|| crate::spinners::claim(cpu)).flatten() {
+            let t0 = timer();
+            for _ in 0..SPIN_LIMIT {
+                if let Some(r) = slot.poll(last) {
+                    count_spin(t0, true);
+                    return r;
                 }
-                count_spin(t0, false);
+                std::hint::spin_loop();
             }
-            SPINNERS.fetch_sub(1, Ordering::AcqRel);
+            count_spin(t0, false);
         }
         if let Some(r) = slot.poll(last) {
             return r;
