@@ -20,7 +20,10 @@
 //!   3. if `proxy_waiting != 0` (a plain load) the proxy sleeps: `out NOTIFY`;
 //!   4. spins until `resp_seq.load(Acquire) == s`, bounded. After `FENCE_SPINS`
 //!      spins without an answer (and not rung yet): `fence(SeqCst)`, and if
-//!      `proxy_waiting != 0`, `out NOTIFY`. After `SPIN_LIMIT`: sets
+//!      `proxy_waiting != 0`, `out NOTIFY`. When the proxy it rang said
+//!      `PROXY_ASLEEP_HERE` (it serves from this thread's own host CPU, where
+//!      spinning only keeps it from running) the spin ends at once. After
+//!      `SPIN_LIMIT`: sets
 //!      `lwk_waiting = core + 1`, `fence(SeqCst)`, re-checks and if still not
 //!      answered lets its core run other threads or sleep (`Doorbell::wait_response`;
 //!      the core sleeps on its `CorePage::wake_seq`); clears `lwk_waiting`;
@@ -29,7 +32,8 @@
 //!      `SIGPIPE`), also `raised.swap(0, Relaxed)`, the same way ordered.
 //! * **Proxy side (one offload thread per slot):**
 //!   1. spins until `req_seq.load(Acquire) != last`, bounded; then sets
-//!      `proxy_waiting = 1`, `fence(SeqCst)`, re-checks `req_seq` (a request:
+//!      `proxy_waiting` (`PROXY_ASLEEP`, or `PROXY_ASLEEP_HERE` when it runs on
+//!      the requester's host CPU and never spins), `fence(SeqCst)`, re-checks `req_seq` (a request:
 //!      do not sleep); reads `lwk_waiting` and if it is `c + 1 != 0` wakes core
 //!      `c` (step 4's late check); sleeps on `req_seq` (futex) until it changes;
 //!      clears `proxy_waiting`;
@@ -236,6 +240,15 @@ const_assert_eq!(offset_of!(Slot, lwk_waiting), 64);
 const_assert_eq!(offset_of!(Slot, resp_seq), 128);
 const_assert_eq!(offset_of!(Slot, raised), 144);
 
+/// How long a requester spins for a proxy whose `proxy_waiting` it read.
+fn spin_limit(waiting: u32) -> u32 {
+    if waiting == PROXY_ASLEEP_HERE {
+        0
+    } else {
+        SPIN_LIMIT
+    }
+}
+
 /// A request read out of a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request {
@@ -260,6 +273,12 @@ pub trait Doorbell {
 
 /// Spins before a side goes to sleep (each iteration is one `pause`).
 pub const SPIN_LIMIT: u32 = 1 << 14;
+/// `proxy_waiting`: the offload thread sleeps.
+pub const PROXY_ASLEEP: u32 = 1;
+/// `proxy_waiting`: the offload thread sleeps, and runs on the requester's own
+/// host CPU (a run bound to one CPU with no free CPU beside it): the requester
+/// sleeps at once instead of spinning.
+pub const PROXY_ASLEEP_HERE: u32 = 2;
 /// Spins of the requester before its fenced look at `proxy_waiting` (see the
 /// protocol): a few µs, well past a forwarded call whose proxy is awake.
 pub const FENCE_SPINS: u32 = 64;
@@ -277,10 +296,12 @@ impl Slot {
         self.req_seq.store(s, Ordering::Release);
         // Protocol step 3: a proxy asleep for a while is rung at once; the fenced
         // check below covers one that went to sleep just now.
-        let mut rung = self.proxy_waiting.load(Ordering::Relaxed) != 0;
+        let waiting = self.proxy_waiting.load(Ordering::Relaxed);
+        let mut rung = waiting != 0;
         if rung {
             bell.notify_proxy(self);
         }
+        let mut limit = spin_limit(waiting);
         let mut spins = 0u32;
         loop {
             let r = self.resp_seq.load(Ordering::Acquire);
@@ -289,12 +310,14 @@ impl Slot {
             }
             if spins == FENCE_SPINS && !rung {
                 fence(Ordering::SeqCst);
-                if self.proxy_waiting.load(Ordering::Relaxed) != 0 {
+                let waiting = self.proxy_waiting.load(Ordering::Relaxed);
+                if waiting != 0 {
                     rung = true;
                     bell.notify_proxy(self);
+                    limit = spin_limit(waiting);
                 }
             }
-            if spins < SPIN_LIMIT {
+            if spins < limit {
                 spins += 1;
                 core::hint::spin_loop();
                 continue;
@@ -323,11 +346,17 @@ impl Slot {
         })
     }
 
-    /// Proxy side: announce sleep; returns false if a request arrived meanwhile
+    /// Proxy side: announce sleep (`here`: on the requester's own host CPU, see
+    /// [`PROXY_ASLEEP_HERE`]); returns false if a request arrived meanwhile
     /// (then do not sleep). Otherwise call [`Slot::waiting_requester`] (its load
     /// comes after this fence) and `end_sleep` after waking.
-    pub fn begin_sleep(&self, last: u32) -> bool {
-        self.proxy_waiting.store(1, Ordering::Relaxed);
+    pub fn begin_sleep(&self, last: u32, here: bool) -> bool {
+        let how = if here {
+            PROXY_ASLEEP_HERE
+        } else {
+            PROXY_ASLEEP
+        };
+        self.proxy_waiting.store(how, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if self.req_seq.load(Ordering::Acquire) != last {
             self.proxy_waiting.store(0, Ordering::Relaxed);
@@ -538,7 +567,7 @@ mod tests {
     #[test]
     fn sleeping_proxy_is_seen_by_requester() {
         let slot = new_slot();
-        assert!(slot.begin_sleep(0));
+        assert!(slot.begin_sleep(0, false));
         // A request published after begin_sleep must be noticed by the requester
         // as "proxy waiting", so it rings the doorbell.
         struct Count(std::sync::atomic::AtomicU32);
@@ -558,7 +587,53 @@ mod tests {
         assert_eq!(slot.call(Op::Syscall, 1, [0; 6], &bell), -38);
         h.join().unwrap();
         assert_eq!(bell.0.load(Ordering::Relaxed), 1);
-        assert!(!slot.begin_sleep(0), "a published request cancels sleep");
+        assert!(
+            !slot.begin_sleep(0, false),
+            "a published request cancels sleep"
+        );
+    }
+
+    /// A proxy asleep on the requester's own CPU (`PROXY_ASLEEP_HERE`): the
+    /// requester rings and goes to its wait without spinning; a proxy asleep
+    /// elsewhere, or awake, is spun for first.
+    #[test]
+    fn a_requester_does_not_spin_for_a_proxy_on_its_own_cpu() {
+        assert_eq!(spin_limit(PROXY_ASLEEP_HERE), 0);
+        assert_eq!(spin_limit(PROXY_ASLEEP), SPIN_LIMIT);
+        assert_eq!(spin_limit(0), SPIN_LIMIT);
+        // The whole call: rung once, then the response arrives while it waits.
+        struct Bell {
+            rung: AtomicU32,
+            waits: AtomicU32,
+        }
+        impl Doorbell for Bell {
+            fn notify_proxy(&self, _s: &Slot) {
+                self.rung.fetch_add(1, Ordering::SeqCst);
+            }
+            fn wait_response(&self, _s: &Slot, _seen: u32) {
+                self.waits.fetch_add(1, Ordering::SeqCst);
+                std::thread::yield_now();
+            }
+        }
+        let slot = new_slot();
+        let bell = std::sync::Arc::new(Bell {
+            rung: AtomicU32::new(0),
+            waits: AtomicU32::new(0),
+        });
+        assert!(slot.begin_sleep(0, true));
+        let (s2, b2) = (slot.clone(), bell.clone());
+        let h = std::thread::spawn(move || {
+            while s2.poll(0).is_none() {}
+            s2.end_sleep();
+            // As on one CPU: the proxy runs only once the requester waits.
+            while b2.waits.load(Ordering::SeqCst) == 0 {
+                std::hint::spin_loop();
+            }
+            s2.respond(1, 5)
+        });
+        assert_eq!(slot.call(Op::Syscall, 1, [0; 6], &*bell), 5);
+        h.join().unwrap();
+        assert_eq!(bell.rung.load(Ordering::SeqCst), 1);
     }
 
     /// Both sides really sleep, as in the partition: the requester's wait returns
@@ -612,7 +687,7 @@ mod tests {
                             core::hint::spin_loop();
                         }
                         let r0 = rings.load(SeqCst);
-                        if slot.begin_sleep(last) {
+                        if slot.begin_sleep(last, false) {
                             if slot.waiting_requester() != 0 {
                                 wakes.fetch_add(1, SeqCst);
                             }

@@ -416,7 +416,11 @@ fn wait_request(
             crate::note!("mote: offload thread {index}: cannot move to CPU {cpu}: {e}");
         }
     }
-    let spin = spin && PLACE.load(Ordering::Relaxed) & 1 != 0;
+    // A thread's server that may not spin runs on the thread's own CPU (the
+    // run is bound to one CPU and no CPU beside it is free): its requester
+    // should not spin either (`PROXY_ASLEEP_HERE`).
+    let here = spin && PLACE.load(Ordering::Relaxed) & 1 == 0;
+    let spin = spin && !here;
     loop {
         // Spin only while few others do: every offload thread shares the Linux
         // core, and a crowd of spinners (an application with many threads, or
@@ -438,7 +442,7 @@ fn wait_request(
         if let Some(r) = slot.poll(last) {
             return r;
         }
-        if slot.begin_sleep(last) {
+        if slot.begin_sleep(last, here) {
             let waiter = slot.waiting_requester();
             if waiter != 0 {
                 wake_core(guest, waiter as usize - 1);
