@@ -23,6 +23,13 @@ pub enum GuestMemError {
     Memfd(std::io::Error),
     #[error("cannot size guest memory to {size} bytes (ftruncate): {err}")]
     Size { size: u64, err: std::io::Error },
+    #[error(
+        "guest memory of {size} bytes is larger than the hard file-size limit \
+         (`ulimit -Hf`) of {limit} bytes, and mote's guest memory is a file: \
+         raise that limit (or let mote lift it for its own files: CAP_SYS_RESOURCE, \
+         as root usually has) or run with a smaller --mem"
+    )]
+    FileLimit { size: u64, limit: u64 },
     #[error("cannot map guest memory of {size} bytes: {err}")]
     Map { size: u64, err: std::io::Error },
     #[error("cannot map {pages} 2 MiB hugetlbfs pages of guest memory: {err}")]
@@ -62,14 +69,51 @@ fn memfd(name: &std::ffi::CStr, flags: libc::c_uint, size: u64) -> Result<OwnedF
     }
     // SAFETY: raw is a fresh fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: ftruncate on our own fd.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } != 0 {
-        return Err(GuestMemError::Size {
-            size,
-            err: std::io::Error::last_os_error(),
-        });
-    }
+    size_file(&fd, size)?;
     Ok(fd)
+}
+
+/// Size mote's own file `fd` (guest memory) to `size` bytes. The file-size
+/// limit mote inherited (`ulimit -f`) is the application's, for its own files:
+/// it is lifted for the `ftruncate` and put back (before any application call
+/// runs, or in a single-threaded process) — the soft limit up to the hard one,
+/// and the hard one too where mote may (`CAP_SYS_RESOURCE`).
+pub fn size_file(fd: &OwnedFd, size: u64) -> Result<(), GuestMemError> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Fsize);
+    let fits = |l: Option<u64>| l.is_none_or(|l| l >= size);
+    let lifted = !fits(limit.current);
+    if lifted {
+        let open = if fits(limit.maximum) {
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            }
+        } else {
+            Rlimit {
+                current: None,
+                maximum: None,
+            }
+        };
+        if setrlimit(Resource::Fsize, open).is_err() {
+            return Err(GuestMemError::FileLimit {
+                size,
+                limit: limit.maximum.unwrap_or(0),
+            });
+        }
+    }
+    // SAFETY: ftruncate on our own fd.
+    let ok = unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } == 0;
+    let err = std::io::Error::last_os_error();
+    if lifted {
+        // Putting back what was there: lowering never needs a privilege.
+        let _ = setrlimit(Resource::Fsize, limit);
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(GuestMemError::Size { size, err })
+    }
 }
 
 impl GuestMem {

@@ -3,9 +3,11 @@
 //! default action ends the run with 153, a handler runs, an ignored or blocked one
 //! leaves `EFBIG` — and CPU time past `RLIMIT_CPU` raises `SIGXCPU` (152, or the
 //! handler, and the soft limit goes up a second), past the hard limit `SIGKILL`
-//! (137).
+//! (137). Limits set before `mote run` (`ulimit -Sf`) are the application's, not
+//! a reason for mote to fail; a hard limit mote cannot lift for its own guest
+//! memory is refused with a message naming it.
 
-use mote_testsuite::{app, assert_same, Platform, Program, Run, TempDir};
+use mote_testsuite::{app, assert_same, busybox, Platform, Program, Run, TempDir};
 
 /// `limits fsize FILE ARGS` natively and under mote: same stdout and status, and
 /// the file holds what the limit let through (4096 bytes) after each.
@@ -116,7 +118,55 @@ fn cpu_time_past_the_hard_rlimit_cpu_is_killed_by_sigkill_with_137(pf: Platform)
     );
 }
 
+/// `ulimit -Sf 8` (4 KiB in sh's 512-byte blocks) before the run: mote starts (its guest memory is a
+/// file larger than that; it lifts the limit for its own file only), and the
+/// application's write past the limit is killed by SIGXFSZ (153) as natively.
+/// Before, mote failed with 125: "cannot size guest memory ... File too large".
+fn a_file_size_limit_set_before_the_run_is_the_application_s(pf: Platform) {
+    let dir = TempDir::new("ulimit-f");
+    let out = dir.path().join("out");
+    let prog = Program::new(busybox())
+        .on(pf)
+        .under(["sh", "-c", "ulimit -Sf 8 && exec \"$0\" \"$@\""])
+        .args(["dd", "if=/dev/zero", "bs=1024", "count=64"])
+        .arg(format!("of={}", out.display()));
+    let native = prog.native();
+    let native_len = std::fs::metadata(&out).map(|m| m.len()).ok();
+    let _ = std::fs::remove_file(&out);
+    let mote = prog.mote();
+    let mote_len = std::fs::metadata(&out).map(|m| m.len()).ok();
+    assert_eq!(native.status, 153, "{native:?}");
+    assert_eq!(mote.status, native.status, "{mote:?}");
+    assert_eq!(mote_len, native_len, "{mote:?}");
+}
+
+/// A hard file-size limit below the guest memory, which mote may not lift
+/// without CAP_SYS_RESOURCE: refused before anything runs, with the limit, the
+/// cause and the fixes named (before: "File too large", no fix).
+fn a_hard_file_size_limit_below_guest_memory_is_named(pf: Platform) {
+    let run = Program::new(app("hello"))
+        .on(pf)
+        .under([
+            "setpriv",
+            "--inh-caps=-sys_resource",
+            "--bounding-set=-sys_resource",
+            "sh",
+            "-c",
+            "ulimit -f 8 && exec \"$0\" \"$@\"",
+        ])
+        .mote();
+    assert_eq!(run.status, 125, "{run:?}");
+    let err = run.stderr_text();
+    assert!(
+        err.contains("hard file-size limit (`ulimit -Hf`) of 4096 bytes")
+            && err.contains("smaller --mem"),
+        "{run:?}"
+    );
+}
+
 mote_testsuite::on_both_platforms!(
+    a_file_size_limit_set_before_the_run_is_the_application_s,
+    a_hard_file_size_limit_below_guest_memory_is_named,
     write_past_rlimit_fsize_is_killed_by_sigxfsz_with_153,
     sigxfsz_handler_runs_and_the_write_fails_with_efbig,
     ignored_sigxfsz_leaves_efbig,
