@@ -46,9 +46,18 @@ fn fail(status: i32) -> impl FnOnce(String) -> Failure {
     move |m| (status, m)
 }
 
-fn run_inner(a: RunArgs) -> Result<i32, Failure> {
+fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     // Before mote installs or blocks anything: what the application inherits ignored.
     let ignored_signals = crate::signals::inherited_ignored();
+    // The program's policy note (`mote link`): flags given win over it. A program
+    // that cannot be found is refused below, by `program::prepare`.
+    let path_var = std::env::var_os("PATH");
+    let note = match program::resolve(&a.command[0], path_var.as_deref()) {
+        Ok(path) => mote_linker::note::policy_of_file(&path)
+            .map_err(|e| (126, format!("{}: {e}; refusing to run it", path.display())))?,
+        Err(_) => None,
+    };
+    a.settle(note.as_ref());
     if a.cores == 0 {
         return Err((EXIT_USAGE, "--cores must be at least 1".into()));
     }

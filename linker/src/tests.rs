@@ -1,0 +1,1 @@
+//! Unit tests of the scan, the emitted code and the ELF rewrite.
