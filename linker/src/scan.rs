@@ -15,10 +15,14 @@
 //!   more in all, no target after the `syscall`) become `jmp stub`; the stub holds
 //!   its own `syscall` for the fallback and the moved instructions.
 //!
+//!   The last instruction moved may be a direct `jmp` or `jcc` (the encoder keeps
+//!   its target), as in glibc's `_exit` loop.
+//!
 //! The number in `eax` at the site is worked out when the block sets it with an
-//! immediate. Sites of calls whose child or return needs the full register frame
-//! (`clone`, `clone3`, `fork`, `vfork`, `rt_sigreturn`) stay `syscall`; where the
-//! number is not known the stub checks it at run time and falls back.
+//! immediate. Sites of calls whose child needs the full register frame (`clone`,
+//! `clone3`, `fork`, `vfork`) stay `syscall`; `rt_sigreturn` sites get a stub of
+//! their own (see `tramp`); where the number is not known the stub checks it at
+//! run time and falls back to the `syscall` for all five.
 
 use std::collections::HashSet;
 
@@ -27,9 +31,15 @@ use iced_x86::{
     OpAccess, OpKind, Register,
 };
 
-/// Calls mote's direct entry cannot make (the child or the return needs the full
-/// register frame): their sites keep the `syscall` instruction.
-pub const NEEDS_FRAME: [u32; 5] = [15, 56, 57, 58, 435];
+/// Calls mote's direct entry cannot make (the child needs the full register
+/// frame): their sites keep the `syscall` instruction.
+pub const NEEDS_FRAME: [u32; 4] = [56, 57, 58, 435];
+/// `rt_sigreturn`: the direct entry takes it only with the stack pointer as the
+/// `syscall` had it (the signal frame is found from it).
+pub const RT_SIGRETURN: u32 = 15;
+/// What a stub whose number is not known checks for at run time before the
+/// common routine: these take the `syscall`.
+pub const FALLBACK_NRS: [u32; 5] = [RT_SIGRETURN, 56, 57, 58, 435];
 
 /// Bytes a `jmp rel32` takes.
 const JMP_LEN: u64 = 5;
@@ -229,11 +239,16 @@ fn plan_site(
     let mut k = at + 1;
     while k < insns.len() && k - at <= MAX_MOVED && len < JMP_LEN {
         let i = &insns[k];
-        if i.ip() != insns[k - 1].next_ip() || !movable(i) || targets.contains(&i.ip()) {
+        let branch = i.is_jmp_short_or_near() || i.is_jcc_short_or_near();
+        if i.ip() != insns[k - 1].next_ip() || !(movable(i) || branch) || targets.contains(&i.ip())
+        {
             break;
         }
         len += i.len() as u64;
         k += 1;
+        if branch {
+            break; // the last one moved
+        }
     }
     if len >= JMP_LEN && free(site, site + len) {
         return Ok(Rewrite {

@@ -23,6 +23,10 @@
 //!   jmp   <the syscall>              ("after" shape: syscall; cont: <moved>; jmp end)
 //! ```
 //!
+//! An `rt_sigreturn` site (number known) calls the entry with `mov edi, 15; call
+//! rcx` and the stack pointer untouched instead: the runtime finds the signal
+//! frame from it, and the call does not return.
+//!
 //! `rcx` is free: `syscall` clobbers it. `lea` and `jrcxz` leave the flags alone,
 //! so the fallback runs the `syscall` with the flags as they were.
 //!
@@ -35,7 +39,7 @@
 
 use iced_x86::{BlockEncoder, BlockEncoderOptions, InstructionBlock};
 
-use crate::scan::{Rewrite, NEEDS_FRAME};
+use crate::scan::{Rewrite, FALLBACK_NRS, RT_SIGRETURN};
 
 /// `AT_MOTE_SYSCALL`.
 pub const AT_MOTE_SYSCALL: u32 = mote_abi::boot::AT_MOTE_SYSCALL as u32;
@@ -164,8 +168,26 @@ pub fn site_stub(at: u64, r: &Rewrite, word: u64, common: u64) -> Option<Vec<u8>
     }
     e.rel(&[0x48, 0x8b, 0x0d], word)?; // mov rcx, [rip + word]
     let mut to_fallback = vec![e.short(0xe3)]; // jrcxz fallback
+    if r.nr == Some(RT_SIGRETURN) {
+        // The frame is found from rsp: call the entry with the stack as it is (the
+        // return address lands on the pretcode slot the restorer's `ret` popped).
+        // It does not return.
+        e.bytes(&[0xbf]); // mov edi, 15
+        e.bytes(&RT_SIGRETURN.to_le_bytes());
+        e.bytes(&[0xff, 0xd1]); // call rcx
+        e.bytes(&[0x0f, 0x0b]); // ud2
+        for f in to_fallback {
+            e.land(f)?;
+        }
+        if r.after {
+            e.bytes(&[0x0f, 0x05, 0x0f, 0x0b]); // syscall; ud2
+        } else {
+            e.rel(&[0xe9], r.syscall)?; // jmp the syscall
+        }
+        return Some(e.b);
+    }
     if r.nr.is_none() {
-        for n in NEEDS_FRAME {
+        for n in FALLBACK_NRS {
             if let Ok(d) = i8::try_from(-i64::from(n)) {
                 e.bytes(&[0x8d, 0x48, d as u8]); // lea ecx, [rax - n]
             } else {
