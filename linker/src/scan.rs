@@ -16,7 +16,9 @@
 //!   its own `syscall` for the fallback and the moved instructions.
 //!
 //!   The last instruction moved may be a direct `jmp` or `jcc` (the encoder keeps
-//!   its target), as in glibc's `_exit` loop.
+//!   its target). When that is still short of 5 bytes and nothing jumps to the
+//!   `syscall` itself, instructions before it move too, as for "before" (glibc's
+//!   `_exit` loop: `1: xor edi,edi; mov eax,edx; syscall; jmp 1b`).
 //!
 //! The number in `eax` at the site is worked out when the block sets it with an
 //! immediate. Sites of calls whose child needs the full register frame (`clone`,
@@ -67,9 +69,11 @@ pub struct Rewrite {
     pub start: u64,
     /// End of the overwritten bytes.
     pub end: u64,
-    /// The instructions the stub runs in their place (before the call, or after
-    /// it for [`Rewrite::after`]).
+    /// The instructions before the `syscall` the stub runs in their place.
     pub moved: Vec<Instruction>,
+    /// The instructions after the `syscall` the stub runs in their place (the
+    /// "after" shape).
+    pub moved_after: Vec<Instruction>,
     /// The `syscall` itself is overwritten (the "after" shape).
     pub after: bool,
     /// The call's number, when the code sets it with an immediate.
@@ -206,20 +210,7 @@ fn plan_site(
     }
     let free = |from: u64, to: u64| (from..to).all(|b| !claimed.contains(&b));
     // Before: whole instructions ending at the syscall.
-    let mut len = 0;
-    let mut j = at;
-    while j > 0 && at - j < MAX_MOVED && len < JMP_LEN {
-        let i = &insns[j - 1];
-        // Contiguous, movable, and (unless it will be the first) not a target.
-        if i.next_ip() != insns[j].ip() || !movable(i) {
-            break;
-        }
-        len += i.len() as u64;
-        j -= 1;
-        if len < JMP_LEN && targets.contains(&i.ip()) {
-            break;
-        }
-    }
+    let (j, len) = back(insns, at, JMP_LEN, targets);
     if len >= JMP_LEN {
         let start = insns[j].ip();
         let inner_ok = insns[j + 1..at].iter().all(|i| !targets.contains(&i.ip()));
@@ -229,6 +220,7 @@ fn plan_site(
                 start,
                 end: site,
                 moved: insns[j..at].to_vec(),
+                moved_after: Vec::new(),
                 after: false,
                 nr,
             });
@@ -250,17 +242,47 @@ fn plan_site(
             break; // the last one moved
         }
     }
-    if len >= JMP_LEN && free(site, site + len) {
+    // Around: more bytes from before the syscall, if nothing jumps to it.
+    let (j, before) = if len < JMP_LEN && !targets.contains(&site) {
+        back(insns, at, JMP_LEN - len, targets)
+    } else {
+        (at, 0)
+    };
+    let start = insns[j].ip();
+    let inner_ok = insns[(j + 1).min(at)..at].iter().all(|i| !targets.contains(&i.ip()));
+    let end = site + len;
+    if len + before >= JMP_LEN && inner_ok && free(start, end) {
         return Ok(Rewrite {
             syscall: site,
-            start: site,
-            end: site + len,
-            moved: insns[at + 1..k].to_vec(),
+            start,
+            end,
+            moved: insns[j..at].to_vec(),
+            moved_after: insns[at + 1..k].to_vec(),
             after: true,
             nr,
         });
     }
     Err(Kept::NoRoom)
+}
+
+/// Whole movable instructions ending at `insns[at]`, at least `need` bytes of them
+/// if possible: the first one's index and their length. Only the first may be a
+/// target.
+fn back(insns: &[Instruction], at: usize, need: u64, targets: &HashSet<u64>) -> (usize, u64) {
+    let mut len = 0;
+    let mut j = at;
+    while j > 0 && at - j < MAX_MOVED && len < need {
+        let i = &insns[j - 1];
+        if i.next_ip() != insns[j].ip() || !movable(i) {
+            break;
+        }
+        len += i.len() as u64;
+        j -= 1;
+        if len < need && targets.contains(&i.ip()) {
+            break;
+        }
+    }
+    (j, len)
 }
 
 /// Find and plan every site of `texts`. `extra` are targets known from outside the

@@ -20,7 +20,8 @@
 //!   lea   rsp, [rsp + 128]
 //!   jmp   <after the syscall>        ("after" shape: jmp cont)
 //! fallback:
-//!   jmp   <the syscall>              ("after" shape: syscall; cont: <moved>; jmp end)
+//!   jmp   <the syscall>              ("after" shape: syscall; cont: <moved after>;
+//!                                     jmp end)
 //! ```
 //!
 //! An `rt_sigreturn` site (number known) calls the entry with `mov edi, 15; call
@@ -162,10 +163,8 @@ fn relocate(moved: &[iced_x86::Instruction], at: u64) -> Option<Vec<u8>> {
 /// The stub of `r` at `at`; `word` holds the entry, `common` is the routine.
 pub fn site_stub(at: u64, r: &Rewrite, word: u64, common: u64) -> Option<Vec<u8>> {
     let mut e = Emit::new(at);
-    if !r.after {
-        let code = relocate(&r.moved, at)?;
-        e.bytes(&code);
-    }
+    let code = relocate(&r.moved, at)?;
+    e.bytes(&code);
     e.rel(&[0x48, 0x8b, 0x0d], word)?; // mov rcx, [rip + word]
     let mut to_fallback = vec![e.short(0xe3)]; // jrcxz fallback
     if r.nr == Some(RT_SIGRETURN) {
@@ -207,7 +206,7 @@ pub fn site_stub(at: u64, r: &Rewrite, word: u64, common: u64) -> Option<Vec<u8>
         }
         e.bytes(&[0x0f, 0x05]); // fallback: syscall
         e.land(to_cont)?;
-        let code = relocate(&r.moved, e.here())?;
+        let code = relocate(&r.moved_after, e.here())?;
         e.bytes(&code);
         e.rel(&[0xe9], r.end)?; // jmp end
     } else {
