@@ -249,7 +249,9 @@ fn plan_site(
         (at, 0)
     };
     let start = insns[j].ip();
-    let inner_ok = insns[(j + 1).min(at)..at].iter().all(|i| !targets.contains(&i.ip()));
+    let inner_ok = insns[(j + 1).min(at)..at]
+        .iter()
+        .all(|i| !targets.contains(&i.ip()));
     let end = site + len;
     if len + before >= JMP_LEN && inner_ok && free(start, end) {
         return Ok(Rewrite {
