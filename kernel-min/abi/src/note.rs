@@ -59,7 +59,7 @@ const_assert_eq!(core::mem::offset_of!(Policy, reserved), 28);
 pub const DESC_SIZE: usize = core::mem::size_of::<Policy>();
 /// Size of the whole note: header (12), name padded to 8, descriptor.
 pub const NOTE_SIZE: usize = 12 + 8 + DESC_SIZE;
-const_assert!(NOTE_SIZE % 4 == 0);
+const_assert!(NOTE_SIZE.is_multiple_of(4));
 
 /// Why a note was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
