@@ -33,17 +33,54 @@ pub fn policy_in(bytes: &[u8], elf: &Elf) -> Result<Option<Policy>, LinkError> {
     Ok(None)
 }
 
+/// Largest note segment read (mote's note is 52 bytes; build-ids and ABI tags
+/// are a few dozen).
+const MAX_NOTES: u64 = 64 * 1024;
+
 /// The policy note of the file at `path`: `Ok(None)` when it has none or is no
-/// 64-bit ELF file at all (then whoever runs it says what is wrong with it).
+/// 64-bit little-endian ELF file at all (then whoever runs it says what is wrong
+/// with it). Reads only the header, the program headers and the note segments,
+/// not the whole file (`mote run` calls this for every program it starts).
 pub fn policy_of_file(path: &Path) -> Result<Option<Policy>, LinkError> {
-    let bytes = std::fs::read(path).map_err(|e| LinkError::Io(path.display().to_string(), e))?;
-    let Ok(elf) = Elf::parse(&bytes) else {
-        return Ok(None);
-    };
-    if !elf.is_64 {
+    use std::os::unix::fs::FileExt;
+    let io = |e| LinkError::Io(path.display().to_string(), e);
+    let f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut h = [0u8; 64];
+    if len < 64 || f.read_exact_at(&mut h, 0).is_err() {
         return Ok(None);
     }
-    policy_in(&bytes, &elf)
+    if &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+        return Ok(None);
+    }
+    let phoff = u64::from_le_bytes(h[32..40].try_into().expect("8 bytes"));
+    let phentsize = u16::from_le_bytes([h[54], h[55]]) as u64;
+    let phnum = u16::from_le_bytes([h[56], h[57]]) as u64;
+    if phentsize != 56 || phoff.checked_add(phnum * 56).is_none_or(|e| e > len) {
+        return Ok(None);
+    }
+    let mut table = vec![0u8; (phnum * 56) as usize];
+    f.read_exact_at(&mut table, phoff).map_err(io)?;
+    for p in table.chunks_exact(56) {
+        let word = |o: usize| u64::from_le_bytes(p[o..o + 8].try_into().expect("8 bytes"));
+        if u32::from_le_bytes(p[0..4].try_into().expect("4 bytes")) != ph::PT_NOTE {
+            continue;
+        }
+        let (off, size) = (word(8), word(32));
+        if size > MAX_NOTES || off.checked_add(size).is_none_or(|e| e > len) {
+            return Err(LinkError::BadNote(
+                "a note segment over 64 KiB or past the end of the file".into(),
+            ));
+        }
+        let mut notes = vec![0u8; size as usize];
+        f.read_exact_at(&mut notes, off).map_err(io)?;
+        match note::find(&notes) {
+            Ok(Some(pol)) => return Ok(Some(pol)),
+            Ok(None) | Err(None) => {}
+            Err(Some(e)) => return Err(LinkError::BadNote(format!("malformed mote note: {e}"))),
+        }
+    }
+    Ok(None)
 }
 
 /// The policy in words, one `key: value` a line (what `mote info FILE` prints).
