@@ -242,7 +242,29 @@ fn a_malformed_note_is_refused(pf: Platform) {
     );
 }
 
+/// `apps/rawsite_loop.c`'s site (the number moved in from another register) is
+/// one the self-patcher cannot rewrite: unmodified, each of its 2,000 calls
+/// traps; linked, none does.
+fn a_site_the_self_patcher_cannot_patch_stops_trapping_once_linked(pf: Platform) {
+    let prog = Program::new(app("rawsite_loop")).on(pf);
+    let native = prog.native();
+    assert_eq!(native.status, 0, "{native:?}");
+    let plain = prog.mote_with(&["--stats"]);
+    assert_same(&native, &plain);
+    let (trapped, _, _, left) = stats(&plain.stderr_text());
+    assert!(trapped >= 2000, "only {trapped} trapped calls\n{plain:?}");
+    assert!(left >= 1, "{plain:?}");
+    let dir = TempDir::new("link-raw");
+    let out = linked(&dir, "rawsite_loop");
+    let mote = Program::new(&out).on(pf).mote_with(&["--stats"]);
+    assert_same(&native, &mote);
+    let (trapped, direct, _, _) = stats(&mote.stderr_text());
+    assert_eq!(trapped, 0, "{mote:?}");
+    assert!(direct >= 2000, "{mote:?}");
+}
+
 mote_testsuite::on_both_platforms!(
+    a_site_the_self_patcher_cannot_patch_stops_trapping_once_linked,
     linked_apps_behave_as_natively_and_take_no_trap,
     linked_threaded_apps_trap_only_at_their_clone_site,
     a_wrapped_link_command_gives_a_large_page_static_pie,
