@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mote_testsuite::{app, assert_same, run_mote_command, Platform, Program, TempDir};
+use mote_testsuite::{app, assert_same, busybox, run_mote_command, Platform, Program, TempDir};
 
 /// Counts from the `--stats` lines: (trapped calls, calls without a trap, sites
 /// the self-patcher patched, sites left trapping).
@@ -263,8 +263,35 @@ fn a_site_the_self_patcher_cannot_patch_stops_trapping_once_linked(pf: Platform)
     assert!(direct >= 2000, "{mote:?}");
 }
 
+/// A larger static program than the apps: busybox, rewritten (it stays named
+/// `busybox`: it picks the applet from argv[0] or its first argument).
+fn linked_busybox_applets_behave_as_natively_and_take_no_trap(pf: Platform) {
+    let dir = TempDir::new("link-busybox");
+    let out = dir.path().join("busybox");
+    link(&[busybox().to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let passwd = dir.file("passwd", "b:2\nc:3\na:1\n");
+    let p = passwd.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["echo", "hi", "there"],
+        &["sort", p],
+        &["md5sum", p],
+        &["wc", "-l", p],
+        &["find", dir.path().to_str().unwrap(), "-name", "passwd"],
+    ];
+    for args in cases {
+        let original = Program::new(busybox()).args(*args).native();
+        let prog = Program::new(&out).args(*args).on(pf);
+        let native = prog.native();
+        assert_same(&original, &native);
+        let mote = prog.mote_with(&["--stats"]);
+        assert_same(&native, &mote);
+        assert_eq!(stats(&mote.stderr_text()).0, 0, "{args:?}\n{mote:?}");
+    }
+}
+
 mote_testsuite::on_both_platforms!(
     a_site_the_self_patcher_cannot_patch_stops_trapping_once_linked,
+    linked_busybox_applets_behave_as_natively_and_take_no_trap,
     linked_apps_behave_as_natively_and_take_no_trap,
     linked_threaded_apps_trap_only_at_their_clone_site,
     a_wrapped_link_command_gives_a_large_page_static_pie,
