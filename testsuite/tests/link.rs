@@ -212,6 +212,26 @@ fn the_policy_note_is_used_and_flags_override_it(pf: Platform) {
     assert!(none.stdout_text().contains("no mote note"), "{none:?}");
 }
 
+/// `mote link --no-patch`: nothing rewritten, and `mote run` patches nothing
+/// either (every call of the loop traps), as with its own `--no-patch`.
+fn a_no_patch_note_keeps_every_call_trapping(pf: Platform) {
+    let dir = TempDir::new("link-nopatch");
+    let out = dir.path().join("loop");
+    link(&[
+        "--no-patch",
+        app("syscall_loop").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let prog = Program::new(&out).on(pf);
+    let native = prog.native();
+    let mote = prog.mote_with(&["--stats"]);
+    assert_same(&native, &mote);
+    let (trapped, direct, patched, _) = stats(&mote.stderr_text());
+    assert!(trapped >= 4000, "only {trapped} trapped\n{mote:?}");
+    assert_eq!((direct, patched), (0, 0), "{mote:?}");
+}
+
 fn a_malformed_note_is_refused(pf: Platform) {
     let dir = TempDir::new("link-badnote");
     let out = linked(&dir, "hello");
@@ -296,6 +316,7 @@ mote_testsuite::on_both_platforms!(
     linked_threaded_apps_trap_only_at_their_clone_site,
     a_wrapped_link_command_gives_a_large_page_static_pie,
     the_policy_note_is_used_and_flags_override_it,
+    a_no_patch_note_keeps_every_call_trapping,
     a_malformed_note_is_refused,
 );
 
