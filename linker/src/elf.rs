@@ -22,8 +22,6 @@
 //! `e_entry` becomes the init stub. Each segment on its own 2 MiB range lets libos
 //! back the added code and the word with whole large pages.
 
-use std::collections::HashSet;
-
 use goblin::elf::{header, program_header as ph, section_header as sh, Elf};
 use mote_abi::note::{Policy, F_LINKED, NOTE_SIZE};
 
@@ -451,9 +449,4 @@ fn write_phdr(b: &mut [u8], p: &goblin::elf::ProgramHeader) {
     b[32..40].copy_from_slice(&p.p_filesz.to_le_bytes());
     b[40..48].copy_from_slice(&p.p_memsz.to_le_bytes());
     b[48..56].copy_from_slice(&p.p_align.to_le_bytes());
-}
-
-/// Sites of a set, for tests.
-pub fn sites(s: &Scan) -> HashSet<u64> {
-    s.rewrites.iter().map(|r| r.syscall).collect()
 }
