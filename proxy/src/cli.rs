@@ -1,7 +1,7 @@
-//! The `mote` command line: `mote run [...] PROGRAM [ARGS...]`, `mote info` and
-//! `mote bench`.
+//! The `mote` command line: `mote run [...] PROGRAM [ARGS...]`, `mote info [FILE]`,
+//! `mote bench` and `mote link` (whose options live in the `mote_linker` crate).
 //!
-//! Parsing only; what the commands do lives in `run` and `info`. Every message the
+//! Parsing only; what the commands do lives in `run`, `info` and `mote_linker`. Every message the
 //! proxy prints starts with `mote: `, clap's own usage errors included.
 
 use std::ffi::OsString;
@@ -33,11 +33,22 @@ pub enum Command {
     /// Run PROGRAM in a new partition; exit with its status.
     #[command(override_usage = "mote run [OPTIONS] [--] PROGRAM [ARGS]...")]
     Run(RunArgs),
-    /// Show what this machine offers (KVM kind, cores, memory) and the backend `run` uses.
-    Info,
+    /// Show what this machine offers (KVM kind, cores, memory) and the backend `run`
+    /// uses; with FILE, the policy note `mote link` wrote into it.
+    Info(InfoArgs),
     /// Run the workloads natively and on each mote platform (kvm, hosted), pinned
     /// to the same core; print one table.
     Bench(BenchArgs),
+    /// Rewrite a static x86_64 executable so its system calls reach mote without a
+    /// trap (still a Linux program), with POLICY options in an ELF note.
+    Link(mote_linker::LinkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A program whose mote note to print.
+    #[arg(value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -75,16 +86,27 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// LWK cores of the partition.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub cores: usize,
-    /// Partition memory (512M, 2G, 1073741824, ...), rounded up to 2 MiB; at least 128M.
-    #[arg(long, default_value = DEFAULT_MEM, value_name = "SIZE", value_parser = parse_mem)]
-    pub mem: u64,
+    /// LWK cores of the partition [default: 1, or the program's mote note].
+    #[arg(long = "cores", value_name = "N")]
+    pub cores_flag: Option<usize>,
+    /// Partition memory (512M, 2G, 1073741824, ...), rounded up to 2 MiB; at least
+    /// 128M [default: 2G, or the program's mote note].
+    #[arg(long = "mem", value_name = "SIZE", value_parser = parse_mem)]
+    pub mem_flag: Option<u64>,
     /// Page size backing the application's anonymous memory, heap and stacks:
     /// 4k, 2m (physically contiguous 2 MiB pages) or 1g (1 GiB pages where the
-    /// partition's memory has 1 GiB-aligned room; 2 MiB otherwise).
-    #[arg(long, value_enum, default_value_t = PageSize::TwoM, value_name = "SIZE")]
+    /// partition's memory has 1 GiB-aligned room; 2 MiB otherwise) [default: 2m,
+    /// or the program's mote note].
+    #[arg(long = "page-size", value_enum, value_name = "SIZE")]
+    pub page_size_flag: Option<PageSize>,
+    /// LWK cores (set by [`RunArgs::settle`]).
+    #[arg(skip)]
+    pub cores: usize,
+    /// Partition memory (set by [`RunArgs::settle`]).
+    #[arg(skip)]
+    pub mem: u64,
+    /// Page size (set by [`RunArgs::settle`]).
+    #[arg(skip = PageSize::TwoM)]
     pub page_size: PageSize,
     /// Which platform runs the program: the KVM partition or the hosted process
     /// (`auto`: the partition only on hardware-virtualised KVM; `mote info` says which).
@@ -106,6 +128,28 @@ pub struct RunArgs {
         value_parser = clap::value_parser!(OsString)
     )]
     pub command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// Settle cores, memory, page size and `--no-patch`: a flag given wins, then
+    /// the program's policy note (`mote link`), then the default.
+    pub fn settle(&mut self, note: Option<&mote_abi::note::Policy>) {
+        let note = note.copied().unwrap_or_default();
+        self.cores = self
+            .cores_flag
+            .or((note.cores != 0).then_some(note.cores as usize))
+            .unwrap_or(1);
+        self.mem = self
+            .mem_flag
+            .or((note.mem != 0).then_some(note.mem))
+            .unwrap_or_else(|| parse_mem(DEFAULT_MEM).expect("the default parses"));
+        self.page_size = self.page_size_flag.unwrap_or(match note.page_size {
+            0x1000 => PageSize::FourK,
+            0x4000_0000 => PageSize::OneG,
+            _ => PageSize::TwoM,
+        });
+        self.no_patch |= note.flags & mote_abi::note::F_NO_PATCH != 0;
+    }
 }
 
 /// `--page-size`.
@@ -273,18 +317,20 @@ mod tests {
     fn run_takes_everything_after_program_as_its_arguments() {
         let cli = Cli::try_parse_from(["mote", "run", "--mem", "1G", "ls", "-la", "--cores", "3"])
             .unwrap();
-        let Command::Run(r) = cli.command else {
+        let Command::Run(mut r) = cli.command else {
             panic!("not run")
         };
+        r.settle(None);
         assert_eq!(r.mem, 1 << 30);
         assert_eq!(r.cores, 1);
         assert_eq!(r.platform, PlatformChoice::Auto);
         assert_eq!(r.command, ["ls", "-la", "--cores", "3"]);
 
         let cli = Cli::try_parse_from(["mote", "run", "--", "--weird", "x"]).unwrap();
-        let Command::Run(r) = cli.command else {
+        let Command::Run(mut r) = cli.command else {
             panic!("not run")
         };
+        r.settle(None);
         assert_eq!(r.mem, 2 << 30);
         assert_eq!(r.command, ["--weird", "x"]);
     }
@@ -296,7 +342,10 @@ mod tests {
             v.extend_from_slice(args);
             v.push("x");
             match Cli::try_parse_from(v).map(|c| c.command) {
-                Ok(Command::Run(r)) => Some(r.page_size.bytes()),
+                Ok(Command::Run(mut r)) => {
+                    r.settle(None);
+                    Some(r.page_size.bytes())
+                }
                 _ => None,
             }
         };
@@ -305,6 +354,37 @@ mod tests {
         assert_eq!(size(&["--page-size", "2M"]), Some(2 << 20));
         assert_eq!(size(&["--page-size=1g"]), Some(1 << 30));
         assert_eq!(size(&["--page-size", "8k"]), None);
+    }
+
+    #[test]
+    fn flags_override_the_note_and_the_note_overrides_defaults() {
+        let note = mote_abi::note::Policy {
+            version: mote_abi::note::VERSION,
+            flags: mote_abi::note::F_NO_PATCH,
+            page_size: 1 << 30,
+            mem: 512 << 20,
+            cores: 3,
+            reserved: 0,
+        };
+        let parse = |args: &[&str]| {
+            let mut v = vec!["mote", "run"];
+            v.extend_from_slice(args);
+            v.push("x");
+            match Cli::try_parse_from(v).unwrap().command {
+                Command::Run(mut r) => {
+                    r.settle(Some(&note));
+                    r
+                }
+                _ => panic!("not run"),
+            }
+        };
+        let r = parse(&[]);
+        assert_eq!(
+            (r.cores, r.mem, r.page_size, r.no_patch),
+            (3, 512 << 20, PageSize::OneG, true)
+        );
+        let r = parse(&["--cores", "2", "--mem", "1G", "--page-size", "4k"]);
+        assert_eq!((r.cores, r.mem, r.page_size), (2, 1 << 30, PageSize::FourK));
     }
 
     #[test]

@@ -303,6 +303,26 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// `mote info FILE`: print the policy note `mote link` wrote into FILE; 1 when it
+/// has none or a malformed one.
+pub fn print_note(file: &std::path::Path) -> i32 {
+    match mote_linker::note::policy_of_file(file) {
+        Ok(Some(p)) => {
+            println!("{}: mote note", file.display());
+            print!("{}", mote_linker::note::describe(&p));
+            0
+        }
+        Ok(None) => {
+            println!("{}: no mote note", file.display());
+            1
+        }
+        Err(e) => {
+            eprintln!("mote: {}: {e}", file.display());
+            1
+        }
+    }
+}
+
 /// `mote info`: print the machine's facts on stdout; returns the exit status.
 pub fn print_info() -> i32 {
     let status = detect_kvm();

@@ -32,8 +32,12 @@ fn main() {
     let cli = cli::parse();
     let status = match cli.command {
         cli::Command::Run(a) => run::run(a),
-        cli::Command::Info => info::print_info(),
+        cli::Command::Info(a) => match a.file {
+            None => info::print_info(),
+            Some(f) => info::print_note(&f),
+        },
         cli::Command::Bench(a) => bench::bench(a),
+        cli::Command::Link(a) => mote_linker::run(a),
     };
     std::process::exit(status);
 }

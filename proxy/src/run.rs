@@ -46,9 +46,21 @@ fn fail(status: i32) -> impl FnOnce(String) -> Failure {
     move |m| (status, m)
 }
 
-fn run_inner(a: RunArgs) -> Result<i32, Failure> {
+fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     // Before mote installs or blocks anything: what the application inherits ignored.
     let ignored_signals = crate::signals::inherited_ignored();
+    // The program's policy note (`mote link`): flags given win over it. A program
+    // that cannot be found is refused below, by `program::prepare`.
+    let path_var = std::env::var_os("PATH");
+    let note = match program::resolve(&a.command[0], path_var.as_deref()) {
+        Ok(path) => mote_linker::note::policy_of_file(&path)
+            .map_err(|e| (126, format!("{}: {e}; refusing to run it", path.display())))?,
+        Err(_) => None,
+    };
+    // What the command line said, for the runs of child programs: each of them
+    // settles the rest from its own note.
+    let given_no_patch = a.no_patch;
+    a.settle(note.as_ref());
     if a.cores == 0 {
         return Err((EXIT_USAGE, "--cores must be at least 1".into()));
     }
@@ -80,20 +92,22 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         );
     }
 
-    let page = match a.page_size {
-        crate::cli::PageSize::FourK => "4k",
-        crate::cli::PageSize::TwoM => "2m",
-        crate::cli::PageSize::OneG => "1g",
-    };
-    let mut options: Vec<std::ffi::OsString> = vec![
-        "--cores".into(),
-        a.cores.to_string().into(),
-        "--mem".into(),
-        a.mem.to_string().into(),
-        "--page-size".into(),
-        page.into(),
-    ];
-    if a.no_patch {
+    // A child's program gets the options given here; its own mote note (`mote
+    // link`) and the defaults fill the rest.
+    let mut options: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(c) = a.cores_flag {
+        options.extend(["--cores".into(), c.to_string().into()]);
+    }
+    if let Some(m) = a.mem_flag {
+        options.extend(["--mem".into(), m.to_string().into()]);
+    }
+    if let Some(p) = a
+        .page_size_flag
+        .and_then(|p| clap::ValueEnum::to_possible_value(&p))
+    {
+        options.extend(["--page-size".into(), p.get_name().into()]);
+    }
+    if given_no_patch {
         options.push("--no-patch".into());
     }
     // A child's program runs on the platform its parent was asked for.

@@ -15,6 +15,7 @@ pub mod ikc;
 pub mod kcall;
 pub mod layout;
 pub mod maplog;
+pub mod note;
 pub mod paging;
 pub mod ports;
 pub mod signal;

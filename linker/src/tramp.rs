@@ -1,0 +1,230 @@
+//! The code `mote link` adds: an init stub (the new entry point), one shared call
+//! routine, and one stub per rewritten site. All of it is position-independent
+//! (RIP-relative), so it works in static-PIE programs too.
+//!
+//! **Init stub.** Runs first (it is `e_entry`): walks the initial stack (argc, argv,
+//! envp, auxv) to `AT_MOTE_SYSCALL` and stores its value — mote's direct entry, 0
+//! or absent outside mote — in the entry word (in the added read-write segment),
+//! then jumps to the original entry with every register as it found them.
+//!
+//! **Site stub** (rax = number, arguments in the `syscall` registers):
+//!
+//! ```text
+//!   <moved instructions>             ("before" shape: what the jmp replaced)
+//!   mov   rcx, [rip + word]          0 natively: take the syscall
+//!   jrcxz fallback
+//!   lea   ecx, [rax - N]; jrcxz fallback    for each N of NEEDS_FRAME, when the
+//!                                           number is not known statically
+//!   lea   rsp, [rsp - 128]           step over the red zone
+//!   call  common
+//!   lea   rsp, [rsp + 128]
+//!   jmp   <after the syscall>        ("after" shape: jmp cont)
+//! fallback:
+//!   jmp   <the syscall>              ("after" shape: syscall; cont: <moved after>;
+//!                                     jmp end)
+//! ```
+//!
+//! An `rt_sigreturn` site (number known) calls the entry with `mov edi, 15; call
+//! rcx` and the stack pointer untouched instead: the runtime finds the signal
+//! frame from it, and the call does not return.
+//!
+//! `rcx` is free: `syscall` clobbers it. `lea` and `jrcxz` leave the flags alone,
+//! so the fallback runs the `syscall` with the flags as they were.
+//!
+//! **Common routine**: saves the flags and the registers a C call clobbers but
+//! `syscall` keeps (rdi rsi rdx r8 r9 r10), aligns the stack, calls
+//! `mote_syscall(rax, rdi, rsi, rdx, r10, r8, r9)` through the word with DF clear,
+//! and gives everything back: the result in rax, rcx and r11 clobbered, as
+//! `syscall`. The runtime does not touch the vector registers (it is built
+//! without SSE).
+
+use iced_x86::{BlockEncoder, BlockEncoderOptions, InstructionBlock};
+
+use crate::scan::{Rewrite, FALLBACK_NRS, RT_SIGRETURN};
+
+/// `AT_MOTE_SYSCALL`.
+pub const AT_MOTE_SYSCALL: u32 = mote_abi::boot::AT_MOTE_SYSCALL as u32;
+
+fn rel32(from_end: u64, to: u64) -> Option<[u8; 4]> {
+    i32::try_from(to.wrapping_sub(from_end) as i64)
+        .ok()
+        .map(i32::to_le_bytes)
+}
+
+/// Code being emitted at a known address.
+struct Emit {
+    base: u64,
+    b: Vec<u8>,
+}
+
+impl Emit {
+    fn new(base: u64) -> Emit {
+        Emit {
+            base,
+            b: Vec::new(),
+        }
+    }
+    fn here(&self) -> u64 {
+        self.base + self.b.len() as u64
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.b.extend_from_slice(b);
+    }
+    /// `op` followed by a rel32 to `to`, measured from the end of the instruction.
+    fn rel(&mut self, op: &[u8], to: u64) -> Option<()> {
+        let end = self.here() + op.len() as u64 + 4;
+        self.bytes(op);
+        self.bytes(&rel32(end, to)?);
+        Some(())
+    }
+    /// A placeholder rel8 branch; returns where its displacement byte is.
+    fn short(&mut self, op: u8) -> usize {
+        self.bytes(&[op, 0]);
+        self.b.len() - 1
+    }
+    fn land(&mut self, at: usize) -> Option<()> {
+        let d = i8::try_from(self.b.len() - (at + 1)).ok()?;
+        self.b[at] = d as u8;
+        Some(())
+    }
+}
+
+/// The init stub at `at`: fill `word` from the auxiliary vector, then jump to
+/// `entry`.
+pub fn init_stub(at: u64, word: u64, entry: u64) -> Option<Vec<u8>> {
+    let mut e = Emit::new(at);
+    e.bytes(&[0x9c, 0x50, 0x51, 0x56]); // pushfq; push rax; push rcx; push rsi
+    e.bytes(&[0x48, 0x8d, 0x74, 0x24, 0x20]); // lea rsi, [rsp + 32]: &argc
+    e.bytes(&[0x48, 0x8b, 0x0e]); // mov rcx, [rsi]
+    e.bytes(&[0x48, 0x8d, 0x74, 0xce, 0x10]); // lea rsi, [rsi + rcx*8 + 16]: envp
+    let env = e.b.len();
+    e.bytes(&[0x48, 0x8b, 0x06]); // mov rax, [rsi]
+    e.bytes(&[0x48, 0x83, 0xc6, 0x08]); // add rsi, 8
+    e.bytes(&[0x48, 0x85, 0xc0]); // test rax, rax
+    let back = i8::try_from(env as i64 - (e.b.len() as i64 + 2)).ok()?;
+    e.bytes(&[0x75, back as u8]); // jnz env; rsi = auxv
+    let aux = e.b.len();
+    e.bytes(&[0x48, 0x8b, 0x06]); // mov rax, [rsi]
+    e.bytes(&[0x48, 0x85, 0xc0]); // test rax, rax
+    let to_done = e.short(0x74); // jz done
+    e.bytes(&[0x48, 0x3d]); // cmp rax, imm32
+    e.bytes(&AT_MOTE_SYSCALL.to_le_bytes());
+    let to_found = e.short(0x74); // je found
+    e.bytes(&[0x48, 0x83, 0xc6, 0x10]); // add rsi, 16
+    let back = i8::try_from(aux as i64 - (e.b.len() as i64 + 2)).ok()?;
+    e.bytes(&[0xeb, back as u8]); // jmp aux
+    e.land(to_found)?;
+    e.bytes(&[0x48, 0x8b, 0x46, 0x08]); // mov rax, [rsi + 8]
+    e.rel(&[0x48, 0x89, 0x05], word)?; // mov [rip + word], rax
+    e.land(to_done)?;
+    e.bytes(&[0x5e, 0x59, 0x58, 0x9d]); // pop rsi; pop rcx; pop rax; popfq
+    e.rel(&[0xe9], entry)?; // jmp entry
+    Some(e.b)
+}
+
+/// The common routine at `at`, calling through `word`.
+pub fn common(at: u64, word: u64) -> Option<Vec<u8>> {
+    let mut e = Emit::new(at);
+    // pushfq; push rdi; push rsi; push rdx; push r8; push r9; push r10; push rbp
+    e.bytes(&[
+        0x9c, 0x57, 0x56, 0x52, 0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x55,
+    ]);
+    e.bytes(&[0x48, 0x89, 0xe5]); // mov rbp, rsp
+    e.bytes(&[0x48, 0x83, 0xe4, 0xf0]); // and rsp, -16
+    e.bytes(&[0x48, 0x83, 0xec, 0x08]); // sub rsp, 8
+    e.bytes(&[0x41, 0x51]); // push r9: a5, on the stack
+    e.bytes(&[0x4d, 0x89, 0xc1]); // mov r9, r8: a4
+    e.bytes(&[0x4d, 0x89, 0xd0]); // mov r8, r10: a3
+    e.bytes(&[0x48, 0x89, 0xd1]); // mov rcx, rdx: a2
+    e.bytes(&[0x48, 0x89, 0xf2]); // mov rdx, rsi: a1
+    e.bytes(&[0x48, 0x89, 0xfe]); // mov rsi, rdi: a0
+    e.bytes(&[0x48, 0x89, 0xc7]); // mov rdi, rax: nr
+    e.bytes(&[0xfc]); // cld
+    e.rel(&[0xff, 0x15], word)?; // call [rip + word]
+    e.bytes(&[0x48, 0x89, 0xec]); // mov rsp, rbp
+                                  // pop rbp; pop r10; pop r9; pop r8; pop rdx; pop rsi; pop rdi; popfq; ret
+    e.bytes(&[
+        0x5d, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58, 0x5a, 0x5e, 0x5f, 0x9d, 0xc3,
+    ]);
+    Some(e.b)
+}
+
+/// Encode `moved` at `at` (fixing RIP-relative displacements).
+fn relocate(moved: &[iced_x86::Instruction], at: u64) -> Option<Vec<u8>> {
+    if moved.is_empty() {
+        return Some(Vec::new());
+    }
+    let block = InstructionBlock::new(moved, at);
+    BlockEncoder::encode(64, block, BlockEncoderOptions::NONE)
+        .ok()
+        .map(|r| r.code_buffer)
+}
+
+/// The stub of `r` at `at`; `word` holds the entry, `common` is the routine.
+pub fn site_stub(at: u64, r: &Rewrite, word: u64, common: u64) -> Option<Vec<u8>> {
+    let mut e = Emit::new(at);
+    let code = relocate(&r.moved, at)?;
+    e.bytes(&code);
+    e.rel(&[0x48, 0x8b, 0x0d], word)?; // mov rcx, [rip + word]
+    let mut to_fallback = vec![e.short(0xe3)]; // jrcxz fallback
+    if r.nr == Some(RT_SIGRETURN) {
+        // The frame is found from rsp: call the entry with the stack as it is (the
+        // return address lands on the pretcode slot the restorer's `ret` popped).
+        // It does not return.
+        e.bytes(&[0xbf]); // mov edi, 15
+        e.bytes(&RT_SIGRETURN.to_le_bytes());
+        e.bytes(&[0xff, 0xd1]); // call rcx
+        e.bytes(&[0x0f, 0x0b]); // ud2
+        for f in to_fallback {
+            e.land(f)?;
+        }
+        if r.after {
+            e.bytes(&[0x0f, 0x05, 0x0f, 0x0b]); // syscall; ud2
+        } else {
+            e.rel(&[0xe9], r.syscall)?; // jmp the syscall
+        }
+        return Some(e.b);
+    }
+    if r.nr.is_none() {
+        for n in FALLBACK_NRS {
+            if let Ok(d) = i8::try_from(-i64::from(n)) {
+                e.bytes(&[0x8d, 0x48, d as u8]); // lea ecx, [rax - n]
+            } else {
+                e.bytes(&[0x8d, 0x88]); // lea ecx, [rax - n] (disp32)
+                e.bytes(&(-i64::from(n) as i32).to_le_bytes());
+            }
+            to_fallback.push(e.short(0xe3));
+        }
+    }
+    e.bytes(&[0x48, 0x8d, 0x64, 0x24, 0x80]); // lea rsp, [rsp - 128]
+    e.rel(&[0xe8], common)?; // call common
+    e.bytes(&[0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp, [rsp + 128]
+    if r.after {
+        let to_cont = e.short(0xeb); // jmp cont
+        for f in to_fallback {
+            e.land(f)?;
+        }
+        e.bytes(&[0x0f, 0x05]); // fallback: syscall
+        e.land(to_cont)?;
+        let code = relocate(&r.moved_after, e.here())?;
+        e.bytes(&code);
+        e.rel(&[0xe9], r.end)?; // jmp end
+    } else {
+        e.rel(&[0xe9], r.syscall + 2)?; // jmp after the syscall
+        for f in to_fallback {
+            e.land(f)?;
+        }
+        e.rel(&[0xe9], r.syscall)?; // fallback: jmp the syscall
+    }
+    Some(e.b)
+}
+
+/// The bytes replacing `r.start..r.end`: `jmp stub`, the rest `int3` (nothing
+/// jumps there). The "before" shape keeps the `syscall` after them.
+pub fn site_jump(r: &Rewrite, stub: u64) -> Option<Vec<u8>> {
+    let len = (r.end - r.start) as usize;
+    let mut b = vec![0xcc; len];
+    b[0] = 0xe9;
+    b[1..5].copy_from_slice(&rel32(r.start + 5, stub)?);
+    Some(b)
+}

@@ -1,0 +1,362 @@
+//! `mote link`: a rewritten static program behaves as the original natively and
+//! under mote on both platforms, and under mote none of its system calls traps
+//! (apart from the `clone` site it leaves as `syscall`); the policy note travels
+//! in the file (`mote info FILE`, `mote run` uses it, its flags win); inputs it
+//! cannot rewrite are refused with the reason.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mote_testsuite::{app, assert_same, busybox, run_mote_command, Platform, Program, TempDir};
+
+/// Counts from the `--stats` lines: (trapped calls, calls without a trap, sites
+/// the self-patcher patched, sites left trapping).
+fn stats(stderr: &str) -> (u64, u64, u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("system calls:"))
+        .unwrap_or_else(|| panic!("no statistics line in stderr:\n{stderr}"));
+    let num = |before: &str| -> u64 {
+        let end = line
+            .find(before)
+            .unwrap_or_else(|| panic!("{before:?} in {line:?}"));
+        line[..end]
+            .split_whitespace()
+            .next_back()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (
+        num(" trapped"),
+        num(" without a trap"),
+        num(" sites patched"),
+        num(" left trapping"),
+    )
+}
+
+/// `mote link ARGS...`, which must succeed.
+fn link(args: &[&str]) {
+    let r = run_mote_command(&[&["link"], args].concat());
+    assert_eq!(r.status, 0, "{r:?}");
+}
+
+fn linked(dir: &TempDir, name: &str) -> PathBuf {
+    let out = dir.path().join(name);
+    link(&[app(name).to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    out
+}
+
+/// Static apps whose every call can go through the direct entry (no threads).
+const NO_THREADS: &[&str] = &[
+    "hello",
+    "exit42",
+    "fileio",
+    "sbrk",
+    "clocks",
+    "vdso",
+    "limits",
+    "syscall_loop",
+    "syscall_flags",
+    "signals",
+    "mmapcycle",
+    "sysv_shm",
+    "shmfile",
+    "segv",
+];
+
+/// Static apps that start threads: their `clone` site keeps trapping.
+const THREADS: &[&str] = &["threads", "futex", "thread_end", "thread_signals"];
+
+fn linked_apps_behave_as_natively_and_take_no_trap(pf: Platform) {
+    let dir = TempDir::new("link-apps");
+    for name in NO_THREADS {
+        let out = linked(&dir, name);
+        let original = Program::new(app(name)).native();
+        let prog = Program::new(&out).on(pf);
+        let native = prog.native();
+        assert_same(&original, &native);
+        let mote = prog.mote_with(&["--stats"]);
+        assert_same(&native, &mote);
+        if *name == "segv" {
+            continue; // killed by SIGSEGV: no statistics
+        }
+        let (trapped, direct, patched, left) = stats(&mote.stderr_text());
+        assert_eq!(
+            (trapped, patched, left),
+            (0, 0, 0),
+            "{name}: a call trapped\n{mote:?}"
+        );
+        assert!(direct > 0, "{name}: no call went through the direct entry");
+    }
+}
+
+fn linked_threaded_apps_trap_only_at_their_clone_site(pf: Platform) {
+    let dir = TempDir::new("link-threads");
+    for name in THREADS {
+        let out = linked(&dir, name);
+        let original = Program::new(app(name)).native();
+        let prog = Program::new(&out).on(pf);
+        let native = prog.native();
+        assert_same(&original, &native);
+        let mote = prog.mote_with(&["--stats"]);
+        assert_same(&native, &mote);
+        let (trapped, _, patched, left) = stats(&mote.stderr_text());
+        // Only clone traps (once per thread): any other trapping site would have
+        // been patched or counted as left trapping by the self-patcher.
+        assert_eq!((patched, left), (0, 0), "{name}\n{mote:?}");
+        assert!(trapped > 0, "{name}: no thread was made?\n{mote:?}");
+    }
+}
+
+/// The PT_LOAD segments of an ELF file: (vaddr, flags).
+fn loads(path: &Path) -> Vec<(u64, u32)> {
+    let b = std::fs::read(path).unwrap();
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let phoff = u64_at(32) as usize;
+    let phnum = u16::from_le_bytes(b[56..58].try_into().unwrap()) as usize;
+    (0..phnum)
+        .map(|i| phoff + i * 56)
+        .filter(|&p| u32_at(p) == 1)
+        .map(|p| (u64_at(p + 16), u32_at(p + 4)))
+        .collect()
+}
+
+fn gcc_available() -> bool {
+    Command::new("gcc").arg("--version").output().is_ok()
+}
+
+fn source(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../apps")
+        .join(format!("{name}.c"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn a_wrapped_link_command_gives_a_large_page_static_pie(pf: Platform) {
+    assert!(
+        gcc_available(),
+        "gcc is needed (install Debian package gcc)"
+    );
+    let dir = TempDir::new("link-wrap");
+    let out = dir.path().join("loop");
+    let src = source("syscall_loop");
+    link(&[
+        "--",
+        "gcc",
+        "-O2",
+        "-static-pie",
+        "-o",
+        out.to_str().unwrap(),
+        &src,
+    ]);
+    // Every segment the compiler's linker laid out starts a 2 MiB range, and so
+    // do the two mote link added, except the data segment's relro head.
+    let l = loads(&out);
+    assert!(l.len() >= 5, "{l:x?}");
+    let rw = l.iter().filter(|&&(_, f)| f == 6).count();
+    for &(vaddr, flags) in &l {
+        if flags != 6 {
+            assert_eq!(vaddr % (2 << 20), 0, "segment at {vaddr:#x} ({flags})");
+        }
+    }
+    assert_eq!(rw, 2, "{l:x?}");
+    let prog = Program::new(&out).on(pf);
+    let native = prog.native();
+    assert_eq!(native.status, 0, "{native:?}");
+    let mote = prog.mote_with(&["--stats"]);
+    assert_same(&native, &mote);
+    assert_eq!(stats(&mote.stderr_text()).0, 0, "{mote:?}");
+}
+
+fn the_policy_note_is_used_and_flags_override_it(pf: Platform) {
+    let dir = TempDir::new("link-note");
+    let out = dir.path().join("memcheck");
+    link(&[
+        "--page-size",
+        "4k",
+        "--cores",
+        "2",
+        app("memcheck").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let info = run_mote_command(&["info", out.to_str().unwrap()]);
+    assert_eq!(info.status, 0, "{info:?}");
+    let text = info.stdout_text();
+    assert!(text.contains("page size: 4k"), "{text}");
+    assert!(text.contains("cores: 2"), "{text}");
+    assert!(text.contains("system-call sites rewritten: yes"), "{text}");
+    let page = |r: &mote_testsuite::Run| {
+        r.stdout_text()
+            .lines()
+            .find(|l| l.contains("KernelPageSize:"))
+            .unwrap_or_else(|| panic!("no KernelPageSize line\n{r:?}"))
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    let prog = Program::new(&out).on(pf);
+    let by_note = prog.mote_with(&[]);
+    assert_eq!(by_note.status, 0, "{by_note:?}");
+    assert_eq!(page(&by_note), "4", "the note's 4k page size");
+    let by_flag = prog.mote_with(&["--page-size", "2m"]);
+    assert_eq!(by_flag.status, 0, "{by_flag:?}");
+    assert_eq!(page(&by_flag), "2048", "the flag wins over the note");
+    // An unmodified program has no note.
+    let none = run_mote_command(&["info", app("memcheck").to_str().unwrap()]);
+    assert_eq!(none.status, 1);
+    assert!(none.stdout_text().contains("no mote note"), "{none:?}");
+}
+
+/// `mote link --no-patch`: nothing rewritten, and `mote run` patches nothing
+/// either (every call of the loop traps), as with its own `--no-patch`.
+fn a_no_patch_note_keeps_every_call_trapping(pf: Platform) {
+    let dir = TempDir::new("link-nopatch");
+    let out = dir.path().join("loop");
+    link(&[
+        "--no-patch",
+        app("syscall_loop").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let prog = Program::new(&out).on(pf);
+    let native = prog.native();
+    let mote = prog.mote_with(&["--stats"]);
+    assert_same(&native, &mote);
+    let (trapped, direct, patched, _) = stats(&mote.stderr_text());
+    assert!(trapped >= 4000, "only {trapped} trapped\n{mote:?}");
+    assert_eq!((direct, patched), (0, 0), "{mote:?}");
+}
+
+fn a_malformed_note_is_refused(pf: Platform) {
+    let dir = TempDir::new("link-badnote");
+    let out = linked(&dir, "hello");
+    let mut b = std::fs::read(&out).unwrap();
+    // The descriptor follows the name "mote\0" padded to 8 bytes; its first word
+    // is the version.
+    let at = b
+        .windows(8)
+        .position(|w| w == b"mote\0\0\0\0")
+        .expect("the note's name")
+        + 8;
+    b[at..at + 4].copy_from_slice(&99u32.to_le_bytes());
+    let bad = dir.file("bad", &b);
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mote = Program::new(&bad).on(pf).mote();
+    assert_eq!(mote.status, 126, "{mote:?}");
+    let err = mote.stderr_text();
+    assert!(
+        err.contains("malformed mote note") && err.contains("version 99"),
+        "{err}"
+    );
+    assert!(mote.stdout.is_empty(), "{mote:?}");
+    let info = run_mote_command(&["info", bad.to_str().unwrap()]);
+    assert_eq!(info.status, 1);
+    assert!(
+        info.stderr_text().contains("malformed mote note"),
+        "{info:?}"
+    );
+}
+
+/// `apps/rawsite_loop.c`'s site (the number moved in from another register) is
+/// one the self-patcher cannot rewrite: unmodified, each of its 2,000 calls
+/// traps; linked, none does.
+fn a_site_the_self_patcher_cannot_patch_stops_trapping_once_linked(pf: Platform) {
+    let prog = Program::new(app("rawsite_loop")).on(pf);
+    let native = prog.native();
+    assert_eq!(native.status, 0, "{native:?}");
+    let plain = prog.mote_with(&["--stats"]);
+    assert_same(&native, &plain);
+    let (trapped, _, _, left) = stats(&plain.stderr_text());
+    assert!(trapped >= 2000, "only {trapped} trapped calls\n{plain:?}");
+    assert!(left >= 1, "{plain:?}");
+    let dir = TempDir::new("link-raw");
+    let out = linked(&dir, "rawsite_loop");
+    let mote = Program::new(&out).on(pf).mote_with(&["--stats"]);
+    assert_same(&native, &mote);
+    let (trapped, direct, _, _) = stats(&mote.stderr_text());
+    assert_eq!(trapped, 0, "{mote:?}");
+    assert!(direct >= 2000, "{mote:?}");
+}
+
+/// A larger static program than the apps: busybox, rewritten (it stays named
+/// `busybox`: it picks the applet from argv[0] or its first argument).
+fn linked_busybox_applets_behave_as_natively_and_take_no_trap(pf: Platform) {
+    let dir = TempDir::new("link-busybox");
+    let out = dir.path().join("busybox");
+    link(&[busybox().to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let passwd = dir.file("passwd", "b:2\nc:3\na:1\n");
+    let p = passwd.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["echo", "hi", "there"],
+        &["sort", p],
+        &["md5sum", p],
+        &["wc", "-l", p],
+        &["find", dir.path().to_str().unwrap(), "-name", "passwd"],
+    ];
+    for args in cases {
+        let original = Program::new(busybox()).args(*args).native();
+        let prog = Program::new(&out).args(*args).on(pf);
+        let native = prog.native();
+        assert_same(&original, &native);
+        let mote = prog.mote_with(&["--stats"]);
+        assert_same(&native, &mote);
+        assert_eq!(stats(&mote.stderr_text()).0, 0, "{args:?}\n{mote:?}");
+    }
+}
+
+mote_testsuite::on_both_platforms!(
+    a_site_the_self_patcher_cannot_patch_stops_trapping_once_linked,
+    linked_busybox_applets_behave_as_natively_and_take_no_trap,
+    linked_apps_behave_as_natively_and_take_no_trap,
+    linked_threaded_apps_trap_only_at_their_clone_site,
+    a_wrapped_link_command_gives_a_large_page_static_pie,
+    the_policy_note_is_used_and_flags_override_it,
+    a_no_patch_note_keeps_every_call_trapping,
+    a_malformed_note_is_refused,
+);
+
+/// `mote link IN -o OUT` on `bytes`: refused (status 1) with `reason` in the
+/// message, and no OUT left behind.
+fn refused(bytes: &[u8], reason: &str) {
+    let dir = TempDir::new("link-refuse");
+    let input = dir.file("in", bytes);
+    let out = dir.path().join("out");
+    let r = run_mote_command(&["link", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(r.status, 1, "{r:?}");
+    let err = r.stderr_text();
+    assert!(err.starts_with("mote: link: cannot rewrite: "), "{err}");
+    assert!(err.contains(reason), "{reason:?} not in {err:?}");
+    assert!(!out.exists(), "an output was written");
+}
+
+#[test]
+fn a_non_elf_file_is_refused() {
+    refused(b"#!/bin/sh\necho hello\n", "not an ELF file");
+}
+
+#[test]
+fn a_32_bit_program_is_refused() {
+    // An ELF32 i386 executable header.
+    let mut h = vec![0u8; 52];
+    h[..7].copy_from_slice(b"\x7fELF\x01\x01\x01");
+    h[16..18].copy_from_slice(&2u16.to_le_bytes());
+    h[18..20].copy_from_slice(&3u16.to_le_bytes());
+    refused(&h, "32-bit");
+}
+
+#[test]
+fn a_dynamic_program_and_a_linked_one_are_refused() {
+    let dynamic = std::fs::read("/bin/true").expect("/bin/true");
+    refused(&dynamic, "dynamically linked");
+    let dir = TempDir::new("link-twice");
+    let once = linked(&dir, "hello");
+    refused(
+        &std::fs::read(once).unwrap(),
+        "already rewritten by mote link",
+    );
+}
