@@ -14,6 +14,11 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// Default partition memory.
 pub const DEFAULT_MEM: &str = "2G";
+/// Default time-sharing slice (`--time-slice`), in ms: long enough that a
+/// preempted compute thread loses nothing measurable to the switch (a few µs
+/// per slice), short enough that two threads spinning on each other on one
+/// core hand over within a few slices (Linux's CFS slices are 0.75-6 ms).
+pub const DEFAULT_TIME_SLICE_MS: u64 = 10;
 /// Smallest partition memory `mote run` accepts.
 pub const MIN_MEM: u64 = 128 << 20;
 
@@ -98,6 +103,12 @@ pub struct RunArgs {
     /// through patched sites) on stderr.
     #[arg(long)]
     pub stats: bool,
+    /// Time-sharing slice in ms: a core with two or more threads that want to
+    /// run preempts the running one after this long, even in a loop without
+    /// system calls (a core with one never takes a timer event). 0: never
+    /// preempt (a thread keeps its core until it blocks, yields or exits).
+    #[arg(long, default_value_t = DEFAULT_TIME_SLICE_MS, value_name = "MS")]
+    pub time_slice: u64,
     /// The program (looked up in PATH like a shell does) and its arguments.
     #[arg(
         required = true,

@@ -92,6 +92,8 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         a.mem.to_string().into(),
         "--page-size".into(),
         page.into(),
+        "--time-slice".into(),
+        a.time_slice.to_string().into(),
     ];
     if a.no_patch {
         options.push("--no-patch".into());
@@ -174,6 +176,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         page_size: a.page_size.bytes(),
         shared_cpus: a.cores > 1 && a.cores + 1 > crate::cpus::host_cpus().len(),
         ignored_signals,
+        time_slice_ns: a.time_slice * 1_000_000,
     };
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);
