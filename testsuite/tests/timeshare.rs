@@ -118,10 +118,7 @@ fn fwq_alone_on_its_core_takes_no_timer_event(pf: Platform) {
 
 fn time_slice_0_keeps_the_cooperative_switching(pf: Platform) {
     let (_, mote) = one_core(&timeshare(pf, "yield"), &["--time-slice", "0"]);
-    assert!(
-        mote.stderr_text().contains("time-sharing: off"),
-        "{mote:?}"
-    );
+    assert!(mote.stderr_text().contains("time-sharing: off"), "{mote:?}");
     let (preempted, events) = time_sharing(&mote);
     assert_eq!((preempted, events), (vec![0], vec![0]), "{mote:?}");
 }

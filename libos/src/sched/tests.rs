@@ -246,7 +246,10 @@ fn a_core_with_one_thread_never_wants_its_timer() {
     t.futex_enqueue(2, 0x40, u32::MAX);
     t.stop_current(1, State::Blocked { deadline: 0 });
     assert!(!t.wants_tick(1), "an idle core");
-    assert!(!t.preempt(1, 0, |_| false), "nothing runs: nothing to preempt");
+    assert!(
+        !t.preempt(1, 0, |_| false),
+        "nothing runs: nothing to preempt"
+    );
 }
 
 #[test]

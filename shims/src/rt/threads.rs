@@ -32,9 +32,9 @@ use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
+use mote_abi::boot::BOOT_F_FSGSBASE;
 use mote_abi::ikc::{idle_slot, Slot, MAX_THREADS, THREAD_SLOTS};
 use mote_abi::layout::{upcall_stack_top, MAX_CORES};
-use mote_abi::boot::BOOT_F_FSGSBASE;
 use mote_abi::trap::TrapFrame;
 use mote_abi::{kcall, ports};
 use mote_libos::platform::Platform;

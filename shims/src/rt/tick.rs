@@ -106,12 +106,12 @@ pub fn stats_line(ncores: usize) -> alloc::string::String {
         let _ = write!(s, "time-sharing: slice {} ms", slice / 1_000_000);
     }
     s.push_str("; preemptions per core:");
-    for c in 0..ncores.min(MAX_CORES) {
-        let _ = write!(s, " {}", PREEMPTIONS[c].load(Ordering::Relaxed));
+    for n in PREEMPTIONS.iter().take(ncores) {
+        let _ = write!(s, " {}", n.load(Ordering::Relaxed));
     }
     s.push_str("; timer events per core:");
-    for c in 0..ncores.min(MAX_CORES) {
-        let _ = write!(s, " {}", TICKS[c].load(Ordering::Relaxed));
+    for n in TICKS.iter().take(ncores) {
+        let _ = write!(s, " {}", n.load(Ordering::Relaxed));
     }
     if !EVER.load(Ordering::Relaxed) {
         s.push_str(" (no timer started)");

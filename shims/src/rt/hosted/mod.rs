@@ -547,8 +547,10 @@ impl Edge for Hosted {
     fn idle_stack(&self, base: usize, ext_state: usize) -> usize {
         // A kick may come while core 0's idle context runs, and Linux writes its
         // signal frame (registers and the whole extended state) below its rsp:
-        // one at a time (kicks never nest), but it must fit.
-        base + ext_state + SIGFRAME_REST
+        // one at a time (kicks never nest), but it must fit — and so must the
+        // core's timer signal on top of it (a timer queues at most one signal,
+        // and its handler returns at once in the runtime).
+        base + 2 * (ext_state + SIGFRAME_REST)
     }
     fn before_switch(&self, core: usize) {
         traps::before_switch(core)

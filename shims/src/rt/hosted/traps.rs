@@ -396,14 +396,7 @@ pub fn set_timer(core: usize, on: bool, slice_ns: u64) -> i64 {
     };
     linux(
         Sysno::timer_settime as u64,
-        [
-            id as u64,
-            0,
-            &spec as *const ItimerSpec as u64,
-            0,
-            0,
-            0,
-        ],
+        [id as u64, 0, &spec as *const ItimerSpec as u64, 0, 0, 0],
     )
 }
 
