@@ -215,6 +215,23 @@ pub const ALL: &[Workload] = &[
         native_linux_cpu_arg: None,
     },
     Workload {
+        name: "timeshare",
+        program: "timeshare",
+        args: &["share", "2"],
+        quick_args: &["share", "0.3"],
+        metrics: &[
+            m("share0", "", Better::Neither),
+            m("share1", "", Better::Neither),
+            m("share2", "", Better::Neither),
+            m("share3", "", Better::Neither),
+        ],
+        what: "four CPU-bound threads on one core for 2 s (0.3 s quick): each one's share of \
+               the work (a quarter each is fair; under mote the core time-slices them, \
+               `--time-slice`; natively Linux does, the run pinned to one CPU)",
+        cores: 1,
+        native_linux_cpu_arg: None,
+    },
+    Workload {
         name: "startup",
         program: "hello",
         args: &[],
