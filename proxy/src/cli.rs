@@ -108,7 +108,12 @@ pub struct RunArgs {
     /// run preempts the running one after this long, even in a loop without
     /// system calls (a core with one never takes a timer event). 0: never
     /// preempt (a thread keeps its core until it blocks, yields or exits).
-    #[arg(long, default_value_t = DEFAULT_TIME_SLICE_MS, value_name = "MS")]
+    #[arg(
+        long,
+        default_value_t = DEFAULT_TIME_SLICE_MS,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(0..=3_600_000)
+    )]
     pub time_slice: u64,
     /// The program (looked up in PATH like a shell does) and its arguments.
     #[arg(
@@ -317,6 +322,26 @@ mod tests {
         assert_eq!(size(&["--page-size", "2M"]), Some(2 << 20));
         assert_eq!(size(&["--page-size=1g"]), Some(1 << 30));
         assert_eq!(size(&["--page-size", "8k"]), None);
+    }
+
+    #[test]
+    fn time_slice_defaults_to_10ms_and_0_turns_it_off() {
+        let slice = |args: &[&str]| {
+            let mut v = vec!["mote", "run"];
+            v.extend_from_slice(args);
+            v.push("x");
+            match Cli::try_parse_from(v).map(|c| c.command) {
+                Ok(Command::Run(r)) => Some(r.time_slice),
+                _ => None,
+            }
+        };
+        assert_eq!(slice(&[]), Some(DEFAULT_TIME_SLICE_MS));
+        assert_eq!(DEFAULT_TIME_SLICE_MS, 10);
+        assert_eq!(slice(&["--time-slice", "0"]), Some(0));
+        assert_eq!(slice(&["--time-slice=3"]), Some(3));
+        // ns in a u64 must not overflow: at most an hour.
+        assert_eq!(slice(&["--time-slice", "3600001"]), None);
+        assert_eq!(slice(&["--time-slice", "-1"]), None);
     }
 
     #[test]
