@@ -12,7 +12,8 @@
  *   timeshare sleeper           one thread sleeps 0.1 s, then sets a flag the
  *                               main thread spins on
  *   timeshare share SECONDS     four CPU-bound threads for SECONDS; prints each
- *                               one's share of the work (a benchmark)
+ *                               one's share of the work and the farthest
+ *                               from a quarter, in percent (a benchmark)
  *   timeshare registers         two threads each fill every general-purpose
  *                               register but rsp and rbp, all sixteen xmm
  *                               registers and the direction flag with its own
@@ -174,8 +175,16 @@ static int share(double seconds)
 		pthread_join(t[i], NULL);
 		total += work[i];
 	}
-	for (int i = 0; i < NWORK; i++)
-		printf("share%d=%.4f\n", i, total ? (double)work[i] / total : 0.0);
+	double dev = 0;
+	for (int i = 0; i < NWORK; i++) {
+		double share = total ? (double)work[i] / total : 0.0;
+		double d = share > 1.0 / NWORK ? share - 1.0 / NWORK : 1.0 / NWORK - share;
+		if (d > dev)
+			dev = d;
+		printf("share%d=%.4f\n", i, share);
+	}
+	/* The farthest any thread is from a fair share, in percent of it. */
+	printf("max_dev_pct=%.2f\n", dev * NWORK * 100);
 	return 0;
 }
 

@@ -224,6 +224,8 @@ pub const ALL: &[Workload] = &[
             m("share1", "", Better::Neither),
             m("share2", "", Better::Neither),
             m("share3", "", Better::Neither),
+            m("max_dev_pct", "%", Better::Lower),
+            m(WALL_MS, "ms", Better::Lower),
         ],
         what: "four CPU-bound threads on one core for 2 s (0.3 s quick): each one's share of \
                the work (a quarter each is fair; under mote the core time-slices them, \
