@@ -73,8 +73,8 @@ pub struct BenchArgs {
         value_name = "PLATFORM"
     )]
     pub platform: Vec<BenchPlatform>,
-    /// Workloads to run (default: all): latency, fwq, gups, stream, alloc, cg, cg2,
-    /// timeshare, startup.
+    /// Workloads to run (default: all but timeshare): latency, fwq, gups, stream,
+    /// alloc, cg, cg2, startup, timeshare.
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,
 }

@@ -9,16 +9,7 @@ use mote_testsuite::{run_mote_command, Program, TempDir};
 
 /// The configurations `mote bench --quick --load` reports, one or more table rows each.
 const CONFIGS: &[&str] = &[
-    "latency",
-    "fwq",
-    "fwq+load",
-    "gups",
-    "stream",
-    "alloc",
-    "cg",
-    "cg2",
-    "timeshare",
-    "startup",
+    "latency", "fwq", "fwq+load", "gups", "stream", "alloc", "cg", "cg2", "startup",
 ];
 
 /// The columns besides native.

@@ -607,10 +607,14 @@ fn cell(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), num)
 }
 
-/// The workloads named on the command line, in the table's order; all by default.
+/// The workloads named on the command line, in the table's order; by default
+/// all but the ones run only when named (`workloads::ON_REQUEST`).
 fn select(names: &[String]) -> Result<Vec<&'static Workload>, (i32, String)> {
     if names.is_empty() {
-        return Ok(workloads::ALL.iter().collect());
+        return Ok(workloads::ALL
+            .iter()
+            .filter(|w| !workloads::ON_REQUEST.contains(&w.name))
+            .collect());
     }
     for n in names {
         if workloads::find(n).is_none() {
@@ -748,7 +752,10 @@ mod tests {
             let names = vec![w.name.to_string()];
             assert_eq!(select(&names).unwrap().len(), 1);
         }
-        assert_eq!(select(&[]).unwrap().len(), workloads::ALL.len());
+        assert_eq!(
+            select(&[]).unwrap().len(),
+            workloads::ALL.len() - workloads::ON_REQUEST.len()
+        );
         assert!(select(&["nope".to_string()]).is_err());
     }
 

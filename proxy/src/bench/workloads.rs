@@ -103,6 +103,10 @@ pub const WALL_MS: &str = "wall_ms";
 
 pub const FWQ: &str = "fwq";
 
+/// Workloads run only when named (`mote bench timeshare`): not part of the
+/// default set, which the test suite's smoke test runs against a time limit.
+pub const ON_REQUEST: &[&str] = &["timeshare"];
+
 /// The share of a memory workload's memory on 2 MiB or 1 GiB pages, in percent
 /// (`apps/pages.h`): what page size the application's memory got on each side.
 pub const LARGE_PAGES: &str = "large_pages_pct";
