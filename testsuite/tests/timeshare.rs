@@ -87,6 +87,29 @@ fn a_thread_whose_sleep_ends_runs_beside_a_spinning_one(pf: Platform) {
     );
 }
 
+/// The issue's Python program: the main thread polls a flag that another
+/// thread sets after sleeping 0.1 s (before time-sharing it never saw it set).
+/// The sleeper needs the GIL back, which CPython's timed wait for it asks the
+/// polling thread to drop: both the deadline and the hand-over need the core's
+/// timer.
+fn python_main_thread_sees_the_flag_a_sleeping_thread_sets(pf: Platform) {
+    // The real CPython binary (PATH may hold a wrapper script, e.g. pyenv's).
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is needed for this test (it is on every machine of this kind)");
+    let py = String::from_utf8(out.stdout).expect("utf-8 path");
+    let script = "import threading, time\n\
+                  flag = False\n\
+                  def setter():\n    global flag\n    time.sleep(0.1)\n    flag = True\n\
+                  t = threading.Thread(target=setter)\nt.start()\n\
+                  while not flag:\n    pass\n\
+                  t.join()\nprint('flag seen')\n";
+    let p = Program::new(py.trim()).on(pf).args(["-c", script]);
+    let (native, _) = one_core(&p, &[]);
+    assert_eq!(native.stdout_text(), "flag seen\n", "{native:?}");
+}
+
 fn a_preempted_thread_resumes_with_its_registers_flags_fp_state_and_tls(pf: Platform) {
     let (native, mote) = one_core(&timeshare(pf, "registers"), &[]);
     assert_eq!(
@@ -127,6 +150,7 @@ mote_testsuite::on_both_platforms!(
     two_threads_handing_a_spinlock_back_and_forth_on_one_core_finish,
     four_cpu_bound_threads_on_one_core_all_make_progress,
     a_thread_whose_sleep_ends_runs_beside_a_spinning_one,
+    python_main_thread_sees_the_flag_a_sleeping_thread_sets,
     a_preempted_thread_resumes_with_its_registers_flags_fp_state_and_tls,
     fwq_alone_on_its_core_takes_no_timer_event,
     time_slice_0_keeps_the_cooperative_switching,
