@@ -30,7 +30,10 @@ pub fn dispatch(nr: u64, a: [u64; 6]) -> u64 {
             Ok(0)
         }
         DOORBELL => match a[0] as u16 {
-            p @ (mote_abi::ports::NOTIFY | mote_abi::ports::WAIT | mote_abi::ports::WAKE_CORE) => {
+            p @ (mote_abi::ports::NOTIFY
+            | mote_abi::ports::WAIT
+            | mote_abi::ports::WAKE_CORE
+            | mote_abi::ports::TICK) => {
                 arch::outl(p, a[1] as u32);
                 Ok(0)
             }

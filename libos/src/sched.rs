@@ -3,9 +3,12 @@
 //!
 //! Policy (the LWK's): a thread is placed on a core when it is created (round robin
 //! over the cores its affinity allows) and never migrates unless
-//! `sched_setaffinity` moves it. There is no timer tick: a core switches threads only
-//! when the running one blocks (futex wait, a forwarded call still outstanding after
-//! its spin), yields or exits. The switch itself is the runtime's (user-level stack
+//! `sched_setaffinity` moves it. A core switches threads when the running one
+//! blocks (futex wait, a forwarded call still outstanding after its spin), yields
+//! or exits, and — time-sharing only when needed, as Kitten and McKernel arm their
+//! timer — when its slice ends while another thread of the core wants to run
+//! (`wants_tick`, `preempt`). A core with one thread that wants to run takes no
+//! timer event at all. The switch itself is the runtime's (user-level stack
 //! switch); this module decides who runs next and keeps the futex wait queues.
 //!
 //! The whole state sits behind one lock so that "check the futex word, enqueue,
@@ -213,10 +216,9 @@ impl Threads {
     }
 
     /// The core a new thread with `affinity` goes on: the allowed core with the
-    /// fewest live threads, ties taken round robin. (libos switches threads only
-    /// at system calls and blocking: two threads that busy-wait on each other on
-    /// one core never let each other run, so a thread goes beside as few others
-    /// as it can.)
+    /// fewest live threads, ties taken round robin. (A thread beside others
+    /// shares its core by time slices, or not at all with `--time-slice 0`: it
+    /// goes beside as few others as it can.)
     pub fn place(&mut self, affinity: u64) -> usize {
         let allowed = affinity & all_cores(self.ncores);
         let mut load = alloc::vec![0usize; self.ncores];
@@ -327,6 +329,17 @@ impl Threads {
     /// was answered (`answered(slot)`) and whose futex deadline passed (`now`) become
     /// runnable first.
     pub fn pick(&mut self, core: usize, now: u64, answered: impl Fn(usize) -> bool) -> Option<u32> {
+        self.promote_ready(core, now, answered);
+        let tid = self.runq[core].pop_front()?;
+        let t = self.threads.get_mut(&tid).expect("queued thread exists");
+        t.state = State::Running;
+        self.current[core] = Some(tid);
+        Some(tid)
+    }
+
+    /// Threads of `core` whose forwarded call was answered (`answered(slot)`) or
+    /// whose futex deadline passed (`now`) join its run queue.
+    fn promote_ready(&mut self, core: usize, now: u64, answered: impl Fn(usize) -> bool) {
         let mut ready = Vec::new();
         for t in self.threads.values() {
             if t.core != core {
@@ -346,11 +359,45 @@ impl Threads {
             }
             self.make_runnable(tid, why);
         }
-        let tid = self.runq[core].pop_front()?;
-        let t = self.threads.get_mut(&tid).expect("queued thread exists");
-        t.state = State::Running;
-        self.current[core] = Some(tid);
-        Some(tid)
+    }
+
+    // --- time-sharing ----------------------------------------------------------
+
+    /// Does `core` want its time-sharing timer? Only while a thread runs there
+    /// and another of its threads wants the core: one in its run queue, or one
+    /// that may become ready without the core noticing — a forwarded call whose
+    /// answer arrives, a timed futex wait or sleep whose deadline passes (the
+    /// core finds those only when it picks, which a thread that never makes a
+    /// system call never lets it do). A core with one such thread never arms it.
+    pub fn wants_tick(&self, core: usize) -> bool {
+        let Some(cur) = self.current(core) else {
+            return false;
+        };
+        !self.runq[core].is_empty()
+            || self.threads.values().any(|t| {
+                t.core == core
+                    && t.tid != cur
+                    && (t.state == State::Forwarded
+                        || matches!(t.state, State::Blocked { deadline } if deadline != 0))
+            })
+    }
+
+    /// The time-sharing timer of `core` fired: threads that became ready join
+    /// its run queue; if any thread waits there, the running one goes to the
+    /// back of it (`Runnable`) and the answer is true — the caller switches, and
+    /// `pick` gives the queue's head (round robin: every waiting thread runs
+    /// before the preempted one again). False: the running thread keeps the core
+    /// (nothing else can run yet).
+    pub fn preempt(&mut self, core: usize, now: u64, answered: impl Fn(usize) -> bool) -> bool {
+        if self.current(core).is_none() {
+            return false;
+        }
+        self.promote_ready(core, now, answered);
+        if self.runq[core].is_empty() {
+            return false;
+        }
+        self.stop_current(core, State::Runnable);
+        true
     }
 
     /// Are there runnable threads on `core` besides the running one?
@@ -609,234 +656,4 @@ pub fn wake_op(encoded: u32, old: u32) -> Result<(u32, bool), Errno> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn thread(tid: u32, slot: usize, affinity: u64) -> Thread {
-        Thread {
-            tid,
-            slot,
-            core: 0,
-            child_process: false,
-            affinity,
-            state: State::Runnable,
-            wake: Wake::Woken,
-            futex: None,
-            clear_child_tid: 0,
-            robust_list: (0, 0),
-            fs_base: 0,
-        }
-    }
-
-    #[test]
-    fn placement_is_round_robin_and_honours_affinity() {
-        let mut t = Threads::new(4, 100, 16);
-        let cores: Vec<usize> = (0..5)
-            .map(|i| t.spawn(thread(101 + i, 1 + i as usize, u64::MAX)))
-            .collect();
-        assert_eq!(cores, [1, 2, 3, 0, 1]);
-        assert_eq!(t.spawn(thread(200, 9, 0b100)), 2);
-        assert_eq!(
-            t.spawn(thread(201, 10, 0b1000_0000)),
-            0,
-            "no partition core allowed: core 0"
-        );
-    }
-
-    #[test]
-    fn a_new_thread_goes_on_the_least_loaded_core() {
-        // Main (tid 100) on core 0 of 3.
-        let mut t = Threads::new(3, 100, 16);
-        assert_eq!(t.spawn(thread(101, 1, u64::MAX)), 1);
-        assert_eq!(t.spawn(thread(102, 2, u64::MAX)), 2);
-        // Core 1's thread ends: the next thread goes there, not round robin's
-        // turn (core 0, which runs main).
-        t.get_mut(101).unwrap().state = State::Dead;
-        assert_eq!(t.spawn(thread(103, 3, u64::MAX)), 1);
-        // Every core has one: round robin again.
-        assert_eq!(t.spawn(thread(104, 4, u64::MAX)), 2);
-    }
-
-    #[test]
-    fn one_core_round_robin_with_yield() {
-        let mut t = Threads::new(1, 1, 16);
-        t.spawn(thread(2, 1, 1));
-        t.spawn(thread(3, 2, 1));
-        assert!(t.others_runnable(0));
-        t.stop_current(0, State::Runnable);
-        let order: Vec<u32> = (0..6)
-            .map(|_| {
-                let n = t.pick(0, 0, |_| false).unwrap();
-                t.stop_current(0, State::Runnable);
-                n
-            })
-            .collect();
-        assert_eq!(order, [2, 3, 1, 2, 3, 1]);
-    }
-
-    #[test]
-    fn futex_wait_wake_and_bitsets() {
-        let mut t = Threads::new(2, 1, 16);
-        t.spawn(thread(2, 1, 0b10)); // core 1
-        assert_eq!(t.pick(1, 0, |_| false), Some(2));
-        t.futex_enqueue(2, 0x1000, 0b01);
-        t.stop_current(1, State::Blocked { deadline: 0 });
-        t.futex_enqueue(1, 0x1000, 0b10);
-        t.stop_current(0, State::Blocked { deadline: 0 });
-        assert_eq!(t.pick(0, 0, |_| false), None);
-        assert_eq!(t.futex_waiters(0x1000), 2);
-        // A bitset that matches only thread 1.
-        assert_eq!(t.futex_wake(0x1000, 10, 0b10), [0]);
-        assert_eq!(t.futex_waiters(0x1000), 1);
-        assert_eq!(t.futex_wake(0x2000, 10, u32::MAX), []);
-        assert_eq!(t.futex_wake(0x1000, 1, u32::MAX), [1]);
-        assert_eq!(t.futex_waiters(0x1000), 0);
-        assert_eq!(t.pick(1, 0, |_| false), Some(2));
-        assert_eq!(t.get(2).unwrap().wake, Wake::Woken);
-        // Waking twice does nothing.
-        assert_eq!(t.futex_wake(0x1000, 1, u32::MAX), []);
-    }
-
-    #[test]
-    fn futex_deadline_times_out_and_leaves_the_queue() {
-        let mut t = Threads::new(1, 1, 16);
-        t.futex_enqueue(1, 0x40, u32::MAX);
-        t.stop_current(0, State::Blocked { deadline: 500 });
-        assert_eq!(t.next_deadline(0), 500);
-        assert_eq!(t.pick(0, 499, |_| false), None);
-        assert_eq!(t.pick(0, 500, |_| false), Some(1));
-        assert_eq!(t.get(1).unwrap().wake, Wake::TimedOut);
-        assert_eq!(t.futex_waiters(0x40), 0);
-        assert_eq!(t.next_deadline(0), 0);
-    }
-
-    #[test]
-    fn a_signal_interrupts_a_futex_wait() {
-        let mut t = Threads::new(1, 1, 16);
-        t.futex_enqueue(1, 0x40, u32::MAX);
-        t.stop_current(0, State::Blocked { deadline: 0 });
-        assert_eq!(t.blocked_on(0), Some(1));
-        assert_eq!(t.interrupt(1), Some(0));
-        assert_eq!(t.interrupt(1), None, "already runnable");
-        assert_eq!(t.futex_waiters(0x40), 0);
-        assert_eq!(t.pick(0, 0, |_| false), Some(1));
-        assert_eq!(t.get(1).unwrap().wake, Wake::Interrupted);
-        assert_eq!(t.blocked_on(0), None);
-    }
-
-    #[test]
-    fn requeue_moves_waiters() {
-        let mut t = Threads::new(1, 1, 16);
-        for i in 2..6 {
-            t.spawn(thread(i, i as usize, 1));
-        }
-        t.stop_current(0, State::Runnable);
-        for _ in 0..5 {
-            let tid = t.pick(0, 0, |_| false).unwrap();
-            t.futex_enqueue(tid, 0x10, u32::MAX);
-            t.stop_current(0, State::Blocked { deadline: 0 });
-        }
-        let (woken, moved) = t.futex_requeue(0x10, 0x20, 1, 2);
-        assert_eq!((woken.len(), moved), (1, 2));
-        assert_eq!(t.futex_waiters(0x10), 2);
-        assert_eq!(t.futex_waiters(0x20), 2);
-        assert_eq!(t.futex_wake(0x20, 10, u32::MAX).len(), 2);
-    }
-
-    #[test]
-    fn forwarded_threads_run_when_answered() {
-        let mut t = Threads::new(1, 1, 16);
-        t.spawn(thread(2, 1, 1));
-        t.stop_current(0, State::Forwarded);
-        assert_eq!(t.pick(0, 0, |_| false), Some(2));
-        t.stop_current(0, State::Forwarded);
-        assert!(t.has_forwarded(0));
-        assert_eq!(t.pick(0, 0, |_| false), None);
-        assert_eq!(t.pick(0, 0, |slot| slot == 0), Some(1));
-    }
-
-    #[test]
-    fn dead_threads_give_back_their_slots() {
-        let mut t = Threads::new(1, 1, 3);
-        let s1 = t.alloc_slot().unwrap();
-        let s2 = t.alloc_slot().unwrap();
-        assert_eq!((s1, s2), (1, 2));
-        assert_eq!(t.alloc_slot(), Err(Errno::EAGAIN));
-        t.spawn(thread(2, s1, 1));
-        t.stop_current(0, State::Dead);
-        assert_eq!(t.live(), 1);
-        assert_eq!(t.reap(2), None, "only dead threads are reaped");
-        assert_eq!(t.reap(1), Some(0));
-        assert_eq!(t.alloc_slot(), Ok(0));
-    }
-
-    #[test]
-    fn vfork_children_never_get_a_slot_the_proxy_serves() {
-        let mut t = Threads::new(1, 1, 8);
-        let a = t.alloc_slot().unwrap();
-        t.mark_served(a);
-        let b = t.alloc_slot().unwrap();
-        t.free_slot(a);
-        t.free_slot(b);
-        // b was never served by the proxy process: a child may have it; a never.
-        assert_eq!(t.alloc_child_slot(), Ok(b));
-        assert_ne!(t.alloc_child_slot(), Ok(a));
-    }
-
-    #[test]
-    fn affinity_moves_runnable_threads() {
-        let mut t = Threads::new(2, 1, 16);
-        t.spawn(thread(2, 1, u64::MAX)); // core 1
-        assert_eq!(t.set_affinity(2, 0b01), Ok(()));
-        assert_eq!(t.get(2).unwrap().core, 0);
-        assert_eq!(t.set_affinity(2, 0b100), Err(Errno::EINVAL));
-        assert_eq!(t.set_affinity(9, 1), Err(Errno::ESRCH));
-        t.stop_current(0, State::Runnable);
-        assert_eq!(t.pick(0, 0, |_| false), Some(2));
-    }
-
-    #[test]
-    fn robust_list_walk_finds_held_futexes() {
-        use alloc::collections::BTreeMap;
-        // head at 0x100 -> entry 0x200 -> entry 0x300 -> head; futex at entry + 0x10.
-        let mem: BTreeMap<u64, u64> = [
-            (0x100, 0x200),
-            (0x108, 0x10),
-            (0x110, 0x400),
-            (0x200, 0x300),
-            (0x300, 0x100),
-            (0x400, 0x100),
-        ]
-        .into_iter()
-        .collect();
-        let read = |a: u64| mem.get(&a).copied();
-        assert_eq!(robust_futexes(0x100, read), [0x210, 0x310, 0x410]);
-        // A cycle that never returns to the head stops at the limit.
-        let cyc: BTreeMap<u64, u64> = [(0x100, 0x200), (0x108, 0), (0x110, 0), (0x200, 0x200)]
-            .into_iter()
-            .collect();
-        assert_eq!(
-            robust_futexes(0x100, |a| cyc.get(&a).copied()).len(),
-            ROBUST_LIST_LIMIT
-        );
-        assert!(robust_futexes(0x900, read).is_empty());
-        assert_eq!(owner_died(42, 42), Some(FUTEX_OWNER_DIED));
-        assert_eq!(
-            owner_died(FUTEX_WAITERS | 42, 42),
-            Some(FUTEX_WAITERS | FUTEX_OWNER_DIED)
-        );
-        assert_eq!(owner_died(43, 42), None);
-    }
-
-    #[test]
-    fn wake_op_decodes_like_linux() {
-        // FUTEX_OP(FUTEX_OP_ADD, 1, FUTEX_OP_CMP_GT, 1) as glibc once used.
-        let op = (1 << 28) | (4 << 24) | (1 << 12) | 1;
-        assert_eq!(wake_op(op, 1), Ok((2, false)));
-        assert_eq!(wake_op(op, 2), Ok((3, true)));
-        // SET with a shifted oparg, CMP_EQ against -1 (sign extension).
-        let op = (8 << 28) | (3 << 12) | 0xfff; // SET, CMP_EQ
-        assert_eq!(wake_op(op, u32::MAX), Ok((8, true)));
-        assert_eq!(wake_op(7 << 28, 0), Err(Errno::ENOSYS));
-    }
-}
+mod tests;

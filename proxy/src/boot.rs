@@ -39,6 +39,8 @@ pub struct BootParams {
     pub shared_cpus: bool,
     /// `BootInfo::ignored_signals` (`signals::inherited_ignored`).
     pub ignored_signals: u64,
+    /// `--time-slice` in ns (0: never preempt).
+    pub time_slice_ns: u64,
 }
 
 impl BootParams {
@@ -117,6 +119,7 @@ pub fn boot_info(params: &BootParams, p: &PlatformBoot) -> BootInfo {
         page_size: p.page_size,
         large_pool_start: p.large_pool_start,
         ignored_signals: params.ignored_signals,
+        time_slice_ns: params.time_slice_ns,
     }
 }
 

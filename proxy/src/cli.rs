@@ -14,6 +14,11 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// Default partition memory.
 pub const DEFAULT_MEM: &str = "2G";
+/// Default time-sharing slice (`--time-slice`), in ms: long enough that a
+/// preempted compute thread loses nothing measurable to the switch (a few µs
+/// per slice), short enough that two threads spinning on each other on one
+/// core hand over within a few slices (Linux's CFS slices are 0.75-6 ms).
+pub const DEFAULT_TIME_SLICE_MS: u64 = 10;
 /// Smallest partition memory `mote run` accepts.
 pub const MIN_MEM: u64 = 128 << 20;
 
@@ -79,7 +84,8 @@ pub struct BenchArgs {
         value_name = "PLATFORM"
     )]
     pub platform: Vec<BenchPlatform>,
-    /// Workloads to run (default: all): latency, fwq, gups, stream, alloc, cg, cg2, startup.
+    /// Workloads to run (default: all but timeshare): latency, fwq, gups, stream,
+    /// alloc, cg, cg2, startup, timeshare.
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,
 }
@@ -120,6 +126,17 @@ pub struct RunArgs {
     /// through patched sites) on stderr.
     #[arg(long)]
     pub stats: bool,
+    /// Time-sharing slice in ms: a core with two or more threads that want to
+    /// run preempts the running one after this long, even in a loop without
+    /// system calls (a core with one never takes a timer event). 0: never
+    /// preempt (a thread keeps its core until it blocks, yields or exits).
+    #[arg(
+        long,
+        default_value_t = DEFAULT_TIME_SLICE_MS,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(0..=3_600_000)
+    )]
+    pub time_slice: u64,
     /// The program (looked up in PATH like a shell does) and its arguments.
     #[arg(
         required = true,
@@ -385,6 +402,26 @@ mod tests {
         );
         let r = parse(&["--cores", "2", "--mem", "1G", "--page-size", "4k"]);
         assert_eq!((r.cores, r.mem, r.page_size), (2, 1 << 30, PageSize::FourK));
+    }
+
+    #[test]
+    fn time_slice_defaults_to_10ms_and_0_turns_it_off() {
+        let slice = |args: &[&str]| {
+            let mut v = vec!["mote", "run"];
+            v.extend_from_slice(args);
+            v.push("x");
+            match Cli::try_parse_from(v).map(|c| c.command) {
+                Ok(Command::Run(r)) => Some(r.time_slice),
+                _ => None,
+            }
+        };
+        assert_eq!(slice(&[]), Some(DEFAULT_TIME_SLICE_MS));
+        assert_eq!(DEFAULT_TIME_SLICE_MS, 10);
+        assert_eq!(slice(&["--time-slice", "0"]), Some(0));
+        assert_eq!(slice(&["--time-slice=3"]), Some(3));
+        // ns in a u64 must not overflow: at most an hour.
+        assert_eq!(slice(&["--time-slice", "3600001"]), None);
+        assert_eq!(slice(&["--time-slice", "-1"]), None);
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod say;
 mod signals;
 mod spawn;
 mod spinners;
+mod ticks;
 mod vmm;
 
 fn main() {

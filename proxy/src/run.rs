@@ -107,6 +107,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     {
         options.extend(["--page-size".into(), p.get_name().into()]);
     }
+    options.extend(["--time-slice".into(), a.time_slice.to_string().into()]);
     if given_no_patch {
         options.push("--no-patch".into());
     }
@@ -188,6 +189,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         page_size: a.page_size.bytes(),
         shared_cpus: a.cores > 1 && a.cores + 1 > crate::cpus::host_cpus().len(),
         ignored_signals,
+        time_slice_ns: a.time_slice * 1_000_000,
     };
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);

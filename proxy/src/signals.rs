@@ -100,7 +100,20 @@ fn routed_set() -> libc::sigset_t {
     }
 }
 
-extern "C" fn on_kick(_: libc::c_int) {}
+/// The kick's handler: nothing, but an event of a vCPU's time-sharing timer,
+/// which shares the kick's signal, is noted for its vCPU thread (`ticks`).
+extern "C" fn on_kick(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    if info.is_null() {
+        return;
+    }
+    // SAFETY: Linux passes a valid siginfo_t to an SA_SIGINFO handler; for
+    // SI_TIMER its value is the one the timer was made with.
+    unsafe {
+        if (*info).si_code == libc::SI_TIMER {
+            crate::ticks::on_timer_signal((*info).si_value().sival_ptr as usize);
+        }
+    }
+}
 
 /// Whether SIGPIPE was ignored when the process started, read before Rust's
 /// start-up ignores it (`record_sigpipe`).
@@ -151,15 +164,16 @@ pub fn inherited_ignored() -> u64 {
 pub fn block_routed() -> std::io::Result<()> {
     let set = routed_set();
     // SAFETY: 1. pthread_sigmask changes only this thread's mask; 2. the kick
-    // handler is an empty extern "C" function, async-signal-safe, installed without
-    // SA_RESTART on purpose (blocking calls must return EINTR).
+    // handler is an extern "C" function that at most stores to an atomic,
+    // async-signal-safe, installed without SA_RESTART on purpose (blocking calls
+    // must return EINTR).
     unsafe {
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             return Err(std::io::Error::last_os_error());
         }
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_kick as *const () as usize;
-        sa.sa_flags = 0;
+        sa.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&mut sa.sa_mask);
         if libc::sigaction(kick_signal(), &sa, std::ptr::null_mut()) != 0 {
             return Err(std::io::Error::last_os_error());
@@ -610,19 +624,34 @@ pub fn redirect(
     if page.pending.load(Ordering::Acquire) & page.wake.load(Ordering::Acquire) == 0 {
         return;
     }
+    enter_runtime(vcpu, guest, core, (runtime_gpa, trap_entry), VECTOR_SIGNAL);
+}
+
+/// If the vCPU runs application code, make it enter the runtime's trap entry
+/// (`runtime`: its guest-physical base and the entry) as kernel-min's upcall
+/// would, with `vector` in the `UpcallHeader` on the upcall stack; returns
+/// whether it did. Anywhere else (the runtime, kernel-min) it does nothing.
+pub fn enter_runtime(
+    vcpu: &mut VcpuFd,
+    guest: &GuestMem,
+    core: usize,
+    runtime: (u64, u64),
+    vector: u64,
+) -> bool {
+    let (runtime_gpa, trap_entry) = runtime;
     let (Ok(mut regs), Ok(sregs)) = (vcpu.get_regs(), vcpu.get_sregs()) else {
-        return;
+        return false;
     };
     if sregs.cs.selector & 3 != 3 || regs.rip >= USER_END || regs.rip < 0x1000 {
-        return;
+        return false;
     }
     let top = guest.core_page(core).upcall_rsp.load(Ordering::Relaxed);
     if top == 0 || !top.is_multiple_of(16) || top < RUNTIME_VA {
-        return;
+        return false;
     }
     let hdr_va = top - std::mem::size_of::<UpcallHeader>() as u64;
     let h = UpcallHeader {
-        vector: VECTOR_SIGNAL,
+        vector,
         error_code: 0,
         cr2: 0,
         rip: regs.rip,
@@ -634,13 +663,13 @@ pub fn redirect(
     let bytes: [u8; std::mem::size_of::<UpcallHeader>()] = unsafe { std::mem::transmute(h) };
     let gpa = runtime_gpa + (hdr_va - RUNTIME_VA);
     if guest.ptr(gpa, bytes.len() as u64).is_none() {
-        return;
+        return false;
     }
     guest.write(gpa, &bytes);
     regs.rip = trap_entry;
     regs.rsp = hdr_va;
     regs.rflags = 0x2;
-    let _ = vcpu.set_regs(&regs);
+    vcpu.set_regs(&regs).is_ok()
 }
 
 #[cfg(test)]

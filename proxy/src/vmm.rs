@@ -185,6 +185,7 @@ impl Partition {
             vcpus.push(vcpu);
         }
         boot::write_boot_info(&guest, &info);
+        crate::ticks::set_slice(params.time_slice_ns);
         let nr_memslots = u32::try_from(kvm.get_nr_memslots()).unwrap_or(u32::MAX);
         Ok(Partition {
             guest,
@@ -229,6 +230,7 @@ impl Partition {
                     let _ = pin_to(host_cpu);
                     let mut vcpu = vcpu;
                     crate::signals::register_vcpu(i, &mut vcpu);
+                    crate::ticks::register_vcpu(i, crate::signals::kick_signal());
                     let ev = run_vcpu(vcpu, i, &guest, debug, (runtime_gpa, trap_entry));
                     let _ = events.send(ev);
                 })
@@ -390,6 +392,18 @@ fn run_vcpu(
             // A kick for a signal from outside (signals.rs), or another signal.
             Err(e) if e.errno() == libc::EINTR => {
                 crate::signals::redirect(&mut vcpu, guest, core, runtime.0, runtime.1);
+                if crate::ticks::take_due(core) {
+                    // The core's time slice ended: in application code the
+                    // runtime switches threads now; anywhere else it does on
+                    // its way back to the application.
+                    let v = mote_abi::signal::VECTOR_PREEMPT;
+                    if !crate::signals::enter_runtime(&mut vcpu, guest, core, runtime, v) {
+                        guest
+                            .core_page(core)
+                            .preempt_due
+                            .store(1, Ordering::Release);
+                    }
+                }
                 continue;
             }
             Err(e) if e.errno() == libc::EAGAIN => continue,
@@ -443,6 +457,9 @@ fn run_vcpu(
                         }
                     }
                 }
+            }
+            VcpuExit::IoOut(ports::TICK, data) => {
+                crate::ticks::doorbell(u32::from_le_bytes(data.try_into().unwrap_or([0; 4])));
             }
             VcpuExit::IoOut(ports::WAKE_CORE, data) => {
                 let target = u32::from_le_bytes(data.try_into().unwrap_or([0; 4])) as usize;

@@ -21,7 +21,7 @@ mod partition {
     use alloc::string::ToString;
 
     use mote_abi::boot::BootInfo;
-    use mote_abi::signal::{VECTOR_PATCHED, VECTOR_SIGNAL};
+    use mote_abi::signal::{VECTOR_PATCHED, VECTOR_PREEMPT, VECTOR_SIGNAL};
     use mote_abi::trap::{signal_for_vector, vector, TrapFrame, VECTOR_SYSCALL};
     use mote_libos::exec::Entry;
     use mote_libos::mm::Fault;
@@ -140,11 +140,15 @@ mod partition {
             rt::sig::request_sigreturn();
             return 0;
         }
-        let (r, entry) = syscall(platform(), nr, args, None, caller_sp);
+        let p = platform();
+        let (r, entry) = syscall(p, nr, args, None, caller_sp);
         if let Some(entry) = entry {
             // execve: there is no caller to return to.
             rt::entry::enter_app(entry.rip, entry.rsp)
         }
+        // A slice that ended during the call ends now (no lock held; the
+        // caller's registers are the entry's to keep, as across a blocking call).
+        rt::threads::end_of_slice_if_due(p);
         r
     }
 
@@ -189,12 +193,25 @@ mod partition {
                 f.hdr.rflags = 0x202;
                 return 0;
             }
+            rt::threads::end_of_slice_if_due(p);
             let mut guard = process();
             let proc = guard.as_mut().expect("process");
             return u64::from(rt::sig::on_return(proc, p, f));
         }
+        if f.hdr.vector == VECTOR_PREEMPT {
+            // The core's timer interrupted the application: its slice is over.
+            // Whichever thread runs next, this one resumes here, every register
+            // from `f`, after the signals due to it.
+            rt::threads::end_of_slice(p);
+            let mut guard = process();
+            if let Some(proc) = guard.as_mut() {
+                rt::sig::on_return(proc, p, f);
+            }
+            return 1;
+        }
         if f.hdr.vector == VECTOR_SIGNAL {
             // The VMM redirected the vCPU: a signal from outside is pending.
+            rt::threads::end_of_slice_if_due(p);
             let mut guard = process();
             let proc = guard.as_mut().expect("process before first signal");
             rt::sig::on_return(proc, p, f);

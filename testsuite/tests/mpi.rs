@@ -10,6 +10,11 @@
 //!   `--bind-to none`;
 //! - Slurm: `srun -n 2` against a single-node Slurm the test starts itself,
 //!   tasks bound one CPU each (`task/affinity`), MPICH through PMI-2.
+//!
+//! Every rank has one LWK core (mote's default). MPICH's ranks run UCX's
+//! progress thread beside the main thread on it, and the main thread spins in
+//! `pthread_spin_lock` on a lock the progress thread holds: time slices
+//! (`--time-slice`, on by default) let the holder run.
 
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
@@ -73,18 +78,12 @@ fn ranks_as_natively(
     assert_eq!(mote.stderr_text(), native.stderr_text(), "{mote:?}");
 }
 
-/// MPICH's ranks run UCX's progress thread beside the main thread. With one LWK
-/// core per rank, the main thread can spin in `pthread_spin_lock` on a lock the
-/// progress thread holds, and libos, which does not preempt a spinning thread,
-/// hangs in MPI_Finalize (README, "MPI"): two LWK cores per rank until it does.
-const MPICH_CORES: &[&str] = &["--cores", "2"];
-
 fn two_ranks_exchange_messages_and_reduce_as_natively(pf: Platform) {
     ranks_as_natively(
         pf,
         &["mpiexec.mpich", "-n", "2"],
         env_with(&[]),
-        MPICH_CORES,
+        &[],
         "mpi_ring",
     );
 }
@@ -94,7 +93,7 @@ fn mpich_mpiexec_bound_to_cores(pf: Platform) {
         pf,
         &["mpiexec.mpich", "-bind-to", "core", "-n", "2"],
         env_with(&[]),
-        MPICH_CORES,
+        &[],
         "mpi_ring",
     );
 }
@@ -124,13 +123,24 @@ fn srun_two_ranks_under_a_single_node_slurm(pf: Platform) {
     let env = env_with(&[("SLURM_CONF", slurm.conf().into())]);
     // `--quiet`: without it srun says on stderr when a job waited for the
     // previous one's resources to be released, which the two runs may or may not.
-    ranks_as_natively(
-        pf,
-        &["srun", "--quiet", "-n", "2"],
-        env,
-        MPICH_CORES,
-        "mpi_ring",
-    );
+    ranks_as_natively(pf, &["srun", "--quiet", "-n", "2"], env, &[], "mpi_ring");
+}
+
+/// Regression: with one LWK core per rank, UCX's progress thread shares the
+/// main thread's core, and the main thread can spin in `pthread_spin_lock` on a
+/// lock the progress thread holds; before time-sharing about one
+/// `MPI_Finalize` in three hung for ever on the hosted platform. Ten runs in a
+/// row, each as natively (a hang fails at the harness's time limit).
+fn one_lwk_core_per_rank_never_hangs_in_mpi_finalize(pf: Platform) {
+    for _ in 0..10 {
+        ranks_as_natively(
+            pf,
+            &["mpiexec.mpich", "-n", "2"],
+            env_with(&[]),
+            &["--cores", "1"],
+            "mpi_ring",
+        );
+    }
 }
 
 /// The node-wide bound on spinning offload threads (`proxy/src/spinners.rs`):
@@ -201,4 +211,5 @@ mote_testsuite::on_both_platforms!(
     openmpi_mpirun_default_binding_one_lwk_core_per_rank,
     openmpi_mpirun_bound_to_nothing,
     srun_two_ranks_under_a_single_node_slurm,
+    one_lwk_core_per_rank_never_hangs_in_mpi_finalize,
 );

@@ -75,6 +75,10 @@ pub struct BootInfo {
     /// `sig - 1`): the application inherits them ignored, as `execve` keeps them
     /// (`nohup`, a shell's background job).
     pub ignored_signals: u64,
+    /// Time-sharing slice in ns (`mote run --time-slice`): a core with two or
+    /// more threads that want to run preempts the running one after this long;
+    /// 0: never (threads switch only when one blocks, yields or exits).
+    pub time_slice_ns: u64,
 }
 
 /// Auxiliary-vector type under which a mote application finds the runtime's direct
@@ -97,12 +101,13 @@ pub const BOOT_F_STATS: u32 = 1 << 3;
 /// core sleeps at once instead of spinning on a CPU another core needs.
 pub const BOOT_F_SHARED_CPUS: u32 = 1 << 4;
 
-const_assert_eq!(size_of::<BootInfo>(), 192);
+const_assert_eq!(size_of::<BootInfo>(), 200);
 const_assert_eq!(offset_of!(BootInfo, pid), 104);
 const_assert_eq!(offset_of!(BootInfo, random), 152);
 const_assert_eq!(offset_of!(BootInfo, page_size), 168);
 const_assert_eq!(offset_of!(BootInfo, large_pool_start), 176);
 const_assert_eq!(offset_of!(BootInfo, ignored_signals), 184);
+const_assert_eq!(offset_of!(BootInfo, time_slice_ns), 192);
 
 /// The argv/envp block: `argc` NUL-terminated strings, then `envc` NUL-terminated
 /// strings, back to back. The first argv string is the resolved program path that

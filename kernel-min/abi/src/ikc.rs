@@ -412,7 +412,13 @@ pub struct CorePage {
     /// Longest sleep of the next `ports::WAIT` in ns (0: until woken): a futex
     /// timeout on this core.
     pub sleep_max_ns: AtomicU64,
-    _pad0: [u64; 22],
+    /// Non-zero: the core's time-sharing timer fired while the core ran the
+    /// runtime (or kernel-min), where it never switches threads; the runtime
+    /// acts on it at its next return to the application (written by the VMM or
+    /// the hosted timer's handler, cleared by the runtime).
+    pub preempt_due: AtomicU32,
+    _pad1: u32,
+    _pad0: [u64; 21],
     /// Top of the upcall stack kernel-min hands the next trap to (virtual; written by
     /// libos, read by kernel-min).
     pub upcall_rsp: AtomicU64,
@@ -432,6 +438,7 @@ pub struct CorePage {
 
 const_assert_eq!(size_of::<CorePage>(), 4096);
 const_assert_eq!(offset_of!(CorePage, sleep_max_ns), 8);
+const_assert_eq!(offset_of!(CorePage, preempt_due), 16);
 const_assert_eq!(offset_of!(CorePage, upcall_rsp), 192);
 const_assert_eq!(offset_of!(CorePage, fault), 256);
 const_assert_eq!(offset_of!(CorePage, upcalls), 208);

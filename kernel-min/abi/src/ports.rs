@@ -15,3 +15,12 @@ pub const WAIT: u16 = 0x4d2;
 /// Wake core `data`, which sleeps on its `wake_seq` (the partition's only
 /// inter-processor wake-up, used only when the target core sleeps).
 pub const WAKE_CORE: u16 = 0x4d3;
+/// Start or stop the time-sharing timer of core `data & TICK_CORE` (`data &
+/// TICK_ON`: start it, periodic at `BootInfo::time_slice_ns`). Sent only when a
+/// core's need changes: it gets a second thread that wants to run, or loses it
+/// (`mote_libos::sched::Threads::wants_tick`).
+pub const TICK: u16 = 0x4d4;
+/// `TICK`'s data: the core.
+pub const TICK_CORE: u32 = 0xff;
+/// `TICK`'s data: start (set) or stop (clear) the timer.
+pub const TICK_ON: u32 = 1 << 31;

@@ -42,6 +42,10 @@ pub const VECTOR_SIGNAL: u64 = 0x101;
 pub const VECTOR_PATCHED: u64 = 0x102;
 /// Vector of the frame the direct (C-ABI) entry builds on its slow path.
 pub const VECTOR_DIRECT: u64 = 0x103;
+/// `UpcallHeader::vector` when the core's time-sharing timer interrupted the
+/// application (the VMM redirected the vCPU, or the hosted process's timer
+/// signal): the running thread's slice is over.
+pub const VECTOR_PREEMPT: u64 = 0x104;
 
 /// Bytes of each signal's `siginfo_t` the proxy passes on: `si_signo`, `si_errno`,
 /// `si_code`, and the first 16 bytes of the union (sender pid and uid, or timer id,

@@ -178,6 +178,19 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
             ),
         ));
     }
+    if let Some(w) = selected
+        .iter()
+        .find(|w| w.launcher.is_some_and(|l| !on_path(l[0])))
+    {
+        return Err((
+            1,
+            format!(
+                "workload {} runs under `{}`, which is not installed here (Debian: openmpi-bin)",
+                w.name,
+                w.launcher.map_or("", |l| l[0])
+            ),
+        ));
+    }
     let kvm = crate::info::detect_kvm();
     let (platforms, unavailable) = choose_platforms(&a.platform, |p| match p {
         Platform::Kvm => kvm.usable.clone().map_err(|e| e.to_string()),
@@ -616,22 +629,14 @@ fn cell(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), num)
 }
 
-/// The workloads named on the command line, in the table's order; all by default.
+/// The workloads named on the command line, in the table's order; by default
+/// all but the ones run only when named (`workloads::ON_REQUEST`).
 fn select(names: &[String]) -> Result<Vec<&'static Workload>, (i32, String)> {
     if names.is_empty() {
-        // Every workload; those whose launcher this machine lacks are said and
-        // left out (named explicitly, they fail like a missing program).
-        let (ready, lacking): (Vec<&Workload>, Vec<&Workload>) = workloads::ALL
+        return Ok(workloads::ALL
             .iter()
-            .partition(|w| w.launcher.is_none_or(|l| on_path(l[0])));
-        for w in lacking {
-            println!(
-                "mote bench: {}: not run: no `{}` here (Debian: openmpi-bin)",
-                w.name,
-                w.launcher.map_or("", |l| l[0])
-            );
-        }
-        return Ok(ready);
+            .filter(|w| !workloads::ON_REQUEST.contains(&w.name))
+            .collect());
     }
     for n in names {
         if workloads::find(n).is_none() {
@@ -775,7 +780,10 @@ mod tests {
             let names = vec![w.name.to_string()];
             assert_eq!(select(&names).unwrap().len(), 1);
         }
-        assert_eq!(select(&[]).unwrap().len(), workloads::ALL.len());
+        assert_eq!(
+            select(&[]).unwrap().len(),
+            workloads::ALL.len() - workloads::ON_REQUEST.len()
+        );
         assert!(select(&["nope".to_string()]).is_err());
     }
 

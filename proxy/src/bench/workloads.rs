@@ -111,6 +111,11 @@ pub const WALL_MS: &str = "wall_ms";
 
 pub const FWQ: &str = "fwq";
 
+/// Workloads run only when named (`mote bench timeshare`, `mote bench mpi
+/// mpi_cg`): not part of the default set, which the test suite's smoke test runs
+/// against a time limit.
+pub const ON_REQUEST: &[&str] = &["timeshare", "mpi", "mpi_cg"];
+
 /// The share of a memory workload's memory on 2 MiB or 1 GiB pages, in percent
 /// (`apps/pages.h`): what page size the application's memory got on each side.
 pub const LARGE_PAGES: &str = "large_pages_pct";
@@ -226,6 +231,26 @@ pub const ALL: &[Workload] = &[
         ],
         what: "the same CG with 2 threads (pthreads, a barrier per kernel): --cores 2 under mote",
         cores: 2,
+        native_linux_cpu_arg: None,
+        launcher: None,
+    },
+    Workload {
+        name: "timeshare",
+        program: "timeshare",
+        args: &["share", "2"],
+        quick_args: &["share", "0.3"],
+        metrics: &[
+            m("share0", "", Better::Neither),
+            m("share1", "", Better::Neither),
+            m("share2", "", Better::Neither),
+            m("share3", "", Better::Neither),
+            m("max_dev_pct", "%", Better::Lower),
+            m(WALL_MS, "ms", Better::Lower),
+        ],
+        what: "four CPU-bound threads on one core for 2 s (0.3 s quick): each one's share of \
+               the work (a quarter each is fair; under mote the core time-slices them, \
+               `--time-slice`; natively Linux does, the run pinned to one CPU)",
+        cores: 1,
         native_linux_cpu_arg: None,
         launcher: None,
     },

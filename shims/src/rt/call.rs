@@ -115,6 +115,8 @@ impl Runtime<RtPlatform> for Call<'_> {
                 "system calls: {} trapped, {} without a trap (patched sites, direct entry); {} sites patched, {} left trapping",
                 s.trapped, s.direct, s.patched, s.declined
             ));
+            let ncores = self.p.boot.ncores as usize;
+            self.p.log(&super::tick::stats_line(ncores));
         }
     }
 }

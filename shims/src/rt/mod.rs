@@ -7,8 +7,9 @@
 //! hosted process's start-up and trap signals: it enters `crate::partition` as
 //! kernel-min's upcalls do, and names its `Edge` to `platform`) → `call` (a
 //! system call as the dispatcher sees the runtime) → `threads` (switches, the
-//! idle loop, blocking) → `sig` → `platform` (the runtime's `Platform`) → `kvm`
-//! → the leaves `edge`, `ikc`, `percpu`, `locks`, `fpu`, `heap`.
+//! idle loop, blocking, preemption) → `sig` → `tick` (the cores' time-sharing
+//! timers) → `platform` (the runtime's `Platform`) → `kvm` → the leaves `edge`,
+//! `ikc`, `percpu`, `locks`, `fpu`, `heap`.
 #![allow(unsafe_code)]
 
 pub mod call;
@@ -24,6 +25,7 @@ pub mod percpu;
 pub mod platform;
 pub mod sig;
 pub mod threads;
+pub mod tick;
 
 /// The argv/envp block the proxy wrote (`layout::ARGS_VA`, `BootInfo::args_len`).
 pub fn args_block(boot: &mote_abi::boot::BootInfo) -> &'static [u8] {

@@ -14,6 +14,17 @@
 //! extended (FPU/SSE/AVX) state and the FS base; no ring 0. A core with nothing to
 //! run sleeps (`ports::WAIT`) until its `wake_seq` moves.
 //!
+//! Time-sharing (`end_of_slice`): while a core has a second thread that wants to
+//! run, its timer (`rt::tick`) interrupts the application at the end of each
+//! slice. The interruption enters the runtime as a trap would (`VECTOR_PREEMPT`,
+//! a full `TrapFrame` on the thread's runtime stack), so the preempted thread is
+//! switched out inside that trap like a thread blocking in a system call, and
+//! resumes through the full-restore exit with every register, its flags, its
+//! extended state and its FS base. A timer event that finds the core in the
+//! runtime (its code, its locks, an IKC call in flight) never switches there: it
+//! leaves `preempt_due`, taken where the runtime returns to the application
+//! (`end_of_slice_if_due`).
+//!
 //! Lock order: `THREADS` before `PROCESS` (`rt::locks`).
 
 use alloc::vec::Vec;
@@ -21,6 +32,7 @@ use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
+use mote_abi::boot::BOOT_F_FSGSBASE;
 use mote_abi::ikc::{idle_slot, Slot, MAX_THREADS, THREAD_SLOTS};
 use mote_abi::layout::{upcall_stack_top, MAX_CORES};
 use mote_abi::trap::TrapFrame;
@@ -34,6 +46,7 @@ use super::locks::{PROCESS, THREADS};
 use super::percpu;
 use super::percpu::{cpu, PerCpu, CPUS};
 use super::platform::{self, edge, kcall_raw, RtPlatform, Waiter};
+use super::tick;
 
 // The entry stubs (`rt::entry`) name these here.
 pub use super::percpu::{PERCPU_CALLS, PERCPU_SCRATCH, PERCPU_TID, PERCPU_UPCALL_TOP, PID};
@@ -299,11 +312,21 @@ pub fn reschedule(mut g: spin::MutexGuard<'_, Option<Threads>>, p: &RtPlatform) 
     let me = c.tid.load(Ordering::Relaxed) as u32;
     let my_slot = c.slot.load(Ordering::Relaxed) as usize;
     let t = g.as_mut().expect("threads");
+    let dying = t.get(me).is_some_and(|x| x.state == State::Dead);
+    if !dying && p.boot.flags & BOOT_F_FSGSBASE != 0 {
+        // The application may have moved its FS base itself (`wrfsbase`): the
+        // thread resumes with the one it has now.
+        if let Some(x) = t.get_mut(me) {
+            x.fs_base = read_fs();
+        }
+    }
     let next = t.pick(core, now_ns(p), answered);
+    if next.is_some() && wants_tick(t, core) {
+        tick::start(core);
+    }
     if next == Some(me) {
         return;
     }
-    let dying = t.get(me).is_some_and(|x| x.state == State::Dead);
     let next = next.map(|tid| t.get(tid).expect("picked thread").clone());
     drop(g);
     if !dying {
@@ -335,11 +358,59 @@ fn to_idle_context(core: usize) {
     set_upcall_top(core, 0);
 }
 
+/// The FS base the running thread has loaded (with `BOOT_F_FSGSBASE`).
+fn read_fs() -> u64 {
+    let fs: u64;
+    // SAFETY: CR4.FSGSBASE is set (the caller checked the boot flag), so
+    // rdfsbase works at CPL3; it only reads the register.
+    unsafe { asm!("rdfsbase {}", out(reg) fs, options(nomem, nostack, preserves_flags)) };
+    fs
+}
+
+/// Does `core` want its time-sharing timer (never with `--time-slice 0`)?
+fn wants_tick(t: &Threads, core: usize) -> bool {
+    tick::slice_ns() != 0 && t.wants_tick(core)
+}
+
+/// The running thread's slice ended: its core's timer interrupted it in the
+/// application (`VECTOR_PREEMPT`), or a slice end the runtime deferred is due.
+/// libos decides (`Threads::preempt`): another thread of the core runs now and
+/// this one goes to the back of the queue, or it keeps the core; and a core that
+/// no longer wants its timer stops it. Called with no lock held, on the thread's
+/// runtime stack inside its trap; returns when the thread runs again.
+pub fn end_of_slice(p: &RtPlatform) {
+    let c = cpu();
+    let core = c.core.load(Ordering::Relaxed) as usize;
+    tick::take_due(core);
+    tick::count_tick(core);
+    if c.tid.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let mut g = threads();
+    let Some(t) = g.as_mut() else { return };
+    if t.preempt(core, now_ns(p), answered) {
+        tick::count_preemption(core);
+        reschedule(g, p);
+    } else if !wants_tick(t, core) {
+        tick::stop(core, true);
+    }
+}
+
+/// Where the runtime returns to the application: a slice end that arrived while
+/// this core ran the runtime is acted on now (one load when none is).
+pub fn end_of_slice_if_due(p: &RtPlatform) {
+    if tick::due(percpu::core()) {
+        end_of_slice(p);
+    }
+}
+
 /// Make `tid` (slot `slot`) the running thread of this core and switch to it,
-/// saving the current context's rsp at `save`.
+/// saving the current context's rsp at `save`. Its slice starts now: a slice end
+/// left for the thread before it is void.
 fn enter(p: &RtPlatform, core: usize, x: &Thread, save: *mut u64) {
     let (tid, slot, fs) = (x.tid, x.slot, x.fs_base);
     let c = &CPUS[core];
+    tick::take_due(core);
     c.child.store(x.child_process as u64, Ordering::Relaxed);
     c.tid.store(tid as u64, Ordering::Relaxed);
     c.slot.store(slot as u64, Ordering::Relaxed);
@@ -368,8 +439,14 @@ fn answered(slot: usize) -> bool {
     s.resp_seq.load(Ordering::Acquire) == s.req_seq.load(Ordering::Relaxed)
 }
 
-/// Core `core` has new work: wake it if it sleeps.
+/// Core `core` has new work: wake it if it sleeps. If it runs a thread, the
+/// thread made runnable waits behind it: the core wants its timer (started
+/// here; one started in a race with that thread's block stops at its first
+/// event, `end_of_slice`).
 pub fn kick(core: usize) {
+    if core < MAX_CORES && CPUS[core].tid.load(Ordering::Relaxed) != 0 {
+        tick::start(core);
+    }
     let me = cpu().core.load(Ordering::Relaxed) as usize;
     if core == me {
         return;
@@ -432,6 +509,9 @@ fn idle_loop(p: &'static RtPlatform) -> ! {
         };
         let now = now_ns(p);
         if let Some(tid) = t.pick(core, now, answered) {
+            if wants_tick(t, core) {
+                tick::start(core);
+            }
             let x = t.get(tid).expect("picked thread").clone();
             drop(g);
             spins = 0;
@@ -442,6 +522,10 @@ fn idle_loop(p: &'static RtPlatform) -> ! {
         }
         let deadline = t.next_deadline(core);
         drop(g);
+        // No thread runs here: a timer left running has nothing to preempt.
+        if tick::armed(core) {
+            tick::stop(core, false);
+        }
         attend_signals(core);
         let shared = p.boot.flags & mote_abi::boot::BOOT_F_SHARED_CPUS != 0;
         if spins < IDLE_SPINS && !shared {

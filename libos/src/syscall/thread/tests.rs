@@ -328,3 +328,30 @@ fn a_local_sleep_blocks_until_its_deadline_and_says_the_time_left_when_interrupt
         None
     );
 }
+
+/// Time-sharing: a wake that gives a busy core a second thread that wants to
+/// run kicks that core (the runtime starts the core's timer at the kick); a
+/// wake onto an idle core leaves it wanting none.
+#[test]
+fn a_wake_that_makes_a_core_want_its_timer_kicks_it() {
+    let (m, buf) = setup();
+    waiter(&m, 601, 1, 1, buf);
+    waiter(&m, 602, 2, 1, buf + 64);
+    assert!(!m.threads.lock().as_ref().unwrap().wants_tick(1), "idle");
+    assert_eq!(futex(&m, buf, FUTEX_WAKE, 1, 0, 0, 0), Ok(1));
+    assert_eq!(m.kicks.borrow().as_slice(), [1]);
+    {
+        let mut g = m.threads.lock();
+        let t = g.as_mut().unwrap();
+        assert!(!t.wants_tick(1), "nothing runs on core 1 yet");
+        // Core 1 picks 601: it runs alone.
+        assert_eq!(t.pick(1, 0, |_| false), Some(601));
+        assert!(!t.wants_tick(1), "one thread wants core 1");
+    }
+    assert_eq!(futex(&m, buf + 64, FUTEX_WAKE, 1, 0, 0, 0), Ok(1));
+    assert_eq!(m.kicks.borrow().as_slice(), [1, 1]);
+    let g = m.threads.lock();
+    let t = g.as_ref().unwrap();
+    assert!(t.wants_tick(1), "601 runs, 602 waits in the queue");
+    assert!(!t.wants_tick(0), "main alone on core 0");
+}

@@ -14,6 +14,7 @@
 //! | `GIVE_TABLES` | nothing: Linux owns the page tables |
 //! | `SET_FS` / `SET_GS` | `arch_prctl` |
 //! | `DOORBELL` `NOTIFY` / `WAIT` / `WAKE_CORE` | shared futexes on the IKC words the vCPU thread would sleep or wake on |
+//! | `DOORBELL` `TICK` | `timer_settime` of the core's Linux timer (`traps::set_timer`) |
 //!
 //! so the `Platform` implementation above the kernel calls (`rt::platform`), the
 //! IKC protocol and the map log are the partition's, unchanged: guest "physical"
@@ -358,6 +359,15 @@ fn doorbell(port: u16, value: u64) -> i64 {
             futex_wake(&core_page(value as usize).wake_seq);
             0
         }
+        ports::TICK => {
+            let data = value as u32;
+            let slice = INFO.get().map_or(0, |(boot, _)| boot.time_slice_ns);
+            traps::set_timer(
+                (data & ports::TICK_CORE) as usize,
+                data & ports::TICK_ON != 0,
+                slice,
+            )
+        }
         _ => Errno::EINVAL.ret(),
     }
 }
@@ -466,10 +476,11 @@ fn start_core(core: usize) -> ! {
             ],
         );
     }
-    CORE_TID[core % MAX_CORES].store(
-        linux(Sysno::gettid as u64, [0; 6]) as i32,
-        Ordering::Relaxed,
-    );
+    let tid = linux(Sysno::gettid as u64, [0; 6]) as i32;
+    CORE_TID[core % MAX_CORES].store(tid, Ordering::Relaxed);
+    if boot.time_slice_ns != 0 {
+        traps::make_timer(core, tid);
+    }
     // Core 0's first context becomes the main thread, whose runtime stack is
     // this upcall stack; a secondary core's becomes its idle context, which has
     // no signal stack (`threads::idle_loop`). Setting one here would stick:
@@ -530,8 +541,10 @@ impl Edge for Hosted {
     fn idle_stack(&self, base: usize, ext_state: usize) -> usize {
         // A kick may come while core 0's idle context runs, and Linux writes its
         // signal frame (registers and the whole extended state) below its rsp:
-        // one at a time (kicks never nest), but it must fit.
-        base + ext_state + SIGFRAME_REST
+        // one at a time (kicks never nest), but it must fit — and so must the
+        // core's timer signal on top of it (a timer queues at most one signal,
+        // and its handler returns at once in the runtime).
+        base + 2 * (ext_state + SIGFRAME_REST)
     }
     fn before_switch(&self, core: usize) {
         traps::before_switch(core)

@@ -4,13 +4,23 @@
 //! partition; the proxy's kick (`SIGRTMAX`) enters the runtime the same way. Each
 //! thread's signal frames stay on its own runtime stack (`on_switch`), and kicks
 //! never nest (see the parent module).
+//!
+//! Time-sharing: each core's Linux thread has a POSIX timer (`timer_create` with
+//! `SIGEV_THREAD_ID`, on `CLOCK_MONOTONIC`) that sends it `TICK` (`SIGRTMAX - 1`)
+//! every slice while the `TICK` doorbell has it running (`set_timer`). Its
+//! handler enters the runtime from application code as the partition's VMM
+//! redirects a vCPU (`VECTOR_PREEMPT`), where the thread may be switched out like
+//! one blocking in a trap; in the runtime it only leaves `preempt_due`. It is
+//! `NODEFER`, like the trap signals, so a thread switched out inside it leaves
+//! it deliverable for the next thread; and it is blocked with the kick across a
+//! stack switch (`before_switch`).
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mote_abi::boot::BootInfo;
 use mote_abi::hosted::signal as sig;
-use mote_abi::layout::MAX_CORES;
+use mote_abi::layout::{MAX_CORES, USER_END};
 use mote_libos::uapi::prctl::{PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON};
 use mote_libos::uapi::signal::{
     SA_NODEFER, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_UNBLOCK, SS_DISABLE,
@@ -38,6 +48,11 @@ mote_hosted_kick:
     cld
     jmp {kick}
 
+    .global mote_hosted_tick
+mote_hosted_tick:
+    cld
+    jmp {tick}
+
     // sa_restorer: back to the interrupted code with the ucontext's registers.
     .global mote_hosted_restorer
 mote_hosted_restorer:
@@ -47,18 +62,25 @@ mote_hosted_restorer:
 "#,
     handler = sym hosted_signal,
     kick = sym hosted_kick,
+    tick = sym hosted_tick,
     sigreturn = const Sysno::rt_sigreturn as u64,
 );
 
 unsafe extern "C" {
     static mote_hosted_signal: u8;
     static mote_hosted_kick: u8;
+    static mote_hosted_tick: u8;
     static mote_hosted_restorer: u8;
 }
 
 /// The proxy's kick (`SIGRTMAX`, see the proxy's `signals`): a signal from
 /// outside is pending for the application.
 const KICK: i32 = mote_libos::uapi::signal::NSIG as i32; // SIGRTMAX
+
+/// The cores' time-sharing timers' signal (`SIGRTMAX - 1`). No one else sends
+/// it to this process: the proxy routes the application's signals through the
+/// signal page, and kicks with `KICK`.
+const TICK: i32 = KICK - 1;
 
 /// Install the trap-signal and kick handlers (process-wide) and unblock them.
 /// Everything else stays as the forking thread had it: the proxy blocks the
@@ -84,6 +106,7 @@ pub fn claim_traps() {
         (sig::SIGFPE, &raw const mote_hosted_signal, trap),
         (sig::SIGTRAP, &raw const mote_hosted_signal, trap),
         (KICK, &raw const mote_hosted_kick, kick),
+        (TICK, &raw const mote_hosted_tick, trap),
     ] {
         unblock |= 1 << (s - 1);
         let act = SigAction {
@@ -165,9 +188,9 @@ pub fn on_switch(core: usize, top: u64, size: u64) {
     }
 }
 
-/// Block (or unblock) the kick for the calling thread.
+/// Block (or unblock) the kick and the timer's signal for the calling thread.
 fn block_kick(block: bool) {
-    let set = 1u64 << (KICK - 1);
+    let set = (1u64 << (KICK - 1)) | (1u64 << (TICK - 1));
     let how = if block { SIG_BLOCK } else { SIG_UNBLOCK };
     linux(
         Sysno::rt_sigprocmask as u64,
@@ -266,6 +289,115 @@ extern "C" fn hosted_kick(_signal: i32, _info: &SigInfoHead, uc: &mut UContext) 
     if fpstate != 0 {
         fp_store(fpstate);
     }
+}
+
+/// The core's timer: the running thread's slice is over. In application code,
+/// enter the runtime as the partition's VMM does (`VECTOR_PREEMPT`): the thread
+/// may be switched out inside this handler and resumes with every register and
+/// its FP state from the signal frame. In the runtime (its code, or an address
+/// beyond the application's), only note it: the runtime acts on it where it
+/// returns to the application.
+extern "C" fn hosted_tick(_signal: i32, _info: &SigInfoHead, uc: &mut UContext) {
+    let Some((boot, _)) = INFO.get() else { return };
+    let rip = uc.mcontext.rip;
+    let in_runtime = rip >= boot.runtime_text_start && rip < boot.runtime_text_end;
+    if in_runtime || rip >= USER_END {
+        let core = crate::rt::percpu::core();
+        crate::rt::ikc::core_page(core)
+            .preempt_due
+            .store(1, Ordering::Release);
+        return;
+    }
+    let fpstate = uc.mcontext.fpstate;
+    if fpstate != 0 {
+        fp_load(fpstate);
+    }
+    let mut f = frame_of(&uc.mcontext, mote_abi::signal::VECTOR_PREEMPT, 0);
+    crate::partition::shim_trap(&mut f);
+    write_back(&f, &mut uc.mcontext, true);
+    if fpstate != 0 {
+        fp_store(fpstate);
+    }
+}
+
+// --- the cores' timers -------------------------------------------------------------
+
+/// Per core: its Linux timer's id (-1: none).
+static TIMER: [core::sync::atomic::AtomicI32; MAX_CORES] =
+    [const { core::sync::atomic::AtomicI32::new(-1) }; MAX_CORES];
+
+/// `struct sigevent` with `SIGEV_THREAD_ID` (`asm-generic/siginfo.h`: value,
+/// signo, notify, then the union whose first int is the thread id; 64 bytes).
+#[repr(C)]
+struct SigEvent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    tid: i32,
+    _pad: [i32; 11],
+}
+static_assertions::const_assert_eq!(core::mem::size_of::<SigEvent>(), 64);
+static_assertions::const_assert_eq!(core::mem::offset_of!(SigEvent, tid), 16);
+
+/// `SIGEV_THREAD_ID`: the signal goes to the thread `tid`.
+const SIGEV_THREAD_ID: i32 = 4;
+/// `CLOCK_MONOTONIC`.
+const CLOCK_MONOTONIC: u64 = 1;
+
+/// `struct itimerspec`: interval, then first expiry (each seconds, ns).
+#[repr(C)]
+struct ItimerSpec {
+    interval: [i64; 2],
+    value: [i64; 2],
+}
+
+/// Give core `core`'s Linux thread (the caller, Linux thread `tid`) its timer,
+/// stopped. Without one (Linux refused) the core never preempts: the run goes
+/// on as with `--time-slice 0`.
+pub fn make_timer(core: usize, tid: i32) {
+    let ev = SigEvent {
+        value: core as u64,
+        signo: TICK,
+        notify: SIGEV_THREAD_ID,
+        tid,
+        _pad: [0; 11],
+    };
+    let mut id: i32 = -1;
+    let r = linux(
+        Sysno::timer_create as u64,
+        [
+            CLOCK_MONOTONIC,
+            &ev as *const SigEvent as u64,
+            &mut id as *mut i32 as u64,
+            0,
+            0,
+            0,
+        ],
+    );
+    if r == 0 {
+        TIMER[core % MAX_CORES].store(id, Ordering::Relaxed);
+    }
+}
+
+/// The `TICK` doorbell: start core `core`'s timer, periodic at the slice
+/// (`on`), or stop it. `-EINVAL` for a core without a timer.
+pub fn set_timer(core: usize, on: bool, slice_ns: u64) -> i64 {
+    let Some(id) = TIMER.get(core).map(|t| t.load(Ordering::Relaxed)) else {
+        return mote_abi::errno::Errno::EINVAL.ret();
+    };
+    if id < 0 {
+        return mote_abi::errno::Errno::EINVAL.ret();
+    }
+    let t = if on { slice_ns.max(1) } else { 0 };
+    let ts = [(t / 1_000_000_000) as i64, (t % 1_000_000_000) as i64];
+    let spec = ItimerSpec {
+        interval: ts,
+        value: ts,
+    };
+    linux(
+        Sysno::timer_settime as u64,
+        [id as u64, 0, &spec as *const ItimerSpec as u64, 0, 0, 0],
+    )
 }
 
 extern "C" fn hosted_signal(signal: i32, info: &SigInfoHead, uc: &mut UContext) {
