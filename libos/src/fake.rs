@@ -103,6 +103,8 @@ pub struct State {
     /// platform's when Linux has no free hugetlbfs pages. Pages once backed stay.
     pub whole_only_budget: Option<u64>,
     pub whole_only_backed: BTreeSet<u64>,
+    /// What `debugging` answers (`MOTE_DEBUG`).
+    pub debugging: bool,
     /// What `calls_in_flight` reports, and the last request each slot answered.
     pub in_flight: Vec<(u32, u32)>,
     pub answered: BTreeMap<u32, u32>,
@@ -680,6 +682,9 @@ impl Platform for FakePlatform {
         )
     }
 
+    fn debugging(&self) -> bool {
+        self.st.borrow().debugging
+    }
     fn log(&self, msg: &str) {
         self.st.borrow_mut().logs.push(msg.into());
     }

@@ -70,6 +70,11 @@ pub trait Platform {
     fn die(&self, signal: u32, fault: Option<&FaultReport>) -> !;
     /// Diagnostics from libos itself (not application output), shown by the proxy.
     fn log(&self, msg: &str);
+    /// Whether mote's notes are wanted (`MOTE_DEBUG`): notes that need no
+    /// action are logged only then.
+    fn debugging(&self) -> bool {
+        false
+    }
     /// Have Linux map `fd` shared at user `[va, va+len)` (`mmap`'s arguments; `va`
     /// free and page aligned) and make it reachable from the partition: a
     /// pass-through object (`ikc::Op::MapShared`, then `Op::SharedLen`). libos then

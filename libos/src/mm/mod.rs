@@ -124,6 +124,15 @@ enum Note {
     RemoveShared = 1 << 8,
 }
 
+impl Note {
+    /// A note about performance only (the application runs correctly either
+    /// way): shown under `MOTE_DEBUG`, never on the application's stderr
+    /// otherwise.
+    fn only_when_debugging(self) -> bool {
+        matches!(self, Note::NoHugeFrames | Note::NoHugetlbPages)
+    }
+}
+
 /// The application's address space.
 #[derive(Debug)]
 pub struct AddressSpace {
@@ -270,7 +279,9 @@ impl AddressSpace {
     fn note<P: Platform>(&mut self, p: &P, which: Note, msg: &str) {
         if self.noted & which as u32 == 0 {
             self.noted |= which as u32;
-            p.log(msg);
+            if !which.only_when_debugging() || p.debugging() {
+                p.log(msg);
+            }
         }
     }
 }

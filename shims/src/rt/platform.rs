@@ -317,6 +317,9 @@ impl Platform for RtPlatform {
             core::hint::spin_loop();
         }
     }
+    fn debugging(&self) -> bool {
+        self.boot.flags & mote_abi::boot::BOOT_F_DEBUG != 0
+    }
     fn log(&self, msg: &str) {
         self.call(
             Op::Log,
