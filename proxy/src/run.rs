@@ -259,7 +259,12 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     }
     Ok(match event {
         Ok(Event::Exited(status)) => status,
-        Ok(Event::Killed { signal, fault }) => report::print_killed(signal, fault.as_ref()),
+        Ok(Event::Killed { signal, fault }) => {
+            let status = report::print_killed(signal, fault.as_ref());
+            // As the application died natively: the parent's wait sees the signal.
+            crate::signals::die_by(signal);
+            status
+        }
         Ok(Event::Failed(msg)) => return Err((EXIT_MOTE_FAILED, msg)),
         Err(_) => {
             return Err((

@@ -271,6 +271,50 @@ fn route_fault_signals() -> std::io::Result<()> {
     Ok(())
 }
 
+/// End this process as killed by `sig`, so that its parent's `wait` sees
+/// `WIFSIGNALED` with `sig` as it would for the application natively (a shell's
+/// 128+signal, Python's negative `returncode`): the signal's default action,
+/// unblocked in the calling thread, then raised at it; SIGKILL is sent to the
+/// whole process. No core of mote is written for a core-dumping signal (SIGSEGV,
+/// SIGABRT, SIGQUIT, ...): it would be the proxy's memory, not the
+/// application's, so the process is made non-dumpable (`PR_SET_DUMPABLE` 0,
+/// which also stops a `core_pattern` pipe) and `RLIMIT_CORE` goes to 0 first.
+/// Returns only if the signal does not end a process by default (SIGCHLD,
+/// SIGCONT, ...), which libos never reports as a run's end.
+pub fn die_by(sig: u32) {
+    let Ok(sig) = i32::try_from(sig) else { return };
+    if !(1..=libc::SIGRTMAX()).contains(&sig) {
+        return;
+    }
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Core).maximum;
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Core,
+        rustix::process::Rlimit {
+            current: Some(0),
+            maximum: hard,
+        },
+    );
+    // SAFETY: 1. sigaction installs SIG_DFL from a zeroed, plain-data struct;
+    // 2. pthread_sigmask changes only this thread's mask; 3. kill and tgkill
+    // only send signals to this process and thread. No Rust state is touched.
+    unsafe {
+        let pid = libc::getpid();
+        if sig == libc::SIGKILL {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::syscall(libc::SYS_tgkill, pid, libc::gettid(), sig);
+    }
+}
+
 /// Give SIGPIPE back its default action (Rust's runtime ignores it), so the
 /// native programs mote starts for the application inherit Linux's default. (In
 /// the proxy SIGPIPE is routed and blocked: the one a forwarded write raises is

@@ -108,13 +108,8 @@ pub(super) fn child_exit(status: i32) -> ! {
 /// End this forked server process as killed by signal `sig` (the parent's
 /// `wait4` sees that), or with `128 + sig` if the signal does not end it.
 pub(super) fn child_killed(sig: i32) -> ! {
-    // SAFETY: default action for the signal, then raise it; the process ends
-    // without returning into the proxy's code.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-        libc::raise(sig);
-        libc::_exit(128 + sig)
-    }
+    crate::signals::die_by(sig as u32);
+    child_exit(128 + (sig & 0x7f))
 }
 
 /// `Op::VforkWait`: block until child `pid` exec'd or ended, then release its
