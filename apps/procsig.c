@@ -162,13 +162,12 @@ static void spawnattr(void) {
 
     // The descriptors the parent opens after spawns get Linux's numbers and close.
     for (int i = 0; i < 3; i++) {
-        pid_t pid = spawn_self("say-fd0", NULL, NULL);
+        report("child", spawn_self("say-fd0", NULL, NULL));
         int fd = open("/dev/null", O_RDONLY);
         int fd2 = open("/dev/null", O_RDONLY);
         printf("after spawn %d: open gave %d and %d\n", i, fd, fd2);
         printf("close(%d): %s\n", fd, close(fd) == 0 ? "ok" : strerror(errno));
         printf("close(%d): %s\n", fd2, close(fd2) == 0 ? "ok" : strerror(errno));
-        report("child", pid);
     }
 }
 

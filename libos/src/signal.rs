@@ -152,6 +152,11 @@ pub struct ThreadSignals {
     /// The application's rsp at the system call being served (0: unknown), set
     /// by the entries: whether the thread runs on its alternate stack.
     pub caller_sp: u64,
+    /// A vfork child's own dispositions (`None` for a thread): it is another
+    /// process, whose `sigaction` must not change its parent's (Linux's vfork
+    /// child has its own `sighand` unless `CLONE_SIGHAND`; glibc's `posix_spawn`
+    /// child resets every handled signal to `SIG_DFL` before `execve`).
+    pub own_actions: Option<alloc::boxed::Box<[SigAction; NSIG as usize]>>,
 }
 
 impl Default for ThreadSignals {
@@ -164,6 +169,7 @@ impl Default for ThreadSignals {
             restart: None,
             waiting: 0,
             caller_sp: 0,
+            own_actions: None,
         }
     }
 }
@@ -222,9 +228,12 @@ fn first(set: u64) -> Option<u32> {
 }
 
 impl Signals {
-    /// The action of `sig` (1..=64).
+    /// The action of `sig` (1..=64), the running vfork child's own if it is one.
     pub fn action(&self, sig: u32) -> SigAction {
-        self.actions[sig as usize - 1]
+        match &self.thread.own_actions {
+            Some(own) => own[sig as usize - 1],
+            None => self.actions[sig as usize - 1],
+        }
     }
 
     /// Install `act` for `sig`; returns the previous action. SIGKILL and SIGSTOP
@@ -234,7 +243,11 @@ impl Signals {
             return Err(Errno::EINVAL);
         }
         act.mask &= !UNBLOCKABLE;
-        let old = core::mem::replace(&mut self.actions[sig as usize - 1], act);
+        let table = match &mut self.thread.own_actions {
+            Some(own) => &mut own[..],
+            None => &mut self.actions[..],
+        };
+        let old = core::mem::replace(&mut table[sig as usize - 1], act);
         // A signal that becomes ignored is discarded even while pending (POSIX).
         if self.ignored(sig) {
             self.pending &= !bit(sig);
@@ -245,10 +258,12 @@ impl Signals {
     }
 
     /// A new process's signal state: default actions but for `ignored` (bit
-    /// `sig - 1`), which it inherits ignored as `execve` keeps them; SIGKILL and
-    /// SIGSTOP cannot be ignored.
-    pub fn inheriting_ignored(ignored: u64) -> Self {
+    /// `sig - 1`), which it inherits ignored as `execve` keeps them, and the
+    /// `blocked` mask it inherits; SIGKILL and SIGSTOP cannot be ignored or
+    /// blocked.
+    pub fn inheriting(ignored: u64, blocked: u64) -> Self {
         let mut s = Signals::default();
+        s.thread.mask = blocked & !UNBLOCKABLE;
         for sig in
             (1..=NSIG).filter(|&sig| ignored & bit(sig) != 0 && sig != SIGKILL && sig != SIGSTOP)
         {
@@ -406,6 +421,29 @@ impl Signals {
         self.others.insert(tid, t);
     }
 
+    /// A vfork child `tid` of the current thread: the creator's mask and a copy
+    /// of the dispositions of its own (`own_actions`); it takes none of the
+    /// parent process's signals.
+    pub fn new_vfork_child(&mut self, tid: u32) {
+        let actions = match &self.thread.own_actions {
+            Some(own) => **own,
+            None => self.actions,
+        };
+        let t = ThreadSignals {
+            mask: self.thread.mask,
+            own_actions: Some(alloc::boxed::Box::new(actions)),
+            ..ThreadSignals::default()
+        };
+        self.others.insert(tid, t);
+    }
+
+    /// The ignored signals (bit `sig - 1`), what `execve` keeps ignored.
+    pub fn ignored_handlers(&self) -> u64 {
+        (1..=NSIG)
+            .filter(|&s| self.action(s).handler == SIG_IGN)
+            .fold(0, |m, s| m | bit(s))
+    }
+
     /// Threads that would take a pending process-directed signal now (they do not
     /// block it), by tid; the current thread's state counts as `current`'s.
     pub fn takers(&self) -> alloc::vec::Vec<u32> {
@@ -415,6 +453,9 @@ impl Signals {
             out.push(self.current);
         }
         for (&tid, t) in &self.others {
+            // A vfork child is a process of its own: the parent's signals are
+            // not its.
+            let wanted = if t.own_actions.is_some() { 0 } else { wanted };
             if (wanted | t.pending) & !t.mask != 0 {
                 out.push(tid);
             }
@@ -541,7 +582,10 @@ impl Signals {
             mask |= bit(sig);
         }
         if act.flags & SA_RESETHAND != 0 && sig != SIGILL && sig != SIGTRAP {
-            self.actions[sig as usize - 1].handler = SIG_DFL;
+            match &mut self.thread.own_actions {
+                Some(own) => own[sig as usize - 1].handler = SIG_DFL,
+                None => self.actions[sig as usize - 1].handler = SIG_DFL,
+            }
         }
         self.set_mask(mask);
         old
@@ -737,6 +781,53 @@ mod tests {
         s.switch_thread(12);
         assert!(!s.has_other_thread(11));
         assert_eq!(s.mask(), 0);
+    }
+
+    /// Regression: a vfork child (Python's `subprocess`, glibc's `posix_spawn`)
+    /// that set SIGUSR1 back to its default before `execve` reset its parent's
+    /// handler too, and took the parent's process-directed signals.
+    #[test]
+    fn a_vfork_childs_dispositions_are_its_own() {
+        let mut s = Signals::default();
+        s.switch_thread(10);
+        let handler = SigAction {
+            handler: 0x1234,
+            ..Default::default()
+        };
+        s.set_action(SIGUSR1, handler).unwrap();
+        s.set_action(
+            SIGUSR2,
+            SigAction {
+                handler: SIG_IGN,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        s.set_mask(bit(SIGINT));
+        s.new_vfork_child(20);
+        s.switch_thread(20);
+        assert_eq!(s.mask(), bit(SIGINT), "the creator's mask");
+        assert_eq!(s.action(SIGUSR1).handler, 0x1234, "a copy of the parent's");
+        s.set_action(SIGUSR1, SigAction::default()).unwrap();
+        s.set_action(SIGUSR2, SigAction::default()).unwrap();
+        s.set_action(
+            SIGHUP,
+            SigAction {
+                handler: SIG_IGN,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.ignored_handlers(), bit(SIGHUP), "what its execve keeps");
+        s.switch_thread(10);
+        assert_eq!(s.action(SIGUSR1).handler, 0x1234);
+        assert_eq!(s.ignored_handlers(), bit(SIGUSR2));
+        s.set_mask(bit(SIGUSR1));
+        s.queue(SIGUSR1, crate::sigframe::SigInfo::new(SIGUSR1, 0), false);
+        assert!(
+            s.takers().is_empty(),
+            "the child takes none of the parent's"
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct BootParams {
     pub shared_cpus: bool,
     /// `BootInfo::ignored_signals` (`signals::inherited_ignored`).
     pub ignored_signals: u64,
+    /// `BootInfo::blocked_signals` (`signals::inherited_mask`).
+    pub blocked_signals: u64,
 }
 
 impl BootParams {
@@ -117,6 +119,7 @@ pub fn boot_info(params: &BootParams, p: &PlatformBoot) -> BootInfo {
         page_size: p.page_size,
         large_pool_start: p.large_pool_start,
         ignored_signals: params.ignored_signals,
+        blocked_signals: params.blocked_signals,
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::boot::BootParams;
 use crate::cli::{RunArgs, EXIT_USAGE};
 use crate::event::Event;
+use crate::fds::LOW_FDS;
 use crate::guest::GuestMem;
 use crate::hosted::Hosted;
 use crate::info::Backend;
@@ -49,6 +50,7 @@ fn fail(status: i32) -> impl FnOnce(String) -> Failure {
 fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     // Before mote installs or blocks anything: what the application inherits ignored.
     let ignored_signals = crate::signals::inherited_ignored();
+    let blocked_signals = crate::signals::inherited_mask();
     if a.cores == 0 {
         return Err((EXIT_USAGE, "--cores must be at least 1".into()));
     }
@@ -174,6 +176,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         page_size: a.page_size.bytes(),
         shared_cpus: a.cores > 1 && a.cores + 1 > crate::cpus::host_cpus().len(),
         ignored_signals,
+        blocked_signals,
     };
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);
@@ -221,6 +224,7 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
     crate::fds::protect_fds(own.into_iter().filter(|fd| !inherited.contains(fd)));
 
     crate::signals::default_sigpipe();
+    crate::fds::close_std_fds_closed_at_start();
     let (tx, rx) = channel();
     // The main thread's server and each core's idle context's (`ikc::idle_slot`);
     // libos asks for one per thread it creates.
@@ -274,9 +278,6 @@ fn run_inner(a: RunArgs) -> Result<i32, Failure> {
         }
     })
 }
-
-/// The proxy's own descriptors start here.
-const LOW_FDS: i32 = 64;
 
 /// Placeholders on every free descriptor number below `LOW_FDS` while the proxy
 /// opens its own (guest memory, KVM, vCPUs); dropping it frees them for the

@@ -146,15 +146,67 @@ pub fn inherited_ignored() -> u64 {
         .fold(0u64, |m, sig| m | 1 << (sig - 1))
 }
 
-/// Block the routed signals in the calling thread (call before any thread starts:
-/// every later thread inherits the mask) and install the kick handler.
+/// The signal mask this process started with (bit `sig - 1`), before mote
+/// blocks anything: the application inherits it, as across `execve`.
+pub fn inherited_mask() -> u64 {
+    // SAFETY: sigset_t is plain bits; a null new set only reads the current mask
+    // into `old`; sigismember only reads it.
+    unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        if libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut old) != 0 {
+            return 0;
+        }
+        (1..=64)
+            .filter(|&sig| libc::sigismember(&old, sig) == 1)
+            .fold(0u64, |m, sig| m | 1 << (sig - 1))
+    }
+}
+
+/// Set the calling thread's Linux signal state to what an application thread
+/// would hand a program it `execve`s: `ignored` (bit `sig - 1`) ignored and the
+/// others at their default (handlers do not survive `execve`; ignored signals
+/// do), and `mask` blocked. For a vfork child's forked proxy about to exec
+/// `mote run` for the child's program, which reads them back
+/// (`inherited_ignored`, `inherited_mask`): `posix_spawnattr_setsigmask` and
+/// `setsigdef`, `nohup`, `trap '' PIPE`. The process must be single-threaded.
+pub fn hand_over_to_exec(ignored: u64, mask: u64) {
+    // SAFETY: 1. sigaction with a zeroed, plain-data struct installs SIG_IGN or
+    // SIG_DFL, which touches no Rust state (nothing of the proxy runs in this
+    // process after the exec); 2. pthread_sigmask changes this thread's mask.
+    unsafe {
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = if ignored & (1 << (sig - 1)) != 0 {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            };
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in (1..=64).filter(|&sig| mask & (1u64 << (sig - 1)) != 0) {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Block the routed signals in the calling thread, and only those (call before
+/// any thread starts: every later thread inherits the mask; the mask mote was
+/// started with is the application's, `inherited_mask`, and must not keep the
+/// kick or a fault signal from the proxy), and install the kick handler.
 pub fn block_routed() -> std::io::Result<()> {
     let set = routed_set();
     // SAFETY: 1. pthread_sigmask changes only this thread's mask; 2. the kick
     // handler is an empty extern "C" function, async-signal-safe, installed without
     // SA_RESTART on purpose (blocking calls must return EINTR).
     unsafe {
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+        if libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
             return Err(std::io::Error::last_os_error());
         }
         let mut sa: libc::sigaction = std::mem::zeroed();

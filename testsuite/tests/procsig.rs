@@ -35,4 +35,52 @@ fn a_run_ended_by_a_signal_ends_mote_by_that_signal(pf: Platform) {
     assert!(out.contains("raise(SIGTERM): killed by signal 15"), "{out}");
 }
 
-mote_testsuite::on_both_platforms!(a_run_ended_by_a_signal_ends_mote_by_that_signal,);
+/// Regression: `POSIX_SPAWN_CLOSE` of descriptor 0 left it open, `setsigmask`
+/// and `setsigdef` were ignored, and after a spawn the parent's next
+/// descriptor could not be closed (`EBADF`: the proxy kept its number reserved).
+fn posix_spawn_file_actions_and_signal_attributes_apply(pf: Platform) {
+    let out = procsig(pf, "spawnattr");
+    assert!(
+        out.contains("  fd 0 in the child: Bad file descriptor\nPOSIX_SPAWN_CLOSE 0: exited 0"),
+        "{out}"
+    );
+    assert!(out.contains("SIGUSR2 blocked in the child: yes"), "{out}");
+    assert!(
+        out.contains("setsigdef SIGUSR2, raise: killed by signal 12"),
+        "{out}"
+    );
+    assert!(!out.contains("close(4): Bad file descriptor"), "{out}");
+    assert!(out.contains("after spawn 2: open gave 3 and 4"), "{out}");
+}
+
+/// With SIGPIPE ignored a write into a pipe without a reader fails with EPIPE,
+/// in the program and in a child that inherits the ignored SIGPIPE across
+/// `posix_spawn`; at its default it kills the child.
+fn ignored_sigpipe_gives_epipe_also_in_a_spawned_child(pf: Platform) {
+    let out = procsig(pf, "epipe");
+    assert_eq!(
+        out.matches("write into a pipe without a reader: EPIPE")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("SIGPIPE default: killed by signal 13"),
+        "{out}"
+    );
+}
+
+/// Regression: a vfork child that set SIGUSR1 back to its default reset the
+/// parent's handler too, and the parent then died of its own SIGUSR1.
+fn a_vfork_childs_handler_changes_stay_in_the_child(pf: Platform) {
+    let out = procsig(pf, "vforkreset");
+    assert!(out.contains("parent's SIGUSR1: its handler"), "{out}");
+    assert!(out.contains("handler ran 2 time(s)"), "{out}");
+}
+
+mote_testsuite::on_both_platforms!(
+    a_run_ended_by_a_signal_ends_mote_by_that_signal,
+    posix_spawn_file_actions_and_signal_attributes_apply,
+    ignored_sigpipe_gives_epipe_also_in_a_spawned_child,
+    a_vfork_childs_handler_changes_stay_in_the_child,
+);

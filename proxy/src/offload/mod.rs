@@ -289,9 +289,13 @@ pub fn serve(
             Some(Op::VforkWait) => {
                 vfork::vfork_wait(req.args[0] as i32, req.args[1] as usize, guest, index)
             }
-            Some(Op::SpawnExec) => {
-                crate::spawn::exec_in_partition(req.args[0], req.args[1], req.args[2])
-            }
+            Some(Op::SpawnExec) => crate::spawn::exec_in_partition(
+                req.args[0],
+                req.args[1],
+                req.args[2],
+                req.args[3],
+                req.args[4],
+            ),
             Some(Op::Fatal) => {
                 // libos wrote the report before publishing the request, which the
                 // Acquire load of req_seq in `poll` ordered before this read.
