@@ -594,7 +594,7 @@ fn route(page: &SignalPage) {
         // SAFETY: set, info and ts are valid for the call; the routed signals are
         // blocked in this thread, so sigtimedwait takes them.
         let sig = unsafe { libc::sigtimedwait(&set, &mut info, &ts) };
-        if sig > 0 {
+        if sig > 0 && !about_mote_itself(sig, &info) {
             record(page, sig as u32, &info);
         }
         cpu_limit(page);
@@ -605,6 +605,18 @@ fn route(page: &SignalPage) {
             kick();
         }
     }
+}
+
+/// Whether routed signal `sig` is about mote's own processes rather than the
+/// application's: `SIGCHLD` for the hosted platform's application process (it
+/// stops or continues with job control; its end is the run's), which natively
+/// is the program itself, not a child of it. `SIGCHLD` from the application's
+/// children (its vfork children's processes, which become its programs'
+/// `mote run`) is the application's.
+fn about_mote_itself(sig: i32, info: &libc::siginfo_t) -> bool {
+    let hosted = HOSTED_CHILD.load(Ordering::Acquire);
+    // SAFETY: for SIGCHLD, Linux fills the si_pid field of the siginfo it passed.
+    sig == libc::SIGCHLD && hosted > 0 && unsafe { info.si_pid() } == hosted
 }
 
 /// `RLIMIT_CPU` on the hosted platform, looked at on every pass of the router
@@ -781,6 +793,16 @@ mod tests {
         for s in FAULT_SIGNALS {
             assert!(!routed(s), "{s}: taken by on_fault_signal, never blocked");
         }
+    }
+
+    #[test]
+    fn sigchld_of_the_hosted_application_process_is_not_the_applications() {
+        // SAFETY: siginfo_t is plain data.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        info.si_signo = libc::SIGCHLD;
+        // No hosted process registered: every SIGCHLD is the application's.
+        assert!(!about_mote_itself(libc::SIGCHLD, &info));
+        assert!(!about_mote_itself(libc::SIGTERM, &info));
     }
 
     #[test]

@@ -78,9 +78,25 @@ fn a_vfork_childs_handler_changes_stay_in_the_child(pf: Platform) {
     assert!(out.contains("handler ran 2 time(s)"), "{out}");
 }
 
+/// Regression: the parent was killed by its child's SIGUSR1, its SIGCHLD
+/// handler never ran, and `pselect` with a mask unblocking SIGCHLD waited for
+/// ever (`make -j2`).
+fn a_parent_handles_its_childs_sigusr1_and_sigchld(pf: Platform) {
+    let out = procsig(pf, "usr1");
+    for call in ["sigsuspend", "pselect", "ppoll", "epoll_pwait"] {
+        assert!(
+            out.contains(&format!(
+                "{call}: SIGUSR1 handled 1, SIGCHLD handled 1, interrupted: yes"
+            )),
+            "{out}"
+        );
+    }
+}
+
 mote_testsuite::on_both_platforms!(
     a_run_ended_by_a_signal_ends_mote_by_that_signal,
     posix_spawn_file_actions_and_signal_attributes_apply,
     ignored_sigpipe_gives_epipe_also_in_a_spawned_child,
     a_vfork_childs_handler_changes_stay_in_the_child,
+    a_parent_handles_its_childs_sigusr1_and_sigchld,
 );
