@@ -93,10 +93,17 @@ fn a_parent_handles_its_childs_sigusr1_and_sigchld(pf: Platform) {
     }
 }
 
+/// Regression: ten threads started one after another all had the same tid.
+fn threads_one_after_another_have_distinct_tids(pf: Platform) {
+    let out = procsig(pf, "tids");
+    assert!(out.contains(": 10 distinct tids"), "{out}");
+}
+
 mote_testsuite::on_both_platforms!(
     a_run_ended_by_a_signal_ends_mote_by_that_signal,
     posix_spawn_file_actions_and_signal_attributes_apply,
     ignored_sigpipe_gives_epipe_also_in_a_spawned_child,
     a_vfork_childs_handler_changes_stay_in_the_child,
     a_parent_handles_its_childs_sigusr1_and_sigchld,
+    threads_one_after_another_have_distinct_tids,
 );
