@@ -213,6 +213,27 @@ impl Default for Signals {
 /// `Signals::current` after the current thread ended: nobody's state is loaded.
 const NOBODY: u32 = u32::MAX;
 
+/// Whether the proxy routes `sig` when Linux signals its process with it
+/// (`proxy/src/signals.rs`): all but SIGKILL and SIGSTOP, SIGTRAP and SIGSYS
+/// (the hosted platform's traps), job control, glibc's internal 32 and 33, and
+/// the proxy's kick (`SIGRTMAX`).
+pub fn proxy_routes(sig: u32) -> bool {
+    !matches!(
+        sig,
+        SIGKILL
+            | SIGSTOP
+            | SIGTRAP
+            | SIGSYS
+            | SIGTSTP
+            | SIGTTIN
+            | SIGTTOU
+            | SIGCONT
+            | 32
+            | 33
+            | NSIG
+    )
+}
+
 /// Signals Linux dequeues first: the synchronous ones (`SYNCHRONOUS_MASK`).
 const SYNCHRONOUS: u64 =
     bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGTRAP) | bit(SIGFPE) | bit(SIGSYS);
@@ -435,6 +456,19 @@ impl Signals {
             ..ThreadSignals::default()
         };
         self.others.insert(tid, t);
+    }
+
+    /// Whether process-directed `sig`, sent by the current thread, is for
+    /// another thread: the current one blocks it, and another thread of the
+    /// process does not or waits for it (`sigwait`). That thread may be blocked
+    /// in Linux (a forwarded wait), which only the proxy can interrupt.
+    pub fn for_another_thread(&self, sig: u32) -> bool {
+        let b = bit(sig);
+        self.blocked(sig)
+            && self
+                .others
+                .values()
+                .any(|t| t.own_actions.is_none() && (t.mask & b == 0 || t.waiting & b != 0))
     }
 
     /// The ignored signals (bit `sig - 1`), what `execve` keeps ignored.
@@ -828,6 +862,26 @@ mod tests {
             s.takers().is_empty(),
             "the child takes none of the parent's"
         );
+    }
+
+    /// Regression: `kill(getpid(), …)` from a thread that blocks the signal was
+    /// queued here only, and `sigwait` in the main thread, waiting in Linux,
+    /// never woke.
+    #[test]
+    fn a_signal_another_thread_waits_for_is_for_that_thread() {
+        let mut s = Signals::default();
+        s.switch_thread(10);
+        s.set_mask(bit(SIGUSR1));
+        s.new_thread(11);
+        assert!(
+            !s.for_another_thread(SIGUSR1),
+            "both block it, nobody waits"
+        );
+        s.thread.waiting = bit(SIGUSR1); // 10 waits in sigwait
+        s.switch_thread(11);
+        assert!(s.for_another_thread(SIGUSR1));
+        assert!(!s.for_another_thread(SIGUSR2), "11 takes it itself");
+        assert!(proxy_routes(SIGUSR1) && !proxy_routes(SIGKILL) && !proxy_routes(NSIG));
     }
 
     #[test]

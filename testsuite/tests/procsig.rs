@@ -99,6 +99,14 @@ fn threads_one_after_another_have_distinct_tids(pf: Platform) {
     assert!(out.contains(": 10 distinct tids"), "{out}");
 }
 
+/// Regression: `sigwait` in the main thread never received the signal another
+/// thread sent to the process; the run hung.
+fn sigwait_takes_a_signal_another_thread_sends_to_the_process(pf: Platform) {
+    let out = procsig(pf, "sigwait");
+    assert!(out.contains("sigwait: 0, signal 10"), "{out}");
+    assert!(out.contains("sigwaitinfo: 12, si_signo 12"), "{out}");
+}
+
 mote_testsuite::on_both_platforms!(
     a_run_ended_by_a_signal_ends_mote_by_that_signal,
     posix_spawn_file_actions_and_signal_attributes_apply,
@@ -106,4 +114,5 @@ mote_testsuite::on_both_platforms!(
     a_vfork_childs_handler_changes_stay_in_the_child,
     a_parent_handles_its_childs_sigusr1_and_sigchld,
     threads_one_after_another_have_distinct_tids,
+    sigwait_takes_a_signal_another_thread_sends_to_the_process,
 );
