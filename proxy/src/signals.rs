@@ -587,6 +587,7 @@ fn route(page: &SignalPage) {
         // SAFETY: siginfo_t is plain data; sigtimedwait writes it.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         let wait = if outstanding { REKICK } else { LOOK_AGAIN };
+        let wait = cpu_timers(page).map_or(wait, |next| wait.min(next));
         let ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: wait.as_nanos() as i64,
@@ -617,6 +618,110 @@ fn about_mote_itself(sig: i32, info: &libc::siginfo_t) -> bool {
     let hosted = HOSTED_CHILD.load(Ordering::Acquire);
     // SAFETY: for SIGCHLD, Linux fills the si_pid field of the siginfo it passed.
     sig == libc::SIGCHLD && hosted > 0 && unsafe { info.si_pid() } == hosted
+}
+
+/// The application's CPU-time interval timers, `ITIMER_VIRTUAL` and
+/// `ITIMER_PROF` (`setitimer(2)`): run here, because Linux's would count the
+/// proxy's time (its offload threads), not the application's. The time they
+/// count is the application's computing: the vCPU threads' CPU time in the
+/// partition, the application process's on the hosted platform — both timers
+/// count it, user and system time alike, as the LWK's time is all the
+/// application's. Each is the CPU time it fires at (0: disarmed) and its
+/// interval, in ns.
+static CPU_TIMERS: std::sync::Mutex<[(u64, u64); 2]> = std::sync::Mutex::new([(0, 0); 2]);
+
+/// `ITIMER_VIRTUAL` and `ITIMER_PROF` (`include/uapi/linux/time.h`).
+pub const ITIMER_VIRTUAL: u64 = 1;
+pub const ITIMER_PROF: u64 = 2;
+
+/// The CPU time the application's CPU-time timers count, in ns.
+fn app_cpu_ns() -> u64 {
+    let hosted = HOSTED_CHILD.load(Ordering::Acquire);
+    if hosted > 0 {
+        process_cpu_ns(hosted)
+    } else {
+        cpu_times(2).get(1).copied().unwrap_or(0)
+    }
+}
+
+/// Set (`new`: value and interval in ns, a value of 0 disarms) or read CPU-time
+/// timer `which` (`ITIMER_VIRTUAL` or `ITIMER_PROF`); returns the old value
+/// left and interval. The router fires it (`cpu_timers`).
+pub fn cpu_itimer(which: u64, new: Option<(u64, u64)>) -> (u64, u64) {
+    let i = usize::from(which == ITIMER_PROF);
+    let now = app_cpu_ns();
+    let mut timers = CPU_TIMERS.lock().unwrap_or_else(|p| p.into_inner());
+    let (next, interval) = timers[i];
+    // An armed timer whose time has come shows the least Linux shows, 1 µs.
+    let left = if next == 0 {
+        0
+    } else {
+        next.saturating_sub(now).max(1000)
+    };
+    if let Some((value, interval)) = new {
+        timers[i] = if value == 0 {
+            (0, 0)
+        } else {
+            (now + value, interval)
+        };
+    }
+    drop(timers);
+    if new.is_some() {
+        // The router's wait is set for the timers it knew.
+        let router = ROUTER_TID.load(Ordering::Acquire);
+        if router != 0 {
+            // SAFETY: tgkill only sends the kick to the router thread.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    ROUTER_PID.load(Ordering::Acquire),
+                    router,
+                    kick_signal(),
+                )
+            };
+        }
+    }
+    (left, interval)
+}
+
+/// Fire the CPU-time timers whose time has come (`SIGVTALRM`, `SIGPROF`, from
+/// the kernel as Linux sends them); returns how long the router may wait before
+/// the next one could be due (CPU time passes no faster than wall time on one
+/// core; the router looks again then), or `None` with none armed.
+fn cpu_timers(page: &SignalPage) -> Option<Duration> {
+    let mut timers = CPU_TIMERS.lock().unwrap_or_else(|p| p.into_inner());
+    if timers.iter().all(|&(next, _)| next == 0) {
+        return None;
+    }
+    let now = app_cpu_ns();
+    let mut soonest = u64::MAX;
+    for (i, (next, interval)) in timers.iter_mut().enumerate() {
+        if *next == 0 {
+            continue;
+        }
+        if now >= *next {
+            let sig = if i == 0 {
+                libc::SIGVTALRM
+            } else {
+                libc::SIGPROF
+            };
+            // SAFETY: siginfo_t is plain data.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            info.si_signo = sig;
+            info.si_code = libc::SI_KERNEL;
+            record(page, sig as u32, &info);
+            *next = if *interval == 0 {
+                0
+            } else {
+                // Expirations missed meanwhile are one signal, as on Linux.
+                now + *interval - (now - *next) % *interval
+            };
+        }
+        if *next != 0 {
+            soonest = soonest.min(*next - now.min(*next));
+        }
+    }
+    Some(Duration::from_nanos(soonest.clamp(100_000, 100_000_000)))
 }
 
 /// `RLIMIT_CPU` on the hosted platform, looked at on every pass of the router
@@ -803,6 +908,26 @@ mod tests {
         // No hosted process registered: every SIGCHLD is the application's.
         assert!(!about_mote_itself(libc::SIGCHLD, &info));
         assert!(!about_mote_itself(libc::SIGTERM, &info));
+    }
+
+    #[test]
+    fn cpu_time_timers_arm_read_back_fire_and_disarm() {
+        // No vCPU and no hosted process here: the application's CPU time is 0.
+        assert_eq!(
+            cpu_itimer(ITIMER_PROF, Some((5_000_000, 1_000_000))),
+            (0, 0)
+        );
+        assert_eq!(cpu_itimer(ITIMER_PROF, None), (5_000_000, 1_000_000));
+        assert_eq!(cpu_itimer(ITIMER_VIRTUAL, None), (0, 0));
+        let page = SignalPage::new();
+        assert!(cpu_timers(&page).is_some());
+        assert_eq!(page.pending.load(Ordering::Relaxed), 0, "not due yet");
+        assert_eq!(
+            cpu_itimer(ITIMER_PROF, Some((0, 0))),
+            (5_000_000, 1_000_000)
+        );
+        assert_eq!(cpu_itimer(ITIMER_PROF, None), (0, 0));
+        assert!(cpu_timers(&page).is_none());
     }
 
     #[test]

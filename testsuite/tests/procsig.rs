@@ -107,6 +107,21 @@ fn sigwait_takes_a_signal_another_thread_sends_to_the_process(pf: Platform) {
     assert!(out.contains("sigwaitinfo: 12, si_signo 12"), "{out}");
 }
 
+/// Regression: `ITIMER_PROF` and `ITIMER_VIRTUAL` were ENOSYS, and an invalid
+/// timer too where Linux says EINVAL.
+fn cpu_time_interval_timers_tick_while_computing(pf: Platform) {
+    let out = procsig(pf, "itimer");
+    assert!(
+        out.contains("ITIMER_PROF: 3 ticks while computing; disarmed yes"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ITIMER_VIRTUAL: 3 ticks while computing; disarmed yes"),
+        "{out}"
+    );
+    assert!(out.contains("setitimer(7): -1 Invalid argument"), "{out}");
+}
+
 mote_testsuite::on_both_platforms!(
     a_run_ended_by_a_signal_ends_mote_by_that_signal,
     posix_spawn_file_actions_and_signal_attributes_apply,
@@ -115,4 +130,5 @@ mote_testsuite::on_both_platforms!(
     a_parent_handles_its_childs_sigusr1_and_sigchld,
     threads_one_after_another_have_distinct_tids,
     sigwait_takes_a_signal_another_thread_sends_to_the_process,
+    cpu_time_interval_timers_tick_while_computing,
 );

@@ -133,24 +133,20 @@ pub fn alarm<P: Platform>(p: &P, seconds: u64) -> Result<usize, Errno> {
     forwarded(p.forward(Sysno::alarm as u64, [seconds, 0, 0, 0, 0, 0]))
 }
 
-/// `setitimer(which, new, old)`: `ITIMER_REAL` counts wall time and signals the
-/// process, so Linux's works for us; the CPU-time timers would count the
-/// proxy's time, not the application's.
+/// `setitimer(which, new, old)`: forwarded. `ITIMER_REAL` counts wall time and
+/// signals the process, so Linux's works for us; the CPU-time timers
+/// (`ITIMER_VIRTUAL`, `ITIMER_PROF`) the proxy runs itself on the application's
+/// CPU time (Linux's would count the proxy's). Another timer is `EINVAL`.
 pub fn setitimer<P: Platform>(
-    pr: &mut Process,
+    _pr: &mut Process,
     p: &P,
     which: u64,
     new: u64,
     old: u64,
 ) -> Result<usize, Errno> {
-    const ITIMER_REAL: u64 = 0;
-    if which != ITIMER_REAL {
-        pr.log_once(p, Sysno::setitimer as u64 + 0x2_0000, || {
-            alloc::format!(
-                "setitimer({which}): CPU-time timers would count the proxy's time; returning ENOSYS"
-            )
-        });
-        return Err(Errno::ENOSYS);
+    const ITIMER_PROF: u64 = 2;
+    if which > ITIMER_PROF {
+        return Err(Errno::EINVAL);
     }
     forwarded(p.forward(Sysno::setitimer as u64, [which, new, old, 0, 0, 0]))
 }
