@@ -274,10 +274,8 @@ pub fn sigaltstack<P: Platform>(
 
 /// `kill(pid, sig)`.
 pub fn kill<P: Platform>(pr: &mut Process, p: &P, pid: u64, sig: u64) -> Result<usize, Errno> {
-    if pid as i32 == pr.pid as i32 {
-        if !through_linux(pr, sig) {
-            return pr.raise(p, sig);
-        }
+    if pid as i32 == pr.pid as i32 && !through_linux(pr, sig) {
+        return pr.raise(p, sig);
     }
     // Other processes, process groups (0, -pgid) and -1 are Linux's to reach.
     forwarded(p.forward(Sysno::kill as u64, [pid, sig, 0, 0, 0, 0]))
