@@ -8,6 +8,9 @@
 //! thread sends to the process; thread ids are distinct; a vfork child's handler
 //! changes stay in the child; CPU-time interval timers work.
 
+use std::path::PathBuf;
+use std::process::Command;
+
 use mote_testsuite::{app, Platform, Program};
 
 fn procsig(pf: Platform, mode: &str) -> String {
@@ -122,6 +125,40 @@ fn cpu_time_interval_timers_tick_while_computing(pf: Platform) {
     assert!(out.contains("setitimer(7): -1 Invalid argument"), "{out}");
 }
 
+/// The interpreter itself, not a wrapper script (pyenv's shims are bash scripts).
+fn python() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    p.is_file().then_some(p)
+}
+
+/// The issue's own check: Python's `returncode` of a child killed by SIGKILL is
+/// -9 (it was 137), and a child's SIGUSR1 runs the parent's handler (it killed
+/// the parent). mote routes the signal through its router thread, so it may
+/// arrive just after the child's exit: the parent waits for it (natively it
+/// has come already).
+fn python_sees_a_killed_child_and_its_signal(pf: Platform) {
+    let py = python().expect("python3 is needed for this test");
+    let (_, mote) = Program::new(py)
+        .on(pf)
+        .args([
+            "-c",
+            "import signal, subprocess, sys, time\n\
+             r = subprocess.run([sys.executable, '-c', 'import os; os.kill(os.getpid(), 9)'])\n\
+             print('returncode', r.returncode)\n\
+             got = []\n\
+             signal.signal(signal.SIGUSR1, lambda s, f: got.append(s))\n\
+             subprocess.run([sys.executable, '-c', 'import os, signal; os.kill(os.getppid(), signal.SIGUSR1)'])\n\
+             while not got: time.sleep(0.01)\n\
+             print('SIGUSR1 handled', len(got))",
+        ])
+        .same_as_native();
+    assert_eq!(mote.stdout_text(), "returncode -9\nSIGUSR1 handled 1\n");
+}
+
 mote_testsuite::on_both_platforms!(
     a_run_ended_by_a_signal_ends_mote_by_that_signal,
     posix_spawn_file_actions_and_signal_attributes_apply,
@@ -131,4 +168,5 @@ mote_testsuite::on_both_platforms!(
     threads_one_after_another_have_distinct_tids,
     sigwait_takes_a_signal_another_thread_sends_to_the_process,
     cpu_time_interval_timers_tick_while_computing,
+    python_sees_a_killed_child_and_its_signal,
 );
