@@ -73,7 +73,7 @@ impl Process {
         Process {
             mm,
             pid: boot.pid,
-            signals: Signals::inheriting_ignored(boot.ignored_signals),
+            signals: Signals::inheriting(boot.ignored_signals, boot.blocked_signals),
             robust_list: (0, 0),
             clear_child_tid: 0,
             fs_base: 0,

@@ -152,6 +152,11 @@ pub struct ThreadSignals {
     /// The application's rsp at the system call being served (0: unknown), set
     /// by the entries: whether the thread runs on its alternate stack.
     pub caller_sp: u64,
+    /// A vfork child's own dispositions (`None` for a thread): it is another
+    /// process, whose `sigaction` must not change its parent's (Linux's vfork
+    /// child has its own `sighand` unless `CLONE_SIGHAND`; glibc's `posix_spawn`
+    /// child resets every handled signal to `SIG_DFL` before `execve`).
+    pub own_actions: Option<alloc::boxed::Box<[SigAction; NSIG as usize]>>,
 }
 
 impl Default for ThreadSignals {
@@ -164,6 +169,7 @@ impl Default for ThreadSignals {
             restart: None,
             waiting: 0,
             caller_sp: 0,
+            own_actions: None,
         }
     }
 }
@@ -207,6 +213,27 @@ impl Default for Signals {
 /// `Signals::current` after the current thread ended: nobody's state is loaded.
 const NOBODY: u32 = u32::MAX;
 
+/// Whether the proxy routes `sig` when Linux signals its process with it
+/// (`proxy/src/signals.rs`): all but SIGKILL and SIGSTOP, SIGTRAP and SIGSYS
+/// (the hosted platform's traps), job control, glibc's internal 32 and 33, and
+/// the proxy's kick (`SIGRTMAX`).
+pub fn proxy_routes(sig: u32) -> bool {
+    !matches!(
+        sig,
+        SIGKILL
+            | SIGSTOP
+            | SIGTRAP
+            | SIGSYS
+            | SIGTSTP
+            | SIGTTIN
+            | SIGTTOU
+            | SIGCONT
+            | 32
+            | 33
+            | NSIG
+    )
+}
+
 /// Signals Linux dequeues first: the synchronous ones (`SYNCHRONOUS_MASK`).
 const SYNCHRONOUS: u64 =
     bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGTRAP) | bit(SIGFPE) | bit(SIGSYS);
@@ -222,9 +249,12 @@ fn first(set: u64) -> Option<u32> {
 }
 
 impl Signals {
-    /// The action of `sig` (1..=64).
+    /// The action of `sig` (1..=64), the running vfork child's own if it is one.
     pub fn action(&self, sig: u32) -> SigAction {
-        self.actions[sig as usize - 1]
+        match &self.thread.own_actions {
+            Some(own) => own[sig as usize - 1],
+            None => self.actions[sig as usize - 1],
+        }
     }
 
     /// Install `act` for `sig`; returns the previous action. SIGKILL and SIGSTOP
@@ -234,7 +264,11 @@ impl Signals {
             return Err(Errno::EINVAL);
         }
         act.mask &= !UNBLOCKABLE;
-        let old = core::mem::replace(&mut self.actions[sig as usize - 1], act);
+        let table = match &mut self.thread.own_actions {
+            Some(own) => &mut own[..],
+            None => &mut self.actions[..],
+        };
+        let old = core::mem::replace(&mut table[sig as usize - 1], act);
         // A signal that becomes ignored is discarded even while pending (POSIX).
         if self.ignored(sig) {
             self.pending &= !bit(sig);
@@ -245,10 +279,12 @@ impl Signals {
     }
 
     /// A new process's signal state: default actions but for `ignored` (bit
-    /// `sig - 1`), which it inherits ignored as `execve` keeps them; SIGKILL and
-    /// SIGSTOP cannot be ignored.
-    pub fn inheriting_ignored(ignored: u64) -> Self {
+    /// `sig - 1`), which it inherits ignored as `execve` keeps them, and the
+    /// `blocked` mask it inherits; SIGKILL and SIGSTOP cannot be ignored or
+    /// blocked.
+    pub fn inheriting(ignored: u64, blocked: u64) -> Self {
         let mut s = Signals::default();
+        s.thread.mask = blocked & !UNBLOCKABLE;
         for sig in
             (1..=NSIG).filter(|&sig| ignored & bit(sig) != 0 && sig != SIGKILL && sig != SIGSTOP)
         {
@@ -406,6 +442,42 @@ impl Signals {
         self.others.insert(tid, t);
     }
 
+    /// A vfork child `tid` of the current thread: the creator's mask and a copy
+    /// of the dispositions of its own (`own_actions`); it takes none of the
+    /// parent process's signals.
+    pub fn new_vfork_child(&mut self, tid: u32) {
+        let actions = match &self.thread.own_actions {
+            Some(own) => **own,
+            None => self.actions,
+        };
+        let t = ThreadSignals {
+            mask: self.thread.mask,
+            own_actions: Some(alloc::boxed::Box::new(actions)),
+            ..ThreadSignals::default()
+        };
+        self.others.insert(tid, t);
+    }
+
+    /// Whether process-directed `sig`, sent by the current thread, is for
+    /// another thread: the current one blocks it, and another thread of the
+    /// process does not or waits for it (`sigwait`). That thread may be blocked
+    /// in Linux (a forwarded wait), which only the proxy can interrupt.
+    pub fn for_another_thread(&self, sig: u32) -> bool {
+        let b = bit(sig);
+        self.blocked(sig)
+            && self
+                .others
+                .values()
+                .any(|t| t.own_actions.is_none() && (t.mask & b == 0 || t.waiting & b != 0))
+    }
+
+    /// The ignored signals (bit `sig - 1`), what `execve` keeps ignored.
+    pub fn ignored_handlers(&self) -> u64 {
+        (1..=NSIG)
+            .filter(|&s| self.action(s).handler == SIG_IGN)
+            .fold(0, |m, s| m | bit(s))
+    }
+
     /// Threads that would take a pending process-directed signal now (they do not
     /// block it), by tid; the current thread's state counts as `current`'s.
     pub fn takers(&self) -> alloc::vec::Vec<u32> {
@@ -415,6 +487,9 @@ impl Signals {
             out.push(self.current);
         }
         for (&tid, t) in &self.others {
+            // A vfork child is a process of its own: the parent's signals are
+            // not its.
+            let wanted = if t.own_actions.is_some() { 0 } else { wanted };
             if (wanted | t.pending) & !t.mask != 0 {
                 out.push(tid);
             }
@@ -541,7 +616,10 @@ impl Signals {
             mask |= bit(sig);
         }
         if act.flags & SA_RESETHAND != 0 && sig != SIGILL && sig != SIGTRAP {
-            self.actions[sig as usize - 1].handler = SIG_DFL;
+            match &mut self.thread.own_actions {
+                Some(own) => own[sig as usize - 1].handler = SIG_DFL,
+                None => self.actions[sig as usize - 1].handler = SIG_DFL,
+            }
         }
         self.set_mask(mask);
         old
@@ -707,227 +785,4 @@ pub fn name(sig: u32) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn per_thread_state_follows_the_running_thread() {
-        let mut s = Signals::default();
-        s.switch_thread(10); // the main thread
-        s.set_mask(bit(SIGUSR1));
-        s.new_thread(11);
-        s.new_thread(12);
-        s.switch_thread(12);
-        assert_eq!(
-            s.mask(),
-            bit(SIGUSR1),
-            "a new thread starts with its creator's mask"
-        );
-        s.set_mask(0);
-        s.switch_thread(10);
-        assert_eq!(s.mask(), bit(SIGUSR1));
-        // A process-directed SIGUSR1 is for the threads that do not block it.
-        s.queue(SIGUSR1, crate::sigframe::SigInfo::new(SIGUSR1, 0), false);
-        assert_eq!(s.takers(), [12]);
-        assert!(s.queue_for(11, SIGUSR2, crate::sigframe::SigInfo::new(SIGUSR2, 0)));
-        assert!(!s.queue_for(99, SIGUSR2, crate::sigframe::SigInfo::new(SIGUSR2, 0)));
-        s.switch_thread(11);
-        assert_eq!(s.thread.pending, bit(SIGUSR2));
-        s.end_thread(11);
-        s.switch_thread(12);
-        assert!(!s.has_other_thread(11));
-        assert_eq!(s.mask(), 0);
-    }
-
-    #[test]
-    fn kill_and_stop_cannot_be_blocked_or_caught() {
-        let mut s = Signals::default();
-        s.change_mask(SIG_SETMASK, u64::MAX).unwrap();
-        assert!(!s.blocked(SIGKILL) && !s.blocked(SIGSTOP) && s.blocked(SIGTERM));
-        let act = SigAction {
-            handler: 0x1234,
-            ..Default::default()
-        };
-        assert_eq!(s.set_action(SIGKILL, act), Err(Errno::EINVAL));
-        assert_eq!(s.set_action(SIGSTOP, act), Err(Errno::EINVAL));
-        let mut with_mask = act;
-        with_mask.mask = u64::MAX;
-        s.set_action(SIGUSR1, with_mask).unwrap();
-        assert_eq!(s.action(SIGUSR1).mask, !UNBLOCKABLE);
-    }
-
-    #[test]
-    fn mask_operations() {
-        let mut s = Signals::default();
-        assert_eq!(s.change_mask(SIG_BLOCK, bit(SIGINT) | bit(SIGTERM)), Ok(0));
-        assert_eq!(
-            s.change_mask(SIG_UNBLOCK, bit(SIGINT)),
-            Ok(bit(SIGINT) | bit(SIGTERM))
-        );
-        assert_eq!(s.mask(), bit(SIGTERM));
-        assert_eq!(s.change_mask(SIG_SETMASK, bit(SIGHUP)), Ok(bit(SIGTERM)));
-        assert_eq!(s.change_mask(7, 0), Err(Errno::EINVAL));
-        assert_eq!(s.mask(), bit(SIGHUP));
-    }
-
-    #[test]
-    fn pending_signals_come_out_when_unblocked() {
-        let mut s = Signals::default();
-        s.change_mask(SIG_BLOCK, bit(SIGTERM)).unwrap();
-        s.make_pending(SIGTERM);
-        assert_eq!(s.take_deliverable(), None);
-        s.change_mask(SIG_UNBLOCK, bit(SIGTERM)).unwrap();
-        assert_eq!(s.take_deliverable(), Some(SIGTERM));
-        assert_eq!(s.take_deliverable(), None);
-        // Ignoring a pending signal discards it.
-        s.change_mask(SIG_BLOCK, bit(SIGUSR1)).unwrap();
-        s.make_pending(SIGUSR1);
-        s.set_action(
-            SIGUSR1,
-            SigAction {
-                handler: SIG_IGN,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(s.pending(), 0);
-    }
-
-    #[test]
-    fn proxy_is_told_what_to_wake_for() {
-        use core::sync::atomic::Ordering;
-        let page: &'static SignalPage = Box::leak(Box::new(SignalPage::new()));
-        let mut s = Signals::default();
-        s.attach(page);
-        let wake = page.wake.load(Ordering::Relaxed);
-        assert_ne!(wake & bit(SIGINT), 0, "default-terminate wakes");
-        assert_eq!(wake & bit(SIGCHLD), 0, "default-ignore does not");
-        s.change_mask(SIG_BLOCK, bit(SIGINT)).unwrap();
-        assert_eq!(page.wake.load(Ordering::Relaxed) & bit(SIGINT), 0);
-        s.thread.waiting = bit(SIGINT);
-        s.publish();
-        assert_ne!(
-            page.wake.load(Ordering::Relaxed) & bit(SIGINT),
-            0,
-            "sigtimedwait"
-        );
-        s.thread.waiting = 0;
-        assert_ne!(page.ignored.load(Ordering::Relaxed) & bit(SIGCHLD), 0);
-        s.set_action(
-            SIGCHLD,
-            SigAction {
-                handler: 0x1000,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(page.ignored.load(Ordering::Relaxed) & bit(SIGCHLD), 0);
-        // The proxy records SIGTERM with its siginfo; libos takes it.
-        page.info[SIGTERM as usize - 1][0].store(SIGTERM as u64, Ordering::Relaxed);
-        page.info[SIGTERM as usize - 1][2].store(777, Ordering::Relaxed);
-        page.pending.fetch_or(bit(SIGTERM), Ordering::Release);
-        page.attention.store(1, Ordering::Release);
-        s.take_external();
-        assert_eq!(page.pending.load(Ordering::Relaxed), 0);
-        assert_eq!(s.pending(), bit(SIGTERM));
-        assert_eq!(
-            page.attention.load(Ordering::Relaxed),
-            1,
-            "deliverable: still"
-        );
-        let (sig, info) = s.take_from(!s.mask()).unwrap();
-        assert_eq!((sig, info.signo()), (SIGTERM, SIGTERM));
-        assert_eq!(&info.0[16..20], &777u32.to_le_bytes());
-        s.take_external();
-        assert_eq!(page.attention.load(Ordering::Relaxed), 0, "nothing left");
-    }
-
-    #[test]
-    fn synchronous_signals_come_first_and_thread_before_process() {
-        let mut s = Signals::default();
-        s.make_pending(SIGHUP);
-        s.queue(SIGSEGV, SigInfo::new(SIGSEGV, 1), true);
-        s.queue(SIGUSR1, SigInfo::new(SIGUSR1, 0), true);
-        assert_eq!(s.take_deliverable(), Some(SIGSEGV));
-        assert_eq!(s.take_deliverable(), Some(SIGUSR1));
-        assert_eq!(s.take_deliverable(), Some(SIGHUP));
-    }
-
-    #[test]
-    fn restart_rules_follow_linux() {
-        let read = restartable(Sysno::read as u64);
-        assert_eq!(read, Restartable::WithSaRestart);
-        assert_eq!(restartable(Sysno::nanosleep as u64), Restartable::Never);
-        assert_eq!(restartable(Sysno::epoll_wait as u64), Restartable::Never);
-        assert_eq!(after_eintr(read, None), AfterEintr::RestartNow);
-        assert_eq!(
-            after_eintr(read, Some(SA_RESTART)),
-            AfterEintr::RestartAfterHandler
-        );
-        assert_eq!(after_eintr(read, Some(0)), AfterEintr::Eintr);
-        assert_eq!(
-            after_eintr(Restartable::Never, Some(SA_RESTART)),
-            AfterEintr::Eintr
-        );
-    }
-
-    #[test]
-    fn handler_mask_and_resethand() {
-        let mut s = Signals::default();
-        s.set_mask(bit(SIGHUP));
-        let act = SigAction {
-            handler: 0x1000,
-            flags: SA_RESETHAND,
-            restorer: 0,
-            mask: bit(SIGUSR2),
-        };
-        s.set_action(SIGUSR1, act).unwrap();
-        assert_eq!(s.begin_handler(SIGUSR1, act), bit(SIGHUP));
-        assert_eq!(s.mask(), bit(SIGHUP) | bit(SIGUSR1) | bit(SIGUSR2));
-        assert_eq!(s.action(SIGUSR1).handler, SIG_DFL);
-        // sigsuspend's caller's mask goes into the frame.
-        s.thread.saved_mask = Some(7);
-        assert_eq!(s.begin_handler(SIGUSR2, SigAction::default()), 7);
-    }
-
-    #[test]
-    fn sigaction_bytes_round_trip() {
-        let a = SigAction {
-            handler: 0x40_1000,
-            flags: 0x0400_0004,
-            restorer: 0x40_2000,
-            mask: 0x8000_0001,
-        };
-        let b = a.to_bytes();
-        assert_eq!(&b[8..16], &0x0400_0004u64.to_le_bytes());
-        assert_eq!(SigAction::from_bytes(&b), a);
-    }
-
-    #[test]
-    fn altstack_rules() {
-        let mut s = Signals::default();
-        assert_eq!(s.altstack(), AltStack::DISABLED);
-        let small = AltStack {
-            sp: 0x1000,
-            flags: 0,
-            size: 1024,
-        };
-        assert_eq!(s.set_altstack(small), Err(Errno::ENOMEM));
-        let bad = AltStack { flags: 77, ..small };
-        assert_eq!(s.set_altstack(bad), Err(Errno::EINVAL));
-        let ok = AltStack {
-            size: 8192,
-            ..small
-        };
-        s.set_altstack(ok).unwrap();
-        assert_eq!(s.altstack(), ok);
-        assert_eq!(AltStack::from_bytes(&ok.to_bytes()), ok);
-        // Running on it: no change (EPERM), and it reports SS_ONSTACK.
-        s.thread.caller_sp = 0x1800;
-        assert_eq!(s.set_altstack(AltStack::DISABLED), Err(Errno::EPERM));
-        assert_eq!(crate::sigframe::altstack_flags(ok, 0x1800), SS_ONSTACK);
-        s.thread.caller_sp = 0x9000;
-        assert_eq!(crate::sigframe::altstack_flags(ok, 0x9000), 0);
-        assert_eq!(s.set_altstack(AltStack::DISABLED), Ok(()));
-    }
-}
+mod tests;

@@ -41,6 +41,8 @@ pub struct BootParams {
     pub ignored_signals: u64,
     /// `--time-slice` in ns (0: never preempt).
     pub time_slice_ns: u64,
+    /// `BootInfo::blocked_signals` (`signals::inherited_mask`).
+    pub blocked_signals: u64,
 }
 
 impl BootParams {
@@ -120,6 +122,7 @@ pub fn boot_info(params: &BootParams, p: &PlatformBoot) -> BootInfo {
         large_pool_start: p.large_pool_start,
         ignored_signals: params.ignored_signals,
         time_slice_ns: params.time_slice_ns,
+        blocked_signals: params.blocked_signals,
     }
 }
 

@@ -2,9 +2,60 @@
 //! pidfds, pass-through files, ...): forwarded calls run in the proxy's process,
 //! so the application shares its descriptor table, and these must stay out of
 //! its reach (`offload`'s guard refuses to close or replace them). A leaf module.
+//!
+//! Allows `unsafe` for the standard descriptors a parent left closed
+//! (`POSIX_SPAWN_CLOSE` of 0, `0<&-`): read with `fcntl` before Rust's start-up
+//! opens `/dev/null` on them (from `.init_array`), and closed again by raw
+//! number before the application starts, so that it sees them closed as natively.
+#![allow(unsafe_code)]
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::RwLock;
+
+/// The proxy's own descriptors go at or above this number, so the application's
+/// descriptors get the numbers they get natively (`run` fills the numbers below
+/// while it opens its own at start-up).
+pub const LOW_FDS: i32 = 64;
+
+/// `fd` moved to a number at or above `LOW_FDS` (close-on-exec), for a
+/// descriptor the proxy opens while the application runs: the lowest free
+/// number is the application's next `open`'s. `fd` itself if that fails.
+pub fn above_app(fd: OwnedFd) -> OwnedFd {
+    rustix::io::fcntl_dupfd_cloexec(&fd, LOW_FDS).unwrap_or(fd)
+}
+
+/// Which of descriptors 0, 1 and 2 were closed when the process started (bit n).
+static STD_CLOSED_AT_START: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Runs from `.init_array`, before Rust's runtime opens `/dev/null` on a closed
+/// standard descriptor.
+extern "C" fn record_closed_std_fds() {
+    let closed = (0..3)
+        // SAFETY: F_GETFD only reads the descriptor's flags; -1 with EBADF
+        // means the number is closed. No Rust runtime state is touched.
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1)
+        .fold(0u8, |m, fd| m | 1 << fd);
+    STD_CLOSED_AT_START.store(closed, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static RECORD_CLOSED_STD_FDS: extern "C" fn() = record_closed_std_fds;
+
+/// Close the standard descriptors that were closed when mote started (Rust's
+/// start-up put `/dev/null` there): the application inherits them closed, as
+/// its parent asked. Call once the proxy opened its own descriptors, before the
+/// application starts.
+pub fn close_std_fds_closed_at_start() {
+    let closed = STD_CLOSED_AT_START.load(std::sync::atomic::Ordering::Relaxed);
+    for fd in (0..3).filter(|fd| closed & (1 << fd) != 0) {
+        // SAFETY: the number holds the /dev/null Rust's start-up opened, which
+        // nothing of the proxy uses (its own descriptors are above `LOW_FDS`,
+        // its stderr a duplicate: `say`).
+        unsafe { libc::close(fd) };
+    }
+}
 
 /// The proxy's own descriptors, sorted: the application did not open them and
 /// must not close or replace them.
@@ -60,6 +111,16 @@ pub fn own_fds() -> Vec<u32> {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn above_app_moves_a_descriptor_out_of_the_applications_numbers() {
+        let (r, _w) = std::io::pipe().unwrap();
+        let moved = above_app(r.into());
+        assert!(moved.as_raw_fd() >= LOW_FDS);
+        assert!(rustix::io::fcntl_getfd(&moved)
+            .unwrap()
+            .contains(rustix::io::FdFlags::CLOEXEC));
+    }
 
     #[test]
     fn open_fds_lists_real_descriptors() {

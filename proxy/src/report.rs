@@ -1,8 +1,9 @@
 //! The report printed when a signal ends the run: which signal and what it means,
 //! where the fault happened and what kind of access it was, who was running
 //! (application, runtime or kernel-min) and the registers. One block on stderr,
-//! every line starting with `mote: `; the exit status is 128 + signal, as a shell
-//! reports a process killed by that signal.
+//! every line starting with `mote: `. mote then dies of the same signal
+//! (`signals::die_by`), so its parent sees it killed as natively; 128 + signal,
+//! what a shell reports for such a process, is the status only if it survives.
 
 use std::fmt::Write;
 

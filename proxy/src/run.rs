@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::boot::BootParams;
 use crate::cli::{RunArgs, EXIT_USAGE};
 use crate::event::Event;
+use crate::fds::LOW_FDS;
 use crate::guest::GuestMem;
 use crate::hosted::Hosted;
 use crate::info::Backend;
@@ -61,6 +62,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     // settles the rest from its own note.
     let given_no_patch = a.no_patch;
     a.settle(note.as_ref());
+    let blocked_signals = crate::signals::inherited_mask();
     if a.cores == 0 {
         return Err((EXIT_USAGE, "--cores must be at least 1".into()));
     }
@@ -190,6 +192,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         shared_cpus: a.cores > 1 && a.cores + 1 > crate::cpus::host_cpus().len(),
         ignored_signals,
         time_slice_ns: a.time_slice * 1_000_000,
+        blocked_signals,
     };
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);
@@ -237,6 +240,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     crate::fds::protect_fds(own.into_iter().filter(|fd| !inherited.contains(fd)));
 
     crate::signals::default_sigpipe();
+    crate::fds::close_std_fds_closed_at_start();
     let (tx, rx) = channel();
     // The main thread's server and each core's idle context's (`ikc::idle_slot`);
     // libos asks for one per thread it creates.
@@ -275,7 +279,12 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     }
     Ok(match event {
         Ok(Event::Exited(status)) => status,
-        Ok(Event::Killed { signal, fault }) => report::print_killed(signal, fault.as_ref()),
+        Ok(Event::Killed { signal, fault }) => {
+            let status = report::print_killed(signal, fault.as_ref());
+            // As the application died natively: the parent's wait sees the signal.
+            crate::signals::die_by(signal);
+            status
+        }
         Ok(Event::Failed(msg)) => return Err((EXIT_MOTE_FAILED, msg)),
         Err(_) => {
             return Err((
@@ -285,9 +294,6 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         }
     })
 }
-
-/// The proxy's own descriptors start here.
-const LOW_FDS: i32 = 64;
 
 /// Placeholders on every free descriptor number below `LOW_FDS` while the proxy
 /// opens its own (guest memory, KVM, vCPUs); dropping it frees them for the

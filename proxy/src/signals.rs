@@ -159,8 +159,60 @@ pub fn inherited_ignored() -> u64 {
         .fold(0u64, |m, sig| m | 1 << (sig - 1))
 }
 
-/// Block the routed signals in the calling thread (call before any thread starts:
-/// every later thread inherits the mask) and install the kick handler.
+/// The signal mask this process started with (bit `sig - 1`), before mote
+/// blocks anything: the application inherits it, as across `execve`.
+pub fn inherited_mask() -> u64 {
+    // SAFETY: sigset_t is plain bits; a null new set only reads the current mask
+    // into `old`; sigismember only reads it.
+    unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        if libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut old) != 0 {
+            return 0;
+        }
+        (1..=64)
+            .filter(|&sig| libc::sigismember(&old, sig) == 1)
+            .fold(0u64, |m, sig| m | 1 << (sig - 1))
+    }
+}
+
+/// Set the calling thread's Linux signal state to what an application thread
+/// would hand a program it `execve`s: `ignored` (bit `sig - 1`) ignored and the
+/// others at their default (handlers do not survive `execve`; ignored signals
+/// do), and `mask` blocked. For a vfork child's forked proxy about to exec
+/// `mote run` for the child's program, which reads them back
+/// (`inherited_ignored`, `inherited_mask`): `posix_spawnattr_setsigmask` and
+/// `setsigdef`, `nohup`, `trap '' PIPE`. The process must be single-threaded.
+pub fn hand_over_to_exec(ignored: u64, mask: u64) {
+    // SAFETY: 1. sigaction with a zeroed, plain-data struct installs SIG_IGN or
+    // SIG_DFL, which touches no Rust state (nothing of the proxy runs in this
+    // process after the exec); 2. pthread_sigmask changes this thread's mask.
+    unsafe {
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = if ignored & (1 << (sig - 1)) != 0 {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            };
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in (1..=64).filter(|&sig| mask & (1u64 << (sig - 1)) != 0) {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Block the routed signals in the calling thread, and only those (call before
+/// any thread starts: every later thread inherits the mask; the mask mote was
+/// started with is the application's, `inherited_mask`, and must not keep the
+/// kick or a fault signal from the proxy), and install the kick handler.
 pub fn block_routed() -> std::io::Result<()> {
     let set = routed_set();
     // SAFETY: 1. pthread_sigmask changes only this thread's mask; 2. the kick
@@ -168,7 +220,7 @@ pub fn block_routed() -> std::io::Result<()> {
     // async-signal-safe, installed without SA_RESTART on purpose (blocking calls
     // must return EINTR).
     unsafe {
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+        if libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
             return Err(std::io::Error::last_os_error());
         }
         let mut sa: libc::sigaction = std::mem::zeroed();
@@ -283,6 +335,50 @@ fn route_fault_signals() -> std::io::Result<()> {
         let _ = PREVIOUS.set(previous);
     }
     Ok(())
+}
+
+/// End this process as killed by `sig`, so that its parent's `wait` sees
+/// `WIFSIGNALED` with `sig` as it would for the application natively (a shell's
+/// 128+signal, Python's negative `returncode`): the signal's default action,
+/// unblocked in the calling thread, then raised at it; SIGKILL is sent to the
+/// whole process. No core of mote is written for a core-dumping signal (SIGSEGV,
+/// SIGABRT, SIGQUIT, ...): it would be the proxy's memory, not the
+/// application's, so the process is made non-dumpable (`PR_SET_DUMPABLE` 0,
+/// which also stops a `core_pattern` pipe) and `RLIMIT_CORE` goes to 0 first.
+/// Returns only if the signal does not end a process by default (SIGCHLD,
+/// SIGCONT, ...), which libos never reports as a run's end.
+pub fn die_by(sig: u32) {
+    let Ok(sig) = i32::try_from(sig) else { return };
+    if !(1..=libc::SIGRTMAX()).contains(&sig) {
+        return;
+    }
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Core).maximum;
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Core,
+        rustix::process::Rlimit {
+            current: Some(0),
+            maximum: hard,
+        },
+    );
+    // SAFETY: 1. sigaction installs SIG_DFL from a zeroed, plain-data struct;
+    // 2. pthread_sigmask changes only this thread's mask; 3. kill and tgkill
+    // only send signals to this process and thread. No Rust state is touched.
+    unsafe {
+        let pid = libc::getpid();
+        if sig == libc::SIGKILL {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::syscall(libc::SYS_tgkill, pid, libc::gettid(), sig);
+    }
 }
 
 /// Give SIGPIPE back its default action (Rust's runtime ignores it), so the
@@ -505,6 +601,7 @@ fn route(page: &SignalPage) {
         // SAFETY: siginfo_t is plain data; sigtimedwait writes it.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         let wait = if outstanding { REKICK } else { LOOK_AGAIN };
+        let wait = cpu_timers(page).map_or(wait, |next| wait.min(next));
         let ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: wait.as_nanos() as i64,
@@ -512,7 +609,7 @@ fn route(page: &SignalPage) {
         // SAFETY: set, info and ts are valid for the call; the routed signals are
         // blocked in this thread, so sigtimedwait takes them.
         let sig = unsafe { libc::sigtimedwait(&set, &mut info, &ts) };
-        if sig > 0 {
+        if sig > 0 && !about_mote_itself(sig, &info) {
             record(page, sig as u32, &info);
         }
         cpu_limit(page);
@@ -523,6 +620,122 @@ fn route(page: &SignalPage) {
             kick();
         }
     }
+}
+
+/// Whether routed signal `sig` is about mote's own processes rather than the
+/// application's: `SIGCHLD` for the hosted platform's application process (it
+/// stops or continues with job control; its end is the run's), which natively
+/// is the program itself, not a child of it. `SIGCHLD` from the application's
+/// children (its vfork children's processes, which become its programs'
+/// `mote run`) is the application's.
+fn about_mote_itself(sig: i32, info: &libc::siginfo_t) -> bool {
+    let hosted = HOSTED_CHILD.load(Ordering::Acquire);
+    // SAFETY: for SIGCHLD, Linux fills the si_pid field of the siginfo it passed.
+    sig == libc::SIGCHLD && hosted > 0 && unsafe { info.si_pid() } == hosted
+}
+
+/// The application's CPU-time interval timers, `ITIMER_VIRTUAL` and
+/// `ITIMER_PROF` (`setitimer(2)`): run here, because Linux's would count the
+/// proxy's time (its offload threads), not the application's. The time they
+/// count is the application's computing: the vCPU threads' CPU time in the
+/// partition, the application process's on the hosted platform — both timers
+/// count it, user and system time alike, as the LWK's time is all the
+/// application's. Each is the CPU time it fires at (0: disarmed) and its
+/// interval, in ns.
+static CPU_TIMERS: std::sync::Mutex<[(u64, u64); 2]> = std::sync::Mutex::new([(0, 0); 2]);
+
+/// `ITIMER_VIRTUAL` and `ITIMER_PROF` (`include/uapi/linux/time.h`).
+pub const ITIMER_VIRTUAL: u64 = 1;
+pub const ITIMER_PROF: u64 = 2;
+
+/// The CPU time the application's CPU-time timers count, in ns.
+fn app_cpu_ns() -> u64 {
+    let hosted = HOSTED_CHILD.load(Ordering::Acquire);
+    if hosted > 0 {
+        process_cpu_ns(hosted)
+    } else {
+        cpu_times(2).get(1).copied().unwrap_or(0)
+    }
+}
+
+/// Set (`new`: value and interval in ns, a value of 0 disarms) or read CPU-time
+/// timer `which` (`ITIMER_VIRTUAL` or `ITIMER_PROF`); returns the old value
+/// left and interval. The router fires it (`cpu_timers`).
+pub fn cpu_itimer(which: u64, new: Option<(u64, u64)>) -> (u64, u64) {
+    let i = usize::from(which == ITIMER_PROF);
+    let now = app_cpu_ns();
+    let mut timers = CPU_TIMERS.lock().unwrap_or_else(|p| p.into_inner());
+    let (next, interval) = timers[i];
+    // An armed timer whose time has come shows the least Linux shows, 1 µs.
+    let left = if next == 0 {
+        0
+    } else {
+        next.saturating_sub(now).max(1000)
+    };
+    if let Some((value, interval)) = new {
+        timers[i] = if value == 0 {
+            (0, 0)
+        } else {
+            (now + value, interval)
+        };
+    }
+    drop(timers);
+    if new.is_some() {
+        // The router's wait is set for the timers it knew.
+        let router = ROUTER_TID.load(Ordering::Acquire);
+        if router != 0 {
+            // SAFETY: tgkill only sends the kick to the router thread.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    ROUTER_PID.load(Ordering::Acquire),
+                    router,
+                    kick_signal(),
+                )
+            };
+        }
+    }
+    (left, interval)
+}
+
+/// Fire the CPU-time timers whose time has come (`SIGVTALRM`, `SIGPROF`, from
+/// the kernel as Linux sends them); returns how long the router may wait before
+/// the next one could be due (CPU time passes no faster than wall time on one
+/// core; the router looks again then), or `None` with none armed.
+fn cpu_timers(page: &SignalPage) -> Option<Duration> {
+    let mut timers = CPU_TIMERS.lock().unwrap_or_else(|p| p.into_inner());
+    if timers.iter().all(|&(next, _)| next == 0) {
+        return None;
+    }
+    let now = app_cpu_ns();
+    let mut soonest = u64::MAX;
+    for (i, (next, interval)) in timers.iter_mut().enumerate() {
+        if *next == 0 {
+            continue;
+        }
+        if now >= *next {
+            let sig = if i == 0 {
+                libc::SIGVTALRM
+            } else {
+                libc::SIGPROF
+            };
+            // SAFETY: siginfo_t is plain data.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            info.si_signo = sig;
+            info.si_code = libc::SI_KERNEL;
+            record(page, sig as u32, &info);
+            *next = if *interval == 0 {
+                0
+            } else {
+                // Expirations missed meanwhile are one signal, as on Linux.
+                now + *interval - (now - *next) % *interval
+            };
+        }
+        if *next != 0 {
+            soonest = soonest.min(*next - now.min(*next));
+        }
+    }
+    Some(Duration::from_nanos(soonest.clamp(100_000, 100_000_000)))
 }
 
 /// `RLIMIT_CPU` on the hosted platform, looked at on every pass of the router
@@ -714,6 +927,36 @@ mod tests {
         for s in FAULT_SIGNALS {
             assert!(!routed(s), "{s}: taken by on_fault_signal, never blocked");
         }
+    }
+
+    #[test]
+    fn sigchld_of_the_hosted_application_process_is_not_the_applications() {
+        // SAFETY: siginfo_t is plain data.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        info.si_signo = libc::SIGCHLD;
+        // No hosted process registered: every SIGCHLD is the application's.
+        assert!(!about_mote_itself(libc::SIGCHLD, &info));
+        assert!(!about_mote_itself(libc::SIGTERM, &info));
+    }
+
+    #[test]
+    fn cpu_time_timers_arm_read_back_fire_and_disarm() {
+        // No vCPU and no hosted process here: the application's CPU time is 0.
+        assert_eq!(
+            cpu_itimer(ITIMER_PROF, Some((5_000_000, 1_000_000))),
+            (0, 0)
+        );
+        assert_eq!(cpu_itimer(ITIMER_PROF, None), (5_000_000, 1_000_000));
+        assert_eq!(cpu_itimer(ITIMER_VIRTUAL, None), (0, 0));
+        let page = SignalPage::new();
+        assert!(cpu_timers(&page).is_some());
+        assert_eq!(page.pending.load(Ordering::Relaxed), 0, "not due yet");
+        assert_eq!(
+            cpu_itimer(ITIMER_PROF, Some((0, 0))),
+            (5_000_000, 1_000_000)
+        );
+        assert_eq!(cpu_itimer(ITIMER_PROF, None), (0, 0));
+        assert!(cpu_timers(&page).is_none());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! their own cores and memory, and the parent's `wait4` sees their exit status.
 //!
 //! Allows `unsafe` for the exec itself: `execve` with raw C vectors built from
-//! the application's, after emptying the signal mask (`pthread_sigmask`).
+//! the application's (the child's signal mask and ignored signals are set by
+//! `signals::hand_over_to_exec` first).
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, OsString};
@@ -80,16 +81,23 @@ fn cstring(b: &[u8]) -> Result<CString, i32> {
 }
 
 /// `Op::SpawnExec` in a vfork child process: exec `mote run OPTIONS -- path
-/// argv[1..]` with `envp`. Returns `-errno` when the program cannot be run (as
+/// argv[1..]` with `envp`, the child's ignored signals `ignored` and its mask
+/// `mask` (bit `sig - 1`). Returns `-errno` when the program cannot be run (as
 /// `execve` would: ENOENT, EACCES, ...), or when the exec itself fails.
-pub fn exec_in_partition(path: u64, argv: u64, envp: u64) -> i64 {
-    match build_and_exec(path, argv, envp) {
+pub fn exec_in_partition(path: u64, argv: u64, envp: u64, ignored: u64, mask: u64) -> i64 {
+    match build_and_exec(path, argv, envp, ignored, mask) {
         Ok(never) => match never {},
         Err(e) => -i64::from(e),
     }
 }
 
-fn build_and_exec(path: u64, argv: u64, envp: u64) -> Result<std::convert::Infallible, i32> {
+fn build_and_exec(
+    path: u64,
+    argv: u64,
+    envp: u64,
+    ignored: u64,
+    mask: u64,
+) -> Result<std::convert::Infallible, i32> {
     let path = user_string(path)?;
     let argv = user_vector(argv)?;
     let envp = user_vector(envp)?;
@@ -127,14 +135,9 @@ fn build_and_exec(path: u64, argv: u64, envp: u64) -> Result<std::convert::Infal
     let c_exe = cstring(exe.as_os_str().as_bytes())?;
     // mote's CPUs (the offload thread is pinned).
     crate::cpus::allow_cpus(HOST_CPUS.get().map_or(&[], |c| c.as_slice()));
-    // SAFETY: an empty signal mask (the offload thread may block signals the proxy
-    // handles): sigset_t is plain bits, sigemptyset writes only into it, and
-    // pthread_sigmask changes only this thread's mask.
-    unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    }
+    // The child's signal state, not the proxy's (which blocks the routed
+    // signals): the new `mote run` hands it to the program.
+    crate::signals::hand_over_to_exec(ignored, mask);
     // The new program is a process of its own, which outlives its parent as
     // natively (the forked proxy was to die with the run: `fork_child`).
     let _ = rustix::process::set_parent_process_death_signal(None);

@@ -219,7 +219,12 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         | Sysno::rt_sigtimedwait
         | Sysno::pause
         | Sysno::nanosleep
-        | Sysno::clock_nanosleep => Wait,
+        | Sysno::clock_nanosleep
+        // Descriptor waits with a signal mask, which is libos's.
+        | Sysno::pselect6
+        | Sysno::ppoll
+        | Sysno::epoll_pwait
+        | Sysno::epoll_pwait2 => Wait,
         // The runtime's entries answer rt_sigreturn before the table: they own the
         // registers the frame restores. Reaching here is a bug, said as ENOSYS.
         Sysno::rt_sigreturn => Local(|_, _, _| Err(Errno::ENOSYS)),
@@ -502,6 +507,10 @@ mod tests {
             Sysno::pause,
             Sysno::nanosleep,
             Sysno::clock_nanosleep,
+            Sysno::pselect6,
+            Sysno::ppoll,
+            Sysno::epoll_pwait,
+            Sysno::epoll_pwait2,
         ] {
             assert_eq!(kind(s as u32), Kind::Wait, "{}", s.name());
         }

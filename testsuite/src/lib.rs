@@ -446,6 +446,9 @@ pub struct Run {
     pub command: String,
     /// The exit status as a shell reports it: the exit code, or 128+signal.
     pub status: i32,
+    /// The process was killed by a signal (`WIFSIGNALED`; `status` is then
+    /// 128+signal), not ended with an exit code.
+    pub signalled: bool,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
 }
@@ -463,7 +466,12 @@ impl Run {
 impl fmt::Debug for Run {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{:?} run: {}", self.side, self.command)?;
-        writeln!(f, "  status: {}", self.status)?;
+        let how = if self.signalled {
+            " (killed by a signal)"
+        } else {
+            ""
+        };
+        writeln!(f, "  status: {}{how}", self.status)?;
         writeln!(
             f,
             "  stdout ({} bytes): {}",
@@ -515,6 +523,10 @@ pub fn assert_same(native: &Run, mote: &Run) {
     assert_eq!(
         native.status, mote.status,
         "exit status differs between native and mote\n{native:?}\n{mote:?}"
+    );
+    assert_eq!(
+        native.signalled, mote.signalled,
+        "one run was killed by a signal, the other exited with that status\n{native:?}\n{mote:?}"
     );
 }
 
@@ -662,6 +674,7 @@ fn run(
         side,
         command,
         status: shell_status(status),
+        signalled: status.signal().is_some(),
         stdout,
         stderr,
     }

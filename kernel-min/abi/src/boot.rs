@@ -7,7 +7,7 @@ use static_assertions::const_assert_eq;
 /// `BootInfo::magic`: "MOTEBOOT".
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"MOTEBOOT");
 /// Version of this layout; bumped on any change.
-pub const BOOT_VERSION: u32 = 4;
+pub const BOOT_VERSION: u32 = 6;
 
 /// At `layout::BOOT_INFO_GPA`.
 #[repr(C)]
@@ -79,6 +79,10 @@ pub struct BootInfo {
     /// more threads that want to run preempts the running one after this long;
     /// 0: never (threads switch only when one blocks, yields or exits).
     pub time_slice_ns: u64,
+    /// The signal mask `mote run` started with (bit `sig - 1`): the
+    /// application's first thread inherits it, as `execve` keeps it
+    /// (`posix_spawnattr_setsigmask`).
+    pub blocked_signals: u64,
 }
 
 /// Auxiliary-vector type under which a mote application finds the runtime's direct
@@ -101,13 +105,14 @@ pub const BOOT_F_STATS: u32 = 1 << 3;
 /// core sleeps at once instead of spinning on a CPU another core needs.
 pub const BOOT_F_SHARED_CPUS: u32 = 1 << 4;
 
-const_assert_eq!(size_of::<BootInfo>(), 200);
+const_assert_eq!(size_of::<BootInfo>(), 208);
 const_assert_eq!(offset_of!(BootInfo, pid), 104);
 const_assert_eq!(offset_of!(BootInfo, random), 152);
 const_assert_eq!(offset_of!(BootInfo, page_size), 168);
 const_assert_eq!(offset_of!(BootInfo, large_pool_start), 176);
 const_assert_eq!(offset_of!(BootInfo, ignored_signals), 184);
 const_assert_eq!(offset_of!(BootInfo, time_slice_ns), 192);
+const_assert_eq!(offset_of!(BootInfo, blocked_signals), 200);
 
 /// The argv/envp block: `argc` NUL-terminated strings, then `envc` NUL-terminated
 /// strings, back to back. The first argv string is the resolved program path that

@@ -133,24 +133,20 @@ pub fn alarm<P: Platform>(p: &P, seconds: u64) -> Result<usize, Errno> {
     forwarded(p.forward(Sysno::alarm as u64, [seconds, 0, 0, 0, 0, 0]))
 }
 
-/// `setitimer(which, new, old)`: `ITIMER_REAL` counts wall time and signals the
-/// process, so Linux's works for us; the CPU-time timers would count the
-/// proxy's time, not the application's.
+/// `setitimer(which, new, old)`: forwarded. `ITIMER_REAL` counts wall time and
+/// signals the process, so Linux's works for us; the CPU-time timers
+/// (`ITIMER_VIRTUAL`, `ITIMER_PROF`) the proxy runs itself on the application's
+/// CPU time (Linux's would count the proxy's). Another timer is `EINVAL`.
 pub fn setitimer<P: Platform>(
-    pr: &mut Process,
+    _pr: &mut Process,
     p: &P,
     which: u64,
     new: u64,
     old: u64,
 ) -> Result<usize, Errno> {
-    const ITIMER_REAL: u64 = 0;
-    if which != ITIMER_REAL {
-        pr.log_once(p, Sysno::setitimer as u64 + 0x2_0000, || {
-            alloc::format!(
-                "setitimer({which}): CPU-time timers would count the proxy's time; returning ENOSYS"
-            )
-        });
-        return Err(Errno::ENOSYS);
+    const ITIMER_PROF: u64 = 2;
+    if which > ITIMER_PROF {
+        return Err(Errno::EINVAL);
     }
     forwarded(p.forward(Sysno::setitimer as u64, [which, new, old, 0, 0, 0]))
 }
@@ -278,11 +274,21 @@ pub fn sigaltstack<P: Platform>(
 
 /// `kill(pid, sig)`.
 pub fn kill<P: Platform>(pr: &mut Process, p: &P, pid: u64, sig: u64) -> Result<usize, Errno> {
-    if pid as i32 == pr.pid as i32 {
+    if pid as i32 == pr.pid as i32 && !through_linux(pr, sig) {
         return pr.raise(p, sig);
     }
     // Other processes, process groups (0, -pgid) and -1 are Linux's to reach.
     forwarded(p.forward(Sysno::kill as u64, [pid, sig, 0, 0, 0, 0]))
+}
+
+/// Whether a process-directed signal the application sends itself goes
+/// through Linux to the proxy, which routes it as one from outside: when it is
+/// for another thread (`Signals::for_another_thread`), which may be blocked in
+/// Linux (`sigwait` in the main thread, a `read`) where only the proxy's kick
+/// reaches it. Otherwise libos queues it at once, and a signal the caller does
+/// not block is delivered before `kill` returns, as POSIX asks.
+fn through_linux(pr: &Process, sig: u64) -> bool {
+    signal::valid(sig).is_some_and(|s| signal::proxy_routes(s) && pr.signals.for_another_thread(s))
 }
 
 /// `tkill(tid, sig)`.
@@ -381,7 +387,7 @@ pub fn rt_sigqueueinfo<P: Platform>(
     sig: u64,
     info: u64,
 ) -> Result<usize, Errno> {
-    if tgid as i32 == pr.pid as i32 {
+    if tgid as i32 == pr.pid as i32 && !through_linux(pr, sig) {
         return queue_own(pr, p, sig, info, false);
     }
     forwarded(p.forward(Sysno::rt_sigqueueinfo as u64, [tgid, sig, info, 0, 0, 0]))

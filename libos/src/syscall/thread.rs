@@ -69,7 +69,7 @@ pub trait Machine<P: Platform> {
     fn vfork_wait(&self, tid: u32, slot: usize) -> i64;
     /// A vfork child's `execve` in a partition of its own; returns only on
     /// failure (`-errno`).
-    fn spawn_exec(&self, path: u64, argv: u64, envp: u64) -> i64;
+    fn spawn_exec(&self, path: u64, argv: u64, envp: u64, ignored: u64, mask: u64) -> i64;
     /// The machine context of a new thread on slot `slot`: its runtime stack, the
     /// caller's extended state, and a first frame that is the caller's registers
     /// with `rax = 0` and, unless `stack` is 0, `rsp = stack`. `false`: the
@@ -178,7 +178,12 @@ pub fn vfork_child_call<P: Platform>(m: &dyn Machine<P>, nr: u64, a: [u64; 6]) -
         }
         _ => a[0],
     };
-    Some(m.spawn_exec(path, a[1], a[2]) as u64)
+    // What `execve` keeps of the child's signal state: its ignored signals and
+    // its mask (`posix_spawnattr_setsigdef`, `setsigmask`).
+    let (ignored, mask) = process_of(m).as_ref().map_or((0, 0), |pr| {
+        (pr.signals.ignored_handlers(), pr.signals.mask())
+    });
+    Some(m.spawn_exec(path, a[1], a[2], ignored, mask) as u64)
 }
 
 // --- identity and registrations ---------------------------------------------------
@@ -871,11 +876,13 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
         CloneKind::VforkChild => t.spawn_on(child, parent.core),
     };
     drop(g);
-    if kind == CloneKind::Thread {
-        // The new thread's signal state: the creator's mask, nothing pending.
-        if let Some(pr) = m.process().lock().as_mut() {
-            pr.signals.switch_thread(parent.tid);
-            pr.signals.new_thread(tid);
+    // The new thread's signal state: the creator's mask, nothing pending; a
+    // vfork child's dispositions are its own.
+    if let Some(pr) = m.process().lock().as_mut() {
+        pr.signals.switch_thread(parent.tid);
+        match kind {
+            CloneKind::Thread => pr.signals.new_thread(tid),
+            CloneKind::VforkChild => pr.signals.new_vfork_child(tid),
         }
     }
     m.kick(core);

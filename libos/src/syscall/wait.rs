@@ -1,5 +1,7 @@
 //! The calls that wait for a signal or for time: `pause`, `rt_sigsuspend`,
-//! `rt_sigtimedwait`, `nanosleep`, `clock_nanosleep`, as resumable steps.
+//! `rt_sigtimedwait`, `nanosleep`, `clock_nanosleep`, and the descriptor waits
+//! with a signal-mask argument (`pselect6`, `ppoll`, `epoll_pwait`,
+//! `epoll_pwait2`), as resumable steps.
 //!
 //! Each call is a [`Wait`] that the caller drives: [`Wait::step`] runs with the
 //! process in hand and either ends the call or names the Linux call to wait in
@@ -38,6 +40,9 @@ enum Kind {
     Suspend,
     TimedWait,
     Sleep,
+    /// `pselect6`, `ppoll`, `epoll_pwait`, `epoll_pwait2`: Linux waits for the
+    /// descriptors while libos holds the call's mask (`Wait::masked`).
+    Masked,
 }
 
 /// One waiting call. Holds the buffers Linux writes during the wait, so it must
@@ -50,6 +55,8 @@ pub struct Wait {
     started: bool,
     /// `rt_sigsuspend`: the caller's mask, put back by `rt_sigreturn`.
     old_mask: u64,
+    /// A descriptor wait put its own mask in place (`old_mask` is the caller's).
+    masked: bool,
     /// `rt_sigtimedwait`: the set, and the deadline (`[sec, nsec]` on
     /// CLOCK_MONOTONIC; `true`: a zero timeout, poll only).
     set: u64,
@@ -68,6 +75,9 @@ impl Wait {
             Sysno::rt_sigsuspend => Kind::Suspend,
             Sysno::rt_sigtimedwait => Kind::TimedWait,
             Sysno::nanosleep | Sysno::clock_nanosleep => Kind::Sleep,
+            Sysno::pselect6 | Sysno::ppoll | Sysno::epoll_pwait | Sysno::epoll_pwait2 => {
+                Kind::Masked
+            }
             _ => return None,
         };
         Some(Wait {
@@ -76,6 +86,7 @@ impl Wait {
             args,
             started: false,
             old_mask: 0,
+            masked: false,
             set: 0,
             deadline: None,
             left: [0; 16],
@@ -103,7 +114,96 @@ impl Wait {
                 Ok(s) => s,
                 Err(e) => Step::Done(Err(e)),
             },
+            Kind::Masked => match self.masked(pr, p, first, last) {
+                Ok(s) => s,
+                Err(e) => Step::Done(Err(e)),
+            },
         }
+    }
+
+    /// Where the signal mask of a descriptor wait is: the index of the argument
+    /// holding its address, and of its size (`pselect6`'s sixth argument is the
+    /// address of `{ const sigset_t *ss; size_t ss_len; }`, read first).
+    fn mask_args(&self) -> (usize, usize) {
+        match Sysno::new(self.nr as usize) {
+            Some(Sysno::ppoll) => (3, 4),
+            _ => (4, 5),
+        }
+    }
+
+    /// The mask a descriptor wait asks for (`None`: a null pointer, the mask
+    /// stays), checked as Linux does (`EINVAL` for a size other than 8).
+    fn wanted_mask<P: Platform>(&self, pr: &mut Process, p: &P) -> Result<Option<u64>, Errno> {
+        let (ptr, size) = if self.nr == Sysno::pselect6 as u64 {
+            if self.args[5] == 0 {
+                return Ok(None);
+            }
+            let mut b = [0u8; 16];
+            pr.read_user(p, self.args[5], &mut b)?;
+            (
+                u64::from_le_bytes(b[..8].try_into().expect("8")),
+                u64::from_le_bytes(b[8..].try_into().expect("8")),
+            )
+        } else {
+            let (a, s) = self.mask_args();
+            (self.args[a], self.args[s])
+        };
+        if ptr == 0 {
+            return Ok(None);
+        }
+        if size != SIGSET_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        let mut b = [0u8; 8];
+        pr.read_user(p, ptr, &mut b)?;
+        Ok(Some(u64::from_le_bytes(b)))
+    }
+
+    /// `pselect6`, `ppoll`, `epoll_pwait`, `epoll_pwait2` with a signal mask:
+    /// the mask is libos's, so libos puts it in place for the wait (the proxy
+    /// then interrupts the forwarded call for a signal it unblocks: `make -j2`
+    /// waits for SIGCHLD so) and Linux waits without one. Like `rt_sigsuspend`,
+    /// a signal that runs a handler ends the call with `EINTR` and the handler's
+    /// frame records the caller's mask; other interruptions wait on (`pselect6`
+    /// and `ppoll` wrote the time left into the caller's timeout, as Linux's
+    /// restart does). Without a mask the call is only forwarded, with the same
+    /// `EINTR` rule.
+    fn masked<P: Platform>(
+        &mut self,
+        pr: &mut Process,
+        p: &P,
+        first: bool,
+        last: Option<i64>,
+    ) -> Result<Step, Errno> {
+        if first {
+            let wanted = self.wanted_mask(pr, p)?;
+            self.old_mask = pr.signals.mask();
+            self.masked = wanted.is_some();
+            if let Some(mask) = wanted {
+                pr.signals.set_mask(mask);
+            }
+            // Linux's call without the mask: libos holds it.
+            if self.nr == Sysno::pselect6 as u64 {
+                self.call[5] = 0;
+            } else {
+                let (a, s) = self.mask_args();
+                (self.call[a], self.call[s]) = (0, 0);
+            }
+        }
+        let masked = self.masked;
+        if first || last == Some(EINTR) {
+            if pr.handler_due(p).is_some() {
+                if masked {
+                    pr.signals.thread.saved_mask = Some(self.old_mask);
+                }
+                return Err(Errno::EINTR);
+            }
+            return Ok(Step::Forward(self.nr, self.call));
+        }
+        if masked {
+            pr.signals.set_mask(self.old_mask);
+        }
+        Ok(Step::Done(forwarded(last.unwrap_or(0))))
     }
 
     fn wait_outside<P: Platform>(&self, p: &P, deadline: Option<&[u8; 16]>) -> Step {
@@ -273,5 +373,85 @@ pub fn run<P: Platform>(mut w: Wait, pr: &mut Process, p: &P) -> Result<usize, E
             Step::Done(r) => return r,
             Step::Forward(nr, args) => last = Some(p.forward(nr, args)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakePlatform;
+    use crate::signal::{bit, SigAction};
+    use crate::uapi::mman::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    use crate::uapi::signal::{SIGCHLD, SIGUSR1};
+    use mote_abi::boot::BootInfo;
+
+    fn process(p: &FakePlatform) -> (Process, u64) {
+        let boot = BootInfo {
+            pid: 4242,
+            pool_start: 16 << 20,
+            mem_size: 64 << 20,
+            ..Default::default()
+        };
+        let mut pr = Process::new(&boot);
+        let page = crate::syscall::mm::mmap(
+            &mut pr,
+            p,
+            0,
+            4096,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            u64::MAX,
+            0,
+        )
+        .unwrap() as u64;
+        (pr, page)
+    }
+
+    /// Regression: the mask argument of `pselect` was ignored, so a blocked
+    /// SIGCHLD never interrupted it (`make -j2` waited for ever).
+    #[test]
+    fn a_descriptor_wait_holds_its_mask_and_a_signal_it_unblocks_interrupts_it() {
+        let p = FakePlatform::new();
+        let (mut pr, page) = process(&p);
+        let handler = SigAction {
+            handler: 0x1234,
+            ..Default::default()
+        };
+        pr.signals.set_action(SIGCHLD, handler).unwrap();
+        pr.signals.set_mask(bit(SIGCHLD) | bit(SIGUSR1));
+        // The wait's mask: SIGUSR1 only.
+        pr.write_user(&p, page, &bit(SIGUSR1).to_le_bytes())
+            .unwrap();
+        // pselect6's sixth argument: { ss, ss_len }.
+        let mut arg = [0u8; 16];
+        arg[..8].copy_from_slice(&page.to_le_bytes());
+        arg[8..].copy_from_slice(&8u64.to_le_bytes());
+        pr.write_user(&p, page + 64, &arg).unwrap();
+        let args = [0, 0, 0, 0, 0, page + 64];
+
+        // Nothing pending: Linux waits without the mask, which is libos's meanwhile.
+        let mut w = Wait::new(Sysno::pselect6 as u64, args).unwrap();
+        match w.step(&mut pr, &p, None) {
+            Step::Forward(nr, a) => assert_eq!((nr, a[5]), (Sysno::pselect6 as u64, 0)),
+            s => panic!("{s:?}"),
+        }
+        assert_eq!(pr.signals.mask(), bit(SIGUSR1));
+        // A descriptor was ready: the caller's mask is back.
+        assert_eq!(w.step(&mut pr, &p, Some(1)), Step::Done(Ok(1)));
+        assert_eq!(pr.signals.mask(), bit(SIGCHLD) | bit(SIGUSR1));
+
+        // SIGCHLD pending: the wait ends with EINTR at once, and the handler's
+        // frame will record the caller's mask.
+        pr.signals.make_pending(SIGCHLD);
+        let mut w = Wait::new(Sysno::pselect6 as u64, args).unwrap();
+        assert_eq!(w.step(&mut pr, &p, None), Step::Done(Err(Errno::EINTR)));
+        assert_eq!(
+            pr.signals.thread.saved_mask,
+            Some(bit(SIGCHLD) | bit(SIGUSR1))
+        );
+
+        // ppoll's size must be 8.
+        let mut w = Wait::new(Sysno::ppoll as u64, [0, 0, 0, page, 4, 0]).unwrap();
+        assert_eq!(w.step(&mut pr, &p, None), Step::Done(Err(Errno::EINVAL)));
     }
 }

@@ -104,7 +104,15 @@ fn guard_own_state(nr: u64, args: [u64; 6]) -> Option<i64> {
     const DUP3: u64 = Sysno::dup3.id() as u64;
     const CLOSE_RANGE: u64 = Sysno::close_range.id() as u64;
     const PRCTL: u64 = Sysno::prctl.id() as u64;
+    const SETITIMER: u64 = Sysno::setitimer.id() as u64;
+    const GETITIMER: u64 = Sysno::getitimer.id() as u64;
+    use crate::signals::{ITIMER_PROF, ITIMER_VIRTUAL};
     match nr {
+        // The application's CPU-time timers run in the router (Linux's would
+        // count the proxy's time).
+        SETITIMER | GETITIMER if args[0] == ITIMER_VIRTUAL || args[0] == ITIMER_PROF => {
+            Some(cpu_itimer(nr == SETITIMER, args))
+        }
         // Not the application's descriptor: as if it were not open.
         CLOSE if fds::is_own_fd(args[0]) => Some(-i64::from(libc::EBADF)),
         // Linux's answer when the target number is being set up by someone else.
@@ -119,6 +127,46 @@ fn guard_own_state(nr: u64, args: [u64; 6]) -> Option<i64> {
         }
         _ => None,
     }
+}
+
+/// `setitimer(which, new, old)` or `getitimer(which, cur)` of a CPU-time timer
+/// (`signals::cpu_itimer`), with `struct itimerval` (`it_interval`, then
+/// `it_value`, each `struct timeval`) read and written in application memory.
+fn cpu_itimer(set: bool, args: [u64; 6]) -> i64 {
+    let efault = -i64::from(libc::EFAULT);
+    let new = if set && args[1] != 0 {
+        let mut b = [0u8; 32];
+        match crate::mirror::read_user(args[1], &mut b) {
+            Ok(32) => {}
+            _ => return efault,
+        }
+        let word = |i: usize| i64::from_le_bytes(b[i * 8..][..8].try_into().expect("8"));
+        let ns = |sec: i64, usec: i64| {
+            (sec >= 0 && (0..1_000_000).contains(&usec))
+                .then(|| sec as u64 * 1_000_000_000 + usec as u64 * 1000)
+        };
+        match (ns(word(2), word(3)), ns(word(0), word(1))) {
+            (Some(value), Some(interval)) => Some((value, interval)),
+            _ => return -i64::from(libc::EINVAL),
+        }
+    } else if set {
+        Some((0, 0))
+    } else {
+        None
+    };
+    let (left, interval) = crate::signals::cpu_itimer(args[0], new);
+    let out = if set { args[2] } else { args[1] };
+    if out != 0 {
+        let mut b = [0u8; 32];
+        for (i, ns) in [interval, left].into_iter().enumerate() {
+            b[i * 16..][..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+            b[i * 16 + 8..][..8].copy_from_slice(&((ns % 1_000_000_000) / 1000).to_le_bytes());
+        }
+        if crate::mirror::write_user(out, &b).is_err() {
+            return efault;
+        }
+    }
+    0
 }
 
 /// `close_range(first, last, flags)` over the application's descriptors only.

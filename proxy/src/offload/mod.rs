@@ -24,7 +24,7 @@ mod tests;
 mod vfork;
 
 use std::io;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -46,6 +46,12 @@ static TIDS: [AtomicU32; MAX_THREADS] = [const { AtomicU32::new(0) }; MAX_THREAD
 
 /// Thread slots that have a server (bit per slot).
 static SERVED: [AtomicU64; MAX_THREADS / 64] = [const { AtomicU64::new(0) }; MAX_THREADS / 64];
+
+/// Slots whose idle server is to end: the application thread it served ended
+/// and libos gives the slot to a new thread, which gets a server (and so a
+/// Linux tid) of its own, as Linux does not give a new thread a tid an ended
+/// one had until the ids wrap (`retire`).
+static RETIRE: [AtomicBool; MAX_THREADS] = [const { AtomicBool::new(false) }; MAX_THREADS];
 
 /// How often a run bound to one CPU checks its offload threads' place again.
 const RECHECK_NS: u64 = 250_000_000;
@@ -229,6 +235,26 @@ pub fn spawn(
     }
 }
 
+/// Before slot `slot` gets a new server: end its old one, if any. libos gives
+/// a slot again only after its thread ended, so that server is idle, waiting
+/// for a request; it is woken until it has gone (a wake may land just before
+/// it sleeps).
+fn retire(guest: &GuestMem, slot: usize) {
+    if slot >= MAX_THREADS {
+        return;
+    }
+    let bit = 1u64 << (slot % 64);
+    if SERVED[slot / 64].load(Ordering::Acquire) & bit == 0 {
+        return;
+    }
+    RETIRE[slot].store(true, Ordering::Release);
+    let s = guest.thread_slot(slot);
+    while SERVED[slot / 64].load(Ordering::Acquire) & bit != 0 {
+        crate::futex::futex_wake(&s.req_seq);
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
+}
+
 /// Serve thread slot `index` until the run ends; sends the ending `Event`.
 pub fn serve(
     index: usize,
@@ -251,7 +277,13 @@ pub fn serve(
         gen = gen.wrapping_sub(1);
     }
     loop {
-        let req = wait_request(guest, index, slot, last, spin, &mut gen);
+        let Some(req) = wait_request(guest, index, slot, last, spin, &mut gen) else {
+            // Retired (`retire`): the slot is free for a new server.
+            RETIRE[index].store(false, Ordering::Relaxed);
+            TIDS[index].store(0, Ordering::Release);
+            SERVED[index / 64].fetch_and(!(1u64 << (index % 64)), Ordering::AcqRel);
+            return;
+        };
         last = req.seq;
         // A vfork child process leaves the map log to the parent, which is the
         // one that keeps running (the child's mirror stays as it was at the fork).
@@ -289,9 +321,13 @@ pub fn serve(
             Some(Op::VforkWait) => {
                 vfork::vfork_wait(req.args[0] as i32, req.args[1] as usize, guest, index)
             }
-            Some(Op::SpawnExec) => {
-                crate::spawn::exec_in_partition(req.args[0], req.args[1], req.args[2])
-            }
+            Some(Op::SpawnExec) => crate::spawn::exec_in_partition(
+                req.args[0],
+                req.args[1],
+                req.args[2],
+                req.args[3],
+                req.args[4],
+            ),
             Some(Op::Fatal) => {
                 // libos wrote the report before publishing the request, which the
                 // Acquire load of req_seq in `poll` ordered before this read.
@@ -316,6 +352,7 @@ pub fn serve(
             Some(Op::Unshare) => mirror.unshare(req.args[0]),
             Some(Op::SharedLen) => mirror.shared_len(req.args[0]),
             Some(Op::StartServer) => {
+                retire(guest, req.args[0] as usize);
                 let r = spawn(
                     req.args[0] as usize,
                     guest.clone(),
@@ -375,8 +412,8 @@ pub fn serve(
     }
 }
 
-/// Polls right after answering a call before the thread counts itself among the
-/// `SPINNERS`: the requester's next call usually comes within a few hundred ns
+/// Polls right after answering a call before the thread claims one of the
+/// spinner slots (`spinners`): the requester's next call usually comes within a few hundred ns
 /// (its thread returns to the application and calls again), and this window
 /// serves it without an atomic read-modify-write on a shared counter per call
 /// (a locked instruction also waits for the response's store to leave the store
@@ -388,7 +425,8 @@ const GRACE_SPINS: u32 = 256;
 /// for `GRACE_SPINS` and spin (bounded, while few others do); then sleep on
 /// `req_seq`. Before sleeping, wake the requester's core if it waits (the late
 /// check of the protocol, `mote_abi::ikc`: `respond` does not fence). Moves the
-/// thread when the place changed since `gen`.
+/// thread when the place changed since `gen`. The slot's next request; `None`
+/// when the server is to end (`retire`).
 fn wait_request(
     guest: &GuestMem,
     index: usize,
@@ -396,12 +434,12 @@ fn wait_request(
     last: u32,
     spin: bool,
     gen: &mut u32,
-) -> Request {
+) -> Option<Request> {
     if spin && PLACE.load(Ordering::Relaxed) & 1 != 0 {
         for i in 0..GRACE_SPINS {
             if let Some(r) = slot.poll(last) {
                 count_grace(index, i + 1, true);
-                return r;
+                return Some(r);
             }
             std::hint::spin_loop();
         }
@@ -422,6 +460,9 @@ fn wait_request(
     let here = spin && PLACE.load(Ordering::Relaxed) & 1 == 0;
     let spin = spin && !here;
     loop {
+        if RETIRE[index].load(Ordering::Acquire) {
+            return None;
+        }
         // Spin only while few others do: every offload thread shares the Linux
         // core, and a crowd of spinners (an application with many threads, or
         // many ranks) would starve the one with a request to serve.
@@ -433,14 +474,14 @@ fn wait_request(
             for _ in 0..SPIN_LIMIT {
                 if let Some(r) = slot.poll(last) {
                     count_spin(t0, true);
-                    return r;
+                    return Some(r);
                 }
                 std::hint::spin_loop();
             }
             count_spin(t0, false);
         }
         if let Some(r) = slot.poll(last) {
-            return r;
+            return Some(r);
         }
         if slot.begin_sleep(last, here) {
             let waiter = slot.waiting_requester();

@@ -18,7 +18,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 
 use super::serve;
 use crate::event::Event;
-use crate::fds::{protect_fds, unprotect_fd};
+use crate::fds::{above_app, protect_fds, unprotect_fd};
 use crate::futex::wake_core;
 use crate::guest::GuestMem;
 use crate::mirror::Mirror;
@@ -46,7 +46,8 @@ pub(super) fn fork_child(
         return -i64::from(libc::EINVAL);
     }
     let (read, write) = match pipe_with(PipeFlags::CLOEXEC) {
-        Ok(p) => p,
+        // Out of the application's numbers: its next `open` gets Linux's.
+        Ok((r, w)) => (above_app(r), above_app(w)),
         Err(e) => return -i64::from(e.raw_os_error()),
     };
     protect_fds([read.as_raw_fd(), write.as_raw_fd()]);
@@ -80,14 +81,20 @@ pub(super) fn fork_child(
             }
             // The read end is the parent's; the write end closes at exec or exit,
             // which is what the parent waits for.
+            let raw = read.as_raw_fd();
             drop(read);
+            unprotect_fd(raw);
             let _write = write;
             serve(slot, guest, mirror, events, pin);
             child_exit(0)
         }
         pid => {
-            // The write end is the child's.
+            // The write end is the child's; its number is free again here
+            // (regression: it stayed protected, so the application's next
+            // descriptor with that number could not be closed: EBADF).
+            let raw = write.as_raw_fd();
             drop(write);
+            unprotect_fd(raw);
             VFORK_PIPES
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -108,13 +115,8 @@ pub(super) fn child_exit(status: i32) -> ! {
 /// End this forked server process as killed by signal `sig` (the parent's
 /// `wait4` sees that), or with `128 + sig` if the signal does not end it.
 pub(super) fn child_killed(sig: i32) -> ! {
-    // SAFETY: default action for the signal, then raise it; the process ends
-    // without returning into the proxy's code.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-        libc::raise(sig);
-        libc::_exit(128 + sig)
-    }
+    crate::signals::die_by(sig as u32);
+    child_exit(128 + (sig & 0x7f))
 }
 
 /// `Op::VforkWait`: block until child `pid` exec'd or ended, then release its
