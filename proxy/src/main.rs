@@ -25,6 +25,7 @@ mod run;
 mod say;
 mod signals;
 mod spawn;
+mod trace;
 mod vmm;
 
 fn main() {

@@ -59,6 +59,20 @@ pub trait Runtime<P: Platform>: Machine<P> {
     fn at_exit(&self, proc: &Process) {
         let _ = proc;
     }
+    /// `mote run --trace`: record every call (`crate::trace`). A flag read once at
+    /// start-up; when it is off, [`dispatch`] costs one predictable branch more.
+    fn tracing(&self) -> bool {
+        false
+    }
+    /// Where the calling thread's forwarded calls stand: a number that changes
+    /// with each call Linux runs for it, and the last such call's number.
+    fn forward_mark(&self) -> (u32, u64) {
+        (0, 0)
+    }
+    /// Record a traced call (`mote_abi::trace`, the running core's ring).
+    fn record(&self, e: &mote_abi::trace::Entry) {
+        let _ = e;
+    }
 }
 
 /// Why a call is refused instead of forwarded, and which work will implement it.
@@ -260,7 +274,16 @@ fn is_exit(nr: u64) -> bool {
 
 /// Handle the application's system call `nr` with `args` on runtime `rt`; returns
 /// the value for `rax`. The one place that routes a call, on every platform.
+#[inline]
 pub fn dispatch<P: Platform, R: Runtime<P>>(rt: &R, nr: u64, args: [u64; 6]) -> u64 {
+    if rt.tracing() {
+        return crate::trace::traced(rt, nr, args);
+    }
+    run(rt, nr, args)
+}
+
+/// [`dispatch`] itself: route the call and run it.
+pub(crate) fn run<P: Platform, R: Runtime<P>>(rt: &R, nr: u64, args: [u64; 6]) -> u64 {
     // A vfork child's exit and execve are its own process's.
     if let Some(r) = thread::vfork_child_call(rt, nr, args) {
         return r;

@@ -32,7 +32,7 @@ const RT_LAYERS: &[&[&str]] = &[
     &["sig"],
     &["platform"],
     &["kvm"],
-    &["edge", "ikc", "percpu", "locks", "fpu", "heap"],
+    &["edge", "ikc", "percpu", "locks", "fpu", "heap", "trace"],
 ];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;

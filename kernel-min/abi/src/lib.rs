@@ -18,4 +18,5 @@ pub mod maplog;
 pub mod paging;
 pub mod ports;
 pub mod signal;
+pub mod trace;
 pub mod trap;

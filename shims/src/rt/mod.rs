@@ -8,7 +8,7 @@
 //! kernel-min's upcalls do, and names its `Edge` to `platform`) → `call` (a
 //! system call as the dispatcher sees the runtime) → `threads` (switches, the
 //! idle loop, blocking) → `sig` → `platform` (the runtime's `Platform`) → `kvm`
-//! → the leaves `edge`, `ikc`, `percpu`, `locks`, `fpu`, `heap`.
+//! → the leaves `edge`, `ikc`, `percpu`, `locks`, `fpu`, `heap`, `trace`.
 #![allow(unsafe_code)]
 
 pub mod call;
@@ -24,6 +24,7 @@ pub mod percpu;
 pub mod platform;
 pub mod sig;
 pub mod threads;
+pub mod trace;
 
 /// The argv/envp block the proxy wrote (`layout::ARGS_VA`, `BootInfo::args_len`).
 pub fn args_block(boot: &mote_abi::boot::BootInfo) -> &'static [u8] {
