@@ -15,6 +15,7 @@ mod guest;
 mod hosted;
 mod images;
 mod info;
+mod lwk;
 mod mirror;
 mod offload;
 mod passthrough;

@@ -227,6 +227,7 @@ impl Partition {
                 .spawn(move || {
                     // Best effort: an unpinned vCPU still runs, only noisier.
                     let _ = pin_to(host_cpu);
+                    crate::lwk::register_vcpu(i);
                     let mut vcpu = vcpu;
                     crate::signals::register_vcpu(i, &mut vcpu);
                     let ev = run_vcpu(vcpu, i, &guest, debug, (runtime_gpa, trap_entry));

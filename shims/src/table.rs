@@ -31,7 +31,7 @@ use mote_libos::platform::Platform;
 use mote_libos::process::Process;
 use mote_libos::syscall::thread::{self, Machine};
 use mote_libos::syscall::wait::{Step, Wait};
-use mote_libos::syscall::{exec, fs, mm, shm, signal, task, time};
+use mote_libos::syscall::{exec, fs, mm, perf, shm, signal, task, time};
 use syscalls::Sysno;
 
 /// `__X32_SYSCALL_BIT`: x32-ABI numbers (`arch/x86/include/uapi/asm/unistd.h`).
@@ -196,6 +196,9 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::sched_yield => Thread(|m, _| thread::sched_yield(m)),
         Sysno::sched_getaffinity => Thread(|m, a| thread::sched_getaffinity(m, a[0], a[1], a[2])),
         Sysno::sched_setaffinity => Thread(|m, a| thread::sched_setaffinity(m, a[0], a[1], a[2])),
+        // Performance counters of the application's own threads count the Linux
+        // thread that runs their LWK core, not the proxy's offload thread.
+        Sysno::perf_event_open => Thread(perf::perf_event_open),
 
         // The program: execve in the same partition; /proc/self/exe names it.
         Sysno::execve => Local(|pr, p, a| exec::execve(pr, p, a[0], a[1], a[2])),
