@@ -28,6 +28,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod slurm;
+
 /// A run still going after this long is killed and the test fails as hung.
 pub const HANG_LIMIT: Duration = Duration::from_secs(120);
 

@@ -9,7 +9,8 @@ use mote_testsuite::{run_mote_command, Program, TempDir};
 
 /// The configurations `mote bench --quick --load` reports, one or more table rows each.
 const CONFIGS: &[&str] = &[
-    "latency", "fwq", "fwq+load", "gups", "stream", "alloc", "cg", "cg2", "startup",
+    "latency", "fwq", "fwq+load", "gups", "stream", "alloc", "cg", "cg2", "startup", "mpi",
+    "mpi_cg",
 ];
 
 /// The columns besides native.

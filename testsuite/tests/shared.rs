@@ -5,7 +5,8 @@
 //! the native status; POSIX shared memory (`shm_open`) in a dynamically linked
 //! program; System V shared memory (`apps/sysv_shm.c`: `shmat`/`shmdt`/`shmctl`
 //! as natively, Linux's permission checks, and a segment shared by key with a
-//! native process, gone once both detached).
+//! native process, gone once both detached); a peer reading the application's
+//! fresh memory with `process_vm_readv`, as MPI libraries do between ranks.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -326,8 +327,21 @@ fn mote_and_a_native_process_ping_pong_through_a_system_v_segment(pf: Platform) 
     assert_eq!(left, 0, "the segment outlived both processes");
 }
 
+/// Another process reads the application's memory with `process_vm_readv` the
+/// moment the mapping call returned, the address passed through shared memory
+/// with no system call in between (Open MPI's single-copy path for large
+/// messages): the proxy's mirror must already hold the mapping, or the peer gets
+/// `EFAULT` (hosted, before: every buffer; kvm: mappings under 256 KiB).
+fn a_peer_reads_fresh_memory_with_process_vm_readv_as_natively(pf: Platform) {
+    let prog = Program::new(app("cma")).on(pf);
+    let (native, mote) = prog.same_as_native();
+    assert_eq!(native.status, 0, "{native:?}");
+    assert_eq!(mote.status, 0, "{mote:?}");
+}
+
 mote_testsuite::on_both_platforms!(
     system_v_shared_memory_behaves_as_natively,
+    a_peer_reads_fresh_memory_with_process_vm_readv_as_natively,
     a_store_after_shmdt_is_sigsegv_as_natively,
     a_store_into_a_shm_rdonly_attachment_is_sigsegv_as_natively,
     shmat_refuses_what_linux_refuses_without_cap_ipc_owner,

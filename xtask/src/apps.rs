@@ -1,8 +1,8 @@
 //! The C applications in `apps/`: prerequisites and the build, one program per
 //! `.c` file: `apps/*.c` static (`gcc -static -O2 -Wall -Werror`),
 //! `apps/dynamic/*.c` as ordinary dynamically linked PIE programs, and
-//! `apps/mpi/*.c` with the MPI compiler wrapper (`mpicc`, dynamic: as MPI codes
-//! are built), for the test suite only.
+//! `apps/mpi/*.c` with each MPI's compiler wrapper (MPICH's and Open MPI's,
+//! dynamic: as MPI codes are built), for the test suite only.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,22 +20,68 @@ pub const DYNAMIC: &[&str] = &["-O2", "-Wall", "-Werror"];
 
 /// The C compiler of `apps/*.c` and `apps/dynamic/*.c`.
 pub const GCC: &str = "gcc";
-/// The MPI compiler wrapper of `apps/mpi/*.c`.
-pub const MPICC: &str = "mpicc";
-const MPI_FIX: &str = "install Debian packages mpich libmpich-dev (the MPI tests run \
-                       `mpiexec -n 2 mote run -- ...`)";
+/// An MPI implementation the tests build `apps/mpi/*.c` with and launch under.
+pub struct Mpi {
+    /// Its compiler wrapper and launcher, by the names Debian gives them beside
+    /// the `mpicc`/`mpiexec` alternatives (which point at one of them).
+    pub tools: [&'static str; 2],
+    /// Where its builds of `apps/mpi/*.c` go, under the apps directory.
+    pub subdir: &'static str,
+    /// What installs it.
+    pub fix: &'static str,
+}
 
-/// `mpicc` and `mpiexec` must run (MPICH's, or any MPI's wrappers).
+/// MPICH (`mpiexec` is its hydra launcher); its programs are `<apps>/<name>`.
+pub const MPICH: Mpi = Mpi {
+    tools: ["mpicc.mpich", "mpiexec.mpich"],
+    subdir: "",
+    fix: "install Debian packages mpich libmpich-dev (the MPI tests run \
+          `mpiexec -n 2 mote run -- ...`)",
+};
+/// Open MPI (`mpirun`); its programs are `<apps>/openmpi/<name>`.
+pub const OPENMPI: Mpi = Mpi {
+    tools: ["mpicc.openmpi", "mpirun.openmpi"],
+    subdir: "openmpi",
+    fix: "install Debian packages openmpi-bin libopenmpi-dev (the MPI tests run \
+          `mpirun -n 2 mote run -- ...`)",
+};
+
+impl Mpi {
+    /// Its compiler wrapper and launcher must run.
+    pub fn check(&self) -> Result<(), Error> {
+        for tool in self.tools {
+            let ok = Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                return Err(Error::Missing {
+                    what: tool.to_string(),
+                    fix: self.fix,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Both MPI implementations the tests launch under.
 pub fn check_mpi() -> Result<(), Error> {
-    for tool in [MPICC, "mpiexec"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
+    MPICH.check()?;
+    OPENMPI.check()
+}
+
+/// Slurm's daemons, client and MUNGE: the `srun` tests start a Slurm of their own.
+pub fn check_slurm() -> Result<(), Error> {
+    for tool in ["munged", "slurmctld", "slurmd", "srun", "sinfo"] {
+        let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+            .iter()
+            .any(|dir| Path::new(dir).join(tool).is_file());
+        if !found {
             return Err(Error::Missing {
                 what: tool.to_string(),
-                fix: MPI_FIX,
+                fix: "install Debian packages slurmctld slurmd slurm-client munge (the srun \
+                      tests start a single-node Slurm of their own)",
             });
         }
     }

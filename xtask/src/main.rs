@@ -146,15 +146,20 @@ impl Workspace {
         Ok(built)
     }
 
-    /// `apps/mpi/*.c`, for the MPI tests (not the demo: it needs no MPI).
+    /// `apps/mpi/*.c` with each MPI, for the MPI tests (not the demo: it needs
+    /// no MPI).
     fn build_mpi_apps(&self) -> Result<Vec<PathBuf>, Error> {
         apps::check_mpi()?;
-        apps::build_all(
-            &self.root.join("apps").join("mpi"),
-            &self.apps_dir(),
-            apps::MPICC,
-            apps::DYNAMIC,
-        )
+        let mut built = Vec::new();
+        for mpi in [apps::MPICH, apps::OPENMPI] {
+            built.extend(apps::build_all(
+                &self.root.join("apps").join("mpi"),
+                &self.apps_dir().join(mpi.subdir),
+                mpi.tools[0],
+                apps::DYNAMIC,
+            )?);
+        }
+        Ok(built)
     }
 
     fn demo(&self) -> Result<(), Error> {

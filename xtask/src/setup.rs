@@ -42,11 +42,17 @@ const BUSYBOX: Need = Need {
     check: check_busybox,
     packages: &["busybox-static"],
 };
-/// `mpicc` and `mpiexec`: the MPI tests.
+/// MPICH's and Open MPI's compiler wrappers and launchers: the MPI tests.
 const MPI: Need = Need {
-    what: "mpicc and mpiexec",
+    what: "MPICH and Open MPI",
     check: apps::check_mpi,
-    packages: &["mpich", "libmpich-dev"],
+    packages: &["mpich", "libmpich-dev", "openmpi-bin", "libopenmpi-dev"],
+};
+/// Slurm and MUNGE: the `srun` tests start a single-node Slurm of their own.
+const SLURM: Need = Need {
+    what: "Slurm",
+    check: apps::check_slurm,
+    packages: &["slurmctld", "slurmd", "slurm-client", "munge"],
 };
 
 /// What `cargo xtask demo` needs.
@@ -55,12 +61,12 @@ pub fn for_demo(root: &Path) -> Result<(), Error> {
     debian_packages(&[COMPILER])
 }
 
-/// What `cargo xtask test` needs: the demo's, rustfmt and clippy, busybox and
-/// MPI; as root also the hugetlbfs pages.
+/// What `cargo xtask test` needs: the demo's, rustfmt and clippy, busybox, MPICH,
+/// Open MPI and Slurm; as root also the hugetlbfs pages.
 pub fn for_test(root: &Path) -> Result<(), Error> {
     guest_target(root)?;
     components(root)?;
-    debian_packages(&[COMPILER, BUSYBOX, MPI])?;
+    debian_packages(&[COMPILER, BUSYBOX, MPI, SLURM])?;
     hugepages();
     Ok(())
 }

@@ -413,10 +413,18 @@ fn run_once(
     let w = config.workload;
     let program = apps.join(w.program);
     let args = if quick { w.quick_args } else { w.args };
+    let start = |first: &Path| match w.launcher {
+        Some(launcher) => {
+            let mut c = Command::new(launcher[0]);
+            c.args(&launcher[1..]).arg(first);
+            c
+        }
+        None => Command::new(first),
+    };
     let mut cmd = match side {
-        Side::Native => Command::new(&program),
+        Side::Native => start(&program),
         Side::Mote(platform) => {
-            let mut c = Command::new(mote);
+            let mut c = start(mote);
             c.arg("run")
                 .args(["--platform", platform.name(), "--stats", "--cores"])
                 .arg(w.cores.to_string())
@@ -440,6 +448,7 @@ fn run_once(
         error: None,
     };
     let affinity = match side {
+        _ if w.launcher.is_some() => cpus.all,
         Side::Native => child::only(cpus.lwk),
         Side::Mote(_) => cpus.all,
     };
@@ -610,7 +619,19 @@ fn cell(v: Option<f64>) -> String {
 /// The workloads named on the command line, in the table's order; all by default.
 fn select(names: &[String]) -> Result<Vec<&'static Workload>, (i32, String)> {
     if names.is_empty() {
-        return Ok(workloads::ALL.iter().collect());
+        // Every workload; those whose launcher this machine lacks are said and
+        // left out (named explicitly, they fail like a missing program).
+        let (ready, lacking): (Vec<&Workload>, Vec<&Workload>) = workloads::ALL
+            .iter()
+            .partition(|w| w.launcher.is_none_or(|l| on_path(l[0])));
+        for w in lacking {
+            println!(
+                "mote bench: {}: not run: no `{}` here (Debian: openmpi-bin)",
+                w.name,
+                w.launcher.map_or("", |l| l[0])
+            );
+        }
+        return Ok(ready);
     }
     for n in names {
         if workloads::find(n).is_none() {
@@ -625,6 +646,12 @@ fn select(names: &[String]) -> Result<Vec<&'static Workload>, (i32, String)> {
         .iter()
         .filter(|w| names.iter().any(|n| n == w.name))
         .collect())
+}
+
+/// Whether `tool` is a file in one of `PATH`'s directories.
+fn on_path(tool: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|d| d.join(tool).is_file())
 }
 
 /// A figure with as many digits as it deserves.

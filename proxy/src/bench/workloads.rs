@@ -96,7 +96,15 @@ pub struct Workload {
     /// helper thread of the program to run there (the native side of what
     /// mote's proxy does there).
     pub native_linux_cpu_arg: Option<&'static str>,
+    /// The launcher that starts the program's ranks, on both sides (`LAUNCHER
+    /// program` natively, `LAUNCHER mote run ... -- program` under mote), with
+    /// its default binding: the bench does not pin these runs itself.
+    pub launcher: Option<&'static [&'static str]>,
 }
+
+/// Open MPI's launcher, two ranks, its default binding (a core each). Open MPI
+/// must be told twice that it may run as root: the flag does nothing otherwise.
+const MPIRUN: &[&str] = &["mpirun.openmpi", "--allow-run-as-root", "-n", "2"];
 
 /// The end-to-end wall time of a run, measured by the bench for every run.
 pub const WALL_MS: &str = "wall_ms";
@@ -129,6 +137,7 @@ pub const ALL: &[Workload] = &[
                the floor of a forwarded call (native column of `getppid vs floor`)",
         cores: 1,
         native_linux_cpu_arg: Some("--floor-cpu"),
+        launcher: None,
     },
     Workload {
         name: FWQ,
@@ -143,6 +152,7 @@ pub const ALL: &[Workload] = &[
         what: "Fixed Work Quantum: 10,000 samples of one fixed quantum, in TSC cycles",
         cores: 1,
         native_linux_cpu_arg: None,
+        launcher: None,
     },
     Workload {
         name: "gups",
@@ -158,6 +168,7 @@ pub const ALL: &[Workload] = &[
         what: "random read-modify-write updates, 1 GiB table (64 MiB quick)",
         cores: 1,
         native_linux_cpu_arg: None,
+        launcher: None,
     },
     Workload {
         name: "stream",
@@ -171,6 +182,7 @@ pub const ALL: &[Workload] = &[
         what: "STREAM triad, 3 x 160 MB (3 x 16 MB quick)",
         cores: 1,
         native_linux_cpu_arg: None,
+        launcher: None,
     },
     Workload {
         name: "alloc",
@@ -185,6 +197,7 @@ pub const ALL: &[Workload] = &[
         what: "malloc/free of mixed sizes, 10M operations (1M quick)",
         cores: 1,
         native_linux_cpu_arg: None,
+        launcher: None,
     },
     Workload {
         name: "cg",
@@ -199,6 +212,7 @@ pub const ALL: &[Workload] = &[
         what: "HPCCG-style CG, 27-point stencil, 64^3 rows (32^3 quick), 1 thread",
         cores: 1,
         native_linux_cpu_arg: None,
+        launcher: None,
     },
     Workload {
         name: "cg2",
@@ -213,6 +227,7 @@ pub const ALL: &[Workload] = &[
         what: "the same CG with 2 threads (pthreads, a barrier per kernel): --cores 2 under mote",
         cores: 2,
         native_linux_cpu_arg: None,
+        launcher: None,
     },
     Workload {
         name: "startup",
@@ -223,6 +238,40 @@ pub const ALL: &[Workload] = &[
         what: "end-to-end time of a program that prints one line and exits",
         cores: 1,
         native_linux_cpu_arg: None,
+        launcher: None,
+    },
+    Workload {
+        name: "mpi",
+        program: "openmpi/mpi_bench",
+        args: &[],
+        quick_args: &["--quick"],
+        metrics: &[
+            m("pingpong_8b_us", "us", Better::Lower),
+            m("pingpong_1m_us", "us", Better::Lower),
+            m("bandwidth_1m_mbs", "MB/s", Better::Higher),
+            m("allreduce_8b_us", "us", Better::Lower),
+        ],
+        what: "Open MPI, `mpirun -n 2` with its default binding (a core per rank): ping-pong \
+               of 8 B and 1 MiB, 1 MiB bandwidth (16 in flight), allreduce of a double",
+        cores: 1,
+        native_linux_cpu_arg: None,
+        launcher: Some(MPIRUN),
+    },
+    Workload {
+        name: "mpi_cg",
+        program: "openmpi/mpi_cg",
+        args: &[],
+        quick_args: &["--quick"],
+        metrics: &[
+            m("ms_per_iteration", "ms", Better::Lower),
+            m("mflops", "MFLOP/s", Better::Higher),
+            m("iterations", "", Better::Neither),
+        ],
+        what: "the CG of `cg` split over 2 ranks by z planes (halo exchange, allreduce), \
+               Open MPI `mpirun -n 2`, default binding",
+        cores: 1,
+        native_linux_cpu_arg: None,
+        launcher: Some(MPIRUN),
     },
 ];
 

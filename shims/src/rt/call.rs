@@ -104,6 +104,7 @@ impl Runtime<RtPlatform> for Call<'_> {
         self.caller_sp
     }
     fn after_local(&self, proc: &mut Process) {
+        self.p.settle_mirror();
         self.entry.set(proc.pending_entry.take());
     }
     /// `--stats` (or `MOTE_DEBUG`): how the calls arrived, said at exit.

@@ -12,9 +12,6 @@ pub trait Edge: Sync {
     /// Does the platform build page tables from frames libos gives it
     /// (`Platform::builds_page_tables`)?
     fn builds_page_tables(&self) -> bool;
-    /// Should a large new mapping be applied by the proxy at once (it allocates
-    /// the host pages behind it before the application's first touch)?
-    fn proxy_populates(&self) -> bool;
     /// Does the runtime zero memory itself rather than ask the proxy first?
     fn zeroes_locally(&self) -> bool;
     /// The proxy made pass-through `gpa` for `len` bytes of the application's

@@ -25,9 +25,6 @@ impl Edge for Kvm {
     fn builds_page_tables(&self) -> bool {
         true
     }
-    fn proxy_populates(&self) -> bool {
-        true
-    }
     fn zeroes_locally(&self) -> bool {
         false
     }

@@ -5,7 +5,7 @@
 //! directly (the same address space at CPL3).
 
 use core::arch::asm;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use mote_abi::boot::{BootInfo, BOOT_F_FSGSBASE};
 use mote_abi::errno::Errno;
@@ -69,8 +69,10 @@ pub fn init(boot: &'static BootInfo, waiter: &'static dyn Waiter) -> &'static Rt
     })
 }
 
-/// Mappings from this size on are applied by the proxy right away.
-const POPULATE_MIN: u64 = 256 << 10;
+/// New mappings pushed to the map log, and how many of them the proxy is known
+/// to have applied to its mirror (`RtPlatform::settle_mirror`).
+static MAPS_PUBLISHED: AtomicU64 = AtomicU64::new(0);
+static MAPS_MIRRORED: AtomicU64 = AtomicU64::new(0);
 
 /// Raw kernel call through this platform's edge.
 pub fn kcall_raw(nr: u64, a: [u64; 4]) -> Result<u64, Errno> {
@@ -155,6 +157,25 @@ impl RtPlatform {
         self.call(Op::SpawnExec, 0, [path, argv, envp, 0, 0, 0])
     }
 
+    /// Before a local call that mapped memory returns: make the proxy apply the
+    /// map log (an `Op::Nop` round trip), so the new mapping is in its mirror.
+    /// From the return on, the application may hand the address to another
+    /// process through shared memory, with no system call of its own in between
+    /// — MPI libraries do, and the peer reads it with `process_vm_readv` on this
+    /// process (`apps/cma.c`). In the partition the proxy's mapping also
+    /// allocates the host pages behind it before the application's first touch.
+    /// One round trip per call however many runs it mapped (an `execve` maps
+    /// dozens).
+    pub fn settle_mirror(&self) {
+        let published = MAPS_PUBLISHED.load(Ordering::Acquire);
+        if MAPS_MIRRORED.load(Ordering::Acquire) < published {
+            // Every change counted in `published` was pushed before this
+            // request, and the proxy applies the whole log before it answers.
+            self.call(Op::Nop, 0, [0; 6]);
+            MAPS_MIRRORED.fetch_max(published, Ordering::Release);
+        }
+    }
+
     /// This core.
     pub fn core(&self) -> usize {
         percpu::core()
@@ -204,17 +225,8 @@ impl Platform for RtPlatform {
         while !maplog().push(change) {
             self.call(Op::Nop, 0, [0; 6]);
         }
-        // Let the proxy apply a large new mapping at once: it also allocates the
-        // host pages behind it, before the application's first touch. Not on the
-        // hosted platform, where the application's process has populated the
-        // mapping itself (`rt::hosted`): the proxy applies the map log before it
-        // serves the next request, and a round trip now (the proxy may be asleep)
-        // only adds to every large `mmap`.
-        if change.kind == mote_abi::maplog::KIND_MAP
-            && change.len >= POPULATE_MIN
-            && self.edge.proxy_populates()
-        {
-            self.call(Op::Nop, 0, [0; 6]);
+        if change.kind == mote_abi::maplog::KIND_MAP {
+            MAPS_PUBLISHED.fetch_add(1, Ordering::Release);
         }
     }
     fn zero(&self, va: u64, len: u64) {

@@ -496,12 +496,6 @@ impl Edge for Hosted {
     fn builds_page_tables(&self) -> bool {
         false
     }
-    fn proxy_populates(&self) -> bool {
-        // This process has populated the mapping itself (`map`): the proxy
-        // applies the map log before it serves the next request, and a round
-        // trip now (the proxy may be asleep) only adds to every large `mmap`.
-        false
-    }
     fn zeroes_locally(&self) -> bool {
         // No shadow paging, and this process's memory is its own mapping of the
         // memfd: a store is several times cheaper than the proxy's
