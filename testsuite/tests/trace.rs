@@ -224,7 +224,22 @@ fn summary_counts_equal_the_programs(pf: Platform) {
     assert_eq!(rows["total"][0], total.to_string(), "{err}");
 }
 
+/// A FILE that cannot be created is refused before the program runs.
+fn an_uncreatable_trace_file_is_refused_before_the_run(pf: Platform) {
+    let prog = Program::new(app("hello")).on(pf);
+    let mote = prog.mote_with(&["--trace=/nonexistent/mote-trace-dir/calls"]);
+    assert_eq!(mote.status, 2, "{mote:?}");
+    assert_eq!(mote.stdout_text(), "", "{mote:?}");
+    let err = mote.stderr_text();
+    assert_eq!(err.lines().count(), 1, "{mote:?}");
+    assert!(
+        err.starts_with("mote: --trace=/nonexistent/mote-trace-dir/calls: cannot create it"),
+        "{mote:?}"
+    );
+}
+
 mote_testsuite::on_both_platforms!(
+    an_uncreatable_trace_file_is_refused_before_the_run,
     every_call_appears_once_with_its_route_and_result,
     without_a_file_the_trace_goes_to_stderr,
     summary_counts_equal_the_programs,
