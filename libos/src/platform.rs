@@ -139,6 +139,14 @@ pub trait Platform {
         let _ = out;
         0
     }
+    /// `perf_event_open` (`args` as the application passed them) on the Linux
+    /// thread that executes LWK core `core` (`Op::PerfOpen`): Linux's descriptor
+    /// or `-errno`. A platform without LWK cores of its own (the tests' fakes)
+    /// has Linux run the call as it is.
+    fn perf_open(&self, core: usize, args: [u64; 6]) -> i64 {
+        let _ = core;
+        self.forward(syscalls::Sysno::perf_event_open as u64, args)
+    }
 }
 
 /// A pass-through object the proxy made for a shared file or device mapping, or a

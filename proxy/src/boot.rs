@@ -13,7 +13,7 @@ use x86_64::structures::paging::PageTableFlags as F;
 
 use mote_abi::boot::{
     BootInfo, BOOT_F_DEBUG, BOOT_F_FSGSBASE, BOOT_F_NO_PATCH, BOOT_F_SHARED_CPUS, BOOT_F_STATS,
-    BOOT_MAGIC, BOOT_VERSION,
+    BOOT_F_TRACE, BOOT_MAGIC, BOOT_VERSION,
 };
 use mote_abi::errno::Errno;
 use mote_abi::layout::*;
@@ -33,6 +33,8 @@ pub struct BootParams {
     pub no_patch: bool,
     /// `--stats`: report system-call statistics at exit.
     pub stats: bool,
+    /// `--trace`: record every system call (`BOOT_F_TRACE`).
+    pub trace: bool,
     /// `--page-size` in bytes.
     pub page_size: u64,
     /// LWK cores share host CPUs (`BOOT_F_SHARED_CPUS`).
@@ -54,6 +56,7 @@ impl BootParams {
             (self.debug, BOOT_F_DEBUG),
             (self.no_patch, BOOT_F_NO_PATCH),
             (self.stats, BOOT_F_STATS),
+            (self.trace, BOOT_F_TRACE),
             // Idle cores sleep at once rather than spin on a host CPU another
             // core needs.
             (self.shared_cpus, BOOT_F_SHARED_CPUS),

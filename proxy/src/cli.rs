@@ -137,6 +137,18 @@ pub struct RunArgs {
         value_parser = clap::value_parser!(u64).range(0..=3_600_000)
     )]
     pub time_slice: u64,
+    /// Trace the application's system calls, one line each (thread, call,
+    /// arguments, result, local or forwarded, trapped, cost in ns): to stderr, to
+    /// FILE with `--trace=FILE`, or only a table per call at exit with
+    /// `--trace=summary`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "-"
+    )]
+    pub trace: Option<String>,
     /// The program (looked up in PATH like a shell does) and its arguments.
     #[arg(
         required = true,
@@ -371,6 +383,27 @@ mod tests {
         assert_eq!(size(&["--page-size", "2M"]), Some(2 << 20));
         assert_eq!(size(&["--page-size=1g"]), Some(1 << 30));
         assert_eq!(size(&["--page-size", "8k"]), None);
+    }
+
+    fn parse_from<const N: usize>(v: [&str; N]) -> Command {
+        Cli::try_parse_from(v).unwrap().command
+    }
+
+    #[test]
+    fn trace_takes_a_value_only_after_an_equals_sign() {
+        let Command::Run(r) = parse_from(["mote", "run", "--trace", "./app", "x"]) else {
+            panic!()
+        };
+        assert_eq!(r.trace.as_deref(), Some("-"));
+        assert_eq!(r.command, ["./app", "x"]);
+        let Command::Run(r) = parse_from(["mote", "run", "--trace=summary", "./app"]) else {
+            panic!()
+        };
+        assert_eq!(r.trace.as_deref(), Some("summary"));
+        let Command::Run(r) = parse_from(["mote", "run", "./app"]) else {
+            panic!()
+        };
+        assert_eq!(r.trace, None);
     }
 
     #[test]

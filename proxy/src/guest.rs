@@ -358,6 +358,24 @@ impl GuestMem {
         unsafe { &*p.cast::<SignalPage>() }
     }
 
+    /// Core `core`'s trace ring (`mote_abi::trace`) in the runtime region at
+    /// guest-physical `runtime_gpa`.
+    pub fn trace_ring(&self, runtime_gpa: u64, core: usize) -> &mote_abi::trace::Ring {
+        use mote_abi::trace::{ring_offset, Ring};
+        assert!(core < mote_abi::layout::MAX_CORES, "trace ring {core}");
+        let p = self
+            .ptr(
+                runtime_gpa + ring_offset(core),
+                std::mem::size_of::<Ring>() as u64,
+            )
+            .expect("trace ring");
+        // SAFETY: in range (checked by ptr), 64-byte aligned (the runtime region
+        // is 2 MiB aligned, the offset a multiple of the ring's size); Ring is
+        // atomics and padding integers, valid for any bit pattern the guest
+        // writes; lives as long as self.
+        unsafe { &*p.cast::<Ring>() }
+    }
+
     /// The map log.
     pub fn maplog(&self) -> &MapLog {
         const { assert!(MAPLOG_OFFSET + std::mem::size_of::<MapLog>() as u64 <= IKC_SIZE) };

@@ -15,6 +15,7 @@ mod guest;
 mod hosted;
 mod images;
 mod info;
+mod lwk;
 mod mirror;
 mod offload;
 mod passthrough;
@@ -27,6 +28,7 @@ mod signals;
 mod spawn;
 mod spinners;
 mod ticks;
+mod trace;
 mod vmm;
 
 fn main() {

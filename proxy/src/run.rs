@@ -24,7 +24,7 @@ use crate::mirror::Mirror;
 use crate::passthrough::Passthrough;
 use crate::platform::Platform;
 use crate::vmm::Partition;
-use crate::{args, info, offload, program, report};
+use crate::{args, info, offload, program, report, trace};
 
 /// Exit status when mote itself fails (platform, VM, resources), as `env`, `nice`
 /// and `timeout` use for their own failures; 126/127 stay the program's.
@@ -188,6 +188,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         random: random_bytes().map_err(fail(EXIT_MOTE_FAILED))?,
         no_patch: a.no_patch,
         stats: a.stats,
+        trace: a.trace.is_some(),
         page_size: a.page_size.bytes(),
         shared_cpus: a.cores > 1 && a.cores + 1 > crate::cpus::host_cpus().len(),
         ignored_signals,
@@ -230,6 +231,11 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
             )
         })?;
 
+    // The trace's output, among the proxy's own descriptors (protected below).
+    let trace_out = match &a.trace {
+        Some(v) => Some(trace::open(&trace::Mode::parse(Some(v))).map_err(fail(EXIT_USAGE))?),
+        None => None,
+    };
     drop(low_fds);
     let own = crate::fds::open_fds().map_err(|e| {
         (
@@ -266,9 +272,30 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
             format!("cannot start the signal router: {e}"),
         )
     })?;
+    let tracer = match trace_out {
+        Some(out) => {
+            // Every call goes to the dispatcher, getpid and gettid included.
+            guest
+                .signal_page()
+                .full_path
+                .store(1, std::sync::atomic::Ordering::Relaxed);
+            let t =
+                trace::start(guest.clone(), platform.runtime_gpa(), a.cores, out).map_err(|e| {
+                    (
+                        EXIT_MOTE_FAILED,
+                        format!("cannot start the trace thread: {e}"),
+                    )
+                })?;
+            Some(t)
+        }
+        None => None,
+    };
     platform.start(tx).map_err(fail(EXIT_MOTE_FAILED))?;
 
     let event = rx.recv();
+    if let Some(t) = tracer {
+        t.finish();
+    }
     if let Some(stats) = platform.finish(a.stats) {
         crate::say!("mote: {stats}");
     }

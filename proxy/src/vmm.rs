@@ -228,6 +228,7 @@ impl Partition {
                 .spawn(move || {
                     // Best effort: an unpinned vCPU still runs, only noisier.
                     let _ = pin_to(host_cpu);
+                    crate::lwk::register_vcpu(i);
                     let mut vcpu = vcpu;
                     crate::signals::register_vcpu(i, &mut vcpu);
                     crate::ticks::register_vcpu(i, crate::signals::kick_signal());

@@ -5,3 +5,4 @@
 
 pub mod sigcontext;
 pub mod table;
+pub mod trace;

@@ -63,6 +63,7 @@ mod partition {
         }
         rt::heap::init();
         let p = rt::platform::init(boot, &rt::threads::Scheduler);
+        rt::trace::init(boot);
         rt::threads::init_core(p, 0);
         let mut proc = Process::new(boot);
         rt::threads::init_main(p, proc.pid);

@@ -31,7 +31,7 @@ use mote_libos::platform::Platform;
 use mote_libos::process::Process;
 use mote_libos::syscall::thread::{self, Machine};
 use mote_libos::syscall::wait::{Step, Wait};
-use mote_libos::syscall::{exec, fs, mm, shm, signal, task, time};
+use mote_libos::syscall::{exec, fs, mm, perf, shm, signal, task, time};
 use syscalls::Sysno;
 
 /// `__X32_SYSCALL_BIT`: x32-ABI numbers (`arch/x86/include/uapi/asm/unistd.h`).
@@ -58,6 +58,20 @@ pub trait Runtime<P: Platform>: Machine<P> {
     /// runtime's own report (`--stats`).
     fn at_exit(&self, proc: &Process) {
         let _ = proc;
+    }
+    /// `mote run --trace`: record every call (`crate::trace`). A flag read once at
+    /// start-up; when it is off, [`dispatch`] costs one predictable branch more.
+    fn tracing(&self) -> bool {
+        false
+    }
+    /// Where the calling thread's forwarded calls stand: a number that changes
+    /// with each call Linux runs for it, and the last such call's number.
+    fn forward_mark(&self) -> (u32, u64) {
+        (0, 0)
+    }
+    /// Record a traced call (`mote_abi::trace`, the running core's ring).
+    fn record(&self, e: &mote_abi::trace::Entry) {
+        let _ = e;
     }
 }
 
@@ -182,6 +196,9 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::sched_yield => Thread(|m, _| thread::sched_yield(m)),
         Sysno::sched_getaffinity => Thread(|m, a| thread::sched_getaffinity(m, a[0], a[1], a[2])),
         Sysno::sched_setaffinity => Thread(|m, a| thread::sched_setaffinity(m, a[0], a[1], a[2])),
+        // Performance counters of the application's own threads count the Linux
+        // thread that runs their LWK core, not the proxy's offload thread.
+        Sysno::perf_event_open => Thread(perf::perf_event_open),
 
         // The program: execve in the same partition; /proc/self/exe names it.
         Sysno::execve => Local(|pr, p, a| exec::execve(pr, p, a[0], a[1], a[2])),
@@ -265,7 +282,16 @@ fn is_exit(nr: u64) -> bool {
 
 /// Handle the application's system call `nr` with `args` on runtime `rt`; returns
 /// the value for `rax`. The one place that routes a call, on every platform.
+#[inline]
 pub fn dispatch<P: Platform, R: Runtime<P>>(rt: &R, nr: u64, args: [u64; 6]) -> u64 {
+    if rt.tracing() {
+        return crate::trace::traced(rt, nr, args);
+    }
+    run(rt, nr, args)
+}
+
+/// [`dispatch`] itself: route the call and run it.
+pub(crate) fn run<P: Platform, R: Runtime<P>>(rt: &R, nr: u64, args: [u64; 6]) -> u64 {
     // A vfork child's exit and execve are its own process's.
     if let Some(r) = thread::vfork_child_call(rt, nr, args) {
         return r;
@@ -382,6 +408,11 @@ mod tests {
         first: RefCell<Vec<i64>>,
         /// The signal the next forwarded call "raised" (`Platform::take_raised`).
         raised: core::cell::Cell<u32>,
+        /// `Runtime::tracing`, and what `Runtime::record` got.
+        tracing: core::cell::Cell<bool>,
+        records: RefCell<Vec<mote_abi::trace::Entry>>,
+        /// `Platform::perf_open` calls: the core and the arguments.
+        perf: RefCell<Vec<(usize, [u64; 6])>>,
     }
 
     /// What Linux "answers" to every forwarded call in these tests.
@@ -425,6 +456,10 @@ mod tests {
         fn take_raised(&self) -> u32 {
             self.raised.replace(0)
         }
+        fn perf_open(&self, core: usize, args: [u64; 6]) -> i64 {
+            self.perf.borrow_mut().push((core, args));
+            7
+        }
         fn exit(&self, status: i32) -> ! {
             panic!("exit({status})")
         }
@@ -463,6 +498,122 @@ mod tests {
     impl Runtime<Recorder> for FakeMachine<Recorder> {
         fn caller_sp(&self) -> u64 {
             0
+        }
+        fn tracing(&self) -> bool {
+            self.p.tracing.get()
+        }
+        fn forward_mark(&self) -> (u32, u64) {
+            let f = self.p.forwarded.borrow();
+            (f.len() as u32, f.last().map_or(0, |c| c.0))
+        }
+        fn record(&self, e: &mote_abi::trace::Entry) {
+            self.p.records.borrow_mut().push(e.clone());
+        }
+    }
+
+    #[test]
+    fn perf_events_of_the_applications_threads_count_their_core_others_are_linuxs() {
+        let rt = setup();
+        let nr = Sysno::perf_event_open as u64;
+        let own = |pid: i64| [0x1000, pid as u64, u64::MAX, u64::MAX, 0, 0];
+        // The calling thread, and the main thread by its tid (the pid).
+        assert_eq!(dispatch(&rt, nr, own(0)), 7);
+        assert_eq!(dispatch(&rt, nr, own(4321)), 7);
+        assert_eq!(*rt.p.perf.borrow(), [(0, own(0)), (0, own(4321))]);
+        // Another process, and every process on a CPU: Linux's as they are.
+        assert_eq!(dispatch(&rt, nr, own(999)), LINUX_ANSWER as u64);
+        let cpu_wide = [0x1000, u64::MAX, 0, u64::MAX, 0, 0];
+        assert_eq!(dispatch(&rt, nr, cpu_wide), LINUX_ANSWER as u64);
+        assert_eq!(*rt.p.forwarded.borrow(), [(nr, own(999)), (nr, cpu_wide)]);
+        assert_eq!(rt.p.perf.borrow().len(), 2);
+    }
+
+    mod traced {
+        use super::*;
+        use mote_abi::trace::{Route, Text};
+
+        fn traced() -> FakeMachine<Recorder> {
+            let rt = setup();
+            rt.p.tracing.set(true);
+            rt
+        }
+
+        #[test]
+        fn nothing_is_recorded_when_tracing_is_off() {
+            let rt = setup();
+            dispatch(&rt, Sysno::getpid as u64, [0; 6]);
+            dispatch(&rt, Sysno::getppid as u64, [0; 6]);
+            assert!(rt.p.records.borrow().is_empty());
+        }
+
+        #[test]
+        fn each_call_is_recorded_once_with_its_route_and_result() {
+            let rt = traced();
+            assert_eq!(dispatch(&rt, Sysno::getpid as u64, [0; 6]), 4321);
+            dispatch(&rt, Sysno::getppid as u64, [1, 2, 3, 4, 5, 6]);
+            assert_eq!(dispatch(&rt, Sysno::fork as u64, [0; 6]) as i64, -38);
+            let r = rt.p.records.borrow();
+            let seen: Vec<(u32, Route, u64, bool)> = r
+                .iter()
+                .map(|e| (e.nr, e.route, e.ret, e.no_return))
+                .collect();
+            assert_eq!(
+                seen,
+                [
+                    (Sysno::getpid as u32, Route::Local, 4321, false),
+                    (
+                        Sysno::getppid as u32,
+                        Route::Forwarded,
+                        LINUX_ANSWER as u64,
+                        false
+                    ),
+                    (Sysno::fork as u32, Route::Refused, (-38i64) as u64, false),
+                ]
+            );
+            assert_eq!(r[1].args, [1, 2, 3, 4, 5, 6]);
+            assert_eq!(r[0].tid, 4321);
+        }
+
+        #[test]
+        fn a_local_call_passed_on_to_linux_is_forwarded_and_its_bad_path_unreadable() {
+            let rt = traced();
+            // openat of a path libos cannot read: its handler forwards it.
+            let args = [(-100i64) as u64, 0x10, 0, 0, 0, 0];
+            assert_eq!(
+                dispatch(&rt, Sysno::openat as u64, args),
+                LINUX_ANSWER as u64
+            );
+            let r = rt.p.records.borrow();
+            assert_eq!(r.len(), 1);
+            assert_eq!(r[0].route, Route::Forwarded);
+            let (arg, kind, _) = r[0].text.as_ref().expect("a path argument");
+            assert_eq!((*arg, *kind), (1, Text::Unreadable));
+        }
+
+        #[test]
+        fn a_write_buffer_in_mapped_memory_is_captured() {
+            let rt = traced();
+            let buf = dispatch(&rt, Sysno::mmap as u64, [0, 4096, 3, 0x22, u64::MAX, 0]);
+            dispatch(&rt, Sysno::write as u64, [1, buf, 5, 0, 0, 0]);
+            let r = rt.p.records.borrow();
+            let (arg, kind, t) = r[1].text.as_ref().expect("the buffer");
+            // The recorder's memory reads as zeroes.
+            assert_eq!((*arg, *kind, t.as_slice()), (1, Text::Buf, &[0u8; 5][..]));
+            assert!(!t.cut);
+        }
+
+        #[test]
+        fn exit_group_is_recorded_before_it_ends_the_process() {
+            let rt = traced();
+            let e = catch_unwind(AssertUnwindSafe(|| {
+                dispatch(&rt, Sysno::exit_group as u64, [3, 0, 0, 0, 0, 0]);
+            }))
+            .unwrap_err();
+            assert_eq!(e.downcast_ref::<String>().unwrap(), "exit(3)");
+            let r = rt.p.records.borrow();
+            assert_eq!(r.len(), 1);
+            assert!(r[0].no_return);
+            assert_eq!(r[0].args[0], 3);
         }
     }
 

@@ -104,6 +104,8 @@ pub const BOOT_F_STATS: u32 = 1 << 3;
 /// LWK cores share host CPUs (more cores than the machine can dedicate): an idle
 /// core sleeps at once instead of spinning on a CPU another core needs.
 pub const BOOT_F_SHARED_CPUS: u32 = 1 << 4;
+/// Record every system call in the trace rings (`mote run --trace`, `mote_abi::trace`).
+pub const BOOT_F_TRACE: u32 = 1 << 5;
 
 const_assert_eq!(size_of::<BootInfo>(), 208);
 const_assert_eq!(offset_of!(BootInfo, pid), 104);

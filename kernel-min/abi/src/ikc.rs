@@ -178,6 +178,14 @@ pub enum Op {
     /// A separate op rather than a `MapShared` flavour: `MapShared`'s arguments are
     /// `mmap`'s six and every one of them is used; a segment has no fd or offset.
     ShmAttach = 17,
+    /// `perf_event_open` for the application's own execution (libos's
+    /// `syscall::perf`): `args` are the call's `[attr, _, cpu, group_fd, flags, _]`
+    /// with `args[1]` the LWK core whose execution is counted and `args[5]` that
+    /// core's Linux thread where only the runtime knows it (the hosted process's
+    /// thread; 0 in the partition, whose vCPU threads are the proxy's own). The
+    /// proxy opens the event on that Linux thread (checking that it is one of the
+    /// application's) and returns the descriptor, or Linux's `-errno`.
+    PerfOpen = 18,
 }
 
 /// What a vfork child thread's call returns once its process exec'd or ended: the
@@ -210,6 +218,7 @@ impl Op {
             15 => Op::SpawnExec,
             16 => Op::CpuTimes,
             17 => Op::ShmAttach,
+            18 => Op::PerfOpen,
             _ => return None,
         })
     }

@@ -19,4 +19,5 @@ pub mod note;
 pub mod paging;
 pub mod ports;
 pub mod signal;
+pub mod trace;
 pub mod trap;

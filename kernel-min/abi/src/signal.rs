@@ -62,7 +62,11 @@ pub struct SignalPage {
     pub wake: AtomicU64,
     /// Non-zero: libos has something to look at before returning to the application.
     pub attention: AtomicU32,
-    _pad: u32,
+    /// Non-zero: the entries answer no call themselves (`getpid`, `gettid`) but
+    /// take every one to the dispatcher (`mote run --trace`, which records each).
+    /// The proxy writes it before the partition starts. Beside `attention`, so
+    /// the entries test both with the one 8-byte load they already make.
+    pub full_path: AtomicU32,
     /// Signals the application ignores (libos writes): the proxy drops them on
     /// arrival, as Linux discards an ignored signal when it is sent.
     pub ignored: AtomicU64,
@@ -74,6 +78,7 @@ pub struct SignalPage {
 const_assert_eq!(offset_of!(SignalPage, pending), 0);
 const_assert_eq!(offset_of!(SignalPage, wake), 8);
 const_assert_eq!(offset_of!(SignalPage, attention), 16);
+const_assert_eq!(offset_of!(SignalPage, full_path), 20);
 const_assert_eq!(offset_of!(SignalPage, ignored), 24);
 const_assert_eq!(offset_of!(SignalPage, info), 64);
 const_assert_eq!(size_of::<SignalPage>(), 4096);
@@ -107,7 +112,7 @@ impl SignalPage {
             pending: AtomicU64::new(0),
             wake: AtomicU64::new(0),
             attention: AtomicU32::new(0),
-            _pad: 0,
+            full_path: AtomicU32::new(0),
             ignored: AtomicU64::new(0),
             _pad2: [0; 4],
             info: [const { [const { AtomicU64::new(0) }; 4] }; 64],

@@ -240,6 +240,7 @@ impl Hosted {
         );
         let child_pid = process::fork_runtime(entry, keep).map_err(HostedError::Fork)?;
         let pid = child_pid.as_raw_nonzero().get();
+        crate::lwk::register_hosted(pid);
         // Where Yama restricts ptrace access to descendants, let the child take
         // descriptors from us (pidfd_getfd) for shared file mappings. Without
         // Yama the option does not exist and nothing needs allowing.

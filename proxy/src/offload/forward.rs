@@ -96,6 +96,32 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 }
 }
 
+/// `Op::PerfOpen`: `perf_event_open` on the Linux thread that executes LWK core
+/// `args[1]` (`lwk::core_thread`; the runtime named it in `args[5]` on the
+/// hosted platform), with the application's attributes, CPU, group and flags:
+/// Linux's descriptor or `-errno` (`ESRCH` when the core has no thread of the
+/// application's).
+pub fn perf_open(args: [u64; 6]) -> i64 {
+    let [attr, core, cpu, group, flags, named] = args;
+    let Ok(tid) = crate::lwk::core_thread(core as usize, named) else {
+        return -i64::from(libc::ESRCH);
+    };
+    // SAFETY: perf_event_open only reads `attr` (an application address in the
+    // mirror; the kernel checks it, EFAULT) and makes a descriptor in the
+    // proxy's table, as a forwarded call does; it changes nothing of the
+    // proxy's threads, signals or memory.
+    unsafe {
+        syscalls::raw::syscall5(
+            Sysno::perf_event_open.id() as usize,
+            attr as usize,
+            tid as usize,
+            cpu as usize,
+            group as usize,
+            flags as usize,
+        ) as i64
+    }
+}
+
 /// Calls that are forwarded in general but would act on the proxy with these
 /// arguments: answered here (`Some`) or left to Linux (`None`).
 fn guard_own_state(nr: u64, args: [u64; 6]) -> Option<i64> {

@@ -337,6 +337,7 @@ pub fn serve(
                 let _ = events.send(Event::Killed { signal, fault });
                 return;
             }
+            Some(Op::PerfOpen) => forward::perf_open(req.args),
             Some(Op::Log) => log(index, req.args[0], req.args[1]),
             Some(Op::Nop) => 0,
             Some(Op::Zero) => match zero_user(req.args[0], req.args[1]) {

@@ -3,6 +3,7 @@
 //! (the machine part of threads is `rt::threads`).
 
 use core::cell::Cell;
+use core::sync::atomic::Ordering;
 
 use mote_abi::boot::{BOOT_F_DEBUG, BOOT_F_STATS};
 use mote_abi::trap::TrapFrame;
@@ -118,5 +119,19 @@ impl Runtime<RtPlatform> for Call<'_> {
             let ncores = self.p.boot.ncores as usize;
             self.p.log(&super::tick::stats_line(ncores));
         }
+    }
+    #[inline]
+    fn tracing(&self) -> bool {
+        super::trace::on()
+    }
+    fn forward_mark(&self) -> (u32, u64) {
+        let slot = super::ikc::thread_slot(percpu::cpu().slot.load(Ordering::Relaxed) as usize);
+        (
+            slot.req_seq.load(Ordering::Relaxed),
+            slot.nr.load(Ordering::Relaxed),
+        )
+    }
+    fn record(&self, e: &mote_abi::trace::Entry) {
+        super::trace::ring(percpu::core()).push(e);
     }
 }

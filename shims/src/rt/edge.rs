@@ -32,6 +32,9 @@ pub trait Edge: Sync {
     fn page_faults(&self, ncores: usize) -> u64;
     /// `Platform::cpu_times` after the proxy wrote `n` values into `out`.
     fn cpu_times(&self, out: &mut [u64], n: usize, ncores: usize) -> usize;
+    /// The Linux thread that runs LWK core `core`, where only the runtime knows
+    /// it (`Op::PerfOpen`): the hosted process's thread; 0 in the partition.
+    fn core_thread(&self, core: usize) -> u64;
     /// Bytes core 0's idle context needs on its stack beyond `base`, with
     /// `ext_state` bytes of extended state.
     fn idle_stack(&self, base: usize, ext_state: usize) -> usize;

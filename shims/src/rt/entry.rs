@@ -80,9 +80,11 @@ mote_patched_entry:
     lea rcx, [rcx + 1]
     mov gs:[{calls}], rcx
     // getpid and gettid at once, unless a signal wants attention (then the full
-    // path delivers it on the way out). No flags change on this path.
+    // path delivers it on the way out) or every call must reach the dispatcher
+    // (`full_path`, the next word: `--trace`); one 8-byte load tests both. No
+    // flags change on this path.
     mov r11, {attn}
-    mov ecx, dword ptr [r11]
+    mov rcx, qword ptr [r11]
     jrcxz 6f
     jmp 8f
 6:  lea rcx, [rax - {nr_getpid}]
@@ -191,7 +193,7 @@ mote_patched_entry:
 mote_syscall:
     inc qword ptr gs:[{calls}]
     mov r11, {attn}
-    cmp dword ptr [r11], 0
+    cmp qword ptr [r11], 0
     jne 9f
     cmp rdi, {nr_getpid}
     je 6f
@@ -316,6 +318,11 @@ mote_full_exit:
 const ARITH_FLAGS: u32 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x800;
 
 static_assertions::const_assert_eq!(offset_of!(TrapFrame, hdr), 15 * 8);
+// The fast paths test `attention` and `full_path` with one 8-byte load.
+static_assertions::const_assert_eq!(
+    offset_of!(mote_abi::signal::SignalPage, full_path),
+    offset_of!(mote_abi::signal::SignalPage, attention) + 4
+);
 static_assertions::const_assert_eq!(core::mem::size_of::<UpcallHeader>(), 7 * 8);
 
 unsafe extern "C" {

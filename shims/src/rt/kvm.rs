@@ -48,6 +48,9 @@ impl Edge for Kvm {
     fn cpu_times(&self, _out: &mut [u64], n: usize, _ncores: usize) -> usize {
         n
     }
+    fn core_thread(&self, _core: usize) -> u64 {
+        0
+    }
     fn idle_stack(&self, base: usize, _ext_state: usize) -> usize {
         base
     }

@@ -9,7 +9,7 @@
 //! system call as the dispatcher sees the runtime) → `threads` (switches, the
 //! idle loop, blocking, preemption) → `sig` → `tick` (the cores' time-sharing
 //! timers) → `platform` (the runtime's `Platform`) → `kvm` → the leaves `edge`,
-//! `ikc`, `percpu`, `locks`, `fpu`, `heap`.
+//! `ikc`, `percpu`, `locks`, `fpu`, `heap`, `trace`.
 #![allow(unsafe_code)]
 
 pub mod call;
@@ -26,6 +26,7 @@ pub mod platform;
 pub mod sig;
 pub mod threads;
 pub mod tick;
+pub mod trace;
 
 /// The argv/envp block the proxy wrote (`layout::ARGS_VA`, `BootInfo::args_len`).
 pub fn args_block(boot: &mote_abi::boot::BootInfo) -> &'static [u8] {

@@ -422,6 +422,15 @@ impl Platform for RtPlatform {
         self.edge
             .cpu_times(out, r.max(0) as usize, self.boot.ncores as usize)
     }
+    fn perf_open(&self, core: usize, args: [u64; 6]) -> i64 {
+        let [attr, _, cpu, group, flags, _] = args;
+        let thread = self.edge.core_thread(core);
+        self.call(
+            Op::PerfOpen,
+            0,
+            [attr, core as u64, cpu, group, flags, thread],
+        )
+    }
     fn page_sizes(&self, va: u64, len: u64) -> [u64; 3] {
         let mut out = [0u64; 3];
         // The proxy writes the three counts into `out` (runtime memory, in the

@@ -538,6 +538,11 @@ impl Edge for Hosted {
     fn cpu_times(&self, out: &mut [u64], n: usize, ncores: usize) -> usize {
         cpu_times(out, n, ncores)
     }
+    fn core_thread(&self, core: usize) -> u64 {
+        CORE_TID
+            .get(core)
+            .map_or(0, |t| t.load(Ordering::Relaxed).max(0) as u64)
+    }
     fn idle_stack(&self, base: usize, ext_state: usize) -> usize {
         // A kick may come while core 0's idle context runs, and Linux writes its
         // signal frame (registers and the whole extended state) below its rsp:
