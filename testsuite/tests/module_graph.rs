@@ -28,6 +28,7 @@ const RT_LAYERS: &[&[&str]] = &[
     &["entry"],
     &["hosted"],
     &["call"],
+    &["fork"],
     &["threads"],
     &["sig"],
     &["platform"],

@@ -172,6 +172,17 @@ pub enum Op {
     /// A separate op rather than a `MapShared` flavour: `MapShared`'s arguments are
     /// `mmap`'s six and every one of them is used; a segment has no fd or offset.
     ShmAttach = 17,
+    /// `fork` (a `clone` without `CLONE_VM`): the proxy copies guest memory into a
+    /// new memfd and forks itself; the copy of the proxy becomes the child's
+    /// (its pid is the child's, its descriptors copies of the parent's) and starts
+    /// the child's application process on the copy, where the runtime resumes
+    /// the calling thread from the record it left in memory (`rt::fork`). The
+    /// caller holds the runtime's locks for the duration, so the copy is
+    /// consistent. `args[0..3]` bound what to copy (libos's frame pool has never
+    /// handed out memory beyond): the end of the used ordinary memory (all
+    /// guest-physical memory below it is copied), and the start and end of the
+    /// used 2 MiB-page memory. Returns the child's pid or `-errno`.
+    ForkProcess = 18,
 }
 
 /// What a vfork child thread's call returns once its process exec'd or ended: the
@@ -204,6 +215,7 @@ impl Op {
             15 => Op::SpawnExec,
             16 => Op::CpuTimes,
             17 => Op::ShmAttach,
+            18 => Op::ForkProcess,
             _ => return None,
         })
     }
@@ -667,6 +679,7 @@ mod tests {
     fn op_decoding_rejects_unknown() {
         assert_eq!(Op::from_u32(1), Some(Op::Syscall));
         assert_eq!(Op::from_u32(17), Some(Op::ShmAttach));
+        assert_eq!(Op::from_u32(18), Some(Op::ForkProcess));
         assert_eq!(Op::from_u32(0), None);
         assert_eq!(Op::from_u32(99), None);
     }

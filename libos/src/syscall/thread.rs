@@ -65,6 +65,11 @@ pub trait Machine<P: Platform> {
     /// A forked proxy process serving slot `slot` (a vfork child): its pid, or
     /// `-errno`.
     fn fork_server(&self, slot: usize) -> i64;
+    /// `fork`: a copy of the process with only the calling thread, which
+    /// resumes there from the call's frame with `rax = 0` (its tid written at
+    /// `set_tid` when not 0, and cleared at its exit at `clear_tid` when not 0).
+    /// Returns the child's pid, or `-errno`.
+    fn fork_process(&self, set_tid: u64, clear_tid: u64) -> i64;
     /// Wait until vfork child `tid` (slot `slot`) exec'd or ended: 0, or `-EINTR`.
     fn vfork_wait(&self, tid: u32, slot: usize) -> i64;
     /// A vfork child's `execve` in a partition of its own; returns only on
@@ -105,7 +110,10 @@ pub fn process_of<'a, P: Platform>(m: &'a dyn Machine<P>) -> MutexGuard<'a, Opti
 /// Patched sites of calls that create a thread must keep trapping: the child
 /// needs the full register frame.
 pub fn needs_frame(nr: u64) -> bool {
-    nr == Sysno::clone as u64 || nr == Sysno::clone3 as u64 || nr == Sysno::vfork as u64
+    nr == Sysno::clone as u64
+        || nr == Sysno::clone3 as u64
+        || nr == Sysno::vfork as u64
+        || nr == Sysno::fork as u64
 }
 
 /// Threads of the application alive now.
@@ -609,10 +617,13 @@ pub enum CloneKind {
     /// runs in this partition until it execs (into a partition of its own) or
     /// exits; its calls go to a forked proxy with its own descriptors.
     VforkChild,
+    /// A copy of the process (`fork`, `clone` without `CLONE_VM`): a process of
+    /// its own with a copy of the memory and of the descriptors.
+    Fork,
 }
 
-/// Threads and vfork children. A copy of the process (`fork`) would need a second
-/// partition with a copy of the memory, which does not exist yet.
+/// Threads, vfork children and copies of the process (`fork`: no `CLONE_VM`,
+/// with an exit signal and the tid-reporting flags only).
 pub fn check_clone<P: Platform>(
     pr: &mut Process,
     p: &P,
@@ -623,10 +634,14 @@ pub fn check_clone<P: Platform>(
     if a.flags & !CSIGNAL == vfork {
         return Ok(CloneKind::VforkChild);
     }
+    let fork = CSIGNAL | CLONE_PARENT_SETTID | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
+    if a.flags & CLONE_VM == 0 && a.flags & !fork == 0 && a.stack == 0 {
+        return Ok(CloneKind::Fork);
+    }
     if a.flags & thread != thread {
         pr.log_once(p, Sysno::clone as u64, || {
             alloc::format!(
-                "clone with flags {:#x}: copying the process (fork) is not implemented yet; threads (CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD) and vfork children (CLONE_VM|CLONE_VFORK: vfork, posix_spawn) are; returning ENOSYS",
+                "clone with flags {:#x}: only threads (CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD), vfork children (CLONE_VM|CLONE_VFORK: vfork, posix_spawn) and copies of the process (fork: an exit signal, CLONE_PARENT_SETTID, CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID, no new stack) are offered; returning ENOSYS",
                 a.flags
             )
         });
@@ -741,6 +756,23 @@ pub fn vfork<P: Platform>(m: &dyn Machine<P>) -> Result<usize, Errno> {
     )
 }
 
+/// `fork()`: `clone(SIGCHLD)`.
+pub fn fork_call<P: Platform>(m: &dyn Machine<P>) -> Result<usize, Errno> {
+    if !m.trapped() {
+        return Err(direct_clone(m));
+    }
+    clone_thread(
+        m,
+        CloneArgs {
+            flags: crate::uapi::signal::SIGCHLD as u64,
+            stack: 0,
+            ptid: 0,
+            ctid: 0,
+            tls: 0,
+        },
+    )
+}
+
 /// `clone3(args, size)`.
 pub fn clone3<P: Platform>(m: &dyn Machine<P>, uargs: u64, size: u64) -> Result<usize, Errno> {
     if !m.trapped() {
@@ -769,13 +801,18 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
         }
         kind
     };
+    if kind == CloneKind::Fork {
+        return fork(m, &a);
+    }
     let (slot, parent) = {
         let mut g = m.threads().lock();
         let t = g.as_mut().expect("threads");
         let me = t.get(m.tid()).cloned().ok_or(Errno::ESRCH)?;
-        let slot = match kind {
-            CloneKind::Thread => t.alloc_slot()?,
-            CloneKind::VforkChild => t.alloc_child_slot()?,
+        // (A fork went its own way above.)
+        let slot = if kind == CloneKind::Thread {
+            t.alloc_slot()?
+        } else {
+            t.alloc_child_slot()?
         };
         (slot, me)
     };
@@ -788,9 +825,10 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
     };
     // The slot's own offload thread in the proxy; its Linux tid is the new thread's.
     // A vfork child's is a forked proxy process, whose pid is the child's.
-    let tid = match kind {
-        CloneKind::Thread => m.start_server(slot),
-        CloneKind::VforkChild => m.fork_server(slot),
+    let tid = if kind == CloneKind::Thread {
+        m.start_server(slot)
+    } else {
+        m.fork_server(slot)
     };
     if kind == CloneKind::Thread && tid > 0 {
         m.threads()
@@ -851,10 +889,11 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
             parent.fs_base
         },
     };
-    let core = match kind {
-        CloneKind::Thread => t.spawn(child),
-        // Beside its parent, which waits for it.
-        CloneKind::VforkChild => t.spawn_on(child, parent.core),
+    let core = if kind == CloneKind::Thread {
+        t.spawn(child)
+    } else {
+        // A vfork child: beside its parent, which waits for it.
+        t.spawn_on(child, parent.core)
     };
     drop(g);
     if kind == CloneKind::Thread {
@@ -880,6 +919,42 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
     }
     publish_thread_count(m);
     Ok(tid as usize)
+}
+
+/// `fork`: the runtime copies the process (`Machine::fork_process`); the child
+/// resumes from the call's frame with 0, the parent gets the child's pid (also
+/// at `ptid` with `CLONE_PARENT_SETTID`).
+fn fork<P: Platform>(m: &dyn Machine<P>, a: &CloneArgs) -> Result<usize, Errno> {
+    let set = if a.flags & CLONE_CHILD_SETTID != 0 {
+        a.ctid
+    } else {
+        0
+    };
+    let clear = if a.flags & CLONE_CHILD_CLEARTID != 0 {
+        a.ctid
+    } else {
+        0
+    };
+    let pid = m.fork_process(set, clear);
+    if pid < 0 {
+        let e = Errno::from_code((-pid) as i32).unwrap_or(Errno::EAGAIN);
+        if e == Errno::ENOSYS {
+            if let Some(pr) = m.process().lock().as_mut() {
+                pr.log_once(m.platform(), Sysno::fork as u64, || {
+                    String::from(
+                        "fork: copying the process is offered on the hosted platform only so far (the partition's copy is not built yet); returning ENOSYS",
+                    )
+                });
+            }
+        }
+        return Err(e);
+    }
+    if a.flags & CLONE_PARENT_SETTID != 0 {
+        let g = m.process().lock();
+        let pr = g.as_ref().expect("process");
+        pr.write_user(m.platform(), a.ptid, &(pid as u32).to_le_bytes())?;
+    }
+    Ok(pid as usize)
 }
 
 /// `exit(status)`: the running thread ends: its `clear_child_tid` is cleared and

@@ -6,7 +6,8 @@
 //! stubs: entered from the machine, they enter `crate::partition`) → `hosted` (the
 //! hosted process's start-up and trap signals: it enters `crate::partition` as
 //! kernel-min's upcalls do, and names its `Edge` to `platform`) → `call` (a
-//! system call as the dispatcher sees the runtime) → `threads` (switches, the
+//! system call as the dispatcher sees the runtime) → `fork` (a fork's record,
+//! and the child's resumption from it) → `threads` (switches, the
 //! idle loop, blocking) → `sig` → `platform` (the runtime's `Platform`) → `kvm`
 //! → the leaves `edge`, `ikc`, `percpu`, `locks`, `fpu`, `heap`.
 #![allow(unsafe_code)]
@@ -14,6 +15,7 @@
 pub mod call;
 pub mod edge;
 pub mod entry;
+pub mod fork;
 pub mod fpu;
 pub mod heap;
 pub mod hosted;
