@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failures;
@@ -34,6 +35,12 @@ static void status(const char *what, int st) {
 }
 
 static int counter = 41;
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "exec-child") == 0) {
@@ -122,7 +129,9 @@ int main(int argc, char **argv) {
         if (g == 0) {
             close(gp[0]);
             // Wait until the middle child is gone: our parent changes.
-            for (int i = 0; i < 10000 && getppid() == middle; i++)
+            // (At most ~20 s: a failure, not a hang, if it never changes.)
+            double until = now() + 20;
+            while (getppid() == middle && now() < until)
                 usleep(1000);
             write(gp[1], getppid() != middle ? "g" : "n", 1);
             _exit(0);
