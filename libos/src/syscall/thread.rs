@@ -24,6 +24,9 @@ use crate::sched::{self, State, Thread, Threads, Wake};
 use crate::uapi::futex::*;
 use crate::uapi::sched::*;
 
+mod fork;
+pub use fork::fork_call;
+
 #[cfg(test)]
 mod tests;
 
@@ -756,23 +759,6 @@ pub fn vfork<P: Platform>(m: &dyn Machine<P>) -> Result<usize, Errno> {
     )
 }
 
-/// `fork()`: `clone(SIGCHLD)`.
-pub fn fork_call<P: Platform>(m: &dyn Machine<P>) -> Result<usize, Errno> {
-    if !m.trapped() {
-        return Err(direct_clone(m));
-    }
-    clone_thread(
-        m,
-        CloneArgs {
-            flags: crate::uapi::signal::SIGCHLD as u64,
-            stack: 0,
-            ptid: 0,
-            ctid: 0,
-            tls: 0,
-        },
-    )
-}
-
 /// `clone3(args, size)`.
 pub fn clone3<P: Platform>(m: &dyn Machine<P>, uargs: u64, size: u64) -> Result<usize, Errno> {
     if !m.trapped() {
@@ -802,7 +788,7 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
         kind
     };
     if kind == CloneKind::Fork {
-        return fork(m, &a);
+        return fork::fork(m, &a);
     }
     let (slot, parent) = {
         let mut g = m.threads().lock();
@@ -919,42 +905,6 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
     }
     publish_thread_count(m);
     Ok(tid as usize)
-}
-
-/// `fork`: the runtime copies the process (`Machine::fork_process`); the child
-/// resumes from the call's frame with 0, the parent gets the child's pid (also
-/// at `ptid` with `CLONE_PARENT_SETTID`).
-fn fork<P: Platform>(m: &dyn Machine<P>, a: &CloneArgs) -> Result<usize, Errno> {
-    let set = if a.flags & CLONE_CHILD_SETTID != 0 {
-        a.ctid
-    } else {
-        0
-    };
-    let clear = if a.flags & CLONE_CHILD_CLEARTID != 0 {
-        a.ctid
-    } else {
-        0
-    };
-    let pid = m.fork_process(set, clear);
-    if pid < 0 {
-        let e = Errno::from_code((-pid) as i32).unwrap_or(Errno::EAGAIN);
-        if e == Errno::ENOSYS {
-            if let Some(pr) = m.process().lock().as_mut() {
-                pr.log_once(m.platform(), Sysno::fork as u64, || {
-                    String::from(
-                        "fork: copying the process is offered on the hosted platform only so far (the partition's copy is not built yet); returning ENOSYS",
-                    )
-                });
-            }
-        }
-        return Err(e);
-    }
-    if a.flags & CLONE_PARENT_SETTID != 0 {
-        let g = m.process().lock();
-        let pr = g.as_ref().expect("process");
-        pr.write_user(m.platform(), a.ptid, &(pid as u32).to_le_bytes())?;
-    }
-    Ok(pid as usize)
 }
 
 /// `exit(status)`: the running thread ends: its `clear_child_tid` is cleared and
