@@ -151,3 +151,24 @@ except ChildProcessError as e:
         "child sees its parent: True\nTrue True 7\nTrue 9\nno children: 10\n"
     );
 }
+
+/// Regression: `multiprocessing`'s `Pool` with the fork start method hung at its
+/// end: its queue's lock is a POSIX semaphore in `/dev/shm`, whose futex wake
+/// from a worker (another process) never reached the parent waiting in libos's
+/// own futex table. Futexes in shared mappings are Linux's now.
+#[test]
+fn hosted_python_multiprocessing_pool_with_fork() {
+    let code = "
+import multiprocessing as mp
+def sq(x):
+    return x * x
+if __name__ == '__main__':
+    with mp.get_context('fork').Pool(2) as p:
+        print(sum(p.map(sq, range(100))))
+";
+    let (native, _) = Program::new(python())
+        .args(["-c", code])
+        .on(Platform::Hosted)
+        .same_as_native();
+    assert_eq!(native.stdout_text(), "328350\n");
+}

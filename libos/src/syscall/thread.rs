@@ -437,6 +437,22 @@ fn kick_all<P: Platform>(m: &dyn Machine<P>, cores: &[usize]) {
     }
 }
 
+/// A futex word another process may wait on or wake: not `FUTEX_PRIVATE_FLAG`,
+/// in a pass-through mapping (a shared file, `/dev/shm`, System V), which the
+/// proxy maps at the same address from the same pages. Such a futex is Linux's
+/// (forwarded, all its operations), so waits and wakes meet those of the other
+/// processes sharing it — a `fork` child's or parent's (process-shared mutexes,
+/// POSIX semaphores) or a native process's — which libos's own table never sees.
+fn shared_word<P: Platform>(m: &dyn Machine<P>, uaddr: u64, op: u32) -> bool {
+    if op & FUTEX_PRIVATE_FLAG != 0 {
+        return false;
+    }
+    let g = m.process().lock();
+    g.as_ref()
+        .and_then(|pr| pr.mm.translate(uaddr))
+        .is_some_and(|gpa| mote_abi::layout::is_passthrough(gpa, 4))
+}
+
 /// `futex(uaddr, op, val, timeout|val2, uaddr2, val3)`.
 pub fn futex<P: Platform>(
     m: &dyn Machine<P>,
@@ -447,6 +463,17 @@ pub fn futex<P: Platform>(
     uaddr2: u64,
     val3: u32,
 ) -> Result<usize, Errno> {
+    if shared_word(m, uaddr, op) {
+        let args = [
+            uaddr,
+            u64::from(op),
+            u64::from(val),
+            timeout,
+            uaddr2,
+            u64::from(val3),
+        ];
+        return super::forwarded(m.platform().forward(Sysno::futex as u64, args));
+    }
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
         return Err(Errno::ENOSYS);
