@@ -785,6 +785,9 @@ impl<P: Platform> crate::syscall::thread::Machine<P> for FakeMachine<P> {
     fn fork_server(&self, _slot: usize) -> i64 {
         self.server_tid
     }
+    fn fork_process(&self, _set_tid: u64, _clear_tid: u64) -> i64 {
+        self.server_tid
+    }
     fn vfork_wait(&self, _tid: u32, _slot: usize) -> i64 {
         0
     }

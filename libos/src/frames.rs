@@ -129,6 +129,14 @@ impl FramePool {
         self.regions().map(|r| r.end - r.bump).sum()
     }
 
+    /// Where each region's never-used memory starts (its bump pointer): the
+    /// ordinary region's, then the 2 MiB region's start and bump pointer (both
+    /// 0 without one). Memory beyond holds nothing (`fork` copies up to there).
+    pub fn used_ends(&self) -> (u64, u64, u64) {
+        let (ls, lb) = self.large.as_ref().map_or((0, 0), |l| (l.start, l.bump));
+        (self.any.bump, ls, lb)
+    }
+
     /// `[start, end)` of the pool (both regions).
     pub fn range(&self) -> (u64, u64) {
         let end = self.large.as_ref().map_or(self.any.end, |l| l.end);
@@ -453,6 +461,28 @@ mod tests {
             }]
         );
         assert_eq!(p.available(), 16 * MB - 3 * PAGE_SIZE);
+    }
+
+    #[test]
+    fn used_ends_bound_what_was_ever_handed_out() {
+        let mut p = FramePool::with_large(0x40_0000, 0x40_0000 + 8 * MB, 0x40_0000 + 16 * MB);
+        assert_eq!(
+            p.used_ends(),
+            (0x40_0000, 0x40_0000 + 8 * MB, 0x40_0000 + 8 * MB)
+        );
+        let r = p.alloc(3 * PAGE_SIZE, FrameSize::Small).unwrap();
+        p.alloc(2 * MB, FrameSize::Large).unwrap();
+        // Freed memory stays below the bump pointer: it may hold data again.
+        p.free(r[0].gpa, r[0].len);
+        assert_eq!(
+            p.used_ends(),
+            (
+                0x40_0000 + 3 * PAGE_SIZE,
+                0x40_0000 + 8 * MB,
+                0x40_0000 + 10 * MB
+            )
+        );
+        assert_eq!(FramePool::new(0, 8 * MB).used_ends(), (0, 0, 0));
     }
 
     #[test]

@@ -66,6 +66,18 @@ pub struct Process {
 }
 
 impl Process {
+    /// This process is the child of a `fork` now (its memory a copy of the
+    /// parent's): its pid is `pid`, and only the thread that forked lives on,
+    /// as the main thread `pid`.
+    pub fn forked(&mut self, pid: u32) {
+        self.pid = pid;
+        self.signals.forked(pid);
+        self.threads = 1;
+        self.interrupt.clear();
+        self.pending_entry = None;
+        self.robust_list = (0, 0);
+    }
+
     /// The process of a partition, before anything is loaded.
     pub fn new(boot: &BootInfo) -> Self {
         let mut mm = AddressSpace::new(FramePool::from_boot(boot));

@@ -512,6 +512,19 @@ impl Signals {
         }
     }
 
+    /// The child of a `fork`: only the calling thread goes on, as `tid`, with
+    /// its mask, handlers and alternate stack (the state `switch_thread` put in
+    /// place), and nothing pending, as Linux's `fork` leaves it.
+    pub fn forked(&mut self, tid: u32) {
+        self.others.clear();
+        self.current = tid;
+        self.pending = 0;
+        self.thread.pending = 0;
+        self.thread.waiting = 0;
+        self.thread.restart = None;
+        self.thread.saved_mask = None;
+    }
+
     /// Is `tid` another live thread of the process?
     pub fn has_other_thread(&self, tid: u32) -> bool {
         self.others.contains_key(&tid)

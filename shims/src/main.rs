@@ -61,6 +61,10 @@ mod partition {
             };
             rt::threads::secondary(p, core)
         }
+        if rt::fork::is_child() {
+            // A fork's copy: the thread that forked goes on here.
+            rt::fork::resume(boot)
+        }
         rt::heap::init();
         let p = rt::platform::init(boot, &rt::threads::Scheduler);
         rt::trace::init(boot);

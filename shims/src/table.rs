@@ -78,8 +78,6 @@ pub trait Runtime<P: Platform>: Machine<P> {
 /// Why a call is refused instead of forwarded, and which work will implement it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Later {
-    /// fork (a copy of the process; the thread layer refuses `clone` of one).
-    Threads,
     /// execveat (execve is answered locally).
     Exec,
     /// signalfd, signalfd4: the descriptor would read the proxy's signals.
@@ -109,7 +107,6 @@ impl Later {
     /// One line for the log.
     pub fn why(self) -> &'static str {
         match self {
-            Later::Threads => "copying the process (fork) is not implemented yet (vfork and posix_spawn are); run by Linux it would fork the proxy",
             Later::Exec => "execveat is not implemented yet (use execve; run by Linux it would replace the proxy)",
             Later::Signalfd => "signalfd is not offered yet (run by Linux it would take the proxy's signals, which mote routes to the application)",
             Later::Seccomp => "seccomp is not offered (run by Linux it would filter the proxy)",
@@ -184,6 +181,7 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::clone => Thread(|m, a| thread::clone(m, a[0], a[1], a[2], a[3], a[4])),
         Sysno::clone3 => Thread(|m, a| thread::clone3(m, a[0], a[1])),
         Sysno::vfork => Thread(|m, _| thread::vfork(m)),
+        Sysno::fork => Thread(|m, _| thread::fork_call(m)),
         Sysno::exit => Thread(|m, a| thread::exit(m, a[0])),
         Sysno::futex => {
             Thread(|m, a| thread::futex(m, a[0], a[1] as u32, a[2] as u32, a[3], a[4], a[5] as u32))
@@ -251,7 +249,6 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::timer_create => Local(|pr, p, a| signal::timer_create(pr, p, a[0], a[1], a[2])),
 
         // Never to Linux: they would act on the proxy itself.
-        Sysno::fork => Refused(Later::Threads),
         Sysno::execveat => Refused(Later::Exec),
         Sysno::signalfd | Sysno::signalfd4 => Refused(Later::Signalfd),
         Sysno::seccomp => Refused(Later::Seccomp),
@@ -687,6 +684,7 @@ mod tests {
             Sysno::clone,
             Sysno::clone3,
             Sysno::vfork,
+            Sysno::fork,
             Sysno::exit,
             Sysno::futex,
             Sysno::gettid,
@@ -748,7 +746,6 @@ mod tests {
     #[test]
     fn calls_that_would_act_on_the_proxy_are_refused() {
         for s in [
-            Sysno::fork,
             Sysno::execveat,
             Sysno::signalfd,
             Sysno::signalfd4,
@@ -841,13 +838,13 @@ mod tests {
         let rt = setup();
         let p = &rt.p;
         for _ in 0..3 {
-            let r = dispatch(&rt, Sysno::fork as u64, [0; 6]);
+            let r = dispatch(&rt, Sysno::seccomp as u64, [0; 6]);
             assert_eq!(r as i64, -38);
         }
         assert!(p.forwarded.borrow().is_empty());
         let logs = p.logs.borrow();
         assert_eq!(logs.len(), 1);
-        assert!(logs[0].starts_with("fork: "), "{}", logs[0]);
+        assert!(logs[0].starts_with("seccomp: "), "{}", logs[0]);
         assert!(logs[0].ends_with("returning ENOSYS"));
     }
 
@@ -855,8 +852,8 @@ mod tests {
     fn high_bits_of_the_number_are_ignored_as_linux_does() {
         let rt = setup();
         let p = &rt.p;
-        // Linux 6.x runs (1 << 32) | 57 as fork: it must never reach the proxy.
-        let r = dispatch(&rt, (1 << 32) | Sysno::fork as u64, [0; 6]);
+        // Linux 6.x runs (1 << 32) | 317 as seccomp: it must never reach the proxy.
+        let r = dispatch(&rt, (1 << 32) | Sysno::seccomp as u64, [0; 6]);
         assert_eq!(r as i64, -38);
         // An x32 number is refused too.
         let r = dispatch(&rt, 0x4000_0000 | 520, [0; 6]);

@@ -29,6 +29,7 @@ const RT_LAYERS: &[&[&str]] = &[
     &["entry"],
     &["hosted"],
     &["call"],
+    &["fork"],
     &["threads"],
     &["sig"],
     &["tick"],

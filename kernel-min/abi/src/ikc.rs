@@ -186,6 +186,17 @@ pub enum Op {
     /// proxy opens the event on that Linux thread (checking that it is one of the
     /// application's) and returns the descriptor, or Linux's `-errno`.
     PerfOpen = 18,
+    /// `fork` (a `clone` without `CLONE_VM`): the proxy copies guest memory into a
+    /// new memfd and forks itself; the copy of the proxy becomes the child's
+    /// (its pid is the child's, its descriptors copies of the parent's) and starts
+    /// the child's application process on the copy, where the runtime resumes
+    /// the calling thread from the record it left in memory (`rt::fork`). The
+    /// caller holds the runtime's locks for the duration, so the copy is
+    /// consistent. `args[0..3]` bound what to copy (libos's frame pool has never
+    /// handed out memory beyond): the end of the used ordinary memory (all
+    /// guest-physical memory below it is copied), and the start and end of the
+    /// used 2 MiB-page memory. Returns the child's pid or `-errno`.
+    ForkProcess = 19,
 }
 
 /// What a vfork child thread's call returns once its process exec'd or ended: the
@@ -219,6 +230,7 @@ impl Op {
             16 => Op::CpuTimes,
             17 => Op::ShmAttach,
             18 => Op::PerfOpen,
+            19 => Op::ForkProcess,
             _ => return None,
         })
     }
@@ -760,6 +772,8 @@ mod tests {
     fn op_decoding_rejects_unknown() {
         assert_eq!(Op::from_u32(1), Some(Op::Syscall));
         assert_eq!(Op::from_u32(17), Some(Op::ShmAttach));
+        assert_eq!(Op::from_u32(18), Some(Op::PerfOpen));
+        assert_eq!(Op::from_u32(19), Some(Op::ForkProcess));
         assert_eq!(Op::from_u32(0), None);
         assert_eq!(Op::from_u32(99), None);
     }

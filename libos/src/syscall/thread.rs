@@ -24,6 +24,9 @@ use crate::sched::{self, State, Thread, Threads, Wake};
 use crate::uapi::futex::*;
 use crate::uapi::sched::*;
 
+mod fork;
+pub use fork::fork_call;
+
 #[cfg(test)]
 mod tests;
 
@@ -65,6 +68,11 @@ pub trait Machine<P: Platform> {
     /// A forked proxy process serving slot `slot` (a vfork child): its pid, or
     /// `-errno`.
     fn fork_server(&self, slot: usize) -> i64;
+    /// `fork`: a copy of the process with only the calling thread, which
+    /// resumes there from the call's frame with `rax = 0` (its tid written at
+    /// `set_tid` when not 0, and cleared at its exit at `clear_tid` when not 0).
+    /// Returns the child's pid, or `-errno`.
+    fn fork_process(&self, set_tid: u64, clear_tid: u64) -> i64;
     /// Wait until vfork child `tid` (slot `slot`) exec'd or ended: 0, or `-EINTR`.
     fn vfork_wait(&self, tid: u32, slot: usize) -> i64;
     /// A vfork child's `execve` in a partition of its own; returns only on
@@ -105,7 +113,10 @@ pub fn process_of<'a, P: Platform>(m: &'a dyn Machine<P>) -> MutexGuard<'a, Opti
 /// Patched sites of calls that create a thread must keep trapping: the child
 /// needs the full register frame.
 pub fn needs_frame(nr: u64) -> bool {
-    nr == Sysno::clone as u64 || nr == Sysno::clone3 as u64 || nr == Sysno::vfork as u64
+    nr == Sysno::clone as u64
+        || nr == Sysno::clone3 as u64
+        || nr == Sysno::vfork as u64
+        || nr == Sysno::fork as u64
 }
 
 /// Threads of the application alive now.
@@ -445,6 +456,22 @@ fn kick_all<P: Platform>(m: &dyn Machine<P>, cores: &[usize]) {
     }
 }
 
+/// A futex word another process may wait on or wake: not `FUTEX_PRIVATE_FLAG`,
+/// in a pass-through mapping (a shared file, `/dev/shm`, System V), which the
+/// proxy maps at the same address from the same pages. Such a futex is Linux's
+/// (forwarded, all its operations), so waits and wakes meet those of the other
+/// processes sharing it — a `fork` child's or parent's (process-shared mutexes,
+/// POSIX semaphores) or a native process's — which libos's own table never sees.
+fn shared_word<P: Platform>(m: &dyn Machine<P>, uaddr: u64, op: u32) -> bool {
+    if op & FUTEX_PRIVATE_FLAG != 0 {
+        return false;
+    }
+    let g = m.process().lock();
+    g.as_ref()
+        .and_then(|pr| pr.mm.translate(uaddr))
+        .is_some_and(|gpa| mote_abi::layout::is_passthrough(gpa, 4))
+}
+
 /// `futex(uaddr, op, val, timeout|val2, uaddr2, val3)`.
 pub fn futex<P: Platform>(
     m: &dyn Machine<P>,
@@ -455,6 +482,17 @@ pub fn futex<P: Platform>(
     uaddr2: u64,
     val3: u32,
 ) -> Result<usize, Errno> {
+    if shared_word(m, uaddr, op) {
+        let args = [
+            uaddr,
+            u64::from(op),
+            u64::from(val),
+            timeout,
+            uaddr2,
+            u64::from(val3),
+        ];
+        return super::forwarded(m.platform().forward(Sysno::futex as u64, args));
+    }
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
         return Err(Errno::ENOSYS);
@@ -628,10 +666,13 @@ pub enum CloneKind {
     /// runs in this partition until it execs (into a partition of its own) or
     /// exits; its calls go to a forked proxy with its own descriptors.
     VforkChild,
+    /// A copy of the process (`fork`, `clone` without `CLONE_VM`): a process of
+    /// its own with a copy of the memory and of the descriptors.
+    Fork,
 }
 
-/// Threads and vfork children. A copy of the process (`fork`) would need a second
-/// partition with a copy of the memory, which does not exist yet.
+/// Threads, vfork children and copies of the process (`fork`: no `CLONE_VM`,
+/// with an exit signal and the tid-reporting flags only).
 pub fn check_clone<P: Platform>(
     pr: &mut Process,
     p: &P,
@@ -642,10 +683,14 @@ pub fn check_clone<P: Platform>(
     if a.flags & !CSIGNAL == vfork {
         return Ok(CloneKind::VforkChild);
     }
+    let fork = CSIGNAL | CLONE_PARENT_SETTID | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
+    if a.flags & CLONE_VM == 0 && a.flags & !fork == 0 && a.stack == 0 {
+        return Ok(CloneKind::Fork);
+    }
     if a.flags & thread != thread {
         pr.log_once(p, Sysno::clone as u64, || {
             alloc::format!(
-                "clone with flags {:#x}: copying the process (fork) is not implemented yet; threads (CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD) and vfork children (CLONE_VM|CLONE_VFORK: vfork, posix_spawn) are; returning ENOSYS",
+                "clone with flags {:#x}: only threads (CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD), vfork children (CLONE_VM|CLONE_VFORK: vfork, posix_spawn) and copies of the process (fork: an exit signal, CLONE_PARENT_SETTID, CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID, no new stack) are offered; returning ENOSYS",
                 a.flags
             )
         });
@@ -788,13 +833,18 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
         }
         kind
     };
+    if kind == CloneKind::Fork {
+        return fork::fork(m, &a);
+    }
     let (slot, parent) = {
         let mut g = m.threads().lock();
         let t = g.as_mut().expect("threads");
         let me = t.get(m.tid()).cloned().ok_or(Errno::ESRCH)?;
-        let slot = match kind {
-            CloneKind::Thread => t.alloc_slot()?,
-            CloneKind::VforkChild => t.alloc_child_slot()?,
+        // (A fork went its own way above.)
+        let slot = if kind == CloneKind::Thread {
+            t.alloc_slot()?
+        } else {
+            t.alloc_child_slot()?
         };
         (slot, me)
     };
@@ -807,9 +857,10 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
     };
     // The slot's own offload thread in the proxy; its Linux tid is the new thread's.
     // A vfork child's is a forked proxy process, whose pid is the child's.
-    let tid = match kind {
-        CloneKind::Thread => m.start_server(slot),
-        CloneKind::VforkChild => m.fork_server(slot),
+    let tid = if kind == CloneKind::Thread {
+        m.start_server(slot)
+    } else {
+        m.fork_server(slot)
     };
     if kind == CloneKind::Thread && tid > 0 {
         m.threads()
@@ -870,19 +921,21 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
             parent.fs_base
         },
     };
-    let core = match kind {
-        CloneKind::Thread => t.spawn(child),
-        // Beside its parent, which waits for it.
-        CloneKind::VforkChild => t.spawn_on(child, parent.core),
+    let core = if kind == CloneKind::Thread {
+        t.spawn(child)
+    } else {
+        // A vfork child: beside its parent, which waits for it.
+        t.spawn_on(child, parent.core)
     };
     drop(g);
     // The new thread's signal state: the creator's mask, nothing pending; a
     // vfork child's dispositions are its own.
     if let Some(pr) = m.process().lock().as_mut() {
         pr.signals.switch_thread(parent.tid);
-        match kind {
-            CloneKind::Thread => pr.signals.new_thread(tid),
-            CloneKind::VforkChild => pr.signals.new_vfork_child(tid),
+        if kind == CloneKind::Thread {
+            pr.signals.new_thread(tid)
+        } else {
+            pr.signals.new_vfork_child(tid)
         }
     }
     m.kick(core);

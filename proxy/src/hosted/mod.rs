@@ -129,9 +129,14 @@ pub struct Hosted {
     traps_va: u64,
     /// Page faults of the ended application's process (from `wait4`).
     faults: Option<u64>,
-    /// The TSC rate is measured while the proxy sets up the rest.
-    tsc: process::TscClock,
+    /// The TSC rate is measured while the proxy sets up the rest (None: a
+    /// forked child's, whose `BootInfo` has it already).
+    tsc: Option<process::TscClock>,
 }
+
+/// The runtime's entry and trap counter of this run (for a forked child's
+/// `Hosted`, which loads nothing).
+static RUNTIME: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
 
 impl Hosted {
     /// Load the runtime into guest memory and write its `BootInfo`.
@@ -203,13 +208,29 @@ impl Hosted {
             *cpu = lwk_host_cpu(i) as u32;
         }
         guest.write_plain(HOSTED_INFO_GPA, &hosted);
+        let _ = RUNTIME.set((runtime.symbols[0], runtime.symbols[1]));
         Ok(Hosted {
             guest,
             entry: runtime.symbols[0],
             child: None,
             traps_va: runtime.symbols[1],
             faults: None,
-            tsc: process::TscClock::start(),
+            tsc: Some(process::TscClock::start()),
+        })
+    }
+
+    /// The platform of a forked child's run (`offload::fork`): `guest` is the
+    /// copy of the parent's memory, runtime and `BootInfo` included, where the
+    /// runtime resumes the thread that forked. None on the partition.
+    pub fn forked_child(guest: Arc<GuestMem>) -> Option<Hosted> {
+        let &(entry, traps_va) = RUNTIME.get()?;
+        Some(Hosted {
+            guest,
+            entry,
+            child: None,
+            traps_va,
+            faults: None,
+            tsc: None,
         })
     }
 
@@ -233,11 +254,13 @@ impl Hosted {
     pub fn start(&mut self, events: Sender<Event>) -> Result<(), HostedError> {
         let entry = self.entry;
         let keep = [self.guest.fd(), self.guest.large_fd().unwrap_or(-1)];
-        let khz = self.tsc.khz();
-        self.guest.write_u64(
-            BOOT_INFO_GPA + std::mem::offset_of!(BootInfo, tsc_khz) as u64,
-            khz,
-        );
+        if let Some(tsc) = &self.tsc {
+            let khz = tsc.khz();
+            self.guest.write_u64(
+                BOOT_INFO_GPA + std::mem::offset_of!(BootInfo, tsc_khz) as u64,
+                khz,
+            );
+        }
         let child_pid = process::fork_runtime(entry, keep).map_err(HostedError::Fork)?;
         let pid = child_pid.as_raw_nonzero().get();
         crate::lwk::register_hosted(pid);

@@ -43,10 +43,24 @@ pub fn dispatch_available() -> Result<(), std::io::Error> {
 /// gets its pid.
 pub fn fork_runtime(entry: u64, keep: [i32; 2]) -> io::Result<Pid> {
     let parent = rustix::process::getpid().as_raw_nonzero().get();
+    // A `fork` without an exit signal: Linux counts the child as a "clone"
+    // child, which the application's forwarded `wait4(-1)`/`waitid(P_ALL)` never
+    // see (`offload::forward` keeps `__WALL` from them), so they answer for the
+    // application's own children only (ECHILD once those are reaped).
     // SAFETY: the child runs only `child`, which makes async-signal-safe system
     // calls and then leaves the proxy's code for good (no allocation, no lock
-    // another thread of the proxy could hold).
-    let pid = unsafe { libc::fork() };
+    // another thread of the proxy could hold, no libc state of its own: the raw
+    // clone skips libc's fork handlers, which the child does not need).
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } as libc::pid_t;
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -70,8 +84,9 @@ pub fn wait(pid: i32) -> Option<(End, u64)> {
     let mut status = 0;
     // SAFETY: all-zero is a valid rusage.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; `status` and `ru` are live.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    // SAFETY: waits for our own child (a clone child: `__WALL`); `status` and
+    // `ru` are live.
+    let r = unsafe { libc::wait4(pid, &mut status, libc::__WALL, &mut ru) };
     if r != pid {
         return None;
     }

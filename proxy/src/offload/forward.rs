@@ -133,7 +133,11 @@ fn guard_own_state(nr: u64, args: [u64; 6]) -> Option<i64> {
     const SETITIMER: u64 = Sysno::setitimer.id() as u64;
     const GETITIMER: u64 = Sysno::getitimer.id() as u64;
     use crate::signals::{ITIMER_PROF, ITIMER_VIRTUAL};
+    const WAIT4: u64 = Sysno::wait4.id() as u64;
+    const WAITID: u64 = Sysno::waitid.id() as u64;
     match nr {
+        WAIT4 => own_children_only(args, 2).map(|a| raw(nr, a)),
+        WAITID => own_children_only(args, 3).map(|a| raw(nr, a)),
         // The application's CPU-time timers run in the router (Linux's would
         // count the proxy's time).
         SETITIMER | GETITIMER if args[0] == ITIMER_VIRTUAL || args[0] == ITIMER_PROF => {
@@ -193,6 +197,41 @@ fn cpu_itimer(set: bool, args: [u64; 6]) -> i64 {
         }
     }
     0
+}
+
+/// `__WCLONE` and `__WALL` (`include/uapi/linux/wait.h`).
+const WCLONE: u64 = 0x8000_0000;
+const WALL: u64 = 0x4000_0000;
+
+/// `wait4`/`waitid` of the application, whose options are `args[opt]`: the
+/// application's children are the proxy's children that signal `SIGCHLD` at
+/// exit (the `mote` processes of its forks and spawns); the proxy's own (the
+/// hosted application process, made with no exit signal) are "clone" children
+/// in Linux's terms, which a wait sees only with `__WCLONE` or `__WALL`. So
+/// `__WALL` is dropped (it would count the proxy's own), and `__WCLONE` alone
+/// asks for children the application does not have: `ECHILD`, as natively.
+/// `None`: nothing to change.
+fn own_children_only(mut args: [u64; 6], opt: usize) -> Option<Result<[u64; 6], i64>> {
+    let o = args[opt];
+    if o & WALL != 0 {
+        args[opt] = o & !(WALL | WCLONE);
+        return Some(Ok(args));
+    }
+    if o & WCLONE != 0 {
+        return Some(Err(-i64::from(libc::ECHILD)));
+    }
+    None
+}
+
+/// A forwarded call with changed arguments (`Ok`), or the answer (`Err`).
+fn raw(nr: u64, a: Result<[u64; 6], i64>) -> i64 {
+    let a = match a {
+        Ok(a) => a.map(|x| x as usize),
+        Err(ret) => return ret,
+    };
+    // SAFETY: wait4/waitid with the application's own pointers (valid in the
+    // mirror, checked by the kernel); they act only on the proxy's children.
+    unsafe { syscalls::raw::syscall6(nr as usize, a[0], a[1], a[2], a[3], a[4], a[5]) as i64 }
 }
 
 /// `close_range(first, last, flags)` over the application's descriptors only.

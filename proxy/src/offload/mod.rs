@@ -18,6 +18,7 @@
 //! moves its threads when the place changes; `--stats` says where they ran and
 //! how long they spun ([`stats_line`]).
 
+mod fork;
 mod forward;
 #[cfg(test)]
 mod tests;
@@ -255,6 +256,17 @@ fn retire(guest: &GuestMem, slot: usize) {
     }
 }
 
+/// In a forked proxy (`Op::ForkProcess`'s child): no slot has a server yet.
+fn reset_after_fork() {
+    for w in &SERVED {
+        w.store(0, Ordering::Release);
+    }
+    for t in &TIDS {
+        t.store(0, Ordering::Release);
+    }
+    vfork::forget_children();
+}
+
 /// Serve thread slot `index` until the run ends; sends the ending `Event`.
 pub fn serve(
     index: usize,
@@ -318,6 +330,11 @@ pub fn serve(
                 vfork::child_killed(sig)
             }
             Some(Op::Fork) => vfork::fork_child(req.args[0] as usize, guest, mirror, events, pin),
+            Some(Op::ForkProcess) if child => -i64::from(libc::ENOSYS),
+            Some(Op::ForkProcess) => {
+                let used = [req.args[0], req.args[1], req.args[2]];
+                fork::fork_process(guest, mirror, used, pin)
+            }
             Some(Op::VforkWait) => {
                 vfork::vfork_wait(req.args[0] as i32, req.args[1] as usize, guest, index)
             }

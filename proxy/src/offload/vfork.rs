@@ -104,6 +104,15 @@ pub(super) fn fork_child(
     }
 }
 
+/// A forked proxy (`Op::ForkProcess`'s child) has none of its parent's vfork
+/// children.
+pub(super) fn forget_children() {
+    VFORK_PIPES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+}
+
 /// End this forked (single-threaded) server process at once with `status`: a
 /// child process never returns into the parent's code.
 pub(super) fn child_exit(status: i32) -> ! {

@@ -84,6 +84,10 @@ impl Machine<RtPlatform> for Call<'_> {
     fn fork_server(&self, slot: usize) -> i64 {
         self.p.fork_server(slot)
     }
+    fn fork_process(&self, set_tid: u64, clear_tid: u64) -> i64 {
+        let f = self.frame.expect("fork from a trap");
+        super::fork::fork(self.p, f, set_tid, clear_tid)
+    }
     fn vfork_wait(&self, tid: u32, slot: usize) -> i64 {
         self.p.vfork_wait(tid, slot)
     }

@@ -6,15 +6,17 @@
 //! stubs: entered from the machine, they enter `crate::partition`) → `hosted` (the
 //! hosted process's start-up and trap signals: it enters `crate::partition` as
 //! kernel-min's upcalls do, and names its `Edge` to `platform`) → `call` (a
-//! system call as the dispatcher sees the runtime) → `threads` (switches, the
-//! idle loop, blocking, preemption) → `sig` → `tick` (the cores' time-sharing
-//! timers) → `platform` (the runtime's `Platform`) → `kvm` → the leaves `edge`,
-//! `ikc`, `percpu`, `locks`, `fpu`, `heap`, `trace`.
+//! system call as the dispatcher sees the runtime) → `fork` (a fork's record,
+//! and the child's resumption from it) → `threads` (switches, the idle loop,
+//! blocking, preemption) → `sig` → `tick` (the cores' time-sharing timers) →
+//! `platform` (the runtime's `Platform`) → `kvm` → the leaves `edge`, `ikc`,
+//! `percpu`, `locks`, `fpu`, `heap`, `trace`.
 #![allow(unsafe_code)]
 
 pub mod call;
 pub mod edge;
 pub mod entry;
+pub mod fork;
 pub mod fpu;
 pub mod heap;
 pub mod hosted;

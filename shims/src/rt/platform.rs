@@ -145,6 +145,12 @@ impl RtPlatform {
         self.call(Op::Fork, 0, [slot as u64, 0, 0, 0, 0, 0])
     }
 
+    /// `Op::ForkProcess` (`rt::fork`) with the frame pool's used ends
+    /// (`FramePool::used_ends`): the child's pid or `-errno`.
+    pub fn fork_process(&self, used: (u64, u64, u64)) -> i64 {
+        self.call(Op::ForkProcess, 0, [used.0, used.1, used.2, 0, 0, 0])
+    }
+
     /// Wait until vfork child `pid` (slot `slot`) exec'd or ended: 0, or `-EINTR`
     /// when a signal for the application interrupted the wait.
     pub fn vfork_wait(&self, pid: u32, slot: usize) -> i64 {

@@ -59,7 +59,7 @@ const THREAD_STACK: usize = 64 << 10;
 const IDLE_STACK: usize = 16 << 10;
 /// Most bytes for one thread's extended state (`xsave`; the size CPUID reports
 /// is checked against it, and each thread gets what CPUID says).
-const XSAVE_AREA: usize = 16 << 10;
+pub(super) const XSAVE_AREA: usize = 16 << 10;
 
 /// Machine context of a thread slot: saved stack pointer while switched out, its
 /// runtime stack and its extended-state area.
@@ -106,7 +106,7 @@ fn xsave_supported() -> bool {
     ecx & (1 << 27) != 0 // OSXSAVE
 }
 
-fn save_ext(area: &mut [u8]) {
+pub(super) fn save_ext(area: &mut [u8]) {
     let p = (area.as_mut_ptr() as u64).next_multiple_of(64);
     // SAFETY: the area is ext_bytes() long, 64 more than the aligned save needs
     // (checked against CPUID at start-up); xsave/fxsave only write there.
@@ -119,7 +119,7 @@ fn save_ext(area: &mut [u8]) {
     }
 }
 
-fn restore_ext(area: &[u8]) {
+pub(super) fn restore_ext(area: &[u8]) {
     let p = (area.as_ptr() as u64).next_multiple_of(64);
     // SAFETY: the area holds a state saved by save_ext (or a zeroed header with a
     // valid default, see new_xsave).
@@ -243,6 +243,29 @@ pub fn init_main(p: &RtPlatform, tid: u32) {
     // Core 0's idle context, entered the first time the main thread blocks (on
     // the hosted platform with room for a Linux signal frame, see `Edge::idle_stack`).
     let idle_len = p.edge().idle_stack(IDLE_STACK, ext_state);
+    let idle: &'static mut [u8] = Vec::leak(alloc::vec![0u8; idle_len]);
+    let top = (idle.as_ptr() as u64 + idle_len as u64) & !15;
+    c.idle_rsp.store(
+        initial_context(top, &raw const mote_idle_start as u64),
+        Ordering::Relaxed,
+    );
+}
+
+/// Core 0 of a fork child (`rt::fork`): the thread that forked is main thread
+/// `tid` (slot 0, core 0's upcall stack, the thread table `fork::adopt` made);
+/// core 0 gets an idle context of its own again, and no core has a dead thread
+/// of the parent's to reap.
+pub fn init_forked(p: &RtPlatform, tid: u32) {
+    PID.store(tid as u64, Ordering::Relaxed);
+    for c in &CPUS {
+        c.dead.store(0, Ordering::Relaxed);
+    }
+    let c = cpu();
+    c.tid.store(tid as u64, Ordering::Relaxed);
+    c.slot.store(0, Ordering::Relaxed);
+    c.child.store(0, Ordering::Relaxed);
+    set_upcall_top(0, upcall_stack_top(0));
+    let idle_len = p.edge().idle_stack(IDLE_STACK, ext_bytes());
     let idle: &'static mut [u8] = Vec::leak(alloc::vec![0u8; idle_len]);
     let top = (idle.as_ptr() as u64 + idle_len as u64) & !15;
     c.idle_rsp.store(

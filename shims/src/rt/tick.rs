@@ -28,6 +28,21 @@ static PREEMPTIONS: [AtomicU64; MAX_CORES] = [const { AtomicU64::new(0) }; MAX_C
 /// The timer of some core was ever started (`--stats` says so).
 static EVER: AtomicBool = AtomicBool::new(false);
 
+/// A fork's copy (`rt::fork`): no core's timer runs in this process (Linux's
+/// timers do not cross a fork), its counts start at 0, and a flag's lock another
+/// core of the parent held during the copy is nobody's here.
+pub fn forget_parent() {
+    for ((armed, ticks), preemptions) in ARMED.iter().zip(&TICKS).zip(&PREEMPTIONS) {
+        // SAFETY: no other thread of this process runs yet (`fork::adopt` runs
+        // before any other core starts), so no one holds the lock.
+        unsafe { armed.force_unlock() };
+        *armed.lock() = false;
+        ticks.store(0, Ordering::Relaxed);
+        preemptions.store(0, Ordering::Relaxed);
+    }
+    EVER.store(false, Ordering::Relaxed);
+}
+
 /// The slice in ns (`mote run --time-slice`; 0: never preempt).
 pub fn slice_ns() -> u64 {
     platform::get().boot.time_slice_ns

@@ -218,7 +218,29 @@ fn clone_accepts_threads_and_vfork_children_only() {
         check_clone(pr, &m.p, &args(CLONE_VM | CLONE_VFORK | 17)),
         Ok(CloneKind::VforkChild)
     );
-    assert_eq!(check_clone(pr, &m.p, &args(17)), Err(Errno::ENOSYS), "fork");
+    assert_eq!(
+        check_clone(pr, &m.p, &args(17)),
+        Ok(CloneKind::Fork),
+        "fork"
+    );
+    // glibc's fork: the child's tid into its TCB, cleared at its exit.
+    let glibc = CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | 17;
+    assert_eq!(check_clone(pr, &m.p, &args(glibc)), Ok(CloneKind::Fork));
+    assert_eq!(
+        check_clone(pr, &m.p, &args(CLONE_PARENT_SETTID)),
+        Ok(CloneKind::Fork),
+        "no exit signal"
+    );
+    // A copy that shares descriptors or handlers, or runs on a new stack: not offered.
+    assert_eq!(
+        check_clone(pr, &m.p, &args(CLONE_FILES | 17)),
+        Err(Errno::ENOSYS)
+    );
+    let on_stack = CloneArgs {
+        stack: 0x1000,
+        ..args(17)
+    };
+    assert_eq!(check_clone(pr, &m.p, &on_stack), Err(Errno::ENOSYS));
     assert_eq!(
         check_clone(pr, &m.p, &args(thread | 17)),
         Err(Errno::EINVAL)

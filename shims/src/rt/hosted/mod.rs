@@ -428,6 +428,12 @@ extern "C" fn hosted_main(boot: &'static BootInfo, core: usize, info: &'static H
     LARGE_GPA.store(info.large_gpa, Ordering::Relaxed);
     super::platform::choose_edge(&Hosted);
     INFO.call_once(|| (boot, info));
+    if super::fork::is_child() {
+        // A fork's copy: its thread table and process first, before any
+        // other core looks at them.
+        super::fork::adopt(boot);
+        traps::forget_parent();
+    }
     // The proxy's descriptors, for shared file mappings (it allowed us with
     // PR_SET_PTRACER where Yama restricts ptrace access).
     let ppid = linux(Sysno::getppid as u64, [0; 6]);

@@ -188,6 +188,16 @@ pub fn on_switch(core: usize, top: u64, size: u64) {
     }
 }
 
+/// A fork's copy (`rt::fork`): this process's threads have none of the signal
+/// stacks or kick blocks the parent's threads had; the first `on_switch` of
+/// each core sets its own (the copy's thread came with the proxy's signal stack).
+pub fn forget_parent() {
+    for (top, held) in SIGNAL_STACK_TOP.iter().zip(&KICK_HELD) {
+        top.store(u64::MAX, Ordering::Relaxed);
+        held.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Block (or unblock) the kick and the timer's signal for the calling thread.
 fn block_kick(block: bool) {
     let set = (1u64 << (KICK - 1)) | (1u64 << (TICK - 1));

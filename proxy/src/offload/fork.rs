@@ -1,0 +1,359 @@
+//! `Op::ForkProcess`: `fork` of the application (hosted platform). The proxy
+//! copies guest memory into new memfds (eagerly: every page the memfd holds,
+//! holes skipped) while the calling thread holds the runtime's locks, then forks
+//! itself. The copy of the proxy is the child: its pid is the child's pid (what
+//! the parent's `fork` returns, waits for and signals), its descriptors are
+//! copies of the parent's, and it is a child of the parent's `mote` as the
+//! application's child is of the application. There it points every mapping and
+//! descriptor of the old memfds at the new ones, forgets the parent's calls in
+//! flight and pending signals, and starts a run of its own on the copy: the
+//! offload servers, the signal router and the application's process, where the
+//! runtime finds the fork record it left in memory and resumes the calling
+//! thread as the child's only thread (`shims/src/rt/fork.rs`). It exits with the
+//! child's status, or dies of the signal that killed it.
+//!
+//! Allows `unsafe`: `fork` of the multi-threaded proxy, `mmap` over the
+//! mirror's and guest memory's mappings, `dup2` over their descriptors, and the
+//! copy into the new memfd's mapping.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::mpsc::channel;
+use std::sync::Arc;
+
+use mote_abi::boot::BootInfo;
+use mote_abi::ikc::{idle_slot, MAX_THREADS};
+use mote_abi::layout::BOOT_INFO_GPA;
+
+use super::vfork::{child_exit, child_killed};
+use crate::event::Event;
+use crate::guest::GuestMem;
+use crate::mirror::Mirror;
+
+/// Chunk of the copy.
+const CHUNK: usize = 2 << 20;
+
+/// `Op::ForkProcess` from the application thread on slot `index`: the child's
+/// pid in the parent; the child never returns from here.
+pub(super) fn fork_process(
+    guest: &Arc<GuestMem>,
+    mirror: &Arc<Mirror>,
+    used: [u64; 3],
+    pin: Option<usize>,
+) -> i64 {
+    let Some(hosted) = crate::hosted::Hosted::forked_child(guest.clone()) else {
+        // The partition's copy is not built yet.
+        return -i64::from(libc::ENOSYS);
+    };
+    let t0 = std::time::Instant::now();
+    let copy = match copy_guest(guest, used) {
+        Ok(c) => c,
+        Err(e) => return -i64::from(e.raw_os_error().unwrap_or(libc::ENOMEM)),
+    };
+    crate::note!("mote: fork: copied guest memory in {:?}", t0.elapsed());
+    let guard = mirror.fork_guard();
+    // SAFETY: the child uses only this thread and what it starts itself; the
+    // mirror's lock is held across the fork so its state is consistent there.
+    let pid = unsafe { libc::fork() };
+    drop(guard);
+    match pid {
+        -1 => -i64::from(
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EAGAIN),
+        ),
+        0 => child(guest, mirror, copy, hosted, pin),
+        pid => i64::from(pid),
+    }
+}
+
+/// A copy of `guest`: same sizes; of the small memfd the data below `used[0]`,
+/// of the hugetlbfs one the non-zero pages of `[used[1], used[2])` (guest-physical).
+fn copy_guest(guest: &GuestMem, used: [u64; 3]) -> io::Result<GuestMem> {
+    let large = guest.large_start().map_or(0, |s| guest.size() - s);
+    let copy = GuestMem::with_large(guest.size(), large).map_err(io::Error::other)?;
+    let small = guest.size() - large;
+    copy_data(guest.fd(), 0, used[0].min(small), &copy, 0, false)?;
+    if let (Some(fd), Some(start)) = (guest.large_fd(), guest.large_start()) {
+        let from = used[1].max(start) - start;
+        let to = used[2].min(guest.size()).saturating_sub(start);
+        copy_data(fd, from, to, &copy, start, true)?;
+    }
+    Ok(copy)
+}
+
+/// Copy `[from, len)` of memfd `fd` to `copy` at guest-physical `base`: the data
+/// ranges only (`SEEK_DATA`/`SEEK_HOLE`); `skip_zero`: leave all-zero chunks out
+/// (hugetlbfs, where every page counts as data).
+fn copy_data(
+    fd: RawFd,
+    from: u64,
+    len: u64,
+    copy: &GuestMem,
+    base: u64,
+    skip_zero: bool,
+) -> io::Result<()> {
+    let mut off = from;
+    let mut buf = if skip_zero {
+        vec![0u8; CHUNK]
+    } else {
+        Vec::new()
+    };
+    while off < len {
+        // SAFETY: lseek on a descriptor GuestMem keeps open.
+        let data = unsafe { libc::lseek(fd, off as libc::off_t, libc::SEEK_DATA) };
+        if data < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                break; // only a hole is left
+            }
+            return Err(e);
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let end = if hole < 0 {
+            len
+        } else {
+            (hole as u64).min(len)
+        };
+        let mut at = data as u64;
+        while at < end {
+            let n = ((end - at) as usize).min(CHUNK);
+            let dst = copy
+                .ptr(base + at, n as u64)
+                .ok_or(io::ErrorKind::InvalidInput)?;
+            if skip_zero {
+                read_exact_at(fd, &mut buf[..n], at)?;
+                if buf[..n].iter().any(|&b| b != 0) {
+                    // SAFETY: `dst` is `n` bytes of the copy's own mapping, used by
+                    // nobody else yet.
+                    unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, n) };
+                }
+            } else if !copy_range(fd, copy.fd(), at, n) {
+                // SAFETY: as above: the read lands in the copy's mapping.
+                let out = unsafe { std::slice::from_raw_parts_mut(dst, n) };
+                read_exact_at(fd, out, at)?;
+            }
+            at += n as u64;
+        }
+        off = end;
+    }
+    Ok(())
+}
+
+/// Copy `[off, off+n)` of memfd `from` to the same place in memfd `to` in
+/// the kernel (`copy_file_range`: no page faults in either mapping). `false`:
+/// not done (the caller copies it through the mapping instead).
+fn copy_range(from: RawFd, to: RawFd, off: u64, n: usize) -> bool {
+    let (mut a, mut b) = (off as libc::loff_t, off as libc::loff_t);
+    let mut left = n;
+    while left > 0 {
+        // SAFETY: both descriptors are GuestMem's; the offsets are ours.
+        let r = unsafe { libc::copy_file_range(from, &mut a, to, &mut b, left, 0) };
+        if r <= 0 {
+            return false;
+        }
+        left -= r as usize;
+    }
+    true
+}
+
+fn read_exact_at(fd: RawFd, mut buf: &mut [u8], mut off: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: reads into `buf`, which is valid for its length.
+        let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off as libc::off_t) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = r as usize;
+        buf = &mut buf[n..];
+        off += n as u64;
+    }
+    Ok(())
+}
+
+/// The forked proxy: become the child's proxy and run it to its end.
+fn child(
+    guest: &Arc<GuestMem>,
+    mirror: &Arc<Mirror>,
+    copy: GuestMem,
+    mut hosted: crate::hosted::Hosted,
+    pin: Option<usize>,
+) -> ! {
+    let mut boot = [0u8; std::mem::size_of::<BootInfo>()];
+    guest.read(BOOT_INFO_GPA, &mut boot);
+    // SAFETY: BootInfo is plain data (`#[repr(C)]` integers), written by this
+    // proxy at start-up; read_unaligned copies it out of the byte buffer.
+    let info: BootInfo = unsafe { std::ptr::read_unaligned(boot.as_ptr().cast()) };
+    let cores = (info.ncores as usize).clamp(1, mote_abi::layout::MAX_CORES);
+    let pairs = [
+        (Some(guest.fd()), Some(copy.fd())),
+        (guest.large_fd(), copy.large_fd()),
+    ];
+    for (old, new) in pairs {
+        if let (Some(old), Some(new)) = (old, new) {
+            if let Err(e) = retarget(old, new) {
+                crate::note!("mote: fork: cannot switch to the copy of guest memory: {e}");
+                child_exit(125);
+            }
+        }
+    }
+    // The copy's own mapping and descriptors: not needed any more (the old
+    // numbers and mappings are the copy's now).
+    drop(copy);
+    forget_parent(guest);
+    super::reset_after_fork();
+    let (tx, rx) = channel();
+    let slots = std::iter::once(0).chain((0..cores).map(idle_slot));
+    for slot in slots {
+        if let Err(e) = super::spawn(slot, guest.clone(), mirror.clone(), tx.clone(), pin) {
+            crate::note!("mote: fork: cannot start the offload thread of slot {slot}: {e}");
+            child_exit(125);
+        }
+    }
+    if crate::signals::spawn_router(guest.clone()).is_err() {
+        child_exit(125);
+    }
+    if let Err(e) = crate::platform::Platform::start(&mut hosted, tx) {
+        crate::note!("mote: fork: cannot start the child's process: {e}");
+        child_exit(125);
+    }
+    let event = rx.recv();
+    crate::platform::Platform::finish(&mut hosted, false);
+    match event {
+        Ok(Event::Exited(status)) => child_exit(status),
+        Ok(Event::Killed { signal, fault }) => {
+            if crate::say::debug() {
+                crate::report::print_killed(signal, fault.as_ref());
+            }
+            child_killed(signal as i32)
+        }
+        Ok(Event::Failed(msg)) => {
+            crate::say!("mote: {msg}");
+            child_exit(125)
+        }
+        Err(_) => child_exit(125),
+    }
+}
+
+/// In the copy: no call of the parent's threads is in flight (their slots are
+/// answered, nobody reads the answer), no signal of the parent's is pending, and
+/// the pid is this process's.
+fn forget_parent(guest: &GuestMem) {
+    for i in 0..MAX_THREADS {
+        let s = guest.thread_slot(i);
+        let seq = s.req_seq.load(std::sync::atomic::Ordering::Acquire);
+        if s.resp_seq.load(std::sync::atomic::Ordering::Acquire) != seq {
+            s.respond(seq, -i64::from(libc::EINTR));
+        }
+    }
+    let page = guest.signal_page();
+    page.pending.store(0, std::sync::atomic::Ordering::Release);
+    page.attention
+        .store(0, std::sync::atomic::Ordering::Release);
+    guest.write_plain(
+        BOOT_INFO_GPA + std::mem::offset_of!(BootInfo, pid) as u64,
+        &std::process::id(),
+    );
+}
+
+/// Make every shared mapping and every descriptor of the memfd `old` one of
+/// the memfd `new` (same offsets, protections and descriptor flags).
+fn retarget(old: RawFd, new: RawFd) -> io::Result<()> {
+    let id = |fd: RawFd| -> io::Result<(u64, u64)> {
+        // SAFETY: all-zero is a valid stat; fstat writes it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((st.st_dev, st.st_ino))
+    };
+    let (dev, ino) = id(old)?;
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    for line in maps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 || f[4].parse::<u64>().ok() != Some(ino) {
+            continue;
+        }
+        let Some((maj, min)) = f[3].split_once(':') else {
+            continue;
+        };
+        let (Ok(maj), Ok(min)) = (u32::from_str_radix(maj, 16), u32::from_str_radix(min, 16))
+        else {
+            continue;
+        };
+        if libc::makedev(maj, min) != dev || f[1].as_bytes().get(3) != Some(&b's') {
+            continue;
+        }
+        let Some((a, b)) = f[0].split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b), Ok(off)) = (
+            u64::from_str_radix(a, 16),
+            u64::from_str_radix(b, 16),
+            u64::from_str_radix(f[2], 16),
+        ) else {
+            continue;
+        };
+        let p = f[1].as_bytes();
+        let mut prot = 0;
+        if p[0] == b'r' {
+            prot |= libc::PROT_READ;
+        }
+        if p[1] == b'w' {
+            prot |= libc::PROT_WRITE;
+        }
+        if p[2] == b'x' {
+            prot |= libc::PROT_EXEC;
+        }
+        // SAFETY: replaces a mapping of the old memfd with the same range of
+        // the new one (a copy of it): every reference into it stays valid, and
+        // no other thread runs in this process yet.
+        let r = unsafe {
+            libc::mmap(
+                a as *mut libc::c_void,
+                (b - a) as usize,
+                prot,
+                // No reservation of hugetlbfs pages (as `GuestMem` maps them):
+                // pages are taken as they are used.
+                libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                new,
+                off as libc::off_t,
+            )
+        };
+        if r == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    for e in std::fs::read_dir("/proc/self/fd")?.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()) else {
+            continue;
+        };
+        if fd == new || id(fd).ok() != Some((dev, ino)) {
+            continue;
+        }
+        // SAFETY: fcntl and dup3 on a descriptor of this process that refers to
+        // the old memfd; after it, it refers to the new one with the same flags.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            let cloexec = if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+                libc::O_CLOEXEC
+            } else {
+                0
+            };
+            if libc::dup3(new, fd, cloexec) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
