@@ -548,7 +548,7 @@ mod tests {
             let rt = traced();
             assert_eq!(dispatch(&rt, Sysno::getpid as u64, [0; 6]), 4321);
             dispatch(&rt, Sysno::getppid as u64, [1, 2, 3, 4, 5, 6]);
-            assert_eq!(dispatch(&rt, Sysno::fork as u64, [0; 6]) as i64, -38);
+            assert_eq!(dispatch(&rt, Sysno::seccomp as u64, [0; 6]) as i64, -38);
             let r = rt.p.records.borrow();
             let seen: Vec<(u32, Route, u64, bool)> = r
                 .iter()
@@ -564,7 +564,7 @@ mod tests {
                         LINUX_ANSWER as u64,
                         false
                     ),
-                    (Sysno::fork as u32, Route::Refused, (-38i64) as u64, false),
+                    (Sysno::seccomp as u32, Route::Refused, (-38i64) as u64, false),
                 ]
             );
             assert_eq!(r[1].args, [1, 2, 3, 4, 5, 6]);
