@@ -564,7 +564,12 @@ mod tests {
                         LINUX_ANSWER as u64,
                         false
                     ),
-                    (Sysno::seccomp as u32, Route::Refused, (-38i64) as u64, false),
+                    (
+                        Sysno::seccomp as u32,
+                        Route::Refused,
+                        (-38i64) as u64,
+                        false
+                    ),
                 ]
             );
             assert_eq!(r[1].args, [1, 2, 3, 4, 5, 6]);
