@@ -756,44 +756,9 @@ pub fn after_eintr(class: Restartable, handler: Option<u64>) -> AfterEintr {
 
 /// Name of a signal for messages.
 pub fn name(sig: u32) -> &'static str {
-    const NAMES: [&str; 32] = [
-        "?",
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
     match sig {
-        1..=31 => NAMES[sig as usize],
         32..=64 => "a real-time signal",
-        _ => "an invalid signal",
+        _ => mote_abi::signal::name(sig).unwrap_or("an invalid signal"),
     }
 }
 

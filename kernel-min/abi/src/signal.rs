@@ -35,6 +35,45 @@ use crate::ikc::MAPLOG_OFFSET;
 use crate::layout::{IKC_SIZE, IKC_VA, PAGE_SIZE};
 use crate::maplog::MapLog;
 
+/// The names of Linux's x86_64 signals 1-31 (`asm/signal.h`), for messages and
+/// traces; `None` for 0, real-time and invalid numbers.
+pub fn name(sig: u32) -> Option<&'static str> {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    NAMES.get((sig as usize).wrapping_sub(1)).copied()
+}
+
 /// `UpcallHeader::vector` when the VMM redirected the vCPU to deliver a signal
 /// from outside (no instruction of the application was interrupted mid-way).
 pub const VECTOR_SIGNAL: u64 = 0x101;
@@ -123,5 +162,18 @@ impl SignalPage {
 impl Default for SignalPage {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_follow_linux_numbering() {
+        assert_eq!(name(0), None);
+        assert_eq!(name(9), Some("SIGKILL"));
+        assert_eq!(name(31), Some("SIGSYS"));
+        assert_eq!(name(32), None);
     }
 }

@@ -273,43 +273,7 @@ fn futex_op(v: u64) -> String {
 fn signal(v: u64) -> String {
     match v as i32 {
         0 => "0".into(),
-        n @ 1..=31 => {
-            // Linux's x86_64 numbering (`asm/signal.h`).
-            const NAMES: [&str; 31] = [
-                "SIGHUP",
-                "SIGINT",
-                "SIGQUIT",
-                "SIGILL",
-                "SIGTRAP",
-                "SIGABRT",
-                "SIGBUS",
-                "SIGFPE",
-                "SIGKILL",
-                "SIGUSR1",
-                "SIGSEGV",
-                "SIGUSR2",
-                "SIGPIPE",
-                "SIGALRM",
-                "SIGTERM",
-                "SIGSTKFLT",
-                "SIGCHLD",
-                "SIGCONT",
-                "SIGSTOP",
-                "SIGTSTP",
-                "SIGTTIN",
-                "SIGTTOU",
-                "SIGURG",
-                "SIGXCPU",
-                "SIGXFSZ",
-                "SIGVTALRM",
-                "SIGPROF",
-                "SIGWINCH",
-                "SIGIO",
-                "SIGPWR",
-                "SIGSYS",
-            ];
-            NAMES[n as usize - 1].into()
-        }
+        n @ 1..=31 => mote_abi::signal::name(n as u32).unwrap_or("?").into(),
         n @ 32..=64 => format!("SIGRT_{}", n - 32),
         n => n.to_string(),
     }
