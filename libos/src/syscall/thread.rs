@@ -759,6 +759,11 @@ pub fn exit<P: Platform>(m: &dyn Machine<P>, status: u64) -> Result<usize, Errno
         drop(g);
         p.exit((status & 0xff) as i32);
     }
+    // Gone for signals first: a joiner woken below may `tgkill` this tid at
+    // once, and Linux answers ESRCH by then (the race showed as "ok").
+    if let Some(pr) = m.process().lock().as_mut() {
+        pr.signals.end_thread(me);
+    }
     let ctid = t.get(me).map_or(0, |x| x.clear_child_tid);
     if ctid != 0 {
         let ok = m
@@ -780,7 +785,6 @@ pub fn exit<P: Platform>(m: &dyn Machine<P>, status: u64) -> Result<usize, Errno
     let live = t.live_own();
     if let Some(pr) = m.process().lock().as_mut() {
         pr.threads = live;
-        pr.signals.end_thread(me);
     }
     m.reschedule(g);
     unreachable!("a dead thread was scheduled again")
