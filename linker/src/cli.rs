@@ -1,17 +1,18 @@
 //! `mote link [POLICY...] IN -o OUT` and `mote link [POLICY...] -- CC ARGS...`: the
-//! options, and what the command prints.
+//! options, and what the command prints. The policy options' values (`PageSize`,
+//! `parse_mem`) are defined here once, for `mote run`'s flags as well.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use mote_abi::layout::LARGE_PAGE_SIZE;
 use mote_abi::note::{self, Policy};
 
 use crate::{link_file, wrap, LinkError};
 
-/// Smallest `--mem` (as `mote run`).
-const MIN_MEM: u64 = 128 << 20;
-const LARGE: u64 = 2 << 20;
+/// Smallest partition memory `mote run` accepts.
+pub const MIN_MEM: u64 = 128 << 20;
 
 /// `mote link`'s arguments.
 #[derive(Debug, Args)]
@@ -49,44 +50,74 @@ pub struct LinkArgs {
 /// `--page-size`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PageSize {
+    /// 4 KiB pages.
     #[value(name = "4k", alias = "4K")]
     FourK,
+    /// 2 MiB pages (the default).
     #[value(name = "2m", alias = "2M")]
     TwoM,
+    /// 1 GiB pages.
     #[value(name = "1g", alias = "1G")]
     OneG,
 }
 
-/// Parse a size like `mote run --mem`: bytes with an optional K/M/G/T suffix,
-/// rounded up to 2 MiB, at least 128M.
-pub fn parse_mem(s: &str) -> Result<u64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t
+impl PageSize {
+    /// In bytes.
+    pub fn bytes(self) -> u64 {
+        match self {
+            PageSize::FourK => mote_abi::layout::PAGE_SIZE,
+            PageSize::TwoM => LARGE_PAGE_SIZE,
+            PageSize::OneG => mote_abi::layout::HUGE_PAGE_SIZE,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MemError {
+    #[error("not a size (use e.g. 512M, 2G or a number of bytes)")]
+    Syntax,
+    #[error("too large")]
+    TooLarge,
+    #[error("{0} bytes is below the 128M a partition needs (kernel-min, the runtime and a usable application)")]
+    TooSmall(u64),
+}
+
+/// Parse a memory size: a decimal number of bytes with an optional binary suffix
+/// `K`, `M`, `G`, `T` (case-insensitive, optionally followed by `iB` or `B`), rounded
+/// up to 2 MiB and at least `MIN_MEM`.
+pub fn parse_mem(s: &str) -> Result<u64, MemError> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, suffix) = s.split_at(digits);
+    if num.is_empty() {
+        return Err(MemError::Syntax);
+    }
+    let n: u64 = num.parse().map_err(|_| MemError::TooLarge)?;
+    let suffix = suffix.to_ascii_lowercase();
+    let unit = suffix
         .strip_suffix("ib")
-        .or_else(|| t.strip_suffix('b'))
-        .unwrap_or(&t);
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
+        .or_else(|| suffix.strip_suffix('b'))
+        .unwrap_or(&suffix);
     let shift = match unit {
         "" => 0,
         "k" => 10,
         "m" => 20,
         "g" => 30,
         "t" => 40,
-        _ => return Err("not a size (use e.g. 512M, 2G or a number of bytes)".into()),
+        _ => return Err(MemError::Syntax),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| "not a size (use e.g. 512M, 2G or a number of bytes)".to_string())?;
-    let b = n
-        .checked_mul(1 << shift)
-        .and_then(|b| b.checked_add(LARGE - 1))
-        .ok_or("too large")?
-        & !(LARGE - 1);
-    if b < MIN_MEM {
-        return Err(format!("{b} bytes is below the 128M a partition needs"));
+    // "B" alone is bytes; "iB" alone is not a unit.
+    if unit.is_empty() && suffix == "ib" {
+        return Err(MemError::Syntax);
     }
-    Ok(b)
+    let bytes = n.checked_mul(1u64 << shift).ok_or(MemError::TooLarge)?;
+    if bytes < MIN_MEM {
+        return Err(MemError::TooSmall(bytes));
+    }
+    bytes
+        .checked_add(LARGE_PAGE_SIZE - 1)
+        .map(|b| b & !(LARGE_PAGE_SIZE - 1))
+        .ok_or(MemError::TooLarge)
 }
 
 impl LinkArgs {

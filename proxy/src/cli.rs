@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mote_abi::layout::LARGE_PAGE_SIZE;
+pub use mote_linker::cli::{parse_mem, PageSize};
 
 /// Exit status of a usage error (as clap and most shell utilities use).
 pub const EXIT_USAGE: i32 = 2;
@@ -19,8 +19,6 @@ pub const DEFAULT_MEM: &str = "2G";
 /// per slice), short enough that two threads spinning on each other on one
 /// core hand over within a few slices (Linux's CFS slices are 0.75-6 ms).
 pub const DEFAULT_TIME_SLICE_MS: u64 = 10;
-/// Smallest partition memory `mote run` accepts.
-pub const MIN_MEM: u64 = 128 << 20;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -181,31 +179,6 @@ impl RunArgs {
     }
 }
 
-/// `--page-size`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PageSize {
-    /// 4 KiB pages.
-    #[value(name = "4k", alias = "4K")]
-    FourK,
-    /// 2 MiB pages (the default).
-    #[value(name = "2m", alias = "2M")]
-    TwoM,
-    /// 1 GiB pages.
-    #[value(name = "1g", alias = "1G")]
-    OneG,
-}
-
-impl PageSize {
-    /// In bytes.
-    pub fn bytes(self) -> u64 {
-        match self {
-            PageSize::FourK => mote_abi::layout::PAGE_SIZE,
-            PageSize::TwoM => LARGE_PAGE_SIZE,
-            PageSize::OneG => mote_abi::layout::HUGE_PAGE_SIZE,
-        }
-    }
-}
-
 /// `--platform`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PlatformChoice {
@@ -255,57 +228,10 @@ pub fn parse() -> Cli {
 }
 
 /// Why a `--mem` value was refused.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum MemError {
-    #[error("not a size (use e.g. 512M, 2G or a number of bytes)")]
-    Syntax,
-    #[error("too large")]
-    TooLarge,
-    #[error("{0} bytes is below the 128M a partition needs (kernel-min, the runtime and a usable application)")]
-    TooSmall(u64),
-}
-
-/// Parse a memory size: a decimal number of bytes with an optional binary suffix
-/// `K`, `M`, `G`, `T` (case-insensitive, optionally followed by `iB` or `B`), rounded
-/// up to 2 MiB and at least `MIN_MEM`.
-pub fn parse_mem(s: &str) -> Result<u64, MemError> {
-    let s = s.trim();
-    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, suffix) = s.split_at(digits);
-    if num.is_empty() {
-        return Err(MemError::Syntax);
-    }
-    let n: u64 = num.parse().map_err(|_| MemError::TooLarge)?;
-    let suffix = suffix.to_ascii_lowercase();
-    let unit = suffix
-        .strip_suffix("ib")
-        .or_else(|| suffix.strip_suffix('b'))
-        .unwrap_or(&suffix);
-    let shift = match unit {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        _ => return Err(MemError::Syntax),
-    };
-    // "B" alone is bytes; "iB" alone is not a unit.
-    if unit.is_empty() && suffix == "ib" {
-        return Err(MemError::Syntax);
-    }
-    let bytes = n.checked_mul(1u64 << shift).ok_or(MemError::TooLarge)?;
-    if bytes < MIN_MEM {
-        return Err(MemError::TooSmall(bytes));
-    }
-    bytes
-        .checked_add(LARGE_PAGE_SIZE - 1)
-        .map(|b| b & !(LARGE_PAGE_SIZE - 1))
-        .ok_or(MemError::TooLarge)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mote_linker::cli::MemError;
 
     #[test]
     fn mem_sizes_parse_with_suffixes() {
