@@ -16,4 +16,8 @@ pub enum Event {
     },
     /// The partition failed in a way that is not the application's doing.
     Failed(String),
+    /// The application wrote over one of mote's areas in its address space (the
+    /// IKC area: what is damaged, and where): nothing it says can be trusted
+    /// any more, so the run ends (`report::print_corrupted`).
+    Corrupted(String),
 }

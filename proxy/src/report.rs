@@ -170,6 +170,18 @@ pub fn describe(signal: u32, fault: Option<&FaultReport>) -> String {
 }
 
 /// Print the report for a killed run on stderr; returns the exit status.
+/// The end of a run whose IKC area the application overwrote (`Event::Corrupted`):
+/// the message names the area; the status is a segmentation fault's, as for a
+/// program storing where natively nothing is mapped. Returns the status.
+pub fn print_corrupted(what: &str) -> i32 {
+    crate::say::write(format_args!(
+        "mote: the application wrote over mote's {what}, in its address space where natively nothing \
+         is mapped; the run cannot go on and ends as a segmentation fault (look for a stray store or \
+         memset in the program)\n"
+    ));
+    killed_status(libc::SIGSEGV as u32)
+}
+
 pub fn print_killed(signal: u32, fault: Option<&FaultReport>) -> i32 {
     crate::say::write(format_args!("{}", describe(signal, fault)));
     killed_status(signal)

@@ -266,7 +266,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
             )
         })?;
     }
-    crate::signals::spawn_router(guest.clone()).map_err(|e| {
+    crate::signals::spawn_router(guest.clone(), tx.clone()).map_err(|e| {
         (
             EXIT_MOTE_FAILED,
             format!("cannot start the signal router: {e}"),
@@ -304,8 +304,21 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
             crate::say!("mote: {line}");
         }
     }
+    // A run whose IKC area the application wrote over ended for no reason it
+    // can be trusted on (a runtime that crashed there died of a signal the
+    // application never raised): name the real cause.
+    let event = match (event, crate::signals::damage(&guest)) {
+        (Ok(Event::Failed(msg)), _) => Ok(Event::Failed(msg)),
+        (Ok(_), Some(what)) => Ok(Event::Corrupted(what)),
+        (event, _) => event,
+    };
     Ok(match event {
         Ok(Event::Exited(status)) => status,
+        Ok(Event::Corrupted(what)) => {
+            let status = report::print_corrupted(&what);
+            crate::signals::die_by(libc::SIGSEGV as u32);
+            status
+        }
         Ok(Event::Killed { signal, fault }) => {
             let status = report::print_killed(signal, fault.as_ref());
             // As the application died natively: the parent's wait sees the signal.

@@ -42,14 +42,16 @@
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kvm_ioctls::VcpuFd;
 use mote_abi::layout::{RUNTIME_VA, USER_END};
-use mote_abi::signal::{SignalPage, INFO_BYTES, VECTOR_SIGNAL};
+use mote_abi::signal::{SignalPage, INFO_BYTES, SIGNAL_PAGE_CANARY, SIGNAL_PAGE_VA, VECTOR_SIGNAL};
 use mote_abi::trap::UpcallHeader;
 
+use crate::event::Event;
 use crate::guest::GuestMem;
 
 /// How often an unanswered signal is kicked again.
@@ -574,8 +576,12 @@ fn kick() {
     }
 }
 
-/// Start the router for the partition whose signal page is in `guest`.
-pub fn spawn_router(guest: Arc<GuestMem>) -> std::io::Result<()> {
+/// Start the router for the partition whose signal page is in `guest`; it
+/// ends the run (`Event::Corrupted` on `events`) if the application overwrites
+/// the page.
+pub fn spawn_router(guest: Arc<GuestMem>, events: Sender<Event>) -> std::io::Result<()> {
+    let page = guest.signal_page();
+    page.canary.store(SIGNAL_PAGE_CANARY, Ordering::Release);
     std::thread::Builder::new()
         .name("mote-signals".into())
         .spawn(move || {
@@ -589,12 +595,35 @@ pub fn spawn_router(guest: Arc<GuestMem>) -> std::io::Result<()> {
                 page as *const SignalPage as *mut SignalPage,
                 Ordering::Release,
             );
-            route(page)
+            route(&guest);
+            let _ = events.send(Event::Corrupted(damaged_page()));
         })
         .map(|_| ())
 }
 
-fn route(page: &SignalPage) {
+/// What the application overwrote when the signal page's canary is gone.
+fn damaged_page() -> String {
+    format!("signal page (IKC area, at {SIGNAL_PAGE_VA:#x})")
+}
+
+/// The area of mote's the application overwrote, if it did (the signal page's
+/// canary is checked: a store over the IKC area reaches it, and one that
+/// missed it damaged nothing the proxy relies on without checking).
+pub fn damage(guest: &GuestMem) -> Option<String> {
+    (!guest.signal_page().intact()).then(damaged_page)
+}
+
+/// Route signals until the application overwrites the signal page: what it
+/// says (which signals are wanted, which ignored) can no longer be trusted,
+/// and without that no signal reaches the application — not even the
+/// `SIGTERM` that should end it.
+///
+/// A signal still outstanding at a re-kick also wakes every offload server that
+/// sleeps (`offload::wake_servers`): if the application wrote over a slot, its
+/// thread may wait for the answer to a call whose server never heard of it, and
+/// only a served call can be interrupted for the signal.
+fn route(guest: &GuestMem) {
+    let page = guest.signal_page();
     let set = routed_set();
     let mut outstanding = false;
     loop {
@@ -609,15 +638,22 @@ fn route(page: &SignalPage) {
         // SAFETY: set, info and ts are valid for the call; the routed signals are
         // blocked in this thread, so sigtimedwait takes them.
         let sig = unsafe { libc::sigtimedwait(&set, &mut info, &ts) };
+        if !page.intact() {
+            return;
+        }
         if sig > 0 && !about_mote_itself(sig, &info) {
             record(page, sig as u32, &info);
         }
         cpu_limit(page);
         let wanted = page.pending.load(Ordering::Acquire) & page.wake.load(Ordering::Acquire);
+        let again = outstanding;
         outstanding = wanted != 0;
         if outstanding {
             page.attention.store(1, Ordering::Release);
             kick();
+            if again {
+                crate::offload::wake_servers(guest);
+            }
         }
     }
 }

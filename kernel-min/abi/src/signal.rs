@@ -109,7 +109,14 @@ pub struct SignalPage {
     /// Signals the application ignores (libos writes): the proxy drops them on
     /// arrival, as Linux discards an ignored signal when it is sent.
     pub ignored: AtomicU64,
-    _pad2: [u64; 4],
+    /// `SIGNAL_PAGE_CANARY`, written by the proxy before the partition starts and
+    /// never by the runtime: the page lies in memory the application can write,
+    /// and a wrong value tells the proxy the application wrote over mote's IKC
+    /// area (`SignalPage::intact`), which then ends the run instead of trusting
+    /// what the page says (a zeroed `wake` would hold every signal, `SIGTERM`
+    /// included, for ever).
+    pub canary: AtomicU64,
+    _pad2: [u64; 3],
     /// The start of each pending signal's `siginfo_t` (`INFO_BYTES`), as 4 words.
     pub info: [[AtomicU64; INFO_BYTES / 8]; 64],
 }
@@ -119,8 +126,19 @@ const_assert_eq!(offset_of!(SignalPage, wake), 8);
 const_assert_eq!(offset_of!(SignalPage, attention), 16);
 const_assert_eq!(offset_of!(SignalPage, full_path), 20);
 const_assert_eq!(offset_of!(SignalPage, ignored), 24);
+const_assert_eq!(offset_of!(SignalPage, canary), 32);
 const_assert_eq!(offset_of!(SignalPage, info), 64);
 const_assert_eq!(size_of::<SignalPage>(), 4096);
+
+/// What `SignalPage::canary` holds while nothing but mote wrote the page.
+pub const SIGNAL_PAGE_CANARY: u64 = u64::from_le_bytes(*b"motesig1");
+
+impl SignalPage {
+    /// The canary is as the proxy wrote it (see `canary`).
+    pub fn intact(&self) -> bool {
+        self.canary.load(core::sync::atomic::Ordering::Relaxed) == SIGNAL_PAGE_CANARY
+    }
+}
 
 /// Offset of the signal page inside the IKC area: its last page, clear of the
 /// core pages, the map log and whatever else grows after them.
@@ -153,7 +171,8 @@ impl SignalPage {
             attention: AtomicU32::new(0),
             full_path: AtomicU32::new(0),
             ignored: AtomicU64::new(0),
-            _pad2: [0; 4],
+            canary: AtomicU64::new(SIGNAL_PAGE_CANARY),
+            _pad2: [0; 3],
             info: [const { [const { AtomicU64::new(0) }; 4] }; 64],
         }
     }
@@ -168,6 +187,17 @@ impl Default for SignalPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_is_intact_until_its_canary_is_overwritten() {
+        let page = SignalPage::new();
+        assert!(page.intact());
+        page.canary.store(0, core::sync::atomic::Ordering::Relaxed);
+        assert!(!page.intact());
+        page.canary
+            .store(SIGNAL_PAGE_CANARY, core::sync::atomic::Ordering::Relaxed);
+        assert!(page.intact());
+    }
 
     #[test]
     fn signal_names_follow_linux_numbering() {

@@ -219,7 +219,7 @@ fn child(
             child_exit(125);
         }
     }
-    if crate::signals::spawn_router(guest.clone()).is_err() {
+    if crate::signals::spawn_router(guest.clone(), tx.clone()).is_err() {
         child_exit(125);
     }
     if let Err(e) = crate::platform::Platform::start(&mut hosted, tx) {
@@ -230,6 +230,10 @@ fn child(
     crate::platform::Platform::finish(&mut hosted, false);
     match event {
         Ok(Event::Exited(status)) => child_exit(status),
+        Ok(Event::Corrupted(what)) => {
+            crate::report::print_corrupted(&what);
+            child_killed(libc::SIGSEGV)
+        }
         Ok(Event::Killed { signal, fault }) => {
             if crate::say::debug() {
                 crate::report::print_killed(signal, fault.as_ref());

@@ -35,7 +35,7 @@ use mote_abi::ikc::{Op, Request, Slot, MAX_THREADS, SPIN_LIMIT, THREAD_SLOTS};
 use self::forward::forward;
 use crate::cpus::{pin_to, OffloadPlace};
 use crate::event::Event;
-use crate::futex::{futex_wait, wake_core};
+use crate::futex::{futex_wait, futex_wake, wake_core};
 use crate::guest::GuestMem;
 use crate::mirror::{copy_user, read_user, zero_user, Mirror};
 
@@ -414,13 +414,16 @@ pub fn serve(
                 }
             }
             None => {
-                warn_once(&UNKNOWN_OP_WARNED, || {
-                    format!(
-                        "mote: thread slot {index}: unknown IKC op {} (answered ENOSYS)",
-                        req.op
-                    )
-                });
-                -i64::from(libc::ENOSYS)
+                // The runtime publishes only ops it knows: the application
+                // wrote over the slot.
+                let at = mote_abi::layout::IKC_VA + mote_abi::ikc::thread_slot_offset(index);
+                let what = format!(
+                    "IKC request slot {index} (at {at:#x}: it held a request with op {}, which mote has \
+                     none of)",
+                    req.op
+                );
+                let _ = events.send(Event::Corrupted(what));
+                return;
             }
         };
         let waiter = slot.respond(req.seq, ret);
@@ -539,7 +542,22 @@ fn count_spin(t0: Option<std::time::Instant>, found: bool) {
     }
 }
 
-static UNKNOWN_OP_WARNED: AtomicU32 = AtomicU32::new(0);
+/// Wake every slot's server that sleeps waiting for a request, whatever the
+/// slot's flags say: the signal router's repair when a signal stays untaken
+/// after a kick (`signals::route`). A request whose requester never rang the
+/// doorbell, because the application wrote over the slot's `proxy_waiting`, is
+/// then served, and the call can be interrupted for the signal. A server with
+/// nothing to do goes back to sleep.
+pub fn wake_servers(guest: &GuestMem) {
+    for (w, word) in SERVED.iter().enumerate() {
+        let mut bits = word.load(Ordering::Acquire);
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            futex_wake(&guest.thread_slot(w * 64 + b).req_seq);
+        }
+    }
+}
 
 /// Run `msg` and say it, the first time only for `flag`.
 fn warn_once(flag: &AtomicU32, msg: impl FnOnce() -> String) {
