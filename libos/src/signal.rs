@@ -214,24 +214,9 @@ impl Default for Signals {
 const NOBODY: u32 = u32::MAX;
 
 /// Whether the proxy routes `sig` when Linux signals its process with it
-/// (`proxy/src/signals.rs`): all but SIGKILL and SIGSTOP, SIGTRAP and SIGSYS
-/// (the hosted platform's traps), job control, glibc's internal 32 and 33, and
-/// the proxy's kick (`SIGRTMAX`).
+/// (`mote_abi::signal::routed`, the one list).
 pub fn proxy_routes(sig: u32) -> bool {
-    !matches!(
-        sig,
-        SIGKILL
-            | SIGSTOP
-            | SIGTRAP
-            | SIGSYS
-            | SIGTSTP
-            | SIGTTIN
-            | SIGTTOU
-            | SIGCONT
-            | 32
-            | 33
-            | NSIG
-    )
+    mote_abi::signal::routed(sig)
 }
 
 /// Signals Linux dequeues first: the synchronous ones (`SYNCHRONOUS_MASK`).

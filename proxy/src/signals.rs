@@ -64,28 +64,17 @@ const LOOK_AGAIN: Duration = Duration::from_millis(100);
 
 /// The signal that interrupts the vCPU and offload threads.
 pub fn kick_signal() -> i32 {
-    libc::SIGRTMAX()
+    mote_abi::signal::KICK as i32
 }
 
+/// Routed through `sigtimedwait` (blocked in every thread): the routed signals
+/// (`mote_abi::signal::routed`, the one list) but the fault signals, which a
+/// handler routes (`on_fault_signal`).
 fn routed(sig: i32) -> bool {
-    use libc::*;
-    !matches!(
-        sig,
-        SIGKILL
-            | SIGSTOP
-            | SIGSEGV
-            | SIGBUS
-            | SIGFPE
-            | SIGILL
-            | SIGTRAP
-            | SIGSYS
-            | SIGTSTP
-            | SIGTTIN
-            | SIGTTOU
-            | SIGCONT
-            | 32
-            | 33
-    ) && sig != kick_signal()
+    let Ok(s) = u32::try_from(sig) else {
+        return false;
+    };
+    mote_abi::signal::routed(s) && mote_abi::signal::FAULTS & (1 << (s - 1)) == 0
 }
 
 fn routed_set() -> libc::sigset_t {
@@ -924,6 +913,11 @@ pub fn enter_runtime(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kick_is_glibc_s_sigrtmax() {
+        assert_eq!(kick_signal(), libc::SIGRTMAX());
+    }
 
     #[test]
     fn routed_signals_leave_faults_job_control_and_the_kick_alone() {

@@ -74,6 +74,39 @@ pub fn name(sig: u32) -> Option<&'static str> {
     NAMES.get((sig as usize).wrapping_sub(1)).copied()
 }
 
+/// The signal the proxy interrupts its vCPU and offload threads with (glibc's
+/// `SIGRTMAX`): never the application's.
+pub const KICK: u32 = 64;
+
+const fn bits(sigs: &[u32]) -> u64 {
+    let mut set = 0;
+    let mut i = 0;
+    while i < sigs.len() {
+        set |= 1 << (sigs[i] - 1);
+        i += 1;
+    }
+    set
+}
+
+/// Signals `mote` never hands the application when Linux signals its process:
+/// SIGKILL and SIGSTOP (they cannot be caught), SIGTRAP and SIGSYS (the hosted
+/// platform's traps), job control (SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT stop and
+/// continue `mote` itself), glibc's internal 32 and 33, and `KICK`. The one list
+/// both sides use: the proxy routes the rest (`proxy/src/signals.rs`), and libos
+/// knows which signals it may send through the proxy.
+const NOT_ROUTED: u64 = bits(&[9, 19, 5, 31, 20, 21, 22, 18, 32, 33, KICK]);
+
+/// The fault signals (SIGILL, SIGBUS, SIGFPE, SIGSEGV): the proxy cannot block
+/// them — a fault of its own must still crash it visibly — so it routes only
+/// the ones a process sent (a handler tells them from real faults).
+pub const FAULTS: u64 = bits(&[4, 7, 8, 11]);
+
+/// Whether the proxy routes `sig` (1-64) to the application when a process
+/// sends it to `mote` (fault signals included: see `FAULTS`).
+pub const fn routed(sig: u32) -> bool {
+    sig >= 1 && sig <= 64 && NOT_ROUTED & (1 << (sig - 1)) == 0
+}
+
 /// `UpcallHeader::vector` when the VMM redirected the vCPU to deliver a signal
 /// from outside (no instruction of the application was interrupted mid-way).
 pub const VECTOR_SIGNAL: u64 = 0x101;
@@ -187,6 +220,15 @@ impl Default for SignalPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routed_signals_are_all_but_the_uncatchable_traps_job_control_and_internal() {
+        let not: Vec<u32> = (1..=64).filter(|&s| !routed(s)).collect();
+        assert_eq!(not, [5, 9, 18, 19, 20, 21, 22, 31, 32, 33, 64]);
+        assert!(!routed(0) && !routed(65));
+        assert!(routed(2) && routed(15) && routed(11) && routed(63));
+        assert_eq!(FAULTS, (1 << 3) | (1 << 6) | (1 << 7) | (1 << 10));
+    }
 
     #[test]
     fn a_page_is_intact_until_its_canary_is_overwritten() {
