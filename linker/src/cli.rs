@@ -31,6 +31,10 @@ pub struct LinkArgs {
     /// Policy: partition memory (512M, 2G, ...; at least 128M).
     #[arg(long, value_name = "SIZE", value_parser = parse_mem)]
     pub mem: Option<u64>,
+    /// Policy: time-sharing slice in ms (`mote run --time-slice`; 0: never
+    /// preempt).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(0..=note::TIME_SLICE_MAX_MS as i64))]
+    pub time_slice: Option<u32>,
     /// Policy: leave the program's system-call sites as they are (no rewrite, and
     /// `mote run` does not patch them either).
     #[arg(long)]
@@ -125,7 +129,12 @@ impl LinkArgs {
     pub fn policy(&self) -> Policy {
         Policy {
             version: note::VERSION,
-            flags: if self.no_patch { note::F_NO_PATCH } else { 0 },
+            flags: if self.no_patch { note::F_NO_PATCH } else { 0 }
+                | if self.time_slice.is_some() {
+                    note::F_TIME_SLICE
+                } else {
+                    0
+                },
             page_size: match self.page_size {
                 None => 0,
                 Some(PageSize::FourK) => 4 << 10,
@@ -134,7 +143,7 @@ impl LinkArgs {
             },
             mem: self.mem.unwrap_or(0),
             cores: self.cores.unwrap_or(0),
-            reserved: 0,
+            time_slice_ms: self.time_slice.unwrap_or(0),
         }
     }
 }

@@ -100,8 +100,12 @@ pub fn describe(p: &Policy) -> String {
         0 => unset.to_string(),
         c => c.to_string(),
     };
+    let slice = match p.flags & note::F_TIME_SLICE {
+        0 => unset.to_string(),
+        _ => format!("{} ms", p.time_slice_ms),
+    };
     format!(
-        "page size: {page}\ncores: {cores}\nmem: {mem}\nno-patch: {}\nsystem-call sites rewritten: {}\n",
+        "page size: {page}\ncores: {cores}\nmem: {mem}\ntime slice: {slice}\nno-patch: {}\nsystem-call sites rewritten: {}\n",
         if p.flags & note::F_NO_PATCH != 0 { "yes" } else { "no" },
         if p.flags & note::F_LINKED != 0 { "yes" } else { "no" },
     )

@@ -127,13 +127,16 @@ pub struct RunArgs {
     /// Time-sharing slice in ms: a core with two or more threads that want to
     /// run preempts the running one after this long, even in a loop without
     /// system calls (a core with one never takes a timer event). 0: never
-    /// preempt (a thread keeps its core until it blocks, yields or exits).
+    /// preempt (a thread keeps its core until it blocks, yields or exits)
+    /// [default: 10, or the program's mote note].
     #[arg(
-        long,
-        default_value_t = DEFAULT_TIME_SLICE_MS,
+        long = "time-slice",
         value_name = "MS",
-        value_parser = clap::value_parser!(u64).range(0..=3_600_000)
+        value_parser = clap::value_parser!(u64).range(0..=u64::from(mote_abi::note::TIME_SLICE_MAX_MS))
     )]
+    pub time_slice_flag: Option<u64>,
+    /// Time slice in ms (set by [`RunArgs::settle`]).
+    #[arg(skip = DEFAULT_TIME_SLICE_MS)]
     pub time_slice: u64,
     /// Trace the application's system calls, one line each (thread, call,
     /// arguments, result, local or forwarded, trapped, cost in ns): to stderr, to
@@ -158,7 +161,7 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// Settle cores, memory, page size and `--no-patch`: a flag given wins, then
+    /// Settle cores, memory, page size, time slice and `--no-patch`: a flag given wins, then
     /// the program's policy note (`mote link`), then the default.
     pub fn settle(&mut self, note: Option<&mote_abi::note::Policy>) {
         let note = note.copied().unwrap_or_default();
@@ -176,6 +179,11 @@ impl RunArgs {
             _ => PageSize::TwoM,
         });
         self.no_patch |= note.flags & mote_abi::note::F_NO_PATCH != 0;
+        let noted = note.flags & mote_abi::note::F_TIME_SLICE != 0;
+        self.time_slice = self
+            .time_slice_flag
+            .or(noted.then_some(u64::from(note.time_slice_ms)))
+            .unwrap_or(DEFAULT_TIME_SLICE_MS);
     }
 }
 
@@ -336,11 +344,11 @@ mod tests {
     fn flags_override_the_note_and_the_note_overrides_defaults() {
         let note = mote_abi::note::Policy {
             version: mote_abi::note::VERSION,
-            flags: mote_abi::note::F_NO_PATCH,
+            flags: mote_abi::note::F_NO_PATCH | mote_abi::note::F_TIME_SLICE,
             page_size: 1 << 30,
             mem: 512 << 20,
             cores: 3,
-            reserved: 0,
+            time_slice_ms: 0,
         };
         let parse = |args: &[&str]| {
             let mut v = vec!["mote", "run"];
@@ -356,11 +364,27 @@ mod tests {
         };
         let r = parse(&[]);
         assert_eq!(
-            (r.cores, r.mem, r.page_size, r.no_patch),
-            (3, 512 << 20, PageSize::OneG, true)
+            (r.cores, r.mem, r.page_size, r.no_patch, r.time_slice),
+            (3, 512 << 20, PageSize::OneG, true, 0)
         );
         let r = parse(&["--cores", "2", "--mem", "1G", "--page-size", "4k"]);
         assert_eq!((r.cores, r.mem, r.page_size), (2, 1 << 30, PageSize::FourK));
+        let r = parse(&["--time-slice", "5"]);
+        assert_eq!(r.time_slice, 5);
+    }
+
+    #[test]
+    fn a_note_without_a_time_slice_leaves_the_default() {
+        let note = mote_abi::note::Policy {
+            version: mote_abi::note::VERSION,
+            ..Default::default()
+        };
+        let mut r = match Cli::try_parse_from(["mote", "run", "x"]).unwrap().command {
+            Command::Run(r) => r,
+            _ => panic!("not run"),
+        };
+        r.settle(Some(&note));
+        assert_eq!(r.time_slice, DEFAULT_TIME_SLICE_MS);
     }
 
     #[test]
@@ -370,7 +394,10 @@ mod tests {
             v.extend_from_slice(args);
             v.push("x");
             match Cli::try_parse_from(v).map(|c| c.command) {
-                Ok(Command::Run(r)) => Some(r.time_slice),
+                Ok(Command::Run(mut r)) => {
+                    r.settle(None);
+                    Some(r.time_slice)
+                }
                 _ => None,
             }
         };

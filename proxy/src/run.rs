@@ -109,7 +109,9 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     {
         options.extend(["--page-size".into(), p.get_name().into()]);
     }
-    options.extend(["--time-slice".into(), a.time_slice.to_string().into()]);
+    if let Some(t) = a.time_slice_flag {
+        options.extend(["--time-slice".into(), t.to_string().into()]);
+    }
     if given_no_patch {
         options.push("--no-patch".into());
     }

@@ -212,6 +212,61 @@ fn the_policy_note_is_used_and_flags_override_it(pf: Platform) {
     assert!(none.stdout_text().contains("no mote note"), "{none:?}");
 }
 
+/// `mote link --time-slice MS`: `mote info` shows it, `mote run` uses it (its
+/// 0 — never preempt — included: a value, not "unset"), and `mote run
+/// --time-slice` wins over it.
+fn the_note_s_time_slice_is_used_and_the_flag_overrides_it(pf: Platform) {
+    let dir = TempDir::new("link-slice");
+    let out = dir.path().join("timeshare");
+    link(&[
+        "--time-slice",
+        "0",
+        app("timeshare").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let info = run_mote_command(&["info", out.to_str().unwrap()]);
+    assert_eq!(info.status, 0, "{info:?}");
+    assert!(info.stdout_text().contains("time slice: 0 ms"), "{info:?}");
+    let prog = Program::new(&out).on(pf).arg("yield");
+    let native = prog.native();
+    let by_note = prog.mote_with(&["--cores", "1", "--stats"]);
+    assert_same(&native, &by_note);
+    assert!(
+        by_note
+            .stderr_text()
+            .contains("time-sharing: off (--time-slice 0)"),
+        "{by_note:?}"
+    );
+    let by_flag = prog.mote_with(&["--cores", "1", "--stats", "--time-slice", "7"]);
+    assert_same(&native, &by_flag);
+    assert!(
+        by_flag.stderr_text().contains("time-sharing: slice 7 ms"),
+        "{by_flag:?}"
+    );
+    // A program linked without it runs with mote run's default.
+    let plain = dir.path().join("plain");
+    link(&[
+        app("timeshare").to_str().unwrap(),
+        "-o",
+        plain.to_str().unwrap(),
+    ]);
+    let info = run_mote_command(&["info", plain.to_str().unwrap()]);
+    assert!(
+        info.stdout_text().contains("time slice: (not set"),
+        "{info:?}"
+    );
+    let default = Program::new(&plain)
+        .on(pf)
+        .arg("yield")
+        .mote_with(&["--cores", "1", "--stats"]);
+    assert_same(&native, &default);
+    assert!(
+        default.stderr_text().contains("time-sharing: slice 10 ms"),
+        "{default:?}"
+    );
+}
+
 /// `mote link --no-patch`: nothing rewritten, and `mote run` patches nothing
 /// either (every call of the loop traps), as with its own `--no-patch`.
 fn a_no_patch_note_keeps_every_call_trapping(pf: Platform) {
@@ -317,6 +372,7 @@ mote_testsuite::on_both_platforms!(
     a_wrapped_link_command_gives_a_large_page_static_pie,
     the_policy_note_is_used_and_flags_override_it,
     a_no_patch_note_keeps_every_call_trapping,
+    the_note_s_time_slice_is_used_and_the_flag_overrides_it,
     a_malformed_note_is_refused,
 );
 

@@ -23,8 +23,13 @@ pub const F_NO_PATCH: u32 = 1 << 0;
 /// [`Policy::flags`]: the program's system-call sites were rewritten by `mote
 /// link` (informational).
 pub const F_LINKED: u32 = 1 << 1;
+/// [`Policy::flags`]: [`Policy::time_slice_ms`] is set (`mote run --time-slice`;
+/// its 0, never preempt, is a value, so the field cannot mean "unset" by 0).
+pub const F_TIME_SLICE: u32 = 1 << 2;
 /// Every flag this version knows.
-pub const F_ALL: u32 = F_NO_PATCH | F_LINKED;
+pub const F_ALL: u32 = F_NO_PATCH | F_LINKED | F_TIME_SLICE;
+/// The longest time slice a note may carry, in ms (as `mote run --time-slice`).
+pub const TIME_SLICE_MAX_MS: u32 = 3_600_000;
 
 /// Page sizes [`Policy::page_size`] may name (besides 0, unset).
 pub const PAGE_SIZES: [u64; 3] = [4 << 10, 2 << 20, 1 << 30];
@@ -43,8 +48,9 @@ pub struct Policy {
     pub mem: u64,
     /// `--cores` (0: unset).
     pub cores: u32,
-    /// Zero.
-    pub reserved: u32,
+    /// `--time-slice` in ms, when [`F_TIME_SLICE`] is set (else 0). Was a
+    /// reserved zero word: notes written before it read the same.
+    pub time_slice_ms: u32,
 }
 
 const_assert_eq!(core::mem::size_of::<Policy>(), 32);
@@ -53,7 +59,7 @@ const_assert_eq!(core::mem::offset_of!(Policy, flags), 4);
 const_assert_eq!(core::mem::offset_of!(Policy, page_size), 8);
 const_assert_eq!(core::mem::offset_of!(Policy, mem), 16);
 const_assert_eq!(core::mem::offset_of!(Policy, cores), 24);
-const_assert_eq!(core::mem::offset_of!(Policy, reserved), 28);
+const_assert_eq!(core::mem::offset_of!(Policy, time_slice_ms), 28);
 
 /// Size of the descriptor.
 pub const DESC_SIZE: usize = core::mem::size_of::<Policy>();
@@ -72,8 +78,8 @@ pub enum NoteError {
     Flags(u32),
     /// A page size that is none of [`PAGE_SIZES`].
     PageSize(u64),
-    /// The reserved word is not zero.
-    Reserved(u32),
+    /// A time slice without [`F_TIME_SLICE`], or above [`TIME_SLICE_MAX_MS`].
+    TimeSlice(u32),
 }
 
 impl core::fmt::Display for NoteError {
@@ -87,7 +93,10 @@ impl core::fmt::Display for NoteError {
             NoteError::PageSize(p) => {
                 write!(f, "page size {p} bytes is none of 4k, 2m, 1g")
             }
-            NoteError::Reserved(r) => write!(f, "reserved word is {r:#x}, not 0"),
+            NoteError::TimeSlice(t) => write!(
+                f,
+                "time slice {t} ms is above {TIME_SLICE_MAX_MS} or not marked as set"
+            ),
         }
     }
 }
@@ -106,7 +115,7 @@ impl Policy {
         d[8..16].copy_from_slice(&self.page_size.to_le_bytes());
         d[16..24].copy_from_slice(&self.mem.to_le_bytes());
         d[24..28].copy_from_slice(&self.cores.to_le_bytes());
-        d[28..32].copy_from_slice(&self.reserved.to_le_bytes());
+        d[28..32].copy_from_slice(&self.time_slice_ms.to_le_bytes());
         b
     }
 
@@ -124,7 +133,7 @@ impl Policy {
             page_size: u64_at(8),
             mem: u64_at(16),
             cores: u32_at(24),
-            reserved: u32_at(28),
+            time_slice_ms: u32_at(28),
         };
         if p.version != VERSION {
             return Err(NoteError::Version(p.version));
@@ -135,8 +144,9 @@ impl Policy {
         if p.page_size != 0 && !PAGE_SIZES.contains(&p.page_size) {
             return Err(NoteError::PageSize(p.page_size));
         }
-        if p.reserved != 0 {
-            return Err(NoteError::Reserved(p.reserved));
+        let slice_set = p.flags & F_TIME_SLICE != 0;
+        if p.time_slice_ms > TIME_SLICE_MAX_MS || (!slice_set && p.time_slice_ms != 0) {
+            return Err(NoteError::TimeSlice(p.time_slice_ms));
         }
         Ok(p)
     }
@@ -180,7 +190,7 @@ mod tests {
             page_size: 1 << 30,
             mem: 512 << 20,
             cores: 2,
-            reserved: 0,
+            time_slice_ms: 0,
         }
     }
 
@@ -201,6 +211,16 @@ mod tests {
     }
 
     #[test]
+    fn a_time_slice_of_zero_is_a_value_when_marked_set() {
+        let mut p = policy();
+        p.flags |= F_TIME_SLICE;
+        p.time_slice_ms = 0;
+        assert_eq!(find(&p.to_note()), Ok(Some(p)));
+        p.time_slice_ms = TIME_SLICE_MAX_MS;
+        assert_eq!(find(&p.to_note()), Ok(Some(p)));
+    }
+
+    #[test]
     fn malformed_notes_are_refused() {
         let mut bad = policy();
         bad.version = 7;
@@ -212,8 +232,14 @@ mod tests {
         bad.page_size = 8192;
         assert_eq!(find(&bad.to_note()), Err(Some(NoteError::PageSize(8192))));
         bad = policy();
-        bad.reserved = 1;
-        assert_eq!(find(&bad.to_note()), Err(Some(NoteError::Reserved(1))));
+        bad.time_slice_ms = 1; // without F_TIME_SLICE
+        assert_eq!(find(&bad.to_note()), Err(Some(NoteError::TimeSlice(1))));
+        bad.flags |= F_TIME_SLICE;
+        bad.time_slice_ms = TIME_SLICE_MAX_MS + 1;
+        assert_eq!(
+            find(&bad.to_note()),
+            Err(Some(NoteError::TimeSlice(TIME_SLICE_MAX_MS + 1)))
+        );
         let mut short = policy().to_note();
         short[4] = 16; // descsz 16
         assert_eq!(find(&short), Err(Some(NoteError::Size(16))));
