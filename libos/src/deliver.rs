@@ -251,29 +251,11 @@ mod tests {
     use super::*;
     use crate::fake::FakePlatform;
     use crate::signal::bit;
-    use crate::uapi::mman::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
     use crate::uapi::signal::*;
-    use mote_abi::boot::BootInfo;
 
+    /// A process with a 64 KiB stack, and the stack's top.
     fn proc_with_stack(p: &FakePlatform) -> (Process, u64) {
-        let boot = BootInfo {
-            pid: 4242,
-            pool_start: 16 << 20,
-            mem_size: 64 << 20,
-            ..Default::default()
-        };
-        let mut pr = Process::new(&boot);
-        let stack = crate::syscall::mm::mmap(
-            &mut pr,
-            p,
-            0,
-            64 << 10,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            u64::MAX,
-            0,
-        )
-        .unwrap() as u64;
+        let (pr, stack) = crate::fake::process_with_memory(p, 64 << 10);
         (pr, stack + (64 << 10))
     }
 

@@ -690,6 +690,33 @@ impl Platform for FakePlatform {
     }
 }
 
+/// A process (pid 4242, a 64 MiB partition with its pool at 16 MiB) with `len`
+/// bytes of private read-write anonymous memory mapped on `p`, and that
+/// memory's address: the set-up of tests that need application memory (a
+/// signal frame's stack, a call's argument page).
+pub fn process_with_memory(p: &FakePlatform, len: u64) -> (crate::process::Process, u64) {
+    use crate::uapi::mman::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    let boot = mote_abi::boot::BootInfo {
+        pid: 4242,
+        pool_start: 16 << 20,
+        mem_size: 64 << 20,
+        ..Default::default()
+    };
+    let mut pr = crate::process::Process::new(&boot);
+    let va = crate::syscall::mm::mmap(
+        &mut pr,
+        p,
+        0,
+        len,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS,
+        u64::MAX,
+        0,
+    )
+    .expect("mmap of the test memory") as u64;
+    (pr, va)
+}
+
 /// A fake of the runtime's machine part of threads (`syscall::thread::Machine`)
 /// over a platform: one process, one thread table, the calling thread `tid` on
 /// `core`. A block (`reschedule`) returns at once, the thread woken as `wake_as`

@@ -381,30 +381,11 @@ mod tests {
     use super::*;
     use crate::fake::FakePlatform;
     use crate::signal::{bit, SigAction};
-    use crate::uapi::mman::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
     use crate::uapi::signal::{SIGCHLD, SIGUSR1};
-    use mote_abi::boot::BootInfo;
 
+    /// A process with one read-write page, and the page.
     fn process(p: &FakePlatform) -> (Process, u64) {
-        let boot = BootInfo {
-            pid: 4242,
-            pool_start: 16 << 20,
-            mem_size: 64 << 20,
-            ..Default::default()
-        };
-        let mut pr = Process::new(&boot);
-        let page = crate::syscall::mm::mmap(
-            &mut pr,
-            p,
-            0,
-            4096,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            u64::MAX,
-            0,
-        )
-        .unwrap() as u64;
-        (pr, page)
+        crate::fake::process_with_memory(p, 4096)
     }
 
     /// Regression: the mask argument of `pselect` was ignored, so a blocked
