@@ -40,11 +40,13 @@ pub(super) fn fork_process(
     guest: &Arc<GuestMem>,
     mirror: &Arc<Mirror>,
     used: [u64; 3],
+    tsc: u64,
     pin: Option<usize>,
 ) -> i64 {
-    let Some(hosted) = crate::hosted::Hosted::forked_child(guest.clone()) else {
-        // The partition's copy is not built yet.
-        return -i64::from(libc::ENOSYS);
+    let kind = match crate::hosted::Hosted::forked_child(guest.clone()) {
+        Some(h) => Kind::Hosted(h),
+        None if crate::vmm::Partition::forks() => Kind::Partition { tsc },
+        None => return -i64::from(libc::ENOSYS),
     };
     let t0 = std::time::Instant::now();
     let copy = match copy_guest(guest, used) {
@@ -63,7 +65,7 @@ pub(super) fn fork_process(
                 .raw_os_error()
                 .unwrap_or(libc::EAGAIN),
         ),
-        0 => child(guest, mirror, copy, hosted, pin),
+        0 => child(guest, mirror, copy, kind, t0, pin),
         pid => i64::from(pid),
     }
 }
@@ -180,12 +182,22 @@ fn read_exact_at(fd: RawFd, mut buf: &mut [u8], mut off: u64) -> io::Result<()> 
     Ok(())
 }
 
+/// The platform the child runs on.
+enum Kind {
+    /// The application's process forked from the child proxy.
+    Hosted(crate::hosted::Hosted),
+    /// A new VM, made in the child proxy (KVM's descriptors work only in the
+    /// process that made them); the parent's core was at TSC `tsc` at the call.
+    Partition { tsc: u64 },
+}
+
 /// The forked proxy: become the child's proxy and run it to its end.
 fn child(
     guest: &Arc<GuestMem>,
     mirror: &Arc<Mirror>,
     copy: GuestMem,
-    mut hosted: crate::hosted::Hosted,
+    kind: Kind,
+    t0: std::time::Instant,
     pin: Option<usize>,
 ) -> ! {
     let mut boot = [0u8; std::mem::size_of::<BootInfo>()];
@@ -211,6 +223,40 @@ fn child(
     drop(copy);
     forget_parent(guest);
     super::reset_after_fork();
+    let mut platform: Box<dyn crate::platform::Platform> = match kind {
+        Kind::Hosted(h) => Box::new(h),
+        Kind::Partition { tsc } => {
+            // The new VM's descriptors go above the application's numbers and
+            // out of reach of its close and dup2, as at start-up.
+            let before = crate::fds::open_fds().unwrap_or_default();
+            let low = crate::fds::LowFds::fill();
+            // The TSC counts on from the parent's, plus the copy's time.
+            let khz = info.tsc_khz;
+            let tsc = tsc.wrapping_add(t0.elapsed().as_micros() as u64 * khz / 1000);
+            let made = crate::vmm::Partition::forked_child(guest.clone(), cores, tsc)
+                .expect("a partition's fork")
+                .and_then(|p| {
+                    let (vm, _) = p.memslots();
+                    mirror
+                        .rebind_passthrough(Box::new(vm))
+                        .map_err(|e| crate::vmm::VmmError::Kvm {
+                            what: "add a shared mapping's memory",
+                            err: kvm_ioctls::Error::new(e.raw_os_error().unwrap_or(libc::EIO)),
+                        })?;
+                    Ok(p)
+                });
+            drop(low);
+            let now = crate::fds::open_fds().unwrap_or_default();
+            crate::fds::protect_fds(now.into_iter().filter(|fd| !before.contains(fd)));
+            match made {
+                Ok(p) => Box::new(p),
+                Err(e) => {
+                    crate::say!("mote: fork: cannot create the child's partition: {e}");
+                    child_exit(125);
+                }
+            }
+        }
+    };
     let (tx, rx) = channel();
     let slots = std::iter::once(0).chain((0..cores).map(idle_slot));
     for slot in slots {
@@ -222,12 +268,12 @@ fn child(
     if crate::signals::spawn_router(guest.clone()).is_err() {
         child_exit(125);
     }
-    if let Err(e) = crate::platform::Platform::start(&mut hosted, tx) {
-        crate::note!("mote: fork: cannot start the child's process: {e}");
+    if let Err(e) = platform.start(tx) {
+        crate::say!("mote: fork: cannot start the child: {e}");
         child_exit(125);
     }
     let event = rx.recv();
-    crate::platform::Platform::finish(&mut hosted, false);
+    platform.finish(false);
     match event {
         Ok(Event::Exited(status)) => child_exit(status),
         Ok(Event::Killed { signal, fault }) => {

@@ -3,8 +3,10 @@
 //! state) and holds the runtime's locks (`THREADS`, then `PROCESS`) while the
 //! proxy copies guest memory (`Op::ForkProcess`), so the copy has libos's state
 //! as that thread left it and no other thread in the middle of changing it.
-//! The copy's runtime starts from the top (`mote_hosted_start`) and finds the
-//! record: [`adopt`] (before any other core runs) gives it a thread table with
+//! The copy's runtime starts from the top (`mote_hosted_start`, or kernel-min's
+//! entry on a new VM in the partition) and finds the record: [`adopt`] (before
+//! any other core runs; the partition's other cores wait in `runtime_main`
+//! until [`resume`] ends the fork) gives it a thread table with
 //! that thread alone, as the main thread with the child's pid, and the process
 //! state of a fork child (`Process::forked`); [`resume`] (core 0) puts the
 //! mappings' protections back and returns to the application from the frame.
@@ -56,6 +58,10 @@ static RECORD: Slot = Slot(UnsafeCell::new(unsafe { core::mem::zeroed() }));
 /// 1 while a fork is in progress: in the copy, it says "resume the record".
 static FORKING: AtomicU32 = AtomicU32::new(0);
 
+/// 1 once the copy's core 0 ran [`adopt`] (cleared by the parent before the
+/// copy, as a fork child forking again left it set).
+static ADOPTED: AtomicU32 = AtomicU32::new(0);
+
 /// Is this runtime the copy a `fork` made (and not resumed yet)?
 pub fn is_child() -> bool {
     FORKING.load(Ordering::Acquire) != 0
@@ -87,9 +93,11 @@ pub fn fork(p: &RtPlatform, frame: &TrapFrame, set_tid: u64, clear_tid: u64) -> 
     rec.clear_tid = clear_tid;
     rec.parent_tid = me;
     threads::save_ext(&mut rec.xsave);
+    ADOPTED.store(0, Ordering::Relaxed);
     FORKING.store(1, Ordering::Release);
-    // The core sleeps while the proxy copies (PROCESS is held).
-    let r = p.fork_process(used);
+    // The core sleeps while the proxy copies (PROCESS is held). The TSC goes
+    // along: the child's vCPUs count on from it.
+    let r = p.fork_process(used, p.tsc());
     FORKING.store(0, Ordering::Release);
     drop(pg);
     drop(tg);
@@ -100,6 +108,9 @@ pub fn fork(p: &RtPlatform, frame: &TrapFrame, set_tid: u64, clear_tid: u64) -> 
 /// holds the thread that forked alone, as main thread `boot.pid`; the process
 /// is a fork child's.
 pub fn adopt(boot: &BootInfo) {
+    if ADOPTED.swap(1, Ordering::AcqRel) != 0 {
+        return;
+    }
     // SAFETY: see Slot.
     let rec = unsafe { &*RECORD.0.get() };
     let pid = boot.pid;
