@@ -13,9 +13,8 @@
 //!
 //! What another thread of the parent does in application memory during the copy
 //! is copied as it is at that moment, as with Linux's `fork` (only the calling
-//! thread exists in the child). The runtime's heap lock is not held: a thread
-//! of another core allocating in the runtime without `THREADS` or `PROCESS`
-//! (there is no such path today) would leave it locked in the child.
+//! thread exists in the child). The runtime's heap lock is held across the
+//! copy too, so no allocation of another core is half-done in the child.
 
 use core::arch::asm;
 use core::cell::UnsafeCell;
@@ -95,9 +94,14 @@ pub fn fork(p: &RtPlatform, frame: &TrapFrame, set_tid: u64, clear_tid: u64) -> 
     threads::save_ext(&mut rec.xsave);
     ADOPTED.store(0, Ordering::Relaxed);
     FORKING.store(1, Ordering::Release);
-    // The core sleeps while the proxy copies (PROCESS is held). The TSC goes
-    // along: the child's vCPUs count on from it.
-    let r = p.fork_process(used, p.tsc());
+    let tsc = p.tsc();
+    // No other core is half-way through an allocation in the copy. From here
+    // to the answer this thread allocates nothing: the core sleeps while the
+    // proxy copies (PROCESS is held, so it switches to no other thread). The
+    // TSC goes along: the child's vCPUs count on from it.
+    let heap = super::heap::hold();
+    let r = p.fork_process(used, tsc);
+    drop(heap);
     FORKING.store(0, Ordering::Release);
     drop(pg);
     drop(tg);
@@ -114,9 +118,11 @@ pub fn adopt(boot: &BootInfo) {
     // SAFETY: see Slot.
     let rec = unsafe { &*RECORD.0.get() };
     let pid = boot.pid;
-    // SAFETY: in this copy both locks are held by the thread that forked, which
-    // does not run here; no other thread of this process runs yet.
+    // SAFETY: in this copy both locks and the heap's are held by the thread
+    // that forked, which does not run here; no other thread of this process
+    // runs yet (nothing allocated before this).
     unsafe {
+        super::heap::forget_holder();
         THREADS.force_unlock();
         PROCESS.force_unlock();
     }
