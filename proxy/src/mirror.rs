@@ -202,7 +202,10 @@ impl Mirror {
 
     /// A fork's child on the partition: the pass-through objects' slots go to
     /// its new VM (`Passthrough::rebind`).
-    pub fn rebind_passthrough(&self, slots: Box<dyn crate::passthrough::MemSlots>) -> io::Result<()> {
+    pub fn rebind_passthrough(
+        &self,
+        slots: Box<dyn crate::passthrough::MemSlots>,
+    ) -> io::Result<()> {
         match self.passthrough.get() {
             Some(pt) => pt.rebind(slots),
             None => Ok(()),

@@ -24,14 +24,11 @@ fn wait_without_children_is_echild_at_once(pf: Platform) {
     assert_eq!(text.matches("errno ECHILD").count(), 14, "{text}");
 }
 
-
 /// Exit codes and a child killed by a signal through `waitpid`, the child's
 /// pids (`getppid` is the parent's `getpid`), copied memory, a pipe both ways,
 /// fork + exec, a double fork whose grandchild is orphaned, then `ECHILD`.
 fn fork_and_wait_as_natively(pf: Platform) {
-    let (native, _) = Program::new(app("fork"))
-        .on(pf)
-        .same_as_native();
+    let (native, _) = Program::new(app("fork")).on(pf).same_as_native();
     let text = native.stdout_text();
     for line in [
         "child 1: exited 3",
@@ -61,6 +58,26 @@ fn fork_from_a_parent_with_four_threads(pf: Platform) {
         "{text}"
     );
     assert!(text.contains("parent: joined, 10"), "{text}");
+}
+
+/// What a fork child shares and what it copies (apps/fork_memory.c): shared
+/// anonymous memory, a shared `/dev/zero` mapping, a `/dev/shm` object and a
+/// System V segment written by the child are the parent's too; private memory
+/// is copied; `MADV_DONTFORK` memory faults in the child, `MADV_WIPEONFORK`
+/// memory is zero there, `MADV_DOFORK`/`MADV_KEEPONFORK` undo them.
+/// Regression: shared anonymous memory was pool memory, copied like private.
+fn fork_memory_shared_copied_dontfork_wipeonfork(pf: Platform) {
+    let (native, _) = Program::new(app("fork_memory")).on(pf).same_as_native();
+    let text = native.stdout_text();
+    for line in [
+        "MAP_SHARED|MAP_ANONYMOUS: child 0, parent sees \"written by the child\"",
+        "private: child 0, parent sees \"parent's\"",
+        "dontfork: child reading the marked page: 42 (42: SIGSEGV), the page before it: 3",
+        "wipeonfork: child sees zeros: yes, parent keeps 'w'",
+        "all checks passed",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
 }
 
 /// The script of the shell cases: a pipeline, a subshell with its status,
@@ -170,6 +187,7 @@ mote_testsuite::on_both_platforms!(
     wait_without_children_is_echild_at_once,
     fork_and_wait_as_natively,
     fork_from_a_parent_with_four_threads,
+    fork_memory_shared_copied_dontfork_wipeonfork,
     bash_pipelines_subshells_and_jobs,
     busybox_sh_pipelines_subshells_and_jobs,
     python_os_fork,

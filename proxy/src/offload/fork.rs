@@ -237,12 +237,12 @@ fn child(
                 .expect("a partition's fork")
                 .and_then(|p| {
                     let (vm, _) = p.memslots();
-                    mirror
-                        .rebind_passthrough(Box::new(vm))
-                        .map_err(|e| crate::vmm::VmmError::Kvm {
+                    mirror.rebind_passthrough(Box::new(vm)).map_err(|e| {
+                        crate::vmm::VmmError::Kvm {
                             what: "add a shared mapping's memory",
                             err: kvm_ioctls::Error::new(e.raw_os_error().unwrap_or(libc::EIO)),
-                        })?;
+                        }
+                    })?;
                     Ok(p)
                 });
             drop(low);

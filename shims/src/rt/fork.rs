@@ -151,8 +151,10 @@ pub fn resume(boot: &BootInfo) -> ! {
     threads::init_core(p, 0);
     threads::init_forked(p, pid);
     {
-        let g = PROCESS.lock();
-        if let Some(pr) = g.as_ref() {
+        let mut g = PROCESS.lock();
+        if let Some(pr) = g.as_mut() {
+            // MADV_DONTFORK and MADV_WIPEONFORK memory: gone and zero here.
+            pr.mm.forked(p);
             // The mappings came from the proxy's mirror (read-write): give each
             // its protection (pass-through ones are the proxy's own, as they are).
             for (start, vma) in pr.mm.vmas() {
