@@ -49,11 +49,15 @@ pub(super) fn fork_process(
         None => return -i64::from(libc::ENOSYS),
     };
     let t0 = std::time::Instant::now();
-    let copy = match copy_guest(guest, used) {
+    let (copy, bytes) = match copy_guest(guest, used) {
         Ok(c) => c,
         Err(e) => return -i64::from(e.raw_os_error().unwrap_or(libc::ENOMEM)),
     };
-    crate::note!("mote: fork: copied guest memory in {:?}", t0.elapsed());
+    crate::note!(
+        "mote: fork: copied {} MiB of guest memory in {:?}",
+        bytes >> 20,
+        t0.elapsed()
+    );
     let guard = mirror.fork_guard();
     // SAFETY: the child uses only this thread and what it starts itself; the
     // mirror's lock is held across the fork so its state is consistent there.
@@ -72,36 +76,40 @@ pub(super) fn fork_process(
 
 /// A copy of `guest`: same sizes; of the small memfd the data below `used[0]`,
 /// of the hugetlbfs one the non-zero pages of `[used[1], used[2])` (guest-physical).
-fn copy_guest(guest: &GuestMem, used: [u64; 3]) -> io::Result<GuestMem> {
+/// Also returns the bytes copied.
+fn copy_guest(guest: &GuestMem, used: [u64; 3]) -> io::Result<(GuestMem, u64)> {
     let large = guest.large_start().map_or(0, |s| guest.size() - s);
     let copy = GuestMem::with_large(guest.size(), large).map_err(io::Error::other)?;
     let small = guest.size() - large;
-    copy_data(guest.fd(), 0, used[0].min(small), &copy, 0, false)?;
+    let mut bytes = copy_data(guest, guest.fd(), 0, used[0].min(small), &copy, 0, true)?;
     if let (Some(fd), Some(start)) = (guest.large_fd(), guest.large_start()) {
         let from = used[1].max(start) - start;
         let to = used[2].min(guest.size()).saturating_sub(start);
-        copy_data(fd, from, to, &copy, start, true)?;
+        bytes += copy_data(guest, fd, from, to, &copy, start, false)?;
     }
-    Ok(copy)
+    Ok((copy, bytes))
 }
 
-/// Copy `[from, len)` of memfd `fd` to `copy` at guest-physical `base`: the data
-/// ranges only (`SEEK_DATA`/`SEEK_HOLE`); `skip_zero`: leave all-zero chunks out
-/// (hugetlbfs, where every page counts as data).
+/// Copy `[from, len)` of memfd `fd` (guest memory `src` from guest-physical
+/// `base`) to `copy` at the same place: the data ranges only
+/// (`SEEK_DATA`/`SEEK_HOLE`), and of those only the blocks that are not all
+/// zero, checked in place through the guest mapping (memory the partition's
+/// mirror populated, or hugetlbfs memory, where every page counts as data,
+/// is mostly zero). The copy's memfd keeps holes for the rest, which read as
+/// zero. `in_kernel`: copy with `copy_file_range` (not on hugetlbfs). Returns
+/// the bytes copied.
+#[allow(clippy::too_many_arguments)]
 fn copy_data(
+    src: &GuestMem,
     fd: RawFd,
     from: u64,
     len: u64,
     copy: &GuestMem,
     base: u64,
-    skip_zero: bool,
-) -> io::Result<()> {
+    in_kernel: bool,
+) -> io::Result<u64> {
     let mut off = from;
-    let mut buf = if skip_zero {
-        vec![0u8; CHUNK]
-    } else {
-        Vec::new()
-    };
+    let mut copied = 0;
     while off < len {
         // SAFETY: lseek on a descriptor GuestMem keeps open.
         let data = unsafe { libc::lseek(fd, off as libc::off_t, libc::SEEK_DATA) };
@@ -121,27 +129,52 @@ fn copy_data(
         };
         let mut at = data as u64;
         while at < end {
-            let n = ((end - at) as usize).min(CHUNK);
-            let dst = copy
-                .ptr(base + at, n as u64)
-                .ok_or(io::ErrorKind::InvalidInput)?;
-            if skip_zero {
-                read_exact_at(fd, &mut buf[..n], at)?;
-                if buf[..n].iter().any(|&b| b != 0) {
-                    // SAFETY: `dst` is `n` bytes of the copy's own mapping, used by
-                    // nobody else yet.
-                    unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, n) };
-                }
-            } else if !copy_range(fd, copy.fd(), at, n) {
-                // SAFETY: as above: the read lands in the copy's mapping.
-                let out = unsafe { std::slice::from_raw_parts_mut(dst, n) };
-                read_exact_at(fd, out, at)?;
+            let block = |at: u64| ((end - at) as usize).min(BLOCK);
+            if is_zero(src, base + at, block(at))? {
+                at += block(at) as u64;
+                continue;
             }
-            at += n as u64;
+            // A run of non-zero blocks, up to CHUNK.
+            let mut run = block(at);
+            while at + (run as u64) < end
+                && run < CHUNK
+                && !is_zero(src, base + at + run as u64, block(at + run as u64))?
+            {
+                run += block(at + run as u64);
+            }
+            if !(in_kernel && copy_range(fd, copy.fd(), at, run)) {
+                let s = src
+                    .ptr(base + at, run as u64)
+                    .ok_or(io::ErrorKind::InvalidInput)?;
+                let dst = copy
+                    .ptr(base + at, run as u64)
+                    .ok_or(io::ErrorKind::InvalidInput)?;
+                // SAFETY: `s` and `dst` are `run` bytes of two different
+                // mappings (the guest's and the copy's, used by nobody else
+                // yet); the guest's other cores may write `s` meanwhile, as
+                // under Linux's `fork`.
+                unsafe { std::ptr::copy_nonoverlapping(s, dst, run) };
+            }
+            copied += run as u64;
+            at += run as u64;
         }
         off = end;
     }
-    Ok(())
+    Ok(copied)
+}
+
+/// Block of the zero check.
+const BLOCK: usize = 64 << 10;
+
+/// Are the `n` bytes of guest memory at `gpa` all zero?
+fn is_zero(src: &GuestMem, gpa: u64, n: usize) -> io::Result<bool> {
+    let p = src.ptr(gpa, n as u64).ok_or(io::ErrorKind::InvalidInput)?;
+    // SAFETY: `n` bytes of the guest mapping (checked by `ptr`), read only;
+    // the guest may change them meanwhile (the copy is of that moment).
+    let bytes = unsafe { std::slice::from_raw_parts(p, n) };
+    Ok(bytes
+        .chunks(256)
+        .all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0))
 }
 
 /// Copy `[off, off+n)` of memfd `from` to the same place in memfd `to` in
@@ -159,27 +192,6 @@ fn copy_range(from: RawFd, to: RawFd, off: u64, n: usize) -> bool {
         left -= r as usize;
     }
     true
-}
-
-fn read_exact_at(fd: RawFd, mut buf: &mut [u8], mut off: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        // SAFETY: reads into `buf`, which is valid for its length.
-        let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off as libc::off_t) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if r == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let n = r as usize;
-        buf = &mut buf[n..];
-        off += n as u64;
-    }
-    Ok(())
 }
 
 /// The platform the child runs on.
