@@ -52,6 +52,10 @@ static int write_word(void *p) {
     return 0;
 }
 
+static int remove_page(void *p) {
+    return madvise(p, PAGE, MADV_REMOVE) == 0 ? 0 : errno;
+}
+
 static int read_zero(void *p) {
     const unsigned char *b = p;
     for (int i = 0; i < 2 * PAGE; i++)
@@ -103,6 +107,12 @@ int main(void) {
     CHECK(sysv != (void *)-1, "shmat: %s", strerror(errno));
     shmctl(id, IPC_RMID, NULL);
     shared_case("System V segment", sysv);
+
+    // MADV_REMOVE by the child frees the shared page: the parent reads zeros.
+    strcpy(anon, "parent's");
+    int removed = in_child(remove_page, anon);
+    printf("MADV_REMOVE in the child: %d, parent sees \"%s\"\n", removed, anon);
+    CHECK(removed == 0 && anon[0] == 0, "MADV_REMOVE of shared memory");
 
     // Private memory is the child's own copy.
     char *priv = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,

@@ -62,10 +62,19 @@ impl AddressSpace {
                 for &(s, e, v) in &parts {
                     let anon = matches!(v.kind, VmaKind::Anon | VmaKind::Heap | VmaKind::Stack);
                     let passthrough = matches!(v.kind, VmaKind::Passthrough { .. });
-                    if advice == MADV_REMOVE && !(anon && v.shared) {
-                        if passthrough {
-                            self.note(p, Note::RemoveShared, "madvise: MADV_REMOVE of a shared file or System V shared memory mapping is not supported yet; returning EINVAL");
+                    if advice == MADV_REMOVE && passthrough {
+                        // Linux frees the object's pages (shared anonymous
+                        // memory is a memfd here, as Linux's is shmem): what
+                        // every mapping of it reads afterwards is zero. Writing
+                        // the zeros gives the same view (the object keeps the
+                        // pages). Linux: only in a writable shared mapping.
+                        if v.prot & PROT_WRITE == 0 {
+                            return Err(Errno::EACCES);
                         }
+                        self.zero_backed(p, s, e, v.prot);
+                        continue;
+                    }
+                    if advice == MADV_REMOVE && !(anon && v.shared) {
                         return Err(Errno::EINVAL);
                     }
                     if passthrough {

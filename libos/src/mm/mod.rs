@@ -121,7 +121,6 @@ enum Note {
     NoHugetlbPages = 1 << 6,
     SysvRemap = 1 << 7,
     SysvHuge = 1 << 9,
-    RemoveShared = 1 << 8,
 }
 
 impl Note {

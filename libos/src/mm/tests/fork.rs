@@ -83,3 +83,22 @@ fn forked_drops_dontfork_and_zeroes_wipeonfork_memory() {
     );
     p.assert_mirror_matches();
 }
+
+/// Regression: `MADV_REMOVE` zeroed shared anonymous memory while it was pool
+/// memory; as a pass-through object it was refused (`EINVAL`).
+#[test]
+fn madvise_remove_zeroes_shared_anonymous_memory() {
+    let (mut mm, p) = setup(64 * MB);
+    let a = anon(&mut mm, &p, 0, 2 * PAGE_SIZE, MAP_SHARED | MAP_ANONYMOUS).unwrap();
+    p.poke(a, b"data");
+    p.poke(a + PAGE_SIZE, b"kept");
+    mm.madvise(&p, a, PAGE_SIZE, MADV_REMOVE).unwrap();
+    assert_eq!(p.peek(a, 4), [0; 4]);
+    assert_eq!(p.peek(a + PAGE_SIZE, 4), b"kept");
+    mm.mprotect(&p, a, PAGE_SIZE, PROT_READ).unwrap();
+    assert_eq!(
+        mm.madvise(&p, a, PAGE_SIZE, MADV_REMOVE),
+        Err(Errno::EACCES),
+        "Linux: only in a writable shared mapping"
+    );
+}
