@@ -517,6 +517,20 @@ impl Platform for FakePlatform {
 
     fn forward(&self, nr: u64, args: [u64; 6]) -> i64 {
         self.st.borrow_mut().forwarded.push((nr, args));
+        // Shared anonymous memory's memfd (`mm::shared`): a new shareable file,
+        // sized by ftruncate, unless a test set a reply.
+        if nr == Sysno::memfd_create as u64 && !self.st.borrow().replies.contains_key(&nr) {
+            let mut st = self.st.borrow_mut();
+            let fd = 900 + st.shareable.len() as u64;
+            st.shareable.insert(fd, (0, true));
+            return fd as i64;
+        }
+        if nr == Sysno::ftruncate as u64 {
+            if let Some(f) = self.st.borrow_mut().shareable.get_mut(&args[0]) {
+                f.0 = args[1];
+                return 0;
+            }
+        }
         if nr == Sysno::pread64 as u64 {
             let [fd, va, len, off, ..] = args;
             let chunk = {

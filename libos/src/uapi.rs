@@ -14,6 +14,8 @@ pub mod mman {
     pub const PROT_GROWSUP: u64 = 0x0200_0000;
 
     pub const MAP_SHARED: u64 = 0x01;
+    /// `memfd_create` flag (include/uapi/linux/memfd.h).
+    pub const MFD_CLOEXEC: u64 = 0x01;
     pub const MAP_PRIVATE: u64 = 0x02;
     pub const MAP_SHARED_VALIDATE: u64 = 0x03;
     pub const MAP_TYPE: u64 = 0x0f;

@@ -82,8 +82,8 @@ pub struct BenchArgs {
         value_name = "PLATFORM"
     )]
     pub platform: Vec<BenchPlatform>,
-    /// Workloads to run (default: all but timeshare): latency, fwq, gups, stream,
-    /// alloc, cg, cg2, startup, timeshare.
+    /// Workloads to run (default: all but timeshare and fork): latency, fwq, gups,
+    /// stream, alloc, cg, cg2, startup, timeshare, fork.
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,
 }

@@ -107,6 +107,26 @@ pub fn own_fds() -> Vec<u32> {
     OWN_FDS.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
+/// Placeholders on every free descriptor number below `LOW_FDS` while the proxy
+/// opens its own (guest memory, KVM, vCPUs); dropping it frees them for the
+/// application.
+pub struct LowFds(#[allow(dead_code)] Vec<std::fs::File>);
+
+impl LowFds {
+    pub fn fill() -> Result<LowFds, String> {
+        let mut held = Vec::new();
+        loop {
+            let f = std::fs::File::open("/dev/null")
+                .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+            if std::os::fd::AsRawFd::as_raw_fd(&f) >= LOW_FDS - 1 {
+                held.push(f);
+                return Ok(LowFds(held));
+            }
+            held.push(f);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,6 +200,18 @@ impl Mirror {
             .map_or(-i64::from(libc::EINVAL), |pt| pt.valid_len(gpa))
     }
 
+    /// A fork's child on the partition: the pass-through objects' slots go to
+    /// its new VM (`Passthrough::rebind`).
+    pub fn rebind_passthrough(
+        &self,
+        slots: Box<dyn crate::passthrough::MemSlots>,
+    ) -> io::Result<()> {
+        match self.passthrough.get() {
+            Some(pt) => pt.rebind(slots),
+            None => Ok(()),
+        }
+    }
+
     /// Hold while forking the proxy: no other thread is half-way through a change.
     pub fn fork_guard(&self) -> MutexGuard<'_, ()> {
         self.lock_changes()

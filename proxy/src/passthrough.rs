@@ -211,6 +211,8 @@ struct Object {
     off: u64,
     /// The slot is read-only (the first mapping's fd was).
     readonly: bool,
+    /// The host memory behind the slot.
+    hva: u64,
     /// A regular file: its device and inode (other mappings of the same range
     /// share the slot), the proxy's own descriptor (for its current size: the file
     /// may grow after it was mapped) and the proxy's private mapping behind the
@@ -249,7 +251,8 @@ struct State {
 
 /// The partition's pass-through objects.
 pub struct Passthrough {
-    slots: Box<dyn MemSlots>,
+    /// Replaced once, in a fork's child (`rebind`), with its new VM's slots.
+    slots: std::sync::RwLock<Box<dyn MemSlots>>,
     st: Mutex<State>,
 }
 
@@ -265,7 +268,7 @@ impl Passthrough {
     /// in all (`KVM_CAP_NR_MEMSLOTS`).
     pub fn new(slots: Box<dyn MemSlots>, nr_slots: u32) -> Self {
         Passthrough {
-            slots,
+            slots: std::sync::RwLock::new(slots),
             st: Mutex::new(State {
                 alloc: SlotAllocator::new(FIRST_SLOT, nr_slots, PASSTHROUGH_GPA, PASSTHROUGH_SIZE),
                 objects: BTreeMap::new(),
@@ -275,6 +278,24 @@ impl Passthrough {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn slots(&self) -> std::sync::RwLockReadGuard<'_, Box<dyn MemSlots>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fork's child (`offload::fork`): register every live object's slot
+    /// with `slots` (the child's new VM) and use it from now on. The memory
+    /// behind the slots is the parent's (shared mappings, shared file pages and
+    /// System V attachments are inherited by Linux's `fork` as shared), so
+    /// both processes see the same pages, as natively.
+    pub fn rebind(&self, slots: Box<dyn MemSlots>) -> io::Result<()> {
+        let st = self.state();
+        for (&gpa, o) in &st.objects {
+            slots.set(o.slot, gpa, o.len, o.hva, o.readonly)?;
+        }
+        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = slots;
+        Ok(())
     }
 
     /// `Op::MapShared`: map `fd` at the application's `va` and give it a slot. The
@@ -385,7 +406,7 @@ impl Passthrough {
     ) -> Result<i64, i32> {
         let hva = file.as_ref().map_or(va, |f| f.hva);
         let (slot, gpa) = st.alloc.alloc(len).map_err(|_| libc::ENOMEM)?;
-        if let Err(e) = self.slots.set(slot, gpa, len, hva, readonly) {
+        if let Err(e) = self.slots().set(slot, gpa, len, hva, readonly) {
             st.alloc.free(slot, gpa, len);
             return Err(e.raw_os_error().unwrap_or(libc::ENOMEM));
         }
@@ -396,6 +417,7 @@ impl Passthrough {
                 len,
                 off,
                 readonly,
+                hva,
                 file,
                 attached: BTreeMap::from([(gpa, vec![(va, len)])]),
             },
@@ -488,7 +510,7 @@ impl Passthrough {
             return 0;
         }
         let o = st.objects.remove(&base).expect("object just found");
-        if let Err(e) = self.slots.set(o.slot, base, 0, 0, false) {
+        if let Err(e) = self.slots().set(o.slot, base, 0, 0, false) {
             crate::say!("mote: pass-through: cannot delete KVM slot {}: {e}", o.slot);
         }
         st.alloc.free(o.slot, base, o.len);

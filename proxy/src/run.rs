@@ -9,14 +9,13 @@
 //! together: nothing is left behind.
 
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::sync::mpsc::channel;
 use std::sync::Arc;
 
 use crate::boot::BootParams;
 use crate::cli::{RunArgs, EXIT_USAGE};
 use crate::event::Event;
-use crate::fds::LOW_FDS;
+use crate::fds::LowFds;
 use crate::guest::GuestMem;
 use crate::hosted::Hosted;
 use crate::info::Backend;
@@ -335,26 +334,6 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
             ))
         }
     })
-}
-
-/// Placeholders on every free descriptor number below `LOW_FDS` while the proxy
-/// opens its own (guest memory, KVM, vCPUs); dropping it frees them for the
-/// application.
-struct LowFds(#[allow(dead_code)] Vec<std::fs::File>);
-
-impl LowFds {
-    fn fill() -> Result<LowFds, String> {
-        let mut held = Vec::new();
-        loop {
-            let f = std::fs::File::open("/dev/null")
-                .map_err(|e| format!("cannot open /dev/null: {e}"))?;
-            if f.as_raw_fd() >= LOW_FDS - 1 {
-                held.push(f);
-                return Ok(LowFds(held));
-            }
-            held.push(f);
-        }
-    }
 }
 
 /// 16 bytes for AT_RANDOM.

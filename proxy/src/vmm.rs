@@ -77,18 +77,7 @@ impl Partition {
             });
         }
         let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
-        let vm = kvm.create_vm().map_err(kvm_err("create a VM"))?;
-        let region = kvm_userspace_memory_region {
-            slot: 0,
-            flags: 0,
-            guest_phys_addr: 0,
-            memory_size: guest.size(),
-            userspace_addr: guest.host_base(),
-        };
-        // SAFETY: the region is our live memfd mapping, which outlives the VM
-        // (Partition holds the Arc<GuestMem>).
-        unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("add guest memory"))?;
-        let _ = vm.set_tss_address(0xfffb_d000);
+        let vm = make_vm(&kvm, &guest)?;
 
         let kernel = boot::load_image(
             &guest,
@@ -170,21 +159,23 @@ impl Partition {
                 page_size,
             },
         );
-        let mut vcpus = Vec::new();
-        for id in 0..cores {
-            let vcpu = vm
-                .create_vcpu(id as u64)
-                .map_err(kvm_err("create a vCPU"))?;
-            vcpu.set_cpuid2(&cpuid).map_err(kvm_err("set CPUID"))?;
-            setup_vcpu(&vcpu, id, pml4, kernel.entry, fsgsbase, xsave)?;
-            if id == 0 {
-                // The guest's TSC rate, for libos's clocks (the builder left it 0:
-                // forward every clock read, as when KVM does not say).
-                info.tsc_khz = vcpu.get_tsc_khz().map_or(0, u64::from);
-            }
-            vcpus.push(vcpu);
-        }
+        let cpu = CpuFacts {
+            kernel_entry: kernel.entry,
+            pml4,
+            fsgsbase,
+            xsave,
+        };
+        let vcpus = make_vcpus(&vm, &cpuid, cores, &cpu, None)?;
+        // The guest's TSC rate, for libos's clocks (the builder left it 0:
+        // forward every clock read, as when KVM does not say).
+        info.tsc_khz = vcpus[0].get_tsc_khz().map_or(0, u64::from);
         boot::write_boot_info(&guest, &info);
+        let _ = FORK_FACTS.set(ForkFacts {
+            cpu,
+            runtime_gpa,
+            trap_entry: info.runtime_trap_entry,
+            debug: params.debug,
+        });
         crate::ticks::set_slice(params.time_slice_ns);
         let nr_memslots = u32::try_from(kvm.get_nr_memslots()).unwrap_or(u32::MAX);
         Ok(Partition {
@@ -198,6 +189,45 @@ impl Partition {
             debug: params.debug,
             cores,
         })
+    }
+
+    /// Can a fork's child make its VM (this process made a partition)?
+    pub fn forks() -> bool {
+        FORK_FACTS.get().is_some()
+    }
+
+    /// A fork's child (`offload::fork`): a new VM on `guest`, the copy of the
+    /// parent's memory, kernel-min, page tables and runtime included, with
+    /// `cores` vCPUs entering kernel-min as at boot (it finds its tables made and
+    /// the runtime resumes the thread that forked) and counting the TSC on from
+    /// `tsc`, the parent's. None on the hosted platform.
+    pub fn forked_child(
+        guest: Arc<GuestMem>,
+        cores: usize,
+        tsc: u64,
+    ) -> Option<Result<Partition, VmmError>> {
+        let f = FORK_FACTS.get()?;
+        let make = || {
+            let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
+            let vm = make_vm(&kvm, &guest)?;
+            let cpuid = kvm
+                .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+                .map_err(kvm_err("report CPUID"))?;
+            let vcpus = make_vcpus(&vm, &cpuid, cores, &f.cpu, Some(tsc))?;
+            let nr_memslots = u32::try_from(kvm.get_nr_memslots()).unwrap_or(u32::MAX);
+            Ok(Partition {
+                guest: guest.clone(),
+                _kvm: kvm,
+                vm: Arc::new(vm),
+                nr_memslots,
+                vcpus: std::sync::Mutex::new(vcpus),
+                runtime_gpa: f.runtime_gpa,
+                trap_entry: f.trap_entry,
+                debug: f.debug,
+                cores,
+            })
+        };
+        Some(make())
     }
 
     /// The VM, for pass-through memory slots (`passthrough`), and how many slots
@@ -276,6 +306,77 @@ fn kernel_stats(guest: &GuestMem, cores: usize) -> String {
         faults.iter().sum::<u64>(),
         per_core.join(", ")
     )
+}
+
+/// The VM with `guest` as its memory (slot 0).
+fn make_vm(kvm: &Kvm, guest: &GuestMem) -> Result<VmFd, VmmError> {
+    let vm = kvm.create_vm().map_err(kvm_err("create a VM"))?;
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: guest.size(),
+        userspace_addr: guest.host_base(),
+    };
+    // SAFETY: the region is our live memfd mapping, which outlives the VM
+    // (Partition holds the Arc<GuestMem>).
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("add guest memory"))?;
+    let _ = vm.set_tss_address(0xfffb_d000);
+    Ok(vm)
+}
+
+/// How the vCPUs start: kernel-min's entry, the page tables, CPU features.
+#[derive(Clone, Copy)]
+struct CpuFacts {
+    kernel_entry: u64,
+    pml4: u64,
+    fsgsbase: bool,
+    xsave: bool,
+}
+
+/// What a fork's child needs of this run to make its VM (set by `Partition::new`).
+struct ForkFacts {
+    cpu: CpuFacts,
+    runtime_gpa: u64,
+    trap_entry: u64,
+    debug: bool,
+}
+
+static FORK_FACTS: std::sync::OnceLock<ForkFacts> = std::sync::OnceLock::new();
+
+/// IA32_TIME_STAMP_COUNTER (Intel SDM vol. 4, table 2-2).
+const MSR_TSC: u32 = 0x10;
+
+/// `cores` vCPUs at kernel-min's entry; with `tsc`, their TSC starts there.
+fn make_vcpus(
+    vm: &VmFd,
+    cpuid: &kvm_bindings::CpuId,
+    cores: usize,
+    f: &CpuFacts,
+    tsc: Option<u64>,
+) -> Result<Vec<VcpuFd>, VmmError> {
+    let mut vcpus = Vec::new();
+    for id in 0..cores {
+        let vcpu = vm
+            .create_vcpu(id as u64)
+            .map_err(kvm_err("create a vCPU"))?;
+        vcpu.set_cpuid2(cpuid).map_err(kvm_err("set CPUID"))?;
+        setup_vcpu(&vcpu, id, f.pml4, f.kernel_entry, f.fsgsbase, f.xsave)?;
+        if let Some(tsc) = tsc {
+            let msrs = kvm_bindings::Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
+                index: MSR_TSC,
+                data: tsc,
+                ..Default::default()
+            }])
+            .map_err(|_| VmmError::Kvm {
+                what: "set the TSC",
+                err: kvm_ioctls::Error::new(libc::EINVAL),
+            })?;
+            vcpu.set_msrs(&msrs).map_err(kvm_err("set the TSC"))?;
+        }
+        vcpus.push(vcpu);
+    }
+    Ok(vcpus)
 }
 
 fn seg(selector: u16, code: bool) -> kvm_segment {

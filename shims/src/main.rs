@@ -53,8 +53,10 @@ mod partition {
     /// thread; the others wait for threads.
     pub extern "C" fn runtime_main(boot: &'static BootInfo, core: usize) -> ! {
         if core != 0 {
+            // In a fork's copy PLATFORM_READY is set already: wait for core 0 to
+            // have made the child's thread table and process (`fork::resume`).
             let p = loop {
-                if let Some(p) = PLATFORM_READY.get() {
+                if let Some(p) = PLATFORM_READY.get().filter(|_| !rt::fork::is_child()) {
                     break *p;
                 }
                 core::hint::spin_loop();
@@ -62,7 +64,9 @@ mod partition {
             rt::threads::secondary(p, core)
         }
         if rt::fork::is_child() {
-            // A fork's copy: the thread that forked goes on here.
+            // A fork's copy: the thread that forked goes on here (the hosted
+            // platform adopted it before its other cores started).
+            rt::fork::adopt(boot);
             rt::fork::resume(boot)
         }
         rt::heap::init();

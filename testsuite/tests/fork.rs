@@ -1,9 +1,9 @@
 //! Process trees (issue 13): `fork` and `wait4`/`waitid`/`waitpid`, each case
 //! against a native run (same stdout, same status).
 //!
-//! `fork` itself is the hosted platform's so far (the partition's copy of a VM
-//! is not built: there `fork` is `ENOSYS`, said once on stderr), so the fork
-//! cases pin `Platform::Hosted`; the wait cases run on both platforms.
+//! Every case runs on both platforms: on the hosted one the child is a hosted
+//! process forked by the child's proxy, in the partition a new VM on a copy of
+//! the parent's memory.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,16 +24,11 @@ fn wait_without_children_is_echild_at_once(pf: Platform) {
     assert_eq!(text.matches("errno ECHILD").count(), 14, "{text}");
 }
 
-mote_testsuite::on_both_platforms!(wait_without_children_is_echild_at_once);
-
 /// Exit codes and a child killed by a signal through `waitpid`, the child's
 /// pids (`getppid` is the parent's `getpid`), copied memory, a pipe both ways,
 /// fork + exec, a double fork whose grandchild is orphaned, then `ECHILD`.
-#[test]
-fn hosted_fork_and_wait_as_natively() {
-    let (native, _) = Program::new(app("fork"))
-        .on(Platform::Hosted)
-        .same_as_native();
+fn fork_and_wait_as_natively(pf: Platform) {
+    let (native, _) = Program::new(app("fork")).on(pf).same_as_native();
     let text = native.stdout_text();
     for line in [
         "child 1: exited 3",
@@ -50,9 +45,8 @@ fn hosted_fork_and_wait_as_natively() {
 /// A parent with 4 threads forks: only the calling thread goes on in the child
 /// (the others' counters stay still there), `pthread_atfork` handlers run, the
 /// child starts and joins a thread of its own, the parent's threads go on.
-#[test]
-fn hosted_fork_from_a_parent_with_four_threads() {
-    let p = Program::new(app("fork_threads")).on(Platform::Hosted);
+fn fork_from_a_parent_with_four_threads(pf: Platform) {
+    let p = Program::new(app("fork_threads")).on(pf);
     let native = p.native();
     assert_eq!(native.status, 0, "{native:?}");
     for cores in ["1", "2"] {
@@ -66,6 +60,26 @@ fn hosted_fork_from_a_parent_with_four_threads() {
     assert!(text.contains("parent: joined, 10"), "{text}");
 }
 
+/// What a fork child shares and what it copies (apps/fork_memory.c): shared
+/// anonymous memory, a shared `/dev/zero` mapping, a `/dev/shm` object and a
+/// System V segment written by the child are the parent's too; private memory
+/// is copied; `MADV_DONTFORK` memory faults in the child, `MADV_WIPEONFORK`
+/// memory is zero there, `MADV_DOFORK`/`MADV_KEEPONFORK` undo them.
+/// Regression: shared anonymous memory was pool memory, copied like private.
+fn fork_memory_shared_copied_dontfork_wipeonfork(pf: Platform) {
+    let (native, _) = Program::new(app("fork_memory")).on(pf).same_as_native();
+    let text = native.stdout_text();
+    for line in [
+        "MAP_SHARED|MAP_ANONYMOUS: child 0, parent sees \"written by the child\"",
+        "private: child 0, parent sees \"parent's\"",
+        "dontfork: child reading the marked page: 42 (42: SIGSEGV), the page before it: 3",
+        "wipeonfork: child sees zeros: yes, parent keeps 'w'",
+        "all checks passed",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+}
+
 /// The script of the shell cases: a pipeline, a subshell with its status,
 /// command substitution, a background job and `wait`.
 const SCRIPT: &str =
@@ -75,27 +89,25 @@ const SCRIPT: &str =
 
 /// Regression: `bash -c 'echo x | tr x y'` ended with status 2 (its forks were
 /// `ENOSYS`).
-#[test]
-fn hosted_bash_pipelines_subshells_and_jobs() {
+fn bash_pipelines_subshells_and_jobs(pf: Platform) {
     let bash = PathBuf::from("/bin/bash");
     assert!(bash.is_file(), "bash is needed for this test");
     let (native, _) = Program::new(&bash)
         .args(["-c", "echo x | tr x y"])
-        .on(Platform::Hosted)
+        .on(pf)
         .same_as_native();
     assert_eq!(native.stdout_text(), "y\n");
     let (native, _) = Program::new(&bash)
         .args(["-c", SCRIPT])
-        .on(Platform::Hosted)
+        .on(pf)
         .same_as_native();
     assert!(native.stdout_text().contains("status 3"), "{native:?}");
 }
 
-#[test]
-fn hosted_busybox_sh_pipelines_subshells_and_jobs() {
+fn busybox_sh_pipelines_subshells_and_jobs(pf: Platform) {
     let (native, _) = Program::new(busybox())
         .args(["sh", "-c", SCRIPT])
-        .on(Platform::Hosted)
+        .on(pf)
         .same_as_native();
     let text = native.stdout_text();
     assert!(
@@ -115,8 +127,7 @@ fn python() -> PathBuf {
 
 /// Python's `os.fork`: a pipe from the child, its `getppid`, `os.waitpid`'s
 /// status, and a child killed by a signal (`os.kill`).
-#[test]
-fn hosted_python_os_fork() {
+fn python_os_fork(pf: Platform) {
     let code = "
 import os, signal
 r, w = os.pipe()
@@ -144,7 +155,7 @@ except ChildProcessError as e:
 ";
     let (native, _) = Program::new(python())
         .args(["-c", code])
-        .on(Platform::Hosted)
+        .on(pf)
         .same_as_native();
     assert_eq!(
         native.stdout_text(),
@@ -156,8 +167,7 @@ except ChildProcessError as e:
 /// end: its queue's lock is a POSIX semaphore in `/dev/shm`, whose futex wake
 /// from a worker (another process) never reached the parent waiting in libos's
 /// own futex table. Futexes in shared mappings are Linux's now.
-#[test]
-fn hosted_python_multiprocessing_pool_with_fork() {
+fn python_multiprocessing_pool_with_fork(pf: Platform) {
     let code = "
 import multiprocessing as mp
 def sq(x):
@@ -168,7 +178,18 @@ if __name__ == '__main__':
 ";
     let (native, _) = Program::new(python())
         .args(["-c", code])
-        .on(Platform::Hosted)
+        .on(pf)
         .same_as_native();
     assert_eq!(native.stdout_text(), "328350\n");
 }
+
+mote_testsuite::on_both_platforms!(
+    wait_without_children_is_echild_at_once,
+    fork_and_wait_as_natively,
+    fork_from_a_parent_with_four_threads,
+    fork_memory_shared_copied_dontfork_wipeonfork,
+    bash_pipelines_subshells_and_jobs,
+    busybox_sh_pipelines_subshells_and_jobs,
+    python_os_fork,
+    python_multiprocessing_pool_with_fork,
+);

@@ -189,13 +189,15 @@ pub enum Op {
     /// `fork` (a `clone` without `CLONE_VM`): the proxy copies guest memory into a
     /// new memfd and forks itself; the copy of the proxy becomes the child's
     /// (its pid is the child's, its descriptors copies of the parent's) and starts
-    /// the child's application process on the copy, where the runtime resumes
+    /// the child's application process (hosted) or a new VM (partition) on the copy, where the runtime resumes
     /// the calling thread from the record it left in memory (`rt::fork`). The
     /// caller holds the runtime's locks for the duration, so the copy is
     /// consistent. `args[0..3]` bound what to copy (libos's frame pool has never
     /// handed out memory beyond): the end of the used ordinary memory (all
     /// guest-physical memory below it is copied), and the start and end of the
-    /// used 2 MiB-page memory. Returns the child's pid or `-errno`.
+    /// used 2 MiB-page memory; `args[3]` is the calling core's TSC (in the
+    /// partition the child's new VM counts on from it). Returns the child's pid
+    /// or `-errno`.
     ForkProcess = 19,
 }
 

@@ -1,6 +1,7 @@
-//! `madvise`: validating the advice, zeroing for `MADV_DONTNEED` and its kin, and
-//! `MADV_POPULATE_*` access checks; other advice has nothing to do here (memory is
-//! resident and never paged).
+//! `madvise`: validating the advice, zeroing for `MADV_DONTNEED` and its kin,
+//! `MADV_POPULATE_*` access checks, and the fork advice (`MADV_DONTFORK`,
+//! `MADV_WIPEONFORK`, applied in a fork's child by [`AddressSpace::forked`]);
+//! other advice has nothing to do here (memory is resident and never paged).
 
 use alloc::vec::Vec;
 
@@ -11,8 +12,13 @@ use crate::platform::Platform;
 use crate::uapi::mman::*;
 
 use super::backing::coalesce;
-use super::vma::allows;
+use super::vma::{allows, split, ForkAdvice};
 use super::{page_len, AddressSpace, Note, Vma, VmaKind};
+
+/// Can `MADV_WIPEONFORK` mark it (Linux: not a file's, not shared)?
+fn wipeable(v: &Vma) -> bool {
+    matches!(v.kind, VmaKind::Anon | VmaKind::Heap | VmaKind::Stack) && !v.shared
+}
 
 impl AddressSpace {
     /// `madvise(addr, len, advice)`.
@@ -56,10 +62,19 @@ impl AddressSpace {
                 for &(s, e, v) in &parts {
                     let anon = matches!(v.kind, VmaKind::Anon | VmaKind::Heap | VmaKind::Stack);
                     let passthrough = matches!(v.kind, VmaKind::Passthrough { .. });
-                    if advice == MADV_REMOVE && !(anon && v.shared) {
-                        if passthrough {
-                            self.note(p, Note::RemoveShared, "madvise: MADV_REMOVE of a shared file or System V shared memory mapping is not supported yet; returning EINVAL");
+                    if advice == MADV_REMOVE && passthrough {
+                        // Linux frees the object's pages (shared anonymous
+                        // memory is a memfd here, as Linux's is shmem): what
+                        // every mapping of it reads afterwards is zero. Writing
+                        // the zeros gives the same view (the object keeps the
+                        // pages). Linux: only in a writable shared mapping.
+                        if v.prot & PROT_WRITE == 0 {
+                            return Err(Errno::EACCES);
                         }
+                        self.zero_backed(p, s, e, v.prot);
+                        continue;
+                    }
+                    if advice == MADV_REMOVE && !(anon && v.shared) {
                         return Err(Errno::EINVAL);
                     }
                     if passthrough {
@@ -74,6 +89,23 @@ impl AddressSpace {
                     }
                     self.zero_backed(p, s, e, v.prot);
                 }
+            }
+            MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {
+                // Linux: wiping is for private anonymous memory only.
+                if advice == MADV_WIPEONFORK && parts.iter().any(|&(_, _, v)| !wipeable(&v)) {
+                    return Err(Errno::EINVAL);
+                }
+                split(&mut self.vmas, addr);
+                split(&mut self.vmas, end);
+                for (_, v) in self.vmas.range_mut(addr..end) {
+                    match advice {
+                        MADV_DONTFORK => v.fork.dontfork = true,
+                        MADV_DOFORK => v.fork.dontfork = false,
+                        MADV_WIPEONFORK => v.fork.wipeonfork = true,
+                        _ => v.fork.wipeonfork = false,
+                    }
+                }
+                self.merge_around(addr, end);
             }
             MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
                 let write = advice == MADV_POPULATE_WRITE;
@@ -90,6 +122,27 @@ impl AddressSpace {
             Ok(())
         } else {
             Err(Errno::ENOMEM)
+        }
+    }
+
+    /// In a fork's child (its memory a copy of the parent's): what `MADV_DONTFORK`
+    /// marked is gone, what `MADV_WIPEONFORK` marked is zero, as Linux's
+    /// `dup_mmap` leaves them.
+    pub fn forked<P: Platform>(&mut self, p: &P) {
+        let marked: Vec<(u64, Vma)> = self
+            .vmas
+            .iter()
+            .filter(|(_, v)| v.fork != ForkAdvice::default())
+            .map(|(&s, v)| (s, *v))
+            .collect();
+        for (s, v) in marked {
+            if v.fork.dontfork {
+                // Whole VMAs: nothing is cut, so only a 2 MiB page the platform
+                // cannot split could refuse; it then stays, as a copy.
+                let _ = self.remove_range(p, s, v.end);
+            } else {
+                self.zero_backed(p, s, v.end, v.prot);
+            }
         }
     }
 

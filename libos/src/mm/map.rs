@@ -122,6 +122,12 @@ impl AddressSpace {
         let prot = req.prot;
 
         match req.source {
+            MapSource::Anonymous { shared: true, .. } if !req.huge => {
+                if fixed {
+                    self.remove_range(p, start, end)?;
+                }
+                self.map_shared_anon(p, start, end, prot)?;
+            }
             MapSource::Anonymous { shared, .. } => {
                 if fixed {
                     self.remove_range(p, start, end)?;
@@ -158,7 +164,9 @@ impl AddressSpace {
             }
         }
         match req.source {
-            MapSource::Anonymous { dev_zero: true, .. } => {
+            // As Linux names shared anonymous memory (its object's name).
+            MapSource::Anonymous { dev_zero: true, .. }
+            | MapSource::Anonymous { shared: true, .. } => {
                 self.label(start, end, b"/dev/zero (deleted)");
             }
             MapSource::Anonymous { .. } => {}
@@ -211,6 +219,7 @@ impl AddressSpace {
                 kind,
                 shared,
                 growsdown: false,
+                fork: Default::default(),
             },
         );
         if prot != PROT_NONE {

@@ -99,7 +99,7 @@ use vma::{allows, Label};
 pub use backing::TABLE_GRANT;
 pub use fault::{Fault, PF_FETCH, PF_PK, PF_RSVD, PF_WRITE};
 pub use map::{read_file_into, MapRequest, MapSource, Placement};
-pub use vma::{Vma, VmaKind};
+pub use vma::{ForkAdvice, Vma, VmaKind};
 
 /// `len` rounded up to whole pages; `ENOMEM` if that overflows.
 pub(crate) fn page_len(len: u64) -> Result<u64, Errno> {
@@ -121,7 +121,6 @@ enum Note {
     NoHugetlbPages = 1 << 6,
     SysvRemap = 1 << 7,
     SysvHuge = 1 << 9,
-    RemoveShared = 1 << 8,
 }
 
 impl Note {

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use mote_abi::errno::Errno;
 use mote_abi::layout::{PAGE_SIZE, USER_END, USER_MMAP_TOP, USER_START};
 use mote_abi::maplog::{KIND_MAP, KIND_UNMAP};
+use syscalls::Sysno;
 
 use crate::platform::{Platform, SharedMapping};
 use crate::uapi::mman::*;
@@ -43,6 +44,44 @@ impl AddressSpace {
     ) -> Result<(), Errno> {
         let m = p.map_shared(start, end - start, prot, flags, fd, off)?;
         self.install_passthrough(p, start, end, prot, m)
+    }
+
+    /// `MAP_SHARED | MAP_ANONYMOUS`, or a shared mapping of `/dev/zero`, at the
+    /// free range `[start, end)`: Linux gives each such mapping an object of
+    /// its own in tmpfs (`shmem_zero_setup`), which a `fork` child shares. Here
+    /// the same: a memfd from a forwarded `memfd_create` (its descriptor lives
+    /// for this call only), sized to the mapping and passed through as a shared
+    /// file is, so a forked child's proxy and VM (or process) map its pages too.
+    pub(super) fn map_shared_anon<P: Platform>(
+        &mut self,
+        p: &P,
+        start: u64,
+        end: u64,
+        prot: u64,
+    ) -> Result<(), Errno> {
+        // In the runtime's image, which the proxy mirrors: a valid pointer there.
+        static NAME: &[u8] = b"dev/zero\0";
+        // Out of descriptors is out of memory for `mmap`.
+        let err = |r: i64| match Errno::from_code((-r) as i32) {
+            Some(Errno::EMFILE | Errno::ENFILE) | None => Errno::ENOMEM,
+            Some(e) => e,
+        };
+        let fd = p.forward(
+            Sysno::memfd_create as u64,
+            [NAME.as_ptr() as u64, MFD_CLOEXEC, 0, 0, 0, 0],
+        );
+        if fd < 0 {
+            return Err(err(fd));
+        }
+        let fd = fd as u64;
+        let sized = p.forward(Sysno::ftruncate as u64, [fd, end - start, 0, 0, 0, 0]);
+        let r = if sized < 0 {
+            Err(err(sized))
+        } else {
+            self.map_passthrough(p, start, end, prot, MAP_SHARED, fd, 0)
+        };
+        p.forward(Sysno::close as u64, [fd, 0, 0, 0, 0, 0]);
+        r
     }
 
     /// Map pass-through object `m`, which the proxy placed at the free range
@@ -86,6 +125,7 @@ impl AddressSpace {
                 },
                 shared: true,
                 growsdown: false,
+                fork: Default::default(),
             },
         );
         // The proxy may hand out the same start again (another mapping of the same

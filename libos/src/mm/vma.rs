@@ -48,12 +48,24 @@ pub struct Vma {
     pub prot: u64,
     /// What it holds.
     pub kind: VmaKind,
-    /// Mapped `MAP_SHARED` (anonymous; there is no other process to share with yet,
-    /// so it behaves as private memory).
+    /// Mapped `MAP_SHARED`: a pass-through object, or (`MAP_HUGETLB` anonymous
+    /// memory from the pool) shared only within this process.
     pub shared: bool,
     /// Mapped `MAP_GROWSDOWN`: an access just below it extends it downwards
     /// ([`AddressSpace::page_fault`]).
     pub growsdown: bool,
+    /// What a `fork` child gets of it (`madvise`).
+    pub fork: ForkAdvice,
+}
+
+/// `MADV_DONTFORK` and `MADV_WIPEONFORK` of a VMA (Linux's `VM_DONTCOPY` and
+/// `VM_WIPEONFORK`): what [`AddressSpace::forked`] does in a fork's child.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkAdvice {
+    /// Not in the child at all (an access there faults).
+    pub dontfork: bool,
+    /// Zero-filled in the child (private anonymous memory only).
+    pub wipeonfork: bool,
 }
 
 impl Vma {
@@ -261,7 +273,8 @@ impl AddressSpace {
                     && prev.prot == v.prot
                     && prev.kind == v.kind
                     && prev.shared == v.shared
-                    && prev.growsdown == v.growsdown;
+                    && prev.growsdown == v.growsdown
+                    && prev.fork == v.fork;
                 if mergeable {
                     self.vmas.remove(&k);
                     self.vmas.get_mut(&c).expect("present").end = v.end;

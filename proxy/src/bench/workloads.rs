@@ -111,10 +111,10 @@ pub const WALL_MS: &str = "wall_ms";
 
 pub const FWQ: &str = "fwq";
 
-/// Workloads run only when named (`mote bench timeshare`, `mote bench mpi
-/// mpi_cg`): not part of the default set, which the test suite's smoke test runs
+/// Workloads run only when named (`mote bench timeshare`, `mote bench fork`,
+/// `mote bench mpi mpi_cg`): not part of the default set, which the test suite's smoke test runs
 /// against a time limit.
-pub const ON_REQUEST: &[&str] = &["timeshare", "mpi", "mpi_cg"];
+pub const ON_REQUEST: &[&str] = &["timeshare", "fork", "mpi", "mpi_cg"];
 
 /// The share of a memory workload's memory on 2 MiB or 1 GiB pages, in percent
 /// (`apps/pages.h`): what page size the application's memory got on each side.
@@ -250,6 +250,23 @@ pub const ALL: &[Workload] = &[
         what: "four CPU-bound threads on one core for 2 s (0.3 s quick): each one's share of \
                the work (a quarter each is fair; under mote the core time-slices them, \
                `--time-slice`; natively Linux does, the run pinned to one CPU)",
+        cores: 1,
+        native_linux_cpu_arg: None,
+        launcher: None,
+    },
+    Workload {
+        name: "fork",
+        program: "fork_bench",
+        args: &[],
+        quick_args: &["--quick"],
+        metrics: &[
+            m("fork1m_ms", "ms", Better::Lower),
+            m("fork1m_min_ms", "ms", Better::Lower),
+            m("fork256m_ms", "ms", Better::Lower),
+            m("fork256m_min_ms", "ms", Better::Lower),
+        ],
+        what: "fork + _exit + waitpid of a process with 1 MiB and then 256 MiB touched, \
+               median and minimum of 7 (3 quick)",
         cores: 1,
         native_linux_cpu_arg: None,
         launcher: None,

@@ -40,18 +40,24 @@ pub(super) fn fork_process(
     guest: &Arc<GuestMem>,
     mirror: &Arc<Mirror>,
     used: [u64; 3],
+    tsc: u64,
     pin: Option<usize>,
 ) -> i64 {
-    let Some(hosted) = crate::hosted::Hosted::forked_child(guest.clone()) else {
-        // The partition's copy is not built yet.
-        return -i64::from(libc::ENOSYS);
+    let kind = match crate::hosted::Hosted::forked_child(guest.clone()) {
+        Some(h) => Kind::Hosted(h),
+        None if crate::vmm::Partition::forks() => Kind::Partition { tsc },
+        None => return -i64::from(libc::ENOSYS),
     };
     let t0 = std::time::Instant::now();
-    let copy = match copy_guest(guest, used) {
+    let (copy, bytes) = match copy_guest(guest, used) {
         Ok(c) => c,
         Err(e) => return -i64::from(e.raw_os_error().unwrap_or(libc::ENOMEM)),
     };
-    crate::note!("mote: fork: copied guest memory in {:?}", t0.elapsed());
+    crate::note!(
+        "mote: fork: copied {} MiB of guest memory in {:?}",
+        bytes >> 20,
+        t0.elapsed()
+    );
     let guard = mirror.fork_guard();
     // SAFETY: the child uses only this thread and what it starts itself; the
     // mirror's lock is held across the fork so its state is consistent there.
@@ -63,43 +69,47 @@ pub(super) fn fork_process(
                 .raw_os_error()
                 .unwrap_or(libc::EAGAIN),
         ),
-        0 => child(guest, mirror, copy, hosted, pin),
+        0 => child(guest, mirror, copy, kind, t0, pin),
         pid => i64::from(pid),
     }
 }
 
 /// A copy of `guest`: same sizes; of the small memfd the data below `used[0]`,
 /// of the hugetlbfs one the non-zero pages of `[used[1], used[2])` (guest-physical).
-fn copy_guest(guest: &GuestMem, used: [u64; 3]) -> io::Result<GuestMem> {
+/// Also returns the bytes copied.
+fn copy_guest(guest: &GuestMem, used: [u64; 3]) -> io::Result<(GuestMem, u64)> {
     let large = guest.large_start().map_or(0, |s| guest.size() - s);
     let copy = GuestMem::with_large(guest.size(), large).map_err(io::Error::other)?;
     let small = guest.size() - large;
-    copy_data(guest.fd(), 0, used[0].min(small), &copy, 0, false)?;
+    let mut bytes = copy_data(guest, guest.fd(), 0, used[0].min(small), &copy, 0, true)?;
     if let (Some(fd), Some(start)) = (guest.large_fd(), guest.large_start()) {
         let from = used[1].max(start) - start;
         let to = used[2].min(guest.size()).saturating_sub(start);
-        copy_data(fd, from, to, &copy, start, true)?;
+        bytes += copy_data(guest, fd, from, to, &copy, start, false)?;
     }
-    Ok(copy)
+    Ok((copy, bytes))
 }
 
-/// Copy `[from, len)` of memfd `fd` to `copy` at guest-physical `base`: the data
-/// ranges only (`SEEK_DATA`/`SEEK_HOLE`); `skip_zero`: leave all-zero chunks out
-/// (hugetlbfs, where every page counts as data).
+/// Copy `[from, len)` of memfd `fd` (guest memory `src` from guest-physical
+/// `base`) to `copy` at the same place: the data ranges only
+/// (`SEEK_DATA`/`SEEK_HOLE`), and of those only the blocks that are not all
+/// zero, checked in place through the guest mapping (memory the partition's
+/// mirror populated, or hugetlbfs memory, where every page counts as data,
+/// is mostly zero). The copy's memfd keeps holes for the rest, which read as
+/// zero. `in_kernel`: copy with `copy_file_range` (not on hugetlbfs). Returns
+/// the bytes copied.
+#[allow(clippy::too_many_arguments)]
 fn copy_data(
+    src: &GuestMem,
     fd: RawFd,
     from: u64,
     len: u64,
     copy: &GuestMem,
     base: u64,
-    skip_zero: bool,
-) -> io::Result<()> {
+    in_kernel: bool,
+) -> io::Result<u64> {
     let mut off = from;
-    let mut buf = if skip_zero {
-        vec![0u8; CHUNK]
-    } else {
-        Vec::new()
-    };
+    let mut copied = 0;
     while off < len {
         // SAFETY: lseek on a descriptor GuestMem keeps open.
         let data = unsafe { libc::lseek(fd, off as libc::off_t, libc::SEEK_DATA) };
@@ -119,27 +129,52 @@ fn copy_data(
         };
         let mut at = data as u64;
         while at < end {
-            let n = ((end - at) as usize).min(CHUNK);
-            let dst = copy
-                .ptr(base + at, n as u64)
-                .ok_or(io::ErrorKind::InvalidInput)?;
-            if skip_zero {
-                read_exact_at(fd, &mut buf[..n], at)?;
-                if buf[..n].iter().any(|&b| b != 0) {
-                    // SAFETY: `dst` is `n` bytes of the copy's own mapping, used by
-                    // nobody else yet.
-                    unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, n) };
-                }
-            } else if !copy_range(fd, copy.fd(), at, n) {
-                // SAFETY: as above: the read lands in the copy's mapping.
-                let out = unsafe { std::slice::from_raw_parts_mut(dst, n) };
-                read_exact_at(fd, out, at)?;
+            let block = |at: u64| ((end - at) as usize).min(BLOCK);
+            if is_zero(src, base + at, block(at))? {
+                at += block(at) as u64;
+                continue;
             }
-            at += n as u64;
+            // A run of non-zero blocks, up to CHUNK.
+            let mut run = block(at);
+            while at + (run as u64) < end
+                && run < CHUNK
+                && !is_zero(src, base + at + run as u64, block(at + run as u64))?
+            {
+                run += block(at + run as u64);
+            }
+            if !(in_kernel && copy_range(fd, copy.fd(), at, run)) {
+                let s = src
+                    .ptr(base + at, run as u64)
+                    .ok_or(io::ErrorKind::InvalidInput)?;
+                let dst = copy
+                    .ptr(base + at, run as u64)
+                    .ok_or(io::ErrorKind::InvalidInput)?;
+                // SAFETY: `s` and `dst` are `run` bytes of two different
+                // mappings (the guest's and the copy's, used by nobody else
+                // yet); the guest's other cores may write `s` meanwhile, as
+                // under Linux's `fork`.
+                unsafe { std::ptr::copy_nonoverlapping(s, dst, run) };
+            }
+            copied += run as u64;
+            at += run as u64;
         }
         off = end;
     }
-    Ok(())
+    Ok(copied)
+}
+
+/// Block of the zero check.
+const BLOCK: usize = 64 << 10;
+
+/// Are the `n` bytes of guest memory at `gpa` all zero?
+fn is_zero(src: &GuestMem, gpa: u64, n: usize) -> io::Result<bool> {
+    let p = src.ptr(gpa, n as u64).ok_or(io::ErrorKind::InvalidInput)?;
+    // SAFETY: `n` bytes of the guest mapping (checked by `ptr`), read only;
+    // the guest may change them meanwhile (the copy is of that moment).
+    let bytes = unsafe { std::slice::from_raw_parts(p, n) };
+    Ok(bytes
+        .chunks(256)
+        .all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0))
 }
 
 /// Copy `[off, off+n)` of memfd `from` to the same place in memfd `to` in
@@ -159,25 +194,13 @@ fn copy_range(from: RawFd, to: RawFd, off: u64, n: usize) -> bool {
     true
 }
 
-fn read_exact_at(fd: RawFd, mut buf: &mut [u8], mut off: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        // SAFETY: reads into `buf`, which is valid for its length.
-        let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off as libc::off_t) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if r == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let n = r as usize;
-        buf = &mut buf[n..];
-        off += n as u64;
-    }
-    Ok(())
+/// The platform the child runs on.
+enum Kind {
+    /// The application's process forked from the child proxy.
+    Hosted(crate::hosted::Hosted),
+    /// A new VM, made in the child proxy (KVM's descriptors work only in the
+    /// process that made them); the parent's core was at TSC `tsc` at the call.
+    Partition { tsc: u64 },
 }
 
 /// The forked proxy: become the child's proxy and run it to its end.
@@ -185,7 +208,8 @@ fn child(
     guest: &Arc<GuestMem>,
     mirror: &Arc<Mirror>,
     copy: GuestMem,
-    mut hosted: crate::hosted::Hosted,
+    kind: Kind,
+    t0: std::time::Instant,
     pin: Option<usize>,
 ) -> ! {
     let mut boot = [0u8; std::mem::size_of::<BootInfo>()];
@@ -211,6 +235,40 @@ fn child(
     drop(copy);
     forget_parent(guest);
     super::reset_after_fork();
+    let mut platform: Box<dyn crate::platform::Platform> = match kind {
+        Kind::Hosted(h) => Box::new(h),
+        Kind::Partition { tsc } => {
+            // The new VM's descriptors go above the application's numbers and
+            // out of reach of its close and dup2, as at start-up.
+            let before = crate::fds::open_fds().unwrap_or_default();
+            let low = crate::fds::LowFds::fill();
+            // The TSC counts on from the parent's, plus the copy's time.
+            let khz = info.tsc_khz;
+            let tsc = tsc.wrapping_add(t0.elapsed().as_micros() as u64 * khz / 1000);
+            let made = crate::vmm::Partition::forked_child(guest.clone(), cores, tsc)
+                .expect("a partition's fork")
+                .and_then(|p| {
+                    let (vm, _) = p.memslots();
+                    mirror.rebind_passthrough(Box::new(vm)).map_err(|e| {
+                        crate::vmm::VmmError::Kvm {
+                            what: "add a shared mapping's memory",
+                            err: kvm_ioctls::Error::new(e.raw_os_error().unwrap_or(libc::EIO)),
+                        }
+                    })?;
+                    Ok(p)
+                });
+            drop(low);
+            let now = crate::fds::open_fds().unwrap_or_default();
+            crate::fds::protect_fds(now.into_iter().filter(|fd| !before.contains(fd)));
+            match made {
+                Ok(p) => Box::new(p),
+                Err(e) => {
+                    crate::say!("mote: fork: cannot create the child's partition: {e}");
+                    child_exit(125);
+                }
+            }
+        }
+    };
     let (tx, rx) = channel();
     let slots = std::iter::once(0).chain((0..cores).map(idle_slot));
     for slot in slots {
@@ -222,12 +280,12 @@ fn child(
     if crate::signals::spawn_router(guest.clone(), tx.clone()).is_err() {
         child_exit(125);
     }
-    if let Err(e) = crate::platform::Platform::start(&mut hosted, tx) {
-        crate::note!("mote: fork: cannot start the child's process: {e}");
+    if let Err(e) = platform.start(tx) {
+        crate::say!("mote: fork: cannot start the child: {e}");
         child_exit(125);
     }
     let event = rx.recv();
-    crate::platform::Platform::finish(&mut hosted, false);
+    platform.finish(false);
     match event {
         Ok(Event::Exited(status)) => child_exit(status),
         Ok(Event::Corrupted(what)) => {

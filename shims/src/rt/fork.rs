@@ -3,17 +3,18 @@
 //! state) and holds the runtime's locks (`THREADS`, then `PROCESS`) while the
 //! proxy copies guest memory (`Op::ForkProcess`), so the copy has libos's state
 //! as that thread left it and no other thread in the middle of changing it.
-//! The copy's runtime starts from the top (`mote_hosted_start`) and finds the
-//! record: [`adopt`] (before any other core runs) gives it a thread table with
+//! The copy's runtime starts from the top (`mote_hosted_start`, or kernel-min's
+//! entry on a new VM in the partition) and finds the record: [`adopt`] (before
+//! any other core runs; the partition's other cores wait in `runtime_main`
+//! until [`resume`] ends the fork) gives it a thread table with
 //! that thread alone, as the main thread with the child's pid, and the process
 //! state of a fork child (`Process::forked`); [`resume`] (core 0) puts the
 //! mappings' protections back and returns to the application from the frame.
 //!
 //! What another thread of the parent does in application memory during the copy
 //! is copied as it is at that moment, as with Linux's `fork` (only the calling
-//! thread exists in the child). The runtime's heap lock is not held: a thread
-//! of another core allocating in the runtime without `THREADS` or `PROCESS`
-//! (there is no such path today) would leave it locked in the child.
+//! thread exists in the child). The runtime's heap lock is held across the
+//! copy too, so no allocation of another core is half-done in the child.
 
 use core::arch::asm;
 use core::cell::UnsafeCell;
@@ -56,6 +57,10 @@ static RECORD: Slot = Slot(UnsafeCell::new(unsafe { core::mem::zeroed() }));
 /// 1 while a fork is in progress: in the copy, it says "resume the record".
 static FORKING: AtomicU32 = AtomicU32::new(0);
 
+/// 1 once the copy's core 0 ran [`adopt`] (cleared by the parent before the
+/// copy, as a fork child forking again left it set).
+static ADOPTED: AtomicU32 = AtomicU32::new(0);
+
 /// Is this runtime the copy a `fork` made (and not resumed yet)?
 pub fn is_child() -> bool {
     FORKING.load(Ordering::Acquire) != 0
@@ -87,9 +92,16 @@ pub fn fork(p: &RtPlatform, frame: &TrapFrame, set_tid: u64, clear_tid: u64) -> 
     rec.clear_tid = clear_tid;
     rec.parent_tid = me;
     threads::save_ext(&mut rec.xsave);
+    ADOPTED.store(0, Ordering::Relaxed);
     FORKING.store(1, Ordering::Release);
-    // The core sleeps while the proxy copies (PROCESS is held).
-    let r = p.fork_process(used);
+    let tsc = p.tsc();
+    // No other core is half-way through an allocation in the copy. From here
+    // to the answer this thread allocates nothing: the core sleeps while the
+    // proxy copies (PROCESS is held, so it switches to no other thread). The
+    // TSC goes along: the child's vCPUs count on from it.
+    let heap = super::heap::hold();
+    let r = p.fork_process(used, tsc);
+    drop(heap);
     FORKING.store(0, Ordering::Release);
     drop(pg);
     drop(tg);
@@ -100,12 +112,17 @@ pub fn fork(p: &RtPlatform, frame: &TrapFrame, set_tid: u64, clear_tid: u64) -> 
 /// holds the thread that forked alone, as main thread `boot.pid`; the process
 /// is a fork child's.
 pub fn adopt(boot: &BootInfo) {
+    if ADOPTED.swap(1, Ordering::AcqRel) != 0 {
+        return;
+    }
     // SAFETY: see Slot.
     let rec = unsafe { &*RECORD.0.get() };
     let pid = boot.pid;
-    // SAFETY: in this copy both locks are held by the thread that forked, which
-    // does not run here; no other thread of this process runs yet.
+    // SAFETY: in this copy both locks and the heap's are held by the thread
+    // that forked, which does not run here; no other thread of this process
+    // runs yet (nothing allocated before this).
     unsafe {
+        super::heap::forget_holder();
         THREADS.force_unlock();
         PROCESS.force_unlock();
     }
@@ -134,8 +151,10 @@ pub fn resume(boot: &BootInfo) -> ! {
     threads::init_core(p, 0);
     threads::init_forked(p, pid);
     {
-        let g = PROCESS.lock();
-        if let Some(pr) = g.as_ref() {
+        let mut g = PROCESS.lock();
+        if let Some(pr) = g.as_mut() {
+            // MADV_DONTFORK and MADV_WIPEONFORK memory: gone and zero here.
+            pr.mm.forked(p);
             // The mappings came from the proxy's mirror (read-write): give each
             // its protection (pass-through ones are the proxy's own, as they are).
             for (start, vma) in pr.mm.vmas() {

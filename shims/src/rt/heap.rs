@@ -19,3 +19,20 @@ pub fn init() {
         );
     }
 }
+
+/// Hold the heap's lock (`rt::fork`: while the proxy copies the process, no
+/// other core is half-way through an allocation). The holder must not allocate.
+pub fn hold() -> impl Drop {
+    HEAP.lock()
+}
+
+/// A fork's copy, before its first allocation: the lock [`hold`] took in the
+/// parent is free here.
+///
+/// # Safety
+/// Only in a fork's copy, before any other thread of it runs: the holder
+/// (the parent's forking thread) does not exist there.
+pub unsafe fn forget_holder() {
+    // SAFETY: per the contract, nobody holds the lock in this copy.
+    unsafe { HEAP.force_unlock() }
+}

@@ -253,12 +253,15 @@ pub fn init_main(p: &RtPlatform, tid: u32) {
 
 /// Core 0 of a fork child (`rt::fork`): the thread that forked is main thread
 /// `tid` (slot 0, core 0's upcall stack, the thread table `fork::adopt` made);
-/// core 0 gets an idle context of its own again, and no core has a dead thread
-/// of the parent's to reap.
+/// core 0 gets an idle context of its own again, no core has a dead thread
+/// of the parent's to reap or the parent's FS base loaded.
 pub fn init_forked(p: &RtPlatform, tid: u32) {
     PID.store(tid as u64, Ordering::Relaxed);
     for c in &CPUS {
         c.dead.store(0, Ordering::Relaxed);
+        // In the partition the child's cores are new vCPUs, FS base 0: the
+        // parent's loaded base is not theirs (`set_fs` would skip its call).
+        c.fs.store(0, Ordering::Relaxed);
     }
     let c = cpu();
     c.tid.store(tid as u64, Ordering::Relaxed);

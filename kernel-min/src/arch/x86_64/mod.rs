@@ -18,14 +18,14 @@
 
 use core::arch::{asm, global_asm};
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use x86_64::registers::model_specific::{
     Efer, EferFlags, GsBase, KernelGsBase, LStar, SFMask, Star,
 };
 use x86_64::registers::rflags::RFlags;
 use x86_64::registers::segmentation::{Segment, CS, DS, ES, SS};
-use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::gdt::{Descriptor, Entry, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::structures::paging::PageTableFlags;
 use x86_64::structures::tss::TaskStateSegment;
@@ -178,6 +178,13 @@ pub fn init(core: usize) {
         (kcs.0, kds.0, uds.0, ucs.0),
         (KERNEL_CS, KERNEL_DS, USER_DS, USER_CS)
     );
+    // A fork's copy boots on the parent's GDT, where `ltr` marked the TSS busy
+    // (which `ltr` refuses): make it available again (type 9, bit 41 clear).
+    let tss_entry = &t.gdt.entries()[usize::from(tsss.index())];
+    // SAFETY: `Entry` is `repr(transparent)` over `AtomicU64` (the `instructions`
+    // feature), as the CPU writes this bit itself.
+    let tss_entry = unsafe { &*(tss_entry as *const Entry).cast::<AtomicU64>() };
+    tss_entry.fetch_and(!(1 << 41), Ordering::Relaxed);
     t.gdt.load();
     // SAFETY: the selectors refer to the descriptors just loaded.
     unsafe {
@@ -214,7 +221,9 @@ pub fn init(core: usize) {
         KernelGsBase::write(VirtAddr::new(percore as *const PerCore as u64));
         GsBase::write(VirtAddr::new(0));
     }
-    if core == 0 {
+    // A fork's copy boots on the parent's memory, where this is done (and the
+    // page tables are in use): only the CPU's own state above is set again.
+    if core == 0 && !SHARED_READY.load(Ordering::Acquire) {
         let b = crate::boot();
         crate::paging::init(b.pt_pool_next);
         init_syscall_page(b);

@@ -14,6 +14,7 @@ use mote_abi::layout::{align_up, is_passthrough, USER_END, USER_MMAP_TOP, USER_S
 use mote_abi::maplog::{KIND_MAP, KIND_UNMAP};
 
 mod files;
+mod fork;
 mod whole_only;
 
 const MB: u64 = 1 << 20;

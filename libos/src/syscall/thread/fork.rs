@@ -49,7 +49,7 @@ pub(super) fn fork<P: Platform>(m: &dyn Machine<P>, a: &CloneArgs) -> Result<usi
             if let Some(pr) = m.process().lock().as_mut() {
                 pr.log_once(m.platform(), Sysno::fork as u64, || {
                     String::from(
-                        "fork: copying the process is offered on the hosted platform only so far (the partition's copy is not built yet); returning ENOSYS",
+                        "fork: a vfork child cannot copy its process before its execve (its memory is the parent's); returning ENOSYS",
                     )
                 });
             }
