@@ -1,0 +1,144 @@
+/* What a program can reach of the system it runs on: only its own descriptors,
+ * tasks and credentials. Natively a program sees nothing of a runtime beside
+ * it; under mote it must see nothing of mote's (issue 15).
+ *
+ * `isolation fds`: every descriptor number from 3 to 1023 is tried with
+ * fcntl(F_GETFD), fstat, ftruncate, ioctl (KVM_GET_API_VERSION and FIONREAD),
+ * lseek and dup2 onto 900. The program opened nothing, so natively each is
+ * EBADF; it prints how many answered otherwise, per call (mote's own memfd,
+ * /dev/kvm, vCPU and pid descriptors must answer EBADF too: an ftruncate of the
+ * guest memory used to end the run).
+ *
+ * `isolation tasks`: looks at the tasks whose pid is within 300 of its own
+ * (Linux's /proc/N/status): a task that Linux counts in its thread group (Tgid,
+ * other than its own thread) or as its child (PPid) is not the program's, since
+ * it has one thread and no child. It prints how many of those kill(N, 0),
+ * tgkill(pid, N, 0) and sched_getscheduler(N) reach (natively none exist).
+ *
+ * `isolation creds FILE`: run as root with FILE owned by root, mode 0600:
+ * setgroups(0), setgid(65534), setuid(65534), then open FILE from the main
+ * thread and from a thread created afterwards: EACCES for both; and
+ * getuid/geteuid in the thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define KVM_GET_API_VERSION 0xAE00
+
+static int not_ebadf(long r) { return !(r == -1 && errno == EBADF); }
+
+static int fds(void) {
+    int n_fcntl = 0, n_fstat = 0, n_trunc = 0, n_kvm = 0, n_fionread = 0, n_lseek = 0, n_dup2 = 0;
+    for (int fd = 3; fd < 1024; fd++) {
+        struct stat st;
+        int avail;
+        if (fd == 900)
+            continue;
+        n_fcntl += not_ebadf(fcntl(fd, F_GETFD));
+        n_fstat += not_ebadf(fstat(fd, &st));
+        n_trunc += not_ebadf(ftruncate(fd, 0));
+        n_kvm += not_ebadf(ioctl(fd, KVM_GET_API_VERSION, 0));
+        n_fionread += not_ebadf(ioctl(fd, FIONREAD, &avail));
+        n_lseek += not_ebadf(lseek(fd, 0, SEEK_END));
+        n_dup2 += not_ebadf(dup2(fd, 900));
+    }
+    printf("not EBADF: fcntl %d, fstat %d, ftruncate %d, ioctl(KVM_GET_API_VERSION) %d, "
+           "ioctl(FIONREAD) %d, lseek %d, dup2 %d\n",
+           n_fcntl, n_fstat, n_trunc, n_kvm, n_fionread, n_lseek, n_dup2);
+    return 0;
+}
+
+/* Tgid and PPid of task n as Linux reports them; 0 when it does not exist. */
+static int task_ids(int n, int *tgid, int *ppid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", n);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    *tgid = *ppid = -1;
+    while (fgets(line, sizeof line, f)) {
+        sscanf(line, "Tgid: %d", tgid);
+        sscanf(line, "PPid: %d", ppid);
+    }
+    fclose(f);
+    return 1;
+}
+
+static int tasks(void) {
+    int me = getpid(), tid = (int)syscall(SYS_gettid);
+    int kills = 0, tgkills = 0, scheds = 0;
+    for (int n = me - 300; n <= me + 300; n++) {
+        int tgid, ppid;
+        if (n <= 1 || n == me || n == tid || !task_ids(n, &tgid, &ppid))
+            continue;
+        if (tgid != me && ppid != me)
+            continue;
+        kills += kill(n, 0) == 0;
+        tgkills += syscall(SYS_tgkill, tgid, n, 0) == 0;
+        scheds += sched_getscheduler(n) >= 0;
+    }
+    printf("foreign tasks reached: kill %d, tgkill %d, sched_getscheduler %d\n", kills, tgkills,
+           scheds);
+    return 0;
+}
+
+static const char *file;
+
+static const char *open_result(void) {
+    int fd = open(file, O_RDONLY);
+    if (fd >= 0) {
+        close(fd);
+        return "opened";
+    }
+    return errno == EACCES ? "EACCES" : strerror(errno);
+}
+
+static void *thread_main(void *arg) {
+    (void)arg;
+    printf("thread: uid %d euid %d gid %d, open: %s\n", (int)getuid(), (int)geteuid(),
+           (int)getgid(), open_result());
+    return NULL;
+}
+
+static int creds(void) {
+    if (setgroups(0, NULL) || setgid(65534) || setuid(65534)) {
+        perror("dropping privileges");
+        return 1;
+    }
+    printf("main: uid %d euid %d gid %d, open: %s\n", (int)getuid(), (int)geteuid(),
+           (int)getgid(), open_result());
+    fflush(stdout);
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_main, NULL) || pthread_join(t, NULL)) {
+        perror("pthread");
+        return 1;
+    }
+    printf("setuid(0) back: %s\n", setuid(0) == 0 ? "allowed" : strerror(errno));
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 2 && !strcmp(argv[1], "fds"))
+        return fds();
+    if (argc == 2 && !strcmp(argv[1], "tasks"))
+        return tasks();
+    if (argc == 3 && !strcmp(argv[1], "creds")) {
+        file = argv[2];
+        return creds();
+    }
+    fprintf(stderr, "usage: isolation fds | tasks | creds FILE\n");
+    return 2;
+}
