@@ -15,6 +15,12 @@
  * it has one thread and no child. It prints how many of those kill(N, 0),
  * tgkill(pid, N, 0) and sched_getscheduler(N) reach (natively none exist).
  *
+ * `isolation prot`: forwarded calls that write into memory the program may
+ * only read (a PROT_READ page, its own text) or not touch (a PROT_NONE page):
+ * read, fstat, getcwd, pipe2, ioctl(TCGETS) into the PROT_READ page, read over
+ * main's text, write from the PROT_NONE page; each EFAULT natively. Then the
+ * page made writable again takes the read (the protection follows mprotect).
+ *
  * `isolation creds FILE`: run as root with FILE owned by root, mode 0600:
  * setgroups(0), setgid(65534), setuid(65534), then open FILE from the main
  * thread and from a thread created afterwards: EACCES for both; and
@@ -31,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <termios.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -94,6 +102,46 @@ static int tasks(void) {
     return 0;
 }
 
+int main(int argc, char **argv);
+
+static const char *efault(long r) {
+    if (r >= 0)
+        return "succeeded";
+    return errno == EFAULT ? "EFAULT" : strerror(errno);
+}
+
+static int prot(void) {
+    long pg = sysconf(_SC_PAGESIZE);
+    char *ro = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *none = mmap(NULL, pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ro == MAP_FAILED || none == MAP_FAILED || mprotect(ro, pg, PROT_READ)) {
+        perror("mmap");
+        return 1;
+    }
+    int fd = open("/proc/self/exe", O_RDONLY);
+    if (fd < 0) {
+        perror("open");
+        return 1;
+    }
+    printf("read into PROT_READ: %s\n", efault(read(fd, ro, 64)));
+    printf("fstat into PROT_READ: %s\n", efault(syscall(SYS_fstat, fd, ro)));
+    printf("getcwd into PROT_READ: %s\n", efault(syscall(SYS_getcwd, ro, 256)));
+    printf("pipe2 into PROT_READ: %s\n", efault(syscall(SYS_pipe2, ro, 0)));
+    int tty = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+    printf("ioctl(TCGETS) into PROT_READ: %s\n",
+           tty < 0 ? "no /dev/ptmx" : efault(syscall(SYS_ioctl, tty, TCGETS, ro)));
+    printf("read over main's text: %s\n", efault(read(fd, (void *)(((unsigned long)main) & ~4095UL), 64)));
+    printf("write from PROT_NONE: %s\n", efault(write(1, none, 1)));
+    printf("page still zero: %s\n", ro[0] == 0 && ro[63] == 0 ? "yes" : "no");
+    if (mprotect(ro, pg, PROT_READ | PROT_WRITE)) {
+        perror("mprotect");
+        return 1;
+    }
+    long n = pread(fd, ro, 4, 0);
+    printf("pread after PROT_WRITE: %ld, %s\n", n, memcmp(ro, "\177ELF", 4) ? "wrong bytes" : "ELF");
+    return 0;
+}
+
 static const char *file;
 
 static const char *open_result(void) {
@@ -135,10 +183,12 @@ int main(int argc, char **argv) {
         return fds();
     if (argc == 2 && !strcmp(argv[1], "tasks"))
         return tasks();
+    if (argc == 2 && !strcmp(argv[1], "prot"))
+        return prot();
     if (argc == 3 && !strcmp(argv[1], "creds")) {
         file = argv[2];
         return creds();
     }
-    fprintf(stderr, "usage: isolation fds | tasks | creds FILE\n");
+    fprintf(stderr, "usage: isolation fds | tasks | prot | creds FILE\n");
     return 2;
 }

@@ -4,7 +4,8 @@
 //! `/dev/kvm`, vCPUs, pidfds) answer `EBADF` to every call naming them; mote's
 //! own threads and the hosted platform's application process are `ESRCH` to
 //! `kill`, `tgkill` and scheduling calls; a privilege drop holds for every
-//! thread, those created afterwards included.
+//! thread, those created afterwards included; memory the program may only read
+//! (or not touch) is `EFAULT` to forwarded calls that would write (or read) it.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -75,4 +76,28 @@ mote_testsuite::on_both_platforms!(
     motes_descriptors_are_ebadf_to_the_application,
     motes_threads_and_processes_are_esrch_to_the_application,
     a_privilege_drop_holds_for_threads_created_afterwards,
+    forwarded_calls_honour_the_applications_protections,
 );
+
+/// Regression: the mirror mapped all of the application's memory read-write,
+/// so a forwarded `read` into a `PROT_READ` page or over the program's text
+/// succeeded (natively `EFAULT`).
+fn forwarded_calls_honour_the_applications_protections(pf: Platform) {
+    let (_, mote) = Program::new(app("isolation"))
+        .on(pf)
+        .arg("prot")
+        .same_as_native();
+    let out = mote.stdout_text();
+    for line in [
+        "read into PROT_READ: EFAULT",
+        "fstat into PROT_READ: EFAULT",
+        "getcwd into PROT_READ: EFAULT",
+        "pipe2 into PROT_READ: EFAULT",
+        "read over main's text: EFAULT",
+        "write from PROT_NONE: EFAULT",
+        "page still zero: yes",
+        "pread after PROT_WRITE: 4, ELF",
+    ] {
+        assert!(out.contains(line), "{line:?} missing: {mote:?}");
+    }
+}

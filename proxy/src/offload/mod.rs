@@ -38,7 +38,7 @@ use crate::cpus::{pin_to, OffloadPlace};
 use crate::event::Event;
 use crate::futex::{futex_wait, wake_core};
 use crate::guest::GuestMem;
-use crate::mirror::{copy_user, read_user, zero_user, Mirror};
+use crate::mirror::{read_user, zero_user, Mirror};
 
 /// Longest libos log message printed (longer ones are cut).
 const LOG_MAX: usize = 4096;
@@ -372,7 +372,7 @@ pub fn serve(
                 Ok(()) => 0,
                 Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
             },
-            Some(Op::Write) => match copy_user(req.args[0], req.args[1], req.args[2]) {
+            Some(Op::Write) => match mirror.poke(req.args[0], req.args[1], req.args[2]) {
                 Ok(()) => 0,
                 Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
             },
