@@ -21,6 +21,11 @@
  * main's text, write from the PROT_NONE page; each EFAULT natively. Then the
  * page made writable again takes the read (the protection follows mprotect).
  *
+ * `isolation memory`: the same foreign threads' /proc/N/maps name the memory
+ * of the process they belong to (a runtime's stack, heap and data); a program
+ * has none of it: write() from it and read() into it must be EFAULT. It
+ * prints how many of those calls reached it (natively nothing is found).
+ *
  * `isolation creds FILE`: run as root with FILE owned by root, mode 0600:
  * setgroups(0), setgid(65534), setuid(65534), then open FILE from the main
  * thread and from a thread created afterwards: EACCES for both; and
@@ -142,6 +147,44 @@ static int prot(void) {
     return 0;
 }
 
+static int memory(void) {
+    int me = getpid(), tid = (int)syscall(SYS_gettid), reached = 0, p[2];
+    if (pipe2(p, O_NONBLOCK)) {
+        perror("pipe");
+        return 1;
+    }
+    for (int n = me - 300; n <= me + 300; n++) {
+        int tgid, ppid;
+        char path[64], line[512];
+        if (n <= 1 || n == me || n == tid || !task_ids(n, &tgid, &ppid) || tgid != me)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/maps", n);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof line, f)) {
+            unsigned long lo, hi;
+            char perms[8];
+            if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+                perms[1] != 'w')
+                continue;
+            if (!strstr(line, "[heap]") && !strstr(line, "[stack") && !strstr(line, "/mote"))
+                continue;
+            char junk[64];
+            reached += write(p[1], (void *)lo, 32) >= 0;
+            while (read(p[0], junk, sizeof junk) > 0) /* non-blocking: drain */
+                ;
+            (void)!write(p[1], "x", 1);
+            reached += read(p[0], (void *)(hi - 1), 1) >= 0;
+            while (read(p[0], junk, sizeof junk) > 0)
+                ;
+        }
+        fclose(f);
+    }
+    printf("foreign memory reached: %d\n", reached);
+    return 0;
+}
+
 static const char *file;
 
 static const char *open_result(void) {
@@ -185,10 +228,12 @@ int main(int argc, char **argv) {
         return tasks();
     if (argc == 2 && !strcmp(argv[1], "prot"))
         return prot();
+    if (argc == 2 && !strcmp(argv[1], "memory"))
+        return memory();
     if (argc == 3 && !strcmp(argv[1], "creds")) {
         file = argv[2];
         return creds();
     }
-    fprintf(stderr, "usage: isolation fds | tasks | prot | creds FILE\n");
+    fprintf(stderr, "usage: isolation fds | tasks | prot | memory | creds FILE\n");
     return 2;
 }

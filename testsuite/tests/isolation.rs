@@ -72,7 +72,24 @@ fn a_privilege_drop_holds_for_threads_created_afterwards(pf: Platform) {
     assert_eq!(mote.stderr_text(), native.stderr_text(), "{mote:?}");
 }
 
+/// Regression: a program that found the proxy's stack and heap in
+/// `/proc/<tid>/maps` of one of mote's threads could `write(1, <proxy stack>,
+/// 32)` (printing the proxy's memory) and `read()` into the proxy's heap (mote
+/// then died of SIGSEGV). Natively there is no such thread and nothing is found.
+fn motes_own_memory_is_efault_to_forwarded_calls(pf: Platform) {
+    let (_, mote) = Program::new(app("isolation"))
+        .on(pf)
+        .arg("memory")
+        .same_as_native();
+    assert_eq!(
+        mote.stdout_text(),
+        "foreign memory reached: 0\n",
+        "{mote:?}"
+    );
+}
+
 mote_testsuite::on_both_platforms!(
+    motes_own_memory_is_efault_to_forwarded_calls,
     motes_descriptors_are_ebadf_to_the_application,
     motes_threads_and_processes_are_esrch_to_the_application,
     a_privilege_drop_holds_for_threads_created_afterwards,

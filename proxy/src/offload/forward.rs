@@ -85,6 +85,9 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     if let Some(ret) = guard_own_state(nr, args) {
         return ret;
     }
+    if guard::outside_reach(nr, &args) {
+        return -i64::from(libc::EFAULT);
+    }
     if guard::names_own_fd(nr, &args) {
         return -i64::from(libc::EBADF);
     }
@@ -96,9 +99,13 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     // 1. numbers that would change the proxy's own threads, signal state or address
     //    space are refused above, and so are closing or replacing the proxy's own
     //    descriptors (guard_own_state), so Rust's view of this process stays valid;
-    // 2. pointer arguments are application addresses, inside the mirror reservation
-    //    that holds no proxy data; the kernel checks them (EFAULT) and writes through
-    //    them only into guest memory.
+    // 2. direct pointer arguments outside the mirror reservation (which holds no
+    //    proxy data) were answered EFAULT above (guard::outside_reach); inside it
+    //    the kernel checks them against the mirror, which has the application's
+    //    protections. Nested pointers (an iovec's buffers) are not checked: a
+    //    hostile application can still have Linux write the proxy's memory
+    //    through them, the hole docs/architecture.md ("Isolation") states and
+    //    an executor process would close.
     unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 }
 }
 

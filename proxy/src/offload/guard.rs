@@ -11,6 +11,13 @@
 //!   `forward`.) Descriptors inside structures (`poll` arrays, `select` sets,
 //!   `SCM_RIGHTS`, `epoll` events) are not looked at: those calls report the
 //!   descriptor as Linux does for one of the process's.
+//! - [`outside_reach`]: a call whose direct pointer argument ([`ptr_args`])
+//!   lies outside the application's reservation (`[USER_START, LIBOS_END)`,
+//!   the mirror: the only place the application has memory, natively too) is
+//!   answered `EFAULT` before Linux could read or write the proxy's own stack,
+//!   heap or libraries there. Nested pointers (an `iovec`'s buffers, a
+//!   `msghdr`'s) and `ioctl` arguments are not looked at (see
+//!   `docs/architecture.md`, "Isolation").
 //! - [`names_own_task`]: a signal, pidfd or scheduling call aimed at a thread of
 //!   mote's (an offload thread not serving an application thread, the signal
 //!   router, a vCPU, a waiter) or at the hosted platform's application process
@@ -178,6 +185,58 @@ fn fd_value(a: u64) -> u64 {
     }
 }
 
+/// No length argument: the pointer's first byte is checked.
+const NO_LEN: u8 = 0xff;
+
+/// The direct pointer arguments of call `nr`: (pointer index, index of its
+/// length in bytes or [`NO_LEN`]).
+fn ptr_args(nr: u64) -> &'static [(u8, u8)] {
+    let Some(s) = usize::try_from(nr).ok().and_then(Sysno::new) else {
+        return &[];
+    };
+    match s {
+        Sysno::read | Sysno::write | Sysno::pread64 | Sysno::pwrite64 => &[(1, 2)],
+        Sysno::getdents | Sysno::getdents64 | Sysno::recvfrom | Sysno::sendto => &[(1, 2)],
+        Sysno::readv | Sysno::writev | Sysno::preadv | Sysno::pwritev => &[(1, NO_LEN)],
+        Sysno::preadv2 | Sysno::pwritev2 | Sysno::recvmsg | Sysno::sendmsg => &[(1, NO_LEN)],
+        Sysno::recvmmsg | Sysno::sendmmsg | Sysno::fstat | Sysno::openat => &[(1, NO_LEN)],
+        Sysno::bind | Sysno::connect | Sysno::accept | Sysno::accept4 => &[(1, NO_LEN)],
+        Sysno::getsockname | Sysno::getpeername | Sysno::mkdirat | Sysno::unlinkat => {
+            &[(1, NO_LEN)]
+        }
+        Sysno::open | Sysno::pipe | Sysno::pipe2 | Sysno::uname | Sysno::sysinfo => &[(0, NO_LEN)],
+        Sysno::mkdir | Sysno::unlink | Sysno::rmdir | Sysno::chdir | Sysno::access => {
+            &[(0, NO_LEN)]
+        }
+        Sysno::stat | Sysno::lstat => &[(0, NO_LEN), (1, NO_LEN)],
+        Sysno::newfstatat => &[(1, NO_LEN), (2, NO_LEN)],
+        Sysno::statx => &[(1, NO_LEN), (4, NO_LEN)],
+        Sysno::readlink => &[(0, NO_LEN), (1, 2)],
+        Sysno::readlinkat => &[(1, NO_LEN), (2, 3)],
+        Sysno::getcwd | Sysno::getrandom => &[(0, 1)],
+        Sysno::socketpair => &[(3, NO_LEN)],
+        Sysno::setsockopt => &[(3, 4)],
+        Sysno::getsockopt => &[(3, NO_LEN), (4, NO_LEN)],
+        _ => &[],
+    }
+}
+
+/// Whether a direct pointer argument of call `nr` lies outside the
+/// application's reservation: natively no memory of the program's is there,
+/// and in the proxy it is mote's own. A null pointer and an empty buffer are
+/// left to Linux (a null one is outside every mapping of the proxy too).
+#[inline]
+pub fn outside_reach(nr: u64, args: &[u64; 6]) -> bool {
+    use mote_abi::layout::{LIBOS_END, USER_START};
+    ptr_args(nr).iter().any(|&(p, l)| {
+        let ptr = args[p as usize];
+        let len = if l == NO_LEN { 1 } else { args[l as usize] };
+        ptr != 0
+            && len != 0
+            && (ptr < USER_START || ptr.checked_add(len).is_none_or(|e| e > LIBOS_END))
+    })
+}
+
 /// The task arguments of call `nr` (indices): a pid or tid Linux looks up.
 fn task_args(nr: u64) -> &'static [usize] {
     const KILL: u64 = Sysno::kill as u64;
@@ -284,6 +343,34 @@ mod tests {
         ));
         assert!(!names_own_fd(Sysno::openat as u64, &a(-100i64 as u64)));
         crate::fds::unprotect_fd(own);
+    }
+
+    /// Regression (issue 15): `write(1, <proxy stack>, 32)` printed the
+    /// proxy's memory; `read(fd, <proxy heap>, 64 KiB)` overwrote it.
+    #[test]
+    fn pointers_outside_the_applications_range_are_out_of_reach() {
+        use mote_abi::layout::{LIBOS_END, USER_START};
+        let stack = 0u64;
+        let proxy_stack = &stack as *const u64 as u64;
+        assert!(!(USER_START..LIBOS_END).contains(&proxy_stack));
+        let w = Sysno::write as u64;
+        assert!(outside_reach(w, &[1, proxy_stack, 32, 0, 0, 0]));
+        assert!(outside_reach(
+            Sysno::read as u64,
+            &[3, proxy_stack, 65536, 0, 0, 0]
+        ));
+        // Inside: the application's, and the kernel checks the rest.
+        assert!(!outside_reach(w, &[1, USER_START, 32, 0, 0, 0]));
+        // Empty or null: Linux's answer (0 bytes written; EFAULT).
+        assert!(!outside_reach(w, &[1, proxy_stack, 0, 0, 0, 0]));
+        assert!(!outside_reach(w, &[1, 0, 32, 0, 0, 0]));
+        // A buffer that runs past the end of the range, or wraps.
+        assert!(outside_reach(w, &[1, LIBOS_END - 8, 32, 0, 0, 0]));
+        assert!(outside_reach(w, &[1, u64::MAX - 8, 32, 0, 0, 0]));
+        // The second pointer of a call.
+        let st = Sysno::newfstatat as u64;
+        assert!(outside_reach(st, &[3, USER_START, proxy_stack, 0, 0, 0]));
+        assert!(!outside_reach(Sysno::getpid as u64, &[proxy_stack; 6]));
     }
 
     #[test]
