@@ -384,6 +384,16 @@ pub fn before_credentials_change() {
     }
 }
 
+/// The ender's pid, once made (0: none): one of mote's processes, out of the
+/// application's reach (`offload`'s guard).
+pub fn ender_pid() -> i32 {
+    ENDER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map_or(0, |(_, pid)| pid.as_raw_nonzero().get())
+}
+
 /// Have the ender end the application's process, and reap the ender.
 fn end_through_ender() {
     let Some((w, pid)) = ENDER.lock().unwrap_or_else(|p| p.into_inner()).take() else {

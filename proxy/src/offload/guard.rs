@@ -20,9 +20,10 @@
 //!   `docs/architecture.md`, "Isolation").
 //! - [`names_own_task`]: a signal, pidfd or scheduling call aimed at a thread of
 //!   mote's (an offload thread not serving an application thread, the signal
-//!   router, a vCPU, a waiter) or at the hosted platform's application process
-//!   is answered `ESRCH`, as for a task that does not exist. The proxy's pid
-//!   (the application's own) and its threads' tids stay reachable.
+//!   router, a vCPU, a waiter), at the hosted platform's application process
+//!   or at its ender (`hosted::process::fork_ender`) is answered `ESRCH`, as
+//!   for a task that does not exist. The proxy's pid (the application's own)
+//!   and its threads' tids stay reachable.
 
 use syscalls::Sysno;
 
@@ -285,6 +286,9 @@ fn is_own_task(pid: i32) -> bool {
     let me = std::process::id() as i32;
     if pid == me {
         return false;
+    }
+    if pid == crate::hosted::ender_pid() {
+        return true;
     }
     let hosted = crate::lwk::hosted_pid();
     if hosted > 0
