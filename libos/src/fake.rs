@@ -17,7 +17,7 @@ use core::cell::RefCell;
 use mote_abi::errno::Errno;
 use mote_abi::kcall::{MAP_PAGES_1G, MAP_PAGES_4K, PROT_MASK};
 use mote_abi::layout::{HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE, PASSTHROUGH_GPA};
-use mote_abi::maplog::{Change, KIND_MAP, KIND_UNMAP};
+use mote_abi::maplog::{Change, KIND_MAP, KIND_PROTECT, KIND_UNMAP};
 use mote_abi::trap::FaultReport;
 use syscalls::Sysno;
 
@@ -452,6 +452,9 @@ impl Platform for FakePlatform {
                 KIND_UNMAP => {
                     st.mirror.remove(&(c.va + i * PAGE_SIZE));
                 }
+                // The proxy's protection of its mirror: nothing to keep here
+                // (`published` records it).
+                KIND_PROTECT => {}
                 k => panic!("fake: unknown change kind {k}"),
             }
         }

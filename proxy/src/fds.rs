@@ -11,6 +11,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 
 /// The proxy's own descriptors go at or above this number, so the application's
@@ -75,12 +76,24 @@ pub fn open_fds() -> io::Result<Vec<i32>> {
     Ok(fds)
 }
 
-/// Protect `fds` from forwarded `close`, `close_range`, `dup2` and `dup3`.
+/// The same set as a bitmap of the numbers below [`BITMAP_FDS`], read without a
+/// lock by every forwarded call that names a descriptor (`offload`'s guard).
+const BITMAP_FDS: u32 = 4096;
+static OWN_BITS: [AtomicU64; BITMAP_FDS as usize / 64] =
+    [const { AtomicU64::new(0) }; BITMAP_FDS as usize / 64];
+/// Whether some own descriptor is at or above [`BITMAP_FDS`] (then `OWN_FDS` is
+/// searched for those numbers).
+static OWN_HIGH: AtomicBool = AtomicBool::new(false);
+
+/// Protect `fds` from the application's forwarded calls: `close`,
+/// `close_range`, `dup2` and `dup3` leave them alone, and every other call
+/// naming one as a descriptor gets `EBADF`, as for a number not open.
 pub fn protect_fds(fds: impl IntoIterator<Item = i32>) {
     let mut own = OWN_FDS.write().unwrap_or_else(|p| p.into_inner());
     own.extend(fds.into_iter().filter_map(|fd| u32::try_from(fd).ok()));
     own.sort_unstable();
     own.dedup();
+    publish_bits(&own);
 }
 
 /// Give `fd` back to the application's numbering (the proxy closed its own).
@@ -89,17 +102,37 @@ pub fn unprotect_fd(fd: i32) {
     if let Ok(fd) = u32::try_from(fd) {
         own.retain(|&o| o != fd);
     }
+    publish_bits(&own);
+}
+
+/// Rewrite the bitmap from `own` (called with `OWN_FDS` locked for writing).
+fn publish_bits(own: &[u32]) {
+    let mut words = [0u64; BITMAP_FDS as usize / 64];
+    for &fd in own.iter().filter(|&&fd| fd < BITMAP_FDS) {
+        words[fd as usize / 64] |= 1 << (fd % 64);
+    }
+    for (w, bits) in OWN_BITS.iter().zip(words) {
+        w.store(bits, Ordering::Release);
+    }
+    OWN_HIGH.store(
+        own.last().is_some_and(|&fd| fd >= BITMAP_FDS),
+        Ordering::Release,
+    );
 }
 
 /// Is `fd` (a forwarded call's argument) one of the proxy's own?
 pub fn is_own_fd(fd: u64) -> bool {
-    u32::try_from(fd).is_ok_and(|fd| {
-        OWN_FDS
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .binary_search(&fd)
-            .is_ok()
-    })
+    if fd < u64::from(BITMAP_FDS) {
+        return OWN_BITS[fd as usize / 64].load(Ordering::Acquire) & (1 << (fd % 64)) != 0;
+    }
+    OWN_HIGH.load(Ordering::Acquire)
+        && u32::try_from(fd).is_ok_and(|fd| {
+            OWN_FDS
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .binary_search(&fd)
+                .is_ok()
+        })
 }
 
 /// The proxy's own descriptors now, sorted.
@@ -140,6 +173,19 @@ mod tests {
         assert!(rustix::io::fcntl_getfd(&moved)
             .unwrap()
             .contains(rustix::io::FdFlags::CLOEXEC));
+    }
+
+    #[test]
+    fn protected_descriptors_are_own_until_unprotected() {
+        let (low, high) = (4000, 70_000);
+        assert!(!is_own_fd(low) && !is_own_fd(high));
+        protect_fds([low as i32, high as i32]);
+        assert!(is_own_fd(low) && is_own_fd(high));
+        assert!(!is_own_fd(low + 1) && !is_own_fd(high - 1));
+        assert!(!is_own_fd(u64::MAX) && !is_own_fd(-100i64 as u64));
+        unprotect_fd(low as i32);
+        unprotect_fd(high as i32);
+        assert!(!is_own_fd(low) && !is_own_fd(high));
     }
 
     #[test]

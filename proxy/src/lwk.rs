@@ -30,6 +30,11 @@ pub fn register_hosted(pid: i32) {
     HOSTED_PID.store(pid, Ordering::Release);
 }
 
+/// The hosted platform's application process (0: none, or the partition).
+pub fn hosted_pid() -> i32 {
+    HOSTED_PID.load(Ordering::Acquire)
+}
+
 /// Why no Linux thread could be named for a core.
 #[derive(Debug, PartialEq, Eq)]
 pub enum NoThread {

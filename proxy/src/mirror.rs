@@ -10,15 +10,19 @@
 //! reservation back (`KIND_UNMAP`). The fixed boot regions (boot info, IKC area,
 //! argv block, runtime) are mapped once by `map_boot_regions`.
 //!
-//! Mirror mappings are always read-write: the map log carries no protection, so a
-//! forwarded call may write where the application itself could not (see the report
-//! of issue 2's proxy work).
+//! Mirror mappings carry the application's protections (`KIND_PROTECT` entries
+//! after a `KIND_MAP`, which maps read-write): a forwarded `read` into a
+//! `PROT_READ` page or over the program's text gets Linux's own `EFAULT`, as
+//! natively. The proxy's own writes into such memory (the patcher's `Op::Write`)
+//! go through its guest-memory view instead ([`Mirror::poke`]), found from the
+//! spans of guest memory each mirrored range maps.
 //!
 //! Allows `unsafe`: it maps guest memory at the application's addresses
 //! (`mmap`/`munmap` in the reservation) and copies through them
 //! (`process_vm_readv`/`writev`).
 #![allow(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
@@ -28,7 +32,7 @@ use mote_abi::layout::{
     ARGS_GPA, ARGS_MAX, ARGS_VA, BOOT_INFO_GPA, IKC_GPA, IKC_SIZE, IKC_VA, LIBOS_END, LIBOS_VA,
     PAGE_SIZE, RUNTIME_SIZE, RUNTIME_VA, USER_START,
 };
-use mote_abi::maplog::{Change, MapLog, KIND_MAP, KIND_UNMAP};
+use mote_abi::maplog::{Change, MapLog, KIND_MAP, KIND_PROTECT, KIND_UNMAP};
 
 use crate::guest::GuestMem;
 use crate::passthrough::Passthrough;
@@ -79,6 +83,47 @@ pub struct Mirror {
     passthrough: OnceLock<Passthrough>,
     /// Allocate the host pages behind new mappings at once (see `apply_locked`).
     populate: std::sync::atomic::AtomicBool,
+    /// The proxy's view of guest memory (`GuestMem::host_base`): guest-physical
+    /// `gpa` is at `host_base + gpa`.
+    host_base: u64,
+    /// Guest memory behind each mirrored range: start -> (end, guest-physical
+    /// address of the start). Pass-through mappings are not listed.
+    spans: Mutex<BTreeMap<u64, (u64, u64)>>,
+}
+
+/// Remove `[va, end)` from `spans`, keeping the parts of ranges outside it.
+fn cut_spans(spans: &mut BTreeMap<u64, (u64, u64)>, va: u64, end: u64) {
+    let hit: Vec<(u64, (u64, u64))> = spans
+        .range(..end)
+        .rev()
+        .take_while(|(_, &(e, _))| e > va)
+        .map(|(&s, &v)| (s, v))
+        .collect();
+    for (s, (e, gpa)) in hit {
+        spans.remove(&s);
+        if s < va {
+            spans.insert(s, (va, gpa));
+        }
+        if e > end {
+            spans.insert(end, (e, gpa + (end - s)));
+        }
+    }
+}
+
+/// `PROT_*` of the application as the mirror gives it to forwarded calls.
+fn mirror_prot(prot: u64) -> libc::c_int {
+    let (read, write, exec) = (
+        libc::PROT_READ as u64,
+        libc::PROT_WRITE as u64,
+        libc::PROT_EXEC as u64,
+    );
+    if prot & write != 0 {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else if prot & (read | exec) != 0 {
+        libc::PROT_READ
+    } else {
+        libc::PROT_NONE
+    }
 }
 
 impl Mirror {
@@ -139,6 +184,8 @@ impl Mirror {
             lock: Mutex::new(()),
             passthrough: OnceLock::new(),
             populate: std::sync::atomic::AtomicBool::new(true),
+            host_base: guest.host_base(),
+            spans: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -277,6 +324,24 @@ impl Mirror {
             return Err(MirrorError::OutsideRange { va, len });
         }
         let (prot, flags, fd, off) = match kind {
+            KIND_PROTECT => {
+                // SAFETY: [va, va+len) lies inside our reservation (checked
+                // above), which holds no proxy code or data; only the access
+                // of mirror mappings (or of the reservation) changes.
+                let r = unsafe {
+                    libc::mprotect(va as *mut libc::c_void, len as usize, mirror_prot(gpa))
+                };
+                // EACCES: a pass-through mapping of a descriptor opened
+                // read-only, which stays read-only, as the application's.
+                if r != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EACCES) {
+                    return Err(MirrorError::Mmap {
+                        va,
+                        len,
+                        err: io::Error::last_os_error(),
+                    });
+                }
+                return Ok(());
+            }
             KIND_MAP => {
                 if !aligned(gpa) {
                     return Err(MirrorError::Unaligned { va, len, gpa });
@@ -332,6 +397,13 @@ impl Mirror {
                 err: io::Error::last_os_error(),
             });
         }
+        {
+            let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+            cut_spans(&mut spans, va, va + len);
+            if kind == KIND_MAP {
+                spans.insert(va, (va + len, gpa));
+            }
+        }
         if kind == KIND_MAP && self.populate.load(std::sync::atomic::Ordering::Relaxed) {
             // Allocate the host pages behind newly mapped guest memory now, natively:
             // a guest's first touch of a page the host has not allocated yet costs
@@ -339,6 +411,55 @@ impl Mirror {
             // Failure (old kernel, no memory yet) only loses the head start.
             // SAFETY: advice on the mirror mapping just made; it changes no contents.
             unsafe { libc::madvise(va as *mut libc::c_void, len as usize, MADV_POPULATE_WRITE) };
+        }
+        Ok(())
+    }
+}
+
+impl Mirror {
+    /// `ikc::Op::Write`: copy `len` bytes from the proxy's address `src` (runtime
+    /// memory) to the application's address `dst`, whatever the application's
+    /// protection of `dst` (the patcher rewrites read-only program text): through
+    /// the guest-memory view, for `dst` mirrored from guest memory. `EFAULT` for
+    /// an unmapped `src` or a `dst` not backed by guest memory.
+    pub fn poke(&self, dst: u64, src: u64, len: u64) -> io::Result<()> {
+        let efault = || io::Error::from_raw_os_error(libc::EFAULT);
+        if len > 1 << 20 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut buf = vec![0u8; len as usize];
+        if read_user(src, &mut buf)? != buf.len() {
+            return Err(efault());
+        }
+        let end = dst.checked_add(len).ok_or_else(efault)?;
+        let spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        // Every byte first, then the copy: all of it or nothing.
+        let mut pieces = Vec::new();
+        let mut at = dst;
+        while at < end {
+            let (&s, &(e, gpa)) = spans.range(..=at).next_back().ok_or_else(efault)?;
+            if e <= at {
+                return Err(efault());
+            }
+            let n = e.min(end) - at;
+            let g = gpa + (at - s);
+            if g.checked_add(n).is_none_or(|ge| ge > self.guest_size) {
+                return Err(efault());
+            }
+            pieces.push((g, (at - dst) as usize, n as usize));
+            at += n;
+        }
+        for (g, off, n) in pieces {
+            // SAFETY: [g, g+n) is inside guest memory (checked against its size),
+            // which the proxy maps read-write at `host_base` for as long as it
+            // lives; the bytes are plain data nobody holds a Rust reference to.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    buf.as_ptr().add(off),
+                    (self.host_base + g) as *mut u8,
+                    n,
+                )
+            };
         }
         Ok(())
     }
@@ -428,21 +549,6 @@ pub fn zero_user(va: u64, len: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Copy `len` bytes from the proxy's address `src` to its address `dst` (both
-/// mirrored application or runtime addresses) without risking a fault: unmapped
-/// memory on either side gives `EFAULT`. The mirror maps everything writable, so
-/// this reaches read-only program text too.
-pub fn copy_user(dst: u64, src: u64, len: u64) -> io::Result<()> {
-    if len > 1 << 20 {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    let mut buf = vec![0u8; len as usize];
-    if read_user(src, &mut buf)? != buf.len() {
-        return Err(io::Error::from_raw_os_error(libc::EFAULT));
-    }
-    write_user(dst, &buf)
-}
-
 /// Copy `buf` to the proxy's address `dst` (a mirrored application or runtime
 /// address) without risking a fault: unmapped memory gives `EFAULT`.
 pub fn write_user(dst: u64, buf: &[u8]) -> io::Result<()> {
@@ -477,6 +583,67 @@ mod tests {
         let g = TEST_RESERVATION.lock().unwrap_or_else(|p| p.into_inner());
         let m = Mirror::reserve(guest).expect("reserve");
         (g, m)
+    }
+
+    /// Regression (issue 15): mirror mappings were always read-write, so a
+    /// forwarded call wrote into the application's read-only memory.
+    #[test]
+    fn protections_apply_to_the_mirror_and_poke_writes_through_guest_memory() {
+        let guest = GuestMem::new(4 << 20).unwrap();
+        let (_g, m) = reserved(&guest);
+        let va = 0x1000_0000u64;
+        let map = |kind, va, len, gpa| m.apply(Change { kind, va, len, gpa });
+        map(KIND_MAP, va, 4 * PAGE_SIZE, 1 << 20).unwrap();
+        map(
+            KIND_PROTECT,
+            va + PAGE_SIZE,
+            PAGE_SIZE,
+            libc::PROT_READ as u64,
+        )
+        .unwrap();
+        map(KIND_PROTECT, va + 2 * PAGE_SIZE, PAGE_SIZE, 0).unwrap();
+        let efault = Some(libc::EFAULT);
+        assert!(write_user(va, b"rw").is_ok());
+        let ro = va + PAGE_SIZE;
+        assert_eq!(write_user(ro, b"x").unwrap_err().raw_os_error(), efault);
+        let mut b = [0u8; 2];
+        assert_eq!(read_user(ro, &mut b).unwrap(), 2);
+        assert_eq!(
+            read_user(va + 2 * PAGE_SIZE, &mut b)
+                .unwrap_err()
+                .raw_os_error(),
+            efault
+        );
+        // The patcher's writes reach read-only memory, across a protection
+        // boundary, through the guest-memory view: all of them.
+        let src = b"text!".to_vec();
+        m.poke(ro + PAGE_SIZE - 2, src.as_ptr() as u64, 5).unwrap();
+        let mut got = [0u8; 5];
+        guest.read((1 << 20) + 2 * PAGE_SIZE - 2, &mut got);
+        assert_eq!(&got, b"text!");
+        // Not past the mapped range, and nothing written then.
+        let end = va + 4 * PAGE_SIZE;
+        assert_eq!(
+            m.poke(end - 2, src.as_ptr() as u64, 5)
+                .unwrap_err()
+                .raw_os_error(),
+            efault
+        );
+        guest.read((1 << 20) + 4 * PAGE_SIZE - 2, &mut got[..2]);
+        assert_eq!(&got[..2], &[0, 0]);
+        // A span cut by an unmap is no target any more; its rest still is.
+        map(KIND_UNMAP, va, PAGE_SIZE, 0).unwrap();
+        assert!(m.poke(va, src.as_ptr() as u64, 1).is_err());
+        assert!(m.poke(ro, src.as_ptr() as u64, 1).is_ok());
+        // Read-write again.
+        map(
+            KIND_PROTECT,
+            ro,
+            PAGE_SIZE,
+            libc::PROT_READ as u64 | libc::PROT_WRITE as u64,
+        )
+        .unwrap();
+        assert!(write_user(ro, b"x").is_ok());
     }
 
     #[test]

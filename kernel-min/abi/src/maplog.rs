@@ -22,6 +22,13 @@ pub const KIND_MAP: u64 = 1;
 /// `Entry::kind`: `[va, va+len)` is no longer mapped.
 pub const KIND_UNMAP: u64 = 2;
 
+/// `Entry::kind`: `[va, va+len)`, mapped, now has the application's protection
+/// `gpa` (Linux's `PROT_*` bits; the field holds no address for this kind). The
+/// proxy's mirror gives forwarded calls the same access (`PROT_WRITE`: read and
+/// write; `PROT_READ` or `PROT_EXEC`: read; none: no access). A `KIND_MAP`
+/// makes its range read-write until a `KIND_PROTECT` after it says otherwise.
+pub const KIND_PROTECT: u64 = 3;
+
 /// One change of the application's address space.
 #[repr(C)]
 pub struct Entry {

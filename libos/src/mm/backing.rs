@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use mote_abi::errno::Errno;
 use mote_abi::kcall::{MAP_PAGES_1G, MAP_PAGES_4K};
 use mote_abi::layout::{align_down, align_up, HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE};
-use mote_abi::maplog::{Change, KIND_MAP, KIND_UNMAP};
+use mote_abi::maplog::{Change, KIND_MAP, KIND_PROTECT, KIND_UNMAP};
 
 use crate::frames::{FrameSize, Run};
 use crate::platform::Platform;
@@ -279,6 +279,9 @@ impl AddressSpace {
             }
         }
         p.publish(change(KIND_MAP, va, run.len, run.gpa));
+        if prot != writable {
+            p.publish(change(KIND_PROTECT, va, run.len, prot));
+        }
         Ok(())
     }
 
@@ -322,6 +325,10 @@ impl AddressSpace {
         for _ in 0..MAX_TABLE_ROUNDS {
             match p.protect(va, len, prot) {
                 Err(Errno::ENOMEM) if p.builds_page_tables() => self.give_tables(p)?,
+                Ok(()) => {
+                    p.publish(change(KIND_PROTECT, va, len, prot));
+                    return Ok(());
+                }
                 r => return r,
             }
         }

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use mote_abi::errno::Errno;
 use mote_abi::kcall::MAP_PAGES_4K;
 use mote_abi::layout::{align_down, LARGE_PAGE_SIZE, USER_MMAP_TOP, USER_START};
-use mote_abi::maplog::{KIND_MAP, KIND_UNMAP};
+use mote_abi::maplog::{KIND_MAP, KIND_PROTECT, KIND_UNMAP};
 
 use crate::frames::{FrameSize, Run};
 use crate::platform::Platform;
@@ -136,6 +136,12 @@ impl AddressSpace {
                 },
             );
             va += r.len;
+        }
+        // The mirror maps the new pieces read-write: then each page's protection.
+        for &(s, e, v) in &parts {
+            if v.prot != PROT_READ | PROT_WRITE {
+                p.publish(change(KIND_PROTECT, s, e - s, v.prot));
+            }
         }
         // A forwarded call already in flight (a blocking `read` into this page)
         // writes through the proxy's mapping as it was when the call began: the

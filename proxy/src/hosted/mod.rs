@@ -310,7 +310,13 @@ impl Hosted {
         if let Some((pidfd, waiter)) = self.child.take() {
             // Our own pidfd of the child: once the child is reaped this fails with
             // ESRCH instead of reaching another process.
-            let _ = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
+            let sent = rustix::process::pidfd_send_signal(&pidfd, Signal::KILL);
+            if sent == Err(rustix::io::Errno::PERM) {
+                // The application dropped its privileges (the proxy's ids are
+                // its): the process is no longer ours to signal; its ender,
+                // made before the drop, ends it.
+                end_through_ender();
+            }
             self.faults = waiter.join().ok().flatten();
         }
     }
@@ -349,6 +355,55 @@ impl Platform for Hosted {
 
 /// The application's process, once started (for `Op::PageSizes`).
 static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The ender of the application's process (`process::fork_ender`): the write
+/// end of its pipe and its pid, once made.
+static ENDER: std::sync::Mutex<Option<(std::os::fd::OwnedFd, rustix::process::Pid)>> =
+    std::sync::Mutex::new(None);
+
+/// Before the application changes its user or group ids (`offload::forward`,
+/// a forwarded `setuid` and its kin): on the hosted platform, make the ender
+/// that keeps the proxy's present ids, so the application's process can be
+/// ended after a drop. Nothing in the partition, or when already made.
+pub fn before_credentials_change() {
+    let pid = CHILD.load(std::sync::atomic::Ordering::Relaxed);
+    if pid <= 0 {
+        return;
+    }
+    let mut ender = ENDER.lock().unwrap_or_else(|p| p.into_inner());
+    if ender.is_some() {
+        return;
+    }
+    match process::fork_ender(pid) {
+        Ok((w, ender_pid)) => {
+            let w = crate::fds::above_app(w);
+            crate::fds::protect_fds([w.as_raw_fd()]);
+            *ender = Some((w, ender_pid));
+        }
+        Err(e) => crate::note!("mote: cannot start the hosted process's ender: {e}"),
+    }
+}
+
+/// The ender's pid, once made (0: none): one of mote's processes, out of the
+/// application's reach (`offload`'s guard).
+pub fn ender_pid() -> i32 {
+    ENDER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map_or(0, |(_, pid)| pid.as_raw_nonzero().get())
+}
+
+/// Have the ender end the application's process, and reap the ender.
+fn end_through_ender() {
+    let Some((w, pid)) = ENDER.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return;
+    };
+    let _ = rustix::io::write(&w, &[1]);
+    crate::fds::unprotect_fd(w.as_raw_fd());
+    drop(w);
+    process::reap_clone_child(pid);
+}
 
 /// `ikc::Op::PageSizes` on the hosted platform: bytes of the application's
 /// `[va, va+len)` mapped by 4 KiB, 2 MiB and 1 GiB pages, from Linux's view of the

@@ -190,3 +190,60 @@ impl TscClock {
         (t1.wrapping_sub(self.0) as u128 * 1_000_000 / ns as u128) as u64
     }
 }
+
+/// The keeper of the right to end the application's process `target` after the
+/// application dropped its privileges (then the proxy, whose ids are the
+/// application's, may no longer signal it, nor may its parent-death signal):
+/// a copy of the proxy made before the drop, keeping its ids, that waits on a
+/// pipe and sends `target` `SIGKILL` when a byte arrives or the proxy is gone
+/// (end of file), then exits. Like the application's process it is a "clone"
+/// child, out of the application's waits. The write end of the pipe and the
+/// keeper's pid.
+pub fn fork_ender(target: libc::pid_t) -> io::Result<(std::os::fd::OwnedFd, Pid)> {
+    use std::os::fd::AsRawFd;
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let rfd = r.as_raw_fd();
+    // SAFETY: as for `fork_runtime`: the child makes only async-signal-safe
+    // system calls on its own state (closing every descriptor but the pipe's
+    // read end, so it holds none of the application's; a read; a kill of the
+    // application's process, its sibling; _exit) and never returns.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } as libc::pid_t;
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            if rfd > 0 {
+                libc::syscall(libc::SYS_close_range, 0, rfd - 1, 0);
+            }
+            libc::syscall(libc::SYS_close_range, rfd + 1, u32::MAX, 0);
+            let mut b = 0u8;
+            while libc::read(rfd, (&raw mut b).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
+            libc::kill(target, libc::SIGKILL);
+            libc::_exit(0);
+        }
+    }
+    drop(r);
+    Ok((w, Pid::from_raw(pid).expect("fork returned a positive pid")))
+}
+
+/// Reap the "clone" child `pid` (blocking).
+pub fn reap_clone_child(pid: Pid) {
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a local.
+    while unsafe { libc::waitpid(pid.as_raw_nonzero().get(), &mut status, libc::__WALL) } < 0
+        && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+    {}
+}

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use syscalls::{Sysno, SysnoSet};
 
-use super::warn_once;
+use super::{guard, warn_once};
 use crate::fds;
 
 /// The x32 ABI bit of a system call number: an x86_64 process never uses it, and the
@@ -85,14 +85,27 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     if let Some(ret) = guard_own_state(nr, args) {
         return ret;
     }
+    if guard::outside_reach(nr, &args) {
+        return -i64::from(libc::EFAULT);
+    }
+    if guard::names_own_fd(nr, &args) {
+        return -i64::from(libc::EBADF);
+    }
+    if guard::names_own_task(nr, &args) {
+        return -i64::from(libc::ESRCH);
+    }
     let [a0, a1, a2, a3, a4, a5] = args.map(|a| a as usize);
     // SAFETY: the call acts on the proxy's process on the application's behalf:
     // 1. numbers that would change the proxy's own threads, signal state or address
     //    space are refused above, and so are closing or replacing the proxy's own
     //    descriptors (guard_own_state), so Rust's view of this process stays valid;
-    // 2. pointer arguments are application addresses, inside the mirror reservation
-    //    that holds no proxy data; the kernel checks them (EFAULT) and writes through
-    //    them only into guest memory.
+    // 2. direct pointer arguments outside the mirror reservation (which holds no
+    //    proxy data) were answered EFAULT above (guard::outside_reach); inside it
+    //    the kernel checks them against the mirror, which has the application's
+    //    protections. Nested pointers (an iovec's buffers) are not checked: a
+    //    hostile application can still have Linux write the proxy's memory
+    //    through them, the hole docs/architecture.md ("Isolation") states and
+    //    an executor process would close.
     unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 }
 }
 
@@ -136,6 +149,7 @@ fn guard_own_state(nr: u64, args: [u64; 6]) -> Option<i64> {
     const WAIT4: u64 = Sysno::wait4.id() as u64;
     const WAITID: u64 = Sysno::waitid.id() as u64;
     match nr {
+        _ if CREDENTIALS.contains(&nr) => Some(set_credentials(nr, args)),
         WAIT4 => own_children_only(args, 2).map(|a| raw(nr, a)),
         WAITID => own_children_only(args, 3).map(|a| raw(nr, a)),
         // The application's CPU-time timers run in the router (Linux's would
@@ -156,6 +170,53 @@ fn guard_own_state(nr: u64, args: [u64; 6]) -> Option<i64> {
             Some(-i64::from(libc::EINVAL))
         }
         _ => None,
+    }
+}
+
+/// The calls that change the process's user and group ids: Linux changes
+/// only the calling thread's (the offload thread's), so these go through the C
+/// library, which changes every thread of the proxy at once (glibc's "setxid"
+/// broadcast, as for a native program). Every offload thread, and so every
+/// application thread's forwarded calls, and every thread started later, has
+/// the new credentials. (`setfsuid`, `setfsgid` and `capset` are per thread
+/// natively too, and stay raw.)
+const CREDENTIALS: [u64; 7] = [
+    Sysno::setuid as u64,
+    Sysno::setgid as u64,
+    Sysno::setreuid as u64,
+    Sysno::setregid as u64,
+    Sysno::setresuid as u64,
+    Sysno::setresgid as u64,
+    Sysno::setgroups as u64,
+];
+
+/// One of [`CREDENTIALS`] for the whole process: Linux's result or `-errno`.
+fn set_credentials(nr: u64, args: [u64; 6]) -> i64 {
+    crate::hosted::before_credentials_change();
+    let id = |i: usize| args[i] as u32;
+    // SAFETY: the C library's wrappers change the process's ids (every
+    // thread's); setgroups reads `args[1]` groups from application memory in
+    // the mirror, which the kernel checks (EFAULT). Nothing of Rust's state
+    // depends on the ids.
+    let r = unsafe {
+        match nr {
+            n if n == Sysno::setuid as u64 => libc::setuid(id(0)),
+            n if n == Sysno::setgid as u64 => libc::setgid(id(0)),
+            n if n == Sysno::setreuid as u64 => libc::setreuid(id(0), id(1)),
+            n if n == Sysno::setregid as u64 => libc::setregid(id(0), id(1)),
+            n if n == Sysno::setresuid as u64 => libc::setresuid(id(0), id(1), id(2)),
+            n if n == Sysno::setresgid as u64 => libc::setresgid(id(0), id(1), id(2)),
+            _ => libc::setgroups(args[0] as usize, args[1] as *const libc::gid_t),
+        }
+    };
+    if r == -1 {
+        -i64::from(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EPERM),
+        )
+    } else {
+        i64::from(r)
     }
 }
 

@@ -20,6 +20,7 @@
 
 mod fork;
 mod forward;
+mod guard;
 #[cfg(test)]
 mod tests;
 mod vfork;
@@ -37,13 +38,23 @@ use crate::cpus::{pin_to, OffloadPlace};
 use crate::event::Event;
 use crate::futex::{futex_wait, futex_wake, wake_core};
 use crate::guest::GuestMem;
-use crate::mirror::{copy_user, read_user, zero_user, Mirror};
+use crate::mirror::{read_user, zero_user, Mirror};
 
 /// Longest libos log message printed (longer ones are cut).
 const LOG_MAX: usize = 4096;
 
 /// Linux tid of each slot's server (0: none yet): the application thread's tid.
 static TIDS: [AtomicU32; MAX_THREADS] = [const { AtomicU32::new(0) }; MAX_THREADS];
+
+/// Is `tid` the Linux tid of an application thread other than the main one
+/// (its slot's server; the main thread's tid is the pid, its server's is not
+/// the application's)?
+pub(crate) fn is_app_tid(tid: i32) -> bool {
+    tid > 0
+        && TIDS[1..THREAD_SLOTS]
+            .iter()
+            .any(|t| t.load(Ordering::Acquire) == tid as u32)
+}
 
 /// Thread slots that have a server (bit per slot).
 static SERVED: [AtomicU64; MAX_THREADS / 64] = [const { AtomicU64::new(0) }; MAX_THREADS / 64];
@@ -361,7 +372,7 @@ pub fn serve(
                 Ok(()) => 0,
                 Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
             },
-            Some(Op::Write) => match copy_user(req.args[0], req.args[1], req.args[2]) {
+            Some(Op::Write) => match mirror.poke(req.args[0], req.args[1], req.args[2]) {
                 Ok(()) => 0,
                 Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EFAULT)),
             },

@@ -11,7 +11,7 @@ use crate::uapi::signal;
 use alloc::vec;
 use mote_abi::kcall::{MAP_PAGES_1G, MAP_PAGES_4K};
 use mote_abi::layout::{align_up, is_passthrough, USER_END, USER_MMAP_TOP, USER_START};
-use mote_abi::maplog::{KIND_MAP, KIND_UNMAP};
+use mote_abi::maplog::{KIND_MAP, KIND_PROTECT, KIND_UNMAP};
 
 mod files;
 mod fork;
@@ -485,6 +485,38 @@ fn mprotect_changes_protection_and_refuses_holes() {
     // Back to RW merges the pieces again.
     mm.mprotect(&p, a, 2 * PAGE_SIZE, RW).unwrap();
     assert_eq!(mm.vmas().count(), 2);
+}
+
+/// Regression (issue 15): the map log carried no protection, so the proxy's
+/// mirror let forwarded calls write into read-only memory. Every protection
+/// other than read-write is published after the mapping, and every mprotect.
+#[test]
+fn protections_are_published_for_the_mirror() {
+    let (mut mm, p) = setup(64 * MB);
+    p.take_published();
+    let a = mm
+        .mmap(&p, 0, 2 * PAGE_SIZE, PROT_READ, ANON, u64::MAX, 0)
+        .unwrap();
+    let pubs = p.take_published();
+    let kinds: Vec<(u64, u64, u64)> = pubs.iter().map(|c| (c.kind, c.va, c.len)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (KIND_MAP, a, 2 * PAGE_SIZE),
+            (KIND_PROTECT, a, 2 * PAGE_SIZE)
+        ]
+    );
+    assert_eq!(pubs[1].gpa, PROT_READ, "the protection, in the gpa field");
+    mm.mprotect(&p, a + PAGE_SIZE, PAGE_SIZE, RW).unwrap();
+    let pubs = p.take_published();
+    assert_eq!(pubs.len(), 1);
+    assert_eq!(
+        (pubs[0].kind, pubs[0].va, pubs[0].len, pubs[0].gpa),
+        (KIND_PROTECT, a + PAGE_SIZE, PAGE_SIZE, RW)
+    );
+    // A read-write mapping needs no second entry.
+    anon(&mut mm, &p, 0, PAGE_SIZE, ANON).unwrap();
+    assert_eq!(p.take_published().len(), 1);
 }
 
 #[test]

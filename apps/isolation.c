@@ -1,0 +1,239 @@
+/* What a program can reach of the system it runs on: only its own descriptors,
+ * tasks and credentials. Natively a program sees nothing of a runtime beside
+ * it; under mote it must see nothing of mote's (issue 15).
+ *
+ * `isolation fds`: every descriptor number from 3 to 1023 is tried with
+ * fcntl(F_GETFD), fstat, ftruncate, ioctl (KVM_GET_API_VERSION and FIONREAD),
+ * lseek and dup2 onto 900. The program opened nothing, so natively each is
+ * EBADF; it prints how many answered otherwise, per call (mote's own memfd,
+ * /dev/kvm, vCPU and pid descriptors must answer EBADF too: an ftruncate of the
+ * guest memory used to end the run).
+ *
+ * `isolation tasks`: looks at the tasks whose pid is within 300 of its own
+ * (Linux's /proc/N/status): a task that Linux counts in its thread group (Tgid,
+ * other than its own thread) or as its child (PPid) is not the program's, since
+ * it has one thread and no child. It prints how many of those kill(N, 0),
+ * tgkill(pid, N, 0) and sched_getscheduler(N) reach (natively none exist).
+ *
+ * `isolation prot`: forwarded calls that write into memory the program may
+ * only read (a PROT_READ page, its own text) or not touch (a PROT_NONE page):
+ * read, fstat, getcwd, pipe2, ioctl(TCGETS) into the PROT_READ page, read over
+ * main's text, write from the PROT_NONE page; each EFAULT natively. Then the
+ * page made writable again takes the read (the protection follows mprotect).
+ *
+ * `isolation memory`: the same foreign threads' /proc/N/maps name the memory
+ * of the process they belong to (a runtime's stack, heap and data); a program
+ * has none of it: write() from it and read() into it must be EFAULT. It
+ * prints how many of those calls reached it (natively nothing is found).
+ *
+ * `isolation creds FILE`: run as root with FILE owned by root, mode 0600:
+ * setgroups(0), setgid(65534), setuid(65534), then open FILE from the main
+ * thread and from a thread created afterwards: EACCES for both; and
+ * getuid/geteuid in the thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <termios.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define KVM_GET_API_VERSION 0xAE00
+
+static int not_ebadf(long r) { return !(r == -1 && errno == EBADF); }
+
+static int fds(void) {
+    int n_fcntl = 0, n_fstat = 0, n_trunc = 0, n_kvm = 0, n_fionread = 0, n_lseek = 0, n_dup2 = 0;
+    for (int fd = 3; fd < 1024; fd++) {
+        struct stat st;
+        int avail;
+        if (fd == 900)
+            continue;
+        n_fcntl += not_ebadf(fcntl(fd, F_GETFD));
+        n_fstat += not_ebadf(fstat(fd, &st));
+        n_trunc += not_ebadf(ftruncate(fd, 0));
+        n_kvm += not_ebadf(ioctl(fd, KVM_GET_API_VERSION, 0));
+        n_fionread += not_ebadf(ioctl(fd, FIONREAD, &avail));
+        n_lseek += not_ebadf(lseek(fd, 0, SEEK_END));
+        n_dup2 += not_ebadf(dup2(fd, 900));
+    }
+    printf("not EBADF: fcntl %d, fstat %d, ftruncate %d, ioctl(KVM_GET_API_VERSION) %d, "
+           "ioctl(FIONREAD) %d, lseek %d, dup2 %d\n",
+           n_fcntl, n_fstat, n_trunc, n_kvm, n_fionread, n_lseek, n_dup2);
+    return 0;
+}
+
+/* Tgid and PPid of task n as Linux reports them; 0 when it does not exist. */
+static int task_ids(int n, int *tgid, int *ppid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", n);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    *tgid = *ppid = -1;
+    while (fgets(line, sizeof line, f)) {
+        sscanf(line, "Tgid: %d", tgid);
+        sscanf(line, "PPid: %d", ppid);
+    }
+    fclose(f);
+    return 1;
+}
+
+static int tasks(void) {
+    int me = getpid(), tid = (int)syscall(SYS_gettid);
+    int kills = 0, tgkills = 0, scheds = 0;
+    for (int n = me - 300; n <= me + 300; n++) {
+        int tgid, ppid;
+        if (n <= 1 || n == me || n == tid || !task_ids(n, &tgid, &ppid))
+            continue;
+        if (tgid != me && ppid != me)
+            continue;
+        kills += kill(n, 0) == 0;
+        tgkills += syscall(SYS_tgkill, tgid, n, 0) == 0;
+        scheds += sched_getscheduler(n) >= 0;
+    }
+    printf("foreign tasks reached: kill %d, tgkill %d, sched_getscheduler %d\n", kills, tgkills,
+           scheds);
+    return 0;
+}
+
+int main(int argc, char **argv);
+
+static const char *efault(long r) {
+    if (r >= 0)
+        return "succeeded";
+    return errno == EFAULT ? "EFAULT" : strerror(errno);
+}
+
+static int prot(void) {
+    long pg = sysconf(_SC_PAGESIZE);
+    char *ro = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *none = mmap(NULL, pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ro == MAP_FAILED || none == MAP_FAILED || mprotect(ro, pg, PROT_READ)) {
+        perror("mmap");
+        return 1;
+    }
+    int fd = open("/proc/self/exe", O_RDONLY);
+    if (fd < 0) {
+        perror("open");
+        return 1;
+    }
+    printf("read into PROT_READ: %s\n", efault(read(fd, ro, 64)));
+    printf("fstat into PROT_READ: %s\n", efault(syscall(SYS_fstat, fd, ro)));
+    printf("getcwd into PROT_READ: %s\n", efault(syscall(SYS_getcwd, ro, 256)));
+    printf("pipe2 into PROT_READ: %s\n", efault(syscall(SYS_pipe2, ro, 0)));
+    int tty = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+    printf("ioctl(TCGETS) into PROT_READ: %s\n",
+           tty < 0 ? "no /dev/ptmx" : efault(syscall(SYS_ioctl, tty, TCGETS, ro)));
+    printf("read over main's text: %s\n", efault(read(fd, (void *)(((unsigned long)main) & ~4095UL), 64)));
+    printf("write from PROT_NONE: %s\n", efault(write(1, none, 1)));
+    printf("page still zero: %s\n", ro[0] == 0 && ro[63] == 0 ? "yes" : "no");
+    if (mprotect(ro, pg, PROT_READ | PROT_WRITE)) {
+        perror("mprotect");
+        return 1;
+    }
+    long n = pread(fd, ro, 4, 0);
+    printf("pread after PROT_WRITE: %ld, %s\n", n, memcmp(ro, "\177ELF", 4) ? "wrong bytes" : "ELF");
+    return 0;
+}
+
+static int memory(void) {
+    int me = getpid(), tid = (int)syscall(SYS_gettid), reached = 0, p[2];
+    if (pipe2(p, O_NONBLOCK)) {
+        perror("pipe");
+        return 1;
+    }
+    for (int n = me - 300; n <= me + 300; n++) {
+        int tgid, ppid;
+        char path[64], line[512];
+        if (n <= 1 || n == me || n == tid || !task_ids(n, &tgid, &ppid) || tgid != me)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/maps", n);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof line, f)) {
+            unsigned long lo, hi;
+            char perms[8];
+            if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+                perms[1] != 'w')
+                continue;
+            if (!strstr(line, "[heap]") && !strstr(line, "[stack") && !strstr(line, "/mote"))
+                continue;
+            char junk[64];
+            reached += write(p[1], (void *)lo, 32) >= 0;
+            while (read(p[0], junk, sizeof junk) > 0) /* non-blocking: drain */
+                ;
+            (void)!write(p[1], "x", 1);
+            reached += read(p[0], (void *)(hi - 1), 1) >= 0;
+            while (read(p[0], junk, sizeof junk) > 0)
+                ;
+        }
+        fclose(f);
+    }
+    printf("foreign memory reached: %d\n", reached);
+    return 0;
+}
+
+static const char *file;
+
+static const char *open_result(void) {
+    int fd = open(file, O_RDONLY);
+    if (fd >= 0) {
+        close(fd);
+        return "opened";
+    }
+    return errno == EACCES ? "EACCES" : strerror(errno);
+}
+
+static void *thread_main(void *arg) {
+    (void)arg;
+    printf("thread: uid %d euid %d gid %d, open: %s\n", (int)getuid(), (int)geteuid(),
+           (int)getgid(), open_result());
+    return NULL;
+}
+
+static int creds(void) {
+    if (setgroups(0, NULL) || setgid(65534) || setuid(65534)) {
+        perror("dropping privileges");
+        return 1;
+    }
+    printf("main: uid %d euid %d gid %d, open: %s\n", (int)getuid(), (int)geteuid(),
+           (int)getgid(), open_result());
+    fflush(stdout);
+    pthread_t t;
+    if (pthread_create(&t, NULL, thread_main, NULL) || pthread_join(t, NULL)) {
+        perror("pthread");
+        return 1;
+    }
+    printf("setuid(0) back: %s\n", setuid(0) == 0 ? "allowed" : strerror(errno));
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 2 && !strcmp(argv[1], "fds"))
+        return fds();
+    if (argc == 2 && !strcmp(argv[1], "tasks"))
+        return tasks();
+    if (argc == 2 && !strcmp(argv[1], "prot"))
+        return prot();
+    if (argc == 2 && !strcmp(argv[1], "memory"))
+        return memory();
+    if (argc == 3 && !strcmp(argv[1], "creds")) {
+        file = argv[2];
+        return creds();
+    }
+    fprintf(stderr, "usage: isolation fds | tasks | prot | memory | creds FILE\n");
+    return 2;
+}
