@@ -925,6 +925,7 @@ mod tests {
             kind: VmaKind::Image,
             shared: false,
             growsdown: false,
+            policy: 0,
         };
         let l = maps_line(0x1000, &v, b"/bin/x");
         assert_eq!(

@@ -211,6 +211,7 @@ impl AddressSpace {
                 kind,
                 shared,
                 growsdown: false,
+                policy: 0,
             },
         );
         if prot != PROT_NONE {

@@ -86,6 +86,7 @@ impl AddressSpace {
                 },
                 shared: true,
                 growsdown: false,
+                policy: 0,
             },
         );
         // The proxy may hand out the same start again (another mapping of the same
