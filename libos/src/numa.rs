@@ -172,11 +172,8 @@ pub fn make(
             }
             mode = MPOL_LOCAL;
         }
-        MPOL_LOCAL => {
-            if !nodes.is_empty() || user_flags != 0 {
-                return Err(Errno::EINVAL);
-            }
-        }
+        MPOL_LOCAL if !nodes.is_empty() || user_flags != 0 => return Err(Errno::EINVAL),
+        MPOL_LOCAL => {}
         _ if nodes.is_empty() => return Err(Errno::EINVAL),
         _ => {}
     }
@@ -374,9 +371,11 @@ impl Placement {
             _ => out.push((node, bytes)),
         };
         let chunks = len.div_ceil(chunk);
+        if self.nodes.is_empty() {
+            return Err(Errno::ENOMEM);
+        }
         if self.spread {
-            let mut k = 0usize;
-            for _ in 0..chunks {
+            for k in 0..chunks as usize {
                 let tries = self.nodes.len();
                 let node = (0..tries)
                     .map(|t| self.nodes[(k + t) % tries])
@@ -384,7 +383,6 @@ impl Placement {
                     .ok_or(Errno::ENOMEM)?;
                 left[node] -= chunk;
                 push(&mut out, node, chunk);
-                k += 1;
             }
             return Ok(out);
         }

@@ -254,7 +254,9 @@ impl Workspace {
     fn fuzz(&self, inputs: Option<&String>, seed: Option<&String>) -> Result<(), Error> {
         let inputs = inputs.map_or("10000000", String::as_str);
         if inputs.parse::<u64>().is_err() || seed.is_some_and(|s| s.parse::<u64>().is_err()) {
-            return Err(Error::Usage(format!("fuzz INPUTS [SEED]: numbers\n{USAGE}")));
+            return Err(Error::Usage(format!(
+                "fuzz INPUTS [SEED]: numbers\n{USAGE}"
+            )));
         }
         let mut cmd = self.cargo(&[
             "test",
@@ -273,7 +275,11 @@ impl Workspace {
         if let Some(s) = seed {
             cmd.env("MOTE_FUZZ_SEED", s);
         }
-        step::run("fuzz the decoders", cmd, "a failing input is reproduced with its SEED")?;
+        step::run(
+            "fuzz the decoders",
+            cmd,
+            "a failing input is reproduced with its SEED",
+        )?;
         println!("xtask: {inputs} inputs per decoder, no failure");
         Ok(())
     }

@@ -146,13 +146,24 @@ mod tests {
         let log = new_log();
         log.head.store(1 << 63, Ordering::Relaxed);
         let r = log.drain(|_| panic!("nothing is applied"));
-        assert_eq!(r, Err(Corrupt { head: 1 << 63, tail: 0 }));
+        assert_eq!(
+            r,
+            Err(Corrupt {
+                head: 1 << 63,
+                tail: 0
+            })
+        );
         // Emptied: the producer goes on.
         assert_eq!(log.drain(|_| panic!("empty")), Ok(0));
         log.tail.store(5, Ordering::Relaxed);
         log.head.store(3, Ordering::Relaxed);
         assert!(log.drain(|_| panic!("nothing")).is_err());
-        assert!(log.push(Change { kind: KIND_MAP, va: 0, len: 4096, gpa: 0 }));
+        assert!(log.push(Change {
+            kind: KIND_MAP,
+            va: 0,
+            len: 4096,
+            gpa: 0
+        }));
         assert_eq!(log.drain(|_| {}), Ok(1));
     }
 

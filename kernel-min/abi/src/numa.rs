@@ -88,7 +88,7 @@ impl Topology {
             if u32::from(id) >= boot.nr_node_ids || boot.node_id[..i].contains(&id) {
                 return Err(TopologyError::BadId(i));
             }
-            if end <= prev || end % crate::layout::PAGE_SIZE != 0 {
+            if end <= prev || !end.is_multiple_of(crate::layout::PAGE_SIZE) {
                 return Err(TopologyError::BadRange(i));
             }
             prev = end;

@@ -16,7 +16,11 @@ fn random_elf(rng: &mut Rng) -> Vec<u8> {
     let extra = rng.below(0x3000) as usize;
     let mut v = vec![0u8; 64 + n * 56 + extra];
     v[..4].copy_from_slice(b"\x7fELF");
-    v[4] = if rng.one_in(20) { rng.next_u64() as u8 } else { 2 };
+    v[4] = if rng.one_in(20) {
+        rng.next_u64() as u8
+    } else {
+        2
+    };
     v[5] = if rng.one_in(20) { 2 } else { 1 };
     v[6] = 1;
     let e_type: u16 = [2, 3, 1, 4][rng.below(4) as usize];
@@ -29,14 +33,28 @@ fn random_elf(rng: &mut Rng) -> Vec<u8> {
     v[52..54].copy_from_slice(&64u16.to_le_bytes());
     let phentsize: u16 = if rng.one_in(20) { 32 } else { 56 };
     v[54..56].copy_from_slice(&phentsize.to_le_bytes());
-    let phnum = if rng.one_in(20) { rng.next_u64() as u16 } else { n as u16 };
+    let phnum = if rng.one_in(20) {
+        rng.next_u64() as u16
+    } else {
+        n as u16
+    };
     v[56..58].copy_from_slice(&phnum.to_le_bytes());
     let near = |rng: &mut Rng, x: u64| x.wrapping_add(rng.below(0x3000)).wrapping_sub(0x1000);
     for i in 0..n {
         let b = 64 + i * 56;
-        let ty = [ph::PT_LOAD, ph::PT_LOAD, ph::PT_INTERP, ph::PT_PHDR, ph::PT_GNU_STACK, ph::PT_NOTE]
-            [rng.below(6) as usize];
-        let ty = if rng.one_in(30) { rng.next_u64() as u32 } else { ty };
+        let ty = [
+            ph::PT_LOAD,
+            ph::PT_LOAD,
+            ph::PT_INTERP,
+            ph::PT_PHDR,
+            ph::PT_GNU_STACK,
+            ph::PT_NOTE,
+        ][rng.below(6) as usize];
+        let ty = if rng.one_in(30) {
+            rng.next_u64() as u32
+        } else {
+            ty
+        };
         let flags = rng.below(8) as u32;
         let off = match rng.below(3) {
             0 => 0,
@@ -77,7 +95,11 @@ fn plan_checked(data: &[u8], base: u64) -> Result<LoadPlan, LoadError> {
     loop {
         match plan_at(&data[..n], data.len() as u64, base) {
             Err(LoadError::NeedBytes(m)) => {
-                assert!(m > n && m <= data.len() && m <= HEAD_MAX, "asked {m} of {}", data.len());
+                assert!(
+                    m > n && m <= data.len() && m <= HEAD_MAX,
+                    "asked {m} of {}",
+                    data.len()
+                );
                 n = m;
             }
             r => return r,
@@ -91,7 +113,12 @@ fn check(plan: &LoadPlan, file_len: u64) {
         assert!(s.filesz <= s.memsz);
         let end = s.vaddr.checked_add(s.memsz).expect("no overflow");
         assert!(s.vaddr >= USER_START && end <= USER_END, "{s:?}");
-        assert!(s.offset.checked_add(s.filesz).is_some_and(|e| e <= file_len), "{s:?}");
+        assert!(
+            s.offset
+                .checked_add(s.filesz)
+                .is_some_and(|e| e <= file_len),
+            "{s:?}"
+        );
     }
     for r in plan.regions() {
         assert!(r.start < r.end && r.start >= align_down(USER_START, PAGE_SIZE));
@@ -111,7 +138,11 @@ fn fuzz_plan() {
     let mut real = std::fs::read("/bin/busybox").expect("/bin/busybox (static x86_64)");
     let mut accepted = 0;
     for _ in 0..n {
-        let base = if rng.one_in(2) { USER_PIE_BASE } else { rng.edgy() & !(PAGE_SIZE - 1) };
+        let base = if rng.one_in(2) {
+            USER_PIE_BASE
+        } else {
+            rng.edgy() & !(PAGE_SIZE - 1)
+        };
         if rng.one_in(4) {
             // The real program with a few header bytes changed, put back after.
             let mut saved = Vec::new();
@@ -133,13 +164,19 @@ fn fuzz_plan() {
         if rng.one_in(8) {
             rng.mutate(&mut data);
         }
-        let base = if rng.one_in(2) { USER_PIE_BASE } else { rng.edgy() & !(PAGE_SIZE - 1) };
+        let base = if rng.one_in(2) {
+            USER_PIE_BASE
+        } else {
+            rng.edgy() & !(PAGE_SIZE - 1)
+        };
         if let Ok(p) = plan_checked(&data, base) {
             accepted += 1;
             check(&p, data.len() as u64);
         }
         let len = rng.below(16) as usize;
-        let raw: Vec<u8> = (0..len).map(|_| [0u8, b'/', b'a'][rng.below(3) as usize]).collect();
+        let raw: Vec<u8> = (0..len)
+            .map(|_| [0u8, b'/', b'a'][rng.below(3) as usize])
+            .collect();
         if let Ok(name) = interp_name(&raw) {
             assert!(!name.is_empty() && !name.contains(&0));
         }

@@ -132,3 +132,14 @@ fn thread_policies_are_per_thread_and_inherited() {
     assert_eq!(n.lookup(1), il);
     assert_eq!(n.lookup(2), None);
 }
+
+/// Regression: an interleave over no node divided by zero.
+#[test]
+fn a_placement_over_no_node_is_enomem() {
+    let pl = Placement {
+        nodes: vec![],
+        spread: true,
+        strict: true,
+    };
+    assert_eq!(pl.split(M2, M2, &[G]), Err(Errno::ENOMEM));
+}

@@ -45,7 +45,7 @@ fn get_nodes<P: Platform>(pr: &Process, p: &P, nmask: u64, maxnode: u64) -> Resu
     while maxnode > max {
         let bits = maxnode.min(BITS_PER_LONG);
         let mut t = word((maxnode - 1) / BITS_PER_LONG)?;
-        if bits % BITS_PER_LONG != 0 {
+        if !bits.is_multiple_of(BITS_PER_LONG) {
             t &= (1 << (bits % BITS_PER_LONG)) - 1;
         }
         if maxnode - bits >= max {
@@ -62,7 +62,7 @@ fn get_nodes<P: Platform>(pr: &Process, p: &P, nmask: u64, maxnode: u64) -> Resu
     for i in 0..nlongs {
         nodes.0[i as usize] = word(i)?;
     }
-    if maxnode % BITS_PER_LONG != 0 {
+    if !maxnode.is_multiple_of(BITS_PER_LONG) {
         nodes.0[nlongs as usize - 1] &= (1 << (maxnode % BITS_PER_LONG)) - 1;
     }
     Ok(nodes)
@@ -193,7 +193,7 @@ pub fn mbind<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Result<usize,
     if flags & MPOL_MF_MOVE_ALL != 0 && !cap_sys_nice(p) {
         return Err(Errno::EPERM);
     }
-    if start % PAGE_SIZE != 0 {
+    if !start.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     let mut flags = flags;

@@ -554,7 +554,8 @@ mod tests {
             let mut e = entry(Sysno::read, [0; 6], 0);
             e.nr = match rng.below(3) {
                 0 => rng.below(460) as u32,
-                1 => [0u32, 1, 2, 9, 10, 13, 14, 56, 57, 59, 62, 72, 202, 228, 257][rng.below(15) as usize],
+                1 => [0u32, 1, 2, 9, 10, 13, 14, 56, 57, 59, 62, 72, 202, 228, 257]
+                    [rng.below(15) as usize],
                 _ => rng.edgy() as u32,
             };
             e.args = core::array::from_fn(|_| rng.edgy());
@@ -568,7 +569,11 @@ mod tests {
                 let len = rng.below(mote_abi::trace::STR_MAX as u64 + 1) as usize;
                 rng.fill(&mut b[..len]);
                 let kind = [Text::CStr, Text::Buf, Text::Unreadable][rng.below(3) as usize];
-                e.text = Some((rng.below(6) as usize, kind, TextBytes::new(&b[..len], rng.one_in(2))));
+                e.text = Some((
+                    rng.below(6) as usize,
+                    kind,
+                    TextBytes::new(&b[..len], rng.one_in(2)),
+                ));
             }
             let l = line(&e, rng.next_u64());
             assert!(!l.chars().any(|c| c.is_control()), "{l:?}");
