@@ -451,6 +451,9 @@ fn prot_of(flags: u32) -> u64 {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use alloc::string::ToString;

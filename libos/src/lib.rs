@@ -15,6 +15,7 @@ pub mod errno;
 pub mod exec;
 pub mod frames;
 pub mod mm;
+pub mod numa;
 pub mod patch;
 pub mod platform;
 pub mod process;

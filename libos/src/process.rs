@@ -62,6 +62,8 @@ pub struct Process {
     /// Threads a signal was sent to (`tgkill`): the runtime interrupts their
     /// waits once it has let go of the process.
     pub interrupt: alloc::vec::Vec<u32>,
+    /// NUMA topology and memory policies (`crate::numa`).
+    pub numa: crate::numa::Numa,
     logged: BTreeSet<u64>,
 }
 
@@ -101,6 +103,11 @@ impl Process {
             ncores: boot.ncores.max(1),
             threads: 1,
             interrupt: alloc::vec::Vec::new(),
+            // The runtime refuses a BootInfo whose topology does not check
+            // before it makes the process (`shims/src/main.rs`).
+            numa: crate::numa::Numa::new(mote_abi::numa::Topology::from_boot(boot).unwrap_or_else(
+                |_| mote_abi::numa::Topology::single(boot.mem_size, boot.ncores as usize),
+            )),
             logged: BTreeSet::new(),
         }
     }

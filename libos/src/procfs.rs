@@ -926,6 +926,7 @@ mod tests {
             shared: false,
             growsdown: false,
             fork: Default::default(),
+            policy: 0,
         };
         let l = maps_line(0x1000, &v, b"/bin/x");
         assert_eq!(

@@ -45,6 +45,8 @@ pub struct BootParams {
     pub time_slice_ns: u64,
     /// `BootInfo::blocked_signals` (`signals::inherited_mask`).
     pub blocked_signals: u64,
+    /// The NUMA topology (`numa::plan`), for the whole guest memory.
+    pub numa: mote_abi::numa::Topology,
 }
 
 impl BootParams {
@@ -97,7 +99,7 @@ pub struct PlatformBoot {
 /// The `BootInfo` for `params` on a platform; `tsc_khz` is left 0 for the
 /// platform to fill in once it knows it.
 pub fn boot_info(params: &BootParams, p: &PlatformBoot) -> BootInfo {
-    BootInfo {
+    let mut info = BootInfo {
         magic: BOOT_MAGIC,
         version: BOOT_VERSION,
         ncores: p.cores as u32,
@@ -126,7 +128,10 @@ pub fn boot_info(params: &BootParams, p: &PlatformBoot) -> BootInfo {
         ignored_signals: params.ignored_signals,
         time_slice_ns: params.time_slice_ns,
         blocked_signals: params.blocked_signals,
-    }
+        ..BootInfo::default()
+    };
+    params.numa.write(&mut info);
+    info
 }
 
 /// Failure to prepare the partition's memory (a build or proxy bug, or too little

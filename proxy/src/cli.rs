@@ -150,6 +150,13 @@ pub struct RunArgs {
         default_missing_value = "-"
     )]
     pub trace: Option<String>,
+    /// NUMA placement of the partition's memory: `off` (not bound; the
+    /// partition is one node, its first core's), `cores` (split over the
+    /// nodes of the LWK cores, in proportion to their cores, each part bound
+    /// to its node) or a list of host nodes (`0,1`, `0-3`: split evenly). The
+    /// memory-policy calls and `getcpu` see these nodes.
+    #[arg(long, value_name = "POLICY", default_value = "off")]
+    pub numa: crate::numa::Choice,
     /// The program (looked up in PATH like a shell does) and its arguments.
     #[arg(
         required = true,

@@ -252,6 +252,35 @@ impl GuestMem {
         self.base as u64
     }
 
+    /// Bind the host memory behind guest-physical `[gpa, gpa + len)` to host
+    /// NUMA node `node` (`mbind(MPOL_BIND)` of the view, which sets the memfd's
+    /// shared policy; pages already touched move).
+    pub fn bind_to_node(&self, gpa: u64, len: u64, node: u16) -> std::io::Result<()> {
+        const MPOL_BIND: libc::c_ulong = 2;
+        const MPOL_MF_MOVE: libc::c_ulong = 2;
+        let mut mask = [0u64; mote_abi::numa::MAX_NUMNODES as usize / 64];
+        mask[node as usize / 64] |= 1 << (node % 64);
+        let addr = self.ptr(gpa, len).ok_or(std::io::ErrorKind::InvalidInput)?;
+        // SAFETY: `mbind` changes only the memory policy of our own mapping
+        // `[addr, addr + len)` (in bounds, checked by `ptr`); `mask` outlives the
+        // call and holds `maxnode` bits.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mbind,
+                addr,
+                len as libc::c_ulong,
+                MPOL_BIND,
+                mask.as_ptr(),
+                mote_abi::numa::MAX_NUMNODES as libc::c_ulong + 1,
+                MPOL_MF_MOVE,
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Host pointer to guest-physical `gpa`, if `[gpa, gpa+len)` is inside memory.
     pub fn ptr(&self, gpa: u64, len: u64) -> Option<*mut u8> {
         let end = gpa.checked_add(len)?;

@@ -17,6 +17,7 @@ mod images;
 mod info;
 mod lwk;
 mod mirror;
+mod numa;
 mod offload;
 mod passthrough;
 mod platform;

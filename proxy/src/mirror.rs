@@ -292,6 +292,14 @@ impl Mirror {
                 crate::say!("mote: mirror: ignored map-log entry: {e}");
             }
         })
+        .unwrap_or_else(|c| {
+            crate::say!(
+                "mote: mirror: the map log was overwritten (head {}, tail {}): its pending changes are dropped",
+                c.head,
+                c.tail
+            );
+            0
+        })
     }
 
     /// Map the fixed regions every partition has: boot info, IKC area, argv block and

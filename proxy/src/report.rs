@@ -272,4 +272,45 @@ mod tests {
         assert_eq!(signal_name(5).0, "SIGTRAP");
         assert_eq!(signal_name(99).0, "signal 99");
     }
+
+    /// Randomized: the fault report lies in guest memory the application can
+    /// write, so any signal number and report (origin, vector, error code,
+    /// registers) gives a block of `mote:` lines of printable text, and a
+    /// status a shell can show (1..=255).
+    #[test]
+    fn fuzz_describe() {
+        use mote_abi::fuzz::{inputs, seed, Rng};
+        let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
+        let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref());
+        for _ in 0..n {
+            let signal = if rng.one_in(2) {
+                rng.below(70) as u32
+            } else {
+                rng.edgy() as u32
+            };
+            let f = FaultReport {
+                origin: if rng.one_in(2) {
+                    rng.below(4) as u32
+                } else {
+                    rng.edgy() as u32
+                },
+                signal: rng.edgy() as u32,
+                vector: if rng.one_in(2) {
+                    rng.below(40)
+                } else {
+                    rng.edgy()
+                },
+                error_code: rng.edgy(),
+                addr: rng.edgy(),
+                regs: core::array::from_fn(|_| rng.edgy()),
+            };
+            let text = describe(signal, if rng.one_in(4) { None } else { Some(&f) });
+            for l in text.lines() {
+                assert!(l.starts_with("mote: "), "{l:?}");
+                assert!(!l.chars().any(|c| c.is_control()), "{l:?}");
+            }
+            let st = killed_status(signal);
+            assert!((1..=255).contains(&st), "signal {signal}: status {st}");
+        }
+    }
 }

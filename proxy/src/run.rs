@@ -111,6 +111,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     if let Some(t) = a.time_slice_flag {
         options.extend(["--time-slice".into(), t.to_string().into()]);
     }
+    options.extend(["--numa".into(), a.numa.to_string().into()]);
     if given_no_patch {
         options.push("--no-patch".into());
     }
@@ -180,7 +181,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         )
     })?;
 
-    let params = BootParams {
+    let mut params = BootParams {
         pid: std::process::id(),
         argc: block.argc,
         envc: block.envc,
@@ -195,9 +196,29 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         ignored_signals,
         time_slice_ns: a.time_slice * 1_000_000,
         blocked_signals,
+        numa: mote_abi::numa::Topology::single(guest.size(), a.cores),
     };
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);
+    // NUMA: which nodes hold the memory and the cores, bound before the boot
+    // images touch the memory.
+    let core_cpus: Vec<usize> = (0..a.cores).map(crate::cpus::lwk_host_cpu).collect();
+    params.numa = crate::numa::plan(
+        &a.numa,
+        &crate::numa::Host::read(),
+        guest.size(),
+        &core_cpus,
+    )
+    .map_err(|e| (EXIT_USAGE, e.to_string()))?;
+    crate::numa::bind(&guest, &params.numa).map_err(|e| {
+        (
+            EXIT_MOTE_FAILED,
+            format!(
+                "--numa {}: cannot bind the partition's memory to its nodes: {e}",
+                a.numa
+            ),
+        )
+    })?;
     // Where the offload threads run: after the claim, so this run's own CPU is
     // marked before it looks for a service CPU.
     let place = crate::cpus::offload_place_now();

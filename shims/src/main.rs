@@ -73,6 +73,12 @@ mod partition {
         let p = rt::platform::init(boot, &rt::threads::Scheduler);
         rt::trace::init(boot);
         rt::threads::init_core(p, 0);
+        // BootInfo lies in memory the application's side can write: its NUMA
+        // table is checked before libos uses it.
+        if let Err(e) = mote_abi::numa::Topology::from_boot(boot) {
+            p.log(&alloc::format!("boot info: bad NUMA topology ({e:?})"));
+            p.exit(125)
+        }
         let mut proc = Process::new(boot);
         rt::threads::init_main(p, proc.pid);
         proc.signals.attach(rt::sig::page()); // signals: from the proxy

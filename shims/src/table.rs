@@ -31,7 +31,7 @@ use mote_libos::platform::Platform;
 use mote_libos::process::Process;
 use mote_libos::syscall::thread::{self, Machine};
 use mote_libos::syscall::wait::{Step, Wait};
-use mote_libos::syscall::{exec, fs, mm, perf, shm, signal, task, time};
+use mote_libos::syscall::{exec, fs, mm, numa, perf, shm, signal, task, time};
 use syscalls::Sysno;
 
 /// `__X32_SYSCALL_BIT`: x32-ABI numbers (`arch/x86/include/uapi/asm/unistd.h`).
@@ -164,6 +164,13 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::shmat => Local(|pr, p, a| shm::shmat(pr, p, a[0], a[1], a[2])),
         Sysno::shmdt => Local(|pr, p, a| shm::shmdt(pr, p, a[0])),
         Sysno::shmctl => Local(|pr, p, a| shm::shmctl(pr, p, a[0], a[1], a[2])),
+        // NUMA: the partition's memory policies and nodes (another process's
+        // pages are Linux's, forwarded inside).
+        Sysno::get_mempolicy => Local(numa::get_mempolicy),
+        Sysno::set_mempolicy => Local(numa::set_mempolicy),
+        Sysno::mbind => Local(numa::mbind),
+        Sysno::move_pages => Local(numa::move_pages),
+        Sysno::migrate_pages => Local(numa::migrate_pages),
 
         // Identity, exit of the process.
         Sysno::getpid => Local(|pr, _, _| task::getpid(pr)),
@@ -194,6 +201,8 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::sched_yield => Thread(|m, _| thread::sched_yield(m)),
         Sysno::sched_getaffinity => Thread(|m, a| thread::sched_getaffinity(m, a[0], a[1], a[2])),
         Sysno::sched_setaffinity => Thread(|m, a| thread::sched_setaffinity(m, a[0], a[1], a[2])),
+        // The LWK core running the caller and its node.
+        Sysno::getcpu => Thread(|m, a| numa::getcpu(m, a[0], a[1])),
         // Performance counters of the application's own threads count the Linux
         // thread that runs their LWK core, not the proxy's offload thread.
         Sysno::perf_event_open => Thread(perf::perf_event_open),

@@ -11,6 +11,10 @@
 //!   and guest crates) and every test of the workspace. `.ci/run` runs this.
 //! - `latency`: run `apps/latency.c` natively and under mote, print both and the ratio.
 //! - `apps`: only compile `apps/*.c` (and `apps/mpi/*.c` where MPI is installed).
+//! - `fuzz [INPUTS [SEED]]`: the randomized tests of every decoder of bytes that
+//!   cross from the application's side (`fuzz_*` in mote-abi, mote-libos and
+//!   the proxy), with INPUTS inputs each (default 10,000,000; the suite runs
+//!   100,000) from SEED (default: the suite's).
 
 mod apps;
 mod elf;
@@ -36,7 +40,9 @@ commands:
   demo      build mote and the apps, then run apps/hello.c under `mote run`
   test      build, then cargo fmt --check, clippy (host and guest crates), cargo test
   latency   run apps/latency.c natively and under mote; print median, p99 and ratio
-  apps      compile apps/*.c into <target>/apps (gcc -static; apps/mpi/*.c with mpicc)";
+  apps      compile apps/*.c into <target>/apps (gcc -static; apps/mpi/*.c with mpicc)
+  fuzz [INPUTS [SEED]]
+            run the decoders' randomized tests longer (default 10,000,000 inputs each)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,6 +58,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }),
+        Some("fuzz") => Workspace::locate().and_then(|ws| ws.fuzz(args.get(1), args.get(2))),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -240,6 +247,40 @@ impl Workspace {
             "see the failing tests above",
         )?;
         println!("\nxtask: all steps passed");
+        Ok(())
+    }
+
+    /// The `fuzz_*` tests with `MOTE_FUZZ_INPUTS` and `MOTE_FUZZ_SEED` set.
+    fn fuzz(&self, inputs: Option<&String>, seed: Option<&String>) -> Result<(), Error> {
+        let inputs = inputs.map_or("10000000", String::as_str);
+        if inputs.parse::<u64>().is_err() || seed.is_some_and(|s| s.parse::<u64>().is_err()) {
+            return Err(Error::Usage(format!(
+                "fuzz INPUTS [SEED]: numbers\n{USAGE}"
+            )));
+        }
+        let mut cmd = self.cargo(&[
+            "test",
+            "--release",
+            "-p",
+            "mote-abi",
+            "-p",
+            "mote-libos",
+            "-p",
+            "mote",
+            "fuzz_",
+            "--",
+            "--nocapture",
+        ]);
+        cmd.env("MOTE_FUZZ_INPUTS", inputs);
+        if let Some(s) = seed {
+            cmd.env("MOTE_FUZZ_SEED", s);
+        }
+        step::run(
+            "fuzz the decoders",
+            cmd,
+            "a failing input is reproduced with its SEED",
+        )?;
+        println!("xtask: {inputs} inputs per decoder, no failure");
         Ok(())
     }
 

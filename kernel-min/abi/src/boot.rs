@@ -2,12 +2,12 @@
 //! Written once by the proxy before the first vCPU runs; read-only afterwards.
 
 use core::mem::{offset_of, size_of};
-use static_assertions::const_assert_eq;
+use static_assertions::{const_assert, const_assert_eq};
 
 /// `BootInfo::magic`: "MOTEBOOT".
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"MOTEBOOT");
 /// Version of this layout; bumped on any change.
-pub const BOOT_VERSION: u32 = 6;
+pub const BOOT_VERSION: u32 = 7;
 
 /// At `layout::BOOT_INFO_GPA`.
 #[repr(C)]
@@ -83,6 +83,26 @@ pub struct BootInfo {
     /// application's first thread inherits it, as `execve` keeps it
     /// (`posix_spawnattr_setsigmask`).
     pub blocked_signals: u64,
+    /// NUMA nodes the partition spans (`mote run --numa`, `crate::numa`):
+    /// `1..=numa::MAX_NODES`; 0 means no topology was given (one node, id 0,
+    /// holding all memory and cores). Read through [`crate::numa::Topology::from_boot`],
+    /// which validates all the fields below.
+    pub numa_nodes: u32,
+    /// The `--numa` placement the proxy made (`numa::PLACE_*`), for messages.
+    pub numa_place: u32,
+    /// Linux's `nr_node_ids` on the host (highest possible node id + 1): the
+    /// bitmap width the NUMA calls check their `maxnode` against.
+    pub nr_node_ids: u32,
+    /// Zero.
+    pub numa_reserved: u32,
+    /// End (guest-physical, exclusive) of each node's memory: node `i` holds
+    /// `[node_mem_end[i - 1], node_mem_end[i])` (node 0 from 0), the last ends
+    /// at `mem_size`.
+    pub node_mem_end: [u64; crate::numa::MAX_NODES],
+    /// The host node id of each partition node (what the application sees).
+    pub node_id: [u16; crate::numa::MAX_NODES],
+    /// The partition node (an index into `node_id`) of each LWK core.
+    pub core_node: [u8; crate::layout::MAX_CORES],
 }
 
 /// Auxiliary-vector type under which a mote application finds the runtime's direct
@@ -107,7 +127,7 @@ pub const BOOT_F_SHARED_CPUS: u32 = 1 << 4;
 /// Record every system call in the trace rings (`mote run --trace`, `mote_abi::trace`).
 pub const BOOT_F_TRACE: u32 = 1 << 5;
 
-const_assert_eq!(size_of::<BootInfo>(), 208);
+const_assert_eq!(size_of::<BootInfo>(), 336);
 const_assert_eq!(offset_of!(BootInfo, pid), 104);
 const_assert_eq!(offset_of!(BootInfo, random), 152);
 const_assert_eq!(offset_of!(BootInfo, page_size), 168);
@@ -115,6 +135,16 @@ const_assert_eq!(offset_of!(BootInfo, large_pool_start), 176);
 const_assert_eq!(offset_of!(BootInfo, ignored_signals), 184);
 const_assert_eq!(offset_of!(BootInfo, time_slice_ns), 192);
 const_assert_eq!(offset_of!(BootInfo, blocked_signals), 200);
+const_assert_eq!(offset_of!(BootInfo, numa_nodes), 208);
+const_assert_eq!(offset_of!(BootInfo, numa_place), 212);
+const_assert_eq!(offset_of!(BootInfo, nr_node_ids), 216);
+const_assert_eq!(offset_of!(BootInfo, node_mem_end), 224);
+const_assert_eq!(offset_of!(BootInfo, node_id), 288);
+const_assert_eq!(offset_of!(BootInfo, core_node), 304);
+// It fits below the boot GDT in its page.
+const_assert!(
+    size_of::<BootInfo>() as u64 <= crate::layout::BOOT_GDT_GPA - crate::layout::BOOT_INFO_GPA
+);
 
 /// The argv/envp block: `argc` NUL-terminated strings, then `envc` NUL-terminated
 /// strings, back to back. The first argv string is the resolved program path that

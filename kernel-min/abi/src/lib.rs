@@ -10,12 +10,14 @@
 pub mod boot;
 pub mod errno;
 pub mod exec;
+pub mod fuzz;
 pub mod hosted;
 pub mod ikc;
 pub mod kcall;
 pub mod layout;
 pub mod maplog;
 pub mod note;
+pub mod numa;
 pub mod paging;
 pub mod ports;
 pub mod signal;

@@ -64,7 +64,9 @@ impl MapLog {
     /// Producer: append; returns false when full (drain, then retry).
     pub fn push(&self, c: Change) -> bool {
         let head = self.head.load(Ordering::Relaxed);
-        if head - self.tail.load(Ordering::Acquire) >= LEN as u64 {
+        // Wrapping: the application can write `tail` (a corrupt log then looks
+        // full until the consumer resets it, `drain`).
+        if head.wrapping_sub(self.tail.load(Ordering::Acquire)) >= LEN as u64 {
             return false;
         }
         let e = &self.entries[(head % LEN as u64) as usize];
@@ -77,10 +79,21 @@ impl MapLog {
     }
 
     /// Consumer: apply every pending change with `f`, then release the entries.
-    pub fn drain(&self, mut f: impl FnMut(Change)) -> usize {
+    ///
+    /// The log lies in memory the application can write. Indices the producer
+    /// could not have left — more than `LEN` entries pending, or `tail` ahead
+    /// of `head` — are [`Corrupt`]: nothing is applied and the log is emptied
+    /// (`tail = head`), so the consumer never loops over 2^64 entries.
+    pub fn drain(&self, mut f: impl FnMut(Change)) -> Result<usize, Corrupt> {
         let head = self.head.load(Ordering::Acquire);
         let tail = self.tail.load(Ordering::Relaxed);
-        for i in tail..head {
+        if head.wrapping_sub(tail) > LEN as u64 {
+            self.tail.store(head, Ordering::Release);
+            return Err(Corrupt { head, tail });
+        }
+        let n = head.wrapping_sub(tail);
+        for k in 0..n {
+            let i = tail.wrapping_add(k);
             let e = &self.entries[(i % LEN as u64) as usize];
             f(Change {
                 kind: e.kind.load(Ordering::Relaxed),
@@ -90,8 +103,15 @@ impl MapLog {
             });
         }
         self.tail.store(head, Ordering::Release);
-        (head - tail) as usize
+        Ok(n as usize)
     }
+}
+
+/// Map-log indices the producer could not have written ([`MapLog::drain`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Corrupt {
+    pub head: u64,
+    pub tail: u64,
 }
 
 #[cfg(test)]
@@ -119,10 +139,76 @@ mod tests {
             }
             assert!(!log.push(c(0)), "full log refuses");
             let mut seen = Vec::new();
-            assert_eq!(log.drain(|ch| seen.push(ch)), LEN);
+            assert_eq!(log.drain(|ch| seen.push(ch)), Ok(LEN));
             assert_eq!(seen[0], c(round * 10_000));
             assert_eq!(seen[LEN - 1], c(round * 10_000 + LEN as u64 - 1));
         }
-        assert_eq!(log.drain(|_| panic!("empty")), 0);
+        assert_eq!(log.drain(|_| panic!("empty")), Ok(0));
+    }
+
+    /// Regression: the application set `head` far ahead of `tail` and the
+    /// proxy's drain looped over 2^63 entries (the run hung in the proxy).
+    #[test]
+    fn overwritten_indices_are_refused_not_looped_over() {
+        let log = new_log();
+        log.head.store(1 << 63, Ordering::Relaxed);
+        let r = log.drain(|_| panic!("nothing is applied"));
+        assert_eq!(
+            r,
+            Err(Corrupt {
+                head: 1 << 63,
+                tail: 0
+            })
+        );
+        // Emptied: the producer goes on.
+        assert_eq!(log.drain(|_| panic!("empty")), Ok(0));
+        log.tail.store(5, Ordering::Relaxed);
+        log.head.store(3, Ordering::Relaxed);
+        assert!(log.drain(|_| panic!("nothing")).is_err());
+        assert!(log.push(Change {
+            kind: KIND_MAP,
+            va: 0,
+            len: 4096,
+            gpa: 0
+        }));
+        assert_eq!(log.drain(|_| {}), Ok(1));
+    }
+
+    /// Randomized: whatever the application wrote into the indices and the
+    /// entries, a drain calls `f` at most `LEN` times, hands over exactly the
+    /// entries' fields, and leaves the log empty.
+    #[test]
+    fn fuzz_drain() {
+        use crate::fuzz::{inputs, seed, Rng};
+        let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
+        let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref());
+        let log = new_log();
+        for _ in 0..n {
+            let tail = match rng.below(3) {
+                0 => log.head.load(Ordering::Relaxed),
+                _ => rng.edgy(),
+            };
+            let head = match rng.below(3) {
+                0 => tail.wrapping_add(rng.below(LEN as u64 + 2)),
+                _ => rng.edgy(),
+            };
+            log.tail.store(tail, Ordering::Relaxed);
+            log.head.store(head, Ordering::Relaxed);
+            let i = (rng.below(LEN as u64)) as usize;
+            let e = &log.entries[i];
+            let w = [rng.edgy(), rng.edgy(), rng.edgy(), rng.edgy()];
+            e.kind.store(w[0], Ordering::Relaxed);
+            e.va.store(w[1], Ordering::Relaxed);
+            e.len.store(w[2], Ordering::Relaxed);
+            e.gpa.store(w[3], Ordering::Relaxed);
+            let mut calls = 0usize;
+            let r = log.drain(|_| calls += 1);
+            assert!(calls <= LEN);
+            match r {
+                Ok(k) => assert_eq!((k, head.wrapping_sub(tail)), (calls, calls as u64)),
+                Err(c) => assert_eq!((calls, c), (0, Corrupt { head, tail })),
+            }
+            assert_eq!(log.tail.load(Ordering::Relaxed), head);
+        }
     }
 }

@@ -249,4 +249,41 @@ mod tests {
         huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(find(&huge), Err(None));
     }
+
+    /// Randomized: note lists of random bytes, and valid lists with a few bytes
+    /// changed, never panic; a policy found is a valid one (it round-trips), and
+    /// a list found whole is found in a longer buffer only if it parses there.
+    #[test]
+    fn fuzz_find() {
+        use crate::fuzz::{inputs, seed, Rng};
+        let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
+        let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref());
+        let mut valid = vec![4, 0, 0, 0, 20, 0, 0, 0, 3, 0, 0, 0, b'G', b'N', b'U', 0];
+        valid.extend_from_slice(&[0xab; 20]);
+        valid.extend_from_slice(&policy().to_note());
+        let mut found = 0;
+        for _ in 0..n {
+            let mut buf = if rng.one_in(4) {
+                let mut b = vec![0u8; rng.below(128) as usize];
+                rng.fill(&mut b);
+                b
+            } else {
+                valid.clone()
+            };
+            rng.mutate(&mut buf);
+            if rng.one_in(8) {
+                let cut = rng.below(buf.len() as u64 + 1) as usize;
+                buf.truncate(cut);
+            }
+            if let Ok(Some(p)) = find(&buf) {
+                found += 1;
+                assert_eq!(Policy::parse(&p.to_note()[20..]), Ok(p));
+                assert!(p.page_size == 0 || PAGE_SIZES.contains(&p.page_size));
+                assert_eq!(p.flags & !F_ALL, 0);
+                assert!(p.time_slice_ms <= TIME_SLICE_MAX_MS);
+                assert!(p.flags & F_TIME_SLICE != 0 || p.time_slice_ms == 0);
+            }
+        }
+        assert!(found > 0, "no mutation left a policy to find");
+    }
 }

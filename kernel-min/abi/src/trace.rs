@@ -425,4 +425,48 @@ mod tests {
         r.head.store(u64::MAX, Ordering::Relaxed);
         assert_eq!(r.drain(|_| {}), 1);
     }
+
+    /// Randomized: a ring whose indices, sequence words and fields the
+    /// application scribbled over drains at most `RECORDS` records per pass,
+    /// each within the decoder's limits (argument index, text length).
+    #[test]
+    fn fuzz_drain() {
+        use crate::fuzz::{inputs, seed, Rng};
+        let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
+        let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref());
+        let r = ring();
+        let o = Ordering::Relaxed;
+        for _ in 0..n {
+            let t = match rng.below(3) {
+                0 => r.tail.load(o),
+                _ => rng.edgy(),
+            };
+            r.tail.store(t, o);
+            // Commit a few records at the tail, and scribble on one.
+            for k in 0..rng.below(4) {
+                let i = t.wrapping_add(k);
+                let rec = &r.records[(i % RECORDS as u64) as usize];
+                rec.seq.store(i.wrapping_add(1), o);
+                rec.info.store(rng.next_u64() as u32, o);
+            }
+            let rec = &r.records[rng.below(RECORDS as u64) as usize];
+            match rng.below(4) {
+                0 => rec.seq.store(rng.edgy(), o),
+                1 => rec.info.store(rng.edgy() as u32, o),
+                2 => rec.text[rng.below((STR_MAX / 8) as u64) as usize].store(rng.next_u64(), o),
+                _ => rec.args[rng.below(6) as usize].store(rng.edgy(), o),
+            }
+            let mut got = 0;
+            let k = r.drain(|d| {
+                got += 1;
+                if let Drained::Entry(e) = d {
+                    if let Some((arg, _, t)) = &e.text {
+                        assert!(*arg < 6 && t.len <= STR_MAX);
+                        let _ = t.as_slice();
+                    }
+                }
+            });
+            assert!(k == got && k <= RECORDS);
+        }
+    }
 }

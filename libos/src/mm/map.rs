@@ -220,6 +220,7 @@ impl AddressSpace {
                 shared,
                 growsdown: false,
                 fork: Default::default(),
+                policy: 0,
             },
         );
         if prot != PROT_NONE {

@@ -126,6 +126,7 @@ impl AddressSpace {
                 shared: true,
                 growsdown: false,
                 fork: Default::default(),
+                policy: 0,
             },
         );
         // The proxy may hand out the same start again (another mapping of the same

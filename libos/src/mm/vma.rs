@@ -56,6 +56,9 @@ pub struct Vma {
     pub growsdown: bool,
     /// What a `fork` child gets of it (`madvise`).
     pub fork: ForkAdvice,
+    /// Its memory policy (`mbind`): an id from `crate::numa::Numa`'s table, 0
+    /// for none (the thread's policy applies).
+    pub policy: u32,
 }
 
 /// `MADV_DONTFORK` and `MADV_WIPEONFORK` of a VMA (Linux's `VM_DONTCOPY` and
@@ -249,6 +252,19 @@ impl AddressSpace {
         fits(lo, top)
     }
 
+    /// Give the VMA pieces inside `[start, end)` memory policy `id` (`mbind`),
+    /// cutting the VMAs at `start` and `end`, and merge equal neighbours again.
+    pub fn set_policy(&mut self, start: u64, end: u64, id: u32) {
+        split(&mut self.vmas, start);
+        split(&mut self.vmas, end);
+        for (_, v) in self.vmas.range_mut(start..end) {
+            if v.kind != VmaKind::HeapReserve {
+                v.policy = id;
+            }
+        }
+        self.merge_around(start, end);
+    }
+
     /// Merge VMAs touching `[start, end)` with equal neighbours (anonymous memory
     /// and the heap only, as Linux merges it), so later `mremap`s see one VMA.
     pub(super) fn merge_around(&mut self, start: u64, end: u64) {
@@ -274,7 +290,8 @@ impl AddressSpace {
                     && prev.kind == v.kind
                     && prev.shared == v.shared
                     && prev.growsdown == v.growsdown
-                    && prev.fork == v.fork;
+                    && prev.fork == v.fork
+                    && prev.policy == v.policy;
                 if mergeable {
                     self.vmas.remove(&k);
                     self.vmas.get_mut(&c).expect("present").end = v.end;

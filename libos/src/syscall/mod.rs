@@ -7,6 +7,7 @@ use mote_abi::errno::Errno;
 pub mod exec;
 pub mod fs;
 pub mod mm;
+pub mod numa;
 pub mod perf;
 pub mod shm;
 pub mod signal;

@@ -680,8 +680,10 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
         return Err(Errno::EAGAIN);
     }
     {
-        let g = m.process().lock();
-        let pr = g.as_ref().expect("process");
+        let mut g = m.process().lock();
+        let pr = g.as_mut().expect("process");
+        // The new thread starts with its parent's memory policy.
+        pr.numa.inherit(m.tid(), tid);
         if a.flags & CLONE_PARENT_SETTID != 0 {
             pr.write_user(p, a.ptid, &tid.to_le_bytes())?;
         }

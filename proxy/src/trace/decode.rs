@@ -540,4 +540,43 @@ mod tests {
         assert_eq!(open_flags(0), "O_RDONLY");
         assert_eq!(prot(0), "PROT_NONE");
     }
+
+    /// Randomized: any record the drain accepts (numbers, arguments, results,
+    /// routes, strings of any bytes) formats without a panic into one line of
+    /// printable text: no control byte or escape sequence from the application
+    /// reaches the trace file or terminal.
+    #[test]
+    fn fuzz_line() {
+        use mote_abi::fuzz::{inputs, seed, Rng};
+        let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
+        let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref());
+        for _ in 0..n {
+            let mut e = entry(Sysno::read, [0; 6], 0);
+            e.nr = match rng.below(3) {
+                0 => rng.below(460) as u32,
+                1 => [0u32, 1, 2, 9, 10, 13, 14, 56, 57, 59, 62, 72, 202, 228, 257]
+                    [rng.below(15) as usize],
+                _ => rng.edgy() as u32,
+            };
+            e.args = core::array::from_fn(|_| rng.edgy());
+            e.ret = rng.edgy();
+            e.tid = rng.next_u64() as u32;
+            e.route = [Route::Local, Route::Forwarded, Route::Refused][rng.below(3) as usize];
+            e.trapped = rng.one_in(2);
+            e.no_return = rng.one_in(8);
+            if rng.one_in(2) {
+                let mut b = [0u8; mote_abi::trace::STR_MAX];
+                let len = rng.below(mote_abi::trace::STR_MAX as u64 + 1) as usize;
+                rng.fill(&mut b[..len]);
+                let kind = [Text::CStr, Text::Buf, Text::Unreadable][rng.below(3) as usize];
+                e.text = Some((
+                    rng.below(6) as usize,
+                    kind,
+                    TextBytes::new(&b[..len], rng.one_in(2)),
+                ));
+            }
+            let l = line(&e, rng.next_u64());
+            assert!(!l.chars().any(|c| c.is_control()), "{l:?}");
+        }
+    }
 }
