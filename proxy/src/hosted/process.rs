@@ -1,10 +1,10 @@
 //! The hosted platform's raw process work: probing for Syscall User Dispatch,
 //! forking the proxy into the application's process and entering the runtime
-//! there, reaping it, and measuring the TSC.
+//! there, and reaping it.
 //!
 //! Allows `unsafe`: `fork` of the multi-threaded proxy, the child's jump onto
-//! the runtime's stack and entry (inline assembly), `wait4` with resource usage,
-//! the Syscall User Dispatch `prctl`, and `rdtsc`.
+//! the runtime's stack and entry (inline assembly), `wait4` with resource usage
+//! and the Syscall User Dispatch `prctl`.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -145,48 +145,5 @@ fn child(entry: u64, keep: [i32; 2], parent: libc::pid_t) -> ! {
             in("rdx") HOSTED_INFO_VA,
             options(noreturn)
         )
-    }
-}
-
-/// The TSC rate in kHz, measured against `CLOCK_MONOTONIC_RAW` (no KVM to
-/// ask) over at least `TSC_SPAN` between `start` and `khz`; the proxy's set-up
-/// in between (mirroring the runtime region, starting the offload thread) counts
-/// towards it. libos refreshes its clock references every second, so the small
-/// error only shows as a slew within a second.
-pub struct TscClock(u64, u64);
-
-/// Shortest measurement.
-const TSC_SPAN: std::time::Duration = std::time::Duration::from_millis(20);
-
-impl TscClock {
-    fn sample() -> (u64, u64) {
-        // SAFETY: rdtsc only reads the time-stamp counter.
-        let a = unsafe { core::arch::x86_64::_rdtsc() };
-        let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicRaw);
-        // SAFETY: as above.
-        let b = unsafe { core::arch::x86_64::_rdtsc() };
-        (
-            a / 2 + b / 2,
-            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
-        )
-    }
-
-    pub fn start() -> TscClock {
-        let (t, n) = Self::sample();
-        TscClock(t, n)
-    }
-
-    pub fn khz(&self) -> u64 {
-        let (_, now) = Self::sample();
-        let span = TSC_SPAN.as_nanos() as u64;
-        if now.saturating_sub(self.1) < span {
-            std::thread::sleep(std::time::Duration::from_nanos(span - (now - self.1)));
-        }
-        let (t1, n1) = Self::sample();
-        let ns = n1.saturating_sub(self.1);
-        if ns == 0 {
-            return 0;
-        }
-        (t1.wrapping_sub(self.0) as u128 * 1_000_000 / ns as u128) as u64
     }
 }
