@@ -103,7 +103,8 @@ pub fn wait(pid: i32) -> Option<(End, u64)> {
 fn child(entry: u64, keep: [i32; 2], parent: libc::pid_t) -> ! {
     // SAFETY: plain system calls on this (single-threaded) child's own state:
     // 1. the parent-death signal and the check that the parent still lives make
-    //    the child end with the proxy;
+    //    the child end with the proxy; its own process group changes nothing
+    //    in memory;
     // 2. making the mirrored runtime region executable (the mirror maps it
     //    read-write) touches only this process;
     // 3. closing every descriptor but the memfds: the application's descriptors
@@ -112,6 +113,11 @@ fn child(entry: u64, keep: [i32; 2], parent: libc::pid_t) -> ! {
     //    stack (core 0's upcall stack, in the runtime region); nothing returns.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // A process group of its own: the application's `kill(0, …)`,
+        // `kill(-pgid, …)` and a terminal's signals reach its processes (the
+        // proxies, which route them), never this process of mote's, whose
+        // signals are the runtime's (traps, kicks, timers).
+        libc::setpgid(0, 0);
         if libc::getppid() != parent {
             libc::_exit(125);
         }
