@@ -69,7 +69,10 @@ mod tests {
         assert_eq!(exec::execve(&mut pr, &p, buf, 0, 0), Err(Errno::ENOSYS));
         let logs = p.st.borrow().logs.clone();
         assert_eq!(logs.len(), 1, "{logs:?}");
-        assert!(logs[0].contains("execve with 2 other thread(s)"), "{logs:?}");
+        assert!(
+            logs[0].contains("execve with 2 other thread(s)"),
+            "{logs:?}"
+        );
         assert_eq!(p.forwarded_nrs().len(), 0);
         // With one thread the call goes on (an empty path: ENOENT).
         pr.threads = 1;
