@@ -188,13 +188,21 @@ pub fn keep_proc_locks() {
 
 /// The text of `/proc/locks`: through the kept descriptor (read from offset 0
 /// each time) when there is one.
+/// Each read of `/proc/locks` takes Linux's file-lock semaphore for writing,
+/// which can wait out an RCU grace period (milliseconds): read it in large
+/// pieces, not `read_to_string`'s growing ones.
 fn read_proc_locks() -> Option<String> {
     use std::os::unix::fs::FileExt;
-    let Some(f) = PROC_LOCKS.get() else {
-        return std::fs::read_to_string("/proc/locks").ok();
+    let opened;
+    let f = match PROC_LOCKS.get() {
+        Some(f) => f,
+        None => {
+            opened = File::open("/proc/locks").ok()?;
+            &opened
+        }
     };
     let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; 64 << 10];
     loop {
         match f.read_at(&mut buf, text.len() as u64) {
             Ok(0) => break,
@@ -206,6 +214,9 @@ fn read_proc_locks() -> Option<String> {
 }
 
 fn busy_in(dir: &Path, cpus: &[usize]) -> Vec<usize> {
+    if cpus.is_empty() {
+        return Vec::new();
+    }
     let Some(text) = read_proc_locks() else {
         return Vec::new();
     };

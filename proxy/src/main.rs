@@ -30,6 +30,7 @@ mod spawn;
 mod spinners;
 mod ticks;
 mod trace;
+mod tsc;
 mod vmm;
 
 fn main() {

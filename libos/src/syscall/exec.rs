@@ -83,6 +83,18 @@ pub fn execve<P: Platform>(
     argv: u64,
     envp: u64,
 ) -> Result<usize, Errno> {
+    let others = pr.thread_count() - 1;
+    if others > 0 {
+        // Linux ends the other threads first (`de_thread`); libos cannot yet
+        // stop threads running on other cores or blocked in Linux, and loading
+        // the new program under them would crash them. Refused visibly instead.
+        pr.log_once(p, Sysno::execve as u64, || {
+            alloc::format!(
+                "execve with {others} other thread(s): ending them first is not built yet; returning ENOSYS"
+            )
+        });
+        return Err(Errno::ENOSYS);
+    }
     let mut path = read_cstr(pr, p, path, PATH_MAX)?;
     if path.is_empty() {
         return Err(Errno::ENOENT);

@@ -112,9 +112,9 @@ pub const WALL_MS: &str = "wall_ms";
 pub const FWQ: &str = "fwq";
 
 /// Workloads run only when named (`mote bench timeshare`, `mote bench fork`,
-/// `mote bench mpi mpi_cg`): not part of the default set, which the test suite's smoke test runs
-/// against a time limit.
-pub const ON_REQUEST: &[&str] = &["timeshare", "fork", "mpi", "mpi_cg"];
+/// `mote bench mpi mpi_cg`, `mote bench script200`): not part of the default set,
+/// which the test suite's smoke test runs against a time limit.
+pub const ON_REQUEST: &[&str] = &["timeshare", "fork", "mpi", "mpi_cg", "script200"];
 
 /// The share of a memory workload's memory on 2 MiB or 1 GiB pages, in percent
 /// (`apps/pages.h`): what page size the application's memory got on each side.
@@ -278,6 +278,22 @@ pub const ALL: &[Workload] = &[
         quick_args: &[],
         metrics: &[m(WALL_MS, "ms", Better::Lower)],
         what: "end-to-end time of a program that prints one line and exits",
+        cores: 1,
+        native_linux_cpu_arg: None,
+        launcher: None,
+    },
+    Workload {
+        name: "script200",
+        program: "script200",
+        args: &[],
+        quick_args: &[],
+        metrics: &[
+            m("script_ms", "ms", Better::Lower),
+            m(WALL_MS, "ms", Better::Lower),
+        ],
+        what: "a shell script (`/bin/sh -c`) running 200 short commands (`/bin/true`, \
+               `/bin/echo`, `cat`, `uname`), each forked and exec'd by the shell; `script_ms` \
+               from the first fork to the shell's end",
         cores: 1,
         native_linux_cpu_arg: None,
         launcher: None,

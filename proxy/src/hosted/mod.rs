@@ -129,9 +129,15 @@ pub struct Hosted {
     traps_va: u64,
     /// Page faults of the ended application's process (from `wait4`).
     faults: Option<u64>,
-    /// The TSC rate is measured while the proxy sets up the rest (None: a
-    /// forked child's, whose `BootInfo` has it already).
-    tsc: Option<process::TscClock>,
+    /// The TSC rate: known at once, or measured while the proxy sets up the
+    /// rest (None: a forked child's, whose `BootInfo` has it already).
+    tsc: Option<Tsc>,
+}
+
+/// Where the TSC rate comes from.
+enum Tsc {
+    Known(u64),
+    Measuring(crate::tsc::Measure),
 }
 
 /// The runtime's entry and trap counter of this run (for a forked child's
@@ -195,7 +201,7 @@ impl Hosted {
                 page_size,
             },
         );
-        // tsc_khz stays 0 until `start` (measured meanwhile, see `TscClock`).
+        // tsc_khz is written at `start` (measured meanwhile if nothing knows it).
         boot::write_boot_info(&guest, &info);
         let mut hosted = HostedInfo {
             magic: HOSTED_MAGIC,
@@ -215,7 +221,13 @@ impl Hosted {
             child: None,
             traps_va: runtime.symbols[1],
             faults: None,
-            tsc: Some(process::TscClock::start()),
+            tsc: Some(match crate::tsc::known_khz() {
+                Some((khz, source)) => {
+                    crate::note!("mote: TSC: {khz} kHz ({source:?})");
+                    Tsc::Known(khz)
+                }
+                None => Tsc::Measuring(crate::tsc::Measure::start()),
+            }),
         })
     }
 
@@ -255,7 +267,10 @@ impl Hosted {
         let entry = self.entry;
         let keep = [self.guest.fd(), self.guest.large_fd().unwrap_or(-1)];
         if let Some(tsc) = &self.tsc {
-            let khz = tsc.khz();
+            let khz = match tsc {
+                Tsc::Known(khz) => *khz,
+                Tsc::Measuring(m) => m.khz(),
+            };
             self.guest.write_u64(
                 BOOT_INFO_GPA + std::mem::offset_of!(BootInfo, tsc_khz) as u64,
                 khz,

@@ -1,10 +1,10 @@
 //! The hosted platform's raw process work: probing for Syscall User Dispatch,
 //! forking the proxy into the application's process and entering the runtime
-//! there, reaping it, and measuring the TSC.
+//! there, and reaping it.
 //!
 //! Allows `unsafe`: `fork` of the multi-threaded proxy, the child's jump onto
-//! the runtime's stack and entry (inline assembly), `wait4` with resource usage,
-//! the Syscall User Dispatch `prctl`, and `rdtsc`.
+//! the runtime's stack and entry (inline assembly), `wait4` with resource usage
+//! and the Syscall User Dispatch `prctl`.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -103,7 +103,8 @@ pub fn wait(pid: i32) -> Option<(End, u64)> {
 fn child(entry: u64, keep: [i32; 2], parent: libc::pid_t) -> ! {
     // SAFETY: plain system calls on this (single-threaded) child's own state:
     // 1. the parent-death signal and the check that the parent still lives make
-    //    the child end with the proxy;
+    //    the child end with the proxy; its own process group changes nothing
+    //    in memory;
     // 2. making the mirrored runtime region executable (the mirror maps it
     //    read-write) touches only this process;
     // 3. closing every descriptor but the memfds: the application's descriptors
@@ -112,6 +113,11 @@ fn child(entry: u64, keep: [i32; 2], parent: libc::pid_t) -> ! {
     //    stack (core 0's upcall stack, in the runtime region); nothing returns.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // A process group of its own: the application's `kill(0, …)`,
+        // `kill(-pgid, …)` and a terminal's signals reach its processes (the
+        // proxies, which route them), never this process of mote's, whose
+        // signals are the runtime's (traps, kicks, timers).
+        libc::setpgid(0, 0);
         if libc::getppid() != parent {
             libc::_exit(125);
         }
@@ -145,49 +151,6 @@ fn child(entry: u64, keep: [i32; 2], parent: libc::pid_t) -> ! {
             in("rdx") HOSTED_INFO_VA,
             options(noreturn)
         )
-    }
-}
-
-/// The TSC rate in kHz, measured against `CLOCK_MONOTONIC_RAW` (no KVM to
-/// ask) over at least `TSC_SPAN` between `start` and `khz`; the proxy's set-up
-/// in between (mirroring the runtime region, starting the offload thread) counts
-/// towards it. libos refreshes its clock references every second, so the small
-/// error only shows as a slew within a second.
-pub struct TscClock(u64, u64);
-
-/// Shortest measurement.
-const TSC_SPAN: std::time::Duration = std::time::Duration::from_millis(20);
-
-impl TscClock {
-    fn sample() -> (u64, u64) {
-        // SAFETY: rdtsc only reads the time-stamp counter.
-        let a = unsafe { core::arch::x86_64::_rdtsc() };
-        let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicRaw);
-        // SAFETY: as above.
-        let b = unsafe { core::arch::x86_64::_rdtsc() };
-        (
-            a / 2 + b / 2,
-            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
-        )
-    }
-
-    pub fn start() -> TscClock {
-        let (t, n) = Self::sample();
-        TscClock(t, n)
-    }
-
-    pub fn khz(&self) -> u64 {
-        let (_, now) = Self::sample();
-        let span = TSC_SPAN.as_nanos() as u64;
-        if now.saturating_sub(self.1) < span {
-            std::thread::sleep(std::time::Duration::from_nanos(span - (now - self.1)));
-        }
-        let (t1, n1) = Self::sample();
-        let ns = n1.saturating_sub(self.1);
-        if ns == 0 {
-            return 0;
-        }
-        (t1.wrapping_sub(self.0) as u128 * 1_000_000 / ns as u128) as u64
     }
 }
 

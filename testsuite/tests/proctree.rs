@@ -1,0 +1,120 @@
+//! Process trees beyond `fork` itself (issue 13), each case against a native
+//! run (same stdout, same status): process groups and sessions, a socketpair,
+//! a `SIGCHLD` handler and a forking TCP echo server, Python's `multiprocessing`
+//! with the spawn and forkserver start methods.
+//!
+//! Cases that need `fork` run on the hosted platform only until the partition
+//! forks (see fork.rs); they take the platform as an argument, so they join
+//! `on_both_platforms!` then.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use mote_testsuite::{app, Platform, Program, TempDir};
+
+/// `setpgid`/`getpgid`/`setsid`/`getsid`, `kill(-pgid, …)` and `kill(0, …)`
+/// reach exactly the application's processes. Regression (hosted): the
+/// application's hosted process, a process of mote's, was in the proxy's
+/// process group, so `kill(0, SIGSEGV)` reached it as well, and its runtime
+/// took the sent signal for a fault of its own and never ended.
+fn process_groups_and_sessions(pf: Platform) {
+    let (native, _) = Program::new(app("pgroup"))
+        .under(["setsid"])
+        .on(pf)
+        .same_as_native();
+    let text = native.stdout_text();
+    for line in [
+        "session leader: yes",
+        "setsid as a leader: -1 EPERM",
+        "own group, kill(-pgid, SIGUSR1): exited 10",
+        "group of two, second: killed by signal 15",
+        "kill(0, SIGUSR2): the caller's handler ran 1 time(s)",
+        "same group, kill(0, SIGUSR2): exited 11",
+        "other group, not reached, then SIGTERM: killed by signal 15",
+        "kill(0, SIGSEGV): handler ran, si_code SI_USER",
+        "same group, kill(0, SIGSEGV): killed by signal 11",
+        "setsid in a child (13: new session and group, EPERM twice): exited 13",
+        "all checks passed",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+}
+
+/// A socketpair between a parent and its child, a `SIGCHLD` handler counting
+/// five children, and a forking TCP echo server on loopback (a child per
+/// connection, reaped by its handler) serving 100 clients.
+fn socketpair_sigchld_and_a_forking_echo_server(pf: Platform) {
+    let (native, _) = Program::new(app("forkserve")).on(pf).same_as_native();
+    assert_eq!(
+        native.stdout_text(),
+        "socketpair: child answered OVER A SOCKETPAIR, exited 0\n\
+         SIGCHLD handler: reaped 5 children\n\
+         echo server: 100 of 100 clients got their line back\n\
+         server: 100 connections, 100 children reaped by its handler\n\
+         server exited 0\n"
+    );
+}
+
+/// The real CPython binary (PATH may hold a wrapper script, e.g. pyenv's shim).
+fn python() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is needed for this test");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// `multiprocessing.Pool.map` with start method `method`, from a script file
+/// (spawn and forkserver children import the main module again: a `-c`
+/// program's functions cannot be found there, natively either).
+fn pool_map(pf: Platform, method: &str) {
+    let code = "
+import multiprocessing as mp, sys
+def sq(x):
+    return x * x
+if __name__ == '__main__':
+    with mp.get_context(sys.argv[1]).Pool(2) as p:
+        print(sum(p.map(sq, range(100))))
+";
+    let dir = TempDir::new("pool");
+    let script = dir.file("pool.py", code);
+    let (native, _) = Program::new(python())
+        .arg(&script)
+        .arg(method)
+        .on(pf)
+        .same_as_native();
+    assert_eq!(native.stdout_text(), "328350\n");
+}
+
+/// `Pool.map` with the spawn start method: each worker a `mote run` of its
+/// own through `posix_spawn`.
+fn python_pool_map_with_spawn(pf: Platform) {
+    pool_map(pf, "spawn");
+}
+
+/// The forkserver start method: a server started by spawn forks the workers.
+fn python_pool_map_with_forkserver(pf: Platform) {
+    pool_map(pf, "forkserver");
+}
+
+mote_testsuite::on_both_platforms!(python_pool_map_with_spawn);
+
+/// Cases that need `fork`: the hosted platform's until the partition forks.
+mod hosted_fork {
+    use super::*;
+
+    #[test]
+    fn process_groups_and_sessions() {
+        super::process_groups_and_sessions(Platform::Hosted)
+    }
+
+    #[test]
+    fn socketpair_sigchld_and_a_forking_echo_server() {
+        super::socketpair_sigchld_and_a_forking_echo_server(Platform::Hosted)
+    }
+
+    #[test]
+    fn python_pool_map_with_forkserver() {
+        super::python_pool_map_with_forkserver(Platform::Hosted)
+    }
+}
