@@ -2,10 +2,7 @@
 //! run (same stdout, same status): process groups and sessions, a socketpair,
 //! a `SIGCHLD` handler and a forking TCP echo server, Python's `multiprocessing`
 //! with the spawn and forkserver start methods.
-//!
-//! Cases that need `fork` run on the hosted platform only until the partition
-//! forks (see fork.rs); they take the platform as an argument, so they join
-//! `on_both_platforms!` then.
+//! All on both platforms (the partition forks too).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -97,24 +94,9 @@ fn python_pool_map_with_forkserver(pf: Platform) {
     pool_map(pf, "forkserver");
 }
 
-mote_testsuite::on_both_platforms!(python_pool_map_with_spawn);
-
-/// Cases that need `fork`: the hosted platform's until the partition forks.
-mod hosted_fork {
-    use super::*;
-
-    #[test]
-    fn process_groups_and_sessions() {
-        super::process_groups_and_sessions(Platform::Hosted)
-    }
-
-    #[test]
-    fn socketpair_sigchld_and_a_forking_echo_server() {
-        super::socketpair_sigchld_and_a_forking_echo_server(Platform::Hosted)
-    }
-
-    #[test]
-    fn python_pool_map_with_forkserver() {
-        super::python_pool_map_with_forkserver(Platform::Hosted)
-    }
-}
+mote_testsuite::on_both_platforms!(
+    python_pool_map_with_spawn,
+    process_groups_and_sessions,
+    socketpair_sigchld_and_a_forking_echo_server,
+    python_pool_map_with_forkserver,
+);
