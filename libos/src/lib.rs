@@ -17,6 +17,7 @@ pub mod frames;
 pub mod mm;
 pub mod patch;
 pub mod platform;
+pub mod policy;
 pub mod process;
 pub mod procfs;
 pub mod sched;

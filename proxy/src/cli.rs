@@ -147,6 +147,15 @@ pub struct RunArgs {
         default_missing_value = "-"
     )]
     pub trace: Option<String>,
+    /// The runtime image (libos + shims) to load instead of the built-in one:
+    /// an image built apart, for instance with another libos policy (`cargo
+    /// xtask image`). Child programs the application starts get it too.
+    #[arg(long, value_name = "FILE")]
+    pub runtime: Option<std::path::PathBuf>,
+    /// The kernel-min image to load instead of the built-in one (the KVM
+    /// platform's; the hosted platform has no kernel-min, and checks it only).
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<std::path::PathBuf>,
     /// The program (looked up in PATH like a shell does) and its arguments.
     #[arg(
         required = true,

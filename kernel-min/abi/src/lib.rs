@@ -12,6 +12,7 @@ pub mod errno;
 pub mod exec;
 pub mod hosted;
 pub mod ikc;
+pub mod image;
 pub mod kcall;
 pub mod layout;
 pub mod maplog;
