@@ -1,5 +1,5 @@
 //! Computes `ABI_HASH` (`mote_abi::image`): an FNV-1a hash of this crate's
-//! sources, so an image built from other definitions of anything that crosses a
+//! sources (whitespace left out), so an image built from other definitions of anything that crosses a
 //! boundary is told apart from one this mote speaks, even if nobody bumped
 //! `ABI_VERSION`.
 
@@ -19,6 +19,8 @@ fn main() {
         println!("cargo:rerun-if-changed={}", f.display());
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read(f).expect("read a mote_abi source");
+        // Whitespace does not count: reformatting is no change of the ABI.
+        let text = text.into_iter().filter(|b| !b.is_ascii_whitespace());
         for b in name.bytes().chain([0]).chain(text).chain([0]) {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);

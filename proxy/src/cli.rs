@@ -82,6 +82,14 @@ pub struct BenchArgs {
         value_name = "PLATFORM"
     )]
     pub platform: Vec<BenchPlatform>,
+    /// The runtime image of the mote runs (`cargo xtask image`); repeat it to
+    /// compare images side by side: a column per image and platform, and each
+    /// image's median over the first's. `built-in` names the embedded one.
+    #[arg(long, value_name = "FILE")]
+    pub runtime: Vec<std::path::PathBuf>,
+    /// The kernel-min image of the kvm runs [default: the built-in one].
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<std::path::PathBuf>,
     /// Workloads to run (default: all but timeshare): latency, fwq, gups, stream,
     /// alloc, cg, cg2, startup, timeshare.
     #[arg(value_name = "WORKLOAD")]

@@ -25,7 +25,7 @@ pub const MAGIC: [u8; 8] = *b"moteimg\0";
 /// constant or protocol of `mote_abi` that an image built before would read
 /// differently.
 pub const ABI_VERSION: u32 = 1;
-/// FNV-1a hash of `mote_abi`'s sources (its `build.rs`).
+/// FNV-1a hash of `mote_abi`'s sources, whitespace left out (its `build.rs`).
 pub const ABI_HASH: u64 = include!(concat!(env!("OUT_DIR"), "/abi_hash.rs"));
 
 /// [`ImageNote::kind`]: kernel-min, the KVM partition's privileged kernel.
