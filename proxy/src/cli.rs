@@ -401,6 +401,29 @@ mod tests {
     }
 
     #[test]
+    fn runtime_and_kernel_images_are_options_before_the_program() {
+        let Command::Run(r) = parse_from([
+            "mote",
+            "run",
+            "--runtime",
+            "img/rt",
+            "--kernel=img/k",
+            "./app",
+            "--runtime",
+            "x",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(r.runtime.as_deref(), Some(std::path::Path::new("img/rt")));
+        assert_eq!(r.kernel.as_deref(), Some(std::path::Path::new("img/k")));
+        assert_eq!(r.command, ["./app", "--runtime", "x"]);
+        let Command::Run(r) = parse_from(["mote", "run", "./app"]) else {
+            panic!()
+        };
+        assert_eq!((r.runtime, r.kernel), (None, None));
+    }
+
+    #[test]
     fn unknown_option_before_program_is_a_usage_error() {
         assert!(Cli::try_parse_from(["mote", "run", "--bogus", "x"]).is_err());
     }

@@ -319,3 +319,65 @@ mote_testsuite::on_both_platforms!(
     the_pack_policy_image_runs_as_natively_with_its_threads_on_one_core,
     child_programs_run_on_the_parents_images,
 );
+
+/// `mote bench --runtime A --runtime B`: a column per image and platform, each
+/// one's ratio to native and B's median over A's per platform (never what the
+/// figures are); an image it cannot load is refused before any run.
+#[test]
+fn bench_compares_two_runtime_images_side_by_side() {
+    let runtime = pack("mote-runtime");
+    let run = run_mote_command(&[
+        "bench",
+        "--quick",
+        "--reps",
+        "1",
+        "--runtime",
+        "built-in",
+        "--runtime",
+        runtime.to_str().unwrap(),
+        "cg2",
+    ]);
+    assert_eq!(run.status, 0, "{run:?}");
+    let text = run.stdout_text();
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("workload "))
+        .unwrap_or_else(|| panic!("no table: {text}"));
+    let want = [
+        "native med",
+        "kvm:default med",
+        "kvm:pack med",
+        "hosted:default med",
+        "hosted:pack med",
+        "kvm:default/nat",
+        "kvm:pack/nat",
+        "hosted:default/nat",
+        "hosted:pack/nat",
+        "kvm:pack/kvm:default",
+        "hosted:pack/hosted:default",
+    ];
+    for w in want {
+        assert!(header.contains(w), "{w:?} missing: {header}");
+    }
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("cg2") && l.contains("ms_per_iteration"))
+        .unwrap_or_else(|| panic!("no cg2 row: {text}"));
+    // Ten numbers (median and p99 of five sides), then six ratios.
+    let words: Vec<&str> = row.split_whitespace().collect();
+    let ratios = words.iter().filter(|w| w.ends_with('x')).count();
+    let numbers = words.iter().filter(|w| w.parse::<f64>().is_ok()).count();
+    assert_eq!((numbers, ratios), (10, 6), "{row}");
+    assert!(
+        text.contains(&format!("mote bench: runtime pack: {}", runtime.display())),
+        "{text}"
+    );
+
+    let run = run_mote_command(&["bench", "--quick", "--runtime", "/nonexistent/img", "cg2"]);
+    assert_eq!(run.status, 2, "{run:?}");
+    assert_eq!(
+        run.stderr_text(),
+        "mote: bench: --runtime /nonexistent/img: cannot read it: No such file or directory (os error 2)\n"
+    );
+    assert!(run.stdout.is_empty(), "{run:?}");
+}

@@ -772,6 +772,39 @@ mod tests {
             ]
         );
         assert!(crate::cli::Cli::try_parse_from(["mote", "bench", "--platform", "vm"]).is_err());
+
+        let cli = crate::cli::Cli::try_parse_from([
+            "mote",
+            "bench",
+            "--runtime",
+            "built-in",
+            "--runtime",
+            "a/rt",
+            "--kernel",
+            "k",
+            "cg2",
+        ])
+        .unwrap();
+        let crate::cli::Command::Bench(a) = cli.command else {
+            panic!("not bench")
+        };
+        assert_eq!(a.runtime, [Path::new("built-in"), Path::new("a/rt")]);
+        assert_eq!(a.kernel.as_deref(), Some(Path::new("k")));
+        assert_eq!(a.workloads, ["cg2"]);
+    }
+
+    #[test]
+    fn each_image_is_compared_with_the_first_on_its_platform() {
+        let sides = [
+            Side::Native,
+            Side::Mote(Platform::Kvm, 0),
+            Side::Mote(Platform::Kvm, 1),
+            Side::Mote(Platform::Kvm, 2),
+            Side::Mote(Platform::Hosted, 0),
+            Side::Mote(Platform::Hosted, 1),
+        ];
+        assert_eq!(image_pairs(&sides), [(1, 2), (1, 3), (4, 5)]);
+        assert_eq!(image_pairs(&sides[..2]), []);
     }
 
     #[test]
