@@ -285,6 +285,22 @@ fn child_programs_run_on_the_parents_images(pf: Platform) {
     }
 }
 
+/// A forked child is a copy of its parent's run, runtime image included (the
+/// proxy forks itself and copies guest memory, `proxy/src/offload/fork.rs`):
+/// `fork` (hosted only so far; `ENOSYS` in the partition) under the pack
+/// image behaves as natively, with the parent's threads on one core.
+#[test]
+fn hosted_fork_under_the_pack_image_as_natively() {
+    let runtime = pack("mote-runtime");
+    for name in ["fork", "fork_threads"] {
+        let p = Program::new(app(name)).on(Platform::Hosted);
+        let native = p.native();
+        assert_eq!(native.status, 0, "{native:?}");
+        let mote = p.mote_with(&["--runtime", runtime.to_str().unwrap(), "--cores", "2"]);
+        assert_same(&native, &mote);
+    }
+}
+
 /// `mote info FILE` of an image: what it is and whether this mote loads it.
 #[test]
 fn mote_info_names_an_image_and_whether_it_loads() {
