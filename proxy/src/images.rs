@@ -237,14 +237,25 @@ pub fn check(bytes: &[u8], path: &Path, kind: u32) -> Result<ImageNote, ImageErr
 }
 
 /// The note of the ELF image `bytes`, after checking that its headers and
-/// loadable segments lie in it (the ABI is not compared here).
+/// loadable segments lie in it (the ABI is not compared here). Reads the
+/// headers only (no symbols or relocations): cheap enough for every run.
 pub fn note_of(bytes: &[u8]) -> Result<ImageNote, String> {
-    let elf = Elf::parse(bytes).map_err(|e| format!("truncated or corrupt ELF ({e})"))?;
-    if !elf.is_64 || elf.header.e_machine != goblin::elf::header::EM_X86_64 {
+    use goblin::container::{Container, Ctx, Endian};
+    use goblin::elf::header::{EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB, EM_X86_64};
+    use goblin::elf::{ProgramHeader, SectionHeader};
+    let corrupt = |e: goblin::error::Error| format!("truncated or corrupt ELF ({e})");
+    let header = Elf::parse_header(bytes).map_err(corrupt)?;
+    if header.e_ident[EI_CLASS] != ELFCLASS64
+        || header.e_ident[EI_DATA] != ELFDATA2LSB
+        || header.e_machine != EM_X86_64
+    {
         return Err("not an x86_64 ELF".into());
     }
+    let ctx = Ctx::new(Container::Big, Endian::Little);
+    let phs = ProgramHeader::parse(bytes, header.e_phoff as usize, header.e_phnum.into(), ctx)
+        .map_err(corrupt)?;
     let len = bytes.len() as u64;
-    for ph in elf.program_headers.iter().filter(|p| p.p_type == PT_LOAD) {
+    for ph in phs.iter().filter(|p| p.p_type == PT_LOAD) {
         if ph
             .p_offset
             .checked_add(ph.p_filesz)
@@ -255,20 +266,32 @@ pub fn note_of(bytes: &[u8]) -> Result<ImageNote, String> {
             ));
         }
     }
-    let sh = elf
-        .section_headers
+    let shs = SectionHeader::parse(bytes, header.e_shoff as usize, header.e_shnum.into(), ctx)
+        .map_err(corrupt)?;
+    let range = |sh: &SectionHeader| {
+        (sh.sh_offset as usize)
+            .checked_add(sh.sh_size as usize)
+            .and_then(|end| bytes.get(sh.sh_offset as usize..end))
+    };
+    let names = shs
+        .get(usize::from(header.e_shstrndx))
+        .and_then(range)
+        .ok_or_else(|| "truncated or corrupt ELF (no section names)".to_string())?;
+    let name_of = |sh: &SectionHeader| {
+        let rest = names.get(sh.sh_name..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        Some(&rest[..end])
+    };
+    let sh = shs
         .iter()
-        .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(abi::SECTION))
+        .find(|s| name_of(s) == Some(abi::SECTION.as_bytes()))
         .ok_or_else(|| format!("no image note (section {})", abi::SECTION))?;
-    let data = (sh.sh_offset as usize)
-        .checked_add(sh.sh_size as usize)
-        .and_then(|end| bytes.get(sh.sh_offset as usize..end))
-        .ok_or_else(|| {
-            format!(
-                "truncated: section {} beyond the end of the file",
-                abi::SECTION
-            )
-        })?;
+    let data = range(sh).ok_or_else(|| {
+        format!(
+            "truncated: section {} beyond the end of the file",
+            abi::SECTION
+        )
+    })?;
     ImageNote::parse(data).map_err(|e| e.to_string())
 }
 

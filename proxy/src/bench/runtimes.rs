@@ -72,6 +72,9 @@ pub fn choose(runtimes: &[PathBuf], kernel: Option<&std::path::Path>) -> Result<
         };
         list.push(Runtime { label, path });
     }
+    if list.is_empty() {
+        list.push(built_in());
+    }
     let _ = CHOSEN.set(chosen(list, kernel));
     Ok(())
 }
@@ -98,16 +101,20 @@ fn chosen(runtimes: Vec<Runtime>, kernel: Option<PathBuf>) -> Chosen {
     }
 }
 
+/// The built-in runtime, alone when no `--runtime` is given.
+fn built_in() -> Runtime {
+    Runtime {
+        label: images::built_in_images()
+            .runtime
+            .note
+            .policy_name()
+            .to_string(),
+        path: None,
+    }
+}
+
 fn get() -> &'static Chosen {
-    CHOSEN.get_or_init(|| {
-        chosen(
-            vec![Runtime {
-                label: "default".into(),
-                path: None,
-            }],
-            None,
-        )
-    })
+    CHOSEN.get_or_init(|| chosen(vec![built_in()], None))
 }
 
 /// How many runtimes each platform runs (at least 1).
@@ -174,5 +181,19 @@ mod tests {
         );
         let c = chosen(vec![rt("default")], None);
         assert_eq!(c.names, ["kvm", "hosted"]);
+    }
+
+    /// Regression: without `--runtime` the bench had no image at all, so no
+    /// mote column (`quick_bench_runs_every_workload...` found only native's).
+    #[test]
+    fn without_runtime_options_the_built_in_image_runs() {
+        choose(&[], None).unwrap();
+        assert_eq!(count(), 1);
+        assert_eq!(
+            (side_name(Platform::Kvm, 0), side_name(Platform::Hosted, 0)),
+            ("kvm", "hosted")
+        );
+        assert!(options(0).is_empty());
+        assert!(describe().is_empty());
     }
 }
