@@ -1,6 +1,6 @@
 //! Builds the guest images — kernel-min and the runtime (libos + shims) — for
 //! `x86_64-unknown-none` with a nested cargo, and hands their paths to the proxy,
-//! which embeds them. A separate target directory avoids the outer build's lock.
+//! which embeds them with their build ids. A separate target directory avoids the outer build's lock.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -72,12 +72,15 @@ fn main() {
         );
     }
     let dir = target_dir.join("x86_64-unknown-none/release");
-    println!(
-        "cargo:rustc-env=MOTE_KERNEL_ELF={}",
-        dir.join("kernel-min").display()
-    );
-    println!(
-        "cargo:rustc-env=MOTE_RUNTIME_ELF={}",
-        dir.join("mote-runtime").display()
-    );
+    for (var, file) in [("KERNEL", "kernel-min"), ("RUNTIME", "mote-runtime")] {
+        let path = dir.join(file);
+        println!("cargo:rustc-env=MOTE_{var}_ELF={}", path.display());
+        // The image's build id (`mote_abi::image::build_id`), hashed here
+        // rather than at every run.
+        let bytes = std::fs::read(&path).expect("read a guest image just built");
+        println!(
+            "cargo:rustc-env=MOTE_{var}_BUILD_ID={:016x}",
+            mote_abi::image::build_id(&bytes)
+        );
+    }
 }

@@ -34,6 +34,14 @@ fn main() {
 #[cfg(target_os = "none")]
 use mote_abi::boot::{BootInfo, BOOT_MAGIC, BOOT_VERSION};
 
+/// What this image is (`mote_abi::image`): the proxy reads it from the file
+/// before loading it (`mote run --kernel FILE`).
+#[cfg(target_os = "none")]
+#[used]
+#[unsafe(link_section = ".mote_image")]
+static IMAGE_NOTE: mote_abi::image::ImageNote =
+    mote_abi::image::ImageNote::new(mote_abi::image::KIND_KERNEL, "-");
+
 /// Boot information, set once in `kmain`.
 #[cfg(target_os = "none")]
 static BOOT: spin::Once<&'static BootInfo> = spin::Once::new();

@@ -18,6 +18,7 @@ pub mod mm;
 pub mod numa;
 pub mod patch;
 pub mod platform;
+pub mod policy;
 pub mod process;
 pub mod procfs;
 pub mod sched;

@@ -83,7 +83,10 @@ impl Process {
     /// The process of a partition, before anything is loaded.
     pub fn new(boot: &BootInfo) -> Self {
         let mut mm = AddressSpace::new(FramePool::from_boot(boot));
-        mm.set_page_size(boot.page_size);
+        // The image's policy may change it (`crate::policy`).
+        mm.set_page_size(<crate::policy::Active as crate::policy::Policy>::page_size(
+            boot.page_size,
+        ));
         Process {
             mm,
             pid: boot.pid,

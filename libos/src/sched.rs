@@ -1,8 +1,9 @@
 //! Threads of the application: the per-core cooperative scheduler and the futex
 //! table, as plain data under one lock (`Threads`).
 //!
-//! Policy (the LWK's): a thread is placed on a core when it is created (round robin
-//! over the cores its affinity allows) and never migrates unless
+//! Policy (the LWK's): a thread is placed on a core when it is created (by the
+//! image's policy, `crate::policy`; by default round robin over the least loaded
+//! of the cores its affinity allows) and never migrates unless
 //! `sched_setaffinity` moves it. A core switches threads when the running one
 //! blocks (futex wait, a forwarded call still outstanding after its spin), yields
 //! or exits, and — time-sharing only when needed, as Kitten and McKernel arm their
@@ -18,6 +19,8 @@
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
+
+use crate::policy::{Active, Policy};
 
 use mote_abi::errno::Errno;
 
@@ -215,10 +218,11 @@ impl Threads {
         self.free_slots.push(slot);
     }
 
-    /// The core a new thread with `affinity` goes on: the allowed core with the
-    /// fewest live threads, ties taken round robin. (A thread beside others
-    /// shares its core by time slices, or not at all with `--time-slice 0`: it
-    /// goes beside as few others as it can.)
+    /// The core a new thread with `affinity` goes on, as the image's policy
+    /// decides (`crate::policy`; by default the allowed core with the fewest
+    /// live threads, ties taken round robin: a thread beside others shares its
+    /// core by time slices, or not at all with `--time-slice 0`, so it goes
+    /// beside as few others as it can).
     pub fn place(&mut self, affinity: u64) -> usize {
         let allowed = affinity & all_cores(self.ncores);
         let mut load = alloc::vec![0usize; self.ncores];
@@ -227,11 +231,7 @@ impl Threads {
                 *l += 1;
             }
         }
-        let best = (0..self.ncores)
-            .map(|i| (self.next_core + i) % self.ncores)
-            .filter(|&c| allowed & (1 << c) != 0)
-            .min_by_key(|&c| load[c]);
-        match best {
+        match <Active as Policy>::place_thread(&load, allowed, self.next_core) {
             Some(c) => {
                 self.next_core = (c + 1) % self.ncores;
                 c

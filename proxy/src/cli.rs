@@ -82,8 +82,17 @@ pub struct BenchArgs {
         value_name = "PLATFORM"
     )]
     pub platform: Vec<BenchPlatform>,
-    /// Workloads to run (default: all but timeshare and fork): latency, fwq, gups,
-    /// stream, alloc, cg, cg2, startup, timeshare, fork.
+    /// The runtime image of the mote runs (`cargo xtask image`); repeat it to
+    /// compare images side by side: a column per image and platform, and each
+    /// image's median over the first's. `built-in` names the embedded one.
+    #[arg(long, value_name = "FILE")]
+    pub runtime: Vec<std::path::PathBuf>,
+    /// The kernel-min image of the kvm runs [default: the built-in one].
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<std::path::PathBuf>,
+    /// Workloads to run (default: all but timeshare, fork, script200, mpi and
+    /// mpi_cg): latency, fwq, gups, stream, alloc, cg, cg2, startup, timeshare,
+    /// fork, script200, mpi, mpi_cg.
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,
 }
@@ -157,6 +166,15 @@ pub struct RunArgs {
     /// memory-policy calls and `getcpu` see these nodes.
     #[arg(long, value_name = "POLICY", default_value = "off")]
     pub numa: crate::numa::Choice,
+    /// The runtime image (libos + shims) to load instead of the built-in one:
+    /// an image built apart, for instance with another libos policy (`cargo
+    /// xtask image`). Child programs the application starts get it too.
+    #[arg(long, value_name = "FILE")]
+    pub runtime: Option<std::path::PathBuf>,
+    /// The kernel-min image to load instead of the built-in one (the KVM
+    /// platform's; the hosted platform has no kernel-min, and checks it only).
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<std::path::PathBuf>,
     /// The program (looked up in PATH like a shell does) and its arguments.
     #[arg(
         required = true,
@@ -415,6 +433,29 @@ mod tests {
         // ns in a u64 must not overflow: at most an hour.
         assert_eq!(slice(&["--time-slice", "3600001"]), None);
         assert_eq!(slice(&["--time-slice", "-1"]), None);
+    }
+
+    #[test]
+    fn runtime_and_kernel_images_are_options_before_the_program() {
+        let Command::Run(r) = parse_from([
+            "mote",
+            "run",
+            "--runtime",
+            "img/rt",
+            "--kernel=img/k",
+            "./app",
+            "--runtime",
+            "x",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(r.runtime.as_deref(), Some(std::path::Path::new("img/rt")));
+        assert_eq!(r.kernel.as_deref(), Some(std::path::Path::new("img/k")));
+        assert_eq!(r.command, ["./app", "--runtime", "x"]);
+        let Command::Run(r) = parse_from(["mote", "run", "./app"]) else {
+            panic!()
+        };
+        assert_eq!((r.runtime, r.kernel), (None, None));
     }
 
     #[test]

@@ -303,9 +303,14 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// `mote info FILE`: print the policy note `mote link` wrote into FILE; 1 when it
-/// has none or a malformed one.
+/// `mote info FILE`: for a guest image (`cargo xtask image`), what its note says
+/// and whether this mote loads it; for a program, the policy note `mote link`
+/// wrote into it. 1 when it has none or a malformed one, or is an image this
+/// mote refuses.
 pub fn print_note(file: &std::path::Path) -> i32 {
+    if let Some(status) = print_image_note(file) {
+        return status;
+    }
     match mote_linker::note::policy_of_file(file) {
         Ok(Some(p)) => {
             println!("{}: mote note", file.display());
@@ -319,6 +324,39 @@ pub fn print_note(file: &std::path::Path) -> i32 {
         Err(e) => {
             eprintln!("mote: {}: {e}", file.display());
             1
+        }
+    }
+}
+
+/// `mote info FILE` of a guest image: its kind, policy, ABI, build id and
+/// whether this mote loads it; None when FILE is no image.
+fn print_image_note(file: &std::path::Path) -> Option<i32> {
+    use crate::images;
+    let bytes = std::fs::read(file).ok()?;
+    let note = images::note_of(&bytes).ok()?;
+    println!("{}: mote {} image", file.display(), note.kind_name());
+    if note.kind == mote_abi::image::KIND_RUNTIME {
+        println!("policy:   {}", note.policy_name());
+    }
+    println!(
+        "abi:      version {} (sources {:016x})",
+        note.abi_version, note.abi_hash
+    );
+    println!("build:    {:016x}", mote_abi::image::build_id(&bytes));
+    match images::check(&bytes, file, note.kind) {
+        Ok(_) => {
+            let flag = if note.kind == mote_abi::image::KIND_KERNEL {
+                "--kernel"
+            } else {
+                "--runtime"
+            };
+            println!("loads:    yes (mote run {flag} {})", file.display());
+            Some(0)
+        }
+        Err(e) => {
+            println!("loads:    no");
+            eprintln!("mote: {e}");
+            Some(1)
         }
     }
 }
@@ -378,6 +416,20 @@ pub fn print_info() -> i32 {
         Ok(b) => println!("backend:  mote run will use {b}"),
         Err(_) => println!("backend:  none: mote run will refuse to start"),
     }
+    let images = crate::images::built_in_images();
+    println!(
+        "images:   {}; mote run --kernel FILE loads another",
+        images.kernel
+    );
+    println!(
+        "          {}; mote run --runtime FILE loads another",
+        images.runtime
+    );
+    println!(
+        "abi:      version {} (sources {:016x}): the images mote run loads",
+        mote_abi::image::ABI_VERSION,
+        mote_abi::image::ABI_HASH
+    );
     0
 }
 

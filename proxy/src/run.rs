@@ -76,6 +76,9 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         ));
     }
     let debug = crate::say::debug();
+    // The images: files given are read and checked now, before anything is built.
+    let images = crate::images::choose(a.kernel.as_deref(), a.runtime.as_deref())
+        .map_err(|e| (EXIT_USAGE, e.to_string()))?;
     if let Some(host) = info::host_memory() {
         info::check_mem_fits_host(a.mem, host).map_err(fail(EXIT_USAGE))?;
     }
@@ -115,6 +118,13 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     if given_no_patch {
         options.push("--no-patch".into());
     }
+    // A child's program runs on the images its parent runs on (absolute paths:
+    // the child may have another working directory).
+    for (flag, image) in [("--kernel", &images.kernel), ("--runtime", &images.runtime)] {
+        if let crate::images::Source::File(path) = &image.source {
+            options.extend([flag.into(), path.clone().into_os_string()]);
+        }
+    }
     // A child's program runs on the platform its parent was asked for.
     if let Some(p) = clap::ValueEnum::to_possible_value(&a.platform) {
         options.push("--platform".into());
@@ -135,6 +145,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
     if debug {
         crate::say!("mote: platform: {backend}");
+        crate::say!("mote: images: {images}");
     }
 
     let (name, app_args) = a.command.split_first().expect("clap requires PROGRAM");
@@ -325,6 +336,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         if let Some(line) = offload::stats_line() {
             crate::say!("mote: {line}");
         }
+        crate::say!("mote: images: {images}");
     }
     // A run whose IKC area the application wrote over ended for no reason it
     // can be trusted on (a runtime that crashed there died of a signal the

@@ -24,7 +24,6 @@ use crate::cpus::{lwk_host_cpu, pin_to};
 use crate::event::Event;
 use crate::futex::{futex_wait, futex_wait_for, futex_wake, wake_core};
 use crate::guest::GuestMem;
-use crate::images::{KERNEL_ELF, RUNTIME_ELF};
 use crate::platform::Platform;
 
 /// Failure to create or start the partition.
@@ -82,7 +81,7 @@ impl Partition {
         let kernel = boot::load_image(
             &guest,
             "kernel-min",
-            KERNEL_ELF,
+            &crate::images::chosen().kernel.bytes,
             KERNEL_GPA,
             KERNEL_VA,
             16 << 20,
@@ -100,7 +99,7 @@ impl Partition {
         let runtime = boot::load_image(
             &guest,
             "runtime",
-            RUNTIME_ELF,
+            &crate::images::chosen().runtime.bytes,
             runtime_gpa,
             RUNTIME_VA,
             RUNTIME_IMAGE_MAX,

@@ -16,6 +16,17 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod rt;
 
+/// What this image is (`mote_abi::image`), with the libos policy it was built
+/// with (`mote_libos::policy::Active`): the proxy reads it from the file before
+/// loading it (`mote run --runtime FILE`), `mote info` and `--stats` print it.
+#[cfg(target_os = "none")]
+#[used]
+#[unsafe(link_section = ".mote_image")]
+static IMAGE_NOTE: mote_abi::image::ImageNote = mote_abi::image::ImageNote::new(
+    mote_abi::image::KIND_RUNTIME,
+    <mote_libos::policy::Active as mote_libos::policy::Policy>::NAME,
+);
+
 #[cfg(target_os = "none")]
 mod partition {
     use alloc::string::ToString;

@@ -8,17 +8,21 @@
 //!   -- target/apps/hello`, show its output and status.
 //! - `test`: install what the tests need as well (rustfmt, clippy, busybox, MPI;
 //!   as root the hugetlbfs pages), the same build, then formatting, lints (host
-//!   and guest crates) and every test of the workspace. `.ci/run` runs this.
+//!   and guest crates) and every test of the workspace. `.ci/run` runs this. It
+//!   builds the worked experiment's image too (`image`, into `<target>/images/pack`).
 //! - `latency`: run `apps/latency.c` natively and under mote, print both and the ratio.
 //! - `apps`: only compile `apps/*.c` (and `apps/mpi/*.c` where MPI is installed).
 //! - `fuzz [INPUTS [SEED]]`: the randomized tests of every decoder of bytes that
 //!   cross from the application's side (`fuzz_*` in mote-abi, mote-libos and
 //!   the proxy), with INPUTS inputs each (default 10,000,000; the suite runs
 //!   100,000) from SEED (default: the suite's).
+//! - `image --out DIR [--features F,...]`: kernel-min and the runtime built apart,
+//!   with the shims' features (a libos policy), for `mote run --runtime FILE`.
 
 mod apps;
 mod elf;
 mod error;
+mod image;
 mod latency;
 mod setup;
 mod step;
@@ -42,7 +46,10 @@ commands:
   latency   run apps/latency.c natively and under mote; print median, p99 and ratio
   apps      compile apps/*.c into <target>/apps (gcc -static; apps/mpi/*.c with mpicc)
   fuzz [INPUTS [SEED]]
-            run the decoders' randomized tests longer (default 10,000,000 inputs each)";
+            run the decoders' randomized tests longer (default 10,000,000 inputs each)
+
+  image     --out DIR [--features F,...]: build kernel-min and the runtime apart
+            (features: policy-pack) into DIR, for mote run --kernel/--runtime FILE";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,6 +66,8 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Some("fuzz") => Workspace::locate().and_then(|ws| ws.fuzz(args.get(1), args.get(2))),
+        Some("image") => image::parse(&args[1..])
+            .and_then(|(out, features)| Workspace::locate()?.image(&features, &out)),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -214,6 +223,8 @@ impl Workspace {
         setup::for_test(&self.root)?;
         self.build()?;
         self.build_mpi_apps()?;
+        // The worked experiment's runtime, which the tests run (testsuite/tests/images.rs).
+        self.experiment_image()?;
         step::run(
             "check formatting",
             self.cargo(&["fmt", "--all", "--check"]),

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod fuzz;
 pub mod hosted;
 pub mod ikc;
+pub mod image;
 pub mod kcall;
 pub mod layout;
 pub mod maplog;

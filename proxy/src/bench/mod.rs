@@ -12,6 +12,7 @@
 mod child;
 mod load;
 mod output;
+mod runtimes;
 mod stats;
 mod workloads;
 
@@ -51,25 +52,26 @@ impl Platform {
     }
 }
 
-/// Where a run ran: natively, or under mote on a platform.
+/// Where a run ran: natively, or under mote on a platform with one of the
+/// runtime images (`runtimes`, by index; 0 when there is one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
     Native,
-    Mote(Platform),
+    Mote(Platform, usize),
 }
 
 impl Side {
     pub fn name(self) -> &'static str {
         match self {
             Side::Native => "native",
-            Side::Mote(p) => p.name(),
+            Side::Mote(p, i) => runtimes::side_name(p, i),
         }
     }
 
     pub fn platform(self) -> Option<Platform> {
         match self {
             Side::Native => None,
-            Side::Mote(p) => Some(p),
+            Side::Mote(p, _) => Some(p),
         }
     }
 }
@@ -132,7 +134,11 @@ impl Report {
 
 fn sides(platforms: &[Platform]) -> Vec<Side> {
     std::iter::once(Side::Native)
-        .chain(platforms.iter().map(|&p| Side::Mote(p)))
+        .chain(
+            platforms
+                .iter()
+                .flat_map(|&p| (0..runtimes::count()).map(move |i| Side::Mote(p, i))),
+        )
         .collect()
 }
 
@@ -154,6 +160,7 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
             "--load applies to the fwq workload; select it too".into(),
         ));
     }
+    runtimes::choose(&a.runtime, a.kernel.as_deref()).map_err(|e| (EXIT_USAGE, e))?;
     let reps = match a.reps {
         Some(0) => return Err((EXIT_USAGE, "--reps must be at least 1".into())),
         Some(n) => n,
@@ -251,6 +258,9 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
     );
     if ncpu == 1 {
         println!("mote bench: one host CPU: the Linux side and the workload share it");
+    }
+    for line in runtimes::describe() {
+        println!("mote bench: {line}");
     }
     let host_memory = host_memory();
     let settings: Vec<String> = host_memory
@@ -436,11 +446,12 @@ fn run_once(
     };
     let mut cmd = match side {
         Side::Native => start(&program),
-        Side::Mote(platform) => {
+        Side::Mote(platform, image) => {
             let mut c = start(mote);
             c.arg("run")
                 .args(["--platform", platform.name(), "--stats", "--cores"])
                 .arg(w.cores.to_string())
+                .args(runtimes::options(image))
                 .arg("--")
                 .arg(&program);
             c
@@ -463,7 +474,7 @@ fn run_once(
     let affinity = match side {
         _ if w.launcher.is_some() => cpus.all,
         Side::Native => child::only(cpus.lwk),
-        Side::Mote(_) => cpus.all,
+        Side::Mote(..) => cpus.all,
     };
     let out = match child::run_pinned(cmd, &affinity, cpus.linux, RUN_LIMIT) {
         Ok(out) => out,
@@ -525,16 +536,28 @@ fn print_table(report: &Report) -> Vec<String> {
     let mut incomplete = Vec::new();
     println!();
     let mut head = format!("{:<11} {:<34} {:<7}", "workload", "figure", "unit");
-    for s in &sides {
+    // Columns as wide as their names (`hosted:pack med`), at least 11.
+    let widths: Vec<usize> = sides.iter().map(|s| (s.name().len() + 4).max(11)).collect();
+    for (s, &w) in sides.iter().zip(&widths) {
         let _ = write!(
             head,
-            " {:>11} {:>11}",
+            " {:>w$} {:>w$}",
             format!("{} med", s.name()),
             format!("{} p99", s.name())
         );
     }
-    for p in &report.platforms {
-        let _ = write!(head, " {:>10}", format!("{}/nat", p.name()));
+    let ratio_heads: Vec<String> = sides[1..]
+        .iter()
+        .map(|s| format!("{}/nat", s.name()))
+        .collect();
+    // Several runtimes: each one's median over the first's, per platform.
+    let versus = image_pairs(&sides);
+    let versus_heads: Vec<String> = versus
+        .iter()
+        .map(|&(first, other)| format!("{}/{}", sides[other].name(), sides[first].name()))
+        .collect();
+    for h in ratio_heads.iter().chain(&versus_heads) {
+        let _ = write!(head, " {h:>10}");
     }
     println!("{head}");
     for config in &report.configs {
@@ -554,16 +577,25 @@ fn print_table(report: &Report) -> Vec<String> {
                 }
             }
             let mut row = format!("{:<11} {label:<34} {:<7}", config.name, metric.unit);
-            for s in &summaries {
+            for (s, &w) in summaries.iter().zip(&widths) {
                 let _ = write!(
                     row,
-                    " {:>11} {:>11}",
+                    " {:>w$} {:>w$}",
                     cell(s.map(|s| s.median)),
                     cell(s.map(|s| s.p99))
                 );
             }
-            for s in &summaries[1..] {
-                let _ = write!(row, " {:>10}", ratio_cell(metric, summaries[0], *s));
+            for (s, h) in summaries[1..].iter().zip(&ratio_heads) {
+                let w = h.len().max(10);
+                let _ = write!(row, " {:>w$}", ratio_cell(metric, summaries[0], *s));
+            }
+            for (&(first, other), h) in versus.iter().zip(&versus_heads) {
+                let w = h.len().max(10);
+                let _ = write!(
+                    row,
+                    " {:>w$}",
+                    ratio_cell(metric, summaries[first], summaries[other])
+                );
             }
             row.push_str(match metric.better {
                 Better::Lower => "  lower is better",
@@ -575,10 +607,32 @@ fn print_table(report: &Report) -> Vec<String> {
     }
     println!(
         "(median and p99 over {} repetition(s) per configuration, `(all)`: over every sample of \
-         every repetition; PLATFORM/nat: the platform's median over native's)",
-        report.reps
+         every repetition; PLATFORM/nat: the platform's median over native's{})",
+        report.reps,
+        if versus.is_empty() {
+            ""
+        } else {
+            "; PLATFORM:B/PLATFORM:A: runtime B's median over runtime A's on one platform"
+        }
     );
     incomplete
+}
+
+/// With several runtime images: (index of a platform's first image's side,
+/// index of another image's side on that platform), for the image-over-image
+/// ratios.
+fn image_pairs(sides: &[Side]) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    for (i, s) in sides.iter().enumerate() {
+        if let Side::Mote(p, image) = *s {
+            if image > 0 {
+                if let Some(first) = sides.iter().position(|&t| t == Side::Mote(p, 0)) {
+                    pairs.push((first, i));
+                }
+            }
+        }
+    }
+    pairs
 }
 
 /// Under the table, where a workload reports `large_pages_pct`: where that
@@ -718,6 +772,39 @@ mod tests {
             ]
         );
         assert!(crate::cli::Cli::try_parse_from(["mote", "bench", "--platform", "vm"]).is_err());
+
+        let cli = crate::cli::Cli::try_parse_from([
+            "mote",
+            "bench",
+            "--runtime",
+            "built-in",
+            "--runtime",
+            "a/rt",
+            "--kernel",
+            "k",
+            "cg2",
+        ])
+        .unwrap();
+        let crate::cli::Command::Bench(a) = cli.command else {
+            panic!("not bench")
+        };
+        assert_eq!(a.runtime, [Path::new("built-in"), Path::new("a/rt")]);
+        assert_eq!(a.kernel.as_deref(), Some(Path::new("k")));
+        assert_eq!(a.workloads, ["cg2"]);
+    }
+
+    #[test]
+    fn each_image_is_compared_with_the_first_on_its_platform() {
+        let sides = [
+            Side::Native,
+            Side::Mote(Platform::Kvm, 0),
+            Side::Mote(Platform::Kvm, 1),
+            Side::Mote(Platform::Kvm, 2),
+            Side::Mote(Platform::Hosted, 0),
+            Side::Mote(Platform::Hosted, 1),
+        ];
+        assert_eq!(image_pairs(&sides), [(1, 2), (1, 3), (4, 5)]);
+        assert_eq!(image_pairs(&sides[..2]), []);
     }
 
     #[test]
@@ -758,8 +845,8 @@ mod tests {
             sides(&[Platform::Kvm, Platform::Hosted]),
             [
                 Side::Native,
-                Side::Mote(Platform::Kvm),
-                Side::Mote(Platform::Hosted)
+                Side::Mote(Platform::Kvm, 0),
+                Side::Mote(Platform::Hosted, 0)
             ]
         );
         let names: Vec<&str> = sides(&Platform::ALL).iter().map(|s| s.name()).collect();

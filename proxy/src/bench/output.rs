@@ -279,7 +279,7 @@ fn fwq_timeline(report: &Report, c: &Config) -> String {
 fn side_title(side: Side) -> String {
     match side.platform() {
         None => side.name().to_string(),
-        Some(p) => format!("mote on {}", p.name()),
+        Some(_) => format!("mote on {}", side.name()),
     }
 }
 

@@ -32,7 +32,7 @@ impl Metric {
     pub fn key_on(&self, side: super::Side) -> &'static str {
         match side {
             super::Side::Native => self.native_key,
-            super::Side::Mote(_) => self.key,
+            super::Side::Mote(..) => self.key,
         }
     }
 }

@@ -51,7 +51,6 @@ use crate::boot::{self, BootParams, PlatformBoot};
 use crate::cpus::lwk_host_cpu;
 use crate::event::Event;
 use crate::guest::GuestMem;
-use crate::images::RUNTIME_ELF;
 use crate::passthrough::{MemSlots, Passthrough};
 use crate::platform::Platform;
 
@@ -162,7 +161,7 @@ impl Hosted {
         let runtime = boot::load_image(
             &guest,
             "runtime",
-            RUNTIME_ELF,
+            &crate::images::chosen().runtime.bytes,
             RUNTIME_GPA,
             RUNTIME_VA,
             RUNTIME_IMAGE_MAX,
