@@ -608,7 +608,7 @@ pub fn damage(guest: &GuestMem) -> Option<String> {
 /// `SIGTERM` that should end it.
 ///
 /// A signal still outstanding at a re-kick also wakes every offload server that
-/// sleeps (`offload::wake_servers`): if the application wrote over a slot, its
+/// sleeps (`wake_servers`): if the application wrote over a slot, its
 /// thread may wait for the answer to a call whose server never heard of it, and
 /// only a served call can be interrupted for the signal.
 fn route(guest: &GuestMem) {
@@ -641,8 +641,22 @@ fn route(guest: &GuestMem) {
             page.attention.store(1, Ordering::Release);
             kick();
             if again {
-                crate::offload::wake_servers(guest);
+                wake_servers(guest);
             }
+        }
+    }
+}
+
+/// Wake every offload server that sleeps waiting for a request, whatever its
+/// slot's flags say: the router's repair when a signal stays untaken after a
+/// kick. A request whose requester never rang the doorbell, because the
+/// application wrote over the slot's `proxy_waiting`, is then served, and the
+/// call can be interrupted for the signal. A server with nothing to do goes
+/// back to sleep.
+fn wake_servers(guest: &GuestMem) {
+    for (i, o) in OFFLOADS.iter().enumerate() {
+        if o.thread.load(Ordering::Acquire) != 0 {
+            crate::futex::futex_wake(&guest.thread_slot(i).req_seq);
         }
     }
 }

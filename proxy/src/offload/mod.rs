@@ -36,7 +36,7 @@ use mote_abi::ikc::{Op, Request, Slot, MAX_THREADS, SPIN_LIMIT, THREAD_SLOTS};
 use self::forward::forward;
 use crate::cpus::{pin_to, OffloadPlace};
 use crate::event::Event;
-use crate::futex::{futex_wait, futex_wake, wake_core};
+use crate::futex::{futex_wait, wake_core};
 use crate::guest::GuestMem;
 use crate::mirror::{read_user, zero_user, Mirror};
 
@@ -549,23 +549,6 @@ fn count_spin(t0: Option<std::time::Instant>, found: bool) {
         SPUN_NS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if found {
             SPUN_HITS.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Wake every slot's server that sleeps waiting for a request, whatever the
-/// slot's flags say: the signal router's repair when a signal stays untaken
-/// after a kick (`signals::route`). A request whose requester never rang the
-/// doorbell, because the application wrote over the slot's `proxy_waiting`, is
-/// then served, and the call can be interrupted for the signal. A server with
-/// nothing to do goes back to sleep.
-pub fn wake_servers(guest: &GuestMem) {
-    for (w, word) in SERVED.iter().enumerate() {
-        let mut bits = word.load(Ordering::Acquire);
-        while bits != 0 {
-            let b = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            futex_wake(&guest.thread_slot(w * 64 + b).req_seq);
         }
     }
 }
