@@ -38,19 +38,18 @@ pub fn dispatch_available() -> Result<(), std::io::Error> {
     }
 }
 
-/// Fork the application's process: the child enters the runtime at `entry`
-/// (keeping only the descriptors `keep`, -1: none) and never returns; the parent
-/// gets its pid.
-pub fn fork_runtime(entry: u64, keep: [i32; 2]) -> io::Result<Pid> {
-    let parent = rustix::process::getpid().as_raw_nonzero().get();
-    // A `fork` without an exit signal: Linux counts the child as a "clone"
-    // child, which the application's forwarded `wait4(-1)`/`waitid(P_ALL)` never
-    // see (`offload::forward` keeps `__WALL` from them), so they answer for the
-    // application's own children only (ECHILD once those are reaped).
-    // SAFETY: the child runs only `child`, which makes async-signal-safe system
-    // calls and then leaves the proxy's code for good (no allocation, no lock
-    // another thread of the proxy could hold, no libc state of its own: the raw
-    // clone skips libc's fork handlers, which the child does not need).
+/// A `fork` without an exit signal (a raw `clone`, so libc's fork handlers do
+/// not run): Linux counts the child as a "clone" child, which the
+/// application's forwarded `wait4(-1)`/`waitid(P_ALL)` never see. 0 in the
+/// child, its pid in the parent.
+///
+/// # Safety
+/// The child shares nothing with the proxy's other threads but a copy of their
+/// memory: it must make only async-signal-safe calls (no allocation, no lock
+/// another thread could hold) and never return into the proxy's code.
+unsafe fn clone_quiet() -> io::Result<libc::pid_t> {
+    // SAFETY: a clone without CLONE_VM copies the address space; what the child
+    // may do afterwards is the caller's contract (above).
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -64,6 +63,23 @@ pub fn fork_runtime(entry: u64, keep: [i32; 2]) -> io::Result<Pid> {
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(pid)
+}
+
+/// Fork the application's process: the child enters the runtime at `entry`
+/// (keeping only the descriptors `keep`, -1: none) and never returns; the parent
+/// gets its pid.
+pub fn fork_runtime(entry: u64, keep: [i32; 2]) -> io::Result<Pid> {
+    let parent = rustix::process::getpid().as_raw_nonzero().get();
+    // A `fork` without an exit signal: Linux counts the child as a "clone"
+    // child, which the application's forwarded `wait4(-1)`/`waitid(P_ALL)` never
+    // see (`offload::forward` keeps `__WALL` from them), so they answer for the
+    // application's own children only (ECHILD once those are reaped).
+    // SAFETY: the child runs only `child`, which makes async-signal-safe system
+    // calls and then leaves the proxy's code for good (no allocation, no lock
+    // another thread of the proxy could hold, no libc state of its own: the raw
+    // clone skips libc's fork handlers, which the child does not need).
+    let pid = unsafe { clone_quiet() }?;
     if pid == 0 {
         child(entry, keep, parent);
     }
@@ -170,19 +186,7 @@ pub fn fork_ender(target: libc::pid_t) -> io::Result<(std::os::fd::OwnedFd, Pid)
     // system calls on its own state (closing every descriptor but the pipe's
     // read end, so it holds none of the application's; a read; a kill of the
     // application's process, its sibling; _exit) and never returns.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    } as libc::pid_t;
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let pid = unsafe { clone_quiet() }?;
     if pid == 0 {
         // SAFETY: see above.
         unsafe {
