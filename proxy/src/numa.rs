@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn every_plan_is_a_valid_topology() {
         // Any weights, sizes and core placements give ranges that check.
-        let mut rng = mote_abi::fuzz::Rng::new(7);
+        let mut rng = mote_fuzz::Rng::new(7);
         for _ in 0..20_000 {
             let mem = (1 + rng.below(4096)) * (2 << 20);
             let cores: Vec<usize> = (0..1 + rng.below(32))

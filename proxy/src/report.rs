@@ -279,7 +279,7 @@ mod tests {
     /// status a shell can show (1..=255).
     #[test]
     fn fuzz_describe() {
-        use mote_abi::fuzz::{inputs, seed, Rng};
+        use mote_fuzz::{inputs, seed, Rng};
         let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
         let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref());
         for _ in 0..n {

@@ -10,7 +10,6 @@
 pub mod boot;
 pub mod errno;
 pub mod exec;
-pub mod fuzz;
 pub mod hosted;
 pub mod ikc;
 pub mod image;

@@ -255,7 +255,7 @@ mod tests {
     /// a list found whole is found in a longer buffer only if it parses there.
     #[test]
     fn fuzz_find() {
-        use crate::fuzz::{inputs, seed, Rng};
+        use mote_fuzz::{inputs, seed, Rng};
         let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
         let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref());
         let mut valid = vec![4, 0, 0, 0, 20, 0, 0, 0, 3, 0, 0, 0, b'G', b'N', b'U', 0];

@@ -431,7 +431,7 @@ mod tests {
     /// each within the decoder's limits (argument index, text length).
     #[test]
     fn fuzz_drain() {
-        use crate::fuzz::{inputs, seed, Rng};
+        use mote_fuzz::{inputs, seed, Rng};
         let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
         let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref());
         let r = ring();

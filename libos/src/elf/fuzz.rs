@@ -8,7 +8,7 @@
 
 use super::*;
 use alloc::vec;
-use mote_abi::fuzz::{inputs, seed, Rng};
+use mote_fuzz::{inputs, seed, Rng};
 
 /// A random ELF64 image: a header (mostly valid), `n` program headers.
 fn random_elf(rng: &mut Rng) -> Vec<u8> {

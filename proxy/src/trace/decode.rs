@@ -547,7 +547,7 @@ mod tests {
     /// reaches the trace file or terminal.
     #[test]
     fn fuzz_line() {
-        use mote_abi::fuzz::{inputs, seed, Rng};
+        use mote_fuzz::{inputs, seed, Rng};
         let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
         let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref());
         for _ in 0..n {

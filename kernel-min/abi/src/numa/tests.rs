@@ -1,5 +1,5 @@
 use super::*;
-use crate::fuzz::{inputs, seed, Rng};
+use mote_fuzz::{inputs, seed, Rng};
 
 const G: u64 = 1 << 30;
 

@@ -252,7 +252,7 @@ fn two_nodes_report_where_frames_are_and_refuse_misplaced_strict_binds() {
 /// panic (the fake platform panics on any access libos did not check).
 #[test]
 fn fuzz_memory_policy_arguments() {
-    use mote_abi::fuzz::{inputs, seed, Rng};
+    use mote_fuzz::{inputs, seed, Rng};
     let (mut pr, p, buf) = setup(&[(1, 40 * MB), (3, 64 * MB)]);
     let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
     let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref()) / 4;
