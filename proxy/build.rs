@@ -5,6 +5,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "../xtask/src/guest.rs"]
+mod guest;
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
@@ -24,6 +27,7 @@ fn main() {
         "libos/build.rs",
         "shims/Cargo.toml",
         "Cargo.lock",
+        "xtask/src/guest.rs",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }
@@ -38,17 +42,7 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--release", "--target", "x86_64-unknown-none"])
-        .args([
-            "-p",
-            "kernel-min",
-            "--bin",
-            "kernel-min",
-            "-p",
-            "mote-shims",
-            "--bin",
-            "mote-runtime",
-        ])
+        .args(guest::GUEST_BUILD_ARGS)
         .arg("--target-dir")
         .arg(&target_dir);
     for var in [
@@ -71,8 +65,8 @@ fn main() {
              if the target is missing: rustup target add x86_64-unknown-none"
         );
     }
-    let dir = target_dir.join("x86_64-unknown-none/release");
-    for (var, file) in [("KERNEL", "kernel-min"), ("RUNTIME", "mote-runtime")] {
+    let dir = target_dir.join(guest::GUEST_TARGET).join("release");
+    for (var, file) in ["KERNEL", "RUNTIME"].into_iter().zip(guest::GUEST_IMAGES) {
         let path = dir.join(file);
         println!("cargo:rustc-env=MOTE_{var}_ELF={}", path.display());
         // The image's build id (`mote_abi::image::build_id`), hashed here

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::{setup, step, Workspace};
+use crate::{guest, step, Workspace};
 
 /// Where `cargo xtask test` puts the worked experiment's image (the tests run it).
 pub const EXPERIMENT_DIR: &str = "images/pack";
@@ -64,22 +64,8 @@ impl Workspace {
         };
         let target_dir = self.target.join("image").join(&slug);
         let target_dir_s = target_dir.display().to_string();
-        let mut args = vec![
-            "build",
-            "--release",
-            "--target",
-            setup::GUEST_TARGET,
-            "-p",
-            "kernel-min",
-            "--bin",
-            "kernel-min",
-            "-p",
-            "mote-shims",
-            "--bin",
-            "mote-runtime",
-            "--target-dir",
-            &target_dir_s,
-        ];
+        let mut args = guest::GUEST_BUILD_ARGS.to_vec();
+        args.extend(["--target-dir", &target_dir_s]);
         let qualified: Vec<String> = features.iter().map(|f| format!("mote-shims/{f}")).collect();
         let joined = qualified.join(",");
         if !features.is_empty() {
@@ -94,8 +80,8 @@ impl Workspace {
             context: format!("creating {}", out.display()),
             source: e,
         })?;
-        let built = target_dir.join(setup::GUEST_TARGET).join("release");
-        for name in ["kernel-min", "mote-runtime"] {
+        let built = target_dir.join(guest::GUEST_TARGET).join("release");
+        for name in guest::GUEST_IMAGES {
             let (from, to) = (built.join(name), out.join(name));
             // Replace, not overwrite in place: a run may be loading the old one.
             let tmp = out.join(format!(".{name}.new"));

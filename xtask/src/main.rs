@@ -22,6 +22,7 @@
 mod apps;
 mod elf;
 mod error;
+mod guest;
 mod image;
 mod latency;
 mod setup;
@@ -242,7 +243,7 @@ impl Workspace {
             ]),
             "fix the clippy findings above",
         )?;
-        let mut args = vec!["clippy", "--release", "--target", setup::GUEST_TARGET];
+        let mut args = vec!["clippy", "--release", "--target", guest::GUEST_TARGET];
         for krate in GUEST_CRATES {
             args.extend(["-p", krate]);
         }

@@ -15,8 +15,7 @@ use std::process::Command;
 use crate::error::Error;
 use crate::{apps, check_busybox, step};
 
-/// The target triple of the guest crates (kernel-min, the shims' runtime).
-pub const GUEST_TARGET: &str = "x86_64-unknown-none";
+use crate::guest::GUEST_TARGET;
 
 /// The 2 MiB hugetlbfs pages reserved for the test suite (2 GiB), when Linux
 /// has fewer and we run as root; the hosted platform uses them for large pages.
