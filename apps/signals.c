@@ -24,14 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond, what)                                                      \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL: %s (line %d)\n", what, __LINE__);                    \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
+#include "check.h"
 
 static sigjmp_buf jb;
 static volatile sig_atomic_t got_sig, got_code, count_usr1, count_alrm;

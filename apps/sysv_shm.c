@@ -48,14 +48,7 @@
 
 #include "turns.h"
 
-static int failures;
-#define CHECK(cond, what)                                                      \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL: %s (line %d)\n", what, __LINE__);                    \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
+#include "check.h"
 
 #define PAGE 4096UL
 #define SEG_BYTES (3 * PAGE + 100) /* page-rounded: 4 pages */
