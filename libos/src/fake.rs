@@ -518,6 +518,24 @@ impl Platform for FakePlatform {
         );
     }
 
+    fn fstat(&self, fd: u64, st: &mut [u8]) -> i64 {
+        self.st
+            .borrow_mut()
+            .forwarded
+            .push((Sysno::fstat as u64, [fd, 0, 0, 0, 0, 0]));
+        let Some(len) = self.st.borrow().files.get(&fd).map(|f| f.len() as u64) else {
+            return Errno::EBADF.ret();
+        };
+        // A regular file: device 1, inode `fd`, its size.
+        st.fill(0);
+        st[crate::uapi::stat::ST_MODE..][..4]
+            .copy_from_slice(&crate::uapi::stat::S_IFREG.to_le_bytes());
+        st[0..8].copy_from_slice(&1u64.to_le_bytes());
+        st[8..16].copy_from_slice(&fd.to_le_bytes());
+        st[crate::uapi::stat::ST_SIZE..][..8].copy_from_slice(&len.to_le_bytes());
+        0
+    }
+
     fn forward(&self, nr: u64, args: [u64; 6]) -> i64 {
         self.st.borrow_mut().forwarded.push((nr, args));
         // Shared anonymous memory's memfd (`mm::shared`): a new shareable file,

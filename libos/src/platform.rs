@@ -52,6 +52,14 @@ pub trait Platform {
     /// (negative errno on failure). Pointers in `args` must be mapped user memory
     /// or runtime memory (both are in the unified address space).
     fn forward(&self, nr: u64, args: [u64; 6]) -> i64;
+    /// `fstat(fd)` forwarded to Linux into `st` (`uapi::stat::SIZE` bytes, as
+    /// `struct stat`); Linux's raw result.
+    fn fstat(&self, fd: u64, st: &mut [u8]) -> i64 {
+        self.forward(
+            syscalls::Sysno::fstat as u64,
+            [fd, self.addr_of(st), 0, 0, 0, 0],
+        )
+    }
     /// The synchronous signal Linux raised for the calling thread during its last
     /// forwarded call (`SIGXFSZ` with `EFBIG`, `SIGPIPE` with `EPIPE`), taken: asked only after an error
     /// that may come with one. 0: none.

@@ -12,6 +12,7 @@ use crate::frames::FrameSize;
 use crate::platform::Platform;
 use crate::uapi::mman::*;
 
+use super::file_copy;
 use super::{AddressSpace, Note, Vma, VmaKind};
 
 /// `MAP_32BIT` window (as Linux's x86_64 `find_start_end`).
@@ -120,6 +121,7 @@ impl AddressSpace {
         };
         let end = start + len;
         let prot = req.prot;
+        let mut copy = None;
 
         match req.source {
             MapSource::Anonymous { shared: true, .. } if !req.huge => {
@@ -147,19 +149,29 @@ impl AddressSpace {
                 self.map_passthrough(p, start, end, prot, flags, fd, off)?;
             }
             MapSource::PrivateFile { fd, off } => {
-                // Anonymous memory filled by forwarded reads straight into place (the
-                // proxy sees the same addresses), then the requested protection.
-                if fixed {
-                    self.remove_range(p, start, end)?;
-                }
-                self.map_new(p, start, end, PROT_READ | PROT_WRITE, VmaKind::File, false)?;
-                if let Err(e) = read_file_into(p, fd, start, len, off) {
-                    // Just mapped by us: its ends cut nothing.
-                    let _ = self.remove_range(p, start, end);
-                    return Err(e);
-                }
-                if prot != PROT_READ | PROT_WRITE {
-                    self.change_prot(p, start, end, prot)?;
+                // Who the file is: to be remembered (read-only) or to find the
+                // same bytes already copied under the new mapping (`file_copy`).
+                copy = (prot == PROT_READ || (fixed && self.has_copies(start, end)))
+                    .then(|| file_copy::file_id(p, fd, off))
+                    .flatten();
+                if fixed && copy.is_some_and(|id| self.holds_copy(start, end, &id)) {
+                    self.reuse_copy(p, start, end, prot)?;
+                } else {
+                    // Anonymous memory filled by forwarded reads straight into place
+                    // (the proxy sees the same addresses), then the requested
+                    // protection.
+                    if fixed {
+                        self.remove_range(p, start, end)?;
+                    }
+                    self.map_new(p, start, end, PROT_READ | PROT_WRITE, VmaKind::File, false)?;
+                    if let Err(e) = read_file_into(p, fd, start, len, off) {
+                        // Just mapped by us: its ends cut nothing.
+                        let _ = self.remove_range(p, start, end);
+                        return Err(e);
+                    }
+                    if prot != PROT_READ | PROT_WRITE {
+                        self.change_prot(p, start, end, prot)?;
+                    }
                 }
             }
         }
@@ -173,6 +185,9 @@ impl AddressSpace {
             MapSource::PrivateFile { fd, .. } | MapSource::SharedFile { fd, .. } => {
                 if let Some(name) = fd_path(p, fd) {
                     self.label(start, end, &name);
+                    if let Some(id) = copy.filter(|_| prot == PROT_READ) {
+                        self.mark_copy(start, end, id);
+                    }
                 }
             }
         }

@@ -64,7 +64,9 @@
 //! kernel-min, `whole_only` the splitting of whole-only 2 MiB pages; the
 //! operations are `map` (`mmap` of a [`MapRequest`], `map_fixed`), `brk`,
 //! `shared` (pass-through mappings, System V `shmat`/`shmdt`), `fault`, `unmap`,
-//! `protect`, `remap` and `advise`; `tests` holds the unit tests. The raw `mmap`
+//! `protect`, `remap` and `advise`; `file_copy` the reuse of a read-only private file copy's frames
+//! by a mapping of the same bytes over it (ld.so's segments); `tests` holds the
+//! unit tests. The raw `mmap`
 //! arguments are judged by the syscall layer (`crate::syscall::mm::map_request`),
 //! which hands [`AddressSpace::map`] a typed request.
 
@@ -72,6 +74,7 @@ mod advise;
 mod backing;
 mod brk;
 mod fault;
+mod file_copy;
 mod map;
 mod protect;
 mod remap;

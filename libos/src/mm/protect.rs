@@ -103,6 +103,9 @@ impl AddressSpace {
         for (_, v) in self.vmas.range_mut(start..end) {
             v.prot = prot;
         }
+        if prot & (PROT_WRITE | PROT_EXEC) != 0 {
+            self.forget_copies(start, end);
+        }
         for (s, e) in coalesce(&old) {
             let _ = self.kprotect(p, s, e - s, prot);
         }

@@ -102,15 +102,21 @@ impl Piece for Vma {
 pub(super) struct Label {
     pub(super) end: u64,
     pub(super) name: Arc<[u8]>,
+    /// The range still holds, unchanged, the bytes of this file from
+    /// `FileCopy::off` (a read-only private file mapping; see `file_copy`).
+    pub(super) copy: Option<super::file_copy::FileCopy>,
 }
 
 impl Piece for Label {
     fn end(&self, _: u64) -> u64 {
         self.end
     }
-    fn cut(&mut self, _: u64, at: u64) -> Self {
-        let hi = self.clone();
+    fn cut(&mut self, start: u64, at: u64) -> Self {
+        let mut hi = self.clone();
         self.end = at;
+        if let Some(c) = &mut hi.copy {
+            c.off += at - start;
+        }
         hi
     }
 }
@@ -146,6 +152,7 @@ impl AddressSpace {
             Label {
                 end,
                 name: name.into(),
+                copy: None,
             },
         );
     }

@@ -53,16 +53,19 @@ pub(super) fn fork_process(
         Ok(c) => c,
         Err(e) => return -i64::from(e.raw_os_error().unwrap_or(libc::ENOMEM)),
     };
-    crate::note!(
-        "mote: fork: copied {} MiB of guest memory in {:?}",
-        bytes >> 20,
-        t0.elapsed()
-    );
+    let copied = t0.elapsed();
     let guard = mirror.fork_guard();
     // SAFETY: the child uses only this thread and what it starts itself; the
     // mirror's lock is held across the fork so its state is consistent there.
     let pid = unsafe { libc::fork() };
     drop(guard);
+    if pid > 0 {
+        crate::note!(
+            "mote: fork: copied {} MiB of guest memory in {copied:?}; the proxy forked at {:?}",
+            bytes >> 20,
+            t0.elapsed()
+        );
+    }
     match pid {
         -1 => -i64::from(
             io::Error::last_os_error()
@@ -230,6 +233,8 @@ fn child(
             }
         }
     }
+    // Where the child's time goes, from the call (`MOTE_DEBUG`).
+    let mut steps = vec![("retargeted", t0.elapsed())];
     // The copy's own mapping and descriptors: not needed any more (the old
     // numbers and mappings are the copy's now).
     drop(copy);
@@ -280,12 +285,20 @@ fn child(
     if crate::signals::spawn_router(guest.clone(), tx.clone()).is_err() {
         child_exit(125);
     }
+    steps.push(("threads started", t0.elapsed()));
     if let Err(e) = platform.start(tx) {
         crate::say!("mote: fork: cannot start the child: {e}");
         child_exit(125);
     }
+    steps.push(("running", t0.elapsed()));
     let event = rx.recv();
+    steps.push(("ended", t0.elapsed()));
     platform.finish(false);
+    steps.push(("finished", t0.elapsed()));
+    if crate::say::debug() {
+        let line: Vec<String> = steps.iter().map(|(w, t)| format!("{w} {t:?}")).collect();
+        crate::say!("mote: fork: the child, from the call: {}", line.join(", "));
+    }
     match event {
         Ok(Event::Exited(status)) => child_exit(status),
         Ok(Event::Corrupted(what)) => {

@@ -1,6 +1,7 @@
 //! Tests of shared and private file mappings and System V shm attachments.
 
 use super::*;
+use syscalls::Sysno;
 
 #[test]
 fn private_file_mapping_is_filled_by_forwarded_reads() {
@@ -277,4 +278,154 @@ fn a_sysv_attachment_is_mapped_whole_named_and_detached_by_its_start() {
     assert_eq!(mm.sysv_runs(7), 0);
     p.assert_mirror_matches();
     mm.assert_invariants();
+}
+
+/// A file of `pages` pages, each filled with its own number.
+fn numbered_file(p: &FakePlatform, fd: u64, pages: u64) {
+    let mut file = Vec::new();
+    for i in 0..pages {
+        file.extend(core::iter::repeat_n(i as u8 + 1, PAGE_SIZE as usize));
+    }
+    p.add_file(fd, file);
+    // fd_path: a name, so the mapping is labelled.
+    p.reply(Sysno::readlinkat, 4);
+}
+
+/// Reads of file bytes so far (not the syscall layer's 0-byte check of the fd).
+fn preads(p: &FakePlatform) -> usize {
+    p.st.borrow()
+        .forwarded
+        .iter()
+        .filter(|(n, a)| *n == Sysno::pread64 as u64 && a[2] > 0)
+        .count()
+}
+
+#[test]
+fn segments_mapped_over_a_whole_file_copy_keep_its_frames() {
+    // ld.so: the whole library read-only, then each segment over it at the
+    // same file offsets.
+    let (mut mm, p) = setup(64 * MB);
+    numbered_file(&p, 5, 4);
+    let a = mm
+        .mmap(&p, 0, 4 * PAGE_SIZE, PROT_READ, MAP_PRIVATE, 5, 0)
+        .unwrap();
+    let copied = preads(&p);
+    let gpa = |va| p.mapping(va).unwrap().0;
+    let before = [gpa(a + PAGE_SIZE), gpa(a + 3 * PAGE_SIZE)];
+    let rx = PROT_READ | PROT_EXEC;
+    let fixed = MAP_PRIVATE | MAP_FIXED;
+    let t = mm
+        .mmap(&p, a + PAGE_SIZE, 2 * PAGE_SIZE, rx, fixed, 5, PAGE_SIZE)
+        .unwrap();
+    assert_eq!(t, a + PAGE_SIZE);
+    let rw = PROT_READ | PROT_WRITE;
+    mm.mmap(
+        &p,
+        a + 3 * PAGE_SIZE,
+        PAGE_SIZE,
+        rw,
+        fixed,
+        5,
+        3 * PAGE_SIZE,
+    )
+    .unwrap();
+    assert_eq!(preads(&p), copied, "no second read of the same bytes");
+    assert_eq!([gpa(a + PAGE_SIZE), gpa(a + 3 * PAGE_SIZE)], before);
+    assert_eq!(p.mapping(a + PAGE_SIZE).unwrap().1, rx);
+    assert_eq!(p.mapping(a + 3 * PAGE_SIZE).unwrap().1, rw);
+    for i in 0..4 {
+        assert_eq!(p.peek(a + i * PAGE_SIZE, 1), [i as u8 + 1]);
+    }
+    let v = mm.vma_at(a + 3 * PAGE_SIZE).unwrap().1;
+    assert_eq!((v.kind, v.prot), (VmaKind::File, rw));
+    p.assert_mirror_matches();
+}
+
+#[test]
+fn a_file_copy_that_may_have_changed_is_read_again() {
+    let (mut mm, p) = setup(64 * MB);
+    numbered_file(&p, 5, 4);
+    let fixed = MAP_PRIVATE | MAP_FIXED;
+    let a = mm
+        .mmap(&p, 0, 4 * PAGE_SIZE, PROT_READ, MAP_PRIVATE, 5, 0)
+        .unwrap();
+    // Made writable and written, then read-only again: not the file's bytes.
+    mm.mprotect(&p, a, PAGE_SIZE, PROT_READ | PROT_WRITE)
+        .unwrap();
+    p.write_mem(a, &[0xee]);
+    mm.mprotect(&p, a, PAGE_SIZE, PROT_READ).unwrap();
+    let n = preads(&p);
+    mm.mmap(&p, a, PAGE_SIZE, PROT_READ, fixed, 5, 0).unwrap();
+    assert_eq!(preads(&p), n + 1, "read again");
+    assert_eq!(p.peek(a, 1), [1]);
+    // Other offsets than the copy's: read.
+    mm.mmap(
+        &p,
+        a + PAGE_SIZE,
+        PAGE_SIZE,
+        PROT_READ,
+        fixed,
+        5,
+        2 * PAGE_SIZE,
+    )
+    .unwrap();
+    assert_eq!(preads(&p), n + 2);
+    assert_eq!(p.peek(a + PAGE_SIZE, 1), [3]);
+    // Another file (or this one changed: another size): read.
+    numbered_file(&p, 5, 5);
+    mm.mmap(
+        &p,
+        a + 2 * PAGE_SIZE,
+        PAGE_SIZE,
+        PROT_READ,
+        fixed,
+        5,
+        2 * PAGE_SIZE,
+    )
+    .unwrap();
+    assert_eq!(preads(&p), n + 3);
+    // Executable (patchable code) once: never a copy again.
+    let b = mm
+        .mmap(
+            &p,
+            0,
+            2 * PAGE_SIZE,
+            PROT_READ | PROT_EXEC,
+            MAP_PRIVATE,
+            5,
+            0,
+        )
+        .unwrap();
+    mm.mprotect(&p, b, 2 * PAGE_SIZE, PROT_READ).unwrap();
+    let n = preads(&p);
+    mm.mmap(&p, b, PAGE_SIZE, PROT_READ, fixed, 5, 0).unwrap();
+    assert_eq!(preads(&p), n + 1);
+    // Moved by mremap: still the file's bytes, at the new place.
+    let c = mm
+        .mmap(&p, 0, 2 * PAGE_SIZE, PROT_READ, MAP_PRIVATE, 5, PAGE_SIZE)
+        .unwrap();
+    let d = mm
+        .mremap(
+            &p,
+            c,
+            2 * PAGE_SIZE,
+            2 * PAGE_SIZE,
+            MREMAP_MAYMOVE | MREMAP_FIXED,
+            c + 64 * PAGE_SIZE,
+        )
+        .unwrap();
+    let n = preads(&p);
+    mm.mmap(
+        &p,
+        d + PAGE_SIZE,
+        PAGE_SIZE,
+        PROT_READ,
+        fixed,
+        5,
+        2 * PAGE_SIZE,
+    )
+    .unwrap();
+    assert_eq!(preads(&p), n, "moved with its label");
+    assert_eq!(p.peek(d + PAGE_SIZE, 1), [3]);
+    p.assert_mirror_matches();
 }
