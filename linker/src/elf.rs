@@ -13,7 +13,7 @@
 //!   X, V            the new program header table (the old entries, the two
 //!                   loads, a PT_NOTE), the policy note, the init stub, the common
 //!                   routine and one stub per site                      R E
-//!   X + code, V + 2 MiB   the entry word                               RW
+//!   X + code, V + 2 MiB   the entry words (direct, frame)              RW
 //! ```
 //!
 //! The table moves because the old one has no room for more entries; it stays
@@ -368,7 +368,7 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
         phdrs.push(q);
         if i == last_load {
             phdrs.push(load(x, v, code_len, ph::PF_R | ph::PF_X, PAGE));
-            phdrs.push(load(x + rx_file, word, 8, ph::PF_R | ph::PF_W, PAGE));
+            phdrs.push(load(x + rx_file, word, 16, ph::PF_R | ph::PF_W, PAGE));
         }
     }
     let mut n = load(x + note_off, v + note_off, NOTE_SIZE as u64, ph::PF_R, 4);

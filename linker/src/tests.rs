@@ -96,13 +96,27 @@ fn a_jump_target_inside_the_moved_bytes_keeps_the_syscall() {
 }
 
 #[test]
-fn clone_sites_keep_their_syscall() {
+fn clone_sites_call_the_frame_entry() {
     // mov eax, 56; syscall; ret
-    let s = one(&[0xb8, 56, 0, 0, 0, 0x0f, 0x05, 0xc3]);
-    assert_eq!(s.kept, [(BASE + 5, Kept::NeedsFrame(56))]);
+    let r = only_rewrite(&[0xb8, 56, 0, 0, 0, 0x0f, 0x05, 0xc3]);
+    assert_eq!(r.nr, Some(56));
+    let (at, word, common) = (0x60_0040, 0x80_0000, 0x60_0010);
+    let stub = tramp::site_stub(at, &r, word, common).unwrap();
+    let insns = decode_all(at, &stub);
+    let m: Vec<Mnemonic> = insns.iter().map(|i| i.mnemonic()).collect();
+    use Mnemonic::*;
+    // No common routine: the frame entry, with rsp below the red zone, and no
+    // rsp fix-up after it (it comes back with the syscall's rsp).
+    assert_eq!(m, [Mov, Mov, Jrcxz, Lea, Call, Jmp, Jmp]);
+    assert_eq!(insns[1].ip_rel_memory_address(), word + 8);
+    assert_eq!(insns[2].near_branch_target(), insns[6].ip());
+    assert_eq!(insns[3].memory_displacement64() as i64, -128);
+    assert_eq!(insns[4].op0_register(), iced_x86::Register::RCX);
+    assert_eq!(insns[5].near_branch_target(), r.syscall + 2);
+    assert_eq!(insns[6].near_branch_target(), r.syscall);
     // clone3 (435), set with a 64-bit mov.
-    let s = one(&[0x48, 0xc7, 0xc0, 0xb3, 0x01, 0, 0, 0x0f, 0x05, 0xc3]);
-    assert_eq!(s.kept, [(BASE + 7, Kept::NeedsFrame(435))]);
+    let r = only_rewrite(&[0x48, 0xc7, 0xc0, 0xb3, 0x01, 0, 0, 0x0f, 0x05, 0xc3]);
+    assert_eq!(r.nr, Some(435));
 }
 
 #[test]
@@ -135,7 +149,7 @@ fn the_stub_falls_back_to_the_syscall_and_calls_the_common_routine() {
 }
 
 #[test]
-fn an_unknown_number_is_checked_for_every_fallback_call() {
+fn an_unknown_number_is_checked_for_every_frame_call() {
     let r = only_rewrite(&[
         0x8b, 0x07, 0x0f, 0x05, 0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, 0xc3,
     ]);
@@ -149,10 +163,18 @@ fn an_unknown_number_is_checked_for_every_fallback_call() {
         .iter()
         .filter(|i| i.mnemonic() == Mnemonic::Jrcxz)
         .collect();
-    assert_eq!(checks.len(), 1 + crate::scan::FALLBACK_NRS.len());
-    assert!(checks
+    // The direct entry's word, each number needing the frame, the frame
+    // entry's word.
+    assert_eq!(checks.len(), 2 + crate::scan::FALLBACK_NRS.len());
+    let frame = insns
         .iter()
-        .all(|i| i.near_branch_target() == syscall.ip()));
+        .find(|i| i.is_ip_rel_memory_operand() && i.ip_rel_memory_address() == 0x80_0008)
+        .expect("the frame word is read");
+    let (first, rest) = checks.split_first().unwrap();
+    let (last, middle) = rest.split_last().unwrap();
+    assert_eq!(first.near_branch_target(), syscall.ip());
+    assert_eq!(last.near_branch_target(), syscall.ip());
+    assert!(middle.iter().all(|i| i.near_branch_target() == frame.ip()));
     let subtracted: Vec<i64> = insns
         .iter()
         .filter(|i| i.mnemonic() == Mnemonic::Lea && i.op0_register() == iced_x86::Register::ECX)

@@ -1,6 +1,7 @@
 //! `mote link`: a rewritten static program behaves as the original natively and
 //! under mote on both platforms, and under mote none of its system calls traps
-//! (apart from the `clone` site it leaves as `syscall`); the policy note travels
+//! (`clone`, `fork` and `vfork` included, through the frame entry, in every
+//! process of the run); the policy note travels
 //! in the file (`mote info FILE`, `mote run` uses it, its flags win); inputs it
 //! cannot rewrite are refused with the reason.
 
@@ -10,12 +11,21 @@ use std::process::Command;
 use mote_testsuite::{app, assert_same, busybox, run_mote_command, Platform, Program, TempDir};
 
 /// Counts from the `--stats` lines: (trapped calls, calls without a trap, sites
-/// the self-patcher patched, sites left trapping).
+/// the self-patcher patched, sites left trapping), summed over every process of
+/// the run (each prints its own line).
 fn stats(stderr: &str) -> (u64, u64, u64, u64) {
-    let line = stderr
+    let lines: Vec<&str> = stderr
         .lines()
-        .find(|l| l.contains("system calls:"))
-        .unwrap_or_else(|| panic!("no statistics line in stderr:\n{stderr}"));
+        .filter(|l| l.contains("system calls:"))
+        .collect();
+    assert!(!lines.is_empty(), "no statistics line in stderr:\n{stderr}");
+    lines.iter().fold((0, 0, 0, 0), |a, l| {
+        let b = line_stats(l);
+        (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3)
+    })
+}
+
+fn line_stats(line: &str) -> (u64, u64, u64, u64) {
     let num = |before: &str| -> u64 {
         let end = line
             .find(before)
@@ -65,8 +75,20 @@ const NO_THREADS: &[&str] = &[
     "segv",
 ];
 
-/// Static apps that start threads: their `clone` site keeps trapping.
-const THREADS: &[&str] = &["threads", "futex", "thread_end", "thread_signals"];
+/// Static apps that start threads or processes: their `clone`, `fork` and
+/// `vfork` sites call the frame entry, with (threads) and without (fork) a new
+/// stack; `spawn` is `posix_spawn`'s `CLONE_VM | CLONE_VFORK` on a stack of its
+/// own.
+const THREADS: &[&str] = &[
+    "threads",
+    "futex",
+    "thread_end",
+    "thread_signals",
+    "fork",
+    "fork_threads",
+    "fork_memory",
+    "spawn",
+];
 
 fn linked_apps_behave_as_natively_and_take_no_trap(pf: Platform) {
     let dir = TempDir::new("link-apps");
@@ -91,7 +113,7 @@ fn linked_apps_behave_as_natively_and_take_no_trap(pf: Platform) {
     }
 }
 
-fn linked_threaded_apps_trap_only_at_their_clone_site(pf: Platform) {
+fn linked_threaded_and_forking_apps_take_no_trap_either(pf: Platform) {
     let dir = TempDir::new("link-threads");
     for name in THREADS {
         let out = linked(&dir, name);
@@ -101,12 +123,17 @@ fn linked_threaded_apps_trap_only_at_their_clone_site(pf: Platform) {
         assert_same(&original, &native);
         let mote = prog.mote_with(&["--stats"]);
         assert_same(&native, &mote);
-        let (trapped, _, patched, left) = stats(&mote.stderr_text());
-        // Only clone traps (once per thread): any other trapping site would have
-        // been patched or counted as left trapping by the self-patcher.
-        assert_eq!((patched, left), (0, 0), "{name}\n{mote:?}");
-        assert!(trapped > 0, "{name}: no thread was made?\n{mote:?}");
+        let (trapped, direct, patched, left) = stats(&mote.stderr_text());
+        assert_eq!(
+            (trapped, patched, left),
+            (0, 0, 0),
+            "{name}: a call trapped\n{mote:?}"
+        );
+        assert!(direct > 0, "{name}: no call went through the direct entry");
     }
+    // The unmodified programs do trap at those sites: what the frame entry saves.
+    let plain = Program::new(app("fork")).on(pf).mote_with(&["--stats"]);
+    assert!(stats(&plain.stderr_text()).0 > 0, "{plain:?}");
 }
 
 /// The PT_LOAD segments of an ELF file: (vaddr, flags).
@@ -368,7 +395,7 @@ mote_testsuite::on_both_platforms!(
     a_site_the_self_patcher_cannot_patch_stops_trapping_once_linked,
     linked_busybox_applets_behave_as_natively_and_take_no_trap,
     linked_apps_behave_as_natively_and_take_no_trap,
-    linked_threaded_apps_trap_only_at_their_clone_site,
+    linked_threaded_and_forking_apps_take_no_trap_either,
     a_wrapped_link_command_gives_a_large_page_static_pie,
     the_policy_note_is_used_and_flags_override_it,
     a_no_patch_note_keeps_every_call_trapping,
