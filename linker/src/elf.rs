@@ -11,9 +11,9 @@
 //!
 //! ```text
 //!   X, V            the new program header table (the old entries, the two
-//!                   loads, a PT_NOTE), the policy note, the init stub, the common
-//!                   routine and one stub per site                      R E
-//!   X + code, V + 2 MiB   the entry words (direct, frame)              RW
+//!                   loads, a PT_NOTE), the policy note, the init stub and
+//!                   one stub per site                                  R E
+//!   X + code, V + 2 MiB   the entry words (register, frame)            RW
 //! ```
 //!
 //! The table moves because the old one has no room for more entries; it stays
@@ -294,21 +294,12 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
     };
     let init = tramp::init_stub(init_at, word, entry).ok_or_else(unreachable)?;
     emit(init, &mut code, &mut code_off);
-    let common_at = v + code_off;
-    emit(
-        tramp::common(common_at, word).ok_or_else(unreachable)?,
-        &mut code,
-        &mut code_off,
-    );
     let mut jumps = Vec::new();
     let mut kept = Vec::new();
     let mut done = Vec::new();
     for r in &scan.rewrites {
         let at = v + code_off;
-        match (
-            tramp::site_stub(at, r, word, common_at),
-            tramp::site_jump(r, at),
-        ) {
+        match (tramp::site_stub(at, r, word), tramp::site_jump(r, at)) {
             (Some(stub), Some(j)) => {
                 emit(stub, &mut code, &mut code_off);
                 jumps.push((r.start, j));

@@ -113,6 +113,19 @@ pub struct BootInfo {
 /// Linux's own AT_* values.)
 pub const AT_MOTE_SYSCALL: u64 = 0x6d6f_7465;
 
+/// Auxiliary-vector type of the runtime's register entry: the way relinked code
+/// (`mote link`) makes a system call without a trap. It is entered by `call`
+/// with every register as at the `syscall` it replaces (rax = the number,
+/// arguments in the `syscall` registers), 128 bytes below the caller's stack
+/// pointer (the red zone kept): the return address is at `[rsp]`, the
+/// `syscall`'s stack pointer is `rsp + 136`. It returns as `syscall` does: rax
+/// the result, rcx and r11 clobbered, every other register and the flags kept
+/// (the caller steps back over the red zone). `rt_sigreturn` works through it;
+/// the calls whose child starts from the caller's registers do not (ENOSYS):
+/// they take `AT_MOTE_SYSCALL_FRAME`. (The self-patcher's stubs call the same
+/// entry. "motg"; 0 or absent outside mote.)
+pub const AT_MOTE_SYSCALL_REGS: u64 = 0x6d6f_7467;
+
 /// Auxiliary-vector type of the runtime's frame entry: the way relinked code
 /// (`mote link`) makes the calls whose child starts from the caller's registers
 /// (`clone`, `clone3`, `fork`, `vfork`) and `rt_sigreturn` without a trap. It is
