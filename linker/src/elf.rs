@@ -264,6 +264,28 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
         text_file.push((s.sh_addr, s.sh_size, s.sh_offset));
     }
     let in_text = |a: u64| text_file.iter().any(|&(s, l, _)| s <= a && a < s + l);
+    // A relocation the program's start-up code applies (a static-PIE's
+    // `.rela.dyn`, a static program's IRELATIVE `.rela.plt`: the loaded ones)
+    // would write over rewritten or moved bytes if it targets the code.
+    let loaded = elf.shdr_relocs.iter().filter(|(k, _)| {
+        elf.section_headers
+            .get(*k)
+            .is_some_and(|s| s.sh_flags & u64::from(sh::SHF_ALLOC) != 0)
+    });
+    if let Some(r) = elf
+        .dynrelas
+        .iter()
+        .chain(elf.dynrels.iter())
+        .chain(elf.pltrelocs.iter())
+        .chain(loaded.flat_map(|(_, rs)| rs.iter()))
+        .find(|r| in_text(r.r_offset))
+    {
+        return Err(LinkError::Refused(format!(
+            "a relocation writes into the code at {:#x} (text relocations): the rewritten \
+             bytes would be overwritten at start-up",
+            r.r_offset
+        )));
+    }
     let scan = if patch {
         let extra = extra_targets(bytes, &elf, &in_text);
         scan::scan(&texts, extra)

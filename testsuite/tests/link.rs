@@ -443,3 +443,152 @@ fn a_dynamic_program_and_a_linked_one_are_refused() {
         "already rewritten by mote link",
     );
 }
+
+/// Little-endian field access on an ELF64 file, for crafting inputs.
+struct Elf64(Vec<u8>);
+
+impl Elf64 {
+    fn u16(&self, at: usize) -> u64 {
+        u64::from(u16::from_le_bytes(self.0[at..at + 2].try_into().unwrap()))
+    }
+    fn u32(&self, at: usize) -> u64 {
+        u64::from(u32::from_le_bytes(self.0[at..at + 4].try_into().unwrap()))
+    }
+    fn u64(&self, at: usize) -> u64 {
+        u64::from_le_bytes(self.0[at..at + 8].try_into().unwrap())
+    }
+    fn put16(&mut self, at: usize, v: u16) {
+        self.0[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put32(&mut self, at: usize, v: u32) {
+        self.0[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put64(&mut self, at: usize, v: u64) {
+        self.0[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    /// File offsets of the program headers.
+    fn phdrs(&self) -> Vec<usize> {
+        let (off, n) = (self.u64(32) as usize, self.u16(56) as usize);
+        (0..n).map(|k| off + k * 56).collect()
+    }
+    /// File offsets of the PT_LOAD headers.
+    fn loads(&self) -> Vec<usize> {
+        self.phdrs()
+            .into_iter()
+            .filter(|&p| self.u32(p) == 1)
+            .collect()
+    }
+    /// File offsets of the section headers.
+    fn shdrs(&self) -> Vec<usize> {
+        let (off, n) = (self.u64(40) as usize, self.u16(60) as usize);
+        (0..n).map(|k| off + k * 64).collect()
+    }
+    /// The section header of the section called `name`.
+    fn section(&self, name: &str) -> usize {
+        let names = self.shdrs()[self.u16(62) as usize];
+        let strtab = self.u64(names + 24) as usize;
+        self.shdrs()
+            .into_iter()
+            .find(|&s| {
+                let at = strtab + self.u32(s) as usize;
+                self.0[at..].starts_with(name.as_bytes()) && self.0[at + name.len()] == 0
+            })
+            .unwrap_or_else(|| panic!("no section {name}"))
+    }
+}
+
+/// `apps/hello` with one field changed by `craft`: refused for `reason`.
+fn crafted(craft: impl Fn(&mut Elf64), reason: &str) {
+    let mut e = Elf64(std::fs::read(app("hello")).unwrap());
+    craft(&mut e);
+    refused(&e.0, reason);
+}
+
+#[test]
+fn crafted_inputs_it_cannot_rewrite_safely_are_refused_with_the_reason() {
+    crafted(|e| e.0[5] = 2, "big-endian");
+    crafted(|e| e.put16(18, 183), "not x86_64");
+    crafted(|e| e.put16(16, 1), "not an executable");
+    crafted(
+        |e| {
+            e.put64(40, 0);
+            e.put16(60, 0);
+            e.put16(62, 0);
+        },
+        "no section headers",
+    );
+    // The code's segment made writable: code that may modify itself.
+    crafted(
+        |e| {
+            let text = e
+                .loads()
+                .into_iter()
+                .find(|&p| e.u32(p + 4) & 1 != 0)
+                .unwrap();
+            let flags = e.u32(text + 4) as u32;
+            e.put32(text + 4, flags | 2);
+        },
+        "writable and executable",
+    );
+    crafted(
+        |e| {
+            let l = e.loads();
+            let (a, b) = (l[0], l[l.len() - 1]);
+            let (first, last) = (e.0[a..a + 56].to_vec(), e.0[b..b + 56].to_vec());
+            e.0[a..a + 56].copy_from_slice(&last);
+            e.0[b..b + 56].copy_from_slice(&first);
+        },
+        "out of address order",
+    );
+    // .text one byte off where its segment maps it.
+    crafted(
+        |e| {
+            let t = e.section(".text");
+            let addr = e.u64(t + 16);
+            e.put64(t + 16, addr + 1);
+        },
+        "not where an executable segment maps it",
+    );
+    // The last segment 3 GiB long: the added code would be out of a jump's reach.
+    crafted(
+        |e| {
+            let last = *e.loads().last().unwrap();
+            let memsz = e.u64(last + 40);
+            e.put64(last + 40, memsz + (3 << 30));
+        },
+        "more than 2 GiB",
+    );
+    // A relocation into the code (a text relocation): glibc's static start-up
+    // applies `.rela.plt`'s IRELATIVE entries; one pointed at .text would write
+    // over rewritten bytes.
+    crafted(
+        |e| {
+            let rela = e.section(".rela.plt");
+            let at = e.u64(rela + 24) as usize;
+            let text = e.section(".text");
+            let addr = e.u64(text + 16);
+            e.put64(at, addr + 16);
+        },
+        "relocation writes into the code",
+    );
+}
+
+/// `-z noseparate-code` puts the ELF header in the code's segment: no page
+/// boundary is free for the new program header table.
+#[test]
+fn a_program_whose_header_shares_the_code_s_segment_is_refused() {
+    if !gcc_available() {
+        panic!("gcc is needed to build the input (Debian: gcc)");
+    }
+    let dir = TempDir::new("link-nosep");
+    let src = dir.file("a.c", "int main(void) { return 0; }\n");
+    let out = dir.path().join("a");
+    let st = Command::new("gcc")
+        .args(["-static", "-O2", "-Wl,-z,noseparate-code", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    refused(&std::fs::read(&out).unwrap(), "no page boundary");
+}
