@@ -4,7 +4,7 @@
 //! the FP state and the exit path.
 
 use mote_abi::layout::USER_END;
-use mote_abi::signal::{VECTOR_DIRECT, VECTOR_PATCHED};
+use mote_abi::signal::{VECTOR_DIRECT, VECTOR_FRAME, VECTOR_PATCHED};
 use mote_abi::trap::TrapFrame;
 use syscalls::Sysno;
 
@@ -180,7 +180,8 @@ impl Process {
         let (rip, rsp) = (r.regs.hdr.rip, r.regs.hdr.rsp);
         // The runtime's two entries are where a restarted call resumes
         // (`restart_context`); the application may call them anyway.
-        let entry = rip != 0 && (rip == self.direct_entry || rip == self.patcher.entry);
+        let entry = rip != 0
+            && (rip == self.direct_entry || rip == self.frame_entry || rip == self.patcher.entry);
         if (rip >= USER_END && !entry) || rsp >= USER_END {
             return Err(BadFrame::Context(rip));
         }
@@ -222,8 +223,16 @@ impl Process {
 /// through: the `syscall` instruction itself for a trapped call (as Linux rewinds
 /// rip by 2); for the patched-site and direct entries (at `patched` and
 /// `direct`), the entry's first instruction with the registers it was called with
-/// — its return address is still on the stack, right below the post-return rsp.
-pub fn restart_context(f: &TrapFrame, r: Restart, patched: u64, direct: u64) -> TrapFrame {
+/// — its return address is still on the stack, right below the post-return rsp;
+/// for the frame entry (at `frame`), that entry with every register, its return
+/// address 136 bytes below the `syscall`'s rsp (`AT_MOTE_SYSCALL_FRAME`).
+pub fn restart_context(
+    f: &TrapFrame,
+    r: Restart,
+    patched: u64,
+    direct: u64,
+    frame: u64,
+) -> TrapFrame {
     let mut c = *f;
     let a = r.args;
     match f.hdr.vector {
@@ -237,6 +246,12 @@ pub fn restart_context(f: &TrapFrame, r: Restart, patched: u64, direct: u64) -> 
             c.hdr.rip = direct;
             c.hdr.rsp -= 8;
             (c.rdi, c.rsi, c.rdx, c.rcx, c.r8, c.r9) = (r.nr, a[0], a[1], a[2], a[3], a[4]);
+        }
+        VECTOR_FRAME => {
+            c.hdr.rip = frame;
+            c.hdr.rsp -= 136;
+            (c.rax, c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9) =
+                (r.nr, a[0], a[1], a[2], a[3], a[4], a[5]);
         }
         _ => {
             c.hdr.rip -= 2;
@@ -309,11 +324,16 @@ mod tests {
         let p = FakePlatform::new();
         let (mut pr, top) = proc_with_stack(&p);
         pr.direct_entry = USER_END + 0x40_0000;
+        pr.frame_entry = USER_END + 0x40_1000;
         let act = SigAction {
             handler: 0x40_1000,
             ..Default::default()
         };
-        for (rip, ok) in [(pr.direct_entry, true), (USER_END + 0x50_0000, false)] {
+        for (rip, ok) in [
+            (pr.direct_entry, true),
+            (pr.frame_entry, true),
+            (USER_END + 0x50_0000, false),
+        ] {
             pr.signals.set_action(SIGUSR1, act).unwrap();
             pr.raise(&p, SIGUSR1 as u64).unwrap();
             let d = pr.next_delivery(&p).unwrap();
@@ -399,19 +419,25 @@ mod tests {
         f.hdr.rip = 0x40_1002;
         f.hdr.rsp = 0x7fff_0000;
         f.hdr.vector = mote_abi::trap::VECTOR_SYSCALL;
-        let t = restart_context(&f, r, 0xa, 0xb);
+        let t = restart_context(&f, r, 0xa, 0xb, 0xc);
         assert_eq!((t.hdr.rip, t.rax, t.hdr.rsp), (0x40_1000, 0, 0x7fff_0000));
         f.hdr.vector = VECTOR_PATCHED;
-        let c = restart_context(&f, r, 0xa, 0xb);
+        let c = restart_context(&f, r, 0xa, 0xb, 0xc);
         assert_eq!(
             (c.hdr.rip, c.hdr.rsp, c.rax, c.rdi, c.rsi),
             (0xa, 0x7fff_0000 - 8, 0, 3, 0x1000)
         );
         f.hdr.vector = VECTOR_DIRECT;
-        let d = restart_context(&f, r, 0xa, 0xb);
+        let d = restart_context(&f, r, 0xa, 0xb, 0xc);
         assert_eq!(
             (d.hdr.rip, d.rdi, d.rsi, d.rdx, d.rcx),
             (0xb, 0, 3, 0x1000, 1)
+        );
+        f.hdr.vector = VECTOR_FRAME;
+        let e = restart_context(&f, r, 0xa, 0xb, 0xc);
+        assert_eq!(
+            (e.hdr.rip, e.hdr.rsp, e.rax, e.rdi, e.rsi, e.rdx),
+            (0xc, 0x7fff_0000 - 136, 0, 3, 0x1000, 1)
         );
     }
 

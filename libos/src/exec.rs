@@ -561,6 +561,8 @@ impl Process {
             hwcap2: self.hwcap.1,
             minsigstksz: self.minsigstksz,
             direct_entry: self.direct_entry,
+            regs_entry: self.patcher.entry,
+            frame_entry: self.frame_entry,
             vdso,
         };
         let st = stack::build(

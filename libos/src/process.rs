@@ -44,6 +44,8 @@ pub struct Process {
     pub minsigstksz: u64,
     /// The runtime's direct system-call entry, passed as `AT_MOTE_SYSCALL` (0: none).
     pub direct_entry: u64,
+    /// The runtime's frame entry, passed as `AT_MOTE_SYSCALL_FRAME` (0: none).
+    pub frame_entry: u64,
     /// Absolute path of the running program (`/proc/self/exe`).
     pub exe: alloc::vec::Vec<u8>,
     /// Set by a successful `execve`: where the new program starts (the shim
@@ -98,6 +100,7 @@ impl Process {
             random: boot.random,
             minsigstksz: 0,
             direct_entry: 0,
+            frame_entry: 0,
             patcher: crate::patch::Patcher::default(),
             clock: crate::time::Clock::new(boot.tsc_khz),
             exe: alloc::vec::Vec::new(),

@@ -63,6 +63,10 @@ pub struct Auxv {
     pub minsigstksz: u64,
     /// The runtime's direct system-call entry (`AT_MOTE_SYSCALL`; 0 = none).
     pub direct_entry: u64,
+    /// The runtime's register entry (`AT_MOTE_SYSCALL_REGS`; 0 = none).
+    pub regs_entry: u64,
+    /// The runtime's frame entry (`AT_MOTE_SYSCALL_FRAME`; 0 = none).
+    pub frame_entry: u64,
     /// The vDSO's ELF header (`AT_SYSINFO_EHDR`; 0 = none).
     pub vdso: u64,
 }
@@ -239,6 +243,12 @@ fn aux_pairs(sp: &StackParams<'_>, platform: u64, random: u64, execfn: u64) -> V
     if a.direct_entry != 0 {
         v.push((mote_abi::boot::AT_MOTE_SYSCALL, a.direct_entry));
     }
+    if a.regs_entry != 0 {
+        v.push((mote_abi::boot::AT_MOTE_SYSCALL_REGS, a.regs_entry));
+    }
+    if a.frame_entry != 0 {
+        v.push((mote_abi::boot::AT_MOTE_SYSCALL_FRAME, a.frame_entry));
+    }
     v.push((AT_NULL, 0));
     v
 }
@@ -323,6 +333,8 @@ mod tests {
                 hwcap2: 2,
                 minsigstksz: 0,
                 direct_entry: 0,
+                regs_entry: 0,
+                frame_entry: 0,
                 vdso: 0,
             },
             args_limit: args_limit(STK_LIM),
@@ -377,6 +389,26 @@ mod tests {
         // Linux's string order: argv[0] lowest, then envp, then execfn at the top.
         assert!(a[&AT_RANDOM] < a[&AT_PLATFORM]);
         assert!(a[&AT_EXECFN] + 13 + 8 == TOP);
+    }
+
+    #[test]
+    fn the_runtime_s_entries_are_in_the_auxv_when_given() {
+        let argv: &[&[u8]] = &[b"a"];
+        let mut pa = params(argv, &[]);
+        pa.aux.direct_entry = 0x4000_0000_1000;
+        pa.aux.frame_entry = 0x4000_0000_2000;
+        pa.aux.regs_entry = 0x4000_0000_3000;
+        let p = parse(&build(TOP, &pa).unwrap());
+        assert_eq!(p.aux[&mote_abi::boot::AT_MOTE_SYSCALL], 0x4000_0000_1000);
+        assert_eq!(
+            p.aux[&mote_abi::boot::AT_MOTE_SYSCALL_FRAME],
+            0x4000_0000_2000
+        );
+        assert_eq!(
+            p.aux[&mote_abi::boot::AT_MOTE_SYSCALL_REGS],
+            0x4000_0000_3000
+        );
+        assert_eq!(*p.aux_order.last().unwrap(), AT_NULL);
     }
 
     #[test]

@@ -192,19 +192,11 @@ fn run_inner(a: &LinkArgs) -> Result<(), LinkError> {
             eprintln!("mote: link: site {site:#x} kept as syscall: {why:?}");
         }
     }
-    let kept = out.scan.kept.len();
-    let frame = out
-        .scan
-        .kept
-        .iter()
-        .filter(|(_, k)| matches!(k, crate::scan::Kept::NeedsFrame(_)))
-        .count();
     println!(
-        "mote link: {}: {} system-call sites rewritten, {} kept as syscall ({} clone/fork/sigreturn), code added at {:#x}",
+        "mote link: {}: {} system-call sites rewritten, {} kept as syscall, code added at {:#x}",
         output.display(),
         out.scan.rewrites.len(),
-        kept,
-        frame,
+        out.scan.kept.len(),
         out.code_vaddr
     );
     Ok(())

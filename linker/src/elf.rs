@@ -11,9 +11,9 @@
 //!
 //! ```text
 //!   X, V            the new program header table (the old entries, the two
-//!                   loads, a PT_NOTE), the policy note, the init stub, the common
-//!                   routine and one stub per site                      R E
-//!   X + code, V + 2 MiB   the entry word                               RW
+//!                   loads, a PT_NOTE), the policy note, the init stub and
+//!                   one stub per site                                  R E
+//!   X + code, V + 2 MiB   the entry words (register, frame)            RW
 //! ```
 //!
 //! The table moves because the old one has no room for more entries; it stays
@@ -264,6 +264,28 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
         text_file.push((s.sh_addr, s.sh_size, s.sh_offset));
     }
     let in_text = |a: u64| text_file.iter().any(|&(s, l, _)| s <= a && a < s + l);
+    // A relocation the program's start-up code applies (a static-PIE's
+    // `.rela.dyn`, a static program's IRELATIVE `.rela.plt`: the loaded ones)
+    // would write over rewritten or moved bytes if it targets the code.
+    let loaded = elf.shdr_relocs.iter().filter(|(k, _)| {
+        elf.section_headers
+            .get(*k)
+            .is_some_and(|s| s.sh_flags & u64::from(sh::SHF_ALLOC) != 0)
+    });
+    if let Some(r) = elf
+        .dynrelas
+        .iter()
+        .chain(elf.dynrels.iter())
+        .chain(elf.pltrelocs.iter())
+        .chain(loaded.flat_map(|(_, rs)| rs.iter()))
+        .find(|r| in_text(r.r_offset))
+    {
+        return Err(LinkError::Refused(format!(
+            "a relocation writes into the code at {:#x} (text relocations): the rewritten \
+             bytes would be overwritten at start-up",
+            r.r_offset
+        )));
+    }
     let scan = if patch {
         let extra = extra_targets(bytes, &elf, &in_text);
         scan::scan(&texts, extra)
@@ -294,21 +316,12 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
     };
     let init = tramp::init_stub(init_at, word, entry).ok_or_else(unreachable)?;
     emit(init, &mut code, &mut code_off);
-    let common_at = v + code_off;
-    emit(
-        tramp::common(common_at, word).ok_or_else(unreachable)?,
-        &mut code,
-        &mut code_off,
-    );
     let mut jumps = Vec::new();
     let mut kept = Vec::new();
     let mut done = Vec::new();
     for r in &scan.rewrites {
         let at = v + code_off;
-        match (
-            tramp::site_stub(at, r, word, common_at),
-            tramp::site_jump(r, at),
-        ) {
+        match (tramp::site_stub(at, r, word), tramp::site_jump(r, at)) {
             (Some(stub), Some(j)) => {
                 emit(stub, &mut code, &mut code_off);
                 jumps.push((r.start, j));
@@ -368,7 +381,7 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
         phdrs.push(q);
         if i == last_load {
             phdrs.push(load(x, v, code_len, ph::PF_R | ph::PF_X, PAGE));
-            phdrs.push(load(x + rx_file, word, 8, ph::PF_R | ph::PF_W, PAGE));
+            phdrs.push(load(x + rx_file, word, 16, ph::PF_R | ph::PF_W, PAGE));
         }
     }
     let mut n = load(x + note_off, v + note_off, NOTE_SIZE as u64, ph::PF_R, 4);

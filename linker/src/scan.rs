@@ -22,9 +22,9 @@
 //!
 //! The number in `eax` at the site is worked out when the block sets it with an
 //! immediate. Sites of calls whose child needs the full register frame (`clone`,
-//! `clone3`, `fork`, `vfork`) stay `syscall`; `rt_sigreturn` sites get a stub of
-//! their own (see `tramp`); where the number is not known the stub checks it at
-//! run time and falls back to the `syscall` for all five.
+//! `clone3`, `fork`, `vfork`) get a stub calling the runtime's frame entry
+//! instead of its register entry (see `tramp`); where the number is not known
+//! the stub checks it at run time.
 
 use std::collections::HashSet;
 
@@ -33,15 +33,10 @@ use iced_x86::{
     OpAccess, OpKind, Register,
 };
 
-/// Calls mote's direct entry cannot make (the child needs the full register
-/// frame): their sites keep the `syscall` instruction.
+/// Calls mote's register entry cannot make (the child needs the full register
+/// frame): their stubs call the frame entry, and a stub whose number is not
+/// known checks for them at run time.
 pub const NEEDS_FRAME: [u32; 4] = [56, 57, 58, 435];
-/// `rt_sigreturn`: the direct entry takes it only with the stack pointer as the
-/// `syscall` had it (the signal frame is found from it).
-pub const RT_SIGRETURN: u32 = 15;
-/// What a stub whose number is not known checks for at run time before the
-/// common routine: these take the `syscall`.
-pub const FALLBACK_NRS: [u32; 5] = [RT_SIGRETURN, 56, 57, 58, 435];
 
 /// Bytes a `jmp rel32` takes.
 const JMP_LEN: u64 = 5;
@@ -83,8 +78,6 @@ pub struct Rewrite {
 /// Why a site keeps its `syscall`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kept {
-    /// A call that needs the full frame (its number).
-    NeedsFrame(u32),
     /// No 5 bytes around it can be moved safely.
     NoRoom,
     /// Undecodable bytes close before it.
@@ -197,11 +190,6 @@ fn plan_site(
     let sc = &insns[at];
     let site = sc.ip();
     let nr = known_nr(insns, at, targets);
-    if let Some(n) = nr {
-        if NEEDS_FRAME.contains(&n) {
-            return Err(Kept::NeedsFrame(n));
-        }
-    }
     let near_invalid = insns[at.saturating_sub(16)..at]
         .iter()
         .any(|i| i.code() == Code::INVALID && i.ip() + INVALID_GUARD > site);

@@ -80,7 +80,7 @@ fn glibc_exit_loop_is_rewritten_around_the_syscall() {
     assert_eq!((r.start, r.end), (BASE + 2, BASE + 8));
     assert_eq!(r.moved.len(), 1);
     // The moved jmp still goes to the loop's head.
-    let stub = tramp::site_stub(0x60_0000, &r, 0x80_0000, 0x60_0100).unwrap();
+    let stub = tramp::site_stub(0x60_0000, &r, 0x80_0000).unwrap();
     let insns = decode_all(0x60_0000, &stub);
     assert!(insns
         .iter()
@@ -96,13 +96,27 @@ fn a_jump_target_inside_the_moved_bytes_keeps_the_syscall() {
 }
 
 #[test]
-fn clone_sites_keep_their_syscall() {
+fn clone_sites_call_the_frame_entry() {
     // mov eax, 56; syscall; ret
-    let s = one(&[0xb8, 56, 0, 0, 0, 0x0f, 0x05, 0xc3]);
-    assert_eq!(s.kept, [(BASE + 5, Kept::NeedsFrame(56))]);
+    let r = only_rewrite(&[0xb8, 56, 0, 0, 0, 0x0f, 0x05, 0xc3]);
+    assert_eq!(r.nr, Some(56));
+    let (at, word) = (0x60_0040, 0x80_0000);
+    let stub = tramp::site_stub(at, &r, word).unwrap();
+    let insns = decode_all(at, &stub);
+    let m: Vec<Mnemonic> = insns.iter().map(|i| i.mnemonic()).collect();
+    use Mnemonic::*;
+    // Not the register entry: the frame entry, with rsp below the red zone, and no
+    // rsp fix-up after it (it comes back with the syscall's rsp).
+    assert_eq!(m, [Mov, Mov, Jrcxz, Lea, Call, Jmp, Jmp]);
+    assert_eq!(insns[1].ip_rel_memory_address(), word + 8);
+    assert_eq!(insns[2].near_branch_target(), insns[6].ip());
+    assert_eq!(insns[3].memory_displacement64() as i64, -128);
+    assert_eq!(insns[4].op0_register(), iced_x86::Register::RCX);
+    assert_eq!(insns[5].near_branch_target(), r.syscall + 2);
+    assert_eq!(insns[6].near_branch_target(), r.syscall);
     // clone3 (435), set with a 64-bit mov.
-    let s = one(&[0x48, 0xc7, 0xc0, 0xb3, 0x01, 0, 0, 0x0f, 0x05, 0xc3]);
-    assert_eq!(s.kept, [(BASE + 7, Kept::NeedsFrame(435))]);
+    let r = only_rewrite(&[0x48, 0xc7, 0xc0, 0xb3, 0x01, 0, 0, 0x0f, 0x05, 0xc3]);
+    assert_eq!(r.nr, Some(435));
 }
 
 #[test]
@@ -117,10 +131,10 @@ fn a_number_set_before_a_branch_target_is_not_known() {
 }
 
 #[test]
-fn the_stub_falls_back_to_the_syscall_and_calls_the_common_routine() {
+fn the_stub_falls_back_to_the_syscall_and_calls_the_register_entry() {
     let r = only_rewrite(&[0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xc3]);
-    let (at, word, common) = (0x60_0040, 0x80_0000, 0x60_0010);
-    let stub = tramp::site_stub(at, &r, word, common).unwrap();
+    let (at, word) = (0x60_0040, 0x80_0000);
+    let stub = tramp::site_stub(at, &r, word).unwrap();
     let insns = decode_all(at, &stub);
     let m: Vec<Mnemonic> = insns.iter().map(|i| i.mnemonic()).collect();
     use Mnemonic::*;
@@ -129,17 +143,20 @@ fn the_stub_falls_back_to_the_syscall_and_calls_the_common_routine() {
     assert_eq!(insns[1].ip_rel_memory_address(), word);
     let fallback = insns[7].ip();
     assert_eq!(insns[2].near_branch_target(), fallback);
-    assert_eq!(insns[4].near_branch_target(), common);
+    // Below the red zone, through the word, and back over the red zone.
+    assert_eq!(insns[3].memory_displacement64() as i64, -128);
+    assert_eq!(insns[4].ip_rel_memory_address(), word);
+    assert_eq!(insns[5].memory_displacement64(), 128);
     assert_eq!(insns[6].near_branch_target(), r.syscall + 2);
     assert_eq!(insns[7].near_branch_target(), r.syscall);
 }
 
 #[test]
-fn an_unknown_number_is_checked_for_every_fallback_call() {
+fn an_unknown_number_is_checked_for_every_frame_call() {
     let r = only_rewrite(&[
         0x8b, 0x07, 0x0f, 0x05, 0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, 0xc3,
     ]);
-    let stub = tramp::site_stub(0x60_0040, &r, 0x80_0000, 0x60_0010).unwrap();
+    let stub = tramp::site_stub(0x60_0040, &r, 0x80_0000).unwrap();
     let insns = decode_all(0x60_0040, &stub);
     let syscall = insns
         .iter()
@@ -149,78 +166,65 @@ fn an_unknown_number_is_checked_for_every_fallback_call() {
         .iter()
         .filter(|i| i.mnemonic() == Mnemonic::Jrcxz)
         .collect();
-    assert_eq!(checks.len(), 1 + crate::scan::FALLBACK_NRS.len());
-    assert!(checks
+    // The register entry's word, each number needing the frame, the frame
+    // entry's word.
+    assert_eq!(checks.len(), 2 + crate::scan::NEEDS_FRAME.len());
+    let frame = insns
         .iter()
-        .all(|i| i.near_branch_target() == syscall.ip()));
+        .find(|i| i.is_ip_rel_memory_operand() && i.ip_rel_memory_address() == 0x80_0008)
+        .expect("the frame word is read");
+    let (first, rest) = checks.split_first().unwrap();
+    let (last, middle) = rest.split_last().unwrap();
+    assert_eq!(first.near_branch_target(), syscall.ip());
+    assert_eq!(last.near_branch_target(), syscall.ip());
+    assert!(middle.iter().all(|i| i.near_branch_target() == frame.ip()));
     let subtracted: Vec<i64> = insns
         .iter()
         .filter(|i| i.mnemonic() == Mnemonic::Lea && i.op0_register() == iced_x86::Register::ECX)
         .map(|i| i.memory_displacement64() as i64)
         .collect();
-    assert_eq!(subtracted, [-15, -56, -57, -58, -435]);
+    assert_eq!(subtracted, [-56, -57, -58, -435]);
     // After the fallback syscall: the moved cmp, then back after the moved bytes.
     let last = insns.last().unwrap();
     assert_eq!(last.near_branch_target(), r.end);
 }
 
 #[test]
-fn a_sigreturn_stub_calls_the_entry_with_the_stack_untouched() {
-    // mov rax, 15; syscall
+fn a_sigreturn_site_takes_the_register_entry_like_any_other() {
+    // mov rax, 15; syscall: the runtime finds the frame above the red zone.
     let r = only_rewrite(&[0x48, 0xc7, 0xc0, 15, 0, 0, 0, 0x0f, 0x05, 0xc3]);
     assert_eq!(r.nr, Some(15));
-    let stub = tramp::site_stub(0x60_0040, &r, 0x80_0000, 0x60_0010).unwrap();
+    let stub = tramp::site_stub(0x60_0040, &r, 0x80_0000).unwrap();
     let m: Vec<Mnemonic> = decode_all(0x60_0040, &stub)
         .iter()
         .map(|i| i.mnemonic())
         .collect();
     use Mnemonic::*;
-    assert_eq!(m, [Mov, Mov, Jrcxz, Mov, Call, Ud2, Jmp]);
+    assert_eq!(m, [Mov, Mov, Jrcxz, Lea, Call, Lea, Jmp, Jmp]);
 }
 
 #[test]
-fn the_common_routine_saves_what_syscall_keeps() {
-    let b = tramp::common(0x60_0010, 0x80_0000).unwrap();
-    let insns = decode_all(0x60_0010, &b);
-    let pushes: Vec<_> = insns
-        .iter()
-        .take_while(|i| i.mnemonic() != Mnemonic::Mov)
-        .map(|i| (i.mnemonic(), i.op0_register()))
-        .collect();
-    let pops: Vec<_> = insns
-        .iter()
-        .rev()
-        .skip(1)
-        .take_while(|i| matches!(i.mnemonic(), Mnemonic::Pop | Mnemonic::Popfq))
-        .map(|i| (i.mnemonic(), i.op0_register()))
-        .collect();
-    assert_eq!(pushes.len(), 8);
-    assert_eq!(pops.len(), 8);
-    for ((_, a), (_, b)) in pushes.iter().zip(&pops) {
-        assert_eq!(a, b, "pushed and popped in reverse order");
-    }
-    let call = insns
-        .iter()
-        .find(|i| i.mnemonic() == Mnemonic::Call)
-        .unwrap();
-    assert_eq!(call.ip_rel_memory_address(), 0x80_0000);
-    assert_eq!(insns.last().unwrap().mnemonic(), Mnemonic::Ret);
-}
-
-#[test]
-fn the_init_stub_finds_the_auxv_entry_and_jumps_on() {
+fn the_init_stub_finds_the_auxv_entries_and_jumps_on() {
     let b = tramp::init_stub(0x60_0300, 0x80_0000, 0x40_1510).unwrap();
     let insns = decode_all(0x60_0300, &b);
-    let cmp = insns
+    let cmps: Vec<u32> = insns
         .iter()
-        .find(|i| i.mnemonic() == Mnemonic::Cmp)
-        .unwrap();
-    assert_eq!(cmp.immediate32(), 0x6d6f_7465);
-    let store = insns
+        .filter(|i| i.mnemonic() == Mnemonic::Cmp && i.op0_register() == iced_x86::Register::RAX)
+        .map(|i| i.immediate32())
+        .collect();
+    assert_eq!(
+        cmps,
+        [
+            mote_abi::boot::AT_MOTE_SYSCALL_REGS as u32,
+            mote_abi::boot::AT_MOTE_SYSCALL_FRAME as u32
+        ]
+    );
+    let stores: Vec<u64> = insns
         .iter()
-        .find(|i| i.is_ip_rel_memory_operand() && i.mnemonic() == Mnemonic::Mov)
-        .unwrap();
-    assert_eq!(store.ip_rel_memory_address(), 0x80_0000);
+        .filter(|i| i.is_ip_rel_memory_operand() && i.mnemonic() == Mnemonic::Mov)
+        .map(|i| i.ip_rel_memory_address())
+        .collect();
+    assert_eq!(stores, [0x80_0000, 0x80_0008]);
     assert_eq!(insns.last().unwrap().near_branch_target(), 0x40_1510);
     // Every branch lands on an instruction of the stub (or the entry).
     let starts: Vec<u64> = insns.iter().map(|i| i.ip()).collect();

@@ -1,11 +1,12 @@
-//! The code `mote link` adds: an init stub (the new entry point), one shared call
-//! routine, and one stub per rewritten site. All of it is position-independent
-//! (RIP-relative), so it works in static-PIE programs too.
+//! The code `mote link` adds: an init stub (the new entry point) and one stub per
+//! rewritten site. All of it is position-independent (RIP-relative), so it works
+//! in static-PIE programs too.
 //!
 //! **Init stub.** Runs first (it is `e_entry`): walks the initial stack (argc, argv,
-//! envp, auxv) to `AT_MOTE_SYSCALL` and stores its value — mote's direct entry, 0
-//! or absent outside mote — in the entry word (in the added read-write segment),
-//! then jumps to the original entry with every register as it found them.
+//! envp, auxv) and stores the values of `AT_MOTE_SYSCALL_REGS` (mote's register
+//! entry) and `AT_MOTE_SYSCALL_FRAME` (its frame entry) — 0 or absent outside
+//! mote — in the two entry words (in the added read-write segment), then jumps to
+//! the original entry with every register as it found them.
 //!
 //! **Site stub** (rax = number, arguments in the `syscall` registers):
 //!
@@ -13,37 +14,44 @@
 //!   <moved instructions>             ("before" shape: what the jmp replaced)
 //!   mov   rcx, [rip + word]          0 natively: take the syscall
 //!   jrcxz fallback
-//!   lea   ecx, [rax - N]; jrcxz fallback    for each N of NEEDS_FRAME, when the
-//!                                           number is not known statically
+//!   lea   ecx, [rax - N]; jrcxz frame    for each N of NEEDS_FRAME, when the
+//!                                        number is not known statically
 //!   lea   rsp, [rsp - 128]           step over the red zone
-//!   call  common
+//!   call  [rip + word]               the register entry: returns as syscall does
 //!   lea   rsp, [rsp + 128]
 //!   jmp   <after the syscall>        ("after" shape: jmp cont)
+//! frame:                             (number unknown, or clone/clone3/fork/vfork:
+//!   mov   rcx, [rip + word + 8]       then the stub starts here)
+//!   jrcxz fallback
+//!   lea   rsp, [rsp - 128]
+//!   call  rcx                        the frame entry: comes back with rsp as the
+//!   jmp   <after the syscall>        syscall had it; a child starts here too
 //! fallback:
 //!   jmp   <the syscall>              ("after" shape: syscall; cont: <moved after>;
 //!                                     jmp end)
 //! ```
 //!
-//! An `rt_sigreturn` site (number known) calls the entry with `mov edi, 15; call
-//! rcx` and the stack pointer untouched instead: the runtime finds the signal
-//! frame from it, and the call does not return.
+//! Both entries (`mote_abi::boot::AT_MOTE_SYSCALL_REGS`, `AT_MOTE_SYSCALL_FRAME`)
+//! take the call with the registers as the `syscall` had them and give back what
+//! `syscall` gives: the result in rax, rcx and r11 clobbered, the flags and every
+//! other register kept. The register entry is the one the self-patcher's stubs
+//! call (`rt_sigreturn` included: the runtime finds the signal frame 128 bytes
+//! above the post-return stack pointer). The frame entry builds the trap frame a
+//! trapped `syscall` would have had, so a new thread or forked child starts from
+//! the caller's registers (rax = 0, its own stack pointer), at the stub's next
+//! instruction.
 //!
 //! `rcx` is free: `syscall` clobbers it. `lea` and `jrcxz` leave the flags alone,
 //! so the fallback runs the `syscall` with the flags as they were.
-//!
-//! **Common routine**: saves the flags and the registers a C call clobbers but
-//! `syscall` keeps (rdi rsi rdx r8 r9 r10), aligns the stack, calls
-//! `mote_syscall(rax, rdi, rsi, rdx, r10, r8, r9)` through the word with DF clear,
-//! and gives everything back: the result in rax, rcx and r11 clobbered, as
-//! `syscall`. The runtime does not touch the vector registers (it is built
-//! without SSE).
 
 use iced_x86::{BlockEncoder, BlockEncoderOptions, InstructionBlock};
 
-use crate::scan::{Rewrite, FALLBACK_NRS, RT_SIGRETURN};
+use crate::scan::{Rewrite, NEEDS_FRAME};
 
-/// `AT_MOTE_SYSCALL`.
-pub const AT_MOTE_SYSCALL: u32 = mote_abi::boot::AT_MOTE_SYSCALL as u32;
+/// `AT_MOTE_SYSCALL_REGS`.
+pub const AT_MOTE_SYSCALL_REGS: u32 = mote_abi::boot::AT_MOTE_SYSCALL_REGS as u32;
+/// `AT_MOTE_SYSCALL_FRAME`.
+pub const AT_MOTE_SYSCALL_FRAME: u32 = mote_abi::boot::AT_MOTE_SYSCALL_FRAME as u32;
 
 fn rel32(from_end: u64, to: u64) -> Option<[u8; 4]> {
     i32::try_from(to.wrapping_sub(from_end) as i64)
@@ -108,44 +116,23 @@ pub fn init_stub(at: u64, word: u64, entry: u64) -> Option<Vec<u8>> {
     e.bytes(&[0x48, 0x85, 0xc0]); // test rax, rax
     let to_done = e.short(0x74); // jz done
     e.bytes(&[0x48, 0x3d]); // cmp rax, imm32
-    e.bytes(&AT_MOTE_SYSCALL.to_le_bytes());
-    let to_found = e.short(0x74); // je found
-    e.bytes(&[0x48, 0x83, 0xc6, 0x10]); // add rsi, 16
+    e.bytes(&AT_MOTE_SYSCALL_REGS.to_le_bytes());
+    let to_other = e.short(0x75); // jne other
+    e.bytes(&[0x48, 0x8b, 0x4e, 0x08]); // mov rcx, [rsi + 8]
+    e.rel(&[0x48, 0x89, 0x0d], word)?; // mov [rip + word], rcx
+    e.land(to_other)?;
+    e.bytes(&[0x48, 0x3d]); // other: cmp rax, imm32
+    e.bytes(&AT_MOTE_SYSCALL_FRAME.to_le_bytes());
+    let to_next = e.short(0x75); // jne next
+    e.bytes(&[0x48, 0x8b, 0x4e, 0x08]); // mov rcx, [rsi + 8]
+    e.rel(&[0x48, 0x89, 0x0d], word + 8)?; // mov [rip + word + 8], rcx
+    e.land(to_next)?;
+    e.bytes(&[0x48, 0x83, 0xc6, 0x10]); // next: add rsi, 16
     let back = i8::try_from(aux as i64 - (e.b.len() as i64 + 2)).ok()?;
     e.bytes(&[0xeb, back as u8]); // jmp aux
-    e.land(to_found)?;
-    e.bytes(&[0x48, 0x8b, 0x46, 0x08]); // mov rax, [rsi + 8]
-    e.rel(&[0x48, 0x89, 0x05], word)?; // mov [rip + word], rax
     e.land(to_done)?;
     e.bytes(&[0x5e, 0x59, 0x58, 0x9d]); // pop rsi; pop rcx; pop rax; popfq
     e.rel(&[0xe9], entry)?; // jmp entry
-    Some(e.b)
-}
-
-/// The common routine at `at`, calling through `word`.
-pub fn common(at: u64, word: u64) -> Option<Vec<u8>> {
-    let mut e = Emit::new(at);
-    // pushfq; push rdi; push rsi; push rdx; push r8; push r9; push r10; push rbp
-    e.bytes(&[
-        0x9c, 0x57, 0x56, 0x52, 0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x55,
-    ]);
-    e.bytes(&[0x48, 0x89, 0xe5]); // mov rbp, rsp
-    e.bytes(&[0x48, 0x83, 0xe4, 0xf0]); // and rsp, -16
-    e.bytes(&[0x48, 0x83, 0xec, 0x08]); // sub rsp, 8
-    e.bytes(&[0x41, 0x51]); // push r9: a5, on the stack
-    e.bytes(&[0x4d, 0x89, 0xc1]); // mov r9, r8: a4
-    e.bytes(&[0x4d, 0x89, 0xd0]); // mov r8, r10: a3
-    e.bytes(&[0x48, 0x89, 0xd1]); // mov rcx, rdx: a2
-    e.bytes(&[0x48, 0x89, 0xf2]); // mov rdx, rsi: a1
-    e.bytes(&[0x48, 0x89, 0xfe]); // mov rsi, rdi: a0
-    e.bytes(&[0x48, 0x89, 0xc7]); // mov rdi, rax: nr
-    e.bytes(&[0xfc]); // cld
-    e.rel(&[0xff, 0x15], word)?; // call [rip + word]
-    e.bytes(&[0x48, 0x89, 0xec]); // mov rsp, rbp
-                                  // pop rbp; pop r10; pop r9; pop r8; pop rdx; pop rsi; pop rdi; popfq; ret
-    e.bytes(&[
-        0x5d, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58, 0x5a, 0x5e, 0x5f, 0x9d, 0xc3,
-    ]);
     Some(e.b)
 }
 
@@ -160,60 +147,70 @@ fn relocate(moved: &[iced_x86::Instruction], at: u64) -> Option<Vec<u8>> {
         .map(|r| r.code_buffer)
 }
 
-/// The stub of `r` at `at`; `word` holds the entry, `common` is the routine.
-pub fn site_stub(at: u64, r: &Rewrite, word: u64, common: u64) -> Option<Vec<u8>> {
+/// The stub of `r` at `at`; `word` holds the register entry and `word + 8` the
+/// frame entry.
+pub fn site_stub(at: u64, r: &Rewrite, word: u64) -> Option<Vec<u8>> {
+    let frame_word = word + 8;
     let mut e = Emit::new(at);
     let code = relocate(&r.moved, at)?;
     e.bytes(&code);
-    e.rel(&[0x48, 0x8b, 0x0d], word)?; // mov rcx, [rip + word]
-    let mut to_fallback = vec![e.short(0xe3)]; // jrcxz fallback
-    if r.nr == Some(RT_SIGRETURN) {
-        // The frame is found from rsp: call the entry with the stack as it is (the
-        // return address lands on the pretcode slot the restorer's `ret` popped).
-        // It does not return.
-        e.bytes(&[0xbf]); // mov edi, 15
-        e.bytes(&RT_SIGRETURN.to_le_bytes());
-        e.bytes(&[0xff, 0xd1]); // call rcx
-        e.bytes(&[0x0f, 0x0b]); // ud2
-        for f in to_fallback {
-            e.land(f)?;
-        }
+    let mut to_fallback = Vec::new();
+    let mut to_cont = Vec::new();
+    // Where the call is done: after the `syscall` ("before" shape), or the moved
+    // instructions after it ("after" shape, at `cont`).
+    let cont = |e: &mut Emit, to_cont: &mut Vec<usize>| -> Option<()> {
         if r.after {
-            e.bytes(&[0x0f, 0x05, 0x0f, 0x0b]); // syscall; ud2
+            to_cont.push(e.short(0xeb)); // jmp cont
         } else {
-            e.rel(&[0xe9], r.syscall)?; // jmp the syscall
+            e.rel(&[0xe9], r.syscall + 2)?; // jmp after the syscall
         }
-        return Some(e.b);
-    }
-    if r.nr.is_none() {
-        for n in FALLBACK_NRS {
-            if let Ok(d) = i8::try_from(-i64::from(n)) {
-                e.bytes(&[0x8d, 0x48, d as u8]); // lea ecx, [rax - n]
-            } else {
-                e.bytes(&[0x8d, 0x88]); // lea ecx, [rax - n] (disp32)
-                e.bytes(&(-i64::from(n) as i32).to_le_bytes());
+        Some(())
+    };
+    let needs_frame = r.nr.is_some_and(|n| NEEDS_FRAME.contains(&n));
+    let mut to_frame = Vec::new();
+    if !needs_frame {
+        e.rel(&[0x48, 0x8b, 0x0d], word)?; // mov rcx, [rip + word]
+        to_fallback.push(e.short(0xe3)); // jrcxz fallback
+        if r.nr.is_none() {
+            for n in NEEDS_FRAME {
+                if let Ok(d) = i8::try_from(-i64::from(n)) {
+                    e.bytes(&[0x8d, 0x48, d as u8]); // lea ecx, [rax - n]
+                } else {
+                    e.bytes(&[0x8d, 0x88]); // lea ecx, [rax - n] (disp32)
+                    e.bytes(&(-i64::from(n) as i32).to_le_bytes());
+                }
+                to_frame.push(e.short(0xe3)); // jrcxz frame
             }
-            to_fallback.push(e.short(0xe3));
         }
+        e.bytes(&[0x48, 0x8d, 0x64, 0x24, 0x80]); // lea rsp, [rsp - 128]
+        e.rel(&[0xff, 0x15], word)?; // call [rip + word]
+        e.bytes(&[0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp, [rsp + 128]
+        cont(&mut e, &mut to_cont)?;
     }
-    e.bytes(&[0x48, 0x8d, 0x64, 0x24, 0x80]); // lea rsp, [rsp - 128]
-    e.rel(&[0xe8], common)?; // call common
-    e.bytes(&[0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea rsp, [rsp + 128]
-    if r.after {
-        let to_cont = e.short(0xeb); // jmp cont
-        for f in to_fallback {
+    if needs_frame || r.nr.is_none() {
+        // frame: the frame entry, every register as at the `syscall`; it comes
+        // back with rsp as the `syscall` had it (a child: its own stack).
+        for f in to_frame {
             e.land(f)?;
         }
+        e.rel(&[0x48, 0x8b, 0x0d], frame_word)?; // mov rcx, [rip + frame word]
+        to_fallback.push(e.short(0xe3)); // jrcxz fallback
+        e.bytes(&[0x48, 0x8d, 0x64, 0x24, 0x80]); // lea rsp, [rsp - 128]
+        e.bytes(&[0xff, 0xd1]); // call rcx
+        cont(&mut e, &mut to_cont)?;
+    }
+    for f in to_fallback {
+        e.land(f)?;
+    }
+    if r.after {
         e.bytes(&[0x0f, 0x05]); // fallback: syscall
-        e.land(to_cont)?;
+        for c in to_cont {
+            e.land(c)?;
+        }
         let code = relocate(&r.moved_after, e.here())?;
         e.bytes(&code);
         e.rel(&[0xe9], r.end)?; // jmp end
     } else {
-        e.rel(&[0xe9], r.syscall + 2)?; // jmp after the syscall
-        for f in to_fallback {
-            e.land(f)?;
-        }
         e.rel(&[0xe9], r.syscall)?; // fallback: jmp the syscall
     }
     Some(e.b)

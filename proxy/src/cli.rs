@@ -68,6 +68,10 @@ pub struct BenchArgs {
     /// Also run FWQ with a competing Linux load (busy loop, memory, file I/O) on the Linux core.
     #[arg(long)]
     pub load: bool,
+    /// Also run each workload's program rewritten by `mote link` (a `+linked`
+    /// configuration beside each one), and compare the two.
+    #[arg(long)]
+    pub linked: bool,
     /// Repetitions of each configuration, native and each platform (default 3
     /// with --quick, else 5).
     #[arg(long, value_name = "N")]
@@ -90,9 +94,9 @@ pub struct BenchArgs {
     /// The kernel-min image of the kvm runs [default: the built-in one].
     #[arg(long, value_name = "FILE")]
     pub kernel: Option<std::path::PathBuf>,
-    /// Workloads to run (default: all but timeshare, fork, script200, mpi and
-    /// mpi_cg): latency, fwq, gups, stream, alloc, cg, cg2, startup, timeshare,
-    /// fork, script200, mpi, mpi_cg.
+    /// Workloads to run (default: all but timeshare, fork, script200, rawsite,
+    /// mpi and mpi_cg): latency, fwq, gups, stream, alloc, cg, cg2, startup,
+    /// timeshare, fork, script200, rawsite, mpi, mpi_cg.
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,
 }

@@ -32,7 +32,7 @@ mod partition {
     use alloc::string::ToString;
 
     use mote_abi::boot::BootInfo;
-    use mote_abi::signal::{VECTOR_PATCHED, VECTOR_PREEMPT, VECTOR_SIGNAL};
+    use mote_abi::signal::{VECTOR_FRAME, VECTOR_PATCHED, VECTOR_PREEMPT, VECTOR_SIGNAL};
     use mote_abi::trap::{signal_for_vector, vector, TrapFrame, VECTOR_SYSCALL};
     use mote_libos::exec::Entry;
     use mote_libos::mm::Fault;
@@ -96,6 +96,7 @@ mod partition {
         proc.minsigstksz = rt::fpu::format().min_stack(); // signals: AT_MINSIGSTKSZ
         PLATFORM_READY.call_once(|| p);
         proc.direct_entry = rt::entry::direct_entry_addr();
+        proc.frame_entry = rt::entry::frame_entry_addr();
         let patch = boot.flags & mote_abi::boot::BOOT_F_NO_PATCH == 0;
         proc.patcher = Patcher::new(patch, rt::entry::patched_entry_addr());
         let entry = match proc.exec_from_boot(p, boot, rt::args_block(boot)) {
@@ -184,17 +185,22 @@ mod partition {
     /// exit (rcx and r11 clobbered).
     pub extern "C" fn shim_trap(f: &mut TrapFrame) -> u64 {
         let p = platform();
-        if f.hdr.vector == VECTOR_SYSCALL {
+        // The frame entry's calls (a relinked site: no trap) are served as a
+        // trapped call's, with the same register frame.
+        if f.hdr.vector == VECTOR_SYSCALL || f.hdr.vector == VECTOR_FRAME {
             let nr = f.rax;
             {
                 let mut guard = process();
                 let proc = guard.as_mut().expect("process before first trap");
                 let Process { patcher, mm, .. } = proc;
-                // Sites of calls whose child needs the full frame keep trapping.
-                if mote_libos::syscall::thread::needs_frame(nr) {
-                    patcher.stats.trapped += 1;
-                } else {
-                    patcher.on_trap(mm, p, f.hdr.rip, nr);
+                // A trapped site is the self-patcher's; sites of calls whose
+                // child needs the full frame keep trapping.
+                if f.hdr.vector == VECTOR_SYSCALL {
+                    if mote_libos::syscall::thread::needs_frame(nr) {
+                        patcher.stats.trapped += 1;
+                    } else {
+                        patcher.on_trap(mm, p, f.hdr.rip, nr);
+                    }
                 }
                 if nr == syscalls::Sysno::rt_sigreturn as u64 {
                     proc.signals.thread.caller_sp = f.hdr.rsp;

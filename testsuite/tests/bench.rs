@@ -201,6 +201,49 @@ fn quick_bench_runs_the_mpi_group_under_mpirun() {
     );
 }
 
+/// `mote bench --linked`: each workload beside its `+linked` configuration (the
+/// program rewritten by `mote link`) on every side, and the linked/plain table
+/// with a ratio per side for each figure. `rawsite` is the loop over a site the
+/// self-patcher cannot patch.
+#[test]
+fn quick_bench_compares_linked_programs_with_their_originals() {
+    let run = run_mote_command(&[
+        "bench", "--quick", "--reps", "1", "--linked", "rawsite", "startup",
+    ]);
+    assert_eq!(run.status, 0, "{run:?}");
+    check_table(
+        &run,
+        &["rawsite", "rawsite+linked", "startup", "startup+linked"],
+    );
+    let text = run.stdout_text();
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("linked/plain "))
+        .unwrap_or_else(|| panic!("no linked/plain table:\n{text}"));
+    for side in std::iter::once(&"native").chain(PLATFORMS) {
+        assert!(header.contains(side), "no {side} column: {header}");
+    }
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("linked/plain "))
+        .skip(1)
+        .take_while(|l| !l.starts_with('('))
+        .collect();
+    for config in ["rawsite", "startup"] {
+        let name = format!("{config}+linked/{config}");
+        let row = rows
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("no linked/plain row for {config}:\n{text}"));
+        let ratios = row
+            .split_whitespace()
+            .filter_map(|w| w.strip_suffix('x')?.parse::<f64>().ok())
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .count();
+        assert_eq!(ratios, 1 + PLATFORMS.len(), "{row}\n{text}");
+    }
+}
+
 /// Without a usable /dev/kvm the bench says so in one line and runs the
 /// hosted platform beside native.
 #[test]

@@ -1,6 +1,7 @@
 //! `mote link`: a rewritten static program behaves as the original natively and
 //! under mote on both platforms, and under mote none of its system calls traps
-//! (apart from the `clone` site it leaves as `syscall`); the policy note travels
+//! (`clone`, `fork` and `vfork` included, through the frame entry, in every
+//! process of the run); the policy note travels
 //! in the file (`mote info FILE`, `mote run` uses it, its flags win); inputs it
 //! cannot rewrite are refused with the reason.
 
@@ -10,12 +11,21 @@ use std::process::Command;
 use mote_testsuite::{app, assert_same, busybox, run_mote_command, Platform, Program, TempDir};
 
 /// Counts from the `--stats` lines: (trapped calls, calls without a trap, sites
-/// the self-patcher patched, sites left trapping).
+/// the self-patcher patched, sites left trapping), summed over every process of
+/// the run (each prints its own line).
 fn stats(stderr: &str) -> (u64, u64, u64, u64) {
-    let line = stderr
+    let lines: Vec<&str> = stderr
         .lines()
-        .find(|l| l.contains("system calls:"))
-        .unwrap_or_else(|| panic!("no statistics line in stderr:\n{stderr}"));
+        .filter(|l| l.contains("system calls:"))
+        .collect();
+    assert!(!lines.is_empty(), "no statistics line in stderr:\n{stderr}");
+    lines.iter().fold((0, 0, 0, 0), |a, l| {
+        let b = line_stats(l);
+        (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3)
+    })
+}
+
+fn line_stats(line: &str) -> (u64, u64, u64, u64) {
     let num = |before: &str| -> u64 {
         let end = line
             .find(before)
@@ -65,8 +75,20 @@ const NO_THREADS: &[&str] = &[
     "segv",
 ];
 
-/// Static apps that start threads: their `clone` site keeps trapping.
-const THREADS: &[&str] = &["threads", "futex", "thread_end", "thread_signals"];
+/// Static apps that start threads or processes: their `clone`, `fork` and
+/// `vfork` sites call the frame entry, with (threads) and without (fork) a new
+/// stack; `spawn` is `posix_spawn`'s `CLONE_VM | CLONE_VFORK` on a stack of its
+/// own.
+const THREADS: &[&str] = &[
+    "threads",
+    "futex",
+    "thread_end",
+    "thread_signals",
+    "fork",
+    "fork_threads",
+    "fork_memory",
+    "spawn",
+];
 
 fn linked_apps_behave_as_natively_and_take_no_trap(pf: Platform) {
     let dir = TempDir::new("link-apps");
@@ -91,7 +113,7 @@ fn linked_apps_behave_as_natively_and_take_no_trap(pf: Platform) {
     }
 }
 
-fn linked_threaded_apps_trap_only_at_their_clone_site(pf: Platform) {
+fn linked_threaded_and_forking_apps_take_no_trap_either(pf: Platform) {
     let dir = TempDir::new("link-threads");
     for name in THREADS {
         let out = linked(&dir, name);
@@ -101,12 +123,17 @@ fn linked_threaded_apps_trap_only_at_their_clone_site(pf: Platform) {
         assert_same(&original, &native);
         let mote = prog.mote_with(&["--stats"]);
         assert_same(&native, &mote);
-        let (trapped, _, patched, left) = stats(&mote.stderr_text());
-        // Only clone traps (once per thread): any other trapping site would have
-        // been patched or counted as left trapping by the self-patcher.
-        assert_eq!((patched, left), (0, 0), "{name}\n{mote:?}");
-        assert!(trapped > 0, "{name}: no thread was made?\n{mote:?}");
+        let (trapped, direct, patched, left) = stats(&mote.stderr_text());
+        assert_eq!(
+            (trapped, patched, left),
+            (0, 0, 0),
+            "{name}: a call trapped\n{mote:?}"
+        );
+        assert!(direct > 0, "{name}: no call went through the direct entry");
     }
+    // The unmodified programs do trap at those sites: what the frame entry saves.
+    let plain = Program::new(app("fork")).on(pf).mote_with(&["--stats"]);
+    assert!(stats(&plain.stderr_text()).0 > 0, "{plain:?}");
 }
 
 /// The PT_LOAD segments of an ELF file: (vaddr, flags).
@@ -368,7 +395,7 @@ mote_testsuite::on_both_platforms!(
     a_site_the_self_patcher_cannot_patch_stops_trapping_once_linked,
     linked_busybox_applets_behave_as_natively_and_take_no_trap,
     linked_apps_behave_as_natively_and_take_no_trap,
-    linked_threaded_apps_trap_only_at_their_clone_site,
+    linked_threaded_and_forking_apps_take_no_trap_either,
     a_wrapped_link_command_gives_a_large_page_static_pie,
     the_policy_note_is_used_and_flags_override_it,
     a_no_patch_note_keeps_every_call_trapping,
@@ -415,4 +442,153 @@ fn a_dynamic_program_and_a_linked_one_are_refused() {
         &std::fs::read(once).unwrap(),
         "already rewritten by mote link",
     );
+}
+
+/// Little-endian field access on an ELF64 file, for crafting inputs.
+struct Elf64(Vec<u8>);
+
+impl Elf64 {
+    fn u16(&self, at: usize) -> u64 {
+        u64::from(u16::from_le_bytes(self.0[at..at + 2].try_into().unwrap()))
+    }
+    fn u32(&self, at: usize) -> u64 {
+        u64::from(u32::from_le_bytes(self.0[at..at + 4].try_into().unwrap()))
+    }
+    fn u64(&self, at: usize) -> u64 {
+        u64::from_le_bytes(self.0[at..at + 8].try_into().unwrap())
+    }
+    fn put16(&mut self, at: usize, v: u16) {
+        self.0[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put32(&mut self, at: usize, v: u32) {
+        self.0[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put64(&mut self, at: usize, v: u64) {
+        self.0[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    /// File offsets of the program headers.
+    fn phdrs(&self) -> Vec<usize> {
+        let (off, n) = (self.u64(32) as usize, self.u16(56) as usize);
+        (0..n).map(|k| off + k * 56).collect()
+    }
+    /// File offsets of the PT_LOAD headers.
+    fn loads(&self) -> Vec<usize> {
+        self.phdrs()
+            .into_iter()
+            .filter(|&p| self.u32(p) == 1)
+            .collect()
+    }
+    /// File offsets of the section headers.
+    fn shdrs(&self) -> Vec<usize> {
+        let (off, n) = (self.u64(40) as usize, self.u16(60) as usize);
+        (0..n).map(|k| off + k * 64).collect()
+    }
+    /// The section header of the section called `name`.
+    fn section(&self, name: &str) -> usize {
+        let names = self.shdrs()[self.u16(62) as usize];
+        let strtab = self.u64(names + 24) as usize;
+        self.shdrs()
+            .into_iter()
+            .find(|&s| {
+                let at = strtab + self.u32(s) as usize;
+                self.0[at..].starts_with(name.as_bytes()) && self.0[at + name.len()] == 0
+            })
+            .unwrap_or_else(|| panic!("no section {name}"))
+    }
+}
+
+/// `apps/hello` with one field changed by `craft`: refused for `reason`.
+fn crafted(craft: impl Fn(&mut Elf64), reason: &str) {
+    let mut e = Elf64(std::fs::read(app("hello")).unwrap());
+    craft(&mut e);
+    refused(&e.0, reason);
+}
+
+#[test]
+fn crafted_inputs_it_cannot_rewrite_safely_are_refused_with_the_reason() {
+    crafted(|e| e.0[5] = 2, "big-endian");
+    crafted(|e| e.put16(18, 183), "not x86_64");
+    crafted(|e| e.put16(16, 1), "not an executable");
+    crafted(
+        |e| {
+            e.put64(40, 0);
+            e.put16(60, 0);
+            e.put16(62, 0);
+        },
+        "no section headers",
+    );
+    // The code's segment made writable: code that may modify itself.
+    crafted(
+        |e| {
+            let text = e
+                .loads()
+                .into_iter()
+                .find(|&p| e.u32(p + 4) & 1 != 0)
+                .unwrap();
+            let flags = e.u32(text + 4) as u32;
+            e.put32(text + 4, flags | 2);
+        },
+        "writable and executable",
+    );
+    crafted(
+        |e| {
+            let l = e.loads();
+            let (a, b) = (l[0], l[l.len() - 1]);
+            let (first, last) = (e.0[a..a + 56].to_vec(), e.0[b..b + 56].to_vec());
+            e.0[a..a + 56].copy_from_slice(&last);
+            e.0[b..b + 56].copy_from_slice(&first);
+        },
+        "out of address order",
+    );
+    // .text one byte off where its segment maps it.
+    crafted(
+        |e| {
+            let t = e.section(".text");
+            let addr = e.u64(t + 16);
+            e.put64(t + 16, addr + 1);
+        },
+        "not where an executable segment maps it",
+    );
+    // The last segment 3 GiB long: the added code would be out of a jump's reach.
+    crafted(
+        |e| {
+            let last = *e.loads().last().unwrap();
+            let memsz = e.u64(last + 40);
+            e.put64(last + 40, memsz + (3 << 30));
+        },
+        "more than 2 GiB",
+    );
+    // A relocation into the code (a text relocation): glibc's static start-up
+    // applies `.rela.plt`'s IRELATIVE entries; one pointed at .text would write
+    // over rewritten bytes.
+    crafted(
+        |e| {
+            let rela = e.section(".rela.plt");
+            let at = e.u64(rela + 24) as usize;
+            let text = e.section(".text");
+            let addr = e.u64(text + 16);
+            e.put64(at, addr + 16);
+        },
+        "relocation writes into the code",
+    );
+}
+
+/// `-z noseparate-code` puts the ELF header in the code's segment: no page
+/// boundary is free for the new program header table.
+#[test]
+fn a_program_whose_header_shares_the_code_s_segment_is_refused() {
+    if !gcc_available() {
+        panic!("gcc is needed to build the input (Debian: gcc)");
+    }
+    let dir = TempDir::new("link-nosep");
+    let src = dir.file("a.c", "int main(void) { return 0; }\n");
+    let out = dir.path().join("a");
+    let st = Command::new("gcc")
+        .args(["-static", "-O2", "-Wl,-z,noseparate-code", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    refused(&std::fs::read(&out).unwrap(), "no page boundary");
 }

@@ -113,6 +113,31 @@ pub struct BootInfo {
 /// Linux's own AT_* values.)
 pub const AT_MOTE_SYSCALL: u64 = 0x6d6f_7465;
 
+/// Auxiliary-vector type of the runtime's register entry: the way relinked code
+/// (`mote link`) makes a system call without a trap. It is entered by `call`
+/// with every register as at the `syscall` it replaces (rax = the number,
+/// arguments in the `syscall` registers), 128 bytes below the caller's stack
+/// pointer (the red zone kept): the return address is at `[rsp]`, the
+/// `syscall`'s stack pointer is `rsp + 136`. It returns as `syscall` does: rax
+/// the result, rcx and r11 clobbered, every other register and the flags kept
+/// (the caller steps back over the red zone). `rt_sigreturn` works through it;
+/// the calls whose child starts from the caller's registers do not (ENOSYS):
+/// they take `AT_MOTE_SYSCALL_FRAME`. (The self-patcher's stubs call the same
+/// entry. "motg"; 0 or absent outside mote.)
+pub const AT_MOTE_SYSCALL_REGS: u64 = 0x6d6f_7467;
+
+/// Auxiliary-vector type of the runtime's frame entry: the way relinked code
+/// (`mote link`) makes the calls whose child starts from the caller's registers
+/// (`clone`, `clone3`, `fork`, `vfork`) and `rt_sigreturn` without a trap. It is
+/// entered by `call` with every register as at the `syscall` it replaces (rax =
+/// the number), 128 bytes below the caller's stack pointer (the red zone kept):
+/// the return address is at `[rsp]`, the `syscall`'s stack pointer is `rsp + 136`.
+/// It returns to that address with the stack pointer back at `rsp + 136` and
+/// every register as `syscall` leaves them (rax the result, rcx and r11
+/// clobbered); a child starts there too, with rax = 0 and its own stack.
+/// ("motf"; 0 or absent outside mote.)
+pub const AT_MOTE_SYSCALL_FRAME: u64 = 0x6d6f_7466;
+
 /// The CPU supports `wrfsbase` at CPL3 (CR4.FSGSBASE is set).
 pub const BOOT_F_FSGSBASE: u32 = 1 << 0;
 /// Print libos's decisions on the debug console (`MOTE_DEBUG=1`).

@@ -118,6 +118,9 @@ pub const VECTOR_DIRECT: u64 = 0x103;
 /// application (the VMM redirected the vCPU, or the hosted process's timer
 /// signal): the running thread's slice is over.
 pub const VECTOR_PREEMPT: u64 = 0x104;
+/// Vector of the frame the frame entry (`AT_MOTE_SYSCALL_FRAME`) builds: a
+/// system call with every register, made by a call from a relinked site.
+pub const VECTOR_FRAME: u64 = 0x105;
 
 /// Bytes of each signal's `siginfo_t` the proxy passes on: `si_signo`, `si_errno`,
 /// `si_code`, and the first 16 bytes of the union (sender pid and uid, or timer id,

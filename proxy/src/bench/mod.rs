@@ -4,12 +4,15 @@
 //! kvm, hosted, native, ...); then one table of medians and p99 per
 //! configuration and the ratio of each platform to native per figure. `--json`
 //! keeps the raw samples, `--plot` draws them (SVG), `--load` adds an FWQ
-//! configuration with a competing Linux load on the Linux core.
+//! configuration with a competing Linux load on the Linux core, `--linked` a
+//! `+linked` configuration of each workload with its program rewritten by `mote
+//! link` (`linked`).
 //!
 //! Benchmarks print numbers; they never judge them. The bench fails only when a
 //! workload fails (its own verification included) or prints no figures.
 
 mod child;
+mod linked;
 mod load;
 mod output;
 mod runtimes;
@@ -95,6 +98,9 @@ pub struct Config {
     pub name: String,
     pub workload: &'static Workload,
     pub load: bool,
+    /// The program rewritten by `mote link` this configuration runs instead of
+    /// the workload's own (`--linked`).
+    pub linked: Option<PathBuf>,
     pub runs: Vec<Run>,
 }
 
@@ -226,12 +232,17 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
         all: all_cpus,
     };
 
+    let mut linker = match a.linked {
+        true => Some(linked::Linked::new().map_err(|e| (1, e))?),
+        false => None,
+    };
     let mut configs = Vec::new();
     for w in &selected {
         configs.push(Config {
             name: w.name.to_string(),
             workload: w,
             load: false,
+            linked: None,
             runs: Vec::new(),
         });
         if a.load && w.name == workloads::FWQ {
@@ -239,6 +250,16 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
                 name: format!("{}+load", w.name),
                 workload: w,
                 load: true,
+                linked: None,
+                runs: Vec::new(),
+            });
+        }
+        if let Some(l) = linker.as_mut().filter(|_| linked::Linked::applies(w)) {
+            configs.push(Config {
+                name: format!("{}+linked", w.name),
+                workload: w,
+                load: false,
+                linked: Some(l.program(&apps, w).map_err(|e| (1, e))?),
                 runs: Vec::new(),
             });
         }
@@ -292,16 +313,28 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
         configs,
     };
     println!();
-    for c in report.configs.iter().filter(|c| !c.load) {
-        println!("{:<10} {}", c.name, c.workload.what);
+    for c in report
+        .configs
+        .iter()
+        .filter(|c| !c.load && c.linked.is_none())
+    {
+        println!("{:<15} {}", c.name, c.workload.what);
     }
     if a.load {
         println!(
-            "{:<10} the same, with a busy loop, memory copies and file I/O on CPU {linux_cpu}",
+            "{:<15} the same, with a busy loop, memory copies and file I/O on CPU {linux_cpu}",
             "fwq+load"
         );
     }
+    if a.linked {
+        println!(
+            "{:<15} the same program rewritten by `mote link` (static programs only)",
+            "NAME+linked"
+        );
+    }
     let incomplete = print_table(&report);
+    linked::print_ratios(&report);
+    drop(linker);
     print_page_notes(&report, kvm.kind);
     let mut status = 0;
     if let Some(path) = &a.json {
@@ -434,7 +467,10 @@ fn run_once(
     cpus: &Cpus,
 ) -> Run {
     let w = config.workload;
-    let program = apps.join(w.program);
+    let program = config
+        .linked
+        .clone()
+        .unwrap_or_else(|| apps.join(w.program));
     let args = if quick { w.quick_args } else { w.args };
     let start = |first: &Path| match w.launcher {
         Some(launcher) => {
@@ -520,7 +556,7 @@ fn print_progress(config: &Config, run: &Run, reps: usize) {
         Some(e) => format!("FAILED: {e}"),
     };
     println!(
-        "  {:<10} {}/{} {:<6} {:>9.1} ms  {verdict}",
+        "  {:<14} {}/{} {:<6} {:>9.1} ms  {verdict}",
         config.name,
         run.rep + 1,
         reps,
@@ -535,7 +571,7 @@ fn print_table(report: &Report) -> Vec<String> {
     let sides = report.sides();
     let mut incomplete = Vec::new();
     println!();
-    let mut head = format!("{:<11} {:<34} {:<7}", "workload", "figure", "unit");
+    let mut head = format!("{:<15} {:<34} {:<7}", "workload", "figure", "unit");
     // Columns as wide as their names (`hosted:pack med`), at least 11.
     let widths: Vec<usize> = sides.iter().map(|s| (s.name().len() + 4).max(11)).collect();
     for (s, &w) in sides.iter().zip(&widths) {
@@ -576,7 +612,7 @@ fn print_table(report: &Report) -> Vec<String> {
                     incomplete.push(format!("{} {} ({})", config.name, metric.key, s.name()));
                 }
             }
-            let mut row = format!("{:<11} {label:<34} {:<7}", config.name, metric.unit);
+            let mut row = format!("{:<15} {label:<34} {:<7}", config.name, metric.unit);
             for (s, &w) in summaries.iter().zip(&widths) {
                 let _ = write!(
                     row,
@@ -714,7 +750,7 @@ fn on_path(tool: &str) -> bool {
 }
 
 /// A figure with as many digits as it deserves.
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     let a = v.abs();
     if a >= 100.0 {
         format!("{v:.1}")

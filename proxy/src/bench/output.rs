@@ -36,12 +36,13 @@ pub fn write_json(path: &Path, report: &Report) -> io::Result<()> {
     for (ci, c) in report.configs.iter().enumerate() {
         let _ = write!(
             j,
-            "{}\n    {{\n      \"name\": {},\n      \"workload\": {},\n      \"program\": {},\n      \"load\": {},\n      \"runs\": [",
+            "{}\n    {{\n      \"name\": {},\n      \"workload\": {},\n      \"program\": {},\n      \"load\": {},\n      \"linked\": {},\n      \"runs\": [",
             if ci == 0 { "" } else { "," },
             string(&c.name),
             string(c.workload.name),
             string(c.workload.program),
-            c.load
+            c.load,
+            c.linked.is_some()
         );
         for (ri, r) in c.runs.iter().enumerate() {
             let _ = write!(
@@ -120,7 +121,7 @@ pub fn write_plots(dir: &Path, report: &Report) -> io::Result<Vec<PathBuf>> {
             fs::write(&path, fwq_timeline(report, c))?;
             written.push(path);
         }
-        if c.workload.name == "latency" {
+        if c.workload.name == "latency" && c.linked.is_none() {
             let path = dir.join("latency-histogram.svg");
             fs::write(&path, latency_histogram(report, c))?;
             written.push(path);

@@ -112,9 +112,10 @@ pub const WALL_MS: &str = "wall_ms";
 pub const FWQ: &str = "fwq";
 
 /// Workloads run only when named (`mote bench timeshare`, `mote bench fork`,
-/// `mote bench mpi mpi_cg`, `mote bench script200`): not part of the default set,
-/// which the test suite's smoke test runs against a time limit.
-pub const ON_REQUEST: &[&str] = &["timeshare", "fork", "mpi", "mpi_cg", "script200"];
+/// `mote bench mpi mpi_cg`, `mote bench script200`, `mote bench rawsite`): not
+/// part of the default set, which the test suite's smoke test runs against a
+/// time limit.
+pub const ON_REQUEST: &[&str] = &["timeshare", "fork", "mpi", "mpi_cg", "script200", "rawsite"];
 
 /// The share of a memory workload's memory on 2 MiB or 1 GiB pages, in percent
 /// (`apps/pages.h`): what page size the application's memory got on each side.
@@ -278,6 +279,19 @@ pub const ALL: &[Workload] = &[
         quick_args: &[],
         metrics: &[m(WALL_MS, "ms", Better::Lower)],
         what: "end-to-end time of a program that prints one line and exits",
+        cores: 1,
+        native_linux_cpu_arg: None,
+        launcher: None,
+    },
+    Workload {
+        name: "rawsite",
+        program: "rawsite_loop",
+        args: &["--bench"],
+        quick_args: &["--bench", "--quick"],
+        metrics: &[pooled("rawsite_getpid.raw_ns", "ns")],
+        what: "getpid through a system-call site the self-patcher cannot rewrite (the number \
+               moved in from another register): under mote every call of the unmodified \
+               program traps; `--linked` compares the program rewritten by `mote link`",
         cores: 1,
         native_linux_cpu_arg: None,
         launcher: None,

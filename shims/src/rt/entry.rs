@@ -247,6 +247,31 @@ mote_syscall:
 7:  mov rax, gs:[{tid}]
     ret
 
+    // The frame entry (`AT_MOTE_SYSCALL_FRAME`): a relinked site's stub called
+    // us with every register as at its `syscall` (rax = the number), 128 bytes
+    // below the site's stack pointer: [rsp] = where the stub continues, the
+    // `syscall`'s rsp = rsp + 136. The calls that need every register (a child
+    // starts from them: clone, clone3, fork, vfork; rt_sigreturn) take the trap
+    // path from here, with the upcall header a trap would have had: rip = that
+    // return address, rsp = the site's. No flags change before the header
+    // holds them; rcx and r11 are `syscall`'s to clobber.
+    .global mote_frame_entry
+mote_frame_entry:
+    mov r11, rsp
+    mov rsp, gs:[{top}]
+    push 0
+    lea rcx, [r11 + 136]
+    push rcx
+    pushfq
+    push qword ptr [r11]
+    push 0
+    push 0
+    push {vframe}
+    mov rcx, [r11]
+    mov r11, [rsp + {rflags}]
+    inc qword ptr gs:[{calls}]
+    jmp mote_trap_entry
+
     .global mote_trap_entry
 mote_trap_entry:
     "#,
@@ -309,6 +334,7 @@ mote_full_exit:
     attn = const mote_abi::signal::SIGNAL_PAGE_VA + mote_abi::signal::ATTENTION_OFFSET as u64,
     vpatched = const mote_abi::signal::VECTOR_PATCHED,
     vdirect = const mote_abi::signal::VECTOR_DIRECT,
+    vframe = const mote_abi::signal::VECTOR_FRAME,
     slow = sym crate::partition::direct_slow,
     not_arith = const !ARITH_FLAGS,
 );
@@ -328,6 +354,7 @@ static_assertions::const_assert_eq!(core::mem::size_of::<UpcallHeader>(), 7 * 8)
 unsafe extern "C" {
     static mote_syscall: u8;
     static mote_patched_entry: u8;
+    static mote_frame_entry: u8;
 }
 
 /// Address of the entry patched system-call sites call.
@@ -338,6 +365,11 @@ pub fn patched_entry_addr() -> u64 {
 /// Address of the direct system-call entry (`AT_MOTE_SYSCALL`).
 pub fn direct_entry_addr() -> u64 {
     core::ptr::addr_of!(mote_syscall) as u64
+}
+
+/// Address of the frame entry (`AT_MOTE_SYSCALL_FRAME`).
+pub fn frame_entry_addr() -> u64 {
+    core::ptr::addr_of!(mote_frame_entry) as u64
 }
 
 /// Start the application: its stack, its entry point, a clean register file

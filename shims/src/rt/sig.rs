@@ -65,7 +65,13 @@ pub fn report(f: &TrapFrame, signal: u32) -> FaultReport {
 /// The state that runs call `r` again (see `mote_libos::deliver::restart_context`);
 /// the process knows the runtime's entries (`Patcher::entry`, `direct_entry`).
 pub fn restart_context(proc: &Process, f: &TrapFrame, r: Restart) -> TrapFrame {
-    mote_libos::deliver::restart_context(f, r, proc.patcher.entry, proc.direct_entry)
+    mote_libos::deliver::restart_context(
+        f,
+        r,
+        proc.patcher.entry,
+        proc.direct_entry,
+        proc.frame_entry,
+    )
 }
 
 /// Before the entry of frame `f` returns to the application: run the next
