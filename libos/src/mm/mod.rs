@@ -61,7 +61,8 @@
 //! Layout: a file per operation, each with its own `impl AddressSpace` block.
 //! `vma` is the region map ([`Vma`], the maps keyed by start, free-range and
 //! placement queries), `backing` the frames behind mappings and the calls to
-//! kernel-min, `whole_only` the splitting of whole-only 2 MiB pages; the
+//! kernel-min, `whole_only` the splitting of whole-only 2 MiB pages, `place` which NUMA
+//! node new frames come from, `migrate` moving pages between nodes; the
 //! operations are `map` (`mmap` of a [`MapRequest`], `map_fixed`), `brk`,
 //! `shared` (pass-through mappings, System V `shmat`/`shmdt`), `fault`, `unmap`,
 //! `protect`, `remap` and `advise`; `tests` holds the unit tests. The raw `mmap`
@@ -73,6 +74,8 @@ mod backing;
 mod brk;
 mod fault;
 mod map;
+mod migrate;
+mod place;
 mod protect;
 mod remap;
 mod shared;
@@ -89,7 +92,7 @@ use alloc::vec::Vec;
 use mote_abi::errno::Errno;
 use mote_abi::layout::{HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE};
 
-use crate::frames::FramePool;
+use crate::frames::Frames;
 use crate::platform::Platform;
 
 use backing::Backing;
@@ -136,7 +139,10 @@ impl Note {
 /// The application's address space.
 #[derive(Debug)]
 pub struct AddressSpace {
-    frames: FramePool,
+    frames: Frames,
+    /// The NUMA topology and memory policies (`crate::numa`): which node new
+    /// frames come from (`place`).
+    pub numa: crate::numa::Numa,
     vmas: BTreeMap<u64, Vma>,
     backing: BTreeMap<u64, Backing>,
     brk_start: u64,
@@ -166,9 +172,12 @@ pub struct AddressSpace {
 }
 
 impl AddressSpace {
-    /// An empty address space drawing frames from `frames`.
-    pub fn new(frames: FramePool) -> Self {
+    /// An empty address space drawing frames from `frames` (one pool, or a pool
+    /// per node).
+    pub fn new(frames: impl Into<Frames>) -> Self {
+        let frames: Frames = frames.into();
         AddressSpace {
+            numa: crate::numa::Numa::new(frames.topology()),
             frames,
             vmas: BTreeMap::new(),
             backing: BTreeMap::new(),
@@ -213,8 +222,8 @@ impl AddressSpace {
         self.give_tables(p)
     }
 
-    /// The frame pool (statistics).
-    pub fn frames(&self) -> &FramePool {
+    /// The frame pools (statistics).
+    pub fn frames(&self) -> &Frames {
         &self.frames
     }
 
