@@ -357,7 +357,13 @@ fn a_vma_policy_places_memory_backed_later_and_moves_pages_with_mpol_mf_move() {
     p.poke(buf, &((1u64 << 1) | (1 << 3)).to_le_bytes());
     assert_eq!(mbind(&mut pr, &p, [s, 4 * MB, 3, buf, 64, 0]), Ok(0));
     assert_eq!(mm::mprotect(&mut pr, &p, s, 4 * MB, 3), Ok(0));
-    let want = |va: u64| if (va / (2 * MB)) % 2 == 0 { 1 } else { 3 };
+    let want = |va: u64| {
+        if (va / (2 * MB)).is_multiple_of(2) {
+            1
+        } else {
+            3
+        }
+    };
     assert_eq!(nodes_of(&pr, s, 4096)[0], want(s));
     assert_eq!(nodes_of(&pr, s + 2 * MB, 4096)[0], want(s + 2 * MB));
     // Present pages elsewhere: STRICT alone is EIO (the policy set); with
