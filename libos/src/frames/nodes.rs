@@ -113,6 +113,9 @@ impl Frames {
     /// Hand out `len` bytes from node `first`, else from the others in order
     /// (frames with no policy of their own: page tables, a split page's copy).
     pub fn alloc(&mut self, len: u64, size: FrameSize, first: usize) -> Result<Vec<Run>, Errno> {
+        if let [only] = self.pools.as_mut_slice() {
+            return only.alloc(len, size);
+        }
         let place = Placement {
             nodes: alloc::vec![first.min(self.pools.len() - 1)],
             spread: false,
