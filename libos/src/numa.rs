@@ -341,53 +341,68 @@ impl Numa {
     /// Linux's `alloc_pages_mpol` decides it (`policy_nodemask`, then the
     /// zonelist of the chosen node): the partition's node indices to try
     /// first, whether a request is spread over them in turn (interleave), and
-    /// the nodes a chunk falls back to when its first choice is full.
+    /// the nodes a chunk falls back to when its first choice is full — nearest
+    /// first, by the host's node distances (`Topology::fallback`).
     ///
-    /// - default, `MPOL_LOCAL`: the core's node, then every other node;
-    /// - `MPOL_PREFERRED`: its node, then every other node;
-    /// - `MPOL_PREFERRED_MANY`: its nodes (the home node's or the core's
-    ///   first, when it is one of them), then every other node;
-    /// - `MPOL_BIND`: its nodes only (the home node's or the core's first),
-    ///   `ENOMEM` beyond them;
-    /// - `MPOL_INTERLEAVE`, `MPOL_WEIGHTED_INTERLEAVE` (every weight 1, Linux's
-    ///   default): its nodes in turn; a full node's chunk falls back to any
-    ///   other node, as `__alloc_pages` without a node mask does.
-    ///
-    /// The other nodes are tried nearest first; `BootInfo` carries no distance
-    /// table, so "nearest" is the order of the partition's node indices.
+    /// - default, `MPOL_LOCAL`: the core's node, then the others;
+    /// - `MPOL_PREFERRED`: its node, then the others;
+    /// - `MPOL_PREFERRED_MANY`: its nodes, nearest to the home node (or the
+    ///   core's) first, then the others;
+    /// - `MPOL_BIND`: its nodes only, nearest to the home node (or the core's)
+    ///   first; `ENOMEM` beyond them;
+    /// - `MPOL_INTERLEAVE`: its nodes in turn, by id; a full node's chunk falls
+    ///   back to the nodes nearest to it, any of them, as `__alloc_pages`
+    ///   without a node mask does;
+    /// - `MPOL_WEIGHTED_INTERLEAVE`: the same, node `i` taking `weight(i)`
+    ///   chunks in a row (the host's weights).
     pub fn placement(&self, pol: Option<&Policy>, core: usize) -> Placement {
-        let n = self.topo.nodes();
         let local = self.topo.node_of_core(core);
         let idx = |id: u32| self.topo.index_of(id);
-        let of = |p: &Policy| p.nodes.ids().filter_map(idx).collect::<Vec<usize>>();
-        // `first` leads when it is one of `v`.
-        let lead = |mut v: Vec<usize>, first: usize| {
-            if let Some(i) = v.iter().position(|&x| x == first) {
-                let f = v.remove(i);
-                v.insert(0, f);
-            }
-            v
+        let zonelist = |nid: usize| self.topo.fallback(nid).collect::<Vec<usize>>();
+        let in_mask = |p: &Policy, i: usize| p.nodes.has(u32::from(self.topo.id(i)));
+        let home = |p: &Policy| p.home.and_then(idx).unwrap_or(local);
+        let first_then_rest = |nid: usize| Placement {
+            nodes: alloc::vec![nid],
+            spread: false,
+            fallback: zonelist(nid).into_iter().filter(|&i| i != nid).collect(),
+            near: Vec::new(),
         };
-        let rest = |v: &[usize]| (0..n).filter(|i| !v.contains(i)).collect::<Vec<usize>>();
-        let fill = |nodes: Vec<usize>, strict: bool| {
-            let fallback = if strict { Vec::new() } else { rest(&nodes) };
+        let masked = |p: &Policy, strict: bool| {
+            let (nodes, rest): (Vec<usize>, Vec<usize>) =
+                zonelist(home(p)).into_iter().partition(|&i| in_mask(p, i));
             Placement {
                 nodes,
                 spread: false,
-                fallback,
+                fallback: if strict { Vec::new() } else { rest },
+                near: Vec::new(),
             }
         };
-        let home = |p: &Policy| p.home.and_then(idx).unwrap_or(local);
         match pol.map(|p| (p.mode, p)) {
-            Some((MPOL_BIND, p)) => fill(lead(of(p), home(p)), true),
-            Some((MPOL_PREFERRED_MANY, p)) => fill(lead(of(p), home(p)), false),
-            Some((MPOL_PREFERRED, p)) => fill(of(p), false),
-            Some((MPOL_INTERLEAVE | MPOL_WEIGHTED_INTERLEAVE, p)) => Placement {
-                nodes: of(p),
-                spread: true,
-                fallback: (0..n).collect(),
+            Some((MPOL_BIND, p)) => masked(p, true),
+            Some((MPOL_PREFERRED_MANY, p)) => masked(p, false),
+            Some((MPOL_PREFERRED, p)) => match p.nodes.ids().find_map(idx) {
+                Some(nid) => first_then_rest(nid),
+                None => first_then_rest(local),
             },
-            _ => fill(alloc::vec![local], false),
+            Some((mode @ (MPOL_INTERLEAVE | MPOL_WEIGHTED_INTERLEAVE), p)) => {
+                let weighted = mode == MPOL_WEIGHTED_INTERLEAVE;
+                let nodes = p
+                    .nodes
+                    .ids()
+                    .filter_map(idx)
+                    .flat_map(|i| {
+                        let w = if weighted { self.topo.weight(i) } else { 1 };
+                        core::iter::repeat_n(i, w as usize)
+                    })
+                    .collect();
+                Placement {
+                    nodes,
+                    spread: true,
+                    fallback: Vec::new(),
+                    near: (0..self.topo.nodes()).map(zonelist).collect(),
+                }
+            }
+            _ => first_then_rest(local),
         }
     }
 }
@@ -402,6 +417,9 @@ pub struct Placement {
     /// Nodes tried, in order, for memory `nodes` cannot hold (Linux's zonelist
     /// fallback); empty for `MPOL_BIND`, whose requests fail there.
     pub fallback: Vec<usize>,
+    /// Interleave: each node's nodes, nearest first (`near[t]` for a chunk
+    /// meant for node `t` that it cannot hold); empty: `fallback`.
+    pub near: Vec<Vec<usize>>,
 }
 
 impl Placement {
@@ -432,8 +450,9 @@ impl Placement {
             let tries = self.nodes.len();
             for k in 0..chunks as usize {
                 let target = self.nodes[k % tries];
+                let near = self.near.get(target).unwrap_or(&self.fallback);
                 let node = core::iter::once(target)
-                    .chain(self.fallback.iter().copied().filter(|&f| f != target))
+                    .chain(near.iter().copied().filter(|&f| f != target))
                     .find(|&n| room(&left, n))
                     .ok_or(Errno::ENOMEM)?;
                 left[node] -= chunk;

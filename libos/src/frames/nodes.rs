@@ -116,10 +116,12 @@ impl Frames {
         if let [only] = self.pools.as_mut_slice() {
             return only.alloc(len, size);
         }
+        let first = first.min(self.pools.len() - 1);
         let place = Placement {
-            nodes: alloc::vec![first.min(self.pools.len() - 1)],
+            nodes: alloc::vec![first],
             spread: false,
-            fallback: (0..self.pools.len()).collect(),
+            fallback: self.topo.fallback(first).filter(|&i| i != first).collect(),
+            near: Vec::new(),
         };
         self.alloc_placed(len, size, &place).map(|(r, _)| r)
     }
@@ -218,6 +220,7 @@ mod tests {
             nodes: nodes.to_vec(),
             spread: false,
             fallback: fallback.to_vec(),
+            near: Vec::new(),
         }
     }
 
@@ -247,6 +250,7 @@ mod tests {
             nodes: alloc::vec![1, 2],
             spread: true,
             fallback: alloc::vec![0, 1, 2],
+            near: Vec::new(),
         };
         let (runs, last) = f.alloc_placed(8 * MB, FrameSize::Large, &place).unwrap();
         let nodes: Vec<usize> = runs.iter().map(|r| f.node_of(r.gpa)).collect();
@@ -289,6 +293,7 @@ mod tests {
             nodes: alloc::vec![1, 2],
             spread: true,
             fallback: alloc::vec![0, 1, 2],
+            near: Vec::new(),
         };
         let (runs, _) = f.alloc_placed(4 * MB, FrameSize::Large, &il).unwrap();
         assert!(runs.iter().all(|r| f.node_of(r.gpa) == 2));

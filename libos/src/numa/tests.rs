@@ -185,6 +185,59 @@ fn a_placement_over_no_node_is_enomem() {
         nodes: vec![],
         spread: true,
         fallback: vec![0],
+        near: vec![],
     };
     assert_eq!(pl.split(M2, M2, &[G]), Err(Errno::ENOMEM));
+}
+
+/// Fallback goes to the nearest node by the host's distances (BootInfo
+/// version 8), and weighted interleave gives each node its weight in chunks.
+#[test]
+fn fallback_is_nearest_first_and_weights_shape_weighted_interleave() {
+    let mut topo = Topology::new(
+        8,
+        PLACE_LIST,
+        &[(0, G), (1, 2 * G), (2, 3 * G)],
+        &[0, 1, 2],
+        3 * G,
+    )
+    .unwrap();
+    // Node 2 is near node 0; node 1 is far from both.
+    let dist = [[10, 40, 12], [40, 10, 40], [12, 40, 10]];
+    topo.order_by(|a, b| dist[a][b]);
+    topo.set_weights(&[3, 1, 1]);
+    let n = Numa::new(topo);
+    let all = n.allowed();
+    // Default on core 0 (node 0): node 0, then 2, then 1.
+    let pl = n.placement(None, 0);
+    assert_eq!(
+        (pl.nodes.as_slice(), pl.fallback.as_slice()),
+        (&[0][..], &[2, 1][..])
+    );
+    assert_eq!(
+        pl.split(3 * M2, M2, &[M2, G, M2]),
+        Ok(vec![(0, M2), (2, M2), (1, M2)])
+    );
+    // Bind to {1, 2} from core 0: node 2 (nearer) first.
+    let b = make(MPOL_BIND, 0, &mask(&[1, 2]), &all).unwrap().unwrap();
+    assert_eq!(n.placement(Some(&b), 0).nodes, [2, 1]);
+    // Weighted interleave over {0, 1}: three chunks on 0, one on 1.
+    let w = make(MPOL_WEIGHTED_INTERLEAVE, 0, &mask(&[0, 1]), &all)
+        .unwrap()
+        .unwrap();
+    let pl = n.placement(Some(&w), 0);
+    assert_eq!(
+        pl.split(8 * M2, M2, &[G, G, G]),
+        Ok(vec![(0, 3 * M2), (1, M2), (0, 3 * M2), (1, M2)])
+    );
+    // Plain interleave ignores the weights; a full node 0's chunk goes to
+    // its nearest, node 2, not to node 1.
+    let il = make(MPOL_INTERLEAVE, 0, &mask(&[0, 1]), &all)
+        .unwrap()
+        .unwrap();
+    let pl = n.placement(Some(&il), 0);
+    assert_eq!(
+        pl.split(4 * M2, M2, &[M2, G, G]),
+        Ok(vec![(0, M2), (1, M2), (2, M2), (1, M2)])
+    );
 }
