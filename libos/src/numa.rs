@@ -114,6 +114,9 @@ pub struct Policy {
     /// The mask the caller gave, kept with the static and relative flags (what
     /// `get_mempolicy` returns then).
     pub user: Nodes,
+    /// The home node (`set_mempolicy_home_node`, bind and preferred-many VMA
+    /// policies only): where their allocations start instead of the core's node.
+    pub home: Option<u32>,
 }
 
 impl Policy {
@@ -182,6 +185,7 @@ pub fn make(
         flags,
         nodes: Nodes::default(),
         user: Nodes::default(),
+        home: None,
     };
     if mode == MPOL_LOCAL {
         return Ok(Some(pol));
@@ -214,6 +218,9 @@ pub struct Numa {
     il_prev: BTreeMap<u32, u32>,
     /// Policies VMAs name (`Vma::policy` is an index plus one).
     table: Vec<Policy>,
+    /// The thread whose call is being answered (`Process::switch_thread`):
+    /// whose policy new memory follows.
+    caller: u32,
 }
 
 impl Numa {
@@ -224,7 +231,37 @@ impl Numa {
             task: BTreeMap::new(),
             il_prev: BTreeMap::new(),
             table: Vec::new(),
+            caller: 0,
         }
+    }
+
+    /// Thread `tid` is the caller from now on.
+    pub fn set_caller(&mut self, tid: u32) {
+        self.caller = tid;
+    }
+
+    /// The thread whose call is being answered.
+    pub fn caller(&self) -> u32 {
+        self.caller
+    }
+
+    /// Thread `tid`'s interleave took node id `id` last (`il_prev`).
+    pub fn interleaved(&mut self, tid: u32, id: u32) {
+        self.il_prev.insert(tid, id);
+    }
+
+    /// The process forked in thread `tid`: the child's one thread, `child`,
+    /// has its policy (`fork` copies the task policy).
+    pub fn forked(&mut self, tid: u32, child: u32) {
+        let pol = self.task(tid);
+        let il = self.il_prev.get(&tid).copied();
+        self.task.clear();
+        self.il_prev.clear();
+        self.set_task(child, pol);
+        if let Some(il) = il {
+            self.il_prev.insert(child, il);
+        }
+        self.caller = child;
     }
 
     /// The nodes the process may use (`cpuset_current_mems_allowed` and
@@ -300,50 +337,72 @@ impl Numa {
         u32::from(self.topo.id(self.topo.node_of_core(core)))
     }
 
-    /// Where memory under `pol` comes from, for a thread on `core`: the
-    /// partition's node indices in the order to try, and whether the request is
-    /// spread over them in turn (interleave) rather than filled from the first.
-    /// `MPOL_BIND` and `MPOL_PREFERRED_MANY` try only their nodes (bind fails
-    /// beyond them; preferred-many then falls back to the rest, nearest first
-    /// as numbered); preferred and local start at their node and fall back.
+    /// Where memory under `pol` comes from, for a thread on `core`, as
+    /// Linux's `alloc_pages_mpol` decides it (`policy_nodemask`, then the
+    /// zonelist of the chosen node): the partition's node indices to try
+    /// first, whether a request is spread over them in turn (interleave), and
+    /// the nodes a chunk falls back to when its first choice is full — nearest
+    /// first, by the host's node distances (`Topology::fallback`).
+    ///
+    /// - default, `MPOL_LOCAL`: the core's node, then the others;
+    /// - `MPOL_PREFERRED`: its node, then the others;
+    /// - `MPOL_PREFERRED_MANY`: its nodes, nearest to the home node (or the
+    ///   core's) first, then the others;
+    /// - `MPOL_BIND`: its nodes only, nearest to the home node (or the core's)
+    ///   first; `ENOMEM` beyond them;
+    /// - `MPOL_INTERLEAVE`: its nodes in turn, by id; a full node's chunk falls
+    ///   back to the nodes nearest to it, any of them, as `__alloc_pages`
+    ///   without a node mask does;
+    /// - `MPOL_WEIGHTED_INTERLEAVE`: the same, node `i` taking `weight(i)`
+    ///   chunks in a row (the host's weights).
     pub fn placement(&self, pol: Option<&Policy>, core: usize) -> Placement {
-        let n = self.topo.nodes();
         let local = self.topo.node_of_core(core);
         let idx = |id: u32| self.topo.index_of(id);
-        let with_rest = |first: Vec<usize>| -> Vec<usize> {
-            let mut v = first;
-            v.extend((0..n).filter(|i| !v.contains(i)).collect::<Vec<_>>());
-            v
+        let zonelist = |nid: usize| self.topo.fallback(nid).collect::<Vec<usize>>();
+        let in_mask = |p: &Policy, i: usize| p.nodes.has(u32::from(self.topo.id(i)));
+        let home = |p: &Policy| p.home.and_then(idx).unwrap_or(local);
+        let first_then_rest = |nid: usize| Placement {
+            nodes: alloc::vec![nid],
+            spread: false,
+            fallback: zonelist(nid).into_iter().filter(|&i| i != nid).collect(),
+            near: Vec::new(),
         };
-        let of = |p: &Policy| p.nodes.ids().filter_map(idx).collect::<Vec<usize>>();
-        match pol {
-            None => Placement {
-                nodes: with_rest(alloc::vec![local]),
+        let masked = |p: &Policy, strict: bool| {
+            let (nodes, rest): (Vec<usize>, Vec<usize>) =
+                zonelist(home(p)).into_iter().partition(|&i| in_mask(p, i));
+            Placement {
+                nodes,
                 spread: false,
-                strict: false,
+                fallback: if strict { Vec::new() } else { rest },
+                near: Vec::new(),
+            }
+        };
+        match pol.map(|p| (p.mode, p)) {
+            Some((MPOL_BIND, p)) => masked(p, true),
+            Some((MPOL_PREFERRED_MANY, p)) => masked(p, false),
+            Some((MPOL_PREFERRED, p)) => match p.nodes.ids().find_map(idx) {
+                Some(nid) => first_then_rest(nid),
+                None => first_then_rest(local),
             },
-            Some(p) => match p.mode {
-                MPOL_BIND => Placement {
-                    nodes: of(p),
-                    spread: false,
-                    strict: true,
-                },
-                MPOL_INTERLEAVE | MPOL_WEIGHTED_INTERLEAVE => Placement {
-                    nodes: of(p),
+            Some((mode @ (MPOL_INTERLEAVE | MPOL_WEIGHTED_INTERLEAVE), p)) => {
+                let weighted = mode == MPOL_WEIGHTED_INTERLEAVE;
+                let nodes = p
+                    .nodes
+                    .ids()
+                    .filter_map(idx)
+                    .flat_map(|i| {
+                        let w = if weighted { self.topo.weight(i) } else { 1 };
+                        core::iter::repeat_n(i, w as usize)
+                    })
+                    .collect();
+                Placement {
+                    nodes,
                     spread: true,
-                    strict: true,
-                },
-                MPOL_PREFERRED | MPOL_PREFERRED_MANY => Placement {
-                    nodes: with_rest(of(p)),
-                    spread: false,
-                    strict: false,
-                },
-                _ => Placement {
-                    nodes: with_rest(alloc::vec![local]),
-                    spread: false,
-                    strict: false,
-                },
-            },
+                    fallback: Vec::new(),
+                    near: (0..self.topo.nodes()).map(zonelist).collect(),
+                }
+            }
+            _ => first_then_rest(local),
         }
     }
 }
@@ -351,18 +410,30 @@ impl Numa {
 /// Where a request's memory comes from ([`Numa::placement`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
-    /// Partition node indices, in the order to try.
+    /// Partition node indices, in the order to try (interleave: taken in turn).
     pub nodes: Vec<usize>,
     /// Interleave: chunk `k` of the request goes to `nodes[k % len]`.
     pub spread: bool,
-    /// Only these nodes (bind, interleave): no memory elsewhere.
-    pub strict: bool,
+    /// Nodes tried, in order, for memory `nodes` cannot hold (Linux's zonelist
+    /// fallback); empty for `MPOL_BIND`, whose requests fail there.
+    pub fallback: Vec<usize>,
+    /// Interleave: each node's nodes, nearest first (`near[t]` for a chunk
+    /// meant for node `t` that it cannot hold); empty: `fallback`.
+    pub near: Vec<Vec<usize>>,
 }
 
 impl Placement {
+    /// Interleave from node index `first` on (when it is one of `nodes`).
+    pub fn starting_at(mut self, first: usize) -> Placement {
+        if let Some(i) = self.nodes.iter().position(|&x| x == first) {
+            self.nodes.rotate_left(i);
+        }
+        self
+    }
+
     /// Split `len` bytes in `chunk`-byte units over the nodes, given what each
     /// node has free (`free[i]` bytes on node index `i`): `(node, bytes)` in
-    /// order, or `ENOMEM` if the allowed nodes cannot hold it all.
+    /// order, or `ENOMEM` if the nodes allowed cannot hold it all.
     pub fn split(&self, len: u64, chunk: u64, free: &[u64]) -> Result<Vec<(usize, u64)>, Errno> {
         let mut left: Vec<u64> = free.to_vec();
         let mut out: Vec<(usize, u64)> = Vec::new();
@@ -370,16 +441,19 @@ impl Placement {
             Some((n, b)) if *n == node => *b += bytes,
             _ => out.push((node, bytes)),
         };
-        let chunks = len.div_ceil(chunk);
+        let chunks = len.div_ceil(chunk.max(1));
         if self.nodes.is_empty() {
             return Err(Errno::ENOMEM);
         }
+        let room = |left: &[u64], n: usize| left.get(n).copied().unwrap_or(0) >= chunk;
         if self.spread {
+            let tries = self.nodes.len();
             for k in 0..chunks as usize {
-                let tries = self.nodes.len();
-                let node = (0..tries)
-                    .map(|t| self.nodes[(k + t) % tries])
-                    .find(|&n| left.get(n).copied().unwrap_or(0) >= chunk)
+                let target = self.nodes[k % tries];
+                let near = self.near.get(target).unwrap_or(&self.fallback);
+                let node = core::iter::once(target)
+                    .chain(near.iter().copied().filter(|&f| f != target))
+                    .find(|&n| room(&left, n))
                     .ok_or(Errno::ENOMEM)?;
                 left[node] -= chunk;
                 push(&mut out, node, chunk);
@@ -387,8 +461,14 @@ impl Placement {
             return Ok(out);
         }
         let mut need = chunks;
-        for &node in &self.nodes {
-            let can = (left.get(node).copied().unwrap_or(0) / chunk).min(need);
+        let order = self.nodes.iter().copied().chain(
+            self.fallback
+                .iter()
+                .copied()
+                .filter(|f| !self.nodes.contains(f)),
+        );
+        for node in order {
+            let can = (left.get(node).copied().unwrap_or(0) / chunk.max(1)).min(need);
             if can > 0 {
                 push(&mut out, node, can * chunk);
                 need -= can;

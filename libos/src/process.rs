@@ -14,7 +14,7 @@ use mote_abi::boot::{BootInfo, BOOT_F_DEBUG};
 use mote_abi::errno::Errno;
 use syscalls::Sysno;
 
-use crate::frames::FramePool;
+use crate::frames::Frames;
 use crate::mm::AddressSpace;
 use crate::platform::Platform;
 use crate::signal::{self, DefaultAction, Disposition, Signals};
@@ -64,8 +64,6 @@ pub struct Process {
     /// Threads a signal was sent to (`tgkill`): the runtime interrupts their
     /// waits once it has let go of the process.
     pub interrupt: alloc::vec::Vec<u32>,
-    /// NUMA topology and memory policies (`crate::numa`).
-    pub numa: crate::numa::Numa,
     logged: BTreeSet<u64>,
 }
 
@@ -74,6 +72,8 @@ impl Process {
     /// parent's): its pid is `pid`, and only the thread that forked lives on,
     /// as the main thread `pid`.
     pub fn forked(&mut self, pid: u32) {
+        let tid = self.tid();
+        self.mm.numa.forked(tid, pid);
         self.pid = pid;
         self.signals.forked(pid);
         self.threads = 1;
@@ -84,7 +84,13 @@ impl Process {
 
     /// The process of a partition, before anything is loaded.
     pub fn new(boot: &BootInfo) -> Self {
-        let mut mm = AddressSpace::new(FramePool::from_boot(boot));
+        // The runtime refuses a BootInfo whose topology does not check before
+        // it makes the process (`shims/src/main.rs`).
+        let topo = mote_abi::numa::Topology::from_boot(boot).unwrap_or_else(|_| {
+            mote_abi::numa::Topology::single(boot.mem_size, boot.ncores as usize)
+        });
+        let mut mm = AddressSpace::new(Frames::from_boot(boot, topo));
+        mm.numa.set_caller(boot.pid);
         // The image's policy may change it (`crate::policy`).
         mm.set_page_size(<crate::policy::Active as crate::policy::Policy>::page_size(
             boot.page_size,
@@ -109,12 +115,16 @@ impl Process {
             ncores: boot.ncores.max(1),
             threads: 1,
             interrupt: alloc::vec::Vec::new(),
-            // The runtime refuses a BootInfo whose topology does not check
-            // before it makes the process (`shims/src/main.rs`).
-            numa: crate::numa::Numa::new(mote_abi::numa::Topology::from_boot(boot).unwrap_or_else(
-                |_| mote_abi::numa::Topology::single(boot.mem_size, boot.ncores as usize),
-            )),
             logged: BTreeSet::new(),
+        }
+    }
+
+    /// Make thread `tid`'s per-thread state the current one (its signal mask,
+    /// its memory policy); `tid` 0 (no thread) changes nothing.
+    pub fn switch_thread(&mut self, tid: u32) {
+        self.signals.switch_thread(tid);
+        if tid != 0 {
+            self.mm.numa.set_caller(tid);
         }
     }
 

@@ -84,6 +84,12 @@ pub struct Host {
     pub memory: Vec<u16>,
     /// Node of host CPU `i` (`None`: unknown, taken as the first memory node).
     pub cpu_node: Vec<Option<u16>>,
+    /// `node_distance(from, to)` by host ids, as sysfs gives it
+    /// (`nodeN/distance`); missing: 10 to itself, 20 to any other.
+    pub distance: std::collections::BTreeMap<(u16, u16), u32>,
+    /// Weighted-interleave weight of each node
+    /// (`/sys/kernel/mm/mempolicy/weighted_interleave/nodeN`); missing: 1.
+    pub weight: std::collections::BTreeMap<u16, u8>,
 }
 
 impl Host {
@@ -105,13 +111,41 @@ impl Host {
                     .find_map(|e| e.file_name().to_str()?.strip_prefix("node")?.parse().ok())
             })
             .collect();
+        let memory = memory.filter(|m| !m.is_empty()).unwrap_or_else(|| vec![0]);
+        let mut distance = std::collections::BTreeMap::new();
+        let mut weight = std::collections::BTreeMap::new();
+        for &from in &memory {
+            // One number per possible node, in node-id order.
+            let row = read(&format!("/sys/devices/system/node/node{from}/distance"));
+            for (to, d) in row.iter().flat_map(|r| r.split_whitespace()).enumerate() {
+                if let (Ok(to), Ok(d)) = (u16::try_from(to), d.parse()) {
+                    distance.insert((from, to), d);
+                }
+            }
+            let w = read(&format!(
+                "/sys/kernel/mm/mempolicy/weighted_interleave/node{from}"
+            ));
+            if let Some(w) = w.and_then(|w| w.trim().parse().ok()) {
+                weight.insert(from, w);
+            }
+        }
         Host {
             nr_node_ids: possible
                 .and_then(|p| p.last().map(|&l| u32::from(l) + 1))
                 .unwrap_or(1),
-            memory: memory.filter(|m| !m.is_empty()).unwrap_or_else(|| vec![0]),
+            memory,
             cpu_node,
+            distance,
+            weight,
         }
+    }
+
+    /// `node_distance(from, to)`.
+    fn distance(&self, from: u16, to: u16) -> u32 {
+        self.distance
+            .get(&(from, to))
+            .copied()
+            .unwrap_or(if from == to { 10 } else { 20 })
     }
 
     fn node_of_cpu(&self, cpu: usize) -> u16 {
@@ -219,8 +253,17 @@ pub fn plan(
     let nr = host
         .nr_node_ids
         .max(1 + u32::from(ends.iter().map(|e| e.0).max().unwrap_or(0)));
-    Topology::new(nr, place, &ends, &core_node, mem_size)
-        .map_err(|_| PlanError::TooLittle(choice.to_string(), nodes.len(), nodes.len() as u64 * 2))
+    let mut t = Topology::new(nr, place, &ends, &core_node, mem_size).map_err(|_| {
+        PlanError::TooLittle(choice.to_string(), nodes.len(), nodes.len() as u64 * 2)
+    })?;
+    // Fallback nearest first, and the interleave weights, as the host has them.
+    t.order_by(|a, b| host.distance(ends[a].0, ends[b].0));
+    let weights: Vec<u8> = ends
+        .iter()
+        .map(|(id, _)| host.weight.get(id).copied().unwrap_or(1))
+        .collect();
+    t.set_weights(&weights);
+    Ok(t)
 }
 
 /// Bind each node's guest memory to its host node (nothing for `--numa off`).
@@ -247,7 +290,29 @@ mod tests {
             nr_node_ids: 3,
             memory: vec![0, 2],
             cpu_node: vec![Some(0), Some(0), Some(2), Some(2)],
+            distance: Default::default(),
+            weight: Default::default(),
         }
+    }
+
+    #[test]
+    fn fallback_follows_the_hosts_distances_and_weights() {
+        // Nodes 0, 2 and 3: node 3 is nearer to 0 than 2 is.
+        let mut h = host();
+        h.nr_node_ids = 4;
+        h.memory = vec![0, 2, 3];
+        for (a, b, d) in [(0, 2, 30), (0, 3, 15), (2, 3, 25)] {
+            h.distance.insert((a, b), d);
+            h.distance.insert((b, a), d);
+        }
+        h.weight.insert(2, 4);
+        let t = plan(&Choice::Nodes(vec![0, 2, 3]), &h, 3 * G, &[0]).unwrap();
+        assert_eq!(t.fallback(0).collect::<Vec<_>>(), [0, 2, 1]);
+        assert_eq!(t.fallback(1).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!((t.weight(0), t.weight(1)), (1, 4));
+        // What sysfs says here: one node, distance 10 to itself.
+        let here = Host::read();
+        assert_eq!(here.distance(here.memory[0], here.memory[0]), 10);
     }
 
     #[test]

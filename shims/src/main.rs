@@ -54,7 +54,7 @@ mod partition {
     fn process() -> spin::MutexGuard<'static, Option<Process>> {
         let mut g = PROCESS.lock();
         if let Some(pr) = g.as_mut() {
-            pr.signals.switch_thread(rt::percpu::tid());
+            pr.switch_thread(rt::percpu::tid());
         }
         g
     }

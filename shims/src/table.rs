@@ -171,6 +171,7 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::mbind => Local(numa::mbind),
         Sysno::move_pages => Local(numa::move_pages),
         Sysno::migrate_pages => Local(numa::migrate_pages),
+        Sysno::set_mempolicy_home_node => Local(numa::set_mempolicy_home_node),
 
         // Identity, exit of the process.
         Sysno::getpid => Local(|pr, _, _| task::getpid(pr)),

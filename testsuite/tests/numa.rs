@@ -1,12 +1,16 @@
 //! NUMA calls (`apps/numa.c`): a table of valid and invalid `get_mempolicy`,
-//! `set_mempolicy`, `mbind`, `move_pages`, `migrate_pages` and `getcpu` calls
-//! prints the same results, errno and written values under mote as natively,
+//! `set_mempolicy`, `mbind`, `move_pages`, `migrate_pages`,
+//! `set_mempolicy_home_node` and `getcpu` calls (and pages mapped with
+//! `MAP_POPULATE` and never touched) prints the same results, errno and
+//! written values under mote as natively,
 //! on this machine's single node — answered by libos, not by Linux on the
 //! proxy's mirror (the trace's routes say so) — with the partition's memory
 //! unbound (`--numa off`, the default) and bound to its cores' node (`--numa
 //! cores`). A node the machine has no memory on is refused before the run.
-//! The multi-node placement is unit-tested on made-up topologies
-//! (`libos/src/numa/tests.rs`, `proxy/src/numa.rs`).
+//! The multi-node placement, the per-node frame pools and moving pages between
+//! them are unit-tested on made-up topologies (`libos/src/numa/tests.rs`,
+//! `libos/src/frames/nodes.rs`, `libos/src/syscall/numa/tests.rs`,
+//! `proxy/src/numa.rs`).
 
 use mote_testsuite::{app, assert_same, Platform, Program};
 
@@ -36,7 +40,13 @@ fn numa_calls_are_local(pf: Platform) {
             .unwrap_or_else(|| panic!("no summary row for {call}: {err}"))
             .to_string()
     };
-    for call in ["get_mempolicy", "set_mempolicy", "mbind", "getcpu"] {
+    for call in [
+        "get_mempolicy",
+        "set_mempolicy",
+        "mbind",
+        "getcpu",
+        "set_mempolicy_home_node",
+    ] {
         let r = row(call);
         assert!(
             r.contains(" local ") && !r.contains("forwarded"),

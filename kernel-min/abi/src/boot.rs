@@ -7,7 +7,7 @@ use static_assertions::{const_assert, const_assert_eq};
 /// `BootInfo::magic`: "MOTEBOOT".
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"MOTEBOOT");
 /// Version of this layout; bumped on any change.
-pub const BOOT_VERSION: u32 = 7;
+pub const BOOT_VERSION: u32 = 8;
 
 /// At `layout::BOOT_INFO_GPA`.
 #[repr(C)]
@@ -103,6 +103,16 @@ pub struct BootInfo {
     pub node_id: [u16; crate::numa::MAX_NODES],
     /// The partition node (an index into `node_id`) of each LWK core.
     pub core_node: [u8; crate::layout::MAX_CORES],
+    /// Each partition node's fallback order (version 8): nibble `k` of
+    /// `node_order[i]` is the partition node `i`'s `k`-th nearest node by the
+    /// host's `node_distance`, itself first (Linux's zonelist order). All zero:
+    /// the partition's node order.
+    pub node_order: [u32; crate::numa::MAX_NODES],
+    /// Each partition node's weighted-interleave weight (version 8), as the
+    /// host's `/sys/kernel/mm/mempolicy/weighted_interleave/nodeN` says; 0 is 1.
+    pub node_weight: [u8; crate::numa::MAX_NODES],
+    /// Zero.
+    pub numa_reserved2: u64,
 }
 
 /// Auxiliary-vector type under which a mote application finds the runtime's direct
@@ -152,7 +162,10 @@ pub const BOOT_F_SHARED_CPUS: u32 = 1 << 4;
 /// Record every system call in the trace rings (`mote run --trace`, `mote_abi::trace`).
 pub const BOOT_F_TRACE: u32 = 1 << 5;
 
-const_assert_eq!(size_of::<BootInfo>(), 336);
+const_assert_eq!(size_of::<BootInfo>(), 384);
+const_assert_eq!(offset_of!(BootInfo, node_order), 336);
+const_assert_eq!(offset_of!(BootInfo, node_weight), 368);
+const_assert_eq!(offset_of!(BootInfo, numa_reserved2), 376);
 const_assert_eq!(offset_of!(BootInfo, pid), 104);
 const_assert_eq!(offset_of!(BootInfo, random), 152);
 const_assert_eq!(offset_of!(BootInfo, page_size), 168);

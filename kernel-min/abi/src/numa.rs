@@ -38,6 +38,8 @@ pub enum TopologyError {
     BadRange(usize),
     /// Core `c` names a node that does not exist.
     BadCore(usize),
+    /// Node `i`'s fallback order is not every node once, itself first.
+    BadOrder(usize),
 }
 
 /// A checked topology: `n` nodes, each with a memory range, a host id and cores.
@@ -50,6 +52,19 @@ pub struct Topology {
     id: [u16; MAX_NODES],
     core_node: [u8; MAX_CORES],
     ncores: usize,
+    /// `BootInfo::node_order`, checked (or the partition's order).
+    order: [u32; MAX_NODES],
+    /// `BootInfo::node_weight`.
+    weight: [u8; MAX_NODES],
+}
+
+/// The partition's node order as a fallback order for node `i` of `n`: `i`,
+/// then the others ascending.
+fn plain_order(i: usize, n: usize) -> u32 {
+    core::iter::once(i)
+        .chain((0..n).filter(|&k| k != i))
+        .enumerate()
+        .fold(0, |acc, (k, node)| acc | (node as u32) << (4 * k))
 }
 
 impl Topology {
@@ -65,6 +80,8 @@ impl Topology {
             id: [0; MAX_NODES],
             core_node: [0; MAX_CORES],
             ncores: ncores.min(MAX_CORES),
+            order: [0; MAX_NODES],
+            weight: [0; MAX_NODES],
         }
     }
 
@@ -105,6 +122,28 @@ impl Topology {
         id[..n].copy_from_slice(&boot.node_id[..n]);
         let mut core_node = [0; MAX_CORES];
         core_node[..ncores].copy_from_slice(&boot.core_node[..ncores]);
+        let mut order = [0; MAX_NODES];
+        if boot.node_order.iter().all(|&o| o == 0) {
+            (0..n).for_each(|i| order[i] = plain_order(i, n));
+        } else {
+            for (i, o) in order.iter_mut().enumerate().take(n) {
+                let word = boot.node_order[i];
+                let nodes = (0..n).map(|k| ((word >> (4 * k)) & 0xf) as usize);
+                let mut seen = 0u32;
+                for node in nodes {
+                    if node >= n || seen & (1 << node) != 0 {
+                        return Err(TopologyError::BadOrder(i));
+                    }
+                    seen |= 1 << node;
+                }
+                if word & 0xf != i as u32 || (n < 8 && word >> (4 * n) != 0) {
+                    return Err(TopologyError::BadOrder(i));
+                }
+                *o = word;
+            }
+        }
+        let mut weight = [0; MAX_NODES];
+        weight[..n].copy_from_slice(&boot.node_weight[..n]);
         Ok(Topology {
             n,
             nr_node_ids: boot.nr_node_ids,
@@ -113,6 +152,8 @@ impl Topology {
             id,
             core_node,
             ncores,
+            order,
+            weight,
         })
     }
 
@@ -124,6 +165,40 @@ impl Topology {
         boot.node_mem_end = self.mem_end;
         boot.node_id = self.id;
         boot.core_node = self.core_node;
+        boot.node_order = self.order;
+        boot.node_weight = self.weight;
+    }
+
+    /// Order every node's fallback by `distance(from, to)` (the host's
+    /// `node_distance`; ties keep the partition's order): the proxy's side.
+    pub fn order_by(&mut self, distance: impl Fn(usize, usize) -> u32) {
+        for i in 0..self.n {
+            let mut others: [usize; MAX_NODES] = core::array::from_fn(|k| k);
+            let others = &mut others[..self.n];
+            others.sort_unstable_by_key(|&k| (k != i, distance(i, k), k));
+            self.order[i] = others
+                .iter()
+                .enumerate()
+                .fold(0, |acc, (k, &node)| acc | (node as u32) << (4 * k));
+        }
+    }
+
+    /// Set the weighted-interleave weights (the proxy's side; 0 is 1).
+    pub fn set_weights(&mut self, weights: &[u8]) {
+        for (w, &x) in self.weight.iter_mut().zip(weights).take(self.n) {
+            *w = x;
+        }
+    }
+
+    /// Node `i`'s nodes, nearest first (itself first): Linux's zonelist order.
+    pub fn fallback(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let word = self.order.get(i).copied().unwrap_or(0);
+        (0..self.n).map(move |k| ((word >> (4 * k)) & 0xf) as usize)
+    }
+
+    /// Node `i`'s weighted-interleave weight (at least 1).
+    pub fn weight(&self, i: usize) -> u32 {
+        u32::from(self.weight.get(i).copied().unwrap_or(0).max(1))
     }
 
     /// A topology from parts (the proxy's plan; tests). Checked as

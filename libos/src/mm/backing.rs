@@ -1,5 +1,5 @@
 //! The frames behind the mappings: the `backing` map's [`Backing`] runs, backing
-//! a range with zeroed frames from the pool (2 MiB and 1 GiB chunks where the
+//! a range with zeroed frames from the pools (the node `place` chooses; 2 MiB and 1 GiB chunks where the
 //! page-size policy and alignment allow, 4 KiB frames for the ends), and the calls
 //! that make kernel-min map, protect and unmap them (giving it page-table frames
 //! when it runs out) and tell the proxy (`Platform::publish`).
@@ -200,7 +200,7 @@ impl AddressSpace {
         mapped: &mut Vec<(u64, Backing)>,
     ) -> Result<(), Errno> {
         loop {
-            let runs = match self.frames.alloc(pe - ps, size) {
+            let runs = match self.alloc_for(p, ps, pe - ps, size) {
                 Ok(r) => r,
                 // No aligned gigabyte left: 2 MiB chunks, else 4 KiB frames.
                 Err(_) if size == FrameSize::Huge => {
@@ -209,14 +209,14 @@ impl AddressSpace {
                         Note::NoHugeFrames,
                         "--page-size 1g: the partition's memory has no free 1 GiB-aligned gigabyte for this mapping; using 2 MiB pages (a larger --mem leaves room)",
                     );
-                    match self.frames.alloc(pe - ps, FrameSize::Large) {
+                    match self.alloc_for(p, ps, pe - ps, FrameSize::Large) {
                         Ok(r) => r,
-                        Err(_) => self.frames.alloc(pe - ps, FrameSize::Small)?,
+                        Err(_) => self.alloc_for(p, ps, pe - ps, FrameSize::Small)?,
                     }
                 }
                 // Fragmented: fall back to 4 KiB frames.
                 Err(_) if size == FrameSize::Large => {
-                    self.frames.alloc(pe - ps, FrameSize::Small)?
+                    self.alloc_for(p, ps, pe - ps, FrameSize::Small)?
                 }
                 Err(e) => return Err(e),
             };
@@ -350,9 +350,10 @@ impl AddressSpace {
 
     /// Hand kernel-min `TABLE_GRANT` bytes of frames for page tables (never returned).
     pub(super) fn give_tables<P: Platform>(&mut self, p: &P) -> Result<(), Errno> {
-        let runs = match self.frames.alloc(TABLE_GRANT, FrameSize::Large) {
+        let node = self.local_node(p);
+        let runs = match self.frames.alloc(TABLE_GRANT, FrameSize::Large, node) {
             Ok(r) => r,
-            Err(_) => self.frames.alloc(TABLE_GRANT, FrameSize::Small)?,
+            Err(_) => self.frames.alloc(TABLE_GRANT, FrameSize::Small, node)?,
         };
         for r in runs {
             p.give_tables(r.gpa, r.len)?;

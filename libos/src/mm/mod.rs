@@ -61,7 +61,8 @@
 //! Layout: a file per operation, each with its own `impl AddressSpace` block.
 //! `vma` is the region map ([`Vma`], the maps keyed by start, free-range and
 //! placement queries), `backing` the frames behind mappings and the calls to
-//! kernel-min, `whole_only` the splitting of whole-only 2 MiB pages; the
+//! kernel-min, `whole_only` the splitting of whole-only 2 MiB pages, `place` which NUMA
+//! node new frames come from, `migrate` moving pages between nodes; the
 //! operations are `map` (`mmap` of a [`MapRequest`], `map_fixed`), `brk`,
 //! `shared` (pass-through mappings, System V `shmat`/`shmdt`), `fault`, `unmap`,
 //! `protect`, `remap` and `advise`; `file_copy` the reuse of a read-only private file copy's frames
@@ -76,6 +77,8 @@ mod brk;
 mod fault;
 mod file_copy;
 mod map;
+mod migrate;
+mod place;
 mod protect;
 mod remap;
 mod shared;
@@ -92,7 +95,7 @@ use alloc::vec::Vec;
 use mote_abi::errno::Errno;
 use mote_abi::layout::{HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE};
 
-use crate::frames::FramePool;
+use crate::frames::Frames;
 use crate::platform::Platform;
 
 use backing::Backing;
@@ -139,7 +142,10 @@ impl Note {
 /// The application's address space.
 #[derive(Debug)]
 pub struct AddressSpace {
-    frames: FramePool,
+    frames: Frames,
+    /// The NUMA topology and memory policies (`crate::numa`): which node new
+    /// frames come from (`place`).
+    pub numa: crate::numa::Numa,
     vmas: BTreeMap<u64, Vma>,
     backing: BTreeMap<u64, Backing>,
     brk_start: u64,
@@ -169,9 +175,12 @@ pub struct AddressSpace {
 }
 
 impl AddressSpace {
-    /// An empty address space drawing frames from `frames`.
-    pub fn new(frames: FramePool) -> Self {
+    /// An empty address space drawing frames from `frames` (one pool, or a pool
+    /// per node).
+    pub fn new(frames: impl Into<Frames>) -> Self {
+        let frames: Frames = frames.into();
         AddressSpace {
+            numa: crate::numa::Numa::new(frames.topology()),
             frames,
             vmas: BTreeMap::new(),
             backing: BTreeMap::new(),
@@ -216,8 +225,8 @@ impl AddressSpace {
         self.give_tables(p)
     }
 
-    /// The frame pool (statistics).
-    pub fn frames(&self) -> &FramePool {
+    /// The frame pools (statistics).
+    pub fn frames(&self) -> &Frames {
         &self.frames
     }
 

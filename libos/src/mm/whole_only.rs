@@ -75,7 +75,9 @@ impl AddressSpace {
         let scratch = self
             .find_free(LARGE, LARGE, USER_START, USER_MMAP_TOP)
             .ok_or(Errno::ENOMEM)?;
-        let runs = self.frames.alloc(LARGE, FrameSize::Small)?;
+        // The copy stays on the page's node when it can.
+        let node = self.frames.node_of(old.gpa);
+        let runs = self.frames.alloc(LARGE, FrameSize::Small, node)?;
         let give_back = |mm: &mut Self, runs: &[Run]| {
             for r in runs {
                 mm.frames.free(r.gpa, r.len);

@@ -82,11 +82,12 @@ fn placement_follows_the_policy_on_two_nodes() {
     let n = two();
     let all = n.allowed();
     // Default: the caller's core's node first, then the others.
-    assert_eq!(n.placement(None, 2).nodes, [1, 0]);
-    assert_eq!(n.placement(None, 0).nodes, [0, 1]);
+    let order = |pl: Placement| [pl.nodes, pl.fallback].concat();
+    assert_eq!(order(n.placement(None, 2)), [1, 0]);
+    assert_eq!(order(n.placement(None, 0)), [0, 1]);
     let bind3 = make(MPOL_BIND, 0, &mask(&[3]), &all).unwrap().unwrap();
     let pl = n.placement(Some(&bind3), 0);
-    assert_eq!((pl.nodes.as_slice(), pl.strict), (&[1][..], true));
+    assert_eq!((pl.nodes.as_slice(), pl.fallback.len()), (&[1][..], 0));
     // Bound to node 3 with 1 GiB free there: 2 GiB does not fit, 1 GiB does.
     assert_eq!(pl.split(2 * G, M2, &[2 * G, G]), Err(Errno::ENOMEM));
     assert_eq!(pl.split(G, M2, &[2 * G, G]), Ok(vec![(1, G)]));
@@ -97,21 +98,65 @@ fn placement_follows_the_policy_on_two_nodes() {
         pl.split(3 * G, M2, &[2 * G, G]),
         Ok(vec![(1, G), (0, 2 * G)])
     );
-    // Interleave alternates 2 MiB chunks, and skips a full node.
+    // Interleave alternates 2 MiB chunks; a full node's chunk goes to the
+    // other (Linux's interleave allocates without a node mask).
     let il = make(MPOL_INTERLEAVE, 0, &mask(&[1, 3]), &all)
         .unwrap()
         .unwrap();
     let pl = n.placement(Some(&il), 0);
     let want = vec![(0, M2), (1, M2), (0, M2), (1, M2)];
     assert_eq!(pl.split(4 * M2, M2, &[G, G]), Ok(want));
-    let want = vec![(0, M2), (1, M2), (0, M2)];
-    assert_eq!(pl.split(3 * M2, M2, &[G, M2]), Ok(want));
+    let want = vec![(0, M2), (1, M2), (0, 2 * M2)];
+    assert_eq!(pl.split(4 * M2, M2, &[G, M2]), Ok(want));
     assert_eq!(pl.split(3 * M2, M2, &[0, M2]), Err(Errno::ENOMEM));
+    // Starting at the second node.
+    let want = vec![(1, M2), (0, M2)];
+    assert_eq!(
+        pl.clone().starting_at(1).split(2 * M2, M2, &[G, G]),
+        Ok(want)
+    );
+    // Interleave over node 3 alone still falls back to node 1 when 3 is full.
+    let il3 = make(MPOL_INTERLEAVE, 0, &mask(&[3]), &all)
+        .unwrap()
+        .unwrap();
+    let pl = n.placement(Some(&il3), 0);
+    assert_eq!(pl.split(2 * M2, M2, &[G, M2]), Ok(vec![(1, M2), (0, M2)]));
+    // Preferred-many: its nodes first (the core's own among them leading),
+    // then the rest; bind with a home node starts there.
+    let three = Numa::new(
+        Topology::new(
+            4,
+            PLACE_LIST,
+            &[(0, G), (1, 2 * G), (2, 3 * G)],
+            &[0, 2],
+            3 * G,
+        )
+        .unwrap(),
+    );
+    let all3 = three.allowed();
+    let pm = make(MPOL_PREFERRED_MANY, 0, &mask(&[1, 2]), &all3)
+        .unwrap()
+        .unwrap();
+    let pl = three.placement(Some(&pm), 1);
+    assert_eq!(
+        (pl.nodes.as_slice(), pl.fallback.as_slice()),
+        (&[2, 1][..], &[0][..])
+    );
+    assert_eq!(
+        pl.split(3 * M2, M2, &[G, G, M2]),
+        Ok(vec![(2, M2), (1, 2 * M2)])
+    );
+    let mut b = make(MPOL_BIND, 0, &mask(&[0, 1, 2]), &all3)
+        .unwrap()
+        .unwrap();
+    assert_eq!(three.placement(Some(&b), 0).nodes, [0, 1, 2]);
+    b.home = Some(1);
+    assert_eq!(three.placement(Some(&b), 0).nodes, [1, 0, 2]);
     // Local follows the core.
     let local = make(MPOL_LOCAL, 0, &Nodes::default(), &all)
         .unwrap()
         .unwrap();
-    assert_eq!(n.placement(Some(&local), 2).nodes, [1, 0]);
+    assert_eq!(order(n.placement(Some(&local), 2)), [1, 0]);
 }
 
 #[test]
@@ -139,7 +184,60 @@ fn a_placement_over_no_node_is_enomem() {
     let pl = Placement {
         nodes: vec![],
         spread: true,
-        strict: true,
+        fallback: vec![0],
+        near: vec![],
     };
     assert_eq!(pl.split(M2, M2, &[G]), Err(Errno::ENOMEM));
+}
+
+/// Fallback goes to the nearest node by the host's distances (BootInfo
+/// version 8), and weighted interleave gives each node its weight in chunks.
+#[test]
+fn fallback_is_nearest_first_and_weights_shape_weighted_interleave() {
+    let mut topo = Topology::new(
+        8,
+        PLACE_LIST,
+        &[(0, G), (1, 2 * G), (2, 3 * G)],
+        &[0, 1, 2],
+        3 * G,
+    )
+    .unwrap();
+    // Node 2 is near node 0; node 1 is far from both.
+    let dist = [[10, 40, 12], [40, 10, 40], [12, 40, 10]];
+    topo.order_by(|a, b| dist[a][b]);
+    topo.set_weights(&[3, 1, 1]);
+    let n = Numa::new(topo);
+    let all = n.allowed();
+    // Default on core 0 (node 0): node 0, then 2, then 1.
+    let pl = n.placement(None, 0);
+    assert_eq!(
+        (pl.nodes.as_slice(), pl.fallback.as_slice()),
+        (&[0][..], &[2, 1][..])
+    );
+    assert_eq!(
+        pl.split(3 * M2, M2, &[M2, G, M2]),
+        Ok(vec![(0, M2), (2, M2), (1, M2)])
+    );
+    // Bind to {1, 2} from core 0: node 2 (nearer) first.
+    let b = make(MPOL_BIND, 0, &mask(&[1, 2]), &all).unwrap().unwrap();
+    assert_eq!(n.placement(Some(&b), 0).nodes, [2, 1]);
+    // Weighted interleave over {0, 1}: three chunks on 0, one on 1.
+    let w = make(MPOL_WEIGHTED_INTERLEAVE, 0, &mask(&[0, 1]), &all)
+        .unwrap()
+        .unwrap();
+    let pl = n.placement(Some(&w), 0);
+    assert_eq!(
+        pl.split(8 * M2, M2, &[G, G, G]),
+        Ok(vec![(0, 3 * M2), (1, M2), (0, 3 * M2), (1, M2)])
+    );
+    // Plain interleave ignores the weights; a full node 0's chunk goes to
+    // its nearest, node 2, not to node 1.
+    let il = make(MPOL_INTERLEAVE, 0, &mask(&[0, 1]), &all)
+        .unwrap()
+        .unwrap();
+    let pl = n.placement(Some(&il), 0);
+    assert_eq!(
+        pl.split(4 * M2, M2, &[M2, G, G]),
+        Ok(vec![(0, M2), (1, M2), (2, M2), (1, M2)])
+    );
 }

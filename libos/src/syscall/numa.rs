@@ -6,10 +6,15 @@
 //!
 //! Each follows Linux 6.x's `mm/mempolicy.c`, `mm/migrate.c` and
 //! `kernel/sys.c` check by check, so a call fails with the same errno. The
-//! policies and the placement decision are `crate::numa`'s. Pages are not
-//! migrated between nodes: a page asked to move to another node stays where
-//! it is and is reported busy (`move_pages`), not migrated (the count
-//! `migrate_pages` returns), or fails `MPOL_MF_STRICT` (`mbind`, `EIO`).
+//! policies and the placement decision are `crate::numa`'s; the frames come
+//! from the node's own pool (`crate::frames::Frames`). Pages move between
+//! nodes (`move_pages` with target nodes, `mbind` with `MPOL_MF_MOVE`,
+//! `migrate_pages`: `AddressSpace::move_page`) while the process has one
+//! thread; with several, a forwarded call of another thread could write a page
+//! through the proxy's mirror while it is copied, so a page that would move is
+//! reported as Linux reports a page it cannot isolate: `-EBUSY` in
+//! `move_pages`' status, a failure for `mbind`'s `MPOL_MF_STRICT` (`EIO`), not
+//! counted as moved by `migrate_pages`.
 
 use mote_abi::errno::Errno;
 use mote_abi::layout::PAGE_SIZE;
@@ -77,7 +82,7 @@ fn put_nodes<P: Platform>(
     nodes: &Nodes,
 ) -> Result<(), Errno> {
     let mut copy = (maxnode.wrapping_sub(1).wrapping_add(63) & !63) / 8;
-    let nbytes = u64::from(pr.numa.topo.nr_node_ids()).div_ceil(64) * 8;
+    let nbytes = u64::from(pr.mm.numa.topo.nr_node_ids()).div_ceil(64) * 8;
     if copy > nbytes {
         if copy > PAGE_SIZE {
             return Err(Errno::EINVAL);
@@ -91,6 +96,18 @@ fn put_nodes<P: Platform>(
     }
     let bytes = nodes.bytes();
     pr.write_user(p, mask, &bytes[..(copy as usize).min(MASK_WORDS * 8)])
+}
+
+/// A word of application memory.
+fn read_u64<P: Platform>(pr: &Process, p: &P, va: u64) -> Result<u64, Errno> {
+    let mut b = [0u8; 8];
+    pr.read_user(p, va, &mut b).map(|_| u64::from_le_bytes(b))
+}
+
+/// An `int` of application memory.
+fn read_i32<P: Platform>(pr: &Process, p: &P, va: u64) -> Result<i32, Errno> {
+    let mut b = [0u8; 4];
+    pr.read_user(p, va, &mut b).map(|_| i32::from_le_bytes(b))
 }
 
 /// The VMA at `addr` as `vma_lookup` finds it (the heap reserve is not one).
@@ -113,7 +130,7 @@ fn is_self(pr: &Process, pid: u64) -> bool {
 /// `get_mempolicy(policy, nmask, maxnode, addr, flags)`.
 pub fn get_mempolicy<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Result<usize, Errno> {
     let [policy, nmask, maxnode, addr, flags, _] = a;
-    if nmask != 0 && maxnode < u64::from(pr.numa.topo.nr_node_ids()) {
+    if nmask != 0 && maxnode < u64::from(pr.mm.numa.topo.nr_node_ids()) {
         return Err(Errno::EINVAL);
     }
     if flags & !(MPOL_F_NODE | MPOL_F_ADDR | MPOL_F_MEMS_ALLOWED) != 0 {
@@ -124,15 +141,15 @@ pub fn get_mempolicy<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Resul
         if flags & (MPOL_F_NODE | MPOL_F_ADDR) != 0 {
             return Err(Errno::EINVAL);
         }
-        (0, pr.numa.allowed())
+        (0, pr.mm.numa.allowed())
     } else {
         let pol: Option<Policy> = if flags & MPOL_F_ADDR != 0 {
             let (_, v) = vma_at(pr, addr).ok_or(Errno::EFAULT)?;
-            pr.numa.lookup(v.policy)
+            pr.mm.numa.lookup(v.policy)
         } else if addr != 0 {
             return Err(Errno::EINVAL);
         } else {
-            pr.numa.task(tid)
+            pr.mm.numa.task(tid)
         };
         let pval = if flags & MPOL_F_NODE != 0 {
             if flags & MPOL_F_ADDR != 0 {
@@ -143,11 +160,11 @@ pub fn get_mempolicy<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Resul
                     Some(g) if v.prot != PROT_NONE => g,
                     _ => return Err(Errno::EFAULT),
                 };
-                pr.numa.node_of_gpa(gpa)
+                pr.mm.numa.node_of_gpa(gpa)
             } else {
                 match pol {
                     Some(ref t) if matches!(t.mode, MPOL_INTERLEAVE | MPOL_WEIGHTED_INTERLEAVE) => {
-                        pr.numa.interleave_next(tid, t).ok_or(Errno::EINVAL)?
+                        pr.mm.numa.interleave_next(tid, t).ok_or(Errno::EINVAL)?
                     }
                     _ => return Err(Errno::EINVAL),
                 }
@@ -174,14 +191,14 @@ pub fn set_mempolicy<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Resul
     let [mode, nmask, maxnode, ..] = a;
     let (mode, flags) = sanitize(mode)?;
     let nodes = get_nodes(pr, p, nmask, maxnode)?;
-    let pol = make(mode, flags, &nodes, &pr.numa.allowed())?;
+    let pol = make(mode, flags, &nodes, &pr.mm.numa.allowed())?;
     let tid = pr.tid();
-    pr.numa.set_task(tid, pol);
+    pr.mm.numa.set_task(tid, pol);
     Ok(0)
 }
 
 /// `mbind(start, len, mode, nmask, maxnode, flags)`: the policy of a range's
-/// VMAs. Pages already on other nodes stay there (not migrated).
+/// VMAs; with `MPOL_MF_MOVE`, its pages on other nodes move to the policy's.
 pub fn mbind<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Result<usize, Errno> {
     let [start, len, mode, nmask, maxnode, flags] = a;
     let flags = u64::from(flags as u32);
@@ -208,7 +225,7 @@ pub fn mbind<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Result<usize,
     if end == start {
         return Ok(0);
     }
-    let pol = make(mode, mode_flags, &nodes, &pr.numa.allowed())?;
+    let pol = make(mode, mode_flags, &nodes, &pr.mm.numa.allowed())?;
     // Holes: only the default policy may span them, and not a range that is
     // all hole (`queue_pages_range`).
     let parts: alloc::vec::Vec<(u64, u64)> = pr
@@ -226,25 +243,90 @@ pub fn mbind<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Result<usize,
     if pol.is_some() && !contiguous {
         return Err(Errno::EFAULT);
     }
-    // `MPOL_MF_STRICT`: a present page on a node outside the caller's mask
-    // (`queue_pages_range` with `MPOL_MF_INVERT`) is an error, moved or not:
-    // pages are not migrated here.
-    if pol.is_some() && flags & MPOL_MF_STRICT != 0 {
-        let misplaced = parts.iter().any(|&(s, e)| {
-            (s..e)
-                .step_by(PAGE_SIZE as usize)
-                .filter_map(|va| pr.mm.translate(va))
-                .any(|gpa| !nodes.has(pr.numa.node_of_gpa(gpa)))
-        });
-        if misplaced {
-            return Err(Errno::EIO);
-        }
-    }
-    let id = pr.numa.intern(pol);
-    for (s, e) in parts {
+    let id = pr.mm.numa.intern(pol);
+    for &(s, e) in &parts {
         pr.mm.set_policy(s, e, id);
     }
+    // Pages on a node outside the policy's (`queue_pages_range` with
+    // `MPOL_MF_INVERT`) move with `MPOL_MF_MOVE`; one that does not, or that
+    // stays without it, fails `MPOL_MF_STRICT` (`EIO`), the policy set.
+    let Some(pol) = pol else { return Ok(0) };
+    if flags & (MPOL_MF_STRICT | MPOL_MF_MOVE | MPOL_MF_MOVE_ALL) == 0 {
+        return Ok(0);
+    }
+    let moving = flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL) != 0 && pr.threads <= 1;
+    let place = pr.mm.numa.placement(Some(&pol), p.core());
+    let mut failed = false;
+    for (s, e) in parts {
+        for va in (s..e).step_by(PAGE_SIZE as usize) {
+            let Some(gpa) = pr.mm.translate(va) else {
+                continue;
+            };
+            // Against the caller's own mask, as Linux's `queue_pages_range`.
+            if nodes.has(pr.mm.numa.node_of_gpa(gpa)) {
+                continue;
+            }
+            // The policy's node for this page (`alloc_migration_target_by_mpol`):
+            // interleave by address, else its first.
+            let target = if place.spread {
+                place.nodes[((va / PAGE_SIZE) % place.nodes.len() as u64) as usize]
+            } else {
+                place.nodes[0]
+            };
+            failed |= !moving || pr.mm.move_page(p, va, target).is_err();
+        }
+    }
+    if failed && flags & MPOL_MF_STRICT != 0 {
+        return Err(Errno::EIO);
+    }
     Ok(0)
+}
+
+/// `set_mempolicy_home_node(start, len, home_node, flags)`: the node the bind
+/// and preferred-many policies of a range's VMAs allocate from first
+/// (`mm/mempolicy.c`). A node outside the partition is not online to the
+/// application (`EINVAL`).
+pub fn set_mempolicy_home_node<P: Platform>(
+    pr: &mut Process,
+    _p: &P,
+    a: [u64; 6],
+) -> Result<usize, Errno> {
+    let [start, len, home, flags, ..] = a;
+    if !start.is_multiple_of(PAGE_SIZE) || flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if home >= u64::from(mote_abi::numa::MAX_NUMNODES) || !pr.mm.numa.allowed().has(home as u32) {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    let end = start.wrapping_add(len);
+    if end < start {
+        return Err(Errno::EINVAL);
+    }
+    if end == start {
+        return Ok(0);
+    }
+    let parts: alloc::vec::Vec<(u64, u64, u32)> = pr
+        .mm
+        .vmas()
+        .filter(|(s, v)| *s < end && v.end > start && v.kind != crate::mm::VmaKind::HeapReserve)
+        .map(|(s, v)| (s.max(start), v.end.min(end), v.policy))
+        .collect();
+    // No VMA with a policy in the range: ENOENT.
+    let mut err = Err(Errno::ENOENT);
+    for (s, e, id) in parts {
+        let Some(mut pol) = pr.mm.numa.lookup(id) else {
+            continue;
+        };
+        if pol.mode != MPOL_BIND && pol.mode != MPOL_PREFERRED_MANY {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        pol.home = Some(home as u32);
+        let id = pr.mm.numa.intern(Some(pol));
+        pr.mm.set_policy(s, e, id);
+        err = Ok(0);
+    }
+    err
 }
 
 /// `move_pages(pid, count, pages, nodes, status, flags)` on this process;
@@ -261,20 +343,12 @@ pub fn move_pages<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Result<u
     if !is_self(pr, pid) {
         return super::forwarded(p.forward(Sysno::move_pages as u64, a));
     }
-    let read_u64 = |va: u64| -> Result<u64, Errno> {
-        let mut b = [0u8; 8];
-        pr.read_user(p, va, &mut b).map(|_| u64::from_le_bytes(b))
-    };
-    let read_i32 = |va: u64| -> Result<i32, Errno> {
-        let mut b = [0u8; 4];
-        pr.read_user(p, va, &mut b).map(|_| i32::from_le_bytes(b))
-    };
     // Where a page is: its node, or -EFAULT (no VMA), -ENOENT (no page).
     let stat = |pr: &Process, va: u64| -> i32 {
         match vma_at(pr, va) {
             None => -Errno::EFAULT.code(),
             Some(_) => match pr.mm.translate(va) {
-                Some(gpa) => pr.numa.node_of_gpa(gpa) as i32,
+                Some(gpa) => pr.mm.numa.node_of_gpa(gpa) as i32,
                 None => -Errno::ENOENT.code(),
             },
         }
@@ -286,7 +360,7 @@ pub fn move_pages<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Result<u
             let n = (count - i).min(16);
             let mut st = alloc::vec::Vec::with_capacity(n as usize);
             for k in 0..n {
-                let Ok(va) = read_u64(pages.wrapping_add((i + k) * 8)) else {
+                let Ok(va) = read_u64(pr, p, pages.wrapping_add((i + k) * 8)) else {
                     return Err(Errno::EFAULT);
                 };
                 st.push(stat(pr, va));
@@ -297,11 +371,12 @@ pub fn move_pages<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Result<u
         }
         return Ok(0);
     }
-    let allowed = pr.numa.allowed();
-    let mut not_moved = 0usize;
+    let allowed = pr.mm.numa.allowed();
+    // Pages move only while nothing else can write them (see the top).
+    let moving = pr.threads <= 1;
     for i in 0..count {
-        let va = read_u64(pages.wrapping_add(i * 8))?;
-        let node = read_i32(nodes.wrapping_add(i * 4))?;
+        let va = read_u64(pr, p, pages.wrapping_add(i * 8))?;
+        let node = read_i32(pr, p, nodes.wrapping_add(i * 4))?;
         if node < 0 || node as u32 >= mote_abi::numa::MAX_NUMNODES {
             return Err(Errno::ENODEV);
         }
@@ -313,19 +388,26 @@ pub fn move_pages<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Result<u
         let s = match stat(pr, va) {
             s if s < 0 => s,
             s if s as u32 == node as u32 => s,
+            _ if !moving => -Errno::EBUSY.code(),
             _ => {
-                not_moved += 1;
-                -Errno::EBUSY.code()
+                let target = pr.mm.numa.topo.index_of(node as u32).ok_or(Errno::ENODEV)?;
+                match pr.mm.move_page(p, va, target) {
+                    Ok(()) => node,
+                    // The target node is full: the call fails, as Linux's
+                    // migration does when it cannot allocate there.
+                    Err(Errno::ENOMEM) => return Err(Errno::ENOMEM),
+                    Err(e) => -e.code(),
+                }
             }
         };
         pr.write_user(p, status.wrapping_add(i * 4), &s.to_le_bytes())?;
     }
-    Ok(not_moved)
+    Ok(0)
 }
 
-/// `migrate_pages(pid, maxnode, old_nodes, new_nodes)` for this process;
-/// another process's is Linux's. Nothing moves between nodes: the answer is
-/// the number of pages on `old` nodes that would have to.
+/// `migrate_pages(pid, maxnode, old_nodes, new_nodes)` for this process
+/// (another process's is Linux's): its pages on `old` nodes move to `new`
+/// ones; the answer is the number that could not.
 pub fn migrate_pages<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Result<usize, Errno> {
     let [pid, maxnode, old, new, ..] = a;
     let old = get_nodes(pr, p, old, maxnode)?;
@@ -333,7 +415,7 @@ pub fn migrate_pages<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Resul
     if !is_self(pr, pid) {
         return super::forwarded(p.forward(Sysno::migrate_pages as u64, a));
     }
-    let allowed = pr.numa.allowed();
+    let allowed = pr.mm.numa.allowed();
     if !new.subset_of(&allowed) && !cap_sys_nice(p) {
         return Err(Errno::EPERM);
     }
@@ -341,20 +423,46 @@ pub fn migrate_pages<P: Platform>(pr: &mut Process, p: &P, a: [u64; 6]) -> Resul
     if new.is_empty() {
         return Err(Errno::EINVAL);
     }
-    // Pages on a node of `old` that is not in `new` would move.
-    let moving = |id: u32| old.has(id) && !new.has(id);
-    let mut pages = 0usize;
-    for (s, v) in pr.mm.vmas() {
-        if v.kind == crate::mm::VmaKind::HeapReserve {
-            continue;
+    // Where a page on node `s` goes (`do_migrate_pages`): the node of `new`
+    // at `s`'s position in `old` (`node_remap`), unless `s` is not in `old`,
+    // or is in `new` while the two masks differ in weight.
+    let (wo, wn) = (old.ids().count(), new.ids().count());
+    let dest = |s: u32| -> Option<u32> {
+        if !old.has(s) || (wo != wn && new.has(s)) {
+            return None;
         }
-        pages += (s..v.end)
-            .step_by(PAGE_SIZE as usize)
-            .filter_map(|va| pr.mm.translate(va))
-            .filter(|&gpa| moving(pr.numa.node_of_gpa(gpa)))
-            .count();
+        let pos = old.ids().take_while(|&i| i < s).count();
+        new.ids().nth(pos % wn).filter(|&d| d != s)
+    };
+    let pages: alloc::vec::Vec<(u64, u32)> = pr
+        .mm
+        .vmas()
+        .filter(|(_, v)| {
+            v.kind != crate::mm::VmaKind::HeapReserve
+                && !matches!(v.kind, crate::mm::VmaKind::Passthrough { .. })
+        })
+        .flat_map(|(s, v)| (s..v.end).step_by(PAGE_SIZE as usize))
+        .filter_map(|va| {
+            let gpa = pr.mm.translate(va)?;
+            dest(pr.mm.numa.node_of_gpa(gpa)).map(|d| (va, d))
+        })
+        .collect();
+    // Pages move only while nothing else can write them (see the top): the
+    // rest are counted as not moved.
+    if pr.threads > 1 {
+        return Ok(pages.len());
     }
-    Ok(pages)
+    let mut failed = 0;
+    for (va, d) in pages {
+        let moved = pr
+            .mm
+            .numa
+            .topo
+            .index_of(d)
+            .is_some_and(|t| pr.mm.move_page(p, va, t).is_ok());
+        failed += usize::from(!moved);
+    }
+    Ok(failed)
 }
 
 /// `getcpu(cpu, node, cache)`: the LWK core running the caller and its node.
@@ -362,7 +470,7 @@ pub fn getcpu<P: Platform>(m: &dyn Machine<P>, cpu: u64, node: u64) -> Result<us
     let core = m.core();
     let g = m.process().lock();
     let pr = g.as_ref().expect("process");
-    let id = pr.numa.node_of_core(core);
+    let id = pr.mm.numa.node_of_core(core);
     let mut fault = false;
     if cpu != 0 {
         fault |= pr

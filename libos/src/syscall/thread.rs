@@ -107,7 +107,7 @@ fn now_ns<P: Platform>(m: &dyn Machine<P>) -> u64 {
 pub fn process_of<'a, P: Platform>(m: &'a dyn Machine<P>) -> MutexGuard<'a, Option<Process>> {
     let mut g = m.process().lock();
     if let Some(pr) = g.as_mut() {
-        pr.signals.switch_thread(m.tid());
+        pr.switch_thread(m.tid());
     }
     g
 }
@@ -683,7 +683,7 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
         let mut g = m.process().lock();
         let pr = g.as_mut().expect("process");
         // The new thread starts with its parent's memory policy.
-        pr.numa.inherit(m.tid(), tid);
+        pr.mm.numa.inherit(m.tid(), tid);
         if a.flags & CLONE_PARENT_SETTID != 0 {
             pr.write_user(p, a.ptid, &tid.to_le_bytes())?;
         }
@@ -724,7 +724,7 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
     // The new thread's signal state: the creator's mask, nothing pending; a
     // vfork child's dispositions are its own.
     if let Some(pr) = m.process().lock().as_mut() {
-        pr.signals.switch_thread(parent.tid);
+        pr.switch_thread(parent.tid);
         if kind == CloneKind::Thread {
             pr.signals.new_thread(tid)
         } else {

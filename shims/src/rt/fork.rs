@@ -136,7 +136,7 @@ pub fn adopt(boot: &BootInfo) {
     *THREADS.lock() = Some(t);
     super::tick::forget_parent();
     if let Some(pr) = PROCESS.lock().as_mut() {
-        pr.signals.switch_thread(rec.parent_tid);
+        pr.switch_thread(rec.parent_tid);
         pr.forked(pid);
     }
 }

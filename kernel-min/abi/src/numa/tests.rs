@@ -92,7 +92,7 @@ fn fuzz_boot_topology() {
             ..BootInfo::default()
         };
         valid.write(&mut b);
-        match rng.below(3) {
+        match rng.below(4) {
             0 => {
                 b.numa_nodes = rng.edgy() as u32;
                 b.nr_node_ids = rng.edgy() as u32;
@@ -104,10 +104,15 @@ fn fuzz_boot_topology() {
                 b.node_id[i] = rng.edgy() as u16;
                 b.mem_size = rng.edgy();
             }
-            _ => {
+            2 => {
                 let i = rng.below(MAX_CORES as u64) as usize;
                 b.core_node[i] = rng.edgy() as u8;
                 b.numa_nodes = rng.below(MAX_NODES as u64 + 2) as u32;
+            }
+            _ => {
+                let i = rng.below(MAX_NODES as u64) as usize;
+                b.node_order[i] = rng.edgy() as u32;
+                b.node_weight[i] = rng.edgy() as u8;
             }
         }
         let Ok(t) = Topology::from_boot(&b) else {
@@ -126,6 +131,60 @@ fn fuzz_boot_topology() {
         for c in 0..MAX_CORES + 2 {
             assert!(t.node_of_core(c) < t.nodes());
         }
+        for i in 0..t.nodes() {
+            let order: Vec<usize> = t.fallback(i).collect();
+            assert_eq!(order.len(), t.nodes());
+            assert_eq!(order[0], i);
+            assert!(order.iter().all(|&k| k < t.nodes()));
+            assert!(t.weight(i) >= 1);
+        }
     }
     assert!(accepted > 0, "no mutation kept a valid topology");
+}
+
+/// Version 8: each node's fallback order (nearest first) and interleave weight.
+#[test]
+fn fallback_orders_and_weights_round_trip_and_are_checked() {
+    let mut t = Topology::new(
+        8,
+        PLACE_LIST,
+        &[(0, G), (2, 2 * G), (5, 3 * G)],
+        &[0, 1, 2],
+        3 * G,
+    )
+    .unwrap();
+    // No order given: the partition's order, each node first in its own.
+    assert_eq!(t.fallback(1).collect::<Vec<_>>(), [1, 0, 2]);
+    assert_eq!(t.weight(2), 1);
+    // Node 2 is nearer to node 0 than node 1 is.
+    let dist = [[10, 30, 20], [30, 10, 20], [20, 20, 10]];
+    t.order_by(|a, b| dist[a][b]);
+    t.set_weights(&[3, 0, 1]);
+    assert_eq!(t.fallback(0).collect::<Vec<_>>(), [0, 2, 1]);
+    assert_eq!(t.fallback(1).collect::<Vec<_>>(), [1, 2, 0]);
+    assert_eq!(t.fallback(2).collect::<Vec<_>>(), [2, 0, 1]);
+    assert_eq!((t.weight(0), t.weight(1)), (3, 1));
+    let mut b = BootInfo {
+        mem_size: 3 * G,
+        ncores: 3,
+        ..BootInfo::default()
+    };
+    t.write(&mut b);
+    assert_eq!(Topology::from_boot(&b), Ok(t));
+    // A node missing, repeated, out of range, or not first in its own order.
+    for bad in [
+        0x0000_0021,
+        0x0000_0220,
+        0x0000_0310,
+        0x0000_0201,
+        0x0000_3210,
+    ] {
+        let mut c = b;
+        c.node_order[0] = bad;
+        assert_eq!(
+            Topology::from_boot(&c),
+            Err(TopologyError::BadOrder(0)),
+            "{bad:#x}"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::fake::{FakePlatform, KCall};
-use crate::frames::FrameSize;
+use crate::frames::{FramePool, FrameSize};
 use crate::uapi::mman::*;
 use crate::uapi::signal;
 use alloc::vec;

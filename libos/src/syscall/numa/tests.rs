@@ -230,21 +230,207 @@ fn two_nodes_report_where_frames_are_and_refuse_misplaced_strict_binds() {
         Err(Errno::EIO)
     );
     assert_eq!(mbind(&mut pr, &p, [buf, 4096, 2, mask, 64, 0]), Ok(0));
-    // move_pages to node 3: the page stays on node 1 (busy), one not moved.
+    // move_pages to node 3: the page moves, its contents with it.
     let (pages, nodes, status) = (buf + 64, buf + 128, buf + 192);
     p.poke(pages, &buf.to_le_bytes());
     p.poke(nodes, &3i32.to_le_bytes());
+    let before = p.peek(buf, 192);
+    let old = pr.mm.translate(buf).unwrap();
     assert_eq!(
         move_pages(&mut pr, &p, [0, 1, pages, nodes, status, 2]),
-        Ok(1)
+        Ok(0)
+    );
+    assert_eq!(int(&p, status), 3);
+    let new = pr.mm.translate(buf).unwrap();
+    assert!(new >= 40 * MB && old < 40 * MB, "{old:#x} -> {new:#x}");
+    assert!(
+        p.peek(buf, 192) == before,
+        "the contents moved with the page"
+    );
+    assert_eq!(p.st.borrow().mirror.get(&buf), Some(&new), "mirror follows");
+    assert_eq!(get_mempolicy(&mut pr, &p, [pol, 0, 0, buf, 3, 0]), Ok(0));
+    assert_eq!(int(&p, pol), 3);
+    // The query reports it too; the next page stayed.
+    p.poke(pages + 8, &(buf + 4096).to_le_bytes());
+    assert_eq!(move_pages(&mut pr, &p, [0, 2, pages, 0, status, 0]), Ok(0));
+    assert_eq!((int(&p, status), int(&p, status + 4)), (3, 1));
+    // With a second thread, a forwarded call could write the page through the
+    // mirror while it is copied: the page stays, busy, as a page Linux cannot
+    // isolate.
+    pr.threads = 2;
+    p.poke(nodes, &1i32.to_le_bytes());
+    assert_eq!(
+        move_pages(&mut pr, &p, [0, 1, pages, nodes, status, 2]),
+        Ok(0)
     );
     assert_eq!(int(&p, status), -16);
+    assert_eq!(pr.mm.translate(buf), Some(new));
+    pr.threads = 1;
     // Node 2 is not the partition's.
     p.poke(nodes, &2i32.to_le_bytes());
     assert_eq!(
         move_pages(&mut pr, &p, [0, 1, pages, nodes, status, 2]),
         Err(Errno::ENODEV)
     );
+}
+
+/// Two nodes: node 1 [16 MiB, 40 MiB) of the pool, node 3 [40, 64 MiB).
+fn two() -> (Process, FakePlatform, u64) {
+    setup(&[(1, 40 * MB), (3, 64 * MB)])
+}
+
+/// Nodes (host ids) of each page of `[va, va + len)`.
+fn nodes_of(pr: &Process, va: u64, len: u64) -> Vec<u32> {
+    (va..va + len)
+        .step_by(4096)
+        .map(|a| pr.mm.numa.node_of_gpa(pr.mm.translate(a).unwrap()))
+        .collect()
+}
+
+fn set_policy(pr: &mut Process, p: &FakePlatform, scratch: u64, mode: u64, mask: u64) {
+    p.poke(scratch, &mask.to_le_bytes());
+    assert_eq!(set_mempolicy(pr, p, [mode, scratch, 64, 0, 0, 0]), Ok(0));
+}
+
+#[test]
+fn memory_comes_from_the_node_the_thread_policy_chooses() {
+    let (mut pr, p, buf) = two();
+    let anon =
+        |pr: &mut Process, len: u64| mm::mmap(pr, &p, 0, len, 3, 0x22, u64::MAX, 0).unwrap() as u64;
+    // Default: the core's node (core 0 is on node 1).
+    let a = anon(&mut pr, 4 * MB);
+    assert!(nodes_of(&pr, a, 4 * MB).iter().all(|&n| n == 1));
+    // Bound to node 3.
+    set_policy(&mut pr, &p, buf, 2, 1 << 3);
+    let b = anon(&mut pr, 4 * MB);
+    assert!(nodes_of(&pr, b, 4 * MB).iter().all(|&n| n == 3));
+    // Interleave: the 2 MiB chunks alternate, from the node after the last.
+    set_policy(&mut pr, &p, buf, 3, (1 << 1) | (1 << 3));
+    let c = anon(&mut pr, 8 * MB);
+    let chunks: Vec<u32> = (0..4)
+        .map(|k| nodes_of(&pr, c + k * 2 * MB, 4096)[0])
+        .collect();
+    assert_eq!(chunks, [1, 3, 1, 3]);
+    assert_eq!(get_mempolicy(&mut pr, &p, [buf + 64, 0, 0, 0, 1, 0]), Ok(0));
+    assert_eq!(int(&p, buf + 64), 1, "the next interleave node");
+    // 4 KiB pages interleave one by one.
+    let d = anon(&mut pr, 3 * 4096);
+    assert_eq!(nodes_of(&pr, d, 3 * 4096), [1, 3, 1]);
+    // Preferred node 3 fills node 3, then falls back to node 1.
+    set_policy(&mut pr, &p, buf, 1, 1 << 3);
+    let free3 = pr
+        .mm
+        .frames()
+        .pool(1)
+        .available_in(crate::frames::FrameSize::Large);
+    let e = anon(&mut pr, free3 + 4 * MB);
+    let on = nodes_of(&pr, e, free3 + 4 * MB);
+    assert_eq!(on.iter().filter(|&&n| n == 3).count() as u64 * 4096, free3);
+    assert_eq!(on.iter().filter(|&&n| n == 1).count() as u64 * 4096, 4 * MB);
+    // Node 3 is full now: bound there, a mapping is ENOMEM; preferred and
+    // interleave fall back to node 1.
+    set_policy(&mut pr, &p, buf, 2, 1 << 3);
+    assert_eq!(
+        mm::mmap(&mut pr, &p, 0, 2 * MB, 3, 0x22, u64::MAX, 0),
+        Err(Errno::ENOMEM)
+    );
+    set_policy(&mut pr, &p, buf, 3, 1 << 3);
+    let f = anon(&mut pr, 2 * MB);
+    assert!(nodes_of(&pr, f, 2 * MB).iter().all(|&n| n == 1));
+    // Local (preferred with no node) is the core's node.
+    set_policy(&mut pr, &p, buf, 1, 0);
+    let g = anon(&mut pr, 4096);
+    assert_eq!(nodes_of(&pr, g, 4096), [1]);
+}
+
+#[test]
+fn a_vma_policy_places_memory_backed_later_and_moves_pages_with_mpol_mf_move() {
+    let (mut pr, p, buf) = two();
+    // A reservation, bound to node 3 by mbind, then made accessible: backed on 3.
+    let r = mm::mmap(&mut pr, &p, 0, 4 * MB, 0, 0x22, u64::MAX, 0).unwrap() as u64;
+    p.poke(buf, &(1u64 << 3).to_le_bytes());
+    assert_eq!(mbind(&mut pr, &p, [r, 4 * MB, 2, buf, 64, 0]), Ok(0));
+    assert_eq!(mm::mprotect(&mut pr, &p, r, 4 * MB, 3), Ok(0));
+    assert!(nodes_of(&pr, r, 4 * MB).iter().all(|&n| n == 3));
+    // A VMA interleave picks by address: 2 MiB chunk k on node k % 2 of {1, 3}.
+    let s = mm::mmap(&mut pr, &p, 0, 4 * MB, 0, 0x22, u64::MAX, 0).unwrap() as u64;
+    p.poke(buf, &((1u64 << 1) | (1 << 3)).to_le_bytes());
+    assert_eq!(mbind(&mut pr, &p, [s, 4 * MB, 3, buf, 64, 0]), Ok(0));
+    assert_eq!(mm::mprotect(&mut pr, &p, s, 4 * MB, 3), Ok(0));
+    let want = |va: u64| {
+        if (va / (2 * MB)).is_multiple_of(2) {
+            1
+        } else {
+            3
+        }
+    };
+    assert_eq!(nodes_of(&pr, s, 4096)[0], want(s));
+    assert_eq!(nodes_of(&pr, s + 2 * MB, 4096)[0], want(s + 2 * MB));
+    // Present pages elsewhere: STRICT alone is EIO (the policy set); with
+    // MPOL_MF_MOVE they move to the policy's node, contents and all.
+    let t = mm::mmap(&mut pr, &p, 0, 2 * 4096, 3, 0x22, u64::MAX, 0).unwrap() as u64;
+    p.poke(t, b"moved");
+    assert_eq!(nodes_of(&pr, t, 2 * 4096), [1, 1]);
+    p.poke(buf, &(1u64 << 3).to_le_bytes());
+    assert_eq!(
+        mbind(&mut pr, &p, [t, 8192, 2, buf, 64, 1]),
+        Err(Errno::EIO)
+    );
+    assert_eq!(mbind(&mut pr, &p, [t, 8192, 2, buf, 64, 3]), Ok(0));
+    assert_eq!(nodes_of(&pr, t, 2 * 4096), [3, 3]);
+    assert_eq!(p.peek(t, 5), b"moved");
+    assert_eq!(mbind(&mut pr, &p, [t, 8192, 2, buf, 64, 1]), Ok(0));
+}
+
+#[test]
+fn migrate_pages_moves_a_process_between_nodes() {
+    let (mut pr, p, buf) = two();
+    let a = mm::mmap(&mut pr, &p, 0, 3 * 4096, 3, 0x22, u64::MAX, 0).unwrap() as u64;
+    p.poke(a + 4096, b"data");
+    let (old, new) = (buf, buf + 8);
+    p.poke(old, &(1u64 << 1).to_le_bytes());
+    p.poke(new, &(1u64 << 3).to_le_bytes());
+    assert_eq!(migrate_pages(&mut pr, &p, [0, 64, old, new, 0, 0]), Ok(0));
+    assert_eq!(nodes_of(&pr, a, 3 * 4096), [3, 3, 3]);
+    assert_eq!(nodes_of(&pr, buf, 4096), [3]);
+    assert_eq!(p.peek(a + 4096, 4), b"data");
+    // Several threads: nothing moves, every page counted.
+    pr.threads = 2;
+    p.poke(old, &(1u64 << 3).to_le_bytes());
+    p.poke(new, &(1u64 << 1).to_le_bytes());
+    let n = migrate_pages(&mut pr, &p, [0, 64, old, new, 0, 0]).unwrap();
+    assert!(n >= 3, "{n}");
+    assert_eq!(nodes_of(&pr, a, 4096), [3]);
+}
+
+#[test]
+fn home_node_is_checked_as_linux_and_leads_a_bind() {
+    let (mut pr, p, buf) = two();
+    let r = mm::mmap(&mut pr, &p, 0, 4 * MB, 0, 0x22, u64::MAX, 0).unwrap() as u64;
+    let home = |pr: &mut Process, a: [u64; 4]| {
+        set_mempolicy_home_node(pr, &p, [a[0], a[1], a[2], a[3], 0, 0])
+    };
+    // Unaligned start, flags, a node not online (not the partition's).
+    assert_eq!(home(&mut pr, [r + 1, 4096, 1, 0]), Err(Errno::EINVAL));
+    assert_eq!(home(&mut pr, [r, 4096, 1, 1]), Err(Errno::EINVAL));
+    assert_eq!(home(&mut pr, [r, 4096, 2, 0]), Err(Errno::EINVAL));
+    assert_eq!(home(&mut pr, [r, 4096, 5000, 0]), Err(Errno::EINVAL));
+    assert_eq!(
+        home(&mut pr, [r, u64::MAX - 8192, 1, 0]),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(home(&mut pr, [r, 0, 1, 0]), Ok(0));
+    // No VMA with a policy: ENOENT; a preferred one: EOPNOTSUPP.
+    assert_eq!(home(&mut pr, [r, 4096, 1, 0]), Err(Errno::ENOENT));
+    p.poke(buf, &(1u64 << 3).to_le_bytes());
+    assert_eq!(mbind(&mut pr, &p, [r, 4096, 1, buf, 64, 0]), Ok(0));
+    assert_eq!(home(&mut pr, [r, 4096, 1, 0]), Err(Errno::EOPNOTSUPP));
+    // Bind to {1, 3} with home node 3: memory backed later starts on 3.
+    p.poke(buf, &((1u64 << 1) | (1 << 3)).to_le_bytes());
+    assert_eq!(mbind(&mut pr, &p, [r, 4 * MB, 2, buf, 64, 0]), Ok(0));
+    assert_eq!(home(&mut pr, [r, 4 * MB, 3, 0]), Ok(0));
+    assert_eq!(mm::mprotect(&mut pr, &p, r, 4 * MB, 3), Ok(0));
+    assert!(nodes_of(&pr, r, 4 * MB).iter().all(|&n| n == 3));
 }
 
 /// Randomized: any arguments to the five calls (pointers into the mapping, the

@@ -11,6 +11,12 @@
 //! 1 GiB chunks aligned to 1 GiB (which kernel-min maps with large or huge pages). Requests are answered with as few physically
 //! contiguous runs as possible, because every run costs a kernel call to map and a
 //! map-log entry to publish.
+//!
+//! A partition on several NUMA nodes has one pool per node ([`Frames`], `nodes`).
+
+mod nodes;
+
+pub use nodes::Frames;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
