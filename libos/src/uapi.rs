@@ -261,6 +261,8 @@ pub mod arch_prctl {
 
 /// `include/uapi/linux/prctl.h`.
 pub mod prctl {
+    pub const PR_SET_NAME: u64 = 15;
+    pub const PR_GET_NAME: u64 = 16;
     pub const PR_SET_SECCOMP: u64 = 22;
     pub const PR_SET_SYSCALL_USER_DISPATCH: u64 = 59;
     pub const PR_SYS_DISPATCH_ON: u64 = 1;

@@ -720,12 +720,14 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
         // A vfork child: beside its parent, which waits for it.
         t.spawn_on(child, parent.core)
     };
+    let live: Vec<u32> = t.tids().collect();
     drop(g);
     // The new thread's signal state: the creator's mask, nothing pending; a
-    // vfork child's dispositions are its own.
+    // vfork child's dispositions are its own. A thread has its creator's name.
     if let Some(pr) = m.process().lock().as_mut() {
         pr.signals.switch_thread(parent.tid);
         if kind == CloneKind::Thread {
+            pr.inherit_name(parent.tid, tid, |x| live.contains(&x));
             pr.signals.new_thread(tid)
         } else {
             pr.signals.new_vfork_child(tid)
