@@ -115,12 +115,16 @@ if __name__ == '__main__':
 ";
     let dir = TempDir::new("pool");
     let script = dir.file("pool.py", code);
-    let (native, _) = Program::new(python())
+    let (native, mote) = Program::new(python())
         .arg(&script)
         .arg(method)
         .on(pf)
         .same_as_native();
     assert_eq!(native.stdout_text(), "328350\n");
+    // The pool ends its workers with SIGTERM: natively nothing is printed.
+    // Regression: each spawned worker's mote said `mote: application killed
+    // by SIGTERM`.
+    assert_eq!(mote.stderr_text(), native.stderr_text(), "{mote:?}");
 }
 
 /// `Pool.map` with the spawn start method: each worker a `mote run` of its
