@@ -14,6 +14,7 @@
  *                      another thread sends to the process
  *   tids               ten threads one after another have distinct tids
  *   vforkreset         a vfork child's handler changes stay in the child
+ *   itimer-sys         ITIMER_PROF counts system time, ITIMER_VIRTUAL does not
  *   itimer             ITIMER_PROF and ITIMER_VIRTUAL; an invalid timer
  * Internal modes (the children): say-fd0, say-mask, say-usr2, send-usr1, write-pipe.
  */
@@ -308,6 +309,32 @@ static void itimer(void) {
     printf("getitimer(7): %d %s\n", r, strerror(errno));
 }
 
+// ITIMER_VIRTUAL counts user time only, ITIMER_PROF user and system time: both
+// armed with the same value over a loop of system calls, SIGPROF comes first.
+static volatile sig_atomic_t first;
+static void on_first(int s) {
+    if (!first)
+        first = s;
+}
+
+static void itimer_sys(void) {
+    signal(SIGPROF, on_first);
+    signal(SIGVTALRM, on_first);
+    int fd = open("/dev/null", O_WRONLY);
+    struct itimerval it = {{0, 0}, {0, 50000}};
+    setitimer(ITIMER_VIRTUAL, &it, NULL);
+    setitimer(ITIMER_PROF, &it, NULL);
+    while (!first)
+        if (write(fd, "x", 1) != 1)
+            break;
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_VIRTUAL, &off, NULL);
+    setitimer(ITIMER_PROF, &off, NULL);
+    close(fd);
+    printf("over system calls, first: %s\n",
+           first == SIGPROF ? "SIGPROF" : first == SIGVTALRM ? "SIGVTALRM" : "none");
+}
+
 // --- the children's modes ---------------------------------------------------------
 
 static int child_mode(const char *m) {
@@ -366,6 +393,8 @@ int main(int argc, char **argv) {
         vforkreset();
     else if (!strcmp(m, "itimer"))
         itimer();
+    else if (!strcmp(m, "itimer-sys"))
+        itimer_sys();
     else {
         int r = child_mode(m);
         if (r < 0) {

@@ -676,22 +676,29 @@ fn about_mote_itself(sig: i32, info: &libc::siginfo_t) -> bool {
 /// The application's CPU-time interval timers, `ITIMER_VIRTUAL` and
 /// `ITIMER_PROF` (`setitimer(2)`): run here, because Linux's would count the
 /// proxy's time (its offload threads), not the application's. The time they
-/// count is the application's computing: the vCPU threads' CPU time in the
-/// partition, the application process's on the hosted platform — both timers
-/// count it, user and system time alike, as the LWK's time is all the
-/// application's. Each is the CPU time it fires at (0: disarmed) and its
-/// interval, in ns.
+/// count is what `getrusage` reports to the application: `ITIMER_VIRTUAL` its
+/// user time, the LWK cores' (the vCPU threads' CPU time in the partition, the
+/// application process's on the hosted platform); `ITIMER_PROF` user and
+/// system time, the latter being the proxy's service of its forwarded calls
+/// (the `mote` process's own CPU time besides the vCPUs'). Each is the CPU time
+/// it fires at (0: disarmed) and its interval, in ns.
 static CPU_TIMERS: std::sync::Mutex<[(u64, u64); 2]> = std::sync::Mutex::new([(0, 0); 2]);
 
 /// `ITIMER_VIRTUAL` and `ITIMER_PROF` (`include/uapi/linux/time.h`).
 pub const ITIMER_VIRTUAL: u64 = 1;
 pub const ITIMER_PROF: u64 = 2;
 
-/// The CPU time the application's CPU-time timers count, in ns.
-fn app_cpu_ns() -> u64 {
+/// The CPU time CPU-time timer `i` counts (0: `ITIMER_VIRTUAL`, user time; 1:
+/// `ITIMER_PROF`, user and system time), in ns.
+fn app_cpu_ns(i: usize) -> u64 {
     let hosted = HOSTED_CHILD.load(Ordering::Acquire);
+    let prof = i == 1;
     if hosted > 0 {
-        process_cpu_ns(hosted)
+        // The proxy's whole CPU time is its service of the application.
+        process_cpu_ns(hosted) + if prof { process_cpu_ns(0) } else { 0 }
+    } else if prof {
+        // The process's time holds the vCPU threads' and the proxy's own.
+        cpu_times(1).first().copied().unwrap_or(0)
     } else {
         cpu_times(2).get(1).copied().unwrap_or(0)
     }
@@ -702,7 +709,7 @@ fn app_cpu_ns() -> u64 {
 /// left and interval. The router fires it (`cpu_timers`).
 pub fn cpu_itimer(which: u64, new: Option<(u64, u64)>) -> (u64, u64) {
     let i = usize::from(which == ITIMER_PROF);
-    let now = app_cpu_ns();
+    let now = app_cpu_ns(i);
     let mut timers = CPU_TIMERS.lock().unwrap_or_else(|p| p.into_inner());
     let (next, interval) = timers[i];
     // An armed timer whose time has come shows the least Linux shows, 1 µs.
@@ -746,12 +753,12 @@ fn cpu_timers(page: &SignalPage) -> Option<Duration> {
     if timers.iter().all(|&(next, _)| next == 0) {
         return None;
     }
-    let now = app_cpu_ns();
     let mut soonest = u64::MAX;
     for (i, (next, interval)) in timers.iter_mut().enumerate() {
         if *next == 0 {
             continue;
         }
+        let now = app_cpu_ns(i);
         if now >= *next {
             let sig = if i == 0 {
                 libc::SIGVTALRM

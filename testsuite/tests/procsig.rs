@@ -125,6 +125,14 @@ fn cpu_time_interval_timers_tick_while_computing(pf: Platform) {
     assert!(out.contains("setitimer(7): -1 Invalid argument"), "{out}");
 }
 
+/// Both CPU-time timers armed alike over a loop of system calls: SIGPROF first,
+/// as natively. Regression: both counted the same time (the LWK cores'), so
+/// ITIMER_VIRTUAL fired with ITIMER_PROF, and its handler ran first.
+fn itimer_virtual_counts_user_time_only(pf: Platform) {
+    let out = procsig(pf, "itimer-sys");
+    assert!(out.contains("over system calls, first: SIGPROF"), "{out}");
+}
+
 /// The interpreter itself, not a wrapper script (pyenv's shims are bash scripts).
 fn python() -> Option<PathBuf> {
     let out = Command::new("python3")
@@ -168,5 +176,6 @@ mote_testsuite::on_both_platforms!(
     threads_one_after_another_have_distinct_tids,
     sigwait_takes_a_signal_another_thread_sends_to_the_process,
     cpu_time_interval_timers_tick_while_computing,
+    itimer_virtual_counts_user_time_only,
     python_sees_a_killed_child_and_its_signal,
 );
