@@ -14,6 +14,7 @@
  *                      another thread sends to the process
  *   tids               ten threads one after another have distinct tids
  *   vforkreset         a vfork child's handler changes stay in the child
+ *   nocldstop          SA_NOCLDSTOP: no SIGCHLD for a child's stop and continue
  *   itimer-sys         ITIMER_PROF counts system time, ITIMER_VIRTUAL does not
  *   itimer             ITIMER_PROF and ITIMER_VIRTUAL; an invalid timer
  * Internal modes (the children): say-fd0, say-mask, say-usr2, send-usr1, write-pipe.
@@ -335,6 +336,68 @@ static void itimer_sys(void) {
            first == SIGPROF ? "SIGPROF" : first == SIGVTALRM ? "SIGVTALRM" : "none");
 }
 
+// SA_NOCLDSTOP: a child that stops and continues makes SIGCHLD (CLD_STOPPED,
+// CLD_CONTINUED) only without the flag; its exit always does. SIGCHLD stays
+// blocked and each is taken with sigtimedwait after the event.
+static void on_chld_quiet(int s) { (void)s; }
+
+static const char *chld_code(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    struct timespec ts = {1, 0};
+    siginfo_t si;
+    if (sigtimedwait(&set, &si, &ts) < 0)
+        return "none";
+    switch (si.si_code) {
+    case CLD_STOPPED: return "CLD_STOPPED";
+    case CLD_CONTINUED: return "CLD_CONTINUED";
+    case CLD_EXITED: return "CLD_EXITED";
+    default: return "other";
+    }
+}
+
+static void nocldstop_with(int flags) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_chld_quiet;
+    sa.sa_flags = flags;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    int go[2];
+    if (pipe(go))
+        return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        raise(SIGSTOP);
+        char c;
+        _exit(read(go[0], &c, 1) == 1 ? 7 : 1);
+    }
+    int st;
+    waitpid(pid, &st, WUNTRACED);
+    const char *stop = WIFSTOPPED(st) ? chld_code() : "not stopped";
+    kill(pid, SIGCONT);
+    waitpid(pid, &st, WCONTINUED);
+    const char *cont = WIFCONTINUED(st) ? chld_code() : "not continued";
+    if (write(go[1], "x", 1) != 1)
+        return;
+    waitpid(pid, &st, 0);
+    const char *end = chld_code();
+    printf("%s: stop %s, continue %s, exit %s (status %d)\n",
+           flags ? "SA_NOCLDSTOP" : "no flags", stop, cont, end, WEXITSTATUS(st));
+    close(go[0]);
+    close(go[1]);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    signal(SIGCHLD, SIG_DFL);
+}
+
+static void nocldstop(void) {
+    nocldstop_with(0);
+    nocldstop_with(SA_NOCLDSTOP);
+}
+
 // --- the children's modes ---------------------------------------------------------
 
 static int child_mode(const char *m) {
@@ -393,6 +456,8 @@ int main(int argc, char **argv) {
         vforkreset();
     else if (!strcmp(m, "itimer"))
         itimer();
+    else if (!strcmp(m, "nocldstop"))
+        nocldstop();
     else if (!strcmp(m, "itimer-sys"))
         itimer_sys();
     else {

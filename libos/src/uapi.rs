@@ -183,6 +183,7 @@ pub mod signal {
     pub const SIG_IGN: u64 = 1;
 
     /// `sa_flags` (`arch/x86/include/uapi/asm/signal.h`).
+    pub const SA_NOCLDSTOP: u64 = 0x1;
     pub const SA_SIGINFO: u64 = 0x4;
     pub const SA_RESTORER: u64 = 0x0400_0000;
     pub const SA_ONSTACK: u64 = 0x0800_0000;

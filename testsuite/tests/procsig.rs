@@ -125,6 +125,23 @@ fn cpu_time_interval_timers_tick_while_computing(pf: Platform) {
     assert!(out.contains("setitimer(7): -1 Invalid argument"), "{out}");
 }
 
+/// `SA_NOCLDSTOP`: no SIGCHLD for a child's stop and continuation, one for its
+/// exit; without the flag, all three. Regression: the flag was ignored (the
+/// proxy's own action, which Linux looks at, has no such flag).
+fn sa_nocldstop_as_natively(pf: Platform) {
+    let out = procsig(pf, "nocldstop");
+    assert!(
+        out.contains(
+            "no flags: stop CLD_STOPPED, continue CLD_CONTINUED, exit CLD_EXITED (status 7)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("SA_NOCLDSTOP: stop none, continue none, exit CLD_EXITED (status 7)"),
+        "{out}"
+    );
+}
+
 /// Both CPU-time timers armed alike over a loop of system calls: SIGPROF first,
 /// as natively. Regression: both counted the same time (the LWK cores'), so
 /// ITIMER_VIRTUAL fired with ITIMER_PROF, and its handler ran first.
@@ -177,5 +194,6 @@ mote_testsuite::on_both_platforms!(
     sigwait_takes_a_signal_another_thread_sends_to_the_process,
     cpu_time_interval_timers_tick_while_computing,
     itimer_virtual_counts_user_time_only,
+    sa_nocldstop_as_natively,
     python_sees_a_killed_child_and_its_signal,
 );
