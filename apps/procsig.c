@@ -14,10 +14,11 @@
  *                      another thread sends to the process
  *   tids               ten threads one after another have distinct tids
  *   vforkreset         a vfork child's handler changes stay in the child
+ *   vforkpending       a vfork child's pending signal survives its execve
  *   nocldstop          SA_NOCLDSTOP: no SIGCHLD for a child's stop and continue
  *   itimer-sys         ITIMER_PROF counts system time, ITIMER_VIRTUAL does not
  *   itimer             ITIMER_PROF and ITIMER_VIRTUAL; an invalid timer
- * Internal modes (the children): say-fd0, say-mask, say-usr2, send-usr1, write-pipe.
+ * Internal modes (the children): say-fd0, say-mask, say-pending, say-usr2, send-usr1, write-pipe.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -272,6 +273,23 @@ static void vforkreset(void) {
     printf("handler ran %d time(s)\n", got_usr1);
 }
 
+// A vfork child that blocks SIGUSR1 and raises it, then execs: the new program
+// starts with SIGUSR1 pending (Linux keeps pending signals across execve).
+static void vforkpending(void) {
+    pid_t pid = vfork();
+    if (pid == 0) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        raise(SIGUSR1);
+        char *argv[] = {(char *)self, "say-pending", NULL};
+        execv(self, argv);
+        _exit(127);
+    }
+    report("vfork child with SIGUSR1 pending at execve", pid);
+}
+
 // --- itimer ---------------------------------------------------------------------
 
 static volatile sig_atomic_t ticks;
@@ -418,6 +436,10 @@ static int child_mode(const char *m) {
         raise(SIGUSR2);
         printf("  child alive after raise(SIGUSR2)\n");
         return 4;
+    } else if (!strcmp(m, "say-pending")) {
+        sigset_t p;
+        sigpending(&p);
+        printf("  SIGUSR1 pending after execve: %s\n", sigismember(&p, SIGUSR1) ? "yes" : "no");
     } else if (!strcmp(m, "send-usr1")) {
         kill(getppid(), SIGUSR1);
     } else if (!strcmp(m, "write-pipe")) {
@@ -456,6 +478,8 @@ int main(int argc, char **argv) {
         vforkreset();
     else if (!strcmp(m, "itimer"))
         itimer();
+    else if (!strcmp(m, "vforkpending"))
+        vforkpending();
     else if (!strcmp(m, "nocldstop"))
         nocldstop();
     else if (!strcmp(m, "itimer-sys"))

@@ -173,10 +173,11 @@ pub fn inherited_mask() -> u64 {
 /// `mote run` for the child's program, which reads them back
 /// (`inherited_ignored`, `inherited_mask`): `posix_spawnattr_setsigmask` and
 /// `setsigdef`, `nohup`, `trap '' PIPE`. The process must be single-threaded.
-pub fn hand_over_to_exec(ignored: u64, mask: u64) {
+pub fn hand_over_to_exec(ignored: u64, mask: u64, pending: u64) {
     // SAFETY: 1. sigaction with a zeroed, plain-data struct installs SIG_IGN or
     // SIG_DFL, which touches no Rust state (nothing of the proxy runs in this
-    // process after the exec); 2. pthread_sigmask changes this thread's mask.
+    // process after the exec); 2. pthread_sigmask changes this thread's mask;
+    // 3. kill sends blocked signals to this process only.
     unsafe {
         for sig in 1..=libc::SIGRTMAX() {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
@@ -197,6 +198,14 @@ pub fn hand_over_to_exec(ignored: u64, mask: u64) {
             libc::sigaddset(&mut set, sig);
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        // 3. The child's pending signals, blocked (else the child took them
+        // before its exec) and not ignored, raised on this process, which the
+        // exec keeps them pending for: the new `mote run` takes them at start
+        // (`take_inherited`).
+        let keep = pending & mask & !ignored;
+        for sig in (1..=64).filter(|&sig| keep & (1u64 << (sig - 1)) != 0) {
+            libc::kill(libc::getpid(), sig);
+        }
     }
 }
 
@@ -571,6 +580,7 @@ fn kick() {
 pub fn spawn_router(guest: Arc<GuestMem>, events: Sender<Event>) -> std::io::Result<()> {
     let page = guest.signal_page();
     page.canary.store(SIGNAL_PAGE_CANARY, Ordering::Release);
+    take_inherited(page);
     std::thread::Builder::new()
         .name("mote-signals".into())
         .spawn(move || {
@@ -588,6 +598,31 @@ pub fn spawn_router(guest: Arc<GuestMem>, events: Sender<Event>) -> std::io::Res
             let _ = events.send(Event::Corrupted(damaged_page()));
         })
         .map(|_| ())
+}
+
+/// Signals pending for this process when it started (a vfork child's, kept by
+/// its `execve` of `mote run`: `hand_over_to_exec`) go to the signal page
+/// before the application runs, so it finds them pending from its first
+/// instruction, as Linux keeps them across `execve`.
+fn take_inherited(page: &SignalPage) {
+    let set = routed_set();
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        // SAFETY: siginfo_t is plain data; sigtimedwait with a zero timeout
+        // only takes a pending signal of `set` (blocked here) into it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: set, info and zero are valid for the call.
+        let sig = unsafe { libc::sigtimedwait(&set, &mut info, &zero) };
+        if sig <= 0 {
+            return;
+        }
+        if !about_mote_itself(sig, &info) {
+            record(page, sig as u32, &info);
+        }
+    }
 }
 
 /// What the application overwrote when the signal page's canary is gone.

@@ -125,6 +125,17 @@ fn cpu_time_interval_timers_tick_while_computing(pf: Platform) {
     assert!(out.contains("setitimer(7): -1 Invalid argument"), "{out}");
 }
 
+/// A vfork child blocks SIGUSR1, raises it and execs: the new program finds it
+/// pending, as Linux keeps pending signals across `execve`. Regression: the
+/// child's `mote run` started with nothing pending.
+fn a_vfork_childs_pending_signal_survives_its_exec(pf: Platform) {
+    let out = procsig(pf, "vforkpending");
+    assert_eq!(
+        out,
+        "  SIGUSR1 pending after execve: yes\nvfork child with SIGUSR1 pending at execve: exited 0\n"
+    );
+}
+
 /// `SA_NOCLDSTOP`: no SIGCHLD for a child's stop and continuation, one for its
 /// exit; without the flag, all three. Regression: the flag was ignored (the
 /// proxy's own action, which Linux looks at, has no such flag).
@@ -195,5 +206,6 @@ mote_testsuite::on_both_platforms!(
     cpu_time_interval_timers_tick_while_computing,
     itimer_virtual_counts_user_time_only,
     sa_nocldstop_as_natively,
+    a_vfork_childs_pending_signal_survives_its_exec,
     python_sees_a_killed_child_and_its_signal,
 );
