@@ -1027,20 +1027,31 @@ mod tests {
 
     #[test]
     fn cpu_time_timers_arm_read_back_fire_and_disarm() {
-        // No vCPU and no hosted process here: the application's CPU time is 0.
+        // No vCPU and no hosted process here: the application's user time
+        // (ITIMER_VIRTUAL's) is 0; its system time (ITIMER_PROF's) is this
+        // process's, which runs on.
         assert_eq!(
-            cpu_itimer(ITIMER_PROF, Some((5_000_000, 1_000_000))),
+            cpu_itimer(ITIMER_VIRTUAL, Some((5_000_000, 1_000_000))),
             (0, 0)
         );
-        assert_eq!(cpu_itimer(ITIMER_PROF, None), (5_000_000, 1_000_000));
-        assert_eq!(cpu_itimer(ITIMER_VIRTUAL, None), (0, 0));
+        assert_eq!(cpu_itimer(ITIMER_VIRTUAL, None), (5_000_000, 1_000_000));
+        assert_eq!(cpu_itimer(ITIMER_PROF, None), (0, 0));
+        let hour = 3_600_000_000_000;
+        assert_eq!(cpu_itimer(ITIMER_PROF, Some((hour, 7))), (0, 0));
+        let (left, interval) = cpu_itimer(ITIMER_PROF, None);
+        assert!(
+            left > 0 && left <= hour && interval == 7,
+            "{left} {interval}"
+        );
         let page = SignalPage::new();
         assert!(cpu_timers(&page).is_some());
         assert_eq!(page.pending.load(Ordering::Relaxed), 0, "not due yet");
         assert_eq!(
-            cpu_itimer(ITIMER_PROF, Some((0, 0))),
+            cpu_itimer(ITIMER_VIRTUAL, Some((0, 0))),
             (5_000_000, 1_000_000)
         );
+        assert_eq!(cpu_itimer(ITIMER_PROF, Some((0, 0))).1, 7);
+        assert_eq!(cpu_itimer(ITIMER_VIRTUAL, None), (0, 0));
         assert_eq!(cpu_itimer(ITIMER_PROF, None), (0, 0));
         assert!(cpu_timers(&page).is_none());
     }
