@@ -71,7 +71,9 @@ pub fn lookup_thread(pid: u32, tid: u32, path: &[u8]) -> Option<File> {
         b"statm" => Some(File::Statm),
         _ => None,
     };
-    let rest = path.strip_prefix(b"/proc/")?;
+    let Some(rest) = path.strip_prefix(b"/proc/") else {
+        return super::lookup(pid, path);
+    };
     let parts: Vec<&[u8]> = rest.split(|&b| b == b'/').collect();
     match parts.as_slice() {
         [b"thread-self", name] => thread_file(tid, name),
@@ -187,6 +189,11 @@ mod tests {
             Some(File::Maps)
         );
         assert_eq!(lookup_thread(42, 43, b"/proc/self/maps"), Some(File::Maps));
+        // Regression: every path outside /proc was left to Linux.
+        assert_eq!(
+            lookup_thread(42, 43, b"/sys/devices/system/cpu/online"),
+            Some(File::CpuList)
+        );
         assert_eq!(lookup_thread(42, 43, b"/proc/9/task/9/stat"), None);
         assert_eq!(lookup_thread(42, 43, b"/proc/self/task/043/stat"), None);
         assert_eq!(lookup_thread(42, 43, b"/proc/self/task/x/stat"), None);
