@@ -14,8 +14,11 @@
  *                      another thread sends to the process
  *   tids               ten threads one after another have distinct tids
  *   vforkreset         a vfork child's handler changes stay in the child
+ *   vforkpending       a vfork child's pending signal survives its execve
+ *   nocldstop          SA_NOCLDSTOP: no SIGCHLD for a child's stop and continue
+ *   itimer-sys         ITIMER_PROF counts system time, ITIMER_VIRTUAL does not
  *   itimer             ITIMER_PROF and ITIMER_VIRTUAL; an invalid timer
- * Internal modes (the children): say-fd0, say-mask, say-usr2, send-usr1, write-pipe.
+ * Internal modes (the children): say-fd0, say-mask, say-pending, say-usr2, send-usr1, write-pipe.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -270,6 +273,23 @@ static void vforkreset(void) {
     printf("handler ran %d time(s)\n", got_usr1);
 }
 
+// A vfork child that blocks SIGUSR1 and raises it, then execs: the new program
+// starts with SIGUSR1 pending (Linux keeps pending signals across execve).
+static void vforkpending(void) {
+    pid_t pid = vfork();
+    if (pid == 0) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        raise(SIGUSR1);
+        char *argv[] = {(char *)self, "say-pending", NULL};
+        execv(self, argv);
+        _exit(127);
+    }
+    report("vfork child with SIGUSR1 pending at execve", pid);
+}
+
 // --- itimer ---------------------------------------------------------------------
 
 static volatile sig_atomic_t ticks;
@@ -308,6 +328,94 @@ static void itimer(void) {
     printf("getitimer(7): %d %s\n", r, strerror(errno));
 }
 
+// ITIMER_VIRTUAL counts user time only, ITIMER_PROF user and system time: both
+// armed with the same value over a loop of system calls, SIGPROF comes first.
+static volatile sig_atomic_t first;
+static void on_first(int s) {
+    if (!first)
+        first = s;
+}
+
+static void itimer_sys(void) {
+    signal(SIGPROF, on_first);
+    signal(SIGVTALRM, on_first);
+    int fd = open("/dev/null", O_WRONLY);
+    struct itimerval it = {{0, 0}, {0, 50000}};
+    setitimer(ITIMER_VIRTUAL, &it, NULL);
+    setitimer(ITIMER_PROF, &it, NULL);
+    while (!first)
+        if (write(fd, "x", 1) != 1)
+            break;
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_VIRTUAL, &off, NULL);
+    setitimer(ITIMER_PROF, &off, NULL);
+    close(fd);
+    printf("over system calls, first: %s\n",
+           first == SIGPROF ? "SIGPROF" : first == SIGVTALRM ? "SIGVTALRM" : "none");
+}
+
+// SA_NOCLDSTOP: a child that stops and continues makes SIGCHLD (CLD_STOPPED,
+// CLD_CONTINUED) only without the flag; its exit always does. SIGCHLD stays
+// blocked and each is taken with sigtimedwait after the event.
+static void on_chld_quiet(int s) { (void)s; }
+
+static const char *chld_code(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    struct timespec ts = {1, 0};
+    siginfo_t si;
+    if (sigtimedwait(&set, &si, &ts) < 0)
+        return "none";
+    switch (si.si_code) {
+    case CLD_STOPPED: return "CLD_STOPPED";
+    case CLD_CONTINUED: return "CLD_CONTINUED";
+    case CLD_EXITED: return "CLD_EXITED";
+    default: return "other";
+    }
+}
+
+static void nocldstop_with(int flags) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_chld_quiet;
+    sa.sa_flags = flags;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    int go[2];
+    if (pipe(go))
+        return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        raise(SIGSTOP);
+        char c;
+        _exit(read(go[0], &c, 1) == 1 ? 7 : 1);
+    }
+    int st;
+    waitpid(pid, &st, WUNTRACED);
+    const char *stop = WIFSTOPPED(st) ? chld_code() : "not stopped";
+    kill(pid, SIGCONT);
+    waitpid(pid, &st, WCONTINUED);
+    const char *cont = WIFCONTINUED(st) ? chld_code() : "not continued";
+    if (write(go[1], "x", 1) != 1)
+        return;
+    waitpid(pid, &st, 0);
+    const char *end = chld_code();
+    printf("%s: stop %s, continue %s, exit %s (status %d)\n",
+           flags ? "SA_NOCLDSTOP" : "no flags", stop, cont, end, WEXITSTATUS(st));
+    close(go[0]);
+    close(go[1]);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    signal(SIGCHLD, SIG_DFL);
+}
+
+static void nocldstop(void) {
+    nocldstop_with(0);
+    nocldstop_with(SA_NOCLDSTOP);
+}
+
 // --- the children's modes ---------------------------------------------------------
 
 static int child_mode(const char *m) {
@@ -328,6 +436,10 @@ static int child_mode(const char *m) {
         raise(SIGUSR2);
         printf("  child alive after raise(SIGUSR2)\n");
         return 4;
+    } else if (!strcmp(m, "say-pending")) {
+        sigset_t p;
+        sigpending(&p);
+        printf("  SIGUSR1 pending after execve: %s\n", sigismember(&p, SIGUSR1) ? "yes" : "no");
     } else if (!strcmp(m, "send-usr1")) {
         kill(getppid(), SIGUSR1);
     } else if (!strcmp(m, "write-pipe")) {
@@ -366,6 +478,12 @@ int main(int argc, char **argv) {
         vforkreset();
     else if (!strcmp(m, "itimer"))
         itimer();
+    else if (!strcmp(m, "vforkpending"))
+        vforkpending();
+    else if (!strcmp(m, "nocldstop"))
+        nocldstop();
+    else if (!strcmp(m, "itimer-sys"))
+        itimer_sys();
     else {
         int r = child_mode(m);
         if (r < 0) {

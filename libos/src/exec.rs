@@ -459,6 +459,7 @@ impl Process {
         let file = ForwardedFile::open(p, &path).unwrap_or_else(|k| fatal(k));
         let entry = self.load(p, &file, &args).unwrap_or_else(|k| fatal(k));
         self.exe = absolute(p, &path);
+        self.forget_names();
         Ok(entry)
     }
 }
@@ -495,6 +496,7 @@ impl Process {
         let file = ForwardedFile::open(p, &path).map_err(fail)?;
         let entry = self.load(p, &file, &args).map_err(fail)?;
         self.exe = absolute(p, &path);
+        self.forget_names();
         Ok(entry)
         // `file` is closed when dropped.
     }

@@ -853,7 +853,13 @@ impl<P: Platform> crate::syscall::thread::Machine<P> for FakeMachine<P> {
     fn vfork_wait(&self, _tid: u32, _slot: usize) -> i64 {
         0
     }
-    fn spawn_exec(&self, _path: u64, _argv: u64, _envp: u64, _ignored: u64, _mask: u64) -> i64 {
+    fn spawn_exec(
+        &self,
+        _path: u64,
+        _argv: u64,
+        _envp: u64,
+        _sigs: crate::syscall::thread::ExecSignals,
+    ) -> i64 {
         Errno::ENOENT.ret()
     }
     fn new_context(&self, slot: usize, stack: u64) -> bool {

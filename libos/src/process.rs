@@ -64,6 +64,13 @@ pub struct Process {
     /// Threads a signal was sent to (`tgkill`): the runtime interrupts their
     /// waits once it has let go of the process.
     pub interrupt: alloc::vec::Vec<u32>,
+    /// Thread names given with `prctl(PR_SET_NAME)` or inherited from the
+    /// creating thread; a thread without one has the program's (`name_of`).
+    names: alloc::collections::BTreeMap<u32, [u8; 16]>,
+    /// Descriptors opened on the task directory (`/proc/self/task`): number,
+    /// device and inode, whose listing is the application's threads only
+    /// (`crate::syscall::fs`).
+    pub task_dirs: alloc::vec::Vec<(u64, u64, u64)>,
     logged: BTreeSet<u64>,
 }
 
@@ -80,6 +87,50 @@ impl Process {
         self.interrupt.clear();
         self.pending_entry = None;
         self.robust_list = (0, 0);
+        // The thread that forked goes on as the main thread, with its name.
+        let name = self.names.remove(&self.signals.current_thread());
+        self.names.clear();
+        if let Some(n) = name {
+            self.names.insert(pid, n);
+        }
+    }
+
+    /// The name (`comm`) of thread `tid`: what it was given, else the program's
+    /// base name.
+    pub fn name_of(&self, tid: u32) -> String {
+        match self.names.get(&tid) {
+            Some(n) => {
+                let len = n.iter().position(|&b| b == 0).unwrap_or(n.len());
+                String::from_utf8_lossy(&n[..len]).into_owned()
+            }
+            None => crate::procfs::comm(&self.exe),
+        }
+    }
+
+    /// Thread `tid` is called `name` now (cut to 15 bytes, as Linux does).
+    pub fn set_name(&mut self, tid: u32, name: &[u8]) {
+        let len = name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(name.len())
+            .min(15);
+        let mut n = [0u8; 16];
+        n[..len].copy_from_slice(&name[..len]);
+        self.names.insert(tid, n);
+    }
+
+    /// Thread `tid` was created by thread `creator`: it has its name (Linux copies
+    /// `comm`). Names of threads that have ended are dropped here.
+    pub fn inherit_name(&mut self, creator: u32, tid: u32, live: impl Fn(u32) -> bool) {
+        self.names.retain(|&t, _| t == creator || live(t));
+        if let Some(&n) = self.names.get(&creator) {
+            self.names.insert(tid, n);
+        }
+    }
+
+    /// A new program runs (`execve`): every thread has its name again.
+    pub fn forget_names(&mut self) {
+        self.names.clear();
     }
 
     /// The process of a partition, before anything is loaded.
@@ -115,6 +166,8 @@ impl Process {
             ncores: boot.ncores.max(1),
             threads: 1,
             interrupt: alloc::vec::Vec::new(),
+            names: alloc::collections::BTreeMap::new(),
+            task_dirs: alloc::vec::Vec::new(),
             logged: BTreeSet::new(),
         }
     }

@@ -260,6 +260,15 @@ impl Threads {
         core
     }
 
+    /// The application's own live threads (not vfork children), ascending, each
+    /// with whether it is running or ready to (else it waits).
+    pub fn own_states(&self) -> impl Iterator<Item = (u32, bool)> + '_ {
+        self.threads
+            .values()
+            .filter(|t| t.state != State::Dead && !t.child_process)
+            .map(|t| (t.tid, matches!(t.state, State::Running | State::Runnable)))
+    }
+
     /// Live threads of the application itself (vfork children are other
     /// processes).
     pub fn live_own(&self) -> usize {

@@ -551,9 +551,24 @@ impl Signals {
             if info.signo() != sig {
                 info = SigInfo::new(sig, crate::sigframe::code::SI_USER);
             }
+            if self.unwanted_cldstop(sig, &info) {
+                continue;
+            }
             self.queue(sig, info, false);
         }
         self.publish();
+    }
+
+    /// A child's stop or continuation (`SIGCHLD` with `CLD_STOPPED` or
+    /// `CLD_CONTINUED`) while the application's action has `SA_NOCLDSTOP`:
+    /// Linux does not send it. (The proxy's own action, which Linux looks at,
+    /// has no such flag, so it arrives; it is dropped here.)
+    fn unwanted_cldstop(&self, sig: u32, info: &SigInfo) -> bool {
+        const CLD_STOPPED: i32 = 5;
+        const CLD_CONTINUED: i32 = 6;
+        sig == crate::uapi::signal::SIGCHLD
+            && matches!(info.code(), CLD_STOPPED | CLD_CONTINUED)
+            && self.action(sig).flags & crate::uapi::signal::SA_NOCLDSTOP != 0
     }
 
     /// Signals whose arrival must interrupt the thread now: not blocked and not

@@ -183,6 +183,7 @@ pub mod signal {
     pub const SIG_IGN: u64 = 1;
 
     /// `sa_flags` (`arch/x86/include/uapi/asm/signal.h`).
+    pub const SA_NOCLDSTOP: u64 = 0x1;
     pub const SA_SIGINFO: u64 = 0x4;
     pub const SA_RESTORER: u64 = 0x0400_0000;
     pub const SA_ONSTACK: u64 = 0x0800_0000;
@@ -261,6 +262,8 @@ pub mod arch_prctl {
 
 /// `include/uapi/linux/prctl.h`.
 pub mod prctl {
+    pub const PR_SET_NAME: u64 = 15;
+    pub const PR_GET_NAME: u64 = 16;
     pub const PR_SET_SECCOMP: u64 = 22;
     pub const PR_SET_SYSCALL_USER_DISPATCH: u64 = 59;
     pub const PR_SYS_DISPATCH_ON: u64 = 1;

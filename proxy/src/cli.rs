@@ -133,6 +133,12 @@ pub struct RunArgs {
     /// (by default a site that traps once is rewritten into a direct call).
     #[arg(long)]
     pub no_patch: bool,
+    /// This run was started by a program running under mote (its `execve`,
+    /// `posix_spawn`, `system`): the `mote run` of that child's program. Its
+    /// end by a signal is its parent's to report, as for a native child
+    /// (`report::print_killed`). Set by mote itself; not for users.
+    #[arg(long, hide = true)]
+    pub spawned: bool,
     /// At exit, print how the application's system calls arrived (trapped, or
     /// through patched sites) on stderr.
     #[arg(long)]

@@ -182,14 +182,46 @@ pub fn print_corrupted(what: &str) -> i32 {
     killed_status(libc::SIGSEGV as u32)
 }
 
-pub fn print_killed(signal: u32, fault: Option<&FaultReport>) -> i32 {
-    crate::say::write(format_args!("{}", describe(signal, fault)));
+///
+/// `nested`: the run is a child of a program under mote (a forked copy, or the
+/// `mote run` of a child's `execve`). Its parent sees the signal (`mote` dies by
+/// it) and reports it as it would a native child's — Python's `Pool` ending its
+/// workers with SIGTERM prints nothing natively — so the line is printed only
+/// when mote itself failed (a fault of the runtime or kernel-min) or under
+/// `MOTE_DEBUG=1`. A top-level run always prints it.
+pub fn print_killed(signal: u32, fault: Option<&FaultReport>, nested: bool) -> i32 {
+    if should_say(fault, nested, crate::say::debug()) {
+        crate::say::write(format_args!("{}", describe(signal, fault)));
+    }
     killed_status(signal)
+}
+
+/// Whether a run ended by a signal gets its `mote:` lines (see [`print_killed`]).
+fn should_say(fault: Option<&FaultReport>, nested: bool, debug: bool) -> bool {
+    let mote_failed = fault.is_some_and(|f| f.origin != FaultOrigin::App as u32);
+    !nested || mote_failed || debug
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nested_run_leaves_the_report_to_its_parent_unless_mote_failed() {
+        let mut f = FaultReport {
+            origin: FaultOrigin::App as u32,
+            ..Default::default()
+        };
+        assert!(should_say(None, false, false));
+        assert!(should_say(Some(&f), false, false));
+        assert!(!should_say(None, true, false));
+        assert!(!should_say(Some(&f), true, false));
+        assert!(should_say(None, true, true));
+        f.origin = FaultOrigin::Runtime as u32;
+        assert!(should_say(Some(&f), true, false));
+        f.origin = FaultOrigin::Kernel as u32;
+        assert!(should_say(Some(&f), true, false));
+    }
 
     #[test]
     fn status_is_128_plus_signal() {

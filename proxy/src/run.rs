@@ -118,6 +118,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     if given_no_patch {
         options.push("--no-patch".into());
     }
+    options.push("--spawned".into());
     // A child's program runs on the images its parent runs on (absolute paths:
     // the child may have another working directory).
     for (flag, image) in [("--kernel", &images.kernel), ("--runtime", &images.runtime)] {
@@ -354,7 +355,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
             status
         }
         Ok(Event::Killed { signal, fault }) => {
-            let status = report::print_killed(signal, fault.as_ref());
+            let status = report::print_killed(signal, fault.as_ref(), a.spawned);
             // As the application died natively: the parent's wait sees the signal.
             crate::signals::die_by(signal);
             status

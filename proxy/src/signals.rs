@@ -173,10 +173,11 @@ pub fn inherited_mask() -> u64 {
 /// `mote run` for the child's program, which reads them back
 /// (`inherited_ignored`, `inherited_mask`): `posix_spawnattr_setsigmask` and
 /// `setsigdef`, `nohup`, `trap '' PIPE`. The process must be single-threaded.
-pub fn hand_over_to_exec(ignored: u64, mask: u64) {
+pub fn hand_over_to_exec(ignored: u64, mask: u64, pending: u64) {
     // SAFETY: 1. sigaction with a zeroed, plain-data struct installs SIG_IGN or
     // SIG_DFL, which touches no Rust state (nothing of the proxy runs in this
-    // process after the exec); 2. pthread_sigmask changes this thread's mask.
+    // process after the exec); 2. pthread_sigmask changes this thread's mask;
+    // 3. kill sends blocked signals to this process only.
     unsafe {
         for sig in 1..=libc::SIGRTMAX() {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
@@ -197,6 +198,14 @@ pub fn hand_over_to_exec(ignored: u64, mask: u64) {
             libc::sigaddset(&mut set, sig);
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        // 3. The child's pending signals, blocked (else the child took them
+        // before its exec) and not ignored, raised on this process, which the
+        // exec keeps them pending for: the new `mote run` takes them at start
+        // (`take_inherited`).
+        let keep = pending & mask & !ignored;
+        for sig in (1..=64).filter(|&sig| keep & (1u64 << (sig - 1)) != 0) {
+            libc::kill(libc::getpid(), sig);
+        }
     }
 }
 
@@ -571,6 +580,7 @@ fn kick() {
 pub fn spawn_router(guest: Arc<GuestMem>, events: Sender<Event>) -> std::io::Result<()> {
     let page = guest.signal_page();
     page.canary.store(SIGNAL_PAGE_CANARY, Ordering::Release);
+    take_inherited(page);
     std::thread::Builder::new()
         .name("mote-signals".into())
         .spawn(move || {
@@ -588,6 +598,31 @@ pub fn spawn_router(guest: Arc<GuestMem>, events: Sender<Event>) -> std::io::Res
             let _ = events.send(Event::Corrupted(damaged_page()));
         })
         .map(|_| ())
+}
+
+/// Signals pending for this process when it started (a vfork child's, kept by
+/// its `execve` of `mote run`: `hand_over_to_exec`) go to the signal page
+/// before the application runs, so it finds them pending from its first
+/// instruction, as Linux keeps them across `execve`.
+fn take_inherited(page: &SignalPage) {
+    let set = routed_set();
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        // SAFETY: siginfo_t is plain data; sigtimedwait with a zero timeout
+        // only takes a pending signal of `set` (blocked here) into it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: set, info and zero are valid for the call.
+        let sig = unsafe { libc::sigtimedwait(&set, &mut info, &zero) };
+        if sig <= 0 {
+            return;
+        }
+        if !about_mote_itself(sig, &info) {
+            record(page, sig as u32, &info);
+        }
+    }
 }
 
 /// What the application overwrote when the signal page's canary is gone.
@@ -676,22 +711,29 @@ fn about_mote_itself(sig: i32, info: &libc::siginfo_t) -> bool {
 /// The application's CPU-time interval timers, `ITIMER_VIRTUAL` and
 /// `ITIMER_PROF` (`setitimer(2)`): run here, because Linux's would count the
 /// proxy's time (its offload threads), not the application's. The time they
-/// count is the application's computing: the vCPU threads' CPU time in the
-/// partition, the application process's on the hosted platform — both timers
-/// count it, user and system time alike, as the LWK's time is all the
-/// application's. Each is the CPU time it fires at (0: disarmed) and its
-/// interval, in ns.
+/// count is what `getrusage` reports to the application: `ITIMER_VIRTUAL` its
+/// user time, the LWK cores' (the vCPU threads' CPU time in the partition, the
+/// application process's on the hosted platform); `ITIMER_PROF` user and
+/// system time, the latter being the proxy's service of its forwarded calls
+/// (the `mote` process's own CPU time besides the vCPUs'). Each is the CPU time
+/// it fires at (0: disarmed) and its interval, in ns.
 static CPU_TIMERS: std::sync::Mutex<[(u64, u64); 2]> = std::sync::Mutex::new([(0, 0); 2]);
 
 /// `ITIMER_VIRTUAL` and `ITIMER_PROF` (`include/uapi/linux/time.h`).
 pub const ITIMER_VIRTUAL: u64 = 1;
 pub const ITIMER_PROF: u64 = 2;
 
-/// The CPU time the application's CPU-time timers count, in ns.
-fn app_cpu_ns() -> u64 {
+/// The CPU time CPU-time timer `i` counts (0: `ITIMER_VIRTUAL`, user time; 1:
+/// `ITIMER_PROF`, user and system time), in ns.
+fn app_cpu_ns(i: usize) -> u64 {
     let hosted = HOSTED_CHILD.load(Ordering::Acquire);
+    let prof = i == 1;
     if hosted > 0 {
-        process_cpu_ns(hosted)
+        // The proxy's whole CPU time is its service of the application.
+        process_cpu_ns(hosted) + if prof { process_cpu_ns(0) } else { 0 }
+    } else if prof {
+        // The process's time holds the vCPU threads' and the proxy's own.
+        cpu_times(1).first().copied().unwrap_or(0)
     } else {
         cpu_times(2).get(1).copied().unwrap_or(0)
     }
@@ -702,7 +744,7 @@ fn app_cpu_ns() -> u64 {
 /// left and interval. The router fires it (`cpu_timers`).
 pub fn cpu_itimer(which: u64, new: Option<(u64, u64)>) -> (u64, u64) {
     let i = usize::from(which == ITIMER_PROF);
-    let now = app_cpu_ns();
+    let now = app_cpu_ns(i);
     let mut timers = CPU_TIMERS.lock().unwrap_or_else(|p| p.into_inner());
     let (next, interval) = timers[i];
     // An armed timer whose time has come shows the least Linux shows, 1 µs.
@@ -746,12 +788,12 @@ fn cpu_timers(page: &SignalPage) -> Option<Duration> {
     if timers.iter().all(|&(next, _)| next == 0) {
         return None;
     }
-    let now = app_cpu_ns();
     let mut soonest = u64::MAX;
     for (i, (next, interval)) in timers.iter_mut().enumerate() {
         if *next == 0 {
             continue;
         }
+        let now = app_cpu_ns(i);
         if now >= *next {
             let sig = if i == 0 {
                 libc::SIGVTALRM
@@ -985,20 +1027,31 @@ mod tests {
 
     #[test]
     fn cpu_time_timers_arm_read_back_fire_and_disarm() {
-        // No vCPU and no hosted process here: the application's CPU time is 0.
+        // No vCPU and no hosted process here: the application's user time
+        // (ITIMER_VIRTUAL's) is 0; its system time (ITIMER_PROF's) is this
+        // process's, which runs on.
         assert_eq!(
-            cpu_itimer(ITIMER_PROF, Some((5_000_000, 1_000_000))),
+            cpu_itimer(ITIMER_VIRTUAL, Some((5_000_000, 1_000_000))),
             (0, 0)
         );
-        assert_eq!(cpu_itimer(ITIMER_PROF, None), (5_000_000, 1_000_000));
-        assert_eq!(cpu_itimer(ITIMER_VIRTUAL, None), (0, 0));
+        assert_eq!(cpu_itimer(ITIMER_VIRTUAL, None), (5_000_000, 1_000_000));
+        assert_eq!(cpu_itimer(ITIMER_PROF, None), (0, 0));
+        let hour = 3_600_000_000_000;
+        assert_eq!(cpu_itimer(ITIMER_PROF, Some((hour, 7))), (0, 0));
+        let (left, interval) = cpu_itimer(ITIMER_PROF, None);
+        assert!(
+            left > 0 && left <= hour && interval == 7,
+            "{left} {interval}"
+        );
         let page = SignalPage::new();
         assert!(cpu_timers(&page).is_some());
         assert_eq!(page.pending.load(Ordering::Relaxed), 0, "not due yet");
         assert_eq!(
-            cpu_itimer(ITIMER_PROF, Some((0, 0))),
+            cpu_itimer(ITIMER_VIRTUAL, Some((0, 0))),
             (5_000_000, 1_000_000)
         );
+        assert_eq!(cpu_itimer(ITIMER_PROF, Some((0, 0))).1, 7);
+        assert_eq!(cpu_itimer(ITIMER_VIRTUAL, None), (0, 0));
         assert_eq!(cpu_itimer(ITIMER_PROF, None), (0, 0));
         assert!(cpu_timers(&page).is_none());
     }

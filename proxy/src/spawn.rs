@@ -84,8 +84,15 @@ fn cstring(b: &[u8]) -> Result<CString, i32> {
 /// argv[1..]` with `envp`, the child's ignored signals `ignored` and its mask
 /// `mask` (bit `sig - 1`). Returns `-errno` when the program cannot be run (as
 /// `execve` would: ENOENT, EACCES, ...), or when the exec itself fails.
-pub fn exec_in_partition(path: u64, argv: u64, envp: u64, ignored: u64, mask: u64) -> i64 {
-    match build_and_exec(path, argv, envp, ignored, mask) {
+pub fn exec_in_partition(
+    path: u64,
+    argv: u64,
+    envp: u64,
+    ignored: u64,
+    mask: u64,
+    pending: u64,
+) -> i64 {
+    match build_and_exec(path, argv, envp, ignored, mask, pending) {
         Ok(never) => match never {},
         Err(e) => -i64::from(e),
     }
@@ -97,6 +104,7 @@ fn build_and_exec(
     envp: u64,
     ignored: u64,
     mask: u64,
+    pending: u64,
 ) -> Result<std::convert::Infallible, i32> {
     let path = user_string(path)?;
     let argv = user_vector(argv)?;
@@ -137,7 +145,7 @@ fn build_and_exec(
     crate::cpus::allow_cpus(HOST_CPUS.get().map_or(&[], |c| c.as_slice()));
     // The child's signal state, not the proxy's (which blocks the routed
     // signals): the new `mote run` hands it to the program.
-    crate::signals::hand_over_to_exec(ignored, mask);
+    crate::signals::hand_over_to_exec(ignored, mask, pending);
     // The new program is a process of its own, which outlives its parent as
     // natively (the forked proxy was to die with the run: `fork_child`).
     let _ = rustix::process::set_parent_process_death_signal(None);

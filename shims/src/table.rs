@@ -181,8 +181,9 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         Sysno::getrusage => Local(|pr, p, a| task::getrusage(pr, p, a[0], a[1])),
         Sysno::times => Local(|pr, p, a| task::times(pr, p, a[0])),
         // The partition's /proc and /sys files; every other path is Linux's.
-        Sysno::open => Local(|pr, p, a| fs::open(pr, p, a)),
-        Sysno::openat => Local(|pr, p, a| fs::openat(pr, p, a)),
+        Sysno::open => Thread(|m, a| fs::open(m, Sysno::open, a)),
+        Sysno::openat => Thread(|m, a| fs::open(m, Sysno::openat, a)),
+        Sysno::getdents64 => Thread(fs::getdents64),
         Sysno::rseq => Local(|pr, p, _| task::rseq(pr, p)),
 
         // Threads: creation, exit, futexes, scheduling, per-thread registrations.
@@ -710,6 +711,10 @@ mod tests {
             Sysno::sched_yield,
             Sysno::sched_getaffinity,
             Sysno::sched_setaffinity,
+            // A thread's /proc files and the task directory need the thread table.
+            Sysno::open,
+            Sysno::openat,
+            Sysno::getdents64,
         ] {
             assert_eq!(kind(s as u32), Kind::Thread, "{}", s.name());
         }
@@ -742,8 +747,6 @@ mod tests {
             Sysno::kill,
             Sysno::tgkill,
             Sysno::tkill,
-            Sysno::open,
-            Sysno::openat,
             Sysno::rt_sigreturn,
             Sysno::rt_sigpending,
             Sysno::alarm,

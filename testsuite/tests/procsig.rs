@@ -125,6 +125,42 @@ fn cpu_time_interval_timers_tick_while_computing(pf: Platform) {
     assert!(out.contains("setitimer(7): -1 Invalid argument"), "{out}");
 }
 
+/// A vfork child blocks SIGUSR1, raises it and execs: the new program finds it
+/// pending, as Linux keeps pending signals across `execve`. Regression: the
+/// child's `mote run` started with nothing pending.
+fn a_vfork_childs_pending_signal_survives_its_exec(pf: Platform) {
+    let out = procsig(pf, "vforkpending");
+    assert_eq!(
+        out,
+        "  SIGUSR1 pending after execve: yes\nvfork child with SIGUSR1 pending at execve: exited 0\n"
+    );
+}
+
+/// `SA_NOCLDSTOP`: no SIGCHLD for a child's stop and continuation, one for its
+/// exit; without the flag, all three. Regression: the flag was ignored (the
+/// proxy's own action, which Linux looks at, has no such flag).
+fn sa_nocldstop_as_natively(pf: Platform) {
+    let out = procsig(pf, "nocldstop");
+    assert!(
+        out.contains(
+            "no flags: stop CLD_STOPPED, continue CLD_CONTINUED, exit CLD_EXITED (status 7)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("SA_NOCLDSTOP: stop none, continue none, exit CLD_EXITED (status 7)"),
+        "{out}"
+    );
+}
+
+/// Both CPU-time timers armed alike over a loop of system calls: SIGPROF first,
+/// as natively. Regression: both counted the same time (the LWK cores'), so
+/// ITIMER_VIRTUAL fired with ITIMER_PROF, and its handler ran first.
+fn itimer_virtual_counts_user_time_only(pf: Platform) {
+    let out = procsig(pf, "itimer-sys");
+    assert!(out.contains("over system calls, first: SIGPROF"), "{out}");
+}
+
 /// The interpreter itself, not a wrapper script (pyenv's shims are bash scripts).
 fn python() -> Option<PathBuf> {
     let out = Command::new("python3")
@@ -168,5 +204,8 @@ mote_testsuite::on_both_platforms!(
     threads_one_after_another_have_distinct_tids,
     sigwait_takes_a_signal_another_thread_sends_to_the_process,
     cpu_time_interval_timers_tick_while_computing,
+    itimer_virtual_counts_user_time_only,
+    sa_nocldstop_as_natively,
+    a_vfork_childs_pending_signal_survives_its_exec,
     python_sees_a_killed_child_and_its_signal,
 );

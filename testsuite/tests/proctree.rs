@@ -1,13 +1,53 @@
 //! Process trees beyond `fork` itself (issue 13), each case against a native
 //! run (same stdout, same status): process groups and sessions, a socketpair,
 //! a `SIGCHLD` handler and a forking TCP echo server, Python's `multiprocessing`
-//! with the spawn and forkserver start methods.
+//! with the spawn and forkserver start methods, `/proc/self/task`.
 //! All on both platforms (the partition forks too).
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use mote_testsuite::{app, Platform, Program, TempDir};
+use mote_testsuite::{app, busybox, Platform, Program, TempDir};
+
+/// `/proc/self/task` and `/proc/<pid>/task` list exactly the application's
+/// threads (the ids `gettid` gives them), and each thread's `comm`, `stat` and
+/// `status` carry its name, state and ids. Regression: the listing was the
+/// `mote` process's, with `mote-offloadN`, `mote-signals` and the vCPU threads,
+/// and a thread's files were its offload thread's.
+fn proc_self_task_lists_the_applications_threads(pf: Platform) {
+    let (native, _) = Program::new(app("tasks")).on(pf).same_as_native();
+    let text = native.stdout_text();
+    for line in [
+        "/proc/self/comm: tasks-main",
+        "/proc/self/task lists the 4 threads: yes",
+        "/proc/<pid>/task/ lists the 4 threads: yes",
+        "main: comm tasks-main, stat name tasks-main state R pid=tid yes, status name tasks-main state R tgid=pid yes pid=tid yes threads 4",
+        "spinner: comm spinner, stat name spinner state R pid=tid yes, status name spinner state R tgid=pid yes pid=tid yes threads 4",
+        "futex waiter: comm futex-waiter, stat name futex-waiter state S pid=tid yes, status name futex-waiter state S tgid=pid yes pid=tid yes threads 4",
+        "reader: comm tasks-main, stat name tasks-main state S pid=tid yes, status name tasks-main state S tgid=pid yes pid=tid yes threads 4",
+        "/proc/thread-self/comm: tasks-main",
+        "a thread that is not ours: no such file",
+        "after the joins, /proc/self/task lists the main thread only: yes",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+}
+
+/// `ls /proc/self/task` (busybox, after an `exec` that keeps the shell's pid)
+/// prints the one thread, whose id is the pid.
+fn busybox_ls_of_proc_self_task(pf: Platform) {
+    let p = Program::new(busybox())
+        .args(["sh", "-c", "echo $$; exec busybox ls /proc/self/task"])
+        .on(pf);
+    // The pid differs between the runs: each run's two lines are the same.
+    for run in [p.native(), p.mote()] {
+        assert_eq!(run.status, 0, "{run:?}");
+        let text = run.stdout_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0], lines[1], "{text}");
+    }
+}
 
 /// `setpgid`/`getpgid`/`setsid`/`getsid`, `kill(-pgid, …)` and `kill(0, …)`
 /// reach exactly the application's processes. Regression (hosted): the
@@ -75,12 +115,16 @@ if __name__ == '__main__':
 ";
     let dir = TempDir::new("pool");
     let script = dir.file("pool.py", code);
-    let (native, _) = Program::new(python())
+    let (native, mote) = Program::new(python())
         .arg(&script)
         .arg(method)
         .on(pf)
         .same_as_native();
     assert_eq!(native.stdout_text(), "328350\n");
+    // The pool ends its workers with SIGTERM: natively nothing is printed.
+    // Regression: each spawned worker's mote said `mote: application killed
+    // by SIGTERM`.
+    assert_eq!(mote.stderr_text(), native.stderr_text(), "{mote:?}");
 }
 
 /// `Pool.map` with the spawn start method: each worker a `mote run` of its
@@ -95,6 +139,8 @@ fn python_pool_map_with_forkserver(pf: Platform) {
 }
 
 mote_testsuite::on_both_platforms!(
+    proc_self_task_lists_the_applications_threads,
+    busybox_ls_of_proc_self_task,
     python_pool_map_with_spawn,
     process_groups_and_sessions,
     socketpair_sigchld_and_a_forking_echo_server,

@@ -148,9 +148,9 @@ pub enum Op {
     VforkWait = 14,
     /// From a vfork child: exec `args[0]` (path) with `args[1]` (argv) and `args[2]`
     /// (envp) in a new partition (the proxy execs `mote run` with the run's
-    /// options), the child's ignored signals `args[3]` and signal mask `args[4]`
-    /// (bit `sig - 1`) handed over as `execve` keeps them. Returns only on
-    /// failure, with `-errno`.
+    /// options), the child's ignored signals `args[3]`, signal mask `args[4]`
+    /// and pending signals `args[5]` (bit `sig - 1`) handed over as `execve`
+    /// keeps them. Returns only on failure, with `-errno`.
     SpawnExec = 15,
     /// CPU time for `getrusage`/`times`: the proxy writes up to `args[1]` u64 at
     /// runtime memory `args[0]`: the whole process's CPU time (ns, Linux's

@@ -202,6 +202,40 @@ fn proxy_is_told_what_to_wake_for() {
 }
 
 #[test]
+fn sa_nocldstop_drops_a_childs_stop_and_continuation_only() {
+    use core::sync::atomic::Ordering;
+    let page: &'static SignalPage = Box::leak(Box::new(SignalPage::new()));
+    let mut s = Signals::default();
+    s.attach(page);
+    let act = |flags| SigAction {
+        handler: 0x1000,
+        flags,
+        ..Default::default()
+    };
+    // (si_code, SA_NOCLDSTOP set, taken)
+    for (code, flag, taken) in [
+        (5u64, true, false), // CLD_STOPPED
+        (6, true, false),    // CLD_CONTINUED
+        (1, true, true),     // CLD_EXITED
+        (5, false, true),
+        (6, false, true),
+    ] {
+        s.set_action(SIGCHLD, act(if flag { SA_NOCLDSTOP } else { 0 }))
+            .unwrap();
+        page.info[SIGCHLD as usize - 1][0].store(SIGCHLD as u64, Ordering::Relaxed);
+        page.info[SIGCHLD as usize - 1][1].store(code, Ordering::Relaxed);
+        page.pending.fetch_or(bit(SIGCHLD), Ordering::Release);
+        s.take_external();
+        assert_eq!(
+            s.pending() == bit(SIGCHLD),
+            taken,
+            "code {code}, flag {flag}"
+        );
+        let _ = s.take_from(u64::MAX);
+    }
+}
+
+#[test]
 fn synchronous_signals_come_first_and_thread_before_process() {
     let mut s = Signals::default();
     s.make_pending(SIGHUP);

@@ -41,8 +41,37 @@ pub fn arch_prctl<P: Platform>(
 }
 
 /// `prctl(option, ...)`: Linux's, except `PR_SET_SECCOMP`, which run by Linux would
-/// filter the proxy's own calls.
+/// filter the proxy's own calls, and the thread's name (`PR_SET_NAME`,
+/// `PR_GET_NAME`), which is libos's: run by Linux it would name the proxy's
+/// thread serving the caller (`/proc/self/task/<tid>/comm` shows libos's).
 pub fn prctl<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usize, Errno> {
+    use crate::uapi::prctl::{PR_GET_NAME, PR_SET_NAME};
+    match args[0] {
+        PR_SET_NAME => {
+            // Linux reads up to 15 bytes, to the first NUL.
+            let mut name = alloc::vec::Vec::new();
+            for i in 0..15 {
+                let mut b = [0u8];
+                pr.read_user(p, args[1] + i, &mut b)?;
+                if b[0] == 0 {
+                    break;
+                }
+                name.push(b[0]);
+            }
+            let tid = pr.tid();
+            pr.set_name(tid, &name);
+            return Ok(0);
+        }
+        PR_GET_NAME => {
+            let mut out = [0u8; 16];
+            let name = pr.name_of(pr.tid());
+            let len = name.len().min(15);
+            out[..len].copy_from_slice(&name.as_bytes()[..len]);
+            pr.write_user(p, args[1], &out)?;
+            return Ok(0);
+        }
+        _ => {}
+    }
     if args[0] == crate::uapi::prctl::PR_SET_SECCOMP {
         pr.log_once(p, 0x2_0000 + args[0], || {
             alloc::string::String::from(

@@ -79,7 +79,7 @@ pub trait Machine<P: Platform> {
     fn vfork_wait(&self, tid: u32, slot: usize) -> i64;
     /// A vfork child's `execve` in a partition of its own; returns only on
     /// failure (`-errno`).
-    fn spawn_exec(&self, path: u64, argv: u64, envp: u64, ignored: u64, mask: u64) -> i64;
+    fn spawn_exec(&self, path: u64, argv: u64, envp: u64, sigs: ExecSignals) -> i64;
     /// The machine context of a new thread on slot `slot`: its runtime stack, the
     /// caller's extended state, and a first frame that is the caller's registers
     /// with `rax = 0` and, unless `stack` is 0, `rsp = stack`. `false`: the
@@ -191,12 +191,26 @@ pub fn vfork_child_call<P: Platform>(m: &dyn Machine<P>, nr: u64, a: [u64; 6]) -
         }
         _ => a[0],
     };
-    // What `execve` keeps of the child's signal state: its ignored signals and
-    // its mask (`posix_spawnattr_setsigdef`, `setsigmask`).
-    let (ignored, mask) = process_of(m).as_ref().map_or((0, 0), |pr| {
-        (pr.signals.ignored_handlers(), pr.signals.mask())
-    });
-    Some(m.spawn_exec(path, a[1], a[2], ignored, mask) as u64)
+    // What `execve` keeps of the child's signal state: its ignored signals, its
+    // mask (`posix_spawnattr_setsigdef`, `setsigmask`) and its pending signals.
+    let sigs = process_of(m)
+        .as_ref()
+        .map_or(ExecSignals::default(), |pr| ExecSignals {
+            ignored: pr.signals.ignored_handlers(),
+            mask: pr.signals.mask(),
+            pending: pr.signals.thread.pending,
+        });
+    Some(m.spawn_exec(path, a[1], a[2], sigs) as u64)
+}
+
+/// The signal state a vfork child's `execve` hands to its new program (bit
+/// `sig - 1` each): ignored signals, the mask, and the signals pending for it
+/// (Linux keeps them across `execve`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecSignals {
+    pub ignored: u64,
+    pub mask: u64,
+    pub pending: u64,
 }
 
 // --- identity and registrations ---------------------------------------------------
@@ -720,12 +734,14 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
         // A vfork child: beside its parent, which waits for it.
         t.spawn_on(child, parent.core)
     };
+    let live: Vec<u32> = t.tids().collect();
     drop(g);
     // The new thread's signal state: the creator's mask, nothing pending; a
-    // vfork child's dispositions are its own.
+    // vfork child's dispositions are its own. A thread has its creator's name.
     if let Some(pr) = m.process().lock().as_mut() {
         pr.switch_thread(parent.tid);
         if kind == CloneKind::Thread {
+            pr.inherit_name(parent.tid, tid, |x| live.contains(&x));
             pr.signals.new_thread(tid)
         } else {
             pr.signals.new_vfork_child(tid)

@@ -398,6 +398,25 @@ pub fn before_credentials_change() {
     }
 }
 
+/// In a forked copy of the proxy that serves a vfork child: the application's
+/// process is not this copy's to end. Without this, the child's credential
+/// calls (glibc's `posix_spawn` child with `POSIX_SPAWN_RESETIDS`, as GNU make
+/// spawns) made an ender aimed at the parent's process, whose pipe closed at
+/// the child's `execve`: the ender then killed the parent's process (make died
+/// of SIGKILL on its first recipe). The copy's end of the parent's ender pipe,
+/// if any, is closed (the parent keeps its own).
+pub fn forget_app_process() {
+    CHILD.store(0, std::sync::atomic::Ordering::Relaxed);
+    // The fork may have caught another thread holding the lock: then leave it.
+    if let Ok(mut ender) = ENDER.try_lock() {
+        if let Some((w, _)) = ender.take() {
+            let raw = w.as_raw_fd();
+            drop(w);
+            crate::fds::unprotect_fd(raw);
+        }
+    }
+}
+
 /// The ender's pid, once made (0: none): one of mote's processes, out of the
 /// application's reach (`offload`'s guard).
 pub fn ender_pid() -> i32 {

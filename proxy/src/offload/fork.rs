@@ -306,9 +306,7 @@ fn child(
             child_killed(libc::SIGSEGV)
         }
         Ok(Event::Killed { signal, fault }) => {
-            if crate::say::debug() {
-                crate::report::print_killed(signal, fault.as_ref());
-            }
+            crate::report::print_killed(signal, fault.as_ref(), true);
             child_killed(signal as i32)
         }
         Ok(Event::Failed(msg)) => {

@@ -355,6 +355,7 @@ pub fn serve(
                 req.args[2],
                 req.args[3],
                 req.args[4],
+                req.args[5],
             ),
             Some(Op::Fatal) => {
                 // libos wrote the report before publishing the request, which the

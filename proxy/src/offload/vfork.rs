@@ -69,6 +69,7 @@ pub(super) fn fork_child(
         }
         0 => {
             IN_VFORK_CHILD.store(true, Ordering::Relaxed);
+            crate::hosted::forget_app_process();
             // The child's server ends with the run, even while the child is
             // stuck in a call (the parent-death signal comes when this offload
             // thread of the parent ends, at the latest when the run does); its

@@ -91,8 +91,14 @@ impl Machine<RtPlatform> for Call<'_> {
     fn vfork_wait(&self, tid: u32, slot: usize) -> i64 {
         self.p.vfork_wait(tid, slot)
     }
-    fn spawn_exec(&self, path: u64, argv: u64, envp: u64, ignored: u64, mask: u64) -> i64 {
-        self.p.spawn_exec(path, argv, envp, ignored, mask)
+    fn spawn_exec(
+        &self,
+        path: u64,
+        argv: u64,
+        envp: u64,
+        sigs: mote_libos::syscall::thread::ExecSignals,
+    ) -> i64 {
+        self.p.spawn_exec(path, argv, envp, sigs)
     }
     fn new_context(&self, slot: usize, stack: u64) -> bool {
         let f = self.frame.expect("clone from a trap");

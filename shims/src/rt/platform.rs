@@ -160,8 +160,18 @@ impl RtPlatform {
 
     /// A vfork child's `execve`: its program in a partition of its own. Returns
     /// only on failure (`-errno`).
-    pub fn spawn_exec(&self, path: u64, argv: u64, envp: u64, ignored: u64, mask: u64) -> i64 {
-        self.call(Op::SpawnExec, 0, [path, argv, envp, ignored, mask, 0])
+    pub fn spawn_exec(
+        &self,
+        path: u64,
+        argv: u64,
+        envp: u64,
+        sigs: mote_libos::syscall::thread::ExecSignals,
+    ) -> i64 {
+        self.call(
+            Op::SpawnExec,
+            0,
+            [path, argv, envp, sigs.ignored, sigs.mask, sigs.pending],
+        )
     }
 
     /// Before a local call that mapped memory returns: make the proxy apply the
