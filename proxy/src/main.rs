@@ -23,6 +23,7 @@ mod passthrough;
 mod platform;
 mod program;
 mod report;
+mod rlimits;
 mod run;
 mod say;
 mod signals;

@@ -157,6 +157,13 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         }
     };
 
+    // Limits set before the run are the application's (`rlimits`); mote's own
+    // reservation and descriptors are not bound by its soft limits.
+    crate::rlimits::adopt_at_start(
+        (mote_abi::layout::LIBOS_END - mote_abi::layout::USER_START).saturating_add(a.mem),
+    )
+    .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
+
     // The descriptors the application inherits are its own; the ones the proxy opens
     // from here on go above LOW_FDS, so the application's first open() gets the
     // number it gets natively, and forwarded calls cannot close them.

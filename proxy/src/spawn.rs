@@ -141,6 +141,9 @@ fn build_and_exec(
     // The new program is a process of its own, which outlives its parent as
     // natively (the forked proxy was to die with the run: `fork_child`).
     let _ = rustix::process::set_parent_process_death_signal(None);
+    // The application's RLIMIT_AS and RLIMIT_NOFILE, which the new `mote run`
+    // adopts as its program's.
+    crate::rlimits::hand_over_to_exec();
     // SAFETY: execve with NULL-terminated vectors of valid C strings that outlive
     // the call; on success nothing of this process returns.
     unsafe { libc::execve(c_exe.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr()) };

@@ -179,6 +179,9 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         // CPU time and faults of the partition, on top of Linux's accounting.
         Sysno::getrusage => Local(|pr, p, a| task::getrusage(pr, p, a[0], a[1])),
         Sysno::times => Local(|pr, p, a| task::times(pr, p, a[0])),
+        // Limits are the proxy's to keep; libos applies RLIMIT_AS to its mappings.
+        Sysno::setrlimit => Local(|pr, p, a| task::setrlimit(pr, p, a)),
+        Sysno::prlimit64 => Local(|pr, p, a| task::prlimit64(pr, p, a)),
         // The partition's /proc and /sys files; every other path is Linux's.
         Sysno::open => Local(|pr, p, a| fs::open(pr, p, a)),
         Sysno::openat => Local(|pr, p, a| fs::openat(pr, p, a)),
