@@ -30,6 +30,12 @@
  * setgroups(0), setgid(65534), setuid(65534), then open FILE from the main
  * thread and from a thread created afterwards: EACCES for both; and
  * getuid/geteuid in the thread.
+ *
+ * `isolation spawn FILE`: the same drop, then posix_spawn of this program
+ * (`isolation child FILE`, which prints its ids, whether it can open FILE, how
+ * many descriptors above 2 it has and whether MOTE_KVM_FD is in its
+ * environment) and fork + execv of it; each child's exit status. Both
+ * children run with the dropped ids: EACCES, no descriptor, no variable.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +43,8 @@
 #include <grp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,8 +228,62 @@ static int creds(void) {
     return 0;
 }
 
+static int child(void) {
+    int open_fds = 0;
+    for (int fd = 3; fd < 1024; fd++)
+        open_fds += fcntl(fd, F_GETFD) != -1;
+    printf("child: uid %d euid %d gid %d groups %d, open: %s, descriptors above 2: %d, "
+           "MOTE_KVM_FD: %s\n",
+           (int)getuid(), (int)geteuid(), (int)getgid(), getgroups(0, NULL), open_result(),
+           open_fds, getenv("MOTE_KVM_FD") ? "set" : "unset");
+    return 7;
+}
+
+static const char *status_of(int st) {
+    static char b[64];
+    if (WIFEXITED(st))
+        snprintf(b, sizeof b, "exit %d", WEXITSTATUS(st));
+    else
+        snprintf(b, sizeof b, "signal %d", WTERMSIG(st));
+    return b;
+}
+
+extern char **environ;
+
+static int spawn(const char *self) {
+    if (setgroups(0, NULL) || setgid(65534) || setuid(65534)) {
+        perror("dropping privileges");
+        return 1;
+    }
+    char *args[] = {(char *)self, "child", (char *)file, NULL};
+    pid_t pid;
+    int st = 0, e = posix_spawn(&pid, self, NULL, NULL, args, environ);
+    if (e) {
+        printf("posix_spawn: %s\n", strerror(e));
+        return 1;
+    }
+    waitpid(pid, &st, 0);
+    printf("posix_spawn child: %s\n", status_of(st));
+    pid = fork();
+    if (pid == 0) {
+        execv(self, args);
+        _exit(127);
+    }
+    waitpid(pid, &st, 0);
+    printf("fork+exec child: %s\n", status_of(st));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 3 && !strcmp(argv[1], "child")) {
+        file = argv[2];
+        return child();
+    }
+    if (argc == 3 && !strcmp(argv[1], "spawn")) {
+        file = argv[2];
+        return spawn(argv[0]);
+    }
     if (argc == 2 && !strcmp(argv[1], "fds"))
         return fds();
     if (argc == 2 && !strcmp(argv[1], "tasks"))
@@ -234,6 +296,6 @@ int main(int argc, char **argv) {
         file = argv[2];
         return creds();
     }
-    fprintf(stderr, "usage: isolation fds | tasks | prot | memory | creds FILE\n");
+    fprintf(stderr, "usage: isolation fds | tasks | prot | memory | creds FILE | spawn FILE\n");
     return 2;
 }

@@ -167,12 +167,14 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     // The descriptors the application inherits are its own; the ones the proxy opens
     // from here on go above LOW_FDS, so the application's first open() gets the
     // number it gets natively, and forwarded calls cannot close them.
-    let inherited = crate::fds::open_fds().map_err(|e| {
+    let mut inherited = crate::fds::open_fds().map_err(|e| {
         (
             EXIT_MOTE_FAILED,
             format!("cannot list open descriptors: {e}"),
         )
     })?;
+    // The /dev/kvm descriptor a parent mote passed on is mote's.
+    inherited.retain(|&fd| Some(fd) != crate::kvmfd::kept());
     crate::say::init();
     let low_fds = LowFds::fill().map_err(fail(EXIT_MOTE_FAILED))?;
 

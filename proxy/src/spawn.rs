@@ -124,10 +124,15 @@ fn build_and_exec(
         .iter()
         .map(|a| cstring(a))
         .collect::<Result<Vec<_>, _>>()?;
-    let c_env = envp
+    let mut c_env = envp
         .iter()
         .map(|a| cstring(a))
         .collect::<Result<Vec<_>, _>>()?;
+    // This process's /dev/kvm descriptor, for the child's partition even when
+    // the application can no longer open /dev/kvm (a privilege drop): `kvmfd`.
+    if let Some(var) = crate::kvmfd::hand_over_to_exec() {
+        c_env.push(cstring(var.as_bytes())?);
+    }
     let mut arg_ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
     arg_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|a| a.as_ptr()).collect();
