@@ -124,7 +124,40 @@ fn motes_own_memory_is_efault_to_forwarded_calls(pf: Platform) {
     );
 }
 
+/// Regression (issue 15, point 1): a pointer to the proxy's memory inside a
+/// structure (an `iovec` of `readv`/`writev`/`preadv`/`pwritev`/`sendmsg`/
+/// `recvmsg`/`sendmmsg`/`process_vm_readv`, an `ioctl` argument) reached it:
+/// Linux read or wrote the proxy's heap and stack. Natively EFAULT.
+fn motes_own_memory_inside_structures_is_efault(pf: Platform) {
+    let (_, mote) = Program::new(app("isolation"))
+        .on(pf)
+        .arg("nested")
+        .same_as_native();
+    assert_eq!(
+        mote.stdout_text(),
+        "foreign memory reached: 0\n",
+        "{mote:?}"
+    );
+    assert_eq!(mote.stderr_text(), "", "{mote:?}");
+}
+
+/// Regression (issue 15, point 3): mote's descriptors inside a `poll` array,
+/// a `select` set or an `SCM_RIGHTS` message were used as the application's
+/// (polled, or passed to the peer). Natively they are not open: `POLLNVAL`,
+/// `EBADF`, `EBADF`. Only the descriptors the harness passed on answer
+/// otherwise, the same number natively and under mote.
+fn motes_descriptors_inside_structures_are_not_open(pf: Platform) {
+    let (native, mote) = Program::new(app("isolation"))
+        .on(pf)
+        .arg("nestedfds")
+        .same_as_native();
+    assert!(native.stdout_text().starts_with("poll: "), "{native:?}");
+    assert_eq!(mote.stderr_text(), "", "{mote:?}");
+}
+
 mote_testsuite::on_both_platforms!(
+    motes_own_memory_inside_structures_is_efault,
+    motes_descriptors_inside_structures_are_not_open,
     motes_own_memory_is_efault_to_forwarded_calls,
     motes_descriptors_are_ebadf_to_the_application,
     motes_threads_and_processes_are_esrch_to_the_application,

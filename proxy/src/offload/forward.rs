@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use syscalls::{Sysno, SysnoSet};
 
-use super::{guard, warn_once};
+use super::{guard, nested, warn_once};
 use crate::{fds, rlimits};
 
 /// The x32 ABI bit of a system call number: an x86_64 process never uses it, and the
@@ -94,6 +94,21 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     if guard::names_own_task(nr, &args) {
         return -i64::from(libc::ESRCH);
     }
+    // Pointers and descriptors inside the call's structures.
+    if let Some(ret) = nested::check(nr, &args) {
+        return ret;
+    }
+    if nr == Sysno::poll as u64 || nr == Sysno::ppoll as u64 {
+        if let Some(ret) = nested::poll_around_own(nr, &args, |a| {
+            let [a0, a1, a2, a3, a4, a5] = a.map(|x| x as usize);
+            // SAFETY: poll/ppoll over the application's array (in the
+            // mirror, checked by the kernel), with a zero timeout that is
+            // the proxy's own; they change nothing of the proxy's.
+            unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 }
+        }) {
+            return ret;
+        }
+    }
     // The application's RLIMIT_NOFILE, while it is below the process's.
     let limited = rlimits::NOFILE_LIMITED.load(Ordering::Relaxed);
     if limited {
@@ -109,10 +124,10 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     // 2. direct pointer arguments outside the mirror reservation (which holds no
     //    proxy data) were answered EFAULT above (guard::outside_reach); inside it
     //    the kernel checks them against the mirror, which has the application's
-    //    protections. Nested pointers (an iovec's buffers) are not checked: a
-    //    hostile application can still have Linux write the proxy's memory
-    //    through them, the hole docs/architecture.md ("Isolation") states and
-    //    an executor process would close.
+    //    protections. Nested pointers of the calls `nested` knows (iovecs,
+    //    msghdrs, ioctl structures) were checked the same way; a structure
+    //    of a call it does not know is the hole docs/architecture.md
+    //    ("Isolation") states.
     let ret = unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 };
     if limited {
         if let Some(made) = rlimits::made_past_limit(nr, &args, ret) {
