@@ -82,7 +82,7 @@ fn msghdr(va: u64, sending: bool) -> Option<i32> {
     {
         return Some(libc::EFAULT);
     }
-    if sending && control != 0 && controllen >= 16 && controllen <= MAX_CONTROL {
+    if sending && control != 0 && (16..=MAX_CONTROL).contains(&controllen) {
         let c = read(control, controllen)?;
         if sends_own_fd(&c) {
             return Some(libc::EBADF);
