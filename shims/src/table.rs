@@ -642,6 +642,9 @@ mod tests {
         let mut pr = Process::new(&boot);
         let p = Recorder::default();
         pr.mm.init(&p).unwrap();
+        // RLIMIT_AS already read (unlimited): the first mmap's one-time
+        // prlimit64 (`mote_libos::mm::limit`) is not what these tests count.
+        pr.mm.set_as_limit(Some(mote_libos::mm::UNLIMITED));
         FakeMachine::new(p, pr, 1)
     }
 
