@@ -26,10 +26,29 @@
  * has none of it: write() from it and read() into it must be EFAULT. It
  * prints how many of those calls reached it (natively nothing is found).
  *
+ * `isolation nested`: the same foreign memory named inside structures:
+ * writev/readv/preadv/pwritev iovecs, sendmsg/recvmsg iovecs and msg_name,
+ * sendmmsg, process_vm_readv/writev on itself, ioctl(FIONREAD) and
+ * ioctl(TCGETS)/ioctl(TIOCGWINSZ) into it: each must be EFAULT; it prints how
+ * many reached it (natively nothing is found).
+ *
+ * `isolation nestedfds`: descriptors 3 to 1023 inside structures: one poll
+ * over all of them (its result, and how many came back POLLNVAL), select on
+ * each one alone with a zero timeout (after growing the descriptor table
+ * past 1023, which select looks at), and SCM_RIGHTS of each one over a
+ * socketpair: how many of those answered other than EBADF. Natively only the
+ * descriptors the program inherited are open.
+ *
  * `isolation creds FILE`: run as root with FILE owned by root, mode 0600:
  * setgroups(0), setgid(65534), setuid(65534), then open FILE from the main
  * thread and from a thread created afterwards: EACCES for both; and
  * getuid/geteuid in the thread.
+ *
+ * `isolation spawn FILE`: the same drop, then posix_spawn of this program
+ * (`isolation child FILE`, which prints its ids, whether it can open FILE, how
+ * many descriptors above 2 it has and whether MOTE_KVM_FD is in its
+ * environment) and fork + execv of it; each child's exit status. Both
+ * children run with the dropped ids: EACCES, no descriptor, no variable.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +56,8 @@
 #include <grp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +65,11 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <termios.h>
+#include <poll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -185,6 +210,141 @@ static int memory(void) {
     return 0;
 }
 
+/* Calls that name [lo, lo + n) inside a structure (reading from it or writing
+ * into it); how many did not fail with EFAULT. */
+static int nested_calls(char *lo, size_t n, int p[2], int sv[2], int tty) {
+    int reached = 0;
+    char junk[64];
+    struct iovec iov = {lo, n};
+    reached += writev(p[1], &iov, 1) != -1 || errno != EFAULT;
+    while (read(p[0], junk, sizeof junk) > 0)
+        ;
+    (void)!write(p[1], "x", 1);
+    reached += readv(p[0], &iov, 1) != -1 || errno != EFAULT;
+    while (read(p[0], junk, sizeof junk) > 0)
+        ;
+    int f = open("/proc/self/exe", O_RDONLY);
+    reached += preadv(f, &iov, 1, 0) != -1 || errno != EFAULT;
+    close(f);
+    f = open("/dev/null", O_WRONLY);
+    reached += pwritev(f, &iov, 1, 0) != -1 || errno != EFAULT;
+    close(f);
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    reached += sendmsg(sv[0], &m, MSG_DONTWAIT) != -1 || errno != EFAULT;
+    while (recv(sv[1], junk, sizeof junk, MSG_DONTWAIT) > 0)
+        ;
+    (void)!send(sv[0], "x", 1, 0);
+    reached += recvmsg(sv[1], &m, MSG_DONTWAIT) != -1 || errno != EFAULT;
+    while (recv(sv[1], junk, sizeof junk, MSG_DONTWAIT) > 0)
+        ;
+    struct mmsghdr mm = {0};
+    mm.msg_hdr = m;
+    reached += sendmmsg(sv[0], &mm, 1, MSG_DONTWAIT) != -1 || errno != EFAULT;
+    while (recv(sv[1], junk, sizeof junk, MSG_DONTWAIT) > 0)
+        ;
+    struct iovec mine = {junk, n < sizeof junk ? n : sizeof junk};
+    struct iovec theirs = {lo, mine.iov_len};
+    reached += process_vm_readv(getpid(), &mine, 1, &theirs, 1, 0) != -1 || errno != EFAULT;
+    reached += process_vm_readv(getpid(), &theirs, 1, &mine, 1, 0) != -1 || errno != EFAULT;
+    reached += ioctl(p[0], FIONREAD, lo) != -1 || errno != EFAULT;
+    if (tty >= 0) {
+        reached += ioctl(tty, TCGETS, lo) != -1 || errno != EFAULT;
+        reached += ioctl(tty, TIOCGWINSZ, lo) != -1 || errno != EFAULT;
+    }
+    return reached;
+}
+
+static int nested(void) {
+    int me = getpid(), tid = (int)syscall(SYS_gettid), reached = 0, p[2], sv[2];
+    if (pipe2(p, O_NONBLOCK) || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv)) {
+        perror("pipe");
+        return 1;
+    }
+    int tty = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+    for (int n = me - 300; n <= me + 300; n++) {
+        int tgid, ppid;
+        char path[64], line[512];
+        if (n <= 1 || n == me || n == tid || !task_ids(n, &tgid, &ppid) || tgid != me)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/maps", n);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof line, f)) {
+            unsigned long lo, hi;
+            char perms[8];
+            if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+                perms[1] != 'w')
+                continue;
+            if (!strstr(line, "[heap]") && !strstr(line, "[stack") && !strstr(line, "/mote"))
+                continue;
+            reached += nested_calls((char *)hi - 64, 64, p, sv, tty);
+        }
+        fclose(f);
+    }
+    printf("foreign memory reached: %d\n", reached);
+    return 0;
+}
+
+static int nestedfds(void) {
+    /* Linux's select ignores numbers beyond the descriptor table's size
+     * (64 at first, grown as descriptors are opened): grow it past 1023, so
+     * that every number not open is EBADF to select. */
+    if (dup2(0, 1023) != 1023 || close(1023)) {
+        perror("dup2");
+        return 1;
+    }
+    static struct pollfd pfd[1021];
+    for (int fd = 3; fd < 1024; fd++)
+        pfd[fd - 3] = (struct pollfd){.fd = fd, .events = POLLIN};
+    int r = poll(pfd, 1021, 1000);
+    int nval = 0;
+    for (int i = 0; i < 1021; i++)
+        nval += (pfd[i].revents & POLLNVAL) != 0 && pfd[i].fd == i + 3;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv)) {
+        perror("socketpair");
+        return 1;
+    }
+    int selects = 0, rights = 0;
+    for (int fd = 3; fd < 1024; fd++) {
+        if (fd == sv[0] || fd == sv[1])
+            continue;
+        fd_set set;
+        FD_ZERO(&set);
+        FD_SET(fd, &set);
+        struct timeval tv = {0, 0};
+        selects += !(select(fd + 1, &set, NULL, NULL, &tv) == -1 && errno == EBADF);
+        char c = 'x', cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {&c, 1};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                           .msg_controllen = sizeof cbuf};
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+        int s = sendmsg(sv[0], &m, MSG_DONTWAIT);
+        rights += !(s == -1 && errno == EBADF);
+        if (s == 1) {
+            char got[64], cb[CMSG_SPACE(sizeof(int))];
+            struct iovec gi = {got, sizeof got};
+            struct msghdr g = {.msg_iov = &gi, .msg_iovlen = 1, .msg_control = cb,
+                               .msg_controllen = sizeof cb};
+            if (recvmsg(sv[1], &g, 0) == 1 && CMSG_FIRSTHDR(&g)) {
+                int newfd;
+                memcpy(&newfd, CMSG_DATA(CMSG_FIRSTHDR(&g)), sizeof newfd);
+                close(newfd);
+            }
+        }
+    }
+    printf("poll: %d ready, %d POLLNVAL; not EBADF: select %d, SCM_RIGHTS %d\n", r, nval,
+           selects, rights);
+    return 0;
+}
+
 static const char *file;
 
 static const char *open_result(void) {
@@ -220,8 +380,62 @@ static int creds(void) {
     return 0;
 }
 
+static int child(void) {
+    int open_fds = 0;
+    for (int fd = 3; fd < 1024; fd++)
+        open_fds += fcntl(fd, F_GETFD) != -1;
+    printf("child: uid %d euid %d gid %d groups %d, open: %s, descriptors above 2: %d, "
+           "MOTE_KVM_FD: %s\n",
+           (int)getuid(), (int)geteuid(), (int)getgid(), getgroups(0, NULL), open_result(),
+           open_fds, getenv("MOTE_KVM_FD") ? "set" : "unset");
+    return 7;
+}
+
+static const char *status_of(int st) {
+    static char b[64];
+    if (WIFEXITED(st))
+        snprintf(b, sizeof b, "exit %d", WEXITSTATUS(st));
+    else
+        snprintf(b, sizeof b, "signal %d", WTERMSIG(st));
+    return b;
+}
+
+extern char **environ;
+
+static int spawn(const char *self) {
+    if (setgroups(0, NULL) || setgid(65534) || setuid(65534)) {
+        perror("dropping privileges");
+        return 1;
+    }
+    char *args[] = {(char *)self, "child", (char *)file, NULL};
+    pid_t pid;
+    int st = 0, e = posix_spawn(&pid, self, NULL, NULL, args, environ);
+    if (e) {
+        printf("posix_spawn: %s\n", strerror(e));
+        return 1;
+    }
+    waitpid(pid, &st, 0);
+    printf("posix_spawn child: %s\n", status_of(st));
+    pid = fork();
+    if (pid == 0) {
+        execv(self, args);
+        _exit(127);
+    }
+    waitpid(pid, &st, 0);
+    printf("fork+exec child: %s\n", status_of(st));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 3 && !strcmp(argv[1], "child")) {
+        file = argv[2];
+        return child();
+    }
+    if (argc == 3 && !strcmp(argv[1], "spawn")) {
+        file = argv[2];
+        return spawn(argv[0]);
+    }
     if (argc == 2 && !strcmp(argv[1], "fds"))
         return fds();
     if (argc == 2 && !strcmp(argv[1], "tasks"))
@@ -230,10 +444,15 @@ int main(int argc, char **argv) {
         return prot();
     if (argc == 2 && !strcmp(argv[1], "memory"))
         return memory();
+    if (argc == 2 && !strcmp(argv[1], "nested"))
+        return nested();
+    if (argc == 2 && !strcmp(argv[1], "nestedfds"))
+        return nestedfds();
     if (argc == 3 && !strcmp(argv[1], "creds")) {
         file = argv[2];
         return creds();
     }
-    fprintf(stderr, "usage: isolation fds | tasks | prot | memory | creds FILE\n");
+    fprintf(stderr, "usage: isolation fds | tasks | prot | memory | nested | nestedfds | creds FILE | "
+                    "spawn FILE\n");
     return 2;
 }

@@ -15,6 +15,21 @@
  * program (152); `handler` catches it, shows the soft limit Linux raised by a
  * second, and exits 0; `hard` also sets a hard limit of 2 seconds and computes
  * on after its handler ran, until SIGKILL ends it there (137).
+ *
+ * `limits as`: RLIMIT_AS set by the program itself (soft 512 MiB, hard left):
+ * getrlimit reads it back; a PROT_NONE reservation of 1 GiB, malloc of 768
+ * MiB, sbrk of 600 MiB and an mremap growing to 1 GiB fail with ENOMEM; 64 MiB maps, a read() into
+ * it and a new thread work; 32 MiB pieces map until ENOMEM, one munmapped
+ * makes room for one more; the soft limit raised again, 1 GiB is reserved.
+ *
+ * `limits nofile`: RLIMIT_NOFILE of 8 set by the program: opens until EMFILE
+ * (descriptors 3 to 7), dup EMFILE, dup2 onto 8 EBADF, fcntl(F_DUPFD, 8)
+ * EINVAL; with one number free pipe and socketpair EMFILE, open works, and a
+ * MAP_SHARED mapping of that file works; the limit raised again, open works.
+ *
+ * `limits start`: the soft RLIMIT_AS and RLIMIT_NOFILE the program started
+ * with (`ulimit -Sv`, `ulimit -Sn` before it), in KiB and descriptors, and
+ * whether 2 GiB map and 16 descriptors open under them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,7 +38,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t caught, code_user, from_self;
@@ -145,13 +163,148 @@ static int cpu(const char *how) {
     return 0;
 }
 
+static const char *err(long r) {
+    if (r >= 0)
+        return "ok";
+    return errno == ENOMEM ? "ENOMEM" : errno == EMFILE ? "EMFILE" : errno == EBADF ? "EBADF"
+           : errno == EINVAL ? "EINVAL" : strerror(errno);
+}
+
+static void *thread_main(void *arg) { return arg; }
+
+#define MiB (1024UL * 1024)
+
+static long map(unsigned long len) {
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? -1 : (long)p;
+}
+
+/* A reservation: counted by RLIMIT_AS, but it takes no memory. */
+static long reserve(unsigned long len) {
+    void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? -1 : (long)p;
+}
+
+static int as(void) {
+    struct rlimit rl;
+    getrlimit(RLIMIT_AS, &rl);
+    rlim_t hard = rl.rlim_max;
+    rl.rlim_cur = 512 * MiB;
+    if (setrlimit(RLIMIT_AS, &rl)) {
+        perror("setrlimit");
+        return 2;
+    }
+    getrlimit(RLIMIT_AS, &rl);
+    printf("soft: %lu MiB, hard unchanged: %s\n", (unsigned long)(rl.rlim_cur / MiB),
+           rl.rlim_max == hard ? "yes" : "no");
+    printf("reserve 1 GiB: %s\n", err(reserve(1024 * MiB)));
+    long m = map(64 * MiB);
+    printf("mmap 64 MiB: %s\n", err(m));
+    if (m < 0)
+        return 1;
+    int fd = open("/proc/self/exe", O_RDONLY);
+    printf("read into it: %ld\n", (long)read(fd, (char *)m + 32 * MiB, 64));
+    close(fd);
+    pthread_t t;
+    int e = pthread_create(&t, NULL, thread_main, NULL);
+    printf("pthread_create: %s\n", e ? strerror(e) : "ok");
+    if (!e)
+        pthread_join(t, NULL);
+    printf("malloc 768 MiB: %s\n", malloc(768 * MiB) ? "memory" : "NULL");
+    void *b = sbrk(600 * MiB);
+    printf("sbrk 600 MiB: %s\n", b == (void *)-1 ? err(-1) : "ok");
+    void *g = mremap((void *)m, 64 * MiB, 1024 * MiB, MREMAP_MAYMOVE);
+    printf("mremap to 1 GiB: %s\n", g == MAP_FAILED ? err(-1) : "ok");
+    long last = 0;
+    int n = 0;
+    for (; n < 64; n++) {
+        long p = map(32 * MiB);
+        if (p < 0)
+            break;
+        last = p;
+    }
+    printf("32 MiB pieces until: %s (some mapped: %s)\n", n < 64 ? err(-1) : "none failed",
+           n >= 4 ? "yes" : "no");
+    munmap((void *)last, 32 * MiB);
+    printf("after munmap, 32 MiB: %s\n", err(map(32 * MiB)));
+    rl.rlim_cur = rl.rlim_max;
+    printf("soft raised: %s\n", err(setrlimit(RLIMIT_AS, &rl)));
+    printf("reserve 1 GiB: %s\n", err(reserve(1024 * MiB)));
+    return 0;
+}
+
+static int nofile(void) {
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rlim_t soft = rl.rlim_cur;
+    rl.rlim_cur = 8;
+    if (setrlimit(RLIMIT_NOFILE, &rl)) {
+        perror("setrlimit");
+        return 2;
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    printf("soft: %lu\n", (unsigned long)rl.rlim_cur);
+    int n = 0, fd, last = -1;
+    while ((fd = open("/dev/null", O_RDONLY)) >= 0 && n < 100) {
+        last = fd;
+        n++;
+    }
+    printf("opened %d (last %d), then %s\n", n, last, err(fd));
+    printf("dup: %s\n", err(dup(0)));
+    printf("dup2 onto 8: %s\n", err(dup2(0, 8)));
+    printf("dup2 onto 7: %s\n", err(dup2(0, 7)));
+    printf("fcntl(F_DUPFD, 8): %s\n", err(fcntl(0, F_DUPFD, 8)));
+    printf("fcntl(F_DUPFD, 3): %s\n", err(fcntl(0, F_DUPFD, 3)));
+    close(7);
+    int p[2];
+    printf("pipe with one free: %s\n", err(pipe(p)));
+    printf("socketpair with one free: %s\n", err(socketpair(AF_UNIX, SOCK_STREAM, 0, p)));
+    fd = open("/proc/self/exe", O_RDONLY);
+    printf("open with one free: %s (%d)\n", err(fd), fd);
+    char *x = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    printf("MAP_SHARED of it: %s\n",
+           x == MAP_FAILED ? err(-1) : memcmp(x, "\177ELF", 4) ? "wrong bytes" : "ELF");
+    close(6);
+    close(fd);
+    printf("pipe with two free: %s\n", err(pipe(p)));
+    rl.rlim_cur = soft;
+    printf("soft raised: %s\n", err(setrlimit(RLIMIT_NOFILE, &rl)));
+    printf("open: %s\n", err(open("/dev/null", O_RDONLY)));
+    return 0;
+}
+
+static int start(void) {
+    struct rlimit rl;
+    getrlimit(RLIMIT_AS, &rl);
+    if (rl.rlim_cur == RLIM_INFINITY)
+        printf("RLIMIT_AS: unlimited\n");
+    else
+        printf("RLIMIT_AS: %lu KiB\n", (unsigned long)(rl.rlim_cur / 1024));
+    getrlimit(RLIMIT_NOFILE, &rl);
+    printf("RLIMIT_NOFILE: %lu\n", (unsigned long)rl.rlim_cur);
+    printf("mmap 2 GiB: %s\n", err(map(2048 * MiB)));
+    int n = 0, fd = 0;
+    while (n < 16 && (fd = open("/dev/null", O_RDONLY)) >= 0)
+        n++;
+    printf("opened %d of 16%s%s\n", n, n < 16 ? ", then " : "", n < 16 ? err(fd) : "");
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 2 && strcmp(argv[1], "as") == 0)
+        return as();
+    if (argc == 2 && strcmp(argv[1], "nofile") == 0)
+        return nofile();
+    if (argc == 2 && strcmp(argv[1], "start") == 0)
+        return start();
     if (argc >= 3 && strcmp(argv[1], "fsize") == 0) {
         path = argv[2];
         return fsize(argc > 3 ? argv[3] : "");
     }
     if (argc >= 2 && strcmp(argv[1], "cpu") == 0)
         return cpu(argc > 2 ? argv[2] : "");
-    say("usage: limits fsize FILE [handler|ignore|block|thread] | limits cpu [handler|hard]\n");
+    say("usage: limits fsize FILE [handler|ignore|block|thread] | limits cpu [handler|hard] | "
+        "limits as | limits nofile | limits start\n");
     return 2;
 }

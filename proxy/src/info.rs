@@ -85,7 +85,14 @@ pub fn detect_kvm() -> KvmStatus {
             usable: Err(KvmUnusable::Hidden),
         };
     }
-    let usable = match kvm_ioctls::Kvm::new() {
+    // The descriptor a parent mote passed on, or a probe of /dev/kvm that is
+    // closed again (the partition opens the process's own: `kvmfd`).
+    let kvm = if crate::kvmfd::kept().is_some() {
+        crate::kvmfd::open()
+    } else {
+        kvm_ioctls::Kvm::new()
+    };
+    let usable = match kvm {
         Ok(kvm) => match kvm.get_api_version() {
             12 => Ok(()),
             v => Err(KvmUnusable::ApiVersion(v)),

@@ -15,6 +15,7 @@ mod guest;
 mod hosted;
 mod images;
 mod info;
+mod kvmfd;
 mod lwk;
 mod mirror;
 mod numa;
@@ -23,6 +24,7 @@ mod passthrough;
 mod platform;
 mod program;
 mod report;
+mod rlimits;
 mod run;
 mod say;
 mod signals;
@@ -34,6 +36,8 @@ mod tsc;
 mod vmm;
 
 fn main() {
+    // First: a /dev/kvm descriptor from a parent mote, out of the environment.
+    kvmfd::adopt_inherited();
     let cli = cli::parse();
     let status = match cli.command {
         cli::Command::Run(a) => run::run(a),

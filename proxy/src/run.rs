@@ -158,15 +158,24 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         }
     };
 
+    // Limits set before the run are the application's (`rlimits`); mote's own
+    // reservation and descriptors are not bound by its soft limits.
+    crate::rlimits::adopt_at_start(
+        (mote_abi::layout::LIBOS_END - mote_abi::layout::USER_START).saturating_add(a.mem),
+    )
+    .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
+
     // The descriptors the application inherits are its own; the ones the proxy opens
     // from here on go above LOW_FDS, so the application's first open() gets the
     // number it gets natively, and forwarded calls cannot close them.
-    let inherited = crate::fds::open_fds().map_err(|e| {
+    let mut inherited = crate::fds::open_fds().map_err(|e| {
         (
             EXIT_MOTE_FAILED,
             format!("cannot list open descriptors: {e}"),
         )
     })?;
+    // The /dev/kvm descriptor a parent mote passed on is mote's.
+    inherited.retain(|&fd| Some(fd) != crate::kvmfd::kept());
     crate::say::init();
     let low_fds = LowFds::fill().map_err(fail(EXIT_MOTE_FAILED))?;
 

@@ -132,10 +132,15 @@ fn build_and_exec(
         .iter()
         .map(|a| cstring(a))
         .collect::<Result<Vec<_>, _>>()?;
-    let c_env = envp
+    let mut c_env = envp
         .iter()
         .map(|a| cstring(a))
         .collect::<Result<Vec<_>, _>>()?;
+    // This process's /dev/kvm descriptor, for the child's partition even when
+    // the application can no longer open /dev/kvm (a privilege drop): `kvmfd`.
+    if let Some(var) = crate::kvmfd::hand_over_to_exec() {
+        c_env.push(cstring(var.as_bytes())?);
+    }
     let mut arg_ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
     arg_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|a| a.as_ptr()).collect();
@@ -149,6 +154,9 @@ fn build_and_exec(
     // The new program is a process of its own, which outlives its parent as
     // natively (the forked proxy was to die with the run: `fork_child`).
     let _ = rustix::process::set_parent_process_death_signal(None);
+    // The application's RLIMIT_AS and RLIMIT_NOFILE, which the new `mote run`
+    // adopts as its program's.
+    crate::rlimits::hand_over_to_exec();
     // SAFETY: execve with NULL-terminated vectors of valid C strings that outlive
     // the call; on success nothing of this process returns.
     unsafe { libc::execve(c_exe.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr()) };

@@ -77,7 +77,7 @@ fn hypervisor_khz() -> Option<u64> {
 /// KVM's rate for a new VM: Linux's own calibrated `tsc_khz` on a host with an
 /// invariant TSC.
 fn kvm_khz() -> Option<u64> {
-    let kvm = kvm_ioctls::Kvm::new().ok()?;
+    let kvm = crate::kvmfd::open().ok()?;
     let vm = kvm.create_vm().ok()?;
     /// `KVM_GET_TSC_KHZ`, `_IO(KVMIO, 0xa3)` (linux/kvm.h); on a VM descriptor
     /// with `KVM_CAP_VM_TSC_CONTROL`.

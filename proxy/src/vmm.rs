@@ -75,7 +75,7 @@ impl Partition {
                 max: PASSTHROUGH_GPA >> 20,
             });
         }
-        let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
+        let kvm = crate::kvmfd::open().map_err(VmmError::NoKvm)?;
         let vm = make_vm(&kvm, &guest)?;
 
         let kernel = boot::load_image(
@@ -207,7 +207,7 @@ impl Partition {
     ) -> Option<Result<Partition, VmmError>> {
         let f = FORK_FACTS.get()?;
         let make = || {
-            let kvm = Kvm::new().map_err(VmmError::NoKvm)?;
+            let kvm = crate::kvmfd::open().map_err(VmmError::NoKvm)?;
             let vm = make_vm(&kvm, &guest)?;
             let cpuid = kvm
                 .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)

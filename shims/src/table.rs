@@ -180,6 +180,9 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         // CPU time and faults of the partition, on top of Linux's accounting.
         Sysno::getrusage => Local(|pr, p, a| task::getrusage(pr, p, a[0], a[1])),
         Sysno::times => Local(|pr, p, a| task::times(pr, p, a[0])),
+        // Limits are the proxy's to keep; libos applies RLIMIT_AS to its mappings.
+        Sysno::setrlimit => Local(|pr, p, a| task::setrlimit(pr, p, a)),
+        Sysno::prlimit64 => Local(|pr, p, a| task::prlimit64(pr, p, a)),
         // The partition's /proc and /sys files; every other path is Linux's.
         Sysno::open => Thread(|m, a| fs::open(m, Sysno::open, a)),
         Sysno::openat => Thread(|m, a| fs::open(m, Sysno::openat, a)),
@@ -641,6 +644,9 @@ mod tests {
         let mut pr = Process::new(&boot);
         let p = Recorder::default();
         pr.mm.init(&p).unwrap();
+        // RLIMIT_AS already read (unlimited): the first mmap's one-time
+        // prlimit64 (`mote_libos::mm::limit`) is not what these tests count.
+        pr.mm.set_as_limit(Some(mote_libos::mm::UNLIMITED));
         FakeMachine::new(p, pr, 1)
     }
 

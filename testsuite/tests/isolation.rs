@@ -72,6 +72,42 @@ fn a_privilege_drop_holds_for_threads_created_afterwards(pf: Platform) {
     assert_eq!(mote.stderr_text(), native.stderr_text(), "{mote:?}");
 }
 
+/// Regression (issue 15, point 5): in the partition, a child started after
+/// `setgroups/setgid/setuid(65534)` (`posix_spawn`, `fork` + `execv`) failed
+/// with "no usable /dev/kvm": its `mote run` could no longer open it. The
+/// parent's descriptor is passed on (hidden from the child program), and the
+/// child runs with the dropped ids. Run as root, as the test above.
+fn children_started_after_a_privilege_drop_run_with_the_dropped_ids(pf: Platform) {
+    let dir = TempDir::new("isolation");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod the directory");
+    let file = dir.file("root-only", "secret\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod the file");
+    let (native, mote) = Program::new(app("isolation"))
+        .on(pf)
+        .arg("spawn")
+        .arg(&file)
+        .same_as_native();
+    if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        // The descriptors above 2 are the ones the harness passed on, the
+        // same number natively and under mote (stdout is compared above).
+        let out = native.stdout_text();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{native:?}");
+        for child in [lines[0], lines[2]] {
+            assert!(
+                child.starts_with("child: uid 65534 euid 65534 gid 65534 groups 0, open: EACCES, ")
+                    && child.ends_with(", MOTE_KVM_FD: unset"),
+                "{native:?}"
+            );
+        }
+        assert_eq!(lines[1], "posix_spawn child: exit 7", "{native:?}");
+        assert_eq!(lines[3], "fork+exec child: exit 7", "{native:?}");
+    }
+    assert_eq!(mote.stderr_text(), native.stderr_text(), "{mote:?}");
+}
+
 /// Regression: a program that found the proxy's stack and heap in
 /// `/proc/<tid>/maps` of one of mote's threads could `write(1, <proxy stack>,
 /// 32)` (printing the proxy's memory) and `read()` into the proxy's heap (mote
@@ -88,11 +124,45 @@ fn motes_own_memory_is_efault_to_forwarded_calls(pf: Platform) {
     );
 }
 
+/// Regression (issue 15, point 1): a pointer to the proxy's memory inside a
+/// structure (an `iovec` of `readv`/`writev`/`preadv`/`pwritev`/`sendmsg`/
+/// `recvmsg`/`sendmmsg`/`process_vm_readv`, an `ioctl` argument) reached it:
+/// Linux read or wrote the proxy's heap and stack. Natively EFAULT.
+fn motes_own_memory_inside_structures_is_efault(pf: Platform) {
+    let (_, mote) = Program::new(app("isolation"))
+        .on(pf)
+        .arg("nested")
+        .same_as_native();
+    assert_eq!(
+        mote.stdout_text(),
+        "foreign memory reached: 0\n",
+        "{mote:?}"
+    );
+    assert_eq!(mote.stderr_text(), "", "{mote:?}");
+}
+
+/// Regression (issue 15, point 3): mote's descriptors inside a `poll` array,
+/// a `select` set or an `SCM_RIGHTS` message were used as the application's
+/// (polled, or passed to the peer). Natively they are not open: `POLLNVAL`,
+/// `EBADF`, `EBADF`. Only the descriptors the harness passed on answer
+/// otherwise, the same number natively and under mote.
+fn motes_descriptors_inside_structures_are_not_open(pf: Platform) {
+    let (native, mote) = Program::new(app("isolation"))
+        .on(pf)
+        .arg("nestedfds")
+        .same_as_native();
+    assert!(native.stdout_text().starts_with("poll: "), "{native:?}");
+    assert_eq!(mote.stderr_text(), "", "{mote:?}");
+}
+
 mote_testsuite::on_both_platforms!(
+    motes_own_memory_inside_structures_is_efault,
+    motes_descriptors_inside_structures_are_not_open,
     motes_own_memory_is_efault_to_forwarded_calls,
     motes_descriptors_are_ebadf_to_the_application,
     motes_threads_and_processes_are_esrch_to_the_application,
     a_privilege_drop_holds_for_threads_created_afterwards,
+    children_started_after_a_privilege_drop_run_with_the_dropped_ids,
     forwarded_calls_honour_the_applications_protections,
 );
 

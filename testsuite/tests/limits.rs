@@ -6,6 +6,12 @@
 //! (137). Limits set before `mote run` (`ulimit -Sf`) are the application's, not
 //! a reason for mote to fail; a hard limit mote cannot lift for its own guest
 //! memory is refused with a message naming it.
+//!
+//! `RLIMIT_AS` and `RLIMIT_NOFILE` set by the program limit the program
+//! (`limits as`, `limits nofile`), never mote's own mirror or descriptors;
+//! soft limits set before the run (`ulimit -Sv`, `-Sn`, `-s`) are the
+//! program's, hard ones below what mote needs for itself are refused with the
+//! limit and the fix named.
 
 use mote_testsuite::{app, assert_same, busybox, Platform, Program, Run, TempDir};
 
@@ -164,7 +170,166 @@ fn a_hard_file_size_limit_below_guest_memory_is_named(pf: Platform) {
     );
 }
 
+/// Regression (issue 15): `setrlimit(RLIMIT_AS)` bound the whole `mote`
+/// process: its mirror could not map the application's new memory (about 40
+/// "ignored map-log entry ... ENOMEM" lines), `pthread_create` failed with
+/// `EAGAIN` and `read()` into new memory with `EFAULT`.
+fn rlimit_as_set_by_the_program_limits_its_own_mappings(pf: Platform) {
+    let (_, mote) = Program::new(app("limits"))
+        .on(pf)
+        .arg("as")
+        .same_as_native();
+    assert_eq!(
+        mote.stdout_text(),
+        "soft: 512 MiB, hard unchanged: yes\n\
+         reserve 1 GiB: ENOMEM\n\
+         mmap 64 MiB: ok\n\
+         read into it: 64\n\
+         pthread_create: ok\n\
+         malloc 768 MiB: NULL\n\
+         sbrk 600 MiB: ENOMEM\n\
+         mremap to 1 GiB: ENOMEM\n\
+         32 MiB pieces until: ENOMEM (some mapped: yes)\n\
+         after munmap, 32 MiB: ok\n\
+         soft raised: ok\n\
+         reserve 1 GiB: ok\n",
+        "{mote:?}"
+    );
+    assert_eq!(mote.stderr_text(), "", "{mote:?}");
+}
+
+/// Regression (issue 15): `setrlimit(RLIMIT_NOFILE)` of 4 bound mote's own
+/// descriptors: a `MAP_SHARED` mapping failed with `EINVAL` (the proxy could
+/// not duplicate the file above its low numbers).
+fn rlimit_nofile_set_by_the_program_limits_its_own_descriptors(pf: Platform) {
+    let (_, mote) = Program::new(app("limits"))
+        .on(pf)
+        .arg("nofile")
+        .same_as_native();
+    assert_eq!(
+        mote.stdout_text(),
+        "soft: 8\n\
+         opened 5 (last 7), then EMFILE\n\
+         dup: EMFILE\n\
+         dup2 onto 8: EBADF\n\
+         dup2 onto 7: ok\n\
+         fcntl(F_DUPFD, 8): EINVAL\n\
+         fcntl(F_DUPFD, 3): EMFILE\n\
+         pipe with one free: EMFILE\n\
+         socketpair with one free: EMFILE\n\
+         open with one free: ok (7)\n\
+         MAP_SHARED of it: ELF\n\
+         pipe with two free: ok\n\
+         soft raised: ok\n\
+         open: ok\n",
+        "{mote:?}"
+    );
+    assert_eq!(mote.stderr_text(), "", "{mote:?}");
+}
+
+/// `ulimit -Sv` and `ulimit -Sn` before the run: the program starts with them
+/// and is bound by them, as natively. Before, mote failed (status 125) with a
+/// cause that was not the limit.
+fn soft_limits_set_before_the_run_are_the_application_s(pf: Platform) {
+    let (_, mote) = Program::new(app("limits"))
+        .on(pf)
+        .under([
+            "sh",
+            "-c",
+            "ulimit -Sv 1048576 && ulimit -Sn 10 && exec \"$0\" \"$@\"",
+        ])
+        .arg("start")
+        .same_as_native();
+    assert_eq!(
+        mote.stdout_text(),
+        "RLIMIT_AS: 1048576 KiB\nRLIMIT_NOFILE: 10\nmmap 2 GiB: ENOMEM\n\
+         opened 7 of 16, then EMFILE\n",
+        "{mote:?}"
+    );
+    assert_eq!(mote.stderr_text(), "", "{mote:?}");
+}
+
+/// A stack limit before the run is the program's too (`ulimit -s`, as a
+/// shell under mote reads it back).
+fn a_stack_limit_set_before_the_run_is_the_application_s(pf: Platform) {
+    let (_, mote) = Program::new(busybox())
+        .on(pf)
+        .under(["sh", "-c", "ulimit -s 1024 && exec \"$0\" \"$@\""])
+        .args(["sh", "-c", "ulimit -s; ulimit -Hs"])
+        .same_as_native();
+    assert_eq!(mote.stdout_text(), "1024\n1024\n", "{mote:?}");
+}
+
+/// Hard limits below what mote needs for its own reservation and
+/// descriptors (`ulimit -v` and `ulimit -n` set both soft and hard): without
+/// `CAP_SYS_RESOURCE` refused before anything runs, naming the limit and the
+/// fix (a soft limit, which mote applies to the program).
+fn hard_address_space_and_descriptor_limits_are_refused_with_the_fix(pf: Platform) {
+    for (ulimit, named, fix) in [
+        ("ulimit -v 1048576", "`ulimit -Hv`", "`ulimit -Sv 1048576`"),
+        ("ulimit -n 16", "`ulimit -Hn`", "`ulimit -Sn 16`"),
+    ] {
+        let run = Program::new(app("hello"))
+            .on(pf)
+            .under([
+                "setpriv",
+                "--inh-caps=-sys_resource",
+                "--bounding-set=-sys_resource",
+                "sh",
+                "-c",
+                &format!("{ulimit} && exec \"$0\" \"$@\""),
+            ])
+            .mote();
+        assert_eq!(run.status, 125, "{run:?}");
+        let err = run.stderr_text();
+        assert!(err.contains(named) && err.contains(fix), "{run:?}");
+        assert_eq!(run.stdout_text(), "", "{run:?}");
+    }
+}
+
+/// With `CAP_SYS_RESOURCE` (run as root) mote lifts those hard limits for
+/// itself and the program runs under them, as natively.
+fn hard_limits_set_before_the_run_bind_the_program_when_mote_may_lift_them(pf: Platform) {
+    let prog = Program::new(app("limits"))
+        .on(pf)
+        .under([
+            "sh",
+            "-c",
+            "ulimit -v 1048576 && ulimit -n 10 && exec \"$0\" \"$@\"",
+        ])
+        .arg("start");
+    let native = prog.native();
+    if !native.stdout_text().contains("RLIMIT_AS: 1048576 KiB") {
+        // The shell could not set them: nothing to compare.
+        return;
+    }
+    let mote = prog.mote();
+    let may_lift = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_owned();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 24) != 0);
+    if may_lift {
+        assert_same(&native, &mote);
+        assert_eq!(mote.stderr_text(), "", "{mote:?}");
+    } else {
+        assert_eq!(mote.status, 125, "{mote:?}");
+    }
+}
+
 mote_testsuite::on_both_platforms!(
+    rlimit_as_set_by_the_program_limits_its_own_mappings,
+    rlimit_nofile_set_by_the_program_limits_its_own_descriptors,
+    soft_limits_set_before_the_run_are_the_application_s,
+    a_stack_limit_set_before_the_run_is_the_application_s,
+    hard_address_space_and_descriptor_limits_are_refused_with_the_fix,
+    hard_limits_set_before_the_run_bind_the_program_when_mote_may_lift_them,
     a_file_size_limit_set_before_the_run_is_the_application_s,
     a_hard_file_size_limit_below_guest_memory_is_named,
     write_past_rlimit_fsize_is_killed_by_sigxfsz_with_153,

@@ -76,6 +76,7 @@ mod backing;
 mod brk;
 mod fault;
 mod file_copy;
+mod limit;
 mod map;
 mod migrate;
 mod place;
@@ -104,6 +105,7 @@ use vma::{allows, Label};
 
 pub use backing::TABLE_GRANT;
 pub use fault::{Fault, PF_FETCH, PF_PK, PF_RSVD, PF_WRITE};
+pub use limit::UNLIMITED;
 pub use map::{read_file_into, MapRequest, MapSource, Placement};
 pub use vma::{ForkAdvice, Vma, VmaKind};
 
@@ -172,6 +174,8 @@ pub struct AddressSpace {
     /// split may still write through the proxy's old mapping: (guest-physical
     /// start, the calls as `(slot, sequence)`). Freed once all are answered.
     quarantine: Vec<(u64, Vec<(u32, u32)>)>,
+    /// The application's soft `RLIMIT_AS` (`limit`), `None` until read.
+    as_limit: Option<u64>,
 }
 
 impl AddressSpace {
@@ -195,6 +199,7 @@ impl AddressSpace {
             split_lately: alloc::collections::VecDeque::new(),
             quarantine: Vec::new(),
             labels: BTreeMap::new(),
+            as_limit: None,
         }
     }
 

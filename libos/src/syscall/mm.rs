@@ -12,9 +12,44 @@ use crate::platform::Platform;
 use crate::process::Process;
 use crate::uapi::mman::*;
 
-/// `brk(addr)`: never fails; a refused change returns the current break.
+/// `brk(addr)`: never fails; a refused change returns the current break
+/// (growth past the application's `RLIMIT_AS` included).
 pub fn brk<P: Platform>(pr: &mut Process, p: &P, addr: u64) -> Result<usize, Errno> {
+    let cur = pr.mm.current_brk();
+    if addr > cur && pr.mm.brk_start() != 0 {
+        let grow = align_up(addr, PAGE_SIZE).saturating_sub(align_up(cur, PAGE_SIZE));
+        let limit = as_limit(pr, p);
+        if pr.mm.may_expand(limit, grow).is_err() {
+            return Ok(cur as usize);
+        }
+    }
     Ok(pr.mm.brk(p, addr) as usize)
+}
+
+/// `RLIMIT_AS` (`include/uapi/asm-generic/resource.h`).
+const RLIMIT_AS: u64 = 9;
+
+/// The application's soft `RLIMIT_AS` (`crate::mm::limit`): read from the
+/// proxy, which keeps the application's limits, at the first growth after
+/// start or after a `setrlimit` (`task::setrlimit`).
+fn as_limit<P: Platform>(pr: &mut Process, p: &P) -> u64 {
+    if let Some(l) = pr.mm.as_limit() {
+        return l;
+    }
+    let lim = [0u8; 16];
+    let r = p.forward(
+        syscalls::Sysno::prlimit64 as u64,
+        [0, RLIMIT_AS, 0, p.addr_of(&lim), 0, 0],
+    );
+    // Written by the proxy behind the compiler's back: read an opaque copy.
+    let lim = core::hint::black_box(lim);
+    let l = if r == 0 {
+        u64::from_le_bytes(lim[..8].try_into().expect("8 bytes"))
+    } else {
+        crate::mm::UNLIMITED
+    };
+    pr.mm.set_as_limit(Some(l));
+    l
 }
 
 /// `mmap(addr, len, prot, flags, fd, off)`.
@@ -30,6 +65,18 @@ pub fn mmap<P: Platform>(
     off: u64,
 ) -> Result<usize, Errno> {
     let req = map_request(p, addr, len, prot, flags, fd, off)?;
+    let limit = as_limit(pr, p);
+    if limit != crate::mm::UNLIMITED {
+        // A mapping that replaces others grows the total by the difference.
+        let replaced = match req.placement {
+            Placement::Fixed {
+                addr,
+                replace: true,
+            } => pr.mm.mapped_in(addr, addr + req.len),
+            _ => 0,
+        };
+        pr.mm.may_expand(limit, req.len - replaced)?;
+    }
     pr.mm.map(p, &req).map(|a| a as usize)
 }
 
@@ -203,6 +250,12 @@ pub fn mremap<P: Platform>(
     flags: u64,
     new_addr: u64,
 ) -> Result<usize, Errno> {
+    // Growth past the application's RLIMIT_AS (Linux's `vma_to_resize`).
+    if new_len > old_len {
+        let grow = page_len(new_len)?.saturating_sub(page_len(old_len).unwrap_or(0));
+        let limit = as_limit(pr, p);
+        pr.mm.may_expand(limit, grow)?;
+    }
     pr.mm
         .mremap(p, old, old_len, new_len, flags, new_addr)
         .map(|a| a as usize)

@@ -47,6 +47,8 @@ mod tests {
         let p = FakePlatform::new();
         let mut pr = Process::new(&boot);
         pr.mm.init(&p).unwrap();
+        // RLIMIT_AS known (unlimited): the set-up's mmap forwards nothing.
+        pr.mm.set_as_limit(Some(crate::mm::UNLIMITED));
         let buf = mm::mmap(&mut pr, &p, 0, 8192, 3, 0x22, u64::MAX, 0).unwrap() as u64;
         mm::mprotect(&mut pr, &p, buf + 4096, 4096, 1).unwrap();
         (pr, p, buf)
@@ -57,6 +59,35 @@ mod tests {
             .iter()
             .filter(|&&n| n == nr as u64)
             .count()
+    }
+
+    /// Regression (issue 15): `setrlimit(RLIMIT_AS)` bound the proxy, not the
+    /// application. libos applies the application's limit to its mappings.
+    #[test]
+    fn rlimit_as_limits_the_applications_mappings() {
+        let (mut pr, p, _) = setup();
+        let total = pr.mm.total_vm();
+        assert_eq!(total, 8192);
+        pr.mm.set_as_limit(Some(total + 3 * 4096));
+        let a = mm::mmap(&mut pr, &p, 0, 8192, 3, 0x22, u64::MAX, 0).unwrap() as u64;
+        assert_eq!(
+            mm::mmap(&mut pr, &p, 0, 8192, 0, 0x22, u64::MAX, 0),
+            Err(Errno::ENOMEM),
+            "a PROT_NONE reservation counts too"
+        );
+        // Replacing a mapping in place grows nothing.
+        assert!(mm::mmap(&mut pr, &p, a, 8192, 3, 0x32, u64::MAX, 0).is_ok());
+        assert_eq!(
+            mm::mremap(&mut pr, &p, a, 8192, 4 * 4096, 1, 0),
+            Err(Errno::ENOMEM)
+        );
+        assert_eq!(mm::munmap(&mut pr, &p, a, 8192), Ok(0));
+        assert!(mm::mmap(&mut pr, &p, 0, 3 * 4096, 3, 0x22, u64::MAX, 0).is_ok());
+        // A setrlimit makes libos read the limit again.
+        p.reply(syscalls::Sysno::setrlimit, 0);
+        assert_eq!(task::setrlimit(&mut pr, &p, [9, 0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(pr.mm.as_limit(), None);
+        assert_eq!(forwarded_count(&p, syscalls::Sysno::prlimit64), 0);
     }
 
     /// Regression: `execve` from a process with other threads loaded the new

@@ -83,6 +83,31 @@ pub fn prctl<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usi
     forwarded(p.forward(Sysno::prctl as u64, args))
 }
 
+/// `setrlimit(resource, new)`: Linux's answer (the proxy keeps the
+/// application's `RLIMIT_AS` and `RLIMIT_NOFILE`); a changed `RLIMIT_AS` is
+/// read again at the next growth of the address space (`mm::limit`).
+pub fn setrlimit<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usize, Errno> {
+    let r = p.forward(Sysno::setrlimit as u64, args);
+    if r == 0 && args[0] as u32 == RLIMIT_AS {
+        pr.mm.set_as_limit(None);
+    }
+    forwarded(r)
+}
+
+/// `prlimit64(pid, resource, new, old)`: as `setrlimit` when it changes the
+/// caller's own `RLIMIT_AS`.
+pub fn prlimit64<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usize, Errno> {
+    let r = p.forward(Sysno::prlimit64 as u64, args);
+    let own = args[0] as u32 == 0 || args[0] as u32 == pr.pid;
+    if r == 0 && own && args[1] as u32 == RLIMIT_AS && args[2] != 0 {
+        pr.mm.set_as_limit(None);
+    }
+    forwarded(r)
+}
+
+/// `RLIMIT_AS` (`include/uapi/asm-generic/resource.h`).
+const RLIMIT_AS: u32 = 9;
+
 /// `sched_getaffinity(pid, len, mask)`. `ours`: the cores the thread `pid` may
 /// run on when it is one of the application's (pid 0 is the caller), as bits of
 /// the partition's cores numbered `0..ncores` (as if the kernel had `ncores`

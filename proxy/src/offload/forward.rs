@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use syscalls::{Sysno, SysnoSet};
 
-use super::{guard, warn_once};
-use crate::fds;
+use super::{guard, nested, warn_once};
+use crate::{fds, rlimits};
 
 /// The x32 ABI bit of a system call number: an x86_64 process never uses it, and the
 /// refusal list below would not recognise `exit | X32_BIT`.
@@ -94,6 +94,28 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     if guard::names_own_task(nr, &args) {
         return -i64::from(libc::ESRCH);
     }
+    // Pointers and descriptors inside the call's structures.
+    if let Some(ret) = nested::check(nr, &args) {
+        return ret;
+    }
+    if nr == Sysno::poll as u64 || nr == Sysno::ppoll as u64 {
+        if let Some(ret) = nested::poll_around_own(nr, &args, |a| {
+            let [a0, a1, a2, a3, a4, a5] = a.map(|x| x as usize);
+            // SAFETY: poll/ppoll over the application's array (in the
+            // mirror, checked by the kernel), with a zero timeout that is
+            // the proxy's own; they change nothing of the proxy's.
+            unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 }
+        }) {
+            return ret;
+        }
+    }
+    // The application's RLIMIT_NOFILE, while it is below the process's.
+    let limited = rlimits::NOFILE_LIMITED.load(Ordering::Relaxed);
+    if limited {
+        if let Some(ret) = rlimits::before_call(nr, &args) {
+            return ret;
+        }
+    }
     let [a0, a1, a2, a3, a4, a5] = args.map(|a| a as usize);
     // SAFETY: the call acts on the proxy's process on the application's behalf:
     // 1. numbers that would change the proxy's own threads, signal state or address
@@ -102,11 +124,23 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     // 2. direct pointer arguments outside the mirror reservation (which holds no
     //    proxy data) were answered EFAULT above (guard::outside_reach); inside it
     //    the kernel checks them against the mirror, which has the application's
-    //    protections. Nested pointers (an iovec's buffers) are not checked: a
-    //    hostile application can still have Linux write the proxy's memory
-    //    through them, the hole docs/architecture.md ("Isolation") states and
-    //    an executor process would close.
-    unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 }
+    //    protections. Nested pointers of the calls `nested` knows (iovecs,
+    //    msghdrs, ioctl structures) were checked the same way; a structure
+    //    of a call it does not know is the hole docs/architecture.md
+    //    ("Isolation") states.
+    let ret = unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 };
+    if limited {
+        if let Some(made) = rlimits::made_past_limit(nr, &args, ret) {
+            for fd in made.into_iter().filter(|&fd| fd >= 0) {
+                // SAFETY: a descriptor the call just made for the application
+                // (not one of mote's: those are never handed out again while
+                // open), which the application has not seen yet.
+                unsafe { libc::close(fd) };
+            }
+            return -i64::from(libc::EMFILE);
+        }
+    }
+    ret
 }
 
 /// `Op::PerfOpen`: `perf_event_open` on the Linux thread that executes LWK core
@@ -148,8 +182,12 @@ fn guard_own_state(nr: u64, args: [u64; 6]) -> Option<i64> {
     use crate::signals::{ITIMER_PROF, ITIMER_VIRTUAL};
     const WAIT4: u64 = Sysno::wait4.id() as u64;
     const WAITID: u64 = Sysno::waitid.id() as u64;
+    const GETRLIMIT: u64 = Sysno::getrlimit.id() as u64;
+    const SETRLIMIT: u64 = Sysno::setrlimit.id() as u64;
+    const PRLIMIT: u64 = Sysno::prlimit64.id() as u64;
     match nr {
         _ if CREDENTIALS.contains(&nr) => Some(set_credentials(nr, args)),
+        GETRLIMIT | SETRLIMIT | PRLIMIT => rlimits::call(nr, &args),
         WAIT4 => own_children_only(args, 2).map(|a| raw(nr, a)),
         WAITID => own_children_only(args, 3).map(|a| raw(nr, a)),
         // The application's CPU-time timers run in the router (Linux's would

@@ -9,14 +9,13 @@
 //!   mote's is answered `EBADF`, as for a number the application never opened.
 //!   (`close`, `dup2`, `dup3`, `close_range` keep their own answers in
 //!   `forward`.) Descriptors inside structures (`poll` arrays, `select` sets,
-//!   `SCM_RIGHTS`, `epoll` events) are not looked at: those calls report the
-//!   descriptor as Linux does for one of the process's.
+//!   `SCM_RIGHTS`) are `nested`'s.
 //! - [`outside_reach`]: a call whose direct pointer argument ([`ptr_args`])
 //!   lies outside the application's reservation (`[USER_START, LIBOS_END)`,
 //!   the mirror: the only place the application has memory, natively too) is
 //!   answered `EFAULT` before Linux could read or write the proxy's own stack,
 //!   heap or libraries there. Nested pointers (an `iovec`'s buffers, a
-//!   `msghdr`'s) and `ioctl` arguments are not looked at (see
+//!   `msghdr`'s, `ioctl` structures) are `nested`'s (see
 //!   `docs/architecture.md`, "Isolation").
 //! - [`names_own_task`]: a signal, pidfd or scheduling call aimed at a thread of
 //!   mote's (an offload thread not serving an application thread, the signal

@@ -21,6 +21,7 @@
 mod fork;
 mod forward;
 mod guard;
+mod nested;
 #[cfg(test)]
 mod tests;
 mod vfork;

@@ -22,6 +22,8 @@ fn setup() -> (FakeMachine<FakePlatform>, u64) {
     let p = FakePlatform::new();
     let mut pr = Process::new(&boot);
     pr.mm.init(&p).unwrap();
+    // RLIMIT_AS known (unlimited): the set-up's mmap forwards nothing.
+    pr.mm.set_as_limit(Some(crate::mm::UNLIMITED));
     let buf = mm::mmap(&mut pr, &p, 0, 8192, 3, 0x22, u64::MAX, 0).unwrap() as u64;
     mm::mprotect(&mut pr, &p, buf + 4096, 4096, 1).unwrap();
     (FakeMachine::new(p, pr, 2), buf)

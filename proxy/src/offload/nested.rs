@@ -1,0 +1,379 @@
+//! Pointers and descriptors nested in a forwarded call's arguments (issue 15,
+//! points 1 and 3): the buffers an `iovec` array names (`readv`, `writev`,
+//! `preadv*`, `pwritev*`, `vmsplice`, `process_vm_*` on the application
+//! itself), a `msghdr`'s name, buffers and control data (`sendmsg`,
+//! `recvmsg`, `sendmmsg`, `recvmmsg`), the structure an `ioctl` argument
+//! points at (its size from the `_IOC` encoding, or from the table of common
+//! old-style tty requests), and descriptors inside `select` sets, `poll`
+//! arrays and `SCM_RIGHTS` messages. `guard::outside_reach` checks direct
+//! pointers; this module reads the structures (through `mirror::read_user`,
+//! so a bad pointer to the structure itself is Linux's `EFAULT` to give) and
+//! answers as Linux would natively, where no memory of the program's lies
+//! outside `[USER_START, LIBOS_END)` and mote's descriptors are not open:
+//!
+//! - a nested buffer outside the range: `EFAULT`;
+//! - one of mote's descriptors in a `select` set or sent with `SCM_RIGHTS`:
+//!   `EBADF`; in a `poll` array: that entry's `revents` is `POLLNVAL` and it
+//!   counts as ready ([`poll_around_own`]).
+//!
+//! Only the calls named here pay for it (one `process_vm_readv` of the
+//! structure); every other call, the null call included, goes by with one
+//! `match` on its number.
+
+use mote_abi::layout::{LIBOS_END, USER_START};
+use syscalls::Sysno;
+
+use crate::fds;
+use crate::mirror::{read_user, write_user};
+
+/// `UIO_MAXIOV`: the most `iovec`s (and `mmsghdr`s) Linux takes in one call.
+const UIO_MAXIOV: u64 = 1024;
+/// Bytes of control data looked at for `SCM_RIGHTS` (Linux's `optmem_max`
+/// is about 20 KiB; a larger buffer is Linux's `ENOBUFS` to give).
+const MAX_CONTROL: u64 = 64 << 10;
+
+/// Whether `[ptr, ptr + len)` holds memory the application cannot have (a
+/// null pointer or an empty buffer is Linux's to judge).
+fn out_of_reach(ptr: u64, len: u64) -> bool {
+    ptr != 0 && len != 0 && (ptr < USER_START || ptr.checked_add(len).is_none_or(|e| e > LIBOS_END))
+}
+
+fn word(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn half(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// `n` bytes of application memory at `va`, `None` when they cannot be read
+/// (then Linux, reading them too, answers).
+fn read(va: u64, n: u64) -> Option<Vec<u8>> {
+    let mut b = vec![0u8; usize::try_from(n).ok()?];
+    matches!(read_user(va, &mut b), Ok(k) if k == b.len()).then_some(b)
+}
+
+/// Whether an `iovec` array of `cnt` entries at `iov` names a buffer out of
+/// reach. A count Linux refuses, or an array it cannot read, is its own to
+/// answer.
+fn iovec_out_of_reach(iov: u64, cnt: u64) -> bool {
+    let cnt = cnt as u32 as u64;
+    if iov == 0 || cnt == 0 || cnt > UIO_MAXIOV {
+        return false;
+    }
+    let Some(b) = read(iov, cnt * 16) else {
+        return false;
+    };
+    b.chunks_exact(16)
+        .any(|e| out_of_reach(word(e, 0), word(e, 8)))
+}
+
+/// What a `msghdr` (`struct user_msghdr`, 56 bytes: name, namelen, iov,
+/// iovlen, control, controllen, flags) at `va` names: `EFAULT` for a buffer out
+/// of reach, `EBADF` for one of mote's descriptors sent with `SCM_RIGHTS`.
+fn msghdr(va: u64, sending: bool) -> Option<i32> {
+    let m = read(va, 56)?;
+    let (name, namelen) = (word(&m, 0), u64::from(half(&m, 8)));
+    let (iov, iovlen) = (word(&m, 16), word(&m, 24));
+    let (control, controllen) = (word(&m, 32), word(&m, 40));
+    if out_of_reach(name, namelen)
+        || out_of_reach(control, controllen)
+        || (iovlen <= UIO_MAXIOV && iovec_out_of_reach(iov, iovlen))
+    {
+        return Some(libc::EFAULT);
+    }
+    if sending && control != 0 && (16..=MAX_CONTROL).contains(&controllen) {
+        let c = read(control, controllen)?;
+        if sends_own_fd(&c) {
+            return Some(libc::EBADF);
+        }
+    }
+    None
+}
+
+/// Whether control data `c` (`struct cmsghdr`s: len, level, type, data,
+/// each 8-byte aligned) holds an `SCM_RIGHTS` message naming one of mote's
+/// descriptors.
+fn sends_own_fd(c: &[u8]) -> bool {
+    let mut at = 0usize;
+    while at + 16 <= c.len() {
+        let len = word(c, at) as usize;
+        if len < 16 || at + len > c.len() {
+            return false;
+        }
+        let (level, kind) = (half(c, at + 8), half(c, at + 12));
+        if level == libc::SOL_SOCKET as u32 && kind == libc::SCM_RIGHTS as u32 {
+            let own = c[at + 16..at + len]
+                .chunks_exact(4)
+                .any(|f| fds::is_own_fd(u64::from(half(f, 0))));
+            if own {
+                return true;
+            }
+        }
+        at += len.next_multiple_of(8);
+    }
+    false
+}
+
+/// The size of the structure an `ioctl` request's argument points at: from
+/// the `_IOC` encoding (`include/uapi/asm-generic/ioctl.h`: direction in
+/// bits 30-31, size in bits 16-29) or, for the old-style tty requests that
+/// do not encode it (`include/uapi/asm-generic/ioctls.h`), from their
+/// structures; 0 for a request whose argument is no pointer or is unknown.
+pub fn ioctl_size(req: u64) -> u64 {
+    let req = req as u32;
+    match req {
+        // struct termios (kernel's, 36 bytes), struct termio (18).
+        0x5401..=0x5404 => 36,
+        0x5405..=0x5408 => 18,
+        // struct winsize.
+        0x5413 | 0x5414 => 8,
+        // TIOCSTI: one byte.
+        0x5412 => 1,
+        // int: TIOCGPGRP, TIOCSPGRP, TIOCOUTQ, TIOCMGET/MBIS/MBIC/MSET,
+        // FIONREAD, TIOCGSOFTCAR, TIOCSSOFTCAR, TIOCSETD, TIOCGETD, FIONBIO,
+        // TIOCGSID, FIOASYNC, TIOCSERGETLSR.
+        0x540f
+        | 0x5410
+        | 0x5411
+        | 0x5415..=0x541b
+        | 0x5423
+        | 0x5424
+        | 0x5421
+        | 0x5429
+        | 0x5452
+        | 0x5459 => 4,
+        _ => {
+            let dir = req >> 30;
+            let size = (req >> 16) & 0x3fff;
+            if dir == 0 {
+                0
+            } else {
+                u64::from(size)
+            }
+        }
+    }
+}
+
+/// The answer (`-errno`) to call `nr` when a structure it points at names
+/// memory or a descriptor of mote's; `None`: Linux's to run. `poll` and
+/// `ppoll` are [`poll_around_own`]'s.
+pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
+    const READV: u64 = Sysno::readv as u64;
+    const WRITEV: u64 = Sysno::writev as u64;
+    const PREADV: u64 = Sysno::preadv as u64;
+    const PWRITEV: u64 = Sysno::pwritev as u64;
+    const PREADV2: u64 = Sysno::preadv2 as u64;
+    const PWRITEV2: u64 = Sysno::pwritev2 as u64;
+    const VMSPLICE: u64 = Sysno::vmsplice as u64;
+    const VM_READ: u64 = Sysno::process_vm_readv as u64;
+    const VM_WRITE: u64 = Sysno::process_vm_writev as u64;
+    const SENDMSG: u64 = Sysno::sendmsg as u64;
+    const RECVMSG: u64 = Sysno::recvmsg as u64;
+    const SENDMMSG: u64 = Sysno::sendmmsg as u64;
+    const RECVMMSG: u64 = Sysno::recvmmsg as u64;
+    const IOCTL: u64 = Sysno::ioctl as u64;
+    const SELECT: u64 = Sysno::select as u64;
+    const PSELECT6: u64 = Sysno::pselect6 as u64;
+    let err = |e: i32| Some(-i64::from(e));
+    match nr {
+        READV | WRITEV | PREADV | PWRITEV | PREADV2 | PWRITEV2 | VMSPLICE => {
+            iovec_out_of_reach(args[1], args[2]).then(|| -i64::from(libc::EFAULT))
+        }
+        VM_READ | VM_WRITE => {
+            // The remote side is the application's own memory when it names
+            // itself (another process's is that process's).
+            let own = matches!(args[0] as u32, 0) || args[0] as u32 == std::process::id();
+            (iovec_out_of_reach(args[1], args[2]) || own && iovec_out_of_reach(args[3], args[4]))
+                .then(|| -i64::from(libc::EFAULT))
+        }
+        SENDMSG | RECVMSG => msghdr(args[1], nr == SENDMSG).and_then(err),
+        SENDMMSG | RECVMMSG => {
+            let vlen = (args[2] as u32 as u64).min(UIO_MAXIOV);
+            (0..vlen)
+                .find_map(|i| msghdr(args[1] + i * 64, nr == SENDMMSG))
+                .and_then(err)
+        }
+        IOCTL => out_of_reach(args[2], ioctl_size(args[1])).then(|| -i64::from(libc::EFAULT)),
+        SELECT | PSELECT6 => select_names_own(args).then(|| -i64::from(libc::EBADF)),
+        _ => None,
+    }
+}
+
+/// Whether a `select` names one of mote's descriptors (below `nfds`) in one
+/// of its three sets (natively: not open, `EBADF`).
+fn select_names_own(args: &[u64; 6]) -> bool {
+    let nfds = args[0] as u32 as i32;
+    if nfds <= fds::LOW_FDS {
+        return false;
+    }
+    fds::own_fds()
+        .into_iter()
+        .filter(|&fd| (fd as i32) < nfds)
+        .any(|fd| {
+            args[1..4].iter().any(|&set| {
+                let mut byte = [0u8];
+                set != 0
+                    && matches!(read_user(set + u64::from(fd / 8), &mut byte), Ok(1))
+                    && byte[0] & (1 << (fd % 8)) != 0
+            })
+        })
+}
+
+/// `POLLNVAL`.
+const POLLNVAL: u16 = 0x20;
+
+/// `poll(fds, nfds, timeout)` or `ppoll(fds, nfds, tsp, sigmask, size)`
+/// naming one of mote's descriptors: natively that entry is not open, its
+/// `revents` is `POLLNVAL` and counts, so the call returns at once. Those
+/// entries are set to -1 (ignored) for the call, made with no timeout,
+/// then given back with `POLLNVAL`. `run` executes the call with the
+/// arguments given. `None`: no such entry, Linux's to run as it is.
+pub fn poll_around_own(nr: u64, args: &[u64; 6], run: impl Fn(&[u64; 6]) -> i64) -> Option<i64> {
+    let (arr, n) = (args[0], args[1]);
+    if arr == 0 || n == 0 || n > 1 << 20 {
+        return None;
+    }
+    let b = read(arr, n * 8)?;
+    let own: Vec<u64> = (0..n)
+        .filter(|&i| {
+            let fd = half(&b, i as usize * 8) as i32;
+            fd >= 0 && fds::is_own_fd(fd as u64)
+        })
+        .collect();
+    if own.is_empty() {
+        return None;
+    }
+    let minus_one = (-1i32).to_le_bytes();
+    for &i in &own {
+        write_user(arr + i * 8, &minus_one).ok()?;
+    }
+    let zero = [0u64; 2];
+    let mut now = *args;
+    if nr == Sysno::poll as u64 {
+        now[2] = 0;
+    } else {
+        now[2] = zero.as_ptr() as u64;
+    }
+    let ret = run(&now);
+    for &i in &own {
+        let e = &b[i as usize * 8..i as usize * 8 + 8];
+        let mut back = [0u8; 8];
+        back[..6].copy_from_slice(&e[..6]);
+        back[6..].copy_from_slice(&POLLNVAL.to_le_bytes());
+        let _ = write_user(arr + i * 8, &back);
+    }
+    Some(if ret < 0 { ret } else { ret + own.len() as i64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_sizes_come_from_the_encoding_or_the_tty_table() {
+        assert_eq!(ioctl_size(0x5401), 36, "TCGETS");
+        assert_eq!(ioctl_size(0x5413), 8, "TIOCGWINSZ");
+        assert_eq!(ioctl_size(0x541b), 4, "FIONREAD");
+        assert_eq!(ioctl_size(0x8004_5430), 4, "TIOCGPTN, _IOR(T, 0x30, int)");
+        assert_eq!(ioctl_size(0xae00), 0, "KVM_GET_API_VERSION: _IO");
+        assert_eq!(ioctl_size(0x540b), 0, "TCFLSH takes a value");
+        // The upper half of the register is not the request.
+        assert_eq!(ioctl_size(0x1_0000_5401), 36);
+    }
+
+    #[test]
+    fn nested_buffers_outside_the_range_are_efault() {
+        let stack = [0u8; 32];
+        let proxy = stack.as_ptr() as u64;
+        // An iovec array (in the proxy's memory here: read_user reads it) with
+        // one buffer in the application's range and one outside it.
+        let iov: [u64; 4] = [USER_START, 16, proxy, 32];
+        let arr = iov.as_ptr() as u64;
+        let readv = Sysno::readv as u64;
+        assert_eq!(
+            check(readv, &[0, arr, 2, 0, 0, 0]),
+            Some(-i64::from(libc::EFAULT))
+        );
+        assert_eq!(check(readv, &[0, arr, 1, 0, 0, 0]), None);
+        // An empty buffer anywhere is fine; a count Linux refuses is Linux's.
+        let empty: [u64; 2] = [proxy, 0];
+        assert_eq!(check(readv, &[0, empty.as_ptr() as u64, 1, 0, 0, 0]), None);
+        assert_eq!(check(readv, &[0, arr, 1025, 0, 0, 0]), None);
+        // A msghdr whose iovec names the proxy, or whose control buffer does.
+        let mut m = [0u64; 7];
+        m[2] = arr;
+        m[3] = 2;
+        let sendmsg = Sysno::sendmsg as u64;
+        let mp = m.as_ptr() as u64;
+        assert_eq!(
+            check(sendmsg, &[0, mp, 0, 0, 0, 0]),
+            Some(-i64::from(libc::EFAULT))
+        );
+        m[3] = 1;
+        assert_eq!(check(sendmsg, &[0, m.as_ptr() as u64, 0, 0, 0, 0]), None);
+        m[4] = proxy;
+        m[5] = 8;
+        let recvmmsg = Sysno::recvmmsg as u64;
+        assert_eq!(
+            check(recvmmsg, &[0, m.as_ptr() as u64, 1, 0, 0, 0]),
+            Some(-i64::from(libc::EFAULT))
+        );
+        // ioctl(TCGETS) into the proxy's stack.
+        let ioctl = Sysno::ioctl as u64;
+        assert_eq!(
+            check(ioctl, &[0, 0x5401, proxy, 0, 0, 0]),
+            Some(-i64::from(libc::EFAULT))
+        );
+        assert_eq!(check(ioctl, &[0, 0x5401, USER_START, 0, 0, 0]), None);
+        assert_eq!(check(ioctl, &[0, 0x540b, proxy, 0, 0, 0]), None);
+        assert_eq!(check(Sysno::getppid as u64, &[proxy; 6]), None);
+    }
+
+    #[test]
+    fn own_descriptors_inside_structures_are_seen() {
+        let own = 3002u32;
+        fds::protect_fds([own as i32]);
+        // SCM_RIGHTS with one of mote's descriptors.
+        let mut c = [0u8; 24];
+        c[..8].copy_from_slice(&20u64.to_le_bytes());
+        c[8..12].copy_from_slice(&(libc::SOL_SOCKET as u32).to_le_bytes());
+        c[12..16].copy_from_slice(&(libc::SCM_RIGHTS as u32).to_le_bytes());
+        c[16..20].copy_from_slice(&own.to_le_bytes());
+        assert!(sends_own_fd(&c));
+        c[16..20].copy_from_slice(&5u32.to_le_bytes());
+        assert!(!sends_own_fd(&c));
+        // A select set with its bit.
+        let mut set = [0u8; 512];
+        set[own as usize / 8] |= 1 << (own % 8);
+        let s = set.as_ptr() as u64;
+        let select = Sysno::select as u64;
+        assert_eq!(
+            check(select, &[4000, s, 0, 0, 0, 0]),
+            Some(-i64::from(libc::EBADF))
+        );
+        assert_eq!(
+            check(select, &[3000, s, 0, 0, 0, 0]),
+            None,
+            "below nfds only"
+        );
+        // A poll array: the entry is POLLNVAL and counts.
+        let mut pfd = [0u8; 16];
+        pfd[..4].copy_from_slice(&own.to_le_bytes());
+        pfd[4..6].copy_from_slice(&1u16.to_le_bytes());
+        pfd[8..12].copy_from_slice(&(-1i32).to_le_bytes());
+        let arr = pfd.as_mut_ptr() as u64;
+        let poll = Sysno::poll as u64;
+        let seen = std::cell::Cell::new(0u64);
+        let r = poll_around_own(poll, &[arr, 2, 5000, 0, 0, 0], |a| {
+            seen.set(a[2]);
+            0
+        });
+        assert_eq!(r, Some(1));
+        assert_eq!(seen.get(), 0, "no timeout");
+        let pfd = std::hint::black_box(pfd);
+        assert_eq!(half(&pfd, 0), own, "the number given back");
+        assert_eq!(u16::from_le_bytes([pfd[6], pfd[7]]), POLLNVAL);
+        fds::unprotect_fd(own as i32);
+    }
+}
