@@ -789,7 +789,10 @@ fn cpu_timers(page: &SignalPage) -> Option<Duration> {
         return None;
     }
     let mut soonest = u64::MAX;
-    for (i, (next, interval)) in timers.iter_mut().enumerate() {
+    // ITIMER_PROF before ITIMER_VIRTUAL, as Linux's `check_process_timers`
+    // looks at them: when both are due at one look, SIGPROF comes first.
+    for i in [1, 0] {
+        let (next, interval) = &mut timers[i];
         if *next == 0 {
             continue;
         }
@@ -816,8 +819,15 @@ fn cpu_timers(page: &SignalPage) -> Option<Duration> {
             soonest = soonest.min(*next - now.min(*next));
         }
     }
-    Some(Duration::from_nanos(soonest.clamp(100_000, 100_000_000)))
+    // At most a tick (4 ms at Linux's usual HZ=250, its own granularity for
+    // these timers): the application's CPU time can pass faster than wall time
+    // (several threads, the proxy's service besides), so the wait computed
+    // from what is left could overshoot by far.
+    Some(Duration::from_nanos(soonest.clamp(100_000, TICK_NS)))
 }
+
+/// How often the router looks at armed CPU-time timers at the least.
+const TICK_NS: u64 = 4_000_000;
 
 /// `RLIMIT_CPU` on the hosted platform, looked at on every pass of the router
 /// (`LOOK_AGAIN` at the latest). The application's forwarded `setrlimit` set the
