@@ -141,6 +141,28 @@ fn motes_own_memory_inside_structures_is_efault(pf: Platform) {
     assert_eq!(mote.stderr_text(), "", "{mote:?}");
 }
 
+/// Regression (issue 15, point 1): `io_uring_setup` and `bpf` were forwarded,
+/// and Linux reads their requests' pointers later, in the proxy, past every
+/// check. mote refuses them with ENOSYS, as a kernel built without them does,
+/// and says so once on stderr.
+fn io_uring_and_bpf_are_refused(pf: Platform) {
+    let mote = Program::new(app("isolation"))
+        .on(pf)
+        .arg("unchecked")
+        .mote();
+    assert_eq!(mote.status, 0, "{mote:?}");
+    assert_eq!(
+        mote.stdout_text(),
+        "io_uring_setup: Function not implemented\nbpf: Function not implemented\n",
+        "{mote:?}"
+    );
+    assert!(
+        mote.stderr_text()
+            .contains("io_uring and bpf are not offered"),
+        "{mote:?}"
+    );
+}
+
 /// Regression (issue 15, point 3): mote's descriptors inside a `poll` array,
 /// a `select` set or an `SCM_RIGHTS` message were used as the application's
 /// (polled, or passed to the peer). Natively they are not open: `POLLNVAL`,
@@ -164,6 +186,7 @@ mote_testsuite::on_both_platforms!(
     a_privilege_drop_holds_for_threads_created_afterwards,
     children_started_after_a_privilege_drop_run_with_the_dropped_ids,
     forwarded_calls_honour_the_applications_protections,
+    io_uring_and_bpf_are_refused,
 );
 
 /// Regression: the mirror mapped all of the application's memory read-write,
