@@ -63,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <net/if.h>
 #include <sys/mman.h>
 #include <termios.h>
 #include <poll.h>
@@ -249,6 +250,15 @@ static int nested_calls(char *lo, size_t n, int p[2], int sv[2], int tty) {
     reached += process_vm_readv(getpid(), &mine, 1, &theirs, 1, 0) != -1 || errno != EFAULT;
     reached += process_vm_readv(getpid(), &theirs, 1, &mine, 1, 0) != -1 || errno != EFAULT;
     reached += ioctl(p[0], FIONREAD, lo) != -1 || errno != EFAULT;
+    int inet = socket(AF_INET, SOCK_DGRAM, 0);
+    if (inet >= 0) {
+        /* Socket requests encode no size: an ifreq read from there, and
+         * SIOCGIFCONF's list written into its buffer. */
+        reached += ioctl(inet, SIOCGIFFLAGS, lo) != -1 || errno != EFAULT;
+        struct ifconf ifc = {.ifc_len = (int)n, .ifc_buf = lo};
+        reached += ioctl(inet, SIOCGIFCONF, &ifc) != -1 || errno != EFAULT;
+        close(inet);
+    }
     if (tty >= 0) {
         reached += ioctl(tty, TCGETS, lo) != -1 || errno != EFAULT;
         reached += ioctl(tty, TIOCGWINSZ, lo) != -1 || errno != EFAULT;

@@ -143,6 +143,13 @@ pub fn ioctl_size(req: u64) -> u64 {
         | 0x5429
         | 0x5452
         | 0x5459 => 4,
+        // Socket requests (`include/uapi/linux/sockios.h`), no size encoded:
+        // SIOCGIFCONF takes a struct ifconf (16 bytes, whose buffer
+        // `check` follows); SIOCSIFLINK none; the other interface requests,
+        // SIOCGIFNAME to SIOCSIFHWBROADCAST, a struct ifreq (40).
+        SIOCGIFCONF => 16,
+        0x8911 => 0,
+        0x8910..=0x8937 => 40,
         _ => {
             let dir = req >> 30;
             let size = (req >> 16) & 0x3fff;
@@ -194,10 +201,26 @@ pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
                 .find_map(|i| msghdr(args[1] + i * 64, nr == SENDMMSG))
                 .and_then(err)
         }
-        IOCTL => out_of_reach(args[2], ioctl_size(args[1])).then(|| -i64::from(libc::EFAULT)),
+        IOCTL => (out_of_reach(args[2], ioctl_size(args[1]))
+            || args[1] as u32 == SIOCGIFCONF && ifconf_out_of_reach(args[2]))
+        .then(|| -i64::from(libc::EFAULT)),
         SELECT | PSELECT6 => select_names_own(args).then(|| -i64::from(libc::EBADF)),
         _ => None,
     }
+}
+
+/// `SIOCGIFCONF`: its struct ifconf's buffer is written by Linux.
+const SIOCGIFCONF: u32 = 0x8912;
+
+/// Whether the buffer of the struct ifconf at `at` (`int ifc_len`, then the
+/// `ifc_buf` pointer at 8; a null buffer asks for the length only) is out of
+/// the application's reach.
+fn ifconf_out_of_reach(at: u64) -> bool {
+    let Some(b) = read(at, 16) else {
+        return false;
+    };
+    let (len, buf) = (half(&b, 0) as i32, word(&b, 8));
+    buf != 0 && len > 0 && out_of_reach(buf, len as u64)
 }
 
 /// Whether a `select` names one of mote's descriptors (below `nfds`) in one
@@ -278,6 +301,10 @@ mod tests {
         assert_eq!(ioctl_size(0x8004_5430), 4, "TIOCGPTN, _IOR(T, 0x30, int)");
         assert_eq!(ioctl_size(0xae00), 0, "KVM_GET_API_VERSION: _IO");
         assert_eq!(ioctl_size(0x540b), 0, "TCFLSH takes a value");
+        assert_eq!(ioctl_size(0x8912), 16, "SIOCGIFCONF");
+        assert_eq!(ioctl_size(0x8913), 40, "SIOCGIFFLAGS");
+        assert_eq!(ioctl_size(0x8933), 40, "SIOCGIFINDEX");
+        assert_eq!(ioctl_size(0x8911), 0, "SIOCSIFLINK takes nothing");
         // The upper half of the register is not the request.
         assert_eq!(ioctl_size(0x1_0000_5401), 36);
     }
