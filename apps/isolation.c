@@ -173,12 +173,12 @@ static int prot(void) {
     return 0;
 }
 
-static int memory(void) {
-    int me = getpid(), tid = (int)syscall(SYS_gettid), reached = 0, p[2];
-    if (pipe2(p, O_NONBLOCK)) {
-        perror("pipe");
-        return 1;
-    }
+/* Calls over each read-write heap, stack or mote region of mote's own threads
+ * (found as /proc/<tid>/maps of the tasks of this process that are not its
+ * own: natively there are none); returns the sum of what `probe` counted. */
+static int over_motes_regions(int (*probe)(unsigned long lo, unsigned long hi, void *ctx),
+                              void *ctx) {
+    int me = getpid(), tid = (int)syscall(SYS_gettid), reached = 0;
     for (int n = me - 300; n <= me + 300; n++) {
         int tgid, ppid;
         char path[64], line[512];
@@ -196,18 +196,34 @@ static int memory(void) {
                 continue;
             if (!strstr(line, "[heap]") && !strstr(line, "[stack") && !strstr(line, "/mote"))
                 continue;
-            char junk[64];
-            reached += write(p[1], (void *)lo, 32) >= 0;
-            while (read(p[0], junk, sizeof junk) > 0) /* non-blocking: drain */
-                ;
-            (void)!write(p[1], "x", 1);
-            reached += read(p[0], (void *)(hi - 1), 1) >= 0;
-            while (read(p[0], junk, sizeof junk) > 0)
-                ;
+            reached += probe(lo, hi, ctx);
         }
         fclose(f);
     }
-    printf("foreign memory reached: %d\n", reached);
+    return reached;
+}
+
+/* write() from and read() into a region, through the pipe `ctx`. */
+static int direct_calls(unsigned long lo, unsigned long hi, void *ctx) {
+    int *p = ctx, reached = 0;
+    char junk[64];
+    reached += write(p[1], (void *)lo, 32) >= 0;
+    while (read(p[0], junk, sizeof junk) > 0) /* non-blocking: drain */
+        ;
+    (void)!write(p[1], "x", 1);
+    reached += read(p[0], (void *)(hi - 1), 1) >= 0;
+    while (read(p[0], junk, sizeof junk) > 0)
+        ;
+    return reached;
+}
+
+static int memory(void) {
+    int p[2];
+    if (pipe2(p, O_NONBLOCK)) {
+        perror("pipe");
+        return 1;
+    }
+    printf("foreign memory reached: %d\n", over_motes_regions(direct_calls, p));
     return 0;
 }
 
@@ -266,35 +282,24 @@ static int nested_calls(char *lo, size_t n, int p[2], int sv[2], int tty) {
     return reached;
 }
 
+struct nested_ctx {
+    int p[2], sv[2], tty;
+};
+
+static int nested_probe(unsigned long lo, unsigned long hi, void *ctx) {
+    (void)lo;
+    struct nested_ctx *c = ctx;
+    return nested_calls((char *)hi - 64, 64, c->p, c->sv, c->tty);
+}
+
 static int nested(void) {
-    int me = getpid(), tid = (int)syscall(SYS_gettid), reached = 0, p[2], sv[2];
-    if (pipe2(p, O_NONBLOCK) || socketpair(AF_UNIX, SOCK_DGRAM, 0, sv)) {
+    struct nested_ctx c;
+    if (pipe2(c.p, O_NONBLOCK) || socketpair(AF_UNIX, SOCK_DGRAM, 0, c.sv)) {
         perror("pipe");
         return 1;
     }
-    int tty = open("/dev/ptmx", O_RDWR | O_NOCTTY);
-    for (int n = me - 300; n <= me + 300; n++) {
-        int tgid, ppid;
-        char path[64], line[512];
-        if (n <= 1 || n == me || n == tid || !task_ids(n, &tgid, &ppid) || tgid != me)
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/maps", n);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        while (fgets(line, sizeof line, f)) {
-            unsigned long lo, hi;
-            char perms[8];
-            if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
-                perms[1] != 'w')
-                continue;
-            if (!strstr(line, "[heap]") && !strstr(line, "[stack") && !strstr(line, "/mote"))
-                continue;
-            reached += nested_calls((char *)hi - 64, 64, p, sv, tty);
-        }
-        fclose(f);
-    }
-    printf("foreign memory reached: %d\n", reached);
+    c.tty = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+    printf("foreign memory reached: %d\n", over_motes_regions(nested_probe, &c));
     return 0;
 }
 
