@@ -57,13 +57,26 @@ impl Drop for Claim {
 
 /// A slot to spin on host CPU `cpu`, if fewer than `MAX_SPINNERS` spin there.
 pub fn claim(cpu: usize) -> Option<Claim> {
-    let Some(slots) = node().filter(|_| cpu < CPUS) else {
-        if LOCAL.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS {
-            return Some(Claim(Held::Local));
-        }
-        LOCAL.fetch_sub(1, Ordering::AcqRel);
-        return None;
-    };
+    match node() {
+        Some(slots) => claim_in(slots, cpu),
+        None => claim_local(),
+    }
+}
+
+/// A claim under the per-process bound.
+fn claim_local() -> Option<Claim> {
+    if LOCAL.fetch_add(1, Ordering::AcqRel) < MAX_SPINNERS {
+        return Some(Claim(Held::Local));
+    }
+    LOCAL.fetch_sub(1, Ordering::AcqRel);
+    None
+}
+
+/// A slot of CPU `cpu` in the mapped `slots`.
+fn claim_in(slots: &'static [AtomicU32], cpu: usize) -> Option<Claim> {
+    if cpu >= CPUS {
+        return claim_local();
+    }
     let me = std::process::id();
     let mine = &slots[cpu * PER_CPU..cpu * PER_CPU + MAX_SPINNERS];
     for slot in mine {
@@ -113,17 +126,21 @@ fn node() -> Option<&'static [AtomicU32]> {
 }
 
 fn map() -> std::io::Result<&'static [AtomicU32]> {
-    let path = format!(
+    map_at(&format!(
         "/dev/shm/mote-spinners-{}",
         rustix::process::getuid().as_raw()
-    );
+    ))
+}
+
+/// Map the slots file at `path`, made if missing.
+fn map_at(path: &str) -> std::io::Result<&'static [AtomicU32]> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(&path)?;
+        .open(path)?;
     let meta = file.metadata()?;
     if std::os::unix::fs::MetadataExt::uid(&meta) != rustix::process::getuid().as_raw() {
         return Err(std::io::Error::other(format!(
@@ -160,24 +177,38 @@ fn map() -> std::io::Result<&'static [AtomicU32]> {
 mod tests {
     use super::*;
 
+    /// Slots in a file of this test's own: the node's file is shared with every
+    /// run and every other test process of the user, whose claims (or slots left
+    /// by a killed one) would make these counts wrong.
+    fn private_slots(name: &str) -> &'static [AtomicU32] {
+        let path =
+            std::env::temp_dir().join(format!("mote-spinners-test-{name}-{}", std::process::id()));
+        let slots = map_at(path.to_str().unwrap()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        slots
+    }
+
     #[test]
     fn at_most_max_spinners_per_cpu_and_a_dropped_claim_frees_its_slot() {
-        // A CPU number no real offload thread in this test process uses.
-        let cpu = CPUS - 1;
-        let claims: Vec<Claim> = (0..MAX_SPINNERS).filter_map(|_| claim(cpu)).collect();
+        let slots = private_slots("bound");
+        let cpu = 7;
+        let claims: Vec<Claim> = (0..MAX_SPINNERS)
+            .filter_map(|_| claim_in(slots, cpu))
+            .collect();
         assert_eq!(claims.len(), MAX_SPINNERS);
-        assert!(claim(cpu).is_none(), "a spinner beyond the bound");
-        if node().is_some() {
-            assert!(claim(cpu - 1).is_some(), "another CPU has its own slots");
-        }
+        assert!(claim_in(slots, cpu).is_none(), "a spinner beyond the bound");
+        assert!(
+            claim_in(slots, cpu + 1).is_some(),
+            "another CPU has its own slots"
+        );
         drop(claims);
-        assert!(claim(cpu).is_some());
+        assert!(claim_in(slots, cpu).is_some());
     }
 
     #[test]
     fn a_slot_of_a_dead_process_is_taken_back() {
-        let Some(slots) = node() else { return };
-        let cpu = CPUS - 3;
+        let slots = private_slots("dead");
+        let cpu = 3;
         // pid_max is at most 2^22: this pid cannot exist.
         let dead = 1 << 30;
         for slot in &slots[cpu * PER_CPU..cpu * PER_CPU + MAX_SPINNERS] {
@@ -185,11 +216,21 @@ mod tests {
         }
         let mut got = None;
         for _ in 0..2 * SWEEP_EVERY {
-            got = claim(cpu);
+            got = claim_in(slots, cpu);
             if got.is_some() {
                 break;
             }
         }
         assert!(got.is_some(), "slots of a dead owner were never swept");
+    }
+
+    #[test]
+    fn cpus_beyond_the_file_use_the_per_process_bound() {
+        let slots = private_slots("beyond");
+        let claims: Vec<Claim> = (0..MAX_SPINNERS + 1)
+            .filter_map(|_| claim_in(slots, CPUS))
+            .collect();
+        assert!(claims.len() <= MAX_SPINNERS);
+        assert!(claims.iter().all(|c| matches!(c.0, Held::Local)));
     }
 }
