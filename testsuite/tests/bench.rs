@@ -4,8 +4,14 @@
 //! (benchmarks print numbers; tests do not time anything).
 
 use std::fs;
+use std::time::Duration;
 
-use mote_testsuite::{run_mote_command, Program, TempDir};
+use mote_testsuite::{run_mote_command, run_mote_command_within, Program, TempDir};
+
+/// A whole `mote bench --quick` runs a few dozen programs: about a minute here
+/// unloaded, two or more when the machine is shared. It counts as hung only
+/// after this long.
+const BENCH_HANG_LIMIT: Duration = Duration::from_secs(600);
 
 /// The configurations `mote bench --quick --load` reports, one or more table rows each.
 const CONFIGS: &[&str] = &[
@@ -123,15 +129,18 @@ fn quick_bench_runs_every_workload_on_every_platform_and_reports_figures() {
     let dir = TempDir::new("bench");
     let json = dir.path().join("samples.json");
     let plots = dir.path().join("plots");
-    let run = run_mote_command(&[
-        "bench",
-        "--quick",
-        "--load",
-        "--json",
-        json.to_str().expect("utf-8 temp path"),
-        "--plot",
-        plots.to_str().expect("utf-8 temp path"),
-    ]);
+    let run = run_mote_command_within(
+        &[
+            "bench",
+            "--quick",
+            "--load",
+            "--json",
+            json.to_str().expect("utf-8 temp path"),
+            "--plot",
+            plots.to_str().expect("utf-8 temp path"),
+        ],
+        BENCH_HANG_LIMIT,
+    );
     assert_eq!(run.status, 0, "{run:?}");
     let text = run.stdout_text();
     let table = check_table(&run, CONFIGS);
@@ -191,7 +200,10 @@ fn quick_bench_runs_every_workload_on_every_platform_and_reports_figures() {
 /// natively and with `mote run` on every platform, with figures in each column.
 #[test]
 fn quick_bench_runs_the_mpi_group_under_mpirun() {
-    let run = run_mote_command(&["bench", "--quick", "--reps", "1", "mpi", "mpi_cg"]);
+    let run = run_mote_command_within(
+        &["bench", "--quick", "--reps", "1", "mpi", "mpi_cg"],
+        BENCH_HANG_LIMIT,
+    );
     assert_eq!(run.status, 0, "{run:?}");
     let table = check_table(&run, MPI_CONFIGS);
     assert!(
@@ -207,9 +219,12 @@ fn quick_bench_runs_the_mpi_group_under_mpirun() {
 /// self-patcher cannot patch.
 #[test]
 fn quick_bench_compares_linked_programs_with_their_originals() {
-    let run = run_mote_command(&[
-        "bench", "--quick", "--reps", "1", "--linked", "rawsite", "startup",
-    ]);
+    let run = run_mote_command_within(
+        &[
+            "bench", "--quick", "--reps", "1", "--linked", "rawsite", "startup",
+        ],
+        BENCH_HANG_LIMIT,
+    );
     assert_eq!(run.status, 0, "{run:?}");
     check_table(
         &run,
