@@ -61,6 +61,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     // settles the rest from its own note.
     let given_no_patch = a.no_patch;
     a.settle(note.as_ref());
+    crate::timeline::mark("note");
     let blocked_signals = crate::signals::inherited_mask();
     if a.cores == 0 {
         return Err((EXIT_USAGE, "--cores must be at least 1".into()));
@@ -141,6 +142,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         )
     })?;
 
+    crate::timeline::mark("options");
     let status = info::detect_kvm();
     let backend = info::choose_backend(a.platform, &status, info::dispatch_status())
         .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
@@ -149,6 +151,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         crate::say!("mote: images: {images}");
     }
 
+    crate::timeline::mark("platform chosen");
     let (name, app_args) = a.command.split_first().expect("clap requires PROGRAM");
     let prog = match program::prepare(name) {
         Ok(p) => p,
@@ -179,6 +182,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     crate::say::init();
     let low_fds = LowFds::fill().map_err(fail(EXIT_MOTE_FAILED))?;
 
+    crate::timeline::mark("program and descriptors");
     let guest = match backend {
         Backend::Kvm(..) => GuestMem::new(a.mem),
         Backend::Hosted(_) => crate::hosted::guest_memory(a.mem, a.page_size.bytes()),
@@ -187,6 +191,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     // Before any thread exists: nothing of ours may land in the application's range.
     let mirror = Arc::new(Mirror::reserve(&guest).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);
 
+    crate::timeline::mark("guest memory and mirror");
     let env = args::environment();
     let argv = std::iter::once(name.as_os_str()).chain(app_args.iter().map(|s| s.as_os_str()));
     let block = args::write(
@@ -219,6 +224,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         blocked_signals,
         numa: mote_abi::numa::Topology::single(guest.size(), a.cores),
     };
+    crate::timeline::mark("argv block");
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);
     // NUMA: which nodes hold the memory and the cores, bound before the boot
@@ -245,6 +251,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     let place = crate::cpus::offload_place_now();
     offload::set_placement(place.0, place.1, place.2, params.debug || params.stats);
     crate::note!("mote: offload threads on {}", place.0);
+    crate::timeline::mark("cpus and numa");
     let mut platform = match backend {
         Backend::Kvm(..) => {
             let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {
@@ -274,6 +281,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
             )
         })?;
 
+    crate::timeline::mark("boot regions mirrored");
     // The trace's output, among the proxy's own descriptors (protected below).
     let trace_out = match &a.trace {
         Some(v) => Some(trace::open(&trace::Mode::parse(Some(v))).map_err(fail(EXIT_USAGE))?),
@@ -333,15 +341,20 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         }
         None => None,
     };
+    crate::timeline::mark("offload threads and router");
     platform.start(tx).map_err(fail(EXIT_MOTE_FAILED))?;
+    crate::timeline::mark("started");
 
     let event = rx.recv();
+    crate::timeline::mark("ended");
     if let Some(t) = tracer {
         t.finish();
     }
     if let Some(stats) = platform.finish(a.stats) {
         crate::say!("mote: {stats}");
     }
+    crate::timeline::mark("stopped");
+    crate::timeline::print();
     if a.stats {
         if let Some(line) = offload::stats_line() {
             crate::say!("mote: {line}");
