@@ -13,7 +13,7 @@ use std::sync::mpsc::channel;
 use std::sync::Arc;
 
 use crate::boot::BootParams;
-use crate::cli::{RunArgs, EXIT_USAGE};
+use crate::cli::{PlatformChoice, RunArgs, EXIT_USAGE};
 use crate::event::Event;
 use crate::fds::LowFds;
 use crate::guest::GuestMem;
@@ -127,12 +127,6 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
             options.extend([flag.into(), path.clone().into_os_string()]);
         }
     }
-    // A child's program runs on the platform its parent was asked for.
-    if let Some(p) = clap::ValueEnum::to_possible_value(&a.platform) {
-        options.push("--platform".into());
-        options.push(p.get_name().into());
-    }
-    crate::spawn::set_run_options(options);
 
     // Signals: before any thread exists, so every thread blocks the routed ones.
     crate::signals::block_routed().map_err(|e| {
@@ -143,9 +137,20 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     })?;
 
     crate::timeline::mark("options");
-    let status = info::detect_kvm();
-    let backend = info::choose_backend(a.platform, &status, info::dispatch_status())
+    let backend = info::backend_for_run(a.platform, info::detect_kvm, info::dispatch_status)
         .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
+    // A child's program runs on the platform its parent was asked for; `auto`
+    // that chose the hosted platform is passed on as `hosted`, which a child
+    // settles without opening /dev/kvm (`info::backend_for_run`).
+    let child_platform = match (&backend, a.platform) {
+        (Backend::Hosted(_), _) => PlatformChoice::Hosted,
+        (_, asked) => asked,
+    };
+    if let Some(p) = clap::ValueEnum::to_possible_value(&child_platform) {
+        options.push("--platform".into());
+        options.push(p.get_name().into());
+    }
+    crate::spawn::set_run_options(options);
     if debug {
         crate::say!("mote: platform: {backend}");
         crate::say!("mote: images: {images}");

@@ -334,6 +334,10 @@ impl Hosted {
                 end_through_ender();
             }
             crate::timeline::mark("killed");
+            // Reaped before the proxy exits, though that waits for the process
+            // to get a CPU to die on: a process whose parent is gone is reaped
+            // by Linux's init, and a container's first process may reap
+            // nothing (tried: each run left a zombie here).
             self.faults = waiter.join().ok().flatten();
         }
     }

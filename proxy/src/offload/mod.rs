@@ -131,7 +131,7 @@ pub fn set_placement(place: OffloadPlace, allowed: Vec<usize>, usable: Vec<usize
 /// What one poll of a slot without a request costs, in ps: a grace window's
 /// loop, timed over many turns.
 fn poll_cost_ps() -> u64 {
-    const TURNS: u32 = 1 << 15;
+    const TURNS: u32 = 1 << 12;
     let word = AtomicU32::new(0);
     let t0 = std::time::Instant::now();
     for _ in 0..TURNS {
