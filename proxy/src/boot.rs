@@ -186,7 +186,7 @@ pub fn load_image(
         let data = bytes
             .get(ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize)
             .ok_or_else(|| err("segment beyond end of file".into()))?;
-        guest.write_bulk(gpa + ph.p_vaddr, data);
+        guest.write(gpa + ph.p_vaddr, data);
         if ph.p_flags & PF_X != 0 {
             text_start = text_start.min(va + ph.p_vaddr);
             text_end = text_end.max(va + seg_end);

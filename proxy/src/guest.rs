@@ -7,7 +7,7 @@
 //! views of the shared pages (IKC, signal page, map log, boot structures) in it.
 #![allow(unsafe_code)]
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use mote_abi::ikc::{
     core_page_offset, thread_slot_offset, CorePage, Slot, MAPLOG_OFFSET, MAX_THREADS,
@@ -297,31 +297,6 @@ impl GuestMem {
         // SAFETY: p is valid for data.len() bytes (checked by ptr); data cannot
         // overlap guest memory (it is proxy heap memory).
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
-    }
-
-    /// As [`GuestMem::write`], for bulk data into memory nothing has touched
-    /// yet (the boot images): through the memfd (`pwrite`), which allocates
-    /// its pages without a page fault of the proxy's per page; through the
-    /// mapping where the range is not all in the ordinary memfd (hugetlbfs
-    /// memory has no `write`) or the write falls short.
-    pub fn write_bulk(&self, gpa: u64, data: &[u8]) {
-        let end = gpa.checked_add(data.len() as u64);
-        if end.is_some_and(|e| e <= self.small) {
-            let fd = self.fd.as_fd();
-            let mut done = 0;
-            while done < data.len() {
-                match rustix::io::pwrite(fd, &data[done..], gpa + done as u64) {
-                    Ok(n) if n > 0 => done += n,
-                    Err(rustix::io::Errno::INTR) => {}
-                    _ => break,
-                }
-            }
-            if done == data.len() {
-                return;
-            }
-            return self.write(gpa + done as u64, &data[done..]);
-        }
-        self.write(gpa, data)
     }
 
     /// Copy guest-physical `[gpa, gpa + buf.len())` into `buf`. Panics when out of
