@@ -41,6 +41,19 @@ pub fn mark(what: &'static str) {
         .push((what, now));
 }
 
+/// Mark `what` unless it is marked already (a phase another thread sees
+/// the end of: the first request of the application's main thread).
+pub fn mark_once(what: &'static str) {
+    if !crate::say::debug() {
+        return;
+    }
+    let now = Instant::now();
+    let mut marks = MARKS.lock().unwrap_or_else(|p| p.into_inner());
+    if !marks.iter().any(|m| m.0 == what) {
+        marks.push((what, now));
+    }
+}
+
 /// The marks so far as one line, in milliseconds from `begin`.
 pub fn line() -> String {
     let marks = MARKS.lock().unwrap_or_else(|p| p.into_inner());

@@ -309,6 +309,10 @@ pub fn serve(
             return;
         };
         last = req.seq;
+        if index == 0 && !child {
+            // The runtime's boot is over when the main thread first calls.
+            crate::timeline::mark_once("first request");
+        }
         // A vfork child process leaves the map log to the parent, which is the
         // one that keeps running (the child's mirror stays as it was at the fork).
         if !child {
