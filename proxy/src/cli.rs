@@ -95,7 +95,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub kernel: Option<std::path::PathBuf>,
     /// Workloads to run (default: all but timeshare, fork, script200, rawsite,
-    /// mpi and mpi_cg): latency, fwq, gups, stream, alloc, cg, cg2, startup,
+    /// mpi and mpi_cg): latency, fwq, gups, stream, alloc, cg, cg2, startup, startup_dyn,
     /// timeshare, fork, script200, rawsite, mpi, mpi_cg.
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,

@@ -211,6 +211,22 @@ pub fn choose_backend(
     }
 }
 
+/// `mote run`'s backend: as [`choose_backend`], but `/dev/kvm` is probed
+/// (`probe`, [`detect_kvm`]) and Syscall User Dispatch looked at (`dispatch`)
+/// only when the choice needs them. `--platform hosted` needs neither (the
+/// hosted platform checks dispatch itself): opening `/dev/kvm` took 2-7 ms
+/// of a hosted start-up here, when other runs' VMs kept a software KVM busy.
+pub fn backend_for_run(
+    choice: PlatformChoice,
+    probe: impl FnOnce() -> KvmStatus,
+    dispatch: impl FnOnce() -> Result<(), String>,
+) -> Result<Backend, KvmUnusable> {
+    match choice {
+        PlatformChoice::Hosted => Ok(Backend::Hosted(HostedBecause::Asked)),
+        _ => choose_backend(choice, &probe(), dispatch()),
+    }
+}
+
 /// Whether this machine offers Syscall User Dispatch, as `choose_backend` takes it.
 pub fn dispatch_status() -> Result<(), String> {
     crate::hosted::dispatch_available().map_err(|e| e.to_string())
@@ -443,6 +459,24 @@ pub fn print_info() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosted_asked_for_never_probes_kvm() {
+        let b = backend_for_run(
+            PlatformChoice::Hosted,
+            || panic!("/dev/kvm probed for --platform hosted"),
+            || panic!("dispatch probed for --platform hosted"),
+        )
+        .unwrap();
+        assert_eq!(b, Backend::Hosted(HostedBecause::Asked));
+        // The other choices still look.
+        let st = KvmStatus {
+            kind: Some(KvmKind::Software),
+            usable: Ok(()),
+        };
+        let b = backend_for_run(PlatformChoice::Auto, || st, || Ok(())).unwrap();
+        assert_eq!(b, Backend::Hosted(HostedBecause::SoftwareKvm));
+    }
 
     #[test]
     fn mem_above_the_machine_s_is_refused_with_the_figure() {

@@ -31,12 +31,14 @@ mod signals;
 mod spawn;
 mod spinners;
 mod ticks;
+mod timeline;
 mod trace;
 mod tsc;
 mod vmm;
 
 fn main() {
     // First: a /dev/kvm descriptor from a parent mote, out of the environment.
+    timeline::begin();
     kvmfd::adopt_inherited();
     let cli = cli::parse();
     let status = match cli.command {

@@ -13,7 +13,7 @@ use std::sync::mpsc::channel;
 use std::sync::Arc;
 
 use crate::boot::BootParams;
-use crate::cli::{RunArgs, EXIT_USAGE};
+use crate::cli::{PlatformChoice, RunArgs, EXIT_USAGE};
 use crate::event::Event;
 use crate::fds::LowFds;
 use crate::guest::GuestMem;
@@ -61,6 +61,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     // settles the rest from its own note.
     let given_no_patch = a.no_patch;
     a.settle(note.as_ref());
+    crate::timeline::mark("note");
     let blocked_signals = crate::signals::inherited_mask();
     if a.cores == 0 {
         return Err((EXIT_USAGE, "--cores must be at least 1".into()));
@@ -126,12 +127,6 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
             options.extend([flag.into(), path.clone().into_os_string()]);
         }
     }
-    // A child's program runs on the platform its parent was asked for.
-    if let Some(p) = clap::ValueEnum::to_possible_value(&a.platform) {
-        options.push("--platform".into());
-        options.push(p.get_name().into());
-    }
-    crate::spawn::set_run_options(options);
 
     // Signals: before any thread exists, so every thread blocks the routed ones.
     crate::signals::block_routed().map_err(|e| {
@@ -141,14 +136,27 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         )
     })?;
 
-    let status = info::detect_kvm();
-    let backend = info::choose_backend(a.platform, &status, info::dispatch_status())
+    crate::timeline::mark("options");
+    let backend = info::backend_for_run(a.platform, info::detect_kvm, info::dispatch_status)
         .map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?;
+    // A child's program runs on the platform its parent was asked for; `auto`
+    // that chose the hosted platform is passed on as `hosted`, which a child
+    // settles without opening /dev/kvm (`info::backend_for_run`).
+    let child_platform = match (&backend, a.platform) {
+        (Backend::Hosted(_), _) => PlatformChoice::Hosted,
+        (_, asked) => asked,
+    };
+    if let Some(p) = clap::ValueEnum::to_possible_value(&child_platform) {
+        options.push("--platform".into());
+        options.push(p.get_name().into());
+    }
+    crate::spawn::set_run_options(options);
     if debug {
         crate::say!("mote: platform: {backend}");
         crate::say!("mote: images: {images}");
     }
 
+    crate::timeline::mark("platform chosen");
     let (name, app_args) = a.command.split_first().expect("clap requires PROGRAM");
     let prog = match program::prepare(name) {
         Ok(p) => p,
@@ -179,6 +187,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     crate::say::init();
     let low_fds = LowFds::fill().map_err(fail(EXIT_MOTE_FAILED))?;
 
+    crate::timeline::mark("program and descriptors");
     let guest = match backend {
         Backend::Kvm(..) => GuestMem::new(a.mem),
         Backend::Hosted(_) => crate::hosted::guest_memory(a.mem, a.page_size.bytes()),
@@ -187,6 +196,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     // Before any thread exists: nothing of ours may land in the application's range.
     let mirror = Arc::new(Mirror::reserve(&guest).map_err(|e| (EXIT_MOTE_FAILED, e.to_string()))?);
 
+    crate::timeline::mark("guest memory and mirror");
     let env = args::environment();
     let argv = std::iter::once(name.as_os_str()).chain(app_args.iter().map(|s| s.as_os_str()));
     let block = args::write(
@@ -219,6 +229,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         blocked_signals,
         numa: mote_abi::numa::Topology::single(guest.size(), a.cores),
     };
+    crate::timeline::mark("argv block");
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);
     // NUMA: which nodes hold the memory and the cores, bound before the boot
@@ -245,6 +256,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
     let place = crate::cpus::offload_place_now();
     offload::set_placement(place.0, place.1, place.2, params.debug || params.stats);
     crate::note!("mote: offload threads on {}", place.0);
+    crate::timeline::mark("cpus and numa");
     let mut platform = match backend {
         Backend::Kvm(..) => {
             let partition = Partition::new(guest.clone(), a.cores, &params).map_err(|e| {
@@ -274,6 +286,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
             )
         })?;
 
+    crate::timeline::mark("boot regions mirrored");
     // The trace's output, among the proxy's own descriptors (protected below).
     let trace_out = match &a.trace {
         Some(v) => Some(trace::open(&trace::Mode::parse(Some(v))).map_err(fail(EXIT_USAGE))?),
@@ -333,15 +346,20 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         }
         None => None,
     };
+    crate::timeline::mark("offload threads and router");
     platform.start(tx).map_err(fail(EXIT_MOTE_FAILED))?;
+    crate::timeline::mark("started");
 
     let event = rx.recv();
+    crate::timeline::mark("ended");
     if let Some(t) = tracer {
         t.finish();
     }
     if let Some(stats) = platform.finish(a.stats) {
         crate::say!("mote: {stats}");
     }
+    crate::timeline::mark("stopped");
+    crate::timeline::print();
     if a.stats {
         if let Some(line) = offload::stats_line() {
             crate::say!("mote: {line}");

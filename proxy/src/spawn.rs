@@ -157,6 +157,10 @@ fn build_and_exec(
     // The application's RLIMIT_AS and RLIMIT_NOFILE, which the new `mote run`
     // adopts as its program's.
     crate::rlimits::hand_over_to_exec();
+    crate::note!(
+        "mote: spawn: exec of `mote run` at monotonic {:.2} ms",
+        crate::timeline::monotonic_ms()
+    );
     // SAFETY: execve with NULL-terminated vectors of valid C strings that outlive
     // the call; on success nothing of this process returns.
     unsafe { libc::execve(c_exe.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr()) };

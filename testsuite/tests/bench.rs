@@ -15,7 +15,16 @@ const BENCH_HANG_LIMIT: Duration = Duration::from_secs(600);
 
 /// The configurations `mote bench --quick --load` reports, one or more table rows each.
 const CONFIGS: &[&str] = &[
-    "latency", "fwq", "fwq+load", "gups", "stream", "alloc", "cg", "cg2", "startup",
+    "latency",
+    "fwq",
+    "fwq+load",
+    "gups",
+    "stream",
+    "alloc",
+    "cg",
+    "cg2",
+    "startup",
+    "startup_dyn",
 ];
 
 /// The MPI group, run only when named: two ranks under Open MPI's `mpirun`.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 /// The proxy's modules that must stay leaves: they use no proxy module but these.
 const LEAVES: &[&str] = &[
     "say", "cpus", "fds", "futex", "event", "images", "guest", "boot", "platform", "spinners",
-    "numa", "tsc", "ticks", "lwk", "kvmfd",
+    "numa", "tsc", "ticks", "lwk", "kvmfd", "timeline",
 ];
 
 /// The runtime's modules in the order of `shims/src/rt/mod.rs`'s layering: each

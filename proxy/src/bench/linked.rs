@@ -33,7 +33,9 @@ impl Linked {
 
     /// Whether `w` gets a linked configuration.
     pub fn applies(w: &Workload) -> bool {
-        w.launcher.is_none()
+        // A system program (`startup_dyn`'s /bin/true) is dynamically linked,
+        // which `mote link` refuses.
+        w.launcher.is_none() && !Path::new(w.program).is_absolute()
     }
 
     /// `w`'s program rewritten by `mote link` (once per program).

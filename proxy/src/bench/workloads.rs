@@ -284,6 +284,18 @@ pub const ALL: &[Workload] = &[
         launcher: None,
     },
     Workload {
+        name: "startup_dyn",
+        program: "/bin/true",
+        args: &[],
+        quick_args: &[],
+        metrics: &[m(WALL_MS, "ms", Better::Lower)],
+        what: "end-to-end time of the system's /bin/true: a dynamically linked program \
+               (ld.so, libc.so.6) that does nothing",
+        cores: 1,
+        native_linux_cpu_arg: None,
+        launcher: None,
+    },
+    Workload {
         name: "rawsite",
         program: "rawsite_loop",
         args: &["--bench"],

@@ -167,6 +167,7 @@ impl Hosted {
             RUNTIME_IMAGE_MAX,
             &["mote_hosted_start", "MOTE_HOSTED_TRAPS"],
         )?;
+        crate::timeline::mark("runtime loaded");
         let (hwcap, hwcap2) = rustix::param::linux_hwcap();
         let (hwcap, hwcap2) = (hwcap as u64, hwcap2 as u64);
         let mut page_size = params.page_size;
@@ -276,6 +277,7 @@ impl Hosted {
             );
         }
         let child_pid = process::fork_runtime(entry, keep).map_err(HostedError::Fork)?;
+        crate::timeline::mark("forked");
         let pid = child_pid.as_raw_nonzero().get();
         crate::lwk::register_hosted(pid);
         // Where Yama restricts ptrace access to descendants, let the child take
@@ -331,6 +333,11 @@ impl Hosted {
                 // made before the drop, ends it.
                 end_through_ender();
             }
+            crate::timeline::mark("killed");
+            // Reaped before the proxy exits, though that waits for the process
+            // to get a CPU to die on: a process whose parent is gone is reaped
+            // by Linux's init, and a container's first process may reap
+            // nothing (tried: each run left a zombie here).
             self.faults = waiter.join().ok().flatten();
         }
     }

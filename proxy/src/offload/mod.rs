@@ -131,7 +131,7 @@ pub fn set_placement(place: OffloadPlace, allowed: Vec<usize>, usable: Vec<usize
 /// What one poll of a slot without a request costs, in ps: a grace window's
 /// loop, timed over many turns.
 fn poll_cost_ps() -> u64 {
-    const TURNS: u32 = 1 << 15;
+    const TURNS: u32 = 1 << 12;
     let word = AtomicU32::new(0);
     let t0 = std::time::Instant::now();
     for _ in 0..TURNS {
@@ -309,6 +309,10 @@ pub fn serve(
             return;
         };
         last = req.seq;
+        if index == 0 && !child {
+            // The runtime's boot is over when the main thread first calls.
+            crate::timeline::mark_once("first request");
+        }
         // A vfork child process leaves the map log to the parent, which is the
         // one that keeps running (the child's mirror stays as it was at the fork).
         if !child {

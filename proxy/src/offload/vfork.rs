@@ -69,6 +69,10 @@ pub(super) fn fork_child(
         }
         0 => {
             IN_VFORK_CHILD.store(true, Ordering::Relaxed);
+            crate::note!(
+                "mote: vfork: the proxy's copy forked at monotonic {:.2} ms",
+                crate::timeline::monotonic_ms()
+            );
             crate::hosted::forget_app_process();
             // The child's server ends with the run, even while the child is
             // stuck in a call (the parent-death signal comes when this offload
