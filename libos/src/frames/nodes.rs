@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use mote_abi::errno::Errno;
 use mote_abi::numa::Topology;
 
-use super::{FramePool, FrameSize, Run};
+use super::{FramePool, FrameSize, Held, Run};
 use crate::numa::Placement;
 
 /// The partition's frames, a [`FramePool`] per node.
@@ -21,6 +21,8 @@ use crate::numa::Placement;
 pub struct Frames {
     pools: Vec<FramePool>,
     topo: Topology,
+    /// Which chunks may hold data (`held`), over all pools.
+    held: Held,
 }
 
 impl From<FramePool> for Frames {
@@ -28,6 +30,7 @@ impl From<FramePool> for Frames {
     fn from(pool: FramePool) -> Frames {
         let topo = Topology::single(pool.range().1, 1);
         Frames {
+            held: Held::new(pool.range().1),
             pools: alloc::vec![pool],
             topo,
         }
@@ -49,8 +52,13 @@ impl Frames {
                     large => FramePool::with_large(s, large.clamp(s, e), e),
                 }
             })
-            .collect();
-        Frames { pools, topo }
+            .collect::<Vec<FramePool>>();
+        let end = pools.iter().map(|p| p.range().1).max().unwrap_or(0);
+        Frames {
+            pools,
+            topo,
+            held: Held::new(end),
+        }
     }
 
     /// The topology the pools follow.
@@ -99,22 +107,28 @@ impl Frames {
             }
             last = node;
         }
+        self.hold(&runs);
         Ok((runs, last))
     }
 
     /// Hand out `len` bytes from node `node` only (a page moved there).
     pub fn alloc_on(&mut self, node: usize, len: u64, size: FrameSize) -> Result<Vec<Run>, Errno> {
-        self.pools
+        let runs = self
+            .pools
             .get_mut(node)
             .ok_or(Errno::ENOMEM)?
-            .alloc(len, size)
+            .alloc(len, size)?;
+        self.hold(&runs);
+        Ok(runs)
     }
 
     /// Hand out `len` bytes from node `first`, else from the others in order
     /// (frames with no policy of their own: page tables, a split page's copy).
     pub fn alloc(&mut self, len: u64, size: FrameSize, first: usize) -> Result<Vec<Run>, Errno> {
         if let [only] = self.pools.as_mut_slice() {
-            return only.alloc(len, size);
+            let runs = only.alloc(len, size)?;
+            self.hold(&runs);
+            return Ok(runs);
         }
         let first = first.min(self.pools.len() - 1);
         let place = Placement {
@@ -131,6 +145,22 @@ impl Frames {
     pub fn free(&mut self, gpa: u64, len: u64) {
         let node = self.node_of(gpa);
         self.pools[node].free(gpa, len);
+        if let Some((a, l)) = self.pools[node].free_run_at(gpa) {
+            self.held.release(a, l);
+        }
+    }
+
+    /// Record handed-out runs as holding data.
+    fn hold(&mut self, runs: &[Run]) {
+        for r in runs {
+            self.held.hold(r.gpa, r.len);
+        }
+    }
+
+    /// Which 2 MiB chunks may hold data (`held`): what `fork` copies of the
+    /// pools.
+    pub fn held(&self) -> &Held {
+        &self.held
     }
 
     /// Bytes that can still be handed out.

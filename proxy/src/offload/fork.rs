@@ -35,11 +35,13 @@ use crate::mirror::Mirror;
 const CHUNK: usize = 2 << 20;
 
 /// `Op::ForkProcess` from the application thread on slot `index`: the child's
-/// pid in the parent; the child never returns from here.
+/// pid in the parent; the child never returns from here. `held`: the runtime
+/// address and word count of libos's record of the chunks that may hold data.
 pub(super) fn fork_process(
     guest: &Arc<GuestMem>,
     mirror: &Arc<Mirror>,
     used: [u64; 3],
+    held: [u64; 2],
     tsc: u64,
     pin: Option<usize>,
 ) -> i64 {
@@ -49,7 +51,8 @@ pub(super) fn fork_process(
         None => return -i64::from(libc::ENOSYS),
     };
     let t0 = std::time::Instant::now();
-    let (copy, bytes) = match copy_guest(guest, used) {
+    let held = read_held(guest, held);
+    let (copy, bytes) = match copy_guest(guest, used, held.as_deref()) {
         Ok(c) => c,
         Err(e) => return -i64::from(e.raw_os_error().unwrap_or(libc::ENOMEM)),
     };
@@ -77,20 +80,171 @@ pub(super) fn fork_process(
     }
 }
 
+/// libos's record of the chunks that may hold data (`libos::frames::Held`),
+/// read through the mirror from runtime memory at `held[0]`, `held[1]` words:
+/// at most one bit per 2 MiB of guest memory. `None` (copy every chunk) when it
+/// cannot be read. The application can write it; a wrong record only loses
+/// data of its own child, as a corrupted libos would.
+fn read_held(guest: &GuestMem, [va, words]: [u64; 2]) -> Option<Vec<u64>> {
+    let max = guest.size().div_ceil(CHUNK as u64).div_ceil(64);
+    if words == 0 || words > max {
+        return None;
+    }
+    let mut bytes = vec![0u8; words as usize * 8];
+    if crate::mirror::read_user(va, &mut bytes).ok()? != bytes.len() {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+            .collect(),
+    )
+}
+
+/// One piece of the copy: memfd `fd`'s `[from, to)`, guest-physical `base + off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    fd: RawFd,
+    from: u64,
+    to: u64,
+    base: u64,
+    /// Copy with `copy_file_range` (not on hugetlbfs).
+    in_kernel: bool,
+}
+
+/// The pieces of `[from, to)` of memfd `fd` (guest-physical `base + off`)
+/// that may hold data: all of it below `pool_start` (the boot regions and the
+/// runtime), above it only the 2 MiB chunks `held` has set (all without a
+/// record).
+fn pieces(
+    fd: RawFd,
+    (from, to): (u64, u64),
+    base: u64,
+    in_kernel: bool,
+    pool_start: u64,
+    held: Option<&[u64]>,
+) -> Vec<Piece> {
+    let piece = |from, to| Piece {
+        fd,
+        from,
+        to,
+        base,
+        in_kernel,
+    };
+    let Some(held) = held else {
+        return (from < to).then(|| piece(from, to)).into_iter().collect();
+    };
+    let may_hold = |gpa: u64| {
+        let c = gpa / CHUNK as u64;
+        held.get((c / 64) as usize)
+            .is_none_or(|w| w & (1 << (c % 64)) != 0)
+    };
+    let mut out: Vec<Piece> = Vec::new();
+    let mut at = from;
+    while at < to {
+        let gpa = base + at;
+        let next = ((gpa / CHUNK as u64 + 1) * CHUNK as u64 - base).min(to);
+        if gpa < pool_start || may_hold(gpa) {
+            match out.last_mut() {
+                Some(p) if p.to == at => p.to = next,
+                _ => out.push(piece(at, next)),
+            }
+        }
+        at = next;
+    }
+    out
+}
+
 /// A copy of `guest`: same sizes; of the small memfd the data below `used[0]`,
-/// of the hugetlbfs one the non-zero pages of `[used[1], used[2])` (guest-physical).
-/// Also returns the bytes copied.
-fn copy_guest(guest: &GuestMem, used: [u64; 3]) -> io::Result<(GuestMem, u64)> {
+/// of the hugetlbfs one the non-zero pages of `[used[1], used[2])`
+/// (guest-physical), of the frame pool only the chunks `held` names. Two
+/// threads copy, each a half of the bytes. Also returns the bytes copied.
+fn copy_guest(
+    guest: &GuestMem,
+    used: [u64; 3],
+    held: Option<&[u64]>,
+) -> io::Result<(GuestMem, u64)> {
     let large = guest.large_start().map_or(0, |s| guest.size() - s);
     let copy = GuestMem::with_large(guest.size(), large).map_err(io::Error::other)?;
     let small = guest.size() - large;
-    let mut bytes = copy_data(guest, guest.fd(), 0, used[0].min(small), &copy, 0, true)?;
+    let mut boot = [0u8; std::mem::size_of::<BootInfo>()];
+    guest.read(BOOT_INFO_GPA, &mut boot);
+    // SAFETY: BootInfo is plain data (`#[repr(C)]` integers); read_unaligned
+    // copies it out of the byte buffer. Its pool start only narrows the record.
+    let info: BootInfo = unsafe { std::ptr::read_unaligned(boot.as_ptr().cast()) };
+    let pool_start = info.pool_start;
+    let cores = (info.ncores as usize).clamp(1, mote_abi::layout::MAX_CORES);
+    let mut all = pieces(
+        guest.fd(),
+        (0, used[0].min(small)),
+        0,
+        true,
+        pool_start,
+        held,
+    );
     if let (Some(fd), Some(start)) = (guest.large_fd(), guest.large_start()) {
         let from = used[1].max(start) - start;
         let to = used[2].min(guest.size()).saturating_sub(start);
-        bytes += copy_data(guest, fd, from, to, &copy, start, false)?;
+        all.extend(pieces(fd, (from, to), start, false, pool_start, held));
     }
+    let halves = split_in_two(&all);
+    let copy_ref = &copy;
+    let bytes = std::thread::scope(|s| -> io::Result<u64> {
+        let other = (!halves[1].is_empty())
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("mote-fork-copy".into())
+                    .spawn_scoped(s, || {
+                        // The forking thread's LWK core waits meanwhile.
+                        crate::cpus::widen_to_lwk_cores(cores);
+                        copy_pieces(guest, &halves[1], copy_ref)
+                    })
+                    .ok()
+            })
+            .flatten();
+        let mut n = copy_pieces(guest, &halves[0], copy_ref)?;
+        match other {
+            Some(h) => n += h.join().map_err(|_| io::Error::other("fork copy thread"))??,
+            None => n += copy_pieces(guest, &halves[1], copy_ref)?,
+        }
+        Ok(n)
+    })?;
     Ok((copy, bytes))
+}
+
+/// Split `pieces` into two lists of about the same bytes (a piece cut in two
+/// at a 2 MiB boundary where needed).
+fn split_in_two(pieces: &[Piece]) -> [Vec<Piece>; 2] {
+    let total: u64 = pieces.iter().map(|p| p.to - p.from).sum();
+    let mut half = total / 2;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for &p in pieces {
+        let len = p.to - p.from;
+        if half >= len {
+            a.push(p);
+            half -= len;
+        } else if half > 0 {
+            let cut = p.from + (half.div_ceil(CHUNK as u64) * CHUNK as u64).min(len);
+            a.push(Piece { to: cut, ..p });
+            if cut < p.to {
+                b.push(Piece { from: cut, ..p });
+            }
+            half = 0;
+        } else {
+            b.push(p);
+        }
+    }
+    [a, b]
+}
+
+/// Copy each piece (`copy_data`); the bytes copied.
+fn copy_pieces(src: &GuestMem, pieces: &[Piece], copy: &GuestMem) -> io::Result<u64> {
+    let mut n = 0;
+    for p in pieces {
+        n += copy_data(src, p.fd, p.from, p.to, copy, p.base, p.in_kernel)?;
+    }
+    Ok(n)
 }
 
 /// Copy `[from, len)` of memfd `fd` (guest memory `src` from guest-physical
