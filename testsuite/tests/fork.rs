@@ -64,8 +64,10 @@ fn fork_from_a_parent_with_four_threads(pf: Platform) {
 /// anonymous memory, a shared `/dev/zero` mapping, a `/dev/shm` object and a
 /// System V segment written by the child are the parent's too; private memory
 /// is copied; `MADV_DONTFORK` memory faults in the child, `MADV_WIPEONFORK`
-/// memory is zero there, `MADV_DOFORK`/`MADV_KEEPONFORK` undo them.
-/// Regression: shared anonymous memory was pool memory, copied like private.
+/// memory is zero there, `MADV_DOFORK`/`MADV_KEEPONFORK` undo them; shared
+/// anonymous memory on huge pages is shared both ways.
+/// Regression: shared anonymous memory was pool memory, copied like private;
+/// with `MAP_HUGETLB` it still was (the child's write was lost).
 fn fork_memory_shared_copied_dontfork_wipeonfork(pf: Platform) {
     let (native, _) = Program::new(app("fork_memory")).on(pf).same_as_native();
     let text = native.stdout_text();
@@ -74,6 +76,8 @@ fn fork_memory_shared_copied_dontfork_wipeonfork(pf: Platform) {
         "private: child 0, parent sees \"parent's\"",
         "dontfork: child reading the marked page: 42 (42: SIGSEGV), the page before it: 3",
         "wipeonfork: child sees zeros: yes, parent keeps 'w'",
+        "MAP_SHARED|MAP_HUGETLB: child 0, parent sees \"written by the child\"",
+        "MAP_SHARED|MAP_HUGETLB: the child sees the parent's later write: yes",
         "all checks passed",
     ] {
         assert!(text.contains(line), "{line}: {text}");
