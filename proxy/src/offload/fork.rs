@@ -205,7 +205,11 @@ fn copy_guest(
             .flatten();
         let mut n = copy_pieces(guest, &halves[0], copy_ref)?;
         match other {
-            Some(h) => n += h.join().map_err(|_| io::Error::other("fork copy thread"))??,
+            Some(h) => {
+                n += h
+                    .join()
+                    .map_err(|_| io::Error::other("fork copy thread"))??
+            }
             None => n += copy_pieces(guest, &halves[1], copy_ref)?,
         }
         Ok(n)
