@@ -223,6 +223,7 @@ impl Frames {
 mod tests {
     use super::*;
     use mote_abi::boot::BootInfo;
+    use mote_abi::layout::PAGE_SIZE;
     use mote_abi::numa::PLACE_LIST;
 
     const MB: u64 = 1 << 20;
@@ -243,6 +244,35 @@ mod tests {
             ..BootInfo::default()
         };
         Frames::from_boot(&boot, topo)
+    }
+
+    #[test]
+    fn held_chunks_follow_what_is_handed_out_and_given_back() {
+        let mut f = three();
+        let held = |f: &Frames, gpa: u64| f.held().may_hold(gpa);
+        assert!(!held(&f, 4 * MB) && !held(&f, 20 * MB));
+        let a = f.alloc(4 * MB, FrameSize::Large, 0).unwrap();
+        let b = f.alloc_on(1, PAGE_SIZE, FrameSize::Small).unwrap();
+        for r in a.iter().chain(&b) {
+            assert!(held(&f, r.gpa) && held(&f, r.gpa + r.len - 1), "{r:?}");
+        }
+        // The 4 KiB frame's chunk stays held while any frame of it is out.
+        let c = f.alloc_on(1, PAGE_SIZE, FrameSize::Small).unwrap()[0];
+        f.free(b[0].gpa, PAGE_SIZE);
+        assert!(held(&f, c.gpa));
+        f.free(c.gpa, PAGE_SIZE);
+        // Both back: if the chunk is whole in one free run, it is released.
+        let run = f.pool(1).free_run_at(c.gpa).unwrap();
+        let chunk = c.gpa & !(2 * MB - 1);
+        assert_eq!(
+            !held(&f, c.gpa),
+            run.0 <= chunk && run.0 + run.1 >= chunk + 2 * MB
+        );
+        // Whole chunks given back are released.
+        for r in a {
+            f.free(r.gpa, r.len);
+            assert!(!held(&f, r.gpa) && !held(&f, r.gpa + r.len - 1), "{r:?}");
+        }
     }
 
     fn fill(nodes: &[usize], fallback: &[usize]) -> Placement {

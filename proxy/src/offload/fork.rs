@@ -598,3 +598,68 @@ fn retarget(old: RawFd, new: RawFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    #[test]
+    fn pieces_keep_the_boot_regions_and_the_held_chunks_only() {
+        // Pool from 71 MiB; chunks 36 (72-74 MiB) and 38-39 (76-80 MiB) held.
+        let held = [(1u64 << 36) | (1 << 38) | (1 << 39)];
+        let p = pieces(3, (0, 90 * MB), 0, true, 71 * MB, Some(&held));
+        let ranges: Vec<(u64, u64)> = p.iter().map(|p| (p.from, p.to)).collect();
+        // [0, 72 MiB): below the pool start (chunk 35 straddles it), then 36.
+        // Chunk 37 and those from 40 on are not held.
+        assert_eq!(ranges, [(0, 74 * MB), (76 * MB, 80 * MB)]);
+        assert!(p.iter().all(|p| p.fd == 3 && p.in_kernel && p.base == 0));
+        // Without a record, everything; beyond the record, everything too.
+        let all = pieces(3, (0, 90 * MB), 0, true, 70 * MB, None);
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].from, all[0].to), (0, 90 * MB));
+        let beyond = pieces(3, (0, 200 * MB), 0, true, 0, Some(&held));
+        assert_eq!(
+            beyond.last().map(|p| (p.from, p.to)),
+            Some((128 * MB, 200 * MB))
+        );
+    }
+
+    #[test]
+    fn pieces_of_the_large_memfd_are_offsets_from_its_start() {
+        // The hugetlbfs memfd from guest-physical 1 GiB: chunk 513 held.
+        let mut held = vec![0u64; 9];
+        held[513 / 64] |= 1 << (513 % 64);
+        let p = pieces(4, (0, 16 * MB), 1024 * MB, false, 70 * MB, Some(&held));
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].from, p[0].to, p[0].base), (2 * MB, 4 * MB, 1024 * MB));
+        assert!(!p[0].in_kernel);
+    }
+
+    #[test]
+    fn the_two_halves_cover_every_byte_once() {
+        let piece = |from, to| Piece {
+            fd: 3,
+            from,
+            to,
+            base: 0,
+            in_kernel: true,
+        };
+        let all = [
+            piece(0, 10 * MB),
+            piece(20 * MB, 21 * MB),
+            piece(30 * MB, 40 * MB),
+        ];
+        let [a, b] = split_in_two(&all);
+        let bytes = |v: &[Piece]| v.iter().map(|p| p.to - p.from).sum::<u64>();
+        assert_eq!(bytes(&a) + bytes(&b), 21 * MB);
+        assert!(bytes(&a).abs_diff(bytes(&b)) <= 2 * MB);
+        let mut cover: Vec<(u64, u64)> = a.iter().chain(&b).map(|p| (p.from, p.to)).collect();
+        cover.sort();
+        for w in cover.windows(2) {
+            assert!(w[0].1 <= w[1].0, "{cover:?}");
+        }
+        assert_eq!(split_in_two(&[]), [Vec::new(), Vec::new()]);
+    }
+}
