@@ -3,7 +3,10 @@
 // mapping, a /dev/shm object and a System V segment written by the child are
 // seen by the parent; private memory is copied; MADV_DONTFORK memory is not in
 // the child (an access faults), MADV_WIPEONFORK memory is zero there, and
-// MADV_DOFORK / MADV_KEEPONFORK undo them. Output is the same natively.
+// MADV_DOFORK / MADV_KEEPONFORK undo them. Shared anonymous memory on huge
+// pages (MAP_HUGETLB) is shared both ways: the child's write is seen by the
+// parent and the parent's write after the fork by the child. Output is the
+// same natively.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -152,6 +155,40 @@ int main(void) {
     printf("wipeonfork on shared memory: %d %s\n", r,
            errno == EINVAL ? "EINVAL" : strerror(errno));
     CHECK(r == -1 && errno == EINVAL, "WIPEONFORK on shared memory");
+
+    // MAP_SHARED|MAP_ANONYMOUS|MAP_HUGETLB, one huge page (a length Linux
+    // rounds up): the child's write is the parent's, and the parent's write
+    // after the fork is the child's.
+    char *huge = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    if (huge == MAP_FAILED) {
+        printf("MAP_SHARED|MAP_HUGETLB: %s\n", strerror(errno));
+    } else {
+        huge[(2 << 20) - 1] = 'e'; // the whole huge page is there
+        shared_case("MAP_SHARED|MAP_HUGETLB", huge + PAGE);
+        int go[2];
+        CHECK(pipe(go) == 0, "pipe: %s", strerror(errno));
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            char c;
+            close(go[1]);
+            if (read(go[0], &c, 1) != 1)
+                _exit(2);
+            _exit(strcmp(huge, "parent's, after the fork") == 0 ? 0 : 1);
+        }
+        close(go[0]);
+        strcpy(huge, "parent's, after the fork");
+        CHECK(write(go[1], "g", 1) == 1, "write: %s", strerror(errno));
+        close(go[1]);
+        int st = 0;
+        CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
+        int seen = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        printf("MAP_SHARED|MAP_HUGETLB: the child sees the parent's later write: %s\n",
+               seen == 0 ? "yes" : "no");
+        CHECK(seen == 0, "MAP_SHARED|MAP_HUGETLB: the parent's write after the fork");
+        CHECK(munmap(huge, 2 << 20) == 0, "munmap: %s", strerror(errno));
+    }
 
     if (failures) {
         printf("%d checks failed\n", failures);

@@ -16,6 +16,13 @@ pub mod mman {
     pub const MAP_SHARED: u64 = 0x01;
     /// `memfd_create` flag (include/uapi/linux/memfd.h).
     pub const MFD_CLOEXEC: u64 = 0x01;
+    /// `memfd_create` flag: a file on hugetlbfs; its huge page size bits are
+    /// `MAP_HUGE_*`'s (include/uapi/linux/memfd.h, `MFD_HUGE_SHIFT` 26).
+    pub const MFD_HUGETLB: u64 = 0x04;
+    /// `MAP_HUGE_*` page-size bits: log2 of the size at bit 26
+    /// (include/uapi/asm-generic/hugetlb_encode.h).
+    pub const MAP_HUGE_SHIFT: u64 = 26;
+    pub const MAP_HUGE_MASK: u64 = 0x3f;
     pub const MAP_PRIVATE: u64 = 0x02;
     pub const MAP_SHARED_VALIDATE: u64 = 0x03;
     pub const MAP_TYPE: u64 = 0x0f;

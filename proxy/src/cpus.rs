@@ -270,6 +270,15 @@ pub fn lwk_host_cpu(i: usize) -> usize {
         .unwrap_or_else(|| shared_layout(&host_cpus(), i))
 }
 
+/// Let the calling thread run on the CPUs it may run on now and on the host
+/// CPUs of LWK cores `0..cores` (a helper of a thread whose LWK core waits
+/// for it: `fork`'s copy).
+pub fn widen_to_lwk_cores(cores: usize) {
+    let mut cpus = host_cpus();
+    cpus.extend((0..cores).map(lwk_host_cpu));
+    allow_cpus(&cpus);
+}
+
 /// The layout without claims: the allowed CPUs after the Linux core, wrapping;
 /// the Linux core itself only when it is the only one allowed.
 fn shared_layout(cpus: &[usize], i: usize) -> usize {

@@ -64,9 +64,6 @@ pub enum MirrorError {
     Mmap { va: u64, len: u64, err: io::Error },
 }
 
-/// `madvise` advice: fault in pages writable (Linux 5.14).
-const MADV_POPULATE_WRITE: libc::c_int = 23;
-
 /// The proxy's copy of the application's address space.
 pub struct Mirror {
     /// Our own descriptor of the guest memfd.
@@ -416,9 +413,15 @@ impl Mirror {
             // Allocate the host pages behind newly mapped guest memory now, natively:
             // a guest's first touch of a page the host has not allocated yet costs
             // ~60 us under nested virtualization, against ~8 us for one that exists.
-            // Failure (old kernel, no memory yet) only loses the head start.
-            // SAFETY: advice on the mirror mapping just made; it changes no contents.
-            unsafe { libc::madvise(va as *mut libc::c_void, len as usize, MADV_POPULATE_WRITE) };
+            // `fallocate`, not a populating `madvise`: the pages are allocated but
+            // left unwritten (Linux zeroes a shmem page `fallocate` made at its
+            // first touch), so `SEEK_DATA` on the memfd still finds only the pages
+            // someone touched — the guest through KVM, the proxy through the mirror
+            // or its own view — and `fork`'s copy reads only those
+            // (`offload::fork`). Failure (no memory yet) only loses the head start.
+            // SAFETY: fallocate on our own descriptor of the memfd, inside it (the
+            // range was checked above); mode 0 allocates and changes no contents.
+            unsafe { libc::fallocate(fd, 0, off, len as libc::off_t) };
         }
         Ok(())
     }

@@ -196,8 +196,13 @@ pub enum Op {
     /// handed out memory beyond): the end of the used ordinary memory (all
     /// guest-physical memory below it is copied), and the start and end of the
     /// used 2 MiB-page memory; `args[3]` is the calling core's TSC (in the
-    /// partition the child's new VM counts on from it). Returns the child's pid
-    /// or `-errno`.
+    /// partition the child's new VM counts on from it); `args[4]` and `args[5]`
+    /// are the runtime address and length in 64-bit words of libos's record of
+    /// the 2 MiB chunks that may hold data (`libos::frames::Held`: bit `i` is
+    /// guest-physical `[i * 2 MiB, (i + 1) * 2 MiB)`), of which only the pool's
+    /// set chunks are copied (a hint the proxy reads through the mirror, capped
+    /// at guest memory's size; 0 words: copy every chunk). Returns the child's
+    /// pid or `-errno`.
     ForkProcess = 19,
 }
 

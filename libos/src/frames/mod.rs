@@ -14,8 +14,10 @@
 //!
 //! A partition on several NUMA nodes has one pool per node ([`Frames`], `nodes`).
 
+mod held;
 mod nodes;
 
+pub use held::Held;
 pub use nodes::Frames;
 
 use alloc::collections::BTreeMap;
@@ -213,6 +215,21 @@ impl FramePool {
                 Err(e)
             }
         }
+    }
+
+    /// The free run (after coalescing) holding `gpa`, as `(start, len)`; `None`
+    /// when `gpa` is handed out or was never handed out.
+    pub fn free_run_at(&self, gpa: u64) -> Option<(u64, u64)> {
+        let region = match &self.large {
+            Some(l) if gpa >= l.start => l,
+            _ => &self.any,
+        };
+        region
+            .free
+            .range(..=gpa)
+            .next_back()
+            .filter(|(&a, f)| gpa < a + f.len)
+            .map(|(&a, f)| (a, f.len))
     }
 
     /// Give back `[gpa, gpa+len)` (page aligned, previously handed out). The frames

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use mote_abi::errno::Errno;
 use mote_abi::numa::Topology;
 
-use super::{FramePool, FrameSize, Run};
+use super::{FramePool, FrameSize, Held, Run};
 use crate::numa::Placement;
 
 /// The partition's frames, a [`FramePool`] per node.
@@ -21,6 +21,8 @@ use crate::numa::Placement;
 pub struct Frames {
     pools: Vec<FramePool>,
     topo: Topology,
+    /// Which chunks may hold data (`held`), over all pools.
+    held: Held,
 }
 
 impl From<FramePool> for Frames {
@@ -28,6 +30,7 @@ impl From<FramePool> for Frames {
     fn from(pool: FramePool) -> Frames {
         let topo = Topology::single(pool.range().1, 1);
         Frames {
+            held: Held::new(pool.range().1),
             pools: alloc::vec![pool],
             topo,
         }
@@ -49,8 +52,13 @@ impl Frames {
                     large => FramePool::with_large(s, large.clamp(s, e), e),
                 }
             })
-            .collect();
-        Frames { pools, topo }
+            .collect::<Vec<FramePool>>();
+        let end = pools.iter().map(|p| p.range().1).max().unwrap_or(0);
+        Frames {
+            pools,
+            topo,
+            held: Held::new(end),
+        }
     }
 
     /// The topology the pools follow.
@@ -99,22 +107,28 @@ impl Frames {
             }
             last = node;
         }
+        self.hold(&runs);
         Ok((runs, last))
     }
 
     /// Hand out `len` bytes from node `node` only (a page moved there).
     pub fn alloc_on(&mut self, node: usize, len: u64, size: FrameSize) -> Result<Vec<Run>, Errno> {
-        self.pools
+        let runs = self
+            .pools
             .get_mut(node)
             .ok_or(Errno::ENOMEM)?
-            .alloc(len, size)
+            .alloc(len, size)?;
+        self.hold(&runs);
+        Ok(runs)
     }
 
     /// Hand out `len` bytes from node `first`, else from the others in order
     /// (frames with no policy of their own: page tables, a split page's copy).
     pub fn alloc(&mut self, len: u64, size: FrameSize, first: usize) -> Result<Vec<Run>, Errno> {
         if let [only] = self.pools.as_mut_slice() {
-            return only.alloc(len, size);
+            let runs = only.alloc(len, size)?;
+            self.hold(&runs);
+            return Ok(runs);
         }
         let first = first.min(self.pools.len() - 1);
         let place = Placement {
@@ -131,6 +145,22 @@ impl Frames {
     pub fn free(&mut self, gpa: u64, len: u64) {
         let node = self.node_of(gpa);
         self.pools[node].free(gpa, len);
+        if let Some((a, l)) = self.pools[node].free_run_at(gpa) {
+            self.held.release(a, l);
+        }
+    }
+
+    /// Record handed-out runs as holding data.
+    fn hold(&mut self, runs: &[Run]) {
+        for r in runs {
+            self.held.hold(r.gpa, r.len);
+        }
+    }
+
+    /// Which 2 MiB chunks may hold data (`held`): what `fork` copies of the
+    /// pools.
+    pub fn held(&self) -> &Held {
+        &self.held
     }
 
     /// Bytes that can still be handed out.
@@ -193,6 +223,7 @@ impl Frames {
 mod tests {
     use super::*;
     use mote_abi::boot::BootInfo;
+    use mote_abi::layout::PAGE_SIZE;
     use mote_abi::numa::PLACE_LIST;
 
     const MB: u64 = 1 << 20;
@@ -213,6 +244,35 @@ mod tests {
             ..BootInfo::default()
         };
         Frames::from_boot(&boot, topo)
+    }
+
+    #[test]
+    fn held_chunks_follow_what_is_handed_out_and_given_back() {
+        let mut f = three();
+        let held = |f: &Frames, gpa: u64| f.held().may_hold(gpa);
+        assert!(!held(&f, 4 * MB) && !held(&f, 20 * MB));
+        let a = f.alloc(4 * MB, FrameSize::Large, 0).unwrap();
+        let b = f.alloc_on(1, PAGE_SIZE, FrameSize::Small).unwrap();
+        for r in a.iter().chain(&b) {
+            assert!(held(&f, r.gpa) && held(&f, r.gpa + r.len - 1), "{r:?}");
+        }
+        // The 4 KiB frame's chunk stays held while any frame of it is out.
+        let c = f.alloc_on(1, PAGE_SIZE, FrameSize::Small).unwrap()[0];
+        f.free(b[0].gpa, PAGE_SIZE);
+        assert!(held(&f, c.gpa));
+        f.free(c.gpa, PAGE_SIZE);
+        // Both back: if the chunk is whole in one free run, it is released.
+        let run = f.pool(1).free_run_at(c.gpa).unwrap();
+        let chunk = c.gpa & !(2 * MB - 1);
+        assert_eq!(
+            !held(&f, c.gpa),
+            run.0 <= chunk && run.0 + run.1 >= chunk + 2 * MB
+        );
+        // Whole chunks given back are released.
+        for r in a {
+            f.free(r.gpa, r.len);
+            assert!(!held(&f, r.gpa) && !held(&f, r.gpa + r.len - 1), "{r:?}");
+        }
     }
 
     fn fill(nodes: &[usize], fallback: &[usize]) -> Placement {

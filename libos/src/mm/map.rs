@@ -6,7 +6,9 @@
 use alloc::vec::Vec;
 
 use mote_abi::errno::Errno;
-use mote_abi::layout::{LARGE_PAGE_SIZE, PAGE_SIZE, USER_END, USER_MMAP_TOP, USER_START};
+use mote_abi::layout::{
+    HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE, USER_END, USER_MMAP_TOP, USER_START,
+};
 
 use crate::frames::FrameSize;
 use crate::platform::Platform;
@@ -46,6 +48,11 @@ pub enum MapSource {
     /// A shared mapping of the file or device open as `fd`, from offset `off`,
     /// passed through from Linux (the proxy maps it with `mmap` flags `flags`).
     SharedFile { fd: u64, off: u64, flags: u64 },
+    /// `MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB`: Linux's object is a file on
+    /// its internal hugetlbfs, which a `fork` child shares. Here the same: a
+    /// hugetlbfs memfd (`MFD_HUGETLB` with the request's `MAP_HUGE_*` size
+    /// bits, `size_bits`), passed through as a shared file is.
+    SharedHuge { size_bits: u64 },
 }
 
 /// An `mmap` whose raw arguments the syscall layer has checked and decoded
@@ -102,8 +109,15 @@ impl AddressSpace {
                 if hint >= USER_START && hint <= USER_END - len && self.is_free(hint, hint + len) {
                     (hint, false)
                 } else {
+                    let page = match req.source {
+                        // 1 GiB pages (`MAP_HUGE_1GB`) lie 1 GiB aligned.
+                        MapSource::SharedHuge { size_bits } if size_bits >> 26 == 30 => {
+                            HUGE_PAGE_SIZE
+                        }
+                        _ => LARGE_PAGE_SIZE,
+                    };
                     let align = if req.huge {
-                        self.placement_align(len).max(LARGE_PAGE_SIZE)
+                        self.placement_align(len).max(page)
                     } else {
                         self.placement_align(len)
                     };
@@ -124,17 +138,23 @@ impl AddressSpace {
         let mut copy = None;
 
         match req.source {
-            MapSource::Anonymous { shared: true, .. } if !req.huge => {
+            MapSource::Anonymous { shared: true, .. } => {
                 if fixed {
                     self.remove_range(p, start, end)?;
                 }
-                self.map_shared_anon(p, start, end, prot)?;
+                self.map_shared_anon(p, start, end, prot, None)?;
             }
-            MapSource::Anonymous { shared, .. } => {
+            MapSource::SharedHuge { size_bits } => {
                 if fixed {
                     self.remove_range(p, start, end)?;
                 }
-                if let Err(e) = self.map_new(p, start, end, prot, VmaKind::Anon, shared) {
+                self.map_shared_anon(p, start, end, prot, Some(size_bits))?;
+            }
+            MapSource::Anonymous { shared: false, .. } => {
+                if fixed {
+                    self.remove_range(p, start, end)?;
+                }
+                if let Err(e) = self.map_new(p, start, end, prot, VmaKind::Anon, false) {
                     self.note_oom(p, e, len);
                     return Err(e);
                 }
@@ -180,6 +200,9 @@ impl AddressSpace {
             MapSource::Anonymous { dev_zero: true, .. }
             | MapSource::Anonymous { shared: true, .. } => {
                 self.label(start, end, b"/dev/zero (deleted)");
+            }
+            MapSource::SharedHuge { .. } => {
+                self.label(start, end, b"/anon_hugepage (deleted)");
             }
             MapSource::Anonymous { .. } => {}
             MapSource::PrivateFile { fd, .. } | MapSource::SharedFile { fd, .. } => {

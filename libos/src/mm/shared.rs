@@ -52,12 +52,17 @@ impl AddressSpace {
     /// the same: a memfd from a forwarded `memfd_create` (its descriptor lives
     /// for this call only), sized to the mapping and passed through as a shared
     /// file is, so a forked child's proxy and VM (or process) map its pages too.
+    /// `huge`: `MAP_HUGETLB` with these `MAP_HUGE_*` size bits, whose object
+    /// Linux puts on hugetlbfs: a memfd there (`MFD_HUGETLB`, the same size
+    /// bits), whose pages Linux takes at the proxy's `mmap` (`ENOMEM` when
+    /// there are none, as natively).
     pub(super) fn map_shared_anon<P: Platform>(
         &mut self,
         p: &P,
         start: u64,
         end: u64,
         prot: u64,
+        huge: Option<u64>,
     ) -> Result<(), Errno> {
         // In the runtime's image, which the proxy mirrors: a valid pointer there.
         static NAME: &[u8] = b"dev/zero\0";
@@ -68,7 +73,14 @@ impl AddressSpace {
         };
         let fd = p.forward(
             Sysno::memfd_create as u64,
-            [NAME.as_ptr() as u64, MFD_CLOEXEC, 0, 0, 0, 0],
+            [
+                NAME.as_ptr() as u64,
+                MFD_CLOEXEC | huge.map_or(0, |bits| MFD_HUGETLB | bits),
+                0,
+                0,
+                0,
+                0,
+            ],
         );
         if fd < 0 {
             return Err(err(fd));

@@ -5,7 +5,9 @@
 //! [`MapRequest`] for the address space.
 
 use mote_abi::errno::Errno;
-use mote_abi::layout::{align_down, align_up, LARGE_PAGE_SIZE, PAGE_SIZE, USER_END, USER_START};
+use mote_abi::layout::{
+    align_down, align_up, HUGE_PAGE_SIZE, LARGE_PAGE_SIZE, PAGE_SIZE, USER_END, USER_START,
+};
 
 use crate::mm::{page_len, MapRequest, MapSource, Placement};
 use crate::platform::Platform;
@@ -148,8 +150,19 @@ pub fn map_request<P: Platform>(
     if flags & MAP_HUGETLB != 0 && !anon && !huge_file {
         return Err(Errno::EINVAL);
     }
+    // Shared anonymous memory on huge pages is a hugetlbfs object too: Linux
+    // rounds its length up to the huge page size the `MAP_HUGE_*` bits name.
+    let shared_huge = anon && shared && flags & MAP_HUGETLB != 0;
+    let huge_bits = flags & (MAP_HUGE_MASK << MAP_HUGE_SHIFT);
     let len = if huge_file {
         align_up(len, LARGE_PAGE_SIZE)
+    } else if shared_huge {
+        match huge_bits >> MAP_HUGE_SHIFT {
+            0 | 21 => align_up(len, LARGE_PAGE_SIZE),
+            30 => align_up(len, HUGE_PAGE_SIZE),
+            // A size this machine's hugetlbfs cannot have (Linux: no hstate).
+            _ => return Err(Errno::EINVAL),
+        }
     } else {
         len
     };
@@ -191,7 +204,11 @@ pub fn map_request<P: Platform>(
             low32: flags & MAP_32BIT != 0,
         }
     };
-    let source = if anon {
+    let source = if shared_huge {
+        MapSource::SharedHuge {
+            size_bits: huge_bits,
+        }
+    } else if anon {
         MapSource::Anonymous { shared, dev_zero }
     } else if shared {
         MapSource::SharedFile { fd, off, flags }

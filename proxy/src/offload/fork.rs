@@ -35,11 +35,13 @@ use crate::mirror::Mirror;
 const CHUNK: usize = 2 << 20;
 
 /// `Op::ForkProcess` from the application thread on slot `index`: the child's
-/// pid in the parent; the child never returns from here.
+/// pid in the parent; the child never returns from here. `held`: the runtime
+/// address and word count of libos's record of the chunks that may hold data.
 pub(super) fn fork_process(
     guest: &Arc<GuestMem>,
     mirror: &Arc<Mirror>,
     used: [u64; 3],
+    held: [u64; 2],
     tsc: u64,
     pin: Option<usize>,
 ) -> i64 {
@@ -49,7 +51,8 @@ pub(super) fn fork_process(
         None => return -i64::from(libc::ENOSYS),
     };
     let t0 = std::time::Instant::now();
-    let (copy, bytes) = match copy_guest(guest, used) {
+    let held = read_held(guest, held);
+    let (copy, bytes) = match copy_guest(guest, used, held.as_deref()) {
         Ok(c) => c,
         Err(e) => return -i64::from(e.raw_os_error().unwrap_or(libc::ENOMEM)),
     };
@@ -77,30 +80,185 @@ pub(super) fn fork_process(
     }
 }
 
+/// libos's record of the chunks that may hold data (`libos::frames::Held`),
+/// read through the mirror from runtime memory at `held[0]`, `held[1]` words:
+/// at most one bit per 2 MiB of guest memory. `None` (copy every chunk) when it
+/// cannot be read. The application can write it; a wrong record only loses
+/// data of its own child, as a corrupted libos would.
+fn read_held(guest: &GuestMem, [va, words]: [u64; 2]) -> Option<Vec<u64>> {
+    let max = guest.size().div_ceil(CHUNK as u64).div_ceil(64);
+    if words == 0 || words > max {
+        return None;
+    }
+    let mut bytes = vec![0u8; words as usize * 8];
+    if crate::mirror::read_user(va, &mut bytes).ok()? != bytes.len() {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+            .collect(),
+    )
+}
+
+/// One piece of the copy: memfd `fd`'s `[from, to)`, guest-physical `base + off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    fd: RawFd,
+    from: u64,
+    to: u64,
+    base: u64,
+    /// Copy with `pwrite` (not on hugetlbfs).
+    in_kernel: bool,
+}
+
+/// The pieces of `[from, to)` of memfd `fd` (guest-physical `base + off`)
+/// that may hold data: all of it below `pool_start` (the boot regions and the
+/// runtime), above it only the 2 MiB chunks `held` has set (all without a
+/// record).
+fn pieces(
+    fd: RawFd,
+    (from, to): (u64, u64),
+    base: u64,
+    in_kernel: bool,
+    pool_start: u64,
+    held: Option<&[u64]>,
+) -> Vec<Piece> {
+    let piece = |from, to| Piece {
+        fd,
+        from,
+        to,
+        base,
+        in_kernel,
+    };
+    let Some(held) = held else {
+        return (from < to).then(|| piece(from, to)).into_iter().collect();
+    };
+    let may_hold = |gpa: u64| {
+        let c = gpa / CHUNK as u64;
+        held.get((c / 64) as usize)
+            .is_none_or(|w| w & (1 << (c % 64)) != 0)
+    };
+    let mut out: Vec<Piece> = Vec::new();
+    let mut at = from;
+    while at < to {
+        let gpa = base + at;
+        let next = ((gpa / CHUNK as u64 + 1) * CHUNK as u64 - base).min(to);
+        if gpa < pool_start || may_hold(gpa) {
+            match out.last_mut() {
+                Some(p) if p.to == at => p.to = next,
+                _ => out.push(piece(at, next)),
+            }
+        }
+        at = next;
+    }
+    out
+}
+
 /// A copy of `guest`: same sizes; of the small memfd the data below `used[0]`,
-/// of the hugetlbfs one the non-zero pages of `[used[1], used[2])` (guest-physical).
-/// Also returns the bytes copied.
-fn copy_guest(guest: &GuestMem, used: [u64; 3]) -> io::Result<(GuestMem, u64)> {
+/// of the hugetlbfs one the non-zero pages of `[used[1], used[2])`
+/// (guest-physical), of the frame pool only the chunks `held` names. Two
+/// threads copy, each a half of the bytes. Also returns the bytes copied.
+fn copy_guest(
+    guest: &GuestMem,
+    used: [u64; 3],
+    held: Option<&[u64]>,
+) -> io::Result<(GuestMem, u64)> {
     let large = guest.large_start().map_or(0, |s| guest.size() - s);
     let copy = GuestMem::with_large(guest.size(), large).map_err(io::Error::other)?;
     let small = guest.size() - large;
-    let mut bytes = copy_data(guest, guest.fd(), 0, used[0].min(small), &copy, 0, true)?;
+    let mut boot = [0u8; std::mem::size_of::<BootInfo>()];
+    guest.read(BOOT_INFO_GPA, &mut boot);
+    // SAFETY: BootInfo is plain data (`#[repr(C)]` integers); read_unaligned
+    // copies it out of the byte buffer. Its pool start only narrows the record.
+    let info: BootInfo = unsafe { std::ptr::read_unaligned(boot.as_ptr().cast()) };
+    let pool_start = info.pool_start;
+    let cores = (info.ncores as usize).clamp(1, mote_abi::layout::MAX_CORES);
+    let mut all = pieces(
+        guest.fd(),
+        (0, used[0].min(small)),
+        0,
+        true,
+        pool_start,
+        held,
+    );
     if let (Some(fd), Some(start)) = (guest.large_fd(), guest.large_start()) {
         let from = used[1].max(start) - start;
         let to = used[2].min(guest.size()).saturating_sub(start);
-        bytes += copy_data(guest, fd, from, to, &copy, start, false)?;
+        all.extend(pieces(fd, (from, to), start, false, pool_start, held));
     }
+    let halves = split_in_two(&all);
+    let copy_ref = &copy;
+    let bytes = std::thread::scope(|s| -> io::Result<u64> {
+        let other = (!halves[1].is_empty())
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("mote-fork-copy".into())
+                    .spawn_scoped(s, || {
+                        // The forking thread's LWK core waits meanwhile.
+                        crate::cpus::widen_to_lwk_cores(cores);
+                        copy_pieces(guest, &halves[1], copy_ref)
+                    })
+                    .ok()
+            })
+            .flatten();
+        let mut n = copy_pieces(guest, &halves[0], copy_ref)?;
+        match other {
+            Some(h) => {
+                n += h
+                    .join()
+                    .map_err(|_| io::Error::other("fork copy thread"))??
+            }
+            None => n += copy_pieces(guest, &halves[1], copy_ref)?,
+        }
+        Ok(n)
+    })?;
     Ok((copy, bytes))
+}
+
+/// Split `pieces` into two lists of about the same bytes (a piece cut in two
+/// at a 2 MiB boundary where needed).
+fn split_in_two(pieces: &[Piece]) -> [Vec<Piece>; 2] {
+    let total: u64 = pieces.iter().map(|p| p.to - p.from).sum();
+    let mut half = total / 2;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for &p in pieces {
+        let len = p.to - p.from;
+        if half >= len {
+            a.push(p);
+            half -= len;
+        } else if half > 0 {
+            let cut = p.from + (half.div_ceil(CHUNK as u64) * CHUNK as u64).min(len);
+            a.push(Piece { to: cut, ..p });
+            if cut < p.to {
+                b.push(Piece { from: cut, ..p });
+            }
+            half = 0;
+        } else {
+            b.push(p);
+        }
+    }
+    [a, b]
+}
+
+/// Copy each piece (`copy_data`); the bytes copied.
+fn copy_pieces(src: &GuestMem, pieces: &[Piece], copy: &GuestMem) -> io::Result<u64> {
+    let mut n = 0;
+    for p in pieces {
+        n += copy_data(src, p.fd, p.from, p.to, copy, p.base, p.in_kernel)?;
+    }
+    Ok(n)
 }
 
 /// Copy `[from, len)` of memfd `fd` (guest memory `src` from guest-physical
 /// `base`) to `copy` at the same place: the data ranges only
 /// (`SEEK_DATA`/`SEEK_HOLE`), and of those only the blocks that are not all
-/// zero, checked in place through the guest mapping (memory the partition's
-/// mirror populated, or hugetlbfs memory, where every page counts as data,
-/// is mostly zero). The copy's memfd keeps holes for the rest, which read as
-/// zero. `in_kernel`: copy with `copy_file_range` (not on hugetlbfs). Returns
-/// the bytes copied.
+/// zero, checked in place through the guest mapping (memory touched only by
+/// reads, or hugetlbfs memory, where every page counts as data, is mostly
+/// zero). The copy's memfd keeps holes for the rest, which read as zero.
+/// `in_kernel`: copy with `pwrite` (not on hugetlbfs, which has no `write`).
+/// Returns the bytes copied.
 #[allow(clippy::too_many_arguments)]
 fn copy_data(
     src: &GuestMem,
@@ -145,10 +303,10 @@ fn copy_data(
             {
                 run += block(at + run as u64);
             }
-            if !(in_kernel && copy_range(fd, copy.fd(), at, run)) {
-                let s = src
-                    .ptr(base + at, run as u64)
-                    .ok_or(io::ErrorKind::InvalidInput)?;
+            let s = src
+                .ptr(base + at, run as u64)
+                .ok_or(io::ErrorKind::InvalidInput)?;
+            if !(in_kernel && write_range(copy.fd(), s, at, run)) {
                 let dst = copy
                     .ptr(base + at, run as u64)
                     .ok_or(io::ErrorKind::InvalidInput)?;
@@ -180,19 +338,29 @@ fn is_zero(src: &GuestMem, gpa: u64, n: usize) -> io::Result<bool> {
         .all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0))
 }
 
-/// Copy `[off, off+n)` of memfd `from` to the same place in memfd `to` in
-/// the kernel (`copy_file_range`: no page faults in either mapping). `false`:
-/// not done (the caller copies it through the mapping instead).
-fn copy_range(from: RawFd, to: RawFd, off: u64, n: usize) -> bool {
-    let (mut a, mut b) = (off as libc::loff_t, off as libc::loff_t);
-    let mut left = n;
-    while left > 0 {
-        // SAFETY: both descriptors are GuestMem's; the offsets are ours.
-        let r = unsafe { libc::copy_file_range(from, &mut a, to, &mut b, left, 0) };
+/// Write the `n` bytes at `src` (guest memory, just read by the zero check) to
+/// offset `off` of memfd `to` with `pwrite`: Linux allocates the copy's pages
+/// without zeroing them first and takes no page fault in the copy's mapping
+/// (faster than `copy_file_range` between two shmem files, which moves the
+/// pages one by one through a pipe, and than stores through the mapping).
+/// `false`: not done (the caller copies through the mapping instead).
+fn write_range(to: RawFd, src: *const u8, off: u64, n: usize) -> bool {
+    let mut done = 0;
+    while done < n {
+        // SAFETY: `src` is `n` bytes of the guest mapping (checked by the
+        // caller's `ptr`), only read; `to` is the copy's memfd.
+        let r = unsafe {
+            libc::pwrite(
+                to,
+                src.add(done).cast(),
+                n - done,
+                (off + done as u64) as libc::off_t,
+            )
+        };
         if r <= 0 {
             return false;
         }
-        left -= r as usize;
+        done += r as usize;
     }
     true
 }
@@ -429,4 +597,69 @@ fn retarget(old: RawFd, new: RawFd) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1 << 20;
+
+    #[test]
+    fn pieces_keep_the_boot_regions_and_the_held_chunks_only() {
+        // Pool from 71 MiB; chunks 36 (72-74 MiB) and 38-39 (76-80 MiB) held.
+        let held = [(1u64 << 36) | (1 << 38) | (1 << 39)];
+        let p = pieces(3, (0, 90 * MB), 0, true, 71 * MB, Some(&held));
+        let ranges: Vec<(u64, u64)> = p.iter().map(|p| (p.from, p.to)).collect();
+        // [0, 72 MiB): below the pool start (chunk 35 straddles it), then 36.
+        // Chunk 37 and those from 40 on are not held.
+        assert_eq!(ranges, [(0, 74 * MB), (76 * MB, 80 * MB)]);
+        assert!(p.iter().all(|p| p.fd == 3 && p.in_kernel && p.base == 0));
+        // Without a record, everything; beyond the record, everything too.
+        let all = pieces(3, (0, 90 * MB), 0, true, 70 * MB, None);
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].from, all[0].to), (0, 90 * MB));
+        let beyond = pieces(3, (0, 200 * MB), 0, true, 0, Some(&held));
+        assert_eq!(
+            beyond.last().map(|p| (p.from, p.to)),
+            Some((128 * MB, 200 * MB))
+        );
+    }
+
+    #[test]
+    fn pieces_of_the_large_memfd_are_offsets_from_its_start() {
+        // The hugetlbfs memfd from guest-physical 1 GiB: chunk 513 held.
+        let mut held = vec![0u64; 9];
+        held[513 / 64] |= 1 << (513 % 64);
+        let p = pieces(4, (0, 16 * MB), 1024 * MB, false, 70 * MB, Some(&held));
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].from, p[0].to, p[0].base), (2 * MB, 4 * MB, 1024 * MB));
+        assert!(!p[0].in_kernel);
+    }
+
+    #[test]
+    fn the_two_halves_cover_every_byte_once() {
+        let piece = |from, to| Piece {
+            fd: 3,
+            from,
+            to,
+            base: 0,
+            in_kernel: true,
+        };
+        let all = [
+            piece(0, 10 * MB),
+            piece(20 * MB, 21 * MB),
+            piece(30 * MB, 40 * MB),
+        ];
+        let [a, b] = split_in_two(&all);
+        let bytes = |v: &[Piece]| v.iter().map(|p| p.to - p.from).sum::<u64>();
+        assert_eq!(bytes(&a) + bytes(&b), 21 * MB);
+        assert!(bytes(&a).abs_diff(bytes(&b)) <= 2 * MB);
+        let mut cover: Vec<(u64, u64)> = a.iter().chain(&b).map(|p| (p.from, p.to)).collect();
+        cover.sort();
+        for w in cover.windows(2) {
+            assert!(w[0].1 <= w[1].0, "{cover:?}");
+        }
+        assert_eq!(split_in_two(&[]), [Vec::new(), Vec::new()]);
+    }
 }

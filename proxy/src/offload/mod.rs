@@ -349,7 +349,8 @@ pub fn serve(
             Some(Op::ForkProcess) if child => -i64::from(libc::ENOSYS),
             Some(Op::ForkProcess) => {
                 let used = [req.args[0], req.args[1], req.args[2]];
-                fork::fork_process(guest, mirror, used, req.args[3], pin)
+                let held = [req.args[4], req.args[5]];
+                fork::fork_process(guest, mirror, used, held, req.args[3], pin)
             }
             Some(Op::VforkWait) => {
                 vfork::vfork_wait(req.args[0] as i32, req.args[1] as usize, guest, index)

@@ -79,7 +79,13 @@ pub fn fork(p: &RtPlatform, frame: &TrapFrame, set_tid: u64, clear_tid: u64) -> 
         return Errno::ESRCH.ret();
     };
     let pg = PROCESS.lock();
-    let Some(used) = pg.as_ref().map(|pr| pr.mm.frames().used_ends()) else {
+    let Some((used, held)) = pg.as_ref().map(|pr| {
+        let words = pr.mm.frames().held().words();
+        (
+            pr.mm.frames().used_ends(),
+            (words.as_ptr() as u64, words.len() as u64),
+        )
+    }) else {
         return Errno::ESRCH.ret();
     };
     // SAFETY: see Slot: THREADS and PROCESS are held.
@@ -100,7 +106,7 @@ pub fn fork(p: &RtPlatform, frame: &TrapFrame, set_tid: u64, clear_tid: u64) -> 
     // proxy copies (PROCESS is held, so it switches to no other thread). The
     // TSC goes along: the child's vCPUs count on from it.
     let heap = super::heap::hold();
-    let r = p.fork_process(used, tsc);
+    let r = p.fork_process(used, held, tsc);
     drop(heap);
     FORKING.store(0, Ordering::Release);
     drop(pg);

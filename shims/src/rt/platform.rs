@@ -148,8 +148,12 @@ impl RtPlatform {
     /// `Op::ForkProcess` (`rt::fork`) with the frame pool's used ends
     /// (`FramePool::used_ends`) and the calling core's TSC: the child's pid or
     /// `-errno`.
-    pub fn fork_process(&self, used: (u64, u64, u64), tsc: u64) -> i64 {
-        self.call(Op::ForkProcess, 0, [used.0, used.1, used.2, tsc, 0, 0])
+    pub fn fork_process(&self, used: (u64, u64, u64), held: (u64, u64), tsc: u64) -> i64 {
+        self.call(
+            Op::ForkProcess,
+            0,
+            [used.0, used.1, used.2, tsc, held.0, held.1],
+        )
     }
 
     /// Wait until vfork child `pid` (slot `slot`) exec'd or ended: 0, or `-EINTR`

@@ -102,3 +102,36 @@ fn madvise_remove_zeroes_shared_anonymous_memory() {
         "Linux: only in a writable shared mapping"
     );
 }
+
+/// Regression: `MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB` was pool memory,
+/// copied into a fork child like private memory (the child's writes were
+/// lost to the parent), and its length was not rounded up to the huge page.
+#[test]
+fn shared_anonymous_huge_memory_is_a_hugetlbfs_memfd_of_whole_pages() {
+    let (mut mm, p) = setup(64 * MB);
+    let before = mm.frames().available();
+    let flags = MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB;
+    let a = anon(&mut mm, &p, 0, PAGE_SIZE, flags).unwrap();
+    assert!(a.is_multiple_of(LARGE_PAGE_SIZE), "{a:#x}");
+    let (gpa, _) = p.mapping(a).unwrap();
+    assert!(is_passthrough(gpa, PAGE_SIZE), "not pool memory: {gpa:#x}");
+    assert!(
+        p.mapping(a + LARGE_PAGE_SIZE - PAGE_SIZE).is_some(),
+        "whole page"
+    );
+    assert_eq!(mm.frames().available(), before, "no pool frames used");
+    let memfd =
+        p.st.borrow()
+            .forwarded
+            .iter()
+            .find(|f| f.0 == Sysno::memfd_create as u64)
+            .map(|f| f.1[1]);
+    assert_eq!(memfd, Some(MFD_CLOEXEC | MFD_HUGETLB));
+    // A huge page size Linux cannot have: EINVAL, as natively.
+    assert_eq!(
+        anon(&mut mm, &p, 0, PAGE_SIZE, flags | (12 << MAP_HUGE_SHIFT)),
+        Err(Errno::EINVAL)
+    );
+    mm.munmap(&p, a, LARGE_PAGE_SIZE).unwrap();
+    assert!(p.st.borrow().shared.is_empty(), "object released");
+}
