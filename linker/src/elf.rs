@@ -25,9 +25,37 @@
 use goblin::elf::{header, program_header as ph, section_header as sh, Elf};
 use mote_abi::note::{Policy, F_LINKED, NOTE_SIZE};
 
+use crate::dynamic::{self, Dynamic, Edit};
 use crate::scan::{self, Kept, Scan, Text};
-use crate::tramp;
+use crate::tramp::{self, Start, Then};
 use crate::LinkError;
+
+/// The only interpreter whose way of calling a library's `DT_INIT` (argc, argv,
+/// envp) the library init stubs rely on.
+pub const GLIBC_INTERP: &str = "ld-linux-x86-64.so.2";
+
+/// What the rewritten file is to its loader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A program (static, static-PIE, or dynamically linked): the init stub is its
+    /// entry point.
+    Program,
+    /// A shared library a dynamically linked program loads: the init stub is its
+    /// `DT_INIT` (and goes on to the old one).
+    Library,
+}
+
+/// How to rewrite.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'a> {
+    /// Program or library.
+    pub role: Role,
+    /// Rewrite the sites (false: only add the note, `--no-patch`).
+    pub patch: bool,
+    /// For a dynamically linked file: put first in its run path (where its
+    /// rewritten libraries are, `$ORIGIN/...`).
+    pub run_path: Option<&'a str>,
+}
 
 const PAGE: u64 = 4096;
 const LARGE: u64 = 2 << 20;
@@ -53,7 +81,7 @@ pub struct Outcome {
 }
 
 /// Check the input and say what kind of program it is; refusals name the reason.
-fn check(bytes: &[u8]) -> Result<Elf<'_>, LinkError> {
+fn check(bytes: &[u8], role: Role) -> Result<Elf<'_>, LinkError> {
     if bytes.len() < 16 || &bytes[..4] != b"\x7fELF" {
         return Err(LinkError::Refused("not an ELF file".into()));
     }
@@ -92,14 +120,22 @@ fn check(bytes: &[u8]) -> Result<Elf<'_>, LinkError> {
             h.e_phentsize
         )));
     }
-    if elf.interpreter.is_some() {
-        return Err(LinkError::Refused(
-            "a dynamically linked program (it has an interpreter): mote link rewrites static \
-             executables only for now; link with -static"
-                .into(),
-        ));
+    match (role, elf.interpreter) {
+        (Role::Program, Some(i)) if i.rsplit('/').next() != Some(GLIBC_INTERP) => {
+            return Err(LinkError::Refused(format!(
+                "a program for the interpreter {i}: mote link rewrites programs for glibc's \
+                 {GLIBC_INTERP} (its libraries' init stubs rely on how it calls DT_INIT); \
+                 link with glibc, or with -static"
+            )))
+        }
+        (Role::Library, _) if h.e_type != header::ET_DYN => {
+            return Err(LinkError::Refused(
+                "a shared library that is not ET_DYN".into(),
+            ))
+        }
+        _ => {}
     }
-    if h.e_type == header::ET_DYN && elf.entry == 0 {
+    if role == Role::Program && h.e_type == header::ET_DYN && elf.entry == 0 {
         return Err(LinkError::Refused("a shared library, not a program".into()));
     }
     if elf.section_headers.len() < 2 {
@@ -128,7 +164,7 @@ fn check(bytes: &[u8]) -> Result<Elf<'_>, LinkError> {
 
 /// The insertion point: the first page boundary, from one page on, that no
 /// segment's or section's file bytes straddle.
-fn insertion_point(elf: &Elf, file_len: u64) -> Result<u64, LinkError> {
+fn insertion_point(elf: &Elf, file_len: u64, max: u64) -> Result<u64, LinkError> {
     let mut ranges: Vec<(u64, u64)> = elf
         .program_headers
         .iter()
@@ -142,7 +178,7 @@ fn insertion_point(elf: &Elf, file_len: u64) -> Result<u64, LinkError> {
             .map(|s| (s.sh_offset, s.sh_offset + s.sh_size)),
     );
     let mut x = PAGE;
-    while x + PAGE <= HEAD_MAX && x <= file_len {
+    while x + PAGE <= max && x <= file_len {
         if ranges.iter().all(|&(a, b)| !(a < x && x < b)) {
             return Ok(x);
         }
@@ -196,6 +232,12 @@ fn extra_targets(bytes: &[u8], elf: &Elf, in_text: &dyn Fn(u64) -> bool) -> Vec<
         }
     }
     v.extend(
+        elf.dynsyms
+            .iter()
+            .map(|s| s.st_value)
+            .filter(|&a| in_text(a)),
+    );
+    v.extend(
         elf.dynrelas
             .iter()
             .filter_map(|r| r.r_addend)
@@ -206,10 +248,33 @@ fn extra_targets(bytes: &[u8], elf: &Elf, in_text: &dyn Fn(u64) -> bool) -> Vec<
 }
 
 /// Rewrite `bytes` with `policy` in its note.
-pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, LinkError> {
-    let elf = check(bytes)?;
+pub fn rewrite(bytes: &[u8], policy: &Policy, o: &Options) -> Result<Outcome, LinkError> {
+    let patch = o.patch;
+    let elf = check(bytes, o.role)?;
     let file_len = bytes.len() as u64;
-    let x = insertion_point(&elf, file_len)?;
+    let dynamic = dynamic::read(bytes, &elf)?;
+    if elf.interpreter.is_some() && dynamic.is_none() {
+        return Err(LinkError::Refused(
+            "an interpreter but no dynamic section: a layout mote link does not understand".into(),
+        ));
+    }
+    // `.dynamic` moves for a library (its DT_INIT) and for a program given a run
+    // path; a static-PIE keeps its own.
+    let edit_dyn = dynamic
+        .as_ref()
+        .filter(|_| o.role == Role::Library || o.run_path.is_some());
+    if o.role == Role::Library && edit_dyn.is_none() {
+        return Err(LinkError::Refused(
+            "a shared library without a dynamic section".into(),
+        ));
+    }
+    // Linux and libos read a program's header table from its first 128 KiB; ld.so
+    // reads a library's wherever it is.
+    let head_max = match o.role {
+        Role::Program => HEAD_MAX,
+        Role::Library => file_len.max(PAGE) + PAGE,
+    };
+    let x = insertion_point(&elf, file_len, head_max)?;
     let loads: Vec<&goblin::elf::ProgramHeader> = elf
         .program_headers
         .iter()
@@ -272,18 +337,23 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
             .get(*k)
             .is_some_and(|s| s.sh_flags & u64::from(sh::SHF_ALLOC) != 0)
     });
-    if let Some(r) = elf
+    let relr = match &dynamic {
+        Some(d) => dynamic::relr_targets(bytes, &elf, d)?,
+        None => Vec::new(),
+    };
+    if let Some(at) = elf
         .dynrelas
         .iter()
         .chain(elf.dynrels.iter())
         .chain(elf.pltrelocs.iter())
         .chain(loaded.flat_map(|(_, rs)| rs.iter()))
-        .find(|r| in_text(r.r_offset))
+        .map(|r| r.r_offset)
+        .chain(relr.iter().copied())
+        .find(|&a| in_text(a))
     {
         return Err(LinkError::Refused(format!(
-            "a relocation writes into the code at {:#x} (text relocations): the rewritten \
-             bytes would be overwritten at start-up",
-            r.r_offset
+            "a relocation writes into the code at {at:#x} (text relocations): the rewritten \
+             bytes would be overwritten at start-up"
         )));
     }
     let scan = if patch {
@@ -296,12 +366,24 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
     // The region: table, note, code.
     let old_n = elf.program_headers.len() as u64;
     let table_len = (old_n + 3) * PHDR_SIZE;
-    if x + table_len > HEAD_MAX {
+    if x + table_len > head_max {
         return Err(LinkError::Refused("too many program headers".into()));
     }
     let note_off = align_up(table_len, 8);
-    let mut code_off = align_up(note_off + NOTE_SIZE as u64, STUB_ALIGN);
+    let strtab_off = align_up(note_off + NOTE_SIZE as u64, 8);
+    let (strtab, paths) = match edit_dyn {
+        Some(d) => dynamic::strtab(
+            d,
+            &Edit {
+                run_path: o.run_path,
+                ..Edit::default()
+            },
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut code_off = align_up(strtab_off + strtab.len() as u64, STUB_ALIGN);
     let mut code = vec![0u8; code_off as usize];
+    code[strtab_off as usize..strtab_off as usize + strtab.len()].copy_from_slice(&strtab);
     let emit = |b: Vec<u8>, code: &mut Vec<u8>, off: &mut u64| {
         code.extend_from_slice(&b);
         *off = align_up(code.len() as u64, STUB_ALIGN);
@@ -314,7 +396,28 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
             "the program spans more than 2 GiB: the added code is out of a jump's reach".into(),
         )
     };
-    let init = tramp::init_stub(init_at, word, entry).ok_or_else(unreachable)?;
+    let old_init = edit_dyn.and_then(|d: &Dynamic| d.get(goblin::elf::dynamic::DT_INIT));
+    let (start, then) = match o.role {
+        Role::Program => (Start::Stack, Then::Jump(entry)),
+        Role::Library => (Start::Envp, old_init.map_or(Then::Ret, Then::Jump)),
+    };
+    let init = tramp::init_stub(init_at, word, start, then).ok_or_else(unreachable)?;
+    let dyn_bytes = match edit_dyn {
+        Some(d) => dynamic::section(
+            d,
+            &Edit {
+                run_path: o.run_path,
+                init: (o.role == Role::Library).then_some(init_at),
+            },
+            v + strtab_off,
+            strtab.len() as u64,
+            &paths,
+        ),
+        None => Vec::new(),
+    };
+    // The read-write segment: the two entry words, then the moved `.dynamic`.
+    let dyn_off = 16u64;
+    let rw_len = dyn_off + dyn_bytes.len() as u64;
     emit(init, &mut code, &mut code_off);
     let mut jumps = Vec::new();
     let mut kept = Vec::new();
@@ -357,7 +460,7 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
             "a segment alignment that is not a power of two".into(),
         ));
     }
-    let region = align_up(rx_file + PAGE, moved_align);
+    let region = align_up(rx_file + align_up(rw_len, PAGE), moved_align);
     let shift = |off: u64| if off >= x { off + region } else { off };
 
     // Program headers: the old ones (moved), the two loads after the last load, a note.
@@ -375,13 +478,19 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
             q.p_paddr = v;
             q.p_filesz = table_len;
             q.p_memsz = table_len;
+        } else if q.p_type == ph::PT_DYNAMIC && edit_dyn.is_some() {
+            q.p_offset = x + rx_file + dyn_off;
+            q.p_vaddr = word + dyn_off;
+            q.p_paddr = word + dyn_off;
+            q.p_filesz = dyn_bytes.len() as u64;
+            q.p_memsz = dyn_bytes.len() as u64;
         } else if q.p_type != ph::PT_GNU_STACK {
             q.p_offset = shift(q.p_offset);
         }
         phdrs.push(q);
         if i == last_load {
             phdrs.push(load(x, v, code_len, ph::PF_R | ph::PF_X, PAGE));
-            phdrs.push(load(x + rx_file, word, 16, ph::PF_R | ph::PF_W, PAGE));
+            phdrs.push(load(x + rx_file, word, rw_len, ph::PF_R | ph::PF_W, PAGE));
         }
     }
     let mut n = load(x + note_off, v + note_off, NOTE_SIZE as u64, ph::PF_R, 4);
@@ -400,6 +509,8 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
     let mut pol = *policy;
     pol.flags |= if patch { F_LINKED } else { 0 };
     reg[note_off as usize..note_off as usize + NOTE_SIZE].copy_from_slice(&pol.to_note());
+    let d = (rx_file + dyn_off) as usize;
+    reg[d..d + dyn_bytes.len()].copy_from_slice(&dyn_bytes);
 
     // The output.
     let mut out = Vec::with_capacity(bytes.len() + region as usize);
@@ -416,7 +527,9 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
     }
     // ELF header: table, entry, sections.
     let h = &elf.header;
-    put(&mut out, 24, &init_at.to_le_bytes()); // e_entry
+    if o.role == Role::Program {
+        put(&mut out, 24, &init_at.to_le_bytes()); // e_entry
+    }
     put(&mut out, 32, &x.to_le_bytes()); // e_phoff
     put(&mut out, 40, &shift(h.e_shoff).to_le_bytes()); // e_shoff
     put(&mut out, 56, &(phdrs.len() as u16).to_le_bytes()); // e_phnum
@@ -425,6 +538,32 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
         let at = shoff + k * h.e_shentsize as usize + 24; // sh_offset
         let old = u64::from_le_bytes(out[at..at + 8].try_into().expect("8 bytes"));
         put(&mut out, at, &shift(old).to_le_bytes());
+    }
+    // The moved `.dynamic` and `.dynstr` sections: where the loader finds them now.
+    if edit_dyn.is_some() {
+        let strtab_at = edit_dyn
+            .and_then(|d| d.get(goblin::elf::dynamic::DT_STRTAB))
+            .and_then(|a| dynamic::file_offset(&elf, a, 1));
+        for (k, sec) in elf.section_headers.iter().enumerate() {
+            let new = if sec.sh_type == sh::SHT_DYNAMIC {
+                (
+                    word + dyn_off,
+                    x + rx_file + dyn_off,
+                    dyn_bytes.len() as u64,
+                )
+            } else if sec.sh_type == sh::SHT_STRTAB
+                && Some(sec.sh_offset) == strtab_at
+                && sec.sh_flags & u64::from(sh::SHF_ALLOC) != 0
+            {
+                (v + strtab_off, x + strtab_off, strtab.len() as u64)
+            } else {
+                continue;
+            };
+            let at = shoff + k * h.e_shentsize as usize;
+            put(&mut out, at + 16, &new.0.to_le_bytes()); // sh_addr
+            put(&mut out, at + 24, &new.1.to_le_bytes()); // sh_offset
+            put(&mut out, at + 32, &new.2.to_le_bytes()); // sh_size
+        }
     }
     let mut scan = scan;
     scan.rewrites = done;
