@@ -89,6 +89,29 @@ pub fn lib_dir_of(output: &Path) -> Result<(PathBuf, String), LinkError> {
     Ok((output.with_file_name(&dir), format!("$ORIGIN/{dir}")))
 }
 
+/// The x86_64 `glibc-hwcaps` levels ld.so tries, best first, in every directory
+/// of a run path before the directory itself.
+pub const HWCAPS_LEVELS: [&str; 3] = ["x86-64-v4", "x86-64-v3", "x86-64-v2"];
+
+/// `DIR/glibc-hwcaps/LEVEL` for each level, a link to `DIR` itself: ld.so's
+/// first try in `DIR` (the best level the CPU has) finds the library, instead of
+/// failing an `openat` and a `stat` for each level and each legacy
+/// `tls/haswell/...` directory before it reaches `DIR` (about 30 calls).
+fn hwcaps_links(dir: &Path) -> Result<(), LinkError> {
+    let h = dir.join("glibc-hwcaps");
+    std::fs::create_dir_all(&h).map_err(io(&h))?;
+    for level in HWCAPS_LEVELS {
+        let l = h.join(level);
+        match std::fs::read_link(&l) {
+            Ok(t) if t == Path::new("..") => continue,
+            Ok(_) => std::fs::remove_file(&l).map_err(io(&l))?,
+            Err(_) => {}
+        }
+        std::os::unix::fs::symlink("..", &l).map_err(io(&l))?;
+    }
+    Ok(())
+}
+
 /// Rewrite `input` into `output` (written whole to a temporary file beside it, then
 /// renamed, with the input's permissions). A dynamically linked program's
 /// libraries are rewritten into [`lib_dir_of`]`(output)`. Everything is rewritten
@@ -159,6 +182,7 @@ pub fn link_file(
         libs.push((d, out));
     }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    hwcaps_links(&dir)?;
     for (d, out) in &libs {
         write_like(&dir.join(&d.name), &out.bytes, &d.path)?;
     }
