@@ -43,6 +43,14 @@ pub enum Role {
     /// A shared library a dynamically linked program loads: the init stub is its
     /// `DT_INIT` (and goes on to the old one).
     Library,
+    /// glibc's ld.so, as a program's interpreter: the init stub is its entry
+    /// point, as for a program. ld.so finds its own program header table at
+    /// `__ehdr_start + e_phoff` (its relro, `dl_iterate_phdr`), so the table
+    /// stays where it is: its `PT_NOTE` entry becomes the added code's load, and
+    /// the entry words extend its last (read-write) load's zero fill, on the page
+    /// after `_end`'s (its start-up allocator uses the rest of that one); no
+    /// policy note.
+    Interp,
 }
 
 /// How to rewrite.
@@ -135,7 +143,12 @@ fn check(bytes: &[u8], role: Role) -> Result<Elf<'_>, LinkError> {
         }
         _ => {}
     }
-    if role == Role::Program && h.e_type == header::ET_DYN && elf.entry == 0 {
+    if role == Role::Interp && (h.e_type != header::ET_DYN || elf.interpreter.is_some()) {
+        return Err(LinkError::Refused(
+            "an interpreter that is not a self-contained ET_DYN program".into(),
+        ));
+    }
+    if role != Role::Library && h.e_type == header::ET_DYN && elf.entry == 0 {
         return Err(LinkError::Refused("a shared library, not a program".into()));
     }
     if elf.section_headers.len() < 2 {
@@ -272,8 +285,9 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, o: &Options) -> Result<Outcome, Li
     // reads a library's wherever it is.
     let head_max = match o.role {
         Role::Program => HEAD_MAX,
-        Role::Library => file_len.max(PAGE) + PAGE,
+        Role::Library | Role::Interp => file_len.max(PAGE) + PAGE,
     };
+    let in_place = o.role == Role::Interp;
     let x = insertion_point(&elf, file_len, head_max)?;
     let loads: Vec<&goblin::elf::ProgramHeader> = elf
         .program_headers
@@ -293,8 +307,28 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, o: &Options) -> Result<Outcome, Li
         .map(|p| p.p_vaddr + p.p_memsz)
         .max()
         .unwrap_or(0);
-    let v = align_up(top, LARGE);
-    let word = v + LARGE;
+    let (v, word) = if in_place {
+        let last = loads.last().expect("a load");
+        if last.p_flags & ph::PF_W == 0 || last.p_vaddr + last.p_memsz != top {
+            return Err(LinkError::Refused(
+                "an interpreter whose last loadable segment is not its writable one: a layout \
+                 mote link does not understand"
+                    .into(),
+            ));
+        }
+        if !elf.program_headers.iter().any(|p| p.p_type == ph::PT_NOTE) {
+            return Err(LinkError::Refused(
+                "an interpreter without a PT_NOTE entry to give to the added code".into(),
+            ));
+        }
+        // The page after `_end`'s: ld.so's start-up allocator hands out the
+        // rest of `_end`'s page, then maps pages of its own.
+        let word = align_up(top, PAGE);
+        (align_up(word + 16, LARGE), word)
+    } else {
+        let v = align_up(top, LARGE);
+        (v, v + LARGE)
+    };
 
     // The code: executable sections, each inside an executable load.
     let mut texts = Vec::new();
@@ -365,12 +399,13 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, o: &Options) -> Result<Outcome, Li
 
     // The region: table, note, code.
     let old_n = elf.program_headers.len() as u64;
-    let table_len = (old_n + 3) * PHDR_SIZE;
+    let table_len = if in_place { 0 } else { (old_n + 3) * PHDR_SIZE };
+    let note_len = if in_place { 0 } else { NOTE_SIZE as u64 };
     if x + table_len > head_max {
         return Err(LinkError::Refused("too many program headers".into()));
     }
     let note_off = align_up(table_len, 8);
-    let strtab_off = align_up(note_off + NOTE_SIZE as u64, 8);
+    let strtab_off = align_up(note_off + note_len, 8);
     let (strtab, paths) = match edit_dyn {
         Some(d) => dynamic::strtab(
             d,
@@ -398,7 +433,7 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, o: &Options) -> Result<Outcome, Li
     };
     let old_init = edit_dyn.and_then(|d: &Dynamic| d.get(goblin::elf::dynamic::DT_INIT));
     let (start, then) = match o.role {
-        Role::Program => (Start::Stack, Then::Jump(entry)),
+        Role::Program | Role::Interp => (Start::Stack, Then::Jump(entry)),
         Role::Library => (Start::Envp, old_init.map_or(Then::Ret, Then::Jump)),
     };
     let init = tramp::init_stub(init_at, word, start, then).ok_or_else(unreachable)?;
@@ -417,7 +452,11 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, o: &Options) -> Result<Outcome, Li
     };
     // The read-write segment: the two entry words, then the moved `.dynamic`.
     let dyn_off = 16u64;
-    let rw_len = dyn_off + dyn_bytes.len() as u64;
+    let rw_len = if in_place {
+        0
+    } else {
+        dyn_off + dyn_bytes.len() as u64
+    };
     emit(init, &mut code, &mut code_off);
     let mut jumps = Vec::new();
     let mut kept = Vec::new();
@@ -470,9 +509,16 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, o: &Options) -> Result<Outcome, Li
         .iter()
         .rposition(|p| p.p_type == ph::PT_LOAD)
         .expect("a load");
+    let mut note_given = false;
     for (i, p) in elf.program_headers.iter().enumerate() {
         let mut q = p.clone();
-        if q.p_type == ph::PT_PHDR {
+        if in_place && q.p_type == ph::PT_NOTE && !note_given {
+            q = load(x, v, code_len, ph::PF_R | ph::PF_X, PAGE);
+            note_given = true;
+        } else if in_place && i == last_load {
+            q.p_offset = shift(q.p_offset);
+            q.p_memsz = word + 16 - q.p_vaddr;
+        } else if q.p_type == ph::PT_PHDR {
             q.p_offset = x;
             q.p_vaddr = v;
             q.p_paddr = v;
@@ -488,29 +534,35 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, o: &Options) -> Result<Outcome, Li
             q.p_offset = shift(q.p_offset);
         }
         phdrs.push(q);
-        if i == last_load {
+        if i == last_load && !in_place {
             phdrs.push(load(x, v, code_len, ph::PF_R | ph::PF_X, PAGE));
             phdrs.push(load(x + rx_file, word, rw_len, ph::PF_R | ph::PF_W, PAGE));
         }
     }
-    let mut n = load(x + note_off, v + note_off, NOTE_SIZE as u64, ph::PF_R, 4);
-    n.p_type = ph::PT_NOTE;
-    phdrs.push(n);
+    if !in_place {
+        let mut n = load(x + note_off, v + note_off, NOTE_SIZE as u64, ph::PF_R, 4);
+        n.p_type = ph::PT_NOTE;
+        phdrs.push(n);
+    }
 
     // The region's bytes.
     let mut reg = code;
     reg.resize(region as usize, 0);
+    let mut table = vec![0u8; phdrs.len() * PHDR_SIZE as usize];
     for (k, p) in phdrs.iter().enumerate() {
         write_phdr(
-            &mut reg[k * PHDR_SIZE as usize..(k + 1) * PHDR_SIZE as usize],
+            &mut table[k * PHDR_SIZE as usize..(k + 1) * PHDR_SIZE as usize],
             p,
         );
     }
-    let mut pol = *policy;
-    pol.flags |= if patch { F_LINKED } else { 0 };
-    reg[note_off as usize..note_off as usize + NOTE_SIZE].copy_from_slice(&pol.to_note());
-    let d = (rx_file + dyn_off) as usize;
-    reg[d..d + dyn_bytes.len()].copy_from_slice(&dyn_bytes);
+    if !in_place {
+        reg[..table.len()].copy_from_slice(&table);
+        let mut pol = *policy;
+        pol.flags |= if patch { F_LINKED } else { 0 };
+        reg[note_off as usize..note_off as usize + NOTE_SIZE].copy_from_slice(&pol.to_note());
+        let d = (rx_file + dyn_off) as usize;
+        reg[d..d + dyn_bytes.len()].copy_from_slice(&dyn_bytes);
+    }
 
     // The output.
     let mut out = Vec::with_capacity(bytes.len() + region as usize);
@@ -527,12 +579,16 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, o: &Options) -> Result<Outcome, Li
     }
     // ELF header: table, entry, sections.
     let h = &elf.header;
-    if o.role == Role::Program {
+    if o.role != Role::Library {
         put(&mut out, 24, &init_at.to_le_bytes()); // e_entry
     }
-    put(&mut out, 32, &x.to_le_bytes()); // e_phoff
+    if in_place {
+        put(&mut out, shift(h.e_phoff) as usize, &table); // the table, where it was
+    } else {
+        put(&mut out, 32, &x.to_le_bytes()); // e_phoff
+        put(&mut out, 56, &(phdrs.len() as u16).to_le_bytes()); // e_phnum
+    }
     put(&mut out, 40, &shift(h.e_shoff).to_le_bytes()); // e_shoff
-    put(&mut out, 56, &(phdrs.len() as u16).to_le_bytes()); // e_phnum
     let shoff = shift(h.e_shoff) as usize;
     for k in 0..h.e_shnum as usize {
         let at = shoff + k * h.e_shentsize as usize + 24; // sh_offset

@@ -123,8 +123,11 @@ pub fn link_file(
     patch: bool,
 ) -> Result<Linked, LinkError> {
     let bytes = std::fs::read(input).map_err(io(input))?;
-    let dynamic = patch && goblin::elf::Elf::parse(&bytes).is_ok_and(|e| e.interpreter.is_some());
-    if !dynamic {
+    let interp = goblin::elf::Elf::parse(&bytes)
+        .ok()
+        .and_then(|e| e.interpreter.map(PathBuf::from))
+        .filter(|_| patch);
+    let Some(interp) = interp else {
         let main = elf::rewrite(
             &bytes,
             policy,
@@ -136,8 +139,29 @@ pub fn link_file(
         )?;
         write_like(output, &main.bytes, input)?;
         return Ok(Linked { main, libs: None });
-    }
+    };
     let (dir, run_path) = lib_dir_of(output)?;
+    // The interpreter, for mote to load instead of PT_INTERP's (the note says so).
+    let ld = std::fs::read(&interp).map_err(io(&interp))?;
+    let ld_out = elf::rewrite(
+        &ld,
+        &Default::default(),
+        &elf::Options {
+            role: elf::Role::Interp,
+            patch,
+            run_path: None,
+        },
+    )
+    .map_err(|e| match e {
+        LinkError::Refused(r) => {
+            LinkError::Refused(format!("its interpreter {}: {r}", interp.display()))
+        }
+        e => e,
+    })?;
+    let policy = &mote_abi::note::Policy {
+        flags: policy.flags | mote_abi::note::F_OWN_INTERP,
+        ..*policy
+    };
     let main = elf::rewrite(
         &bytes,
         policy,
@@ -186,9 +210,17 @@ pub fn link_file(
     for (d, out) in &libs {
         write_like(&dir.join(&d.name), &out.bytes, &d.path)?;
     }
+    let own = dir.join(String::from_utf8_lossy(mote_abi::note::OWN_INTERP_NAME).as_ref());
+    write_like(&own, &ld_out.bytes, &interp)?;
     write_like(output, &main.bytes, input)?;
+    let mut libs: Vec<(String, elf::Outcome)> =
+        libs.into_iter().map(|(d, o)| (d.name, o)).collect();
+    libs.push((
+        String::from_utf8_lossy(mote_abi::note::OWN_INTERP_NAME).into_owned(),
+        ld_out,
+    ));
     Ok(Linked {
         main,
-        libs: Some((dir, libs.into_iter().map(|(d, o)| (d.name, o)).collect())),
+        libs: Some((dir, libs)),
     })
 }

@@ -217,7 +217,11 @@ fn linked_dynamic_apps_behave_as_natively_and_only_ld_so_traps(pf: Platform) {
     // A program that loads a library with dlopen (not rewritten: only what it
     // needs at start-up is) still behaves.
     let out = dir.path().join("dlopen_cos");
-    link(&[app("dlopen_cos").to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    link(&[
+        app("dlopen_cos").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     let prog = Program::new(&out).on(pf);
     let (_, mote) = prog.same_as_native();
     assert!(mote.stdout_text().contains("cos(1) = 0.540302305868"));
