@@ -518,8 +518,15 @@ impl Process {
         // program through AT_PHDR/AT_ENTRY and itself through AT_BASE.
         let (start, base) = match &interp {
             None => (plan.entry, 0),
-            Some(path) => {
-                let ld = ForwardedFile::open_interp(p, path)?;
+            Some(named) => {
+                // A program `mote link` rewrote brings its own rewritten ld.so.
+                let own = own_interp(file, args.path)
+                    .and_then(|o| Some((ForwardedFile::open_interp(p, &o).ok()?, o)));
+                let (ld, path) = match own {
+                    Some((f, o)) => (f, o),
+                    None => (ForwardedFile::open_interp(p, named)?, named.clone()),
+                };
+                let path = &path;
                 let ip = plan_interp(&ld, path)?;
                 self.map_image(p, &ld, &ip)?;
                 for r in ip.regions() {
@@ -649,6 +656,46 @@ fn plan_interp(file: &impl ExecFile, path: &[u8]) -> Result<LoadPlan, ExecErrorK
         return Err(blame(LoadError::InterpNotLoadable));
     }
     Ok(ip)
+}
+
+/// Largest note segment [`own_interp`] reads (mote's note is 52 bytes).
+const NOTES_MAX: u64 = 64 * 1024;
+
+/// The interpreter `mote link` wrote beside the program at `path`
+/// (`PATH.libs/ld-linux-x86-64.so.2`, its init stub filling its entry words
+/// before ld.so's first call) when the program's mote note says to load it
+/// (`F_OWN_INTERP`; natively its `PT_INTERP` runs). A file without such a note,
+/// or one that cannot be read, keeps its `PT_INTERP` (`mote run` has refused a
+/// malformed note already).
+fn own_interp(file: &impl ExecFile, path: &[u8]) -> Option<Vec<u8>> {
+    use mote_abi::note;
+    let mut h = [0u8; 64];
+    (file.read_at(&mut h, 0).ok()? == h.len()).then_some(())?;
+    let phoff = u64::from_le_bytes(h[32..40].try_into().ok()?);
+    let phnum = u64::from(u16::from_le_bytes([h[56], h[57]]));
+    let mut table = vec![0u8; (phnum * 56) as usize];
+    (file.read_at(&mut table, phoff).ok()? == table.len()).then_some(())?;
+    for ph in table.chunks_exact(56) {
+        let word = |o: usize| u64::from_le_bytes(ph[o..o + 8].try_into().expect("8 bytes"));
+        if u32::from_le_bytes(ph[..4].try_into().expect("4 bytes"))
+            != goblin::elf::program_header::PT_NOTE
+            || word(32) > NOTES_MAX
+        {
+            continue;
+        }
+        let mut notes = vec![0u8; word(32) as usize];
+        (file.read_at(&mut notes, word(8)).ok()? == notes.len()).then_some(())?;
+        if let Ok(Some(pol)) = note::find(&notes) {
+            if pol.flags & note::F_OWN_INTERP == 0 {
+                return None;
+            }
+            let mut own = path.to_vec();
+            own.extend_from_slice(b".libs/");
+            own.extend_from_slice(note::OWN_INTERP_NAME);
+            return Some(own);
+        }
+    }
+    None
 }
 
 /// Read the head of the file and plan, reading more while the planner asks; then

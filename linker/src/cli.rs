@@ -186,18 +186,31 @@ fn run_inner(a: &LinkArgs) -> Result<(), LinkError> {
             (Some(_), None) => return Err(LinkError::Usage("no output: -o OUT".into())),
         }
     };
-    let out = link_file(&input, &output, &a.policy(), !a.no_patch)?;
-    if std::env::var_os("MOTE_DEBUG").is_some() {
-        for (site, why) in &out.scan.kept {
-            eprintln!("mote: link: site {site:#x} kept as syscall: {why:?}");
+    let linked = link_file(&input, &output, &a.policy(), !a.no_patch)?;
+    let debug = std::env::var_os("MOTE_DEBUG").is_some();
+    let report = |path: &std::path::Path, out: &crate::elf::Outcome| {
+        if debug {
+            for (site, why) in &out.scan.kept {
+                eprintln!(
+                    "mote: link: {}: site {site:#x} kept as syscall: {why:?}",
+                    path.display()
+                );
+            }
+        }
+        println!(
+            "mote link: {}: {} system-call sites rewritten, {} kept as syscall, code added at \
+             {:#x}",
+            path.display(),
+            out.scan.rewrites.len(),
+            out.scan.kept.len(),
+            out.code_vaddr
+        );
+    };
+    report(&output, &linked.main);
+    if let Some((dir, libs)) = &linked.libs {
+        for (name, out) in libs {
+            report(&dir.join(name), out);
         }
     }
-    println!(
-        "mote link: {}: {} system-call sites rewritten, {} kept as syscall, code added at {:#x}",
-        output.display(),
-        out.scan.rewrites.len(),
-        out.scan.kept.len(),
-        out.code_vaddr
-    );
     Ok(())
 }

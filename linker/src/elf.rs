@@ -25,9 +25,45 @@
 use goblin::elf::{header, program_header as ph, section_header as sh, Elf};
 use mote_abi::note::{Policy, F_LINKED, NOTE_SIZE};
 
+use crate::dynamic::{self, Dynamic, Edit};
 use crate::scan::{self, Kept, Scan, Text};
-use crate::tramp;
+use crate::tramp::{self, Start, Then};
 use crate::LinkError;
+
+/// The only interpreter whose way of calling a library's `DT_INIT` (argc, argv,
+/// envp) the library init stubs rely on.
+pub const GLIBC_INTERP: &str = "ld-linux-x86-64.so.2";
+
+/// What the rewritten file is to its loader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A program (static, static-PIE, or dynamically linked): the init stub is its
+    /// entry point.
+    Program,
+    /// A shared library a dynamically linked program loads: the init stub is its
+    /// `DT_INIT` (and goes on to the old one).
+    Library,
+    /// glibc's ld.so, as a program's interpreter: the init stub is its entry
+    /// point, as for a program. ld.so finds its own program header table at
+    /// `__ehdr_start + e_phoff` (its relro, `dl_iterate_phdr`), so the table
+    /// stays where it is: its `PT_NOTE` entry becomes the added code's load, and
+    /// the entry words extend its last (read-write) load's zero fill, on the page
+    /// after `_end`'s (its start-up allocator uses the rest of that one); no
+    /// policy note.
+    Interp,
+}
+
+/// How to rewrite.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'a> {
+    /// Program or library.
+    pub role: Role,
+    /// Rewrite the sites (false: only add the note, `--no-patch`).
+    pub patch: bool,
+    /// For a dynamically linked file: put first in its run path (where its
+    /// rewritten libraries are, `$ORIGIN/...`).
+    pub run_path: Option<&'a str>,
+}
 
 const PAGE: u64 = 4096;
 const LARGE: u64 = 2 << 20;
@@ -53,7 +89,7 @@ pub struct Outcome {
 }
 
 /// Check the input and say what kind of program it is; refusals name the reason.
-fn check(bytes: &[u8]) -> Result<Elf<'_>, LinkError> {
+fn check(bytes: &[u8], role: Role) -> Result<Elf<'_>, LinkError> {
     if bytes.len() < 16 || &bytes[..4] != b"\x7fELF" {
         return Err(LinkError::Refused("not an ELF file".into()));
     }
@@ -92,14 +128,27 @@ fn check(bytes: &[u8]) -> Result<Elf<'_>, LinkError> {
             h.e_phentsize
         )));
     }
-    if elf.interpreter.is_some() {
+    match (role, elf.interpreter) {
+        (Role::Program, Some(i)) if i.rsplit('/').next() != Some(GLIBC_INTERP) => {
+            return Err(LinkError::Refused(format!(
+                "a program for the interpreter {i}: mote link rewrites programs for glibc's \
+                 {GLIBC_INTERP} (its libraries' init stubs rely on how it calls DT_INIT); \
+                 link with glibc, or with -static"
+            )))
+        }
+        (Role::Library, _) if h.e_type != header::ET_DYN => {
+            return Err(LinkError::Refused(
+                "a shared library that is not ET_DYN".into(),
+            ))
+        }
+        _ => {}
+    }
+    if role == Role::Interp && (h.e_type != header::ET_DYN || elf.interpreter.is_some()) {
         return Err(LinkError::Refused(
-            "a dynamically linked program (it has an interpreter): mote link rewrites static \
-             executables only for now; link with -static"
-                .into(),
+            "an interpreter that is not a self-contained ET_DYN program".into(),
         ));
     }
-    if h.e_type == header::ET_DYN && elf.entry == 0 {
+    if role != Role::Library && h.e_type == header::ET_DYN && elf.entry == 0 {
         return Err(LinkError::Refused("a shared library, not a program".into()));
     }
     if elf.section_headers.len() < 2 {
@@ -128,7 +177,7 @@ fn check(bytes: &[u8]) -> Result<Elf<'_>, LinkError> {
 
 /// The insertion point: the first page boundary, from one page on, that no
 /// segment's or section's file bytes straddle.
-fn insertion_point(elf: &Elf, file_len: u64) -> Result<u64, LinkError> {
+fn insertion_point(elf: &Elf, file_len: u64, max: u64) -> Result<u64, LinkError> {
     let mut ranges: Vec<(u64, u64)> = elf
         .program_headers
         .iter()
@@ -142,7 +191,7 @@ fn insertion_point(elf: &Elf, file_len: u64) -> Result<u64, LinkError> {
             .map(|s| (s.sh_offset, s.sh_offset + s.sh_size)),
     );
     let mut x = PAGE;
-    while x + PAGE <= HEAD_MAX && x <= file_len {
+    while x + PAGE <= max && x <= file_len {
         if ranges.iter().all(|&(a, b)| !(a < x && x < b)) {
             return Ok(x);
         }
@@ -196,6 +245,12 @@ fn extra_targets(bytes: &[u8], elf: &Elf, in_text: &dyn Fn(u64) -> bool) -> Vec<
         }
     }
     v.extend(
+        elf.dynsyms
+            .iter()
+            .map(|s| s.st_value)
+            .filter(|&a| in_text(a)),
+    );
+    v.extend(
         elf.dynrelas
             .iter()
             .filter_map(|r| r.r_addend)
@@ -206,10 +261,34 @@ fn extra_targets(bytes: &[u8], elf: &Elf, in_text: &dyn Fn(u64) -> bool) -> Vec<
 }
 
 /// Rewrite `bytes` with `policy` in its note.
-pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, LinkError> {
-    let elf = check(bytes)?;
+pub fn rewrite(bytes: &[u8], policy: &Policy, o: &Options) -> Result<Outcome, LinkError> {
+    let patch = o.patch;
+    let elf = check(bytes, o.role)?;
     let file_len = bytes.len() as u64;
-    let x = insertion_point(&elf, file_len)?;
+    let dynamic = dynamic::read(bytes, &elf)?;
+    if elf.interpreter.is_some() && dynamic.is_none() {
+        return Err(LinkError::Refused(
+            "an interpreter but no dynamic section: a layout mote link does not understand".into(),
+        ));
+    }
+    // `.dynamic` moves for a library (its DT_INIT) and for a program given a run
+    // path; a static-PIE keeps its own.
+    let edit_dyn = dynamic
+        .as_ref()
+        .filter(|_| o.role == Role::Library || o.run_path.is_some());
+    if o.role == Role::Library && edit_dyn.is_none() {
+        return Err(LinkError::Refused(
+            "a shared library without a dynamic section".into(),
+        ));
+    }
+    // Linux and libos read a program's header table from its first 128 KiB; ld.so
+    // reads a library's wherever it is.
+    let head_max = match o.role {
+        Role::Program => HEAD_MAX,
+        Role::Library | Role::Interp => file_len.max(PAGE) + PAGE,
+    };
+    let in_place = o.role == Role::Interp;
+    let x = insertion_point(&elf, file_len, head_max)?;
     let loads: Vec<&goblin::elf::ProgramHeader> = elf
         .program_headers
         .iter()
@@ -228,8 +307,28 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
         .map(|p| p.p_vaddr + p.p_memsz)
         .max()
         .unwrap_or(0);
-    let v = align_up(top, LARGE);
-    let word = v + LARGE;
+    let (v, word) = if in_place {
+        let last = loads.last().expect("a load");
+        if last.p_flags & ph::PF_W == 0 || last.p_vaddr + last.p_memsz != top {
+            return Err(LinkError::Refused(
+                "an interpreter whose last loadable segment is not its writable one: a layout \
+                 mote link does not understand"
+                    .into(),
+            ));
+        }
+        if !elf.program_headers.iter().any(|p| p.p_type == ph::PT_NOTE) {
+            return Err(LinkError::Refused(
+                "an interpreter without a PT_NOTE entry to give to the added code".into(),
+            ));
+        }
+        // The page after `_end`'s: ld.so's start-up allocator hands out the
+        // rest of `_end`'s page, then maps pages of its own.
+        let word = align_up(top, PAGE);
+        (align_up(word + 16, LARGE), word)
+    } else {
+        let v = align_up(top, LARGE);
+        (v, v + LARGE)
+    };
 
     // The code: executable sections, each inside an executable load.
     let mut texts = Vec::new();
@@ -272,18 +371,23 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
             .get(*k)
             .is_some_and(|s| s.sh_flags & u64::from(sh::SHF_ALLOC) != 0)
     });
-    if let Some(r) = elf
+    let relr = match &dynamic {
+        Some(d) => dynamic::relr_targets(bytes, &elf, d)?,
+        None => Vec::new(),
+    };
+    if let Some(at) = elf
         .dynrelas
         .iter()
         .chain(elf.dynrels.iter())
         .chain(elf.pltrelocs.iter())
         .chain(loaded.flat_map(|(_, rs)| rs.iter()))
-        .find(|r| in_text(r.r_offset))
+        .map(|r| r.r_offset)
+        .chain(relr.iter().copied())
+        .find(|&a| in_text(a))
     {
         return Err(LinkError::Refused(format!(
-            "a relocation writes into the code at {:#x} (text relocations): the rewritten \
-             bytes would be overwritten at start-up",
-            r.r_offset
+            "a relocation writes into the code at {at:#x} (text relocations): the rewritten \
+             bytes would be overwritten at start-up"
         )));
     }
     let scan = if patch {
@@ -295,13 +399,26 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
 
     // The region: table, note, code.
     let old_n = elf.program_headers.len() as u64;
-    let table_len = (old_n + 3) * PHDR_SIZE;
-    if x + table_len > HEAD_MAX {
+    let table_len = if in_place { 0 } else { (old_n + 3) * PHDR_SIZE };
+    let note_len = if in_place { 0 } else { NOTE_SIZE as u64 };
+    if x + table_len > head_max {
         return Err(LinkError::Refused("too many program headers".into()));
     }
     let note_off = align_up(table_len, 8);
-    let mut code_off = align_up(note_off + NOTE_SIZE as u64, STUB_ALIGN);
+    let strtab_off = align_up(note_off + note_len, 8);
+    let (strtab, paths) = match edit_dyn {
+        Some(d) => dynamic::strtab(
+            d,
+            &Edit {
+                run_path: o.run_path,
+                ..Edit::default()
+            },
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut code_off = align_up(strtab_off + strtab.len() as u64, STUB_ALIGN);
     let mut code = vec![0u8; code_off as usize];
+    code[strtab_off as usize..strtab_off as usize + strtab.len()].copy_from_slice(&strtab);
     let emit = |b: Vec<u8>, code: &mut Vec<u8>, off: &mut u64| {
         code.extend_from_slice(&b);
         *off = align_up(code.len() as u64, STUB_ALIGN);
@@ -314,7 +431,32 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
             "the program spans more than 2 GiB: the added code is out of a jump's reach".into(),
         )
     };
-    let init = tramp::init_stub(init_at, word, entry).ok_or_else(unreachable)?;
+    let old_init = edit_dyn.and_then(|d: &Dynamic| d.get(goblin::elf::dynamic::DT_INIT));
+    let (start, then) = match o.role {
+        Role::Program | Role::Interp => (Start::Stack, Then::Jump(entry)),
+        Role::Library => (Start::Envp, old_init.map_or(Then::Ret, Then::Jump)),
+    };
+    let init = tramp::init_stub(init_at, word, start, then).ok_or_else(unreachable)?;
+    let dyn_bytes = match edit_dyn {
+        Some(d) => dynamic::section(
+            d,
+            &Edit {
+                run_path: o.run_path,
+                init: (o.role == Role::Library).then_some(init_at),
+            },
+            v + strtab_off,
+            strtab.len() as u64,
+            &paths,
+        ),
+        None => Vec::new(),
+    };
+    // The read-write segment: the two entry words, then the moved `.dynamic`.
+    let dyn_off = 16u64;
+    let rw_len = if in_place {
+        0
+    } else {
+        dyn_off + dyn_bytes.len() as u64
+    };
     emit(init, &mut code, &mut code_off);
     let mut jumps = Vec::new();
     let mut kept = Vec::new();
@@ -357,7 +499,7 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
             "a segment alignment that is not a power of two".into(),
         ));
     }
-    let region = align_up(rx_file + PAGE, moved_align);
+    let region = align_up(rx_file + align_up(rw_len, PAGE), moved_align);
     let shift = |off: u64| if off >= x { off + region } else { off };
 
     // Program headers: the old ones (moved), the two loads after the last load, a note.
@@ -367,39 +509,60 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
         .iter()
         .rposition(|p| p.p_type == ph::PT_LOAD)
         .expect("a load");
+    let mut note_given = false;
     for (i, p) in elf.program_headers.iter().enumerate() {
         let mut q = p.clone();
-        if q.p_type == ph::PT_PHDR {
+        if in_place && q.p_type == ph::PT_NOTE && !note_given {
+            q = load(x, v, code_len, ph::PF_R | ph::PF_X, PAGE);
+            note_given = true;
+        } else if in_place && i == last_load {
+            q.p_offset = shift(q.p_offset);
+            q.p_memsz = word + 16 - q.p_vaddr;
+        } else if q.p_type == ph::PT_PHDR {
             q.p_offset = x;
             q.p_vaddr = v;
             q.p_paddr = v;
             q.p_filesz = table_len;
             q.p_memsz = table_len;
+        } else if q.p_type == ph::PT_DYNAMIC && edit_dyn.is_some() {
+            q.p_offset = x + rx_file + dyn_off;
+            q.p_vaddr = word + dyn_off;
+            q.p_paddr = word + dyn_off;
+            q.p_filesz = dyn_bytes.len() as u64;
+            q.p_memsz = dyn_bytes.len() as u64;
         } else if q.p_type != ph::PT_GNU_STACK {
             q.p_offset = shift(q.p_offset);
         }
         phdrs.push(q);
-        if i == last_load {
+        if i == last_load && !in_place {
             phdrs.push(load(x, v, code_len, ph::PF_R | ph::PF_X, PAGE));
-            phdrs.push(load(x + rx_file, word, 16, ph::PF_R | ph::PF_W, PAGE));
+            phdrs.push(load(x + rx_file, word, rw_len, ph::PF_R | ph::PF_W, PAGE));
         }
     }
-    let mut n = load(x + note_off, v + note_off, NOTE_SIZE as u64, ph::PF_R, 4);
-    n.p_type = ph::PT_NOTE;
-    phdrs.push(n);
+    if !in_place {
+        let mut n = load(x + note_off, v + note_off, NOTE_SIZE as u64, ph::PF_R, 4);
+        n.p_type = ph::PT_NOTE;
+        phdrs.push(n);
+    }
 
     // The region's bytes.
     let mut reg = code;
     reg.resize(region as usize, 0);
+    let mut table = vec![0u8; phdrs.len() * PHDR_SIZE as usize];
     for (k, p) in phdrs.iter().enumerate() {
         write_phdr(
-            &mut reg[k * PHDR_SIZE as usize..(k + 1) * PHDR_SIZE as usize],
+            &mut table[k * PHDR_SIZE as usize..(k + 1) * PHDR_SIZE as usize],
             p,
         );
     }
-    let mut pol = *policy;
-    pol.flags |= if patch { F_LINKED } else { 0 };
-    reg[note_off as usize..note_off as usize + NOTE_SIZE].copy_from_slice(&pol.to_note());
+    if !in_place {
+        reg[..table.len()].copy_from_slice(&table);
+        let mut pol = *policy;
+        pol.flags |= if patch { F_LINKED } else { 0 };
+        reg[note_off as usize..note_off as usize + NOTE_SIZE].copy_from_slice(&pol.to_note());
+        let d = (rx_file + dyn_off) as usize;
+        reg[d..d + dyn_bytes.len()].copy_from_slice(&dyn_bytes);
+    }
 
     // The output.
     let mut out = Vec::with_capacity(bytes.len() + region as usize);
@@ -416,15 +579,47 @@ pub fn rewrite(bytes: &[u8], policy: &Policy, patch: bool) -> Result<Outcome, Li
     }
     // ELF header: table, entry, sections.
     let h = &elf.header;
-    put(&mut out, 24, &init_at.to_le_bytes()); // e_entry
-    put(&mut out, 32, &x.to_le_bytes()); // e_phoff
+    if o.role != Role::Library {
+        put(&mut out, 24, &init_at.to_le_bytes()); // e_entry
+    }
+    if in_place {
+        put(&mut out, shift(h.e_phoff) as usize, &table); // the table, where it was
+    } else {
+        put(&mut out, 32, &x.to_le_bytes()); // e_phoff
+        put(&mut out, 56, &(phdrs.len() as u16).to_le_bytes()); // e_phnum
+    }
     put(&mut out, 40, &shift(h.e_shoff).to_le_bytes()); // e_shoff
-    put(&mut out, 56, &(phdrs.len() as u16).to_le_bytes()); // e_phnum
     let shoff = shift(h.e_shoff) as usize;
     for k in 0..h.e_shnum as usize {
         let at = shoff + k * h.e_shentsize as usize + 24; // sh_offset
         let old = u64::from_le_bytes(out[at..at + 8].try_into().expect("8 bytes"));
         put(&mut out, at, &shift(old).to_le_bytes());
+    }
+    // The moved `.dynamic` and `.dynstr` sections: where the loader finds them now.
+    if edit_dyn.is_some() {
+        let strtab_at = edit_dyn
+            .and_then(|d| d.get(goblin::elf::dynamic::DT_STRTAB))
+            .and_then(|a| dynamic::file_offset(&elf, a, 1));
+        for (k, sec) in elf.section_headers.iter().enumerate() {
+            let new = if sec.sh_type == sh::SHT_DYNAMIC {
+                (
+                    word + dyn_off,
+                    x + rx_file + dyn_off,
+                    dyn_bytes.len() as u64,
+                )
+            } else if sec.sh_type == sh::SHT_STRTAB
+                && Some(sec.sh_offset) == strtab_at
+                && sec.sh_flags & u64::from(sh::SHF_ALLOC) != 0
+            {
+                (v + strtab_off, x + strtab_off, strtab.len() as u64)
+            } else {
+                continue;
+            };
+            let at = shoff + k * h.e_shentsize as usize;
+            put(&mut out, at + 16, &new.0.to_le_bytes()); // sh_addr
+            put(&mut out, at + 24, &new.1.to_le_bytes()); // sh_offset
+            put(&mut out, at + 32, &new.2.to_le_bytes()); // sh_size
+        }
     }
     let mut scan = scan;
     scan.rewrites = done;

@@ -105,8 +105,9 @@ pub fn describe(p: &Policy) -> String {
         _ => format!("{} ms", p.time_slice_ms),
     };
     format!(
-        "page size: {page}\ncores: {cores}\nmem: {mem}\ntime slice: {slice}\nno-patch: {}\nsystem-call sites rewritten: {}\n",
+        "page size: {page}\ncores: {cores}\nmem: {mem}\ntime slice: {slice}\nno-patch: {}\nsystem-call sites rewritten: {}\nrewritten interpreter beside it: {}\n",
         if p.flags & note::F_NO_PATCH != 0 { "yes" } else { "no" },
         if p.flags & note::F_LINKED != 0 { "yes" } else { "no" },
+        if p.flags & note::F_OWN_INTERP != 0 { "yes" } else { "no" },
     )
 }

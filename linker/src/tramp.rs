@@ -2,11 +2,13 @@
 //! rewritten site. All of it is position-independent (RIP-relative), so it works
 //! in static-PIE programs too.
 //!
-//! **Init stub.** Runs first (it is `e_entry`): walks the initial stack (argc, argv,
-//! envp, auxv) and stores the values of `AT_MOTE_SYSCALL_REGS` (mote's register
+//! **Init stub.** Runs first (a program's `e_entry`, or a shared library's
+//! `DT_INIT`, see [`Start`]): walks the initial stack (argc, argv, envp, auxv), or
+//! from the envp glibc's ld.so passes a library's initializer, and stores the values of `AT_MOTE_SYSCALL_REGS` (mote's register
 //! entry) and `AT_MOTE_SYSCALL_FRAME` (its frame entry) — 0 or absent outside
 //! mote — in the two entry words (in the added read-write segment), then jumps to
-//! the original entry with every register as it found them.
+//! the original entry (or `DT_INIT`) with every register as it found them, or
+//! returns.
 //!
 //! **Site stub** (rax = number, arguments in the `syscall` registers):
 //!
@@ -97,14 +99,44 @@ impl Emit {
     }
 }
 
-/// The init stub at `at`: fill `word` from the auxiliary vector, then jump to
-/// `entry`.
-pub fn init_stub(at: u64, word: u64, entry: u64) -> Option<Vec<u8>> {
+/// Where an init stub finds the environment (the auxiliary vector follows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// A program's entry point: the initial stack (argc, argv, envp, auxv) at rsp.
+    Stack,
+    /// A shared library's `DT_INIT`, called by glibc's ld.so as
+    /// `init(argc, argv, envp)`: envp in rdx (the process's initial one at start-up,
+    /// where the auxiliary vector follows it). A null rdx leaves the words 0.
+    Envp,
+}
+
+/// Where an init stub goes when the words are filled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Then {
+    /// Jump to the original entry (or `DT_INIT`) with every register as found.
+    Jump(u64),
+    /// Return (a library that had no `DT_INIT`).
+    Ret,
+}
+
+/// The init stub at `at`: fill `word` (and `word + 8`) from the auxiliary vector,
+/// then go on as `then` says. Every register but those it restores is left alone.
+pub fn init_stub(at: u64, word: u64, start: Start, then: Then) -> Option<Vec<u8>> {
     let mut e = Emit::new(at);
     e.bytes(&[0x9c, 0x50, 0x51, 0x56]); // pushfq; push rax; push rcx; push rsi
-    e.bytes(&[0x48, 0x8d, 0x74, 0x24, 0x20]); // lea rsi, [rsp + 32]: &argc
-    e.bytes(&[0x48, 0x8b, 0x0e]); // mov rcx, [rsi]
-    e.bytes(&[0x48, 0x8d, 0x74, 0xce, 0x10]); // lea rsi, [rsi + rcx*8 + 16]: envp
+    let mut to_done_early = None;
+    match start {
+        Start::Stack => {
+            e.bytes(&[0x48, 0x8d, 0x74, 0x24, 0x20]); // lea rsi, [rsp + 32]: &argc
+            e.bytes(&[0x48, 0x8b, 0x0e]); // mov rcx, [rsi]
+            e.bytes(&[0x48, 0x8d, 0x74, 0xce, 0x10]); // lea rsi, [rsi + rcx*8 + 16]: envp
+        }
+        Start::Envp => {
+            e.bytes(&[0x48, 0x89, 0xd6]); // mov rsi, rdx: envp
+            e.bytes(&[0x48, 0x85, 0xf6]); // test rsi, rsi
+            to_done_early = Some(e.short(0x74)); // jz done
+        }
+    }
     let env = e.b.len();
     e.bytes(&[0x48, 0x8b, 0x06]); // mov rax, [rsi]
     e.bytes(&[0x48, 0x83, 0xc6, 0x08]); // add rsi, 8
@@ -131,8 +163,14 @@ pub fn init_stub(at: u64, word: u64, entry: u64) -> Option<Vec<u8>> {
     let back = i8::try_from(aux as i64 - (e.b.len() as i64 + 2)).ok()?;
     e.bytes(&[0xeb, back as u8]); // jmp aux
     e.land(to_done)?;
+    if let Some(d) = to_done_early {
+        e.land(d)?;
+    }
     e.bytes(&[0x5e, 0x59, 0x58, 0x9d]); // pop rsi; pop rcx; pop rax; popfq
-    e.rel(&[0xe9], entry)?; // jmp entry
+    match then {
+        Then::Jump(entry) => e.rel(&[0xe9], entry)?, // jmp entry
+        Then::Ret => e.bytes(&[0xc3]),               // ret
+    }
     Some(e.b)
 }
 

@@ -1,14 +1,18 @@
 //! `mote link`: a rewritten static program behaves as the original natively and
 //! under mote on both platforms, and under mote none of its system calls traps
 //! (`clone`, `fork` and `vfork` included, through the frame entry, in every
-//! process of the run); the policy note travels
+//! process of the run); a rewritten dynamically linked program (its libraries
+//! and ld.so rewritten beside it), an MPI code among them, behaves as the
+//! original and traps one call per process; the policy note travels
 //! in the file (`mote info FILE`, `mote run` uses it, its flags win); inputs it
 //! cannot rewrite are refused with the reason.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mote_testsuite::{app, assert_same, busybox, run_mote_command, Platform, Program, TempDir};
+use mote_testsuite::{
+    app, artifacts, assert_same, busybox, run_mote_command, Platform, Program, TempDir,
+};
 
 /// Counts from the `--stats` lines: (trapped calls, calls without a trap, sites
 /// the self-patcher patched, sites left trapping), summed over every process of
@@ -134,6 +138,166 @@ fn linked_threaded_and_forking_apps_take_no_trap_either(pf: Platform) {
     // The unmodified programs do trap at those sites: what the frame entry saves.
     let plain = Program::new(app("fork")).on(pf).mote_with(&["--stats"]);
     assert!(stats(&plain.stderr_text()).0 > 0, "{plain:?}");
+}
+
+/// Apps built with gcc's defaults (dynamic, PIE), loading libc only.
+const DYNAMIC_APPS: &[&str] = &[
+    "exit42",
+    "hello",
+    "fileio",
+    "signals",
+    "clocks",
+    "threads",
+    "futex",
+    "thread_end",
+    "fork",
+];
+
+/// `gcc -O2 -pthread -o DIR/NAME apps/NAME.c`: dynamically linked.
+fn dynamic_build(dir: &TempDir, name: &str) -> PathBuf {
+    assert!(
+        gcc_available(),
+        "gcc is needed (install Debian package gcc)"
+    );
+    let out = dir.path().join(name);
+    let r = Command::new("gcc")
+        .args(["-O2", "-pthread", "-o"])
+        .arg(&out)
+        .arg(source(name))
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{r:?}");
+    out
+}
+
+/// The trapped calls of each process of the run (its `--stats` line).
+fn trapped_per_process(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("system calls:"))
+        .map(|l| line_stats(l).0)
+        .collect()
+}
+
+/// The one call a linked dynamically linked program still traps, per process:
+/// glibc's `__libc_early_init` asks `getrlimit(RLIMIT_STACK)` (`prlimit64`)
+/// after ld.so has relocated libc and before it runs libc's `DT_INIT`, where the
+/// init stub fills libc's entry words.
+const EARLY_INIT_TRAPS: u64 = 1;
+
+/// Each dynamically linked app, rewritten with its libc and ld.so into
+/// `OUT.libs`, behaves as the original natively and under mote (which loads the
+/// rewritten ld.so, as the note says); under mote every process traps only
+/// [`EARLY_INIT_TRAPS`]. The original traps more in every case.
+fn linked_dynamic_apps_behave_as_natively_and_trap_once_before_libc_s_init(pf: Platform) {
+    let dir = TempDir::new("link-dyn");
+    for name in DYNAMIC_APPS {
+        let original = dynamic_build(&dir, name);
+        let out = dir.path().join(format!("{name}.linked"));
+        link(&[original.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        let libs = dir.path().join(format!("{name}.linked.libs"));
+        for lib in ["libc.so.6", "ld-linux-x86-64.so.2"] {
+            assert!(libs.join(lib).is_file(), "no rewritten {lib}");
+        }
+        let plain = Program::new(&original).on(pf);
+        let prog = Program::new(&out).on(pf);
+        let native = prog.native();
+        assert_same(&plain.native(), &native);
+        let mote = prog.mote_with(&["--stats"]);
+        assert_same(&native, &mote);
+        let trapped = trapped_per_process(&mote.stderr_text());
+        assert!(
+            trapped.iter().all(|&t| t == EARLY_INIT_TRAPS),
+            "{name}: {trapped:?} trapped\n{mote:?}"
+        );
+        let before: u64 = trapped_per_process(&plain.mote_with(&["--stats"]).stderr_text())
+            .iter()
+            .sum();
+        assert!(
+            before > trapped.iter().sum(),
+            "{name}: the original trapped {before}, linked {trapped:?}"
+        );
+    }
+    // A program that loads a library with dlopen (not rewritten: only what it
+    // needs at start-up is) still behaves.
+    let out = dir.path().join("dlopen_cos");
+    link(&[
+        app("dlopen_cos").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let prog = Program::new(&out).on(pf);
+    let (_, mote) = prog.same_as_native();
+    assert!(mote.stdout_text().contains("cos(1) = 0.540302305868"));
+}
+
+/// MPICH's `mpiexec -n 2 PROG` natively and `mpiexec -n 2 mote run --stats --
+/// PROG`: the ranks' sorted lines, and the trapped calls summed over the ranks.
+fn two_ranks(pf: Platform, prog: &Path) -> (Vec<String>, u64) {
+    let sorted = |t: String| {
+        let mut v: Vec<String> = t.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    let native = Program::new("mpiexec.mpich")
+        .args(["-n", "2"])
+        .arg(prog)
+        .native();
+    assert_eq!(native.status, 0, "{native:?}");
+    let mote = Program::new("mpiexec.mpich")
+        .args(["-n", "2"])
+        .arg(&artifacts().mote)
+        .arg("run")
+        .args(pf.options())
+        .args(["--stats", "--"])
+        .arg(prog)
+        .native();
+    assert_eq!(mote.status, 0, "{mote:?}");
+    let lines = sorted(native.stdout_text());
+    assert_eq!(lines.len(), 2, "{native:?}");
+    assert_eq!(sorted(mote.stdout_text()), lines, "{mote:?}");
+    let trapped = trapped_per_process(&mote.stderr_text());
+    assert_eq!(trapped.len(), 2, "{mote:?}");
+    (lines, trapped.iter().sum())
+}
+
+/// `mpi_ring` relinked through MPICH's compiler wrapper (`mote link -- mpicc
+/// ...`) and the test suite's build rewritten (`mote link IN -o OUT`): libmpich,
+/// UCX, hwloc, libnuma, libudev, libm, libc and ld.so come rewritten beside it;
+/// two ranks give the same lines as the original, and each traps only
+/// [`EARLY_INIT_TRAPS`] (the original: hundreds, most of them ld.so's `dlopen`
+/// of UCX's transport modules).
+fn a_relinked_mpi_ring_runs_as_natively_trapping_once_per_rank(pf: Platform) {
+    let dir = TempDir::new("link-mpi");
+    let wrapped = dir.path().join("ring");
+    link(&[
+        "--",
+        "mpicc.mpich",
+        "-O2",
+        "-o",
+        wrapped.to_str().unwrap(),
+        &source("mpi/mpi_ring"),
+    ]);
+    let rewritten = dir.path().join("ring2");
+    link(&[
+        app("mpi_ring").to_str().unwrap(),
+        "-o",
+        rewritten.to_str().unwrap(),
+    ]);
+    let (want, before) = two_ranks(pf, &app("mpi_ring"));
+    for out in [&wrapped, &rewritten] {
+        let libs = PathBuf::from(format!("{}.libs", out.display()));
+        for lib in ["libc.so.6", "libmpich.so.12", "libm.so.6"] {
+            assert!(libs.join(lib).is_file(), "no {lib} beside {out:?}");
+        }
+        let (lines, trapped) = two_ranks(pf, out);
+        assert_eq!(lines, want);
+        assert_eq!(
+            trapped,
+            2 * EARLY_INIT_TRAPS,
+            "{out:?}: {trapped} trapped over two ranks, the original {before}"
+        );
+    }
 }
 
 /// The PT_LOAD segments of an ELF file: (vaddr, flags).
@@ -401,6 +565,8 @@ mote_testsuite::on_both_platforms!(
     a_no_patch_note_keeps_every_call_trapping,
     the_note_s_time_slice_is_used_and_the_flag_overrides_it,
     a_malformed_note_is_refused,
+    linked_dynamic_apps_behave_as_natively_and_trap_once_before_libc_s_init,
+    a_relinked_mpi_ring_runs_as_natively_trapping_once_per_rank,
 );
 
 /// `mote link IN -o OUT` on `bytes`: refused (status 1) with `reason` in the
@@ -433,9 +599,7 @@ fn a_32_bit_program_is_refused() {
 }
 
 #[test]
-fn a_dynamic_program_and_a_linked_one_are_refused() {
-    let dynamic = std::fs::read("/bin/true").expect("/bin/true");
-    refused(&dynamic, "dynamically linked");
+fn a_linked_program_is_refused() {
     let dir = TempDir::new("link-twice");
     let once = linked(&dir, "hello");
     refused(
@@ -591,4 +755,141 @@ fn a_program_whose_header_shares_the_code_s_segment_is_refused() {
         .unwrap();
     assert!(st.success());
     refused(&std::fs::read(&out).unwrap(), "no page boundary");
+}
+
+impl Elf64 {
+    /// File offsets of the entries of the dynamic section (up to DT_NULL).
+    fn dynamic_entries(&self) -> Vec<usize> {
+        let p = self
+            .phdrs()
+            .into_iter()
+            .find(|&p| self.u32(p) == 2)
+            .expect("a PT_DYNAMIC");
+        let (off, size) = (self.u64(p + 8) as usize, self.u64(p + 32) as usize);
+        (off..off + size)
+            .step_by(16)
+            .take_while(|&e| self.u64(e) != 0)
+            .collect()
+    }
+    /// The entry whose tag is `tag`.
+    fn dynamic_entry(&self, tag: u64) -> usize {
+        self.dynamic_entries()
+            .into_iter()
+            .find(|&e| self.u64(e) == tag)
+            .unwrap_or_else(|| panic!("no dynamic tag {tag:#x}"))
+    }
+}
+
+/// `/bin/true` (a dynamically linked PIE program) with one thing changed.
+fn dynamic_true(craft: impl Fn(&mut Elf64), reason: &str) {
+    let mut e = Elf64(std::fs::read("/bin/true").expect("/bin/true"));
+    craft(&mut e);
+    refused(&e.0, reason);
+}
+
+/// `.dynamic` moves in the rewrite: an entry mote link does not know might not
+/// hold once it has; text relocations would write over rewritten code.
+#[test]
+fn a_dynamic_tag_it_does_not_know_and_text_relocations_are_refused() {
+    const DT_DEBUG: u64 = 21;
+    const DT_TEXTREL: u64 = 22;
+    dynamic_true(
+        |e| {
+            let at = e.dynamic_entry(DT_DEBUG);
+            e.put64(at, 0x6fff_fe00);
+        },
+        "an unknown dynamic tag 0x6ffffe00",
+    );
+    dynamic_true(
+        |e| {
+            let at = e.dynamic_entry(DT_DEBUG);
+            e.put64(at, DT_TEXTREL);
+        },
+        "text relocations (DT_TEXTREL)",
+    );
+}
+
+/// A library the program needs that ld.so's search would not find either:
+/// named, with who needs it and the fix; nothing is written.
+#[test]
+fn a_missing_library_is_refused_naming_it_and_the_fix() {
+    dynamic_true(
+        |e| {
+            let s = e.section(".dynstr");
+            let (off, size) = (e.u64(s + 24) as usize, e.u64(s + 32) as usize);
+            let at = off
+                + e.0[off..off + size]
+                    .windows(10)
+                    .position(|w| w == b"libc.so.6\0")
+                    .expect("libc.so.6 in .dynstr");
+            e.0[at..at + 9].copy_from_slice(b"libc.so.9");
+        },
+        "libc.so.9 (needed by ",
+    );
+    dynamic_true(
+        |e| {
+            let s = e.section(".dynstr");
+            let (off, size) = (e.u64(s + 24) as usize, e.u64(s + 32) as usize);
+            let at = off
+                + e.0[off..off + size]
+                    .windows(10)
+                    .position(|w| w == b"libc.so.6\0")
+                    .expect("libc.so.6 in .dynstr");
+            e.0[at..at + 9].copy_from_slice(b"libc.so.9");
+        },
+        "or set LD_LIBRARY_PATH to its directory",
+    );
+}
+
+/// A library built with a text relocation (an absolute address in its code,
+/// `-z notext`), loaded through the program's `$ORIGIN` run path: refused,
+/// naming the library; neither the program nor its libraries' directory is
+/// written.
+#[test]
+fn a_library_with_text_relocations_is_refused_naming_it() {
+    assert!(
+        gcc_available(),
+        "gcc is needed (install Debian package gcc)"
+    );
+    let dir = TempDir::new("link-textrel");
+    let lib_c = dir.file(
+        "tr.c",
+        "long where(void) { long x; __asm__(\"movabs $where, %0\" : \"=r\"(x)); return x; }\n",
+    );
+    let main_c = dir.file(
+        "main.c",
+        "long where(void);\nint main(void) { return where() == 0; }\n",
+    );
+    let lib = dir.path().join("libtr.so");
+    let prog = dir.path().join("prog");
+    let gcc = |args: &[&std::ffi::OsStr]| {
+        let r = Command::new("gcc").args(args).output().unwrap();
+        assert!(r.status.success(), "{r:?}");
+    };
+    gcc(&[
+        "-shared".as_ref(),
+        "-fPIC".as_ref(),
+        "-Wl,-z,notext".as_ref(),
+        "-o".as_ref(),
+        lib.as_os_str(),
+        lib_c.as_os_str(),
+    ]);
+    gcc(&[
+        "-o".as_ref(),
+        prog.as_os_str(),
+        main_c.as_os_str(),
+        "-L".as_ref(),
+        dir.path().as_os_str(),
+        "-ltr".as_ref(),
+        "-Wl,-rpath,$ORIGIN".as_ref(),
+    ]);
+    let native = Program::new(&prog).native();
+    assert_eq!(native.status, 0, "{native:?}");
+    let out = dir.path().join("out");
+    let r = run_mote_command(&["link", prog.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(r.status, 1, "{r:?}");
+    let err = r.stderr_text();
+    assert!(err.contains("libtr.so (needed by "), "{err}");
+    assert!(err.contains("text relocations"), "{err}");
+    assert!(!out.exists() && !dir.path().join("out.libs").exists());
 }

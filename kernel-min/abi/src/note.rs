@@ -26,8 +26,14 @@ pub const F_LINKED: u32 = 1 << 1;
 /// [`Policy::flags`]: [`Policy::time_slice_ms`] is set (`mote run --time-slice`;
 /// its 0, never preempt, is a value, so the field cannot mean "unset" by 0).
 pub const F_TIME_SLICE: u32 = 1 << 2;
+/// [`Policy::flags`]: under mote the program's interpreter is the rewritten copy
+/// of ld.so `mote link` wrote beside it (`PATH.libs/ld-linux-x86-64.so.2`, for the
+/// program at `PATH`), not its `PT_INTERP`'s (which runs natively).
+pub const F_OWN_INTERP: u32 = 1 << 3;
+/// The file name of that copy.
+pub const OWN_INTERP_NAME: &[u8] = b"ld-linux-x86-64.so.2";
 /// Every flag this version knows.
-pub const F_ALL: u32 = F_NO_PATCH | F_LINKED | F_TIME_SLICE;
+pub const F_ALL: u32 = F_NO_PATCH | F_LINKED | F_TIME_SLICE | F_OWN_INTERP;
 /// The longest time slice a note may carry, in ms (as `mote run --time-slice`).
 pub const TIME_SLICE_MAX_MS: u32 = 3_600_000;
 

@@ -218,3 +218,41 @@ fn exec_failures_map_to_execve_errnos() {
         Errno::ENOEXEC
     );
 }
+
+/// A 64-bit ELF header and one `PT_NOTE` entry holding `notes`.
+fn with_notes(notes: &[u8]) -> HostFile {
+    let mut f = vec![0u8; 120];
+    f[..4].copy_from_slice(b"\x7fELF");
+    f[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    f[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    f[64..68].copy_from_slice(&4u32.to_le_bytes()); // PT_NOTE
+    f[72..80].copy_from_slice(&120u64.to_le_bytes()); // p_offset
+    f[96..104].copy_from_slice(&(notes.len() as u64).to_le_bytes()); // p_filesz
+    f.extend_from_slice(notes);
+    HostFile(f)
+}
+
+/// A program `mote link` rewrote with its interpreter beside it is loaded with
+/// that copy (`PATH.libs/ld-linux-x86-64.so.2`); any other keeps its PT_INTERP.
+#[test]
+fn a_linked_program_s_own_interpreter_is_chosen_by_its_note() {
+    use mote_abi::note::{Policy, F_LINKED, F_OWN_INTERP, VERSION};
+    let note = |flags| {
+        Policy {
+            version: VERSION,
+            flags,
+            ..Policy::default()
+        }
+        .to_note()
+    };
+    assert_eq!(
+        own_interp(&with_notes(&note(F_LINKED | F_OWN_INTERP)), b"/x/app"),
+        Some(b"/x/app.libs/ld-linux-x86-64.so.2".to_vec())
+    );
+    assert_eq!(own_interp(&with_notes(&note(F_LINKED)), b"/x/app"), None);
+    assert_eq!(own_interp(&with_notes(b""), b"/x/app"), None);
+    // A damaged note: PT_INTERP's (mote run has refused it already).
+    let mut bad = note(F_OWN_INTERP);
+    bad[20] = 9; // version
+    assert_eq!(own_interp(&with_notes(&bad), b"/x/app"), None);
+}

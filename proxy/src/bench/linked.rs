@@ -2,9 +2,9 @@
 //! `mote link` (into a directory of the bench's own, removed at the end) and run
 //! as a `NAME+linked` configuration beside the unmodified one, natively and on
 //! every platform; then one table of each linked figure's median over the
-//! unmodified one's, per side. Workloads started by a launcher (the MPI group:
-//! dynamically linked programs, which `mote link` refuses) have no linked
-//! configuration.
+//! unmodified one's, per side. The MPI group's programs are dynamically linked:
+//! theirs come with their rewritten libraries and ld.so beside them, and run
+//! under their launcher as the unmodified ones do.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,13 +29,6 @@ impl Linked {
             dir,
             done: BTreeMap::new(),
         })
-    }
-
-    /// Whether `w` gets a linked configuration.
-    pub fn applies(w: &Workload) -> bool {
-        // A system program (`startup_dyn`'s /bin/true) is dynamically linked,
-        // which `mote link` refuses.
-        w.launcher.is_none() && !Path::new(w.program).is_absolute()
     }
 
     /// `w`'s program rewritten by `mote link` (once per program).
@@ -129,14 +122,6 @@ pub fn print_ratios(report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_programs_without_a_launcher_are_linked() {
-        let mpi = super::super::workloads::find("mpi").unwrap();
-        let latency = super::super::workloads::find("latency").unwrap();
-        assert!(!Linked::applies(mpi));
-        assert!(Linked::applies(latency));
-    }
 
     #[test]
     fn the_directory_goes_away_with_the_bench() {

@@ -254,7 +254,7 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
                 runs: Vec::new(),
             });
         }
-        if let Some(l) = linker.as_mut().filter(|_| linked::Linked::applies(w)) {
+        if let Some(l) = linker.as_mut() {
             configs.push(Config {
                 name: format!("{}+linked", w.name),
                 workload: w,
