@@ -328,7 +328,7 @@ fn run_bench(a: BenchArgs) -> Result<i32, (i32, String)> {
     }
     if a.linked {
         println!(
-            "{:<15} the same program rewritten by `mote link` (static programs only)",
+            "{:<15} the same program rewritten by `mote link` (a dynamic one with its libraries and ld.so)",
             "NAME+linked"
         );
     }
