@@ -327,27 +327,16 @@ pub(crate) fn run<P: Platform, R: Runtime<P>>(rt: &R, nr: u64, args: [u64; 6]) -
         }
         // No lock: a call that blocks in Linux holds up only its thread. A signal
         // may interrupt it (EINTR): libos applies SA_RESTART then.
-        Route::Forward => loop {
-            let r = p.forward(nr as u64, args);
-            if signal::may_raise(r) {
-                let sig = p.take_raised();
-                if sig != 0 {
-                    let mut g = thread::process_of(rt);
-                    let pr = g.as_mut().expect("process");
-                    pr.signals.thread.caller_sp = rt.caller_sp();
-                    signal::raised_by_call(pr, p, sig);
+        Route::Forward => {
+            // A descriptor on a thread's `comm` opened for writing: its writes
+            // rename the thread (one load while none is open).
+            if fs::comm_files_open() {
+                if let Some(r) = fs::comm_call(rt, nr as u64, args) {
+                    return to_ret(r);
                 }
             }
-            if r != Errno::EINTR.ret() {
-                break r as u64;
-            }
-            let mut g = thread::process_of(rt);
-            let pr = g.as_mut().expect("process");
-            pr.signals.thread.caller_sp = rt.caller_sp();
-            if let Some(r) = signal::interrupted(pr, p, nr as u64, args, r) {
-                break r as u64;
-            }
-        },
+            forward(rt, nr, args)
+        }
         // Waits for signals or time: the process is released while Linux waits.
         Route::Wait => {
             let Some(mut w) = Wait::new(nr as u64, args) else {
@@ -397,6 +386,33 @@ pub(crate) fn run<P: Platform, R: Runtime<P>>(rt: &R, nr: u64, args: [u64; 6]) -
             drop(g);
             thread::interrupt(rt, &interrupt);
             r
+        }
+    }
+}
+
+/// A forwarded call: Linux's answer, restarted or `EINTR` after a signal as
+/// `SA_RESTART` says, with the synchronous signal Linux raised for it queued.
+fn forward<P: Platform, R: Runtime<P>>(rt: &R, nr: u32, args: [u64; 6]) -> u64 {
+    let p = rt.platform();
+    loop {
+        let r = p.forward(nr as u64, args);
+        if signal::may_raise(r) {
+            let sig = p.take_raised();
+            if sig != 0 {
+                let mut g = thread::process_of(rt);
+                let pr = g.as_mut().expect("process");
+                pr.signals.thread.caller_sp = rt.caller_sp();
+                signal::raised_by_call(pr, p, sig);
+            }
+        }
+        if r != Errno::EINTR.ret() {
+            return r as u64;
+        }
+        let mut g = thread::process_of(rt);
+        let pr = g.as_mut().expect("process");
+        pr.signals.thread.caller_sp = rt.caller_sp();
+        if let Some(r) = signal::interrupted(pr, p, nr as u64, args, r) {
+            return r as u64;
         }
     }
 }
