@@ -110,6 +110,18 @@ impl Process {
         }
     }
 
+    /// Thread `tid` calls `execve` and every other thread has ended (Linux's
+    /// `de_thread`): it is the process's one thread, with the thread-group
+    /// leader's id (the pid), its own signal mask, pending signals and memory
+    /// policy.
+    pub fn de_threaded(&mut self, tid: u32) {
+        self.switch_thread(tid);
+        self.signals.exec_by(self.pid);
+        self.mm.numa.forked(tid, self.pid);
+        self.threads = 1;
+        self.interrupt.clear();
+    }
+
     /// The name (`comm`) of thread `tid`: what it was given, else the program's
     /// base name.
     pub fn name_of(&self, tid: u32) -> String {

@@ -216,8 +216,9 @@ pub fn route<P: Platform>(nr: u32) -> Route<P> {
         // thread that runs their LWK core, not the proxy's offload thread.
         Sysno::perf_event_open => Thread(perf::perf_event_open),
 
-        // The program: execve in the same partition; /proc/self/exe names it.
-        Sysno::execve => Local(|pr, p, a| exec::execve(pr, p, a[0], a[1], a[2])),
+        // The program: execve in the same partition (ending the other threads
+        // first, outside the process lock); /proc/self/exe names it.
+        Sysno::execve => Thread(|m, a| exec::execve(m, a[0], a[1], a[2])),
         Sysno::readlink => Local(|pr, p, a| {
             exec::readlinkat(pr, p, mote_libos::uapi::fcntl::AT_FDCWD, a[0], a[1], a[2])
         }),
@@ -323,7 +324,15 @@ pub(crate) fn run<P: Platform, R: Runtime<P>>(rt: &R, nr: u64, args: [u64; 6]) -
                     rt.at_exit(proc);
                 }
             }
-            to_ret(handler(rt, args))
+            let r = to_ret(handler(rt, args));
+            // A successful execve: the runtime takes where the new program
+            // starts, as after a local call.
+            if nr == Sysno::execve as u32 && r == 0 {
+                if let Some(proc) = thread::process_of(rt).as_mut() {
+                    rt.after_local(proc);
+                }
+            }
+            r
         }
         // No lock: a call that blocks in Linux holds up only its thread. A signal
         // may interrupt it (EINTR): libos applies SA_RESTART then.

@@ -1,0 +1,99 @@
+//! `execve` from a process with other threads, as Linux's `de_thread`: the
+//! scheduler's part. The calling thread dooms every other thread of the
+//! application ([`Threads::doom_others`]); each one ends the next time it
+//! passes through the runtime — woken from a futex wait or a sleep, answered
+//! (the proxy interrupts its forwarded call, `Op::EndThreads`), kicked out of
+//! application code, or picked from a run queue — and never returns to the
+//! application (`rt::threads::leave_if_doomed`). The caller waits until it is
+//! the only thread in the table ([`Threads::alone`]: ended threads reaped,
+//! vfork children, which share this memory, exec'd or ended), then takes the
+//! thread-group leader's id ([`Threads::exec_done`]) and loads the new program.
+
+use alloc::vec::Vec;
+
+use super::{State, Threads, Wake};
+
+impl Threads {
+    /// Thread `me` calls `execve`: every other thread of the application is to
+    /// end (threads it creates meanwhile too: `admit`). Those blocked in a futex
+    /// wait or a sleep are made runnable, to end when they run. Returns the
+    /// cores of the doomed threads, to wake.
+    pub fn doom_others(&mut self, me: u32) -> Vec<usize> {
+        self.exec_by = Some(me);
+        let others: Vec<(u32, usize)> = self
+            .threads
+            .values()
+            .filter(|t| t.tid != me && !t.child_process && t.state != State::Dead)
+            .map(|t| (t.tid, t.core))
+            .collect();
+        let mut cores = Vec::new();
+        for (tid, core) in others {
+            self.doomed.insert(tid);
+            self.interrupt(tid);
+            if !cores.contains(&core) {
+                cores.push(core);
+            }
+        }
+        cores
+    }
+
+    /// Is `tid` one of the threads an `execve` is ending?
+    pub fn is_doomed(&self, tid: u32) -> bool {
+        self.doomed.contains(&tid)
+    }
+
+    /// Is `me` the only thread in the table: every other one ended and reaped
+    /// (its core switched away from it for good), and no vfork child left in
+    /// this memory?
+    pub fn alone(&self, me: u32) -> bool {
+        self.threads.len() == 1 && self.threads.contains_key(&me)
+    }
+
+    /// A thread was reaped: if an `execve` waits for the others to end and none
+    /// is left, the caller runs again. Returns its core, to wake.
+    pub fn exec_wake(&mut self) -> Option<usize> {
+        let me = self.exec_by?;
+        if !self.alone(me) {
+            return None;
+        }
+        self.wake_thread(me, Wake::Woken)
+    }
+
+    /// The `execve` of thread `me` (running on `core`) goes on alone: it is
+    /// thread `leader` from now on, the thread-group leader's id (the pid), as
+    /// Linux's `de_thread` gives the caller the leader's place.
+    pub fn exec_done(&mut self, me: u32, leader: u32, core: usize) {
+        self.exec_by = None;
+        self.doomed.clear();
+        if me == leader {
+            return;
+        }
+        if let Some(mut t) = self.threads.remove(&me) {
+            t.tid = leader;
+            self.threads.insert(leader, t);
+        }
+        if let Some(c) = self.current.get_mut(core) {
+            if *c == Some(me) {
+                *c = Some(leader);
+            }
+        }
+    }
+
+    /// End thread `tid` at once, wherever it is (a fake runtime's way of
+    /// ending a doomed thread: the runtime ends it on its own core).
+    #[cfg(any(test, feature = "fake"))]
+    pub fn end_now(&mut self, tid: u32) {
+        self.unqueue_futex(tid);
+        for q in &mut self.runq {
+            q.retain(|&x| x != tid);
+        }
+        for c in &mut self.current {
+            if *c == Some(tid) {
+                *c = None;
+            }
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.state = State::Dead;
+        }
+    }
+}
