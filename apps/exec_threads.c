@@ -1,6 +1,7 @@
 // execve from a process with other threads (issue 13), as Linux's de_thread:
 // every other thread ends — one spinning, one blocked in a read on a pipe
-// nobody writes, one in a futex wait (pthread_cond_wait), one in nanosleep —
+// nobody writes, one in a futex wait (pthread_cond_wait), one in nanosleep,
+// one making system calls in a loop (forwarded and local ones) —
 // and none of them returns to its code (each would print if it did); the new
 // program runs with the old pid, and its one thread's id is the pid, also when
 // a thread other than the main one called execve. A failing execve (no such
@@ -29,11 +30,11 @@
 static atomic_long spins;
 static atomic_int stop;
 static atomic_int ready;
-static pid_t tids[4];
+static pid_t tids[5];
 static int pipefd[2];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static char results[4][96];
+static char results[5][96];
 static const char *mode;
 
 static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
@@ -82,6 +83,22 @@ static void *waiter(void *arg) {
 
 static void on_usr1(int sig) { (void)sig; }
 
+static atomic_long calls;
+
+static void *caller(void *arg) {
+    (void)arg;
+    tids[4] = gettid_();
+    atomic_fetch_add(&ready, 1);
+    struct timespec ts;
+    while (!atomic_load(&stop)) {
+        syscall(SYS_getppid);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        atomic_fetch_add(&calls, 1);
+    }
+    snprintf(results[4], sizeof results[4], "caller stopped");
+    return NULL;
+}
+
 static void *sleeper(void *arg) {
     (void)arg;
     tids[3] = gettid_();
@@ -128,24 +145,24 @@ static int entries(const char *dir) {
     return n;
 }
 
-static pthread_t th[4];
+static pthread_t th[5];
 
-// Start the four threads and wait until the blocking ones block and the
-// spinner spins.
+// Start the five threads and wait until the blocking ones block and the
+// spinner spins and the caller calls.
 static void start_threads(void) {
     if (pipe(pipefd))
         exit(1);
     struct sigaction sa = {0};
     sa.sa_handler = on_usr1; // no SA_RESTART: the sleep returns EINTR
     sigaction(SIGUSR1, &sa, NULL);
-    void *(*fn[4])(void *) = {spinner, reader, waiter, sleeper};
-    for (int i = 0; i < 4; i++)
+    void *(*fn[5])(void *) = {spinner, reader, waiter, sleeper, caller};
+    for (int i = 0; i < 5; i++)
         pthread_create(&th[i], NULL, fn[i], NULL);
-    while (atomic_load(&ready) < 4 || atomic_load(&spins) == 0)
+    while (atomic_load(&ready) < 5 || atomic_load(&spins) == 0 || atomic_load(&calls) == 0)
         usleep(1000);
     int blocked = state_of(tids[1], 'S') == 'S' && state_of(tids[2], 'S') == 'S' &&
                   state_of(tids[3], 'S') == 'S';
-    printf("%s: four threads running, three of them blocked: %s\n", mode, blocked ? "yes" : "no");
+    printf("%s: five threads running, three of them blocked: %s\n", mode, blocked ? "yes" : "no");
     fflush(stdout);
 }
 
@@ -200,9 +217,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     // Every thread still runs: end each the way it waits.
-    long before = atomic_load(&spins);
-    usleep(20000);
+    // (Waiting, bounded, for each to move on: under mote a thread may share
+    // its core with the spinner, and run a time slice in two.)
+    long before = atomic_load(&spins), made = atomic_load(&calls);
+    for (int i = 0; i < 1000 && atomic_load(&spins) == before; i++)
+        usleep(5000);
     printf("spinner still spinning: %s\n", atomic_load(&spins) > before ? "yes" : "no");
+    for (int i = 0; i < 1000 && atomic_load(&calls) == made; i++)
+        usleep(5000);
+    printf("caller still calling: %s\n", atomic_load(&calls) > made ? "yes" : "no");
     printf("blocked threads still blocked: %s\n",
            state_of(tids[1], 'S') == 'S' && state_of(tids[2], 'S') == 'S' &&
                    state_of(tids[3], 'S') == 'S'
@@ -215,7 +238,7 @@ int main(int argc, char **argv) {
     if (write(pipefd[1], "x", 1) != 1)
         return 1;
     pthread_kill(th[3], SIGUSR1);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         pthread_join(th[i], NULL);
         printf("%s\n", results[i]);
     }

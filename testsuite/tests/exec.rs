@@ -60,9 +60,9 @@ fn exec_threads(pf: Platform, mode: &str) -> String {
     native.stdout_text()
 }
 
-/// `execve` from the main thread while four others run: one spinning, one
+/// `execve` from the main thread while five others run: one spinning, one
 /// blocked in a `read` on a pipe (a forwarded call), one in a futex wait, one
-/// in `nanosleep`. Each ends without returning to its code, and the new
+/// in `nanosleep`, one making system calls in a loop. Each ends without returning to its code, and the new
 /// program has the pid and one thread whose id is the pid. Regression: it was
 /// `ENOSYS` (and before that, the new program was loaded under the running
 /// threads, which crashed).
@@ -70,7 +70,7 @@ fn execve_from_the_main_thread_while_others_run(pf: Platform) {
     let out = exec_threads(pf, "main");
     assert_eq!(
         out,
-        "main: four threads running, three of them blocked: yes\n\
+        "main: five threads running, three of them blocked: yes\n\
          after execve from the main thread: pid kept yes, tid = pid yes, /proc/self/task lists 1\n"
     );
 }
@@ -97,6 +97,8 @@ fn a_failing_execve_from_a_thread_leaves_the_others_running(pf: Platform) {
     for line in [
         "execve of a missing program from a thread: No such file or directory",
         "spinner still spinning: yes",
+        "caller still calling: yes",
+        "caller stopped",
         "blocked threads still blocked: yes",
         "reader read 1 byte(s): x",
         "futex waiter woken",

@@ -17,8 +17,13 @@ impl Threads {
     /// Thread `me` calls `execve`: every other thread of the application is to
     /// end (threads it creates meanwhile too: `admit`). Those blocked in a futex
     /// wait or a sleep are made runnable, to end when they run. Returns the
-    /// cores of the doomed threads, to wake.
-    pub fn doom_others(&mut self, me: u32) -> Vec<usize> {
+    /// cores of the doomed threads, to wake; `None` when another thread's
+    /// `execve` got there first and ends this one (Linux's `de_thread` answers
+    /// `EAGAIN` then, which the ending thread never sees).
+    pub fn doom_others(&mut self, me: u32) -> Option<Vec<usize>> {
+        if self.exec_by.is_some_and(|x| x != me) || self.doomed.contains(&me) {
+            return None;
+        }
         self.exec_by = Some(me);
         let others: Vec<(u32, usize)> = self
             .threads
@@ -34,7 +39,7 @@ impl Threads {
                 cores.push(core);
             }
         }
-        cores
+        Some(cores)
     }
 
     /// Is `tid` one of the threads an `execve` is ending?

@@ -344,8 +344,11 @@ fn execve_dooms_the_other_threads_and_waits_until_they_are_reaped() {
     t.stop_current(1, State::Forwarded);
     assert_eq!(t.pick(2, 0, |_| false), Some(3));
 
-    let mut cores = t.doom_others(3);
+    let mut cores = t.doom_others(3).expect("the first execve");
     cores.sort_unstable();
+    // Another thread's execve, at the same time, comes second: it is ending.
+    assert_eq!(t.doom_others(2), None);
+    assert!(t.is_doomed(2) && !t.is_doomed(3));
     assert_eq!(cores, [0, 1]);
     for tid in [1, 2, 4] {
         assert!(t.is_doomed(tid), "{tid}");

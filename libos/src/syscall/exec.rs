@@ -107,7 +107,7 @@ pub fn execve<P: Platform>(
     };
     // What fails for ordinary reasons fails here, every thread still running.
     let x = crate::exec::prepare(p, path, argv, envp).map_err(|k| exec_errno(&k))?;
-    de_thread(m, pid);
+    de_thread(m, pid)?;
     let mut g = process_of(m);
     let pr = g.as_mut().expect("process");
     pr.pending_entry = Some(pr.exec_prepared(p, x));
@@ -124,14 +124,20 @@ const DE_THREAD_LOOK_NS: u64 = 10_000_000;
 /// (`sched::exec`) — and the caller waits until they are gone (and until a
 /// vfork child, which shares this memory, exec'd or ended), then goes on as
 /// the thread-group leader, `pid`. A signal whose default action ends the
-/// process ends it meanwhile, as a fatal signal ends Linux's wait.
-pub(crate) fn de_thread<P: Platform>(m: &dyn Machine<P>, pid: u32) {
+/// process ends it meanwhile, as a fatal signal ends Linux's wait. `EAGAIN`:
+/// another thread's `execve` came first and is ending this one (which never
+/// returns to the application to see it).
+pub(crate) fn de_thread<P: Platform>(m: &dyn Machine<P>, pid: u32) -> Result<(), Errno> {
     let p = m.platform();
     let (me, core) = (m.tid(), m.core());
     let cores = {
         let mut g = m.threads().lock();
-        let Some(t) = g.as_mut() else { return };
-        (!t.alone(me)).then(|| t.doom_others(me))
+        let Some(t) = g.as_mut() else { return Ok(()) };
+        if t.alone(me) {
+            None
+        } else {
+            Some(t.doom_others(me).ok_or(Errno::EAGAIN)?)
+        }
     };
     if let Some(cores) = cores {
         m.end_threads(true);
@@ -164,6 +170,7 @@ pub(crate) fn de_thread<P: Platform>(m: &dyn Machine<P>, pid: u32) {
     }
     drop(g);
     m.became(pid);
+    Ok(())
 }
 
 /// The application's program when the path at `va` names this process's

@@ -443,7 +443,7 @@ fn execve_from_a_thread_ends_the_others_and_takes_the_leaders_id() {
             .set_mask(crate::signal::bit(crate::uapi::signal::SIGUSR1));
         pr.threads = 3;
     }
-    crate::syscall::exec::de_thread(&m, PID);
+    assert_eq!(crate::syscall::exec::de_thread(&m, PID), Ok(()));
     assert_eq!(*m.ended.borrow(), [true, false]);
     assert_eq!(m.tid.get(), PID);
     let g = m.threads.lock();
@@ -471,7 +471,7 @@ fn execve_from_a_thread_ends_the_others_and_takes_the_leaders_id() {
 #[test]
 fn execve_with_one_thread_ends_nothing() {
     let (m, _) = setup();
-    crate::syscall::exec::de_thread(&m, PID);
+    assert_eq!(crate::syscall::exec::de_thread(&m, PID), Ok(()));
     assert!(m.ended.borrow().is_empty());
     assert_eq!(m.tid.get(), PID);
     assert!(m.threads.lock().as_ref().unwrap().alone(PID));
