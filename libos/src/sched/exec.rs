@@ -66,10 +66,19 @@ impl Threads {
 
     /// The `execve` of thread `me` (running on `core`) goes on alone: it is
     /// thread `leader` from now on, the thread-group leader's id (the pid), as
-    /// Linux's `de_thread` gives the caller the leader's place.
+    /// Linux's `de_thread` gives the caller the leader's place (also called
+    /// by an `execve` with no other thread, where `me` is `leader`).
     pub fn exec_done(&mut self, me: u32, leader: u32, core: usize) {
         self.exec_by = None;
         self.doomed.clear();
+        // What the old program registered for the thread is gone with it
+        // (Linux's `exec_mm_release` forgets `clear_child_tid` and the robust
+        // list; the new program starts with FS base 0).
+        if let Some(t) = self.threads.get_mut(&me) {
+            t.clear_child_tid = 0;
+            t.robust_list = (0, 0);
+            t.fs_base = 0;
+        }
         if me == leader {
             return;
         }

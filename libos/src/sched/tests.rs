@@ -373,8 +373,15 @@ fn execve_dooms_the_other_threads_and_waits_until_they_are_reaped() {
     assert_eq!(t.exec_wake(), Some(2), "the caller runs again");
     assert_eq!(t.pick(2, 0, |_| false), Some(3));
 
-    // It goes on as the thread-group leader, 1, on its slot and core.
+    // It goes on as the thread-group leader, 1, on its slot and core, with
+    // none of the old program's registrations.
+    t.get_mut(3).unwrap().clear_child_tid = 0x7000;
+    t.get_mut(3).unwrap().fs_base = 0x8000;
     t.exec_done(3, 1, 2);
+    assert_eq!(
+        t.get(1).map(|x| (x.clear_child_tid, x.fs_base)),
+        Some((0, 0))
+    );
     assert!(t.get(3).is_none());
     let me = t.get(1).unwrap();
     assert_eq!(
