@@ -10,6 +10,8 @@
 //   exec_threads main     the main thread execs while the others run
 //   exec_threads thread   a second thread execs, the main thread in pthread_join
 //   exec_threads fail     a thread's execve fails: the others go on
+//   exec_threads spawn    the main thread execs while another spawns children
+//                         in a loop (posix_spawn: a vfork child on this memory)
 //   exec_threads after PID FROM   (the new program)
 //
 // Prints only what a native run prints too (no ids).
@@ -19,11 +21,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +86,21 @@ static void *waiter(void *arg) {
 }
 
 static void on_usr1(int sig) { (void)sig; }
+
+extern char **environ;
+static atomic_int spawned;
+
+static void *spawner(void *arg) {
+    (void)arg;
+    for (;;) {
+        pid_t pid;
+        char *argv[] = {"true", NULL};
+        if (posix_spawn(&pid, "/bin/true", NULL, NULL, argv, environ) == 0)
+            waitpid(pid, NULL, 0);
+        atomic_fetch_add(&spawned, 1);
+    }
+    return NULL;
+}
 
 static atomic_long calls;
 
@@ -192,7 +211,7 @@ static void *execer(void *arg) {
 static int after(const char *pid, const char *from) {
     int same_pid = atoi(pid) == getpid();
     printf("after execve from the %s thread: pid kept %s, tid = pid %s, /proc/self/task lists %d\n",
-           strcmp(from, "main") ? "second" : "main", same_pid ? "yes" : "no",
+           strcmp(from, "thread") ? "main" : "second", same_pid ? "yes" : "no",
            gettid_() == getpid() ? "yes" : "no", entries("/proc/self/task"));
     // Give a thread that wrongly came back a moment to say so.
     usleep(100000);
@@ -207,6 +226,13 @@ int main(int argc, char **argv) {
     mode = argv[1];
     start_threads();
     if (!strcmp(mode, "main")) {
+        exec_self();
+    }
+    if (!strcmp(mode, "spawn")) {
+        pthread_t s;
+        pthread_create(&s, NULL, spawner, NULL);
+        while (atomic_load(&spawned) < 2)
+            usleep(1000);
         exec_self();
     }
     pthread_t x;

@@ -104,6 +104,8 @@ pub struct Threads {
     /// being ended.
     exec_by: Option<u32>,
     doomed: alloc::collections::BTreeSet<u32>,
+    /// Live vfork children → the thread that waits for each (`vfork_child_of`).
+    vfork_parents: BTreeMap<u32, u32>,
 }
 
 /// All cores of a partition with `n` cores.
@@ -132,6 +134,7 @@ impl Threads {
             parent_served: [0].into_iter().collect(),
             exec_by: None,
             doomed: alloc::collections::BTreeSet::new(),
+            vfork_parents: BTreeMap::new(),
         };
         t.threads.insert(
             tid,
@@ -460,6 +463,7 @@ impl Threads {
                 let slot = t.slot;
                 self.threads.remove(&tid);
                 self.doomed.remove(&tid);
+                self.vfork_parents.remove(&tid);
                 self.free_slots.push(slot);
                 Some(slot)
             }

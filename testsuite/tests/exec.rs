@@ -89,6 +89,19 @@ fn execve_from_a_second_thread_takes_the_leaders_id(pf: Platform) {
     );
 }
 
+/// `execve` from the main thread while another spawns children in a loop
+/// (`posix_spawn`: each child a vfork child running on this memory until its
+/// own `execve`): the spawning thread ends once its child has left.
+fn execve_while_another_thread_spawns_children(pf: Platform) {
+    let out = exec_threads(pf, "spawn");
+    assert!(
+        out.ends_with(
+            "after execve from the main thread: pid kept yes, tid = pid yes, /proc/self/task lists 1\n"
+        ),
+        "{out}"
+    );
+}
+
 /// A failing `execve` (no such program) from a thread leaves every other
 /// thread as it was: the spinner spins, the blocked ones stay blocked, and each
 /// ends its wait the ordinary way afterwards.
@@ -115,4 +128,5 @@ mote_testsuite::on_both_platforms!(
     execve_from_the_main_thread_while_others_run,
     execve_from_a_second_thread_takes_the_leaders_id,
     a_failing_execve_from_a_thread_leaves_the_others_running,
+    execve_while_another_thread_spawns_children,
 );

@@ -42,9 +42,17 @@ impl Threads {
         Some(cores)
     }
 
-    /// Is `tid` one of the threads an `execve` is ending?
+    /// Is `tid` one of the threads an `execve` is ending, and may it end now?
+    /// A vfork parent waits for its child first: the child runs on this memory
+    /// (the `execve` waits for it too), and only the parent's wait sees it go.
     pub fn is_doomed(&self, tid: u32) -> bool {
-        self.doomed.contains(&tid)
+        self.doomed.contains(&tid) && !self.vfork_parents.values().any(|&p| p == tid)
+    }
+
+    /// Vfork child `child` was made by thread `parent`, which waits until it
+    /// exec'd or ended.
+    pub fn vfork_child_of(&mut self, child: u32, parent: u32) {
+        self.vfork_parents.insert(child, parent);
     }
 
     /// Is `me` the only thread in the table: every other one ended and reaped

@@ -336,6 +336,7 @@ fn execve_dooms_the_other_threads_and_waits_until_they_are_reaped() {
     t.spawn(thread(4, 3, 0b10));
     let mut child = thread(9, 4, 0b1);
     child.child_process = true;
+    t.vfork_child_of(9, 1);
     t.spawn_on(child, 0);
     assert_eq!(t.pick(1, 0, |_| false), Some(2));
     t.futex_enqueue(2, 0x1000, u32::MAX);
@@ -350,10 +351,12 @@ fn execve_dooms_the_other_threads_and_waits_until_they_are_reaped() {
     assert_eq!(t.doom_others(2), None);
     assert!(t.is_doomed(2) && !t.is_doomed(3));
     assert_eq!(cores, [0, 1]);
-    for tid in [1, 2, 4] {
+    for tid in [2, 4] {
         assert!(t.is_doomed(tid), "{tid}");
     }
     assert!(!t.is_doomed(3) && !t.is_doomed(9));
+    // Main (1) waits for its vfork child first: it ends once the child is gone.
+    assert!(!t.is_doomed(1));
     assert_eq!(t.futex_waiters(0x1000), 0, "the futex wait ended");
     assert_eq!(t.get(2).unwrap().state, State::Runnable);
     assert_eq!(t.get(4).unwrap().state, State::Forwarded);
@@ -363,11 +366,14 @@ fn execve_dooms_the_other_threads_and_waits_until_they_are_reaped() {
 
     // The caller waits (`Blocked`) until it is alone.
     t.stop_current(2, State::Blocked { deadline: 0 });
-    for tid in [1, 2, 4, 5, 9] {
+    for tid in [9, 1, 2, 4, 5] {
         t.get_mut(tid).unwrap().state = State::Dead;
         assert!(!t.alone(3));
         assert_eq!(t.exec_wake(), None, "others left");
         t.reap(tid);
+        if tid == 9 {
+            assert!(t.is_doomed(1), "the vfork parent ends after its child");
+        }
     }
     assert!(t.alone(3));
     assert_eq!(t.exec_wake(), Some(2), "the caller runs again");

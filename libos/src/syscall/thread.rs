@@ -740,6 +740,7 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
         t.spawn(child)
     } else {
         // A vfork child: beside its parent, which waits for it.
+        t.vfork_child_of(tid, parent.tid);
         t.spawn_on(child, parent.core)
     };
     let live: Vec<u32> = t.tids().collect();
