@@ -5,9 +5,14 @@
 // a read: S) and its ids (pid field = tid, Tgid = getpid()). /proc/self/comm is
 // the main thread's name, /proc/thread-self/comm the caller's.
 //
+// Another thread's comm can be written (pthread_setname_np, a shell's
+// `echo name > /proc/self/task/<tid>/comm`) and is read back through comm and
+// stat.
+//
 // Prints only what a native run prints too (no ids): compared line by line.
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -153,6 +158,55 @@ static void describe(int i, const char *role, char want) {
            tgid == getpid() ? "yes" : "no", spid == tid ? "yes" : "no", threads);
 }
 
+// Thread `tid`'s comm as read back, newlines shown as \n.
+static void show_comm(const char *who, const char *path) {
+    char *t = slurp(path);
+    printf("%s: comm \"", who);
+    for (char *c = t; *c; c++) {
+        if (*c == '\n')
+            printf("\\n");
+        else
+            putchar(*c);
+    }
+    printf("\"\n");
+}
+
+// Write `name` to the comm file at `path` opened with `flags`: write's answer
+// or -errno (of the open or the write).
+static int write_comm(const char *path, const char *name, int flags) {
+    int fd = open(path, flags, 0644);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, name, strlen(name));
+    int r = n < 0 ? -errno : (int)n;
+    close(fd);
+    return r;
+}
+
+// Writing another thread's comm, as pthread_setname_np does (allowed for the
+// threads of one process), and writes of the shapes a shell makes.
+static void rename_threads(pthread_t reader_thread) {
+    int r = pthread_setname_np(reader_thread, "renamed");
+    char got[16] = "";
+    int g = pthread_getname_np(reader_thread, got, sizeof got);
+    printf("pthread_setname_np of another thread: %d, pthread_getname_np: %d %s\n", r, g, got);
+    describe(3, "renamed reader", 'S');
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", tids[1]);
+    printf("write \"raw\\n\" to the spinner's comm: %d\n", write_comm(path, "raw\n", O_WRONLY));
+    show_comm("spinner", path);
+    printf("write 20 bytes (O_RDWR): %d\n", write_comm(path, "abcdefghijklmnopqrst", O_RDWR));
+    show_comm("spinner", path);
+    printf("write /proc/self/comm (O_WRONLY|O_CREAT|O_TRUNC): %d\n",
+           write_comm("/proc/self/comm", "main-again", O_WRONLY | O_CREAT | O_TRUNC));
+    show_comm("main", "/proc/self/comm");
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tids[0]);
+    char *st = slurp(path);
+    char *open_ = strchr(st, '('), *close_ = strrchr(st, ')');
+    printf("main's stat name: %.*s\n", open_ && close_ > open_ ? (int)(close_ - open_ - 1) : 0,
+           open_ ? open_ + 1 : "");
+}
+
 int main(void) {
     tids[0] = gettid_();
     prctl(PR_SET_NAME, "tasks-main");
@@ -186,6 +240,7 @@ int main(void) {
     char gone[64];
     snprintf(gone, sizeof gone, "/proc/self/task/%d/stat", getpid() + 100000);
     printf("a thread that is not ours: %s\n", open(gone, O_RDONLY) < 0 ? "no such file" : "opened");
+    rename_threads(th[2]);
 
     atomic_store(&stop, 1);
     pthread_mutex_lock(&mu);

@@ -416,12 +416,34 @@ pub fn exec_errno(kind: &ExecErrorKind) -> Errno {
     }
 }
 
+/// An `execve` checked as far as it can be before the old program goes: the
+/// program to load (a `#!` script's interpreter) with its arguments.
+#[derive(Debug)]
+pub struct Prepared {
+    path: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+}
+
+/// The checks of `execve` that fail for ordinary reasons (missing file, no
+/// permission, not an executable, `#!` interpreter, arguments too long), made
+/// before anything of the old program is touched — before its other threads
+/// end, too — so that those failures return to it with Linux's errno.
+pub fn prepare<P: Platform>(
+    p: &P,
+    path: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> Result<Prepared, ExecErrorKind> {
+    let (path, argv) = resolve_script(p, path, argv)?;
+    stack::check_args(&argv, &envp, &path, stack::args_limit(stack_rlimit(p)))
+        .map_err(ExecErrorKind::TooBig)?;
+    Ok(Prepared { path, argv, envp })
+}
+
 impl Process {
-    /// `execve`: replace the program in the same partition. Everything that can fail
-    /// for ordinary reasons (missing file, no permission, not an executable, `#!`
-    /// interpreter) is checked before the old program is torn down, so those
-    /// failures return to it with Linux's errno. After that point a failure ends the
-    /// run, as Linux kills a process that fails past its point of no return.
+    /// `execve`: replace the program in the same partition ([`prepare`], then
+    /// [`Process::exec_prepared`]).
     pub fn execve<P: Platform>(
         &mut self,
         p: &P,
@@ -429,10 +451,15 @@ impl Process {
         argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
     ) -> Result<Entry, ExecErrorKind> {
-        let (path, argv) = resolve_script(p, path, argv)?;
-        stack::check_args(&argv, &envp, &path, stack::args_limit(stack_rlimit(p)))
-            .map_err(ExecErrorKind::TooBig)?;
-        // The point of no return: from here a failure kills the application.
+        let x = prepare(p, path, argv, envp)?;
+        Ok(self.exec_prepared(p, x))
+    }
+
+    /// Replace the program by the prepared one: past Linux's point of no
+    /// return, so a failure from here ends the run, as Linux kills a process
+    /// that fails there. The caller is the process's only thread.
+    pub fn exec_prepared<P: Platform>(&mut self, p: &P, x: Prepared) -> Entry {
+        let Prepared { path, argv, envp } = x;
         let fatal = |k: ExecErrorKind| -> ! {
             p.log(&alloc::format!(
                 "execve of {} failed after the old program was gone: {k:?}",
@@ -460,7 +487,7 @@ impl Process {
         let entry = self.load(p, &file, &args).unwrap_or_else(|k| fatal(k));
         self.exe = absolute(p, &path);
         self.forget_names();
-        Ok(entry)
+        entry
     }
 }
 

@@ -774,6 +774,8 @@ pub struct FakeMachine<P> {
     pub server_tid: i64,
     /// Slots given a new thread's context.
     pub contexts: RefCell<Vec<(usize, u64)>>,
+    /// `end_threads` calls, in order.
+    pub ended: RefCell<Vec<bool>>,
 }
 
 impl<P: Platform> FakeMachine<P> {
@@ -793,6 +795,7 @@ impl<P: Platform> FakeMachine<P> {
             kicks: RefCell::new(Vec::new()),
             server_tid: 777,
             contexts: RefCell::new(Vec::new()),
+            ended: RefCell::new(Vec::new()),
         }
     }
 }
@@ -819,10 +822,25 @@ impl<P: Platform> crate::syscall::thread::Machine<P> for FakeMachine<P> {
     fn reschedule(&self, mut g: spin::MutexGuard<'_, Option<crate::sched::Threads>>) {
         let t = g.as_mut().expect("threads");
         let me = self.tid.get();
-        let x = t.get_mut(me).expect("running thread");
-        self.blocks.borrow_mut().push(x.state);
+        let (state, core) = t
+            .get(me)
+            .map(|x| (x.state, x.core))
+            .expect("running thread");
+        self.blocks.borrow_mut().push(state);
+        // While `execve` ends the other threads, the runtime ends each doomed
+        // one where it passes through, and its core reaps it: all of them
+        // before the caller runs again, here.
+        let doomed: Vec<u32> = t.tids().filter(|&x| t.is_doomed(x)).collect();
+        for tid in doomed {
+            t.end_now(tid);
+            t.reap(tid);
+            if let Some(c) = t.exec_wake() {
+                self.kicks.borrow_mut().push(c);
+                assert_eq!(t.pick(c, 0, |_| false), Some(me), "fake: runs again");
+                return;
+            }
+        }
         if let Some(w) = self.wake_as.get() {
-            let core = x.core;
             t.wake_thread(me, w);
             assert_eq!(t.pick(core, 0, |_| false), Some(me), "fake: runs again");
         }
@@ -868,5 +886,11 @@ impl<P: Platform> crate::syscall::thread::Machine<P> for FakeMachine<P> {
     }
     fn is_vfork_child(&self) -> bool {
         false
+    }
+    fn end_threads(&self, on: bool) {
+        self.ended.borrow_mut().push(on);
+    }
+    fn became(&self, tid: u32) {
+        self.tid.set(tid);
     }
 }

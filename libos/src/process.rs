@@ -71,7 +71,22 @@ pub struct Process {
     /// device and inode, whose listing is the application's threads only
     /// (`crate::syscall::fs`).
     pub task_dirs: alloc::vec::Vec<(u64, u64, u64)>,
+    /// Descriptors opened for writing on a thread's `comm`: number, device,
+    /// inode and the thread; their writes rename it (`crate::syscall::fs`).
+    pub comm_files: alloc::vec::Vec<CommFile>,
     logged: BTreeSet<u64>,
+}
+
+/// A descriptor the application opened for writing on thread `tid`'s `comm`
+/// (`/proc/self/task/<tid>/comm`, `/proc/self/comm`, `/proc/thread-self/comm`),
+/// known by its number and the device and inode Linux gave it, so that a number
+/// closed behind libos's back and reused for another file is told apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommFile {
+    pub fd: u64,
+    pub dev: u64,
+    pub ino: u64,
+    pub tid: u32,
 }
 
 impl Process {
@@ -93,6 +108,18 @@ impl Process {
         if let Some(n) = name {
             self.names.insert(pid, n);
         }
+    }
+
+    /// Thread `tid` calls `execve` and every other thread has ended (Linux's
+    /// `de_thread`): it is the process's one thread, with the thread-group
+    /// leader's id (the pid), its own signal mask, pending signals and memory
+    /// policy.
+    pub fn de_threaded(&mut self, tid: u32) {
+        self.switch_thread(tid);
+        self.signals.exec_by(self.pid);
+        self.mm.numa.forked(tid, self.pid);
+        self.threads = 1;
+        self.interrupt.clear();
     }
 
     /// The name (`comm`) of thread `tid`: what it was given, else the program's
@@ -168,6 +195,7 @@ impl Process {
             interrupt: alloc::vec::Vec::new(),
             names: alloc::collections::BTreeMap::new(),
             task_dirs: alloc::vec::Vec::new(),
+            comm_files: alloc::vec::Vec::new(),
             logged: BTreeSet::new(),
         }
     }
@@ -253,13 +281,17 @@ impl Process {
             Disposition::Default(DefaultAction::Stop) => {
                 // Stopping is Linux's business: the proxy *is* the process to the
                 // shell. SIGSTOP cannot be caught, so the proxy stops for sure (and
-                // the partition with it) until SIGCONT.
-                self.log_once(p, 0x1_0000 + sig as u64, || {
-                    format!(
-                        "{} with the default action: the whole run is stopped with SIGSTOP",
-                        signal::name(sig)
-                    )
-                });
+                // the partition with it) until SIGCONT. As natively, nothing is
+                // said: the stop is what the program asked for (a note only
+                // under `MOTE_DEBUG`).
+                if p.debugging() {
+                    self.log_once(p, 0x1_0000 + sig as u64, || {
+                        format!(
+                            "{} with the default action: the whole run is stopped with SIGSTOP",
+                            signal::name(sig)
+                        )
+                    });
+                }
                 p.forward(
                     Sysno::kill as u64,
                     [self.pid as u64, SIGSTOP as u64, 0, 0, 0, 0],
@@ -334,6 +366,37 @@ mod tests {
         pr.signals.change_mask(SIG_UNBLOCK, bit(SIGUSR1)).unwrap();
         let msg = panics(|| pr.deliver_pending(&p));
         assert!(msg.contains("killed by signal 10"), "{msg}");
+    }
+
+    /// Regression: a program stopping itself (`raise(SIGSTOP)`, a shell's
+    /// job control) had mote print a `mote: libos:` line, which natively
+    /// nothing prints; only `MOTE_DEBUG` says it now. The stop itself is the
+    /// proxy's: a forwarded `kill(pid, SIGSTOP)` either way.
+    #[test]
+    fn a_default_stop_is_quiet_unless_debugging() {
+        for debugging in [false, true] {
+            let p = FakePlatform::new();
+            p.st.borrow_mut().debugging = debugging;
+            let mut pr = proc();
+            assert_eq!(pr.raise(&p, SIGSTOP as u64), Ok(0));
+            assert_eq!(pr.raise(&p, SIGTSTP as u64), Ok(0));
+            let kills = p
+                .forwarded_nrs()
+                .iter()
+                .filter(|&&nr| nr == Sysno::kill as u64)
+                .count();
+            assert_eq!(kills, 2);
+            let logs = p.st.borrow().logs.clone();
+            if debugging {
+                assert_eq!(logs.len(), 2, "{logs:?}");
+                assert!(
+                    logs[0].starts_with("SIGSTOP with the default action"),
+                    "{logs:?}"
+                );
+            } else {
+                assert!(logs.is_empty(), "{logs:?}");
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! timer event at all. The switch itself is the runtime's (user-level stack
 //! switch); this module decides who runs next and keeps the futex wait queues.
 //!
+//! An `execve` from a process with other threads ends them first, as Linux's
+//! `de_thread` does; who is being ended and when the caller may go on are
+//! decided here too (`sched/exec.rs`).
+//!
 //! The whole state sits behind one lock so that "check the futex word, enqueue,
 //! mark blocked, pick the next thread" is atomic with respect to wakers on other
 //! cores: a thread marked `Blocked` runs again only after some core made it
@@ -96,6 +100,12 @@ pub struct Threads {
     /// Slots an offload thread of the proxy process itself serves (all but vfork
     /// children's).
     parent_served: alloc::collections::BTreeSet<usize>,
+    /// The thread whose `execve` is ending the others (`exec`), and the threads
+    /// being ended.
+    exec_by: Option<u32>,
+    doomed: alloc::collections::BTreeSet<u32>,
+    /// Live vfork children → the thread that waits for each (`vfork_child_of`).
+    vfork_parents: BTreeMap<u32, u32>,
 }
 
 /// All cores of a partition with `n` cores.
@@ -122,6 +132,9 @@ impl Threads {
             next_slot: 1,
             max_slots,
             parent_served: [0].into_iter().collect(),
+            exec_by: None,
+            doomed: alloc::collections::BTreeSet::new(),
+            vfork_parents: BTreeMap::new(),
         };
         t.threads.insert(
             tid,
@@ -245,7 +258,7 @@ impl Threads {
         t.core = self.place(t.affinity);
         t.state = State::Runnable;
         let (tid, core) = (t.tid, t.core);
-        self.threads.insert(tid, t);
+        self.admit(t);
         self.runq[core].push_back(tid);
         core
     }
@@ -255,9 +268,18 @@ impl Threads {
         t.core = core.min(self.ncores - 1);
         t.state = State::Runnable;
         let (tid, core) = (t.tid, t.core);
-        self.threads.insert(tid, t);
+        self.admit(t);
         self.runq[core].push_back(tid);
         core
+    }
+
+    /// Put new thread `t` in the table: a thread of the application made while
+    /// an `execve` ends the others (a `clone` that was under way) ends too.
+    fn admit(&mut self, t: Thread) {
+        if self.exec_by.is_some() && !t.child_process {
+            self.doomed.insert(t.tid);
+        }
+        self.threads.insert(t.tid, t);
     }
 
     /// The application's own live threads (not vfork children), ascending, each
@@ -440,6 +462,8 @@ impl Threads {
             Some(t) if t.state == State::Dead => {
                 let slot = t.slot;
                 self.threads.remove(&tid);
+                self.doomed.remove(&tid);
+                self.vfork_parents.remove(&tid);
                 self.free_slots.push(slot);
                 Some(slot)
             }
@@ -663,6 +687,8 @@ pub fn wake_op(encoded: u32, old: u32) -> Result<(u32, bool), Errno> {
     };
     Ok((new, hold))
 }
+
+mod exec;
 
 #[cfg(test)]
 mod tests;

@@ -510,6 +510,14 @@ impl Signals {
         self.thread.saved_mask = None;
     }
 
+    /// The current thread called `execve` and the others have ended: it goes
+    /// on as `leader` (the pid), with its mask and its pending signals, and the
+    /// process's pending signals (Linux keeps them across `execve`).
+    pub fn exec_by(&mut self, leader: u32) {
+        self.others.clear();
+        self.current = leader;
+    }
+
     /// Is `tid` another live thread of the process?
     pub fn has_other_thread(&self, tid: u32) -> bool {
         self.others.contains_key(&tid)

@@ -29,6 +29,10 @@
 //!   thread that made the call (`raised_by_call`).
 //! * On the hosted platform the router also enforces the application's
 //!   `RLIMIT_CPU` on the application's process (`cpu_limit`).
+//! * While an `execve` ends the application's other threads (`end_threads`,
+//!   `Op::EndThreads`), the router kicks the same way until it is told to stop,
+//!   with no signal pending: each of those threads enters the runtime, which
+//!   ends it.
 //!
 //! Not routed: the kick signal itself (`SIGRTMAX`), SIGTRAP and SIGSYS, SIGKILL
 //! and SIGSTOP, job control (SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT: they stop and continue the
@@ -544,6 +548,45 @@ fn kick_hosted(pid: i32) {
     }
 }
 
+/// While an `execve` ends the application's other threads (`Op::EndThreads`):
+/// the slot of the thread that stays, plus one (0: none).
+static ENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// `Op::EndThreads` from slot `keep` (`Some`): every other application thread
+/// is being ended, and until `None` the router kicks, as for a signal, every
+/// `REKICK`: each vCPU that runs application code enters the runtime (which
+/// ends the thread there), each offload thread in a forwarded call is
+/// interrupted (`EINTR`; libos ends its thread when the answer arrives).
+pub fn end_threads(keep: Option<usize>) {
+    ENDING.store(keep.map_or(0, |k| k + 1), Ordering::SeqCst);
+    if keep.is_some() {
+        kick();
+        // The router's wait may be long (`LOOK_AGAIN`): it kicks again from now.
+        let router = ROUTER_TID.load(Ordering::Acquire);
+        if router != 0 {
+            // SAFETY: tgkill only sends the kick to the router thread.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    ROUTER_PID.load(Ordering::Acquire),
+                    router,
+                    kick_signal(),
+                )
+            };
+        }
+    }
+}
+
+/// Is slot `index`'s thread one an `execve` of another thread is ending?
+pub fn being_ended(index: usize) -> bool {
+    let keep = ENDING.load(Ordering::Acquire);
+    keep != 0 && keep != index + 1
+}
+
+fn ending() -> bool {
+    ENDING.load(Ordering::Acquire) != 0
+}
+
 /// Interrupt every vCPU (the first in application code takes the signal; a
 /// process-directed signal may go to any thread) and every offload thread in a
 /// forwarded call.
@@ -671,13 +714,15 @@ fn route(guest: &GuestMem) {
         cpu_limit(page);
         let wanted = page.pending.load(Ordering::Acquire) & page.wake.load(Ordering::Acquire);
         let again = outstanding;
-        outstanding = wanted != 0;
-        if outstanding {
+        outstanding = wanted != 0 || ending();
+        if wanted != 0 {
             page.attention.store(1, Ordering::Release);
             kick();
             if again {
                 wake_servers(guest);
             }
+        } else if ending() {
+            kick();
         }
     }
 }
@@ -912,7 +957,7 @@ fn record(page: &SignalPage, sig: u32, info: &libc::siginfo_t) {
 }
 
 /// After `KVM_RUN` returned for a kick: if the vCPU runs application code and a
-/// signal libos wants is pending, make it enter the runtime's trap entry as
+/// signal libos wants is pending (or an `execve` ends the other threads), make it enter the runtime's trap entry as
 /// kernel-min's upcall would (`UpcallHeader` with `VECTOR_SIGNAL` on the upcall
 /// stack). Anywhere else (runtime, kernel-min) the runtime sees the signal on its
 /// way back to the application, or the next kick catches it.
@@ -925,7 +970,7 @@ pub fn redirect(
 ) {
     vcpu.set_kvm_immediate_exit(0);
     let page = guest.signal_page();
-    if page.pending.load(Ordering::Acquire) & page.wake.load(Ordering::Acquire) == 0 {
+    if page.pending.load(Ordering::Acquire) & page.wake.load(Ordering::Acquire) == 0 && !ending() {
         return;
     }
     enter_runtime(vcpu, guest, core, (runtime_gpa, trap_entry), VECTOR_SIGNAL);

@@ -168,6 +168,8 @@ mod partition {
             return 0;
         }
         let p = platform();
+        // A thread an `execve` of another thread is ending ends at its entries.
+        rt::threads::leave_if_doomed(p);
         let (r, entry) = syscall(p, nr, args, None, caller_sp);
         if let Some(entry) = entry {
             // execve: there is no caller to return to.
@@ -176,6 +178,7 @@ mod partition {
         // A slice that ended during the call ends now (no lock held; the
         // caller's registers are the entry's to keep, as across a blocking call).
         rt::threads::end_of_slice_if_due(p);
+        rt::threads::leave_if_doomed(p);
         r
     }
 
@@ -185,6 +188,9 @@ mod partition {
     /// exit (rcx and r11 clobbered).
     pub extern "C" fn shim_trap(f: &mut TrapFrame) -> u64 {
         let p = platform();
+        // A thread an `execve` of another thread is ending ends here, however
+        // it entered (the proxy kicks those running application code in).
+        rt::threads::leave_if_doomed(p);
         // The frame entry's calls (a relinked site: no trap) are served as a
         // trapped call's, with the same register frame.
         if f.hdr.vector == VECTOR_SYSCALL || f.hdr.vector == VECTOR_FRAME {
@@ -226,6 +232,7 @@ mod partition {
                 return 0;
             }
             rt::threads::end_of_slice_if_due(p);
+            rt::threads::leave_if_doomed(p);
             let mut guard = process();
             let proc = guard.as_mut().expect("process");
             return u64::from(rt::sig::on_return(proc, p, f));
@@ -335,6 +342,7 @@ mod partition {
     /// signal page's `attention` was set. `f` is the state the call returns to.
     pub extern "C" fn direct_slow(f: &mut TrapFrame) {
         let p = platform();
+        rt::threads::leave_if_doomed(p);
         let mut guard = process();
         let proc = guard.as_mut().expect("process before first call");
         if rt::sig::take_sigreturn() {

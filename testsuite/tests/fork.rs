@@ -113,11 +113,15 @@ fn memory_freed_before_a_fork_is_not_copied(pf: Platform) {
 }
 
 /// The script of the shell cases: a pipeline, a subshell with its status,
-/// command substitution, a background job and `wait`.
+/// command substitution, a background job and `wait` for it, two background
+/// jobs and a bare `wait` for both (their lines sorted: they race), and a
+/// job's exit status through `wait`.
 const SCRIPT: &str =
     "echo one two three | wc -w; seq 3 | sort -r; echo \"[$(echo substituted)]\"; \
                       (echo in a subshell; exit 3); echo status $?; \
-                      (sleep 0.1; echo background) & wait $!; echo waited $?";
+                      (sleep 0.1; echo background) & wait $!; echo waited $?; \
+                      { (echo job one) & (sleep 0.1; echo job two) & wait; echo waited for both; } | sort; \
+                      (exit 5) & wait $!; echo job status $?";
 
 /// Regression: `bash -c 'echo x | tr x y'` ended with status 2 (its forks were
 /// `ENOSYS`).
@@ -133,7 +137,12 @@ fn bash_pipelines_subshells_and_jobs(pf: Platform) {
         .args(["-c", SCRIPT])
         .on(pf)
         .same_as_native();
-    assert!(native.stdout_text().contains("status 3"), "{native:?}");
+    let text = native.stdout_text();
+    assert!(
+        text.contains("status 3")
+            && text.ends_with("job one\njob two\nwaited for both\njob status 5\n"),
+        "{text}"
+    );
 }
 
 fn busybox_sh_pipelines_subshells_and_jobs(pf: Platform) {
@@ -143,9 +152,37 @@ fn busybox_sh_pipelines_subshells_and_jobs(pf: Platform) {
         .same_as_native();
     let text = native.stdout_text();
     assert!(
-        text.contains("[substituted]") && text.contains("waited 0"),
+        text.contains("[substituted]")
+            && text.contains("waited 0")
+            && text.ends_with("job one\njob two\nwaited for both\njob status 5\n"),
         "{text}"
     );
+}
+
+/// Regression (hosted): `busybox tar -tzf` forks its decompressor, reaps it,
+/// then waits once more (`wait4(-1, WNOHANG)`), which hung for ever: the
+/// application's hosted process was a child of the proxy. Natively and on
+/// both platforms: `ECHILD`, and the listing.
+fn busybox_tar_reaps_its_decompressor_and_ends(pf: Platform) {
+    let dir = mote_testsuite::TempDir::new("tar");
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    dir.file("d/a", "one\n");
+    dir.file("d/b", "two\n");
+    let made = Command::new(busybox())
+        .args(["tar", "-czf", "x.tgz", "d"])
+        .current_dir(dir.path())
+        .status()
+        .expect("busybox tar");
+    assert!(made.success());
+    let (native, _) = Program::new(busybox())
+        .args(["tar", "-tzf", "x.tgz"])
+        .cwd(dir.path())
+        .on(pf)
+        .same_as_native();
+    let text = native.stdout_text();
+    let mut names: Vec<&str> = text.lines().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["d/", "d/a", "d/b"]);
 }
 
 /// The real CPython binary (PATH may hold a wrapper script, e.g. pyenv's shim).
@@ -223,6 +260,7 @@ mote_testsuite::on_both_platforms!(
     memory_freed_before_a_fork_is_not_copied,
     bash_pipelines_subshells_and_jobs,
     busybox_sh_pipelines_subshells_and_jobs,
+    busybox_tar_reaps_its_decompressor_and_ends,
     python_os_fork,
     python_multiprocessing_pool_with_fork,
 );

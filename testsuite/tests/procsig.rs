@@ -139,8 +139,16 @@ fn a_vfork_childs_pending_signal_survives_its_exec(pf: Platform) {
 /// `SA_NOCLDSTOP`: no SIGCHLD for a child's stop and continuation, one for its
 /// exit; without the flag, all three. Regression: the flag was ignored (the
 /// proxy's own action, which Linux looks at, has no such flag).
+/// Regression: the child that stops itself (`raise(SIGSTOP)`) had mote print
+/// `mote: libos: SIGSTOP with the default action: ...`, where natively nothing
+/// is printed; stderr is compared with the native run's.
 fn sa_nocldstop_as_natively(pf: Platform) {
-    let out = procsig(pf, "nocldstop");
+    let (native, mote) = Program::new(app("procsig"))
+        .on(pf)
+        .arg("nocldstop")
+        .same_as_native();
+    assert_eq!(mote.stderr_text(), native.stderr_text(), "{mote:?}");
+    let out = native.stdout_text();
     assert!(
         out.contains(
             "no flags: stop CLD_STOPPED, continue CLD_CONTINUED, exit CLD_EXITED (status 7)"

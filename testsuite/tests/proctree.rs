@@ -13,7 +13,10 @@ use mote_testsuite::{app, busybox, Platform, Program, TempDir};
 /// threads (the ids `gettid` gives them), and each thread's `comm`, `stat` and
 /// `status` carry its name, state and ids. Regression: the listing was the
 /// `mote` process's, with `mote-offloadN`, `mote-signals` and the vCPU threads,
-/// and a thread's files were its offload thread's.
+/// and a thread's files were its offload thread's. Regression: writing another
+/// thread's `comm` (`pthread_setname_np`, which opens it `O_RDWR`) was
+/// `EACCES`; it renames the thread, as Linux's `comm_write` (15 bytes, a
+/// newline kept).
 fn proc_self_task_lists_the_applications_threads(pf: Platform) {
     let (native, _) = Program::new(app("tasks")).on(pf).same_as_native();
     let text = native.stdout_text();
@@ -27,6 +30,15 @@ fn proc_self_task_lists_the_applications_threads(pf: Platform) {
         "reader: comm tasks-main, stat name tasks-main state S pid=tid yes, status name tasks-main state S tgid=pid yes pid=tid yes threads 4",
         "/proc/thread-self/comm: tasks-main",
         "a thread that is not ours: no such file",
+        "pthread_setname_np of another thread: 0, pthread_getname_np: 0 renamed",
+        "renamed reader: comm renamed, stat name renamed state S pid=tid yes, status name renamed state S tgid=pid yes pid=tid yes threads 4",
+        "write \"raw\\n\" to the spinner's comm: 4",
+        "spinner: comm \"raw\\n\\n\"",
+        "write 20 bytes (O_RDWR): 20",
+        "spinner: comm \"abcdefghijklmno\\n\"",
+        "write /proc/self/comm (O_WRONLY|O_CREAT|O_TRUNC): 10",
+        "main: comm \"main-again\\n\"",
+        "main's stat name: main-again",
         "after the joins, /proc/self/task lists the main thread only: yes",
     ] {
         assert!(text.contains(line), "{line}: {text}");

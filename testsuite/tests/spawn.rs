@@ -135,6 +135,34 @@ fn python_subprocess(pf: Platform) {
     assert_eq!(mote.stdout_text(), "b'x\\n'\n4\n");
 }
 
+/// asyncio's subprocesses, with the default child watcher (a thread in
+/// `waitpid`) and with one that waits for `SIGCHLD` (`SafeChildWatcher`: a
+/// handler through `signal.set_wakeup_fd`). Regression (issue 13): a vfork
+/// child's reset of the handlers to `SIG_DFL` reset the parent's, so the
+/// `SIGCHLD` watcher never heard of its child.
+fn python_asyncio_subprocess_with_either_child_watcher(pf: Platform) {
+    let py = python().expect("python3 is needed for this test");
+    let code = "
+import asyncio, sys, warnings
+warnings.simplefilter('ignore', DeprecationWarning)
+async def main():
+    p = await asyncio.create_subprocess_exec('/bin/sh', '-c', 'echo from the child; exit 3',
+                                             stdout=asyncio.subprocess.PIPE)
+    out, _ = await p.communicate()
+    print(sys.argv[1], out.decode().strip(), p.returncode)
+if sys.argv[1] == 'sigchld':
+    asyncio.set_child_watcher(asyncio.SafeChildWatcher())
+asyncio.run(main())
+";
+    for watcher in ["default", "sigchld"] {
+        let (_, mote) = Program::new(&py)
+            .on(pf)
+            .args(["-c", code, watcher])
+            .same_as_native();
+        assert_eq!(mote.stdout_text(), format!("{watcher} from the child 3\n"));
+    }
+}
+
 /// Regression: a vfork child blocked in a call before its `exec`
 /// (`apps/vfork_stuck.c`: a read of a pipe nobody writes) kept its parent's
 /// wait from being interrupted, so SIGTERM did not end the run; and the child's
@@ -156,4 +184,5 @@ mote_testsuite::on_both_platforms!(
     sigterm_ends_a_shell_script_waiting_for_its_child,
     sigterm_ends_a_vfork_parent_whose_child_is_stuck_before_exec,
     python_subprocess,
+    python_asyncio_subprocess_with_either_child_watcher,
 );

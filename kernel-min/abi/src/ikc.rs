@@ -204,6 +204,17 @@ pub enum Op {
     /// at guest memory's size; 0 words: copy every chunk). Returns the child's
     /// pid or `-errno`.
     ForkProcess = 19,
+    /// `execve` from a process with other threads (Linux's `de_thread`): from
+    /// `args[0] = 1` until `args[0] = 0`, every application thread but the
+    /// caller (the thread on the requesting slot) is being ended. Meanwhile the
+    /// proxy kicks, as for a signal and repeated until the end: the vCPUs (or
+    /// the hosted process's threads) that run application code enter the
+    /// runtime's trap entry (`VECTOR_SIGNAL`) whatever the signal page says,
+    /// and the forwarded calls of the other slots' offload threads return
+    /// `EINTR`; a `fork` or vfork server asked for from another slot is
+    /// refused (`EINTR`). libos ends each of those threads when it next passes
+    /// through the runtime, then loads the new program. Returns 0.
+    EndThreads = 20,
 }
 
 /// What a vfork child thread's call returns once its process exec'd or ended: the
@@ -238,6 +249,7 @@ impl Op {
             17 => Op::ShmAttach,
             18 => Op::PerfOpen,
             19 => Op::ForkProcess,
+            20 => Op::EndThreads,
             _ => return None,
         })
     }
@@ -781,7 +793,9 @@ mod tests {
         assert_eq!(Op::from_u32(17), Some(Op::ShmAttach));
         assert_eq!(Op::from_u32(18), Some(Op::PerfOpen));
         assert_eq!(Op::from_u32(19), Some(Op::ForkProcess));
+        assert_eq!(Op::from_u32(20), Some(Op::EndThreads));
         assert_eq!(Op::from_u32(0), None);
+        assert_eq!(Op::from_u32(21), None);
         assert_eq!(Op::from_u32(99), None);
     }
 }

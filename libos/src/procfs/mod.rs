@@ -122,13 +122,24 @@ pub fn lookup(pid: u32, path: &[u8]) -> Option<File> {
 }
 
 /// Open served file `f` with `open` flags `flags`: a read-only Linux descriptor
-/// holding its text. Opening for writing is `EACCES`, as Linux answers for these.
+/// holding its text. Opening for writing is `EACCES`, as Linux answers for these,
+/// but for a thread's `comm` (see [`open_with`]).
 pub fn open<P: Platform>(pr: &Process, p: &P, f: File, flags: u64) -> Result<usize, Errno> {
     open_with(pr, p, f, flags, &[])
 }
 
+/// Does `open` flags `flags` ask to write?
+pub fn for_writing(flags: u64) -> bool {
+    const O_ACCMODE: u64 = 3;
+    flags & O_ACCMODE != 0
+}
+
 /// [`open`], knowing the application's threads now (`tasks`; empty: not asked).
-/// A thread's file for a thread not among them is `ENOENT`.
+/// A thread's file for a thread not among them is `ENOENT`. A thread's `comm`
+/// may be opened for writing, as Linux's (mode 0644, written by threads of the
+/// same process: `pthread_setname_np` of another thread): the descriptor is
+/// then the memfd itself, read-write, and the caller serves its writes
+/// (`crate::syscall::fs::comm_call`), which rename the thread.
 pub fn open_with<P: Platform>(
     pr: &Process,
     p: &P,
@@ -149,7 +160,8 @@ pub fn open_with<P: Platform>(
     if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
         return Err(Errno::EEXIST);
     }
-    if flags & O_ACCMODE != 0 {
+    let writable = matches!(f, File::Comm(_)) && flags & O_ACCMODE != 0;
+    if flags & O_ACCMODE != 0 && !writable {
         return Err(Errno::EACCES);
     }
     if flags & O_DIRECTORY != 0 {
@@ -157,6 +169,19 @@ pub fn open_with<P: Platform>(
     }
     let text = render_with(pr, p, f, tasks);
     let name = cstr(f.name().as_bytes());
+    if writable {
+        let cloexec = if flags & O_CLOEXEC != 0 {
+            MFD_CLOEXEC
+        } else {
+            0
+        };
+        let memfd = fwd(p, Sysno::memfd_create, [p.addr_of(&name), cloexec])?;
+        if let Err(e) = fill(p, memfd, &text) {
+            let _ = fwd(p, Sysno::close, [memfd]);
+            return Err(e);
+        }
+        return Ok(memfd as usize);
+    }
     // The memfd takes the lowest free number, which is what `open` returns on
     // Linux; at the end that number holds the read-only descriptor.
     let memfd = fwd(p, Sysno::memfd_create, [p.addr_of(&name), MFD_CLOEXEC])?;

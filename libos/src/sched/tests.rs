@@ -322,3 +322,82 @@ fn preemption_is_round_robin_over_the_core() {
     assert!(!t.preempt(0, 0, |_| false));
     assert_eq!(t.current(0), Some(4), "keeps its core");
 }
+
+/// `execve` from thread 3 of four (main 1 on core 0; 2 blocked in a futex on
+/// core 1; 3 running on core 2; 4 waiting for a forwarded call on core 1; a
+/// vfork child 9): every other thread of the application is doomed, the
+/// blocked one made runnable (it ends when it runs), the vfork child is not
+/// (another process), and the caller is alone only once each is reaped.
+#[test]
+fn execve_dooms_the_other_threads_and_waits_until_they_are_reaped() {
+    let mut t = Threads::new(3, 1, 16);
+    t.spawn(thread(2, 1, 0b10));
+    t.spawn(thread(3, 2, 0b100));
+    t.spawn(thread(4, 3, 0b10));
+    let mut child = thread(9, 4, 0b1);
+    child.child_process = true;
+    t.vfork_child_of(9, 1);
+    t.spawn_on(child, 0);
+    assert_eq!(t.pick(1, 0, |_| false), Some(2));
+    t.futex_enqueue(2, 0x1000, u32::MAX);
+    t.stop_current(1, State::Blocked { deadline: 0 });
+    assert_eq!(t.pick(1, 0, |_| false), Some(4));
+    t.stop_current(1, State::Forwarded);
+    assert_eq!(t.pick(2, 0, |_| false), Some(3));
+
+    let mut cores = t.doom_others(3).expect("the first execve");
+    cores.sort_unstable();
+    // Another thread's execve, at the same time, comes second: it is ending.
+    assert_eq!(t.doom_others(2), None);
+    assert!(t.is_doomed(2) && !t.is_doomed(3));
+    assert_eq!(cores, [0, 1]);
+    for tid in [2, 4] {
+        assert!(t.is_doomed(tid), "{tid}");
+    }
+    assert!(!t.is_doomed(3) && !t.is_doomed(9));
+    // Main (1) waits for its vfork child first: it ends once the child is gone.
+    assert!(!t.is_doomed(1));
+    assert_eq!(t.futex_waiters(0x1000), 0, "the futex wait ended");
+    assert_eq!(t.get(2).unwrap().state, State::Runnable);
+    assert_eq!(t.get(4).unwrap().state, State::Forwarded);
+    // A thread a doomed one was creating meanwhile ends too.
+    t.spawn(thread(5, 5, 0b10));
+    assert!(t.is_doomed(5));
+
+    // The caller waits (`Blocked`) until it is alone.
+    t.stop_current(2, State::Blocked { deadline: 0 });
+    for tid in [9, 1, 2, 4, 5] {
+        t.get_mut(tid).unwrap().state = State::Dead;
+        assert!(!t.alone(3));
+        assert_eq!(t.exec_wake(), None, "others left");
+        t.reap(tid);
+        if tid == 9 {
+            assert!(t.is_doomed(1), "the vfork parent ends after its child");
+        }
+    }
+    assert!(t.alone(3));
+    assert_eq!(t.exec_wake(), Some(2), "the caller runs again");
+    assert_eq!(t.pick(2, 0, |_| false), Some(3));
+
+    // It goes on as the thread-group leader, 1, on its slot and core, with
+    // none of the old program's registrations.
+    t.get_mut(3).unwrap().clear_child_tid = 0x7000;
+    t.get_mut(3).unwrap().fs_base = 0x8000;
+    t.exec_done(3, 1, 2);
+    assert_eq!(
+        t.get(1).map(|x| (x.clear_child_tid, x.fs_base)),
+        Some((0, 0))
+    );
+    assert!(t.get(3).is_none());
+    let me = t.get(1).unwrap();
+    assert_eq!(
+        (me.tid, me.slot, me.core, me.state),
+        (1, 2, 2, State::Running)
+    );
+    assert_eq!(t.current(2), Some(1));
+    assert!(!t.is_doomed(1));
+    assert_eq!(t.exec_wake(), None);
+    // Threads made afterwards are the new program's.
+    t.spawn(thread(6, 6, 0b1));
+    assert!(!t.is_doomed(6));
+}

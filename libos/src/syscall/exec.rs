@@ -1,5 +1,6 @@
-//! `execve` (replace the program in the same partition) and the one `/proc` link
-//! that must describe the application rather than the proxy: `/proc/self/exe`.
+//! `execve` (replace the program in the same partition, ending the process's
+//! other threads first) and the one `/proc` link that must describe the
+//! application rather than the proxy: `/proc/self/exe`.
 
 use alloc::vec::Vec;
 
@@ -7,9 +8,11 @@ use mote_abi::errno::Errno;
 use syscalls::Sysno;
 
 use super::forwarded;
+use super::thread::{process_of, tsc_ns, Machine};
 use crate::exec::exec_errno;
 use crate::platform::Platform;
 use crate::process::Process;
+use crate::sched::State;
 
 /// Longest path (`PATH_MAX`).
 pub(crate) const PATH_MAX: usize = 4096;
@@ -75,41 +78,99 @@ fn read_strv<P: Platform>(
 }
 
 /// `execve(path, argv, envp)`. On success the shim enters the new program
-/// (`Process::pending_entry`) instead of returning.
+/// (`Process::pending_entry`) instead of returning. A thread handler: with
+/// other threads it ends them first, as Linux's `de_thread` (below), which
+/// cannot happen under the process lock.
 pub fn execve<P: Platform>(
-    pr: &mut Process,
-    p: &P,
+    m: &dyn Machine<P>,
     path: u64,
     argv: u64,
     envp: u64,
 ) -> Result<usize, Errno> {
-    let others = pr.thread_count() - 1;
-    if others > 0 {
-        // Linux ends the other threads first (`de_thread`); libos cannot yet
-        // stop threads running on other cores or blocked in Linux, and loading
-        // the new program under them would crash them. Refused visibly instead.
-        pr.log_once(p, Sysno::execve as u64, || {
-            alloc::format!(
-                "execve with {others} other thread(s): ending them first is not built yet; returning ENOSYS"
-            )
-        });
-        return Err(Errno::ENOSYS);
-    }
-    let mut path = read_cstr(pr, p, path, PATH_MAX)?;
-    if path.is_empty() {
-        return Err(Errno::ENOENT);
-    }
-    // Linux would resolve the link for the proxy (the `mote` binary): the
-    // application's own program is what it means.
-    if is_self_exe(pr, &path) && !pr.exe.is_empty() {
-        path = pr.exe.clone();
-    }
-    let mut total = 0;
-    let argv = read_strv(pr, p, argv, &mut total)?;
-    let envp = read_strv(pr, p, envp, &mut total)?;
-    let entry = pr.execve(p, path, argv, envp).map_err(|k| exec_errno(&k))?;
-    pr.pending_entry = Some(entry);
+    let p = m.platform();
+    let (path, argv, envp, pid) = {
+        let g = process_of(m);
+        let pr = g.as_ref().expect("process");
+        let mut path = read_cstr(pr, p, path, PATH_MAX)?;
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        // Linux would resolve the link for the proxy (the `mote` binary): the
+        // application's own program is what it means.
+        if is_self_exe(pr, &path) && !pr.exe.is_empty() {
+            path = pr.exe.clone();
+        }
+        let mut total = 0;
+        let argv = read_strv(pr, p, argv, &mut total)?;
+        let envp = read_strv(pr, p, envp, &mut total)?;
+        (path, argv, envp, pr.pid)
+    };
+    // What fails for ordinary reasons fails here, every thread still running.
+    let x = crate::exec::prepare(p, path, argv, envp).map_err(|k| exec_errno(&k))?;
+    de_thread(m, pid)?;
+    let mut g = process_of(m);
+    let pr = g.as_mut().expect("process");
+    pr.pending_entry = Some(pr.exec_prepared(p, x));
     Ok(0)
+}
+
+/// Longest wait of an `execve` for the other threads to end between two looks
+/// (each ending thread wakes it; this bounds a wake-up lost to a race).
+const DE_THREAD_LOOK_NS: u64 = 10_000_000;
+
+/// Linux's `de_thread`: every other thread of the process ends — those
+/// blocked in a futex wait, a sleep or a forwarded call are interrupted, those
+/// running are kicked into the runtime, and none returns to the application
+/// (`sched::exec`) — and the caller waits until they are gone (and until a
+/// vfork child, which shares this memory, exec'd or ended), then goes on as
+/// the thread-group leader, `pid`. A signal whose default action ends the
+/// process ends it meanwhile, as a fatal signal ends Linux's wait. `EAGAIN`:
+/// another thread's `execve` came first and is ending this one (which never
+/// returns to the application to see it).
+pub(crate) fn de_thread<P: Platform>(m: &dyn Machine<P>, pid: u32) -> Result<(), Errno> {
+    let p = m.platform();
+    let (me, core) = (m.tid(), m.core());
+    let cores = {
+        let mut g = m.threads().lock();
+        let Some(t) = g.as_mut() else { return Ok(()) };
+        if t.alone(me) {
+            None
+        } else {
+            Some(t.doom_others(me).ok_or(Errno::EAGAIN)?)
+        }
+    };
+    if let Some(cores) = cores {
+        m.end_threads(true);
+        for c in cores {
+            m.kick(c);
+        }
+        loop {
+            let mut g = m.threads().lock();
+            let t = g.as_mut().expect("threads");
+            if t.alone(me) {
+                break;
+            }
+            let deadline = tsc_ns(p.tsc(), m.tsc_khz()).saturating_add(DE_THREAD_LOOK_NS);
+            t.stop_current(core, State::Blocked { deadline });
+            m.reschedule(g);
+            if let Some(pr) = process_of(m).as_mut() {
+                pr.deliver_pending(p);
+            }
+        }
+        m.end_threads(false);
+    }
+    // The thread table before the process (lock order); the process's own
+    // state is switched to this thread's under its old id first.
+    let mut g = m.threads().lock();
+    if let Some(t) = g.as_mut() {
+        t.exec_done(me, pid, core);
+    }
+    if let Some(pr) = m.process().lock().as_mut() {
+        pr.de_threaded(me);
+    }
+    drop(g);
+    m.became(pid);
+    Ok(())
 }
 
 /// The application's program when the path at `va` names this process's

@@ -8,8 +8,12 @@
 //! A task directory is recognised by the descriptor it was opened as and the
 //! device and inode Linux gave it (`Process::task_dirs`): a number closed and
 //! reused for another directory has another inode, and is listed as it is.
+//! A thread's `comm` opened for writing (`pthread_setname_np` of another
+//! thread, `echo name > /proc/self/comm`) is recognised the same way
+//! (`Process::comm_files`), and its writes rename the thread ([`comm_call`]).
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use mote_abi::errno::Errno;
 use syscalls::Sysno;
@@ -18,6 +22,7 @@ use super::exec::{read_cstr, PATH_MAX};
 use super::forwarded;
 use super::thread::{process_of, Machine};
 use crate::platform::Platform;
+use crate::process::CommFile;
 use crate::procfs::{self, TaskState};
 
 /// Task directories remembered at once (the oldest is forgotten beyond).
@@ -70,7 +75,99 @@ pub fn open<P: Platform>(m: &dyn Machine<P>, nr: Sysno, args: [u64; 6]) -> Resul
     // The thread table before the process (lock order).
     let tasks = tasks(m, pid);
     let g = process_of(m);
-    procfs::open_with(g.as_ref().expect("process"), p, f, flags, &tasks)
+    let fd = procfs::open_with(g.as_ref().expect("process"), p, f, flags, &tasks)?;
+    drop(g);
+    if let (procfs::File::Comm(tid), true) = (f, procfs::for_writing(flags)) {
+        remember_comm_file(m, fd as u64, tid);
+    }
+    Ok(fd)
+}
+
+/// Descriptors on a thread's `comm` remembered at once (the oldest is
+/// forgotten beyond: its writes then go to its memfd only).
+const MAX_COMM_FILES: usize = 16;
+
+/// Whether any descriptor is open for writing on a thread's `comm` (a hint kept
+/// beside `Process::comm_files`, read without the process lock): while none
+/// is, a forwarded `write` or `close` costs one load more, not the lock.
+static COMM_FILES: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`comm_call`] may have something to do.
+#[inline]
+pub fn comm_files_open() -> bool {
+    COMM_FILES.load(Ordering::Relaxed)
+}
+
+fn publish_comm_files(pr: &crate::process::Process) {
+    COMM_FILES.store(!pr.comm_files.is_empty(), Ordering::Relaxed);
+}
+
+/// Descriptor `fd` was just opened for writing on thread `tid`'s `comm`.
+fn remember_comm_file<P: Platform>(m: &dyn Machine<P>, fd: u64, tid: u32) {
+    let Some((dev, ino)) = identity(m.platform(), fd) else {
+        return;
+    };
+    let mut g = process_of(m);
+    let pr = g.as_mut().expect("process");
+    pr.comm_files.retain(|c| c.fd != fd);
+    if pr.comm_files.len() >= MAX_COMM_FILES {
+        pr.comm_files.remove(0);
+    }
+    pr.comm_files.push(CommFile { fd, dev, ino, tid });
+    publish_comm_files(pr);
+}
+
+/// A forwarded call on a descriptor open for writing on a thread's `comm`
+/// (call only while [`comm_files_open`]): `write` renames the thread as
+/// Linux's `comm_write` does — the first 15 bytes of the buffer, up to a NUL,
+/// whatever the offset; the whole count is the answer, `EFAULT` for a buffer
+/// that cannot be read, `ESRCH` once the thread has ended — and `close`
+/// forgets the descriptor (then goes to Linux). `None`: not such a call, or
+/// not such a descriptor (any more: its number now names another file).
+pub fn comm_call<P: Platform>(
+    m: &dyn Machine<P>,
+    nr: u64,
+    args: [u64; 6],
+) -> Option<Result<usize, Errno>> {
+    let (write, close) = (nr == Sysno::write as u64, nr == Sysno::close as u64);
+    if !write && !close {
+        return None;
+    }
+    let p = m.platform();
+    let fd = args[0];
+    let known = {
+        let mut g = process_of(m);
+        let pr = g.as_mut().expect("process");
+        let known = pr.comm_files.iter().find(|c| c.fd == fd).copied()?;
+        if close {
+            pr.comm_files.retain(|c| c.fd != fd);
+            publish_comm_files(pr);
+            return None;
+        }
+        known
+    };
+    if identity(p, fd) != Some((known.dev, known.ino)) {
+        let mut g = process_of(m);
+        let pr = g.as_mut().expect("process");
+        pr.comm_files.retain(|c| c.fd != fd);
+        publish_comm_files(pr);
+        return None;
+    }
+    let (buf, count) = (args[1], args[2]);
+    // The thread table before the process (lock order).
+    let alive = tasks(m, 0).iter().any(|t| t.tid == known.tid);
+    let mut g = process_of(m);
+    let pr = g.as_mut().expect("process");
+    let mut name = [0u8; 15];
+    let n = (count as usize).min(name.len());
+    Some(
+        pr.read_user(p, buf, &mut name[..n])
+            .and_then(|()| alive.then_some(()).ok_or(Errno::ESRCH))
+            .map(|()| {
+                pr.set_name(known.tid, &name[..n]);
+                count as usize
+            }),
+    )
 }
 
 /// Linux's device and inode of descriptor `fd`.

@@ -90,27 +90,6 @@ mod tests {
         assert_eq!(forwarded_count(&p, syscalls::Sysno::prlimit64), 0);
     }
 
-    /// Regression: `execve` from a process with other threads loaded the new
-    /// program under them, and they crashed (SIGSEGV in the runtime). Until
-    /// libos can end them first, it is refused visibly, before reading anything.
-    #[test]
-    fn execve_with_other_threads_is_refused_visibly() {
-        let (mut pr, p, buf) = setup();
-        pr.threads = 3;
-        assert_eq!(exec::execve(&mut pr, &p, buf, 0, 0), Err(Errno::ENOSYS));
-        assert_eq!(exec::execve(&mut pr, &p, buf, 0, 0), Err(Errno::ENOSYS));
-        let logs = p.st.borrow().logs.clone();
-        assert_eq!(logs.len(), 1, "{logs:?}");
-        assert!(
-            logs[0].contains("execve with 2 other thread(s)"),
-            "{logs:?}"
-        );
-        assert_eq!(p.forwarded_nrs().len(), 0);
-        // With one thread the call goes on (an empty path: ENOENT).
-        pr.threads = 1;
-        assert_eq!(exec::execve(&mut pr, &p, buf, 0, 0), Err(Errno::ENOENT));
-    }
-
     #[test]
     fn clocks_come_from_the_tsc_after_one_reference_read() {
         let (mut pr, p, buf) = setup();

@@ -87,6 +87,14 @@ pub trait Machine<P: Platform> {
     fn new_context(&self, slot: usize, stack: u64) -> bool;
     /// Is the running thread a vfork child (its process is another)?
     fn is_vfork_child(&self) -> bool;
+    /// An `execve` of the running thread ends the process's other threads
+    /// (`on`), or has ended them (`!on`): while on, the runtime ends each
+    /// thread the scheduler dooms where it passes through, and the proxy
+    /// interrupts their forwarded calls and application code (`Op::EndThreads`).
+    fn end_threads(&self, on: bool);
+    /// The running thread's id is `tid` from now on (it took the thread-group
+    /// leader's in `execve`).
+    fn became(&self, tid: u32);
 }
 
 /// Nanoseconds of monotonic time at TSC value `tsc` (0 with an unknown rate).
@@ -732,6 +740,7 @@ fn clone_thread<P: Platform>(m: &dyn Machine<P>, a: CloneArgs) -> Result<usize, 
         t.spawn(child)
     } else {
         // A vfork child: beside its parent, which waits for it.
+        t.vfork_child_of(tid, parent.tid);
         t.spawn_on(child, parent.core)
     };
     let live: Vec<u32> = t.tids().collect();

@@ -345,6 +345,10 @@ pub fn serve(
                 );
                 vfork::child_killed(sig)
             }
+            // A thread an `execve` is ending makes no new process.
+            Some(Op::Fork | Op::ForkProcess) if crate::signals::being_ended(index) => {
+                -i64::from(libc::EINTR)
+            }
             Some(Op::Fork) => vfork::fork_child(req.args[0] as usize, guest, mirror, events, pin),
             Some(Op::ForkProcess) if child => -i64::from(libc::ENOSYS),
             Some(Op::ForkProcess) => {
@@ -371,6 +375,10 @@ pub fn serve(
                 let signal = req.args[0] as u32;
                 let _ = events.send(Event::Killed { signal, fault });
                 return;
+            }
+            Some(Op::EndThreads) => {
+                crate::signals::end_threads((req.args[0] != 0).then_some(index));
+                0
             }
             Some(Op::PerfOpen) => forward::perf_open(req.args),
             Some(Op::Log) => log(index, req.args[0], req.args[1]),

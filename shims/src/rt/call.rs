@@ -107,6 +107,20 @@ impl Machine<RtPlatform> for Call<'_> {
     fn is_vfork_child(&self) -> bool {
         threads::current_is_child()
     }
+    fn end_threads(&self, on: bool) {
+        // The runtime looks for doomed threads before the proxy kicks them,
+        // and stops only once the proxy stopped kicking.
+        if on {
+            threads::set_ending(true);
+        }
+        self.p.end_threads(on);
+        if !on {
+            threads::set_ending(false);
+        }
+    }
+    fn became(&self, tid: u32) {
+        percpu::cpu().tid.store(u64::from(tid), Ordering::Relaxed);
+    }
 }
 
 impl Runtime<RtPlatform> for Call<'_> {

@@ -30,6 +30,9 @@ pub trait Waiter: Sync {
     fn wait_response(&self, slot: &Slot, seen: u32, process_locked: bool);
     /// The running vfork child's process exec'd or ended: the thread leaves.
     fn end_child_thread(&self) -> !;
+    /// Before a call to the proxy: a thread an `execve` is ending ends here
+    /// (when it holds none of the runtime's locks), instead of making it.
+    fn leave_if_doomed(&self);
 }
 
 /// The runtime's platform (one for all cores: which core and thread is running
@@ -113,6 +116,10 @@ impl Doorbell for Ports {
 
 impl RtPlatform {
     fn call(&self, op: Op, nr: u64, args: [u64; 6]) -> i64 {
+        // A thread being ended makes no more calls (but its run's end).
+        if !matches!(op, Op::Exit | Op::Fatal | Op::Log) {
+            self.waiter.leave_if_doomed();
+        }
         let cpu = percpu::cpu();
         let slot = cpu.slot.load(Ordering::Relaxed) as usize;
         let core = cpu.core.load(Ordering::Relaxed) as u32;
@@ -200,6 +207,12 @@ impl RtPlatform {
     /// This core.
     pub fn core(&self) -> usize {
         percpu::core()
+    }
+
+    /// `Op::EndThreads`: an `execve` of the calling thread ends the others
+    /// (`on`), or has ended them.
+    pub fn end_threads(&self, on: bool) {
+        self.call(Op::EndThreads, 0, [u64::from(on), 0, 0, 0, 0, 0]);
     }
 
     /// Start the offload thread of thread slot `slot`; its Linux tid, or `-errno`.

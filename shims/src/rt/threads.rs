@@ -30,7 +30,7 @@
 use alloc::vec::Vec;
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use mote_abi::boot::BOOT_F_FSGSBASE;
 use mote_abi::ikc::{idle_slot, Slot, MAX_THREADS, THREAD_SLOTS};
@@ -299,13 +299,19 @@ fn switch(save: *mut u64, next_rsp: u64) {
 }
 
 /// Code that runs in a context right after a switch into it: recycle a thread that
-/// died on this core, and restore the running thread's machine state.
+/// died on this core (an `execve` waiting for the process's other threads to end
+/// runs again once the last is reaped), and restore the running thread's machine
+/// state.
 fn after_switch() {
     let c = cpu();
     let dead = c.dead.swap(0, Ordering::Relaxed);
     if dead != 0 {
-        if let Some(t) = threads().as_mut() {
+        let wake = threads().as_mut().and_then(|t| {
             t.reap(dead as u32);
+            t.exec_wake()
+        });
+        if let Some(core) = wake {
+            kick(core);
         }
     }
 }
@@ -313,6 +319,43 @@ fn after_switch() {
 extern "C" fn thread_started() {
     after_switch();
     resume_thread_state();
+    // A thread made while an `execve` ends the others never starts.
+    leave_if_doomed(platform::get());
+}
+
+/// Set while an `execve` ends the process's other threads (`Machine::end_threads`):
+/// the runtime then looks, where a thread passes through it, whether it is one
+/// of them (`leave_if_doomed`); otherwise that look is this one load.
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// An `execve` starts (`true`) or has finished (`false`) ending the other threads.
+pub fn set_ending(on: bool) {
+    ENDING.store(on, Ordering::SeqCst);
+}
+
+/// Where a thread passes through the runtime holding none of its locks (an
+/// entry from the application, a return to it, a resumption after a block, a
+/// call to the proxy): a thread an `execve` of another thread is ending
+/// (`Threads::doom_others`) ends here and never returns to the application.
+pub fn leave_if_doomed(p: &RtPlatform) {
+    if !ENDING.load(Ordering::Acquire) {
+        return;
+    }
+    let me = cpu().tid.load(Ordering::Relaxed) as u32;
+    if me == 0 || !threads().as_ref().is_some_and(|t| t.is_doomed(me)) {
+        return;
+    }
+    // Gone for signals and memory policies first (the process lock alone; then
+    // the thread table, as lock order wants).
+    if let Some(pr) = PROCESS.lock().as_mut() {
+        pr.signals.end_thread(me);
+        pr.mm.numa.forget(me);
+    }
+    let core = cpu().core.load(Ordering::Relaxed) as usize;
+    let mut g = threads();
+    g.as_mut().expect("threads").stop_current(core, State::Dead);
+    reschedule(g, p);
+    unreachable!("a thread ended by execve was scheduled again")
 }
 
 /// The running thread's FS base and extended state (after a switch into it).
@@ -370,6 +413,8 @@ pub fn reschedule(mut g: spin::MutexGuard<'_, Option<Threads>>, p: &RtPlatform) 
     }
     after_switch();
     resume_thread_state();
+    // Woken (or answered) to end: an `execve` of another thread ends it.
+    leave_if_doomed(p);
 }
 
 /// This core leaves its threads for its idle context: no thread runs, and calls
@@ -731,5 +776,12 @@ impl Waiter for Scheduler {
     }
     fn end_child_thread(&self) -> ! {
         end_child_thread()
+    }
+    fn leave_if_doomed(&self) {
+        // Only where no lock is held: one held by this thread would stay held
+        // (a lock another thread holds only makes this look come later).
+        if ENDING.load(Ordering::Acquire) && !PROCESS.is_locked() && !THREADS.is_locked() {
+            leave_if_doomed(platform::get());
+        }
     }
 }

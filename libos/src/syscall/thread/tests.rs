@@ -379,3 +379,100 @@ fn a_wake_that_makes_a_core_want_its_timer_kicks_it() {
     assert!(t.wants_tick(1), "601 runs, 602 waits in the queue");
     assert!(!t.wants_tick(0), "main alone on core 0");
 }
+
+/// Another thread `tid` of the process, running on `core`.
+fn runner(m: &FakeMachine<FakePlatform>, tid: u32, slot: usize, core: usize) {
+    let mut g = m.threads.lock();
+    let t = g.as_mut().unwrap();
+    t.spawn_on(
+        Thread {
+            tid,
+            slot,
+            core,
+            child_process: false,
+            affinity: u64::MAX,
+            state: State::Runnable,
+            wake: Wake::Woken,
+            futex: None,
+            clear_child_tid: 0,
+            robust_list: (0, 0),
+            fs_base: 0,
+        },
+        core,
+    );
+    assert_eq!(t.pick(core, 0, |_| false), Some(tid));
+}
+
+/// A failing `execve` (no such program) from a process with other threads
+/// returns Linux's errno and leaves every thread as it was: none is ended.
+/// Regression: `execve` from a process with other threads was `ENOSYS`.
+#[test]
+fn a_failing_execve_leaves_every_thread_running() {
+    let (m, buf) = setup();
+    waiter(&m, 601, 1, 1, buf + 64);
+    m.p.write_mem(buf, b"/no/such/program\0");
+    m.p.reply(Sysno::newfstatat, Errno::ENOENT.ret());
+    assert_eq!(
+        crate::syscall::exec::execve(&m, buf, 0, 0),
+        Err(Errno::ENOENT)
+    );
+    assert!(m.ended.borrow().is_empty());
+    let g = m.threads.lock();
+    let t = g.as_ref().unwrap();
+    assert!(!t.is_doomed(601));
+    assert_eq!(t.futex_waiters(buf + 64), 1, "still waiting");
+    assert_eq!(t.live_own(), 2);
+}
+
+/// Linux's `de_thread`, from a thread other than the main one: every other
+/// thread (the main one running, one in a futex wait) ends, the proxy is told
+/// before and after, and the caller goes on alone as the thread-group leader
+/// (its tid is the pid), on its own slot and core, with its signal mask.
+#[test]
+fn execve_from_a_thread_ends_the_others_and_takes_the_leaders_id() {
+    let (m, buf) = setup();
+    waiter(&m, 601, 1, 1, buf + 64);
+    runner(&m, 602, 2, 1);
+    m.tid.set(602);
+    m.core.set(1);
+    {
+        let mut g = m.process.lock();
+        let pr = g.as_mut().unwrap();
+        pr.switch_thread(602);
+        pr.signals
+            .set_mask(crate::signal::bit(crate::uapi::signal::SIGUSR1));
+        pr.threads = 3;
+    }
+    assert_eq!(crate::syscall::exec::de_thread(&m, PID), Ok(()));
+    assert_eq!(*m.ended.borrow(), [true, false]);
+    assert_eq!(m.tid.get(), PID);
+    let g = m.threads.lock();
+    let t = g.as_ref().unwrap();
+    assert!(t.alone(PID), "{t:?}");
+    let me = t.get(PID).unwrap();
+    assert_eq!((me.slot, me.core, me.state), (2, 1, State::Running));
+    assert_eq!(t.current(1), Some(PID));
+    assert_eq!(t.futex_waiters(buf + 64), 0);
+    drop(g);
+    let mut g = m.process.lock();
+    let pr = g.as_mut().unwrap();
+    assert_eq!(pr.threads, 1);
+    assert_eq!(pr.signals.current_thread(), PID);
+    assert_eq!(
+        pr.signals.mask(),
+        crate::signal::bit(crate::uapi::signal::SIGUSR1),
+        "the caller's mask, now the leader's"
+    );
+    assert!(!pr.signals.has_other_thread(601));
+}
+
+/// With one thread there is nothing to end: the proxy is not asked, and the
+/// main thread keeps its id.
+#[test]
+fn execve_with_one_thread_ends_nothing() {
+    let (m, _) = setup();
+    assert_eq!(crate::syscall::exec::de_thread(&m, PID), Ok(()));
+    assert!(m.ended.borrow().is_empty());
+    assert_eq!(m.tid.get(), PID);
+    assert!(m.threads.lock().as_ref().unwrap().alone(PID));
+}
