@@ -787,10 +787,24 @@ fn stack_rlimit<P: Platform>(p: &P) -> u64 {
 }
 
 /// Close the application's descriptors marked close-on-exec (they live in the
-/// proxy; the proxy's own are protected and answer EBADF).
+/// proxy; the proxy's own are protected and answer EBADF). The open numbers
+/// come from the proxy's `/proc/self/fd`, so an exec costs one `fcntl` per open
+/// descriptor, not one per number below `RLIMIT_NOFILE` (up to 65,536 forwarded
+/// calls where the limit is high); the numbers are tried one by one only where
+/// that directory cannot be read.
 fn close_on_exec<P: Platform>(p: &P) {
     const F_GETFD: u64 = 1;
     const FD_CLOEXEC: i64 = 1;
+    let close_if_cloexec = |fd: u64| {
+        let flags = p.forward(Sysno::fcntl as u64, [fd, F_GETFD, 0, 0, 0, 0]);
+        if flags >= 0 && flags & FD_CLOEXEC != 0 {
+            p.forward(Sysno::close as u64, [fd, 0, 0, 0, 0, 0]);
+        }
+    };
+    if let Some(fds) = open_fds(p) {
+        fds.into_iter().for_each(close_if_cloexec);
+        return;
+    }
     let lim = [0u8; 16];
     // RLIMIT_NOFILE (7): the highest descriptor the application can hold.
     let r = p.forward(Sysno::prlimit64 as u64, [0, 7, 0, p.addr_of(&lim), 0, 0]);
@@ -800,12 +814,69 @@ fn close_on_exec<P: Platform>(p: &P) {
     } else {
         1024
     };
-    for fd in 0..max {
-        let flags = p.forward(Sysno::fcntl as u64, [fd, F_GETFD, 0, 0, 0, 0]);
-        if flags >= 0 && flags & FD_CLOEXEC != 0 {
-            p.forward(Sysno::close as u64, [fd, 0, 0, 0, 0, 0]);
-        }
+    (0..max).for_each(close_if_cloexec);
+}
+
+/// The descriptor numbers open in the proxy now (the application's and mote's
+/// own), from `/proc/self/fd`; `None` if it cannot be read.
+fn open_fds<P: Platform>(p: &P) -> Option<Vec<u64>> {
+    const O_DIRECTORY: u64 = 0o200000;
+    let path = b"/proc/self/fd\0";
+    let dir = p.forward(
+        Sysno::openat as u64,
+        [
+            AT_FDCWD,
+            p.addr_of(path),
+            O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+            0,
+            0,
+            0,
+        ],
+    );
+    if dir < 0 {
+        return None;
     }
+    let dir = dir as u64;
+    let mut fds = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let complete = loop {
+        let n = p.forward(
+            Sysno::getdents64 as u64,
+            [dir, p.addr_of(&buf), buf.len() as u64, 0, 0, 0],
+        );
+        buf = core::hint::black_box(buf);
+        let Ok(n) = usize::try_from(n) else {
+            break false;
+        };
+        if n == 0 {
+            break true;
+        }
+        fds.extend(dirent_numbers(&buf[..n.min(buf.len())]));
+    };
+    p.forward(Sysno::close as u64, [dir, 0, 0, 0, 0, 0]);
+    fds.retain(|&fd| fd != dir);
+    complete.then_some(fds)
+}
+
+/// The names of the `linux_dirent64` records in `buf` that are numbers (`.` and
+/// `..` are not). A record that does not fit ends the walk.
+fn dirent_numbers(buf: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name.
+    const NAME: usize = 19;
+    let mut at = 0;
+    core::iter::from_fn(move || loop {
+        let rec = buf.get(at..)?;
+        let len = usize::from(u16::from_le_bytes(rec.get(16..18)?.try_into().ok()?));
+        if len <= NAME || len > rec.len() {
+            return None;
+        }
+        at += len;
+        let name = &rec[NAME..len];
+        let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+        if let Some(fd) = core::str::from_utf8(name).ok().and_then(|s| s.parse().ok()) {
+            return Some(fd);
+        }
+    })
 }
 
 /// `path` made absolute against the proxy's working directory (the

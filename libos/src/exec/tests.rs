@@ -256,3 +256,34 @@ fn a_linked_program_s_own_interpreter_is_chosen_by_its_note() {
     bad[20] = 9; // version
     assert_eq!(own_interp(&with_notes(&bad), b"/x/app"), None);
 }
+
+/// A `linux_dirent64` record as Linux lays it out (8-byte aligned length).
+fn dirent(name: &str) -> Vec<u8> {
+    let len = (19 + name.len() + 1).next_multiple_of(8);
+    let mut r = vec![0u8; len];
+    r[16..18].copy_from_slice(&(len as u16).to_le_bytes());
+    r[18] = 10; // DT_LNK
+    r[19..19 + name.len()].copy_from_slice(name.as_bytes());
+    r
+}
+
+#[test]
+fn close_on_exec_reads_descriptor_numbers_from_dirents() {
+    let buf: Vec<u8> = [".", "..", "0", "1", "2", "17", "64", "1048575"]
+        .iter()
+        .flat_map(|n| dirent(n))
+        .collect();
+    let fds: Vec<u64> = dirent_numbers(&buf).collect();
+    assert_eq!(fds, [0, 1, 2, 17, 64, 1048575]);
+    // A record whose length runs past the buffer, or is too short to hold a
+    // name, ends the walk instead of reading beyond it.
+    let mut cut = dirent("5");
+    cut[16..18].copy_from_slice(&200u16.to_le_bytes());
+    assert_eq!(
+        dirent_numbers(&[dirent("3"), cut].concat()).collect::<Vec<_>>(),
+        [3]
+    );
+    let mut short = dirent("5");
+    short[16..18].copy_from_slice(&19u16.to_le_bytes());
+    assert_eq!(dirent_numbers(&short).count(), 0);
+}
