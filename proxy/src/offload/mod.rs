@@ -21,6 +21,8 @@
 mod fork;
 mod forward;
 mod guard;
+mod ioctl;
+mod keys;
 mod nested;
 #[cfg(test)]
 mod tests;
