@@ -37,6 +37,10 @@
  * ifr_data, RDMA_VERBS_IOCTL attributes, an unknown ioctl's argument, and the
  * remote side of process_vm_readv/writev aimed at a forked child.
  *
+ * `isolation keys`: a user key added, read, updated, described, given to
+ * INSTANTIATE_IOV and revoked with buffers in the program's memory (Linux's
+ * answers), and keyctl operation 99 (EOPNOTSUPP).
+ *
  * `isolation ethtool`: SIOCETHTOOL commands on the loopback interface with
  * their structures in the program's memory (GLINK, GET_TS_INFO, GSTRINGS,
  * an interface that does not exist): Linux's answers.
@@ -452,6 +456,34 @@ static int nestedfds(void) {
     return 0;
 }
 
+/* Key calls with their buffers in the program's memory still work: a user
+ * key added, read back, described, updated; an operation Linux does not
+ * know is EOPNOTSUPP. */
+static int keys(void) {
+    long ring = -2; /* KEY_SPEC_PROCESS_KEYRING */
+    long id = syscall(SYS_add_key, "user", "mote-isolation", "secret", 6, ring);
+    if (id < 0) {
+        printf("add_key: %s\n", strerror(errno));
+    } else {
+        char buf[128] = {0};
+        long n = syscall(SYS_keyctl, 11, id, buf, sizeof buf); /* READ */
+        printf("read: %ld %.*s\n", n, n > 0 ? (int)n : 0, buf);
+        long u = syscall(SYS_keyctl, 2, id, "public", 6); /* UPDATE */
+        n = syscall(SYS_keyctl, 11, id, buf, sizeof buf);
+        printf("update: %ld, read: %ld %.*s\n", u, n, n > 0 ? (int)n : 0, buf);
+        n = syscall(SYS_keyctl, 6, id, buf, sizeof buf); /* DESCRIBE */
+        printf("describe: %s\n", n > 0 ? strchr(buf, ';') ? "user;...;mote-isolation" : buf
+                                        : strerror(errno));
+        struct iovec iov[2] = {{"pay", 3}, {"load", 4}};
+        long r = syscall(SYS_keyctl, 20, id, iov, 2, 0); /* INSTANTIATE_IOV, not under construction */
+        printf("instantiate_iov: %s\n", r ? strerror(errno) : "ok");
+        printf("revoke: %ld\n", syscall(SYS_keyctl, 3, id));
+    }
+    long r = syscall(SYS_keyctl, 99, 0, 0, 0, 0);
+    printf("operation 99: %s\n", r ? strerror(errno) : "ok");
+    return 0;
+}
+
 /* SIOCETHTOOL commands of the loopback interface, with their structures
  * in the program's memory: what Linux answers, the same under mote. */
 static int ethtool(void) {
@@ -639,6 +671,8 @@ int main(int argc, char **argv) {
         return memory();
     if (argc == 2 && !strcmp(argv[1], "nested"))
         return nested();
+    if (argc == 2 && !strcmp(argv[1], "keys"))
+        return keys();
     if (argc == 2 && !strcmp(argv[1], "ethtool"))
         return ethtool();
     if (argc == 2 && !strcmp(argv[1], "vmchild"))
@@ -649,7 +683,7 @@ int main(int argc, char **argv) {
         file = argv[2];
         return creds();
     }
-    fprintf(stderr, "usage: isolation fds | unchecked | tasks | prot | memory | nested | nestedfds | ethtool | "
+    fprintf(stderr, "usage: isolation fds | unchecked | tasks | prot | memory | nested | nestedfds | keys | ethtool | "
                     "vmchild | creds FILE | "
                     "spawn FILE\n");
     return 2;
