@@ -218,6 +218,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         time_slice_ns: a.time_slice * 1_000_000,
         blocked_signals,
         numa: mote_abi::numa::Topology::single(guest.size(), a.cores),
+        as_limit: crate::rlimits::app_as_limit(),
     };
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).
     crate::cpus::claim(a.cores, params.debug || params.stats);

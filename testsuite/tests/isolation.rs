@@ -225,7 +225,9 @@ fn key_calls_with_the_programs_buffers_work(pf: Platform) {
         .arg("keys")
         .same_as_native();
     assert!(
-        native.stdout_text().ends_with("operation 99: Operation not supported\n"),
+        native
+            .stdout_text()
+            .ends_with("operation 99: Operation not supported\n"),
         "{native:?}"
     );
     assert_eq!(mote.stderr_text(), "", "{mote:?}");
