@@ -82,6 +82,7 @@
 #include <sys/ioctl.h>
 #include <net/if.h>
 #include <linux/sockios.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <termios.h>
 #include <poll.h>
@@ -357,6 +358,13 @@ static int nested_calls(char *lo, size_t n, int p[2], int sv[2], int tty) {
         close(inet);
     }
     reached += key_calls(lo, n);
+    int ep = epoll_create1(0);
+    if (ep >= 0) {
+        /* The event read from there; the array written there. */
+        reached += fails_efault(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], (void *)lo));
+        reached += fails_efault(epoll_wait(ep, (void *)lo, 1, 0));
+        close(ep);
+    }
     reached += ioctl_calls(lo, p);
     if (forked > 0) {
         /* The remote side aimed at a child: its memory there is not the
