@@ -21,7 +21,7 @@
 
 use mote_abi::layout::{LIBOS_END, USER_START};
 
-use super::nested::{half, out_of_reach, read, word};
+use super::reach::{half, out_of_reach, read, word};
 use crate::mirror::read_user;
 
 /// `SIOCGIFCONF`: its struct ifconf's buffer is written by Linux.

@@ -11,7 +11,7 @@
 //! `EOPNOTSUPP`, Linux's own answer to an unknown operation, rather than passed
 //! on unchecked.
 
-use super::nested::{half, iovec_out_of_reach, out_of_reach, read, word};
+use super::reach::{half, iovec_out_of_reach, out_of_reach, read, word};
 
 /// A string argument (`NULL` is Linux's to judge).
 fn string(p: u64) -> bool {

@@ -24,6 +24,7 @@ mod guard;
 mod ioctl;
 mod keys;
 mod nested;
+mod reach;
 #[cfg(test)]
 mod tests;
 mod vfork;

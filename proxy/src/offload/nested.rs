@@ -1,15 +1,16 @@
 //! Pointers and descriptors nested in a forwarded call's arguments (issue 15,
 //! points 1 and 3): the buffers an `iovec` array names (`readv`, `writev`,
 //! `preadv*`, `pwritev*`, `vmsplice`, `process_vm_*` on the application
-//! itself), a `msghdr`'s name, buffers and control data (`sendmsg`,
-//! `recvmsg`, `sendmmsg`, `recvmmsg`), the structure an `ioctl` argument
-//! points at (its size from the `_IOC` encoding, or from the table of common
-//! old-style tty requests), and descriptors inside `select` sets, `poll`
-//! arrays and `SCM_RIGHTS` messages. `guard::outside_reach` checks direct
-//! pointers; this module reads the structures (through `mirror::read_user`,
-//! so a bad pointer to the structure itself is Linux's `EFAULT` to give) and
-//! answers as Linux would natively, where no memory of the program's lies
-//! outside `[USER_START, LIBOS_END)` and mote's descriptors are not open:
+//! itself or on a child of it, whose `mote` process holds its application's
+//! memory in the same range), a `msghdr`'s name, buffers and control data
+//! (`sendmsg`, `recvmsg`, `sendmmsg`, `recvmmsg`), and descriptors inside
+//! `select` sets, `poll` arrays and `SCM_RIGHTS` messages; `ioctl`'s
+//! structures are `ioctl`'s, the key calls' `keys`'s, dispatched from
+//! [`check`]. `guard::outside_reach` checks direct pointers; this module
+//! reads the structures (through `mirror::read_user`, so a bad pointer to the
+//! structure itself is Linux's `EFAULT` to give) and answers as Linux would
+//! natively, where no memory of the program's lies outside
+//! `[USER_START, LIBOS_END)` and mote's descriptors are not open:
 //!
 //! - a nested buffer outside the range: `EFAULT`;
 //! - one of mote's descriptors in a `select` set or sent with `SCM_RIGHTS`:
@@ -20,53 +21,15 @@
 //! structure); every other call, the null call included, goes by with one
 //! `match` on its number.
 
-use mote_abi::layout::{LIBOS_END, USER_START};
 use syscalls::Sysno;
 
+use super::reach::{half, iovec_out_of_reach, out_of_reach, read, word, UIO_MAXIOV};
 use crate::fds;
 use crate::mirror::{read_user, write_user};
 
-/// `UIO_MAXIOV`: the most `iovec`s (and `mmsghdr`s) Linux takes in one call.
-const UIO_MAXIOV: u64 = 1024;
 /// Bytes of control data looked at for `SCM_RIGHTS` (Linux's `optmem_max`
 /// is about 20 KiB; a larger buffer is Linux's `ENOBUFS` to give).
 const MAX_CONTROL: u64 = 64 << 10;
-
-/// Whether `[ptr, ptr + len)` holds memory the application cannot have (a
-/// null pointer or an empty buffer is Linux's to judge).
-pub(super) fn out_of_reach(ptr: u64, len: u64) -> bool {
-    ptr != 0 && len != 0 && (ptr < USER_START || ptr.checked_add(len).is_none_or(|e| e > LIBOS_END))
-}
-
-pub(super) fn word(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-pub(super) fn half(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-/// `n` bytes of application memory at `va`, `None` when they cannot be read
-/// (then Linux, reading them too, answers).
-pub(super) fn read(va: u64, n: u64) -> Option<Vec<u8>> {
-    let mut b = vec![0u8; usize::try_from(n).ok()?];
-    matches!(read_user(va, &mut b), Ok(k) if k == b.len()).then_some(b)
-}
-
-/// Whether an `iovec` array of `cnt` entries at `iov` names a buffer out of
-/// reach. A count Linux refuses, or an array it cannot read, is its own to
-/// answer.
-pub(super) fn iovec_out_of_reach(iov: u64, cnt: u64) -> bool {
-    let cnt = cnt as u32 as u64;
-    if iov == 0 || cnt == 0 || cnt > UIO_MAXIOV {
-        return false;
-    }
-    let Some(b) = read(iov, cnt * 16) else {
-        return false;
-    };
-    b.chunks_exact(16)
-        .any(|e| out_of_reach(word(e, 0), word(e, 8)))
-}
 
 /// What a `msghdr` (`struct user_msghdr`, 56 bytes: name, namelen, iov,
 /// iovlen, control, controllen, flags) at `va` names: `EFAULT` for a buffer out
@@ -248,6 +211,7 @@ pub fn poll_around_own(nr: u64, args: &[u64; 6], run: impl Fn(&[u64; 6]) -> i64)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mote_abi::layout::USER_START;
 
     #[test]
     fn nested_buffers_outside_the_range_are_efault() {
