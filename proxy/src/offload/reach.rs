@@ -46,4 +46,3 @@ pub(super) fn iovec_out_of_reach(iov: u64, cnt: u64) -> bool {
     b.chunks_exact(16)
         .any(|e| out_of_reach(word(e, 0), word(e, 8)))
 }
-
