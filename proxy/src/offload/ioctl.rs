@@ -557,4 +557,76 @@ mod tests {
         // An encoded size in the range is Linux's.
         assert_eq!(check(0x8004_5430, USER_START), None);
     }
+
+    /// Randomized: ethtool command headers, RDMA attribute arrays and
+    /// `ioctl`/`keyctl`/`add_key` arguments come from memory and registers the
+    /// application controls. Any of them gives no panic, one of the answers
+    /// Linux itself gives (`EFAULT`, `EOPNOTSUPP`, `EBADF`) or none, and never
+    /// `EFAULT` when every pointer lies in the application's range (here
+    /// unmapped, so nothing nested can be read: Linux's to answer).
+    #[test]
+    fn fuzz_structure_readers() {
+        use mote_fuzz::{inputs, seed, Rng};
+        let mut rng = Rng::new(seed(std::env::var("MOTE_FUZZ_SEED").ok().as_deref()));
+        let n = inputs(std::env::var("MOTE_FUZZ_INPUTS").ok().as_deref());
+        let mut buf = vec![0u8; 1024];
+        for _ in 0..n {
+            rng.fill(&mut buf);
+            let cmd = if rng.one_in(2) {
+                rng.below(0x60) as u32
+            } else {
+                rng.edgy() as u32
+            };
+            if let Some(shape) = ethtool_shape(cmd) {
+                let head = shape.head() as usize;
+                if let Some(len) = shape.len(&buf[..head.max(16)]) {
+                    assert!(len >= 4 && len >= shape.head().min(16), "{cmd:#x}: {len}");
+                }
+            }
+            let k = rng.below(16) as usize * 16;
+            let _ = attrs_out_of_reach(&buf[..k], |v| v % 3 == 0);
+            // Arguments: in the (unmapped) range, the test's own random buffer,
+            // or anything.
+            let inside =
+                |rng: &mut Rng| USER_START + rng.below(LIBOS_END - USER_START - (64 << 10));
+            let mine = buf.as_ptr() as u64 + rng.below(512);
+            let all_inside = rng.one_in(2);
+            let arg = |rng: &mut Rng| match (all_inside, rng.below(4)) {
+                (true, 0) => 0,
+                (true, _) => inside(rng),
+                (false, 0) => mine,
+                (false, 1) => inside(rng),
+                _ => rng.edgy(),
+            };
+            let req = match rng.below(6) {
+                0 => u64::from(SIOCETHTOOL),
+                1 => u64::from(RDMA_VERBS_IOCTL),
+                2 => u64::from(SIOCDEVPRIVATE) + rng.below(16),
+                3 => u64::from(SIOCGIFCONF),
+                _ => rng.edgy(),
+            };
+            let a: [u64; 6] = core::array::from_fn(|_| arg(&mut rng));
+            let op = if rng.one_in(4) {
+                rng.edgy()
+            } else {
+                rng.below(34)
+            };
+            let answers = [
+                check(req, a[0]),
+                super::super::keys::keyctl(&[op, a[1], a[2], a[3], a[4], a[5]]),
+                super::super::keys::add_key(&a),
+            ];
+            for r in answers.into_iter().flatten() {
+                assert!(
+                    [libc::EFAULT, libc::EOPNOTSUPP, libc::EBADF].contains(&r),
+                    "{r}"
+                );
+                if all_inside {
+                    // Pointers lie 64 KiB or more below the range's top, past
+                    // the largest structure judged.
+                    assert_ne!(r, libc::EFAULT, "req {req:#x} op {op} {a:x?}");
+                }
+            }
+        }
+    }
 }

@@ -18,12 +18,20 @@ fn string(p: u64) -> bool {
     out_of_reach(p, 1)
 }
 
+/// A buffer of `len` bytes at `p`: judged by its first page. Linux copies at
+/// most the key's data into a read buffer, however long the buffer says it
+/// is (so a long one is no `EFAULT` natively), and a buffer that starts in
+/// the range meets its inaccessible top before any memory of mote's.
+fn buffer(p: u64, len: u64) -> bool {
+    out_of_reach(p, len.min(4096))
+}
+
 /// `add_key(type, description, payload, plen, keyring)`: the errno when one
 /// of its pointers is out of reach.
 pub fn add_key(a: &[u64; 6]) -> Option<i32> {
     // Linux refuses a payload over 1 MiB - 1 first (EINVAL).
     let plen = a[3];
-    let bad = string(a[0]) || string(a[1]) || (plen < 1 << 20 && out_of_reach(a[2], plen));
+    let bad = string(a[0]) || string(a[1]) || (plen < 1 << 20 && buffer(a[2], plen));
     bad.then_some(libc::EFAULT)
 }
 
@@ -41,18 +49,18 @@ pub fn keyctl(a: &[u64; 6]) -> Option<i32> {
         1 => efault(string(a[1])),
         // UPDATE(id, payload, plen), DESCRIBE/READ/GET_SECURITY(id, buf, len),
         // INSTANTIATE(id, payload, plen, ring).
-        2 | 6 | 11 | 12 | 17 => efault(out_of_reach(a[2], a[3])),
+        2 | 6 | 11 | 12 | 17 => efault(buffer(a[2], a[3])),
         // SEARCH(ring, type, description, dest), RESTRICT_KEYRING(ring, type,
         // restriction).
         10 | 24 => efault(string(a[2]) || string(a[3])),
         // INSTANTIATE_IOV(id, iov, ioc, ring).
-        20 => efault(out_of_reach(a[2], a[3].saturating_mul(16)) || iovec_out_of_reach(a[2], a[3])),
+        20 => efault(buffer(a[2], a[3].saturating_mul(16)) || iovec_out_of_reach(a[2], a[3])),
         23 => dh_compute(a),
         // PKEY_QUERY(id, reserved, info, struct keyctl_pkey_query *).
         25 => efault(string(a[3]) || out_of_reach(a[4], 56)),
         26..=29 => pkey_op(a),
         // CAPABILITIES(buf, len).
-        31 => efault(out_of_reach(a[1], a[2])),
+        31 => efault(buffer(a[1], a[2])),
         // WATCH_KEY(id, watch_queue_fd, watch_id).
         32 => {
             let fd = a[2] as u32 as i32;
@@ -73,7 +81,7 @@ pub fn keyctl(a: &[u64; 6]) -> Option<i32> {
 /// the KDF's (56 bytes: `hashname` and `otherinfo` pointers, then
 /// `otherinfolen`) with the hash name and other info they point at.
 fn dh_compute(a: &[u64; 6]) -> Option<i32> {
-    let bad = out_of_reach(a[1], 12) || out_of_reach(a[2], a[3]) || out_of_reach(a[4], 56);
+    let bad = out_of_reach(a[1], 12) || buffer(a[2], a[3]) || out_of_reach(a[4], 56);
     if bad {
         return Some(libc::EFAULT);
     }
@@ -81,7 +89,7 @@ fn dh_compute(a: &[u64; 6]) -> Option<i32> {
         return None;
     }
     let kdf = read(a[4], 56)?;
-    let bad = string(word(&kdf, 0)) || out_of_reach(word(&kdf, 8), u64::from(half(&kdf, 16)));
+    let bad = string(word(&kdf, 0)) || buffer(word(&kdf, 8), u64::from(half(&kdf, 16)));
     bad.then_some(libc::EFAULT)
 }
 
@@ -93,8 +101,8 @@ fn pkey_op(a: &[u64; 6]) -> Option<i32> {
         return Some(libc::EFAULT);
     }
     let params = read(a[1], 40)?;
-    let bad = out_of_reach(a[3], u64::from(half(&params, 4)))
-        || out_of_reach(a[4], u64::from(half(&params, 8)));
+    let bad =
+        buffer(a[3], u64::from(half(&params, 4))) || buffer(a[4], u64::from(half(&params, 8)));
     bad.then_some(libc::EFAULT)
 }
 
@@ -148,6 +156,10 @@ mod tests {
             assert_eq!(k(op, [app, p, app, app]), E, "op {op} info");
         }
         assert_eq!(k(31, [p, 4, 0, 0]), E, "CAPABILITIES");
+        // A long read buffer that starts in the range: Linux copies what the
+        // key holds, no EFAULT.
+        assert_eq!(k(11, [1, app, u64::MAX, 0]), None);
+        assert_eq!(k(31, [app, 1 << 40, 0, 0]), None);
         for op in [0, 3, 4, 5, 7, 8, 9, 13, 14, 15, 16, 18, 19, 21, 22, 30] {
             assert_eq!(k(op, [p, p, p, p]), None, "op {op} takes numbers");
         }
