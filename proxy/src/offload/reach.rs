@@ -4,9 +4,17 @@
 //! reading application memory through `mirror::read_user`, little-endian
 //! words, and `iovec` arrays.
 
-use mote_abi::layout::{LIBOS_END, USER_START};
+use mote_abi::layout::{LIBOS_END, RUNTIME_SIZE, RUNTIME_VA, USER_START};
 
 use crate::mirror::read_user;
+
+/// The top of the reservation above the runtime region is never mapped (the
+/// application's memory ends at `USER_END`, the runtime's at
+/// `RUNTIME_VA + RUNTIME_SIZE`): a structure that starts inside the range
+/// and runs past what a reader counted meets it, and Linux's `EFAULT`, long
+/// before any memory of mote's. The readers judge at most a few KiB of a
+/// structure (`ioctl` sizes below 16 KiB, key buffers by their first page).
+const _: () = assert!(LIBOS_END - (RUNTIME_VA + RUNTIME_SIZE) >= 1 << 30);
 
 /// `UIO_MAXIOV`: the most `iovec`s (and `mmsghdr`s) Linux takes in one call.
 pub(super) const UIO_MAXIOV: u64 = 1024;
