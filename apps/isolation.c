@@ -32,6 +32,23 @@
  * ioctl(TCGETS)/ioctl(TIOCGWINSZ) into it: each must be EFAULT; it prints how
  * many reached it (natively nothing is found).
  *
+ * It also names it through add_key and keyctl (payloads, buffers, strings,
+ * iovecs and parameter structures), SIOCETHTOOL's and SIOCDEVPRIVATE's
+ * ifr_data, RDMA_VERBS_IOCTL attributes, an unknown ioctl's argument, and the
+ * remote side of process_vm_readv/writev aimed at a forked child.
+ *
+ * `isolation keys`: a user key added, read, updated, described, given to
+ * INSTANTIATE_IOV and revoked with buffers in the program's memory (Linux's
+ * answers), and keyctl operation 99 (EOPNOTSUPP).
+ *
+ * `isolation ethtool`: SIOCETHTOOL commands on the loopback interface with
+ * their structures in the program's memory (GLINK, GET_TS_INFO, GSTRINGS,
+ * an interface that does not exist): Linux's answers.
+ *
+ * `isolation vmchild`: process_vm_readv/writev on a forked child read and
+ * write the child's variable at the program's address; one at an address the
+ * child has not mapped is EFAULT.
+ *
  * `isolation nestedfds`: descriptors 3 to 1023 inside structures: one poll
  * over all of them (its result, and how many came back POLLNVAL), select on
  * each one alone with a zero timeout (after growing the descriptor table
@@ -64,6 +81,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <net/if.h>
+#include <linux/sockios.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <termios.h>
 #include <poll.h>
@@ -229,6 +248,69 @@ static int memory(void) {
 
 /* Calls that name [lo, lo + n) inside a structure (reading from it or writing
  * into it); how many did not fail with EFAULT. */
+static pid_t forked;
+
+static int fails_efault(long r) { return !(r == -1 && errno == EFAULT); }
+
+/* add_key and keyctl naming [lo, lo + n): payloads, read buffers, strings,
+ * iovecs and parameter structures; how many did not fail with EFAULT. */
+static int key_calls(char *lo, size_t n) {
+    long ring = -2; /* KEY_SPEC_PROCESS_KEYRING */
+    int reached = fails_efault(syscall(SYS_add_key, "user", "mote-isolation", lo, n, ring));
+    reached += fails_efault(syscall(SYS_add_key, lo, "mote-isolation", "x", 1, ring));
+    reached += fails_efault(syscall(SYS_keyctl, 1, lo));             /* JOIN_SESSION_KEYRING */
+    for (int op = 2; op <= 17; op++)                                  /* UPDATE, DESCRIBE, READ, */
+        if (op == 2 || op == 6 || op == 11 || op == 12 || op == 17) /* INSTANTIATE, GET_SECURITY */
+            reached += fails_efault(syscall(SYS_keyctl, op, ring, lo, n, 0));
+    reached += fails_efault(syscall(SYS_keyctl, 10, ring, lo, "x", 0)); /* SEARCH */
+    reached += fails_efault(syscall(SYS_keyctl, 10, ring, "user", lo, 0));
+    struct iovec iov = {lo, n};
+    reached += fails_efault(syscall(SYS_keyctl, 20, ring, &iov, 1, 0)); /* INSTANTIATE_IOV */
+    int dh[3] = {1, 2, 3};
+    char out[64];
+    reached += fails_efault(syscall(SYS_keyctl, 23, lo, out, sizeof out, 0)); /* DH_COMPUTE */
+    reached += fails_efault(syscall(SYS_keyctl, 23, dh, lo, n, 0));
+    struct { char *hash, *other; unsigned len, spare[8]; } kdf = {lo, NULL, 0, {0}};
+    reached += fails_efault(syscall(SYS_keyctl, 23, dh, out, sizeof out, &kdf));
+    reached += fails_efault(syscall(SYS_keyctl, 24, ring, lo, "x")); /* RESTRICT_KEYRING */
+    reached += fails_efault(syscall(SYS_keyctl, 25, ring, 0, "", lo)); /* PKEY_QUERY */
+    unsigned params[10] = {0, 16, 16};
+    reached += fails_efault(syscall(SYS_keyctl, 26, lo, "", out, out)); /* PKEY_ENCRYPT */
+    reached += fails_efault(syscall(SYS_keyctl, 28, params, "", lo, out)); /* PKEY_SIGN */
+    reached += fails_efault(syscall(SYS_keyctl, 29, params, "", out, lo)); /* PKEY_VERIFY */
+    reached += fails_efault(syscall(SYS_keyctl, 31, lo, n)); /* CAPABILITIES */
+    return reached;
+}
+
+/* ioctl requests that encode no size naming [lo, ...): SIOCETHTOOL's
+ * ifr_data, a device-private request's, RDMA_VERBS_IOCTL's attributes and an
+ * unknown request's argument; how many did not fail with EFAULT. */
+static int ioctl_calls(char *lo, int p[2]) {
+    int reached = 0, inet = socket(AF_INET, SOCK_DGRAM, 0);
+    if (inet >= 0) {
+        struct ifreq ifr = {0};
+        strcpy(ifr.ifr_name, "lo");
+        ifr.ifr_data = lo;
+        reached += fails_efault(ioctl(inet, SIOCETHTOOL, &ifr));
+        reached += fails_efault(ioctl(inet, SIOCDEVPRIVATE, &ifr));
+        close(inet);
+    }
+    struct { unsigned short length, object, method, num; unsigned long long r1;
+             unsigned driver, r2; struct { unsigned short id, len, flags, data16;
+                                           unsigned long long data; } attr[2]; } verbs = {0};
+    verbs.length = 24 + 2 * 16;
+    verbs.num = 2;
+    verbs.attr[0].len = 64;
+    verbs.attr[0].data = (unsigned long long)lo;
+    verbs.attr[1].len = 4;
+    verbs.attr[1].data = 1;
+    reached += fails_efault(ioctl(p[0], 0xc0181b01, &verbs)); /* RDMA_VERBS_IOCTL */
+    verbs.attr[0].len = 8; /* an output attribute's pointer */
+    reached += fails_efault(ioctl(p[0], 0xc0181b01, &verbs));
+    reached += fails_efault(ioctl(p[0], _IO('X', 0x77), lo)); /* a driver's own */
+    return reached;
+}
+
 static int nested_calls(char *lo, size_t n, int p[2], int sv[2], int tty) {
     int reached = 0;
     char junk[64];
@@ -275,6 +357,21 @@ static int nested_calls(char *lo, size_t n, int p[2], int sv[2], int tty) {
         reached += ioctl(inet, SIOCGIFCONF, &ifc) != -1 || errno != EFAULT;
         close(inet);
     }
+    reached += key_calls(lo, n);
+    int ep = epoll_create1(0);
+    if (ep >= 0) {
+        /* The event read from there; the array written there. */
+        reached += fails_efault(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], (void *)lo));
+        reached += fails_efault(epoll_wait(ep, (void *)lo, 1, 0));
+        close(ep);
+    }
+    reached += ioctl_calls(lo, p);
+    if (forked > 0) {
+        /* The remote side aimed at a child: its memory there is not the
+         * program's either. */
+        reached += process_vm_readv(forked, &mine, 1, &theirs, 1, 0) != -1 || errno != EFAULT;
+        reached += process_vm_writev(forked, &mine, 1, &theirs, 1, 0) != -1 || errno != EFAULT;
+    }
     if (tty >= 0) {
         reached += ioctl(tty, TCGETS, lo) != -1 || errno != EFAULT;
         reached += ioctl(tty, TIOCGWINSZ, lo) != -1 || errno != EFAULT;
@@ -299,7 +396,14 @@ static int nested(void) {
         return 1;
     }
     c.tty = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+    forked = fork();
+    if (forked == 0) {
+        pause();
+        _exit(0);
+    }
     printf("foreign memory reached: %d\n", over_motes_regions(nested_probe, &c));
+    kill(forked, SIGKILL);
+    waitpid(forked, NULL, 0);
     return 0;
 }
 
@@ -357,6 +461,103 @@ static int nestedfds(void) {
     }
     printf("poll: %d ready, %d POLLNVAL; not EBADF: select %d, SCM_RIGHTS %d\n", r, nval,
            selects, rights);
+    return 0;
+}
+
+/* Key calls with their buffers in the program's memory still work: a user
+ * key added, read back, described, updated; an operation Linux does not
+ * know is EOPNOTSUPP. */
+static int keys(void) {
+    long ring = -2; /* KEY_SPEC_PROCESS_KEYRING */
+    long id = syscall(SYS_add_key, "user", "mote-isolation", "secret", 6, ring);
+    if (id < 0) {
+        printf("add_key: %s\n", strerror(errno));
+    } else {
+        char buf[128] = {0};
+        long n = syscall(SYS_keyctl, 11, id, buf, sizeof buf); /* READ */
+        printf("read: %ld %.*s\n", n, n > 0 ? (int)n : 0, buf);
+        long u = syscall(SYS_keyctl, 2, id, "public", 6); /* UPDATE */
+        n = syscall(SYS_keyctl, 11, id, buf, sizeof buf);
+        printf("update: %ld, read: %ld %.*s\n", u, n, n > 0 ? (int)n : 0, buf);
+        n = syscall(SYS_keyctl, 6, id, buf, sizeof buf); /* DESCRIBE */
+        printf("describe: %s\n", n > 0 ? strchr(buf, ';') ? "user;...;mote-isolation" : buf
+                                        : strerror(errno));
+        struct iovec iov[2] = {{"pay", 3}, {"load", 4}};
+        long r = syscall(SYS_keyctl, 20, id, iov, 2, 0); /* INSTANTIATE_IOV, not under construction */
+        printf("instantiate_iov: %s\n", r ? strerror(errno) : "ok");
+        printf("revoke: %ld\n", syscall(SYS_keyctl, 3, id));
+    }
+    long r = syscall(SYS_keyctl, 99, 0, 0, 0, 0);
+    printf("operation 99: %s\n", r ? strerror(errno) : "ok");
+    return 0;
+}
+
+/* SIOCETHTOOL commands of the loopback interface, with their structures
+ * in the program's memory: what Linux answers, the same under mote. */
+static int ethtool(void) {
+    int inet = socket(AF_INET, SOCK_DGRAM, 0);
+    if (inet < 0) {
+        perror("socket");
+        return 1;
+    }
+    struct ifreq ifr = {0};
+    strcpy(ifr.ifr_name, "lo");
+    unsigned link[2] = {0x0a, 7}; /* ETHTOOL_GLINK */
+    ifr.ifr_data = (void *)link;
+    long r = ioctl(inet, SIOCETHTOOL, &ifr);
+    printf("GLINK: %s, link %u\n", r ? strerror(errno) : "ok", link[1]);
+    unsigned ts[11] = {0x41}; /* ETHTOOL_GET_TS_INFO */
+    ifr.ifr_data = (void *)ts;
+    r = ioctl(inet, SIOCETHTOOL, &ifr);
+    printf("GET_TS_INFO: %s, so_timestamping %#x\n", r ? strerror(errno) : "ok", ts[1]);
+    unsigned gs[3 + 8 * 64] = {0x1b, 1, 64}; /* ETHTOOL_GSTRINGS of ETH_SS_STATS */
+    ifr.ifr_data = (void *)gs;
+    r = ioctl(inet, SIOCETHTOOL, &ifr);
+    printf("GSTRINGS: %s\n", r ? strerror(errno) : "ok");
+    strcpy(ifr.ifr_name, "mote-none0");
+    r = ioctl(inet, SIOCETHTOOL, &ifr);
+    printf("no such interface: %s\n", r ? strerror(errno) : "ok");
+    return 0;
+}
+
+/* process_vm_readv/writev aimed at a child: the child's memory at the
+ * program's addresses (fork keeps them), read and written exactly; an
+ * address the child has not mapped is EFAULT. */
+static volatile long child_value = 7;
+
+static int vmchild(void) {
+    int go[2];
+    char x;
+    if (pipe(go)) {
+        perror("pipe");
+        return 1;
+    }
+    pid_t c = fork();
+    if (c == 0) {
+        child_value = 42;
+        (void)!write(go[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    if (read(go[0], &x, 1) != 1) {
+        perror("read");
+        return 1;
+    }
+    long got = 0, v = 99;
+    struct iovec mine = {&got, sizeof got}, theirs = {(void *)&child_value, sizeof got};
+    long r = process_vm_readv(c, &mine, 1, &theirs, 1, 0);
+    printf("read the child's value: %ld, %ld\n", r, got);
+    mine.iov_base = &v;
+    r = process_vm_writev(c, &mine, 1, &theirs, 1, 0);
+    mine.iov_base = &got;
+    got = 0;
+    long r2 = process_vm_readv(c, &mine, 1, &theirs, 1, 0);
+    printf("wrote the child's value: %ld, read back %ld %ld; mine %ld\n", r, r2, got,
+           child_value);
+    theirs.iov_base = (void *)8;
+    printf("unmapped in the child: %s\n", efault(process_vm_readv(c, &mine, 1, &theirs, 1, 0)));
+    kill(c, SIGKILL);
+    waitpid(c, NULL, 0);
     return 0;
 }
 
@@ -478,13 +679,20 @@ int main(int argc, char **argv) {
         return memory();
     if (argc == 2 && !strcmp(argv[1], "nested"))
         return nested();
+    if (argc == 2 && !strcmp(argv[1], "keys"))
+        return keys();
+    if (argc == 2 && !strcmp(argv[1], "ethtool"))
+        return ethtool();
+    if (argc == 2 && !strcmp(argv[1], "vmchild"))
+        return vmchild();
     if (argc == 2 && !strcmp(argv[1], "nestedfds"))
         return nestedfds();
     if (argc == 3 && !strcmp(argv[1], "creds")) {
         file = argv[2];
         return creds();
     }
-    fprintf(stderr, "usage: isolation fds | unchecked | tasks | prot | memory | nested | nestedfds | creds FILE | "
+    fprintf(stderr, "usage: isolation fds | unchecked | tasks | prot | memory | nested | nestedfds | keys | ethtool | "
+                    "vmchild | creds FILE | "
                     "spawn FILE\n");
     return 2;
 }

@@ -168,6 +168,10 @@ impl Process {
             mote_abi::numa::Topology::single(boot.mem_size, boot.ncores as usize)
         });
         let mut mm = AddressSpace::new(Frames::from_boot(boot, topo));
+        // The application's RLIMIT_AS, given at boot (0: ask at the first growth).
+        if boot.as_limit != 0 {
+            mm.set_as_limit(Some(boot.as_limit));
+        }
         mm.numa.set_caller(boot.pid);
         // The image's policy may change it (`crate::policy`).
         mm.set_page_size(<crate::policy::Active as crate::policy::Policy>::page_size(

@@ -47,6 +47,8 @@ pub struct BootParams {
     pub blocked_signals: u64,
     /// The NUMA topology (`numa::plan`), for the whole guest memory.
     pub numa: mote_abi::numa::Topology,
+    /// `BootInfo::as_limit`: the application's soft `RLIMIT_AS`.
+    pub as_limit: u64,
 }
 
 impl BootParams {
@@ -128,6 +130,7 @@ pub fn boot_info(params: &BootParams, p: &PlatformBoot) -> BootInfo {
         ignored_signals: params.ignored_signals,
         time_slice_ns: params.time_slice_ns,
         blocked_signals: params.blocked_signals,
+        as_limit: params.as_limit,
         ..BootInfo::default()
     };
     params.numa.write(&mut info);

@@ -150,6 +150,12 @@ pub fn adopt_at_start(as_needed: u64) -> Result<(), StartLimit> {
     Ok(())
 }
 
+/// The application's soft `RLIMIT_AS` (`BootInfo::as_limit`: libos applies
+/// it from the start without asking).
+pub fn app_as_limit() -> u64 {
+    AS.get().0
+}
+
 fn refresh_nofile_limited() {
     let real = raw(getrlimit(Resource::Nofile)).0;
     NOFILE_LIMITED.store(NOFILE.get().0 < real, Ordering::Release);

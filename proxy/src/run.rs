@@ -228,6 +228,7 @@ fn run_inner(mut a: RunArgs) -> Result<i32, Failure> {
         time_slice_ns: a.time_slice * 1_000_000,
         blocked_signals,
         numa: mote_abi::numa::Topology::single(guest.size(), a.cores),
+        as_limit: crate::rlimits::app_as_limit(),
     };
     crate::timeline::mark("argv block");
     // LWK host CPUs of their own, apart from other mote runs' (MPI ranks).

@@ -7,7 +7,7 @@ use static_assertions::{const_assert, const_assert_eq};
 /// `BootInfo::magic`: "MOTEBOOT".
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"MOTEBOOT");
 /// Version of this layout; bumped on any change.
-pub const BOOT_VERSION: u32 = 8;
+pub const BOOT_VERSION: u32 = 9;
 
 /// At `layout::BOOT_INFO_GPA`.
 #[repr(C)]
@@ -113,6 +113,10 @@ pub struct BootInfo {
     pub node_weight: [u8; crate::numa::MAX_NODES],
     /// Zero.
     pub numa_reserved2: u64,
+    /// The application's soft `RLIMIT_AS` at start (version 9), which the
+    /// proxy keeps for it: `u64::MAX` for none; 0 when not given (libos then
+    /// asks the proxy at the first growth of the address space).
+    pub as_limit: u64,
 }
 
 /// Auxiliary-vector type under which a mote application finds the runtime's direct
@@ -162,7 +166,8 @@ pub const BOOT_F_SHARED_CPUS: u32 = 1 << 4;
 /// Record every system call in the trace rings (`mote run --trace`, `mote_abi::trace`).
 pub const BOOT_F_TRACE: u32 = 1 << 5;
 
-const_assert_eq!(size_of::<BootInfo>(), 384);
+const_assert_eq!(size_of::<BootInfo>(), 392);
+const_assert_eq!(offset_of!(BootInfo, as_limit), 384);
 const_assert_eq!(offset_of!(BootInfo, node_order), 336);
 const_assert_eq!(offset_of!(BootInfo, node_weight), 368);
 const_assert_eq!(offset_of!(BootInfo, numa_reserved2), 376);

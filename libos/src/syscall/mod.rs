@@ -29,6 +29,7 @@ pub fn forwarded(r: i64) -> Result<usize, Errno> {
 mod tests {
     use super::*;
     use crate::fake::FakePlatform;
+    use crate::platform::Platform as _;
     use crate::process::Process;
     use crate::signal::bit;
     use crate::uapi::signal::*;
@@ -82,12 +83,65 @@ mod tests {
             Err(Errno::ENOMEM)
         );
         assert_eq!(mm::munmap(&mut pr, &p, a, 8192), Ok(0));
-        assert!(mm::mmap(&mut pr, &p, 0, 3 * 4096, 3, 0x22, u64::MAX, 0).is_ok());
-        // A setrlimit makes libos read the limit again.
+        let b = mm::mmap(&mut pr, &p, 0, 3 * 4096, 3, 0x22, u64::MAX, 0).unwrap() as u64;
+        // A setrlimit's new soft limit is libos's from then on, with no call
+        // to ask the proxy; the proxy gets libos's copy of the structure.
+        let mut lim = [0u8; 16];
+        lim[..8].copy_from_slice(&(1u64 << 30).to_le_bytes());
+        lim[8..].copy_from_slice(&u64::MAX.to_le_bytes());
+        p.write_mem(b, &lim);
         p.reply(syscalls::Sysno::setrlimit, 0);
-        assert_eq!(task::setrlimit(&mut pr, &p, [9, 0, 0, 0, 0, 0]), Ok(0));
-        assert_eq!(pr.mm.as_limit(), None);
+        assert_eq!(task::setrlimit(&mut pr, &p, [9, b, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(pr.mm.as_limit(), Some(1 << 30));
+        let given = p.st.borrow().forwarded.last().map(|f| f.1[1]);
+        assert!(given.is_some_and(|a| a != b), "a copy: {given:x?}");
+        // An unreadable structure is EFAULT, as Linux's first check.
+        assert_eq!(
+            task::setrlimit(&mut pr, &p, [9, 0, 0, 0, 0, 0]),
+            Err(Errno::EFAULT)
+        );
+        // A refused one changes nothing; prlimit64 on itself sets it too.
+        p.reply(syscalls::Sysno::setrlimit, -22);
+        assert_eq!(
+            task::setrlimit(&mut pr, &p, [9, b, 0, 0, 0, 0]),
+            Err(Errno::EINVAL)
+        );
+        lim[..8].copy_from_slice(&(2u64 << 30).to_le_bytes());
+        p.write_mem(b, &lim);
+        p.reply(syscalls::Sysno::prlimit64, 0);
+        assert_eq!(task::prlimit64(&mut pr, &p, [0, 9, b, 0, 0, 0]), Ok(0));
+        assert_eq!(pr.mm.as_limit(), Some(2 << 30));
+        assert_eq!(forwarded_count(&p, syscalls::Sysno::prlimit64), 1);
+    }
+
+    /// Regression (issue 15): the first growth of the address space after
+    /// start forwarded one `prlimit64` to learn `RLIMIT_AS`; the proxy now
+    /// gives it in `BootInfo::as_limit`.
+    #[test]
+    fn rlimit_as_comes_at_boot() {
+        let boot = BootInfo {
+            pid: PID,
+            pool_start: 16 << 20,
+            mem_size: 64 << 20,
+            as_limit: 40 << 20,
+            ..Default::default()
+        };
+        let p = FakePlatform::new();
+        let mut pr = Process::new(&boot);
+        pr.mm.init(&p).unwrap();
+        assert_eq!(pr.mm.as_limit(), Some(40 << 20));
+        assert!(mm::mmap(&mut pr, &p, 0, 8192, 3, 0x22, u64::MAX, 0).is_ok());
+        assert_eq!(
+            mm::mmap(&mut pr, &p, 0, 64 << 20, 3, 0x22, u64::MAX, 0),
+            Err(Errno::ENOMEM)
+        );
         assert_eq!(forwarded_count(&p, syscalls::Sysno::prlimit64), 0);
+        // 0: not given, asked at the first growth as before.
+        let pr = Process::new(&BootInfo {
+            as_limit: 0,
+            ..boot
+        });
+        assert_eq!(pr.mm.as_limit(), None);
     }
 
     #[test]

@@ -84,23 +84,43 @@ pub fn prctl<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usi
 }
 
 /// `setrlimit(resource, new)`: Linux's answer (the proxy keeps the
-/// application's `RLIMIT_AS` and `RLIMIT_NOFILE`); a changed `RLIMIT_AS` is
-/// read again at the next growth of the address space (`mm::limit`).
+/// application's `RLIMIT_AS` and `RLIMIT_NOFILE`). A new `RLIMIT_AS` is
+/// copied first and the proxy given the copy, so the soft limit libos applies
+/// from then on (`mm::limit`) is the one the proxy took, with no call to ask.
 pub fn setrlimit<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usize, Errno> {
-    let r = p.forward(Sysno::setrlimit as u64, args);
-    if r == 0 && args[0] as u32 == RLIMIT_AS {
-        pr.mm.set_as_limit(None);
+    if args[0] as u32 != RLIMIT_AS {
+        return forwarded(p.forward(Sysno::setrlimit as u64, args));
     }
-    forwarded(r)
+    set_as_limit(pr, p, args, 1, Sysno::setrlimit)
 }
 
 /// `prlimit64(pid, resource, new, old)`: as `setrlimit` when it changes the
 /// caller's own `RLIMIT_AS`.
 pub fn prlimit64<P: Platform>(pr: &mut Process, p: &P, args: [u64; 6]) -> Result<usize, Errno> {
-    let r = p.forward(Sysno::prlimit64 as u64, args);
     let own = args[0] as u32 == 0 || args[0] as u32 == pr.pid;
-    if r == 0 && own && args[1] as u32 == RLIMIT_AS && args[2] != 0 {
-        pr.mm.set_as_limit(None);
+    if !(own && args[1] as u32 == RLIMIT_AS && args[2] != 0) {
+        return forwarded(p.forward(Sysno::prlimit64 as u64, args));
+    }
+    set_as_limit(pr, p, args, 2, Sysno::prlimit64)
+}
+
+/// Call `nr` whose argument `new` points at the new `struct rlimit` of
+/// `RLIMIT_AS`, with a copy of it (an unreadable one is `EFAULT`, Linux's
+/// first check too); on success its soft limit is the application's.
+fn set_as_limit<P: Platform>(
+    pr: &mut Process,
+    p: &P,
+    mut args: [u64; 6],
+    new: usize,
+    nr: Sysno,
+) -> Result<usize, Errno> {
+    let mut lim = [0u8; 16];
+    pr.read_user(p, args[new], &mut lim)?;
+    args[new] = p.addr_of(&lim);
+    let r = p.forward(nr as u64, args);
+    if r == 0 {
+        let soft = u64::from_le_bytes(lim[..8].try_into().expect("8 bytes"));
+        pr.mm.set_as_limit(Some(soft));
     }
     forwarded(r)
 }

@@ -217,6 +217,9 @@ fn ptr_args(nr: u64) -> &'static [(u8, u8)] {
         Sysno::socketpair => &[(3, NO_LEN)],
         Sysno::setsockopt => &[(3, 4)],
         Sysno::getsockopt => &[(3, NO_LEN), (4, NO_LEN)],
+        // The event read (epoll_ctl) or the array written (epoll_wait*).
+        Sysno::epoll_ctl => &[(3, NO_LEN)],
+        Sysno::epoll_wait | Sysno::epoll_pwait | Sysno::epoll_pwait2 => &[(1, NO_LEN)],
         _ => &[],
     }
 }
@@ -374,6 +377,17 @@ mod tests {
         let st = Sysno::newfstatat as u64;
         assert!(outside_reach(st, &[3, USER_START, proxy_stack, 0, 0, 0]));
         assert!(!outside_reach(Sysno::getpid as u64, &[proxy_stack; 6]));
+        // Regression: epoll_ctl read its struct epoll_event from the proxy
+        // (and epoll_wait would give those bytes back as the event's data).
+        let ctl = Sysno::epoll_ctl as u64;
+        assert!(outside_reach(ctl, &[3, 1, 0, proxy_stack, 0, 0]));
+        assert!(
+            !outside_reach(ctl, &[3, 2, 0, 0, 0, 0]),
+            "EPOLL_CTL_DEL: none"
+        );
+        let wait = Sysno::epoll_wait as u64;
+        assert!(outside_reach(wait, &[3, proxy_stack, 4, 0, 0, 0]));
+        assert!(!outside_reach(wait, &[3, USER_START, 4, 0, 0, 0]));
     }
 
     #[test]

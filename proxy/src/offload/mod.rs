@@ -21,7 +21,10 @@
 mod fork;
 mod forward;
 mod guard;
+mod ioctl;
+mod keys;
 mod nested;
+mod reach;
 #[cfg(test)]
 mod tests;
 mod vfork;

@@ -1,15 +1,16 @@
 //! Pointers and descriptors nested in a forwarded call's arguments (issue 15,
 //! points 1 and 3): the buffers an `iovec` array names (`readv`, `writev`,
 //! `preadv*`, `pwritev*`, `vmsplice`, `process_vm_*` on the application
-//! itself), a `msghdr`'s name, buffers and control data (`sendmsg`,
-//! `recvmsg`, `sendmmsg`, `recvmmsg`), the structure an `ioctl` argument
-//! points at (its size from the `_IOC` encoding, or from the table of common
-//! old-style tty requests), and descriptors inside `select` sets, `poll`
-//! arrays and `SCM_RIGHTS` messages. `guard::outside_reach` checks direct
-//! pointers; this module reads the structures (through `mirror::read_user`,
-//! so a bad pointer to the structure itself is Linux's `EFAULT` to give) and
-//! answers as Linux would natively, where no memory of the program's lies
-//! outside `[USER_START, LIBOS_END)` and mote's descriptors are not open:
+//! itself or on a child of it, whose `mote` process holds its application's
+//! memory in the same range), a `msghdr`'s name, buffers and control data
+//! (`sendmsg`, `recvmsg`, `sendmmsg`, `recvmmsg`), and descriptors inside
+//! `select` sets, `poll` arrays and `SCM_RIGHTS` messages; `ioctl`'s
+//! structures are `ioctl`'s, the key calls' `keys`'s, dispatched from
+//! [`check`]. `guard::outside_reach` checks direct pointers; this module
+//! reads the structures (through `mirror::read_user`, so a bad pointer to the
+//! structure itself is Linux's `EFAULT` to give) and answers as Linux would
+//! natively, where no memory of the program's lies outside
+//! `[USER_START, LIBOS_END)` and mote's descriptors are not open:
 //!
 //! - a nested buffer outside the range: `EFAULT`;
 //! - one of mote's descriptors in a `select` set or sent with `SCM_RIGHTS`:
@@ -20,53 +21,15 @@
 //! structure); every other call, the null call included, goes by with one
 //! `match` on its number.
 
-use mote_abi::layout::{LIBOS_END, USER_START};
 use syscalls::Sysno;
 
+use super::reach::{half, iovec_out_of_reach, out_of_reach, read, word, UIO_MAXIOV};
 use crate::fds;
 use crate::mirror::{read_user, write_user};
 
-/// `UIO_MAXIOV`: the most `iovec`s (and `mmsghdr`s) Linux takes in one call.
-const UIO_MAXIOV: u64 = 1024;
 /// Bytes of control data looked at for `SCM_RIGHTS` (Linux's `optmem_max`
 /// is about 20 KiB; a larger buffer is Linux's `ENOBUFS` to give).
 const MAX_CONTROL: u64 = 64 << 10;
-
-/// Whether `[ptr, ptr + len)` holds memory the application cannot have (a
-/// null pointer or an empty buffer is Linux's to judge).
-fn out_of_reach(ptr: u64, len: u64) -> bool {
-    ptr != 0 && len != 0 && (ptr < USER_START || ptr.checked_add(len).is_none_or(|e| e > LIBOS_END))
-}
-
-fn word(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-fn half(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-/// `n` bytes of application memory at `va`, `None` when they cannot be read
-/// (then Linux, reading them too, answers).
-fn read(va: u64, n: u64) -> Option<Vec<u8>> {
-    let mut b = vec![0u8; usize::try_from(n).ok()?];
-    matches!(read_user(va, &mut b), Ok(k) if k == b.len()).then_some(b)
-}
-
-/// Whether an `iovec` array of `cnt` entries at `iov` names a buffer out of
-/// reach. A count Linux refuses, or an array it cannot read, is its own to
-/// answer.
-fn iovec_out_of_reach(iov: u64, cnt: u64) -> bool {
-    let cnt = cnt as u32 as u64;
-    if iov == 0 || cnt == 0 || cnt > UIO_MAXIOV {
-        return false;
-    }
-    let Some(b) = read(iov, cnt * 16) else {
-        return false;
-    };
-    b.chunks_exact(16)
-        .any(|e| out_of_reach(word(e, 0), word(e, 8)))
-}
 
 /// What a `msghdr` (`struct user_msghdr`, 56 bytes: name, namelen, iov,
 /// iovlen, control, controllen, flags) at `va` names: `EFAULT` for a buffer out
@@ -115,53 +78,6 @@ fn sends_own_fd(c: &[u8]) -> bool {
     false
 }
 
-/// The size of the structure an `ioctl` request's argument points at: from
-/// the `_IOC` encoding (`include/uapi/asm-generic/ioctl.h`: direction in
-/// bits 30-31, size in bits 16-29) or, for the old-style tty requests that
-/// do not encode it (`include/uapi/asm-generic/ioctls.h`), from their
-/// structures; 0 for a request whose argument is no pointer or is unknown.
-pub fn ioctl_size(req: u64) -> u64 {
-    let req = req as u32;
-    match req {
-        // struct termios (kernel's, 36 bytes), struct termio (18).
-        0x5401..=0x5404 => 36,
-        0x5405..=0x5408 => 18,
-        // struct winsize.
-        0x5413 | 0x5414 => 8,
-        // TIOCSTI: one byte.
-        0x5412 => 1,
-        // int: TIOCGPGRP, TIOCSPGRP, TIOCOUTQ, TIOCMGET/MBIS/MBIC/MSET,
-        // FIONREAD, TIOCGSOFTCAR, TIOCSSOFTCAR, TIOCSETD, TIOCGETD, FIONBIO,
-        // TIOCGSID, FIOASYNC, TIOCSERGETLSR.
-        0x540f
-        | 0x5410
-        | 0x5411
-        | 0x5415..=0x541b
-        | 0x5423
-        | 0x5424
-        | 0x5421
-        | 0x5429
-        | 0x5452
-        | 0x5459 => 4,
-        // Socket requests (`include/uapi/linux/sockios.h`), no size encoded:
-        // SIOCGIFCONF takes a struct ifconf (16 bytes, whose buffer
-        // `check` follows); SIOCSIFLINK none; the other interface requests,
-        // SIOCGIFNAME to SIOCSIFHWBROADCAST, a struct ifreq (40).
-        SIOCGIFCONF => 16,
-        0x8911 => 0,
-        0x8910..=0x8937 => 40,
-        _ => {
-            let dir = req >> 30;
-            let size = (req >> 16) & 0x3fff;
-            if dir == 0 {
-                0
-            } else {
-                u64::from(size)
-            }
-        }
-    }
-}
-
 /// The answer (`-errno`) to call `nr` when a structure it points at names
 /// memory or a descriptor of mote's; `None`: Linux's to run. `poll` and
 /// `ppoll` are [`poll_around_own`]'s.
@@ -181,6 +97,8 @@ pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
     const RECVMMSG: u64 = Sysno::recvmmsg as u64;
     const IOCTL: u64 = Sysno::ioctl as u64;
     const SELECT: u64 = Sysno::select as u64;
+    const KEYCTL: u64 = Sysno::keyctl as u64;
+    const ADD_KEY: u64 = Sysno::add_key as u64;
     const PSELECT6: u64 = Sysno::pselect6 as u64;
     let err = |e: i32| Some(-i64::from(e));
     match nr {
@@ -189,8 +107,11 @@ pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
         }
         VM_READ | VM_WRITE => {
             // The remote side is the application's own memory when it names
-            // itself (another process's is that process's).
-            let own = matches!(args[0] as u32, 0) || args[0] as u32 == std::process::id();
+            // itself, and a child's when it names a child: that child is a
+            // `mote` process too, holding its application's memory in the
+            // same range (another process's memory is that process's).
+            let pid = args[0] as u32;
+            let own = pid == 0 || pid == std::process::id() || is_child(pid);
             (iovec_out_of_reach(args[1], args[2]) || own && iovec_out_of_reach(args[3], args[4]))
                 .then(|| -i64::from(libc::EFAULT))
         }
@@ -201,26 +122,24 @@ pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
                 .find_map(|i| msghdr(args[1] + i * 64, nr == SENDMMSG))
                 .and_then(err)
         }
-        IOCTL => (out_of_reach(args[2], ioctl_size(args[1]))
-            || args[1] as u32 == SIOCGIFCONF && ifconf_out_of_reach(args[2]))
-        .then(|| -i64::from(libc::EFAULT)),
+        IOCTL => super::ioctl::check(args[1], args[2]).and_then(err),
+        KEYCTL => super::keys::keyctl(args).and_then(err),
+        ADD_KEY => super::keys::add_key(args).and_then(err),
         SELECT | PSELECT6 => select_names_own(args).then(|| -i64::from(libc::EBADF)),
         _ => None,
     }
 }
 
-/// `SIOCGIFCONF`: its struct ifconf's buffer is written by Linux.
-const SIOCGIFCONF: u32 = 0x8912;
-
-/// Whether the buffer of the struct ifconf at `at` (`int ifc_len`, then the
-/// `ifc_buf` pointer at 8; a null buffer asks for the length only) is out of
-/// the application's reach.
-fn ifconf_out_of_reach(at: u64) -> bool {
-    let Some(b) = read(at, 16) else {
+/// Whether `pid` is a child of the proxy's (the `mote` process of one of
+/// the application's children: a fork, a spawned program), asked without
+/// reaping it.
+fn is_child(pid: u32) -> bool {
+    use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
         return false;
     };
-    let (len, buf) = (half(&b, 0) as i32, word(&b, 8));
-    buf != 0 && len > 0 && out_of_reach(buf, len as u64)
+    let how = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    waitid(WaitId::Pid(pid), how).is_ok()
 }
 
 /// Whether a `select` names one of mote's descriptors (below `nfds`) in one
@@ -292,22 +211,7 @@ pub fn poll_around_own(nr: u64, args: &[u64; 6], run: impl Fn(&[u64; 6]) -> i64)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ioctl_sizes_come_from_the_encoding_or_the_tty_table() {
-        assert_eq!(ioctl_size(0x5401), 36, "TCGETS");
-        assert_eq!(ioctl_size(0x5413), 8, "TIOCGWINSZ");
-        assert_eq!(ioctl_size(0x541b), 4, "FIONREAD");
-        assert_eq!(ioctl_size(0x8004_5430), 4, "TIOCGPTN, _IOR(T, 0x30, int)");
-        assert_eq!(ioctl_size(0xae00), 0, "KVM_GET_API_VERSION: _IO");
-        assert_eq!(ioctl_size(0x540b), 0, "TCFLSH takes a value");
-        assert_eq!(ioctl_size(0x8912), 16, "SIOCGIFCONF");
-        assert_eq!(ioctl_size(0x8913), 40, "SIOCGIFFLAGS");
-        assert_eq!(ioctl_size(0x8933), 40, "SIOCGIFINDEX");
-        assert_eq!(ioctl_size(0x8911), 0, "SIOCSIFLINK takes nothing");
-        // The upper half of the register is not the request.
-        assert_eq!(ioctl_size(0x1_0000_5401), 36);
-    }
+    use mote_abi::layout::USER_START;
 
     #[test]
     fn nested_buffers_outside_the_range_are_efault() {
@@ -353,8 +257,53 @@ mod tests {
             Some(-i64::from(libc::EFAULT))
         );
         assert_eq!(check(ioctl, &[0, 0x5401, USER_START, 0, 0, 0]), None);
-        assert_eq!(check(ioctl, &[0, 0x540b, proxy, 0, 0, 0]), None);
+        // TCFLSH takes a value: Linux's to judge (a value that is an address
+        // of mote's is taken as a pointer there: `ioctl::in_motes_memory`).
+        assert_eq!(check(ioctl, &[0, 0x540b, 2, 0, 0, 0]), None);
         assert_eq!(check(Sysno::getppid as u64, &[proxy; 6]), None);
+    }
+
+    /// Regression (issue 15): `process_vm_readv`/`writev` aimed at a child
+    /// (another `mote` process) read or wrote its proxy's memory through a
+    /// remote iovec outside the application's range; natively EFAULT. A
+    /// process that is not a child is its own.
+    #[test]
+    fn the_remote_side_of_process_vm_at_a_child_is_its_application_range() {
+        let mine = [0u8; 16];
+        let local: [u64; 2] = [USER_START, 16];
+        let remote: [u64; 2] = [mine.as_ptr() as u64, 16];
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let pid = u64::from(child.id());
+        let vm = |pid: u64, nr: Sysno| {
+            check(
+                nr as u64,
+                &[pid, local.as_ptr() as u64, 1, remote.as_ptr() as u64, 1, 0],
+            )
+        };
+        assert!(is_child(child.id()));
+        assert_eq!(
+            vm(pid, Sysno::process_vm_readv),
+            Some(-i64::from(libc::EFAULT))
+        );
+        assert_eq!(
+            vm(pid, Sysno::process_vm_writev),
+            Some(-i64::from(libc::EFAULT))
+        );
+        assert_eq!(vm(1, Sysno::process_vm_readv), None, "not a child");
+        let inside: [u64; 2] = [USER_START, 16];
+        assert_eq!(
+            check(
+                Sysno::process_vm_readv as u64,
+                &[pid, local.as_ptr() as u64, 1, inside.as_ptr() as u64, 1, 0]
+            ),
+            None
+        );
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        assert!(!is_child(child.id()), "reaped");
     }
 
     #[test]
