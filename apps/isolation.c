@@ -71,6 +71,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
@@ -189,6 +190,17 @@ static int prot(void) {
     }
     long n = pread(fd, ro, 4, 0);
     printf("pread after PROT_WRITE: %ld, %s\n", n, memcmp(ro, "\177ELF", 4) ? "wrong bytes" : "ELF");
+    /* A count far beyond the buffer's memory: Linux copies what there is. */
+    int p[2];
+    if (pipe(p) || write(p[1], "four", 4) != 4) {
+        perror("pipe");
+        return 1;
+    }
+    n = read(p[0], ro, 1UL << 40);
+    printf("read with a count past the end of memory: %ld\n", n);
+    char cwd[PATH_MAX];
+    printf("getcwd with a size past the end of memory: %s\n",
+           syscall(SYS_getcwd, cwd, (size_t)-1) > 0 ? "ok" : strerror(errno));
     return 0;
 }
 

@@ -88,6 +88,7 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     if guard::outside_reach(nr, &args) {
         return -i64::from(libc::EFAULT);
     }
+    let args = guard::clamp_to_reach(nr, args);
     if guard::names_own_fd(nr, &args) {
         return -i64::from(libc::EBADF);
     }

@@ -227,17 +227,49 @@ fn ptr_args(nr: u64) -> &'static [(u8, u8)] {
 /// Whether a direct pointer argument of call `nr` lies outside the
 /// application's reservation: natively no memory of the program's is there,
 /// and in the proxy it is mote's own. A null pointer and an empty buffer are
-/// left to Linux (a null one is outside every mapping of the proxy too).
+/// left to Linux (a null one is outside every mapping of the proxy too). A
+/// buffer that starts inside and runs past the end is not out of reach: its
+/// length is cut at the end ([`clamp_to_reach`]).
 #[inline]
 pub fn outside_reach(nr: u64, args: &[u64; 6]) -> bool {
     use mote_abi::layout::{LIBOS_END, USER_START};
     ptr_args(nr).iter().any(|&(p, l)| {
         let ptr = args[p as usize];
         let len = if l == NO_LEN { 1 } else { args[l as usize] };
+        let past_end = || ptr.checked_add(len).is_none_or(|e| e > LIBOS_END);
         ptr != 0
             && len != 0
-            && (ptr < USER_START || ptr.checked_add(len).is_none_or(|e| e > LIBOS_END))
+            && (!(USER_START..LIBOS_END).contains(&ptr) || reads_whole_length(nr) && past_end())
     })
+}
+
+/// Calls that read their buffer's whole length before acting (`setsockopt`'s
+/// option): natively EFAULT for a buffer past the end of memory, so never cut.
+#[inline]
+fn reads_whole_length(nr: u64) -> bool {
+    nr == Sysno::setsockopt as u64
+}
+
+/// `args` with each direct buffer that starts inside the application's
+/// reservation cut to end at its end. Natively `read(fd, buf, 1 << 40)` with a
+/// small file succeeds; Linux copies in order and stops where memory ends.
+/// Here the unmapped top of the reservation is where it stops, and beyond
+/// that gap lies mote's memory, which the full length could reach. Calls
+/// that read their whole length ([`reads_whole_length`]) keep it: they were
+/// answered EFAULT, as natively.
+#[inline]
+pub fn clamp_to_reach(nr: u64, mut args: [u64; 6]) -> [u64; 6] {
+    use mote_abi::layout::LIBOS_END;
+    if reads_whole_length(nr) {
+        return args;
+    }
+    for &(p, l) in ptr_args(nr).iter().filter(|&&(_, l)| l != NO_LEN) {
+        let room = LIBOS_END.saturating_sub(args[p as usize]);
+        if args[l as usize] > room {
+            args[l as usize] = room;
+        }
+    }
+    args
 }
 
 /// The task arguments of call `nr` (indices): a pid or tid Linux looks up.
@@ -370,9 +402,24 @@ mod tests {
         // Empty or null: Linux's answer (0 bytes written; EFAULT).
         assert!(!outside_reach(w, &[1, proxy_stack, 0, 0, 0, 0]));
         assert!(!outside_reach(w, &[1, 0, 32, 0, 0, 0]));
-        // A buffer that runs past the end of the range, or wraps.
-        assert!(outside_reach(w, &[1, LIBOS_END - 8, 32, 0, 0, 0]));
+        // A buffer that starts past the end of the range.
+        assert!(outside_reach(w, &[1, LIBOS_END, 32, 0, 0, 0]));
         assert!(outside_reach(w, &[1, u64::MAX - 8, 32, 0, 0, 0]));
+        // One that starts inside and runs past the end, or would wrap, is the
+        // application's up to the end: its length is cut there.
+        for len in [32, 1 << 40, u64::MAX] {
+            let a = [1, LIBOS_END - 8, len, 0, 0, 0];
+            assert!(!outside_reach(w, &a));
+            assert_eq!(clamp_to_reach(w, a), [1, LIBOS_END - 8, 8, 0, 0, 0]);
+        }
+        let inside = [3, USER_START, 4096, 0, 0, 0];
+        assert_eq!(clamp_to_reach(Sysno::read as u64, inside), inside);
+        let gc = [LIBOS_END - 64, u64::MAX, 0, 0, 0, 0];
+        assert_eq!(clamp_to_reach(Sysno::getcwd as u64, gc)[1], 64);
+        // setsockopt reads its whole option: natively EFAULT past the end.
+        let so = [3, 1, 2, LIBOS_END - 4, 16, 0];
+        assert!(outside_reach(Sysno::setsockopt as u64, &so));
+        assert_eq!(clamp_to_reach(Sysno::setsockopt as u64, so), so);
         // The second pointer of a call.
         let st = Sysno::newfstatat as u64;
         assert!(outside_reach(st, &[3, USER_START, proxy_stack, 0, 0, 0]));
