@@ -190,14 +190,19 @@ static int prot(void) {
     }
     long n = pread(fd, ro, 4, 0);
     printf("pread after PROT_WRITE: %ld, %s\n", n, memcmp(ro, "\177ELF", 4) ? "wrong bytes" : "ELF");
-    /* A count far beyond the buffer's memory: Linux copies what there is. */
+    /* A count far beyond the buffer's memory: Linux copies what there is, if
+     * the buffer ends inside the address space (access_ok; 4-level paging's
+     * top), and refuses it before copying if not. */
     int p[2];
     if (pipe(p) || write(p[1], "four", 4) != 4) {
         perror("pipe");
         return 1;
     }
-    n = read(p[0], ro, 1UL << 40);
+    unsigned long top = (1UL << 47) - 4096;
+    n = read(p[0], ro, top - (unsigned long)ro - 4096);
     printf("read with a count past the end of memory: %ld\n", n);
+    printf("read with a count past the address space: %s\n",
+           efault(read(p[0], ro, top - (unsigned long)ro + 4096)));
     char cwd[PATH_MAX];
     printf("getcwd with a size past the end of memory: %s\n",
            syscall(SYS_getcwd, cwd, (size_t)-1) > 0 ? "ok" : strerror(errno));

@@ -269,6 +269,7 @@ fn forwarded_calls_honour_the_applications_protections(pf: Platform) {
         // Regression: a buffer starting in the application's memory with a
         // count running past its end was EFAULT (natively the data is read).
         "read with a count past the end of memory: 4",
+        "read with a count past the address space: EFAULT",
         "getcwd with a size past the end of memory: ok",
     ] {
         assert!(out.contains(line), "{line:?} missing: {mote:?}");

@@ -228,41 +228,69 @@ fn ptr_args(nr: u64) -> &'static [(u8, u8)] {
 /// application's reservation: natively no memory of the program's is there,
 /// and in the proxy it is mote's own. A null pointer and an empty buffer are
 /// left to Linux (a null one is outside every mapping of the proxy too). A
-/// buffer that starts inside and runs past the end is not out of reach: its
-/// length is cut at the end ([`clamp_to_reach`]).
+/// buffer that starts inside and runs past the end is out of reach only where
+/// Linux itself refuses it before copying ([`checks_whole_length`]); otherwise
+/// its length is cut at the end ([`clamp_to_reach`]).
 #[inline]
 pub fn outside_reach(nr: u64, args: &[u64; 6]) -> bool {
     use mote_abi::layout::{LIBOS_END, USER_START};
     ptr_args(nr).iter().any(|&(p, l)| {
         let ptr = args[p as usize];
         let len = if l == NO_LEN { 1 } else { args[l as usize] };
-        let past_end = || ptr.checked_add(len).is_none_or(|e| e > LIBOS_END);
+        let past = |top: u64| ptr.checked_add(len).is_none_or(|e| e > top);
         ptr != 0
             && len != 0
-            && (!(USER_START..LIBOS_END).contains(&ptr) || reads_whole_length(nr) && past_end())
+            && (!(USER_START..LIBOS_END).contains(&ptr)
+                || match checks_whole_length(nr) {
+                    Whole::Reads => past(LIBOS_END),
+                    Whole::AccessOk => past(TASK_SIZE_MAX),
+                    Whole::No => false,
+                })
     })
 }
 
-/// Calls that read their buffer's whole length before acting (`setsockopt`'s
-/// option): natively EFAULT for a buffer past the end of memory, so never cut.
+/// The top of a process's address space with 4-level paging (Linux's
+/// `TASK_SIZE_MAX`): `access_ok` refuses a buffer that ends above it.
+const TASK_SIZE_MAX: u64 = (1 << 47) - 4096;
+
+/// What Linux does with a buffer's whole length before copying.
+enum Whole {
+    /// Reads all of it (`setsockopt`'s option): EFAULT past the end of memory.
+    Reads,
+    /// `access_ok(buf, count)` (`read`, `write`, `getdents64`, `recvfrom`, ...):
+    /// EFAULT only if it ends above the address space, then copies in order.
+    AccessOk,
+    /// Copies only what it has (`getcwd`, `readlink`, `getrandom`).
+    No,
+}
+
 #[inline]
-fn reads_whole_length(nr: u64) -> bool {
-    nr == Sysno::setsockopt as u64
+fn checks_whole_length(nr: u64) -> Whole {
+    match usize::try_from(nr).ok().and_then(Sysno::new) {
+        Some(Sysno::setsockopt) => Whole::Reads,
+        Some(
+            Sysno::read
+            | Sysno::write
+            | Sysno::pread64
+            | Sysno::pwrite64
+            | Sysno::getdents
+            | Sysno::getdents64
+            | Sysno::recvfrom
+            | Sysno::sendto,
+        ) => Whole::AccessOk,
+        _ => Whole::No,
+    }
 }
 
 /// `args` with each direct buffer that starts inside the application's
-/// reservation cut to end at its end. Natively `read(fd, buf, 1 << 40)` with a
-/// small file succeeds; Linux copies in order and stops where memory ends.
-/// Here the unmapped top of the reservation is where it stops, and beyond
-/// that gap lies mote's memory, which the full length could reach. Calls
-/// that read their whole length ([`reads_whole_length`]) keep it: they were
-/// answered EFAULT, as natively.
+/// reservation cut to end at its end. Natively `read(fd, buf, 1 << 30)` on a
+/// pipe holding 4 bytes returns 4: Linux copies in order and stops where the
+/// data (or memory) ends. Here the unmapped top of the reservation is where it
+/// would stop, and beyond that gap lies mote's memory, which the full length
+/// could reach. Buffers [`outside_reach`] refused never get here.
 #[inline]
 pub fn clamp_to_reach(nr: u64, mut args: [u64; 6]) -> [u64; 6] {
     use mote_abi::layout::LIBOS_END;
-    if reads_whole_length(nr) {
-        return args;
-    }
     for &(p, l) in ptr_args(nr).iter().filter(|&&(_, l)| l != NO_LEN) {
         let room = LIBOS_END.saturating_sub(args[p as usize]);
         if args[l as usize] > room {
@@ -405,21 +433,26 @@ mod tests {
         // A buffer that starts past the end of the range.
         assert!(outside_reach(w, &[1, LIBOS_END, 32, 0, 0, 0]));
         assert!(outside_reach(w, &[1, u64::MAX - 8, 32, 0, 0, 0]));
-        // One that starts inside and runs past the end, or would wrap, is the
-        // application's up to the end: its length is cut there.
-        for len in [32, 1 << 40, u64::MAX] {
+        // One that starts inside and runs past the end is the application's
+        // up to the end: its length is cut there...
+        for len in [32, 1 << 30] {
             let a = [1, LIBOS_END - 8, len, 0, 0, 0];
             assert!(!outside_reach(w, &a));
             assert_eq!(clamp_to_reach(w, a), [1, LIBOS_END - 8, 8, 0, 0, 0]);
         }
+        // ... unless it ends above the address space, which Linux's
+        // access_ok refuses before copying (read, write), or wraps.
+        assert!(outside_reach(w, &[1, LIBOS_END - 8, 1 << 47, 0, 0, 0]));
+        assert!(outside_reach(w, &[1, LIBOS_END - 8, u64::MAX, 0, 0, 0]));
         let inside = [3, USER_START, 4096, 0, 0, 0];
         assert_eq!(clamp_to_reach(Sysno::read as u64, inside), inside);
+        // getcwd copies only the path: no limit on its size.
         let gc = [LIBOS_END - 64, u64::MAX, 0, 0, 0, 0];
+        assert!(!outside_reach(Sysno::getcwd as u64, &gc));
         assert_eq!(clamp_to_reach(Sysno::getcwd as u64, gc)[1], 64);
         // setsockopt reads its whole option: natively EFAULT past the end.
         let so = [3, 1, 2, LIBOS_END - 4, 16, 0];
         assert!(outside_reach(Sysno::setsockopt as u64, &so));
-        assert_eq!(clamp_to_reach(Sysno::setsockopt as u64, so), so);
         // The second pointer of a call.
         let st = Sysno::newfstatat as u64;
         assert!(outside_reach(st, &[3, USER_START, proxy_stack, 0, 0, 0]));
