@@ -562,18 +562,24 @@ pub fn end_threads(keep: Option<usize>) {
     if keep.is_some() {
         kick();
         // The router's wait may be long (`LOOK_AGAIN`): it kicks again from now.
-        let router = ROUTER_TID.load(Ordering::Acquire);
-        if router != 0 {
-            // SAFETY: tgkill only sends the kick to the router thread.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_tgkill,
-                    ROUTER_PID.load(Ordering::Acquire),
-                    router,
-                    kick_signal(),
-                )
-            };
-        }
+        wake_router();
+    }
+}
+
+/// Interrupt the signal router's wait (if it runs) so it looks again now.
+fn wake_router() {
+    let router = ROUTER_TID.load(Ordering::Acquire);
+    if router != 0 {
+        // SAFETY: tgkill only sends the kick, whose empty handler interrupts the
+        // router's wait, to the router thread.
+        unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                ROUTER_PID.load(Ordering::Acquire),
+                router,
+                kick_signal(),
+            )
+        };
     }
 }
 
@@ -808,18 +814,7 @@ pub fn cpu_itimer(which: u64, new: Option<(u64, u64)>) -> (u64, u64) {
     drop(timers);
     if new.is_some() {
         // The router's wait is set for the timers it knew.
-        let router = ROUTER_TID.load(Ordering::Acquire);
-        if router != 0 {
-            // SAFETY: tgkill only sends the kick to the router thread.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_tgkill,
-                    ROUTER_PID.load(Ordering::Acquire),
-                    router,
-                    kick_signal(),
-                )
-            };
-        }
+        wake_router();
     }
     (left, interval)
 }
