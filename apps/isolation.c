@@ -66,6 +66,13 @@
  * many descriptors above 2 it has and whether MOTE_KVM_FD is in its
  * environment) and fork + execv of it; each child's exit status. Both
  * children run with the dropped ids: EACCES, no descriptor, no variable.
+ *
+ * `isolation race`: readv of /dev/zero into an iovec whose buffer pointer a
+ * second thread keeps switching between the program's own buffer and a
+ * writable region of mote's (natively: an unmapped address); how many calls
+ * answered 64 without writing the program's buffer (they wrote elsewhere).
+ * Natively 0: Linux reads the iovec once. Under mote the proxy checks the
+ * iovec, then Linux must read the same, checked pointer.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -542,6 +549,61 @@ static int ethtool(void) {
  * address the child has not mapped is EFAULT. */
 static volatile long child_value = 7;
 
+/* The first writable region of mote's (its lowest address), 0 if none. */
+static int first_region(unsigned long lo, unsigned long hi, void *ctx) {
+    unsigned long *first = ctx;
+    (void)hi;
+    if (*first == 0)
+        *first = lo;
+    return 0;
+}
+
+static struct iovec race_iov;
+static volatile int race_stop;
+
+static void *flipper(void *bad) {
+    static char own[64];
+    while (!race_stop) {
+        *(void *volatile *)&race_iov.iov_base = own;
+        *(void *volatile *)&race_iov.iov_base = bad;
+    }
+    return NULL;
+}
+
+static int race(void) {
+    unsigned long bad = 0;
+    over_motes_regions(first_region, &bad);
+    if (bad == 0)
+        bad = 4096; /* natively: nothing of mote's; an unmapped page */
+    int zero = open("/dev/zero", O_RDONLY);
+    if (zero < 0) {
+        perror("/dev/zero");
+        return 1;
+    }
+    pthread_t t;
+    race_iov.iov_len = 64;
+    race_iov.iov_base = (void *)bad;
+    if (pthread_create(&t, NULL, flipper, (void *)bad)) {
+        perror("pthread_create");
+        return 1;
+    }
+    int elsewhere = 0;
+    for (int i = 0; i < 400000; i++) {
+        unsigned char *own;
+        /* The buffer the flipper points at this moment or the next. */
+        while ((own = *(void *volatile *)&race_iov.iov_base) == (void *)bad)
+            ;
+        memset(own, 0xff, 64);
+        long r = readv(zero, &race_iov, 1);
+        if (r == 64 && own[0] == 0xff && own[63] == 0xff)
+            elsewhere++;
+    }
+    race_stop = 1;
+    pthread_join(t, NULL);
+    printf("readv wrote elsewhere than the checked buffer: %d\n", elsewhere);
+    return 0;
+}
+
 static int vmchild(void) {
     int go[2];
     char x;
@@ -704,6 +766,8 @@ int main(int argc, char **argv) {
         return vmchild();
     if (argc == 2 && !strcmp(argv[1], "nestedfds"))
         return nestedfds();
+    if (argc == 2 && !strcmp(argv[1], "race"))
+        return race();
     if (argc == 3 && !strcmp(argv[1], "creds")) {
         file = argv[2];
         return creds();

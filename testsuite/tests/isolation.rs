@@ -124,6 +124,22 @@ fn motes_own_memory_is_efault_to_forwarded_calls(pf: Platform) {
     );
 }
 
+/// Regression: the proxy checked a `readv` iovec in the application's memory
+/// and Linux then read it again, so a second thread that switched the buffer
+/// pointer to mote's memory in between had Linux write there. Linux now reads
+/// the proxy's checked copy. Natively the iovec is read once: never.
+fn an_iovec_switched_after_its_check_is_not_followed(pf: Platform) {
+    let (_, mote) = Program::new(app("isolation"))
+        .on(pf)
+        .arg("race")
+        .same_as_native();
+    assert_eq!(
+        mote.stdout_text(),
+        "readv wrote elsewhere than the checked buffer: 0\n",
+        "{mote:?}"
+    );
+}
+
 /// Regression (issue 15, point 1): a pointer to the proxy's memory inside a
 /// structure (an `iovec` of `readv`/`writev`/`preadv`/`pwritev`/`sendmsg`/
 /// `recvmsg`/`sendmmsg`/`process_vm_readv`, an `ioctl` argument) reached it:
@@ -240,6 +256,7 @@ mote_testsuite::on_both_platforms!(
     motes_own_memory_inside_structures_is_efault,
     motes_descriptors_inside_structures_are_not_open,
     motes_own_memory_is_efault_to_forwarded_calls,
+    an_iovec_switched_after_its_check_is_not_followed,
     motes_descriptors_are_ebadf_to_the_application,
     motes_threads_and_processes_are_esrch_to_the_application,
     a_privilege_drop_holds_for_threads_created_afterwards,

@@ -95,10 +95,17 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     if guard::names_own_task(nr, &args) {
         return -i64::from(libc::ESRCH);
     }
-    // Pointers and descriptors inside the call's structures.
+    // Pointers and descriptors inside the call's structures; iovec arrays
+    // are copied once checked, and Linux reads the copies (`_pinned` lives
+    // until the call has returned).
     if let Some(ret) = nested::check(nr, &args) {
         return ret;
     }
+    let mut args = args;
+    let _pinned = match nested::pin_iovecs(nr, &mut args) {
+        Ok(pinned) => pinned,
+        Err(ret) => return ret,
+    };
     if nr == Sysno::poll as u64 || nr == Sysno::ppoll as u64 {
         if let Some(ret) = nested::poll_around_own(nr, &args, |a| {
             let [a0, a1, a2, a3, a4, a5] = a.map(|x| x as usize);
@@ -126,9 +133,11 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     //    proxy data) were answered EFAULT above (guard::outside_reach); inside it
     //    the kernel checks them against the mirror, which has the application's
     //    protections. Nested pointers of the calls `nested` knows (iovecs,
-    //    msghdrs, ioctl structures) were checked the same way; a structure
-    //    of a call it does not know is the hole docs/architecture.md
-    //    ("Isolation") states.
+    //    msghdrs, ioctl structures) were checked the same way, and direct
+    //    iovec arrays now point at mote's checked copies (`_pinned`, alive
+    //    until this returns); a structure of a call it does not know, and a
+    //    structure other than those arrays rewritten by another thread after
+    //    its check, are the holes docs/architecture.md ("Isolation") states.
     let ret = unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 };
     if limited {
         if let Some(made) = rlimits::made_past_limit(nr, &args, ret) {

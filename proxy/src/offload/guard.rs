@@ -243,15 +243,11 @@ pub fn outside_reach(nr: u64, args: &[u64; 6]) -> bool {
             && (!(USER_START..LIBOS_END).contains(&ptr)
                 || match checks_whole_length(nr) {
                     Whole::Reads => past(LIBOS_END),
-                    Whole::AccessOk => past(TASK_SIZE_MAX),
+                    Whole::AccessOk => past(super::reach::TASK_SIZE_MAX),
                     Whole::No => false,
                 })
     })
 }
-
-/// The top of a process's address space with 4-level paging (Linux's
-/// `TASK_SIZE_MAX`): `access_ok` refuses a buffer that ends above it.
-const TASK_SIZE_MAX: u64 = (1 << 47) - 4096;
 
 /// What Linux does with a buffer's whole length before copying.
 enum Whole {

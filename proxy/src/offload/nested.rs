@@ -17,13 +17,21 @@
 //!   `EBADF`; in a `poll` array: that entry's `revents` is `POLLNVAL` and it
 //!   counts as ready ([`poll_around_own`]).
 //!
+//! The `iovec` arrays of the calls that take them directly are not only
+//! checked but copied ([`pin_iovecs`]): Linux reads mote's checked copy, so
+//! another thread of the application cannot swap a buffer pointer between
+//! the check and Linux's read. The structures of the other calls are still
+//! checked in place (docs/architecture.md, "Isolation").
+//!
 //! Only the calls named here pay for it (one `process_vm_readv` of the
 //! structure); every other call, the null call included, goes by with one
 //! `match` on its number.
 
 use syscalls::Sysno;
 
-use super::reach::{half, iovec_out_of_reach, out_of_reach, read, word, UIO_MAXIOV};
+use mote_abi::layout::{LIBOS_END, USER_START};
+
+use super::reach::{half, iovec_out_of_reach, out_of_reach, read, word, TASK_SIZE_MAX, UIO_MAXIOV};
 use crate::fds;
 use crate::mirror::{read_user, write_user};
 
@@ -82,15 +90,6 @@ fn sends_own_fd(c: &[u8]) -> bool {
 /// memory or a descriptor of mote's; `None`: Linux's to run. `poll` and
 /// `ppoll` are [`poll_around_own`]'s.
 pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
-    const READV: u64 = Sysno::readv as u64;
-    const WRITEV: u64 = Sysno::writev as u64;
-    const PREADV: u64 = Sysno::preadv as u64;
-    const PWRITEV: u64 = Sysno::pwritev as u64;
-    const PREADV2: u64 = Sysno::preadv2 as u64;
-    const PWRITEV2: u64 = Sysno::pwritev2 as u64;
-    const VMSPLICE: u64 = Sysno::vmsplice as u64;
-    const VM_READ: u64 = Sysno::process_vm_readv as u64;
-    const VM_WRITE: u64 = Sysno::process_vm_writev as u64;
     const SENDMSG: u64 = Sysno::sendmsg as u64;
     const RECVMSG: u64 = Sysno::recvmsg as u64;
     const SENDMMSG: u64 = Sysno::sendmmsg as u64;
@@ -102,19 +101,6 @@ pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
     const PSELECT6: u64 = Sysno::pselect6 as u64;
     let err = |e: i32| Some(-i64::from(e));
     match nr {
-        READV | WRITEV | PREADV | PWRITEV | PREADV2 | PWRITEV2 | VMSPLICE => {
-            iovec_out_of_reach(args[1], args[2]).then(|| -i64::from(libc::EFAULT))
-        }
-        VM_READ | VM_WRITE => {
-            // The remote side is the application's own memory when it names
-            // itself, and a child's when it names a child: that child is a
-            // `mote` process too, holding its application's memory in the
-            // same range (another process's memory is that process's).
-            let pid = args[0] as u32;
-            let own = pid == 0 || pid == std::process::id() || is_child(pid);
-            (iovec_out_of_reach(args[1], args[2]) || own && iovec_out_of_reach(args[3], args[4]))
-                .then(|| -i64::from(libc::EFAULT))
-        }
         SENDMSG | RECVMSG => msghdr(args[1], nr == SENDMSG).and_then(err),
         SENDMMSG | RECVMMSG => {
             let vlen = (args[2] as u32 as u64).min(UIO_MAXIOV);
@@ -128,6 +114,76 @@ pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
         SELECT | PSELECT6 => select_names_own(args).then(|| -i64::from(libc::EBADF)),
         _ => None,
     }
+}
+
+/// Checked private copies of the `iovec` arrays a call names, which Linux
+/// reads instead of the application's: keep it until the call has returned.
+#[derive(Default)]
+pub struct Pinned(Vec<Vec<u64>>);
+
+/// For the calls that take `iovec` arrays directly (the `readv` family,
+/// `vmsplice`, `process_vm_*` on the application itself or a child): check
+/// each array's buffers as Linux's `import_iovec` does, in order, and point
+/// `args` at a checked copy. A buffer outside the application's range, or one
+/// ending above the address space, is `EFAULT`; one that starts inside and
+/// runs past the range's end is cut there (Linux copies in order and stops
+/// where memory ends; beyond the reservation's unmapped top lies mote's). A
+/// negative length stops the walk (Linux's `EINVAL` for the call). An array
+/// Linux cannot read or a count it refuses is left to Linux.
+pub fn pin_iovecs(nr: u64, args: &mut [u64; 6]) -> Result<Pinned, i64> {
+    const READV: u64 = Sysno::readv as u64;
+    const WRITEV: u64 = Sysno::writev as u64;
+    const PREADV: u64 = Sysno::preadv as u64;
+    const PWRITEV: u64 = Sysno::pwritev as u64;
+    const PREADV2: u64 = Sysno::preadv2 as u64;
+    const PWRITEV2: u64 = Sysno::pwritev2 as u64;
+    const VMSPLICE: u64 = Sysno::vmsplice as u64;
+    const VM_READ: u64 = Sysno::process_vm_readv as u64;
+    const VM_WRITE: u64 = Sysno::process_vm_writev as u64;
+    let arrays: &[(usize, usize)] = match nr {
+        READV | WRITEV | PREADV | PWRITEV | PREADV2 | PWRITEV2 | VMSPLICE => &[(1, 2)],
+        VM_READ | VM_WRITE => {
+            // The remote side is the application's own memory when it names
+            // itself, and a child's when it names a child: that child is a
+            // `mote` process too, holding its application's memory in the
+            // same range (another process's memory is that process's).
+            let pid = args[0] as u32;
+            if pid == 0 || pid == std::process::id() || is_child(pid) {
+                &[(1, 2), (3, 4)]
+            } else {
+                &[(1, 2)]
+            }
+        }
+        _ => return Ok(Pinned::default()),
+    };
+    let mut pinned = Pinned::default();
+    for &(p, c) in arrays {
+        let (iov, cnt) = (args[p], args[c]);
+        if iov == 0 || cnt == 0 || cnt > UIO_MAXIOV {
+            continue;
+        }
+        let Some(bytes) = read(iov, cnt * 16) else {
+            continue;
+        };
+        let mut copy: Vec<u64> = bytes.chunks_exact(8).map(|w| word(w, 0)).collect();
+        for seg in copy.chunks_exact_mut(2) {
+            let (base, len) = (seg[0], seg[1]);
+            if (len as i64) < 0 {
+                break;
+            }
+            if len == 0 {
+                continue;
+            }
+            let end = base.checked_add(len);
+            if !(USER_START..LIBOS_END).contains(&base) || end.is_none_or(|e| e > TASK_SIZE_MAX) {
+                return Err(-i64::from(libc::EFAULT));
+            }
+            seg[1] = len.min(LIBOS_END - base);
+        }
+        args[p] = copy.as_ptr() as u64;
+        pinned.0.push(copy);
+    }
+    Ok(pinned)
 }
 
 /// Whether `pid` is a child of the proxy's (the `mote` process of one of
@@ -222,15 +278,40 @@ mod tests {
         let iov: [u64; 4] = [USER_START, 16, proxy, 32];
         let arr = iov.as_ptr() as u64;
         let readv = Sysno::readv as u64;
+        let pin = |a: [u64; 6]| {
+            let mut a = a;
+            pin_iovecs(readv, &mut a).map(|p| (a, p))
+        };
         assert_eq!(
-            check(readv, &[0, arr, 2, 0, 0, 0]),
+            pin([0, arr, 2, 0, 0, 0]).err(),
             Some(-i64::from(libc::EFAULT))
         );
-        assert_eq!(check(readv, &[0, arr, 1, 0, 0, 0]), None);
+        // Linux reads mote's checked copy, not the application's array.
+        let (a, p) = pin([0, arr, 1, 0, 0, 0]).unwrap();
+        assert_ne!(a[1], arr);
+        assert_eq!(a[1], p.0[0].as_ptr() as u64);
+        assert_eq!(p.0[0], [USER_START, 16]);
         // An empty buffer anywhere is fine; a count Linux refuses is Linux's.
         let empty: [u64; 2] = [proxy, 0];
-        assert_eq!(check(readv, &[0, empty.as_ptr() as u64, 1, 0, 0, 0]), None);
-        assert_eq!(check(readv, &[0, arr, 1025, 0, 0, 0]), None);
+        assert!(pin([0, empty.as_ptr() as u64, 1, 0, 0, 0]).is_ok());
+        assert_eq!(pin([0, arr, 1025, 0, 0, 0]).unwrap().0[1], arr);
+        // A buffer running past the range's end is cut there, unless it ends
+        // above the address space (Linux's access_ok: EFAULT).
+        let long: [u64; 2] = [LIBOS_END - 8, 1 << 30];
+        let (_, p) = pin([0, long.as_ptr() as u64, 1, 0, 0, 0]).unwrap();
+        assert_eq!(p.0[0], [LIBOS_END - 8, 8]);
+        let huge: [u64; 2] = [LIBOS_END - 8, 1 << 47];
+        assert!(pin([0, huge.as_ptr() as u64, 1, 0, 0, 0]).is_err());
+        // A negative length is Linux's EINVAL before any copy: not judged.
+        let neg: [u64; 4] = [USER_START, u64::MAX, proxy, 32];
+        assert!(pin([0, neg.as_ptr() as u64, 2, 0, 0, 0]).is_ok());
+        // Other calls are not touched.
+        let mut a = [0, arr, 2, 0, 0, 0];
+        assert!(pin_iovecs(Sysno::getppid as u64, &mut a)
+            .unwrap()
+            .0
+            .is_empty());
+        assert_eq!(a[1], arr);
         // A msghdr whose iovec names the proxy, or whose control buffer does.
         let mut m = [0u64; 7];
         m[2] = arr;
@@ -277,29 +358,22 @@ mod tests {
             .spawn()
             .expect("sleep");
         let pid = u64::from(child.id());
-        let vm = |pid: u64, nr: Sysno| {
-            check(
-                nr as u64,
-                &[pid, local.as_ptr() as u64, 1, remote.as_ptr() as u64, 1, 0],
-            )
+        let vm = |pid: u64, nr: Sysno, remote: u64| {
+            let mut a = [pid, local.as_ptr() as u64, 1, remote, 1, 0];
+            pin_iovecs(nr as u64, &mut a).map(|p| p.0.len())
         };
+        let remote = remote.as_ptr() as u64;
+        let efault = Err(-i64::from(libc::EFAULT));
         assert!(is_child(child.id()));
-        assert_eq!(
-            vm(pid, Sysno::process_vm_readv),
-            Some(-i64::from(libc::EFAULT))
-        );
-        assert_eq!(
-            vm(pid, Sysno::process_vm_writev),
-            Some(-i64::from(libc::EFAULT))
-        );
-        assert_eq!(vm(1, Sysno::process_vm_readv), None, "not a child");
+        assert_eq!(vm(pid, Sysno::process_vm_readv, remote), efault);
+        assert_eq!(vm(pid, Sysno::process_vm_writev, remote), efault);
+        // Not a child: the remote side is that process's, only the local
+        // array is pinned.
+        assert_eq!(vm(1, Sysno::process_vm_readv, remote), Ok(1), "not a child");
         let inside: [u64; 2] = [USER_START, 16];
         assert_eq!(
-            check(
-                Sysno::process_vm_readv as u64,
-                &[pid, local.as_ptr() as u64, 1, inside.as_ptr() as u64, 1, 0]
-            ),
-            None
+            vm(pid, Sysno::process_vm_readv, inside.as_ptr() as u64),
+            Ok(2)
         );
         child.kill().expect("kill");
         child.wait().expect("wait");

@@ -16,6 +16,10 @@ use crate::mirror::read_user;
 /// structure (`ioctl` sizes below 16 KiB, key buffers by their first page).
 const _: () = assert!(LIBOS_END - (RUNTIME_VA + RUNTIME_SIZE) >= 1 << 30);
 
+/// The top of a process's address space with 4-level paging (Linux's
+/// `TASK_SIZE_MAX`): `access_ok` refuses a buffer that ends above it.
+pub(super) const TASK_SIZE_MAX: u64 = (1 << 47) - 4096;
+
 /// `UIO_MAXIOV`: the most `iovec`s (and `mmsghdr`s) Linux takes in one call.
 pub(super) const UIO_MAXIOV: u64 = 1024;
 
