@@ -73,12 +73,18 @@
  * answered 64 without writing the program's buffer (they wrote elsewhere).
  * Natively 0: Linux reads the iovec once. Under mote the proxy checks the
  * iovec, then Linux must read the same, checked pointer.
+ *
+ * `isolation msg`: what recvmsg writes back into the msghdr (the name's
+ * length, MSG_TRUNC, the control data's length) and a descriptor passed with
+ * SCM_RIGHTS, over UDP on loopback and a Unix socketpair.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
@@ -604,6 +610,53 @@ static int race(void) {
     return 0;
 }
 
+static int msg(void) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0), v = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    if (u < 0 || v < 0 || bind(u, (void *)&a, sizeof a) || getsockname(u, (void *)&a, &alen) ||
+        sendto(v, "0123456789", 10, 0, (void *)&a, sizeof a) != 10) {
+        perror("udp");
+        return 1;
+    }
+    char name[128], buf[4];
+    struct iovec iov = {buf, sizeof buf};
+    struct msghdr m = {.msg_name = name, .msg_namelen = sizeof name, .msg_iov = &iov, .msg_iovlen = 1};
+    long r = recvmsg(u, &m, 0);
+    printf("udp recvmsg: %ld bytes, namelen %u, truncated %s, \"%.4s\"\n", r, m.msg_namelen,
+           m.msg_flags & MSG_TRUNC ? "yes" : "no", buf);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv)) {
+        perror("socketpair");
+        return 1;
+    }
+    int pass = open("/dev/null", O_RDONLY);
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(sizeof(int))];
+    } out = {0};
+    struct msghdr s = {.msg_iov = &(struct iovec){"x", 1}, .msg_iovlen = 1,
+                       .msg_control = out.b, .msg_controllen = sizeof out.b};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&s);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass, sizeof pass);
+    printf("sendmsg with SCM_RIGHTS: %ld\n", (long)sendmsg(sv[0], &s, 0));
+    char got;
+    char control[256];
+    struct msghdr rm = {.msg_iov = &(struct iovec){&got, 1}, .msg_iovlen = 1,
+                        .msg_control = control, .msg_controllen = sizeof control};
+    r = recvmsg(sv[1], &rm, 0);
+    struct cmsghdr *rc = CMSG_FIRSTHDR(&rm);
+    int fd = -1;
+    if (rc && rc->cmsg_type == SCM_RIGHTS)
+        memcpy(&fd, CMSG_DATA(rc), sizeof fd);
+    printf("recvmsg: %ld, controllen %zu, flags %d, a descriptor that works: %s\n", r,
+           (size_t)rm.msg_controllen, rm.msg_flags, fd > 2 && fcntl(fd, F_GETFD) >= 0 ? "yes" : "no");
+    return 0;
+}
+
 static int vmchild(void) {
     int go[2];
     char x;
@@ -768,6 +821,8 @@ int main(int argc, char **argv) {
         return nestedfds();
     if (argc == 2 && !strcmp(argv[1], "race"))
         return race();
+    if (argc == 2 && !strcmp(argv[1], "msg"))
+        return msg();
     if (argc == 3 && !strcmp(argv[1], "creds")) {
         file = argv[2];
         return creds();

@@ -140,6 +140,24 @@ fn an_iovec_switched_after_its_check_is_not_followed(pf: Platform) {
     );
 }
 
+/// `recvmsg` gets a copy of the application's `msghdr`: what Linux writes
+/// into it (the name's length, `MSG_TRUNC`, the control data's length) must
+/// reach the application's, and `SCM_RIGHTS` still passes a descriptor.
+fn recvmsg_writes_back_into_the_applications_msghdr(pf: Platform) {
+    let (_, mote) = Program::new(app("isolation"))
+        .on(pf)
+        .arg("msg")
+        .same_as_native();
+    let out = mote.stdout_text();
+    for line in [
+        "udp recvmsg: 4 bytes, namelen 16, truncated yes, \"0123\"",
+        "sendmsg with SCM_RIGHTS: 1",
+        "recvmsg: 1, controllen 24, flags 0, a descriptor that works: yes",
+    ] {
+        assert!(out.contains(line), "{line:?} missing: {mote:?}");
+    }
+}
+
 /// Regression (issue 15, point 1): a pointer to the proxy's memory inside a
 /// structure (an `iovec` of `readv`/`writev`/`preadv`/`pwritev`/`sendmsg`/
 /// `recvmsg`/`sendmmsg`/`process_vm_readv`, an `ioctl` argument) reached it:
@@ -257,6 +275,7 @@ mote_testsuite::on_both_platforms!(
     motes_descriptors_inside_structures_are_not_open,
     motes_own_memory_is_efault_to_forwarded_calls,
     an_iovec_switched_after_its_check_is_not_followed,
+    recvmsg_writes_back_into_the_applications_msghdr,
     motes_descriptors_are_ebadf_to_the_application,
     motes_threads_and_processes_are_esrch_to_the_application,
     a_privilege_drop_holds_for_threads_created_afterwards,

@@ -96,13 +96,13 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
         return -i64::from(libc::ESRCH);
     }
     // Pointers and descriptors inside the call's structures; iovec arrays
-    // are copied once checked, and Linux reads the copies (`_pinned` lives
-    // until the call has returned).
+    // and msghdrs are copied once checked, and Linux reads the copies
+    // (`pinned` lives until the call has returned).
     if let Some(ret) = nested::check(nr, &args) {
         return ret;
     }
     let mut args = args;
-    let _pinned = match nested::pin_iovecs(nr, &mut args) {
+    let pinned = match nested::pin(nr, &mut args) {
         Ok(pinned) => pinned,
         Err(ret) => return ret,
     };
@@ -134,11 +134,12 @@ pub fn forward(nr: u64, args: [u64; 6]) -> i64 {
     //    the kernel checks them against the mirror, which has the application's
     //    protections. Nested pointers of the calls `nested` knows (iovecs,
     //    msghdrs, ioctl structures) were checked the same way, and direct
-    //    iovec arrays now point at mote's checked copies (`_pinned`, alive
-    //    until this returns); a structure of a call it does not know, and a
-    //    structure other than those arrays rewritten by another thread after
+    //    iovec arrays and msghdrs now point at mote's checked copies
+    //    (`pinned`, alive until this returns); a structure of a call it does
+    //    not know, and another structure rewritten by another thread after
     //    its check, are the holes docs/architecture.md ("Isolation") states.
     let ret = unsafe { syscalls::raw::syscall6(nr as usize, a0, a1, a2, a3, a4, a5) as i64 };
+    pinned.finish(ret);
     if limited {
         if let Some(made) = rlimits::made_past_limit(nr, &args, ret) {
             for fd in made.into_iter().filter(|&fd| fd >= 0) {

@@ -18,7 +18,8 @@
 //!   counts as ready ([`poll_around_own`]).
 //!
 //! The `iovec` arrays of the calls that take them directly are not only
-//! checked but copied ([`pin_iovecs`]): Linux reads mote's checked copy, so
+//! checked but copied ([`pin`]), and so are `sendmsg`'s and `recvmsg`'s
+//! `msghdr`s: Linux reads mote's checked copy, so
 //! another thread of the application cannot swap a buffer pointer between
 //! the check and Linux's read. The structures of the other calls are still
 //! checked in place (docs/architecture.md, "Isolation").
@@ -90,8 +91,6 @@ fn sends_own_fd(c: &[u8]) -> bool {
 /// memory or a descriptor of mote's; `None`: Linux's to run. `poll` and
 /// `ppoll` are [`poll_around_own`]'s.
 pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
-    const SENDMSG: u64 = Sysno::sendmsg as u64;
-    const RECVMSG: u64 = Sysno::recvmsg as u64;
     const SENDMMSG: u64 = Sysno::sendmmsg as u64;
     const RECVMMSG: u64 = Sysno::recvmmsg as u64;
     const IOCTL: u64 = Sysno::ioctl as u64;
@@ -101,7 +100,6 @@ pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
     const PSELECT6: u64 = Sysno::pselect6 as u64;
     let err = |e: i32| Some(-i64::from(e));
     match nr {
-        SENDMSG | RECVMSG => msghdr(args[1], nr == SENDMSG).and_then(err),
         SENDMMSG | RECVMMSG => {
             let vlen = (args[2] as u32 as u64).min(UIO_MAXIOV);
             (0..vlen)
@@ -116,21 +114,48 @@ pub fn check(nr: u64, args: &[u64; 6]) -> Option<i64> {
     }
 }
 
-/// Checked private copies of the `iovec` arrays a call names, which Linux
-/// reads instead of the application's: keep it until the call has returned.
+/// Checked private copies of the structures a call names (direct `iovec`
+/// arrays; a `msghdr` with its `iovec` array and, when sending, its control
+/// data), which Linux reads instead of the application's: keep it until the
+/// call has returned, then [`Pinned::finish`].
 #[derive(Default)]
-pub struct Pinned(Vec<Vec<u64>>);
+pub struct Pinned {
+    copies: Vec<Vec<u64>>,
+    /// A `recvmsg`'s `msghdr`: the application's address and the copy's
+    /// index, whose fields Linux wrote go back there.
+    back: Option<(u64, usize)>,
+}
 
-/// For the calls that take `iovec` arrays directly (the `readv` family,
-/// `vmsplice`, `process_vm_*` on the application itself or a child): check
-/// each array's buffers as Linux's `import_iovec` does, in order, and point
-/// `args` at a checked copy. A buffer outside the application's range, or one
-/// ending above the address space, is `EFAULT`; one that starts inside and
-/// runs past the range's end is cut there (Linux copies in order and stops
-/// where memory ends; beyond the reservation's unmapped top lies mote's). A
-/// negative length stops the walk (Linux's `EINVAL` for the call). An array
-/// Linux cannot read or a count it refuses is left to Linux.
-pub fn pin_iovecs(nr: u64, args: &mut [u64; 6]) -> Result<Pinned, i64> {
+impl Pinned {
+    fn keep(&mut self, copy: Vec<u64>) -> u64 {
+        let at = copy.as_ptr() as u64;
+        self.copies.push(copy);
+        at
+    }
+
+    /// After the call: what Linux wrote into a copied `recvmsg` header
+    /// (`msg_namelen`, `msg_controllen`, `msg_flags`) goes to the
+    /// application's, as Linux writes it there natively.
+    pub fn finish(&self, ret: i64) {
+        let Some((va, i)) = self.back.filter(|_| ret >= 0) else {
+            return;
+        };
+        let h = &self.copies[i];
+        let _ = write_user(va + 8, &(h[1] as u32).to_le_bytes());
+        let _ = write_user(va + 40, &h[5].to_le_bytes());
+        let _ = write_user(va + 48, &(h[6] as u32).to_le_bytes());
+    }
+}
+
+/// For the calls whose structures are copied (the `readv` family,
+/// `vmsplice`, `process_vm_*` on the application itself or a child,
+/// `sendmsg`, `recvmsg`): check each structure and point `args` at a checked
+/// copy, so another thread of the application cannot switch a pointer
+/// between the check and Linux's read. `Err(-errno)`: the call's answer
+/// (`EFAULT` for a buffer out of reach, `EBADF` for one of mote's
+/// descriptors sent with `SCM_RIGHTS`). A structure Linux cannot read, or a
+/// count it refuses, is left to Linux.
+pub fn pin(nr: u64, args: &mut [u64; 6]) -> Result<Pinned, i64> {
     const READV: u64 = Sysno::readv as u64;
     const WRITEV: u64 = Sysno::writev as u64;
     const PREADV: u64 = Sysno::preadv as u64;
@@ -140,6 +165,9 @@ pub fn pin_iovecs(nr: u64, args: &mut [u64; 6]) -> Result<Pinned, i64> {
     const VMSPLICE: u64 = Sysno::vmsplice as u64;
     const VM_READ: u64 = Sysno::process_vm_readv as u64;
     const VM_WRITE: u64 = Sysno::process_vm_writev as u64;
+    const SENDMSG: u64 = Sysno::sendmsg as u64;
+    const RECVMSG: u64 = Sysno::recvmsg as u64;
+    let mut pinned = Pinned::default();
     let arrays: &[(usize, usize)] = match nr {
         READV | WRITEV | PREADV | PWRITEV | PREADV2 | PWRITEV2 | VMSPLICE => &[(1, 2)],
         VM_READ | VM_WRITE => {
@@ -154,36 +182,89 @@ pub fn pin_iovecs(nr: u64, args: &mut [u64; 6]) -> Result<Pinned, i64> {
                 &[(1, 2)]
             }
         }
-        _ => return Ok(Pinned::default()),
+        SENDMSG | RECVMSG => {
+            if let Some(at) = pin_msghdr(args[1], nr == SENDMSG, &mut pinned)? {
+                if nr == RECVMSG {
+                    pinned.back = Some((args[1], pinned.copies.len() - 1));
+                }
+                args[1] = at;
+            }
+            return Ok(pinned);
+        }
+        _ => return Ok(pinned),
     };
-    let mut pinned = Pinned::default();
     for &(p, c) in arrays {
-        let (iov, cnt) = (args[p], args[c]);
-        if iov == 0 || cnt == 0 || cnt > UIO_MAXIOV {
-            continue;
+        if let Some(copy) = pin_iovec(args[p], args[c])? {
+            args[p] = pinned.keep(copy);
         }
-        let Some(bytes) = read(iov, cnt * 16) else {
-            continue;
-        };
-        let mut copy: Vec<u64> = bytes.chunks_exact(8).map(|w| word(w, 0)).collect();
-        for seg in copy.chunks_exact_mut(2) {
-            let (base, len) = (seg[0], seg[1]);
-            if (len as i64) < 0 {
-                break;
-            }
-            if len == 0 {
-                continue;
-            }
-            let end = base.checked_add(len);
-            if !(USER_START..LIBOS_END).contains(&base) || end.is_none_or(|e| e > TASK_SIZE_MAX) {
-                return Err(-i64::from(libc::EFAULT));
-            }
-            seg[1] = len.min(LIBOS_END - base);
-        }
-        args[p] = copy.as_ptr() as u64;
-        pinned.0.push(copy);
     }
     Ok(pinned)
+}
+
+/// A checked copy of the `iovec` array of `cnt` entries at `iov`, checked as
+/// Linux's `import_iovec` does, in order: a buffer outside the application's
+/// range, or one ending above the address space, is `EFAULT`; one that starts
+/// inside and runs past the range's end is cut there (Linux copies in order
+/// and stops where memory ends; beyond the reservation's unmapped top lies
+/// mote's). A negative length stops the walk (Linux's `EINVAL` for the call).
+/// `None`: an array Linux cannot read or a count it refuses, Linux's to answer.
+fn pin_iovec(iov: u64, cnt: u64) -> Result<Option<Vec<u64>>, i64> {
+    if iov == 0 || cnt == 0 || cnt > UIO_MAXIOV {
+        return Ok(None);
+    }
+    let Some(bytes) = read(iov, cnt * 16) else {
+        return Ok(None);
+    };
+    let mut copy: Vec<u64> = bytes.chunks_exact(8).map(|w| word(w, 0)).collect();
+    for seg in copy.chunks_exact_mut(2) {
+        let (base, len) = (seg[0], seg[1]);
+        if (len as i64) < 0 {
+            break;
+        }
+        if len == 0 {
+            continue;
+        }
+        let end = base.checked_add(len);
+        if !(USER_START..LIBOS_END).contains(&base) || end.is_none_or(|e| e > TASK_SIZE_MAX) {
+            return Err(-i64::from(libc::EFAULT));
+        }
+        seg[1] = len.min(LIBOS_END - base);
+    }
+    Ok(Some(copy))
+}
+
+/// A checked copy of the `msghdr` (`struct user_msghdr`, 56 bytes: name,
+/// namelen, iov, iovlen, control, controllen, flags) at `va`, kept in
+/// `pinned` with its `iovec` array and, when sending, its control data;
+/// the copy's address, or `None` when Linux cannot read it.
+fn pin_msghdr(va: u64, sending: bool, pinned: &mut Pinned) -> Result<Option<u64>, i64> {
+    let Some(m) = read(va, 56) else {
+        return Ok(None);
+    };
+    let mut h: Vec<u64> = m.chunks_exact(8).map(|w| word(w, 0)).collect();
+    let (name, namelen) = (h[0], h[1] as u32 as u64);
+    let (control, controllen) = (h[4], h[5]);
+    if out_of_reach(name, namelen) || out_of_reach(control, controllen) {
+        return Err(-i64::from(libc::EFAULT));
+    }
+    if let Some(copy) = pin_iovec(h[2], h[3])? {
+        h[2] = pinned.keep(copy);
+    }
+    if sending && control != 0 && (16..=MAX_CONTROL).contains(&controllen) {
+        if let Some(c) = read(control, controllen) {
+            if sends_own_fd(&c) {
+                return Err(-i64::from(libc::EBADF));
+            }
+            let mut copy = vec![0u64; c.len().div_ceil(8)];
+            for (w, b) in copy.iter_mut().zip(c.chunks(8)) {
+                let mut word = [0u8; 8];
+                word[..b.len()].copy_from_slice(b);
+                *w = u64::from_le_bytes(word);
+            }
+            h[4] = pinned.keep(copy);
+        }
+    }
+    Ok(Some(pinned.keep(h)))
 }
 
 /// Whether `pid` is a child of the proxy's (the `mote` process of one of
@@ -278,38 +359,41 @@ mod tests {
         let iov: [u64; 4] = [USER_START, 16, proxy, 32];
         let arr = iov.as_ptr() as u64;
         let readv = Sysno::readv as u64;
-        let pin = |a: [u64; 6]| {
+        let readv_pin = |a: [u64; 6]| {
             let mut a = a;
-            pin_iovecs(readv, &mut a).map(|p| (a, p))
+            super::pin(readv, &mut a).map(|p| (a, p))
         };
         assert_eq!(
-            pin([0, arr, 2, 0, 0, 0]).err(),
+            readv_pin([0, arr, 2, 0, 0, 0]).err(),
             Some(-i64::from(libc::EFAULT))
         );
         // Linux reads mote's checked copy, not the application's array.
-        let (a, p) = pin([0, arr, 1, 0, 0, 0]).unwrap();
+        let (a, p) = readv_pin([0, arr, 1, 0, 0, 0]).unwrap();
         assert_ne!(a[1], arr);
-        assert_eq!(a[1], p.0[0].as_ptr() as u64);
-        assert_eq!(p.0[0], [USER_START, 16]);
+        assert_eq!(a[1], p.copies[0].as_ptr() as u64);
+        assert_eq!(p.copies[0], [USER_START, 16]);
         // An empty buffer anywhere is fine; a count Linux refuses is Linux's.
         let empty: [u64; 2] = [proxy, 0];
-        assert!(pin([0, empty.as_ptr() as u64, 1, 0, 0, 0]).is_ok());
-        assert_eq!(pin([0, arr, 1025, 0, 0, 0]).unwrap().0[1], arr);
+        assert!(readv_pin([0, empty.as_ptr() as u64, 1, 0, 0, 0]).is_ok());
+        assert_eq!(
+            readv_pin([0, arr, 1025, 0, 0, 0]).unwrap().1.copies.len(),
+            0
+        );
         // A buffer running past the range's end is cut there, unless it ends
         // above the address space (Linux's access_ok: EFAULT).
         let long: [u64; 2] = [LIBOS_END - 8, 1 << 30];
-        let (_, p) = pin([0, long.as_ptr() as u64, 1, 0, 0, 0]).unwrap();
-        assert_eq!(p.0[0], [LIBOS_END - 8, 8]);
+        let (_, p) = readv_pin([0, long.as_ptr() as u64, 1, 0, 0, 0]).unwrap();
+        assert_eq!(p.copies[0], [LIBOS_END - 8, 8]);
         let huge: [u64; 2] = [LIBOS_END - 8, 1 << 47];
-        assert!(pin([0, huge.as_ptr() as u64, 1, 0, 0, 0]).is_err());
+        assert!(readv_pin([0, huge.as_ptr() as u64, 1, 0, 0, 0]).is_err());
         // A negative length is Linux's EINVAL before any copy: not judged.
         let neg: [u64; 4] = [USER_START, u64::MAX, proxy, 32];
-        assert!(pin([0, neg.as_ptr() as u64, 2, 0, 0, 0]).is_ok());
+        assert!(readv_pin([0, neg.as_ptr() as u64, 2, 0, 0, 0]).is_ok());
         // Other calls are not touched.
         let mut a = [0, arr, 2, 0, 0, 0];
-        assert!(pin_iovecs(Sysno::getppid as u64, &mut a)
+        assert!(super::pin(Sysno::getppid as u64, &mut a)
             .unwrap()
-            .0
+            .copies
             .is_empty());
         assert_eq!(a[1], arr);
         // A msghdr whose iovec names the proxy, or whose control buffer does.
@@ -318,12 +402,28 @@ mod tests {
         m[3] = 2;
         let sendmsg = Sysno::sendmsg as u64;
         let mp = m.as_ptr() as u64;
+        let efault = -i64::from(libc::EFAULT);
         assert_eq!(
-            check(sendmsg, &[0, mp, 0, 0, 0, 0]),
-            Some(-i64::from(libc::EFAULT))
+            super::pin(sendmsg, &mut [0, mp, 0, 0, 0, 0]).err(),
+            Some(efault)
         );
         m[3] = 1;
-        assert_eq!(check(sendmsg, &[0, m.as_ptr() as u64, 0, 0, 0, 0]), None);
+        // Linux reads the copy: the header and its iovec array.
+        let mut a = [0, m.as_ptr() as u64, 0, 0, 0, 0];
+        let p = super::pin(sendmsg, &mut a).unwrap();
+        assert_eq!(p.copies.len(), 2);
+        assert_eq!(a[1], p.copies[1].as_ptr() as u64);
+        assert_eq!(p.copies[1][2], p.copies[0].as_ptr() as u64);
+        assert_eq!(p.copies[0], [USER_START, 16]);
+        // recvmsg: what Linux writes into the copied header goes back.
+        let recvmsg = Sysno::recvmsg as u64;
+        let mut a = [0, m.as_ptr() as u64, 0, 0, 0, 0];
+        let p = super::pin(recvmsg, &mut a).unwrap();
+        assert_eq!(p.back, Some((m.as_ptr() as u64, 1)));
+        assert_eq!(
+            super::pin(recvmsg, &mut [0, mp, 0, 0, 0, 0]).map(|_| ()),
+            Ok(())
+        );
         m[4] = proxy;
         m[5] = 8;
         let recvmmsg = Sysno::recvmmsg as u64;
@@ -360,7 +460,7 @@ mod tests {
         let pid = u64::from(child.id());
         let vm = |pid: u64, nr: Sysno, remote: u64| {
             let mut a = [pid, local.as_ptr() as u64, 1, remote, 1, 0];
-            pin_iovecs(nr as u64, &mut a).map(|p| p.0.len())
+            pin(nr as u64, &mut a).map(|p| p.copies.len())
         };
         let remote = remote.as_ptr() as u64;
         let efault = Err(-i64::from(libc::EFAULT));
