@@ -536,17 +536,39 @@ static HOSTED_CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32
 
 /// The hosted platform started its application process `pid`.
 pub fn register_hosted(pid: i32) {
+    // The task directory is opened once, as one of mote's own descriptors
+    // (above the application's numbers, protected): opened at each kick it took
+    // the lowest free number, which the application's `execve` (closing its
+    // close-on-exec descriptors while the router kicks) could close, and the
+    // router's close then closed what the application opened next there.
+    let dir = rustix::fs::open(
+        format!("/proc/{pid}/task"),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
+    .map(crate::fds::above_app)
+    .and_then(|fd| {
+        crate::fds::protect_fds([std::os::fd::AsRawFd::as_raw_fd(&fd)]);
+        rustix::fs::Dir::new(fd).ok()
+    });
+    *HOSTED_TASKS.lock().unwrap_or_else(|p| p.into_inner()) = dir;
     HOSTED_CHILD.store(pid, Ordering::Release);
 }
 
+/// The hosted application process's `/proc/<pid>/task`, read at each kick.
+static HOSTED_TASKS: std::sync::Mutex<Option<rustix::fs::Dir>> = std::sync::Mutex::new(None);
+
 /// Send the kick to every thread of the hosted application process.
 fn kick_hosted(pid: i32) {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+    let mut tasks = HOSTED_TASKS.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(dir) = tasks.as_mut() else {
         return;
     };
-    for tid in tasks
+    dir.rewind();
+    for tid in dir
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|e| e.file_name().to_str().ok()?.parse::<i32>().ok())
     {
         // SAFETY: tgkill only signals; it checks that `tid` belongs to `pid`.
         unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, kick_signal()) };
